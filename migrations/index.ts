@@ -1,0 +1,7 @@
+import type { KilnMigration } from './helpers.ts';
+import { foundation } from './0001_foundation.ts';
+
+/** Every migration, keyed by a name that sorts in the order they must run. */
+export const migrations: Record<string, KilnMigration> = {
+  '0001_foundation': foundation,
+};

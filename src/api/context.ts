@@ -1,0 +1,38 @@
+import type { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Principal } from '../domain/principal.ts';
+import type { Access } from '../services/access.ts';
+import type { JobHandlers } from '../services/jobs.ts';
+import type { Store } from '../store/store.ts';
+import type { Linker } from './cf/links.ts';
+
+/** What the API needs from the identity provider: turning a bearer token into a caller. */
+export interface TokenVerifier {
+  verifyAccessToken(token: string): Promise<Principal>;
+}
+
+/** Everything route modules and services are built from. */
+export interface AppDeps {
+  config: Config;
+  store: Store;
+  log: Logger;
+  tokens: TokenVerifier;
+  jobs: JobHandlers;
+  /** Extra routers mounted at the server root (the identity provider's UAA endpoints). */
+  rootRoutes?: Hono[];
+  /** Whether the controllers are running (for /readyz). */
+  ready?: () => boolean;
+}
+
+export interface Env {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    linker: Linker;
+    principal: Principal;
+    access: Access;
+  };
+}
+
+export type Api = Hono<Env>;

@@ -1,0 +1,55 @@
+import type { MiddlewareHandler } from 'hono';
+import { KilnError, notAuthorized } from '../../domain/errors.ts';
+import { methodAllowed, type Principal } from '../../domain/principal.ts';
+import { Access } from '../../services/access.ts';
+import type { Store } from '../../store/store.ts';
+import type { Env, TokenVerifier } from '../context.ts';
+
+/** Endpoints anyone may call without a token (CONVENTIONS.md §12). */
+const PUBLIC = new Set(['/v3', '/v3/', '/v3/info']);
+
+/**
+ * Verifies the bearer token, applies the scope-by-method gate and makes the caller's Access available.
+ * A token sent to a public endpoint is still honoured, but a bad one there is ignored.
+ */
+export function authenticate(store: Store, tokens: TokenVerifier): MiddlewareHandler<Env> {
+  const known = new Set<string>();
+  const remember = async (p: Principal) => {
+    if (known.has(p.guid)) return;
+    // Cloud Controller creates its user record on first sight of a token's user_id (or client_id).
+    await store.write(async (tx) => {
+      const existing = await tx.db.selectFrom('users').select('guid').where('guid', '=', p.guid).executeTakeFirst();
+      if (existing) return;
+      await tx.db
+        .insertInto('users')
+        .values({ guid: p.guid, created_at: tx.now, updated_at: tx.now, username: p.username, origin: p.origin, generation: 1 })
+        .onConflict((oc) => oc.column('guid').doNothing())
+        .execute();
+      tx.changed('users', p.guid, 'create');
+    });
+    if (known.size > 100_000) known.clear();
+    known.add(p.guid);
+  };
+
+  return async (c, next) => {
+    const isPublic = c.req.method === 'GET' && PUBLIC.has(c.req.path);
+    const header = c.req.header('authorization');
+    const match = header?.match(/^bearer\s+(\S+)\s*$/i);
+    if (!match) {
+      if (isPublic) return next();
+      throw new KilnError('NotAuthenticated');
+    }
+    let principal: Principal;
+    try {
+      principal = await tokens.verifyAccessToken(match[1]!);
+    } catch (err) {
+      if (isPublic) return next();
+      throw err instanceof KilnError ? err : new KilnError('InvalidAuthToken');
+    }
+    if (!isPublic && !methodAllowed(principal, c.req.method)) throw notAuthorized();
+    await remember(principal);
+    c.set('principal', principal);
+    c.set('access', new Access(store.db, principal));
+    return next();
+  };
+}

@@ -1,0 +1,78 @@
+import type { Api, AppDeps } from '../context.ts';
+import { KilnError } from '../../domain/errors.ts';
+import { readsEverything } from '../../domain/principal.ts';
+
+/** The Cloud Controller API version Kiln advertises; the cf CLI switches features on it (cf-cli-flows §2). */
+export const CC_API_VERSION = '3.195.0';
+export const KILN_VERSION = '0.1.0';
+
+const V3_COLLECTIONS = [
+  'app_usage_events', 'apps', 'audit_events', 'buildpacks', 'builds', 'deployments', 'domains', 'droplets',
+  'environment_variable_groups', 'feature_flags', 'info', 'isolation_segments', 'organizations',
+  'organization_quotas', 'packages', 'processes', 'resource_matches', 'roles', 'routes', 'security_groups',
+  'service_brokers', 'service_instances', 'service_credential_bindings', 'service_offerings', 'service_plans',
+  'service_route_bindings', 'service_usage_events', 'spaces', 'space_quotas', 'stacks', 'tasks', 'users',
+] as const;
+
+export function registerRoot(app: Api, deps: AppDeps): void {
+  app.get('/', (c) => {
+    const l = c.var.linker;
+    // Kiln serves the identity provider and the log-cache API on its own origin.
+    return c.json({
+      links: {
+        self: l.link(''),
+        cloud_controller_v3: { href: l.href('/v3'), meta: { version: CC_API_VERSION } },
+        network_policy_v0: null,
+        network_policy_v1: null,
+        login: l.link(''),
+        uaa: l.link(''),
+        credhub: null,
+        routing: null,
+        logging: null,
+        log_cache: l.link(''),
+        log_stream: null,
+        app_ssh: null,
+      },
+    });
+  });
+
+  app.get('/v3', (c) => {
+    const l = c.var.linker;
+    const links: Record<string, { href: string }> = { self: l.link('/v3') };
+    for (const name of V3_COLLECTIONS) links[name] = l.link(`/v3/${name}`);
+    return c.json({ links });
+  });
+
+  app.get('/v3/info', (c) =>
+    c.json({
+      build: KILN_VERSION,
+      cli_version: { minimum: '', recommended: '' },
+      custom: {},
+      description: 'Kiln: a Cloud Foundry V3-compatible application platform',
+      name: 'kiln',
+      version: 0,
+      osbapi_version: '2.15',
+      rate_limits: { enabled: false, general_limit: 0, reset_interval_in_minutes: 0 },
+      links: { self: c.var.linker.link('/v3/info'), support: { href: '' } },
+    }),
+  );
+
+  app.get('/v3/info/usage_summary', async (c) => {
+    if (!readsEverything(c.var.principal)) throw new KilnError('NotFound');
+    const count = async (table: 'domains' | 'organizations') =>
+      Number((await deps.store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst())?.n ?? 0);
+    return c.json({
+      usage_summary: {
+        started_instances: 0,
+        memory_in_mb: 0,
+        routes: 0,
+        service_instances: 0,
+        reserved_ports: 0,
+        domains: await count('domains'),
+        per_app_tasks: 0,
+        service_keys: 0,
+      },
+      links: { self: c.var.linker.link('/v3/info/usage_summary') },
+    });
+  });
+}

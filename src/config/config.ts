@@ -1,0 +1,88 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const ConfigSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(9000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  KILN_DATA_DIR: z.string().min(1).default('./.kiln'),
+  DATABASE_URL: z
+    .string()
+    .refine((v) => v === '' || /^postgres(ql)?:\/\//.test(v) || /^sqlite:/.test(v), {
+      message: 'must be a postgres:// URL or sqlite:<path>',
+    })
+    .optional(),
+  KILN_SYSTEM_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/i, 'must be a DNS name')
+    .default('localhost'),
+  KILN_APPS_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/i, 'must be a DNS name')
+    .default('apps.localhost'),
+  KILN_ADMIN_USER: z.string().min(1).default('admin'),
+  KILN_ADMIN_PASSWORD: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(logLevels).default('info'),
+  KILN_TOKEN_TTL_SECONDS: z.coerce.number().int().min(120).default(3600),
+  KILN_REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(120).default(30 * 24 * 3600),
+  /** Optional external identity provider whose tokens are accepted beside Kiln's own. */
+  KILN_EXTERNAL_JWKS_URL: z.string().url().optional(),
+  KILN_EXTERNAL_ISSUER: z.string().min(1).optional(),
+});
+
+type RawConfig = z.infer<typeof ConfigSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+  systemDomain: string;
+  appsDomain: string;
+  admin: { username: string; password: string | undefined };
+  logLevel: RawConfig['LOG_LEVEL'];
+  tokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  externalIdentity: { jwksUrl: string; issuer: string | undefined } | undefined;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads settings from an environment map; throws a ConfigError that names every invalid setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = ConfigSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid Kiln configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  const dataDir = path.resolve(c.KILN_DATA_DIR);
+  let database: Config['database'];
+  if (c.DATABASE_URL && /^postgres/.test(c.DATABASE_URL)) {
+    database = { kind: 'postgres', url: c.DATABASE_URL };
+  } else if (c.DATABASE_URL?.startsWith('sqlite:')) {
+    const file = c.DATABASE_URL.slice('sqlite:'.length);
+    database = { kind: 'sqlite', file: file === ':memory:' ? file : path.resolve(file) };
+  } else {
+    database = { kind: 'sqlite', file: path.join(dataDir, 'kiln.sqlite') };
+  }
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    dataDir,
+    database,
+    systemDomain: c.KILN_SYSTEM_DOMAIN.toLowerCase(),
+    appsDomain: c.KILN_APPS_DOMAIN.toLowerCase(),
+    admin: { username: c.KILN_ADMIN_USER, password: c.KILN_ADMIN_PASSWORD },
+    logLevel: c.LOG_LEVEL,
+    tokenTtlSeconds: c.KILN_TOKEN_TTL_SECONDS,
+    refreshTokenTtlSeconds: c.KILN_REFRESH_TOKEN_TTL_SECONDS,
+    externalIdentity: c.KILN_EXTERNAL_JWKS_URL
+      ? { jwksUrl: c.KILN_EXTERNAL_JWKS_URL, issuer: c.KILN_EXTERNAL_ISSUER }
+      : undefined,
+  };
+}

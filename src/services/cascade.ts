@@ -1,0 +1,48 @@
+import { deleteMetadata } from '../store/metadata.ts';
+import type { WriteTx } from '../store/store.ts';
+
+/**
+ * Deletes spaces and everything that hangs off them, in the caller's transaction. Resources added by
+ * later capabilities (apps, routes, service instances…) add their clean-up here so that deleting an
+ * org or a space never leaves orphans.
+ */
+export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Promise<void> {
+  if (spaceGuids.length === 0) return;
+  const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();
+  await tx.db.deleteFrom('roles').where('space_guid', 'in', spaceGuids).execute();
+  for (const r of roles) tx.changed('roles', r.guid, 'delete');
+  await tx.db.deleteFrom('security_group_spaces').where('space_guid', 'in', spaceGuids).execute();
+  await deleteMetadata(tx, 'spaces', spaceGuids);
+  await tx.db.deleteFrom('spaces').where('guid', 'in', spaceGuids).execute();
+  for (const g of spaceGuids) tx.changed('spaces', g, 'delete');
+}
+
+/** Deletes an org with its spaces, roles, space quotas, private domains and entitlements. */
+export async function deleteOrganizationCascade(tx: WriteTx, orgGuid: string): Promise<void> {
+  const spaces = await tx.db.selectFrom('spaces').select('guid').where('organization_guid', '=', orgGuid).execute();
+  await deleteSpacesCascade(tx, spaces.map((s) => s.guid));
+
+  const roles = await tx.db.selectFrom('roles').select('guid').where('organization_guid', '=', orgGuid).execute();
+  await tx.db.deleteFrom('roles').where('organization_guid', '=', orgGuid).execute();
+  for (const r of roles) tx.changed('roles', r.guid, 'delete');
+
+  const quotas = await tx.db.selectFrom('space_quotas').select('guid').where('organization_guid', '=', orgGuid).execute();
+  await deleteMetadata(tx, 'space_quotas', quotas.map((q) => q.guid));
+  await tx.db.deleteFrom('space_quotas').where('organization_guid', '=', orgGuid).execute();
+  for (const q of quotas) tx.changed('space_quotas', q.guid, 'delete');
+
+  const domains = await tx.db.selectFrom('domains').select('guid').where('owning_organization_guid', '=', orgGuid).execute();
+  const domainGuids = domains.map((d) => d.guid);
+  if (domainGuids.length > 0) {
+    await tx.db.deleteFrom('domain_shared_organizations').where('domain_guid', 'in', domainGuids).execute();
+    await deleteMetadata(tx, 'domains', domainGuids);
+    await tx.db.deleteFrom('domains').where('guid', 'in', domainGuids).execute();
+    for (const g of domainGuids) tx.changed('domains', g, 'delete');
+  }
+  await tx.db.deleteFrom('domain_shared_organizations').where('organization_guid', '=', orgGuid).execute();
+  await tx.db.deleteFrom('isolation_segment_organizations').where('organization_guid', '=', orgGuid).execute();
+
+  await deleteMetadata(tx, 'organizations', [orgGuid]);
+  await tx.db.deleteFrom('organizations').where('guid', '=', orgGuid).execute();
+  tx.changed('organizations', orgGuid, 'delete');
+}

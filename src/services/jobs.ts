@@ -1,0 +1,111 @@
+import type { Kysely } from 'kysely';
+import { KilnError, notFound } from '../domain/errors.ts';
+import type { Database, Row } from '../store/schema.ts';
+import { newGuid, type Store, type WriteTx } from '../store/store.ts';
+
+export type JobState = 'PROCESSING' | 'POLLING' | 'COMPLETE' | 'FAILED';
+
+export interface JobSpec {
+  /** `<resource_type>.<verb>`, e.g. `organization.delete`. */
+  operation: string;
+  resourceType: string;
+  resourceGuid: string;
+  userGuid?: string | null;
+}
+
+/** What a job handler gets: the job row and a way to add warnings. */
+export interface JobContext {
+  job: Row<'jobs'>;
+  warn(detail: string): void;
+}
+
+/**
+ * A job handler does the asynchronous part of an operation. It must be idempotent: after a crash the
+ * job is still PROCESSING and the handler runs again from the start.
+ */
+export type JobHandler = (ctx: JobContext) => Promise<void>;
+
+/** Records a PROCESSING job inside the caller's transaction; the job controller picks it up after commit. */
+export async function enqueueJob(tx: WriteTx, spec: JobSpec): Promise<string> {
+  const guid = newGuid();
+  await tx.db
+    .insertInto('jobs')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      operation: spec.operation,
+      state: 'PROCESSING',
+      resource_type: spec.resourceType,
+      resource_guid: spec.resourceGuid,
+      errors: '[]',
+      warnings: '[]',
+      user_guid: spec.userGuid ?? null,
+      attempts: 0,
+    })
+    .execute();
+  tx.changed('jobs', guid, 'create');
+  return guid;
+}
+
+/** A job that has nothing to do (e.g. deleting unmapped routes when there are none) is born COMPLETE. */
+export async function completedJob(tx: WriteTx, spec: JobSpec): Promise<string> {
+  const guid = await enqueueJob(tx, spec);
+  await tx.db.updateTable('jobs').set({ state: 'COMPLETE' }).where('guid', '=', guid).execute();
+  return guid;
+}
+
+export async function getJob(db: Kysely<Database>, guid: string): Promise<Row<'jobs'>> {
+  const job = await db.selectFrom('jobs').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!job) throw notFound('Job');
+  return job;
+}
+
+export class JobHandlers {
+  private readonly handlers = new Map<string, JobHandler>();
+
+  register(operation: string, handler: JobHandler): void {
+    this.handlers.set(operation, handler);
+  }
+
+  get(operation: string): JobHandler | undefined {
+    return this.handlers.get(operation);
+  }
+}
+
+/** Runs one job to completion; failures that are KilnErrors fail the job with that CF error. */
+export async function runJob(store: Store, handlers: JobHandlers, guid: string, maxAttempts = 5): Promise<void> {
+  const job = await store.db.selectFrom('jobs').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!job || job.state !== 'PROCESSING') return;
+  const warnings: Array<{ detail: string }> = JSON.parse(job.warnings);
+  const handler = handlers.get(job.operation);
+  const finish = (state: JobState, errors: unknown[]) =>
+    store.write(async (tx) => {
+      await tx.db
+        .updateTable('jobs')
+        .set({ state, errors: JSON.stringify(errors), warnings: JSON.stringify(warnings), updated_at: tx.now })
+        .where('guid', '=', guid)
+        .execute();
+      tx.changed('jobs', guid, 'update');
+    });
+  if (!handler) {
+    await finish('FAILED', [{ detail: `No handler for ${job.operation}`, title: 'CF-ServerError', code: 10001 }]);
+    return;
+  }
+  try {
+    await handler({ job, warn: (detail) => warnings.push({ detail }) });
+    await finish('COMPLETE', []);
+  } catch (err) {
+    if (err instanceof KilnError) {
+      await finish('FAILED', [err, ...err.more].map((e) => ({ detail: e.detail, title: `CF-${e.errorName}`, code: e.code })));
+      return;
+    }
+    const attempts = job.attempts + 1;
+    await store.db.updateTable('jobs').set({ attempts }).where('guid', '=', guid).execute();
+    if (attempts >= maxAttempts) {
+      await finish('FAILED', [{ detail: 'An unknown error occurred.', title: 'UnknownError', code: 10001 }]);
+      return;
+    }
+    throw err; // the work queue retries with backoff
+  }
+}

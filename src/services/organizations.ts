@@ -1,0 +1,196 @@
+import { KilnError, notAuthorized, unprocessable } from '../domain/errors.ts';
+import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import type { CreateOrganization, UpdateOrganization } from '../domain/organizations.ts';
+import { isUniqueViolation } from '../store/errors.ts';
+import { listPage, type Page } from '../store/list-query.ts';
+import { saveMetadata } from '../store/metadata.ts';
+import type { Row } from '../store/schema.ts';
+import { newGuid, type Store } from '../store/store.ts';
+import type { ListParams } from '../domain/list-params.ts';
+import { findVisibleOrg } from './access.ts';
+import { recordAudit } from './audit.ts';
+import { deleteOrganizationCascade } from './cascade.ts';
+import type { Ctx } from './context.ts';
+import { requireFeature } from './feature-flags.ts';
+import { enqueueJob, type JobHandlers } from './jobs.ts';
+
+export const ORG_LIST = {
+  orderBy: ['name'],
+  filters: ['names'],
+  labelSelector: true,
+} as const;
+
+export interface OrgListOptions {
+  /** Only orgs entitled to this isolation segment. */
+  isolationSegmentGuid?: string;
+}
+
+export async function listOrganizations(ctx: Ctx, params: ListParams, opts: OrgListOptions = {}): Promise<Page<Row<'organizations'>>> {
+  let q = ctx.store.db
+    .selectFrom('organizations')
+    .selectAll('organizations')
+    .where((eb) => ctx.access.orgVisible(eb, 'organizations.guid'));
+  if (params.filters.names) q = q.where('organizations.name', 'in', params.filters.names);
+  if (opts.isolationSegmentGuid) {
+    q = q.where('organizations.guid', 'in', (eb) =>
+      eb
+        .selectFrom('isolation_segment_organizations')
+        .select('organization_guid')
+        .where('isolation_segment_guid', '=', opts.isolationSegmentGuid!),
+    );
+  }
+  return listPage(q, {
+    table: 'organizations',
+    page: params.page,
+    perPage: params.perPage,
+    guids: params.filters.guids,
+    timestamps: params.timestamps,
+    labelSelector: params.labelSelector,
+    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
+  });
+}
+
+export const getOrganization = (ctx: Ctx, guid: string) => findVisibleOrg(ctx.access, ctx.store.db, guid);
+
+const taken = (name: string) => unprocessable(`Organization '${name}' already exists.`);
+
+async function nameInUse(store: Store, name: string, exceptGuid?: string): Promise<boolean> {
+  let q = store.db
+    .selectFrom('organizations')
+    .select('guid')
+    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
+  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
+export async function createOrganization(
+  ctx: Ctx,
+  input: CreateOrganization,
+): Promise<{ org: Row<'organizations'>; metadata: Metadata }> {
+  validateMetadataRequest(input.metadata);
+  if (!ctx.access.admin) {
+    await requireFeature(ctx.store.db, 'user_org_creation');
+    if (input.suspended) throw notAuthorized();
+  }
+  try {
+    return await ctx.store.write(async (tx) => {
+      if (await nameInUse(ctx.store, input.name)) throw taken(input.name);
+      const defaultQuota = await tx.db
+        .selectFrom('organization_quotas')
+        .select('guid')
+        .where('name', '=', 'default')
+        .executeTakeFirst();
+      const org: Row<'organizations'> = {
+        id: 0,
+        guid: newGuid(),
+        created_at: tx.now,
+        updated_at: tx.now,
+        generation: 1,
+        name: input.name,
+        suspended: input.suspended ? 1 : 0,
+        status: 'active',
+        quota_guid: defaultQuota?.guid ?? null,
+        default_isolation_segment_guid: null,
+      };
+      const { id: _id, ...values } = org;
+      await tx.db.insertInto('organizations').values(values).execute();
+      tx.changed('organizations', org.guid, 'create');
+      const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
+      if (!ctx.access.admin && !ctx.principal.isClient) {
+        // A user who creates an org (feature flag user_org_creation) becomes its manager, as upstream does.
+        for (const type of ['organization_user', 'organization_manager'] as const) {
+          const guid = newGuid();
+          await tx.db
+            .insertInto('roles')
+            .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null })
+            .execute();
+          tx.changed('roles', guid, 'create');
+        }
+      }
+      await recordAudit(tx, {
+        type: 'audit.organization.create',
+        actor: ctx.principal,
+        target: { type: 'organization', guid: org.guid, name: org.name },
+        data: { request: input },
+        organizationGuid: org.guid,
+      });
+      const stored = await tx.db.selectFrom('organizations').selectAll().where('guid', '=', org.guid).executeTakeFirstOrThrow();
+      return { org: stored, metadata };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw taken(input.name);
+    throw err;
+  }
+}
+
+export async function updateOrganization(
+  ctx: Ctx,
+  guid: string,
+  input: UpdateOrganization,
+): Promise<{ org: Row<'organizations'>; metadata: Metadata }> {
+  validateMetadataRequest(input.metadata);
+  const org = await getOrganization(ctx, guid);
+  if (!(await ctx.access.canManageOrg(org.guid))) throw notAuthorized();
+  if (input.suspended !== undefined && !ctx.access.admin) throw notAuthorized();
+  if (org.suspended && !ctx.access.admin) throw new KilnError('OrgSuspended');
+  const name = input.name ?? org.name;
+  try {
+    return await ctx.store.write(async (tx) => {
+      if (input.name && (await nameInUse(ctx.store, name, org.guid))) throw taken(name);
+      await tx.update('organizations', org.guid, org.generation, {
+        name,
+        suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,
+      });
+      const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
+      await recordAudit(tx, {
+        type: 'audit.organization.update',
+        actor: ctx.principal,
+        target: { type: 'organization', guid: org.guid, name },
+        data: { request: input },
+        organizationGuid: org.guid,
+      });
+      const stored = await tx.db.selectFrom('organizations').selectAll().where('guid', '=', org.guid).executeTakeFirstOrThrow();
+      return { org: stored, metadata };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw taken(name);
+    throw err;
+  }
+}
+
+/** Marks the org as being deleted and returns the job that removes it and everything in it. */
+export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string> {
+  const org = await getOrganization(ctx, guid);
+  if (!ctx.access.admin) throw notAuthorized();
+  return ctx.store.write(async (tx) => {
+    const existing = await tx.db
+      .selectFrom('jobs')
+      .select('guid')
+      .where('operation', '=', 'organization.delete')
+      .where('resource_guid', '=', org.guid)
+      .where('state', '=', 'PROCESSING')
+      .executeTakeFirst();
+    if (existing) return existing.guid; // a repeated delete hands back the job already in flight
+    await tx.db.updateTable('organizations').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', org.guid).execute();
+    tx.changed('organizations', org.guid, 'update');
+    await recordAudit(tx, {
+      type: 'audit.organization.delete-request',
+      actor: ctx.principal,
+      target: { type: 'organization', guid: org.guid, name: org.name },
+      data: { request: { recursive: true } },
+      organizationGuid: org.guid,
+    });
+    return enqueueJob(tx, { operation: 'organization.delete', resourceType: 'organization', resourceGuid: org.guid, userGuid: ctx.principal.guid });
+  });
+}
+
+export function registerOrganizationJobs(handlers: JobHandlers, store: Store): void {
+  handlers.register('organization.delete', async ({ job }) => {
+    await store.write(async (tx) => {
+      const org = await tx.db.selectFrom('organizations').select('guid').where('guid', '=', job.resource_guid).executeTakeFirst();
+      if (!org) return; // already gone: a re-run after a crash finishes quietly
+      await deleteOrganizationCascade(tx, org.guid);
+    });
+  });
+}
+

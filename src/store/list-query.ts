@@ -1,0 +1,103 @@
+import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import type { Requirement } from '../domain/label-selector.ts';
+import type { Database } from './schema.ts';
+
+export interface ListQueryOptions {
+  /** Table (or alias) whose guid/created_at/updated_at/id columns the list is about. */
+  table: string;
+  /** Resource type under which its labels are stored. */
+  resourceType?: string;
+  page: number;
+  perPage: number;
+  guids?: string[];
+  timestamps?: Array<{ field: 'created_at' | 'updated_at'; op: 'eq' | 'lt' | 'lte' | 'gt' | 'gte'; values: string[] }>;
+  labelSelector?: Requirement[];
+  /** Sort column (in `table`) and direction; default is insertion order (`id`). */
+  orderBy?: { column: string; desc: boolean };
+}
+
+export interface Page<R> {
+  rows: R[];
+  total: number;
+}
+
+// Lists are assembled over whichever table an endpoint names, so the builder's table and row types are
+// only known to the caller; it passes a typed query in and gets its own row type back.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnySelect = SelectQueryBuilder<Database, any, any>;
+
+const secondStart = (t: string) => `${t.slice(0, 19)}.000Z`;
+const secondEnd = (t: string) => `${t.slice(0, 19)}.999Z`;
+
+/** Condition `<table>.guid IN (guids carrying labels that match)` for one selector requirement. */
+export function labelRequirement(
+  eb: ExpressionBuilder<Database, never>,
+  table: string,
+  resourceType: string,
+  r: Requirement,
+): Expression<SqlBool> {
+  let matching = eb
+    .selectFrom('labels')
+    .select('labels.resource_guid')
+    .where('labels.resource_type', '=', resourceType)
+    .where('labels.key_prefix', '=', r.prefix)
+    .where('labels.key_name', '=', r.name);
+  if (r.op === 'in' || r.op === 'notin') matching = matching.where('labels.value', 'in', r.values);
+  const guid = sql.ref<string>(`${table}.guid`);
+  return r.op === 'exists' || r.op === 'in' ? eb(guid, 'in', matching) : eb(guid, 'not in', matching);
+}
+
+/**
+ * Applies the filters every CF list shares (guids, created_ats/updated_ats, label_selector), counts
+ * the matches, and returns one page in the requested order (ties broken by guid, so paging is stable).
+ */
+export async function listPage<Q extends AnySelect>(
+  query: Q,
+  opts: ListQueryOptions,
+): Promise<Page<Awaited<ReturnType<Q['execute']>>[number]>> {
+  const t = opts.table;
+  let q: AnySelect = query;
+  if (opts.guids) q = q.where(sql.ref(`${t}.guid`), 'in', opts.guids.length ? opts.guids : ['']);
+  for (const f of opts.timestamps ?? []) {
+    const col = sql.ref<string>(`${t}.${f.field}`);
+    q = q.where((eb) => {
+      switch (f.op) {
+        case 'eq':
+          return eb.or(f.values.map((v) => eb.and([eb(col, '>=', secondStart(v)), eb(col, '<=', secondEnd(v))])));
+        case 'lt':
+          return eb(col, '<', secondStart(f.values[0]!));
+        case 'lte':
+          return eb(col, '<=', secondEnd(f.values[0]!));
+        case 'gt':
+          return eb(col, '>', secondEnd(f.values[0]!));
+        case 'gte':
+          return eb(col, '>=', secondStart(f.values[0]!));
+      }
+    });
+  }
+  if (opts.labelSelector?.length) {
+    const rt = opts.resourceType ?? t;
+    for (const r of opts.labelSelector) {
+      q = q.where((eb) => labelRequirement(eb as unknown as ExpressionBuilder<Database, never>, t, rt, r));
+    }
+  }
+
+  const countRow = await q
+    .clearSelect()
+    .clearOrderBy()
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst();
+  const total = Number((countRow as { n?: number | string } | undefined)?.n ?? 0);
+
+  if (opts.orderBy) {
+    const dir = opts.orderBy.desc ? 'desc' : 'asc';
+    q = q.orderBy(sql.ref(`${t}.${opts.orderBy.column}`), dir).orderBy(sql.ref(`${t}.guid`), dir);
+  } else {
+    q = q.orderBy(sql.ref(`${t}.id`), 'asc');
+  }
+  const rows = await q
+    .limit(opts.perPage)
+    .offset((opts.page - 1) * opts.perPage)
+    .execute();
+  return { rows, total };
+}

@@ -1,0 +1,264 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * The one description of Kiln's tables. Timestamps are ISO-8601 strings with milliseconds
+ * (`2026-01-02T03:04:05.678Z`): they sort lexicographically on both SQLite and PostgreSQL, and
+ * are rendered truncated to the second. Booleans are integers 0/1 so both dialects return the same type.
+ */
+
+type Id = Generated<number>;
+type Flag = number; // 0 | 1
+
+/** Columns every first-class resource row carries (DESIGN.md, "Desired vs observed state"). */
+export interface ResourceColumns {
+  id: Id;
+  guid: string;
+  created_at: string;
+  updated_at: string;
+  /** Bumped by every update; updates are conditional on it (optimistic concurrency). */
+  generation: ColumnType<number, number | undefined, number>;
+}
+
+export interface OrganizationsTable extends ResourceColumns {
+  name: string;
+  suspended: Flag;
+  /** `active` or `deleting` (an asynchronous delete is in flight). */
+  status: string;
+  quota_guid: string | null;
+  default_isolation_segment_guid: string | null;
+}
+
+export interface SpacesTable extends ResourceColumns {
+  name: string;
+  organization_guid: string;
+  status: string;
+  allow_ssh: Flag;
+  isolation_segment_guid: string | null;
+  space_quota_guid: string | null;
+}
+
+/** Cloud Controller's view of a user: the guid is the identity provider's user_id (or a client_id). */
+export interface UsersTable extends ResourceColumns {
+  username: string | null;
+  origin: string | null;
+}
+
+export interface RolesTable extends ResourceColumns {
+  type: string;
+  user_guid: string;
+  organization_guid: string | null;
+  space_guid: string | null;
+}
+
+export interface FeatureFlagsTable {
+  name: string;
+  enabled: Flag;
+  custom_error_message: string | null;
+  updated_at: string;
+}
+
+export interface StacksTable extends ResourceColumns {
+  name: string;
+  description: string | null;
+  build_rootfs_image: string | null;
+  run_rootfs_image: string | null;
+  is_default: Flag;
+}
+
+export interface DomainsTable extends ResourceColumns {
+  name: string;
+  internal: Flag;
+  owning_organization_guid: string | null;
+  router_group_guid: string | null;
+}
+
+export interface DomainSharedOrganizationsTable {
+  domain_guid: string;
+  organization_guid: string;
+}
+
+interface QuotaColumns {
+  name: string;
+  total_memory_in_mb: number | null;
+  per_process_memory_in_mb: number | null;
+  total_instances: number | null;
+  per_app_tasks: number | null;
+  log_rate_limit_in_bytes_per_second: number | null;
+  paid_services_allowed: Flag;
+  total_service_instances: number | null;
+  total_service_keys: number | null;
+  total_routes: number | null;
+  total_reserved_ports: number | null;
+}
+
+export interface OrganizationQuotasTable extends ResourceColumns, QuotaColumns {
+  total_domains: number | null;
+}
+
+export interface SpaceQuotasTable extends ResourceColumns, QuotaColumns {
+  organization_guid: string;
+}
+
+export interface IsolationSegmentsTable extends ResourceColumns {
+  name: string;
+}
+
+export interface IsolationSegmentOrganizationsTable {
+  isolation_segment_guid: string;
+  organization_guid: string;
+}
+
+export interface EnvironmentVariableGroupsTable {
+  name: string;
+  /** JSON object of string values. */
+  variables: string;
+  updated_at: string;
+}
+
+export interface SecurityGroupsTable extends ResourceColumns {
+  name: string;
+  /** JSON array of rules. */
+  rules: string;
+  running_default: Flag;
+  staging_default: Flag;
+}
+
+export interface SecurityGroupSpacesTable {
+  security_group_guid: string;
+  space_guid: string;
+  /** `running` or `staging`. */
+  lifecycle: string;
+}
+
+export interface AuditEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  updated_at: string;
+  type: string;
+  actor_guid: string;
+  actor_type: string;
+  actor_name: string;
+  actor_username: string;
+  target_guid: string;
+  target_type: string;
+  target_name: string;
+  /** JSON object. */
+  data: string;
+  space_guid: string | null;
+  organization_guid: string | null;
+}
+
+export interface JobsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  updated_at: string;
+  operation: string;
+  /** PROCESSING, POLLING, COMPLETE, FAILED. */
+  state: string;
+  resource_type: string;
+  resource_guid: string;
+  /** JSON array of CF error objects. */
+  errors: string;
+  /** JSON array of `{detail}`. */
+  warnings: string;
+  user_guid: string | null;
+  attempts: number;
+}
+
+/** Labels live in their own rows so that label selectors are plain indexed SQL on both dialects. */
+export interface LabelsTable {
+  id: Id;
+  resource_type: string;
+  resource_guid: string;
+  key_prefix: string;
+  key_name: string;
+  value: string;
+}
+
+export interface AnnotationsTable {
+  id: Id;
+  resource_type: string;
+  resource_guid: string;
+  key_prefix: string;
+  key_name: string;
+  value: string;
+}
+
+/** The change feed reconcilers follow: one row per written resource per transaction. */
+export interface ChangesTable {
+  revision: Generated<number>;
+  kind: string;
+  guid: string;
+  op: string;
+  created_at: string;
+}
+
+/** The built-in identity provider's accounts (UAA's side of a user). */
+export interface IdentityUsersTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  updated_at: string;
+  username: string;
+  origin: string;
+  email: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  password_hash: string;
+  /** Space-separated scopes granted to the user (UAA group memberships). */
+  scopes: string;
+  active: Flag;
+}
+
+export interface IdentityClientsTable {
+  client_id: string;
+  /** Empty string for public clients such as `cf`. */
+  secret_hash: string;
+  scopes: string;
+  authorities: string;
+  grant_types: string;
+  created_at: string;
+}
+
+/** Small key/value facts Kiln keeps about itself (e.g. whether the bootstrap admin was created). */
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  organizations: OrganizationsTable;
+  spaces: SpacesTable;
+  users: UsersTable;
+  roles: RolesTable;
+  feature_flags: FeatureFlagsTable;
+  stacks: StacksTable;
+  domains: DomainsTable;
+  domain_shared_organizations: DomainSharedOrganizationsTable;
+  organization_quotas: OrganizationQuotasTable;
+  space_quotas: SpaceQuotasTable;
+  isolation_segments: IsolationSegmentsTable;
+  isolation_segment_organizations: IsolationSegmentOrganizationsTable;
+  environment_variable_groups: EnvironmentVariableGroupsTable;
+  security_groups: SecurityGroupsTable;
+  security_group_spaces: SecurityGroupSpacesTable;
+  audit_events: AuditEventsTable;
+  jobs: JobsTable;
+  labels: LabelsTable;
+  annotations: AnnotationsTable;
+  changes: ChangesTable;
+  identity_users: IdentityUsersTable;
+  identity_clients: IdentityClientsTable;
+  settings: SettingsTable;
+}
+
+export type Row<T extends keyof Database> = Selectable<Database[T]>;
+export type NewRow<T extends keyof Database> = Insertable<Database[T]>;
+export type RowUpdate<T extends keyof Database> = Updateable<Database[T]>;
+
+/** Tables whose rows are first-class resources with guid, timestamps and generation. */
+export type ResourceTable = {
+  [K in keyof Database]: Database[K] extends ResourceColumns ? K : never;
+}[keyof Database];

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Kysely, Transaction } from 'kysely';
+import { concurrentUpdate } from '../domain/errors.ts';
+import type { DbHandle, Dialect } from './db.ts';
+import type { Database, ResourceTable, RowUpdate } from './schema.ts';
+
+export type ChangeOp = 'create' | 'update' | 'delete';
+
+export interface Change {
+  kind: string;
+  guid: string;
+  op: ChangeOp;
+}
+
+/** A write in progress: the transaction plus the change-feed entries it will append on commit. */
+export interface WriteTx {
+  readonly db: Transaction<Database>;
+  /** The transaction's timestamp: every row it touches gets the same one. */
+  readonly now: string;
+  changed(kind: string, guid: string, op: ChangeOp): void;
+  /**
+   * Updates one resource row only if its generation is still `expectedGeneration` (optimistic
+   * concurrency) and records the change. Throws a CF 422 when another write got there first.
+   */
+  update<T extends ResourceTable>(
+    table: T,
+    guid: string,
+    expectedGeneration: number,
+    patch: Omit<RowUpdate<T>, 'id' | 'guid' | 'created_at' | 'generation' | 'updated_at'>,
+  ): Promise<void>;
+}
+
+export const newGuid = (): string => randomUUID();
+export const nowIso = (): string => new Date().toISOString();
+
+/**
+ * The store: desired state in SQL, written only through `write`, which wraps each use-case in one
+ * transaction and appends what it touched to the change feed (`changes`). Reconcilers follow the feed.
+ */
+export class Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  /** Emits 'changes' after each commit so in-process watchers wake at once instead of at their next poll. */
+  readonly events = new EventEmitter();
+
+  constructor(handle: DbHandle) {
+    this.db = handle.db;
+    this.dialect = handle.dialect;
+    this.events.setMaxListeners(100);
+  }
+
+  async write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    const pending: Change[] = [];
+    const result = await this.db.transaction().execute(async (trx) => {
+      const now = nowIso();
+      const tx: WriteTx = {
+        db: trx,
+        now,
+        changed: (kind, guid, op) => {
+          if (!pending.some((c) => c.kind === kind && c.guid === guid && c.op === op)) {
+            pending.push({ kind, guid, op });
+          }
+        },
+        update: async (table, guid, expectedGeneration, patch) => {
+          // kysely cannot narrow a generic table union; the patch type is checked at the call site.
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          const res = await (trx as unknown as Kysely<any>)
+            .updateTable(table as string)
+            .set({ ...(patch as Record<string, unknown>), updated_at: now, generation: expectedGeneration + 1 })
+            .where('guid', '=', guid)
+            .where('generation', '=', expectedGeneration)
+            .executeTakeFirst();
+          if (Number(res.numUpdatedRows) !== 1) throw concurrentUpdate(table.replace(/s$/, '').replace(/_/g, ' '));
+          tx.changed(table, guid, 'update');
+        },
+      };
+      const value = await fn(tx);
+      if (pending.length > 0) {
+        await trx
+          .insertInto('changes')
+          .values(pending.map((c) => ({ kind: c.kind, guid: c.guid, op: c.op, created_at: now })))
+          .execute();
+      }
+      return value;
+    });
+    if (pending.length > 0) this.events.emit('changes', pending);
+    return result;
+  }
+
+  /** Highest revision in the change feed (0 when empty). */
+  async latestRevision(): Promise<number> {
+    const row = await this.db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.max('revision').as('rev'))
+      .executeTakeFirst();
+    return Number(row?.rev ?? 0);
+  }
+
+  /** Changes after `revision`, oldest first. */
+  async changesSince(revision: number, limit = 500) {
+    return this.db
+      .selectFrom('changes')
+      .selectAll()
+      .where('revision', '>', revision)
+      .orderBy('revision')
+      .limit(limit)
+      .execute();
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

@@ -1,0 +1,163 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import pino from 'pino';
+import { expect } from 'vitest';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { buildKiln, type Kiln } from '../../src/server.ts';
+import { openApiProblems } from './openapi.ts';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  // Response bodies are checked field by field in tests; typing every CF resource here would duplicate them.
+  body: T;
+  headers: Headers;
+  text: string;
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  /** Raw body (string) instead of JSON. */
+  raw?: string;
+  /** Skip the openapi.json check for this call (say why at the call site). */
+  skipSpec?: boolean;
+}
+
+/** A caller of the API through `app.request()`, with a fixed bearer token (or none). */
+export class Client {
+  constructor(
+    private readonly kiln: Kiln,
+    readonly token: string | undefined,
+    readonly userGuid: string | undefined,
+    readonly username: string | undefined,
+  ) {}
+
+  async request<T = any>(method: string, url: string, body?: unknown, opts: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...opts.headers };
+    if (this.token) headers.authorization = `bearer ${this.token}`;
+    const init: RequestInit = { method, headers };
+    if (opts.raw !== undefined) init.body = opts.raw;
+    else if (body !== undefined) init.body = JSON.stringify(body);
+    const res = await this.kiln.app.request(`http://kiln.test${url}`, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+    if (!opts.skipSpec) {
+      const problems = openApiProblems(method, url, res.status, parsed === '' ? undefined : parsed);
+      expect(problems, `${method} ${url} → ${res.status} ${text.slice(0, 500)}`).toEqual([]);
+    }
+    return { status: res.status, body: parsed as T, headers: res.headers, text };
+  }
+
+  get<T = any>(url: string, opts?: RequestOptions) {
+    return this.request<T>('GET', url, undefined, opts);
+  }
+  post<T = any>(url: string, body?: unknown, opts?: RequestOptions) {
+    return this.request<T>('POST', url, body, opts);
+  }
+  patch<T = any>(url: string, body?: unknown, opts?: RequestOptions) {
+    return this.request<T>('PATCH', url, body, opts);
+  }
+  put<T = any>(url: string, body?: unknown, opts?: RequestOptions) {
+    return this.request<T>('PUT', url, body, opts);
+  }
+  delete<T = any>(url: string, opts?: RequestOptions) {
+    return this.request<T>('DELETE', url, undefined, opts);
+  }
+}
+
+export interface TestKiln {
+  kiln: Kiln;
+  admin: Client;
+  anonymous: Client;
+  /** Creates an identity-provider user and returns a client logged in as them. */
+  user(name?: string, extraScopes?: string[]): Promise<Client>;
+  /** Polls a job (from a 202's Location) until it is COMPLETE or FAILED, with a deadline. */
+  awaitJob(location: string | null): Promise<any>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+/** Creates a fresh database for one test file: in-memory SQLite, or PostgreSQL when asked. */
+async function testDatabase(): Promise<{ url: string | undefined; drop: () => Promise<void> }> {
+  const pgUrl = process.env.KILN_TEST_DATABASE_URL;
+  if (process.env.KILN_TEST_DIALECT !== 'postgres' || !pgUrl) return { url: 'sqlite::memory:', drop: async () => {} };
+  const name = `kiln_test_${process.pid}_${Date.now()}_${counter++}`;
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(pgUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+export async function createTestKiln(env: Record<string, string> = {}): Promise<TestKiln> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-test-'));
+  const database = await testDatabase();
+  const adminPassword = randomBytes(12).toString('hex');
+  const config: Config = loadConfig({
+    KILN_DATA_DIR: dataDir,
+    DATABASE_URL: database.url,
+    KILN_ADMIN_PASSWORD: adminPassword,
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const kiln = await buildKiln(config, { log: pino({ level: 'silent' }) });
+
+  const login = async (username: string, password: string) => {
+    const res = await kiln.identity.passwordGrant(username, password);
+    return res.access_token;
+  };
+  const adminToken = await login(config.admin.username, adminPassword);
+  const adminPrincipal = await kiln.identity.verifyAccessToken(adminToken);
+  const admin = new Client(kiln, adminToken, adminPrincipal.guid, config.admin.username);
+
+  return {
+    kiln,
+    admin,
+    anonymous: new Client(kiln, undefined, undefined, undefined),
+    async user(name = `user-${counter++}`, extraScopes: string[] = []) {
+      const password = randomBytes(12).toString('hex');
+      const created = await kiln.identity.createUser({ userName: name, password });
+      if (extraScopes.length > 0) {
+        const row = await kiln.store.db.selectFrom('identity_users').select('scopes').where('guid', '=', created.id).executeTakeFirstOrThrow();
+        await kiln.store.db
+          .updateTable('identity_users')
+          .set({ scopes: `${row.scopes} ${extraScopes.join(' ')}` })
+          .where('guid', '=', created.id)
+          .execute();
+      }
+      return new Client(kiln, await login(name, password), created.id, name);
+    },
+    async awaitJob(location) {
+      expect(location, 'a 202 must carry a Location header').toBeTruthy();
+      const url = new URL(location!);
+      expect(url.protocol).toMatch(/^https?:$/);
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        await kiln.controllers.settle();
+        const res = await admin.get(url.pathname);
+        if (res.body.state === 'COMPLETE' || res.body.state === 'FAILED') return res.body;
+        if (Date.now() > deadline) throw new Error(`job ${url.pathname} still ${res.body.state}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async close() {
+      await kiln.stop();
+      await database.drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+
+/**
+ * Validates API responses against the official CF V3 OpenAPI document in ../shared/cf-api.
+ * Where the document is known to be wrong, the allow-list below says so and why.
+ */
+
+const SPEC_PATH = path.resolve(import.meta.dirname, '../../../shared/cf-api/openapi.json');
+
+interface OpenApiDoc {
+  paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>>;
+}
+
+const doc = JSON.parse(fs.readFileSync(SPEC_PATH, 'utf8')) as OpenApiDoc;
+
+// ajv-formats is published as CommonJS; under ESM its default export sits one level down.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => void;
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
+addFormats(ajv);
+ajv.addSchema(doc as object, 'openapi.json');
+
+/**
+ * Known defects of openapi.json, each with the reason it is not Kiln's bug. An ajv error is ignored when
+ * it matches one entry (instance path pattern + keyword, optionally only for some operations).
+ */
+export const SPEC_ALLOW_LIST: Array<{ instancePath: RegExp; keyword: string; operation?: RegExp; why: string }> = [
+  {
+    // RelationshipToOne declares `data: {type: [object, null], $ref: Relationship}`; in JSON Schema 2020-12
+    // the $ref (type: object) applies too, so the documented `{"data": null}` of an unset parent can never validate.
+    instancePath: /\/relationships\/[a-z_]+\/data$/,
+    keyword: 'type',
+    why: 'RelationshipToOne + $ref makes null data invalid although CONVENTIONS.md §2 requires it',
+  },
+  {
+    // BaseSchema says guid has format uuid, but a user's guid is the identity provider's user_id or a client_id.
+    instancePath: /^(\/resources\/\d+)?(\/included\/users\/\d+)?\/guid$/,
+    keyword: 'format',
+    operation: /\/(users|roles)/,
+    why: 'user guids are identity-provider ids (CONVENTIONS.md §2), not necessarily UUIDs',
+  },
+];
+
+const compiled = new Map<string, ValidateFunction | null>();
+
+function findTemplate(method: string, actualPath: string): string | undefined {
+  const m = method.toLowerCase();
+  let best: { template: string; params: number } | undefined;
+  for (const template of Object.keys(doc.paths)) {
+    if (!doc.paths[template]?.[m]) continue;
+    const re = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
+    if (!re.test(actualPath)) continue;
+    const params = (template.match(/\{/g) ?? []).length;
+    if (!best || params < best.params) best = { template, params };
+  }
+  return best?.template;
+}
+
+const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
+
+function validatorFor(template: string, method: string, status: number): ValidateFunction | null | undefined {
+  const key = `${method} ${template} ${status}`;
+  if (compiled.has(key)) return compiled.get(key);
+  const op = doc.paths[template]?.[method.toLowerCase()];
+  const response = op?.responses?.[String(status)];
+  if (!response) return undefined;
+  const schema = response.content?.['application/json']?.schema;
+  if (!schema) {
+    compiled.set(key, null);
+    return null;
+  }
+  const ref = `openapi.json#/paths/${escapePointer(template)}/${method.toLowerCase()}/responses/${status}/content/application~1json/schema`;
+  const fn = ajv.compile({ $ref: ref });
+  compiled.set(key, fn);
+  return fn;
+}
+
+const errorDocument = ajv.compile({
+  type: 'object',
+  required: ['errors'],
+  properties: {
+    errors: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['detail', 'title', 'code'],
+        properties: { detail: { type: 'string' }, title: { type: 'string' }, code: { type: 'integer' } },
+      },
+    },
+  },
+});
+
+function allowed(e: ErrorObject, operation: string): boolean {
+  return SPEC_ALLOW_LIST.some(
+    (a) => a.keyword === e.keyword && a.instancePath.test(e.instancePath) && (!a.operation || a.operation.test(operation)),
+  );
+}
+
+/**
+ * Returns a list of problems (empty when the response conforms). Errors (status ≥ 400) must be CF error
+ * documents; successes must match the operation's declared response, when the spec declares one.
+ */
+export function openApiProblems(method: string, urlPath: string, status: number, body: unknown): string[] {
+  const pathOnly = urlPath.split('?')[0]!.replace(/\/$/, '') || '/';
+  if (status >= 400) {
+    return errorDocument(body) ? [] : [`error response is not a CF error document: ${JSON.stringify(body)}`];
+  }
+  const template = findTemplate(method, pathOnly);
+  if (!template) return pathOnly.startsWith('/v3') || pathOnly === '/' ? [`no operation ${method} ${pathOnly} in openapi.json`] : [];
+  const validate = validatorFor(template, method, status);
+  if (validate === undefined) return [`openapi.json declares no ${status} response for ${method} ${template}`];
+  if (validate === null || body === undefined || body === null || body === '') return [];
+  if (validate(body)) return [];
+  const operation = `${method} ${template}`;
+  return (validate.errors ?? [])
+    .filter((e) => !allowed(e, operation))
+    // oneOf/anyOf/allOf wrappers fail whenever an allowed inner error did; report them only with a real cause.
+    .filter((e, _, all) => !['oneOf', 'anyOf', 'allOf', 'if'].includes(e.keyword) || all.some((o) => !['oneOf', 'anyOf', 'allOf', 'if'].includes(o.keyword)))
+    .map((e) => `${operation} ${status}: ${e.instancePath || '(root)'} ${e.message ?? e.keyword} ${JSON.stringify(e.params)}`);
+}

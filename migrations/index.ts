@@ -1,7 +1,9 @@
 import type { KilnMigration } from './helpers.ts';
 import { foundation } from './0001_foundation.ts';
+import { rolesUnique } from './0003_roles.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
   '0001_foundation': foundation,
+  '0003_roles': rolesUnique,
 };

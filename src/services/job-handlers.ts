@@ -1,8 +1,14 @@
 import type { Store } from '../store/store.ts';
 import type { JobHandlers } from './jobs.ts';
 import { registerOrganizationJobs } from './organizations.ts';
+import { registerRoleJobs } from './roles.ts';
+import { registerSpaceJobs } from './spaces.ts';
+import { registerUserJobs } from './users.ts';
 
 /** Registers the asynchronous half of every job-backed operation. */
 export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerOrganizationJobs(handlers, store);
+  registerSpaceJobs(handlers, store);
+  registerRoleJobs(handlers, store);
+  registerUserJobs(handlers, store);
 }

@@ -4,7 +4,8 @@ import type { CreateOrganization, UpdateOrganization } from '../domain/organizat
 import { isUniqueViolation } from '../store/errors.ts';
 import { listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
-import type { Row } from '../store/schema.ts';
+import type { Kysely } from 'kysely';
+import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { findVisibleOrg } from './access.ts';
@@ -54,8 +55,8 @@ export const getOrganization = (ctx: Ctx, guid: string) => findVisibleOrg(ctx.ac
 
 const taken = (name: string) => unprocessable(`Organization '${name}' already exists.`);
 
-async function nameInUse(store: Store, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = store.db
+async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
+  let q = db
     .selectFrom('organizations')
     .select('guid')
     .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
@@ -74,7 +75,7 @@ export async function createOrganization(
   }
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(ctx.store, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, input.name)) throw taken(input.name);
       const defaultQuota = await tx.db
         .selectFrom('organization_quotas')
         .select('guid')
@@ -136,7 +137,7 @@ export async function updateOrganization(
   const name = input.name ?? org.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name && (await nameInUse(ctx.store, name, org.guid))) throw taken(name);
+      if (input.name && (await nameInUse(tx.db, name, org.guid))) throw taken(name);
       await tx.update('organizations', org.guid, org.generation, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,

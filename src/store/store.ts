@@ -1,6 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, KyselyPlugin, Transaction } from 'kysely';
 import { concurrentUpdate } from '../domain/errors.ts';
 import type { DbHandle, Dialect } from './db.ts';
 import type { Database, ResourceTable, RowUpdate } from './schema.ts';
@@ -32,6 +33,23 @@ export interface WriteTx {
 }
 
 export const newGuid = (): string => randomUUID();
+
+/** Marks async contexts that run inside `Store.write`. */
+const insideWrite = new AsyncLocalStorage<true>();
+
+/**
+ * Using `store.db` inside `store.write` would wait forever for the single SQLite connection the transaction
+ * holds (and read uncommitted-invisible data on PostgreSQL). This plugin turns that mistake into an immediate error.
+ */
+const outsideWriteGuard: KyselyPlugin = {
+  transformQuery(args) {
+    if (insideWrite.getStore()) throw new Error('store.db used inside store.write(): use tx.db for queries in a write');
+    return args.node;
+  },
+  async transformResult(args) {
+    return args.result;
+  },
+};
 export const nowIso = (): string => new Date().toISOString();
 
 /**
@@ -44,15 +62,19 @@ export class Store {
   /** Emits 'changes' after each commit so in-process watchers wake at once instead of at their next poll. */
   readonly events = new EventEmitter();
 
+  private readonly base: Kysely<Database>;
+
   constructor(handle: DbHandle) {
-    this.db = handle.db;
+    this.base = handle.db;
+    this.db = handle.db.withPlugin(outsideWriteGuard);
     this.dialect = handle.dialect;
     this.events.setMaxListeners(100);
   }
 
   async write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    if (insideWrite.getStore()) throw new Error('store.write() called inside store.write(): pass the WriteTx down instead');
     const pending: Change[] = [];
-    const result = await this.db.transaction().execute(async (trx) => {
+    const result = await insideWrite.run(true, () => this.base.transaction().execute(async (trx) => {
       const now = nowIso();
       const tx: WriteTx = {
         db: trx,
@@ -83,7 +105,7 @@ export class Store {
           .execute();
       }
       return value;
-    });
+    }));
     if (pending.length > 0) this.events.emit('changes', pending);
     return result;
   }
@@ -109,6 +131,6 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    await this.db.destroy();
+    await this.base.destroy();
   }
 }

@@ -1,13 +1,25 @@
 import type { Api, AppDeps } from '../context.ts';
+import { registerAuditEvents } from './audit-events.ts';
+import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
+import { registerFeatureFlags } from './feature-flags.ts';
 import { registerJobs } from './jobs.ts';
 import { registerOrganizations } from './organizations.ts';
+import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
+import { registerSpaces } from './spaces.ts';
+import { registerUsers } from './users.ts';
 
 /** Every CF resource router, in one list so the API's surface is visible at a glance. */
 const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerRoot,
   registerJobs,
   registerOrganizations,
+  registerSpaces,
+  registerRoles,
+  registerUsers,
+  registerFeatureFlags,
+  registerEnvironmentVariableGroups,
+  registerAuditEvents,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

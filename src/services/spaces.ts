@@ -1,0 +1,307 @@
+import type { Kysely } from 'kysely';
+import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
+import type { ListParams, ListSpec } from '../domain/list-params.ts';
+import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import {
+  isSpaceFeature,
+  SPACE_NAME_TAKEN,
+  type CreateSpace,
+  type SpaceFeatureName,
+  type UpdateSpace,
+  type UpdateSpaceFeature,
+} from '../domain/spaces.ts';
+import { isUniqueViolation } from '../store/errors.ts';
+import { listPage, type Page } from '../store/list-query.ts';
+import { saveMetadata } from '../store/metadata.ts';
+import type { Database, Row } from '../store/schema.ts';
+import { newGuid, type Store, type WriteTx } from '../store/store.ts';
+import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
+import { recordAudit } from './audit.ts';
+import { deleteSpacesCascade } from './cascade.ts';
+import type { Ctx } from './context.ts';
+import { completedJob, enqueueJob, type JobHandlers } from './jobs.ts';
+
+/** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
+export const SPACE_INCLUDES = ['org', 'organization'] as const;
+
+export const SPACE_LIST: ListSpec = {
+  orderBy: ['name'],
+  filters: ['names', 'organization_guids'],
+  labelSelector: true,
+  include: SPACE_INCLUDES,
+};
+
+export async function listSpaces(ctx: Ctx, params: ListParams): Promise<Page<Row<'spaces'>>> {
+  let q = ctx.store.db
+    .selectFrom('spaces')
+    .selectAll('spaces')
+    .where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid'));
+  if (params.filters.names) q = q.where('spaces.name', 'in', params.filters.names);
+  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
+  return listPage(q, {
+    table: 'spaces',
+    page: params.page,
+    perPage: params.perPage,
+    guids: params.filters.guids,
+    timestamps: params.timestamps,
+    labelSelector: params.labelSelector,
+    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
+  });
+}
+
+export const getSpace = (ctx: Ctx, guid: string) => findVisibleSpace(ctx.access, ctx.store.db, guid);
+
+/**
+ * The parent orgs of some spaces, for `include=organization`: de-duplicated and ordered by created_at,
+ * guid. Whoever can read a space can read its org, so no further visibility filter is needed.
+ */
+export async function organizationsOf(db: Kysely<Database>, spaces: Array<Pick<Row<'spaces'>, 'organization_guid'>>) {
+  const guids = [...new Set(spaces.map((s) => s.organization_guid))];
+  if (guids.length === 0) return [];
+  return db.selectFrom('organizations').selectAll().where('guid', 'in', guids).orderBy('created_at').orderBy('guid').execute();
+}
+
+async function nameInUse(db: Kysely<Database>, orgGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
+  let q = db
+    .selectFrom('spaces')
+    .select('guid')
+    .where('organization_guid', '=', orgGuid)
+    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
+  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
+const loadSpace = (db: Kysely<Database>, guid: string) =>
+  db.selectFrom('spaces').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+
+/** §8.3 step 7 for the org a space belongs to: not being deleted, not suspended (admins bypass that). */
+async function assertParentOrgWritable(ctx: Ctx, space: Pick<Row<'spaces'>, 'organization_guid'>): Promise<void> {
+  const org = await ctx.store.db
+    .selectFrom('organizations')
+    .select(['status', 'suspended'])
+    .where('guid', '=', space.organization_guid)
+    .executeTakeFirstOrThrow();
+  assertOrgWritable(ctx.access, org);
+}
+
+/** Writes to a space need it not being deleted and its org writable. */
+async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promise<void> {
+  assertSpaceWritable(space);
+  await assertParentOrgWritable(ctx, space);
+}
+
+function auditSpace(tx: WriteTx, ctx: Ctx, type: string, space: Pick<Row<'spaces'>, 'guid' | 'name' | 'organization_guid'>, data: unknown) {
+  return recordAudit(tx, {
+    type: `audit.space.${type}`,
+    actor: ctx.principal,
+    target: { type: 'space', guid: space.guid, name: space.name },
+    data: { request: data },
+    spaceGuid: space.guid,
+    organizationGuid: space.organization_guid,
+  });
+}
+
+export async function createSpace(ctx: Ctx, input: CreateSpace): Promise<{ space: Row<'spaces'>; metadata: Metadata }> {
+  validateMetadataRequest(input.metadata);
+  const orgGuid = input.relationships.organization.data.guid;
+  const org = await ctx.store.db.selectFrom('organizations').selectAll().where('guid', '=', orgGuid).executeTakeFirst();
+  if (!org || !(await ctx.access.canReadOrg(org.guid))) {
+    throw unprocessable('Invalid organization. Ensure the organization exists and you have access to it.');
+  }
+  if (!(await ctx.access.canManageOrg(org.guid))) throw notAuthorized();
+  assertOrgWritable(ctx.access, org);
+  try {
+    return await ctx.store.write(async (tx) => {
+      if (await nameInUse(tx.db, org.guid, input.name)) throw unprocessable(SPACE_NAME_TAKEN);
+      const guid = newGuid();
+      // No roles are granted to the creator: the cf CLI assigns space_manager/space_developer itself and
+      // fails if they already exist.
+      await tx.db
+        .insertInto('spaces')
+        .values({
+          guid,
+          created_at: tx.now,
+          updated_at: tx.now,
+          generation: 1,
+          name: input.name,
+          organization_guid: org.guid,
+          status: 'active',
+          allow_ssh: 1,
+          isolation_segment_guid: null,
+          space_quota_guid: null,
+        })
+        .execute();
+      tx.changed('spaces', guid, 'create');
+      const metadata = await saveMetadata(tx, 'spaces', guid, input.metadata);
+      await auditSpace(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, input);
+      return { space: await loadSpace(tx.db, guid), metadata };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw unprocessable(SPACE_NAME_TAKEN);
+    throw err;
+  }
+}
+
+export async function updateSpace(
+  ctx: Ctx,
+  guid: string,
+  input: UpdateSpace,
+): Promise<{ space: Row<'spaces'>; metadata: Metadata }> {
+  validateMetadataRequest(input.metadata);
+  const space = await getSpace(ctx, guid);
+  if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
+  await assertSpaceMutable(ctx, space);
+  const name = input.name ?? space.name;
+  try {
+    return await ctx.store.write(async (tx) => {
+      if (input.name !== undefined && (await nameInUse(tx.db, space.organization_guid, name, space.guid))) {
+        throw unprocessable(SPACE_NAME_TAKEN);
+      }
+      await tx.update('spaces', space.guid, space.generation, { name });
+      const metadata = await saveMetadata(tx, 'spaces', space.guid, input.metadata);
+      await auditSpace(tx, ctx, 'update', { ...space, name }, input);
+      return { space: await loadSpace(tx.db, space.guid), metadata };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw unprocessable(SPACE_NAME_TAKEN);
+    throw err;
+  }
+}
+
+/** Marks the space as being deleted and returns the job that removes it and everything in it. */
+export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
+  const space = await getSpace(ctx, guid);
+  if (!(await ctx.access.canManageOrg(space.organization_guid))) throw notAuthorized();
+  await assertParentOrgWritable(ctx, space);
+  return ctx.store.write(async (tx) => {
+    const inFlight = await tx.db
+      .selectFrom('jobs')
+      .select('guid')
+      .where('operation', '=', 'space.delete')
+      .where('resource_guid', '=', space.guid)
+      .where('state', '=', 'PROCESSING')
+      .executeTakeFirst();
+    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    await tx.db.updateTable('spaces').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', space.guid).execute();
+    tx.changed('spaces', space.guid, 'update');
+    await auditSpace(tx, ctx, 'delete-request', space, { recursive: true });
+    return enqueueJob(tx, { operation: 'space.delete', resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
+  });
+}
+
+export function registerSpaceJobs(handlers: JobHandlers, store: Store): void {
+  handlers.register('space.delete', async ({ job }) => {
+    await store.write(async (tx) => {
+      const space = await tx.db.selectFrom('spaces').select('guid').where('guid', '=', job.resource_guid).executeTakeFirst();
+      if (!space) return; // already gone: a re-run after a crash finishes quietly
+      await deleteSpacesCascade(tx, [space.guid]);
+    });
+  });
+}
+
+// ---- features ----
+
+export interface SpaceFeature {
+  name: SpaceFeatureName;
+  enabled: boolean;
+}
+
+const featuresOf = (space: Row<'spaces'>): SpaceFeature[] => [{ name: 'ssh', enabled: space.allow_ssh === 1 }];
+
+export async function listSpaceFeatures(ctx: Ctx, guid: string): Promise<SpaceFeature[]> {
+  return featuresOf(await getSpace(ctx, guid));
+}
+
+function findFeature(space: Row<'spaces'>, name: string): SpaceFeature {
+  const feature = isSpaceFeature(name) ? featuresOf(space).find((f) => f.name === name) : undefined;
+  if (!feature) throw notFound('Feature');
+  return feature;
+}
+
+export async function getSpaceFeature(ctx: Ctx, guid: string, name: string): Promise<SpaceFeature> {
+  return findFeature(await getSpace(ctx, guid), name);
+}
+
+export async function updateSpaceFeature(ctx: Ctx, guid: string, name: string, input: UpdateSpaceFeature): Promise<SpaceFeature> {
+  const space = await getSpace(ctx, guid);
+  findFeature(space, name);
+  if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
+  await assertSpaceMutable(ctx, space);
+  const updated = await ctx.store.write(async (tx) => {
+    // ssh is the only feature; it takes effect for new ssh sessions at once (CONVENTIONS.md §16).
+    await tx.update('spaces', space.guid, space.generation, { allow_ssh: input.enabled ? 1 : 0 });
+    await auditSpace(tx, ctx, 'update', space, { allow_ssh: input.enabled });
+    return loadSpace(tx.db, space.guid);
+  });
+  return findFeature(updated, name);
+}
+
+// ---- usage summaries ----
+
+export interface UsageSummary {
+  started_instances: number;
+  memory_in_mb: number;
+  routes: number;
+  service_instances: number;
+  reserved_ports: number;
+  domains: number;
+  per_app_tasks: number;
+  service_keys: number;
+}
+
+async function privateDomainCount(db: Kysely<Database>, orgGuid: string): Promise<number> {
+  const row = await db
+    .selectFrom('domains')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('owning_organization_guid', '=', orgGuid)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Usage counted from the store. Apps, processes, tasks, routes, service instances and keys do not exist
+ * in Kiln yet, so their counts (and the memory of started instances) are 0 until the capabilities that
+ * add those tables extend this function; domains are the org's private domains, as upstream counts them.
+ */
+async function usageOf(db: Kysely<Database>, orgGuid: string): Promise<UsageSummary> {
+  return {
+    started_instances: 0,
+    memory_in_mb: 0,
+    routes: 0,
+    service_instances: 0,
+    reserved_ports: 0,
+    domains: await privateDomainCount(db, orgGuid),
+    per_app_tasks: 0,
+    service_keys: 0,
+  };
+}
+
+export async function spaceUsageSummary(ctx: Ctx, guid: string): Promise<{ space: Row<'spaces'>; usage: UsageSummary }> {
+  const space = await getSpace(ctx, guid);
+  return { space, usage: await usageOf(ctx.store.db, space.organization_guid) };
+}
+
+export async function organizationUsageSummary(ctx: Ctx, guid: string): Promise<{ org: Row<'organizations'>; usage: UsageSummary }> {
+  const org = await findVisibleOrg(ctx.access, ctx.store.db, guid);
+  return { org, usage: await usageOf(ctx.store.db, org.guid) };
+}
+
+// ---- DELETE /v3/spaces/:guid/routes?unmapped=true ----
+
+/**
+ * Deletes the routes of a space that are mapped to no app and bound to no service instance. Kiln has
+ * no routes yet, so there is never anything to do: the job is born COMPLETE.
+ */
+export async function deleteUnmappedRoutes(ctx: Ctx, guid: string): Promise<string> {
+  const space = await getSpace(ctx, guid);
+  if (!(await ctx.access.canManageApps(space.guid))) throw notAuthorized();
+  await assertSpaceMutable(ctx, space);
+  return ctx.store.write((tx) =>
+    completedJob(tx, {
+      operation: 'space.delete_unmapped_routes',
+      resourceType: 'space',
+      resourceGuid: space.guid,
+      userGuid: ctx.principal.guid,
+    }),
+  );
+}

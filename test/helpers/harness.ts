@@ -106,7 +106,7 @@ async function testDatabase(): Promise<{ url: string | undefined; drop: () => Pr
 export async function createTestKiln(env: Record<string, string> = {}): Promise<TestKiln> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-test-'));
   const database = await testDatabase();
-  const adminPassword = randomBytes(12).toString('hex');
+  const adminPassword = env.KILN_ADMIN_PASSWORD ?? randomBytes(12).toString('hex');
   const config: Config = loadConfig({
     KILN_DATA_DIR: dataDir,
     DATABASE_URL: database.url,

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.ts';
+import { registerDomainJobs } from './domains.ts';
 import type { JobHandlers } from './jobs.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerRoleJobs } from './roles.ts';
@@ -11,4 +12,5 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerSpaceJobs(handlers, store);
   registerRoleJobs(handlers, store);
   registerUserJobs(handlers, store);
+  registerDomainJobs(handlers, store);
 }

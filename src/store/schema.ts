@@ -63,6 +63,9 @@ export interface StacksTable extends ResourceColumns {
   build_rootfs_image: string | null;
   run_rootfs_image: string | null;
   is_default: Flag;
+  /** ACTIVE, RESTRICTED, DEPRECATED or DISABLED (migration 0004). */
+  state: ColumnType<string, string | undefined, string>;
+  state_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface DomainsTable extends ResourceColumns {

@@ -158,16 +158,6 @@ describe('GET /v3/audit_events filters', () => {
 
 describe('audit event visibility', () => {
   it('shows everything to admins, admin read-only and global auditors', async () => {
-    // The built-in `cf` client does not (yet) list the global reader scopes, so a user holding them would get a
-    // token without them; grant the client what UAA's `cf` client has in cf-deployment.
-    const client = await t.kiln.store.db.selectFrom('identity_clients').select('scopes').where('client_id', '=', 'cf').executeTakeFirstOrThrow();
-    if (!client.scopes.includes('cloud_controller.global_auditor')) {
-      await t.kiln.store.db
-        .updateTable('identity_clients')
-        .set({ scopes: `${client.scopes} cloud_controller.global_auditor cloud_controller.admin_read_only` })
-        .where('client_id', '=', 'cf')
-        .execute();
-    }
     const count = (await all(t.admin)).length;
     const ga = await t.user('audit-ga', ['cloud_controller.global_auditor']);
     const aro = await t.user('audit-aro', ['cloud_controller.admin_read_only']);

@@ -98,16 +98,6 @@ describe('environment variable groups', () => {
 
   it('lets only admins update: 422 for a bad body first, then 403, then 404', async () => {
     const user = await t.user('evg-writer');
-    // The built-in `cf` client does not (yet) list the global reader scopes; without this the auditor's token
-    // would silently lack them. UAA's `cf` client in cf-deployment has both.
-    const client = await t.kiln.store.db.selectFrom('identity_clients').select('scopes').where('client_id', '=', 'cf').executeTakeFirstOrThrow();
-    if (!client.scopes.includes('cloud_controller.global_auditor')) {
-      await t.kiln.store.db
-        .updateTable('identity_clients')
-        .set({ scopes: `${client.scopes} cloud_controller.global_auditor cloud_controller.admin_read_only` })
-        .where('client_id', '=', 'cf')
-        .execute();
-    }
     const auditor = await t.user('evg-auditor', ['cloud_controller.global_auditor', 'cloud_controller.admin_read_only']);
     const forbidden = await user.patch('/v3/environment_variable_groups/running', { var: { A: 'b' } });
     expect(forbidden.status).toBe(403);

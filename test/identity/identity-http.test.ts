@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT, createLocalJWKSet, jwtVerify } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, createLocalJWKSet, jwtVerify, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 
@@ -111,7 +111,7 @@ describe('login and tokens', () => {
     // A refresh token is not an access token.
     const misuse = await t.kiln.app.request('http://kiln.test/v3/organizations', { headers: { authorization: `bearer ${first.body.refresh_token}` } });
     expect(misuse.status).toBe(401);
-    expect((await misuse.json()).errors[0].title).toBe('CF-InvalidAuthToken');
+    expect(((await misuse.json()) as { errors: Array<{ title: string }> }).errors[0]!.title).toBe('CF-InvalidAuthToken');
 
     const change = await call('PUT', `/Users/${created.id}/password`, {
       token: first.body.access_token,
@@ -135,7 +135,7 @@ describe('login and tokens', () => {
     for (const token of [forged, foreign, 'not-a-jwt']) {
       const res = await t.kiln.app.request('http://kiln.test/v3/organizations', { headers: { authorization: `bearer ${token}` } });
       expect(res.status).toBe(401);
-      expect((await res.json()).errors[0]).toMatchObject({ title: 'CF-InvalidAuthToken', code: 1000 });
+      expect(((await res.json()) as { errors: unknown[] }).errors[0]).toMatchObject({ title: 'CF-InvalidAuthToken', code: 1000 });
     }
   });
 });

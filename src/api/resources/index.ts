@@ -1,5 +1,6 @@
 import type { Api, AppDeps } from '../context.ts';
 import { registerAuditEvents } from './audit-events.ts';
+import { registerDomains } from './domains.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerJobs } from './jobs.ts';
@@ -7,6 +8,7 @@ import { registerOrganizations } from './organizations.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerSpaces } from './spaces.ts';
+import { registerStacks } from './stacks.ts';
 import { registerUsers } from './users.ts';
 
 /** Every CF resource router, in one list so the API's surface is visible at a glance. */
@@ -20,6 +22,8 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerFeatureFlags,
   registerEnvironmentVariableGroups,
   registerAuditEvents,
+  registerDomains,
+  registerStacks,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

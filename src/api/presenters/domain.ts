@@ -1,0 +1,39 @@
+import type { Metadata } from '../../domain/metadata.ts';
+import type { Row } from '../../store/schema.ts';
+import type { Linker } from '../cf/links.ts';
+import { base, metadataOf, toMany, toOne } from '../cf/presenter.ts';
+
+/**
+ * A domain as Cloud Controller renders it. `sharedOrganizationGuids` must already be limited to the
+ * orgs the caller can read. Kiln has no routing API, so `router_group` is always null and no
+ * `router_group` link is emitted; every domain carries HTTP routes.
+ */
+export function presentDomain(domain: Row<'domains'>, sharedOrganizationGuids: string[], metadata: Metadata | undefined, l: Linker) {
+  const self = `/v3/domains/${domain.guid}`;
+  const org = domain.owning_organization_guid;
+  return {
+    ...base(domain),
+    name: domain.name,
+    internal: domain.internal === 1,
+    router_group: domain.router_group_guid ? { guid: domain.router_group_guid } : null,
+    supported_protocols: ['http'],
+    relationships: {
+      organization: toOne(org),
+      shared_organizations: toMany(sharedOrganizationGuids),
+    },
+    metadata: metadataOf(metadata),
+    links: {
+      self: l.link(self),
+      route_reservations: l.link(`${self}/route_reservations`),
+      ...(org
+        ? {
+            organization: l.link(`/v3/organizations/${org}`),
+            shared_organizations: l.link(`${self}/relationships/shared_organizations`),
+          }
+        : {}),
+    },
+  };
+}
+
+/** `POST /v3/domains/:guid/relationships/shared_organizations` answers with the (visible) shared orgs. */
+export const presentSharedOrganizations = (guids: string[]) => toMany(guids);

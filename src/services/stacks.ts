@@ -1,0 +1,187 @@
+import type { Kysely } from 'kysely';
+import { badQuery, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
+import type { ListParams, ListSpec } from '../domain/list-params.ts';
+import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import {
+  DEFAULT_STACK_STATE,
+  defaultStackStateWarning,
+  LIFECYCLE_TYPES,
+  parseDefaultFilter,
+  STACK_NAME_TAKEN,
+  type CreateStack,
+  type UpdateStack,
+} from '../domain/stacks.ts';
+import { isUniqueViolation } from '../store/errors.ts';
+import { listPage, type Page } from '../store/list-query.ts';
+import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
+import type { Database, Row } from '../store/schema.ts';
+import { newGuid, type WriteTx } from '../store/store.ts';
+import { recordAudit } from './audit.ts';
+import type { Ctx } from './context.ts';
+
+export const STACK_LIST: ListSpec = {
+  orderBy: ['name'],
+  filters: ['names'],
+  params: ['default'],
+  labelSelector: true,
+};
+
+/** `include` values of app lists; `org` is an alias of `space.organization`'s org part. */
+export const STACK_APP_INCLUDES = ['space', 'org', 'space.organization'] as const;
+
+/** The query `GET /v3/stacks/:guid/apps` accepts: that of `GET /v3/apps` (the stack filter is implied). */
+export const STACK_APPS_LIST: ListSpec = {
+  orderBy: ['name', 'state'],
+  filters: ['names', 'space_guids', 'organization_guids', 'stacks'],
+  params: ['lifecycle_type'],
+  labelSelector: true,
+  include: STACK_APP_INCLUDES,
+};
+
+// ---- apps on a stack (the one place a future apps table plugs in) ----
+
+/**
+ * Apps whose lifecycle uses the stack, visible to the caller. Kiln has no apps table yet, so the page
+ * is empty; when apps arrive this query (and appsUseStack) is all there is to write.
+ */
+async function appsOnStack(_ctx: Ctx, _stackName: string, _params: ListParams): Promise<Page<never>> {
+  return { rows: [], total: 0 };
+}
+
+/** Whether any app (of any tenant) uses the stack; a stack in use cannot be deleted. */
+async function appsUseStack(_db: Kysely<Database>, _stackName: string): Promise<boolean> {
+  return false;
+}
+
+// ---- reading ----
+
+export async function listStacks(ctx: Ctx, params: ListParams): Promise<Page<Row<'stacks'>>> {
+  const isDefault = parseDefaultFilter(params.params.default);
+  if (typeof isDefault === 'string') throw badQuery(isDefault);
+  // Stacks are platform-wide: every authenticated caller sees all of them.
+  let q = ctx.store.db.selectFrom('stacks').selectAll('stacks');
+  if (params.filters.names) q = q.where('stacks.name', 'in', params.filters.names);
+  if (isDefault !== undefined) q = q.where('stacks.is_default', '=', isDefault ? 1 : 0);
+  return listPage(q, {
+    table: 'stacks',
+    page: params.page,
+    perPage: params.perPage,
+    guids: params.filters.guids,
+    timestamps: params.timestamps,
+    labelSelector: params.labelSelector,
+    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
+  });
+}
+
+export async function getStack(ctx: Ctx, guid: string): Promise<Row<'stacks'>> {
+  const stack = await ctx.store.db.selectFrom('stacks').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!stack) throw notFound('Stack');
+  return stack;
+}
+
+export async function listStackApps(ctx: Ctx, stack: Row<'stacks'>, params: ListParams): Promise<Page<never>> {
+  const lifecycle = params.params.lifecycle_type;
+  if (lifecycle !== undefined && !(LIFECYCLE_TYPES as readonly string[]).includes(lifecycle)) {
+    throw badQuery(`Invalid lifecycle_type: '${lifecycle}'`);
+  }
+  return appsOnStack(ctx, stack.name, params);
+}
+
+// ---- writing (admins only) ----
+
+/** Stacks are managed by admins only; checked before the body is looked at, as upstream does. */
+export function requireStackAdmin(ctx: Ctx): void {
+  if (!ctx.access.admin) throw notAuthorized();
+}
+
+/** The stack an update or delete is about: 404 when missing, then 403 for non-admins. */
+export async function getStackForWrite(ctx: Ctx, guid: string): Promise<Row<'stacks'>> {
+  const stack = await getStack(ctx, guid);
+  requireStackAdmin(ctx);
+  return stack;
+}
+
+const loadStack = (db: Kysely<Database>, guid: string) =>
+  db.selectFrom('stacks').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+
+function auditStack(tx: WriteTx, ctx: Ctx, type: string, stack: Pick<Row<'stacks'>, 'guid' | 'name'>, data?: unknown) {
+  return recordAudit(tx, {
+    type: `audit.stack.${type}`,
+    actor: ctx.principal,
+    target: { type: 'stack', guid: stack.guid, name: stack.name },
+    data: data === undefined ? {} : { request: data },
+  });
+}
+
+export async function createStack(ctx: Ctx, input: CreateStack): Promise<{ stack: Row<'stacks'>; metadata: Metadata }> {
+  requireStackAdmin(ctx);
+  validateMetadataRequest(input.metadata);
+  // Names are stored trimmed, as upstream's model does.
+  const name = input.name.trim();
+  try {
+    return await ctx.store.write(async (tx) => {
+      const existing = await tx.db.selectFrom('stacks').select('guid').where('name', '=', name).executeTakeFirst();
+      if (existing) throw unprocessable(STACK_NAME_TAKEN);
+      const guid = newGuid();
+      await tx.db
+        .insertInto('stacks')
+        .values({
+          guid,
+          created_at: tx.now,
+          updated_at: tx.now,
+          generation: 1,
+          name,
+          description: input.description ?? null,
+          build_rootfs_image: null,
+          run_rootfs_image: null,
+          is_default: 0,
+          state: input.state ?? DEFAULT_STACK_STATE,
+          state_reason: input.state_reason ?? null,
+        })
+        .execute();
+      tx.changed('stacks', guid, 'create');
+      const metadata = await saveMetadata(tx, 'stacks', guid, input.metadata);
+      await auditStack(tx, ctx, 'create', { guid, name }, input);
+      return { stack: await loadStack(tx.db, guid), metadata };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw unprocessable(STACK_NAME_TAKEN);
+    throw err;
+  }
+}
+
+/** Updates state and metadata; returns a warning when the default stack's state was set. */
+export async function updateStack(
+  ctx: Ctx,
+  stack: Row<'stacks'>,
+  input: UpdateStack,
+): Promise<{ stack: Row<'stacks'>; metadata: Metadata; warning?: string }> {
+  requireStackAdmin(ctx);
+  validateMetadataRequest(input.metadata);
+  const result = await ctx.store.write(async (tx) => {
+    await tx.update('stacks', stack.guid, stack.generation, {
+      ...(input.state !== undefined ? { state: input.state } : {}),
+      ...(input.state_reason !== undefined ? { state_reason: input.state_reason } : {}),
+    });
+    const metadata = await saveMetadata(tx, 'stacks', stack.guid, input.metadata);
+    await auditStack(tx, ctx, 'update', stack, input);
+    return { stack: await loadStack(tx.db, stack.guid), metadata };
+  });
+  const warning = stack.is_default === 1 && input.state !== undefined ? defaultStackStateWarning(stack.name) : undefined;
+  return warning ? { ...result, warning } : result;
+}
+
+/** Deletes a stack at once (204); refused while apps use it. */
+export async function deleteStack(ctx: Ctx, stack: Row<'stacks'>): Promise<void> {
+  requireStackAdmin(ctx);
+  await ctx.store.write(async (tx) => {
+    if (await appsUseStack(tx.db, stack.name)) {
+      throw unprocessable(`Cannot delete stack '${stack.name}' because apps are currently using the stack.`);
+    }
+    await auditStack(tx, ctx, 'delete', stack);
+    await deleteMetadata(tx, 'stacks', [stack.guid]);
+    const res = await tx.db.deleteFrom('stacks').where('guid', '=', stack.guid).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw notFound('Stack');
+    tx.changed('stacks', stack.guid, 'delete');
+  });
+}

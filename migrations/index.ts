@@ -2,10 +2,12 @@ import type { KilnMigration } from './helpers.ts';
 import { foundation } from './0001_foundation.ts';
 import { rolesUnique } from './0003_roles.ts';
 import { domainsStacks } from './0004_domains_stacks.ts';
+import { quotas } from './0006_quotas.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
   '0001_foundation': foundation,
   '0003_roles': rolesUnique,
   '0004_domains_stacks': domainsStacks,
+  '0006_quotas': quotas,
 };

@@ -1,8 +1,10 @@
 import type { Store } from '../store/store.ts';
 import { registerDomainJobs } from './domains.ts';
 import type { JobHandlers } from './jobs.ts';
+import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerRoleJobs } from './roles.ts';
+import { registerSpaceQuotaJobs } from './space-quotas.ts';
 import { registerSpaceJobs } from './spaces.ts';
 import { registerUserJobs } from './users.ts';
 
@@ -13,4 +15,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerRoleJobs(handlers, store);
   registerUserJobs(handlers, store);
   registerDomainJobs(handlers, store);
+  registerOrganizationQuotaJobs(handlers, store);
+  registerSpaceQuotaJobs(handlers, store);
 }

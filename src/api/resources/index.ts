@@ -4,9 +4,11 @@ import { registerDomains } from './domains.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerJobs } from './jobs.ts';
+import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
+import { registerSpaceQuotas } from './space-quotas.ts';
 import { registerSpaces } from './spaces.ts';
 import { registerStacks } from './stacks.ts';
 import { registerUsers } from './users.ts';
@@ -24,6 +26,8 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerAuditEvents,
   registerDomains,
   registerStacks,
+  registerOrganizationQuotas,
+  registerSpaceQuotas,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

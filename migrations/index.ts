@@ -3,6 +3,7 @@ import { foundation } from './0001_foundation.ts';
 import { rolesUnique } from './0003_roles.ts';
 import { domainsStacks } from './0004_domains_stacks.ts';
 import { quotas } from './0006_quotas.ts';
+import { isolationSegments } from './0007_isolation_segments.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0003_roles': rolesUnique,
   '0004_domains_stacks': domainsStacks,
   '0006_quotas': quotas,
+  '0007_isolation_segments': isolationSegments,
 };

@@ -4,6 +4,7 @@ import type { JobHandlers } from './jobs.ts';
 import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerRoleJobs } from './roles.ts';
+import { registerSecurityGroupJobs } from './security-groups.ts';
 import { registerSpaceQuotaJobs } from './space-quotas.ts';
 import { registerSpaceJobs } from './spaces.ts';
 import { registerUserJobs } from './users.ts';
@@ -14,7 +15,8 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerSpaceJobs(handlers, store);
   registerRoleJobs(handlers, store);
   registerUserJobs(handlers, store);
-  registerDomainJobs(handlers, store);
   registerOrganizationQuotaJobs(handlers, store);
   registerSpaceQuotaJobs(handlers, store);
+  registerDomainJobs(handlers, store);
+  registerSecurityGroupJobs(handlers, store);
 }

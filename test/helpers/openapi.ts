@@ -35,6 +35,15 @@ export const SPEC_ALLOW_LIST: Array<{ instancePath: RegExp; keyword: string; ope
     why: 'RelationshipToOne + $ref makes null data invalid although CONVENTIONS.md §2 requires it',
   },
   {
+    // The same RelationshipToOne defect at the top level of the to-one relationship endpoints (OPERATIONS.md:
+    // getDefaultIsolationSegmentForOrganization, getAssignedIsolationSegmentForSpace and their PATCHes), which
+    // CONVENTIONS.md §7 documents as answering `{"data": null}` when nothing is assigned.
+    instancePath: /^\/data$/,
+    keyword: 'type',
+    operation: /\/relationships\/(default_isolation_segment|isolation_segment)$/,
+    why: 'RelationshipToOne + $ref makes a cleared to-one relationship ({"data": null}) invalid',
+  },
+  {
     // BaseSchema says guid has format uuid, but a user's guid is the identity provider's user_id or a client_id.
     instancePath: /^(\/resources\/\d+)?(\/included\/users\/\d+)?\/guid$/,
     keyword: 'format',

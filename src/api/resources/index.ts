@@ -3,11 +3,13 @@ import { registerAuditEvents } from './audit-events.ts';
 import { registerDomains } from './domains.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
 import { registerFeatureFlags } from './feature-flags.ts';
+import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
+import { registerSecurityGroups } from './security-groups.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
 import { registerSpaces } from './spaces.ts';
 import { registerStacks } from './stacks.ts';
@@ -24,10 +26,12 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerFeatureFlags,
   registerEnvironmentVariableGroups,
   registerAuditEvents,
-  registerDomains,
-  registerStacks,
+  registerIsolationSegments,
   registerOrganizationQuotas,
   registerSpaceQuotas,
+  registerDomains,
+  registerStacks,
+  registerSecurityGroups,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

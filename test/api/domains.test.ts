@@ -11,42 +11,9 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<void> {
-  await t.kiln.store.write(async (tx) => {
-    const guid = randomUUID();
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-}
-
 /** A global auditor (the `cf` client grants the global reader scopes, as UAA's does). */
 async function globalReader(name: string): Promise<Client> {
   return t.user(name, ['cloud_controller.global_auditor']);
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
-async function space(name: string, orgGuid: string): Promise<any> {
-  const res = await t.admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } } });
-  expect(res.status).toBe(201);
-  return res.body;
 }
 
 const privateBody = (name: string, orgGuid: string, shared: string[] = []) => ({
@@ -112,9 +79,9 @@ describe('shared domains', () => {
   });
 
   it('refuses shared domains to non-admins and to unauthenticated callers', async () => {
-    const o = await org('shared-refuse-org');
+    const o = await t.org('shared-refuse-org');
     const manager = await t.user('shared-refuse-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const res = await manager.post('/v3/domains', { name: 'not-mine.test' });
     expect(res.status).toBe(403);
     expect(res.body.errors[0]).toEqual(NOT_AUTHORIZED);
@@ -198,11 +165,11 @@ describe('private domains', () => {
   let other: any;
   let manager: Client;
   beforeAll(async () => {
-    o = await org('priv-org');
-    other = await org('priv-other-org');
+    o = await t.org('priv-org');
+    other = await t.org('priv-other-org');
     manager = await t.user('priv-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
-    await grant(manager, 'organization_manager', { org: other.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: other.guid });
   });
 
   it('lets an org manager create one in their org, shared with another org they manage', async () => {
@@ -236,14 +203,14 @@ describe('private domains', () => {
     expect(hidden.body.errors[0].detail).toBe(`Organization with guid '${o.guid}' does not exist or you do not have access to it.`);
 
     const orgUser = await t.user('priv-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     const forbidden = await orgUser.post('/v3/domains', privateBody('x.forbidden.test', o.guid));
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.errors[0]).toEqual(NOT_AUTHORIZED);
   });
 
   it('verifies every org it is shared with', async () => {
-    const notManaged = await org('priv-not-managed');
+    const notManaged = await t.org('priv-not-managed');
     const missingGuid = randomUUID();
     const cases: Array<[string[], string]> = [
       [[missingGuid], `Organization with guid '${missingGuid}' does not exist, or you do not have access to it.`],
@@ -256,8 +223,8 @@ describe('private domains', () => {
       expect(res.body.errors[0]).toEqual(unprocessable(detail));
     }
     const auditorThere = await t.user('priv-share-auditor');
-    await grant(auditorThere, 'organization_manager', { org: o.guid });
-    await grant(auditorThere, 'organization_auditor', { org: notManaged.guid });
+    await t.grant(auditorThere, 'organization_manager', { org: o.guid });
+    await t.grant(auditorThere, 'organization_auditor', { org: notManaged.guid });
     const res = await auditorThere.post('/v3/domains', privateBody('x.share-check.test', o.guid, [notManaged.guid]));
     expect(res.body.errors[0]).toEqual(unprocessable("You do not have sufficient permissions for organization 'priv-not-managed' to share domain."));
   });
@@ -275,16 +242,16 @@ describe('private domains', () => {
   });
 
   it('refuses creation in suspended orgs (admins bypass) and orgs being deleted', async () => {
-    const s = await org('priv-suspended');
+    const s = await t.org('priv-suspended');
     const m = await t.user('priv-suspended-manager');
-    await grant(m, 'organization_manager', { org: s.guid });
+    await t.grant(m, 'organization_manager', { org: s.guid });
     await t.admin.patch(`/v3/organizations/${s.guid}`, { suspended: true });
     const res = await m.post('/v3/domains', privateBody('x.suspended.test', s.guid));
     expect(res.status).toBe(403);
     expect(res.body.errors[0]).toMatchObject({ title: 'CF-OrgSuspended', code: 10017 });
     await createDomain(t.admin, privateBody('admin.suspended.test', s.guid));
 
-    const doomed = await org('priv-deleting');
+    const doomed = await t.org('priv-deleting');
     await t.kiln.store.db.updateTable('organizations').set({ status: 'deleting' }).where('guid', '=', doomed.guid).execute();
     const deleting = await t.admin.post('/v3/domains', privateBody('x.deleting.test', doomed.guid));
     expect(deleting.status).toBe(422);
@@ -293,7 +260,7 @@ describe('private domains', () => {
 
   it("keeps names below another org's private domain (and above others' domains) reserved", async () => {
     await createDomain(manager, privateBody('corp.test', o.guid));
-    const third = await org('priv-third');
+    const third = await t.org('priv-third');
     const reserved = (name: string, by: string) =>
       unprocessable(`The domain name "${name}" cannot be created because "${by}" is already reserved by another domain`);
 
@@ -312,7 +279,7 @@ describe('private domains', () => {
   });
 
   it("enforces the org quota's total_domains", async () => {
-    const limited = await org('priv-quota-org');
+    const limited = await t.org('priv-quota-org');
     const quotaGuid = randomUUID();
     await t.kiln.store.write(async (tx) => {
       await tx.db
@@ -353,10 +320,10 @@ describe('reading domains', () => {
   let foreign: any;
   let s: any;
   beforeAll(async () => {
-    o = await org('read-org');
-    receiver = await org('read-receiver');
-    const outsider = await org('read-outsider');
-    s = await space('read-space', o.guid);
+    o = await t.org('read-org');
+    receiver = await t.org('read-receiver');
+    const outsider = await t.org('read-outsider');
+    s = await t.space('read-space', o.guid);
     owned = await createDomain(t.admin, { ...privateBody('owned.read.test', o.guid), metadata: { labels: { tier: 'gold' } } });
     sharedIn = await createDomain(t.admin, privateBody('sharedin.read.test', outsider.guid, [o.guid, receiver.guid]));
     foreign = await createDomain(t.admin, privateBody('foreign.read.test', outsider.guid));
@@ -377,8 +344,8 @@ describe('reading domains', () => {
     ];
     for (const [role, target] of readers) {
       const u = await t.user(`read-${role}`);
-      await grant(u, 'organization_user', { org: o.guid });
-      await grant(u, role, target);
+      await t.grant(u, 'organization_user', { org: o.guid });
+      await t.grant(u, role, target);
       const names = await visibleNames(u);
       expect(names, role).toEqual(expect.arrayContaining(['apps.localhost', 'owned.read.test', 'sharedin.read.test']));
       expect(names, role).not.toContain('foreign.read.test');
@@ -387,7 +354,7 @@ describe('reading domains', () => {
     }
     for (const role of ['organization_user', 'organization_billing_manager']) {
       const u = await t.user(`read-only-${role}`);
-      await grant(u, role, { org: o.guid });
+      await t.grant(u, role, { org: o.guid });
       const names = await visibleNames(u);
       expect(names).toContain('apps.localhost');
       expect(names.filter((n) => n.endsWith('.read.test'))).toEqual([]);
@@ -404,7 +371,7 @@ describe('reading domains', () => {
     const all = await t.admin.get(`/v3/domains/${sharedIn.guid}`);
     expect(all.body.relationships.shared_organizations.data).toEqual([{ guid: o.guid }, { guid: receiver.guid }]);
     const u = await t.user('read-partial');
-    await grant(u, 'organization_auditor', { org: o.guid });
+    await t.grant(u, 'organization_auditor', { org: o.guid });
     const partial = await u.get(`/v3/domains/${sharedIn.guid}`);
     expect(partial.body.relationships.shared_organizations.data).toEqual([{ guid: o.guid }]);
     expect(partial.body.relationships.organization.data).toEqual({ guid: sharedIn.relationships.organization.data.guid });
@@ -454,7 +421,7 @@ describe('reading domains', () => {
     expect(onlyOwned.body.resources.map((d: any) => d.name)).toEqual(['owned.read.test']);
 
     const orgUser = await t.user('org-domains-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     const limited = await orgUser.get(`/v3/organizations/${o.guid}/domains?per_page=5000`);
     expect(limited.status).toBe(200);
     expect(limited.body.resources.every((d: any) => d.relationships.organization.data === null)).toBe(true);
@@ -468,10 +435,10 @@ describe('reading domains', () => {
 
 describe('updating domains', () => {
   it('merges metadata for the owning org manager; others get 403 or 404', async () => {
-    const o = await org('upd-org');
+    const o = await t.org('upd-org');
     const d = await createDomain(t.admin, { ...privateBody('upd.test', o.guid), metadata: { labels: { a: '1', b: '2' } } });
     const manager = await t.user('upd-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const res = await manager.patch(`/v3/domains/${d.guid}`, { metadata: { labels: { a: null, c: '3' }, annotations: { n: 'x' } } });
     expect(res.status).toBe(200);
     expect(res.body.metadata).toEqual({ labels: { b: '2', c: '3' }, annotations: { n: 'x' } });
@@ -480,7 +447,7 @@ describe('updating domains', () => {
     expect(audit.map((a) => a.type)).toEqual(['audit.domain.create', 'audit.domain.update']);
 
     const auditor = await t.user('upd-auditor');
-    await grant(auditor, 'organization_auditor', { org: o.guid });
+    await t.grant(auditor, 'organization_auditor', { org: o.guid });
     const forbidden = await auditor.patch(`/v3/domains/${d.guid}`, { metadata: { labels: { z: '1' } } });
     expect(forbidden.status).toBe(403);
     const stranger = await t.user('upd-stranger');
@@ -518,11 +485,11 @@ describe('sharing domains', () => {
   let manager: Client;
   let d: any;
   beforeAll(async () => {
-    owner = await org('share-owner');
-    a = await org('share-a');
-    b = await org('share-b');
+    owner = await t.org('share-owner');
+    a = await t.org('share-a');
+    b = await t.org('share-b');
     manager = await t.user('share-manager');
-    for (const x of [owner, a, b]) await grant(manager, 'organization_manager', { org: x.guid });
+    for (const x of [owner, a, b]) await t.grant(manager, 'organization_manager', { org: x.guid });
     d = await createDomain(manager, privateBody('share.test', owner.guid));
   });
 
@@ -556,7 +523,7 @@ describe('sharing domains', () => {
     expect(withOwner.body.errors[0]).toEqual(unprocessable('Domain cannot be shared with owning organization.'));
 
     const auditor = await t.user('share-auditor');
-    await grant(auditor, 'organization_auditor', { org: owner.guid });
+    await t.grant(auditor, 'organization_auditor', { org: owner.guid });
     expect((await auditor.post(url, { data: [{ guid: a.guid }] })).status).toBe(403);
     expect((await (await t.user('share-stranger')).post(url, { data: [{ guid: a.guid }] })).status).toBe(404);
     expect((await manager.post(`/v3/domains/${randomUUID()}/relationships/shared_organizations`, { data: [] })).status).toBe(404);
@@ -564,7 +531,7 @@ describe('sharing domains', () => {
 
   it('unshares for either side’s manager and refuses what is not shared', async () => {
     const receiverManager = await t.user('share-receiver-manager');
-    await grant(receiverManager, 'organization_manager', { org: b.guid });
+    await t.grant(receiverManager, 'organization_manager', { org: b.guid });
     // The receiving org's manager can see the domain (it is shared with their org) and give it back.
     const giveBack = await receiverManager.delete(`/v3/domains/${d.guid}/relationships/shared_organizations/${b.guid}`);
     expect(giveBack.status).toBe(204);
@@ -584,7 +551,7 @@ describe('sharing domains', () => {
 
     await manager.post(`/v3/domains/${d.guid}/relationships/shared_organizations`, { data: [{ guid: a.guid }] });
     const auditor = await t.user('unshare-auditor');
-    await grant(auditor, 'organization_auditor', { org: owner.guid });
+    await t.grant(auditor, 'organization_auditor', { org: owner.guid });
     const forbidden = await auditor.delete(`/v3/domains/${d.guid}/relationships/shared_organizations/${a.guid}`);
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.errors[0]).toEqual(NOT_AUTHORIZED);
@@ -593,8 +560,8 @@ describe('sharing domains', () => {
 
 describe('deleting domains', () => {
   it('refuses while shared, then deletes through a domain.delete job', async () => {
-    const o = await org('del-org');
-    const r = await org('del-receiver');
+    const o = await t.org('del-org');
+    const r = await t.org('del-receiver');
     const d = await createDomain(t.admin, { ...privateBody('del.test', o.guid, [r.guid]), metadata: { labels: { x: 'y' } } });
     const shared = await t.admin.delete(`/v3/domains/${d.guid}`);
     expect(shared.status).toBe(422);
@@ -602,7 +569,7 @@ describe('deleting domains', () => {
 
     expect((await t.admin.delete(`/v3/domains/${d.guid}/relationships/shared_organizations/${r.guid}`)).status).toBe(204);
     const manager = await t.user('del-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const res = await manager.delete(`/v3/domains/${d.guid}`);
     expect(res.status).toBe(202);
     expect(res.text).toBe('');
@@ -617,10 +584,10 @@ describe('deleting domains', () => {
   });
 
   it('forbids readers (403), hides from outsiders (404) and lets only admins delete shared domains', async () => {
-    const o = await org('del-perm-org');
+    const o = await t.org('del-perm-org');
     const d = await createDomain(t.admin, privateBody('del-perm.test', o.guid));
     const auditor = await t.user('del-auditor');
-    await grant(auditor, 'organization_auditor', { org: o.guid });
+    await t.grant(auditor, 'organization_auditor', { org: o.guid });
     expect((await auditor.delete(`/v3/domains/${d.guid}`)).status).toBe(403);
     const stranger = await t.user('del-stranger');
     expect((await stranger.delete(`/v3/domains/${d.guid}`)).status).toBe(404);
@@ -649,7 +616,7 @@ describe('route reservations', () => {
     expect(unknown.status).toBe(400);
     expect(unknown.body.errors[0].title).toBe('CF-BadQueryParameter');
 
-    const o = await org('resv-org');
+    const o = await t.org('resv-org');
     const d = await createDomain(t.admin, privateBody('resv.test', o.guid));
     const stranger = await t.user('resv-stranger');
     expect((await stranger.get(`/v3/domains/${d.guid}/route_reservations?host=x`)).status).toBe(404);
@@ -659,7 +626,7 @@ describe('route reservations', () => {
 
 describe('default domain of an org', () => {
   it('is the oldest shared HTTP domain, else the org’s oldest private domain when the caller may see it', async () => {
-    const o = await org('default-org');
+    const o = await t.org('default-org');
     const res = await t.admin.get(`/v3/organizations/${o.guid}/domains/default`);
     expect(res.status).toBe(200);
     expect(res.body.guid).toBe(appsDomain.guid);
@@ -669,9 +636,9 @@ describe('default domain of an org', () => {
     expect(hidden.body.errors[0].detail).toBe('Organization not found');
 
     const priv = await createDomain(t.admin, privateBody('default-priv.test', o.guid));
-    const empty = await org('default-empty-org');
+    const empty = await t.org('default-empty-org');
     const orgUser = await t.user('default-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     // Take every shared domain out of the running by making it internal, then restore them.
     const sharedGuids = (
       await t.kiln.store.db.selectFrom('domains').select('guid').where('owning_organization_guid', 'is', null).where('internal', '=', 0).execute()

@@ -11,39 +11,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<void> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
-async function space(name: string, orgGuid: string): Promise<any> {
-  const res = await t.admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
 async function segment(name: string, extra: Record<string, unknown> = {}): Promise<any> {
   const res = await t.admin.post('/v3/isolation_segments', { name, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -82,8 +49,8 @@ describe('the shared isolation segment', () => {
   });
 
   it('becomes the default of an org without one when entitled to it', async () => {
-    const o = await org('shared-entitled-org');
-    const withDefault = await org('shared-keeps-default-org');
+    const o = await t.org('shared-entitled-org');
+    const withDefault = await t.org('shared-keeps-default-org');
     const s = await segment('shared-test-own');
     await entitle(s.guid, withDefault.guid);
     expect((await t.admin.patch(`/v3/organizations/${withDefault.guid}/relationships/default_isolation_segment`, { data: { guid: s.guid } })).status).toBe(200);
@@ -160,12 +127,12 @@ describe('reading isolation segments', () => {
   let hidden: any;
   let orgUser: Client;
   beforeAll(async () => {
-    visibleOrg = await org('read-visible-org');
+    visibleOrg = await t.org('read-visible-org');
     seen = await segment('read-seen', { metadata: { labels: { env: 'prod' } } });
     hidden = await segment('read-hidden', { metadata: { labels: { env: 'dev' } } });
     await entitle(seen.guid, visibleOrg.guid);
     orgUser = await t.user('read-org-user');
-    await grant(orgUser, 'organization_user', { org: visibleOrg.guid });
+    await t.grant(orgUser, 'organization_user', { org: visibleOrg.guid });
   });
 
   it('shows a non-admin only the segments entitled to orgs they can read', async () => {
@@ -210,7 +177,7 @@ describe('reading isolation segments', () => {
   });
 
   it('lists the entitled organizations (filtered to what the caller can read)', async () => {
-    const other = await org('read-other-org');
+    const other = await t.org('read-other-org');
     await entitle(seen.guid, other.guid);
     const rel = await t.admin.get(`/v3/isolation_segments/${seen.guid}/relationships/organizations`);
     expect(rel.status).toBe(200);
@@ -236,8 +203,8 @@ describe('reading isolation segments', () => {
   });
 
   it('lists the spaces assigned to a segment (filtered to what the caller can read)', async () => {
-    const s1 = await space('read-space-1', visibleOrg.guid);
-    const s2 = await space('read-space-2', visibleOrg.guid);
+    const s1 = await t.space('read-space-1', visibleOrg.guid);
+    const s2 = await t.space('read-space-2', visibleOrg.guid);
     for (const s of [s1, s2]) {
       const res = await t.admin.patch(`/v3/spaces/${s.guid}/relationships/isolation_segment`, { data: { guid: seen.guid } });
       expect(res.status).toBe(200);
@@ -248,8 +215,8 @@ describe('reading isolation segments', () => {
       links: { self: { href: `${BASE}/v3/isolation_segments/${seen.guid}/relationships/spaces` } },
     });
     const dev = await t.user('read-space-dev');
-    await grant(dev, 'organization_user', { org: visibleOrg.guid });
-    await grant(dev, 'space_developer', { space: s2.guid });
+    await t.grant(dev, 'organization_user', { org: visibleOrg.guid });
+    await t.grant(dev, 'space_developer', { space: s2.guid });
     expect((await dev.get(`/v3/isolation_segments/${seen.guid}/relationships/spaces`)).body.data).toEqual([{ guid: s2.guid }]);
     expect((await orgUser.get(`/v3/isolation_segments/${seen.guid}/relationships/spaces`)).body.data).toEqual([]);
     for (const s of [s1, s2]) await t.admin.patch(`/v3/spaces/${s.guid}/relationships/isolation_segment`, { data: null });
@@ -285,7 +252,7 @@ describe('updating isolation segments', () => {
   });
 
   it('refuses to update a segment used as a default', async () => {
-    const o = await org('upd-default-org');
+    const o = await t.org('upd-default-org');
     const s = await segment('upd-in-use');
     await entitle(s.guid, o.guid);
     await t.admin.patch(`/v3/organizations/${o.guid}/relationships/default_isolation_segment`, { data: { guid: s.guid } });
@@ -308,7 +275,7 @@ describe('deleting isolation segments', () => {
   });
 
   it('refuses segments still entitled, unknown segments and non-admins', async () => {
-    const o = await org('del-entitled-org');
+    const o = await t.org('del-entitled-org');
     const s = await segment('del-entitled');
     await entitle(s.guid, o.guid);
     const res = await t.admin.delete(`/v3/isolation_segments/${s.guid}`);
@@ -316,15 +283,15 @@ describe('deleting isolation segments', () => {
     expect(detail(res)).toBe('Revoke the Organization entitlements for your Isolation Segment.');
     expect((await t.admin.delete(`/v3/isolation_segments/${randomUUID()}`)).status).toBe(404);
     const user = await t.user('del-non-admin');
-    await grant(user, 'organization_manager', { org: o.guid });
+    await t.grant(user, 'organization_manager', { org: o.guid });
     expect((await user.delete(`/v3/isolation_segments/${s.guid}`)).status).toBe(403);
   });
 });
 
 describe('entitling and revoking organizations', () => {
   it('entitles orgs idempotently and answers with every entitled org', async () => {
-    const o1 = await org('ent-org-1');
-    const o2 = await org('ent-org-2');
+    const o1 = await t.org('ent-org-1');
+    const o2 = await t.org('ent-org-2');
     const s = await segment('ent-seg');
     const first = await entitle(s.guid, o1.guid);
     expect(first.data).toEqual([{ guid: o1.guid }]);
@@ -340,7 +307,7 @@ describe('entitling and revoking organizations', () => {
   });
 
   it('refuses missing orgs without entitling any, bad bodies, unknown segments and non-admins', async () => {
-    const o = await org('ent-partial-org');
+    const o = await t.org('ent-partial-org');
     const s = await segment('ent-partial');
     const missing = randomUUID();
     const res = await t.admin.post(`/v3/isolation_segments/${s.guid}/relationships/organizations`, { data: [{ guid: o.guid }, { guid: missing }] });
@@ -362,13 +329,13 @@ describe('entitling and revoking organizations', () => {
     }
     expect((await t.admin.post(`/v3/isolation_segments/${randomUUID()}/relationships/organizations`, { data: [{ guid: o.guid }] })).status).toBe(404);
     const manager = await t.user('ent-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     expect((await manager.post(`/v3/isolation_segments/${s.guid}/relationships/organizations`, { data: [{ guid: o.guid }] })).status).toBe(403);
   });
 
   it('revokes an entitlement unless it is the org default or a space uses it', async () => {
-    const o = await org('rev-org');
-    const sp = await space('rev-space', o.guid);
+    const o = await t.org('rev-org');
+    const sp = await t.space('rev-space', o.guid);
     const s = await segment('rev-seg');
     await entitle(s.guid, o.guid);
 
@@ -387,7 +354,7 @@ describe('entitling and revoking organizations', () => {
     await t.admin.patch(`/v3/spaces/${sp.guid}/relationships/isolation_segment`, { data: null });
 
     const user = await t.user('rev-non-admin');
-    await grant(user, 'organization_manager', { org: o.guid });
+    await t.grant(user, 'organization_manager', { org: o.guid });
     expect((await user.delete(`/v3/isolation_segments/${s.guid}/relationships/organizations/${o.guid}`)).status).toBe(403);
 
     const ok = await t.admin.delete(`/v3/isolation_segments/${s.guid}/relationships/organizations/${o.guid}`);
@@ -403,7 +370,7 @@ describe('entitling and revoking organizations', () => {
   });
 
   it('drops entitlements when the org is deleted', async () => {
-    const o = await org('rev-deleted-org');
+    const o = await t.org('rev-deleted-org');
     const s = await segment('rev-deleted-seg');
     await entitle(s.guid, o.guid);
     const del = await t.admin.delete(`/v3/organizations/${o.guid}`);
@@ -418,11 +385,11 @@ describe("an organization's default isolation segment", () => {
   let s: any;
   let manager: Client;
   beforeAll(async () => {
-    o = await org('def-org');
+    o = await t.org('def-org');
     s = await segment('def-seg');
     await entitle(s.guid, o.guid);
     manager = await t.user('def-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
   });
 
   it('starts unset and can be set and cleared by an org manager', async () => {
@@ -476,16 +443,16 @@ describe("an organization's default isolation segment", () => {
     expect(detail(res)).toBe('Organization not found');
     expect((await stranger.patch(`/v3/organizations/${o.guid}/relationships/default_isolation_segment`, { data: null })).status).toBe(404);
     const auditor = await t.user('def-org-auditor');
-    await grant(auditor, 'organization_auditor', { org: o.guid });
+    await t.grant(auditor, 'organization_auditor', { org: o.guid });
     expect((await auditor.get(`/v3/organizations/${o.guid}/relationships/default_isolation_segment`)).status).toBe(200);
     expect((await auditor.patch(`/v3/organizations/${o.guid}/relationships/default_isolation_segment`, { data: null })).status).toBe(403);
   });
 
   it('refuses changes to a suspended org by its manager', async () => {
-    const so = await org('def-suspended-org');
+    const so = await t.org('def-suspended-org');
     await entitle(s.guid, so.guid);
     const m = await t.user('def-suspended-manager');
-    await grant(m, 'organization_manager', { org: so.guid });
+    await t.grant(m, 'organization_manager', { org: so.guid });
     expect((await t.admin.patch(`/v3/organizations/${so.guid}`, { suspended: true })).status).toBe(200);
     const res = await m.patch(`/v3/organizations/${so.guid}/relationships/default_isolation_segment`, { data: { guid: s.guid } });
     expect(res.status).toBe(403);
@@ -499,15 +466,15 @@ describe("a space's isolation segment", () => {
   let sp: any;
   let s: any;
   beforeAll(async () => {
-    o = await org('spc-org');
-    sp = await space('spc-space', o.guid);
+    o = await t.org('spc-org');
+    sp = await t.space('spc-space', o.guid);
     s = await segment('spc-seg');
     await entitle(s.guid, o.guid);
   });
 
   it('is assigned and cleared by org managers and shown to space readers', async () => {
     const manager = await t.user('spc-org-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const set = await manager.patch(`/v3/spaces/${sp.guid}/relationships/isolation_segment`, { data: { guid: s.guid } });
     expect(set.status).toBe(200);
     expect(set.body).toEqual({
@@ -518,8 +485,8 @@ describe("a space's isolation segment", () => {
       },
     });
     const dev = await t.user('spc-dev');
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: sp.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: sp.guid });
     expect((await dev.get(`/v3/spaces/${sp.guid}/relationships/isolation_segment`)).body.data).toEqual({ guid: s.guid });
     const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', sp.guid).where('type', '=', 'audit.space.update').execute();
     expect(audit.length).toBeGreaterThan(0);
@@ -530,13 +497,13 @@ describe("a space's isolation segment", () => {
 
   it('refuses space managers, strangers and segments the org is not entitled to', async () => {
     const spaceManager = await t.user('spc-space-manager');
-    await grant(spaceManager, 'organization_user', { org: o.guid });
-    await grant(spaceManager, 'space_manager', { space: sp.guid });
+    await t.grant(spaceManager, 'organization_user', { org: o.guid });
+    await t.grant(spaceManager, 'space_manager', { space: sp.guid });
     expect((await spaceManager.get(`/v3/spaces/${sp.guid}/relationships/isolation_segment`)).status).toBe(200);
     expect((await spaceManager.patch(`/v3/spaces/${sp.guid}/relationships/isolation_segment`, { data: { guid: s.guid } })).status).toBe(403);
 
     const orgUser = await t.user('spc-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     expect((await orgUser.get(`/v3/spaces/${sp.guid}/relationships/isolation_segment`)).status).toBe(404);
     const stranger = await t.user('spc-stranger');
     const hidden = await stranger.patch(`/v3/spaces/${sp.guid}/relationships/isolation_segment`, { data: null });

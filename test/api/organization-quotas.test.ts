@@ -8,33 +8,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<void> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
 async function quota(name: string, extra: Record<string, unknown> = {}): Promise<any> {
   const res = await t.admin.post('/v3/organization_quotas', { name, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -54,7 +27,7 @@ describe('the default organization quota', () => {
     expect(list.status).toBe(200);
     expect(list.body.resources).toHaveLength(1);
     const def = list.body.resources[0];
-    const o = await org('gets-default');
+    const o = await t.org('gets-default');
     expect(o.relationships.quota.data.guid).toBe(def.guid);
     const got = await t.admin.get(`/v3/organization_quotas/${def.guid}`);
     expect(got.body.relationships.organizations.data).toContainEqual({ guid: o.guid });
@@ -93,8 +66,8 @@ describe('creating organization quotas', () => {
   });
 
   it('applies the quota to orgs named in relationships', async () => {
-    const o1 = await org('rel-1');
-    const o2 = await org('rel-2');
+    const o1 = await t.org('rel-1');
+    const o2 = await t.org('rel-2');
     const q = await quota('with-orgs', { relationships: { organizations: { data: [{ guid: o1.guid }, { guid: o2.guid }] } } });
     expect(q.relationships.organizations.data).toEqual([{ guid: o1.guid }, { guid: o2.guid }]);
     const got = await t.admin.get(`/v3/organizations/${o1.guid}`);
@@ -149,8 +122,8 @@ describe('creating organization quotas', () => {
 
   it('is for admins only, refused before the body is looked at', async () => {
     const manager = await t.user();
-    const o = await org('om-org');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    const o = await t.org('om-org');
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const res = await manager.post('/v3/organization_quotas', { name: 5 });
     expect(res.status).toBe(403);
     expect(err(res).title).toBe('CF-NotAuthorized');
@@ -161,8 +134,8 @@ describe('creating organization quotas', () => {
 
 describe('reading organization quotas', () => {
   it('lists with filters and pagination, and shows relationships only to orgs the caller can read', async () => {
-    const mine = await org('list-mine');
-    const theirs = await org('list-theirs');
+    const mine = await t.org('list-mine');
+    const theirs = await t.org('list-theirs');
     const q = await quota('list-q', { relationships: { organizations: { data: [{ guid: mine.guid }, { guid: theirs.guid }] } } });
     await quota('list-other');
 
@@ -180,7 +153,7 @@ describe('reading organization quotas', () => {
     expect(byGuid.body.resources).toHaveLength(1);
 
     const user = await t.user();
-    await grant(user, 'organization_auditor', { org: mine.guid });
+    await t.grant(user, 'organization_auditor', { org: mine.guid });
     const seen = await user.get(`/v3/organization_quotas/${q.guid}`);
     expect(seen.status).toBe(200);
     expect(seen.body.relationships.organizations.data).toEqual([{ guid: mine.guid }]);
@@ -249,8 +222,8 @@ describe('updating organization quotas', () => {
 
 describe('applying organization quotas', () => {
   it('applies to orgs idempotently and returns every org using the quota', async () => {
-    const o1 = await org('apply-1');
-    const o2 = await org('apply-2');
+    const o1 = await t.org('apply-1');
+    const o2 = await t.org('apply-2');
     const q = await quota('apply-q');
     const url = `/v3/organization_quotas/${q.guid}/relationships/organizations`;
     const res = await t.admin.post(url, { data: [{ guid: o1.guid }] });
@@ -268,7 +241,7 @@ describe('applying organization quotas', () => {
   });
 
   it('refuses bad bodies, unknown orgs and quotas, and non-admins', async () => {
-    const o = await org('apply-bad');
+    const o = await t.org('apply-bad');
     const q = await quota('apply-bad-q');
     const url = `/v3/organization_quotas/${q.guid}/relationships/organizations`;
     const empty = await t.admin.post(url, { data: [] });
@@ -287,7 +260,7 @@ describe('applying organization quotas', () => {
     const noQuota = await t.admin.post(`/v3/organization_quotas/${randomUUID()}/relationships/organizations`, { data: [{ guid: o.guid }] });
     expect(noQuota.status).toBe(404);
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     expect((await manager.post(url, { data: [{ guid: o.guid }] })).status).toBe(403);
   });
 });
@@ -305,7 +278,7 @@ describe('deleting organization quotas', () => {
   });
 
   it('refuses to delete a quota in use, and checks permission before existence', async () => {
-    const o = await org('del-in-use');
+    const o = await t.org('del-in-use');
     const q = await quota('del-used', { relationships: { organizations: { data: [{ guid: o.guid }] } } });
     const res = await t.admin.delete(`/v3/organization_quotas/${q.guid}`);
     expect(res.status).toBe(422);

@@ -10,39 +10,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<void> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
-async function space(name: string, orgGuid: string): Promise<any> {
-  const res = await t.admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
 async function group(name: string, extra: Record<string, unknown> = {}): Promise<any> {
   const res = await t.admin.post('/v3/security_groups', { name, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -76,9 +43,9 @@ describe('creating security groups', () => {
   });
 
   it('creates a group with rules, global flags and space bindings', async () => {
-    const o = await org('create-full-org');
-    const s1 = await space('create-full-s1', o.guid);
-    const s2 = await space('create-full-s2', o.guid);
+    const o = await t.org('create-full-org');
+    const s1 = await t.space('create-full-s1', o.guid);
+    const s2 = await t.space('create-full-s2', o.guid);
     const rules = [
       TCP,
       ICMP,
@@ -203,15 +170,15 @@ describe('reading security groups', () => {
   let hidden: any;
   let dev: Client;
   beforeAll(async () => {
-    o = await org('read-org');
-    mine = await space('read-mine', o.guid);
-    theirs = await space('read-theirs', o.guid);
+    o = await t.org('read-org');
+    mine = await t.space('read-mine', o.guid);
+    theirs = await t.space('read-theirs', o.guid);
     bound = await group('read-bound', { relationships: { running_spaces: spaces(mine.guid, theirs.guid), staging_spaces: spaces(theirs.guid) } });
     global = await group('read-global', { globally_enabled: { staging: true } });
     hidden = await group('read-hidden', { relationships: { running_spaces: spaces(theirs.guid) } });
     dev = await t.user('read-dev');
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: mine.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: mine.guid });
   });
 
   it('shows a non-admin globally enabled groups and groups bound to spaces they can read', async () => {
@@ -287,8 +254,8 @@ describe('updating security groups', () => {
 
 describe('deleting security groups', () => {
   it('deletes the group and its bindings in a job', async () => {
-    const o = await org('del-org');
-    const s = await space('del-space', o.guid);
+    const o = await t.org('del-org');
+    const s = await t.space('del-space', o.guid);
     const g = await group('del-group', { relationships: { running_spaces: spaces(s.guid) } });
     const res = await t.admin.delete(`/v3/security_groups/${g.guid}`);
     expect(res.status).toBe(202);
@@ -316,9 +283,9 @@ describe('binding security groups to spaces', () => {
   let s1: any;
   let s2: any;
   beforeAll(async () => {
-    o = await org('bind-org');
-    s1 = await space('bind-s1', o.guid);
-    s2 = await space('bind-s2', o.guid);
+    o = await t.org('bind-org');
+    s1 = await t.space('bind-s1', o.guid);
+    s2 = await t.space('bind-s2', o.guid);
   });
 
   for (const lifecycle of ['running', 'staging'] as const) {
@@ -354,19 +321,19 @@ describe('binding security groups to spaces', () => {
     const g = await group('bind-managers', { globally_enabled: { running: true } });
     const url = `/v3/security_groups/${g.guid}/relationships/running_spaces`;
     const spaceManager = await t.user('bind-space-manager');
-    await grant(spaceManager, 'organization_user', { org: o.guid });
-    await grant(spaceManager, 'space_manager', { space: s1.guid });
+    await t.grant(spaceManager, 'organization_user', { org: o.guid });
+    await t.grant(spaceManager, 'space_manager', { space: s1.guid });
     expect((await spaceManager.post(url, spaces(s1.guid))).status).toBe(200);
     expect((await spaceManager.post(url, spaces(s2.guid))).status).toBe(403);
     const orgManager = await t.user('bind-org-manager');
-    await grant(orgManager, 'organization_manager', { org: o.guid });
+    await t.grant(orgManager, 'organization_manager', { org: o.guid });
     expect((await orgManager.post(url, spaces(s2.guid))).status).toBe(200);
     expect((await spaceManager.delete(`${url}/${s2.guid}`)).status).toBe(403);
     expect((await orgManager.delete(`${url}/${s2.guid}`)).status).toBe(204);
 
     const dev = await t.user('bind-dev');
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s1.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s1.guid });
     expect((await dev.post(url, spaces(s1.guid))).status).toBe(403);
     expect((await dev.delete(`${url}/${s1.guid}`)).status).toBe(403);
 
@@ -397,10 +364,10 @@ describe('binding security groups to spaces', () => {
     }
     expect((await t.admin.post(`/v3/security_groups/${randomUUID()}/relationships/staging_spaces`, spaces(s1.guid))).status).toBe(404);
 
-    const so = await org('bind-suspended-org');
-    const ss = await space('bind-suspended-space', so.guid);
+    const so = await t.org('bind-suspended-org');
+    const ss = await t.space('bind-suspended-space', so.guid);
     const manager = await t.user('bind-suspended-manager');
-    await grant(manager, 'organization_manager', { org: so.guid });
+    await t.grant(manager, 'organization_manager', { org: so.guid });
     const visible = await group('bind-suspended', { globally_enabled: { staging: true } });
     expect((await t.admin.patch(`/v3/organizations/${so.guid}`, { suspended: true })).status).toBe(200);
     const suspended = await manager.post(`/v3/security_groups/${visible.guid}/relationships/staging_spaces`, spaces(ss.guid));
@@ -409,7 +376,7 @@ describe('binding security groups to spaces', () => {
   });
 
   it('drops bindings when a space is deleted', async () => {
-    const s = await space('bind-deleted-space', o.guid);
+    const s = await t.space('bind-deleted-space', o.guid);
     const g = await group('bind-deleted', { relationships: { running_spaces: spaces(s.guid) } });
     const del = await t.admin.delete(`/v3/spaces/${s.guid}`);
     expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
@@ -422,9 +389,9 @@ describe("a space's running and staging security groups", () => {
   let s: any;
   let other: any;
   beforeAll(async () => {
-    o = await org('spc-org');
-    s = await space('spc-space', o.guid);
-    other = await space('spc-other', o.guid);
+    o = await t.org('spc-org');
+    s = await t.space('spc-space', o.guid);
+    other = await t.space('spc-other', o.guid);
     await group('spc-running', { relationships: { running_spaces: spaces(s.guid, other.guid) } });
     await group('spc-staging', { relationships: { staging_spaces: spaces(s.guid) } });
     await group('spc-global-running', { globally_enabled: { running: true } });
@@ -448,8 +415,8 @@ describe("a space's running and staging security groups", () => {
 
   it('is visible to the space readers only', async () => {
     const auditor = await t.user('spc-space-auditor');
-    await grant(auditor, 'organization_user', { org: o.guid });
-    await grant(auditor, 'space_auditor', { space: s.guid });
+    await t.grant(auditor, 'organization_user', { org: o.guid });
+    await t.grant(auditor, 'space_auditor', { space: s.guid });
     expect(names(await auditor.get(`/v3/spaces/${s.guid}/running_security_groups`))).toEqual(['spc-running', 'spc-global-running']);
     const res = await auditor.get(`/v3/spaces/${other.guid}/staging_security_groups`);
     expect(res.status).toBe(404);

@@ -8,39 +8,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<void> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
-async function space(name: string, orgGuid: string): Promise<any> {
-  const res = await t.admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
 const body = (name: string, orgGuid: string, extra: Record<string, unknown> = {}) => ({
   name,
   relationships: { organization: { data: { guid: orgGuid } } },
@@ -62,8 +29,8 @@ const err = (res: { body: any }) => res.body.errors[0];
 
 describe('creating space quotas', () => {
   it('creates a quota with every field, scoped to an org, optionally applied to its spaces', async () => {
-    const o = await org('sq-create');
-    const s = await space('dev', o.guid);
+    const o = await t.org('sq-create');
+    const s = await t.space('dev', o.guid);
     const res = await t.admin.post(
       '/v3/space_quotas',
       body('full', o.guid, {
@@ -100,8 +67,8 @@ describe('creating space quotas', () => {
   });
 
   it('keeps names unique per org', async () => {
-    const o1 = await org('sq-uniq-1');
-    const o2 = await org('sq-uniq-2');
+    const o1 = await t.org('sq-uniq-1');
+    const o2 = await t.org('sq-uniq-2');
     await quota('same', o1.guid);
     await quota('same', o2.guid);
     const dup = await t.admin.post('/v3/space_quotas', body('same', o1.guid));
@@ -110,9 +77,9 @@ describe('creating space quotas', () => {
   });
 
   it('validates the body, the org, the spaces and the reserved ports', async () => {
-    const o = await org('sq-validate');
-    const other = await org('sq-validate-other');
-    const foreign = await space('foreign', other.guid);
+    const o = await t.org('sq-validate');
+    const other = await t.org('sq-validate-other');
+    const foreign = await t.space('foreign', other.guid);
     const cases: Array<[unknown, string]> = [
       [{ name: 'x' }, "Relationships 'relationships' is not an object"],
       [{ relationships: { organization: { data: { guid: o.guid } } } }, "Name can't be blank"],
@@ -141,28 +108,28 @@ describe('creating space quotas', () => {
   });
 
   it('lets org managers create quotas in their org only', async () => {
-    const o = await org('sq-om');
-    const elsewhere = await org('sq-om-elsewhere');
+    const o = await t.org('sq-om');
+    const elsewhere = await t.org('sq-om-elsewhere');
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
-    await grant(manager, 'organization_user', { org: elsewhere.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_user', { org: elsewhere.guid });
     const q = await quota('by-manager', o.guid, {}, manager);
     expect(q.relationships.organization.data.guid).toBe(o.guid);
     // Readable but not managed: 403. Invisible: 422 like any unusable relationship.
     expect((await manager.post('/v3/space_quotas', body('nope', elsewhere.guid))).status).toBe(403);
-    const hidden = await org('sq-om-hidden');
+    const hidden = await t.org('sq-om-hidden');
     expect((await manager.post('/v3/space_quotas', body('nope', hidden.guid))).status).toBe(422);
     const developer = await t.user();
-    const s = await space('dev', o.guid);
-    await grant(developer, 'organization_user', { org: o.guid });
-    await grant(developer, 'space_developer', { space: s.guid });
+    const s = await t.space('dev', o.guid);
+    await t.grant(developer, 'organization_user', { org: o.guid });
+    await t.grant(developer, 'space_developer', { space: s.guid });
     expect((await developer.post('/v3/space_quotas', body('dev-q', o.guid))).status).toBe(403);
   });
 
   it('refuses writes in a suspended org to org managers', async () => {
-    const o = await org('sq-suspended');
+    const o = await t.org('sq-suspended');
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const q = await quota('before-suspension', o.guid);
     await t.admin.patch(`/v3/organizations/${o.guid}`, { suspended: true });
     const res = await manager.post('/v3/space_quotas', body('during', o.guid));
@@ -175,20 +142,20 @@ describe('creating space quotas', () => {
 
 describe('reading space quotas', () => {
   it('shows quotas to org managers of the org and to space members of spaces using them', async () => {
-    const o = await org('sq-read');
-    const s1 = await space('s1', o.guid);
-    const s2 = await space('s2', o.guid);
+    const o = await t.org('sq-read');
+    const s1 = await t.space('s1', o.guid);
+    const s2 = await t.space('s2', o.guid);
     const used = await quota('used', o.guid, { relationships: { organization: { data: { guid: o.guid } }, spaces: { data: [{ guid: s1.guid }, { guid: s2.guid }] } } });
     const unused = await quota('unused', o.guid);
 
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const managerList = await manager.get(`/v3/space_quotas?organization_guids=${o.guid}`);
     expect(managerList.body.resources.map((q: any) => q.name)).toEqual(['used', 'unused']);
 
     const dev = await t.user();
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s1.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s1.guid });
     const devList = await dev.get('/v3/space_quotas');
     expect(devList.body.resources.map((q: any) => q.guid)).toEqual([used.guid]);
     // Only the spaces the developer can read are shown.
@@ -200,7 +167,7 @@ describe('reading space quotas', () => {
 
     // Org users and auditors without a space role see nothing.
     const auditor = await t.user();
-    await grant(auditor, 'organization_auditor', { org: o.guid });
+    await t.grant(auditor, 'organization_auditor', { org: o.guid });
     expect((await auditor.get('/v3/space_quotas')).body.resources).toHaveLength(0);
     expect((await auditor.get(`/v3/space_quotas/${used.guid}`)).status).toBe(404);
 
@@ -210,8 +177,8 @@ describe('reading space quotas', () => {
   });
 
   it('filters by names, organization_guids, space_guids and guids, with pagination', async () => {
-    const o = await org('sq-filter');
-    const s = await space('s', o.guid);
+    const o = await t.org('sq-filter');
+    const s = await t.space('s', o.guid);
     const a = await quota('fa', o.guid, { relationships: { organization: { data: { guid: o.guid } }, spaces: { data: [{ guid: s.guid }] } } });
     const b = await quota('fb', o.guid);
     const names = await t.admin.get('/v3/space_quotas?names=fa,fb&per_page=1&order_by=-created_at');
@@ -228,7 +195,7 @@ describe('reading space quotas', () => {
 
 describe('updating space quotas', () => {
   it('changes only the given fields; null makes a limit unlimited', async () => {
-    const o = await org('sq-update');
+    const o = await t.org('sq-update');
     const q = await quota('u', o.guid, { apps: { total_memory_in_mb: 100, total_instances: 2 }, routes: { total_routes: 4 } });
     const res = await t.admin.patch(`/v3/space_quotas/${q.guid}`, { name: 'u2', apps: { total_memory_in_mb: null }, services: { total_service_keys: 1 } });
     expect(res.status).toBe(200);
@@ -242,15 +209,15 @@ describe('updating space quotas', () => {
   });
 
   it('checks visibility, then permission, then the body, then business rules', async () => {
-    const o = await org('sq-update-order');
-    const s = await space('s', o.guid);
+    const o = await t.org('sq-update-order');
+    const s = await t.space('s', o.guid);
     const q = await quota('uo', o.guid, { relationships: { organization: { data: { guid: o.guid } }, spaces: { data: [{ guid: s.guid }] } } });
     await quota('uo-taken', o.guid);
     const stranger = await t.user();
     expect((await stranger.patch(`/v3/space_quotas/${q.guid}`, { name: 5 })).status).toBe(404);
     const dev = await t.user();
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
     expect((await dev.patch(`/v3/space_quotas/${q.guid}`, { name: 5 })).status).toBe(403);
     const bad = await t.admin.patch(`/v3/space_quotas/${q.guid}`, { name: 5, routes: { total_routes: -1 } });
     expect(bad.status).toBe(422);
@@ -262,7 +229,7 @@ describe('updating space quotas', () => {
     expect((await t.admin.patch(`/v3/space_quotas/${randomUUID()}`, { name: 'z' })).status).toBe(404);
 
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const ok = await manager.patch(`/v3/space_quotas/${q.guid}`, { name: 'by-manager' });
     expect(ok.status).toBe(200);
     expect(ok.body.name).toBe('by-manager');
@@ -271,9 +238,9 @@ describe('updating space quotas', () => {
 
 describe('applying and removing space quotas', () => {
   it('applies to spaces of its org and removes again', async () => {
-    const o = await org('sq-apply');
-    const s1 = await space('s1', o.guid);
-    const s2 = await space('s2', o.guid);
+    const o = await t.org('sq-apply');
+    const s1 = await t.space('s1', o.guid);
+    const s2 = await t.space('s2', o.guid);
     const q = await quota('ap', o.guid);
     const url = `/v3/space_quotas/${q.guid}/relationships/spaces`;
     const res = await t.admin.post(url, { data: [{ guid: s1.guid }, { guid: s2.guid }] });
@@ -292,10 +259,10 @@ describe('applying and removing space quotas', () => {
   });
 
   it('refuses spaces outside the org, unknown or unreadable spaces, and bad bodies', async () => {
-    const o = await org('sq-apply-bad');
-    const other = await org('sq-apply-other');
-    const s = await space('s', o.guid);
-    const outside = await space('outside', other.guid);
+    const o = await t.org('sq-apply-bad');
+    const other = await t.org('sq-apply-other');
+    const s = await t.space('s', o.guid);
+    const outside = await t.space('outside', other.guid);
     const q = await quota('apb', o.guid);
     const url = `/v3/space_quotas/${q.guid}/relationships/spaces`;
     const foreign = await t.admin.post(url, { data: [{ guid: outside.guid }] });
@@ -310,14 +277,14 @@ describe('applying and removing space quotas', () => {
 
     // An org manager of another org sees that org's spaces but may not apply this org's quota to them.
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const notReadable = await manager.post(url, { data: [{ guid: outside.guid }] });
     expect(err(notReadable).detail).toBe(`Spaces with guids ["${outside.guid}"] do not exist, or you do not have access to them.`);
     expect((await manager.post(url, { data: [{ guid: s.guid }] })).status).toBe(200);
 
     const dev = await t.user();
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
     expect((await dev.post(url, { data: [{ guid: s.guid }] })).status).toBe(403);
     expect((await dev.delete(`${url}/${s.guid}`)).status).toBe(403);
     const stranger = await t.user();
@@ -328,8 +295,8 @@ describe('applying and removing space quotas', () => {
 
 describe('deleting space quotas', () => {
   it('deletes an unused quota through a job, and refuses one in use', async () => {
-    const o = await org('sq-delete');
-    const s = await space('s', o.guid);
+    const o = await t.org('sq-delete');
+    const s = await t.space('s', o.guid);
     const used = await quota('used', o.guid, { relationships: { organization: { data: { guid: o.guid } }, spaces: { data: [{ guid: s.guid }] } } });
     const inUse = await t.admin.delete(`/v3/space_quotas/${used.guid}`);
     expect(inUse.status).toBe(422);
@@ -340,7 +307,7 @@ describe('deleting space quotas', () => {
     });
 
     const manager = await t.user();
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const unused = await quota('unused', o.guid);
     const res = await manager.delete(`/v3/space_quotas/${unused.guid}`);
     expect(res.status).toBe(202);
@@ -350,14 +317,14 @@ describe('deleting space quotas', () => {
     expect(await auditTypes(unused.guid)).toEqual(['audit.space_quota.create', 'audit.space_quota.delete']);
 
     const dev = await t.user();
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
     expect((await dev.delete(`/v3/space_quotas/${used.guid}`)).status).toBe(403);
     expect((await t.admin.delete(`/v3/space_quotas/${randomUUID()}`)).status).toBe(404);
   });
 
   it('goes away with its org', async () => {
-    const o = await org('sq-org-delete');
+    const o = await t.org('sq-org-delete');
     const q = await quota('dies-with-org', o.guid);
     const res = await t.admin.delete(`/v3/organizations/${o.guid}`);
     expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');

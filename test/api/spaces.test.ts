@@ -8,40 +8,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** Grants a role by writing the row directly (the roles API is another capability). */
-async function grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('roles')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type,
-        user_guid: client.userGuid!,
-        organization_guid: target.org ?? null,
-        space_guid: target.space ?? null,
-      })
-      .execute();
-    tx.changed('roles', guid, 'create');
-  });
-  return guid;
-}
-
-async function org(name: string): Promise<any> {
-  const res = await t.admin.post('/v3/organizations', { name });
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
-async function space(name: string, orgGuid: string, extra: Record<string, unknown> = {}): Promise<any> {
-  const res = await t.admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } }, ...extra });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
 const body = (name: string, orgGuid: string) => ({ name, relationships: { organization: { data: { guid: orgGuid } } } });
 
 async function countRows(table: 'spaces' | 'roles' | 'audit_events' | 'labels'): Promise<number> {
@@ -54,7 +20,7 @@ async function countRows(table: 'spaces' | 'roles' | 'audit_events' | 'labels'):
 
 describe('creating spaces', () => {
   it('creates a space as the cf CLI does, without granting the creator any role', async () => {
-    const o = await org('create-org');
+    const o = await t.org('create-org');
     const rolesBefore = await countRows('roles');
     const res = await t.admin.post('/v3/spaces', body('dev', o.guid));
     expect(res.status).toBe(201);
@@ -78,15 +44,15 @@ describe('creating spaces', () => {
   });
 
   it('sets metadata on create', async () => {
-    const o = await org('create-meta-org');
-    const s = await space('labelled', o.guid, { metadata: { labels: { env: 'dev' }, annotations: { owner: 'team a' } } });
+    const o = await t.org('create-meta-org');
+    const s = await t.space('labelled', o.guid, { metadata: { labels: { env: 'dev' }, annotations: { owner: 'team a' } } });
     expect(s.metadata).toEqual({ labels: { env: 'dev' }, annotations: { owner: 'team a' } });
   });
 
   it('answers a duplicate name with the 422 the CLI treats as "already exists"', async () => {
-    const o = await org('dup-org');
-    const other = await org('dup-other-org');
-    await space('taken', o.guid);
+    const o = await t.org('dup-org');
+    const other = await t.org('dup-other-org');
+    await t.space('taken', o.guid);
     const res = await t.admin.post('/v3/spaces', body('TAKEN', o.guid));
     expect(res.status).toBe(422);
     expect(res.body.errors[0]).toEqual({ detail: 'Name must be unique per organization', title: 'CF-UnprocessableEntity', code: 10008 });
@@ -95,7 +61,7 @@ describe('creating spaces', () => {
   });
 
   it('rejects bad bodies with CF errors and writes nothing', async () => {
-    const o = await org('bad-body-org');
+    const o = await t.org('bad-body-org');
     const spacesBefore = await countRows('spaces');
     const auditBefore = await countRows('audit_events');
     const cases: Array<[unknown, string]> = [
@@ -129,7 +95,7 @@ describe('creating spaces', () => {
   });
 
   it('checks the org: invisible or missing → 422, visible without manager role → 403, manager → 201', async () => {
-    const o = await org('perm-org');
+    const o = await t.org('perm-org');
     const invalid = 'Invalid organization. Ensure the organization exists and you have access to it.';
     const stranger = await t.user('create-stranger');
     const hidden = await stranger.post('/v3/spaces', body('s', o.guid));
@@ -140,13 +106,13 @@ describe('creating spaces', () => {
     expect(missing.body.errors[0].detail).toBe(invalid);
 
     const orgUser = await t.user('create-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     const forbidden = await orgUser.post('/v3/spaces', body('s', o.guid));
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.errors[0]).toEqual({ detail: 'You are not authorized to perform the requested action', title: 'CF-NotAuthorized', code: 10003 });
 
     const manager = await t.user('create-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const rolesBefore = await countRows('roles');
     const ok = await manager.post('/v3/spaces', body('by-manager', o.guid));
     expect(ok.status).toBe(201);
@@ -158,16 +124,16 @@ describe('creating spaces', () => {
   });
 
   it('refuses spaces in suspended orgs (except for admins) and in orgs being deleted', async () => {
-    const o = await org('suspended-org');
+    const o = await t.org('suspended-org');
     const manager = await t.user('suspended-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     expect((await t.admin.patch(`/v3/organizations/${o.guid}`, { suspended: true })).status).toBe(200);
     const res = await manager.post('/v3/spaces', body('s', o.guid));
     expect(res.status).toBe(403);
     expect(res.body.errors[0]).toMatchObject({ title: 'CF-OrgSuspended', code: 10017 });
     expect((await t.admin.post('/v3/spaces', body('admin-may', o.guid))).status).toBe(201);
 
-    const doomed = await org('deleting-org');
+    const doomed = await t.org('deleting-org');
     await t.kiln.store.db.updateTable('organizations').set({ status: 'deleting' }).where('guid', '=', doomed.guid).execute();
     const deleting = await t.admin.post('/v3/spaces', body('s', doomed.guid));
     expect(deleting.status).toBe(422);
@@ -182,11 +148,11 @@ describe('reading spaces', () => {
   let b: any;
   let c: any;
   beforeAll(async () => {
-    o = await org('read-org');
-    o2 = await org('read-org-2');
-    a = await space('alpha', o.guid, { metadata: { labels: { tier: 'gold' } } });
-    b = await space('bravo', o.guid, { metadata: { labels: { tier: 'silver' } } });
-    c = await space('charlie', o2.guid);
+    o = await t.org('read-org');
+    o2 = await t.org('read-org-2');
+    a = await t.space('alpha', o.guid, { metadata: { labels: { tier: 'gold' } } });
+    b = await t.space('bravo', o.guid, { metadata: { labels: { tier: 'silver' } } });
+    c = await t.space('charlie', o2.guid);
   });
 
   it('gets one space, with include=organization or its alias org', async () => {
@@ -268,13 +234,13 @@ describe('reading spaces', () => {
 
   it('shows spaces only to space roles, org managers of the parent org and global readers', async () => {
     const dev = await t.user('reader-dev');
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: a.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: a.guid });
     const orgManager = await t.user('reader-org-manager');
-    await grant(orgManager, 'organization_manager', { org: o.guid });
+    await t.grant(orgManager, 'organization_manager', { org: o.guid });
     const orgUser = await t.user('reader-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
-    await grant(orgUser, 'organization_auditor', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_auditor', { org: o.guid });
     const auditor = await t.user('reader-global-auditor', ['cloud_controller.global_auditor']);
     const nobody = await t.user('reader-nobody');
 
@@ -313,9 +279,9 @@ describe('updating spaces', () => {
   let orgManager: Client;
   let outsider: Client;
   beforeAll(async () => {
-    o = await org('update-org');
-    s = await space('before', o.guid, { metadata: { labels: { env: 'staging', ready: 'true' }, annotations: { v: '0.1' } } });
-    await space('neighbour', o.guid);
+    o = await t.org('update-org');
+    s = await t.space('before', o.guid, { metadata: { labels: { env: 'staging', ready: 'true' }, annotations: { v: '0.1' } } });
+    await t.space('neighbour', o.guid);
     manager = await t.user('update-space-manager');
     auditor = await t.user('update-space-auditor');
     developer = await t.user('update-space-developer');
@@ -326,10 +292,10 @@ describe('updating spaces', () => {
       [auditor, 'space_auditor'],
       [developer, 'space_developer'],
     ] as const) {
-      await grant(cl, 'organization_user', { org: o.guid });
-      await grant(cl, type, { space: s.guid });
+      await t.grant(cl, 'organization_user', { org: o.guid });
+      await t.grant(cl, type, { space: s.guid });
     }
-    await grant(orgManager, 'organization_manager', { org: o.guid });
+    await t.grant(orgManager, 'organization_manager', { org: o.guid });
   });
 
   it('lets a space manager rename and merge metadata', async () => {
@@ -385,10 +351,10 @@ describe('updating spaces', () => {
   });
 
   it('refuses updates in suspended orgs and to spaces being deleted', async () => {
-    const o2 = await org('update-suspended-org');
-    const s2 = await space('s2', o2.guid);
+    const o2 = await t.org('update-suspended-org');
+    const s2 = await t.space('s2', o2.guid);
     const m2 = await t.user('update-suspended-manager');
-    await grant(m2, 'organization_manager', { org: o2.guid });
+    await t.grant(m2, 'organization_manager', { org: o2.guid });
     await t.admin.patch(`/v3/organizations/${o2.guid}`, { suspended: true });
     const suspended = await m2.patch(`/v3/spaces/${s2.guid}`, { name: 'x' });
     expect(suspended.status).toBe(403);
@@ -408,12 +374,12 @@ describe('space features', () => {
   let manager: Client;
   let auditor: Client;
   beforeAll(async () => {
-    o = await org('feature-org');
-    s = await space('ssh-space', o.guid);
+    o = await t.org('feature-org');
+    s = await t.space('ssh-space', o.guid);
     manager = await t.user('feature-space-manager');
     auditor = await t.user('feature-space-auditor');
-    await grant(manager, 'space_manager', { space: s.guid });
-    await grant(auditor, 'space_auditor', { space: s.guid });
+    await t.grant(manager, 'space_manager', { space: s.guid });
+    await t.grant(auditor, 'space_auditor', { space: s.guid });
   });
 
   it('lists and gets the ssh feature', async () => {
@@ -466,8 +432,8 @@ describe('space features', () => {
 
 describe('usage summaries', () => {
   it('counts usage for a space and an org (private domains are the org’s)', async () => {
-    const o = await org('usage-org');
-    const s = await space('usage-space', o.guid);
+    const o = await t.org('usage-org');
+    const s = await t.space('usage-space', o.guid);
     await t.kiln.store.write(async (tx) => {
       for (const name of ['a.example.com', 'b.example.com']) {
         const guid = randomUUID();
@@ -481,8 +447,8 @@ describe('usage summaries', () => {
     const expected = { started_instances: 0, memory_in_mb: 0, routes: 0, service_instances: 0, reserved_ports: 0, domains: 2, per_app_tasks: 0, service_keys: 0 };
 
     const dev = await t.user('usage-dev');
-    await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s.guid });
+    await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
     const spaceUsage = await dev.get(`/v3/spaces/${s.guid}/usage_summary`);
     expect(spaceUsage.status).toBe(200);
     expect(spaceUsage.body).toEqual({
@@ -505,7 +471,7 @@ describe('usage summaries', () => {
 
     // An org user reads the org's summary but not the space's.
     const orgUser = await t.user('usage-org-user');
-    await grant(orgUser, 'organization_user', { org: o.guid });
+    await t.grant(orgUser, 'organization_user', { org: o.guid });
     expect((await orgUser.get(`/v3/organizations/${o.guid}/usage_summary`)).status).toBe(200);
     expect((await orgUser.get(`/v3/spaces/${s.guid}/usage_summary`)).status).toBe(404);
     const nobody = await t.user('usage-nobody');
@@ -523,14 +489,14 @@ describe('deleting unmapped routes', () => {
   let supporter: Client;
   let auditor: Client;
   beforeAll(async () => {
-    const o = await org('routes-org');
-    s = await space('routes-space', o.guid);
+    const o = await t.org('routes-org');
+    s = await t.space('routes-space', o.guid);
     dev = await t.user('routes-dev');
     supporter = await t.user('routes-supporter');
     auditor = await t.user('routes-auditor');
-    await grant(dev, 'space_developer', { space: s.guid });
-    await grant(supporter, 'space_supporter', { space: s.guid });
-    await grant(auditor, 'space_auditor', { space: s.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
+    await t.grant(supporter, 'space_supporter', { space: s.guid });
+    await t.grant(auditor, 'space_auditor', { space: s.guid });
   });
 
   it('answers 202 with a job that is already complete', async () => {
@@ -569,15 +535,15 @@ describe('deleting unmapped routes', () => {
 
 describe('deleting spaces', () => {
   it('deletes through a space.delete job and cascades to the roles in the space', async () => {
-    const o = await org('delete-org');
-    const s = await space('doomed', o.guid, { metadata: { labels: { gone: 'soon' } } });
-    const keep = await space('kept', o.guid);
+    const o = await t.org('delete-org');
+    const s = await t.space('doomed', o.guid, { metadata: { labels: { gone: 'soon' } } });
+    const keep = await t.space('kept', o.guid);
     const manager = await t.user('delete-org-manager');
-    await grant(manager, 'organization_manager', { org: o.guid });
+    await t.grant(manager, 'organization_manager', { org: o.guid });
     const dev = await t.user('delete-dev');
-    const orgRole = await grant(dev, 'organization_user', { org: o.guid });
-    await grant(dev, 'space_developer', { space: s.guid });
-    const keptRole = await grant(dev, 'space_developer', { space: keep.guid });
+    const orgRole = await t.grant(dev, 'organization_user', { org: o.guid });
+    await t.grant(dev, 'space_developer', { space: s.guid });
+    const keptRole = await t.grant(dev, 'space_developer', { space: keep.guid });
 
     const res = await manager.delete(`/v3/spaces/${s.guid}`);
     expect(res.status).toBe(202);
@@ -601,8 +567,8 @@ describe('deleting spaces', () => {
   });
 
   it('hands back the job already in flight when a delete is repeated', async () => {
-    const o = await org('redelete-org');
-    const s = await space('twice', o.guid);
+    const o = await t.org('redelete-org');
+    const s = await t.space('twice', o.guid);
     // A PROCESSING job written without a change-feed entry, so the job controller leaves it alone here.
     const inFlight = randomUUID();
     const now = new Date().toISOString();
@@ -628,10 +594,10 @@ describe('deleting spaces', () => {
   });
 
   it('forbids space roles (403), hides from outsiders (404) and writes nothing', async () => {
-    const o = await org('delete-perm-org');
-    const s = await space('protected', o.guid);
+    const o = await t.org('delete-perm-org');
+    const s = await t.space('protected', o.guid);
     const spaceManager = await t.user('delete-space-manager');
-    await grant(spaceManager, 'space_manager', { space: s.guid });
+    await t.grant(spaceManager, 'space_manager', { space: s.guid });
     const forbidden = await spaceManager.delete(`/v3/spaces/${s.guid}`);
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.errors[0].title).toBe('CF-NotAuthorized');
@@ -646,8 +612,8 @@ describe('deleting spaces', () => {
   });
 
   it('removes the spaces of a deleted org', async () => {
-    const o = await org('cascade-org');
-    const s = await space('inside', o.guid);
+    const o = await t.org('cascade-org');
+    const s = await t.space('inside', o.guid);
     const res = await t.admin.delete(`/v3/organizations/${o.guid}`);
     expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
     expect((await t.admin.get(`/v3/spaces/${s.guid}`)).status).toBe(404);

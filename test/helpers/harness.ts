@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import pino from 'pino';
 import { expect } from 'vitest';
@@ -74,6 +74,12 @@ export interface TestKiln {
   anonymous: Client;
   /** Creates an identity-provider user and returns a client logged in as them. */
   user(name?: string, extraScopes?: string[]): Promise<Client>;
+  /** Grants a role by writing the row directly (tests of other resources need roles without the roles API). */
+  grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<string>;
+  /** Creates an org as admin and returns its resource. */
+  org(name: string, extra?: Record<string, unknown>): Promise<any>;
+  /** Creates a space as admin and returns its resource. */
+  space(name: string, orgGuid: string, extra?: Record<string, unknown>): Promise<any>;
   /** Polls a job (from a 202's Location) until it is COMPLETE or FAILED, with a deadline. */
   awaitJob(location: string | null): Promise<any>;
   close(): Promise<void>;
@@ -140,6 +146,36 @@ export async function createTestKiln(env: Record<string, string> = {}): Promise<
           .execute();
       }
       return new Client(kiln, await login(name, password), created.id, name);
+    },
+    async grant(client, type, target) {
+      const guid = randomUUID();
+      await kiln.store.write(async (tx) => {
+        await tx.db
+          .insertInto('roles')
+          .values({
+            guid,
+            created_at: tx.now,
+            updated_at: tx.now,
+            generation: 1,
+            type,
+            user_guid: client.userGuid!,
+            organization_guid: target.org ?? null,
+            space_guid: target.space ?? null,
+          })
+          .execute();
+        tx.changed('roles', guid, 'create');
+      });
+      return guid;
+    },
+    async org(name, extra = {}) {
+      const res = await admin.post('/v3/organizations', { name, ...extra });
+      expect(res.status, res.text).toBe(201);
+      return res.body;
+    },
+    async space(name, orgGuid, extra = {}) {
+      const res = await admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } }, ...extra });
+      expect(res.status, res.text).toBe(201);
+      return res.body;
     },
     async awaitJob(location) {
       expect(location, 'a 202 must carry a Location header').toBeTruthy();

@@ -13,7 +13,7 @@ import { assertOrgWritable, findVisibleOrg } from './access.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 export const DOMAIN_LIST: ListSpec = {
   filters: ['names', 'organization_guids'],
@@ -435,14 +435,8 @@ export async function deleteDomain(ctx: Ctx, guid: string): Promise<string> {
   return ctx.store.write(async (tx) => {
     const shared = await tx.db.selectFrom('domain_shared_organizations').select('organization_guid').where('domain_guid', '=', domain.guid).executeTakeFirst();
     if (shared) throw unprocessable('This domain is shared with other organizations. Unshare before deleting.');
-    const inFlight = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'domain.delete')
-      .where('resource_guid', '=', domain.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    const inFlight = await jobInFlight(tx.db, 'domain.delete', domain.guid);
+    if (inFlight) return inFlight; // a repeated delete hands back the job already under way
     await auditDomain(tx, ctx, 'delete-request', domain, {});
     return enqueueJob(tx, { operation: 'domain.delete', resourceType: 'domain', resourceGuid: domain.guid, userGuid: ctx.principal.guid });
   });

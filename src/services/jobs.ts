@@ -55,6 +55,18 @@ export async function completedJob(tx: WriteTx, spec: JobSpec): Promise<string> 
   return guid;
 }
 
+/** The guid of a job for this operation and resource still under way, so a repeated request hands it back. */
+export async function jobInFlight(db: Kysely<Database>, operation: string, resourceGuid: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('jobs')
+    .select('guid')
+    .where('operation', '=', operation)
+    .where('resource_guid', '=', resourceGuid)
+    .where('state', '=', 'PROCESSING')
+    .executeTakeFirst();
+  return row?.guid;
+}
+
 export async function getJob(db: Kysely<Database>, guid: string): Promise<Row<'jobs'>> {
   const job = await db.selectFrom('jobs').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!job) throw notFound('Job');

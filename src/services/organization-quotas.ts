@@ -16,7 +16,7 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 export const ORG_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids'] };
 
@@ -242,14 +242,8 @@ export async function deleteOrganizationQuota(ctx: Ctx, guid: string): Promise<s
   const quota = await getOrganizationQuota(ctx, guid);
   return ctx.store.write(async (tx) => {
     if (await inUse(tx.db, quota.guid)) throw unprocessable(IN_USE);
-    const inFlight = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'organization_quota.delete')
-      .where('resource_guid', '=', quota.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    const inFlight = await jobInFlight(tx.db, 'organization_quota.delete', quota.guid);
+    if (inFlight) return inFlight; // a repeated delete hands back the job already under way
     await recordAudit(tx, {
       type: 'audit.organization_quota.delete',
       actor: ctx.principal,

@@ -13,7 +13,7 @@ import { recordAudit } from './audit.ts';
 import { deleteOrganizationCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 export const ORG_LIST = {
   orderBy: ['name'],
@@ -164,14 +164,8 @@ export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string
   const org = await getOrganization(ctx, guid);
   if (!ctx.access.admin) throw notAuthorized();
   return ctx.store.write(async (tx) => {
-    const existing = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'organization.delete')
-      .where('resource_guid', '=', org.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (existing) return existing.guid; // a repeated delete hands back the job already in flight
+    const existing = await jobInFlight(tx.db, 'organization.delete', org.guid);
+    if (existing) return existing; // a repeated delete hands back the job already in flight
     await tx.db.updateTable('organizations').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', org.guid).execute();
     tx.changed('organizations', org.guid, 'update');
     await recordAudit(tx, {

@@ -15,7 +15,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleSpace } from './access.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 const RESOURCE = 'security_groups';
 const groupNotFound = () => notFound('Security group');
@@ -246,14 +246,8 @@ export async function deleteSecurityGroup(ctx: Ctx, guid: string): Promise<strin
   const group = await findVisibleGroup(ctx, guid);
   if (!ctx.access.admin) throw notAuthorized();
   return ctx.store.write(async (tx) => {
-    const inFlight = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'security_group.delete')
-      .where('resource_guid', '=', group.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    const inFlight = await jobInFlight(tx.db, 'security_group.delete', group.guid);
+    if (inFlight) return inFlight; // a repeated delete hands back the job already under way
     await audit(tx, ctx, 'delete-request', group, {});
     return enqueueJob(tx, { operation: 'security_group.delete', resourceType: 'security_group', resourceGuid: group.guid, userGuid: ctx.principal.guid });
   });

@@ -18,7 +18,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable } from './access.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 import { limitColumns, limitsOf, organizationQuotaOf } from './organization-quotas.ts';
 
 export const SPACE_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids', 'space_guids'] };
@@ -253,14 +253,8 @@ export async function deleteSpaceQuota(ctx: Ctx, guid: string): Promise<string> 
   const quota = await findWritableSpaceQuota(ctx, guid);
   return ctx.store.write(async (tx) => {
     if (await inUse(tx.db, quota.guid)) throw unprocessable(IN_USE);
-    const inFlight = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'space_quota.delete')
-      .where('resource_guid', '=', quota.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    const inFlight = await jobInFlight(tx.db, 'space_quota.delete', quota.guid);
+    if (inFlight) return inFlight; // a repeated delete hands back the job already under way
     await audit(tx, ctx, 'delete', quota, {});
     return enqueueJob(tx, { operation: 'space_quota.delete', resourceType: 'space_quota', resourceGuid: quota.guid, userGuid: ctx.principal.guid });
   });

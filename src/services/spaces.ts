@@ -19,7 +19,7 @@ import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpac
 import { recordAudit } from './audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, enqueueJob, type JobHandlers } from './jobs.ts';
+import { completedJob, enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
 export const SPACE_INCLUDES = ['org', 'organization'] as const;
@@ -174,14 +174,8 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   if (!(await ctx.access.canManageOrg(space.organization_guid))) throw notAuthorized();
   await assertParentOrgWritable(ctx, space);
   return ctx.store.write(async (tx) => {
-    const inFlight = await tx.db
-      .selectFrom('jobs')
-      .select('guid')
-      .where('operation', '=', 'space.delete')
-      .where('resource_guid', '=', space.guid)
-      .where('state', '=', 'PROCESSING')
-      .executeTakeFirst();
-    if (inFlight) return inFlight.guid; // a repeated delete hands back the job already under way
+    const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
+    if (inFlight) return inFlight; // a repeated delete hands back the job already under way
     await tx.db.updateTable('spaces').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', space.guid).execute();
     tx.changed('spaces', space.guid, 'update');
     await auditSpace(tx, ctx, 'delete-request', space, { recursive: true });

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { Hono } from 'hono';
+import { LogStore } from '../../src/logs/log-store.ts';
+import { logCacheRoutes } from '../../src/logs/log-cache-api.ts';
+
+const line = (sourceId: string, payload: string, sourceType = 'APP/PROC/WEB') =>
+  ({ sourceId, instanceId: '0', sourceType, type: 'OUT' as const, payload });
+
+describe('LogStore', () => {
+  it('keeps strictly increasing timestamps and reads ascending or newest-first', () => {
+    const logs = new LogStore();
+    const a = logs.append(line('app', 'one'));
+    const b = logs.append(line('app', 'two'));
+    const c = logs.append(line('app', 'three'));
+    expect(b.timestamp > a.timestamp && c.timestamp > b.timestamp).toBe(true);
+    expect(logs.read('app', { limit: 2, descending: false }).map((e) => e.payload)).toEqual(['one', 'two']);
+    expect(logs.read('app', { limit: 2, descending: true }).map((e) => e.payload)).toEqual(['three', 'two']);
+    expect(logs.read('app', { startTime: b.timestamp, limit: 10, descending: false }).map((e) => e.payload)).toEqual(['two', 'three']);
+    expect(logs.read('app', { endTime: b.timestamp, limit: 10, descending: false }).map((e) => e.payload)).toEqual(['one']);
+    expect(logs.read('other', { limit: 10, descending: false })).toEqual([]);
+  });
+
+  it('bounds each source and the number of sources', () => {
+    const logs = new LogStore(3, 2);
+    for (let i = 0; i < 5; i++) logs.append(line('a', `l${i}`));
+    expect(logs.read('a', { limit: 10, descending: false }).map((e) => e.payload)).toEqual(['l2', 'l3', 'l4']);
+    logs.append(line('b', 'x'));
+    logs.append(line('c', 'y'));
+    expect(logs.read('a', { limit: 10, descending: false })).toEqual([]);
+    expect(logs.read('b', { limit: 10, descending: false })).toHaveLength(1);
+  });
+
+  it('splits text into one envelope per line', () => {
+    const logs = new LogStore();
+    logs.appendText({ sourceId: 's', instanceId: '0', sourceType: 'STG', type: 'OUT' }, 'a\r\nb\n\nc\n');
+    expect(logs.read('s', { limit: 10, descending: false }).map((e) => e.payload)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('log-cache API', () => {
+  const logs = new LogStore();
+  const app = new Hono();
+  app.route('/', logCacheRoutes(logs, {
+    async authorize(c, sourceId) {
+      if (c.req.header('authorization') !== 'bearer ok' || sourceId === 'secret') throw new Error('denied');
+    },
+  }));
+  app.onError((_err, c) => c.json({ error: 'denied' }, 404));
+  logs.append(line('app-1', 'hello'));
+  logs.append({ ...line('app-1', 'oops', 'STG'), type: 'ERR' });
+
+  const get = async (url: string, auth = 'bearer ok') => {
+    const res = await app.request(url, { headers: { authorization: auth } });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it('answers info with a 2.x+ version the CLI accepts', async () => {
+    const res = await get('/api/v1/info');
+    expect(res.status).toBe(200);
+    expect(Number(res.body.version.split('.')[0])).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reads the CLI recent-logs query in log-cache envelope shape, newest first', async () => {
+    const res = await get('/api/v1/read/app-1?descending=true&envelope_types=LOG&limit=1000&start_time=-6795364578871345152');
+    expect(res.status).toBe(200);
+    const batch = res.body.envelopes.batch;
+    expect(batch).toHaveLength(2);
+    expect(Object.keys(batch[0]).sort()).toEqual(['deprecated_tags', 'instance_id', 'log', 'source_id', 'tags', 'timestamp']);
+    expect(batch[0]).toMatchObject({ source_id: 'app-1', instance_id: '0', tags: { source_type: 'STG' }, log: { type: 'ERR' } });
+    expect(Buffer.from(batch[0].log.payload, 'base64').toString()).toBe('oops');
+    expect(BigInt(batch[0].timestamp) > BigInt(batch[1].timestamp)).toBe(true);
+  });
+
+  it('validates parameters and authorizes per source', async () => {
+    expect((await get('/api/v1/read/app-1?limit=5000')).status).toBe(400);
+    expect((await get('/api/v1/read/app-1?start_time=yesterday')).status).toBe(400);
+    expect((await get('/api/v1/read/app-1?envelope_types=BOGUS')).status).toBe(400);
+    expect((await get('/api/v1/read/app-1?envelope_types=GAUGE')).body.envelopes.batch).toEqual([]);
+    expect((await get('/api/v1/read/secret')).status).toBe(404);
+    expect((await get('/api/v1/read/app-1', 'bearer no')).status).toBe(404);
+  });
+});

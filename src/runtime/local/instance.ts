@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLine } from '../runtime.ts';
+import { instanceEnv } from './environment.ts';
+import { runCheck, startTimeoutMs } from './health.ts';
+import { ProcessHandle, type ExitInfo } from './launch.ts';
+import type { PortAllocator } from './ports.ts';
+import type { ProcessRecords } from './records.ts';
+import { CpuMeter, DiskMeter, treeUsage } from './usage.ts';
+
+export interface SupervisorContext {
+  host: string;
+  ports: PortAllocator;
+  records: ProcessRecords;
+  tmpRoot: string;
+  restartDelayMs: (crashCount: number) => number;
+  maxCrashes: number;
+  crashResetMs: number;
+  startPollMs: number;
+  livenessIntervalMs: number;
+  diskCacheMs: number;
+  enforceMemoryLimit: boolean;
+  log: (line: LogLine) => void;
+  changed: (id: string, appGuid: string) => void;
+}
+
+/**
+ * Supervises one instance slot like a Diego cell: runs an incarnation, gates RUNNING on the health check, keeps
+ * checking liveness, and on a crash records the exit and restarts with backoff. `generation` identifies the current
+ * incarnation; callbacks of an older one (late health results, exits after a restart) see a different generation
+ * and do nothing.
+ */
+export class InstanceSupervisor {
+  // Becomes STARTING (and announces it) synchronously in start().
+  private state: InstanceState = 'DOWN';
+  private since = Date.now();
+  private runningSince: number | undefined;
+  private crashCount = 0;
+  private lastExit: InstanceStatus['lastExit'];
+  private port: number | undefined;
+  private handle: ProcessHandle | undefined;
+  private generation = 0;
+  /** Set when the runtime kills the incarnation on purpose (health check, memory): becomes the crash reason. */
+  private killReason: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  private restarting: Promise<void> | undefined;
+  private readonly cpu = new CpuMeter();
+  private readonly tmpDir: string;
+  private readonly disk: DiskMeter;
+  private readonly source: string;
+  /** CF_INSTANCE_GUID of each incarnation, for CELL messages. */
+  private readonly guids = new WeakMap<ProcessHandle, string>();
+
+  constructor(
+    readonly spec: InstanceSpec,
+    private readonly ctx: SupervisorContext,
+  ) {
+    this.tmpDir = join(ctx.tmpRoot, safeName(spec.id));
+    this.disk = new DiskMeter([join(spec.dropletDir, 'app'), this.tmpDir], ctx.diskCacheMs);
+    this.source = `APP/PROC/${spec.processType.toUpperCase()}`;
+  }
+
+  get stopped(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  start(): Promise<void> {
+    return this.spawnIncarnation();
+  }
+
+  status(): InstanceStatus {
+    return {
+      id: this.spec.id,
+      appGuid: this.spec.appGuid,
+      processGuid: this.spec.processGuid,
+      version: this.spec.version,
+      index: this.spec.index,
+      state: this.state,
+      host: this.ctx.host,
+      port: this.port,
+      pid: this.handle?.pid,
+      since: this.since,
+      crashCount: this.crashCount,
+      ...(this.lastExit ? { lastExit: this.lastExit } : {}),
+    };
+  }
+
+  async stats(): Promise<InstanceStats | undefined> {
+    const handle = this.handle;
+    if (!handle?.pid || handle.hasExited) return undefined;
+    const usage = treeUsage(handle.pid);
+    const now = Date.now();
+    return {
+      cpu: this.cpu.sample(handle.pid, handle.startedAt, usage.cpuSeconds, now),
+      memBytes: usage.memBytes,
+      diskBytes: await this.disk.read(now),
+      uptimeSeconds: Math.max(0, Math.floor((now - handle.startedAt) / 1000)),
+    };
+  }
+
+  /** Graceful stop of the slot; the supervisor is finished afterwards. Idempotent. */
+  stop(graceMs: number): Promise<void> {
+    this.stopping ??= (async () => {
+      this.generation++;
+      this.clearTimer();
+      await this.restarting?.catch(() => undefined);
+      const handle = this.handle;
+      if (handle) {
+        this.setState('STOPPING');
+        this.cell(`Stopping instance ${this.instanceGuidOf(handle)}`);
+        await handle.terminate(graceMs);
+      }
+      this.handle = undefined;
+      this.ctx.ports.release(this.port);
+      this.port = undefined;
+      rmSync(this.tmpDir, { recursive: true, force: true });
+      this.setState('DOWN');
+    })();
+    return this.stopping;
+  }
+
+  /** Replaces the current incarnation without counting a crash (cf restart-app-instance). */
+  restart(graceMs: number): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.restarting ??= (async () => {
+      this.generation++;
+      this.clearTimer();
+      const handle = this.handle;
+      if (handle) {
+        this.setState('STOPPING');
+        await handle.terminate(graceMs);
+      }
+      if (this.stopping) return;
+      await this.spawnIncarnation();
+    })().finally(() => {
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
+  private async spawnIncarnation(): Promise<void> {
+    const gen = ++this.generation;
+    this.clearTimer();
+    this.ctx.ports.release(this.port);
+    this.port = undefined;
+    this.handle = undefined;
+    this.killReason = undefined;
+    this.runningSince = undefined;
+    this.since = Date.now();
+    this.setState('STARTING');
+    const port = await this.ctx.ports.allocate();
+    if (gen !== this.generation) {
+      this.ctx.ports.release(port);
+      return;
+    }
+    this.port = port;
+    const instanceGuid = randomUUID();
+    mkdirSync(this.tmpDir, { recursive: true });
+    this.cell(`Cell local creating container for instance ${instanceGuid}`);
+    const handle = new ProcessHandle({
+      id: this.spec.id,
+      kind: 'instance',
+      dropletDir: this.spec.dropletDir,
+      command: this.spec.command,
+      env: instanceEnv({
+        base: this.spec.env,
+        dropletDir: this.spec.dropletDir,
+        tmpDir: this.tmpDir,
+        host: this.ctx.host,
+        index: this.spec.index,
+        instanceGuid,
+        memoryMb: this.spec.memoryMb,
+        port,
+      }),
+      records: this.ctx.records,
+      onLine: (stream, text) => this.emitLog(this.source, stream, text),
+    });
+    this.guids.set(handle, instanceGuid);
+    this.handle = handle;
+    this.since = handle.startedAt;
+    void handle.exited.then((info) => this.onExit(gen, info));
+    if (this.spec.healthCheck.type === 'process') this.markRunning(gen);
+    else void this.awaitHealthy(gen, port);
+  }
+
+  private async awaitHealthy(gen: number, port: number): Promise<void> {
+    const check = this.spec.healthCheck;
+    const timeoutMs = startTimeoutMs(check);
+    const deadline = Date.now() + timeoutMs;
+    let lastDetail = 'no health check completed';
+    while (gen === this.generation) {
+      const result = await runCheck(check, this.ctx.host, port);
+      if (gen !== this.generation || this.handle?.hasExited !== false) return;
+      if (result.ok) {
+        this.markRunning(gen);
+        return;
+      }
+      lastDetail = result.detail;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        this.killIncarnation(gen, `Instance never healthy after ${formatDuration(timeoutMs)}: ${lastDetail}`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(this.ctx.startPollMs, remaining)));
+    }
+  }
+
+  private markRunning(gen: number): void {
+    if (gen !== this.generation) return;
+    this.runningSince = Date.now();
+    this.setState('RUNNING');
+    this.cell('Container became healthy');
+    this.scheduleLiveness(gen);
+  }
+
+  /** Diego-style liveness: after RUNNING, one failed check (or exceeding the memory limit) crashes the instance. */
+  private scheduleLiveness(gen: number): void {
+    const check = this.spec.healthCheck;
+    const interval = check.type === 'http' && check.intervalSeconds ? check.intervalSeconds * 1000 : this.ctx.livenessIntervalMs;
+    this.timer = setTimeout(() => {
+      void (async () => {
+        const handle = this.handle;
+        if (gen !== this.generation || !handle?.pid || handle.hasExited) return;
+        if (this.ctx.enforceMemoryLimit && this.spec.memoryMb > 0) {
+          const { memBytes } = treeUsage(handle.pid);
+          if (memBytes > this.spec.memoryMb * 1024 * 1024) {
+            this.killIncarnation(gen, `${this.source}: Exited with status 137 (out of memory)`);
+            return;
+          }
+        }
+        if (check.type !== 'process' && this.port !== undefined) {
+          const result = await runCheck(check, this.ctx.host, this.port);
+          if (gen !== this.generation) return;
+          if (!result.ok) {
+            this.killIncarnation(gen, `Instance became unhealthy: ${result.detail}`);
+            return;
+          }
+        }
+        this.scheduleLiveness(gen);
+      })();
+    }, interval);
+    this.timer.unref();
+  }
+
+  private killIncarnation(gen: number, reason: string): void {
+    if (gen !== this.generation || !this.handle) return;
+    this.killReason = reason;
+    this.cell(reason);
+    this.handle.kill();
+  }
+
+  private onExit(gen: number, info: ExitInfo): void {
+    if (gen !== this.generation) return;
+    this.generation++;
+    this.clearTimer();
+    const now = Date.now();
+    if (this.runningSince !== undefined && now - this.runningSince >= this.ctx.crashResetMs) this.crashCount = 0;
+    this.crashCount++;
+    const reason =
+      this.killReason ?? (info.error ? `${this.source}: failed to start: ${info.error}` : `${this.source}: Exited with status ${info.status}`);
+    this.lastExit = { code: info.code, signal: info.signal, at: now, reason };
+    this.ctx.ports.release(this.port);
+    this.port = undefined;
+    // The handle still kills and awaits stragglers of its group on its own (ProcessHandle.gone).
+    this.handle = undefined;
+    this.since = now;
+    this.setState('CRASHED');
+    this.cell(`Exit status ${info.status}`);
+    if (this.crashCount >= this.ctx.maxCrashes) return;
+    const restartGen = this.generation;
+    this.timer = setTimeout(() => {
+      if (restartGen === this.generation && !this.stopping) void this.spawnIncarnation();
+    }, this.ctx.restartDelayMs(this.crashCount));
+    this.timer.unref();
+  }
+
+  private instanceGuidOf(handle: ProcessHandle): string {
+    return this.guids.get(handle) ?? '';
+  }
+
+  private setState(state: InstanceState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.ctx.changed(this.spec.id, this.spec.appGuid);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private emitLog(sourceType: string, stream: 'stdout' | 'stderr', text: string): void {
+    const index = String(this.spec.index);
+    this.ctx.log({ appGuid: this.spec.appGuid, sourceType: `${sourceType}/${index}`, instance: index, stream, text, timestamp: Date.now() });
+  }
+
+  /** Platform messages about the instance, shown by `cf logs` as CELL lines. */
+  private cell(text: string): void {
+    this.emitLog('CELL', 'stdout', text);
+  }
+}
+
+function safeName(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/** Go's time.Duration formatting for whole seconds (Diego's wording: "after 1m0s"). */
+export function formatDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const m = Math.floor(total / 60);
+  const s = total % 60;
+  return m > 0 ? `${m}m${s}s` : `${s}s`;
+}

@@ -1,0 +1,167 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
+import type { ProcessRecords } from './records.ts';
+
+/**
+ * Starts one process the way the CF launcher does and owns its process group until every member is gone.
+ *
+ * `/bin/sh -c` sources `<droplet>/profile.d/*.sh` (buildpack-supplied), then `app/.profile.d/*.sh` and
+ * `app/.profile` (app-supplied), then evaluates the start command, with cwd `<droplet>/app`. The process is the
+ * leader of its own group (detached), so signals sent to `-pgid` reach everything it forked.
+ */
+
+const LAUNCHER = [
+  '__kiln_droplet=$1; __kiln_command=$2; set --',
+  'for __kiln_f in "$__kiln_droplet"/profile.d/*.sh; do if [ -r "$__kiln_f" ]; then . "$__kiln_f"; fi; done',
+  'for __kiln_f in ./.profile.d/*.sh; do if [ -r "$__kiln_f" ]; then . "$__kiln_f"; fi; done',
+  'if [ -r ./.profile ]; then . ./.profile; fi',
+  'unset __kiln_f __kiln_droplet',
+  'eval "$__kiln_command"',
+].join('\n');
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** CF-style exit status: the code, or 128 + signal number when killed by a signal. */
+  status: number;
+  /** Set when the process could not be started at all. */
+  error?: string;
+}
+
+export interface LaunchOptions {
+  id: string;
+  kind: 'instance' | 'task';
+  dropletDir: string;
+  command: string;
+  env: Record<string, string>;
+  records: ProcessRecords;
+  onLine: (stream: 'stdout' | 'stderr', text: string) => void;
+}
+
+const POLL_MS = 20;
+/** After SIGKILL a group should vanish at once; this only bounds waiting on a D-state (uninterruptible) process. */
+const KILL_WAIT_MS = 5_000;
+
+export class ProcessHandle {
+  readonly pid: number | undefined;
+  readonly startedAt = Date.now();
+  /** Resolves when the leader process exited (or failed to start). */
+  readonly exited: Promise<ExitInfo>;
+  /** Resolves when no live member of the group remains and the crash-safety record is removed. */
+  readonly gone: Promise<void>;
+  private exitInfo: ExitInfo | undefined;
+  private terminating: Promise<void> | undefined;
+  private readonly child: ChildProcess;
+
+  constructor(private readonly opts: LaunchOptions) {
+    this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
+      cwd: join(opts.dropletDir, 'app'),
+      env: opts.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.pid = this.child.pid;
+    if (this.pid !== undefined) {
+      const stat = readProcStat(this.pid);
+      opts.records.write({
+        id: opts.id,
+        kind: opts.kind,
+        pid: this.pid,
+        pgid: this.pid,
+        startTicks: stat?.startTicks ?? 0,
+        createdAt: this.startedAt,
+      });
+    }
+    pipeLines(this.child.stdout, (text) => opts.onLine('stdout', text));
+    pipeLines(this.child.stderr, (text) => opts.onLine('stderr', text));
+
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        // Spawn failures (missing cwd, EAGAIN) never produce an 'exit' event.
+        if (this.pid === undefined || !isAlive(this.pid)) {
+          // Node reports a missing cwd as ENOENT of /bin/sh, which would send people looking in the wrong place.
+          const cwd = join(opts.dropletDir, 'app');
+          const error = existsSync(cwd) ? err.message : `droplet has no app directory (${cwd})`;
+          this.exitInfo ??= { code: null, signal: null, status: 1, error };
+          resolve(this.exitInfo);
+        }
+      });
+      this.child.once('exit', (code, signal) => {
+        this.exitInfo ??= { code, signal, status: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) };
+        resolve(this.exitInfo);
+      });
+    });
+    this.gone = this.exited.then(async () => {
+      // A leader that exits on its own takes its group with it: stragglers would be orphans nobody supervises.
+      // During a graceful terminate the group keeps its grace period instead.
+      if (!this.terminating) this.signal('SIGKILL');
+      await this.terminating;
+      await this.waitGroupGone(KILL_WAIT_MS, true);
+      if (this.pid !== undefined) opts.records.remove(this.pid);
+    });
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== undefined;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.pid === undefined) return;
+    try {
+      process.kill(-this.pid, sig);
+    } catch {
+      // ESRCH: the group is already gone.
+    }
+  }
+
+  /** SIGTERM to the group, SIGKILL to whatever is left after `graceMs`; resolves when every member is gone. */
+  terminate(graceMs: number): Promise<void> {
+    this.terminating ??= (async () => {
+      this.signal('SIGTERM');
+      const clean = await this.waitGroupGone(graceMs, false);
+      if (!clean) this.signal('SIGKILL');
+    })();
+    return this.terminating.then(() => this.gone);
+  }
+
+  /** Force-kills the group now (health-check failure, memory limit). */
+  kill(): void {
+    this.signal('SIGKILL');
+  }
+
+  /** Polls /proc until the leader has exited and no live member of its group remains, or the deadline passes. */
+  private async waitGroupGone(timeoutMs: number, killStragglers: boolean): Promise<boolean> {
+    const pgid = this.pid;
+    if (pgid === undefined) return true;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.hasExited && !groupHasLiveMembers(pgid)) return true;
+      if (Date.now() >= deadline) return false;
+      if (killStragglers) this.signal('SIGKILL');
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+}
+
+function groupHasLiveMembers(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  // kill(…, 0) succeeds for zombies too, which linger on hosts whose init does not reap orphans.
+  return liveGroupMembers(pgid, allProcesses()).length > 0;
+}
+
+function pipeLines(stream: Readable | null, onLine: (text: string) => void): void {
+  if (!stream) return;
+  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+  rl.on('line', onLine);
+  // A read error on a pipe (the group was killed mid-write) is not a runtime failure.
+  stream.on('error', () => rl.close());
+}

@@ -1,0 +1,186 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
+import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './backoff.ts';
+import { InstanceSupervisor, type SupervisorContext } from './instance.ts';
+import { PortAllocator } from './ports.ts';
+import { ProcessRecords, type ProcessRecord } from './records.ts';
+import { TaskRun, type TaskContext } from './task.ts';
+
+export interface LocalRuntimeOptions {
+  /** Kiln's data dir; the runtime keeps process records and per-instance TMPDIRs under `<dataDir>/runtime/`. */
+  dataDir: string;
+  /** Address instances are reached at (health checks, router). */
+  host?: string;
+  /** Delay before restarting after the n-th consecutive crash (default: Diego's schedule). */
+  restartDelayMs?: (crashCount: number) => number;
+  maxCrashes?: number;
+  /** Running at least this long before a crash resets the crash count. */
+  crashResetMs?: number;
+  /** Interval between start-up health checks. */
+  startPollMs?: number;
+  /** Interval between liveness checks once RUNNING (http checks use their own intervalSeconds when set). */
+  livenessIntervalMs?: number;
+  /** Grace period for stopInstance/restartInstance/cancelTask/shutdown when none is given. */
+  graceMs?: number;
+  diskCacheMs?: number;
+  /** Kill instances whose process tree RSS exceeds memoryMb (checked on liveness ticks). */
+  enforceMemoryLimit?: boolean;
+}
+
+type ChangeEvent = { kind: 'instance' | 'task'; id: string; appGuid: string };
+
+/** How long finished tasks stay queryable through taskStatus. */
+const FINISHED_TASK_TTL_MS = 60 * 60_000;
+
+/**
+ * Runs instances and tasks as child processes of this Kiln process. See records.ts for what happens to processes
+ * of a previous Kiln run (they are killed at construction; the controllers then re-create the instances).
+ */
+export class LocalRuntime implements Runtime {
+  /** Records of a previous run whose process groups were still alive and were killed at construction. */
+  readonly reaped: ProcessRecord[];
+  private readonly instances = new Map<string, InstanceSupervisor>();
+  private readonly tasks = new Map<string, TaskRun>();
+  private readonly changeListeners = new Set<(event: ChangeEvent) => void>();
+  private readonly logListeners = new Set<(line: LogLine) => void>();
+  private readonly records: ProcessRecords;
+  private readonly supervisorCtx: SupervisorContext;
+  private readonly taskCtx: TaskContext;
+  private readonly graceMs: number;
+  private closed = false;
+
+  constructor(options: LocalRuntimeOptions) {
+    const runtimeDir = join(options.dataDir, 'runtime');
+    this.records = new ProcessRecords(options.dataDir);
+    this.reaped = this.records.reapLeftovers();
+    const tmpRoot = join(runtimeDir, 'tmp');
+    // Scratch space of a previous run belongs to processes that no longer exist.
+    rmSync(tmpRoot, { recursive: true, force: true });
+    mkdirSync(tmpRoot, { recursive: true });
+    const host = options.host ?? '127.0.0.1';
+    this.graceMs = options.graceMs ?? 10_000;
+    const log = (line: LogLine): void => this.emit(this.logListeners, line);
+    this.supervisorCtx = {
+      host,
+      ports: new PortAllocator(host),
+      records: this.records,
+      tmpRoot,
+      restartDelayMs: options.restartDelayMs ?? diegoRestartDelayMs,
+      maxCrashes: options.maxCrashes ?? DIEGO_MAX_CRASHES,
+      crashResetMs: options.crashResetMs ?? DIEGO_CRASH_RESET_MS,
+      startPollMs: options.startPollMs ?? 100,
+      livenessIntervalMs: options.livenessIntervalMs ?? 5_000,
+      diskCacheMs: options.diskCacheMs ?? 30_000,
+      enforceMemoryLimit: options.enforceMemoryLimit ?? true,
+      log,
+      changed: (id, appGuid) => {
+        // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.
+        const supervisor = this.instances.get(id);
+        if (supervisor?.stopped && supervisor.status().state === 'DOWN') this.instances.delete(id);
+        this.emit(this.changeListeners, { kind: 'instance', id, appGuid });
+      },
+    };
+    this.taskCtx = {
+      host,
+      records: this.records,
+      tmpRoot,
+      log,
+      changed: (id, appGuid) => this.emit(this.changeListeners, { kind: 'task', id, appGuid }),
+    };
+  }
+
+  async ensureInstance(spec: InstanceSpec): Promise<void> {
+    this.assertOpen();
+    const existing = this.instances.get(spec.id);
+    if (existing && !existing.stopped) return;
+    // Re-ensuring a slot that is being stopped starts it afresh once the old one is gone.
+    if (existing) await existing.stop(this.graceMs);
+    if (this.instances.get(spec.id) !== existing) return;
+    const supervisor = new InstanceSupervisor(spec, this.supervisorCtx);
+    this.instances.set(spec.id, supervisor);
+    await supervisor.start();
+  }
+
+  async stopInstance(id: string, opts?: { graceMs?: number }): Promise<void> {
+    const supervisor = this.instances.get(id);
+    if (!supervisor) return;
+    await supervisor.stop(opts?.graceMs ?? this.graceMs);
+    if (this.instances.get(id) === supervisor) this.instances.delete(id);
+  }
+
+  async restartInstance(id: string): Promise<void> {
+    const supervisor = this.instances.get(id);
+    if (!supervisor || supervisor.stopped) return;
+    await supervisor.restart(this.graceMs);
+  }
+
+  listInstances(filter?: { processGuid?: string; appGuid?: string }): InstanceStatus[] {
+    const out: InstanceStatus[] = [];
+    for (const supervisor of this.instances.values()) {
+      const { spec } = supervisor;
+      if (filter?.processGuid !== undefined && spec.processGuid !== filter.processGuid) continue;
+      if (filter?.appGuid !== undefined && spec.appGuid !== filter.appGuid) continue;
+      out.push(supervisor.status());
+    }
+    return out.sort((a, b) => a.processGuid.localeCompare(b.processGuid) || a.index - b.index || a.version.localeCompare(b.version));
+  }
+
+  async stats(id: string): Promise<InstanceStats | undefined> {
+    return this.instances.get(id)?.stats();
+  }
+
+  async runTask(spec: TaskSpec): Promise<void> {
+    this.assertOpen();
+    if (this.tasks.has(spec.id)) return;
+    this.pruneTasks();
+    this.tasks.set(spec.id, new TaskRun(spec, this.taskCtx));
+  }
+
+  async cancelTask(id: string): Promise<void> {
+    await this.tasks.get(id)?.cancel(this.graceMs);
+  }
+
+  taskStatus(id: string): TaskStatus | undefined {
+    return this.tasks.get(id)?.status();
+  }
+
+  onChange(listener: (event: ChangeEvent) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  onLog(listener: (line: LogLine) => void): () => void {
+    this.logListeners.add(listener);
+    return () => this.logListeners.delete(listener);
+  }
+
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    await Promise.all([
+      ...[...this.instances.keys()].map((id) => this.stopInstance(id)),
+      ...[...this.tasks.values()].map((task) => task.cancel(this.graceMs)),
+    ]);
+  }
+
+  private pruneTasks(): void {
+    const cutoff = Date.now() - FINISHED_TASK_TTL_MS;
+    for (const [id, task] of this.tasks) {
+      if (task.finishedAt !== undefined && task.finishedAt < cutoff) this.tasks.delete(id);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('local runtime is shut down');
+  }
+
+  private emit<T>(listeners: Set<(value: T) => void>, value: T): void {
+    for (const listener of listeners) {
+      try {
+        listener(value);
+      } catch {
+        // A failing listener must not break supervision of the processes.
+      }
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LogLine, TaskSpec, TaskStatus } from '../runtime.ts';
+import { instanceEnv } from './environment.ts';
+import { ProcessHandle } from './launch.ts';
+import type { ProcessRecords } from './records.ts';
+
+export interface TaskContext {
+  host: string;
+  records: ProcessRecords;
+  tmpRoot: string;
+  log: (line: LogLine) => void;
+  changed: (id: string, appGuid: string) => void;
+}
+
+/** CC's failure_reason for a cancelled task. */
+export const TASK_CANCELLED_REASON = 'task was cancelled';
+
+/** One run of a task: like an instance without port or health check, and never restarted. */
+export class TaskRun {
+  private state: TaskStatus['state'] = 'RUNNING';
+  private exitCode: number | null | undefined;
+  private failureReason: string | undefined;
+  private cancelled = false;
+  private handle: ProcessHandle | undefined;
+  finishedAt: number | undefined;
+  readonly done: Promise<void>;
+  private readonly tmpDir: string;
+  private readonly source: string;
+
+  constructor(
+    readonly spec: TaskSpec,
+    private readonly ctx: TaskContext,
+  ) {
+    this.tmpDir = join(ctx.tmpRoot, `task-${spec.id.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+    this.source = `APP/TASK/${spec.name ?? spec.id}`;
+    mkdirSync(this.tmpDir, { recursive: true });
+    const handle = new ProcessHandle({
+      id: spec.id,
+      kind: 'task',
+      dropletDir: spec.dropletDir,
+      command: spec.command,
+      env: instanceEnv({
+        base: spec.env,
+        dropletDir: spec.dropletDir,
+        tmpDir: this.tmpDir,
+        host: ctx.host,
+        index: 0,
+        instanceGuid: randomUUID(),
+        memoryMb: spec.memoryMb,
+      }),
+      records: ctx.records,
+      onLine: (stream, text) =>
+        ctx.log({ appGuid: spec.appGuid, sourceType: `${this.source}/0`, instance: '0', stream, text, timestamp: Date.now() }),
+    });
+    this.handle = handle;
+    this.done = handle.exited.then(async (info) => {
+      await handle.gone;
+      this.exitCode = info.code;
+      if (this.cancelled) {
+        this.state = 'FAILED';
+        this.failureReason = TASK_CANCELLED_REASON;
+      } else if (info.status === 0 && !info.error) {
+        this.state = 'SUCCEEDED';
+      } else {
+        this.state = 'FAILED';
+        this.failureReason = info.error ? `${this.source}: failed to start: ${info.error}` : `${this.source}: Exited with status ${info.status}`;
+      }
+      this.finishedAt = Date.now();
+      this.handle = undefined;
+      rmSync(this.tmpDir, { recursive: true, force: true });
+      ctx.changed(spec.id, spec.appGuid);
+    });
+  }
+
+  status(): TaskStatus {
+    return {
+      id: this.spec.id,
+      state: this.state,
+      ...(this.exitCode !== undefined ? { exitCode: this.exitCode } : {}),
+      ...(this.failureReason !== undefined ? { failureReason: this.failureReason } : {}),
+    };
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period; resolves once the task is FAILED. Idempotent. */
+  async cancel(graceMs: number): Promise<void> {
+    if (this.handle && !this.handle.hasExited && !this.cancelled) {
+      this.cancelled = true;
+      await this.handle.terminate(graceMs);
+    }
+    await this.done;
+  }
+}

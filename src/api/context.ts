@@ -4,6 +4,7 @@ import type { Config } from '../config/config.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
 import type { JobHandlers } from '../services/jobs.ts';
+import type { ObservedInstances } from '../services/processes.ts';
 import type { Store } from '../store/store.ts';
 import type { Linker } from './cf/links.ts';
 
@@ -23,6 +24,8 @@ export interface AppDeps {
   rootRoutes?: Hono[];
   /** Whether the controllers are running (for /readyz). */
   ready?: () => boolean;
+  /** The runtime's view of process instances (stats, terminate); absent → every instance reports DOWN. */
+  observed?: ObservedInstances;
 }
 
 export interface Env {

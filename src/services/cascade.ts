@@ -1,5 +1,7 @@
 import { deleteMetadata } from '../store/metadata.ts';
 import type { WriteTx } from '../store/store.ts';
+import { deleteAppsOfSpaces } from './apps.ts';
+import { deleteRoutesOfSpaces } from './routes.ts';
 
 /**
  * Deletes spaces and everything that hangs off them, in the caller's transaction. Resources added by
@@ -8,6 +10,8 @@ import type { WriteTx } from '../store/store.ts';
  */
 export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Promise<void> {
   if (spaceGuids.length === 0) return;
+  await deleteAppsOfSpaces(tx, spaceGuids);
+  await deleteRoutesOfSpaces(tx, spaceGuids);
   const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();
   await tx.db.deleteFrom('roles').where('space_guid', 'in', spaceGuids).execute();
   for (const r of roles) tx.changed('roles', r.guid, 'delete');

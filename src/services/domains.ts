@@ -14,37 +14,24 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { anyRouteMatches, deleteRoutesOfDomains, type RouteMatchQuery } from './routes.ts';
 
 export const DOMAIN_LIST: ListSpec = {
   filters: ['names', 'organization_guids'],
   labelSelector: true,
 };
 
-// ---- routes (the one place a future routes table plugs in) ----
+// ---- routes (the one place the routes table plugs in) ----
 
-export interface RouteMatchQuery {
-  domainGuids: string[];
-  /** Omitted: any host. */
-  hosts?: string[];
-  /** Omitted: any path. */
-  paths?: string[];
-  /** Omitted: any port. */
-  ports?: number[];
-  /** Only routes in spaces of this org. */
-  organizationGuid?: string;
-}
+export type { RouteMatchQuery } from './routes.ts';
 
 /**
- * Whether some route matches. Kiln has no routes table yet, so nothing matches; when routes arrive,
- * this query is the only thing to write — reservation checks, the "name already used by a route"
- * rule on create and the "routes still use it" rule on unshare all go through it.
+ * Whether some route matches: reservation checks, the "name already used by a route" rule on create and
+ * the "routes still use it" rule on unshare all go through it.
  */
-export async function routeMatches(_db: Kysely<Database>, _q: RouteMatchQuery): Promise<boolean> {
-  return false;
+export async function routeMatches(db: Kysely<Database>, q: RouteMatchQuery): Promise<boolean> {
+  return anyRouteMatches(db, q);
 }
-
-/** Removes the routes of deleted domains; nothing to do until routes exist (see routeMatches). */
-async function deleteRoutesOfDomains(_tx: WriteTx, _domainGuids: string[]): Promise<void> {}
 
 // ---- visibility ----
 

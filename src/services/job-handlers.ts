@@ -1,9 +1,11 @@
 import type { Store } from '../store/store.ts';
+import { registerAppJobs } from './apps.ts';
 import { registerDomainJobs } from './domains.ts';
 import type { JobHandlers } from './jobs.ts';
 import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerRoleJobs } from './roles.ts';
+import { registerRouteJobs } from './routes.ts';
 import { registerSecurityGroupJobs } from './security-groups.ts';
 import { registerSpaceQuotaJobs } from './space-quotas.ts';
 import { registerSpaceJobs } from './spaces.ts';
@@ -19,4 +21,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerSpaceQuotaJobs(handlers, store);
   registerDomainJobs(handlers, store);
   registerSecurityGroupJobs(handlers, store);
+  registerAppJobs(handlers, store);
+  registerRouteJobs(handlers, store);
 }

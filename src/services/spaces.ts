@@ -19,7 +19,7 @@ import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpac
 import { recordAudit } from './audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
 export const SPACE_INCLUDES = ['org', 'organization'] as const;
@@ -253,15 +253,37 @@ async function privateDomainCount(db: Kysely<Database>, orgGuid: string): Promis
 }
 
 /**
- * Usage counted from the store. Apps, processes, tasks, routes, service instances and keys do not exist
- * in Kiln yet, so their counts (and the memory of started instances) are 0 until the capabilities that
- * add those tables extend this function; domains are the org's private domains, as upstream counts them.
+ * Usage counted from the store, for one space or a whole org: started instances and their memory are the
+ * desired instances of STARTED apps' processes; domains are the org's private domains, as upstream counts them.
+ * Tasks, service instances and keys do not exist in Kiln yet, so they count 0.
  */
-async function usageOf(db: Kysely<Database>, orgGuid: string): Promise<UsageSummary> {
+async function usageOf(db: Kysely<Database>, orgGuid: string, spaceGuid?: string): Promise<UsageSummary> {
+  const spaceGuids = spaceGuid
+    ? [spaceGuid]
+    : (await db.selectFrom('spaces').select('guid').where('organization_guid', '=', orgGuid).execute()).map((s) => s.guid);
+  let instances = 0;
+  let memory = 0;
+  let routes = 0;
+  if (spaceGuids.length > 0) {
+    const started = await db
+      .selectFrom('processes')
+      .innerJoin('apps', 'apps.guid', 'processes.app_guid')
+      .select((eb) => [
+        eb.fn.coalesce(eb.fn.sum<number>('processes.instances'), eb.lit(0)).as('instances'),
+        eb.fn.coalesce(eb.fn.sum<number>(eb('processes.instances', '*', eb.ref('processes.memory_in_mb'))), eb.lit(0)).as('memory'),
+      ])
+      .where('apps.space_guid', 'in', spaceGuids)
+      .where('apps.state', '=', 'STARTED')
+      .executeTakeFirst();
+    instances = Number(started?.instances ?? 0);
+    memory = Number(started?.memory ?? 0);
+    const r = await db.selectFrom('routes').select((eb) => eb.fn.countAll<number>().as('n')).where('space_guid', 'in', spaceGuids).executeTakeFirst();
+    routes = Number(r?.n ?? 0);
+  }
   return {
-    started_instances: 0,
-    memory_in_mb: 0,
-    routes: 0,
+    started_instances: instances,
+    memory_in_mb: memory,
+    routes,
     service_instances: 0,
     reserved_ports: 0,
     domains: await privateDomainCount(db, orgGuid),
@@ -272,7 +294,7 @@ async function usageOf(db: Kysely<Database>, orgGuid: string): Promise<UsageSumm
 
 export async function spaceUsageSummary(ctx: Ctx, guid: string): Promise<{ space: Row<'spaces'>; usage: UsageSummary }> {
   const space = await getSpace(ctx, guid);
-  return { space, usage: await usageOf(ctx.store.db, space.organization_guid) };
+  return { space, usage: await usageOf(ctx.store.db, space.organization_guid, space.guid) };
 }
 
 export async function organizationUsageSummary(ctx: Ctx, guid: string): Promise<{ org: Row<'organizations'>; usage: UsageSummary }> {
@@ -283,19 +305,21 @@ export async function organizationUsageSummary(ctx: Ctx, guid: string): Promise<
 // ---- DELETE /v3/spaces/:guid/routes?unmapped=true ----
 
 /**
- * Deletes the routes of a space that are mapped to no app and bound to no service instance. Kiln has
- * no routes yet, so there is never anything to do: the job is born COMPLETE.
+ * Starts deleting the routes of a space that are mapped to no app (the routes capability registers the
+ * `space.delete_unmapped_routes` handler). A repeated request hands back the job already under way.
  */
 export async function deleteUnmappedRoutes(ctx: Ctx, guid: string): Promise<string> {
   const space = await getSpace(ctx, guid);
   if (!(await ctx.access.canManageApps(space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
-  return ctx.store.write((tx) =>
-    completedJob(tx, {
+  return ctx.store.write(async (tx) => {
+    const inFlight = await jobInFlight(tx.db, 'space.delete_unmapped_routes', space.guid);
+    if (inFlight) return inFlight;
+    return enqueueJob(tx, {
       operation: 'space.delete_unmapped_routes',
       resourceType: 'space',
       resourceGuid: space.guid,
       userGuid: ctx.principal.guid,
-    }),
-  );
+    });
+  });
 }

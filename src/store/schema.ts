@@ -231,6 +231,142 @@ export interface SettingsTable {
   value: string;
 }
 
+/** A column with a database default: optional on insert. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
+
+/** Apps (migration 0010). `state` is the desired state: STOPPED or STARTED. */
+export interface AppsTable extends ResourceColumns {
+  name: string;
+  space_guid: string;
+  state: Defaulted<string>;
+  /** `active` or `deleting` (an asynchronous delete is in flight). */
+  status: Defaulted<string>;
+  /** `buildpack` or `docker`. */
+  lifecycle_type: Defaulted<string>;
+  /** JSON array of buildpack names or URLs. */
+  lifecycle_buildpacks: Defaulted<string>;
+  lifecycle_stack: string | null;
+  /** JSON object of string values. */
+  environment_variables: Defaulted<string>;
+  /** The current droplet. */
+  droplet_guid: string | null;
+  enable_ssh: Defaulted<Flag>;
+  revisions_enabled: Defaulted<Flag>;
+  observed_generation: Defaulted<number>;
+}
+
+export interface ProcessesTable extends ResourceColumns {
+  app_guid: string;
+  type: string;
+  /** The user's command; null means the droplet's detected command for this type. */
+  command: string | null;
+  instances: Defaulted<number>;
+  memory_in_mb: Defaulted<number>;
+  disk_in_mb: Defaulted<number>;
+  /** -1 is unlimited. */
+  log_rate_limit_in_bytes_per_second: Defaulted<number>;
+  /** port, process or http. */
+  health_check_type: Defaulted<string>;
+  health_check_timeout: number | null;
+  health_check_invocation_timeout: number | null;
+  health_check_interval: number | null;
+  health_check_endpoint: string | null;
+  /** port, process or http. */
+  readiness_check_type: Defaulted<string>;
+  readiness_check_invocation_timeout: number | null;
+  readiness_check_interval: number | null;
+  readiness_check_endpoint: string | null;
+  /** A token that changes whenever running instances must be replaced. */
+  version: string;
+  observed_generation: Defaulted<number>;
+}
+
+export interface PackagesTable extends ResourceColumns {
+  app_guid: string;
+  /** bits or docker. */
+  type: string;
+  /** AWAITING_UPLOAD, PROCESSING_UPLOAD, READY, FAILED, COPYING, EXPIRED. */
+  state: string;
+  error: string | null;
+  checksum_sha256: string | null;
+  checksum_sha1: string | null;
+  docker_image: string | null;
+  docker_username: string | null;
+  docker_password: string | null;
+  blob_key: string | null;
+  size_in_bytes: number | null;
+  source_package_guid: string | null;
+}
+
+export interface BuildsTable extends ResourceColumns {
+  app_guid: string;
+  package_guid: string;
+  /** STAGING, STAGED or FAILED. */
+  state: Defaulted<string>;
+  error: string | null;
+  lifecycle_type: Defaulted<string>;
+  /** JSON `{buildpacks, stack}`. */
+  lifecycle_data: Defaulted<string>;
+  staging_memory_in_mb: Defaulted<number>;
+  staging_disk_in_mb: Defaulted<number>;
+  staging_log_rate_limit_bytes_per_second: Defaulted<number>;
+  droplet_guid: string | null;
+  created_by_guid: string | null;
+  created_by_name: string | null;
+  created_by_email: string | null;
+  observed_generation: Defaulted<number>;
+}
+
+export interface DropletsTable extends ResourceColumns {
+  app_guid: string;
+  package_guid: string | null;
+  build_guid: string | null;
+  /** AWAITING_UPLOAD, PROCESSING_UPLOAD, STAGED, COPYING, FAILED, EXPIRED. */
+  state: string;
+  error: string | null;
+  lifecycle_type: Defaulted<string>;
+  /** JSON object: process type -> command. */
+  process_types: Defaulted<string>;
+  execution_metadata: Defaulted<string>;
+  /** JSON array of `{name, detect_output, buildpack_name, version}`. */
+  buildpacks: Defaulted<string>;
+  stack: string | null;
+  image: string | null;
+  checksum_sha256: string | null;
+  checksum_sha1: string | null;
+  blob_key: string | null;
+  size_in_bytes: number | null;
+  source_droplet_guid: string | null;
+}
+
+export interface RoutesTable extends ResourceColumns {
+  host: Defaulted<string>;
+  path: Defaulted<string>;
+  /** 0 for HTTP routes (no port). */
+  port: Defaulted<number>;
+  domain_guid: string;
+  space_guid: string;
+  /** http or tcp. */
+  protocol: Defaulted<string>;
+  /** JSON object of route options. */
+  options: Defaulted<string>;
+}
+
+export interface RouteDestinationsTable extends ResourceColumns {
+  route_guid: string;
+  app_guid: string;
+  process_type: Defaulted<string>;
+  port: Defaulted<number>;
+  /** http1, http2 or tcp. */
+  protocol: Defaulted<string>;
+  weight: number | null;
+}
+
+export interface RouteSharesTable {
+  route_guid: string;
+  space_guid: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -255,6 +391,14 @@ export interface Database {
   identity_users: IdentityUsersTable;
   identity_clients: IdentityClientsTable;
   settings: SettingsTable;
+  apps: AppsTable;
+  processes: ProcessesTable;
+  packages: PackagesTable;
+  builds: BuildsTable;
+  droplets: DropletsTable;
+  routes: RoutesTable;
+  route_destinations: RouteDestinationsTable;
+  route_shares: RouteSharesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -1,4 +1,5 @@
 import type { Api, AppDeps } from '../context.ts';
+import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
 import { registerDomains } from './domains.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
@@ -7,8 +8,10 @@ import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
+import { registerProcesses } from './processes.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
+import { registerRoutes } from './routes.ts';
 import { registerSecurityGroups } from './security-groups.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
 import { registerSpaces } from './spaces.ts';
@@ -32,6 +35,9 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerDomains,
   registerStacks,
   registerSecurityGroups,
+  registerApps,
+  registerProcesses,
+  registerRoutes,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -18,6 +18,11 @@ const RESOURCE_TABLES: Record<string, keyof Database> = {
   security_group: 'security_groups',
   isolation_segment: 'isolation_segments',
   stack: 'stacks',
+  app: 'apps',
+  route: 'routes',
+  package: 'packages',
+  droplet: 'droplets',
+  build: 'builds',
 };
 
 const plural = (type: string) => (type.endsWith('s') ? type : `${type}s`);

@@ -104,6 +104,11 @@ export class ControllerManager {
     return this.following;
   }
 
+  /** Queues a key for one reconciler by name (for events that do not come from the change feed, e.g. the runtime's). */
+  enqueue(name: string, key: string): void {
+    this.entries.find((e) => e.r.name === name)?.q.add(key);
+  }
+
   /** Waits until the feed has been read and every queue is idle (for tests and graceful stop). */
   async settle(): Promise<void> {
     await this.follow();

@@ -1,0 +1,115 @@
+import { APP_FEATURES, obfuscateBuildpack, parseJsonObject, parseJsonStringArray } from '../../domain/apps.ts';
+import type { Metadata } from '../../domain/metadata.ts';
+import { REDACTED } from '../../domain/processes.ts';
+import type { AppFeature } from '../../services/apps.ts';
+import type { Row } from '../../store/schema.ts';
+import type { Linker } from '../cf/links.ts';
+import { base, metadataOf, toOne } from '../cf/presenter.ts';
+
+export function presentLifecycle(app: Pick<Row<'apps'>, 'lifecycle_type' | 'lifecycle_buildpacks' | 'lifecycle_stack'>) {
+  if (app.lifecycle_type === 'docker') return { type: 'docker', data: {} };
+  return {
+    type: app.lifecycle_type,
+    data: {
+      buildpacks: parseJsonStringArray(app.lifecycle_buildpacks).map(obfuscateBuildpack),
+      stack: app.lifecycle_stack,
+    },
+  };
+}
+
+export function presentApp(app: Row<'apps'>, metadata: Metadata | undefined, l: Linker) {
+  const self = `/v3/apps/${app.guid}`;
+  return {
+    ...base(app),
+    name: app.name,
+    state: app.state,
+    lifecycle: presentLifecycle(app),
+    relationships: {
+      space: toOne(app.space_guid),
+      // Apps render an unset current droplet as {"data": {"guid": null}} (CONVENTIONS.md §2).
+      current_droplet: { data: { guid: app.droplet_guid } },
+    },
+    metadata: metadataOf(metadata),
+    links: {
+      self: l.link(self),
+      environment_variables: l.link(`${self}/environment_variables`),
+      space: l.link(`/v3/spaces/${app.space_guid}`),
+      processes: l.link(`${self}/processes`),
+      packages: l.link(`${self}/packages`),
+      current_droplet: l.link(`${self}/droplets/current`),
+      droplets: l.link(`${self}/droplets`),
+      tasks: l.link(`${self}/tasks`),
+      start: l.link(`${self}/actions/start`, 'POST'),
+      stop: l.link(`${self}/actions/stop`, 'POST'),
+      clear_buildpack_cache: l.link(`${self}/actions/clear_buildpack_cache`, 'POST'),
+      revisions: l.link(`${self}/revisions`),
+      deployed_revisions: l.link(`${self}/revisions/deployed`),
+      features: l.link(`${self}/features`),
+    },
+  };
+}
+
+export const presentAppFeature = (f: AppFeature) => ({ name: f.name, description: APP_FEATURES[f.name], enabled: f.enabled });
+
+export function presentEnvironmentVariables(appGuid: string, vars: Record<string, string>, l: Linker) {
+  return {
+    var: vars,
+    links: { self: l.link(`/v3/apps/${appGuid}/environment_variables`), app: l.link(`/v3/apps/${appGuid}`) },
+  };
+}
+
+export function presentCurrentDropletRelationship(appGuid: string, dropletGuid: string, l: Linker) {
+  return {
+    data: { guid: dropletGuid },
+    links: {
+      self: l.link(`/v3/apps/${appGuid}/relationships/current_droplet`),
+      related: l.link(`/v3/apps/${appGuid}/droplets/current`),
+    },
+  };
+}
+
+function checksumOf(d: Pick<Row<'droplets'>, 'checksum_sha256' | 'checksum_sha1'>) {
+  if (d.checksum_sha256) return { type: 'sha256', value: d.checksum_sha256 };
+  if (d.checksum_sha1) return { type: 'sha1', value: d.checksum_sha1 };
+  return null;
+}
+
+function buildpacksOf(json: string): unknown[] {
+  try {
+    const v: unknown = JSON.parse(json);
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A droplet as `GET /v3/apps/:guid/droplets/current` renders it (the Droplets API's shape). Process types and
+ * execution metadata are secrets of the space: callers without secret access get them redacted.
+ */
+export function presentAppDroplet(d: Row<'droplets'>, metadata: Metadata | undefined, showSecrets: boolean, l: Linker) {
+  const self = `/v3/droplets/${d.guid}`;
+  const buildpackLifecycle = d.lifecycle_type !== 'docker';
+  return {
+    ...base(d),
+    state: d.state,
+    error: d.error,
+    lifecycle: { type: d.lifecycle_type, data: {} },
+    checksum: buildpackLifecycle ? checksumOf(d) : null,
+    buildpacks: buildpackLifecycle ? buildpacksOf(d.buildpacks) : null,
+    stack: buildpackLifecycle ? d.stack : null,
+    image: d.image,
+    execution_metadata: showSecrets ? d.execution_metadata : REDACTED,
+    process_types: showSecrets ? parseJsonObject(d.process_types) : { redacted_message: REDACTED },
+    relationships: { app: toOne(d.app_guid) },
+    metadata: metadataOf(metadata),
+    links: {
+      self: l.link(self),
+      ...(d.package_guid ? { package: l.link(`/v3/packages/${d.package_guid}`) } : {}),
+      app: l.link(`/v3/apps/${d.app_guid}`),
+      assign_current_droplet: l.link(`/v3/apps/${d.app_guid}/relationships/current_droplet`, 'PATCH'),
+      ...(d.state === 'STAGED' && buildpackLifecycle ? { download: l.link(`${self}/download`) } : {}),
+      ...(d.state === 'AWAITING_UPLOAD' ? { upload: l.link(`${self}/upload`, 'POST') } : {}),
+    },
+  };
+}

@@ -1,0 +1,247 @@
+import type { Kysely } from 'kysely';
+import { notFound } from '../domain/errors.ts';
+import type { ListParams, ListSpec } from '../domain/list-params.ts';
+import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import type { ScaleProcess, UpdateProcess } from '../domain/processes.ts';
+import { listPage, type Page } from '../store/list-query.ts';
+import { saveMetadata } from '../store/metadata.ts';
+import type { Database, Row, RowUpdate } from '../store/schema.ts';
+import { findVisibleApp, requireAppManager, type AppScope } from './apps.ts';
+import { recordAudit } from './audit.ts';
+import type { Ctx } from './context.ts';
+import { requireFeature } from './feature-flags.ts';
+
+export const PROCESS_LIST: ListSpec = {
+  filters: ['app_guids', 'types', 'space_guids', 'organization_guids'],
+  params: ['embed'],
+  labelSelector: true,
+};
+
+/** The app-scoped list takes the same query minus the app filter. */
+export const APP_PROCESS_LIST: ListSpec = {
+  filters: ['types', 'space_guids', 'organization_guids'],
+  params: ['embed'],
+  labelSelector: true,
+};
+
+// ---- observed state (the runtime's side) ----
+
+export type InstanceState = 'STARTING' | 'RUNNING' | 'CRASHED' | 'STOPPING' | 'DOWN';
+
+/** One actual instance as the runtime sees it. */
+export interface ObservedInstance {
+  index: number;
+  state: InstanceState;
+  instanceGuid?: string;
+  /** Address the router reaches the instance on. */
+  host?: string;
+  internalIp?: string;
+  /** Seconds since the instance started. */
+  uptime?: number;
+  /** Unix time (seconds) of the last state change. */
+  since?: number;
+  routable?: boolean | null;
+  details?: string | null;
+  ports?: Array<{ external: number; internal: number }>;
+  /** Measured usage; absent when metrics are unavailable. */
+  usage?: { time: string; cpu: number; cpu_entitlement?: number; mem: number; disk: number; log_rate: number };
+}
+
+/**
+ * What Kiln's runtime reports about and does to running instances. Wired through AppDeps.observed; without
+ * it (no runtime), every desired instance is reported DOWN and termination has nothing to stop.
+ */
+export interface ObservedInstances {
+  /** Actual instances of a process (any indexes, any order). */
+  statsFor(processGuid: string): Promise<ObservedInstance[]>;
+  /** Stops one instance so the controller replaces it; false when there is no such instance. */
+  terminate(processGuid: string, index: number): Promise<boolean>;
+}
+
+/** One entry of `GET …/stats`: every desired index (DOWN when absent), plus surplus instances still running. */
+export interface InstanceReport {
+  process: Row<'processes'>;
+  observed: ObservedInstance;
+}
+
+// ---- reading ----
+
+/** A process with its app and space: what presenting and authorizing it needs. */
+export interface ProcessScope extends AppScope {
+  process: Row<'processes'>;
+}
+
+export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: string): Promise<Page<Row<'processes'>>> {
+  let q = ctx.store.db
+    .selectFrom('processes')
+    .innerJoin('apps', 'apps.guid', 'processes.app_guid')
+    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
+    .selectAll('processes')
+    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+  if (appGuid !== undefined) q = q.where('processes.app_guid', '=', appGuid);
+  if (params.filters.app_guids) q = q.where('processes.app_guid', 'in', params.filters.app_guids);
+  if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);
+  if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
+  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
+  return listPage(q, {
+    table: 'processes',
+    page: params.page,
+    perPage: params.perPage,
+    guids: params.filters.guids,
+    timestamps: params.timestamps,
+    labelSelector: params.labelSelector,
+    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
+  });
+}
+
+/** The apps of some processes (for detected commands and docker users), keyed by guid. */
+export async function appsOf(db: Kysely<Database>, processes: Array<Pick<Row<'processes'>, 'app_guid'>>): Promise<Map<string, Row<'apps'>>> {
+  const guids = [...new Set(processes.map((p) => p.app_guid))];
+  if (guids.length === 0) return new Map();
+  const apps = await db.selectFrom('apps').selectAll().where('guid', 'in', guids).execute();
+  return new Map(apps.map((a) => [a.guid, a]));
+}
+
+/** A process the caller can read (404 `Process not found` otherwise). */
+export async function findVisibleProcess(ctx: Ctx, guid: string): Promise<ProcessScope> {
+  const process = await ctx.store.db.selectFrom('processes').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!process) throw notFound('Process');
+  try {
+    return { ...(await findVisibleApp(ctx, process.app_guid)), process };
+  } catch {
+    throw notFound('Process');
+  }
+}
+
+/** `/v3/apps/:guid/processes/:type`: the app must be visible (404 App), then the type must exist (404 Process). */
+export async function findAppProcess(ctx: Ctx, appGuid: string, type: string): Promise<ProcessScope> {
+  const scope = await findVisibleApp(ctx, appGuid);
+  const process = await ctx.store.db
+    .selectFrom('processes')
+    .selectAll()
+    .where('app_guid', '=', scope.app.guid)
+    .where('type', '=', type)
+    .executeTakeFirst();
+  if (!process) throw notFound('Process');
+  return { ...scope, process };
+}
+
+/** Whether the caller may see the process command (and other secrets) of this space. */
+export const canSeeCommand = (ctx: Ctx, scope: AppScope) => ctx.access.canReadSpaceSecrets(scope.space.guid);
+
+// ---- writing ----
+
+function auditProcess(ctx: Ctx, scope: ProcessScope, type: string, request: unknown) {
+  return (tx: Parameters<typeof recordAudit>[0]) =>
+    recordAudit(tx, {
+      type: `audit.app.process.${type}`,
+      actor: ctx.principal,
+      target: { type: 'app', guid: scope.app.guid, name: scope.app.name },
+      data: { process_guid: scope.process.guid, process_type: scope.process.type, request },
+      spaceGuid: scope.space.guid,
+      organizationGuid: scope.space.organization_guid,
+    });
+}
+
+const loadProcess = (db: Kysely<Database>, guid: string) =>
+  db.selectFrom('processes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+
+/**
+ * Updates command, health checks and metadata. These take effect when instances are next (re)started
+ * (CONVENTIONS.md §16), so the version is left alone.
+ */
+export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: UpdateProcess): Promise<{ process: Row<'processes'>; metadata: Metadata }> {
+  validateMetadataRequest(input.metadata);
+  await requireAppManager(ctx, scope);
+  const p = scope.process;
+  const patch: RowUpdate<'processes'> = {};
+  if (input.command !== undefined) patch.command = input.command;
+  const hc = input.health_check;
+  if (hc) {
+    const type = hc.type ?? p.health_check_type;
+    patch.health_check_type = type;
+    if (hc.timeout !== undefined) patch.health_check_timeout = hc.timeout;
+    if (hc.invocationTimeout !== undefined) patch.health_check_invocation_timeout = hc.invocationTimeout;
+    if (hc.interval !== undefined) patch.health_check_interval = hc.interval;
+    // An endpoint only means something for http checks; switching away from http forgets it.
+    if (type !== 'http') patch.health_check_endpoint = null;
+    else if (hc.endpoint !== undefined) patch.health_check_endpoint = hc.endpoint;
+  }
+  const rc = input.readiness_health_check;
+  if (rc) {
+    const type = rc.type ?? p.readiness_check_type;
+    patch.readiness_check_type = type;
+    if (rc.invocationTimeout !== undefined) patch.readiness_check_invocation_timeout = rc.invocationTimeout;
+    if (rc.interval !== undefined) patch.readiness_check_interval = rc.interval;
+    if (type !== 'http') patch.readiness_check_endpoint = null;
+    else if (rc.endpoint !== undefined) patch.readiness_check_endpoint = rc.endpoint;
+  }
+  return ctx.store.write(async (tx) => {
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    const metadata = await saveMetadata(tx, 'processes', p.guid, input.metadata);
+    const request = input.command !== undefined ? { ...input, command: '[PRIVATE DATA HIDDEN]' } : input;
+    await auditProcess(ctx, scope, 'update', request)(tx);
+    return { process: await loadProcess(tx.db, p.guid), metadata };
+  });
+}
+
+/**
+ * Scales a process. A new instance count acts at once (the runtime converges to it); memory, disk and log rate
+ * apply to instances started from now on (CONVENTIONS.md §16).
+ */
+export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScaleProcess): Promise<Row<'processes'>> {
+  await requireAppManager(ctx, scope);
+  if (!ctx.access.admin) await requireFeature(ctx.store.db, 'app_scaling');
+  const p = scope.process;
+  const patch: RowUpdate<'processes'> = {};
+  if (input.instances != null) patch.instances = input.instances;
+  if (input.memory_in_mb != null) patch.memory_in_mb = input.memory_in_mb;
+  if (input.disk_in_mb != null) patch.disk_in_mb = input.disk_in_mb;
+  if (input.log_rate_limit_in_bytes_per_second != null) patch.log_rate_limit_in_bytes_per_second = input.log_rate_limit_in_bytes_per_second;
+  return ctx.store.write(async (tx) => {
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    await auditProcess(ctx, scope, 'scale', input)(tx);
+    return loadProcess(tx.db, p.guid);
+  });
+}
+
+// ---- instances ----
+
+/** Reports every instance nobody observes as DOWN. */
+export const noRuntime: ObservedInstances = {
+  statsFor: async () => [],
+  terminate: async () => false,
+};
+
+/** The stats entries of a process: one per desired index (DOWN where nothing runs), then surplus instances. */
+export async function instanceReports(observed: ObservedInstances | undefined, process: Row<'processes'>): Promise<ObservedInstance[]> {
+  const actual = await (observed ?? noRuntime).statsFor(process.guid);
+  const byIndex = new Map<number, ObservedInstance>();
+  for (const a of actual) {
+    // When two instances claim one index (a replacement is starting), report the healthier one.
+    const prev = byIndex.get(a.index);
+    if (!prev || rank(a.state) > rank(prev.state)) byIndex.set(a.index, a);
+  }
+  const out: ObservedInstance[] = [];
+  for (let i = 0; i < process.instances; i++) out.push(byIndex.get(i) ?? { index: i, state: 'DOWN' });
+  for (const [index, a] of [...byIndex].sort(([x], [y]) => x - y)) if (index >= process.instances) out.push(a);
+  return out;
+}
+
+const rank = (s: InstanceState) => ({ DOWN: 0, STOPPING: 1, CRASHED: 2, STARTING: 3, RUNNING: 4 })[s];
+
+export const processStats = (scope: ProcessScope, observed: ObservedInstances | undefined) => instanceReports(observed, scope.process);
+
+/** Terminates one instance (the controller replaces it). 404 `Instance not found` for an index nobody runs. */
+export async function terminateInstance(
+  ctx: Ctx,
+  scope: ProcessScope,
+  index: number | undefined,
+  observed: ObservedInstances | undefined,
+): Promise<void> {
+  await requireAppManager(ctx, scope);
+  if (index === undefined || index >= scope.process.instances) throw notFound('Instance');
+  // As upstream: a valid index succeeds even when nothing runs there (there is then nothing to stop).
+  if (observed) await observed.terminate(scope.process.guid, index);
+  await ctx.store.write(auditProcess(ctx, scope, 'terminate_instance', { index }));
+}

@@ -1,13 +1,27 @@
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.ts';
 import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
+import { logAccess } from './api/log-access.ts';
+import { FilesystemBlobstore } from './blobstore/filesystem.ts';
+import { DropletCache } from './controllers/droplet-cache.ts';
 import { jobController } from './controllers/job-controller.ts';
+import { observedFromRuntime } from './controllers/observed-instances.ts';
+import { processController } from './controllers/process-controller.ts';
+import { RoutingController } from './controllers/routing-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
+import { logCacheRoutes } from './logs/log-cache-api.ts';
+import { LogStore } from './logs/log-store.ts';
+import { formatAccessLog } from './router/access-log.ts';
+import { createFrontDoorServer } from './router/front-door.ts';
+import { Router } from './router/router.ts';
+import { LocalRuntime } from './runtime/local/local-runtime.ts';
+import type { Runtime } from './runtime/runtime.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { JobHandlers } from './services/jobs.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
@@ -19,7 +33,12 @@ export interface Kiln {
   store: Store;
   identity: IdentityService;
   controllers: ControllerManager;
+  runtime: Runtime;
+  router: Router;
+  logs: LogStore;
   app: Api;
+  /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
+  publicUrl: string;
   log: Logger;
   /** Set when the bootstrap admin's password was generated on this start. */
   generatedAdminPassword: string | undefined;
@@ -38,55 +57,117 @@ export async function buildKiln(config: Config, opts: { log?: Logger; startContr
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword } = await identity.init();
 
+  const logs = new LogStore();
+  const blobs = new FilesystemBlobstore(path.join(config.dataDir, 'blobs'));
+  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1' });
+  if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
+  runtime.onLog((line) => {
+    // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
+    const slash = line.sourceType.lastIndexOf('/');
+    const indexed = slash > 0 && /^\d+$/.test(line.sourceType.slice(slash + 1));
+    logs.append({
+      sourceId: line.appGuid,
+      sourceType: indexed ? line.sourceType.slice(0, slash) : line.sourceType,
+      instanceId: indexed ? line.sourceType.slice(slash + 1) : line.instance,
+      type: line.stream === 'stderr' ? 'ERR' : 'OUT',
+      payload: line.text,
+    });
+  });
+  const router = new Router({
+    onAccess: (entry) => {
+      if (entry.appGuid) {
+        logs.append({ sourceId: entry.appGuid, sourceType: 'RTR', instanceId: String(entry.appIndex ?? 0), type: 'OUT', payload: formatAccessLog(entry) });
+      }
+    },
+  });
+  const routing = new RoutingController(store, runtime, router, log);
+  const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), blobs);
+
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store);
   const controllers = new ControllerManager(store, log);
   controllers.register(jobController(store, jobs));
+  let publicUrl = `http://${config.systemDomain}:${config.port}`;
+  controllers.register(
+    processController({ store, runtime, droplets, log, cfApi: () => publicUrl, drain: (id) => routing.drain(id) }),
+  );
+  runtime.onChange((e) => {
+    // Instance ids are `<process guid>:<version>:<index>`.
+    if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);
+  });
   let ready = false;
   if (opts.startControllers !== false) {
     await controllers.start();
     ready = true;
   }
 
-  const app = createApi({ config, store, log, tokens: identity, jobs, rootRoutes: [identityRoutes(identity)], ready: () => ready });
+  const app = createApi({
+    config,
+    store,
+    log,
+    tokens: identity,
+    jobs,
+    rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
+    ready: () => ready,
+    observed: observedFromRuntime(runtime),
+  });
+  await routing.schedule();
   return {
     config,
     store,
     identity,
     controllers,
+    runtime,
+    router,
+    logs,
     app,
     log,
+    get publicUrl() {
+      return publicUrl;
+    },
+    set publicUrl(url: string) {
+      publicUrl = url;
+    },
     generatedAdminPassword,
     async stop() {
       ready = false;
       await controllers.stop();
+      routing.stop();
+      await runtime.shutdown();
+      router.close();
       await store.close();
     },
   };
 }
 
 export interface RunningKiln extends Kiln {
-  server: ServerType;
+  server: http.Server;
   url: string;
 }
 
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
 export async function startKiln(config: Config, opts: { log?: Logger } = {}): Promise<RunningKiln> {
   const kiln = await buildKiln(config, opts);
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: kiln.app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  // One port for the API and app traffic: requests whose Host is an app route go to the router.
+  const server = createFrontDoorServer({ api: { fetch: kiln.app.fetch }, router: kiln.router, appsDomains: [config.appsDomain] });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host}:${port}`;
+  kiln.publicUrl = url;
   kiln.log.info({ url }, 'Kiln is listening');
-  return {
-    ...kiln,
+  const stopKiln = kiln.stop.bind(kiln);
+  const running: RunningKiln = Object.assign(kiln, {
     server,
     url,
     async stop() {
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await kiln.stop();
+      await stopKiln();
     },
-  };
+  });
+  return running;
 }

@@ -1,0 +1,23 @@
+import { KilnError, notFound } from '../domain/errors.ts';
+import type { LogAccess } from '../logs/log-cache-api.ts';
+import { Access } from '../services/access.ts';
+import type { Store } from '../store/store.ts';
+import type { TokenVerifier } from './context.ts';
+
+/** Log-cache reads need a token whose user may read the app (its space), as log-cache asks CC upstream. */
+export function logAccess(store: Store, tokens: TokenVerifier): LogAccess {
+  return {
+    async authorize(c, sourceId) {
+      const m = c.req.header('authorization')?.match(/^bearer\s+(\S+)\s*$/i);
+      if (!m) throw new KilnError('NotAuthenticated');
+      const principal = await tokens.verifyAccessToken(m[1]!);
+      const row = await store.db
+        .selectFrom('apps')
+        .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
+        .select(['spaces.guid', 'spaces.organization_guid'])
+        .where('apps.guid', '=', sourceId)
+        .executeTakeFirst();
+      if (!row || !(await new Access(store.db, principal).canReadSpace(row))) throw notFound('App');
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * One listener for the API port: requests for an app route go to the router, everything else to the CF API.
+ *
+ * The split is by Host only (not path), so an app host with path routes still gets the router's 404 page for an
+ * unmapped path instead of a CF API error. Hosts under `appsDomains` that have no route also go to the router,
+ * so `unknown.apps.example.com` answers "route unknown" rather than serving the API on an app domain.
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { getRequestListener } from '@hono/node-server';
+import { normalizeHost } from './route-table.ts';
+import type { Router } from './router.ts';
+
+export type NodeListener = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+export interface FrontDoorOptions {
+  /** The API: a node listener, or a fetch handler (e.g. a Hono app's `fetch`) adapted with @hono/node-server. */
+  api: NodeListener | { fetch: FetchHandler };
+  router: Router;
+  /** Decides which hosts belong to the router; default: hosts with a route, plus hosts under `appsDomains`. */
+  isRouted?: (host: string) => boolean;
+  /**
+   * Domains whose subdomains are app traffic even without a route (404 from the router). Hosts listed in
+   * `apiHosts` are never routed this way.
+   */
+  appsDomains?: readonly string[];
+  /** Hosts always served by the API unless a route claims them explicitly (e.g. `api.example.com`). */
+  apiHosts?: readonly string[];
+}
+
+export interface FrontDoor {
+  /** Node `request` listener. */
+  listener: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** Node `upgrade` listener: routed hosts are passed through; the API does not upgrade, so others are refused. */
+  upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Whether a Host header value goes to the router. */
+  isRouted: (hostHeader: string | undefined) => boolean;
+}
+
+export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
+  const api: NodeListener = typeof opts.api === 'function' ? opts.api : getRequestListener(opts.api.fetch);
+  const { router } = opts;
+  const suffixes = (opts.appsDomains ?? []).map((d) => `.${normalizeHost(d)}`);
+  const apiHosts = new Set((opts.apiHosts ?? []).map(normalizeHost));
+  const custom = opts.isRouted;
+
+  const isRouted = (hostHeader: string | undefined): boolean => {
+    if (hostHeader === undefined || hostHeader === '') return false;
+    if (custom) return custom(normalizeHost(hostHeader));
+    if (router.table.hasHost(hostHeader)) return true;
+    if (suffixes.length === 0) return false;
+    const host = normalizeHost(hostHeader);
+    if (apiHosts.has(host)) return false;
+    for (const suffix of suffixes) if (host.endsWith(suffix)) return true;
+    return false;
+  };
+
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (isRouted(req.headers.host)) {
+      router.handle(req, res);
+      return;
+    }
+    const done = api(req, res);
+    if (done instanceof Promise) {
+      done.catch(() => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end();
+      });
+    }
+  };
+
+  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (isRouted(req.headers.host)) {
+      router.handleUpgrade(req, socket, head);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  };
+
+  return { listener, upgrade, isRouted };
+}
+
+/** A node http server wired to a front door (request and upgrade); call `.listen()` on it. */
+export function createFrontDoorServer(opts: FrontDoorOptions, serverOptions: http.ServerOptions = {}): http.Server {
+  const door = createFrontDoor(opts);
+  const server = http.createServer(serverOptions, door.listener);
+  server.on('upgrade', door.upgrade);
+  return server;
+}

@@ -1,0 +1,609 @@
+/**
+ * The local HTTP router: a node `(req, res)` handler that proxies a request whose Host (+ path) matches a route to
+ * one of the route's running instances, gorouter-style.
+ *
+ * - Backends are picked round robin; a connection failure before any response (refused, reset of a stale
+ *   keep-alive socket…) is retried on another instance, up to `maxAttempts` in all, provided the request body
+ *   seen so far is still held in memory (bodies up to `retryBufferBytes` are kept while streaming).
+ * - Bodies stream both ways with backpressure; nothing is buffered beyond the retry window.
+ * - The router answers itself with gorouter's status codes and `X-Cf-Routererror` values: 404 unknown_route,
+ *   503 no_endpoints, 502 endpoint_failure.
+ * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
+ *   so callers can stop it without cutting a request (what rolling deployments rely on).
+ */
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { AccessLogEntry, AccessLogger } from './access-log.ts';
+import { RouteTable, normalizeHost, type Backend, type Route } from './route-table.ts';
+
+export interface RouterOptions {
+  table?: RouteTable;
+  /** Called once per request (also for 404/502/503 and upgrades) after the response is done. */
+  onAccess?: AccessLogger;
+  /** Attempts per request, counting the first (default 3). */
+  maxAttempts?: number;
+  /** Request bytes kept in memory so a failed attempt can be replayed on another backend (default 64 KiB). */
+  retryBufferBytes?: number;
+  /** drain() gives up waiting for in-flight requests after this long (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Agent for backend connections; the default keeps connections alive. */
+  agent?: http.Agent;
+}
+
+export interface DrainOptions {
+  timeoutMs?: number;
+}
+
+/** Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  // The router already answered "100 Continue" to the client (node's default); the backend must not wait for one.
+  'expect',
+]);
+
+/** Failures that prove the backend never saw the request. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+interface ErrnoLike {
+  code?: string;
+}
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  let tokens: Set<string> | undefined;
+  for (const raw of joined.split(',')) {
+    const t = raw.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive') continue;
+    (tokens ??= new Set()).add(t);
+  }
+  return tokens;
+}
+
+/** Request headers the router sets itself; incoming copies are replaced, not duplicated. */
+const ROUTER_SET = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-vcap-request-id', 'x-request-start']);
+
+/**
+ * Copies end-to-end headers from a raw header list (`[name, value, name, value…]`, original case kept). The
+ * flat form lets node write the head without per-header validation, which is a measurable share of proxy CPU.
+ */
+function forwardableRawHeaders(raw: readonly string[], connection: string | string[] | undefined, drop?: ReadonlySet<string>): string[] {
+  const extra = connectionTokens(connection);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || extra?.has(lower) || drop?.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  return out;
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function hasRequestBody(req: http.IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) return true;
+  const cl = req.headers['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
+/** Per-request values that do not change between attempts. */
+interface RequestContext {
+  startedAt: number;
+  hostHeader: string;
+  host: string;
+  requestId: string;
+  remoteAddr: string;
+  xForwardedFor: string;
+  xForwardedProto: string;
+  /** Flat raw header list for the backend request. */
+  headers: string[];
+}
+
+export class Router {
+  readonly table: RouteTable;
+  private readonly onAccess: AccessLogger | undefined;
+  private readonly maxAttempts: number;
+  private readonly retryBufferBytes: number;
+  private readonly drainTimeoutMs: number;
+  private readonly agent: http.Agent;
+  private readonly ownsAgent: boolean;
+  private readonly inflight = new Map<string, number>();
+  private readonly drainWaiters = new Map<string, Set<() => void>>();
+  /** What an Exchange needs of its router; built once so the per-request path allocates no closures for it. */
+  private readonly internals: RouterInternals;
+
+  constructor(opts: RouterOptions = {}) {
+    this.table = opts.table ?? new RouteTable();
+    this.onAccess = opts.onAccess;
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    this.retryBufferBytes = opts.retryBufferBytes ?? 64 * 1024;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.ownsAgent = opts.agent === undefined;
+    this.agent = opts.agent ?? new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, scheduling: 'lifo' });
+    this.internals = {
+      agent: this.agent,
+      maxAttempts: this.maxAttempts,
+      retryBufferBytes: this.retryBufferBytes,
+      acquire: (id) => this.acquire(id),
+      release: (id) => this.release(id),
+      log: (ctx, req, status, bytesIn, bytesOut, backend, routerError) =>
+        this.log(ctx, req, status, bytesIn, bytesOut, backend, routerError),
+      reject: (req, res, ctx, status, routerError, body, bytesIn, backend) =>
+        this.reject(req, res, ctx, status, routerError, body, bytesIn, backend),
+    };
+  }
+
+  /** True when the request would be handled by a route (used by the front door to split API and app traffic). */
+  matches(hostHeader: string | undefined): boolean {
+    return hostHeader !== undefined && this.table.hasHost(hostHeader);
+  }
+
+  /** Requests currently being served by an instance. */
+  inFlight(instanceId: string): number {
+    return this.inflight.get(instanceId) ?? 0;
+  }
+
+  /**
+   * Removes the instance from every route now and resolves when its in-flight requests (and upgraded
+   * connections) have finished, or after the timeout — whichever comes first.
+   */
+  drain(instanceId: string, opts: DrainOptions = {}): Promise<void> {
+    this.table.removeBackend(instanceId);
+    if (this.inFlight(instanceId) === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let waiters = this.drainWaiters.get(instanceId);
+      if (!waiters) this.drainWaiters.set(instanceId, (waiters = new Set()));
+      const set = waiters;
+      const done = (): void => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.drainWaiters.get(instanceId) === set) this.drainWaiters.delete(instanceId);
+        resolve();
+      };
+      const timer = setTimeout(done, opts.timeoutMs ?? this.drainTimeoutMs);
+      timer.unref();
+      set.add(done);
+    });
+  }
+
+  /** Closes idle backend connections (only those of the router's own agent). */
+  close(): void {
+    if (this.ownsAgent) this.agent.destroy();
+  }
+
+  private acquire(instanceId: string): void {
+    this.inflight.set(instanceId, (this.inflight.get(instanceId) ?? 0) + 1);
+  }
+
+  private release(instanceId: string): void {
+    const n = (this.inflight.get(instanceId) ?? 1) - 1;
+    if (n > 0) {
+      this.inflight.set(instanceId, n);
+      return;
+    }
+    this.inflight.delete(instanceId);
+    const waiters = this.drainWaiters.get(instanceId);
+    if (waiters) for (const done of [...waiters]) done();
+  }
+
+  private context(req: http.IncomingMessage, keepUpgrade: boolean): RequestContext {
+    const startedAt = Date.now();
+    const hostHeader = req.headers.host ?? '';
+    const remoteIp = req.socket.remoteAddress ?? '';
+    const remoteAddr = `${remoteIp}:${req.socket.remotePort ?? 0}`;
+    const incomingXff = firstHeader(req.headers['x-forwarded-for']);
+    const xForwardedFor = incomingXff ? `${incomingXff}, ${remoteIp}` : remoteIp;
+    const xForwardedProto =
+      firstHeader(req.headers['x-forwarded-proto']) ?? ((req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http');
+    const incomingId = firstHeader(req.headers['x-vcap-request-id']);
+    const requestId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, ROUTER_SET);
+    if (keepUpgrade && req.headers.upgrade !== undefined) headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade);
+    headers.push(
+      'X-Forwarded-For',
+      xForwardedFor,
+      'X-Forwarded-Proto',
+      xForwardedProto,
+      'X-Forwarded-Host',
+      firstHeader(req.headers['x-forwarded-host']) ?? hostHeader,
+      'X-Vcap-Request-Id',
+      requestId,
+      'X-Request-Start',
+      String(startedAt),
+    );
+    return { startedAt, hostHeader, host: normalizeHost(hostHeader), requestId, remoteAddr, xForwardedFor, xForwardedProto, headers };
+  }
+
+  private log(
+    ctx: RequestContext,
+    req: http.IncomingMessage,
+    status: number,
+    bytesIn: number,
+    bytesOut: number,
+    backend: Backend | undefined,
+    routerError: string | undefined,
+  ): void {
+    if (!this.onAccess) return;
+    const entry: AccessLogEntry = {
+      startedAt: ctx.startedAt,
+      host: ctx.host,
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      httpVersion: req.httpVersion,
+      status,
+      bytesIn,
+      bytesOut,
+      referer: firstHeader(req.headers.referer),
+      userAgent: req.headers['user-agent'],
+      remoteAddr: ctx.remoteAddr,
+      backendAddr: backend ? `${backend.host}:${backend.port}` : undefined,
+      xForwardedFor: ctx.xForwardedFor,
+      xForwardedProto: ctx.xForwardedProto,
+      requestId: ctx.requestId,
+      responseTimeSeconds: (Date.now() - ctx.startedAt) / 1000,
+      appGuid: backend?.appGuid,
+      appIndex: backend?.index,
+      instanceId: backend?.instanceId,
+      routerError,
+    };
+    try {
+      this.onAccess(entry);
+    } catch {
+      // A failing log sink must never break proxying.
+    }
+  }
+
+  /** The node request listener. */
+  readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const ctx = this.context(req, false);
+    const route = this.table.lookup(ctx.hostHeader, req.url);
+    if (!route) {
+      this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.host}') does not exist.\n`);
+      return;
+    }
+    if (route.backends.length === 0) {
+      this.reject(req, res, ctx, 503, 'no_endpoints', `503 Service Unavailable: Requested route ('${ctx.host}') has no available endpoints.\n`);
+      return;
+    }
+    new Exchange(this.internals, req, res, ctx, route).start();
+  };
+
+  /** Answers from the router itself with gorouter's error header. */
+  private reject(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: RequestContext,
+    status: number,
+    routerError: string,
+    body: string,
+    bytesIn = 0,
+    backend?: Backend,
+  ): void {
+    const payload = Buffer.from(body);
+    if (!res.headersSent) {
+      res.writeHead(status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': payload.length,
+        'x-cf-routererror': routerError,
+        'x-vcap-request-id': ctx.requestId,
+        // The request body may be unread; closing keeps the client from sending more into a dead exchange.
+        ...(hasRequestBody(req) && !req.complete ? { connection: 'close' } : {}),
+      });
+    }
+    res.end(payload);
+    this.log(ctx, req, status, bytesIn, payload.length, backend, routerError);
+  }
+
+  /**
+   * The node `upgrade` listener (WebSocket and other protocol switches): the backend's 101 and the raw
+   * connection are passed through; the instance counts as in flight until either side closes.
+   */
+  readonly handleUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const ctx = this.context(req, true);
+    socket.on('error', () => socket.destroy());
+    const route = this.table.lookup(ctx.hostHeader, req.url);
+    if (!route || route.backends.length === 0) {
+      const [status, reason, code] = route ? [503, 'Service Unavailable', 'no_endpoints'] : [404, 'Not Found', 'unknown_route'];
+      writeRawError(socket, status, reason, code, ctx.requestId);
+      this.log(ctx, req, status, 0, 0, undefined, code);
+      return;
+    }
+    const tried = new Set<string>();
+    const attempt = (n: number): void => {
+      const backend = RouteTable.pick(route, tried);
+      if (!backend) {
+        writeRawError(socket, 502, 'Bad Gateway', 'endpoint_failure', ctx.requestId);
+        this.log(ctx, req, 502, 0, 0, undefined, 'endpoint_failure');
+        return;
+      }
+      tried.add(backend.instanceId);
+      this.acquire(backend.instanceId);
+      let released = false;
+      const done = (status: number, bytesIn: number, bytesOut: number): void => {
+        if (released) return;
+        released = true;
+        this.release(backend.instanceId);
+        this.log(ctx, req, status, bytesIn, bytesOut, backend, undefined);
+      };
+      const proxyReq = http.request({
+        host: backend.host,
+        port: backend.port,
+        method: req.method,
+        path: req.url,
+        headers: ctx.headers,
+        agent: false,
+      });
+      proxyReq.on('error', (err: ErrnoLike) => {
+        if (released) return;
+        released = true;
+        this.release(backend.instanceId);
+        if (err.code !== undefined && CONNECT_ERRORS.has(err.code) && n + 1 < this.maxAttempts && !socket.destroyed) {
+          attempt(n + 1);
+          return;
+        }
+        writeRawError(socket, 502, 'Bad Gateway', 'endpoint_failure', ctx.requestId);
+        this.log(ctx, req, 502, 0, 0, backend, 'endpoint_failure');
+      });
+      proxyReq.on('response', (proxyRes) => {
+        // The backend declined the upgrade and answered normally: relay that answer and close.
+        socket.write(rawHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, proxyRes.rawHeaders));
+        let bytesOut = 0;
+        proxyRes.on('data', (c: Buffer) => (bytesOut += c.length));
+        proxyRes.pipe(socket);
+        proxyRes.on('close', () => done(proxyRes.statusCode ?? 502, 0, bytesOut));
+      });
+      proxyReq.on('upgrade', (proxyRes, proxySocket, proxyHead) => {
+        let bytesIn = head.length;
+        let bytesOut = proxyHead.length;
+        proxySocket.on('error', () => socket.destroy());
+        socket.on('error', () => proxySocket.destroy());
+        socket.write(rawHead(proxyRes.statusCode ?? 101, proxyRes.statusMessage, proxyRes.rawHeaders));
+        if (proxyHead.length > 0) socket.write(proxyHead);
+        if (head.length > 0) proxySocket.write(head);
+        socket.on('data', (c: Buffer) => (bytesIn += c.length));
+        proxySocket.on('data', (c: Buffer) => (bytesOut += c.length));
+        proxySocket.pipe(socket);
+        socket.pipe(proxySocket);
+        const close = (): void => {
+          socket.destroy();
+          proxySocket.destroy();
+          done(proxyRes.statusCode ?? 101, bytesIn, bytesOut);
+        };
+        socket.on('close', close);
+        proxySocket.on('close', close);
+      });
+      socket.once('close', () => {
+        if (!released) proxyReq.destroy();
+      });
+      proxyReq.end();
+    };
+    attempt(0);
+  };
+}
+
+interface RouterInternals {
+  agent: http.Agent;
+  maxAttempts: number;
+  retryBufferBytes: number;
+  acquire(instanceId: string): void;
+  release(instanceId: string): void;
+  log(
+    ctx: RequestContext,
+    req: http.IncomingMessage,
+    status: number,
+    bytesIn: number,
+    bytesOut: number,
+    backend: Backend | undefined,
+    routerError: string | undefined,
+  ): void;
+  reject(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: RequestContext,
+    status: number,
+    routerError: string,
+    body: string,
+    bytesIn: number,
+    backend: Backend | undefined,
+  ): void;
+}
+
+function rawHead(status: number, message: string | undefined, rawHeaders: string[]): string {
+  let head = `HTTP/1.1 ${status} ${message ?? http.STATUS_CODES[status] ?? ''}\r\n`;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+function writeRawError(socket: Duplex, status: number, reason: string, code: string, requestId: string): void {
+  if (socket.destroyed) return;
+  const body = `${status} ${reason}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Cf-Routererror: ${code}\r\nX-Vcap-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** One proxied request: its attempts, body replay window and response relay. */
+class Exchange {
+  private readonly tried = new Set<string>();
+  private attempts = 0;
+  private current: http.ClientRequest | undefined;
+  private backend: Backend | undefined;
+  /** The backend whose in-flight slot this exchange holds. */
+  private held: Backend | undefined;
+  private responded = false;
+  private finished = false;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private readonly hasBody: boolean;
+  private bodyEnded = false;
+  /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
+  private replay: Buffer[] | undefined = [];
+  private replayBytes = 0;
+
+  constructor(
+    private readonly r: RouterInternals,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly ctx: RequestContext,
+    private readonly route: Route,
+  ) {
+    this.hasBody = hasRequestBody(req);
+    if (this.hasBody && req.headers['content-length'] === undefined) ctx.headers.push('Transfer-Encoding', 'chunked');
+  }
+
+  start(): void {
+    this.res.on('close', () => this.onClientClose());
+    if (this.hasBody) {
+      this.req.on('data', (chunk: Buffer) => this.onBodyData(chunk));
+      this.req.on('end', () => {
+        this.bodyEnded = true;
+        this.current?.end();
+      });
+    } else {
+      this.bodyEnded = true;
+    }
+    this.attempt();
+  }
+
+  private attempt(): void {
+    const backend = RouteTable.pick(this.route, this.tried);
+    if (!backend) {
+      this.fail();
+      return;
+    }
+    this.attempts++;
+    this.tried.add(backend.instanceId);
+    this.backend = backend;
+    this.held = backend;
+    this.r.acquire(backend.instanceId);
+
+    const proxyReq = http.request({
+      host: backend.host,
+      port: backend.port,
+      method: this.req.method,
+      path: this.req.url,
+      headers: this.ctx.headers,
+      agent: this.r.agent,
+    });
+    this.current = proxyReq;
+    proxyReq.on('error', (err: ErrnoLike) => this.onAttemptError(proxyReq, err));
+    proxyReq.on('response', (proxyRes) => this.onResponse(proxyReq, proxyRes));
+
+    if (this.replay) for (const chunk of this.replay) proxyReq.write(chunk);
+    if (this.bodyEnded) proxyReq.end();
+    // A failed attempt may have left the client paused on backpressure that will now never drain.
+    else if (this.req.isPaused()) this.req.resume();
+  }
+
+  private onBodyData(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    if (this.replay) {
+      this.replayBytes += chunk.length;
+      if (this.replayBytes <= this.r.retryBufferBytes) this.replay.push(chunk);
+      else this.replay = undefined;
+    }
+    const proxyReq = this.current;
+    if (!proxyReq || this.finished) return;
+    if (!proxyReq.write(chunk)) {
+      this.req.pause();
+      proxyReq.once('drain', () => this.req.resume());
+    }
+  }
+
+  private retryable(proxyReq: http.ClientRequest, err: ErrnoLike): boolean {
+    if (this.responded || this.finished || this.replay === undefined) return false;
+    if (this.attempts >= this.r.maxAttempts) return false;
+    const code = err.code ?? '';
+    if (CONNECT_ERRORS.has(code)) return true;
+    // A reset on a reused keep-alive socket is the backend closing an idle connection, not a failed request.
+    if (code === 'ECONNRESET' || code === 'EPIPE') return proxyReq.reusedSocket;
+    return false;
+  }
+
+  private onAttemptError(proxyReq: http.ClientRequest, err: ErrnoLike): void {
+    if (proxyReq !== this.current) return;
+    if (this.responded) {
+      // Headers already went out; the only honest signal left is cutting the connection.
+      this.res.destroy();
+      return;
+    }
+    this.current = undefined;
+    this.releaseHeld();
+    if (this.retryable(proxyReq, err)) {
+      this.attempt();
+      return;
+    }
+    this.fail();
+  }
+
+  private fail(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.current = undefined;
+    this.r.reject(
+      this.req,
+      this.res,
+      this.ctx,
+      502,
+      'endpoint_failure',
+      '502 Bad Gateway: Registered endpoint failed to handle the request.\n',
+      this.bytesIn,
+      this.backend,
+    );
+  }
+
+  private onResponse(proxyReq: http.ClientRequest, proxyRes: http.IncomingMessage): void {
+    if (proxyReq !== this.current || this.finished) {
+      proxyRes.resume();
+      return;
+    }
+    this.responded = true;
+    this.replay = undefined;
+    const res = this.res;
+    const headers = forwardableRawHeaders(proxyRes.rawHeaders, proxyRes.headers.connection);
+    if (proxyRes.headers['x-vcap-request-id'] === undefined) headers.push('X-Vcap-Request-Id', this.ctx.requestId);
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
+    proxyRes.on('data', (c: Buffer) => (this.bytesOut += c.length));
+    proxyRes.on('close', () => {
+      // The backend went away mid-body: the client must not mistake a truncated body for a whole one.
+      if (!proxyRes.complete) res.destroy();
+    });
+    proxyRes.pipe(res);
+  }
+
+  private releaseHeld(): void {
+    if (this.held) {
+      const id = this.held.instanceId;
+      this.held = undefined;
+      this.r.release(id);
+    }
+  }
+
+  private onClientClose(): void {
+    const completed = this.res.writableFinished;
+    if (!completed) this.current?.destroy();
+    this.releaseHeld();
+    if (this.finished) return;
+    this.finished = true;
+    // 499 (client closed request), as gorouter logs it, when the client left before any response.
+    const status = this.res.headersSent ? this.res.statusCode : 499;
+    this.r.log(this.ctx, this.req, status, this.bytesIn, this.bytesOut, this.backend, undefined);
+  }
+}

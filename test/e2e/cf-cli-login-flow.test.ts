@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
 /**
  * Starts the real server the way `npm start` does (tsx src/main.ts serve) on a free port with a temp
@@ -12,23 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * create-space (with the CLI's own role sequence), set-org-role and set-space-role.
  */
 
-const repo = path.resolve(import.meta.dirname, '../..');
-let server: ChildProcess;
+let server: ServerProcess;
 let api: string;
 let dataDir: string;
 let adminPassword: string;
 
-const CLI_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json', 'User-Agent': 'cf/8.18.4 (go1.26; amd64 linux)' };
-
-async function call(method: string, url: string, token?: string, body?: unknown) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...CLI_HEADERS, ...(token ? { Authorization: `bearer ${token}` } : {}) },
-    body: body === undefined ? (method === 'GET' ? undefined : '') : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : {} };
-}
+const call = cliCall;
 
 async function login(username: string, password: string) {
   const root = await call('GET', `${api}/`);
@@ -50,43 +37,11 @@ async function login(username: string, password: string) {
 }
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-e2e-'));
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-    cwd: repo,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', KILN_DATA_DIR: dataDir, LOG_LEVEL: 'info', KILN_ADMIN_PASSWORD: '', DATABASE_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines = readline.createInterface({ input: server.stdout! });
-  const stderr: string[] = [];
-  server.stderr!.on('data', (d) => stderr.push(String(d)));
-  api = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr.join('')}`)), 30_000);
-    server.once('exit', (code) => reject(new Error(`server exited ${code}: ${stderr.join('')}`)));
-    lines.on('line', (line) => {
-      const password = line.match(/with password: (\S+)/);
-      if (password) adminPassword = password[1]!;
-      if (line.startsWith('{')) {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'Kiln is listening' && entry.url) {
-          clearTimeout(timer);
-          resolve(entry.url);
-        }
-      }
-    });
-  });
-  // The generated password is printed after the listening line; wait for it with a deadline.
-  const deadline = Date.now() + 10_000;
-  while (!adminPassword && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  server = await startServerProcess();
+  ({ url: api, dataDir, adminPassword } = server);
 }, 60_000);
 
-afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => server?.stop());
 
 describe('cf CLI v8: login → create-org → create-space → roles, against the real server', () => {
   it('prints the generated admin password once and keeps it in the data dir', () => {

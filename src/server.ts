@@ -6,7 +6,7 @@ import type { Config } from './config/config.ts';
 import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
-import { FilesystemBlobstore } from './blobstore/filesystem.ts';
+import { blobCollector, buildController } from './controllers/build-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
@@ -22,6 +22,7 @@ import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
+import { bitsFor } from './services/blobs.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { JobHandlers } from './services/jobs.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
@@ -58,7 +59,8 @@ export async function buildKiln(config: Config, opts: { log?: Logger; startContr
   const { generatedAdminPassword } = await identity.init();
 
   const logs = new LogStore();
-  const blobs = new FilesystemBlobstore(path.join(config.dataDir, 'blobs'));
+  // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
+  const bits = await bitsFor(config);
   const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1' });
   if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
@@ -81,12 +83,14 @@ export async function buildKiln(config: Config, opts: { log?: Logger; startContr
     },
   });
   const routing = new RoutingController(store, runtime, router, log);
-  const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), blobs);
+  const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store);
   const controllers = new ControllerManager(store, log);
   controllers.register(jobController(store, jobs));
+  controllers.register(buildController(store, bits, logs, config));
+  controllers.register(blobCollector(store, bits));
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
     processController({ store, runtime, droplets, log, cfApi: () => publicUrl, drain: (id) => routing.drain(id) }),
@@ -110,6 +114,7 @@ export async function buildKiln(config: Config, opts: { log?: Logger; startContr
     rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
     ready: () => ready,
     observed: observedFromRuntime(runtime),
+    bits,
   });
   await routing.schedule();
   return {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
+import type { Bits } from '../services/blobs.ts';
 import type { JobHandlers } from '../services/jobs.ts';
 import type { ObservedInstances } from '../services/processes.ts';
 import type { Store } from '../store/store.ts';
@@ -26,6 +27,8 @@ export interface AppDeps {
   ready?: () => boolean;
   /** The runtime's view of process instances (stats, terminate); absent → every instance reports DOWN. */
   observed?: ObservedInstances;
+  /** Blobstore, resource cache and scratch space for packages/droplets; absent → created from config on first use. */
+  bits?: Bits;
 }
 
 export interface Env {

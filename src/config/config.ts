@@ -29,6 +29,8 @@ const ConfigSchema = z.object({
   /** Optional external identity provider whose tokens are accepted beside Kiln's own. */
   KILN_EXTERNAL_JWKS_URL: z.string().url().optional(),
   KILN_EXTERNAL_ISSUER: z.string().min(1).optional(),
+  /** Largest package upload (the `bits` zip) accepted, in bytes. */
+  KILN_MAX_PACKAGE_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -45,6 +47,7 @@ export interface Config {
   tokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   externalIdentity: { jwksUrl: string; issuer: string | undefined } | undefined;
+  maxPackageBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -84,5 +87,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     externalIdentity: c.KILN_EXTERNAL_JWKS_URL
       ? { jwksUrl: c.KILN_EXTERNAL_JWKS_URL, issuer: c.KILN_EXTERNAL_ISSUER }
       : undefined,
+    maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
   };
 }

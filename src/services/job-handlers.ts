@@ -1,9 +1,11 @@
 import type { Store } from '../store/store.ts';
 import { registerAppJobs } from './apps.ts';
 import { registerDomainJobs } from './domains.ts';
+import { registerDropletJobs } from './droplets.ts';
 import type { JobHandlers } from './jobs.ts';
 import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
+import { registerPackageJobs } from './packages.ts';
 import { registerRoleJobs } from './roles.ts';
 import { registerRouteJobs } from './routes.ts';
 import { registerSecurityGroupJobs } from './security-groups.ts';
@@ -23,4 +25,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerSecurityGroupJobs(handlers, store);
   registerAppJobs(handlers, store);
   registerRouteJobs(handlers, store);
+  registerPackageJobs(handlers, store);
+  registerDropletJobs(handlers, store);
 }

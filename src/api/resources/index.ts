@@ -1,14 +1,18 @@
 import type { Api, AppDeps } from '../context.ts';
 import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
+import { registerBuilds } from './builds.ts';
 import { registerDomains } from './domains.ts';
+import { registerDroplets } from './droplets.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
+import { registerPackages } from './packages.ts';
 import { registerProcesses } from './processes.ts';
+import { registerResourceMatches } from './resource-matches.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -38,6 +42,10 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerApps,
   registerProcesses,
   registerRoutes,
+  registerPackages,
+  registerBuilds,
+  registerDroplets,
+  registerResourceMatches,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

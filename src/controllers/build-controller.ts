@@ -1,0 +1,259 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import PQueue from 'p-queue';
+import type { Config } from '../config/config.ts';
+import { parseJsonObject } from '../domain/apps.ts';
+import { parseBuildLifecycleData } from '../domain/builds.ts';
+import type { DropletBuildpack } from '../domain/droplets.ts';
+import { KilnError, type ErrorName } from '../domain/errors.ts';
+import type { LogStore } from '../logs/log-store.ts';
+import { vcapApplication } from '../services/app-env.ts';
+import { buildpackCacheClearers } from '../services/apps.ts';
+import { dropletBlobKey, type Bits } from '../services/blobs.ts';
+import { dropletValues } from '../services/droplets.ts';
+import { environmentVariableGroupVars } from '../services/environment-variable-groups.ts';
+import { failAbandonedUploads } from '../services/packages.ts';
+import { stage, stagingErrorText, type BuildpackSource } from '../staging/buildpack-runner.ts';
+import { BUILTIN_BUILDPACKS, builtinBuildpack } from '../staging/builtin-buildpacks.ts';
+import { extractZip } from '../staging/zip.ts';
+import type { Row } from '../store/schema.ts';
+import { newGuid, type Store } from '../store/store.ts';
+import type { Reconciler } from './runtime/controller.ts';
+
+export interface BuildControllerOptions {
+  /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
+  concurrency?: number;
+  /** Buildpacks an app names, in order; default: the built-in ones by name. Unknown names fail staging. */
+  resolveBuildpacks?: (names: string[], stack: string | null) => Promise<BuildpackSource[]>;
+  /** Auto-detection candidates in priority order; default: the built-in buildpacks. */
+  detectionCandidates?: (stack: string | null) => Promise<BuildpackSource[]>;
+  /** Whole-staging time limit; default the runner's (15 minutes). */
+  timeoutMs?: number;
+}
+
+/** Errors a failed build reports as themselves; anything else is reported as a StagingError. */
+const STAGING_ERRORS = new Set<ErrorName>([
+  'StagingError',
+  'NoAppDetectedError',
+  'NoBuildpacksFound',
+  'BuildpackCompileFailed',
+  'BuildpackReleaseFailed',
+  'StagingTimeExpired',
+  'InsufficientResources',
+]);
+
+function buildError(err: unknown): string {
+  if (err instanceof KilnError && !STAGING_ERRORS.has(err.errorName)) return stagingErrorText(new KilnError('StagingError', err.detail));
+  return stagingErrorText(err);
+}
+
+async function defaultResolve(names: string[]): Promise<BuildpackSource[]> {
+  return names.map((name) => {
+    const bp = builtinBuildpack(name);
+    if (!bp) throw new KilnError('StagingError', `buildpack "${name}" is not available (known: ${BUILTIN_BUILDPACKS.map((b) => b.name).join(', ')})`);
+    return bp;
+  });
+}
+
+const registeredClearers = new WeakSet<Bits>();
+
+export type BuildController = Reconciler & {
+  /** Stages one build now (what reconcile does), for tests and tools. */
+  stageBuild(guid: string): Promise<void>;
+};
+
+/**
+ * Turns builds in STAGING into droplets: extracts the package, runs the buildpacks (the app's, or
+ * auto-detection over the candidates in priority order), streams their output as STG log lines, stores the
+ * droplet tarball and records the droplet, then marks the build STAGED — or FAILED with a CF-style error.
+ * Level-triggered and idempotent: a build still STAGING when Kiln starts (its worker died) is staged again from
+ * scratch, and a build deleted or finished meanwhile is left alone (its droplet blob is discarded).
+ */
+export function buildController(store: Store, bits: Bits, logs: LogStore, config: Config, opts: BuildControllerOptions = {}): BuildController {
+  const queue = new PQueue({ concurrency: opts.concurrency ?? 2 });
+  const resolve = opts.resolveBuildpacks ?? defaultResolve;
+  const candidates = opts.detectionCandidates ?? (async () => [...BUILTIN_BUILDPACKS]);
+  const cfApi = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${config.port}`;
+  let swept = false;
+
+  if (!registeredClearers.has(bits)) {
+    registeredClearers.add(bits);
+    buildpackCacheClearers.push((appGuid) => fs.rm(path.join(bits.buildpackCacheRoot, appGuid), { recursive: true, force: true }));
+  }
+
+  async function stagingEnvironment(build: Row<'builds'>, app: Row<'apps'>, stack: string | null): Promise<Record<string, string>> {
+    const space = await store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
+    const org = await store.db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
+    const vcap = await vcapApplication(store.db, { app, space, org, cfApi });
+    return {
+      ...(await environmentVariableGroupVars(store.db, 'staging')),
+      ...parseJsonObject(app.environment_variables),
+      VCAP_APPLICATION: JSON.stringify({ ...vcap, limits: { ...(vcap.limits as object), mem: build.staging_memory_in_mb, disk: build.staging_disk_in_mb } }),
+      VCAP_SERVICES: '{}',
+      MEMORY_LIMIT: `${build.staging_memory_in_mb}m`,
+      ...(stack ? { CF_STACK: stack } : {}),
+    };
+  }
+
+  async function markFailed(buildGuid: string, error: string): Promise<void> {
+    await store.write(async (tx) => {
+      const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
+      if (!current || current.state !== 'STAGING') return;
+      await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
+    });
+  }
+
+  async function stageBuild(guid: string): Promise<void> {
+    const build = await store.db.selectFrom('builds').selectAll().where('guid', '=', guid).executeTakeFirst();
+    if (!build || build.state !== 'STAGING') return;
+    const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', build.app_guid).executeTakeFirst();
+    if (!app) return;
+    const emit = (payload: string, type: 'OUT' | 'ERR' = 'OUT') =>
+      logs.append({ sourceId: app.guid, instanceId: '0', sourceType: 'STG', type, payload });
+    const work = path.join(bits.workRoot, 'staging', build.guid);
+    // Whatever an earlier attempt left (a crash mid-staging) is discarded: staging always starts from scratch.
+    await fs.rm(work, { recursive: true, force: true });
+    await fs.mkdir(work, { recursive: true });
+    let storedKey: string | null = null;
+    try {
+      if (build.lifecycle_type === 'docker') {
+        throw new KilnError('StagingError', 'docker images cannot be staged: the local runtime runs processes, not container images');
+      }
+      if (build.lifecycle_type === 'cnb') throw new KilnError('StagingError', 'Cloud Native Buildpacks are not supported by the local runtime');
+      const pkg = await store.db.selectFrom('packages').selectAll().where('guid', '=', build.package_guid).executeTakeFirst();
+      if (!pkg || pkg.state !== 'READY' || !pkg.blob_key) throw new KilnError('StagingError', 'the package is no longer available');
+      emit('Downloading app package...');
+      const appDir = path.join(work, 'package');
+      await extractZip(await bits.blobstore.localPath(pkg.blob_key), appDir, { kind: 'app' });
+
+      const lifecycle = parseBuildLifecycleData(build.lifecycle_data);
+      const named = lifecycle.buildpacks.length > 0;
+      const buildpacks = named ? await resolve(lifecycle.buildpacks, lifecycle.stack) : await candidates(lifecycle.stack);
+      emit(named ? `Staging with buildpacks: ${lifecycle.buildpacks.join(', ')}` : 'Detecting buildpack...');
+      const result = await stage({
+        appDir,
+        buildpacks,
+        skipDetect: named,
+        workDir: path.join(work, 'build'),
+        cacheDir: path.join(bits.buildpackCacheRoot, app.guid),
+        dropletPath: path.join(work, 'droplet.tgz'),
+        env: await stagingEnvironment(build, app, lifecycle.stack),
+        ...(lifecycle.stack ? { stack: lifecycle.stack } : {}),
+        onOutput: (line, stream) => emit(line, stream === 'stderr' ? 'ERR' : 'OUT'),
+        ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      });
+
+      emit('Uploading droplet...');
+      const dropletGuid = newGuid();
+      const info = await bits.blobstore.putFile(dropletBlobKey(dropletGuid), result.dropletPath, { move: true });
+      storedKey = info.key;
+      const buildpacksJson: DropletBuildpack[] = result.buildpacks.map((b) => ({
+        name: b.name,
+        detect_output: b.detectOutput,
+        buildpack_name: b.buildpackName,
+        version: b.version,
+      }));
+      const committed = await store.write(async (tx) => {
+        const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', build.guid).executeTakeFirst();
+        if (!current || current.state !== 'STAGING') return false;
+        const appStill = await tx.db.selectFrom('apps').select('guid').where('guid', '=', app.guid).executeTakeFirst();
+        if (!appStill) return false;
+        await tx.db
+          .insertInto('droplets')
+          .values(
+            dropletValues(tx, {
+              guid: dropletGuid,
+              app_guid: app.guid,
+              package_guid: build.package_guid,
+              build_guid: build.guid,
+              state: 'STAGED',
+              lifecycle_type: 'buildpack',
+              process_types: JSON.stringify(result.processTypes),
+              execution_metadata: '',
+              buildpacks: JSON.stringify(buildpacksJson),
+              stack: lifecycle.stack,
+              checksum_sha256: info.sha256,
+              checksum_sha1: info.sha1,
+              blob_key: info.key,
+              size_in_bytes: info.size,
+            }),
+          )
+          .execute();
+        tx.changed('droplets', dropletGuid, 'create');
+        await tx.update('builds', build.guid, current.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
+        return true;
+      });
+      if (committed) {
+        storedKey = null;
+        emit(`Staging complete (detected ${result.detectedBuildpack})`);
+      }
+    } catch (err) {
+      const error = buildError(err);
+      emit(`Staging failed: ${error}`, 'ERR');
+      await markFailed(build.guid, error);
+    } finally {
+      if (storedKey) await bits.blobstore.delete(storedKey).catch(() => undefined);
+      await fs.rm(work, { recursive: true, force: true });
+    }
+  }
+
+  return {
+    name: 'builds',
+    watches: ['builds'],
+    // Waiting keys hold no resources; the p-queue below limits how many actually stage at once.
+    concurrency: 16,
+    async listKeys() {
+      if (!swept) {
+        swept = true;
+        await failAbandonedUploads(store);
+      }
+      const rows = await store.db.selectFrom('builds').select('guid').where('state', '=', 'STAGING').execute();
+      return rows.map((r) => r.guid);
+    },
+    async reconcile(guid) {
+      await queue.add(() => stageBuild(guid));
+    },
+    stageBuild,
+  };
+}
+
+/** Blobs younger than this are never collected by the resync scan: their row may be about to be committed. */
+const ORPHAN_GRACE_MS = 10 * 60 * 1000;
+
+/**
+ * Removes the blobs of deleted packages and droplets (and the buildpack cache of deleted apps). Row deletes
+ * happen in transactions all over the code (app and space cascades); the change feed tells this collector,
+ * and its resync scan catches anything missed while Kiln was down.
+ */
+export function blobCollector(store: Store, bits: Bits): Reconciler {
+  const tables = { packages: 'packages', droplets: 'droplets', apps: 'apps' } as const;
+  return {
+    name: 'blob-collector',
+    watches: ['packages', 'droplets', 'apps'],
+    concurrency: 2,
+    keyFor(change) {
+      return change.op === 'delete' ? `${change.kind}/${change.guid}` : undefined;
+    },
+    async listKeys() {
+      const keys: string[] = [];
+      for (const kind of ['packages', 'droplets'] as const) {
+        const dir = path.join(bits.blobstore.root, kind);
+        const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+        for (const e of entries) {
+          if (!e.isFile()) continue;
+          const st = await fs.stat(path.join(dir, e.name)).catch(() => null);
+          if (st && Date.now() - st.mtimeMs > ORPHAN_GRACE_MS) keys.push(`${kind}/${e.name}`);
+        }
+      }
+      return keys;
+    },
+    async reconcile(key) {
+      const [kind, guid] = key.split('/') as [keyof typeof tables, string];
+      if (!(kind in tables) || !guid) return;
+      const row = await store.db.selectFrom(tables[kind]).select('guid').where('guid', '=', guid).executeTakeFirst();
+      if (row) return;
+      if (kind === 'apps') await fs.rm(path.join(bits.buildpackCacheRoot, guid), { recursive: true, force: true });
+      else await bits.blobstore.delete(key);
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/config.ts';
+import { FilesystemBlobstore } from '../blobstore/filesystem.ts';
+import { ResourceCache } from '../blobstore/resource-cache.ts';
+
+/**
+ * Everything packages, droplets and staging need besides the database: the blobstore, the resource cache
+ * (inside it), scratch space for uploads and staging, the per-app buildpack caches and the signer of
+ * download URLs. One instance is shared by the API and the build controller.
+ */
+export interface Bits {
+  blobstore: FilesystemBlobstore;
+  resourceCache: ResourceCache;
+  /** Scratch directory for uploads and staging; emptied at start (anything there is from a crashed run). */
+  workRoot: string;
+  /** Persistent buildpack caches, one directory per app. */
+  buildpackCacheRoot: string;
+  maxPackageBytes: number;
+  /** Signs and checks the short-lived URLs that package/droplet downloads redirect to. */
+  urls: BlobUrlSigner;
+}
+
+export const packageBlobKey = (guid: string) => `packages/${guid}`;
+export const dropletBlobKey = (guid: string) => `droplets/${guid}`;
+
+/**
+ * Creates the filesystem blobstore under `<data dir>/blobs` and prepares scratch space. Call once per
+ * process and share the result (the API's AppDeps.bits and the build controller).
+ */
+export async function createBlobstore(config: Config): Promise<Bits> {
+  const blobstore = new FilesystemBlobstore(path.join(config.dataDir, 'blobs'));
+  await blobstore.init();
+  const workRoot = path.join(config.dataDir, 'work');
+  await fs.rm(workRoot, { recursive: true, force: true });
+  await fs.mkdir(workRoot, { recursive: true });
+  const buildpackCacheRoot = path.join(config.dataDir, 'buildpack-cache');
+  await fs.mkdir(buildpackCacheRoot, { recursive: true });
+  return {
+    blobstore,
+    resourceCache: new ResourceCache(blobstore),
+    workRoot,
+    buildpackCacheRoot,
+    maxPackageBytes: config.maxPackageBytes,
+    urls: new BlobUrlSigner(randomBytes(32)),
+  };
+}
+
+const shared = new Map<string, Promise<Bits>>();
+
+/**
+ * The Bits of a data directory, created on first use. Lets the API and the build controller work before the
+ * server passes an explicit instance; both end up with the same one for the same data directory.
+ */
+export function bitsFor(config: Config): Promise<Bits> {
+  let bits = shared.get(config.dataDir);
+  if (!bits) {
+    bits = createBlobstore(config);
+    shared.set(config.dataDir, bits);
+    bits.catch(() => shared.delete(config.dataDir));
+  }
+  return bits;
+}
+
+/** Registers an explicitly created instance so `bitsFor` hands out the same one. */
+export function shareBits(config: Config, bits: Bits): void {
+  shared.set(config.dataDir, Promise.resolve(bits));
+}
+
+/**
+ * Download URLs are redirects to `/blobs/<key>?expires=…&signature=…`, served without a token: the HMAC proves
+ * the API authorized this download a moment ago, as a blobstore's signed URL does in Cloud Foundry.
+ */
+export class BlobUrlSigner {
+  constructor(private readonly key: Buffer) {}
+
+  private mac(blobKey: string, expires: number): string {
+    return createHmac('sha256', this.key).update(`${blobKey}\n${expires}`).digest('hex');
+  }
+
+  /** Path and query of a URL that serves `blobKey` until `ttlSeconds` from now. */
+  sign(blobKey: string, ttlSeconds = 3600, now = Date.now()): string {
+    const expires = Math.floor(now / 1000) + ttlSeconds;
+    return `/blobs/${blobKey}?expires=${expires}&signature=${this.mac(blobKey, expires)}`;
+  }
+
+  verify(blobKey: string, expires: string | undefined, signature: string | undefined, now = Date.now()): boolean {
+    if (!expires || !signature || !/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature)) return false;
+    const exp = Number(expires);
+    if (exp * 1000 < now) return false;
+    return timingSafeEqual(Buffer.from(this.mac(blobKey, exp), 'hex'), Buffer.from(signature, 'hex'));
+  }
+}

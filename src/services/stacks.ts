@@ -16,6 +16,7 @@ import { listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
+import { listApps } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 
@@ -40,17 +41,9 @@ export const STACK_APPS_LIST: ListSpec = {
 
 // ---- apps on a stack (the one place a future apps table plugs in) ----
 
-/**
- * Apps whose lifecycle uses the stack, visible to the caller. Kiln has no apps table yet, so the page
- * is empty; when apps arrive this query (and appsUseStack) is all there is to write.
- */
-async function appsOnStack(_ctx: Ctx, _stackName: string, _params: ListParams): Promise<Page<never>> {
-  return { rows: [], total: 0 };
-}
-
 /** Whether any app (of any tenant) uses the stack; a stack in use cannot be deleted. */
-async function appsUseStack(_db: Kysely<Database>, _stackName: string): Promise<boolean> {
-  return false;
+async function appsUseStack(db: Kysely<Database>, stackName: string): Promise<boolean> {
+  return (await db.selectFrom('apps').select('guid').where('lifecycle_stack', '=', stackName).executeTakeFirst()) !== undefined;
 }
 
 // ---- reading ----
@@ -79,12 +72,12 @@ export async function getStack(ctx: Ctx, guid: string): Promise<Row<'stacks'>> {
   return stack;
 }
 
-export async function listStackApps(ctx: Ctx, stack: Row<'stacks'>, params: ListParams): Promise<Page<never>> {
+export async function listStackApps(ctx: Ctx, stack: Row<'stacks'>, params: ListParams): Promise<Page<Row<'apps'>>> {
   const lifecycle = params.params.lifecycle_type;
   if (lifecycle !== undefined && !(LIFECYCLE_TYPES as readonly string[]).includes(lifecycle)) {
     throw badQuery(`Invalid lifecycle_type: '${lifecycle}'`);
   }
-  return appsOnStack(ctx, stack.name, params);
+  return listApps(ctx, params, { stack: stack.name });
 }
 
 // ---- writing (admins only) ----

@@ -211,7 +211,26 @@ describe('deleting stacks', () => {
 });
 
 describe('apps on a stack', () => {
-  it('is an empty, correctly paginated list (no apps exist yet)', async () => {
+  it('lists the visible apps using the stack and keeps a stack in use from deletion', async () => {
+    const stack = (await t.admin.post('/v3/stacks', { name: 'used-stack' })).body;
+    const org = await t.org('stack-apps-org');
+    const space = await t.space('stack-apps-space', org.guid);
+    const created = await t.admin.post('/v3/apps', {
+      name: 'on-stack',
+      lifecycle: { type: 'buildpack', data: { stack: 'used-stack' } },
+      relationships: { space: { data: { guid: space.guid } } },
+    });
+    expect(created.status, created.text).toBe(201);
+    const listed = await t.admin.get(`/v3/stacks/${stack.guid}/apps?include=space`);
+    expect(listed.body.resources.map((a: { name: string }) => a.name)).toEqual(['on-stack']);
+    expect(listed.body.included.spaces[0].guid).toBe(space.guid);
+    expect((await user.get(`/v3/stacks/${stack.guid}/apps`)).body.resources).toEqual([]);
+    const del = await t.admin.delete(`/v3/stacks/${stack.guid}`);
+    expect(del.status).toBe(422);
+    expect(del.body.errors[0].detail).toBe("Cannot delete stack 'used-stack' because apps are currently using the stack.");
+  });
+
+  it('is an empty, correctly paginated list when no app uses it', async () => {
     const res = await user.get(`/v3/stacks/${defaultStack.guid}/apps?per_page=10&order_by=-name`);
     expect(res.status).toBe(200);
     const self = `http://kiln.test/v3/stacks/${defaultStack.guid}/apps`;

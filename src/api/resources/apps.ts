@@ -1,9 +1,10 @@
 import type { Context } from 'hono';
 import { CreateAppSchema, SetCurrentDropletSchema, UpdateAppFeatureSchema, UpdateAppSchema } from '../../domain/apps.ts';
 import { UpdateEnvironmentVariableGroupSchema } from '../../domain/environment-variable-groups.ts';
-import { parseListParams } from '../../domain/list-params.ts';
+import { parseListParams, type ListParams } from '../../domain/list-params.ts';
 import * as apps from '../../services/apps.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import type { Page } from '../../store/list-query.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -41,6 +42,14 @@ function singleInclude(c: Context<Env>): string[] {
   return parseListParams(new URLSearchParams(include === undefined ? {} : { include }), { include: apps.APP_INCLUDES }).include;
 }
 
+/** A page of apps with its `included` resources (also served by `GET /v3/stacks/:guid/apps`). */
+export async function renderApps(c: Context<Env>, deps: AppDeps, params: ListParams, page: Page<Row<'apps'>>) {
+  return renderList(c, deps.store.db, page, params, (a, m) => presentApp(a, m, c.var.linker), {
+    resourceType: 'apps',
+    included: params.include.length > 0 ? await included(c, deps, page.rows, params.include) : undefined,
+  });
+}
+
 export function registerApps(app: Api, deps: AppDeps): void {
   const { store } = deps;
   const presentOne = async (c: Context<Env>, row: Row<'apps'>) =>
@@ -48,11 +57,7 @@ export function registerApps(app: Api, deps: AppDeps): void {
 
   app.get('/v3/apps', async (c) => {
     const params = listParams(c, apps.APP_LIST);
-    const page = await apps.listApps(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (a, m) => presentApp(a, m, c.var.linker), {
-      resourceType: 'apps',
-      included: params.include.length > 0 ? await included(c, deps, page.rows, params.include) : undefined,
-    });
+    return renderApps(c, deps, params, await apps.listApps(ctxOf(c, deps), params));
   });
 
   app.post('/v3/apps', async (c) => {

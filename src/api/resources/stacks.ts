@@ -6,13 +6,7 @@ import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { addWarning } from '../cf/warnings.ts';
 import { presentStack } from '../presenters/stack.ts';
-
-/** `included` of an app list for each `include` value, empty while there are no apps to include from. */
-const INCLUDED_KEYS: Record<string, string[]> = {
-  space: ['spaces'],
-  org: ['organizations'],
-  'space.organization': ['spaces', 'organizations'],
-};
+import { renderApps } from './apps.ts';
 
 export function registerStacks(app: Api, deps: AppDeps): void {
   const { store } = deps;
@@ -57,10 +51,6 @@ export function registerStacks(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     const stack = await stacks.getStack(ctx, c.req.param('guid'));
     const params = listParams(c, stacks.STACK_APPS_LIST);
-    const page = await stacks.listStackApps(ctx, stack, params);
-    const keys = [...new Set(params.include.flatMap((i) => INCLUDED_KEYS[i] ?? []))];
-    const included = keys.length > 0 ? Object.fromEntries(keys.map((k) => [k, []])) : undefined;
-    // No app rows exist yet, so the presenter is never called; the apps capability replaces it.
-    return renderList(c, store.db, page, params, (row) => row, { ...(included ? { included } : {}) });
+    return renderApps(c, deps, params, await stacks.listStackApps(ctx, stack, params));
   });
 }

@@ -47,7 +47,10 @@ export interface Kiln {
 }
 
 /** Wires store, identity, controllers and API together (without listening); used by main and tests. */
-export async function buildKiln(config: Config, opts: { log?: Logger; startControllers?: boolean } = {}): Promise<Kiln> {
+export async function buildKiln(
+  config: Config,
+  opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
+): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
   const handle = openDatabase(config.database);
   const applied = await migrateToLatest(handle);
@@ -87,7 +90,7 @@ export async function buildKiln(config: Config, opts: { log?: Logger; startContr
 
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store);
-  const controllers = new ControllerManager(store, log);
+  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
   controllers.register(jobController(store, jobs));
   controllers.register(buildController(store, bits, logs, config));
   controllers.register(blobCollector(store, bits));

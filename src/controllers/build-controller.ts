@@ -57,6 +57,8 @@ async function defaultResolve(names: string[]): Promise<BuildpackSource[]> {
 
 const registeredClearers = new WeakSet<Bits>();
 
+const stagingNow = new WeakMap<Bits, Map<string, Promise<void>>>();
+
 export type BuildController = Reconciler & {
   /** Stages one build now (what reconcile does), for tests and tools. */
   stageBuild(guid: string): Promise<void>;
@@ -103,7 +105,18 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     });
   }
 
-  async function stageBuild(guid: string): Promise<void> {
+  /** One staging per build at a time in this process, even if two controllers share the data dir. */
+  function stageBuild(guid: string): Promise<void> {
+    let running = stagingNow.get(bits);
+    if (!running) stagingNow.set(bits, (running = new Map()));
+    const existing = running.get(guid);
+    if (existing) return existing;
+    const p = stageBuildOnce(guid).finally(() => running.delete(guid));
+    running.set(guid, p);
+    return p;
+  }
+
+  async function stageBuildOnce(guid: string): Promise<void> {
     const build = await store.db.selectFrom('builds').selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!build || build.state !== 'STAGING') return;
     const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', build.app_guid).executeTakeFirst();

@@ -251,8 +251,8 @@ describe('reading, updating, copying, downloading and deleting packages', () => 
     expect(res.status).toBe(202);
     expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
     expect((await t.admin.get(`/v3/packages/${pkg.guid}`)).status).toBe(404);
+    // Kiln's own blob collector may already have run; reconciling again must be harmless either way.
     const bits = await bitsFor(t.kiln.config);
-    expect(await bits.blobstore.exists(`packages/${pkg.guid}`)).toBe(true);
     await blobCollector(t.kiln.store, bits).reconcile(`packages/${pkg.guid}`);
     expect(await bits.blobstore.exists(`packages/${pkg.guid}`)).toBe(false);
   });

@@ -109,7 +109,7 @@ async function testDatabase(): Promise<{ url: string | undefined; drop: () => Pr
   };
 }
 
-export async function createTestKiln(env: Record<string, string> = {}): Promise<TestKiln> {
+export async function createTestKiln(env: Record<string, string> = {}, opts: { disabledControllers?: string[] } = {}): Promise<TestKiln> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-test-'));
   const database = await testDatabase();
   const adminPassword = env.KILN_ADMIN_PASSWORD ?? randomBytes(12).toString('hex');
@@ -120,7 +120,7 @@ export async function createTestKiln(env: Record<string, string> = {}): Promise<
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const kiln = await buildKiln(config, { log: pino({ level: 'silent' }) });
+  const kiln = await buildKiln(config, { log: pino({ level: 'silent' }), disabledControllers: opts.disabledControllers ?? [] });
 
   const login = async (username: string, password: string) => {
     const res = await kiln.identity.passwordGrant(username, password);

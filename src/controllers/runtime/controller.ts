@@ -16,6 +16,8 @@ export interface Reconciler {
 }
 
 export interface ManagerOptions {
+  /** Reconcilers (by name) not to run in this process: another process runs them, or a test drives them itself. */
+  disabled?: readonly string[];
   pollIntervalMs?: number;
   resyncIntervalMs?: number;
 }
@@ -42,6 +44,7 @@ export class ControllerManager {
   ) {}
 
   register(r: Reconciler): void {
+    if (this.opts.disabled?.includes(r.name)) return;
     const q = new WorkQueue(
       (key) => r.reconcile(key),
       (key, err) => this.log.warn({ err, controller: r.name, key }, 'reconcile failed; will retry'),

@@ -3,6 +3,7 @@ import { registerAppJobs } from './apps.ts';
 import { registerDomainJobs } from './domains.ts';
 import { registerDropletJobs } from './droplets.ts';
 import type { JobHandlers } from './jobs.ts';
+import { registerManifestJobs } from './manifests.ts';
 import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerPackageJobs } from './packages.ts';
@@ -27,4 +28,5 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerRouteJobs(handlers, store);
   registerPackageJobs(handlers, store);
   registerDropletJobs(handlers, store);
+  registerManifestJobs(handlers, store);
 }

@@ -8,6 +8,7 @@ import { registerEnvironmentVariableGroups } from './environment-variable-groups
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
+import { registerManifests } from './manifests.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
 import { registerPackages } from './packages.ts';
@@ -46,6 +47,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerBuilds,
   registerDroplets,
   registerResourceMatches,
+  registerManifests,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

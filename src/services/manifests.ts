@@ -1,0 +1,665 @@
+import { randomInt } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { stringify } from 'yaml';
+import { parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
+import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
+import {
+  appManifest,
+  diffManifest as diffApplications,
+  manifestApplications,
+  parseManifestApps,
+  type AppState,
+  type DiffOp,
+  type ManifestApp,
+  type ManifestProcess,
+  type ManifestRoute,
+} from '../domain/manifest.ts';
+import { isAdmin, type Principal } from '../domain/principal.ts';
+import { WEB } from '../domain/processes.ts';
+import { routeQuotaError } from '../domain/quotas.ts';
+import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, MAX_FQDN_LENGTH, pathErrors } from '../domain/routes.ts';
+import { isUniqueViolation } from '../store/errors.ts';
+import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
+import type { Database, Row, RowUpdate } from '../store/schema.ts';
+import { newGuid, type Store, type WriteTx } from '../store/store.ts';
+import { assertSpaceMutable, insertProcess } from './apps.ts';
+import { recordAudit } from './audit.ts';
+import type { Ctx } from './context.ts';
+import { requireFeature } from './feature-flags.ts';
+import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { parseOptions, routeUri } from './routes.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
+
+export const APPLY_MANIFEST = 'space.apply_manifest';
+
+/**
+ * The manifest a queued apply job works from lives in `settings` under this prefix until the job is done:
+ * the jobs table has no payload column, and keeping it in the store (not in memory) lets a job survive a restart.
+ */
+const PAYLOAD_PREFIX = 'apply_manifest:';
+
+interface StoredPrincipal {
+  guid: string;
+  username: string | null;
+  origin: string | null;
+  email: string | null;
+  isClient: boolean;
+  scopes: string[];
+}
+
+interface ApplyPayload {
+  spaceGuid: string;
+  principal: StoredPrincipal;
+  apps: Array<{ guid: string; manifest: ManifestApp }>;
+}
+
+const storedPrincipal = (p: Principal): StoredPrincipal => ({
+  guid: p.guid,
+  username: p.username,
+  origin: p.origin,
+  email: p.email,
+  isClient: p.isClient,
+  scopes: [...p.scopes],
+});
+const principalOf = (p: StoredPrincipal): Principal => ({ ...p, scopes: new Set(p.scopes) });
+
+// ---- authorization ----
+
+/** apply_manifest and manifest_diff: space developers (and admins) of a visible, writable space; 404 otherwise. */
+async function findManifestSpace(ctx: Ctx, guid: string): Promise<Row<'spaces'>> {
+  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('Space');
+  if (!(await ctx.access.canWriteSpace(space.guid))) throw notAuthorized();
+  await assertSpaceMutable(ctx, space);
+  return space;
+}
+
+const findAppByName = (db: Kysely<Database>, spaceGuid: string, name: string) =>
+  db
+    .selectFrom('apps')
+    .selectAll()
+    .where('space_guid', '=', spaceGuid)
+    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()))
+    .executeTakeFirst();
+
+// ---- apply ----
+
+/**
+ * `POST /v3/spaces/:guid/actions/apply_manifest`: validates every application (one 422 listing all problems,
+ * nothing written), creates the apps that do not exist yet (the cf CLI looks them up right after the 202),
+ * and queues the job that applies the rest.
+ */
+export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<string, unknown>): Promise<string> {
+  const space = await findManifestSpace(ctx, spaceGuid);
+  const apps = parseManifestApps(doc);
+  const raws = manifestApplications(doc);
+  if (!ctx.access.admin) {
+    if (apps.some((a) => a.lifecycle === 'docker')) await requireFeature(ctx.store.db, 'diego_docker');
+    if (apps.some((a) => a.lifecycle === 'cnb')) await requireFeature(ctx.store.db, 'diego_cnb');
+  }
+  try {
+    return await ctx.store.write(async (tx) => {
+      const defaultStack = await tx.db.selectFrom('stacks').select('name').where('is_default', '=', 1).executeTakeFirst();
+      const entries: ApplyPayload['apps'] = [];
+      for (const [i, m] of apps.entries()) {
+        let app = await findAppByName(tx.db, space.guid, m.name);
+        if (!app) app = await createSkeleton(tx, ctx.principal, space, m, defaultStack?.name ?? null);
+        entries.push({ guid: app.guid, manifest: m });
+        await recordAudit(tx, {
+          type: 'audit.app.apply_manifest',
+          actor: ctx.principal,
+          target: { type: 'app', guid: app.guid, name: app.name },
+          data: { request: { manifest: stringify({ applications: [redactEnv(raws[i])] }) } },
+          spaceGuid: space.guid,
+          organizationGuid: space.organization_guid,
+        });
+      }
+      await collectFinishedPayloads(tx);
+      const job = await enqueueJob(tx, { operation: APPLY_MANIFEST, resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
+      const payload: ApplyPayload = { spaceGuid: space.guid, principal: storedPrincipal(ctx.principal), apps: entries };
+      await tx.db.insertInto('settings').values({ key: PAYLOAD_PREFIX + job, value: JSON.stringify(payload) }).execute();
+      return job;
+    });
+  } catch (err) {
+    // Two pushes creating the same app at once: the loser reports the name as taken, like POST /v3/apps.
+    if (isUniqueViolation(err)) throw unprocessable('An app with the same name was created concurrently; retry the push.');
+    throw err;
+  }
+}
+
+/** The audit event keeps the manifest, without environment values (they are often secrets). */
+function redactEnv(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !('env' in raw)) return raw;
+  return { ...raw, env: '[PRIVATE DATA HIDDEN]' };
+}
+
+/** Payloads of jobs that ended (failed jobs keep theirs so a re-run fails the same way) are dropped now and then. */
+async function collectFinishedPayloads(tx: WriteTx): Promise<void> {
+  const rows = await tx.db.selectFrom('settings').select('key').where('key', 'like', `${PAYLOAD_PREFIX}%`).execute();
+  if (rows.length === 0) return;
+  const guids = rows.map((r) => r.key.slice(PAYLOAD_PREFIX.length));
+  const live = new Set(
+    (await tx.db.selectFrom('jobs').select('guid').where('guid', 'in', guids).where('state', '=', 'PROCESSING').execute()).map((j) => j.guid),
+  );
+  const dead = rows.filter((r) => !live.has(r.key.slice(PAYLOAD_PREFIX.length))).map((r) => r.key);
+  if (dead.length > 0) await tx.db.deleteFrom('settings').where('key', 'in', dead).execute();
+}
+
+/** A new app as Cloud Controller's find-or-create skeleton makes it: stopped, no droplet, a web process. */
+async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spaces'>, m: ManifestApp, defaultStack: string | null): Promise<Row<'apps'>> {
+  const guid = newGuid();
+  const type = m.lifecycle ?? 'buildpack';
+  await tx.db
+    .insertInto('apps')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      generation: 1,
+      name: m.name,
+      space_guid: space.guid,
+      state: 'STOPPED',
+      status: 'active',
+      lifecycle_type: type,
+      lifecycle_buildpacks: '[]',
+      lifecycle_stack: type === 'docker' ? null : defaultStack,
+      environment_variables: '{}',
+      droplet_guid: null,
+      enable_ssh: 1,
+      revisions_enabled: 0,
+    })
+    .execute();
+  tx.changed('apps', guid, 'create');
+  await insertProcess(tx, { guid }, WEB, guid);
+  await recordAudit(tx, {
+    type: 'audit.app.create',
+    actor: principal,
+    target: { type: 'app', guid, name: m.name },
+    data: { request: { name: m.name, lifecycle: { type } } },
+    spaceGuid: space.guid,
+    organizationGuid: space.organization_guid,
+  });
+  return tx.db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+}
+
+/** What applying one app needs besides the transaction. */
+interface ApplyEnv {
+  principal: Principal;
+  admin: boolean;
+  space: Row<'spaces'>;
+  org: Row<'organizations'>;
+  warn(detail: string): void;
+}
+
+const fail = (app: string, detail: string) => unprocessable(`For application '${app}': ${detail}`);
+
+/** Runs the queued job: each app in its own transaction, in manifest order (CONVENTIONS.md §21.3). */
+async function runApplyManifest(store: Store, { job, warn }: JobContext): Promise<void> {
+  const key = PAYLOAD_PREFIX + job.guid;
+  const row = await store.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
+  if (!row) return; // finished before a crash took the job's final state with it
+  const payload = JSON.parse(row.value) as ApplyPayload;
+  const principal = principalOf(payload.principal);
+  const space = await store.db.selectFrom('spaces').selectAll().where('guid', '=', payload.spaceGuid).executeTakeFirst();
+  if (!space) throw notFound('Space');
+  const org = await store.db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
+  const env: ApplyEnv = { principal, admin: isAdmin(principal), space, org, warn };
+  for (const [i, entry] of payload.apps.entries()) {
+    await store.write(async (tx) => {
+      await applyApp(tx, env, entry.guid, entry.manifest);
+      if (i === payload.apps.length - 1) await tx.db.deleteFrom('settings').where('key', '=', key).execute();
+    });
+  }
+}
+
+export function registerManifestJobs(handlers: JobHandlers, store: Store): void {
+  handlers.register(APPLY_MANIFEST, (ctx) => runApplyManifest(store, ctx));
+}
+
+async function applyApp(tx: WriteTx, env: ApplyEnv, appGuid: string, m: ManifestApp): Promise<void> {
+  const app = await tx.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
+  if (!app || app.status === 'deleting') throw fail(m.name, 'App not found');
+  try {
+    // Order as upstream: features, processes (create, update, scale), sidecars, app update, routes, env vars.
+    for (const p of m.processes) await applyProcess(tx, env, app, p);
+    for (const s of m.sidecars ?? []) env.warn(`Sidecar '${s.name}' of app '${app.name}' was not created: Kiln does not run sidecars yet.`);
+    if (m.singularBuildpack) env.warn(`Deprecated field 'buildpack' used in the manifest of app '${app.name}'; use 'buildpacks' instead.`);
+    await applyAppSettings(tx, env, app, m);
+    await applyRoutes(tx, env, app, m);
+  } catch (err) {
+    if (err instanceof KilnError && err.errorName === 'UnprocessableEntity' && !err.detail.startsWith('For application ')) throw fail(m.name, err.detail);
+    throw err;
+  }
+}
+
+// ---- processes ----
+
+async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestProcess): Promise<void> {
+  let p = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', m.type).executeTakeFirst();
+  const audit = (type: string, request: Record<string, unknown>) =>
+    recordAudit(tx, {
+      type: `audit.app.process.${type}`,
+      actor: env.principal,
+      target: { type: 'app', guid: app.guid, name: app.name },
+      data: { process_guid: p!.guid, process_type: m.type, ...(type === 'create' ? {} : { request }) },
+      spaceGuid: env.space.guid,
+      organizationGuid: env.space.organization_guid,
+    });
+  if (!p) {
+    const guid = await insertProcess(tx, app, m.type, m.type === WEB ? app.guid : newGuid());
+    p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+    await audit('create', {});
+  }
+  const update: RowUpdate<'processes'> = {};
+  if (m.command !== undefined && m.command !== p.command) update.command = m.command;
+  const hc = m.healthCheck;
+  const hcType = hc.type ?? p.health_check_type;
+  if (hc.endpoint !== undefined && hcType !== 'http') throw unprocessable('Health check type must be "http" to set a health check HTTP endpoint');
+  if (hc.type !== undefined && hc.type !== p.health_check_type) update.health_check_type = hc.type;
+  if (hcType !== 'http' && p.health_check_endpoint !== null) update.health_check_endpoint = null;
+  else if (hc.endpoint !== undefined && hc.endpoint !== p.health_check_endpoint) update.health_check_endpoint = hc.endpoint;
+  if (hc.invocationTimeout !== undefined && hc.invocationTimeout !== p.health_check_invocation_timeout) update.health_check_invocation_timeout = hc.invocationTimeout;
+  if (hc.interval !== undefined && hc.interval !== p.health_check_interval) update.health_check_interval = hc.interval;
+  if (hc.timeout !== undefined && hc.timeout !== p.health_check_timeout) update.health_check_timeout = hc.timeout;
+  const rc = m.readinessCheck;
+  const rcType = rc.type ?? p.readiness_check_type;
+  if (rc.endpoint !== undefined && rcType !== 'http') throw unprocessable('Readiness health check type must be "http" to set a health check HTTP endpoint');
+  if (rc.type !== undefined && rc.type !== p.readiness_check_type) update.readiness_check_type = rc.type;
+  if (rcType !== 'http' && p.readiness_check_endpoint !== null) update.readiness_check_endpoint = null;
+  else if (rc.endpoint !== undefined && rc.endpoint !== p.readiness_check_endpoint) update.readiness_check_endpoint = rc.endpoint;
+  if (rc.invocationTimeout !== undefined && rc.invocationTimeout !== p.readiness_check_invocation_timeout) update.readiness_check_invocation_timeout = rc.invocationTimeout;
+  if (rc.interval !== undefined && rc.interval !== p.readiness_check_interval) update.readiness_check_interval = rc.interval;
+  const scale: RowUpdate<'processes'> = {};
+  if (m.instances !== undefined && m.instances !== p.instances) scale.instances = m.instances;
+  if (m.memoryInMb !== undefined && m.memoryInMb !== p.memory_in_mb) scale.memory_in_mb = m.memoryInMb;
+  if (m.diskInMb !== undefined && m.diskInMb !== p.disk_in_mb) scale.disk_in_mb = m.diskInMb;
+  if (m.logRateLimit !== undefined && m.logRateLimit !== Number(p.log_rate_limit_in_bytes_per_second)) scale.log_rate_limit_in_bytes_per_second = m.logRateLimit;
+  // Unchanged settings are not written, so re-applying the same manifest is a no-op for the runtime.
+  if (Object.keys(update).length + Object.keys(scale).length === 0) return;
+  await tx.update('processes', p.guid, p.generation, { ...update, ...scale });
+  if (Object.keys(update).length > 0) await audit('update', 'command' in update ? { ...update, command: '[PRIVATE DATA HIDDEN]' } : update);
+  if (Object.keys(scale).length > 0) await audit('scale', scale);
+}
+
+// ---- app settings ----
+
+async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
+  const patch: RowUpdate<'apps'> = {};
+  const wants = m.docker ? 'docker' : m.lifecycle ?? (m.buildpacks !== undefined || m.stack !== undefined ? 'buildpack' : undefined);
+  if (wants !== undefined && wants !== app.lifecycle_type && !(app.lifecycle_type === 'cnb' && wants === 'buildpack' && m.lifecycle === undefined)) {
+    throw unprocessable(`Lifecycle type cannot be changed from ${app.lifecycle_type} to ${wants}`);
+  }
+  if (m.buildpacks !== undefined) {
+    if (app.lifecycle_type === 'cnb' && m.buildpacks.length === 0) throw unprocessable('Buildpacks must specify at least one buildpack when using Cloud Native Buildpacks');
+    const next = JSON.stringify(m.buildpacks);
+    if (next !== app.lifecycle_buildpacks) patch.lifecycle_buildpacks = next;
+  }
+  if (m.stack !== undefined) {
+    const stack = await tx.db.selectFrom('stacks').select('name').where('name', '=', m.stack).executeTakeFirst();
+    if (!stack) throw unprocessable('Stack must be an existing stack');
+    if (stack.name !== app.lifecycle_stack) patch.lifecycle_stack = stack.name;
+  }
+  if (m.features?.ssh !== undefined && (m.features.ssh ? 1 : 0) !== app.enable_ssh) patch.enable_ssh = m.features.ssh ? 1 : 0;
+  if (m.features?.revisions !== undefined && (m.features.revisions ? 1 : 0) !== app.revisions_enabled) patch.revisions_enabled = m.features.revisions ? 1 : 0;
+  if (m.env && Object.keys(m.env).length > 0) {
+    // Merged: variables the manifest does not name stay (CONVENTIONS.md §21.3).
+    const current = parseJsonObject(app.environment_variables);
+    const merged = { ...current, ...m.env };
+    if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = JSON.stringify(merged);
+  }
+  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+  if (m.metadata) await saveMetadata(tx, 'apps', app.guid, m.metadata);
+  if (Object.keys(patch).length > 0 || m.metadata) {
+    const request: Record<string, unknown> = { ...patch };
+    if ('environment_variables' in request) request.environment_variables = '[PRIVATE DATA HIDDEN]';
+    if (m.metadata) request.metadata = m.metadata;
+    await recordAudit(tx, {
+      type: 'audit.app.update',
+      actor: env.principal,
+      target: { type: 'app', guid: app.guid, name: app.name },
+      data: { request },
+      spaceGuid: env.space.guid,
+      organizationGuid: env.space.organization_guid,
+    });
+  }
+}
+
+// ---- routes ----
+
+const ADJECTIVES = ['brave', 'calm', 'daring', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'kind', 'lively', 'merry', 'nimble', 'proud', 'quiet', 'shy', 'silly', 'swift', 'tidy', 'witty', 'zany'];
+const NOUNS = ['badger', 'bear', 'cheetah', 'dolphin', 'eagle', 'ferret', 'gecko', 'heron', 'ibex', 'jackal', 'koala', 'lemur', 'meerkat', 'newt', 'otter', 'panda', 'quokka', 'rabbit', 'tapir', 'wombat'];
+
+/** A random host word pair, as upstream's RandomRouteGenerator makes for `random-route: true`. */
+export const randomWords = () => `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`;
+
+/** The org's default domain: the oldest shared HTTP domain, else its oldest own or shared-in private domain. */
+async function defaultDomain(db: Kysely<Database>, orgGuid: string): Promise<Row<'domains'> | undefined> {
+  const shared = await db
+    .selectFrom('domains')
+    .selectAll()
+    .where('owning_organization_guid', 'is', null)
+    .where('internal', '=', 0)
+    .where('router_group_guid', 'is', null)
+    .orderBy('id')
+    .executeTakeFirst();
+  if (shared) return shared;
+  return db
+    .selectFrom('domains')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb('owning_organization_guid', '=', orgGuid),
+        eb('guid', 'in', eb.selectFrom('domain_shared_organizations').select('domain_guid').where('organization_guid', '=', orgGuid)),
+      ]),
+    )
+    .orderBy('id')
+    .executeTakeFirst();
+}
+
+async function auditMapping(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, type: 'map-route' | 'unmap-route', d: Row<'route_destinations'>) {
+  await recordAudit(tx, {
+    type: `audit.app.${type}`,
+    actor: env.principal,
+    target: { type: 'app', guid: app.guid, name: app.name },
+    data: { route_guid: d.route_guid, app_port: d.port, destination_guid: d.guid, process_type: d.process_type, weight: d.weight, protocol: d.protocol },
+    spaceGuid: env.space.guid,
+    organizationGuid: env.space.organization_guid,
+  });
+}
+
+/** The router follows route changes through the feed: touch the route so its watchers rebuild the table. */
+async function touchRoute(tx: WriteTx, routeGuid: string): Promise<void> {
+  await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', routeGuid).execute();
+  tx.changed('routes', routeGuid, 'update');
+}
+
+async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
+  const existing = await tx.db.selectFrom('route_destinations').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  if (m.noRoute) {
+    await tx.db.deleteFrom('route_destinations').where('app_guid', '=', app.guid).execute();
+    for (const d of existing) {
+      tx.changed('route_destinations', d.guid, 'delete');
+      await auditMapping(tx, env, app, 'unmap-route', d);
+    }
+    for (const routeGuid of new Set(existing.map((d) => d.route_guid))) await touchRoute(tx, routeGuid);
+    return;
+  }
+  if (m.routes) {
+    for (const r of m.routes) await mapManifestRoute(tx, env, app, r);
+    return;
+  }
+  if (existing.length > 0 || !(m.randomRoute || m.defaultRoute)) return;
+  const domain = await defaultDomain(tx.db, env.org.guid);
+  if (!domain) throw unprocessable('No default domains available');
+  if (m.randomRoute) {
+    const host = `${app.name}-${randomWords()}`.toLowerCase();
+    const problems = hostErrors(host);
+    if (problems.length > 0) throw unprocessable(`Failed to create random route from app name: ${problems.join(', ')}`);
+    await mapRoute(tx, env, app, domain, host, '', undefined, {});
+    return;
+  }
+  const problems = hostErrors(app.name);
+  if (problems.length > 0) throw unprocessable(`Failed to create default route from app name: ${problems.join(', ')}`);
+  await mapRoute(tx, env, app, domain, app.name.toLowerCase(), '', undefined, {});
+}
+
+async function mapManifestRoute(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, r: ManifestRoute): Promise<void> {
+  for (const c of r.candidates) {
+    const domain = await tx.db
+      .selectFrom('domains')
+      .selectAll()
+      .where((eb) => eb(eb.fn('lower', ['name']), '=', c.domain))
+      .executeTakeFirst();
+    if (!domain) continue;
+    await mapRoute(tx, env, app, domain, c.host, r.path, r.port, { protocol: r.protocol, loadbalancing: r.loadbalancing });
+    return;
+  }
+  throw unprocessable(`No domains exist for route ${r.route}`);
+}
+
+/** Finds or creates the route and maps the app's web process to it (additive; an existing mapping may change protocol). */
+async function mapRoute(
+  tx: WriteTx,
+  env: ApplyEnv,
+  app: Row<'apps'>,
+  domain: Row<'domains'>,
+  host: string,
+  path: string,
+  port: number | undefined,
+  opts: { protocol?: string; loadbalancing?: string },
+): Promise<void> {
+  let route = await tx.db
+    .selectFrom('routes')
+    .selectAll()
+    .where('domain_guid', '=', domain.guid)
+    .where((eb) => eb(eb.fn('lower', ['host']), '=', host.toLowerCase()))
+    .where('path', '=', path)
+    .where('port', '=', port ?? 0)
+    .executeTakeFirst();
+  if (route) {
+    const shared = await tx.db.selectFrom('route_shares').select('space_guid').where('route_guid', '=', route.guid).where('space_guid', '=', app.space_guid).executeTakeFirst();
+    if (route.space_guid !== app.space_guid && !shared) throw unprocessable('Routes cannot be mapped to destinations in different spaces');
+    if (opts.loadbalancing !== undefined) {
+      const options = parseOptions(route.options);
+      if (options.loadbalancing !== opts.loadbalancing) {
+        await tx.update('routes', route.guid, route.generation, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) });
+        route = await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow();
+      }
+    }
+  } else {
+    route = await createRoute(tx, env, domain, host, path, port, opts.loadbalancing);
+  }
+  const dests = await tx.db.selectFrom('route_destinations').selectAll().where('route_guid', '=', route.guid).orderBy('id').execute();
+  const mine = dests.find((d) => d.app_guid === app.guid && d.process_type === WEB);
+  const protocol = opts.protocol ?? mine?.protocol ?? (route.protocol === 'tcp' ? 'tcp' : 'http1');
+  const problem = destinationProtocolError(route.protocol, protocol);
+  if (problem) throw unprocessable(problem);
+  if (mine) {
+    if (mine.protocol === protocol) return;
+    await tx.update('route_destinations', mine.guid, mine.generation, { protocol });
+    await touchRoute(tx, route.guid);
+    return;
+  }
+  if (dests.length >= MAX_DESTINATIONS) throw unprocessable(`Routes can be mapped to at most ${MAX_DESTINATIONS} destinations.`);
+  if (dests.some((d) => d.weight !== null)) throw unprocessable('Destinations cannot be inserted when there are weighted destinations already configured.');
+  const guid = newGuid();
+  await tx.db
+    .insertInto('route_destinations')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      generation: 1,
+      route_guid: route.guid,
+      app_guid: app.guid,
+      process_type: WEB,
+      port: DEFAULT_APP_PORT,
+      protocol,
+      weight: null,
+    })
+    .execute();
+  tx.changed('route_destinations', guid, 'create');
+  await auditMapping(tx, env, app, 'map-route', await tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow());
+  await touchRoute(tx, route.guid);
+}
+
+async function countRoutes(db: Kysely<Database>, where: { spaceGuid?: string; orgGuid?: string }): Promise<number> {
+  let q = db.selectFrom('routes').select((eb) => eb.fn.countAll<number>().as('n'));
+  if (where.spaceGuid) q = q.where('space_guid', '=', where.spaceGuid);
+  if (where.orgGuid) {
+    const org = where.orgGuid;
+    q = q.where('space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', '=', org));
+  }
+  return Number((await q.executeTakeFirst())?.n ?? 0);
+}
+
+/**
+ * A new route in the app's space, with the rules of `POST /v3/routes` (feature flag, host/path syntax, domain
+ * availability, quotas, reserved names) checked inside this write so the whole app applies or nothing does.
+ */
+async function createRoute(
+  tx: WriteTx,
+  env: ApplyEnv,
+  domain: Row<'domains'>,
+  host: string,
+  path: string,
+  port: number | undefined,
+  loadbalancing: string | undefined,
+): Promise<Row<'routes'>> {
+  const db = tx.db;
+  const { space, org } = env;
+  if (!env.admin) await requireFeature(db, 'route_creation');
+  const syntax = [...hostErrors(host), ...pathErrors(path)];
+  if (syntax.length > 0) throw unprocessable(syntax.join(', '));
+  if (domain.router_group_guid) throw unprocessable('Route could not be created because the specified domain does not have a valid router group.');
+  if (port !== undefined) throw unprocessable("Routes with protocol 'http' do not support ports.");
+  if (domain.owning_organization_guid !== null && domain.owning_organization_guid !== org.guid) {
+    const sharedIn = await db.selectFrom('domain_shared_organizations').select('domain_guid').where('domain_guid', '=', domain.guid).where('organization_guid', '=', org.guid).executeTakeFirst();
+    if (!sharedIn) throw unprocessable(`Invalid domain. Domain '${domain.name}' is not available in organization '${org.name}'.`);
+  }
+  if (domain.owning_organization_guid === null && host === '*' && !env.admin) {
+    throw unprocessable('You do not have sufficient permissions to create a route with a wildcard host on a domain not scoped to an organization.');
+  }
+  const quota = routeQuotaError(
+    { quota: await organizationQuotaOf(db, org.guid), name: org.name, routes: await countRoutes(db, { orgGuid: org.guid }) },
+    { quota: await spaceQuotaOf(db, space.guid), name: space.name, routes: await countRoutes(db, { spaceGuid: space.guid }) },
+  );
+  if (quota) throw unprocessable(quota);
+  if (host !== '') {
+    const fqdn = `${host}.${domain.name}`.toLowerCase();
+    const conflicting = await db.selectFrom('domains').select('guid').where((eb) => eb(eb.fn('lower', ['name']), '=', fqdn)).executeTakeFirst();
+    if (conflicting) throw unprocessable(`Route conflicts with domain '${host}.${domain.name}'.`);
+  }
+  if (domain.internal === 1 && host === '*') throw unprocessable('Wildcard hosts are not supported for internal domains.');
+  if (domain.owning_organization_guid === null && host === '') throw unprocessable('Missing host. Routes in shared domains must have a host defined.');
+  if ((host === '' ? 0 : host.length + 1) + domain.name.length > MAX_FQDN_LENGTH) {
+    throw unprocessable(`Host combined with domain name must be no more than ${MAX_FQDN_LENGTH} characters.`);
+  }
+  if (domain.internal === 1 && path !== '') throw unprocessable('Paths are not supported for internal domains.');
+  if (domain.owning_organization_guid === null) {
+    const elsewhere = await db
+      .selectFrom('routes')
+      .select('guid')
+      .where('domain_guid', '=', domain.guid)
+      .where((eb) => eb(eb.fn('lower', ['host']), '=', host.toLowerCase()))
+      .where('port', '=', 0)
+      .where('space_guid', '!=', space.guid)
+      .executeTakeFirst();
+    if (elsewhere) throw unprocessable(`The host '${host}' on domain '${domain.name}' is taken by a route in another space.`);
+  }
+  const guid = newGuid();
+  await db
+    .insertInto('routes')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      generation: 1,
+      host,
+      path,
+      port: 0,
+      domain_guid: domain.guid,
+      space_guid: space.guid,
+      protocol: 'http',
+      options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
+    })
+    .execute();
+  tx.changed('routes', guid, 'create');
+  const route = await db.selectFrom('routes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+  await recordAudit(tx, {
+    type: 'audit.route.create',
+    actor: env.principal,
+    target: { type: 'route', guid, name: host },
+    data: { request: { host, path, relationships: { space: { data: { guid: space.guid } }, domain: { data: { guid: domain.guid } } }, manifest_triggered: true } },
+    spaceGuid: space.guid,
+    organizationGuid: org.guid,
+  });
+  return route;
+}
+
+// ---- reading an app as a manifest ----
+
+async function appState(db: Kysely<Database>, app: Row<'apps'>): Promise<AppState> {
+  const processes = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  const dests = await db
+    .selectFrom('route_destinations')
+    .innerJoin('routes', 'routes.guid', 'route_destinations.route_guid')
+    .innerJoin('domains', 'domains.guid', 'routes.domain_guid')
+    .select(['routes.guid', 'routes.host', 'routes.path', 'routes.port', 'domains.name as domain', 'route_destinations.protocol'])
+    .where('route_destinations.app_guid', '=', app.guid)
+    .orderBy('routes.id')
+    .orderBy('route_destinations.id')
+    .execute();
+  const seen = new Set<string>();
+  const routes: AppState['routes'] = [];
+  for (const d of dests) {
+    if (seen.has(d.guid)) continue;
+    seen.add(d.guid);
+    routes.push({ route: routeUri(d, d.domain), protocol: d.protocol });
+  }
+  let docker: AppState['docker'];
+  if (app.lifecycle_type === 'docker') {
+    const pkg = await db
+      .selectFrom('packages')
+      .select(['docker_image', 'docker_username'])
+      .where('app_guid', '=', app.guid)
+      .where('type', '=', 'docker')
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    if (pkg?.docker_image) docker = { image: pkg.docker_image, username: pkg.docker_username };
+  }
+  const metadata = await loadOneMetadata(db, 'apps', app.guid);
+  return {
+    name: app.name,
+    lifecycleType: app.lifecycle_type,
+    buildpacks: parseJsonStringArray(app.lifecycle_buildpacks),
+    stack: app.lifecycle_stack,
+    ...(docker ? { docker } : {}),
+    env: parseJsonObject(app.environment_variables),
+    features: { ssh: app.enable_ssh === 1, revisions: app.revisions_enabled === 1 },
+    routes,
+    metadata,
+    processes: processes.map((p) => ({
+      type: p.type,
+      command: p.command,
+      instances: p.instances,
+      memoryInMb: p.memory_in_mb,
+      diskInMb: p.disk_in_mb,
+      logRateLimit: Number(p.log_rate_limit_in_bytes_per_second),
+      healthCheckType: p.health_check_type,
+      healthCheckEndpoint: p.health_check_endpoint,
+      healthCheckInvocationTimeout: p.health_check_invocation_timeout,
+      healthCheckInterval: p.health_check_interval,
+      healthCheckTimeout: p.health_check_timeout,
+      readinessCheckType: p.readiness_check_type,
+      readinessCheckEndpoint: p.readiness_check_endpoint,
+      readinessCheckInvocationTimeout: p.readiness_check_invocation_timeout,
+      readinessCheckInterval: p.readiness_check_interval,
+    })),
+  };
+}
+
+/** `GET /v3/apps/:guid/manifest` (admins, admin read-only, space developers): the app as manifest YAML. */
+export async function generateManifest(ctx: Ctx, appGuid: string): Promise<string> {
+  const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
+  if (!app) throw notFound('App');
+  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
+  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
+  if (!ctx.access.globalSecrets && !(await ctx.access.hasSpaceRole(space.guid, 'space_developer'))) throw notAuthorized();
+  const manifest = { applications: [appManifest(await appState(ctx.store.db, app))] };
+  return stringify(manifest, { lineWidth: 0 });
+}
+
+/** `POST /v3/spaces/:guid/manifest_diff`: what applying the manifest would change, per application. */
+export async function manifestDiff(ctx: Ctx, spaceGuid: string, doc: Record<string, unknown>): Promise<DiffOp[]> {
+  const space = await findManifestSpace(ctx, spaceGuid);
+  const apps = parseManifestApps(doc);
+  const existing: Array<Record<string, unknown> | undefined> = [];
+  for (const m of apps) {
+    const app = await findAppByName(ctx.store.db, space.guid, m.name);
+    existing.push(app ? appManifest(await appState(ctx.store.db, app)) : undefined);
+  }
+  return diffApplications(manifestApplications(doc), existing);
+}

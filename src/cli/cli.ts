@@ -7,6 +7,7 @@ const USAGE = `Usage: kiln <command>
 Commands:
   serve     start the API, router and controllers (default)
   migrate   bring the database schema up to date and exit
+  push      push an app directory to Kiln like 'cf push' (kiln push --help)
 
 Settings come from the environment: PORT, KILN_DATA_DIR, DATABASE_URL, KILN_SYSTEM_DOMAIN,
 KILN_APPS_DOMAIN, KILN_ADMIN_USER, KILN_ADMIN_PASSWORD, LOG_LEVEL (see README.md).`;
@@ -14,6 +15,8 @@ KILN_APPS_DOMAIN, KILN_ADMIN_USER, KILN_ADMIN_PASSWORD, LOG_LEVEL (see README.md
 /** Runs one `kiln` command; resolves to an exit code when the command ends by itself. */
 export async function runCli(argv: string[]): Promise<number | undefined> {
   const [command = 'serve'] = argv;
+  // A client command: it talks to a (possibly remote) Kiln, so the server's settings do not apply to it.
+  if (command === 'push') return (await import('./push.ts')).runPush(argv.slice(1));
   let config;
   try {
     config = loadConfig();

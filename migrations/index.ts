@@ -4,6 +4,7 @@ import { rolesUnique } from './0003_roles.ts';
 import { domainsStacks } from './0004_domains_stacks.ts';
 import { quotas } from './0006_quotas.ts';
 import { isolationSegments } from './0007_isolation_segments.ts';
+import { listIndexes } from './0008_list_indexes.ts';
 import { apps } from './0010_apps.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
@@ -13,5 +14,6 @@ export const migrations: Record<string, KilnMigration> = {
   '0004_domains_stacks': domainsStacks,
   '0006_quotas': quotas,
   '0007_isolation_segments': isolationSegments,
+  '0008_list_indexes': listIndexes,
   '0010_apps': apps,
 };

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { KilnError } from '../domain/errors.ts';
@@ -299,8 +299,24 @@ export class IdentityService {
 
   // ---- verification -------------------------------------------------------------------------------------
 
+  /**
+   * Verified tokens, until they expire: an RS256 verification costs ~0.5 ms and a trip through the crypto
+   * thread pool, paid on every API request otherwise. A token's claims cannot change, so caching is safe.
+   */
+  private readonly verified = new Map<string, { principal: Principal; exp: number }>();
+
   /** Turns a bearer token into a caller: Kiln's own tokens by key id, otherwise the external issuer's. */
   async verifyAccessToken(token: string): Promise<Principal> {
+    const hit = this.verified.get(token);
+    if (hit && hit.exp > Date.now() / 1000) return hit.principal;
+    const principal = await this.verifyUncached(token);
+    if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);
+    const exp = decodeJwt(token).exp;
+    if (typeof exp === 'number') this.verified.set(token, { principal, exp });
+    return principal;
+  }
+
+  private async verifyUncached(token: string): Promise<Principal> {
     let kid: string | undefined;
     try {
       kid = decodeProtectedHeader(token).kid;

@@ -6,6 +6,7 @@ import { quotas } from './0006_quotas.ts';
 import { isolationSegments } from './0007_isolation_segments.ts';
 import { listIndexes } from './0008_list_indexes.ts';
 import { apps } from './0010_apps.ts';
+import { buildpacks } from './0011_buildpacks.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0007_isolation_segments': isolationSegments,
   '0008_list_indexes': listIndexes,
   '0010_apps': apps,
+  '0011_buildpacks': buildpacks,
 };

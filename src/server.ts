@@ -23,6 +23,7 @@ import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
+import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { JobHandlers } from './services/jobs.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
@@ -92,7 +93,13 @@ export async function buildKiln(
   registerJobHandlers(jobs, store);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
   controllers.register(jobController(store, jobs));
-  controllers.register(buildController(store, bits, logs, config));
+  controllers.register(
+    buildController(store, bits, logs, config, {
+      resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
+      detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
+    }),
+  );
+  await sweepBuildpackBits(store.db, bits);
   controllers.register(blobCollector(store, bits));
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(

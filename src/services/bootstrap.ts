@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
 import { newGuid, type Store } from '../store/store.ts';
+import { seedBuiltinBuildpacks } from './buildpacks.ts';
 
 export const DEFAULT_STACK = 'cflinuxfs4';
 
@@ -85,4 +86,5 @@ export async function seedPlatform(store: Store, config: Config): Promise<void> 
         .execute();
     }
   });
+  await seedBuiltinBuildpacks(store);
 }

@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.ts';
 import { registerAppJobs } from './apps.ts';
+import { registerBuildpackJobs } from './buildpacks.ts';
 import { registerDomainJobs } from './domains.ts';
 import { registerDropletJobs } from './droplets.ts';
 import type { JobHandlers } from './jobs.ts';
@@ -29,4 +30,5 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerPackageJobs(handlers, store);
   registerDropletJobs(handlers, store);
   registerManifestJobs(handlers, store);
+  registerBuildpackJobs(handlers, store);
 }

@@ -367,6 +367,26 @@ export interface RouteSharesTable {
   space_guid: string;
 }
 
+/** Admin buildpacks (migration 0011). */
+export interface BuildpacksTable extends ResourceColumns {
+  name: string;
+  stack: string | null;
+  /** 1-based, dense per lifecycle; auto-detection tries buildpacks in this order. */
+  position: number;
+  enabled: Defaulted<Flag>;
+  locked: Defaulted<Flag>;
+  /** AWAITING_UPLOAD or READY. */
+  state: Defaulted<string>;
+  filename: string | null;
+  blob_key: string | null;
+  /** SHA-256 of the uploaded zip. */
+  checksum: string | null;
+  /** `buildpack` or `cnb`. */
+  lifecycle: Defaulted<string>;
+  /** Name of a buildpack shipped with Kiln (src/staging/buildpacks), used while no bits were uploaded. */
+  builtin: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -399,6 +419,7 @@ export interface Database {
   routes: RoutesTable;
   route_destinations: RouteDestinationsTable;
   route_shares: RouteSharesTable;
+  buildpacks: BuildpacksTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

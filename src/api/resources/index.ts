@@ -1,6 +1,7 @@
 import type { Api, AppDeps } from '../context.ts';
 import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
+import { registerBuildpacks } from './buildpacks.ts';
 import { registerBuilds } from './builds.ts';
 import { registerDomains } from './domains.ts';
 import { registerDroplets } from './droplets.ts';
@@ -48,6 +49,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerDroplets,
   registerResourceMatches,
   registerManifests,
+  registerBuildpacks,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

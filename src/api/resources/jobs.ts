@@ -23,6 +23,7 @@ const RESOURCE_TABLES: Record<string, keyof Database> = {
   package: 'packages',
   droplet: 'droplets',
   build: 'builds',
+  buildpack: 'buildpacks',
 };
 
 const plural = (type: string) => (type.endsWith('s') ? type : `${type}s`);

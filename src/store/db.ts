@@ -28,7 +28,32 @@ export function openDatabase(database: Config['database']): DbHandle {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: 'sqlite' };
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }), dialect: 'sqlite' };
+}
+
+/**
+ * kysely prepares every statement anew; preparing costs as much as running a small query. Kiln issues the same
+ * few hundred SQL texts over and over, so prepared statements are kept (bounded, oldest dropped first). Reusing a
+ * statement is safe: kysely runs one query at a time on its single SQLite connection, and SQLite re-prepares a
+ * statement by itself when the schema changes.
+ */
+function withStatementCache(db: SQLite.Database, max = 1000): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>();
+  const prepare = (source: string): SQLite.Statement => {
+    let stmt = cache.get(source);
+    if (stmt) return stmt;
+    stmt = db.prepare(source);
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(source, stmt);
+    return stmt;
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'prepare') return prepare;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /** Brings the schema up to date; safe to run on every start. */

@@ -100,7 +100,7 @@ describe('creating apps', () => {
       health_check: { type: 'port', data: { timeout: null, invocation_timeout: null, interval: null } },
       readiness_health_check: { type: 'process' },
     });
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select(['type', 'space_guid', 'organization_guid']).where('target_guid', '=', a.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select(['type', 'space_guid', 'organization_guid']).where('target_guid', '=', a.guid).orderBy('id').execute();
     expect(audit).toEqual([{ type: 'audit.app.create', space_guid: space.guid, organization_guid: org.guid }]);
   });
 
@@ -401,7 +401,7 @@ describe('environment', () => {
     expect(off.status).toBe(403);
     expect(off.body.errors[0].title).toBe('CF-FeatureDisabled');
     await t.admin.patch('/v3/feature_flags/space_developer_env_var_visibility', { enabled: true });
-    const shows = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', a.guid).where('type', '=', 'audit.app.environment.show').execute();
+    const shows = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', a.guid).where('type', '=', 'audit.app.environment.show').orderBy('id').execute();
     expect(shows.length).toBeGreaterThanOrEqual(3);
   });
 });

@@ -143,7 +143,7 @@ describe('buildpacks', () => {
     // cnb buildpacks have their own positions.
     const cnb = await create({ name: 'pos_cnb', lifecycle: 'cnb' });
     expect(cnb).toMatchObject({ lifecycle: 'cnb', position: 1 });
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', b.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', b.guid).orderBy('id').execute();
     expect(audit.map((e) => e.type)).toEqual(['audit.buildpack.create']);
   });
 

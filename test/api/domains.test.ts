@@ -70,7 +70,7 @@ describe('shared domains', () => {
     const got = await t.admin.get(`/v3/domains/${d.guid}`);
     expect(got.status).toBe(200);
     expect(got.body).toEqual(d);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', d.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', d.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toEqual(['audit.domain.create']);
     expect(audit[0]).toMatchObject({ target_type: 'domain', target_name: 'shared-a.test', organization_guid: null });
 
@@ -185,7 +185,7 @@ describe('private domains', () => {
       organization: { href: `http://kiln.test/v3/organizations/${o.guid}` },
       shared_organizations: { href: `http://kiln.test/v3/domains/${d.guid}/relationships/shared_organizations` },
     });
-    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', d.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', d.guid).orderBy('id').execute();
     expect(audit[0]).toMatchObject({ type: 'audit.domain.create', organization_guid: o.guid, actor_guid: manager.userGuid });
   });
 
@@ -443,7 +443,7 @@ describe('updating domains', () => {
     expect(res.status).toBe(200);
     expect(res.body.metadata).toEqual({ labels: { b: '2', c: '3' }, annotations: { n: 'x' } });
     expect(res.body.name).toBe('upd.test');
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toEqual(['audit.domain.create', 'audit.domain.update']);
 
     const auditor = await t.user('upd-auditor');
@@ -502,7 +502,7 @@ describe('sharing domains', () => {
     expect(again.body).toEqual({ data: [{ guid: a.guid }, { guid: b.guid }] });
     const got = await manager.get(`/v3/domains/${d.guid}`);
     expect(got.body.relationships.shared_organizations.data).toEqual([{ guid: a.guid }, { guid: b.guid }]);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).orderBy('id').execute();
     expect(audit.map((x) => x.type)).toEqual(['audit.domain.create', 'audit.domain.share', 'audit.domain.share']);
   });
 
@@ -579,7 +579,7 @@ describe('deleting domains', () => {
     expect((await t.admin.get(`/v3/domains/${d.guid}`)).status).toBe(404);
     const labels = await t.kiln.store.db.selectFrom('labels').select('id').where('resource_guid', '=', d.guid).execute();
     expect(labels).toEqual([]);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', d.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toContain('audit.domain.delete-request');
   });
 

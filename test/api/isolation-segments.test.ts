@@ -488,7 +488,7 @@ describe("a space's isolation segment", () => {
     await t.grant(dev, 'organization_user', { org: o.guid });
     await t.grant(dev, 'space_developer', { space: sp.guid });
     expect((await dev.get(`/v3/spaces/${sp.guid}/relationships/isolation_segment`)).body.data).toEqual({ guid: s.guid });
-    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', sp.guid).where('type', '=', 'audit.space.update').execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', sp.guid).where('type', '=', 'audit.space.update').orderBy('id').execute();
     expect(audit.length).toBeGreaterThan(0);
 
     const cleared = await manager.patch(`/v3/spaces/${sp.guid}/relationships/isolation_segment`, { data: null });

@@ -149,7 +149,7 @@ describe('updating and scaling processes', () => {
     const back = await dev.patch(`/v3/apps/${app.guid}/processes/web`, { command: null, health_check: { type: 'port' } });
     expect(back.body.command).toBe('node server.js');
     expect(back.body.health_check).toEqual({ type: 'port', data: { timeout: 60, invocation_timeout: 2, interval: 5 } });
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', app.guid).where('type', '=', 'audit.app.process.update').execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', app.guid).where('type', '=', 'audit.app.process.update').orderBy('id').execute();
     expect(audit).toHaveLength(2);
   });
 

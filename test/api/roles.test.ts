@@ -337,7 +337,7 @@ describe('roles', () => {
     expect((await t.awaitJob(leave.headers.get('location'))).state).toBe('COMPLETE');
     expect((await t.admin.get(`/v3/roles?user_guids=${u.userGuid}`)).body.pagination.total_results).toBe(0);
 
-    const events = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', u.userGuid!).execute();
+    const events = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', u.userGuid!).orderBy('id').execute();
     expect(events.map((e) => e.type)).toEqual(
       expect.arrayContaining(['audit.user.space_developer_add', 'audit.user.space_developer_remove', 'audit.user.organization_user_remove']),
     );

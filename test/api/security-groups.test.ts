@@ -38,7 +38,7 @@ describe('creating security groups', () => {
       links: { self: { href: `${BASE}/v3/security_groups/${g.guid}` } },
     });
     expect(g.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toEqual(['audit.security_group.create']);
   });
 
@@ -230,7 +230,7 @@ describe('updating security groups', () => {
     expect(res.body).toMatchObject({ name: 'upd-group-2', rules: [TCP], globally_enabled: { running: true, staging: false } });
     const rules = await t.admin.patch(`/v3/security_groups/${g.guid}`, { rules: [ICMP] });
     expect(rules.body.rules).toEqual([ICMP]);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toEqual(['audit.security_group.create', 'audit.security_group.update', 'audit.security_group.update']);
   });
 
@@ -311,7 +311,7 @@ describe('binding security groups to spaces', () => {
       expect(detail(await t.admin.delete(`${url}/${noSpace}`))).toBe(
         `Unable to unbind security group from space with guid '${noSpace}'. Ensure the space is bound to this security group.`,
       );
-      const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).execute();
+      const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', g.guid).orderBy('id').execute();
       expect(audit.map((a) => a.type)).toContain(`audit.security_group.bind_${lifecycle}_spaces`);
       expect(audit.map((a) => a.type)).toContain(`audit.security_group.unbind_${lifecycle}_spaces`);
     });

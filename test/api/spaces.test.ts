@@ -38,7 +38,7 @@ describe('creating spaces', () => {
       apply_manifest: { href: `http://kiln.test/v3/spaces/${s.guid}/actions/apply_manifest`, method: 'POST' },
     });
     expect(await countRows('roles')).toBe(rolesBefore);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', s.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').selectAll().where('target_guid', '=', s.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toEqual(['audit.space.create']);
     expect(audit[0]).toMatchObject({ space_guid: s.guid, organization_guid: o.guid });
   });
@@ -307,7 +307,7 @@ describe('updating spaces', () => {
     expect(res.body.name).toBe('after');
     expect(res.body.metadata).toEqual({ labels: { env: 'production' }, annotations: { v: '0.1', month: 'nov' } });
     expect((await t.admin.get(`/v3/spaces/${s.guid}`)).body.name).toBe('after');
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', s.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', s.guid).orderBy('id').execute();
     expect(audit.map((x) => x.type)).toContain('audit.space.update');
   });
 
@@ -562,7 +562,7 @@ describe('deleting spaces', () => {
     // The space was marked deleting in the request, then removed by the job.
     const feed = await t.kiln.store.db.selectFrom('changes').select('op').where('kind', '=', 'spaces').where('guid', '=', s.guid).orderBy('revision').execute();
     expect(feed.map((f) => f.op)).toEqual(['create', 'update', 'delete']);
-    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', s.guid).execute();
+    const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', s.guid).orderBy('id').execute();
     expect(audit.map((a) => a.type)).toContain('audit.space.delete-request');
   });
 

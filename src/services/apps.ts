@@ -21,7 +21,7 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { defaultsForType, PROCESS_DEFAULTS, WEB } from '../domain/processes.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -66,15 +66,7 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (params.filters.stacks) q = q.where('apps.lifecycle_stack', 'in', params.filters.stacks);
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
-  return listPage(q, {
-    table: 'apps',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('apps', params));
 }
 
 /** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */

@@ -26,7 +26,7 @@ import type { BuildpackSource } from '../staging/buildpack-runner.ts';
 import { BUILTIN_BUILDPACKS, builtinBuildpack } from '../staging/builtin-buildpacks.ts';
 import { extractZip } from '../staging/zip.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -66,15 +66,7 @@ export async function listBuildpacks(ctx: Ctx, params: ListParams): Promise<Page
   }
   // Upstream's default order: lifecycle, then position (listPage appends the id tie-break).
   if (!params.orderBy) q = q.orderBy('buildpacks.lifecycle').orderBy('buildpacks.position');
-  return listPage(q, {
-    table: 'buildpacks',
-    page: params.page,
-    perPage: params.perPage,
-    guids: f.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('buildpacks', params));
 }
 
 export async function getBuildpack(ctx: Ctx, guid: string): Promise<Buildpack> {

@@ -5,7 +5,7 @@ import { badRequest, KilnError, notAuthorized, notFound, unprocessable } from '.
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { SCOPES } from '../domain/principal.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
@@ -33,15 +33,7 @@ export async function listBuilds(ctx: Ctx, params: ListParams, opts: { appGuid?:
   if (f.states) q = q.where('builds.state', 'in', f.states);
   if (f.app_guids) q = q.where('builds.app_guid', 'in', f.app_guids);
   if (f.package_guids) q = q.where('builds.package_guid', 'in', f.package_guids);
-  return listPage(q, {
-    table: 'builds',
-    page: params.page,
-    perPage: params.perPage,
-    guids: f.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('builds', params));
 }
 
 const isBuildStateUpdater = (ctx: Ctx) => ctx.principal.scopes.has(SCOPES.updateBuildState);

@@ -5,7 +5,7 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { ORG_ROLE_TYPES, SPACE_ROLE_TYPES, type RoleType } from '../domain/roles.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -130,15 +130,7 @@ async function listWithin(ctx: Ctx, params: ListParams, orgs: OrgSet): Promise<P
     .where((eb) => domainVisible(eb, orgs));
   if (params.filters.names) q = q.where('domains.name', 'in', params.filters.names);
   if (params.filters.organization_guids) q = q.where('domains.owning_organization_guid', 'in', params.filters.organization_guids);
-  return listPage(q, {
-    table: 'domains',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('domains', params));
 }
 
 export async function listDomains(ctx: Ctx, params: ListParams): Promise<Page<Row<'domains'>>> {

@@ -6,7 +6,7 @@ import { badQuery, KilnError, notAuthorized, notFound, unprocessable } from '../
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { extractDroplet } from '../staging/droplet.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -58,15 +58,7 @@ export async function listDroplets(
   if (f.app_guids) q = q.where('droplets.app_guid', 'in', f.app_guids);
   if (f.space_guids) q = q.where('apps.space_guid', 'in', f.space_guids);
   if (f.organization_guids) q = q.where('spaces.organization_guid', 'in', f.organization_guids);
-  return listPage(q, {
-    table: 'droplets',
-    page: params.page,
-    perPage: params.perPage,
-    guids: f.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('droplets', params));
 }
 
 /** A droplet the caller can read, else 404 `Droplet not found` (the cf CLI matches that detail). */

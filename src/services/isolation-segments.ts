@@ -11,7 +11,7 @@ import {
 import type { ListParams } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
@@ -63,15 +63,7 @@ export async function listIsolationSegments(ctx: Ctx, params: ListParams): Promi
         .where('organization_guid', 'in', orgGuids.length ? orgGuids : ['']),
     );
   }
-  return listPage(q, {
-    table: 'isolation_segments',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('isolation_segments', params));
 }
 
 export async function getIsolationSegment(ctx: Ctx, guid: string): Promise<Row<'isolation_segments'>> {

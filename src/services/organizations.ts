@@ -2,7 +2,7 @@ import { KilnError, notAuthorized, unprocessable } from '../domain/errors.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import type { CreateOrganization, UpdateOrganization } from '../domain/organizations.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Kysely } from 'kysely';
 import type { Database, Row } from '../store/schema.ts';
@@ -40,15 +40,7 @@ export async function listOrganizations(ctx: Ctx, params: ListParams, opts: OrgL
         .where('isolation_segment_guid', '=', opts.isolationSegmentGuid!),
     );
   }
-  return listPage(q, {
-    table: 'organizations',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('organizations', params));
 }
 
 export const getOrganization = (ctx: Ctx, guid: string) => findVisibleOrg(ctx.access, ctx.store.db, guid);

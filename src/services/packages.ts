@@ -7,7 +7,7 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { UPLOAD_NEEDS_CONTENT, type CopyPackage, type CreatePackage, type UpdatePackage } from '../domain/packages.ts';
 import { buildPackage } from '../staging/package.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -46,15 +46,7 @@ export async function listPackages(ctx: Ctx, params: ListParams, opts: { appGuid
   if (f.app_guids) q = q.where('packages.app_guid', 'in', f.app_guids);
   if (f.space_guids) q = q.where('apps.space_guid', 'in', f.space_guids);
   if (f.organization_guids) q = q.where('spaces.organization_guid', 'in', f.organization_guids);
-  return listPage(q, {
-    table: 'packages',
-    page: params.page,
-    perPage: params.perPage,
-    guids: f.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('packages', params));
 }
 
 /** A package the caller can read (a reader of its app's space), else 404 `Package not found`. */

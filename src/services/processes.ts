@@ -3,7 +3,7 @@ import { notFound } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import type { ScaleProcess, UpdateProcess } from '../domain/processes.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { findVisibleApp, requireAppManager, type AppScope } from './apps.ts';
@@ -83,15 +83,7 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
   if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
   if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
-  return listPage(q, {
-    table: 'processes',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('processes', params));
 }
 
 /** The apps of some processes (for detected commands and docker users), keyed by guid. */

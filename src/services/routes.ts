@@ -19,7 +19,7 @@ import {
   type UpdateRoute,
 } from '../domain/routes.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -203,15 +203,7 @@ export async function listRoutes(ctx: Ctx, params: ListParams, appGuid?: string)
   }
   // Kiln has no route services yet, so no route is bound to a service instance.
   if (f.service_instance_guids) q = q.where(sql<SqlBool>`1 = 0`);
-  return listPage(q, {
-    table: 'routes',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('routes', params));
 }
 
 /** `GET /v3/apps/:guid/routes`: the app must be readable (space readers, org managers, global readers). */

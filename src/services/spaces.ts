@@ -11,7 +11,7 @@ import {
   type UpdateSpaceFeature,
 } from '../domain/spaces.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
@@ -38,15 +38,7 @@ export async function listSpaces(ctx: Ctx, params: ListParams): Promise<Page<Row
     .where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid'));
   if (params.filters.names) q = q.where('spaces.name', 'in', params.filters.names);
   if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
-  return listPage(q, {
-    table: 'spaces',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('spaces', params));
 }
 
 export const getSpace = (ctx: Ctx, guid: string) => findVisibleSpace(ctx.access, ctx.store.db, guid);

@@ -12,7 +12,7 @@ import {
   type UpdateStack,
 } from '../domain/stacks.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import { listPage, type Page } from '../store/list-query.ts';
+import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
@@ -55,15 +55,7 @@ export async function listStacks(ctx: Ctx, params: ListParams): Promise<Page<Row
   let q = ctx.store.db.selectFrom('stacks').selectAll('stacks');
   if (params.filters.names) q = q.where('stacks.name', 'in', params.filters.names);
   if (isDefault !== undefined) q = q.where('stacks.is_default', '=', isDefault ? 1 : 0);
-  return listPage(q, {
-    table: 'stacks',
-    page: params.page,
-    perPage: params.perPage,
-    guids: params.filters.guids,
-    timestamps: params.timestamps,
-    labelSelector: params.labelSelector,
-    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
-  });
+  return listPage(q, listOptions('stacks', params));
 }
 
 export async function getStack(ctx: Ctx, guid: string): Promise<Row<'stacks'>> {

@@ -1,5 +1,6 @@
 import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
 import type { Requirement } from '../domain/label-selector.ts';
+import type { ListParams } from '../domain/list-params.ts';
 import type { Database } from './schema.ts';
 
 export interface ListQueryOptions {
@@ -14,6 +15,20 @@ export interface ListQueryOptions {
   labelSelector?: Requirement[];
   /** Sort column (in `table`) and direction; default is insertion order (`id`). */
   orderBy?: { column: string; desc: boolean };
+}
+
+/** The paging, `guids`, timestamp, label and order parts of a parsed CF list request, for `table`. */
+export function listOptions(table: string, params: ListParams, extra: Partial<ListQueryOptions> = {}): ListQueryOptions {
+  return {
+    table,
+    page: params.page,
+    perPage: params.perPage,
+    guids: params.filters.guids,
+    timestamps: params.timestamps,
+    labelSelector: params.labelSelector,
+    orderBy: params.orderBy ? { column: params.orderBy.field, desc: params.orderBy.desc } : undefined,
+    ...extra,
+  };
 }
 
 export interface Page<R> {

@@ -70,6 +70,16 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
 }
 
 /** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */
+/** The app of a resource that belongs to one (package, droplet, build…): an invisible app is that resource's 404. */
+export async function appScopeFor(ctx: Ctx, appGuid: string, resource: string): Promise<AppScope> {
+  try {
+    return await findVisibleApp(ctx, appGuid);
+  } catch (err) {
+    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound(resource);
+    throw err;
+  }
+}
+
 export async function findVisibleApp(ctx: Ctx, guid: string): Promise<AppScope> {
   const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!app) throw notFound('App');

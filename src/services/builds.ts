@@ -9,7 +9,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './apps.ts';
+import { auditApp, appScopeFor, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 import { dropletValues } from './droplets.ts';
 import { requireFeature } from './feature-flags.ts';
@@ -47,12 +47,7 @@ export async function findVisibleBuild(ctx: Ctx, guid: string): Promise<BuildSco
     const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
     return { build, app, space };
   }
-  try {
-    return { build, ...(await findVisibleApp(ctx, build.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Build');
-    throw err;
-  }
+  return { build, ...(await appScopeFor(ctx, build.app_guid, 'Build')) };
 }
 
 const loadBuild = (db: Kysely<Database>, guid: string) => db.selectFrom('builds').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();

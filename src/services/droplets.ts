@@ -10,7 +10,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
+import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
 import { dropletBlobKey, type Bits } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { completedJob, enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
@@ -65,12 +65,7 @@ export async function listDroplets(
 export async function findVisibleDroplet(ctx: Ctx, guid: string): Promise<DropletScope> {
   const droplet = await ctx.store.db.selectFrom('droplets').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!droplet) throw notFound('Droplet');
-  try {
-    return { droplet, ...(await findVisibleApp(ctx, droplet.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Droplet');
-    throw err;
-  }
+  return { droplet, ...(await appScopeFor(ctx, droplet.app_guid, 'Droplet')) };
 }
 
 /** Whether the caller sees process types and execution metadata of droplets in this space. */

@@ -11,7 +11,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
+import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
 import { packageBlobKey, type Bits } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
@@ -53,12 +53,7 @@ export async function listPackages(ctx: Ctx, params: ListParams, opts: { appGuid
 export async function findVisiblePackage(ctx: Ctx, guid: string): Promise<PackageScope> {
   const pkg = await ctx.store.db.selectFrom('packages').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!pkg) throw notFound('Package');
-  try {
-    return { pkg, ...(await findVisibleApp(ctx, pkg.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Package');
-    throw err;
-  }
+  return { pkg, ...(await appScopeFor(ctx, pkg.app_guid, 'Package')) };
 }
 
 const loadPackage = (db: Kysely<Database>, guid: string) => db.selectFrom('packages').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();

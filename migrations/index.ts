@@ -7,6 +7,7 @@ import { isolationSegments } from './0007_isolation_segments.ts';
 import { listIndexes } from './0008_list_indexes.ts';
 import { apps } from './0010_apps.ts';
 import { buildpacks } from './0011_buildpacks.ts';
+import { tasks } from './0012_tasks.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0008_list_indexes': listIndexes,
   '0010_apps': apps,
   '0011_buildpacks': buildpacks,
+  '0012_tasks': tasks,
 };

@@ -12,6 +12,7 @@ import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
+import { TASK_CONTROLLER, taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
@@ -105,9 +106,11 @@ export async function buildKiln(
   controllers.register(
     processController({ store, runtime, droplets, log, cfApi: () => publicUrl, drain: (id) => routing.drain(id) }),
   );
+  controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   runtime.onChange((e) => {
-    // Instance ids are `<process guid>:<version>:<index>`.
+    // Instance ids are `<process guid>:<version>:<index>`; task ids are task guids.
     if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);
+    if (e.kind === 'task') controllers.enqueue(TASK_CONTROLLER, e.id);
   });
   let ready = false;
   if (opts.startControllers !== false) {

@@ -387,6 +387,24 @@ export interface BuildpacksTable extends ResourceColumns {
   builtin: string | null;
 }
 
+/** One-off tasks of apps (migration 0012). */
+export interface TasksTable extends ResourceColumns {
+  app_guid: string;
+  droplet_guid: string;
+  name: string;
+  command: string;
+  /** PENDING, RUNNING, CANCELING, SUCCEEDED or FAILED. */
+  state: Defaulted<string>;
+  /** Per-app counter, 1, 2, … */
+  sequence_id: number;
+  memory_in_mb: number;
+  disk_in_mb: number;
+  log_rate_limit: Defaulted<number>;
+  /** The container user asked for (null: the droplet's default). */
+  run_user: string | null;
+  failure_reason: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -420,6 +438,7 @@ export interface Database {
   route_destinations: RouteDestinationsTable;
   route_shares: RouteSharesTable;
   buildpacks: BuildpacksTable;
+  tasks: TasksTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -22,6 +22,7 @@ import { registerSecurityGroups } from './security-groups.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
 import { registerSpaces } from './spaces.ts';
 import { registerStacks } from './stacks.ts';
+import { registerTasks } from './tasks.ts';
 import { registerUsers } from './users.ts';
 
 /** Every CF resource router, in one list so the API's surface is visible at a glance. */
@@ -50,6 +51,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerResourceMatches,
   registerManifests,
   registerBuildpacks,
+  registerTasks,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

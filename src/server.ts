@@ -16,6 +16,7 @@ import { TASK_CONTROLLER, taskController } from './controllers/task-controller.t
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
+import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
 import { formatAccessLog } from './router/access-log.ts';
@@ -25,6 +26,7 @@ import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
+import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { JobHandlers } from './services/jobs.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
@@ -79,6 +81,10 @@ export async function buildKiln(
       type: line.stream === 'stderr' ? 'ERR' : 'OUT',
       payload: line.text,
     });
+  });
+  store.events.on(AUDIT_EVENT, (e: CommittedAudit) => {
+    const line = apiLogLine(e);
+    if (line) logs.append({ sourceId: e.target.guid, sourceType: 'API', instanceId: '0', type: 'OUT', payload: line });
   });
   const router = new Router({
     onAccess: (entry) => {

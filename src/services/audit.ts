@@ -17,9 +17,19 @@ export interface AuditEntry {
   organizationGuid?: string | null;
 }
 
+/** Emitted on `Store.events` after the recording transaction commits (the API log lines of apps use it). */
+export const AUDIT_EVENT = 'audit';
+export interface CommittedAudit {
+  type: string;
+  actorName: string;
+  target: AuditTarget;
+  data: Record<string, unknown>;
+}
+
 /** Records an audit event in the same transaction as the mutation it describes. */
 export async function recordAudit(tx: WriteTx, e: AuditEntry): Promise<void> {
   const name = e.actor.username ?? e.actor.guid;
+  tx.emitAfterCommit(AUDIT_EVENT, { type: e.type, actorName: name, target: e.target, data: e.data ?? {} } satisfies CommittedAudit);
   await tx.db
     .insertInto('audit_events')
     .values({

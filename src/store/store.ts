@@ -20,6 +20,8 @@ export interface WriteTx {
   /** The transaction's timestamp: every row it touches gets the same one. */
   readonly now: string;
   changed(kind: string, guid: string, op: ChangeOp): void;
+  /** Emits `event` on `Store.events` once the transaction has committed (never if it rolls back). */
+  emitAfterCommit(event: string, payload: unknown): void;
   /**
    * Updates one resource row only if its generation is still `expectedGeneration` (optimistic
    * concurrency) and records the change. Throws a CF 422 when another write got there first.
@@ -74,11 +76,15 @@ export class Store {
   async write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     if (insideWrite.getStore()) throw new Error('store.write() called inside store.write(): pass the WriteTx down instead');
     const pending: Change[] = [];
+    const afterCommit: Array<[string, unknown]> = [];
     const result = await insideWrite.run(true, () => this.base.transaction().execute(async (trx) => {
       const now = nowIso();
       const tx: WriteTx = {
         db: trx,
         now,
+        emitAfterCommit: (event, payload) => {
+          afterCommit.push([event, payload]);
+        },
         changed: (kind, guid, op) => {
           if (!pending.some((c) => c.kind === kind && c.guid === guid && c.op === op)) {
             pending.push({ kind, guid, op });
@@ -107,6 +113,7 @@ export class Store {
       return value;
     }));
     if (pending.length > 0) this.events.emit('changes', pending);
+    for (const [event, payload] of afterCommit) this.events.emit(event, payload);
     return result;
   }
 

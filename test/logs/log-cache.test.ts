@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Hono } from 'hono';
 import { LogStore } from '../../src/logs/log-store.ts';
 import { logCacheRoutes } from '../../src/logs/log-cache-api.ts';
+import { apiLogLine } from '../../src/logs/api-log.ts';
 
 const line = (sourceId: string, payload: string, sourceType = 'APP/PROC/WEB') =>
   ({ sourceId, instanceId: '0', sourceType, type: 'OUT' as const, payload });
@@ -78,5 +79,23 @@ describe('log-cache API', () => {
     expect((await get('/api/v1/read/app-1?envelope_types=GAUGE')).body.envelopes.batch).toEqual([]);
     expect((await get('/api/v1/read/secret')).status).toBe(404);
     expect((await get('/api/v1/read/app-1', 'bearer no')).status).toBe(404);
+  });
+});
+
+describe('API log lines', () => {
+  const ev = (type: string, targetType = 'app', data: Record<string, unknown> = {}) => ({
+    type,
+    actorName: 'admin',
+    target: { type: targetType, guid: 'g-1', name: 'hello' },
+    data,
+  });
+
+  it('describes app changes as Cloud Controller does and ignores other targets', () => {
+    expect(apiLogLine(ev('audit.app.create'))).toBe('Created app with guid g-1');
+    expect(apiLogLine(ev('audit.app.start'))).toBe('Updated app with guid g-1 ({"state":"STARTED"})');
+    expect(apiLogLine(ev('audit.app.process.scale', 'app', { request: { instances: 3 } }))).toBe(
+      'Updated app with guid g-1: process.scale {"instances":3}',
+    );
+    expect(apiLogLine(ev('audit.space.create', 'space'))).toBeUndefined();
   });
 });

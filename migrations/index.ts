@@ -7,6 +7,7 @@ import { isolationSegments } from './0007_isolation_segments.ts';
 import { listIndexes } from './0008_list_indexes.ts';
 import { apps } from './0010_apps.ts';
 import { buildpacks } from './0011_buildpacks.ts';
+import { deployments } from './0013_deployments.ts';
 import { tasks } from './0012_tasks.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
@@ -20,4 +21,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0010_apps': apps,
   '0011_buildpacks': buildpacks,
   '0012_tasks': tasks,
+  '0013_deployments': deployments,
 };

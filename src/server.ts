@@ -7,6 +7,7 @@ import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
 import { blobCollector, buildController } from './controllers/build-controller.ts';
+import { DEPLOYMENT_CONTROLLER, deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
@@ -25,6 +26,7 @@ import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
+import { recordLaunchRevision } from './services/revisions.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
@@ -110,12 +112,22 @@ export async function buildKiln(
   controllers.register(blobCollector(store, bits));
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
-    processController({ store, runtime, droplets, log, cfApi: () => publicUrl, drain: (id) => routing.drain(id) }),
+    processController({
+      store,
+      runtime,
+      droplets,
+      log,
+      cfApi: () => publicUrl,
+      drain: (id) => routing.drain(id),
+      onLaunch: (appGuid) => recordLaunchRevision(store, appGuid),
+    }),
   );
+  controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   runtime.onChange((e) => {
     // Instance ids are `<process guid>:<version>:<index>`; task ids are task guids.
     if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);
+    if (e.kind === 'instance') controllers.enqueue(DEPLOYMENT_CONTROLLER, `instances:${e.id.split(':')[0]!}`);
     if (e.kind === 'task') controllers.enqueue(TASK_CONTROLLER, e.id);
   });
   let ready = false;

@@ -279,6 +279,13 @@ export interface ProcessesTable extends ResourceColumns {
   /** A token that changes whenever running instances must be replaced. */
   version: string;
   observed_generation: Defaulted<number>;
+  /** The revision this process runs (migration 0013); null when revisions are off or before the first. */
+  revision_guid: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The version whose launch settings the next two columns hold (migration 0013). */
+  launched_version: ColumnType<string | null, string | null | undefined, string | null>;
+  launched_droplet_guid: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON object of the user variables that version started with. */
+  launched_environment_variables: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PackagesTable extends ResourceColumns {
@@ -405,6 +412,59 @@ export interface TasksTable extends ResourceColumns {
   failure_reason: string | null;
 }
 
+/** Snapshots of what an app runs (migration 0013). */
+export interface RevisionsTable extends ResourceColumns {
+  app_guid: string;
+  /** 1, 2, … per app. */
+  version: number;
+  droplet_guid: string;
+  /** JSON object of the app's user environment variables at revision time. */
+  environment_variables: Defaulted<string>;
+  /** JSON object: process type → user command (null = detected). */
+  commands: Defaulted<string>;
+  description: string | null;
+}
+
+/** Rolling and canary deployments (migration 0013); see src/controllers/deployment-controller.ts. */
+export interface DeploymentsTable extends ResourceColumns {
+  app_guid: string;
+  /** DEPLOYING, PREPAUSED, PAUSED, CANCELING, DEPLOYED or CANCELED. */
+  state: string;
+  status_value: string;
+  status_reason: string;
+  strategy: string;
+  droplet_guid: string;
+  previous_droplet_guid: string | null;
+  revision_guid: string | null;
+  previous_revision_guid: string | null;
+  process_guid: string;
+  process_type: string;
+  old_version: string | null;
+  new_version: string;
+  original_instances: number;
+  target_instances: number;
+  /** New-version instances the process controller runs now. */
+  new_instances: number;
+  /** Old-version instances the process controller runs now. */
+  old_instances: number;
+  max_in_flight: number;
+  web_instances: number | null;
+  memory_in_mb: number | null;
+  disk_in_mb: number | null;
+  log_rate_limit_in_bytes_per_second: number | null;
+  canary_steps: string | null;
+  /** 1-based current canary step. */
+  canary_step: Defaulted<number>;
+  previous_environment_variables: Defaulted<string>;
+  previous_command: string | null;
+  previous_memory_in_mb: number;
+  previous_disk_in_mb: number;
+  previous_log_rate_limit: number;
+  last_healthy_at: string;
+  last_status_change: string;
+  error: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -439,6 +499,8 @@ export interface Database {
   route_shares: RouteSharesTable;
   buildpacks: BuildpacksTable;
   tasks: TasksTable;
+  revisions: RevisionsTable;
+  deployments: DeploymentsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

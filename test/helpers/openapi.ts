@@ -50,6 +50,15 @@ export const SPEC_ALLOW_LIST: Array<{ instancePath: RegExp; keyword: string; ope
     operation: /\/(users|roles)/,
     why: 'user guids are identity-provider ids (CONVENTIONS.md §2), not necessarily UUIDs',
   },
+  {
+    // Upstream renders `previous_droplet: {"guid": null}` for a deployment of an app that had no current droplet
+    // (CONVENTIONS.md §1: fields of what has not happened are null; §18 lists previous_droplet{guid}); the
+    // Deployment schema types the guid as a string only.
+    instancePath: /^(\/resources\/\d+)?\/previous_droplet\/guid$/,
+    keyword: 'type',
+    operation: /\/v3\/deployments/,
+    why: 'previous_droplet.guid is null when the app had no droplet before the deployment',
+  },
 ];
 
 const compiled = new Map<string, ValidateFunction | null>();

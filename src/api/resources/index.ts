@@ -3,6 +3,7 @@ import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
 import { registerBuildpacks } from './buildpacks.ts';
 import { registerBuilds } from './builds.ts';
+import { registerDeployments } from './deployments.ts';
 import { registerDomains } from './domains.ts';
 import { registerDroplets } from './droplets.ts';
 import { registerEnvironmentVariableGroups } from './environment-variable-groups.ts';
@@ -15,6 +16,7 @@ import { registerOrganizations } from './organizations.ts';
 import { registerPackages } from './packages.ts';
 import { registerProcesses } from './processes.ts';
 import { registerResourceMatches } from './resource-matches.ts';
+import { registerRevisions } from './revisions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -52,6 +54,8 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerManifests,
   registerBuildpacks,
   registerTasks,
+  registerDeployments,
+  registerRevisions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -1,0 +1,223 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, pushClient, until } from '../helpers/push.ts';
+import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+
+/**
+ * Zero-downtime deployments against the real server and local runtime (issue 4): a load loop sends requests
+ * through Kiln's router to a 4-instance app while a rolling deployment replaces it; no request may fail, and
+ * afterwards every response comes from the new version.
+ */
+
+const HOST = 'roller.apps.localhost';
+const HELLO = path.join(FIXTURES, 'hello');
+
+let server: ServerProcess;
+let api: string;
+let token: string;
+let client: ReturnType<typeof pushClient>;
+let appGuid: string;
+
+const call = (method: string, url: string, body?: unknown) => cliCall(method, `${api}${url}`, token, body);
+
+beforeAll(async () => {
+  server = await startServerProcess();
+  api = server.url;
+  token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
+  const org = await call('POST', '/v3/organizations', { name: 'deploy-org' });
+  const space = await call('POST', '/v3/spaces', { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
+  client = pushClient({ api, token, spaceGuid: space.body.guid });
+}, 60_000);
+
+afterAll(() => server?.stop());
+
+interface LoadResult {
+  total: number;
+  failed: number;
+  failures: string[];
+  versions: Map<string, number>;
+}
+
+/**
+ * Sends requests through the router from `workers` loops (new connection each, loopback only) until stopped, or
+ * until the time or count bound is reached.
+ */
+function loadLoop(host: string, workers = 4, bounds = { ms: 180_000, count: 100_000 }) {
+  const result: LoadResult = { total: 0, failed: 0, failures: [], versions: new Map() };
+  let stopped = false;
+  const started = Date.now();
+  const worker = async () => {
+    while (!stopped && Date.now() - started < bounds.ms && result.total < bounds.count) {
+      result.total++;
+      try {
+        const res = await client.viaRouter(host);
+        if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.slice(0, 200)}`);
+        const version = (JSON.parse(res.body) as { version: string }).version;
+        result.versions.set(version, (result.versions.get(version) ?? 0) + 1);
+      } catch (err) {
+        result.failed++;
+        if (result.failures.length < 10) result.failures.push(String(err));
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: workers }, worker));
+  return {
+    result,
+    async stop(): Promise<LoadResult> {
+      stopped = true;
+      await done;
+      return result;
+    },
+  };
+}
+
+/** Polls the deployment as the cf CLI does (more often, to time it) until it is FINALIZED. */
+async function awaitFinalized(guid: string): Promise<{ body: any; ms: number }> {
+  const t0 = Date.now();
+  const body = await until(
+    'deployment FINALIZED',
+    async () => {
+      const d = await call('GET', `/v3/deployments/${guid}`);
+      return d.body.status.value === 'FINALIZED' ? d.body : undefined;
+    },
+    120_000,
+    50,
+  );
+  return { body, ms: Date.now() - t0 };
+}
+
+/** After a rollout: 4 instances RUNNING, and responses only from `version` (old ones drained and gone). */
+async function onlyNewVersion(version: string): Promise<void> {
+  await until('4 instances RUNNING', async () => {
+    const s = await client.stats(appGuid);
+    return s.length === 4 && s.every((i) => i.state === 'RUNNING') ? true : undefined;
+  });
+  await until(`only ${version} answers`, async () => {
+    for (let i = 0; i < 20; i++) {
+      const r = await client.viaRouter(HOST);
+      if (r.status !== 200 || (JSON.parse(r.body) as { version: string }).version !== version) return undefined;
+    }
+    return true;
+  });
+  const seen = new Set<string>();
+  for (let i = 0; i < 100; i++) seen.add((JSON.parse((await client.viaRouter(HOST)).body) as { version: string }).version);
+  expect([...seen]).toEqual([version]);
+}
+
+async function deployUnderLoad(body: Record<string, unknown>, newVersion: string) {
+  const load = loadLoop(HOST);
+  // Let the loop reach steady state on the old version first.
+  await until('load on the old version', async () => (load.result.total > 50 ? true : undefined));
+  const t0 = Date.now();
+  const created = await call('POST', '/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, strategy: 'rolling', ...body });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const { body: final } = await awaitFinalized(created.body.guid);
+  const ms = Date.now() - t0;
+  expect(final.status.reason).toBe('DEPLOYED');
+  await onlyNewVersion(newVersion);
+  const result = await load.stop();
+  return { ms, result, deployment: final };
+}
+
+describe('rolling deployments under load', () => {
+  it('pushes a 4-instance app', async () => {
+    appGuid = await client.push('roller', HELLO, '  instances: 4\n  env:\n    HELLO_VERSION: v1\n');
+    await until('4 RUNNING', async () => ((await client.stats(appGuid)).filter((i) => i.state === 'RUNNING').length === 4 ? true : undefined));
+    expect(JSON.parse((await client.viaRouter(HOST)).body).version).toBe('v1');
+  }, 120_000);
+
+  it('replaces a new droplet and environment with max_in_flight 1 without failing a request', async () => {
+    const env = await call('PATCH', `/v3/apps/${appGuid}/environment_variables`, { var: { HELLO_VERSION: 'v2' } });
+    expect(env.status).toBe(200);
+    const droplet = await client.stage(appGuid, HELLO);
+    const { ms, result, deployment } = await deployUnderLoad(
+      {
+        droplet: { guid: droplet },
+        options: { max_in_flight: 1, web_instances: null, memory_in_mb: null, disk_in_mb: null, log_rate_limit_in_bytes_per_second: null },
+      },
+      'v2',
+    );
+    console.log(`rolling deployment, 4 instances, max_in_flight 1: ${ms} ms; ${result.total} requests, ${result.failed} failed; versions ${JSON.stringify([...result.versions])}`);
+    expect(result.failures).toEqual([]);
+    expect(result.failed).toBe(0);
+    expect(result.versions.get('v1')).toBeGreaterThan(0);
+    expect(result.versions.get('v2')).toBeGreaterThan(0);
+    expect(deployment.droplet.guid).toBe(droplet);
+  }, 240_000);
+
+  it('restarts with --strategy rolling and max_in_flight 4 without failing a request', async () => {
+    expect((await call('PATCH', `/v3/apps/${appGuid}/environment_variables`, { var: { HELLO_VERSION: 'v3' } })).status).toBe(200);
+    const { ms, result } = await deployUnderLoad(
+      { options: { max_in_flight: 4, web_instances: null, memory_in_mb: null, disk_in_mb: null, log_rate_limit_in_bytes_per_second: null } },
+      'v3',
+    );
+    console.log(`rolling deployment, 4 instances, max_in_flight 4: ${ms} ms; ${result.total} requests, ${result.failed} failed; versions ${JSON.stringify([...result.versions])}`);
+    expect(result.failures).toEqual([]);
+    expect(result.failed).toBe(0);
+    expect(result.versions.get('v3')).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('pauses a canary, cancels it back to the old version, then continues another to the end, without failing a request', async () => {
+    const load = loadLoop(HOST);
+    expect((await call('PATCH', `/v3/apps/${appGuid}/environment_variables`, { var: { HELLO_VERSION: 'canary' } })).status).toBe(200);
+    const canary = { strategy: 'canary', options: { canary: { steps: [{ instance_weight: 25 }] } } };
+    const first = await call('POST', '/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, ...canary });
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const paused = await until('PAUSED', async () => {
+      const d = await call('GET', `/v3/deployments/${first.body.guid}`);
+      return d.body.status.reason === 'PAUSED' ? d.body : undefined;
+    }, 60_000, 50);
+    expect(paused.links.continue).toBeDefined();
+    await until('canary answers', async () => (JSON.parse((await client.viaRouter(HOST)).body).version === 'canary' ? true : undefined));
+    expect((await call('POST', `/v3/deployments/${first.body.guid}/actions/cancel`)).status).toBe(200);
+    const canceled = await awaitFinalized(first.body.guid);
+    expect(canceled.body.status.reason).toBe('CANCELED');
+    await onlyNewVersion('v3');
+
+    const second = await call('POST', '/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, ...canary });
+    await until('PAUSED again', async () => ((await call('GET', `/v3/deployments/${second.body.guid}`)).body.status.reason === 'PAUSED' ? true : undefined), 60_000, 50);
+    expect((await call('POST', `/v3/deployments/${second.body.guid}/actions/continue`)).status).toBe(200);
+    expect((await awaitFinalized(second.body.guid)).body.status.reason).toBe('DEPLOYED');
+    await onlyNewVersion('canary');
+    const result = await load.stop();
+    console.log(`canary cancel + canary continue: ${result.total} requests, ${result.failed} failed; versions ${JSON.stringify([...result.versions])}`);
+    expect(result.failures).toEqual([]);
+  }, 240_000);
+
+  it('finishes a rolling deployment after Kiln is killed mid-way, with no leftover processes', async () => {
+    expect((await call('PATCH', `/v3/apps/${appGuid}/environment_variables`, { var: { HELLO_VERSION: 'v4' } })).status).toBe(200);
+    const created = await call('POST', '/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, strategy: 'rolling' });
+    expect(created.status).toBe(201);
+    // Kill once the rollout is under way: some v4 instance serves, some old ones still run.
+    await until('rollout under way', async () => (JSON.parse((await client.viaRouter(HOST)).body).version === 'v4' ? true : undefined), 60_000, 20);
+    const { dataDir, adminPassword } = server;
+    await server.stop({ keepData: true, signal: 'SIGKILL' });
+    server = await startServerProcess({ dataDir });
+    api = server.url;
+    token = (await cliLogin(api, 'admin', adminPassword)).access_token;
+    const spaceGuid = (await call('GET', `/v3/apps/${appGuid}`)).body.relationships.space.data.guid as string;
+    client = pushClient({ api, token, spaceGuid });
+    const { body: final } = await awaitFinalized(created.body.guid);
+    expect(final.status.reason).toBe('DEPLOYED');
+    await onlyNewVersion('v4');
+    const procs = instancesUnder(dataDir);
+    expect(procs.length, procs.join('\n')).toBe(4);
+  }, 240_000);
+});
+
+/** App instances (`node server.js`, without their `sh -c` wrappers) running from Kiln's data dir, per the process table. */
+function instancesUnder(dataDir: string): string[] {
+  const found: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      const ppid = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+      if (cwd.startsWith(fs.realpathSync(dataDir)) && cmd.startsWith('node server.js')) found.push(`${pid} (parent ${ppid}) ${cwd}: ${cmd}`);
+    } catch {
+      // The process exited while we looked, or is not ours to read.
+    }
+  }
+  return found;
+}

@@ -25,38 +25,6 @@ async function createApp(name: string, spaceGuid = space.guid, extra: Record<str
   return res.body;
 }
 
-/** Droplets come from staging (another capability); tests write the row the build controller would. */
-async function insertDroplet(appGuid: string, processTypes: Record<string, string>, state = 'STAGED'): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('droplets')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: appGuid,
-        package_guid: null,
-        build_guid: null,
-        state,
-        error: null,
-        process_types: JSON.stringify(processTypes),
-        execution_metadata: '',
-        buildpacks: JSON.stringify([{ name: 'nodejs_buildpack', detect_output: 'nodejs', buildpack_name: 'nodejs', version: '1.0.0' }]),
-        stack: 'cflinuxfs4',
-        image: null,
-        checksum_sha256: 'a'.repeat(64),
-        checksum_sha1: null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_droplet_guid: null,
-      })
-      .execute();
-  });
-  return guid;
-}
-
 async function count(table: 'apps' | 'processes' | 'audit_events' | 'droplets' | 'route_destinations', where?: [string, string]) {
   let q = t.kiln.store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n'));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test-only dynamic column filter
@@ -275,7 +243,7 @@ describe('droplets, start, stop and restart', () => {
   it('assigns a droplet, creates its process types, then starts, restarts and stops', async () => {
     const dev = await userWith('space_developer');
     const a = await createApp('runs', space.guid, {}, dev);
-    const droplet = await insertDroplet(a.guid, { web: 'node server.js', worker: 'node worker.js' });
+    const droplet = await t.droplet(a.guid, { web: 'node server.js', worker: 'node worker.js' });
     const set = await dev.patch(`/v3/apps/${a.guid}/relationships/current_droplet`, { data: { guid: droplet } });
     expect(set.status).toBe(200);
     expect(set.body).toEqual({
@@ -322,8 +290,8 @@ describe('droplets, start, stop and restart', () => {
   it('refuses to clear the droplet or use a foreign or unstaged one', async () => {
     const a = await createApp('droplet-errors');
     const b = await createApp('droplet-owner');
-    const foreign = await insertDroplet(b.guid, { web: 'x' });
-    const staging = await insertDroplet(a.guid, { web: 'x' }, 'AWAITING_UPLOAD');
+    const foreign = await t.droplet(b.guid, { web: 'x' });
+    const staging = await t.droplet(a.guid, { web: 'x' }, 'AWAITING_UPLOAD');
     for (const [payload, detail] of [
       [{ data: null }, 'Current droplet cannot be removed. Replace it with a preferred droplet.'],
       [{ data: { guid: foreign } }, 'Unable to assign current droplet. Ensure the droplet exists and belongs to this app.'],
@@ -335,7 +303,7 @@ describe('droplets, start, stop and restart', () => {
       expect(res.body.errors[0].detail).toBe(detail);
     }
     const supporter = await userWith('space_supporter');
-    const own = await insertDroplet(a.guid, { web: 'x' });
+    const own = await t.droplet(a.guid, { web: 'x' });
     expect((await supporter.patch(`/v3/apps/${a.guid}/relationships/current_droplet`, { data: { guid: own } })).status).toBe(200);
     const auditor = await userWith('space_auditor');
     expect((await auditor.patch(`/v3/apps/${a.guid}/relationships/current_droplet`, { data: { guid: own } })).status).toBe(403);
@@ -451,7 +419,7 @@ describe('deleting apps and clearing caches', () => {
 
   it('deletes an app with its processes, droplets and route mappings through a job', async () => {
     const a = await createApp('doomed');
-    const droplet = await insertDroplet(a.guid, { web: 'x', worker: 'y' });
+    const droplet = await t.droplet(a.guid, { web: 'x', worker: 'y' });
     await t.admin.patch(`/v3/apps/${a.guid}/relationships/current_droplet`, { data: { guid: droplet } });
     await t.kiln.store.write(async (tx) => {
       await tx.db

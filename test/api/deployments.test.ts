@@ -40,40 +40,10 @@ async function createApp(name: string) {
   return res.body;
 }
 
-/** Droplets come from staging; tests write the row the build controller would (no bits: nothing runs). */
-async function insertDroplet(appGuid: string, processTypes: Record<string, string> = { web: 'node server.js' }): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('droplets')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: appGuid,
-        package_guid: null,
-        build_guid: null,
-        state: 'STAGED',
-        error: null,
-        process_types: JSON.stringify(processTypes),
-        stack: 'cflinuxfs4',
-        image: null,
-        checksum_sha256: null,
-        checksum_sha1: null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_droplet_guid: null,
-      })
-      .execute();
-  });
-  return guid;
-}
-
 /** A started app with a current droplet and `instances` web instances. */
 async function startedApp(name: string, instances = 2) {
   const app = await createApp(name);
-  const droplet = await insertDroplet(app.guid);
+  const droplet = await t.droplet(app.guid);
   expect((await t.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
   expect((await t.admin.post(`/v3/apps/${app.guid}/processes/web/actions/scale`, { instances })).status).toBe(202);
   expect((await t.admin.post(`/v3/apps/${app.guid}/actions/start`)).status).toBe(200);
@@ -94,7 +64,7 @@ async function setState(guid: string, state: string, value: string, reason: stri
 describe('creating deployments', () => {
   it('rolls a started app to a new droplet (the cf push --strategy rolling request)', async () => {
     const { app, droplet: first } = await startedApp('rolling', 2);
-    const second = await insertDroplet(app.guid);
+    const second = await t.droplet(app.guid);
     const res = await deploy(dev, app.guid, {
       droplet: { guid: second },
       strategy: 'rolling',
@@ -142,7 +112,7 @@ describe('creating deployments', () => {
 
   it('starts a stopped app in place and is born DEPLOYED', async () => {
     const app = await createApp('stopped');
-    const droplet = await insertDroplet(app.guid);
+    const droplet = await t.droplet(app.guid);
     const res = await deploy(supporter, app.guid, { droplet: { guid: droplet } });
     expect(res.status, res.text).toBe(201);
     expect(res.body.status).toMatchObject({ value: 'FINALIZED', reason: 'DEPLOYED' });
@@ -165,7 +135,7 @@ describe('creating deployments', () => {
   it('supersedes an active deployment of the same app', async () => {
     const { app } = await startedApp('supersede', 2);
     const first = await deploy(dev, app.guid);
-    const second = await deploy(dev, app.guid, { droplet: { guid: await insertDroplet(app.guid) } });
+    const second = await deploy(dev, app.guid, { droplet: { guid: await t.droplet(app.guid) } });
     expect(second.status).toBe(201);
     const old = await dev.get(`/v3/deployments/${first.body.guid}`);
     expect(old.body.status).toMatchObject({ value: 'FINALIZED', reason: 'SUPERSEDED' });
@@ -179,7 +149,7 @@ describe('creating deployments', () => {
   it('refuses bad requests with 422', async () => {
     const { app } = await startedApp('bad-requests', 1);
     const other = await createApp('other-app');
-    const foreign = await insertDroplet(other.guid);
+    const foreign = await t.droplet(other.guid);
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ droplet: { guid: foreign } }, /Unable to assign current droplet/],
       [{ droplet: { guid: randomUUID() } }, /Unable to assign current droplet/],
@@ -235,7 +205,7 @@ describe('visibility and roles', () => {
 describe('cancel and continue', () => {
   it('cancels: the droplet goes back at once and the deployment is CANCELING until the old side serves', async () => {
     const { app, droplet: first } = await startedApp('cancel', 1);
-    const d = (await deploy(dev, app.guid, { droplet: { guid: await insertDroplet(app.guid) } })).body;
+    const d = (await deploy(dev, app.guid, { droplet: { guid: await t.droplet(app.guid) } })).body;
     const res = await supporter.post(`/v3/deployments/${d.guid}/actions/cancel`);
     expect(res.status).toBe(200);
     expect(res.text).toBe('');
@@ -251,7 +221,7 @@ describe('cancel and continue', () => {
 
   it('refuses to cancel a finalized deployment and to continue one that is not paused', async () => {
     const app = await createApp('finalized');
-    const d = (await deploy(dev, app.guid, { droplet: { guid: await insertDroplet(app.guid) } })).body;
+    const d = (await deploy(dev, app.guid, { droplet: { guid: await t.droplet(app.guid) } })).body;
     const cancel = await dev.post(`/v3/deployments/${d.guid}/actions/cancel`);
     expect(cancel.status).toBe(422);
     expect(cancel.body.errors[0].detail).toBe('Cannot cancel a deployment with status: FINALIZED and reason: DEPLOYED');

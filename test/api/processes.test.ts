@@ -16,7 +16,7 @@ beforeAll(async () => {
   space = await t.space('proc-space', org.guid);
   dev = await userWith('space_developer');
   app = await createApp('proc-app');
-  const droplet = await insertDroplet(app.guid, { web: 'node server.js', worker: 'node worker.js' });
+  const droplet = await t.droplet(app.guid, { web: 'node server.js', worker: 'node worker.js' });
   const res = await t.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } });
   expect(res.status).toBe(200);
 });
@@ -33,36 +33,6 @@ async function userWith(role: string, s = space): Promise<Client> {
   await t.grant(u, 'organization_user', { org: s.relationships.organization.data.guid });
   await t.grant(u, role, { space: s.guid });
   return u;
-}
-
-/** Droplets come from staging (another capability); tests write the row the build controller would. */
-async function insertDroplet(appGuid: string, processTypes: Record<string, string>): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('droplets')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: appGuid,
-        package_guid: null,
-        build_guid: null,
-        state: 'STAGED',
-        error: null,
-        process_types: JSON.stringify(processTypes),
-        stack: 'cflinuxfs4',
-        image: null,
-        checksum_sha256: null,
-        checksum_sha1: null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_droplet_guid: null,
-      })
-      .execute();
-  });
-  return guid;
 }
 
 describe('listing and reading processes', () => {

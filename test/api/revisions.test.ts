@@ -28,36 +28,6 @@ async function userWith(role: string): Promise<Client> {
   return u;
 }
 
-/** Droplets come from staging; tests write the row the build controller would (no bits: nothing runs). */
-async function insertDroplet(appGuid: string, state = 'STAGED'): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('droplets')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: appGuid,
-        package_guid: null,
-        build_guid: null,
-        state,
-        error: null,
-        process_types: JSON.stringify({ web: 'node server.js' }),
-        stack: 'cflinuxfs4',
-        image: null,
-        checksum_sha256: null,
-        checksum_sha1: null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_droplet_guid: null,
-      })
-      .execute();
-  });
-  return guid;
-}
-
 async function revisionsApp(name: string) {
   const res = await t.admin.post('/v3/apps', { name, relationships: { space: { data: { guid: space.guid } } }, environment_variables: { COLOR: 'red' } });
   expect(res.status, res.text).toBe(201);
@@ -77,8 +47,8 @@ describe('revisions recorded by deployments', () => {
 
   beforeAll(async () => {
     app = await revisionsApp('rev-app');
-    d1 = await insertDroplet(app.guid);
-    d2 = await insertDroplet(app.guid);
+    d1 = await t.droplet(app.guid);
+    d2 = await t.droplet(app.guid);
   });
 
   it('records the initial revision with the deployment that starts the app', async () => {
@@ -177,14 +147,14 @@ describe('revisions recorded by deployments', () => {
 describe('apps without revisions', () => {
   it('records none and refuses revision deployments', async () => {
     const res = await t.admin.post('/v3/apps', { name: 'plain', relationships: { space: { data: { guid: space.guid } } } });
-    const droplet = await insertDroplet(res.body.guid);
+    const droplet = await t.droplet(res.body.guid);
     const d = await deploy(res.body.guid, { droplet: { guid: droplet } });
     expect(d.status).toBe(201);
     expect(d.body.revision).toBeNull();
     expect((await dev.get(`/v3/apps/${res.body.guid}/revisions`)).body.resources).toEqual([]);
     expect((await dev.get(`/v3/apps/${res.body.guid}/revisions/deployed`)).body.resources).toEqual([]);
     const other = await revisionsApp('other-rev');
-    await deploy(other.guid, { droplet: { guid: await insertDroplet(other.guid) } });
+    await deploy(other.guid, { droplet: { guid: await t.droplet(other.guid) } });
     const foreign = (await dev.get(`/v3/apps/${other.guid}/revisions`)).body.resources[0];
     const refused = await deploy(res.body.guid, { revision: { guid: foreign.guid } });
     expect(refused.status).toBe(422);

@@ -71,36 +71,6 @@ async function stagedApp(t: TestKiln, name: string) {
   return { ...fixture, dropletGuid };
 }
 
-/** A STAGED droplet row without bits (the `api` Kiln never runs tasks, so no bits are needed). */
-async function insertDroplet(t: TestKiln, appGuid: string, processTypes: Record<string, string>): Promise<string> {
-  const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('droplets')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: appGuid,
-        package_guid: null,
-        build_guid: null,
-        state: 'STAGED',
-        error: null,
-        process_types: JSON.stringify(processTypes),
-        stack: 'cflinuxfs4',
-        image: null,
-        checksum_sha256: null,
-        checksum_sha1: null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_droplet_guid: null,
-      })
-      .execute();
-  });
-  return guid;
-}
-
 async function userWith(t: TestKiln, role: string, space: any): Promise<Client> {
   const u = await t.user();
   await t.grant(u, 'organization_user', { org: space.relationships.organization.data.guid });
@@ -131,7 +101,7 @@ describe('the Tasks API', () => {
 
   beforeAll(async () => {
     ({ org, space, app } = await appFixture(api, 'task-api'));
-    droplet = await insertDroplet(api, app.guid, { web: './run.sh web', worker: './run.sh work' });
+    droplet = await api.droplet(app.guid, { web: './run.sh web', worker: './run.sh work' });
     expect((await api.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
     dev = await userWith(api, 'space_developer', space);
     auditor = await userWith(api, 'space_auditor', space);
@@ -177,7 +147,7 @@ describe('the Tasks API', () => {
 
     // Another app counts from 1 again.
     const other = (await api.admin.post('/v3/apps', { name: 'task-api-other', relationships: { space: { data: { guid: space.guid } } } })).body;
-    const otherDroplet = await insertDroplet(api, other.guid, { web: 'x' });
+    const otherDroplet = await api.droplet(other.guid, { web: 'x' });
     await api.admin.patch(`/v3/apps/${other.guid}/relationships/current_droplet`, { data: { guid: otherDroplet } });
     const first = await api.admin.post(`/v3/apps/${other.guid}/tasks`, { command: 'true', name: 'other' });
     expect(first.body.sequence_id).toBe(1);
@@ -228,7 +198,7 @@ describe('the Tasks API', () => {
     expect(noDroplet.status).toBe(422);
     expect(noDroplet.body.errors[0].detail).toBe('Task must have a droplet. Specify droplet or assign current droplet to app.');
     // A droplet of another app is not this app's.
-    const foreign = await dev.post(url, { command: 'x', droplet_guid: (await insertDroplet(api, bare.guid, {})) });
+    const foreign = await dev.post(url, { command: 'x', droplet_guid: (await api.droplet(bare.guid, {})) });
     expect(foreign.status).toBe(404);
     const missingApp = await dev.post(`/v3/apps/${randomUUID()}/tasks`, { command: 'x' });
     expect(missingApp.status).toBe(404);

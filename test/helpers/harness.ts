@@ -80,6 +80,8 @@ export interface TestKiln {
   org(name: string, extra?: Record<string, unknown>): Promise<any>;
   /** Creates a space as admin and returns its resource. */
   space(name: string, orgGuid: string, extra?: Record<string, unknown>): Promise<any>;
+  /** Writes a droplet row as the build controller would (no bits), for tests of what uses droplets. */
+  droplet(appGuid: string, processTypes?: Record<string, string>, state?: string): Promise<string>;
   /** Polls a job (from a 202's Location) until it is COMPLETE or FAILED, with a deadline. */
   awaitJob(location: string | null): Promise<any>;
   close(): Promise<void>;
@@ -176,6 +178,37 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
       const res = await admin.post('/v3/spaces', { name, relationships: { organization: { data: { guid: orgGuid } } }, ...extra });
       expect(res.status, res.text).toBe(201);
       return res.body;
+    },
+    async droplet(appGuid, processTypes = { web: 'node server.js' }, state = 'STAGED') {
+      const guid = randomUUID();
+      await kiln.store.write(async (tx) => {
+        await tx.db
+          .insertInto('droplets')
+          .values({
+            guid,
+            created_at: tx.now,
+            updated_at: tx.now,
+            generation: 1,
+            app_guid: appGuid,
+            package_guid: null,
+            build_guid: null,
+            state,
+            error: null,
+            process_types: JSON.stringify(processTypes),
+            execution_metadata: '',
+            buildpacks: JSON.stringify([{ name: 'nodejs_buildpack', detect_output: 'nodejs', buildpack_name: 'nodejs', version: '1.0.0' }]),
+            stack: 'cflinuxfs4',
+            image: null,
+            checksum_sha256: 'a'.repeat(64),
+            checksum_sha1: null,
+            blob_key: null,
+            size_in_bytes: null,
+            source_droplet_guid: null,
+          })
+          .execute();
+        tx.changed('droplets', guid, 'create');
+      });
+      return guid;
     },
     async awaitJob(location) {
       expect(location, 'a 202 must carry a Location header').toBeTruthy();

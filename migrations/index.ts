@@ -9,6 +9,7 @@ import { apps } from './0010_apps.ts';
 import { buildpacks } from './0011_buildpacks.ts';
 import { deployments } from './0013_deployments.ts';
 import { tasks } from './0012_tasks.ts';
+import { sidecars } from './0014_sidecars.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0011_buildpacks': buildpacks,
   '0012_tasks': tasks,
   '0013_deployments': deployments,
+  '0014_sidecars': sidecars,
 };

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { HealthCheck, InstanceSpec, InstanceStatus, Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
 import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../services/app-env.ts';
+import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { DropletCache } from './droplet-cache.ts';
@@ -94,6 +95,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       VCAP_APPLICATION: JSON.stringify(await runtimeVcapApplication(store.db, { app, space, org, cfApi: deps.cfApi() }, versioned)),
       VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid)),
     };
+    const sidecars = await sidecarsOfProcessType(store.db, app.guid, proc.type);
     return launch.indexes.map((index) => ({
       id: instanceId(proc.guid, launch.version, index),
       appGuid: app.guid,
@@ -107,6 +109,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       memoryMb: launch.memoryMb,
       diskMb: launch.diskMb,
       healthCheck: healthCheckOf(proc),
+      ...(sidecars.length > 0 ? { sidecars } : {}),
     }));
   }
 

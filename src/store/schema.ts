@@ -465,6 +465,23 @@ export interface DeploymentsTable extends ResourceColumns {
   error: string | null;
 }
 
+/** Sidecars of an app's process types (migration 0014). */
+export interface SidecarsTable extends ResourceColumns {
+  app_guid: string;
+  name: string;
+  command: string;
+  memory_in_mb: number | null;
+  /** `user` or `buildpack`. */
+  origin: Defaulted<string>;
+}
+
+/** The process types a sidecar runs with; app_guid repeated so the process controller needs no join. */
+export interface SidecarProcessTypesTable {
+  sidecar_guid: string;
+  type: string;
+  app_guid: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -501,6 +518,8 @@ export interface Database {
   tasks: TasksTable;
   revisions: RevisionsTable;
   deployments: DeploymentsTable;
+  sidecars: SidecarsTable;
+  sidecar_process_types: SidecarProcessTypesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

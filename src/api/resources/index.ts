@@ -21,6 +21,7 @@ import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
 import { registerSecurityGroups } from './security-groups.ts';
+import { registerSidecars } from './sidecars.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
 import { registerSpaces } from './spaces.ts';
 import { registerStacks } from './stacks.ts';
@@ -56,6 +57,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerTasks,
   registerDeployments,
   registerRevisions,
+  registerSidecars,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -161,21 +161,5 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
     return c.body(null, 204);
   });
 
-  // ---- sidecars of processes ----
-
-  /**
-   * Kiln runs no sidecars, so these lists are always empty; they exist because `cf push` and `cf app` read
-   * `GET /v3/processes/:guid/sidecars` for every process and fail on a 404.
-   */
-  const SIDECAR_LIST = {};
-  app.get('/v3/processes/:guid/sidecars', async (c) => {
-    const params = listParams(c, SIDECAR_LIST);
-    await byGuid(c);
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, 0), resources: [] });
-  });
-  app.get('/v3/apps/:guid/sidecars', async (c) => {
-    const params = listParams(c, SIDECAR_LIST);
-    await findVisibleApp(ctxOf(c, deps), c.req.param('guid'));
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, 0), resources: [] });
-  });
+  // GET /v3/processes/:guid/sidecars and /v3/apps/:guid/sidecars live in sidecars.ts.
 }

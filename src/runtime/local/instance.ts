@@ -7,7 +7,17 @@ import { runCheck, startTimeoutMs } from './health.ts';
 import { ProcessHandle, type ExitInfo } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
 import type { ProcessRecords } from './records.ts';
-import { CpuMeter, DiskMeter, treeUsage } from './usage.ts';
+import { CpuMeter, DiskMeter, treeUsage, type TreeUsage } from './usage.ts';
+
+/** A sidecar of the current incarnation: its own process group, sharing the instance's environment. */
+interface SidecarHandle {
+  source: string;
+  handle: ProcessHandle;
+}
+
+/** CF's log source of a sidecar (Diego's sidecar run action): `APP/PROC/<TYPE>/SIDECAR/<NAME>`. */
+export const sidecarLogSource = (processType: string, sidecarName: string) =>
+  `APP/PROC/${processType.toUpperCase()}/SIDECAR/${sidecarName.toUpperCase()}`;
 
 export interface SupervisorContext {
   host: string;
@@ -40,6 +50,7 @@ export class InstanceSupervisor {
   private lastExit: InstanceStatus['lastExit'];
   private port: number | undefined;
   private handle: ProcessHandle | undefined;
+  private sidecars: SidecarHandle[] = [];
   private generation = 0;
   /** Set when the runtime kills the incarnation on purpose (health check, memory): becomes the crash reason. */
   private killReason: string | undefined;
@@ -90,7 +101,7 @@ export class InstanceSupervisor {
   async stats(): Promise<InstanceStats | undefined> {
     const handle = this.handle;
     if (!handle?.pid || handle.hasExited) return undefined;
-    const usage = treeUsage(handle.pid);
+    const usage = this.usage(handle.pid);
     const now = Date.now();
     return {
       cpu: this.cpu.sample(handle.pid, handle.startedAt, usage.cpuSeconds, now),
@@ -110,7 +121,7 @@ export class InstanceSupervisor {
       if (handle) {
         this.setState('STOPPING');
         this.cell(`Stopping instance ${this.instanceGuidOf(handle)}`);
-        await handle.terminate(graceMs);
+        await this.terminateAll(handle, graceMs);
       }
       this.handle = undefined;
       this.ctx.ports.release(this.port);
@@ -130,7 +141,7 @@ export class InstanceSupervisor {
       const handle = this.handle;
       if (handle) {
         this.setState('STOPPING');
-        await handle.terminate(graceMs);
+        await this.terminateAll(handle, graceMs);
       }
       if (this.stopping) return;
       await this.spawnIncarnation();
@@ -146,6 +157,7 @@ export class InstanceSupervisor {
     this.ctx.ports.release(this.port);
     this.port = undefined;
     this.handle = undefined;
+    this.killSidecars();
     this.killReason = undefined;
     this.runningSince = undefined;
     this.since = Date.now();
@@ -159,21 +171,22 @@ export class InstanceSupervisor {
     const instanceGuid = randomUUID();
     mkdirSync(this.tmpDir, { recursive: true });
     this.cell(`Cell local creating container for instance ${instanceGuid}`);
+    const env = instanceEnv({
+      base: this.spec.env,
+      dropletDir: this.spec.dropletDir,
+      tmpDir: this.tmpDir,
+      host: this.ctx.host,
+      index: this.spec.index,
+      instanceGuid,
+      memoryMb: this.spec.memoryMb,
+      port,
+    });
     const handle = new ProcessHandle({
       id: this.spec.id,
       kind: 'instance',
       dropletDir: this.spec.dropletDir,
       command: this.spec.command,
-      env: instanceEnv({
-        base: this.spec.env,
-        dropletDir: this.spec.dropletDir,
-        tmpDir: this.tmpDir,
-        host: this.ctx.host,
-        index: this.spec.index,
-        instanceGuid,
-        memoryMb: this.spec.memoryMb,
-        port,
-      }),
+      env,
       records: this.ctx.records,
       onLine: (stream, text) => this.emitLog(this.source, stream, text),
     });
@@ -181,6 +194,21 @@ export class InstanceSupervisor {
     this.handle = handle;
     this.since = handle.startedAt;
     void handle.exited.then((info) => this.onExit(gen, info));
+    // Sidecars share the container (env, PORT, TMPDIR) but are separate process groups, as in Diego.
+    this.sidecars = (this.spec.sidecars ?? []).map((sidecar) => {
+      const source = sidecarLogSource(this.spec.processType, sidecar.name);
+      const sidecarHandle = new ProcessHandle({
+        id: `${this.spec.id}:sidecar:${sidecar.name}`,
+        kind: 'instance',
+        dropletDir: this.spec.dropletDir,
+        command: sidecar.command,
+        env,
+        records: this.ctx.records,
+        onLine: (stream, text) => this.emitLog(source, stream, text),
+      });
+      void sidecarHandle.exited.then((info) => this.onSidecarExit(gen, source, info));
+      return { source, handle: sidecarHandle };
+    });
     if (this.spec.healthCheck.type === 'process') this.markRunning(gen);
     else void this.awaitHealthy(gen, port);
   }
@@ -224,7 +252,7 @@ export class InstanceSupervisor {
         const handle = this.handle;
         if (gen !== this.generation || !handle?.pid || handle.hasExited) return;
         if (this.ctx.enforceMemoryLimit && this.spec.memoryMb > 0) {
-          const { memBytes } = treeUsage(handle.pid);
+          const { memBytes } = this.usage(handle.pid);
           if (memBytes > this.spec.memoryMb * 1024 * 1024) {
             this.killIncarnation(gen, `${this.source}: Exited with status 137 (out of memory)`);
             return;
@@ -251,8 +279,18 @@ export class InstanceSupervisor {
     this.handle.kill();
   }
 
+  /**
+   * A sidecar that exits (for whatever reason) takes its instance down: the instance crashes and is restarted with
+   * all its sidecars, as a Diego container whose sidecar action ends.
+   */
+  private onSidecarExit(gen: number, source: string, info: ExitInfo): void {
+    if (gen !== this.generation) return;
+    this.killIncarnation(gen, info.error ? `${source}: failed to start: ${info.error}` : `${source}: Exited with status ${info.status}`);
+  }
+
   private onExit(gen: number, info: ExitInfo): void {
     if (gen !== this.generation) return;
+    this.killSidecars();
     this.generation++;
     this.clearTimer();
     const now = Date.now();
@@ -274,6 +312,31 @@ export class InstanceSupervisor {
       if (restartGen === this.generation && !this.stopping) void this.spawnIncarnation();
     }, this.ctx.restartDelayMs(this.crashCount));
     this.timer.unref();
+  }
+
+  /** The main process's tree plus every live sidecar's: what the instance uses against its memory limit. */
+  private usage(mainPid: number): TreeUsage {
+    const total = treeUsage(mainPid);
+    for (const { handle } of this.sidecars) {
+      if (!handle.pid || handle.hasExited) continue;
+      const u = treeUsage(handle.pid);
+      total.cpuSeconds += u.cpuSeconds;
+      total.memBytes += u.memBytes;
+    }
+    return total;
+  }
+
+  /** Graceful stop of the main process and the sidecars together. */
+  private async terminateAll(handle: ProcessHandle, graceMs: number): Promise<void> {
+    const sidecars = this.sidecars;
+    this.sidecars = [];
+    await Promise.all([handle.terminate(graceMs), ...sidecars.map((s) => s.handle.terminate(graceMs))]);
+  }
+
+  /** Force-kills the sidecars of an incarnation that is over; their handles reap their groups and records. */
+  private killSidecars(): void {
+    for (const s of this.sidecars) s.handle.kill();
+    this.sidecars = [];
   }
 
   private instanceGuidOf(handle: ProcessHandle): string {

@@ -315,7 +315,7 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
 
 async function deleteRowsOf(
   tx: WriteTx,
-  table: 'processes' | 'packages' | 'builds' | 'droplets',
+  table: 'processes' | 'packages' | 'builds' | 'droplets' | 'deployments' | 'revisions' | 'tasks' | 'sidecars',
   appGuids: string[],
 ): Promise<void> {
   const rows = await tx.db.selectFrom(table).select('guid').where('app_guid', 'in', appGuids).execute();
@@ -326,14 +326,18 @@ async function deleteRowsOf(
 }
 
 /**
- * Deletes apps with their processes, packages, builds, droplets and route mappings, in the caller's
- * transaction. Blobs are not touched here: the change feed's `delete` entries tell their owners to collect them.
+ * Deletes apps with their deployments, revisions, tasks, sidecars, processes, packages, builds, droplets and route
+ * mappings, in the caller's transaction. Blobs are not touched here: the change feed's `delete` entries tell their owners to collect them.
  */
 export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void> {
   if (appGuids.length === 0) return;
   for (let i = 0; i < appGuids.length; i += 500) {
     const chunk = appGuids.slice(i, i + 500);
-    for (const table of ['processes', 'packages', 'builds', 'droplets'] as const) await deleteRowsOf(tx, table, chunk);
+    // Deployments first: they name revisions, droplets and processes of the app.
+    for (const table of ['deployments', 'revisions', 'tasks', 'sidecars', 'processes', 'packages', 'builds', 'droplets'] as const) {
+      await deleteRowsOf(tx, table, chunk);
+    }
+    await tx.db.deleteFrom('sidecar_process_types').where('app_guid', 'in', chunk).execute();
     const destinations = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', chunk).execute();
     await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', chunk).execute();
     for (const d of destinations) {
@@ -430,6 +434,16 @@ export const restartApp = (ctx: Ctx, guid: string) => setState(ctx, guid, 'resta
 
 // ---- current droplet ----
 
+/** Upstream's wording for a current-droplet assignment during a rollout (CONVENTIONS.md §17.1, §18). */
+export const DEPLOYMENT_IN_PROGRESS =
+  'Unable to assign current droplet while the app has a deployment in progress. Wait for the deployment to complete or cancel it.';
+
+/** Whether the app has a deployment in `status.value` ACTIVE (deploying, paused or canceling). */
+export async function hasActiveDeployment(db: Kysely<Database>, appGuid: string): Promise<boolean> {
+  const row = await db.selectFrom('deployments').select('guid').where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').executeTakeFirst();
+  return row !== undefined;
+}
+
 /** The app's current droplet, or 404 `Droplet not found` (the cf CLI matches that exact detail). */
 export async function getCurrentDroplet(ctx: Ctx, guid: string): Promise<{ scope: AppScope; droplet: Row<'droplets'> }> {
   const scope = await findVisibleApp(ctx, guid);
@@ -450,10 +464,14 @@ export async function setCurrentDroplet(ctx: Ctx, guid: string, input: SetCurren
   await requireAppManager(ctx, scope);
   if (input.guid === null) throw unprocessable(CANNOT_REMOVE_DROPLET);
   const { app } = scope;
+  // Upstream refuses before it looks at the droplet.
+  if (await hasActiveDeployment(ctx.store.db, app.guid)) throw unprocessable(DEPLOYMENT_IN_PROGRESS);
   const droplet = await ctx.store.db.selectFrom('droplets').selectAll().where('guid', '=', input.guid).executeTakeFirst();
   if (!droplet || droplet.app_guid !== app.guid || droplet.state !== 'STAGED') throw unprocessable(UNABLE_TO_ASSIGN_DROPLET);
   const processTypes = parseJsonObject(droplet.process_types);
   return ctx.store.write(async (tx) => {
+    // Checked inside the write so a deployment created meanwhile cannot slip past.
+    if (await hasActiveDeployment(tx.db, app.guid)) throw unprocessable(DEPLOYMENT_IN_PROGRESS);
     const existing = new Set((await tx.db.selectFrom('processes').select('type').where('app_guid', '=', app.guid).execute()).map((p) => p.type));
     // web is always present; it was created with the app, but an app whose web process vanished gets it back.
     for (const type of [WEB, ...Object.keys(processTypes).sort()]) {

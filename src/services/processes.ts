@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely';
-import { notFound } from '../domain/errors.ts';
+import { KilnError, notFound } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import type { ScaleProcess, UpdateProcess } from '../domain/processes.ts';
+import { WEB, type ScaleProcess, type UpdateProcess } from '../domain/processes.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
-import { findVisibleApp, requireAppManager, type AppScope } from './apps.ts';
+import { findVisibleApp, hasActiveDeployment, requireAppManager, type AppScope } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
@@ -169,6 +169,10 @@ export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: Update
     else if (rc.endpoint !== undefined) patch.readiness_check_endpoint = rc.endpoint;
   }
   return ctx.store.write(async (tx) => {
+    // A rollout owns the web process's settings; labels and annotations stay editable (CONVENTIONS.md §18).
+    if (p.type === WEB && Object.keys(patch).length > 0 && (await hasActiveDeployment(tx.db, p.app_guid))) {
+      throw new KilnError('ProcessUpdateDisabledDuringDeployment');
+    }
     if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
     const metadata = await saveMetadata(tx, 'processes', p.guid, input.metadata);
     const request = input.command !== undefined ? { ...input, command: '[PRIVATE DATA HIDDEN]' } : input;
@@ -191,6 +195,8 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
   if (input.disk_in_mb != null) patch.disk_in_mb = input.disk_in_mb;
   if (input.log_rate_limit_in_bytes_per_second != null) patch.log_rate_limit_in_bytes_per_second = input.log_rate_limit_in_bytes_per_second;
   return ctx.store.write(async (tx) => {
+    // The deployment controller sets the web instance counts while a rollout is active (CONVENTIONS.md §18).
+    if (p.type === WEB && (await hasActiveDeployment(tx.db, p.app_guid))) throw new KilnError('ScaleDisabledDuringDeployment');
     if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
     await auditProcess(ctx, scope, 'scale', input)(tx);
     return loadProcess(tx.db, p.guid);

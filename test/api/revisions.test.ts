@@ -35,6 +35,14 @@ async function revisionsApp(name: string) {
   return res.body;
 }
 
+/** Marks the app's active deployments DEPLOYED, as the deployment controller does when a rollout completes. */
+async function finishRollouts(appGuid: string) {
+  await t.kiln.store.write(async (tx) => {
+    const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').execute();
+    for (const d of active) await tx.update('deployments', d.guid, d.generation, { state: 'DEPLOYED', status_value: 'FINALIZED', status_reason: 'DEPLOYED' });
+  });
+}
+
 const deploy = (appGuid: string, extra: Record<string, unknown> = {}) =>
   dev.post('/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, ...extra });
 
@@ -81,6 +89,8 @@ describe('revisions recorded by deployments', () => {
     const same = await deploy(app.guid);
     expect(same.body.revision).toEqual({ guid: rev2.guid, version: 2 });
     const web = (await dev.get(`/v3/apps/${app.guid}/processes/web`)).body;
+    // The web process is locked while a rollout is active (CONVENTIONS.md §18); finish it as the controller would.
+    await finishRollouts(app.guid);
     expect((await dev.patch(`/v3/processes/${web.guid}`, { command: 'node other.js' })).status).toBe(200);
     const cmd = await deploy(app.guid);
     const rev3 = (await dev.get(`/v3/revisions/${cmd.body.revision.guid}`)).body;

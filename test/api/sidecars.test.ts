@@ -247,3 +247,16 @@ describe('updating and deleting', () => {
     expect(new Set(audits.map((a) => a.type))).toEqual(new Set(['audit.app.sidecar.create', 'audit.app.sidecar.update', 'audit.app.sidecar.delete']));
   });
 });
+
+describe('deleting the app', () => {
+  it('removes its sidecars and their process types', async () => {
+    const doomed = await createApp('sidecar-doomed');
+    const created = await create(dev, { name: 'gone-soon', command: 'sleep 100', process_types: ['web'] }, doomed.guid);
+    expect(created.status, created.text).toBe(201);
+    const del = await t.admin.delete(`/v3/apps/${doomed.guid}`);
+    expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
+    const left = await t.kiln.store.db.selectFrom('sidecars').select('guid').where('app_guid', '=', doomed.guid).execute();
+    const types = await t.kiln.store.db.selectFrom('sidecar_process_types').select('type').where('app_guid', '=', doomed.guid).execute();
+    expect([left, types]).toEqual([[], []]);
+  });
+});

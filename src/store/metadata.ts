@@ -1,9 +1,43 @@
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { joinKey, mergeMetadata, splitKey, type Metadata, type MetadataRequest } from '../domain/metadata.ts';
 import type { Database } from './schema.ts';
 import type { WriteTx } from './store.ts';
 
 const empty = (): Metadata => ({ labels: {}, annotations: {} });
+
+// SQL text of the metadata queries per dialect, table and chunk size: every list page runs the same two
+// queries, and building and compiling them through kysely each time cost more than SQLite took to run them.
+const metadataSql = new WeakMap<object, Map<string, string>>();
+
+async function metadataRows(db: Kysely<Database>, table: 'labels' | 'annotations', resourceType: string, guids: string[]) {
+  const parameters = [resourceType, ...guids];
+  const cache = metadataSql.get(db.getExecutor().adapter) ?? new Map<string, string>();
+  metadataSql.set(db.getExecutor().adapter, cache);
+  const key = `${table}:${guids.length}`;
+  let text = cache.get(key);
+  if (text === undefined) {
+    const compiled = db
+      .selectFrom(table)
+      .select(['resource_guid', 'key_prefix', 'key_name', 'value'])
+      .where('resource_type', '=', resourceType)
+      .where('resource_guid', 'in', guids)
+      .orderBy('id')
+      .compile();
+    // Only reused when the placeholders are exactly [resourceType, ...guids], in that order.
+    const same = compiled.parameters.length === parameters.length && compiled.parameters.every((p, i) => p === parameters[i]);
+    if (!same) return (await db.executeQuery(compiled)).rows;
+    text = compiled.sql;
+    cache.set(key, text);
+  }
+  return (await db.executeQuery<MetadataRow>(CompiledQuery.raw(text, parameters))).rows;
+}
+
+interface MetadataRow {
+  resource_guid: string;
+  key_prefix: string;
+  key_name: string;
+  value: string;
+}
 
 /** Labels and annotations of many resources in two queries. */
 export async function loadMetadata(
@@ -16,13 +50,7 @@ export async function loadMetadata(
   for (const table of ['labels', 'annotations'] as const) {
     // Chunked so a page of 5000 stays under SQLite's bound-parameter limit.
     for (let i = 0; i < guids.length; i += 900) {
-      const rows = await db
-        .selectFrom(table)
-        .select(['resource_guid', 'key_prefix', 'key_name', 'value'])
-        .where('resource_type', '=', resourceType)
-        .where('resource_guid', 'in', guids.slice(i, i + 900))
-        .orderBy('id')
-        .execute();
+      const rows = await metadataRows(db, table, resourceType, guids.slice(i, i + 900));
       for (const r of rows) {
         const m = out.get(r.resource_guid);
         if (m) m[table][joinKey(r.key_prefix, r.key_name)] = r.value;

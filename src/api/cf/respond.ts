@@ -10,7 +10,7 @@ import type { Database } from '../../store/schema.ts';
 import type { Env } from '../context.ts';
 import type { Ctx } from '../../services/context.ts';
 import type { Store } from '../../store/store.ts';
-import { pagination } from './pagination.ts';
+import { pagination, type Pagination } from './pagination.ts';
 
 /** Parses the query string of a list endpoint against its spec. */
 export function listParams(c: Context<Env>, spec: ListSpec): ListParams {
@@ -44,11 +44,12 @@ export async function renderList<R extends { guid: string }, P>(
   const metadata = opts.resourceType
     ? await loadMetadata(db, opts.resourceType, page.rows.map((r) => r.guid))
     : undefined;
-  return c.json({
-    pagination: pagination(c.var.linker, c.req.path, params, page.total),
+  const body: { pagination: Pagination; resources: P[]; included?: Record<string, unknown[]> } = {
+    pagination: pagination(c.get('linker'), c.req.path, params, page.total),
     resources: page.rows.map((r) => present(r, metadata?.get(r.guid))),
-    ...(opts.included ? { included: opts.included } : {}),
-  });
+  };
+  if (opts.included) body.included = opts.included;
+  return c.json(body);
 }
 
 /** 202 Accepted with an absolute Location pointing at the job. */
@@ -60,6 +61,7 @@ export function acceptedJob(c: Context<Env>, jobGuid: string): Response {
 /** The service-layer context for this request. */
 export const serviceCtx = (c: Context<Env>, deps: { store: Store }): Ctx => ({
   store: deps.store,
-  access: c.var.access,
-  principal: c.var.principal,
+  // c.get, not c.var: the latter copies every variable into a new object on each access.
+  access: c.get('access'),
+  principal: c.get('principal'),
 });

@@ -12,7 +12,9 @@ export function registerOrganizations(app: Api, deps: AppDeps): void {
   app.get('/v3/organizations', async (c) => {
     const params = listParams(c, orgs.ORG_LIST);
     const page = await orgs.listOrganizations(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, c.var.linker), {
+    // c.var rebuilds an object on every access, so the linker is read once, not once per row.
+    const linker = c.get('linker');
+    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, linker), {
       resourceType: 'organizations',
     });
   });

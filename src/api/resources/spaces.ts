@@ -33,7 +33,9 @@ export function registerSpaces(app: Api, deps: AppDeps): void {
     const params = listParams(c, spaces.SPACE_LIST);
     const page = await spaces.listSpaces(ctxOf(c, deps), params);
     const included = params.include.length > 0 ? await includedOrganizations(c, store.db, page.rows) : undefined;
-    return renderList(c, store.db, page, params, (s, m) => presentSpace(s, m, c.var.linker), {
+    // c.var rebuilds an object on every access, so the linker is read once, not once per row.
+    const linker = c.get('linker');
+    return renderList(c, store.db, page, params, (s, m) => presentSpace(s, m, linker), {
       resourceType: 'spaces',
       included,
     });

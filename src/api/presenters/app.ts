@@ -1,6 +1,5 @@
-import { APP_FEATURES, obfuscateBuildpack, parseJsonObject, parseJsonStringArray } from '../../domain/apps.ts';
+import { APP_FEATURES, obfuscateBuildpack, parseJsonStringArray } from '../../domain/apps.ts';
 import type { Metadata } from '../../domain/metadata.ts';
-import { REDACTED } from '../../domain/processes.ts';
 import type { AppFeature } from '../../services/apps.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
@@ -64,52 +63,6 @@ export function presentCurrentDropletRelationship(appGuid: string, dropletGuid: 
     links: {
       self: l.link(`/v3/apps/${appGuid}/relationships/current_droplet`),
       related: l.link(`/v3/apps/${appGuid}/droplets/current`),
-    },
-  };
-}
-
-function checksumOf(d: Pick<Row<'droplets'>, 'checksum_sha256' | 'checksum_sha1'>) {
-  if (d.checksum_sha256) return { type: 'sha256', value: d.checksum_sha256 };
-  if (d.checksum_sha1) return { type: 'sha1', value: d.checksum_sha1 };
-  return null;
-}
-
-function buildpacksOf(json: string): unknown[] {
-  try {
-    const v: unknown = JSON.parse(json);
-    return Array.isArray(v) ? v : [];
-  } catch {
-    return [];
-  }
-}
-
-/**
- * A droplet as `GET /v3/apps/:guid/droplets/current` renders it (the Droplets API's shape). Process types and
- * execution metadata are secrets of the space: callers without secret access get them redacted.
- */
-export function presentAppDroplet(d: Row<'droplets'>, metadata: Metadata | undefined, showSecrets: boolean, l: Linker) {
-  const self = `/v3/droplets/${d.guid}`;
-  const buildpackLifecycle = d.lifecycle_type !== 'docker';
-  return {
-    ...base(d),
-    state: d.state,
-    error: d.error,
-    lifecycle: { type: d.lifecycle_type, data: {} },
-    checksum: buildpackLifecycle ? checksumOf(d) : null,
-    buildpacks: buildpackLifecycle ? buildpacksOf(d.buildpacks) : null,
-    stack: buildpackLifecycle ? d.stack : null,
-    image: d.image,
-    execution_metadata: showSecrets ? d.execution_metadata : REDACTED,
-    process_types: showSecrets ? parseJsonObject(d.process_types) : { redacted_message: REDACTED },
-    relationships: { app: toOne(d.app_guid) },
-    metadata: metadataOf(metadata),
-    links: {
-      self: l.link(self),
-      ...(d.package_guid ? { package: l.link(`/v3/packages/${d.package_guid}`) } : {}),
-      app: l.link(`/v3/apps/${d.app_guid}`),
-      assign_current_droplet: l.link(`/v3/apps/${d.app_guid}/relationships/current_droplet`, 'PATCH'),
-      ...(d.state === 'STAGED' && buildpackLifecycle ? { download: l.link(`${self}/download`) } : {}),
-      ...(d.state === 'AWAITING_UPLOAD' ? { upload: l.link(`${self}/upload`, 'POST') } : {}),
     },
   };
 }

@@ -12,11 +12,11 @@ import { pagination } from '../cf/pagination.ts';
 import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import {
   presentApp,
-  presentAppDroplet,
   presentAppFeature,
   presentCurrentDropletRelationship,
   presentEnvironmentVariables,
 } from '../presenters/app.ts';
+import { presentDroplet } from '../presenters/droplet.ts';
 import { presentOrganization } from '../presenters/organization.ts';
 import { presentSpace } from '../presenters/space.ts';
 
@@ -108,7 +108,7 @@ export function registerApps(app: Api, deps: AppDeps): void {
     const { scope, droplet } = await apps.getCurrentDroplet(ctx, c.req.param('guid'));
     const metadata = await loadOneMetadata(store.db, 'droplets', droplet.guid);
     const secrets = await ctx.access.canReadSpaceSecrets(scope.space.guid);
-    return c.json(presentAppDroplet(droplet, metadata, secrets, c.var.linker));
+    return c.json(presentDroplet(droplet, metadata, secrets, c.var.linker));
   });
 
   app.get('/v3/apps/:guid/relationships/current_droplet', async (c) => {

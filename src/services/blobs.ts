@@ -2,6 +2,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.ts';
+import { KilnError } from '../domain/errors.ts';
+import type { Store } from '../store/store.ts';
 import { FilesystemBlobstore } from '../blobstore/filesystem.ts';
 import { ResourceCache } from '../blobstore/resource-cache.ts';
 
@@ -91,4 +93,30 @@ export class BlobUrlSigner {
     if (exp * 1000 < now) return false;
     return timingSafeEqual(Buffer.from(this.mac(blobKey, exp), 'hex'), Buffer.from(signature, 'hex'));
   }
+}
+
+/**
+ * Marks a package or droplet whose upload failed as FAILED with the reason (when it is still
+ * PROCESSING_UPLOAD), deleting the blob stored for it, if any. Best effort: the original error is what the
+ * caller reports.
+ */
+export async function failUpload(
+  store: Store,
+  bits: Bits,
+  upload: { table: 'packages' | 'droplets'; guid: string; generation: number; storedKey: string | null; err: unknown },
+): Promise<void> {
+  if (upload.storedKey) await bits.blobstore.delete(upload.storedKey).catch(() => undefined);
+  const reason = upload.err instanceof KilnError ? upload.err.detail : 'An unknown error occurred.';
+  await store
+    .write(async (tx) => {
+      // Both tables have the same upload columns; kysely cannot type an update over a union of tables.
+      const res = await tx.db
+        .updateTable(upload.table as 'packages')
+        .set({ state: 'FAILED', error: reason, updated_at: tx.now, generation: upload.generation })
+        .where('guid', '=', upload.guid)
+        .where('state', '=', 'PROCESSING_UPLOAD')
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) tx.changed(upload.table, upload.guid, 'update');
+    })
+    .catch(() => undefined);
 }

@@ -11,7 +11,7 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
-import { dropletBlobKey, type Bits } from './blobs.ts';
+import { dropletBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { completedJob, enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
 import { findVisiblePackage } from './packages.ts';
@@ -292,19 +292,7 @@ export async function processDropletUpload(ctx: Ctx, scope: DropletScope, tgz: s
     storedKey = null;
     return out;
   } catch (err) {
-    if (storedKey) await bits.blobstore.delete(storedKey).catch(() => undefined);
-    const reason = err instanceof KilnError ? err.detail : 'An unknown error occurred.';
-    await ctx.store
-      .write(async (tx) => {
-        const res = await tx.db
-          .updateTable('droplets')
-          .set({ state: 'FAILED', error: reason, updated_at: tx.now, generation: scope.droplet.generation + 2 })
-          .where('guid', '=', guid)
-          .where('state', '=', 'PROCESSING_UPLOAD')
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) === 1) tx.changed('droplets', guid, 'update');
-      })
-      .catch(() => undefined);
+    await failUpload(ctx.store, bits, { table: 'droplets', guid, generation: scope.droplet.generation + 2, storedKey, err });
     throw err;
   } finally {
     await fs.rm(check, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
-import { packageBlobKey, type Bits } from './blobs.ts';
+import { packageBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
@@ -312,19 +312,7 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
     storedKey = null;
     return done;
   } catch (err) {
-    if (storedKey) await bits.blobstore.delete(storedKey).catch(() => undefined);
-    const reason = err instanceof KilnError ? err.detail : 'An unknown error occurred.';
-    await ctx.store
-      .write(async (tx) => {
-        const res = await tx.db
-          .updateTable('packages')
-          .set({ state: 'FAILED', error: reason, updated_at: tx.now, generation: scope.pkg.generation + 2 })
-          .where('guid', '=', guid)
-          .where('state', '=', 'PROCESSING_UPLOAD')
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) === 1) tx.changed('packages', guid, 'update');
-      })
-      .catch(() => undefined);
+    await failUpload(ctx.store, bits, { table: 'packages', guid, generation: scope.pkg.generation + 2, storedKey, err });
     throw err;
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });

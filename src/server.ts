@@ -58,7 +58,7 @@ export async function buildKiln(
   opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
 ): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
-  const handle = openDatabase(config.database);
+  const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);

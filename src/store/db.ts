@@ -18,9 +18,13 @@ export interface DbHandle {
 // PostgreSQL returns int8 (count(*), bigint columns) as strings; every such value Kiln stores fits a double.
 pg.types.setTypeParser(20, (v) => Number(v));
 
-export function openDatabase(database: Config['database']): DbHandle {
+export function openDatabase(database: Config['database'], opts: { onIdleError?: (err: Error) => void } = {}): DbHandle {
   if (database.kind === 'postgres') {
     const pool = new pg.Pool({ connectionString: database.url, max: 10 });
+    // An idle connection the server closes (restart, failover, an admin terminating it) is reported on the pool;
+    // without a listener Node treats that as an uncaught error and the whole process dies. The pool replaces
+    // the connection on next use, so reporting it is all there is to do.
+    pool.on('error', (err) => opts.onIdleError?.(err));
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
   }
   if (database.file !== ':memory:') fs.mkdirSync(path.dirname(database.file), { recursive: true });

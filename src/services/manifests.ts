@@ -16,8 +16,7 @@ import {
 } from '../domain/manifest.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
 import { WEB } from '../domain/processes.ts';
-import { routeQuotaError } from '../domain/quotas.ts';
-import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, MAX_FQDN_LENGTH, pathErrors } from '../domain/routes.ts';
+import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, pathErrors } from '../domain/routes.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
@@ -27,9 +26,7 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
-import { organizationQuotaOf } from './organization-quotas.ts';
-import { parseOptions, routeUri } from './routes.ts';
-import { spaceQuotaOf } from './space-quotas.ts';
+import { newRouteProblem, parseOptions, routeUri } from './routes.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 
@@ -484,16 +481,6 @@ async function mapRoute(
   await touchRoute(tx, route.guid);
 }
 
-async function countRoutes(db: Kysely<Database>, where: { spaceGuid?: string; orgGuid?: string }): Promise<number> {
-  let q = db.selectFrom('routes').select((eb) => eb.fn.countAll<number>().as('n'));
-  if (where.spaceGuid) q = q.where('space_guid', '=', where.spaceGuid);
-  if (where.orgGuid) {
-    const org = where.orgGuid;
-    q = q.where('space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', '=', org));
-  }
-  return Number((await q.executeTakeFirst())?.n ?? 0);
-}
-
 /**
  * A new route in the app's space, with the rules of `POST /v3/routes` (feature flag, host/path syntax, domain
  * availability, quotas, reserved names) checked inside this write so the whole app applies or nothing does.
@@ -512,42 +499,12 @@ async function createRoute(
   if (!env.admin) await requireFeature(db, 'route_creation');
   const syntax = [...hostErrors(host), ...pathErrors(path)];
   if (syntax.length > 0) throw unprocessable(syntax.join(', '));
-  if (domain.router_group_guid) throw unprocessable('Route could not be created because the specified domain does not have a valid router group.');
-  if (port !== undefined) throw unprocessable("Routes with protocol 'http' do not support ports.");
-  if (domain.owning_organization_guid !== null && domain.owning_organization_guid !== org.guid) {
-    const sharedIn = await db.selectFrom('domain_shared_organizations').select('domain_guid').where('domain_guid', '=', domain.guid).where('organization_guid', '=', org.guid).executeTakeFirst();
-    if (!sharedIn) throw unprocessable(`Invalid domain. Domain '${domain.name}' is not available in organization '${org.name}'.`);
-  }
   if (domain.owning_organization_guid === null && host === '*' && !env.admin) {
     throw unprocessable('You do not have sufficient permissions to create a route with a wildcard host on a domain not scoped to an organization.');
   }
-  const quota = routeQuotaError(
-    { quota: await organizationQuotaOf(db, org.guid), name: org.name, routes: await countRoutes(db, { orgGuid: org.guid }) },
-    { quota: await spaceQuotaOf(db, space.guid), name: space.name, routes: await countRoutes(db, { spaceGuid: space.guid }) },
-  );
-  if (quota) throw unprocessable(quota);
-  if (host !== '') {
-    const fqdn = `${host}.${domain.name}`.toLowerCase();
-    const conflicting = await db.selectFrom('domains').select('guid').where((eb) => eb(eb.fn('lower', ['name']), '=', fqdn)).executeTakeFirst();
-    if (conflicting) throw unprocessable(`Route conflicts with domain '${host}.${domain.name}'.`);
-  }
-  if (domain.internal === 1 && host === '*') throw unprocessable('Wildcard hosts are not supported for internal domains.');
-  if (domain.owning_organization_guid === null && host === '') throw unprocessable('Missing host. Routes in shared domains must have a host defined.');
-  if ((host === '' ? 0 : host.length + 1) + domain.name.length > MAX_FQDN_LENGTH) {
-    throw unprocessable(`Host combined with domain name must be no more than ${MAX_FQDN_LENGTH} characters.`);
-  }
-  if (domain.internal === 1 && path !== '') throw unprocessable('Paths are not supported for internal domains.');
-  if (domain.owning_organization_guid === null) {
-    const elsewhere = await db
-      .selectFrom('routes')
-      .select('guid')
-      .where('domain_guid', '=', domain.guid)
-      .where((eb) => eb(eb.fn('lower', ['host']), '=', host.toLowerCase()))
-      .where('port', '=', 0)
-      .where('space_guid', '!=', space.guid)
-      .executeTakeFirst();
-    if (elsewhere) throw unprocessable(`The host '${host}' on domain '${domain.name}' is taken by a route in another space.`);
-  }
+  // The model rules are the routes API's own, checked in this write so the whole app applies or nothing does.
+  const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain);
+  if (problem) throw unprocessable(problem);
   const guid = newGuid();
   await db
     .insertInto('routes')

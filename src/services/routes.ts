@@ -443,9 +443,9 @@ const alreadyExists = (host: string, path: string, domainName: string) => {
  * The model rules of a new route, checked inside its write, in the order Cloud Controller reports them:
  * domain usable by the org, quotas, host rules, path rules, port rules. Returns the 422 detail, if any.
  */
-async function newRouteProblem(
+export async function newRouteProblem(
   tx: WriteTx,
-  input: CreateRoute,
+  input: Pick<CreateRoute, 'host' | 'path' | 'port'>,
   space: Row<'spaces'>,
   org: Row<'organizations'>,
   domain: Row<'domains'>,

@@ -19,9 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/config.ts';
-import { startKiln } from '../src/server.ts';
 import { gatherAppEntries, matchCandidates, splitByMatches, writeAppZip } from '../src/cli/zip-app.ts';
+import { startBenchKiln } from './kiln.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 25);
@@ -33,18 +32,7 @@ const MAX_IN_FLIGHT = [1, 4] as const;
 const APP_DIR = process.env.BENCH_APP_DIR ? path.resolve(process.env.BENCH_APP_DIR) : fileURLToPath(new URL('../examples/node-hello', import.meta.url));
 const APP_NAME = 'bench-roll';
 
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-deploy-'));
-const config = loadConfig({
-  KILN_DATA_DIR: dataDir,
-  PORT: '0',
-  HOST: '127.0.0.1',
-  KILN_ADMIN_PASSWORD: 'bench-password-123',
-  LOG_LEVEL: 'silent',
-});
-const kiln = await startKiln(config);
-const api = kiln.url;
-const { port: apiPort } = new URL(api);
-const token = (await kiln.identity.passwordGrant('admin', 'bench-password-123')).access_token;
+const { dataDir, config, kiln, api, apiPort, token } = await startBenchKiln('deploy');
 const host = `${APP_NAME}.${config.appsDomain}`;
 
 async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {

@@ -26,9 +26,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/config.ts';
-import { startKiln } from '../src/server.ts';
 import { gatherAppEntries, matchCandidates, splitByMatches, writeAppZip } from '../src/cli/zip-app.ts';
+import { startBenchKiln } from './kiln.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 25);
@@ -39,18 +38,7 @@ const APP_DIR = process.env.BENCH_APP_DIR ? path.resolve(process.env.BENCH_APP_D
 const PHASES = ['create', 'upload', 'staging', 'start', 'healthy'] as const;
 type Phase = (typeof PHASES)[number];
 
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-push-'));
-const config = loadConfig({
-  KILN_DATA_DIR: dataDir,
-  PORT: '0',
-  HOST: '127.0.0.1',
-  KILN_ADMIN_PASSWORD: 'bench-password-123',
-  LOG_LEVEL: 'silent',
-});
-const kiln = await startKiln(config);
-const api = kiln.url;
-const { port: apiPort } = new URL(api);
-const token = (await kiln.identity.passwordGrant('admin', 'bench-password-123')).access_token;
+const { dataDir, config, kiln, api, apiPort, token } = await startBenchKiln('push');
 
 interface Reply<T> {
   status: number;

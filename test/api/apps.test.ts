@@ -33,12 +33,7 @@ async function count(table: 'apps' | 'processes' | 'audit_events' | 'droplets' |
 }
 
 /** A user with one space role in `space` (plus org_user in its org). */
-async function userWith(role: string, s = space): Promise<Client> {
-  const u = await t.user();
-  await t.grant(u, 'organization_user', { org: s.relationships.organization.data.guid });
-  await t.grant(u, role, { space: s.guid });
-  return u;
-}
+const userWith = (role: string, s = space): Promise<Client> => t.spaceMember(role, s);
 
 describe('creating apps', () => {
   it('creates a STOPPED buildpack app with its web process (guid = app guid) and an audit event', async () => {

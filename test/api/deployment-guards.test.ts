@@ -25,12 +25,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function userWith(role: string): Promise<Client> {
-  const u = await t.user();
-  await t.grant(u, 'organization_user', { org: org.guid });
-  await t.grant(u, role, { space: space.guid });
-  return u;
-}
+const userWith = (role: string): Promise<Client> => t.spaceMember(role, space);
 
 /** A started app with web and worker processes, and a second droplet ready to deploy. */
 async function startedApp(name: string) {

@@ -27,12 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function userWith(role: string): Promise<Client> {
-  const u = await t.user();
-  await t.grant(u, 'organization_user', { org: org.guid });
-  await t.grant(u, role, { space: space.guid });
-  return u;
-}
+const userWith = (role: string): Promise<Client> => t.spaceMember(role, space);
 
 async function createApp(name: string) {
   const res = await t.admin.post('/v3/apps', { name, relationships: { space: { data: { guid: space.guid } } } });

@@ -28,12 +28,7 @@ async function createApp(name: string, spaceGuid = space.guid) {
   return res.body;
 }
 
-async function userWith(role: string, s = space): Promise<Client> {
-  const u = await t.user();
-  await t.grant(u, 'organization_user', { org: s.relationships.organization.data.guid });
-  await t.grant(u, role, { space: s.guid });
-  return u;
-}
+const userWith = (role: string, s = space): Promise<Client> => t.spaceMember(role, s);
 
 describe('listing and reading processes', () => {
   it('lists with filters, always redacting the command, and embeds process_instances', async () => {

@@ -40,12 +40,7 @@ async function createApp(name: string) {
   return res.body;
 }
 
-async function userWith(role: string): Promise<Client> {
-  const u = await t.user();
-  await t.grant(u, 'organization_user', { org: org.guid });
-  await t.grant(u, role, { space: space.guid });
-  return u;
-}
+const userWith = (role: string): Promise<Client> => t.spaceMember(role, space);
 
 const create = (client: Client, body: Record<string, unknown>, appGuid = app.guid) => client.post(`/v3/apps/${appGuid}/sidecars`, body);
 const detail = (res: { body: any }) => res.body.errors?.[0]?.detail;

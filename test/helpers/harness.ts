@@ -76,6 +76,8 @@ export interface TestKiln {
   user(name?: string, extraScopes?: string[]): Promise<Client>;
   /** Grants a role by writing the row directly (tests of other resources need roles without the roles API). */
   grant(client: Client, type: string, target: { org?: string; space?: string }): Promise<string>;
+  /** A new user who is an org user of the space's org and holds `role` in the space. */
+  spaceMember(role: string, space: { guid: string; relationships: { organization: { data: { guid: string } } } }): Promise<Client>;
   /** Creates an org as admin and returns its resource. */
   org(name: string, extra?: Record<string, unknown>): Promise<any>;
   /** Creates a space as admin and returns its resource. */
@@ -168,6 +170,14 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
         tx.changed('roles', guid, 'create');
       });
       return guid;
+    },
+    async spaceMember(role, space) {
+      // `this` is the TestKiln being returned (its methods are only ever called on it).
+      const self = this as TestKiln;
+      const member = await self.user();
+      await self.grant(member, 'organization_user', { org: space.relationships.organization.data.guid });
+      await self.grant(member, role, { space: space.guid });
+      return member;
     },
     async org(name, extra = {}) {
       const res = await admin.post('/v3/organizations', { name, ...extra });

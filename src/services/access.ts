@@ -111,7 +111,10 @@ export class Access {
       );
   }
 
-  /** `column IN readable orgs` — or true for global readers. */
+  /**
+   * `column IN readable orgs` — or true for global readers. List queries skip the call for global readers (even
+   * `1 = 1` keeps SQLite from counting off an index); the fallback stays as a safe default.
+   */
   orgVisible(eb: Eb, column: string): Expression<SqlBool> {
     if (this.global) return sql<SqlBool>`1 = 1`;
     return eb(sql.ref(column), 'in', this.readableOrgGuids(eb));

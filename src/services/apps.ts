@@ -59,7 +59,7 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
     .selectFrom('apps')
     .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('apps')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (params.filters.names) q = q.where('apps.name', 'in', params.filters.names);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
   if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);

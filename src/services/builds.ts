@@ -25,9 +25,11 @@ export async function listBuilds(ctx: Ctx, params: ListParams, opts: { appGuid?:
   if (opts.appGuid !== undefined) await findVisibleApp(ctx, opts.appGuid);
   let q = ctx.store.db
     .selectFrom('builds')
-    .innerJoin('apps', 'apps.guid', 'builds.app_guid')
     .selectAll('builds')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    // apps is joined only for the visibility condition, which global readers skip.
+    .$if(!ctx.access.global, (qb) =>
+      qb.innerJoin('apps', 'apps.guid', 'builds.app_guid').where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')),
+    );
   const f = params.filters;
   if (opts.appGuid !== undefined) q = q.where('builds.app_guid', '=', opts.appGuid);
   if (f.states) q = q.where('builds.state', 'in', f.states);

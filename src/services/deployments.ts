@@ -50,9 +50,11 @@ const loadDeployment = (db: Kysely<Database>, guid: string) =>
 export async function listDeployments(ctx: Ctx, params: ListParams): Promise<Page<Row<'deployments'>>> {
   let q = ctx.store.db
     .selectFrom('deployments')
-    .innerJoin('apps', 'apps.guid', 'deployments.app_guid')
     .selectAll('deployments')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    // apps is joined only for the visibility condition, which global readers skip.
+    .$if(!ctx.access.global, (qb) =>
+      qb.innerJoin('apps', 'apps.guid', 'deployments.app_guid').where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')),
+    );
   const f = params.filters;
   if (f.app_guids) q = q.where('deployments.app_guid', 'in', f.app_guids);
   if (f.states) q = q.where('deployments.state', 'in', f.states);

@@ -49,7 +49,7 @@ export async function listDroplets(
     .innerJoin('apps', 'apps.guid', 'droplets.app_guid')
     .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('droplets')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   const f = params.filters;
   if (opts.appGuid !== undefined) q = q.where('droplets.app_guid', '=', opts.appGuid);
   if (opts.packageGuid !== undefined) q = q.where('droplets.package_guid', '=', opts.packageGuid);

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import type { Kysely } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import {
   CreateIsolationSegmentSchema,
@@ -37,17 +37,17 @@ function visibleSegments(ctx: Ctx) {
   return ctx.store.db
     .selectFrom('isolation_segments')
     .selectAll('isolation_segments')
-    .where((eb) =>
-      ctx.access.global
-        ? sql<SqlBool>`1 = 1`
-        : eb(
-            'isolation_segments.guid',
-            'in',
-            eb
-              .selectFrom('isolation_segment_organizations as iso')
-              .select('iso.isolation_segment_guid')
-              .where((w) => ctx.access.orgVisible(w, 'iso.organization_guid')),
-          ),
+    .$if(!ctx.access.global, (qb) =>
+      qb.where((eb) =>
+        eb(
+          'isolation_segments.guid',
+          'in',
+          eb
+            .selectFrom('isolation_segment_organizations as iso')
+            .select('iso.isolation_segment_guid')
+            .where((w) => ctx.access.orgVisible(w, 'iso.organization_guid')),
+        ),
+      ),
     );
 }
 
@@ -195,7 +195,7 @@ export async function listEntitledOrganizationGuids(ctx: Ctx, guid: string): Pro
     .innerJoin('organizations', 'organizations.guid', 'iso.organization_guid')
     .select('organizations.guid')
     .where('iso.isolation_segment_guid', '=', segment.guid)
-    .where((eb) => ctx.access.orgVisible(eb, 'organizations.guid'))
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.orgVisible(eb, 'organizations.guid')))
     .orderBy('organizations.id')
     .execute();
   return { segment, guids: rows.map((r) => r.guid) };
@@ -208,7 +208,7 @@ export async function listAssignedSpaceGuids(ctx: Ctx, guid: string): Promise<{ 
     .selectFrom('spaces')
     .select('spaces.guid')
     .where('spaces.isolation_segment_guid', '=', segment.guid)
-    .where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid'))
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid')))
     .orderBy('spaces.id')
     .execute();
   return { segment, guids: rows.map((r) => r.guid) };

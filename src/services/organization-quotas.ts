@@ -85,7 +85,7 @@ export async function listOrganizationQuotas(ctx: Ctx, params: ListParams): Prom
         .selectFrom('organizations as fo')
         .select('fo.quota_guid')
         .where('fo.guid', 'in', orgGuids)
-        .where((w) => ctx.access.orgVisible(w, 'fo.guid')),
+        .$if(!ctx.access.global, (sq) => sq.where((w) => ctx.access.orgVisible(w, 'fo.guid'))),
     );
   }
   return listPage(q, {
@@ -116,7 +116,7 @@ export async function visibleOrganizationsOf(ctx: Ctx, quotaGuids: string[]): Pr
     .selectFrom('organizations')
     .select(['organizations.guid', 'organizations.quota_guid'])
     .where('organizations.quota_guid', 'in', quotaGuids)
-    .where((eb) => ctx.access.orgVisible(eb, 'organizations.guid'))
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.orgVisible(eb, 'organizations.guid')))
     .orderBy('organizations.id')
     .execute();
   for (const r of rows) out.get(r.quota_guid!)?.push(r.guid);

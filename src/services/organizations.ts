@@ -30,7 +30,7 @@ export async function listOrganizations(ctx: Ctx, params: ListParams, opts: OrgL
   let q = ctx.store.db
     .selectFrom('organizations')
     .selectAll('organizations')
-    .where((eb) => ctx.access.orgVisible(eb, 'organizations.guid'));
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.orgVisible(eb, 'organizations.guid')));
   if (params.filters.names) q = q.where('organizations.name', 'in', params.filters.names);
   if (opts.isolationSegmentGuid) {
     q = q.where('organizations.guid', 'in', (eb) =>

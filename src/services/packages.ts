@@ -38,7 +38,7 @@ export async function listPackages(ctx: Ctx, params: ListParams, opts: { appGuid
     .innerJoin('apps', 'apps.guid', 'packages.app_guid')
     .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('packages')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   const f = params.filters;
   if (opts.appGuid !== undefined) q = q.where('packages.app_guid', '=', opts.appGuid);
   if (f.states) q = q.where('packages.state', 'in', f.states);

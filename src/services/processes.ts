@@ -77,7 +77,7 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
     .innerJoin('apps', 'apps.guid', 'processes.app_guid')
     .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('processes')
-    .where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid'));
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (appGuid !== undefined) q = q.where('processes.app_guid', '=', appGuid);
   if (params.filters.app_guids) q = q.where('processes.app_guid', 'in', params.filters.app_guids);
   if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);

@@ -42,7 +42,9 @@ export async function listRoles(ctx: Ctx, params: ListParams): Promise<Page<Role
   let q = ctx.store.db
     .selectFrom('roles')
     .selectAll('roles')
-    .where((eb) => eb.or([ctx.access.orgVisible(eb, 'roles.organization_guid'), ctx.access.spaceVisible(eb, 'roles.space_guid')]));
+    .$if(!ctx.access.global, (qb) =>
+      qb.where((eb) => eb.or([ctx.access.orgVisible(eb, 'roles.organization_guid'), ctx.access.spaceVisible(eb, 'roles.space_guid')])),
+    );
   const f = params.filters;
   if (f.types) q = q.where('roles.type', 'in', f.types);
   if (f.user_guids) q = q.where('roles.user_guid', 'in', f.user_guids);

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import {
@@ -44,21 +44,21 @@ function visibleGroups(ctx: Ctx) {
   return ctx.store.db
     .selectFrom('security_groups')
     .selectAll('security_groups')
-    .where((eb) =>
-      ctx.access.global
-        ? sql<SqlBool>`1 = 1`
-        : eb.or([
-            eb('security_groups.running_default', '=', 1),
-            eb('security_groups.staging_default', '=', 1),
-            eb(
-              'security_groups.guid',
-              'in',
-              eb
-                .selectFrom('security_group_spaces as sgs')
-                .select('sgs.security_group_guid')
-                .where((w) => ctx.access.spaceVisible(w, 'sgs.space_guid')),
-            ),
-          ]),
+    .$if(!ctx.access.global, (qb) =>
+      qb.where((eb) =>
+        eb.or([
+          eb('security_groups.running_default', '=', 1),
+          eb('security_groups.staging_default', '=', 1),
+          eb(
+            'security_groups.guid',
+            'in',
+            eb
+              .selectFrom('security_group_spaces as sgs')
+              .select('sgs.security_group_guid')
+              .where((w) => ctx.access.spaceVisible(w, 'sgs.space_guid')),
+          ),
+        ]),
+      ),
     );
 }
 
@@ -76,7 +76,7 @@ async function loadBindings(ctx: Ctx, db: Kysely<Database>, groupGuids: string[]
       .select(['sgs.security_group_guid', 'sgs.space_guid', 'sgs.lifecycle'])
       .where('sgs.security_group_guid', 'in', groupGuids.slice(i, i + 900));
     if (onlySpace !== undefined) q = q.where('sgs.space_guid', '=', onlySpace);
-    else q = q.where((eb) => ctx.access.spaceVisible(eb, 'sgs.space_guid'));
+    else if (!ctx.access.global) q = q.where((eb) => ctx.access.spaceVisible(eb, 'sgs.space_guid'));
     const rows = await q.orderBy('spaces.id').execute();
     for (const r of rows) {
       const b = out.get(r.security_group_guid);

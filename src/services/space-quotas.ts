@@ -67,7 +67,10 @@ function visibleCondition(ctx: Ctx) {
 }
 
 export async function listSpaceQuotas(ctx: Ctx, params: ListParams): Promise<Page<SpaceQuotaRow>> {
-  let q = ctx.store.db.selectFrom('space_quotas').selectAll('space_quotas').where(visibleCondition(ctx));
+  let q = ctx.store.db
+    .selectFrom('space_quotas')
+    .selectAll('space_quotas')
+    .$if(!ctx.access.global, (qb) => qb.where(visibleCondition(ctx)));
   if (params.filters.names) q = q.where('space_quotas.name', 'in', params.filters.names);
   if (params.filters.organization_guids) q = q.where('space_quotas.organization_guid', 'in', params.filters.organization_guids);
   const spaceGuids = params.filters.space_guids;
@@ -92,7 +95,7 @@ export async function getSpaceQuota(ctx: Ctx, guid: string): Promise<SpaceQuotaR
     .selectFrom('space_quotas')
     .selectAll('space_quotas')
     .where('space_quotas.guid', '=', guid)
-    .where(visibleCondition(ctx))
+    .$if(!ctx.access.global, (qb) => qb.where(visibleCondition(ctx)))
     .executeTakeFirst();
   if (!quota) throw notFound('Space quota');
   return quota;
@@ -123,7 +126,7 @@ export async function visibleSpacesOf(ctx: Ctx, quotaGuids: string[]): Promise<M
     .selectFrom('spaces')
     .select(['spaces.guid', 'spaces.space_quota_guid'])
     .where('spaces.space_quota_guid', 'in', quotaGuids)
-    .where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid'))
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'spaces.guid')))
     .orderBy('spaces.id')
     .execute();
   for (const r of rows) out.get(r.space_quota_guid!)?.push(r.guid);

@@ -3,7 +3,8 @@ import type { Metadata } from '../../domain/metadata.ts';
 import type { AppFeature } from '../../services/apps.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toOne } from '../cf/presenter.ts';
+import { metadataOf, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 export function presentLifecycle(app: Pick<Row<'apps'>, 'lifecycle_type' | 'lifecycle_buildpacks' | 'lifecycle_stack'>) {
   if (app.lifecycle_type === 'docker') return { type: 'docker', data: {} };
@@ -19,7 +20,9 @@ export function presentLifecycle(app: Pick<Row<'apps'>, 'lifecycle_type' | 'life
 export function presentApp(app: Row<'apps'>, metadata: Metadata | undefined, l: Linker) {
   const self = `/v3/apps/${app.guid}`;
   return {
-    ...base(app),
+    guid: app.guid,
+    created_at: cfTime(app.created_at),
+    updated_at: cfTime(app.updated_at),
     name: app.name,
     state: app.state,
     lifecycle: presentLifecycle(app),

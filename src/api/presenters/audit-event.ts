@@ -1,6 +1,6 @@
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 function dataOf(json: string): Record<string, unknown> {
   try {
@@ -16,7 +16,9 @@ const scope = (guid: string | null) => (guid ? { guid } : null);
 
 export function presentAuditEvent(e: Row<'audit_events'>, l: Linker) {
   return {
-    ...base(e),
+    guid: e.guid,
+    created_at: cfTime(e.created_at),
+    updated_at: cfTime(e.updated_at),
     type: e.type,
     actor: { guid: e.actor_guid, type: e.actor_type, name: e.actor_name },
     target: { guid: e.target_guid, type: e.target_type, name: e.target_name },

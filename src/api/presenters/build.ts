@@ -2,8 +2,9 @@ import { obfuscateBuildpack } from '../../domain/apps.ts';
 import { parseBuildLifecycleData } from '../../domain/builds.ts';
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Row } from '../../store/schema.ts';
-import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toOne } from '../cf/presenter.ts';
+import type { Link, Linker } from '../cf/links.ts';
+import { metadataOf, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 function lifecycleOf(b: Pick<Row<'builds'>, 'lifecycle_type' | 'lifecycle_data'>) {
   if (b.lifecycle_type === 'docker') return { type: 'docker', data: {} };
@@ -12,8 +13,16 @@ function lifecycleOf(b: Pick<Row<'builds'>, 'lifecycle_type' | 'lifecycle_data'>
 }
 
 export function presentBuild(b: Row<'builds'>, metadata: Metadata | undefined, l: Linker) {
+  // Optional members are assigned rather than spread in: see presentSpace for why.
+  const links: { self: Link; app: Link; droplet?: Link } = {
+    self: l.link(`/v3/builds/${b.guid}`),
+    app: l.link(`/v3/apps/${b.app_guid}`),
+  };
+  if (b.droplet_guid) links.droplet = l.link(`/v3/droplets/${b.droplet_guid}`);
   return {
-    ...base(b),
+    guid: b.guid,
+    created_at: cfTime(b.created_at),
+    updated_at: cfTime(b.updated_at),
     state: b.state,
     staging_memory_in_mb: b.staging_memory_in_mb,
     staging_disk_in_mb: b.staging_disk_in_mb,
@@ -25,10 +34,6 @@ export function presentBuild(b: Row<'builds'>, metadata: Metadata | undefined, l
     created_by: { guid: b.created_by_guid ?? '', name: b.created_by_name, email: b.created_by_email },
     relationships: { app: toOne(b.app_guid) },
     metadata: metadataOf(metadata),
-    links: {
-      self: l.link(`/v3/builds/${b.guid}`),
-      app: l.link(`/v3/apps/${b.app_guid}`),
-      ...(b.droplet_guid ? { droplet: l.link(`/v3/droplets/${b.droplet_guid}`) } : {}),
-    },
+    links,
   };
 }

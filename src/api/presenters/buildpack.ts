@@ -1,11 +1,14 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, metadataOf } from '../cf/presenter.ts';
+import { metadataOf } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 export function presentBuildpack(bp: Row<'buildpacks'>, metadata: Metadata | undefined, l: Linker) {
   return {
-    ...base(bp),
+    guid: bp.guid,
+    created_at: cfTime(bp.created_at),
+    updated_at: cfTime(bp.updated_at),
     name: bp.name,
     state: bp.state,
     filename: bp.filename,

@@ -2,8 +2,8 @@ import { isActive, stepCount, type DeploymentState } from '../../domain/deployme
 import type { Metadata } from '../../domain/metadata.ts';
 import { canarySteps } from '../../services/deployments.ts';
 import type { Row } from '../../store/schema.ts';
-import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toOne } from '../cf/presenter.ts';
+import type { Link, Linker } from '../cf/links.ts';
+import { metadataOf, toOne } from '../cf/presenter.ts';
 import { cfTime } from '../cf/timestamps.ts';
 
 /** A deployment (CONVENTIONS.md §18); `revisionVersion` is the version of its revision, when it has one. */
@@ -17,18 +17,30 @@ export function presentDeployment(d: Row<'deployments'>, metadata: Metadata | un
   if (d.disk_in_mb !== null) options.disk_in_mb = d.disk_in_mb;
   if (d.log_rate_limit_in_bytes_per_second !== null) options.log_rate_limit_in_bytes_per_second = Number(d.log_rate_limit_in_bytes_per_second);
   if (canary && steps) options.canary = { steps };
+  // Optional members are assigned rather than spread in: see presentSpace for why.
+  const details: { last_successful_healthcheck: string; last_status_change: string; error?: string } = {
+    last_successful_healthcheck: cfTime(d.last_healthy_at),
+    last_status_change: cfTime(d.last_status_change),
+  };
+  if (d.error) details.error = d.error;
+  const status: {
+    value: string;
+    reason: string;
+    details: typeof details;
+    canary?: { steps: { current: number; total: number } };
+  } = { value: d.status_value, reason: d.status_reason, details };
+  if (canary) status.canary = { steps: { current: d.canary_step, total: stepCount(steps) } };
+  const links: { self: Link; app: Link; cancel?: Link; continue?: Link } = {
+    self: l.link(self),
+    app: l.link(`/v3/apps/${d.app_guid}`),
+  };
+  if (isActive(d.state)) links.cancel = l.link(`${self}/actions/cancel`, 'POST');
+  if ((d.state as DeploymentState) === 'PAUSED') links.continue = l.link(`${self}/actions/continue`, 'POST');
   return {
-    ...base(d),
-    status: {
-      value: d.status_value,
-      reason: d.status_reason,
-      details: {
-        last_successful_healthcheck: cfTime(d.last_healthy_at),
-        last_status_change: cfTime(d.last_status_change),
-        ...(d.error ? { error: d.error } : {}),
-      },
-      ...(canary ? { canary: { steps: { current: d.canary_step, total: stepCount(steps) } } } : {}),
-    },
+    guid: d.guid,
+    created_at: cfTime(d.created_at),
+    updated_at: cfTime(d.updated_at),
+    status,
     strategy: d.strategy,
     options,
     droplet: { guid: d.droplet_guid },
@@ -37,11 +49,6 @@ export function presentDeployment(d: Row<'deployments'>, metadata: Metadata | un
     revision: d.revision_guid && revisionVersion !== undefined ? { guid: d.revision_guid, version: revisionVersion } : null,
     relationships: { app: toOne(d.app_guid) },
     metadata: metadataOf(metadata),
-    links: {
-      self: l.link(self),
-      app: l.link(`/v3/apps/${d.app_guid}`),
-      ...(isActive(d.state) ? { cancel: l.link(`${self}/actions/cancel`, 'POST') } : {}),
-      ...((d.state as DeploymentState) === 'PAUSED' ? { continue: l.link(`${self}/actions/continue`, 'POST') } : {}),
-    },
+    links,
   };
 }

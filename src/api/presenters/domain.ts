@@ -1,7 +1,8 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Row } from '../../store/schema.ts';
-import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toMany, toOne } from '../cf/presenter.ts';
+import type { Link, Linker } from '../cf/links.ts';
+import { metadataOf, toMany, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 /**
  * A domain as Cloud Controller renders it. `sharedOrganizationGuids` must already be limited to the
@@ -11,8 +12,19 @@ import { base, metadataOf, toMany, toOne } from '../cf/presenter.ts';
 export function presentDomain(domain: Row<'domains'>, sharedOrganizationGuids: string[], metadata: Metadata | undefined, l: Linker) {
   const self = `/v3/domains/${domain.guid}`;
   const org = domain.owning_organization_guid;
+  // Optional members are assigned rather than spread in: see presentSpace for why.
+  const links: { self: Link; route_reservations: Link; organization?: Link; shared_organizations?: Link } = {
+    self: l.link(self),
+    route_reservations: l.link(`${self}/route_reservations`),
+  };
+  if (org) {
+    links.organization = l.link(`/v3/organizations/${org}`);
+    links.shared_organizations = l.link(`${self}/relationships/shared_organizations`);
+  }
   return {
-    ...base(domain),
+    guid: domain.guid,
+    created_at: cfTime(domain.created_at),
+    updated_at: cfTime(domain.updated_at),
     name: domain.name,
     internal: domain.internal === 1,
     router_group: domain.router_group_guid ? { guid: domain.router_group_guid } : null,
@@ -22,16 +34,7 @@ export function presentDomain(domain: Row<'domains'>, sharedOrganizationGuids: s
       shared_organizations: toMany(sharedOrganizationGuids),
     },
     metadata: metadataOf(metadata),
-    links: {
-      self: l.link(self),
-      route_reservations: l.link(`${self}/route_reservations`),
-      ...(org
-        ? {
-            organization: l.link(`/v3/organizations/${org}`),
-            shared_organizations: l.link(`${self}/relationships/shared_organizations`),
-          }
-        : {}),
-    },
+    links,
   };
 }
 

@@ -1,12 +1,15 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Row } from '../../store/schema.ts';
-import type { Linker } from '../cf/links.ts';
-import { base, metadataOf } from '../cf/presenter.ts';
+import type { Link, Linker } from '../cf/links.ts';
+import { metadataOf } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 export function presentIsolationSegment(segment: Row<'isolation_segments'>, metadata: Metadata | undefined, l: Linker) {
   const self = `/v3/isolation_segments/${segment.guid}`;
   return {
-    ...base(segment),
+    guid: segment.guid,
+    created_at: cfTime(segment.created_at),
+    updated_at: cfTime(segment.updated_at),
     name: segment.name,
     metadata: metadataOf(metadata),
     links: {
@@ -21,22 +24,15 @@ export function presentIsolationSegment(segment: Row<'isolation_segments'>, meta
  * `/v3/<ownerPath>/relationships/<name>`; `related` points at `/v3/<ownerPath>/<name>` when that exists.
  */
 export function presentToMany(ownerPath: string, name: string, guids: string[], l: Linker, withRelated: boolean) {
-  return {
-    data: guids.map((guid) => ({ guid })),
-    links: {
-      self: l.link(`/v3/${ownerPath}/relationships/${name}`),
-      ...(withRelated ? { related: l.link(`/v3/${ownerPath}/${name}`) } : {}),
-    },
-  };
+  // `related` is assigned rather than spread in: see presentSpace for why.
+  const links: { self: Link; related?: Link } = { self: l.link(`/v3/${ownerPath}/relationships/${name}`) };
+  if (withRelated) links.related = l.link(`/v3/${ownerPath}/${name}`);
+  return { data: guids.map((guid) => ({ guid })), links };
 }
 
 /** A to-one relationship document; `related` is present only while something is assigned. */
 export function presentIsolationSegmentToOne(ownerPath: string, name: string, segmentGuid: string | null, l: Linker) {
-  return {
-    data: segmentGuid ? { guid: segmentGuid } : null,
-    links: {
-      self: l.link(`/v3/${ownerPath}/relationships/${name}`),
-      ...(segmentGuid ? { related: l.link(`/v3/isolation_segments/${segmentGuid}`) } : {}),
-    },
-  };
+  const links: { self: Link; related?: Link } = { self: l.link(`/v3/${ownerPath}/relationships/${name}`) };
+  if (segmentGuid) links.related = l.link(`/v3/isolation_segments/${segmentGuid}`);
+  return { data: segmentGuid ? { guid: segmentGuid } : null, links };
 }

@@ -2,33 +2,31 @@ import type { Metadata } from '../../domain/metadata.ts';
 import type { ObservedInstance } from '../../services/processes.ts';
 import { FDS_LIMIT } from '../../services/app-env.ts';
 import type { Row } from '../../store/schema.ts';
-import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toOne } from '../cf/presenter.ts';
+import type { Link, Linker } from '../cf/links.ts';
+import { metadataOf, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 /** How the `command` of a process is shown: as is, redacted for a single GET, or always redacted in lists. */
 export type CommandView = { show: true; detected: string | undefined } | { show: false; redaction: string };
 
+// No spreads in this file: see presentSpace for why.
 function healthCheck(p: Row<'processes'>) {
-  return {
-    type: p.health_check_type,
-    data: {
-      timeout: p.health_check_timeout,
-      invocation_timeout: p.health_check_invocation_timeout,
-      interval: p.health_check_interval,
-      ...(p.health_check_type === 'http' ? { endpoint: p.health_check_endpoint ?? '/' } : {}),
-    },
+  const data: { timeout: number | null; invocation_timeout: number | null; interval: number | null; endpoint?: string } = {
+    timeout: p.health_check_timeout,
+    invocation_timeout: p.health_check_invocation_timeout,
+    interval: p.health_check_interval,
   };
+  if (p.health_check_type === 'http') data.endpoint = p.health_check_endpoint ?? '/';
+  return { type: p.health_check_type, data };
 }
 
 function readinessCheck(p: Row<'processes'>) {
-  return {
-    type: p.readiness_check_type,
-    data: {
-      invocation_timeout: p.readiness_check_invocation_timeout,
-      interval: p.readiness_check_interval,
-      ...(p.readiness_check_type === 'http' ? { endpoint: p.readiness_check_endpoint ?? '/' } : {}),
-    },
+  const data: { invocation_timeout: number | null; interval: number | null; endpoint?: string } = {
+    invocation_timeout: p.readiness_check_invocation_timeout,
+    interval: p.readiness_check_interval,
   };
+  if (p.readiness_check_type === 'http') data.endpoint = p.readiness_check_endpoint ?? '/';
+  return { type: p.readiness_check_type, data };
 }
 
 export interface ProcessView {
@@ -41,31 +39,33 @@ export interface ProcessView {
 export function presentProcess(p: Row<'processes'>, metadata: Metadata | undefined, view: ProcessView, l: Linker) {
   const self = `/v3/processes/${p.guid}`;
   const command = view.command.show ? (p.command ?? view.command.detected ?? null) : view.command.redaction;
+  const user = view.app?.lifecycle_type === 'docker' ? 'root' : 'vcap';
+  const relationships = { app: toOne(p.app_guid), revision: null };
+  const scale = l.link(`${self}/actions/scale`, 'POST');
+  const app = l.link(`/v3/apps/${p.app_guid}`);
+  const stats = l.link(`${self}/stats`);
+  const links: { self: Link; scale: Link; app: Link; space?: Link; stats: Link } = view.app
+    ? { self: l.link(self), scale, app, space: l.link(`/v3/spaces/${view.app.space_guid}`), stats }
+    : { self: l.link(self), scale, app, stats };
   return {
-    ...base(p),
+    guid: p.guid,
+    created_at: cfTime(p.created_at),
+    updated_at: cfTime(p.updated_at),
     version: p.version,
     type: p.type,
     command,
-    user: view.app?.lifecycle_type === 'docker' ? 'root' : 'vcap',
+    user,
     instances: p.instances,
     memory_in_mb: p.memory_in_mb,
     disk_in_mb: p.disk_in_mb,
     log_rate_limit_in_bytes_per_second: p.log_rate_limit_in_bytes_per_second,
     health_check: healthCheck(p),
     readiness_health_check: readinessCheck(p),
-    ...(view.instances ? { process_instances: view.instances.map(presentInstanceSummary) } : {}),
-    relationships: {
-      app: toOne(p.app_guid),
-      revision: null,
-    },
+    // Absent unless embedded: JSON leaves out an undefined member, and one literal keeps one object shape.
+    process_instances: view.instances?.map(presentInstanceSummary),
+    relationships,
     metadata: metadataOf(metadata),
-    links: {
-      self: l.link(self),
-      scale: l.link(`${self}/actions/scale`, 'POST'),
-      app: l.link(`/v3/apps/${p.app_guid}`),
-      ...(view.app ? { space: l.link(`/v3/spaces/${view.app.space_guid}`) } : {}),
-      stats: l.link(`${self}/stats`),
-    },
+    links,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, toMany, toOne } from '../cf/presenter.ts';
+import { toMany, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 type QuotaRow = Row<'organization_quotas'> | Row<'space_quotas'>;
 
@@ -31,10 +32,16 @@ function limits(q: QuotaRow) {
  * metadata upstream (their messages accept none), so none is rendered.
  */
 export function presentOrganizationQuota(q: Row<'organization_quotas'>, orgGuids: string[], l: Linker) {
+  // Destructured rather than spread in: see presentSpace for why.
+  const { apps, services, routes } = limits(q);
   return {
-    ...base(q),
+    guid: q.guid,
+    created_at: cfTime(q.created_at),
+    updated_at: cfTime(q.updated_at),
     name: q.name,
-    ...limits(q),
+    apps,
+    services,
+    routes,
     domains: { total_domains: q.total_domains },
     relationships: { organizations: toMany(orgGuids) },
     links: { self: l.link(`/v3/organization_quotas/${q.guid}`) },
@@ -43,10 +50,15 @@ export function presentOrganizationQuota(q: Row<'organization_quotas'>, orgGuids
 
 /** A space quota. `spaceGuids` are the spaces using it that the caller may see. */
 export function presentSpaceQuota(q: Row<'space_quotas'>, spaceGuids: string[], l: Linker) {
+  const { apps, services, routes } = limits(q);
   return {
-    ...base(q),
+    guid: q.guid,
+    created_at: cfTime(q.created_at),
+    updated_at: cfTime(q.updated_at),
     name: q.name,
-    ...limits(q),
+    apps,
+    services,
+    routes,
     relationships: {
       organization: toOne(q.organization_guid),
       spaces: toMany(spaceGuids),
@@ -60,5 +72,5 @@ export function presentSpaceQuota(q: Row<'space_quotas'>, spaceGuids: string[], 
 
 /** The answer of a to-many relationship POST: the full list, with only a `self` link (as upstream). */
 export function presentQuotaRelationship(path: string, guids: string[], l: Linker) {
-  return { ...toMany(guids), links: { self: l.link(path) } };
+  return { data: guids.map((guid) => ({ guid })), links: { self: l.link(path) } };
 }

@@ -2,14 +2,14 @@ import type { Metadata } from '../../domain/metadata.ts';
 import { parseCommands } from '../../services/revisions.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toOne } from '../cf/presenter.ts';
+import { metadataOf, toOne } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 /** A revision; `deployable` when its droplet can still be deployed. */
 export function presentRevision(r: Row<'revisions'>, metadata: Metadata | undefined, deployable: boolean, l: Linker) {
   const self = `/v3/revisions/${r.guid}`;
-  const { guid, created_at, updated_at } = base(r);
   return {
-    guid,
+    guid: r.guid,
     version: r.version,
     droplet: { guid: r.droplet_guid },
     processes: Object.fromEntries(Object.entries(parseCommands(r.commands)).map(([type, command]) => [type, { command }])),
@@ -17,8 +17,8 @@ export function presentRevision(r: Row<'revisions'>, metadata: Metadata | undefi
     description: r.description,
     deployable,
     relationships: { app: toOne(r.app_guid) },
-    created_at,
-    updated_at,
+    created_at: cfTime(r.created_at),
+    updated_at: cfTime(r.updated_at),
     metadata: metadataOf(metadata),
     links: {
       self: l.link(self),

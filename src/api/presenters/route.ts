@@ -3,7 +3,7 @@ import { routeUrl } from '../../domain/routes.ts';
 import { parseOptions, type RouteView } from '../../services/routes.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, metadataOf, toMany } from '../cf/presenter.ts';
+import { metadataOf } from '../cf/presenter.ts';
 import { cfTime } from '../cf/timestamps.ts';
 
 /** A destination as it appears inside a route and in destination lists (upstream's `destination_hash`). */
@@ -22,7 +22,14 @@ export function presentDestination(d: Row<'route_destinations'>) {
 /** `PATCH /v3/routes/:guid/destinations/:destination_guid` answers with the destination plus links. */
 export function presentDestinationWithLinks(d: Row<'route_destinations'>, l: Linker) {
   return {
-    ...presentDestination(d),
+    guid: d.guid,
+    app: { guid: d.app_guid, process: { type: d.process_type } },
+    weight: d.weight,
+    port: d.port,
+    protocol: d.protocol,
+    created_at: cfTime(d.created_at),
+    updated_at: cfTime(d.updated_at),
+    // Repeats presentDestination rather than spreading it: see presentSpace for why.
     links: {
       destinations: l.link(`/v3/routes/${d.route_guid}/destinations`),
       route: l.link(`/v3/routes/${d.route_guid}`),
@@ -48,7 +55,9 @@ export function presentRoute(v: RouteView, metadata: Metadata | undefined, l: Li
   const { route } = v;
   const self = `/v3/routes/${route.guid}`;
   return {
-    ...base(route),
+    guid: route.guid,
+    created_at: cfTime(route.created_at),
+    updated_at: cfTime(route.updated_at),
     protocol: route.protocol,
     host: route.host,
     path: route.path,
@@ -73,7 +82,7 @@ export function presentRoute(v: RouteView, metadata: Metadata | undefined, l: Li
 /** `…/relationships/shared_spaces` (GET and POST): the spaces, with a self link only (no `related`). */
 export function presentSharedSpaces(routeGuid: string, spaceGuids: string[], l: Linker) {
   return {
-    ...toMany(spaceGuids),
+    data: spaceGuids.map((guid) => ({ guid })),
     links: { self: l.link(`/v3/routes/${routeGuid}/relationships/shared_spaces`) },
   };
 }

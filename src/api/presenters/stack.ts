@@ -1,11 +1,14 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
-import { base, metadataOf } from '../cf/presenter.ts';
+import { metadataOf } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 
 export function presentStack(stack: Row<'stacks'>, metadata: Metadata | undefined, l: Linker) {
   return {
-    ...base(stack),
+    guid: stack.guid,
+    created_at: cfTime(stack.created_at),
+    updated_at: cfTime(stack.updated_at),
     name: stack.name,
     description: stack.description,
     state: stack.state,

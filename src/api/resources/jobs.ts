@@ -3,7 +3,7 @@ import { getJob } from '../../services/jobs.ts';
 import type { Database, Row } from '../../store/schema.ts';
 import type { Api, AppDeps } from '../context.ts';
 import type { Linker } from '../cf/links.ts';
-import { base } from '../cf/presenter.ts';
+import { cfTime } from '../cf/timestamps.ts';
 import { queryOf } from '../cf/respond.ts';
 
 /** Job resource types → the table holding them (for the "link only while it exists" rule). */
@@ -46,7 +46,9 @@ export async function presentJob(db: Kysely<Database>, job: Row<'jobs'>, l: Link
     links[job.resource_type] = l.link(`/v3/${plural(job.resource_type)}/${job.resource_guid}`);
   }
   return {
-    ...base(job),
+    guid: job.guid,
+    created_at: cfTime(job.created_at),
+    updated_at: cfTime(job.updated_at),
     operation: job.operation,
     state: job.state,
     errors: JSON.parse(job.errors) as unknown[],

@@ -1,0 +1,56 @@
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type DbHandle } from '../../src/store/db.ts';
+
+// The SQLite connection keeps prepared statements and builds row objects itself (src/store/db.ts); these
+// pin down that rows still look exactly as better-sqlite3 would return them.
+describe('SQLite statement cache and row building', () => {
+  let handle: DbHandle;
+  beforeEach(() => {
+    handle = openDatabase({ kind: 'sqlite', file: ':memory:' });
+  });
+  afterEach(() => handle.db.destroy());
+
+  it('returns named rows, insert results and RETURNING rows', async () => {
+    const db = handle.db;
+    await sql`create table t (id integer primary key, name text, n integer, blob_col blob)`.execute(db);
+    const inserted = await sql`insert into t (name, n) values (${'a'}, ${1}), (${'b'}, ${null})`.execute(db);
+    expect(inserted.numAffectedRows).toBe(2n);
+    const returned = await sql<{ id: number; name: string }>`insert into t (name) values (${'c'}) returning id, name`.execute(db);
+    expect(returned.rows).toEqual([{ id: 3, name: 'c' }]);
+    const rows = await sql`select * from t order by id`.execute(db);
+    expect(rows.rows).toEqual([
+      { id: 1, name: 'a', n: 1, blob_col: null },
+      { id: 2, name: 'b', n: null, blob_col: null },
+      { id: 3, name: 'c', n: null, blob_col: null },
+    ]);
+    expect(Object.keys(rows.rows[0] as object)).toEqual(['id', 'name', 'n', 'blob_col']);
+  });
+
+  it('lets the last of two same-named columns win, as better-sqlite3 does', async () => {
+    const { rows } = await sql`select 1 as x, 2 as x, 3 as y`.execute(handle.db);
+    expect(rows).toEqual([{ x: 2, y: 3 }]);
+  });
+
+  it('sees columns added after a statement was first prepared', async () => {
+    const db = handle.db;
+    await sql`create table t (id integer primary key, name text)`.execute(db);
+    await sql`insert into t (name) values ('a')`.execute(db);
+    const select = () => sql`select * from t`.execute(db);
+    expect((await select()).rows).toEqual([{ id: 1, name: 'a' }]);
+    await sql`alter table t add column extra text default 'x'`.execute(db);
+    expect((await select()).rows).toEqual([{ id: 1, name: 'a', extra: 'x' }]);
+  });
+
+  it('streams rows as objects', async () => {
+    const db = handle.db;
+    await db.schema.createTable('t').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('v', 'text').execute();
+    await sql`insert into t (v) values ('p'), ('q')`.execute(db);
+    const seen: unknown[] = [];
+    for await (const row of db.selectFrom('t' as never).selectAll().stream()) seen.push(row);
+    expect(seen).toEqual([
+      { id: 1, v: 'p' },
+      { id: 2, v: 'q' },
+    ]);
+  });
+});

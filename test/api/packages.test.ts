@@ -233,6 +233,8 @@ describe('reading, updating, copying, downloading and deleting packages', () => 
     const location = new URL(dl.headers.get('location')!);
     const blob = await t.kiln.app.request(location.toString());
     expect(blob.status).toBe(200);
+    // The download is a Response of its own; the request id must still be on it.
+    expect(blob.headers.get('x-vcap-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     const bytes = Buffer.from(await blob.arrayBuffer());
     expect(bytes.subarray(0, 2).toString()).toBe('PK');
     location.searchParams.set('signature', '0'.repeat(64));

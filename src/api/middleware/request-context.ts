@@ -17,8 +17,13 @@ export function requestContext(log: Logger, metrics: HttpMetrics): MiddlewareHan
     const child = log.child({ request_id: requestId });
     c.set('log', child);
     c.set('linker', new Linker(requestOrigin(c)));
-    await next();
+    // Set before the handler runs so c.json() and friends build the response with it. Setting a header on a
+    // finished response makes Hono copy the Response around a stream body, which also takes the Node adapter
+    // off its fast path for string bodies (measured: ~10% of a list request's CPU).
     c.header('X-VCAP-Request-ID', requestId);
+    await next();
+    // Handlers that return a Response of their own (downloads, streams) do not pick prepared headers up.
+    if (!c.res.headers.has('X-VCAP-Request-ID')) c.header('X-VCAP-Request-ID', requestId);
     const ms = performance.now() - started;
     const route = c.req.routePath;
     metrics.observe(c.req.method, route, c.res.status, ms / 1000);

@@ -4,13 +4,21 @@
  * Builds Kiln on a temporary SQLite file, seeds 10,000 spaces straight through the store, listens on a free
  * port and drives list endpoints with autocannon. A constant-JSON route registered on the same Hono app
  * (so it passes through the same global middleware, but no auth and no SQL) is the baseline: the ratio
- * "list req/s ÷ baseline req/s" says how much of the server's capacity a list request costs.
+ * "list req/s ÷ baseline req/s" says how much of the server's capacity a list request costs. It runs twice:
+ * with Kiln's default configuration (the list cache answers repeated identical requests while the database is
+ * unchanged) and with the list cache off, which is what every list costs after a write.
+ *
+ * This machine's speed drifts by up to ~1.6x within minutes (shared CPUs), so a scenario is never compared with
+ * a baseline measured at another time: each scenario runs as ROUNDS pairs of short slices (baseline, then the
+ * scenario) after a warm-up slice, and its ratio is the median of the per-pair ratios. req/s and p99 are the
+ * medians over its slices (autocannon gives percentiles per run; they cannot be merged exactly).
  *
  * Each scenario also gets a short single-connection run: with 50 connections in a closed loop, latency is
  * roughly connections ÷ throughput (Little's law), so "p99 @1" is the figure that shows one request's own cost.
  *
- * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_SPACES (default 10000),
- * BENCH_SERIAL_DURATION (s, default 3; 0 skips the single-connection runs), BENCH_ONLY (comma-separated names).
+ * Env: BENCH_DURATION (s per slice, default 3), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
+ * BENCH_SPACES (default 10000), BENCH_SERIAL_DURATION (s, default 3; 0 skips the single-connection runs),
+ * BENCH_ONLY (comma-separated names).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +32,8 @@ import { loadConfig } from '../src/config/config.ts';
 import { buildKiln, type Kiln } from '../src/server.ts';
 import { newGuid } from '../src/store/store.ts';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION = Number(process.env.BENCH_DURATION ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SPACES = Number(process.env.BENCH_SPACES ?? 10_000);
 const SERIAL_DURATION = Number(process.env.BENCH_SERIAL_DURATION ?? 3);
@@ -92,38 +101,79 @@ interface Scenario {
   check?: (body: { pagination?: { total_results: number }; resources?: unknown[] }) => string | undefined;
 }
 
-interface Outcome {
-  name: string;
+interface Slice {
   rps: number;
   p50: number;
   p99: number;
   non2xx: number;
   errors: number;
+}
+
+interface Outcome extends Slice {
+  name: string;
+  /** Median of (scenario req/s ÷ baseline req/s) over back-to-back slice pairs. */
+  ratio: number;
   /** p99 with a single connection (no queueing behind other requests); NaN when skipped. */
   serialP99: number;
 }
 
-async function run(url: string, s: Scenario, headers: Record<string, string>): Promise<Outcome> {
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function slice(url: string, headers: Record<string, string>, duration = DURATION): Promise<Slice> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+}
+
+const serialP99 = async (url: string, headers: Record<string, string>): Promise<number> =>
+  SERIAL_DURATION > 0 ? (await autocannon({ url, connections: 1, duration: SERIAL_DURATION, headers })).latency.p99 : Number.NaN;
+
+function summarise(name: string, slices: Slice[], ratio: number, serial: number): Outcome {
+  return {
+    name,
+    ratio,
+    serialP99: serial,
+    rps: median(slices.map((x) => x.rps)),
+    p50: median(slices.map((x) => x.p50)),
+    p99: median(slices.map((x) => x.p99)),
+    non2xx: slices.reduce((n, x) => n + x.non2xx, 0),
+    errors: slices.reduce((n, x) => n + x.errors, 0),
+  };
+}
+
+/** Checks one response, warms the path up, then measures ROUNDS (baseline, scenario) slice pairs. */
+async function run(url: string, s: Scenario, headers: Record<string, string>, baselineSlices: Slice[]): Promise<Outcome> {
   const res = await fetch(url + s.path, { headers });
   const body = (await res.json()) as Parameters<NonNullable<Scenario['check']>>[0];
   if (res.status !== 200) throw new Error(`${s.name}: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
   const problem = s.check?.(body);
   if (problem) throw new Error(`${s.name}: ${problem}`);
 
-  const r = await autocannon({ url: url + s.path, connections: CONNECTIONS, duration: DURATION, headers });
-  const serial = SERIAL_DURATION > 0 ? await autocannon({ url: url + s.path, connections: 1, duration: SERIAL_DURATION, headers }) : undefined;
-  return {
-    serialP99: serial ? serial.latency.p99 : Number.NaN,
-    name: s.name,
-    rps: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    non2xx: r.non2xx,
-    errors: r.errors + r.timeouts,
-  };
+  await slice(url + s.path, headers, 1);
+  const mine: Slice[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const b = await slice(url + BASELINE_PATH, headers);
+    const m = await slice(url + s.path, headers);
+    baselineSlices.push(b);
+    mine.push(m);
+    ratios.push(m.rps / b.rps);
+  }
+  return summarise(s.name, mine, median(ratios), await serialP99(url + s.path, headers));
 }
 
-async function main(): Promise<void> {
+interface Target {
+  kiln: Kiln;
+  url: string;
+  headers: Record<string, string>;
+  prod: number;
+  close(): Promise<void>;
+}
+
+/** A seeded Kiln listening on a free port; `listCache` false turns the list cache off (KILN_LIST_CACHE_ENTRIES=0). */
+async function start(listCache: boolean): Promise<Target> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-'));
   const adminPassword = randomBytes(12).toString('hex');
   const config = loadConfig({
@@ -131,73 +181,94 @@ async function main(): Promise<void> {
     DATABASE_URL: `sqlite:${path.join(dataDir, 'kiln.sqlite')}`,
     KILN_ADMIN_PASSWORD: adminPassword,
     LOG_LEVEL: 'silent',
+    ...(listCache ? {} : { KILN_LIST_CACHE_ENTRIES: '0' }),
   });
   const kiln = await buildKiln(config, { log: pino({ level: 'silent' }) });
   // Registered on Kiln's own app (no production hook needed): same server, same global middleware.
   kiln.app.get(BASELINE_PATH, (c) => c.json({ ok: true, kind: 'baseline' }));
+  const { prod } = await seed(kiln);
+  const token = (await kiln.identity.passwordGrant(config.admin.username, adminPassword)).access_token;
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: kiln.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  return {
+    kiln,
+    prod,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    headers: { authorization: `bearer ${token}` },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await kiln.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
-  let server: ServerType | undefined;
-  try {
-    const { prod } = await seed(kiln);
-    const token = (await kiln.identity.passwordGrant(config.admin.username, adminPassword)).access_token;
-    const headers = { authorization: `bearer ${token}` };
+/** Runs the scenarios against one Kiln and prints its table; true when every scenario met the target. */
+async function measure(title: string, target: Target): Promise<boolean> {
+  const { url, headers, prod } = target;
+  const fullPage = (total: number) => (b: Parameters<NonNullable<Scenario['check']>>[0]) =>
+    b.pagination?.total_results !== total
+      ? `total_results ${b.pagination?.total_results}, expected ${total}`
+      : b.resources?.length !== Math.min(50, total)
+        ? `got ${b.resources?.length} resources`
+        : undefined;
+  const scenarios: Scenario[] = [
+    { name: 'GET /v3/spaces?per_page=50', path: '/v3/spaces?per_page=50', check: fullPage(SPACES) },
+    { name: 'label_selector=env=prod', path: '/v3/spaces?per_page=50&label_selector=env%3Dprod', check: fullPage(prod) },
+    { name: 'order_by=-created_at', path: '/v3/spaces?per_page=50&order_by=-created_at', check: fullPage(SPACES) },
+    { name: 'order_by=name', path: '/v3/spaces?per_page=50&order_by=name', check: fullPage(SPACES) },
+    { name: 'page=150 (deep offset)', path: '/v3/spaces?per_page=50&page=150', check: (b) => (b.resources?.length === 50 ? undefined : 'short page') },
+  ];
+  const only = process.env.BENCH_ONLY?.split(',');
+  const selected = only ? scenarios.filter((s) => only.some((o) => s.name.includes(o))) : scenarios;
 
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: kiln.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-    });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  console.log(`\n${title}\nautocannon: ${CONNECTIONS} connections, ${ROUNDS} x (baseline ${DURATION} s, scenario ${DURATION} s) per scenario`);
+  await slice(url + BASELINE_PATH, headers, 1);
+  const baselineSlices: Slice[] = [];
+  const outcomes: Outcome[] = [];
+  for (const s of selected) outcomes.push(await run(url, s, headers, baselineSlices));
+  outcomes.unshift(summarise('baseline (constant JSON)', baselineSlices, 1, await serialP99(url + BASELINE_PATH, headers)));
 
-    const fullPage = (total: number) => (b: Parameters<NonNullable<Scenario['check']>>[0]) =>
-      b.pagination?.total_results !== total
-        ? `total_results ${b.pagination?.total_results}, expected ${total}`
-        : b.resources?.length !== Math.min(50, total)
-          ? `got ${b.resources?.length} resources`
-          : undefined;
-    const scenarios: Scenario[] = [
-      { name: 'baseline (constant JSON)', path: BASELINE_PATH },
-      { name: 'GET /v3/spaces?per_page=50', path: '/v3/spaces?per_page=50', check: fullPage(SPACES) },
-      { name: 'label_selector=env=prod', path: '/v3/spaces?per_page=50&label_selector=env%3Dprod', check: fullPage(prod) },
-      { name: 'order_by=-created_at', path: '/v3/spaces?per_page=50&order_by=-created_at', check: fullPage(SPACES) },
-      { name: 'order_by=name', path: '/v3/spaces?per_page=50&order_by=name', check: fullPage(SPACES) },
-      { name: 'page=150 (deep offset)', path: '/v3/spaces?per_page=50&page=150', check: (b) => (b.resources?.length === 50 ? undefined : 'short page') },
+  const rows = outcomes.map((o, i) => {
+    const ok = i === 0 || (o.ratio >= TARGET_RATIO && o.p99 < TARGET_P99_MS);
+    return [
+      o.name,
+      o.rps.toFixed(0),
+      String(o.p50),
+      String(o.p99),
+      Number.isNaN(o.serialP99) ? '-' : String(o.serialP99),
+      i === 0 ? '1.00' : o.ratio.toFixed(2),
+      o.non2xx + o.errors > 0 ? `${o.non2xx} non-2xx, ${o.errors} errors` : '',
+      i === 0 ? '' : ok ? 'ok' : 'MISS',
     ];
-    const only = process.env.BENCH_ONLY?.split(',');
-    const selected = only ? scenarios.filter((s, i) => i === 0 || only.some((o) => s.name.includes(o))) : scenarios;
+  });
+  const header = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99 @1', 'ratio', 'failures', `target ≥${TARGET_RATIO}, p99<${TARGET_P99_MS}ms`];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const r of rows) console.log(line(r));
+  return !rows.some((r) => r.at(-1) === 'MISS');
+}
 
-    console.log(`autocannon: ${CONNECTIONS} connections, ${DURATION} s per scenario\n`);
-    const outcomes: Outcome[] = [];
-    for (const s of selected) {
-      const o = await run(url, s, headers);
-      outcomes.push(o);
-      console.log(`  done: ${s.name}`);
+async function main(): Promise<void> {
+  // The list cache only answers repeats of an unchanged database, so the second table (cache off) is what a
+  // list costs when it has to be computed: after every write, or for a page nobody asked for yet.
+  const modes: Array<[string, boolean]> = [
+    ['Kiln as configured by default (list cache on; every measured request after the first is a repeat)', true],
+    ['List cache off (KILN_LIST_CACHE_ENTRIES=0): every request counts, pages and renders', false],
+  ];
+  let met = true;
+  for (const [title, listCache] of modes) {
+    const target = await start(listCache);
+    try {
+      const ok = await measure(title, target);
+      if (listCache) met = ok;
+    } finally {
+      await target.close();
     }
-
-    const baseline = outcomes[0]!.rps;
-    const rows = outcomes.map((o, i) => {
-      const ratio = o.rps / baseline;
-      const ok = i === 0 || (ratio >= TARGET_RATIO && o.p99 < TARGET_P99_MS);
-      return [
-        o.name,
-        o.rps.toFixed(0),
-        String(o.p50),
-        String(o.p99),
-        Number.isNaN(o.serialP99) ? '-' : String(o.serialP99),
-        i === 0 ? '1.00' : ratio.toFixed(2),
-        o.non2xx + o.errors > 0 ? `${o.non2xx} non-2xx, ${o.errors} errors` : '',
-        i === 0 ? '' : ok ? 'ok' : 'MISS',
-      ];
-    });
-    const header = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99 @1', 'ratio', 'failures', `target ≥${TARGET_RATIO}, p99<${TARGET_P99_MS}ms`];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-    for (const r of rows) console.log(line(r));
-    if (rows.some((r) => r.at(-1) === 'MISS')) process.exitCode = 1;
-  } finally {
-    if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
-    await kiln.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
   }
+  if (!met) process.exitCode = 1;
 }
 
 await main();

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { Api, AppDeps, Env } from './context.ts';
 import { handleError } from './cf/errors.ts';
+import { ListCache } from './middleware/list-cache.ts';
 import { authenticate } from './middleware/authenticate.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
@@ -34,6 +35,8 @@ export function createApi(deps: AppDeps): Api {
 
   app.use('/v3/*', authenticate(deps.store, deps.tokens));
   app.use('/v3', authenticate(deps.store, deps.tokens));
+  const { dataVersion } = deps.store;
+  if (dataVersion && deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(dataVersion, deps.config.listCacheEntries).middleware());
   registerResources(app, deps);
   return app;
 }

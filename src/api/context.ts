@@ -38,6 +38,8 @@ export interface Env {
     linker: Linker;
     principal: Principal;
     access: Access;
+    /** The JSON text of a list page, left by renderList for the list cache. */
+    listCacheBody: string | undefined;
   };
 }
 

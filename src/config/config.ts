@@ -31,6 +31,8 @@ const ConfigSchema = z.object({
   KILN_EXTERNAL_ISSUER: z.string().min(1).optional(),
   /** Largest package upload (the `bits` zip) accepted, in bytes. */
   KILN_MAX_PACKAGE_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+  /** List responses kept for repeated identical requests while the database is unchanged (0 turns it off). */
+  KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -48,6 +50,7 @@ export interface Config {
   refreshTokenTtlSeconds: number;
   externalIdentity: { jwksUrl: string; issuer: string | undefined } | undefined;
   maxPackageBytes: number;
+  listCacheEntries: number;
 }
 
 export class ConfigError extends Error {}
@@ -88,5 +91,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ? { jwksUrl: c.KILN_EXTERNAL_JWKS_URL, issuer: c.KILN_EXTERNAL_ISSUER }
       : undefined,
     maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
+    listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
   };
 }

@@ -13,6 +13,13 @@ export type { Dialect };
 export interface DbHandle {
   db: Kysely<Database>;
   dialect: Dialect;
+  /**
+   * A value that differs whenever committed data may have changed (SQLite only): total_changes() counts every
+   * row this connection inserted, updated or deleted, and data_version moves when another connection (another
+   * process on the same file) commits. It reads two counters without waiting for the connection kysely may be
+   * holding for a transaction; counting a transaction's changes before it commits only costs a cache miss.
+   */
+  dataVersion?: () => string;
 }
 
 // PostgreSQL returns int8 (count(*), bigint columns) as strings; every such value Kiln stores fits a double.
@@ -36,7 +43,13 @@ export function openDatabase(database: Config['database'], opts: { onIdleError?:
   // read past the cache is a copy from the OS (list queries ran ~1.7x slower). This is a ceiling, not an
   // allocation: the cache grows only as pages are read.
   sqlite.pragma('cache_size = -65536');
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }), dialect: 'sqlite' };
+  const totalChanges = sqlite.prepare('select total_changes()').pluck();
+  const dataVersion = sqlite.prepare('pragma data_version').pluck();
+  return {
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
+    dialect: 'sqlite',
+    dataVersion: () => `${String(dataVersion.get())}.${String(totalChanges.get())}`,
+  };
 }
 
 /**

@@ -65,9 +65,12 @@ export class Store {
   readonly events = new EventEmitter();
 
   private readonly base: Kysely<Database>;
+  /** See {@link DbHandle.dataVersion}; undefined where the database offers no cheap equivalent (PostgreSQL). */
+  readonly dataVersion: (() => string) | undefined;
 
   constructor(handle: DbHandle) {
     this.base = handle.db;
+    this.dataVersion = handle.dataVersion;
     this.db = handle.db.withPlugin(outsideWriteGuard);
     this.dialect = handle.dialect;
     this.events.setMaxListeners(100);

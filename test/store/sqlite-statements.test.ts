@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type DbHandle } from '../../src/store/db.ts';
@@ -52,5 +56,35 @@ describe('SQLite statement cache and row building', () => {
       { id: 1, v: 'p' },
       { id: 2, v: 'q' },
     ]);
+  });
+});
+
+describe('SQLite data version', () => {
+  it('moves with every committed change, its own or another connection’s, and not with reads', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-dataversion-'));
+    const file = path.join(dir, 'k.sqlite');
+    const handle = openDatabase({ kind: 'sqlite', file });
+    try {
+      const version = handle.dataVersion!;
+      await sql`create table t (id integer primary key, v text)`.execute(handle.db);
+      const v0 = version();
+      await sql`select * from t`.execute(handle.db);
+      expect(version()).toBe(v0);
+
+      await sql`insert into t (v) values ('a')`.execute(handle.db);
+      const v1 = version();
+      expect(v1).not.toBe(v0);
+      await sql`update t set v = 'a' where id = 1`.execute(handle.db);
+      expect(version()).not.toBe(v1);
+
+      const v2 = version();
+      const other = new SQLite(file);
+      other.prepare(`insert into t (v) values ('b')`).run();
+      other.close();
+      expect(version()).not.toBe(v2);
+    } finally {
+      await handle.db.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

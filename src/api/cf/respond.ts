@@ -49,7 +49,9 @@ export async function renderList<R extends { guid: string }, P>(
     resources: page.rows.map((r) => present(r, metadata?.get(r.guid))),
   };
   if (opts.included) body.included = opts.included;
-  return c.json(body);
+  const text = JSON.stringify(body);
+  c.set('listCacheBody', text);
+  return c.body(text, 200, { 'Content-Type': 'application/json' });
 }
 
 /** 202 Accepted with an absolute Location pointing at the job. */

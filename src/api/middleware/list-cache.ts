@@ -1,0 +1,67 @@
+import type { MiddlewareHandler } from 'hono';
+import type { Env } from '../context.ts';
+
+const encoder = new TextEncoder();
+
+interface Entry {
+  /** Encoded once: writing a string re-encodes ~40 KB of UTF-8 on every response. */
+  body: Uint8Array<ArrayBuffer>;
+  headers: Record<string, string>;
+}
+
+/**
+ * Answers a repeated, identical list request from memory while the database is unchanged.
+ *
+ * Clients poll lists (`cf apps`, dashboards, CI waiting for a state) far more often than anything changes, and
+ * a list page costs a count, a page query, metadata and ~40 KB of JSON each time. An entry is only ever served
+ * for the same caller (guid, client flag and scopes: everything Access decides visibility from, besides roles
+ * kept in the database), the same origin (links are absolute) and the same path and query, and only while the
+ * store's data version is the one it was built under — any committed write anywhere empties the cache. Only
+ * bodies rendered by renderList are stored, so endpoints that show observed runtime state (process
+ * instances, stats) are never cached. Databases without a cheap data version (PostgreSQL) get no cache.
+ */
+export class ListCache {
+  private version = '';
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly currentVersion: () => string,
+    private readonly maxEntries: number,
+    private readonly maxBodyChars = 1 << 20,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  middleware(): MiddlewareHandler<Env> {
+    return async (c, next) => {
+      const principal = c.get('principal');
+      if (c.req.method !== 'GET' || !principal) return next();
+      const version = this.currentVersion();
+      if (version !== this.version) {
+        this.entries.clear();
+        this.version = version;
+      }
+      const url = c.req.url;
+      const key = `${principal.guid}\n${principal.isClient}\n${[...principal.scopes].join(' ')}\n${c.var.linker.origin}\n${url.slice(url.indexOf('/', url.indexOf('//') + 2))}`;
+      const hit = this.entries.get(key);
+      if (hit) {
+        // Re-inserting keeps the Map in least-recently-used order for eviction.
+        this.entries.delete(key);
+        this.entries.set(key, hit);
+        return c.body(hit.body, 200, hit.headers);
+      }
+      await next();
+      const body = c.get('listCacheBody');
+      // A write that committed while this page was read may be in it; such a page is not kept.
+      if (body === undefined || c.res.status !== 200 || body.length > this.maxBodyChars || this.currentVersion() !== version) return;
+      const headers: Record<string, string> = {};
+      c.res.headers.forEach((value, name) => {
+        if (name !== 'x-vcap-request-id') headers[name] = value;
+      });
+      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(key, { body: encoder.encode(body), headers });
+    };
+  }
+}

@@ -21,20 +21,12 @@ export function presentDestination(d: Row<'route_destinations'>) {
 
 /** `PATCH /v3/routes/:guid/destinations/:destination_guid` answers with the destination plus links. */
 export function presentDestinationWithLinks(d: Row<'route_destinations'>, l: Linker) {
-  return {
-    guid: d.guid,
-    app: { guid: d.app_guid, process: { type: d.process_type } },
-    weight: d.weight,
-    port: d.port,
-    protocol: d.protocol,
-    created_at: cfTime(d.created_at),
-    updated_at: cfTime(d.updated_at),
-    // Repeats presentDestination rather than spreading it: see presentSpace for why.
+  return Object.assign(presentDestination(d), {
     links: {
       destinations: l.link(`/v3/routes/${d.route_guid}/destinations`),
       route: l.link(`/v3/routes/${d.route_guid}`),
     },
-  };
+  });
 }
 
 const byGuid = (a: { guid: string }, b: { guid: string }) => (a.guid < b.guid ? -1 : a.guid > b.guid ? 1 : 0);

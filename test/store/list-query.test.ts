@@ -228,6 +228,12 @@ describe('label_selector', () => {
     expect(p.total).toBe(5);
     expect(p.guids).toEqual([g('3'), g('7')]); // dev(g1), dev(g5) | prod(g3), prod(g7) | stage
     expect((await select('env', { guids: [g('9'), g('2')] })).guids).toEqual([g('9')]);
+    // Insertion order, the last partial page, and a page past the end (rows are read by id after paging ids).
+    const all = guidsOf(labelled('env'));
+    expect((await select('env', { perPage: 2, page: 3 })).guids).toEqual(all.slice(4));
+    expect(await select('env', { perPage: 2, page: 4 })).toMatchObject({ total: 5, guids: [] });
+    const desc = await select('env', { perPage: 3, orderBy: { column: 'name', desc: true } });
+    expect(desc.guids.slice(1)).toEqual([g('7'), g('3')]);
   });
 
   it('works when the list query joins other tables (columns qualified by table)', async () => {

@@ -36,6 +36,15 @@ describe('SQLite statement cache and row building', () => {
     expect(rows).toEqual([{ x: 2, y: 3 }]);
   });
 
+  it('keeps any column name as data, never as code or as the prototype', async () => {
+    const generated = (await sql`select 2 as "a""b", 3 as "x\\n});process.exit(1);({", 4 as "constructor"`.execute(handle.db)).rows[0];
+    expect(generated).toEqual({ 'a"b': 2, 'x\\n});process.exit(1);({': 3, constructor: 4 });
+    const proto = (await sql`select 1 as "__proto__", 2 as "y"`.execute(handle.db)).rows[0] as Record<string, unknown>;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.keys(proto)).toEqual(['__proto__', 'y']);
+    expect(Object.getOwnPropertyDescriptor(proto, '__proto__')?.value).toBe(1);
+  });
+
   it('sees columns added after a statement was first prepared', async () => {
     const db = handle.db;
     await sql`create table t (id integer primary key, name text)`.execute(db);

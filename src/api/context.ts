@@ -40,6 +40,8 @@ export interface Env {
     access: Access;
     /** The JSON text of a list page, left by renderList for the list cache. */
     listCacheBody: string | undefined;
+    /** The route pattern of a list answered from the list cache, for metrics (the handler did not run). */
+    cachedRoute: string | undefined;
   };
 }
 

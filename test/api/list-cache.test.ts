@@ -144,6 +144,20 @@ describe('lists stay current with the list cache on', () => {
     expect(await names(t.admin, labelled)).toEqual(['cache-a']);
   });
 
+  it('labels cached answers in the metrics with the route, like computed ones', async () => {
+    const count = async () => {
+      const text = await (await t.kiln.app.request('http://kiln.test/metrics')).text();
+      const line = text.split('\n').find((l) => l.startsWith('kiln_http_requests_total{method="GET",route="/v3/stacks",status="200"}'));
+      return { n: Number(line?.split(' ').at(-1) ?? 0), wildcard: text.includes('route="/v3/*"') };
+    };
+    const before = await count();
+    await t.admin.get('/v3/stacks');
+    await t.admin.get('/v3/stacks');
+    const after = await count();
+    expect(after.n - before.n).toBe(2);
+    expect(after.wildcard).toBe(false);
+  });
+
   it('renders links for the origin each request came from', async () => {
     const viaProxy = await t.admin.get('/v3/organizations', { headers: { 'x-forwarded-host': 'api.example.org', 'x-forwarded-proto': 'https' } });
     const direct = await t.admin.get('/v3/organizations');

@@ -7,6 +7,8 @@ interface Entry {
   /** Encoded once: writing a string re-encodes ~40 KB of UTF-8 on every response. */
   body: Uint8Array<ArrayBuffer>;
   headers: Record<string, string>;
+  /** The handler's route pattern, so metrics label a cached answer like a computed one. */
+  route: string;
 }
 
 /**
@@ -50,6 +52,7 @@ export class ListCache {
         // Re-inserting keeps the Map in least-recently-used order for eviction.
         this.entries.delete(key);
         this.entries.set(key, hit);
+        c.set('cachedRoute', hit.route);
         return c.body(hit.body, 200, hit.headers);
       }
       await next();
@@ -61,7 +64,7 @@ export class ListCache {
         if (name !== 'x-vcap-request-id') headers[name] = value;
       });
       if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(key, { body: encoder.encode(body), headers });
+      this.entries.set(key, { body: encoder.encode(body), headers, route: c.req.routePath });
     };
   }
 }

@@ -25,7 +25,7 @@ export function requestContext(log: Logger, metrics: HttpMetrics): MiddlewareHan
     // Handlers that return a Response of their own (downloads, streams) do not pick prepared headers up.
     if (!c.res.headers.has('X-VCAP-Request-ID')) c.header('X-VCAP-Request-ID', requestId);
     const ms = performance.now() - started;
-    const route = c.req.routePath;
+    const route = c.get('cachedRoute') ?? c.req.routePath;
     metrics.observe(c.req.method, route, c.res.status, ms / 1000);
     child.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 }, 'request');
   };

@@ -16,9 +16,9 @@ const principal = (guid: string, scopes = ['cloud_controller.read']): Principal 
 });
 
 /** A tiny app in front of a ListCache: callers pick who they are with `x-who`, the handler counts its runs. */
-function cachedApp(opts: { maxEntries?: number } = {}) {
+function cachedApp(opts: { maxEntries?: number; maxBytes?: number } = {}) {
   const state = { version: 'v1', runs: 0, status: 200 as 200 | 404, render: true, writeDuringRequest: false };
-  const cache = new ListCache(() => state.version, opts.maxEntries ?? 10);
+  const cache = new ListCache(() => state.version, opts.maxEntries ?? 10, opts.maxBytes);
   const app = new Hono<Env>();
   app.use('*', async (c, next) => {
     const who = c.req.header('x-who');
@@ -110,6 +110,21 @@ describe('ListCache', () => {
     expect(state.runs).toBe(3);
     await get('/v3/things?b');
     expect(state.runs).toBe(4);
+  });
+
+  it('keeps the bodies it holds under its byte budget, and never keeps one over a quarter of it', async () => {
+    const { state, cache, get } = cachedApp({ maxEntries: 100, maxBytes: 200 });
+    for (const q of ['a', 'b', 'c', 'd', 'e', 'f']) await get(`/v3/things?${q}`);
+    expect(cache.heldBytes).toBeLessThanOrEqual(200);
+    expect(cache.size).toBe(4); // each body is 44 bytes
+    await get('/v3/things?f');
+    expect(state.runs).toBe(6);
+    await get('/v3/things?a');
+    expect(state.runs).toBe(7);
+    const long = `/v3/things?${'x'.repeat(20)}`;
+    await get(long);
+    await get(long);
+    expect(state.runs).toBe(9);
   });
 });
 

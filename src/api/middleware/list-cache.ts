@@ -25,12 +25,19 @@ interface Entry {
 export class ListCache {
   private version = '';
   private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
 
+  /** `maxBytes` bounds the bodies kept in all (64 MiB by default); a body over a quarter of it is never kept. */
   constructor(
     private readonly currentVersion: () => string,
     private readonly maxEntries: number,
-    private readonly maxBodyChars = 1 << 20,
+    private readonly maxBytes = 64 * 1024 * 1024,
   ) {}
+
+  /** Bytes of response bodies held. */
+  get heldBytes(): number {
+    return this.bytes;
+  }
 
   get size(): number {
     return this.entries.size;
@@ -43,13 +50,13 @@ export class ListCache {
       const version = this.currentVersion();
       if (version !== this.version) {
         this.entries.clear();
+        this.bytes = 0;
         this.version = version;
       }
       const url = c.req.url;
       const key = `${principal.guid}\n${principal.isClient}\n${[...principal.scopes].join(' ')}\n${c.var.linker.origin}\n${url.slice(url.indexOf('/', url.indexOf('//') + 2))}`;
       const hit = this.entries.get(key);
       if (hit) {
-        // Re-inserting keeps the Map in least-recently-used order for eviction.
         this.entries.delete(key);
         this.entries.set(key, hit);
         c.set('cachedRoute', hit.route);
@@ -58,13 +65,26 @@ export class ListCache {
       await next();
       const body = c.get('listCacheBody');
       // A write that committed while this page was read may be in it; such a page is not kept.
-      if (body === undefined || c.res.status !== 200 || body.length > this.maxBodyChars || this.currentVersion() !== version) return;
+      if (body === undefined || c.res.status !== 200 || this.currentVersion() !== version) return;
+      const encoded = encoder.encode(body);
+      if (encoded.byteLength > this.maxBytes / 4) return;
       const headers: Record<string, string> = {};
       c.res.headers.forEach((value, name) => {
         if (name !== 'x-vcap-request-id') headers[name] = value;
       });
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(key, { body: encoder.encode(body), headers, route: c.req.routePath });
+      const previous = this.entries.get(key);
+      if (previous) {
+        this.entries.delete(key);
+        this.bytes -= previous.body.byteLength;
+      }
+      // Least recently used first: Map iteration follows insertion order and hits re-insert.
+      while (this.entries.size > 0 && (this.entries.size >= this.maxEntries || this.bytes + encoded.byteLength > this.maxBytes)) {
+        const [oldest, entry] = this.entries.entries().next().value!;
+        this.entries.delete(oldest);
+        this.bytes -= entry.body.byteLength;
+      }
+      this.entries.set(key, { body: encoded, headers, route: c.req.routePath });
+      this.bytes += encoded.byteLength;
     };
   }
 }

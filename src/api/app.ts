@@ -35,8 +35,7 @@ export function createApi(deps: AppDeps): Api {
 
   app.use('/v3/*', authenticate(deps.store, deps.tokens));
   app.use('/v3', authenticate(deps.store, deps.tokens));
-  const { dataVersion } = deps.store;
-  if (dataVersion && deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(dataVersion, deps.config.listCacheEntries).middleware());
+  if (deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(deps.store.dataVersion, deps.config.listCacheEntries).middleware());
   registerResources(app, deps);
   return app;
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import { migrations } from '../../migrations/index.ts';
 import type { Dialect } from '../../migrations/helpers.ts';
 import type { Config } from '../config/config.ts';
@@ -14,12 +14,16 @@ export interface DbHandle {
   db: Kysely<Database>;
   dialect: Dialect;
   /**
-   * A value that differs whenever committed data may have changed (SQLite only): total_changes() counts every
-   * row this connection inserted, updated or deleted, and data_version moves when another connection (another
-   * process on the same file) commits. It reads two counters without waiting for the connection kysely may be
-   * holding for a transaction; counting a transaction's changes before it commits only costs a cache miss.
+   * A value that differs whenever committed data may have changed, for caches of query results.
+   * - SQLite: total_changes() counts every row this connection inserted, updated or deleted, and data_version
+   *   moves when another connection (another process on the same file) commits. Both are read without waiting
+   *   for the connection kysely may be holding for a transaction; counting a transaction's changes before it
+   *   commits only costs a cache miss.
+   * - PostgreSQL: the current snapshot (xmin:xmax:in-progress ids). Every committing write transaction either
+   *   leaves the in-progress list or moves xmax, so equal snapshots see equal data, on every replica of Kiln
+   *   sharing the server; read-only transactions get no id and change nothing. Costs one round trip.
    */
-  dataVersion?: () => string;
+  dataVersion: () => string | Promise<string>;
 }
 
 // PostgreSQL returns int8 (count(*), bigint columns) as strings; every such value Kiln stores fits a double.
@@ -32,7 +36,9 @@ export function openDatabase(database: Config['database'], opts: { onIdleError?:
     // without a listener Node treats that as an uncaught error and the whole process dies. The pool replaces
     // the connection on next use, so reporting it is all there is to do.
     pool.on('error', (err) => opts.onIdleError?.(err));
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const snapshot = async () => (await sql<{ s: string }>`select pg_current_snapshot()::text as s`.execute(db)).rows[0]!.s;
+    return { db, dialect: 'postgres', dataVersion: snapshot };
   }
   if (database.file !== ':memory:') fs.mkdirSync(path.dirname(database.file), { recursive: true });
   const sqlite = new SQLite(database.file);

@@ -65,8 +65,8 @@ export class Store {
   readonly events = new EventEmitter();
 
   private readonly base: Kysely<Database>;
-  /** See {@link DbHandle.dataVersion}; undefined where the database offers no cheap equivalent (PostgreSQL). */
-  readonly dataVersion: (() => string) | undefined;
+  /** See {@link DbHandle.dataVersion}. */
+  readonly dataVersion: () => string | Promise<string>;
 
   constructor(handle: DbHandle) {
     this.base = handle.db;

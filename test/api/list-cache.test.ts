@@ -17,8 +17,15 @@ const principal = (guid: string, scopes = ['cloud_controller.read']): Principal 
 
 /** A tiny app in front of a ListCache: callers pick who they are with `x-who`, the handler counts its runs. */
 function cachedApp(opts: { maxEntries?: number; maxBytes?: number } = {}) {
-  const state = { version: 'v1', runs: 0, status: 200 as 200 | 404, render: true, writeDuringRequest: false };
-  const cache = new ListCache(() => state.version, opts.maxEntries ?? 10, opts.maxBytes);
+  const state = { version: 'v1', runs: 0, status: 200 as 200 | 404, render: true, writeDuringRequest: false, versionReads: 0 };
+  const cache = new ListCache(
+    () => {
+      state.versionReads++;
+      return state.version;
+    },
+    opts.maxEntries ?? 10,
+    opts.maxBytes,
+  );
   const app = new Hono<Env>();
   app.use('*', async (c, next) => {
     const who = c.req.header('x-who');
@@ -39,12 +46,34 @@ function cachedApp(opts: { maxEntries?: number; maxBytes?: number } = {}) {
     const res = await app.request(`http://a.test${path}`, { method, headers });
     return { status: res.status, body: (await res.json()) as { run: number }, headers: res.headers };
   };
-  return { state, cache, get };
+  /** The cache only considers paths renderList has answered before: one request teaches it /v3/things. */
+  const learned = async () => {
+    await get('/v3/things?learn');
+    state.runs = 0;
+    state.versionReads = 0;
+  };
+  return { state, cache, get, learned };
 }
 
 describe('ListCache', () => {
+  it('learns which paths are lists: a path’s first answer is not kept, other GETs never read the version', async () => {
+    const { state, cache, get } = cachedApp();
+    state.render = false;
+    await get('/v3/things?x');
+    await get('/v3/things?x');
+    expect(state.versionReads).toBe(0);
+    state.render = true;
+    await get('/v3/things?x');
+    expect(cache.size).toBe(0);
+    await get('/v3/things?x');
+    await get('/v3/things?x');
+    expect(state.runs).toBe(4);
+    expect(cache.size).toBe(1);
+  });
+
   it('answers a repeat from memory, with the same body and headers, until the data version moves', async () => {
-    const { state, get } = cachedApp();
+    const { state, get, learned } = cachedApp();
+    await learned();
     const first = await get('/v3/things?page=1');
     const again = await get('/v3/things?page=1');
     expect(state.runs).toBe(1);
@@ -58,7 +87,8 @@ describe('ListCache', () => {
   });
 
   it('keeps callers, scopes, origins and queries apart', async () => {
-    const { state, get } = cachedApp();
+    const { state, get, learned } = cachedApp();
+    await learned();
     await get('/v3/things');
     await get('/v3/things', { 'x-who': 'u2' });
     await get('/v3/things', { 'x-who': 'u1', 'x-scopes': 'cloud_controller.admin' });
@@ -70,7 +100,8 @@ describe('ListCache', () => {
   });
 
   it('stores neither errors, nor responses renderList did not produce, nor anonymous or non-GET requests', async () => {
-    const { state, cache, get } = cachedApp();
+    const { state, cache, get, learned } = cachedApp();
+    await learned();
     state.status = 404;
     await get('/v3/things');
     await get('/v3/things');
@@ -88,7 +119,8 @@ describe('ListCache', () => {
   });
 
   it('does not keep a page read while a write committed', async () => {
-    const { state, cache, get } = cachedApp();
+    const { state, cache, get, learned } = cachedApp();
+    await learned();
     state.writeDuringRequest = true;
     await get('/v3/things');
     expect(cache.size).toBe(0);
@@ -99,7 +131,8 @@ describe('ListCache', () => {
   });
 
   it('evicts the least recently used entry when full', async () => {
-    const { state, cache, get } = cachedApp({ maxEntries: 2 });
+    const { state, cache, get, learned } = cachedApp({ maxEntries: 2 });
+    await learned();
     await get('/v3/things?a');
     await get('/v3/things?b');
     await get('/v3/things?a');
@@ -113,7 +146,8 @@ describe('ListCache', () => {
   });
 
   it('keeps the bodies it holds under its byte budget, and never keeps one over a quarter of it', async () => {
-    const { state, cache, get } = cachedApp({ maxEntries: 100, maxBytes: 200 });
+    const { state, cache, get, learned } = cachedApp({ maxEntries: 100, maxBytes: 200 });
+    await learned();
     for (const q of ['a', 'b', 'c', 'd', 'e', 'f']) await get(`/v3/things?${q}`);
     expect(cache.heldBytes).toBeLessThanOrEqual(200);
     expect(cache.size).toBe(4); // each body is 44 bytes

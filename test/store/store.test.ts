@@ -304,3 +304,27 @@ describe("'changes' event", () => {
     expect(events).toEqual([[{ kind: 'organizations', guid, op: 'create' }]]);
   });
 });
+
+describe('dataVersion (what the list cache checks)', () => {
+  it('stays put across reads and moves with every committed write, also after a rolled-back one', async () => {
+    const v0 = await store.dataVersion();
+    await countRows('organizations');
+    await store.db.selectFrom('spaces').selectAll().execute();
+    expect(await store.dataVersion()).toBe(v0);
+
+    await store.write(async (tx) => insertOrg(tx, 'dv-1'));
+    const v1 = await store.dataVersion();
+    expect(v1).not.toBe(v0);
+
+    await expect(
+      store.write(async (tx) => {
+        await insertOrg(tx, 'dv-2');
+        throw new KilnError('UnprocessableEntity', 'no');
+      }),
+    ).rejects.toThrow();
+    const v2 = await store.dataVersion();
+    await store.write(async (tx) => insertOrg(tx, 'dv-3'));
+    expect(await store.dataVersion()).not.toBe(v2);
+    expect(await store.dataVersion()).not.toBe(v1);
+  });
+});

@@ -20,16 +20,18 @@ interface Entry {
  * kept in the database), the same origin (links are absolute) and the same path and query, and only while the
  * store's data version is the one it was built under — any committed write anywhere empties the cache. Only
  * bodies rendered by renderList are stored, so endpoints that show observed runtime state (process
- * instances, stats) are never cached. Databases without a cheap data version (PostgreSQL) get no cache.
+ * instances, stats) are never cached. On PostgreSQL the version check is one round trip per list request.
  */
 export class ListCache {
   private version = '';
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
+  /** Paths renderList has answered; only their requests pay for a version check (a round trip on PostgreSQL). */
+  private readonly listPaths = new Set<string>();
 
   /** `maxBytes` bounds the bodies kept in all (64 MiB by default); a body over a quarter of it is never kept. */
   constructor(
-    private readonly currentVersion: () => string,
+    private readonly currentVersion: () => string | Promise<string>,
     private readonly maxEntries: number,
     private readonly maxBytes = 64 * 1024 * 1024,
   ) {}
@@ -47,7 +49,15 @@ export class ListCache {
     return async (c, next) => {
       const principal = c.get('principal');
       if (c.req.method !== 'GET' || !principal) return next();
-      const version = this.currentVersion();
+      if (!this.listPaths.has(c.req.path)) {
+        await next();
+        if (c.get('listCacheBody') !== undefined) {
+          if (this.listPaths.size >= 10_000) this.listPaths.clear();
+          this.listPaths.add(c.req.path);
+        }
+        return;
+      }
+      const version = await this.currentVersion();
       if (version !== this.version) {
         this.entries.clear();
         this.bytes = 0;
@@ -65,7 +75,7 @@ export class ListCache {
       await next();
       const body = c.get('listCacheBody');
       // A write that committed while this page was read may be in it; such a page is not kept.
-      if (body === undefined || c.res.status !== 200 || this.currentVersion() !== version) return;
+      if (body === undefined || c.res.status !== 200 || (await this.currentVersion()) !== version) return;
       const encoded = encoder.encode(body);
       if (encoded.byteLength > this.maxBytes / 4) return;
       const headers: Record<string, string> = {};

@@ -18,7 +18,7 @@
  *
  * Env: BENCH_DURATION (s per slice, default 3), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
  * BENCH_SPACES (default 10000), BENCH_SERIAL_DURATION (s, default 3; 0 skips the single-connection runs),
- * BENCH_ONLY (comma-separated names).
+ * BENCH_ONLY (comma-separated names), BENCH_DATABASE_URL (run on PostgreSQL: a server URL allowed to create databases).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +27,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
 import autocannon from 'autocannon';
+import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.ts';
 import { buildKiln, type Kiln } from '../src/server.ts';
@@ -175,10 +176,11 @@ interface Target {
 /** A seeded Kiln listening on a free port; `listCache` false turns the list cache off (KILN_LIST_CACHE_ENTRIES=0). */
 async function start(listCache: boolean): Promise<Target> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-'));
+  const database = await benchDatabase(dataDir);
   const adminPassword = randomBytes(12).toString('hex');
   const config = loadConfig({
     KILN_DATA_DIR: dataDir,
-    DATABASE_URL: `sqlite:${path.join(dataDir, 'kiln.sqlite')}`,
+    DATABASE_URL: database.url,
     KILN_ADMIN_PASSWORD: adminPassword,
     LOG_LEVEL: 'silent',
     ...(listCache ? {} : { KILN_LIST_CACHE_ENTRIES: '0' }),
@@ -200,8 +202,32 @@ async function start(listCache: boolean): Promise<Target> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await kiln.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
     },
   };
+}
+
+/**
+ * SQLite in the data dir, or with BENCH_DATABASE_URL (a PostgreSQL server URL whose user may create databases)
+ * a fresh database on that server, dropped afterwards.
+ */
+async function benchDatabase(dataDir: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const server = process.env.BENCH_DATABASE_URL;
+  if (!server) return { url: `sqlite:${path.join(dataDir, 'kiln.sqlite')}`, drop: async () => {} };
+  const name = `kiln_bench_${process.pid}_${Date.now()}`;
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: server });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`create database ${name}`);
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
 }
 
 /** Runs the scenarios against one Kiln and prints its table; true when every scenario met the target. */

@@ -31,6 +31,7 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
+import { assertProcessesFit, toRun } from './process-quotas.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -421,6 +422,11 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
     if (app.lifecycle_type === 'docker' && !ctx.access.admin) await requireFeature(ctx.store.db, 'diego_docker');
   }
   return ctx.store.write(async (tx) => {
+    if (action !== 'stop') {
+      // Every process starts running, so all of them must fit; a restart replaces its own usage.
+      const processes = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+      await assertProcessesFit(tx.db, scope.space, processes.map(toRun));
+    }
     await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
     await auditApp(tx, ctx, action, scope);

@@ -10,6 +10,7 @@ import { findVisibleApp, hasActiveDeployment, requireAppManager, type AppScope }
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
+import { assertProcessesFit, grows, toRun } from './process-quotas.ts';
 
 export const PROCESS_LIST: ListSpec = {
   filters: ['app_guids', 'types', 'space_guids', 'organization_guids'],
@@ -197,6 +198,18 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
   return ctx.store.write(async (tx) => {
     // The deployment controller sets the web instance counts while a rollout is active (CONVENTIONS.md §18).
     if (p.type === WEB && (await hasActiveDeployment(tx.db, p.app_guid))) throw new KilnError('ScaleDisabledDuringDeployment');
+    // Read inside the write so a concurrent start or scale cannot slip past the quota check.
+    const app = await tx.db.selectFrom('apps').select('state').where('guid', '=', p.app_guid).executeTakeFirstOrThrow();
+    if (app.state === 'STARTED') {
+      const current = toRun(await loadProcess(tx.db, p.guid));
+      const next = {
+        guid: p.guid,
+        instances: input.instances ?? current.instances,
+        memoryInMb: input.memory_in_mb ?? current.memoryInMb,
+        logRate: input.log_rate_limit_in_bytes_per_second ?? current.logRate,
+      };
+      if (grows(current, next)) await assertProcessesFit(tx.db, scope.space, [next]);
+    }
     if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
     await auditProcess(ctx, scope, 'scale', input)(tx);
     return loadProcess(tx.db, p.guid);

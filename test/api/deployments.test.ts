@@ -19,6 +19,9 @@ let outsider: Client;
 beforeAll(async () => {
   t = await createTestKiln();
   org = await t.org('dep-org');
+  // Many apps run here at the default 1 GB; the bootstrap org quota (10 GB) would refuse the later starts.
+  const unlimited = await t.admin.post('/v3/organization_quotas', { name: 'dep-unlimited', relationships: { organizations: { data: [{ guid: org.guid }] } } });
+  expect(unlimited.status).toBe(201);
   space = await t.space('dep-space', org.guid);
   dev = await userWith('space_developer');
   auditor = await userWith('space_auditor');

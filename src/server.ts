@@ -9,6 +9,7 @@ import { logAccess } from './api/log-access.ts';
 import { blobCollector, buildController } from './controllers/build-controller.ts';
 import { DEPLOYMENT_CONTROLLER, deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
+import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
@@ -89,6 +90,7 @@ export async function buildKiln(
     if (line) logs.append({ sourceId: e.target.guid, sourceType: 'API', instanceId: '0', type: 'OUT', payload: line });
   });
   const router = new Router({
+    responseTimeoutMs: config.routerTimeoutSeconds * 1000,
     onAccess: (entry) => {
       if (entry.appGuid) {
         logs.append({ sourceId: entry.appGuid, sourceType: 'RTR', instanceId: String(entry.appIndex ?? 0), type: 'OUT', payload: formatAccessLog(entry) });
@@ -124,6 +126,7 @@ export async function buildKiln(
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
+  controllers.register(dropletCollector({ store, runtime, droplets, log }));
   runtime.onChange((e) => {
     // Instance ids are `<process guid>:<version>:<index>`; task ids are task guids.
     if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);

@@ -33,6 +33,8 @@ const ConfigSchema = z.object({
   KILN_MAX_PACKAGE_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
   /** List responses kept for repeated identical requests while the database is unchanged (0 turns it off). */
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
+  /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
+  KILN_ROUTER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(900),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -51,6 +53,7 @@ export interface Config {
   externalIdentity: { jwksUrl: string; issuer: string | undefined } | undefined;
   maxPackageBytes: number;
   listCacheEntries: number;
+  routerTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -92,5 +95,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : undefined,
     maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
+    routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
   };
 }

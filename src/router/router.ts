@@ -8,6 +8,9 @@
  * - Bodies stream both ways with backpressure; nothing is buffered beyond the retry window.
  * - The router answers itself with gorouter's status codes and `X-Cf-Routererror` values: 404 unknown_route,
  *   503 no_endpoints, 502 endpoint_failure.
+ * - A backend that sends no response headers within `responseTimeoutMs` (gorouter's request_timeout_in_seconds)
+ *   is cut off and the client gets 502 endpoint_failure; such a request is not retried, the backend may have
+ *   acted on it.
  * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
  *   so callers can stop it without cutting a request (what rolling deployments rely on).
  */
@@ -28,6 +31,8 @@ export interface RouterOptions {
   retryBufferBytes?: number;
   /** drain() gives up waiting for in-flight requests after this long (default 30 s). */
   drainTimeoutMs?: number;
+  /** How long an attempt may wait for the backend's response headers (default 900 s, as gorouter). */
+  responseTimeoutMs?: number;
   /** Agent for backend connections; the default keeps connections alive. */
   agent?: http.Agent;
 }
@@ -121,6 +126,7 @@ export class Router {
   private readonly maxAttempts: number;
   private readonly retryBufferBytes: number;
   private readonly drainTimeoutMs: number;
+  private readonly responseTimeoutMs: number;
   private readonly agent: http.Agent;
   private readonly ownsAgent: boolean;
   private readonly inflight = new Map<string, number>();
@@ -134,12 +140,14 @@ export class Router {
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
     this.retryBufferBytes = opts.retryBufferBytes ?? 64 * 1024;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.responseTimeoutMs = opts.responseTimeoutMs ?? 900_000;
     this.ownsAgent = opts.agent === undefined;
     this.agent = opts.agent ?? new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, scheduling: 'lifo' });
     this.internals = {
       agent: this.agent,
       maxAttempts: this.maxAttempts,
       retryBufferBytes: this.retryBufferBytes,
+      responseTimeoutMs: this.responseTimeoutMs,
       acquire: (id) => this.acquire(id),
       release: (id) => this.release(id),
       log: (ctx, req, status, bytesIn, bytesOut, backend, routerError) =>
@@ -388,6 +396,19 @@ export class Router {
         socket.on('close', close);
         proxySocket.on('close', close);
       });
+      const timeout = setTimeout(() => {
+        if (released) return;
+        released = true;
+        this.release(backend.instanceId);
+        proxyReq.destroy();
+        writeRawError(socket, 502, 'Bad Gateway', 'endpoint_failure', ctx.requestId);
+        this.log(ctx, req, 502, 0, 0, backend, 'endpoint_failure');
+      }, this.responseTimeoutMs);
+      timeout.unref();
+      const answered = (): void => clearTimeout(timeout);
+      proxyReq.once('response', answered);
+      proxyReq.once('upgrade', answered);
+      proxyReq.once('close', answered);
       socket.once('close', () => {
         if (!released) proxyReq.destroy();
       });
@@ -401,6 +422,7 @@ interface RouterInternals {
   agent: http.Agent;
   maxAttempts: number;
   retryBufferBytes: number;
+  responseTimeoutMs: number;
   acquire(instanceId: string): void;
   release(instanceId: string): void;
   log(
@@ -456,6 +478,8 @@ class Exchange {
   /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
   private replay: Buffer[] | undefined = [];
   private replayBytes = 0;
+  /** Fires when the current attempt has waited too long for response headers. */
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly r: RouterInternals,
@@ -503,6 +527,8 @@ class Exchange {
       agent: this.r.agent,
     });
     this.current = proxyReq;
+    this.timer = setTimeout(() => this.onTimeout(proxyReq), this.r.responseTimeoutMs);
+    this.timer.unref();
     proxyReq.on('error', (err: ErrnoLike) => this.onAttemptError(proxyReq, err));
     proxyReq.on('response', (proxyRes) => this.onResponse(proxyReq, proxyRes));
 
@@ -537,8 +563,25 @@ class Exchange {
     return false;
   }
 
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** No response headers in time: give up on the backend, and on the request (it may not be idempotent). */
+  private onTimeout(proxyReq: http.ClientRequest): void {
+    this.timer = undefined;
+    if (proxyReq !== this.current || this.responded || this.finished) return;
+    this.current = undefined;
+    // Destroying (not just aborting) closes the socket, so the agent never hands the stuck connection out again.
+    proxyReq.destroy();
+    this.releaseHeld();
+    this.fail();
+  }
+
   private onAttemptError(proxyReq: http.ClientRequest, err: ErrnoLike): void {
     if (proxyReq !== this.current) return;
+    this.clearTimer();
     if (this.responded) {
       // Headers already went out; the only honest signal left is cutting the connection.
       this.res.destroy();
@@ -574,6 +617,7 @@ class Exchange {
       proxyRes.resume();
       return;
     }
+    this.clearTimer();
     this.responded = true;
     this.replay = undefined;
     const res = this.res;
@@ -597,6 +641,7 @@ class Exchange {
   }
 
   private onClientClose(): void {
+    this.clearTimer();
     const completed = this.res.writableFinished;
     if (!completed) this.current?.destroy();
     this.releaseHeld();

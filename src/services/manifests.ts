@@ -26,7 +26,7 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
-import { assertProcessesFit, grows, toRun } from './process-quotas.ts';
+import { assertResizeFits } from './process-quotas.ts';
 import { newRouteProblem, parseOptions, routeUri } from './routes.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
@@ -276,14 +276,7 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   // Unchanged settings are not written, so re-applying the same manifest is a no-op for the runtime.
   if (Object.keys(update).length + Object.keys(scale).length === 0) return;
   if (app.state === 'STARTED') {
-    const current = toRun(p);
-    const next = {
-      guid: p.guid,
-      instances: m.instances ?? current.instances,
-      memoryInMb: m.memoryInMb ?? current.memoryInMb,
-      logRate: m.logRateLimit ?? current.logRate,
-    };
-    if (grows(current, next)) await assertProcessesFit(tx.db, env.space, [next]);
+    await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }
   await tx.update('processes', p.guid, p.generation, { ...update, ...scale });
   if (Object.keys(update).length > 0) await audit('update', 'command' in update ? { ...update, command: '[PRIVATE DATA HIDDEN]' } : update);

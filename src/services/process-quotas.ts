@@ -98,9 +98,29 @@ export const toRun = (p: Pick<Row<'processes'>, 'guid' | 'instances' | 'memory_i
  * Whether `next` asks for more than `current` in anything a quota limits. Only growth is checked, so scaling
  * down (or changing only disk) always succeeds, even in an org that is over a since-lowered quota.
  */
-export function grows(current: ProcessToRun, next: ProcessToRun): boolean {
+function grows(current: ProcessToRun, next: ProcessToRun): boolean {
   const moreLog =
     next.logRate !== current.logRate &&
     (next.logRate === UNLIMITED_LOG_RATE || (current.logRate !== UNLIMITED_LOG_RATE && next.logRate > current.logRate));
   return next.instances > current.instances || next.memoryInMb > current.memoryInMb || moreLog;
+}
+
+/**
+ * Refuses a change to the sizes of one process of a STARTED app when it grows past a quota (see
+ * {@link grows}); unset sizes keep their current values. Call inside the write that makes the change.
+ */
+export async function assertResizeFits(
+  db: Kysely<Database>,
+  space: Pick<Row<'spaces'>, 'guid' | 'name' | 'organization_guid'>,
+  process: Pick<Row<'processes'>, 'guid' | 'instances' | 'memory_in_mb' | 'log_rate_limit_in_bytes_per_second'>,
+  sizes: { instances?: number | null; memoryInMb?: number | null; logRate?: number | null },
+): Promise<void> {
+  const current = toRun(process);
+  const next = {
+    guid: process.guid,
+    instances: sizes.instances ?? current.instances,
+    memoryInMb: sizes.memoryInMb ?? current.memoryInMb,
+    logRate: sizes.logRate ?? current.logRate,
+  };
+  if (grows(current, next)) await assertProcessesFit(db, space, [next]);
 }

@@ -10,7 +10,7 @@ import { findVisibleApp, hasActiveDeployment, requireAppManager, type AppScope }
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { assertProcessesFit, grows, toRun } from './process-quotas.ts';
+import { assertResizeFits } from './process-quotas.ts';
 
 export const PROCESS_LIST: ListSpec = {
   filters: ['app_guids', 'types', 'space_guids', 'organization_guids'],
@@ -201,14 +201,8 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
     // Read inside the write so a concurrent start or scale cannot slip past the quota check.
     const app = await tx.db.selectFrom('apps').select('state').where('guid', '=', p.app_guid).executeTakeFirstOrThrow();
     if (app.state === 'STARTED') {
-      const current = toRun(await loadProcess(tx.db, p.guid));
-      const next = {
-        guid: p.guid,
-        instances: input.instances ?? current.instances,
-        memoryInMb: input.memory_in_mb ?? current.memoryInMb,
-        logRate: input.log_rate_limit_in_bytes_per_second ?? current.logRate,
-      };
-      if (grows(current, next)) await assertProcessesFit(tx.db, scope.space, [next]);
+      const sizes = { instances: input.instances, memoryInMb: input.memory_in_mb, logRate: input.log_rate_limit_in_bytes_per_second };
+      await assertResizeFits(tx.db, scope.space, await loadProcess(tx.db, p.guid), sizes);
     }
     if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
     await auditProcess(ctx, scope, 'scale', input)(tx);

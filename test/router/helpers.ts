@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { afterEach } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import type { Backend } from '../../src/router/route-table.ts';
 
@@ -82,4 +83,26 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
   let resolve!: (v: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * Cleanup for one test file: `track` closes a server after each test, `cleanups` takes any other closer;
+ * they run newest first.
+ */
+export function afterEachCleanup(): {
+  cleanups: Array<() => Promise<void> | void>;
+  track(server: Promise<TestServer>): Promise<TestServer>;
+} {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  });
+  return {
+    cleanups,
+    async track(server) {
+      const s = await server;
+      cleanups.push(() => s.close());
+      return s;
+    },
+  };
 }

@@ -1,21 +1,12 @@
 import http from 'node:http';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from '../../src/router/access-log.ts';
 import { Router } from '../../src/router/router.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import { backendAt, deferred, echoBackend, listen, request, type TestServer } from './helpers.ts';
+import { afterEachCleanup, backendAt, deferred, echoBackend, listen, request, type TestServer } from './helpers.ts';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-async function track(server: Promise<TestServer>): Promise<TestServer> {
-  const s = await server;
-  cleanups.push(() => s.close());
-  return s;
-}
+const { cleanups, track } = afterEachCleanup();
 
 async function startRouter(opts: ConstructorParameters<typeof Router>[0]): Promise<{ router: Router; port: number; log: AccessLogEntry[] }> {
   const log: AccessLogEntry[] = [];

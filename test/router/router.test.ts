@@ -1,9 +1,9 @@
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatAccessLog, type AccessLogEntry } from '../../src/router/access-log.ts';
 import { Router } from '../../src/router/router.ts';
-import { backendAt, deadPort, deferred, echoBackend, listen, request, type TestServer } from './helpers.ts';
+import { afterEachCleanup, backendAt, deadPort, deferred, echoBackend, listen, request } from './helpers.ts';
 
 interface Echo {
   name: string;
@@ -13,16 +13,7 @@ interface Echo {
   body: string;
 }
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-async function track(server: Promise<TestServer>): Promise<TestServer> {
-  const s = await server;
-  cleanups.push(() => s.close());
-  return s;
-}
+const { cleanups, track } = afterEachCleanup();
 
 async function startRouter(
   opts: ConstructorParameters<typeof Router>[0] = {},

@@ -12,7 +12,8 @@ import { pagination } from '../cf/pagination.ts';
 import type { ListParams } from '../../domain/list-params.ts';
 import type { Page } from '../../store/list-query.ts';
 import { presentDroplet } from '../presenters/droplet.ts';
-import { bitsOf, receiveMultipart } from './packages.ts';
+import { receiveMultipart } from '../cf/multipart.ts';
+import { bitsOf } from './packages.ts';
 
 /** A page of droplets; secrets are shown in lists only to callers who read every space's secrets. */
 async function renderDroplets(c: Context<Env>, deps: AppDeps, page: Page<Row<'droplets'>>, params: ListParams) {

@@ -1,100 +1,20 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import busboy from 'busboy';
 import type { Context } from 'hono';
-import { BlobTooLargeError } from '../../blobstore/blobstore.ts';
-import { KilnError, notFound, unprocessable } from '../../domain/errors.ts';
+import { KilnError, notFound } from '../../domain/errors.ts';
 import { CopyPackageSchema, CreatePackageSchema, UpdatePackageSchema } from '../../domain/packages.ts';
 import { bitsFor, type Bits } from '../../services/blobs.ts';
 import * as packages from '../../services/packages.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
+import { receiveMultipart } from '../cf/multipart.ts';
 import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentPackage } from '../presenters/package.ts';
 
 /** The shared Bits of this API: the server's, or the data directory's default instance. */
 export const bitsOf = (deps: AppDeps): Promise<Bits> => (deps.bits ? Promise.resolve(deps.bits) : bitsFor(deps.config));
-
-export interface ReceivedUpload {
-  /** Scratch directory holding the received file; the caller removes it. */
-  dir: string;
-  /** The file part (named `fileField`) on disk, or null when the request had none. */
-  file: string | null;
-  fields: Record<string, string>;
-}
-
-const MAX_FIELD_BYTES = 64 * 1024 * 1024;
-
-/**
- * Reads a multipart/form-data body as it arrives: the file part is streamed to a scratch file and cut off
- * (422) once it exceeds `maxFileBytes`, so a large upload never sits in memory and an oversized one stops
- * being read at the limit. Other file parts are discarded; text fields are kept.
- */
-export async function receiveMultipart(c: Context<Env>, workRoot: string, fileField: string, maxFileBytes: number): Promise<ReceivedUpload> {
-  const contentType = c.req.header('content-type') ?? '';
-  let parser: busboy.Busboy;
-  try {
-    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: MAX_FIELD_BYTES, files: 1, fields: 16, parts: 32 } });
-  } catch {
-    throw new KilnError('MessageParseError', 'invalid multipart body');
-  }
-  const raw = c.req.raw.body;
-  if (!raw) throw new KilnError('MessageParseError', 'empty multipart body');
-  const input = Readable.fromWeb(raw as unknown as WebReadableStream<Uint8Array>);
-  const dir = await fs.mkdtemp(path.join(workRoot, 'recv-'));
-  try {
-    return await new Promise<ReceivedUpload>((resolve, reject) => {
-      let file: string | null = null;
-      const fields: Record<string, string> = {};
-      const writes: Array<Promise<void>> = [];
-      let failed = false;
-      const fail = (err: unknown) => {
-        if (failed) return;
-        failed = true;
-        input.unpipe(parser);
-        input.destroy();
-        reject(err);
-      };
-      parser.on('file', (name, stream) => {
-        if (name !== fileField || file !== null) {
-          stream.resume();
-          return;
-        }
-        const target = path.join(dir, 'upload');
-        file = target;
-        let size = 0;
-        const limit = async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            size += chunk.length;
-            if (size > maxFileBytes) throw new BlobTooLargeError(maxFileBytes);
-            yield chunk;
-          }
-        };
-        writes.push(pipeline(stream, limit, createWriteStream(target, { flags: 'wx' })).catch(fail));
-      });
-      parser.on('field', (name, value, info) => {
-        if (info.valueTruncated) fail(unprocessable(`The ${name} field is too large`));
-        else fields[name] = value;
-      });
-      parser.on('error', () => fail(new KilnError('MessageParseError', 'invalid multipart body')));
-      parser.on('close', () => {
-        void Promise.all(writes).then(() => {
-          if (!failed) resolve({ dir, file, fields });
-        });
-      });
-      input.on('error', fail);
-      input.pipe(parser);
-    });
-  } catch (err) {
-    await fs.rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-}
 
 /** Serves a blob by key as a download (the target of the signed redirect). */
 async function sendBlob(c: Context<Env>, bits: Bits, key: string, contentType: string, filename: string): Promise<Response> {

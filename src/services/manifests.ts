@@ -27,7 +27,7 @@ import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
-import { newRouteProblem, parseOptions, routeUri } from './routes.ts';
+import { auditMapping, insertDestination, newRouteProblem, parseOptions, routeUri, touchRoute, type AppRef } from './routes.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 
@@ -358,22 +358,13 @@ async function defaultDomain(db: Kysely<Database>, orgGuid: string): Promise<Row
     .executeTakeFirst();
 }
 
-async function auditMapping(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, type: 'map-route' | 'unmap-route', d: Row<'route_destinations'>) {
-  await recordAudit(tx, {
-    type: `audit.app.${type}`,
-    actor: env.principal,
-    target: { type: 'app', guid: app.guid, name: app.name },
-    data: { route_guid: d.route_guid, app_port: d.port, destination_guid: d.guid, process_type: d.process_type, weight: d.weight, protocol: d.protocol },
-    spaceGuid: env.space.guid,
-    organizationGuid: env.space.organization_guid,
-  });
-}
-
-/** The router follows route changes through the feed: touch the route so its watchers rebuild the table. */
-async function touchRoute(tx: WriteTx, routeGuid: string): Promise<void> {
-  await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', routeGuid).execute();
-  tx.changed('routes', routeGuid, 'update');
-}
+/** The app as the route audit events name it. */
+const mappedApp = (env: ApplyEnv, app: Row<'apps'>): AppRef => ({
+  guid: app.guid,
+  name: app.name,
+  space_guid: env.space.guid,
+  organization_guid: env.space.organization_guid,
+});
 
 async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
   const existing = await tx.db.selectFrom('route_destinations').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
@@ -381,7 +372,7 @@ async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Mani
     await tx.db.deleteFrom('route_destinations').where('app_guid', '=', app.guid).execute();
     for (const d of existing) {
       tx.changed('route_destinations', d.guid, 'delete');
-      await auditMapping(tx, env, app, 'unmap-route', d);
+      await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
     }
     for (const routeGuid of new Set(existing.map((d) => d.route_guid))) await touchRoute(tx, routeGuid);
     return;
@@ -464,24 +455,8 @@ async function mapRoute(
   }
   if (dests.length >= MAX_DESTINATIONS) throw unprocessable(`Routes can be mapped to at most ${MAX_DESTINATIONS} destinations.`);
   if (dests.some((d) => d.weight !== null)) throw unprocessable('Destinations cannot be inserted when there are weighted destinations already configured.');
-  const guid = newGuid();
-  await tx.db
-    .insertInto('route_destinations')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      route_guid: route.guid,
-      app_guid: app.guid,
-      process_type: WEB,
-      port: DEFAULT_APP_PORT,
-      protocol,
-      weight: null,
-    })
-    .execute();
-  tx.changed('route_destinations', guid, 'create');
-  await auditMapping(tx, env, app, 'map-route', await tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow());
+  const row = await insertDestination(tx, route.guid, { appGuid: app.guid, processType: WEB, port: DEFAULT_APP_PORT, protocol, weight: null });
+  await auditMapping(tx, env.principal, 'map-route', mappedApp(env, app), row);
   await touchRoute(tx, route.guid);
 }
 

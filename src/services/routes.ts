@@ -26,6 +26,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
+import type { Principal } from '../domain/principal.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -380,10 +381,11 @@ function auditRoute(tx: WriteTx, ctx: Ctx, type: string, route: Pick<RouteRow, '
   });
 }
 
-function auditMapping(tx: WriteTx, ctx: Ctx, type: 'map-route' | 'unmap-route', app: AppRef, d: DestinationRow) {
+/** `audit.app.map-route` / `unmap-route` for one destination (also written by manifest apply). */
+export function auditMapping(tx: WriteTx, actor: Principal, type: 'map-route' | 'unmap-route', app: AppRef, d: DestinationRow) {
   return recordAudit(tx, {
     type: `audit.app.${type}`,
-    actor: ctx.principal,
+    actor,
     target: { type: 'app', guid: app.guid, name: app.name },
     data: {
       route_guid: d.route_guid,
@@ -396,6 +398,34 @@ function auditMapping(tx: WriteTx, ctx: Ctx, type: 'map-route' | 'unmap-route', 
     spaceGuid: app.space_guid,
     organizationGuid: app.organization_guid,
   });
+}
+
+/** The router follows route changes through the feed: touch the route so its watchers rebuild the table. */
+export async function touchRoute(tx: WriteTx, routeGuid: string): Promise<void> {
+  await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', routeGuid).execute();
+  tx.changed('routes', routeGuid, 'update');
+}
+
+/** Inserts one destination of a route (the caller has checked the route's rules) and returns its row. */
+export async function insertDestination(tx: WriteTx, routeGuid: string, d: WantedDestination): Promise<DestinationRow> {
+  const guid = newGuid();
+  await tx.db
+    .insertInto('route_destinations')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      generation: 1,
+      route_guid: routeGuid,
+      app_guid: d.appGuid,
+      process_type: d.processType,
+      port: d.port,
+      protocol: d.protocol,
+      weight: d.weight,
+    })
+    .execute();
+  tx.changed('route_destinations', guid, 'create');
+  return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 }
 
 // ---- create / update / delete ----
@@ -596,7 +626,7 @@ export function registerRouteJobs(handlers: JobHandlers, store: Store): void {
 
 // ---- destinations ----
 
-interface AppRef {
+export interface AppRef {
   guid: string;
   name: string;
   space_guid: string;
@@ -632,7 +662,7 @@ async function destinationApps(ctx: Ctx, route: RouteRow, requests: DestinationR
   return apps;
 }
 
-interface WantedDestination {
+export interface WantedDestination {
   appGuid: string;
   processType: string;
   port: number;
@@ -664,35 +694,16 @@ async function applyDestinationChanges(tx: WriteTx, ctx: Ctx, route: RouteRow, a
     await tx.db.deleteFrom('route_destinations').where('guid', '=', d.guid).execute();
     tx.changed('route_destinations', d.guid, 'delete');
     const app = apps.get(d.app_guid) ?? (await appRef(tx.db, d.app_guid));
-    if (app) await auditMapping(tx, ctx, 'unmap-route', app, d);
+    if (app) await auditMapping(tx, ctx.principal, 'unmap-route', app, d);
   }
   for (const d of add) {
     const problem = destinationProtocolError(route.protocol, d.protocol);
     if (problem) throw unprocessable(problem);
-    const guid = newGuid();
-    await tx.db
-      .insertInto('route_destinations')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        route_guid: route.guid,
-        app_guid: d.appGuid,
-        process_type: d.processType,
-        port: d.port,
-        protocol: d.protocol,
-        weight: d.weight,
-      })
-      .execute();
-    tx.changed('route_destinations', guid, 'create');
-    const row = await tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
-    await auditMapping(tx, ctx, 'map-route', apps.get(d.appGuid)!, row);
+    const row = await insertDestination(tx, route.guid, d);
+    await auditMapping(tx, ctx.principal, 'map-route', apps.get(d.appGuid)!, row);
   }
   if (add.length > 0 || remove.length > 0) {
-    // The router follows route changes: bump the route so its watchers rebuild the table.
-    await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', route.guid).execute();
-    tx.changed('routes', route.guid, 'update');
+    await touchRoute(tx, route.guid);
   }
 }
 
@@ -771,8 +782,7 @@ export async function updateDestination(ctx: Ctx, guid: string, destinationGuid:
     }
     if (input.protocol === undefined || input.protocol === d.protocol) return d;
     await tx.update('route_destinations', d.guid, d.generation, { protocol: input.protocol });
-    await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', route.guid).execute();
-    tx.changed('routes', route.guid, 'update');
+    await touchRoute(tx, route.guid);
     return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', d.guid).executeTakeFirstOrThrow();
   });
 }

@@ -32,6 +32,7 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/config.ts';
 import { buildKiln, type Kiln } from '../src/server.ts';
 import { newGuid } from '../src/store/store.ts';
+import { median } from './kiln.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -118,10 +119,6 @@ interface Outcome extends Slice {
   serialP99: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function slice(url: string, headers: Record<string, string>, duration = DURATION): Promise<Slice> {
   const r = await autocannon({ url, connections: CONNECTIONS, duration, headers });

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gatherAppEntries, matchCandidates, splitByMatches, writeAppZip } from '../src/cli/zip-app.ts';
-import { startBenchKiln } from './kiln.ts';
+import { median, poll, startBenchKiln } from './kiln.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 25);
@@ -32,31 +32,13 @@ const MAX_IN_FLIGHT = [1, 4] as const;
 const APP_DIR = process.env.BENCH_APP_DIR ? path.resolve(process.env.BENCH_APP_DIR) : fileURLToPath(new URL('../examples/node-hello', import.meta.url));
 const APP_NAME = 'bench-roll';
 
-const { dataDir, config, kiln, api, apiPort, token } = await startBenchKiln('deploy');
+const { dataDir, config, kiln, api, apiPort, token, call: callApi } = await startBenchKiln('deploy');
+const POLLING = { everyMs: POLL_MS, timeoutMs: 120_000 };
 const host = `${APP_NAME}.${config.appsDomain}`;
 
-async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${api}${url}`, {
-    method,
-    headers: { Authorization: `bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (res.status >= 400) throw new Error(`${method} ${url} -> ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : {}) as T;
-}
+/** The body of an API call (see startBenchKiln's call). */
+const call = async <T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> => (await callApi<T>(method, url, body)).body;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
-}
 
 /** GET / through the router on a fresh connection: the status, or 0 when the connection failed. */
 function viaRouter(): Promise<number> {
@@ -119,13 +101,13 @@ async function stage(appGuid: string): Promise<string> {
   const up = await fetch(`${api}/v3/packages/${pkg.guid}/upload`, { method: 'POST', headers: { Authorization: `bearer ${token}` }, body: form });
   if (up.status !== 200) throw new Error(`upload -> ${up.status}: ${await up.text()}`);
   fs.rmSync(scratch, { recursive: true, force: true });
-  await poll('package READY', async () => ((await call<{ state: string }>('GET', `/v3/packages/${pkg.guid}`)).state === 'READY' ? true : undefined));
+  await poll('package READY', async () => ((await call<{ state: string }>('GET', `/v3/packages/${pkg.guid}`)).state === 'READY' ? true : undefined), POLLING);
   const build = await call<{ guid: string }>('POST', '/v3/builds', { package: { guid: pkg.guid } });
   const staged = await poll('build STAGED', async () => {
     const b = await call<{ state: string; error: string | null; droplet: { guid: string } | null }>('GET', `/v3/builds/${build.guid}`);
     if (b.state === 'FAILED') throw new Error(`staging failed: ${b.error}`);
     return b.state === 'STAGED' ? b : undefined;
-  });
+  }, POLLING);
   return staged.droplet!.guid;
 }
 
@@ -135,8 +117,8 @@ async function settled(webGuid: string): Promise<void> {
     const s = (await call<{ resources: Array<{ state: string }> }>('GET', `/v3/processes/${webGuid}/stats`)).resources;
     if (s.some((i) => i.state === 'CRASHED')) throw new Error('instance crashed');
     return s.length === INSTANCES && s.every((i) => i.state === 'RUNNING') ? true : undefined;
-  });
-  await poll('200 through the router', async () => ((await viaRouter()) === 200 ? true : undefined));
+  }, POLLING);
+  await poll('200 through the router', async () => ((await viaRouter()) === 200 ? true : undefined), POLLING);
 }
 
 // ---- one rollout -----------------------------------------------------------------------------------------------
@@ -161,7 +143,7 @@ async function rollout(appGuid: string, webGuid: string, droplet: string, maxInF
   const final = await poll('deployment FINALIZED', async () => {
     const d = await call<{ status: { value: string; reason: string } }>('GET', `/v3/deployments/${created.guid}`);
     return d.status.value === 'FINALIZED' ? d : undefined;
-  });
+  }, POLLING);
   const ms = performance.now() - t0;
   const load = await loop.stop();
   if (final.status.reason !== 'DEPLOYED') throw new Error(`deployment ended ${final.status.reason}`);
@@ -170,11 +152,6 @@ async function rollout(appGuid: string, webGuid: string, droplet: string, maxInF
 
 // ---- main ------------------------------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const pct = (r: RunResult) => (r.total === 0 ? 0 : (100 * (r.total - r.failed)) / r.total);
 const row = (label: string, run: string, ms: number, total: number, failed: number, rate: number) =>
   `${label.padEnd(18)}${run.padEnd(8)}${ms.toFixed(0).padStart(9)}${String(total).padStart(10)}${String(failed).padStart(8)}${`${rate.toFixed(3)}%`.padStart(11)}`;

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gatherAppEntries, matchCandidates, splitByMatches, writeAppZip } from '../src/cli/zip-app.ts';
-import { startBenchKiln } from './kiln.ts';
+import { median, poll, sleep, startBenchKiln } from './kiln.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 25);
@@ -38,36 +38,11 @@ const APP_DIR = process.env.BENCH_APP_DIR ? path.resolve(process.env.BENCH_APP_D
 const PHASES = ['create', 'upload', 'staging', 'start', 'healthy'] as const;
 type Phase = (typeof PHASES)[number];
 
-const { dataDir, config, kiln, api, apiPort, token } = await startBenchKiln('push');
+const { dataDir, config, kiln, api, apiPort, token, call } = await startBenchKiln('push');
+const POLLING = { everyMs: POLL_MS, timeoutMs: 60_000 };
 
-interface Reply<T> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
 
-async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<Reply<T>> {
-  const res = await fetch(`${api}${url}`, {
-    method,
-    headers: { Authorization: `bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (res.status >= 400) throw new Error(`${method} ${url} -> ${res.status}: ${text}`);
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as T, headers: res.headers };
-}
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
-}
 
 /** GET / through the router: Kiln's port, the route's Host. A fresh connection each time, as a browser's first. */
 function viaRouter(host: string): Promise<number> {
@@ -179,7 +154,7 @@ async function pushOnce(spaceGuid: string, orgGuid: string, name: string): Promi
   if (upRes.status !== 200) throw new Error(`upload -> ${upRes.status}: ${JSON.stringify(uploaded)}`);
   client.uploadRequest = performance.now() - u0;
   if (uploaded.state !== 'READY') {
-    await poll('package READY', async () => ((await call<{ state: string }>('GET', `/v3/packages/${pkg.body.guid}`)).body.state === 'READY' ? true : undefined));
+    await poll('package READY', async () => ((await call<{ state: string }>('GET', `/v3/packages/${pkg.body.guid}`)).body.state === 'READY' ? true : undefined), POLLING);
   }
   fs.rmSync(scratch, { recursive: true, force: true });
 
@@ -190,7 +165,7 @@ async function pushOnce(spaceGuid: string, orgGuid: string, name: string): Promi
     const b = (await call<{ state: string; error: string | null; droplet: { guid: string } | null }>('GET', `/v3/builds/${build.body.guid}`)).body;
     if (b.state === 'FAILED') throw new Error(`staging failed: ${b.error}`);
     return b.state === 'STAGED' ? b : undefined;
-  });
+  }, POLLING);
 
   at.start = performance.now();
   await call('PATCH', `/v3/apps/${app.body.guid}/relationships/current_droplet`, { data: { guid: staged.droplet!.guid } });
@@ -201,11 +176,11 @@ async function pushOnce(spaceGuid: string, orgGuid: string, name: string): Promi
     const s = (await call<{ resources: Array<{ state: string }> }>('GET', `/v3/processes/${web.guid}/stats`)).body.resources;
     if (s.some((i) => i.state === 'CRASHED')) throw new Error('instance crashed');
     return s.length > 0 && s.every((i) => i.state === 'RUNNING') ? true : undefined;
-  });
+  }, POLLING);
 
   at.healthy = performance.now();
   const host = `${name}.${config.appsDomain}`;
-  await poll('first 200 through the router', async () => ((await viaRouter(host)) === 200 ? true : undefined));
+  await poll('first 200 through the router', async () => ((await viaRouter(host)) === 200 ? true : undefined), POLLING);
   at.end = performance.now();
   watchedApp = undefined;
 
@@ -244,12 +219,6 @@ async function pushOnce(spaceGuid: string, orgGuid: string, name: string): Promi
 
 // ---- main ------------------------------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const ms = (x: number) => (Number.isNaN(x) ? '   n/a' : `${x.toFixed(0).padStart(6)}`);
 
 try {

@@ -30,7 +30,7 @@ import { appEnvironment, type AppEnvironment } from './app-env.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
@@ -363,9 +363,7 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   const scope = await findVisibleApp(ctx, guid);
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, scope.space);
-  const inFlight = await jobInFlight(ctx.store.db, 'app.delete', scope.app.guid);
-  if (inFlight) return inFlight; // a repeated delete hands back the job already under way
-  return ctx.store.write(async (tx) => {
+  return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
     await tx.db
       .updateTable('apps')
@@ -374,7 +372,6 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
       .execute();
     tx.changed('apps', scope.app.guid, 'update');
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
-    return enqueueJob(tx, { operation: 'app.delete', resourceType: 'app', resourceGuid: scope.app.guid, userGuid: ctx.principal.guid });
   });
 }
 

@@ -33,7 +33,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { recordAudit } from './audit.ts';
 import type { Bits } from './blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 
 export const BUILDPACK_LIST: ListSpec = {
   orderBy: ['position', 'lifecycle'],
@@ -256,12 +256,7 @@ export async function updateBuildpack(ctx: Ctx, bp: Buildpack, input: UpdateBuil
 /** Starts the asynchronous delete; a repeated request while one is in flight gets the same job back. */
 export async function deleteBuildpack(ctx: Ctx, bp: Buildpack): Promise<string> {
   requireBuildpackAdmin(ctx);
-  const inFlight = await jobInFlight(ctx.store.db, 'buildpack.delete', bp.guid);
-  if (inFlight) return inFlight;
-  return ctx.store.write(async (tx) => {
-    await auditBuildpack(tx, ctx, 'delete', bp);
-    return enqueueJob(tx, { operation: 'buildpack.delete', resourceType: 'buildpack', resourceGuid: bp.guid, userGuid: ctx.principal.guid });
-  });
+  return startDeleteJob(ctx, 'buildpack', bp.guid, (tx) => auditBuildpack(tx, ctx, 'delete', bp));
 }
 
 /**

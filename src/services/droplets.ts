@@ -13,7 +13,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
 import { dropletBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 import { findVisiblePackage } from './packages.ts';
 
 const COMMON_FILTERS = ['states'] as const;
@@ -203,12 +203,7 @@ export async function updateDroplet(ctx: Ctx, guid: string, input: UpdateDroplet
 export async function deleteDroplet(ctx: Ctx, guid: string): Promise<string> {
   const scope = await findVisibleDroplet(ctx, guid);
   await requireAppWriter(ctx, scope);
-  const inFlight = await jobInFlight(ctx.store.db, 'droplet.delete', scope.droplet.guid);
-  if (inFlight) return inFlight;
-  return ctx.store.write(async (tx) => {
-    await auditDroplet(tx, ctx, 'delete', scope, { droplet_guid: scope.droplet.guid });
-    return enqueueJob(tx, { operation: 'droplet.delete', resourceType: 'droplet', resourceGuid: scope.droplet.guid, userGuid: ctx.principal.guid });
-  });
+  return startDeleteJob(ctx, 'droplet', scope.droplet.guid, (tx) => auditDroplet(tx, ctx, 'delete', scope, { droplet_guid: scope.droplet.guid }));
 }
 
 /** Deletes droplet rows (and unsets them as their apps' current droplet); blobs go via the blob collector. */

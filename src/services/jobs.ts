@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { KilnError, notFound } from '../domain/errors.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
+import type { Ctx } from './context.ts';
 
 export type JobState = 'PROCESSING' | 'POLLING' | 'COMPLETE' | 'FAILED';
 
@@ -53,6 +54,20 @@ export async function completedJob(tx: WriteTx, spec: JobSpec): Promise<string> 
   const guid = await enqueueJob(tx, spec);
   await tx.db.updateTable('jobs').set({ state: 'COMPLETE' }).where('guid', '=', guid).execute();
   return guid;
+}
+
+/**
+ * Starts the asynchronous delete of one resource (operation `<type>.delete`): a repeated request while one is
+ * in flight gets that job back; otherwise `inWrite` (audit, marking the row) runs in the write that enqueues it.
+ */
+export async function startDeleteJob(ctx: Ctx, resourceType: string, resourceGuid: string, inWrite: (tx: WriteTx) => Promise<unknown>): Promise<string> {
+  const operation = `${resourceType}.delete`;
+  const inFlight = await jobInFlight(ctx.store.db, operation, resourceGuid);
+  if (inFlight) return inFlight;
+  return ctx.store.write(async (tx) => {
+    await inWrite(tx);
+    return enqueueJob(tx, { operation, resourceType, resourceGuid, userGuid: ctx.principal.guid });
+  });
 }
 
 /** The guid of a job for this operation and resource still under way, so a repeated request hands it back. */

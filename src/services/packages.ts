@@ -15,7 +15,7 @@ import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope 
 import { packageBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
+import { type JobHandlers, startDeleteJob } from './jobs.ts';
 
 const COMMON_FILTERS = ['states', 'types'] as const;
 
@@ -190,12 +190,7 @@ export async function updatePackage(ctx: Ctx, guid: string, input: UpdatePackage
 export async function deletePackage(ctx: Ctx, guid: string): Promise<string> {
   const scope = await findVisiblePackage(ctx, guid);
   await requireAppWriter(ctx, scope);
-  const inFlight = await jobInFlight(ctx.store.db, 'package.delete', scope.pkg.guid);
-  if (inFlight) return inFlight;
-  return ctx.store.write(async (tx) => {
-    await auditPackage(tx, ctx, 'delete', scope, { package_guid: scope.pkg.guid });
-    return enqueueJob(tx, { operation: 'package.delete', resourceType: 'package', resourceGuid: scope.pkg.guid, userGuid: ctx.principal.guid });
-  });
+  return startDeleteJob(ctx, 'package', scope.pkg.guid, (tx) => auditPackage(tx, ctx, 'delete', scope, { package_guid: scope.pkg.guid }));
 }
 
 /** Deletes package rows; their blobs are collected by the blob collector when it sees the delete. */

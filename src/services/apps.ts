@@ -70,7 +70,6 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   return listPage(q, listOptions('apps', params));
 }
 
-/** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */
 /** The app of a resource that belongs to one (package, droplet, build…): an invisible app is that resource's 404. */
 export async function appScopeFor(ctx: Ctx, appGuid: string, resource: string): Promise<AppScope> {
   try {
@@ -81,6 +80,7 @@ export async function appScopeFor(ctx: Ctx, appGuid: string, resource: string): 
   }
 }
 
+/** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */
 export async function findVisibleApp(ctx: Ctx, guid: string): Promise<AppScope> {
   const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!app) throw notFound('App');

@@ -26,7 +26,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, insertProcess, requireAppManager, type AppScope } from './apps.ts';
+import { auditApp, findVisibleApp, insertProcess, requireAppManager, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 import { parseCommands, recordRevision } from './revisions.ts';
 
@@ -66,12 +66,7 @@ export async function listDeployments(ctx: Ctx, params: ListParams): Promise<Pag
 export async function findVisibleDeployment(ctx: Ctx, guid: string): Promise<DeploymentScope> {
   const deployment = await ctx.store.db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!deployment) throw notFound('Deployment');
-  try {
-    return { deployment, ...(await findVisibleApp(ctx, deployment.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Deployment');
-    throw err;
-  }
+  return { deployment, ...(await appScopeFor(ctx, deployment.app_guid, 'Deployment')) };
 }
 
 /** Revision versions of some deployments, for `revision: {guid, version}`. */

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { parseJsonObject } from '../domain/apps.ts';
-import { KilnError, notAuthorized, notFound } from '../domain/errors.ts';
+import { notAuthorized, notFound } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { revisionReasons, type RevisionContent, type UpdateRevision } from '../domain/revisions.ts';
@@ -8,7 +8,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, type AppScope } from './apps.ts';
+import { auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 
 export const REVISION_LIST: ListSpec = { filters: ['versions'], labelSelector: true };
@@ -102,12 +102,7 @@ export function recordLaunchRevision(store: Store, appGuid: string): Promise<unk
 export async function findVisibleRevision(ctx: Ctx, guid: string): Promise<RevisionScope> {
   const revision = await ctx.store.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!revision) throw notFound('Revision');
-  try {
-    return { revision, ...(await findVisibleApp(ctx, revision.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Revision');
-    throw err;
-  }
+  return { revision, ...(await appScopeFor(ctx, revision.app_guid, 'Revision')) };
 }
 
 export async function listRevisions(ctx: Ctx, params: ListParams, appGuid: string): Promise<Page<Row<'revisions'>>> {

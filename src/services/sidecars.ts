@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { KilnError, notFound, unprocessable } from '../domain/errors.ts';
+import { notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import {
   duplicateSidecarName,
@@ -11,7 +11,7 @@ import {
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
+import { auditApp, findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 import { findVisibleProcess } from './processes.ts';
 
@@ -53,12 +53,7 @@ export async function viewsOf(db: Kysely<Database>, sidecars: Array<Row<'sidecar
 export async function findVisibleSidecar(ctx: Ctx, guid: string): Promise<SidecarScope> {
   const sidecar = await ctx.store.db.selectFrom('sidecars').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!sidecar) throw notFound('Sidecar');
-  try {
-    return { sidecar, ...(await findVisibleApp(ctx, sidecar.app_guid)) };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Sidecar');
-    throw err;
-  }
+  return { sidecar, ...(await appScopeFor(ctx, sidecar.app_guid, 'Sidecar')) };
 }
 
 export async function getSidecar(ctx: Ctx, guid: string): Promise<SidecarView> {

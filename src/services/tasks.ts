@@ -19,7 +19,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, auditApp, findVisibleApp, type AppScope } from './apps.ts';
+import { assertSpaceMutable, auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 
@@ -68,12 +68,7 @@ export async function listTasks(ctx: Ctx, params: ListParams, appGuid?: string):
 export async function findVisibleTask(ctx: Ctx, guid: string): Promise<TaskScope> {
   const task = await ctx.store.db.selectFrom('tasks').selectAll().where('guid', '=', guid).executeTakeFirst();
   if (!task) throw notFound('Task');
-  try {
-    return { ...(await findVisibleApp(ctx, task.app_guid)), task };
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound('Task');
-    throw err;
-  }
+  return { ...(await appScopeFor(ctx, task.app_guid, 'Task')), task };
 }
 
 /** Whether the caller sees task commands in this space (space developers and global secret readers). */

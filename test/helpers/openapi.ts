@@ -4,11 +4,11 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormatsModule from 'ajv-formats';
 
 /**
- * Validates API responses against the official CF V3 OpenAPI document in ../shared/cf-api.
+ * Validates API responses against the official CF V3 OpenAPI document vendored in vendor/cf-api (see its README).
  * Where the document is known to be wrong, the allow-list below says so and why.
  */
 
-const SPEC_PATH = path.resolve(import.meta.dirname, '../../../shared/cf-api/openapi.json');
+const SPEC_PATH = path.resolve(import.meta.dirname, '../../vendor/cf-api/openapi.json');
 
 interface OpenApiDoc {
   paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>>;

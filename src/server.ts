@@ -31,6 +31,7 @@ import { recordLaunchRevision } from './services/revisions.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
+import { createDefaultTarget } from './services/default-target.ts';
 import { JobHandlers } from './services/jobs.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
@@ -66,7 +67,11 @@ export async function buildKiln(
   await seedPlatform(store, config);
 
   const identity = new IdentityService({ store, config, log });
-  const { generatedAdminPassword } = await identity.init();
+  const { generatedAdminPassword, createdAdmin } = await identity.init();
+  if (createdAdmin && config.defaultTarget) {
+    const made = await createDefaultTarget(store, createdAdmin, config.defaultTarget);
+    log.info({ org: config.defaultTarget.org, space: config.defaultTarget.space, ...made }, 'created the default org and space');
+  }
 
   const logs = new LogStore();
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.

@@ -35,6 +35,9 @@ const ConfigSchema = z.object({
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
   KILN_ROUTER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(900),
+  /** Org and space made on the first start so a push needs no setup ('' turns each off). */
+  KILN_DEFAULT_ORG: z.string().max(255).default('default'),
+  KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -54,6 +57,8 @@ export interface Config {
   maxPackageBytes: number;
   listCacheEntries: number;
   routerTimeoutSeconds: number;
+  /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
+  defaultTarget: { org: string; space: string | null } | null;
 }
 
 export class ConfigError extends Error {}
@@ -96,5 +101,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
+    // Empty means "none" here, not "use the default", so these read the raw values.
+    defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
   };
 }

@@ -128,7 +128,8 @@ export class IdentityService {
   }
 
   /** Loads the signing key, registers the `cf` client and makes sure the bootstrap admin exists. */
-  async init(): Promise<{ generatedAdminPassword: string | undefined }> {
+  /** `createdAdmin` is set on the start that created the bootstrap admin (the installation's first start). */
+  async init(): Promise<{ generatedAdminPassword: string | undefined; createdAdmin?: { guid: string; username: string } }> {
     const { store, config } = this.deps;
     this.key = await loadOrCreateSigningKey(path.join(config.dataDir, 'identity'));
     if (config.externalIdentity) {
@@ -151,14 +152,14 @@ export class IdentityService {
     const admin = await this.findByName(config.admin.username, 'uaa');
     if (!admin) {
       const generated = config.admin.password === undefined ? randomBytes(18).toString('base64url') : undefined;
-      await this.createUser({ userName: config.admin.username, password: config.admin.password ?? generated, scopes: ADMIN_SCOPES });
+      const created = await this.createUser({ userName: config.admin.username, password: config.admin.password ?? generated, scopes: ADMIN_SCOPES });
       if (generated) {
         const file = path.join(config.dataDir, 'initial-admin-password');
         await fs.mkdir(config.dataDir, { recursive: true });
         await fs.writeFile(file, `${generated}\n`, { mode: 0o600 });
         await fs.chmod(file, 0o600);
       }
-      return { generatedAdminPassword: generated };
+      return { generatedAdminPassword: generated, createdAdmin: { guid: created.id, username: created.userName } };
     }
     // An operator who sets KILN_ADMIN_PASSWORD later means it: the configured password wins.
     if (config.admin.password !== undefined && !(await verifyPassword(config.admin.password, admin.password_hash))) {

@@ -122,6 +122,8 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
     DATABASE_URL: database.url,
     KILN_ADMIN_PASSWORD: adminPassword,
     LOG_LEVEL: 'silent',
+    // API tests count and list orgs from a clean slate; the default org has its own tests.
+    KILN_DEFAULT_ORG: '',
     ...env,
   });
   const kiln = await buildKiln(config, { log: pino({ level: 'silent' }), disabledControllers: opts.disabledControllers ?? [] });

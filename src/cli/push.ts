@@ -19,11 +19,11 @@ Options:
   -m, --memory SIZE      memory per instance, e.g. 256M or 1G
   -f, --manifest FILE    manifest to use (default: DIR/manifest.yml or DIR/manifest.yaml)
   --no-manifest          ignore any manifest file
-  --api URL              API URL (default: $KILN_API, else http://localhost:$PORT, PORT defaulting to 9000)
+  --api URL              API URL (default: $KILN_API, else the one of 'kiln login', else http://localhost:9000)
   --username USER        log in with this user (default: $KILN_USERNAME) …
-  --password PASS        … and password (default: $KILN_PASSWORD); otherwise $KILN_TOKEN is used
-  --org ORG              organization (default: $KILN_ORG, or the only one you can see)
-  --space SPACE          space (default: $KILN_SPACE, or the only one in the org)
+  --password PASS        … and password (default: $KILN_PASSWORD); otherwise $KILN_TOKEN, else the 'kiln login' session
+  -o, --org ORG          organization (default: $KILN_ORG, the 'kiln target' one, or the only one you can see)
+  -s, --space SPACE      space (default: $KILN_SPACE, the 'kiln target' one, or the only one in the org)
   -h, --help             show this help`;
 
 export interface PushOptions {
@@ -62,8 +62,16 @@ export interface PushResult {
   urls: string[];
 }
 
-/** Parses `kiln push` arguments; environment variables fill in what flags leave out. */
-export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): PushOptions | 'help' {
+/** What `kiln login`/`kiln target` saved: used when flags and environment leave things out. */
+export interface SavedTarget {
+  api?: string | undefined;
+  token?: string | undefined;
+  org?: string | undefined;
+  space?: string | undefined;
+}
+
+/** Parses `kiln push` arguments; environment variables, then the saved login and target, fill in what flags leave out. */
+export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, saved: SavedTarget = {}): PushOptions | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -79,8 +87,8 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         api: { type: 'string' },
         username: { type: 'string' },
         password: { type: 'string' },
-        org: { type: 'string' },
-        space: { type: 'string' },
+        org: { type: 'string', short: 'o' },
+        space: { type: 'string', short: 's' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -97,7 +105,11 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   if ((v.username !== undefined) !== (v.password !== undefined) && (username === undefined || password === undefined)) {
     throw new PushUsageError('--username and --password go together.');
   }
-  const port = env.PORT && /^\d+$/.test(env.PORT) ? env.PORT : '9000';
+  const port = env.PORT && /^\d+$/.test(env.PORT) && env.PORT !== '0' ? env.PORT : '9000';
+  const org = v.org ?? (env.KILN_ORG || undefined);
+  // The saved space belongs to the saved org: it only applies when no other org is asked for.
+  const savedSpace = org === undefined || org === saved.org ? saved.space : undefined;
+  const ownLogin = username !== undefined && password !== undefined;
   return {
     dir: positionals[0] ?? null,
     name: v.name,
@@ -105,20 +117,20 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
     memory: v.memory,
     manifest: v.manifest,
     noManifest: v['no-manifest'] === true,
-    api: v.api ?? env.KILN_API ?? `http://localhost:${port}`,
+    api: v.api ?? env.KILN_API ?? saved.api ?? `http://localhost:${port}`,
     username,
     password,
-    token: env.KILN_TOKEN || undefined,
-    org: v.org ?? (env.KILN_ORG || undefined),
-    space: v.space ?? (env.KILN_SPACE || undefined),
+    token: env.KILN_TOKEN || (ownLogin ? undefined : saved.token),
+    org: org ?? saved.org,
+    space: v.space ?? (env.KILN_SPACE || undefined) ?? savedSpace,
   };
 }
 
 /** `kiln push …` as a command: resolves to the exit code. */
-export async function runPush(argv: string[], io: PushIO = { out: process.stdout, err: process.stderr }): Promise<number> {
+export async function runPush(argv: string[], io: PushIO = { out: process.stdout, err: process.stderr }, saved: SavedTarget = {}): Promise<number> {
   let options;
   try {
-    options = parsePushArgs(argv);
+    options = parsePushArgs(argv, process.env, saved);
   } catch (err) {
     if (err instanceof PushUsageError) {
       io.err.write(`${err.message}\n\n${PUSH_USAGE}\n`);
@@ -221,11 +233,11 @@ export async function push(options: PushOptions, io: PushIO): Promise<PushResult
       if (options.username !== undefined && options.password !== undefined) {
         await client.login(info.login, options.username, options.password);
       } else if (!client.token) {
-        throw new PushFailure('Not logged in: pass --username and --password (or set KILN_USERNAME/KILN_PASSWORD), or set KILN_TOKEN.');
+        throw new PushFailure("Not logged in. Use 'kiln login' to log in (or pass --username and --password, or set KILN_TOKEN).");
       }
       return info;
     },
-    () => (options.username ? `as ${options.username}` : 'with KILN_TOKEN'),
+    () => (options.username ? `as ${options.username}` : 'with the saved token'),
   );
 
   const { org, space } = await phase('Finding org and space', () => target(client, options), (t) => `${t.org.name} / ${t.space.name}`);
@@ -266,7 +278,7 @@ export async function push(options: PushOptions, io: PushIO): Promise<PushResult
 
   const urls = await appUrls(client, app.guid);
   io.out.write(`\n${wanted.name} is running (pushed in ${progress.elapsed()}).\n`);
-  if (urls.length === 0) io.out.write('It has no route: map one with `cf map-route` to reach it.\n');
+  if (urls.length === 0) io.out.write("It has no route: map one with 'kiln map-route' to reach it.\n");
   for (const url of urls) io.out.write(`  ${url}\n`);
   return { appGuid: app.guid, urls };
 }
@@ -280,12 +292,14 @@ function choose(kind: 'organization' | 'space', all: Named[], flag: string, envN
   if (all.length === 0) {
     throw new PushFailure(
       kind === 'organization'
-        ? 'You cannot see any organization. An admin can create one (cf create-org NAME), then a space in it (cf create-space NAME -o ORG) with you as SpaceDeveloper.'
-        : `There is no space${where} you can see. Create one with cf create-space NAME -o ORG (it makes you its SpaceDeveloper), or ask an org manager.`,
+        ? "You cannot see any organization. An admin can create one with 'kiln create-org NAME', then a space in it with 'kiln create-space NAME -o ORG' (which makes the creator its developer)."
+        : `There is no space${where} you can see. Create one with 'kiln create-space NAME -o ORG' (it makes you its developer), or ask an org manager.`,
     );
   }
   const names = all.map((x) => x.name).join(', ');
-  throw new PushFailure(`You can see ${all.length} ${kind === 'organization' ? 'organizations' : 'spaces'}${where} (${names}): choose one with ${flag} NAME or ${envName}=NAME.`);
+  throw new PushFailure(
+    `You can see ${all.length} ${kind === 'organization' ? 'organizations' : 'spaces'}${where} (${names}): choose one with 'kiln target ${kind === 'organization' ? '-o' : '-s'} NAME', ${flag} NAME or ${envName}=NAME.`,
+  );
 }
 
 /** The org and space to push to: flags, then KILN_ORG/KILN_SPACE, then the only one visible. */

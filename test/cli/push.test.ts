@@ -284,10 +284,10 @@ describe('kiln push against a Cloud Controller', () => {
 
   it('says what to do when the org or space is ambiguous or missing', async () => {
     await expect(push(options(), io(fakeCf({ orgs: ['a', 'b'] }).fetch))).rejects.toThrow(
-      "You can see 2 organizations (a, b): choose one with --org NAME or KILN_ORG=NAME.",
+      "You can see 2 organizations (a, b): choose one with 'kiln target -o NAME', --org NAME or KILN_ORG=NAME.",
     );
     await expect(push(options(), io(fakeCf({ spaces: ['dev', 'prod'] }).fetch))).rejects.toThrow(
-      "You can see 2 spaces in organization 'org' (dev, prod): choose one with --space NAME or KILN_SPACE=NAME.",
+      "You can see 2 spaces in organization 'org' (dev, prod): choose one with 'kiln target -s NAME', --space NAME or KILN_SPACE=NAME.",
     );
     await expect(push(options(), io(fakeCf({ orgs: [] }).fetch))).rejects.toThrow(/cannot see any organization.*create-org/);
     await expect(push(options({ org: 'nope' }), io(fakeCf().fetch))).rejects.toThrow("Organization 'nope' not found");

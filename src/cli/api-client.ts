@@ -37,6 +37,9 @@ export class CfApiError extends Error {
 /** An OAuth error from `/oauth/token` (`{error, error_description}`). */
 export class LoginError extends Error {}
 
+/** Thrown by a caller's fetch to end a request at once: not retried, not reported as a network error. */
+export class FinalError extends Error {}
+
 /** The server could not be reached at all (refused, DNS, TLS…). */
 export class NetworkError extends Error {}
 
@@ -135,6 +138,7 @@ export class ApiClient {
         }
         break;
       } catch (err) {
+        if (err instanceof FinalError) throw err;
         if (attempt >= attempts) throw new NetworkError(`${method} ${url}: ${(err as Error).message}${causeOf(err)}`);
         await this.sleep(250 * attempt);
       }

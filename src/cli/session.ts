@@ -1,8 +1,8 @@
-import { ApiClient, CfApiError, LoginError, NetworkError, normalizeApiUrl, type FetchLike } from './api-client.ts';
+import { ApiClient, CfApiError, FinalError, LoginError, NetworkError, normalizeApiUrl, type FetchLike } from './api-client.ts';
 import { readCliConfig, writeCliConfig, type CliConfig, type NamedRef } from './config-store.ts';
 
 /** A failure meant for the user: the message says what went wrong and what to do next. */
-export class CliError extends Error {
+export class CliError extends FinalError {
   constructor(
     message: string,
     readonly exitCode = 1,

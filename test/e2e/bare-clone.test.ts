@@ -10,7 +10,7 @@ import { until } from '../helpers/push.ts';
 
 /**
  * A new user's first minutes, on a machine that has only the repository: clone HEAD into an empty temporary
- * folder (nothing beside it, so no ../shared), then run README's quick start as written — `npm start`, the
+ * folder (nothing beside it, so nothing outside the repository can be read), then run README's quick start as written — `npm start`, the
  * `npx kiln` lines, the URL — and the parts of the suite that need the vendored contract. node_modules is
  * linked in from this checkout because the test must not install from the network; `npm install` itself is
  * not what is under test.

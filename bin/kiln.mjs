@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), ...process.argv.slice(2)], {
+// tsx is resolved from here, not from the caller's folder, so `kiln` works from any directory.
+const tsx = import.meta.resolve('tsx');
+const r = spawnSync(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts'), ...process.argv.slice(2)], {
   stdio: 'inherit',
 });
 process.exit(r.status ?? 1);

@@ -48,7 +48,7 @@ export async function runClientCommand(argv: string[], io: CliIO): Promise<numbe
         const explicitLogin = args.includes('--username') || args.includes('--password') || !!io.env.KILN_TOKEN;
         let saved = {};
         if (!args.includes('-h') && !args.includes('--help')) {
-          const session = await Session.open(io);
+          const session = await Session.open(io, undefined, { autoLogin: !explicitLogin && !args.includes('--api') });
           const { config } = session;
           saved = { api: config.api, token: explicitLogin ? undefined : config.accessToken, org: config.org?.name, space: config.space?.name };
           const code = await runPush(args, { out: io.out, err: io.err, ...(config.accessToken && !explicitLogin ? { fetch: session.fetch } : {}) }, saved);

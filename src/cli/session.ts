@@ -112,9 +112,15 @@ export class Session {
     });
   }
 
-  static async open(io: CliIO, api?: string): Promise<Session> {
+  /** The saved session; with `autoLogin` (the default) a fresh local install logs its admin in (local-login.ts). */
+  static async open(io: CliIO, api?: string, opts: { autoLogin?: boolean } = {}): Promise<Session> {
     const config = await readCliConfig(io.env);
-    return new Session(config, io, api ? normalizeApiUrl(api) : defaultApi(config, io.env));
+    const session = new Session(config, io, api ? normalizeApiUrl(api) : defaultApi(config, io.env));
+    if (opts.autoLogin !== false && !config.accessToken) {
+      // Loaded on demand: local-login needs the commands' lookups, which need this module.
+      await (await import('./local-login.ts')).loginAsLocalAdmin(session, io);
+    }
+    return session;
   }
 
   get api(): string {

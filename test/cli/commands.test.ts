@@ -24,7 +24,8 @@ let appUrl: string;
 beforeAll(async () => {
   server = await startServerProcess();
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-home-'));
-  opts = { home, cwd: repo };
+  // A working folder of its own: no .kiln/initial-admin-password there unless a test puts one.
+  opts = { home, cwd: home };
 }, 60_000);
 
 afterAll(async () => {
@@ -59,6 +60,37 @@ describe('kiln CLI before login', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown command 'aps'/);
     expect(r.stderr).toMatch(/Did you mean .*\bapps\b/);
+  });
+});
+
+describe('kiln CLI next to a fresh local install', () => {
+  it("logs in as the first start's admin by itself when the password file is there, and targets default/dev", async () => {
+    const otherHome = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-auto-'));
+    try {
+      const local = { home: otherHome, cwd: otherHome, env: { KILN_DATA_DIR: server.dataDir, KILN_API: server.url } };
+      const r = await runKiln(['target'], local);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`Logged in to ${server.url} as admin with the password in`);
+      expect(r.stdout).toMatch(/org:\s+default/);
+      expect(r.stdout).toMatch(/space:\s+dev/);
+      // Saved: the next command needs no password file.
+      const again = await runKiln(['spaces'], { home: otherHome, cwd: otherHome, env: { KILN_API: server.url } });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toContain('Logged in');
+    } finally {
+      fs.rmSync(otherHome, { recursive: true, force: true });
+    }
+  });
+
+  it('does not log in by itself against a server that is not on this machine', async () => {
+    const otherHome = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-auto-'));
+    try {
+      const r = await runKiln(['apps'], { home: otherHome, cwd: otherHome, env: { KILN_DATA_DIR: server.dataDir, KILN_API: 'http://kiln.example.invalid:9' } });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("Not logged in. Use 'kiln login' to log in.");
+    } finally {
+      fs.rmSync(otherHome, { recursive: true, force: true });
+    }
   });
 });
 
@@ -117,7 +149,7 @@ describe('kiln CLI, logged in', () => {
   });
 
   it('pushes examples/node-hello to the targeted space and prints its URL, which answers through the router', async () => {
-    const r = await kiln('push', 'examples/node-hello');
+    const r = await kiln('push', path.join(repo, 'examples/node-hello'));
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('Finding org and space: default / dev');
     appUrl = r.stdout.match(/(http:\/\/node-hello\.apps\.localhost:\d+)/)![1]!;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /** Runs the real `kiln` command (src/main.ts through tsx, as bin/kiln.mjs does) in its own process. */
 
@@ -30,7 +31,9 @@ function childEnv(opts: KilnEnv): NodeJS.ProcessEnv {
 
 export function spawnKiln(args: string[], opts: KilnEnv): ChildProcess {
   const root = opts.root ?? repoRoot;
-  return spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), ...args], {
+  // tsx from the checkout, not from the working folder (which may be anywhere), as bin/kiln.mjs does.
+  const tsx = pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href;
+  return spawn(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts'), ...args], {
     cwd: opts.cwd ?? root,
     env: childEnv(opts),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import type { NamedRef } from '../config-store.ts';
 import { ok, printJson, prompt, promptSecret, status, table } from '../output.ts';
 import { CliError, requestToken, Session, tokenUserGuid } from '../session.ts';
+import { chooseTarget, targetOnlySpace } from '../targeting.ts';
 import { findOrg, findSpace, type Named } from './common.ts';
 import type { Runner } from './runner.ts';
 
@@ -17,7 +17,7 @@ export function registerAuthCommands(program: Command, run: Runner): void {
     .option('-s, --space <space>', 'space to target')
     .action((opts: { api?: string; username?: string; password?: string; org?: string; space?: string }) =>
       run(async (io) => {
-        const session = await Session.open(io, opts.api);
+        const session = await Session.open(io, opts.api, { autoLogin: false });
         status(io, `API endpoint: ${session.api}\n`);
         const root = await session.client.root();
         const interactive = process.stdin.isTTY === true;
@@ -45,7 +45,7 @@ export function registerAuthCommands(program: Command, run: Runner): void {
     .description('forget the saved login')
     .action(() =>
       run(async (io) => {
-        const session = await Session.open(io);
+        const session = await Session.open(io, undefined, { autoLogin: false });
         status(io, 'Logging out...');
         for (const key of ['accessToken', 'refreshToken', 'username', 'org', 'space'] as const) delete session.config[key];
         await session.save();
@@ -152,26 +152,6 @@ export function registerAuthCommands(program: Command, run: Runner): void {
         status(io, `\nTIP: Use 'kiln target -o "${org.name}" -s "${name}"' to target the new space.`);
       }),
     );
-}
-
-/** After login: the given org/space, else the only one visible (as cf login picks). */
-async function chooseTarget(session: Session, orgName: string | undefined, spaceName: string | undefined): Promise<void> {
-  let org: NamedRef | undefined;
-  if (orgName !== undefined) {
-    org = await findOrg(session.client, orgName);
-  } else {
-    const orgs = await session.client.listAll<Named>('/v3/organizations', { order_by: 'name' });
-    if (orgs.length === 1) org = { guid: orgs[0]!.guid, name: orgs[0]!.name };
-  }
-  if (!org) return;
-  session.config.org = org;
-  if (spaceName !== undefined) session.config.space = await findSpace(session.client, org, spaceName);
-  else await targetOnlySpace(session, org);
-}
-
-async function targetOnlySpace(session: Session, org: NamedRef): Promise<void> {
-  const spaces = await session.client.listAll<Named>('/v3/spaces', { organization_guids: org.guid });
-  if (spaces.length === 1) session.config.space = { guid: spaces[0]!.guid, name: spaces[0]!.name };
 }
 
 function printTarget(io: Parameters<typeof status>[0], session: Session): void {

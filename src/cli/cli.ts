@@ -28,7 +28,10 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
         // Printed once, on the start that created the admin; also kept in <data dir>/initial-admin-password.
         console.log(
           `\nKiln created the admin user '${config.admin.username}' with password: ${kiln.generatedAdminPassword}\n` +
-            `Log in with: npx kiln login -a ${kiln.url} -u ${config.admin.username} -p <password>   (or cf login)\n`,
+            `Log in with: npx kiln login -a ${kiln.url} -u ${config.admin.username} -p <password>   (or cf login)\n` +
+            (config.defaultTarget?.space
+              ? `Or, from this folder, push right away to org '${config.defaultTarget.org}' / space '${config.defaultTarget.space}': npx kiln push examples/node-hello\n`
+              : ''),
         );
       }
       const shutdown = (signal: string) => {

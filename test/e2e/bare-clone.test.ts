@@ -17,9 +17,18 @@ import { until } from '../helpers/push.ts';
  */
 
 const repo = path.resolve(import.meta.dirname, '../..');
+// CI may run as another user than the checkout's owner; git refuses such repositories unless told otherwise.
+const git = (args: string[], cwd?: string) => execFileSync('git', ['-c', 'safe.directory=*', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/** Clones HEAD (what is committed) into `dir`. */
+function cloneHead(dir: string): void {
+  const head = git(['rev-parse', 'HEAD'], repo).trim();
+  git(['clone', '--quiet', '--no-checkout', repo, dir]);
+  git(['checkout', '--quiet', head], dir);
+}
+// Without git (a source tarball) there is nothing to clone.
 const isGitCheckout = (() => {
   try {
-    execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repo, stdio: 'ignore' });
+    git(['rev-parse', 'HEAD'], repo);
     return true;
   } catch {
     return false;
@@ -65,9 +74,7 @@ describe.skipIf(!isGitCheckout)('a bare clone of the repository', () => {
     const outer = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-clone-'));
     cleanups.push(() => fs.rmSync(outer, { recursive: true, force: true }));
     const clone = path.join(outer, 'kiln');
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repo, encoding: 'utf8' }).trim();
-    execFileSync('git', ['clone', '--quiet', '--no-checkout', repo, clone], { stdio: 'pipe' });
-    execFileSync('git', ['checkout', '--quiet', head], { cwd: clone, stdio: 'pipe' });
+    cloneHead(clone);
     expect(fs.readdirSync(outer)).toEqual(['kiln']);
     fs.symlinkSync(fs.realpathSync(path.join(repo, 'node_modules')), path.join(clone, 'node_modules'));
 
@@ -120,9 +127,7 @@ describe.skipIf(!isGitCheckout)('a bare clone of the repository', () => {
     const outer = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-clone-'));
     cleanups.push(() => fs.rmSync(outer, { recursive: true, force: true }));
     const clone = path.join(outer, 'kiln');
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repo, encoding: 'utf8' }).trim();
-    execFileSync('git', ['clone', '--quiet', '--no-checkout', repo, clone], { stdio: 'pipe' });
-    execFileSync('git', ['checkout', '--quiet', head], { cwd: clone, stdio: 'pipe' });
+    cloneHead(clone);
     fs.symlinkSync(fs.realpathSync(path.join(repo, 'node_modules')), path.join(clone, 'node_modules'));
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.KILN_TEST_DIALECT;

@@ -2,16 +2,14 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { KilnError } from '../../domain/errors.ts';
 
-const MAX_JSON_BODY = 1024 * 1024;
-
 /**
  * Reads a JSON request body and validates it. An empty body counts as `{}` (the cf CLI sends
  * `Content-Type: application/json` with no body on action POSTs); unparseable JSON is a 400
  * MessageParseError; a body that fails the schema is a 422 listing every problem.
  */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  // The body-limit middleware has capped the body's size before it got here.
   const text = await c.req.text();
-  if (text.length > MAX_JSON_BODY) throw new KilnError('MessageParseError', 'request body too large');
   let value: unknown = {};
   if (text.trim() !== '') {
     try {

@@ -6,6 +6,7 @@ import { KilnError } from '../domain/errors.ts';
 import { ListCache } from './middleware/list-cache.ts';
 import { authenticate } from './middleware/authenticate.ts';
 import { requestBodyLimits } from './middleware/body-limit.ts';
+import { rejectNulInUrl } from './middleware/reject-nul.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
@@ -26,6 +27,7 @@ export function createApi(deps: AppDeps): Api {
 
   app.use('*', requestContext(deps.log, metrics));
   app.use('*', requestBodyLimits({ jsonBytes: deps.config.maxJsonBytes }));
+  app.use('*', rejectNulInUrl());
   app.onError(handleError);
   app.notFound((c) => c.json({ errors: [{ detail: 'Unknown request', title: 'CF-NotFound', code: 10000 }] }, 404));
 

@@ -116,6 +116,20 @@ describe('list query parameters', () => {
     expect((await t.admin.get('/v3/apps?page=0')).body.errors[0].detail).toBe('The query parameter is invalid: Page must be a positive integer');
   });
 
+  it('refuses NUL characters in paths, queries and bodies, which PostgreSQL cannot compare', async () => {
+    expect((await t.admin.get('/v3/apps/%00')).body.errors[0]).toMatchObject({ title: 'CF-NotFound', code: 10000 });
+    const query = await t.admin.get('/v3/apps?names=a%00b');
+    expect(query.status).toBe(400);
+    expect(query.body.errors[0]).toMatchObject({ title: 'CF-BadQueryParameter', detail: 'The query parameter is invalid: Query parameters must not contain NUL characters' });
+    const body = await t.admin.post('/v3/organizations', { name: 'nul\u0000org' });
+    expect(body.status).toBe(400);
+    expect(body.body.errors[0]).toMatchObject({ title: 'CF-MessageParseError', code: 1001 });
+    const nested = await t.admin.post('/v3/organizations', { name: 'ok', metadata: { labels: { 'a\u0000': 'b' } } });
+    expect(nested.status).toBe(400);
+    const names = (await t.kiln.store.db.selectFrom('organizations').select('name').execute()).map((o) => o.name);
+    expect(names.filter((n) => n === 'ok' || n.startsWith('nul'))).toEqual([]);
+  });
+
   it('answers every list parameter of every list endpoint with something other than a 5xx', async () => {
     const failures: string[] = [];
     for (const list of LISTS()) {

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { KilnError } from '../../domain/errors.ts';
+import { containsNul } from '../../domain/nul.ts';
 
 /**
  * Reads a JSON request body and validates it. An empty body counts as `{}` (the cf CLI sends
@@ -21,5 +22,6 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new KilnError('MessageParseError', 'invalid request body');
   }
+  if (containsNul(value)) throw new KilnError('MessageParseError', 'strings may not contain NUL characters');
   return schema.parse(value);
 }

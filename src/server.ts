@@ -22,7 +22,7 @@ import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
 import { formatAccessLog } from './router/access-log.ts';
-import { apiHostsOf } from './router/api-hosts.ts';
+import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
@@ -102,7 +102,7 @@ export async function buildKiln(
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   const jobs = new JobHandlers();
-  registerJobHandlers(jobs, store);
+  registerJobHandlers(jobs, store, platformNamesOf(config));
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
   controllers.register(jobController(store, jobs));
   controllers.register(

@@ -4,6 +4,7 @@
  * otherwise an app could receive other users' bearer tokens.
  */
 import os from 'node:os';
+import type { PlatformNames } from '../domain/domains.ts';
 import { normalizeHost } from './route-table.ts';
 
 export interface ApiHosts {
@@ -49,6 +50,12 @@ export function apiHostsOf(config: { systemDomain: string; host: string }): ApiH
     cache.set(config, hosts);
   }
   return hosts;
+}
+
+/** The names domains and routes may not claim, for the domain and route rules. */
+export function platformNamesOf(config: { systemDomain: string; host: string }): PlatformNames {
+  const hosts = apiHostsOf(config);
+  return { systemDomain: hosts.systemDomain, apiHosts: hosts.names };
 }
 
 /** Whether a Host header value (any case, with a port or one trailing dot) names the API. */

@@ -125,6 +125,29 @@ describe('tenants cannot capture Kiln hostnames', () => {
     expect(res.body.errors[0].detail).toBe('Route conflicts with a reserved system route.');
   });
 
+  it('refuses the same route when a manifest asks for it', async () => {
+    const space = (await api(adminToken, 'GET', `/v3/spaces?names=dev&organization_guids=${orgGuid}`)).body.resources[0];
+    const manifest = 'applications:\n- name: squatter\n  routes:\n  - route: sys.kiln.test\n';
+    const applied = await request(port, {
+      host: 'localhost',
+      path: `/v3/spaces/${space.guid}/actions/apply_manifest`,
+      method: 'POST',
+      headers: { authorization: `bearer ${adminToken}`, 'content-type': 'application/x-yaml' },
+      body: manifest,
+    });
+    expect(applied.status).toBe(202);
+    const jobPath = new URL(String(applied.headers.location)).pathname;
+    const deadline = Date.now() + 10_000;
+    let job = (await api(adminToken, 'GET', jobPath)).body;
+    while (job.state === 'PROCESSING' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      job = (await api(adminToken, 'GET', jobPath)).body;
+    }
+    expect(job.state).toBe('FAILED');
+    expect(job.errors[0].detail).toContain('Route conflicts with a reserved system route.');
+    expect(await kiln.store.db.selectFrom('routes').select('host').where('host', '=', 'sys').execute()).toEqual([]);
+  });
+
   it('never routes an API host to an app, even when the router table has a route for it', async () => {
     // What a captured domain would have produced: routes for the API's names pointing at a tenant's app.
     const captured = ['localhost', '127.0.0.1', 'sys.kiln.test', 'api.sys.kiln.test', '*.kiln.test'];

@@ -150,4 +150,23 @@ describe('list query parameters', () => {
     }
     expect(failures).toEqual([]);
   }, 240_000);
+
+  it('answers SCIM user lists and log-cache reads with something other than a 5xx for any parameter value', async () => {
+    const failures: string[] = [];
+    const targets: Array<[string, string[]]> = [
+      ['/Users', ['filter', 'startIndex', 'count', 'sortBy', 'attributes']],
+      [`/api/v1/read/${appGuid}`, ['start_time', 'end_time', 'limit', 'envelope_types', 'descending', 'name_filter']],
+    ];
+    const filters = ['userName eq "a"', 'userName eq', '(((', 'userName co "', 'id pr and', 'x'.repeat(5000), 'userName sw "a" or '.repeat(500)];
+    for (const [base, params] of targets) {
+      for (const p of params) {
+        for (const v of [...NUMBERS, ...STRINGS, ...filters]) {
+          const url = `${base}?${p}=${enc(v)}`;
+          const res = await t.kiln.app.request(`http://kiln.test${url}`, { headers: { authorization: `bearer ${t.admin.token}` } });
+          if (res.status >= 500) failures.push(`${url.slice(0, 200)} → ${res.status} ${(await res.text()).slice(0, 200)}`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
 });

@@ -40,9 +40,11 @@ export function handleError(err: Error, c: Context): Response {
 
 /** Whether an error comes from the client disconnecting while its request body was being read. */
 function clientWentAway(err: Error, c: Context): boolean {
+  // Only the stream errors of the request itself: a genuine failure that happens to outlive its client is
+  // still an unhandled error.
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') return true;
-  return c.req.raw.signal?.aborted === true;
+  if (code !== 'ECONNRESET' && code !== 'ERR_STREAM_PREMATURE_CLOSE') return false;
+  return c.req.raw.signal?.aborted !== false;
 }
 
 /** Turns zod issues into CF-style sentences ("Name must be a string", "Unknown field(s): 'x'"). */

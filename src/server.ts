@@ -22,6 +22,7 @@ import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
 import { formatAccessLog } from './router/access-log.ts';
+import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
@@ -106,7 +107,7 @@ export async function buildKiln(
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   const jobs = new JobHandlers();
-  registerJobHandlers(jobs, store);
+  registerJobHandlers(jobs, store, platformNamesOf(config));
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
   controllers.register(jobController(store, jobs));
   controllers.register(
@@ -193,7 +194,12 @@ export interface RunningKiln extends Kiln {
 export async function startKiln(config: Config, opts: { log?: Logger } = {}): Promise<RunningKiln> {
   const kiln = await buildKiln(config, opts);
   // One port for the API and app traffic: requests whose Host is an app route go to the router.
-  const server = createFrontDoorServer({ api: { fetch: kiln.app.fetch }, router: kiln.router, appsDomains: [config.appsDomain] });
+  const server = createFrontDoorServer({
+    api: { fetch: kiln.app.fetch },
+    router: kiln.router,
+    appsDomains: [config.appsDomain],
+    apiHosts: [...apiHostsOf(config).names],
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -1,11 +1,24 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Api, AppDeps, Env } from './context.ts';
 import { handleError } from './cf/errors.ts';
+import { KilnError } from '../domain/errors.ts';
 import { ListCache } from './middleware/list-cache.ts';
 import { authenticate } from './middleware/authenticate.ts';
+import { requestBodyLimits } from './middleware/body-limit.ts';
+import { rejectNulInUrl } from './middleware/reject-nul.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
+
+/** Whether an Authorization header carries exactly this bearer token (compared in constant time). */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const sent = header?.match(/^bearer\s+(\S+)\s*$/i)?.[1];
+  if (sent === undefined) return false;
+  const a = createHash('sha256').update(sent).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
 export function createApi(deps: AppDeps): Api {
@@ -13,6 +26,8 @@ export function createApi(deps: AppDeps): Api {
   const metrics = new HttpMetrics();
 
   app.use('*', requestContext(deps.log, metrics));
+  app.use('*', requestBodyLimits({ jsonBytes: deps.config.maxJsonBytes }));
+  app.use('*', rejectNulInUrl());
   app.onError(handleError);
   app.notFound((c) => c.json({ errors: [{ detail: 'Unknown request', title: 'CF-NotFound', code: 10000 }] }, 404));
 
@@ -27,6 +42,10 @@ export function createApi(deps: AppDeps): Api {
     return c.json({ status: 'ok' });
   });
   app.get('/metrics', async (c) => {
+    if (deps.config.metricsToken !== undefined && !bearerMatches(c.req.header('authorization'), deps.config.metricsToken)) {
+      c.header('WWW-Authenticate', 'Bearer realm="kiln-metrics"');
+      throw new KilnError('NotAuthenticated');
+    }
     c.header('Content-Type', metrics.registry.contentType);
     return c.body(await metrics.registry.metrics());
   });

@@ -31,6 +31,10 @@ const ConfigSchema = z.object({
   KILN_EXTERNAL_ISSUER: z.string().min(1).optional(),
   /** Largest package upload (the `bits` zip) accepted, in bytes. */
   KILN_MAX_PACKAGE_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+  /** Largest JSON request body of the V3 API, in bytes (CC's nginx allows 1 MB outside uploads). */
+  KILN_MAX_JSON_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** Bearer token /metrics asks for; unset leaves /metrics open (local use). */
+  KILN_METRICS_TOKEN: z.string().min(16).optional(),
   /** List responses kept for repeated identical requests while the database is unchanged (0 turns it off). */
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
@@ -55,6 +59,8 @@ export interface Config {
   refreshTokenTtlSeconds: number;
   externalIdentity: { jwksUrl: string; issuer: string | undefined } | undefined;
   maxPackageBytes: number;
+  maxJsonBytes: number;
+  metricsToken: string | undefined;
   listCacheEntries: number;
   routerTimeoutSeconds: number;
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
@@ -99,6 +105,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ? { jwksUrl: c.KILN_EXTERNAL_JWKS_URL, issuer: c.KILN_EXTERNAL_ISSUER }
       : undefined,
     maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
+    maxJsonBytes: c.KILN_MAX_JSON_BYTES,
+    metricsToken: c.KILN_METRICS_TOKEN,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
     // Empty means "none" here, not "use the default", so these read the raw values.

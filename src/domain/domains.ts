@@ -25,7 +25,42 @@ export function domainNameErrors(name: unknown): string[] {
   if (!name.includes('.')) errors.push('Name must contain at least one "."');
   if (name.split('.').some((label) => label.length > 63)) errors.push('Name subdomains must each be at most 63 characters');
   if (/[^a-z0-9\-.]/i.test(name)) errors.push('Name must consist of alphanumeric characters and hyphens');
+  if (looksLikeIpAddress(name)) errors.push('Name must not be an IP address');
   return errors;
+}
+
+/**
+ * Whether a name would be read as an IP address by URL parsers and resolvers: a last label of digits (or
+ * `0x` hex), as in `127.0.0.1` or `10.1`. No top-level domain is numeric, so no real domain is refused.
+ */
+export function looksLikeIpAddress(name: string): boolean {
+  const last = name.replace(/\.+$/, '').split('.').pop() ?? '';
+  return /^(\d+|0x[0-9a-f]*)$/i.test(last);
+}
+
+/** What a domain name may not claim: the hosts Kiln's API is reached by (see router/api-hosts.ts). */
+export interface PlatformNames {
+  systemDomain: string;
+  apiHosts: ReadonlySet<string>;
+}
+
+/**
+ * Why a new domain may not have this name, if it names the platform: no domain may equal an API host; a
+ * private domain also may not be or sit under the system domain, nor sit above an API host (a route
+ * `host.<domain>` could then spell it). Shared domains are the admin's to lay out (`example.com` beside a
+ * system domain `sys.example.com` is common). Returns the 422 detail.
+ */
+export function reservedDomainProblem(name: string, platform: PlatformNames, privateDomain: boolean): string | undefined {
+  const lower = name.toLowerCase();
+  const reserved = privateDomain
+    ? `The domain name "${name}" is reserved and cannot be used for org-scoped domains.`
+    : `The domain name "${name}" is reserved by the platform.`;
+  const sd = platform.systemDomain;
+  if (privateDomain && (lower === sd || lower.endsWith(`.${sd}`))) return reserved;
+  for (const host of platform.apiHosts) {
+    if (host === lower || (privateDomain && host.endsWith(`.${lower}`))) return reserved;
+  }
+  return undefined;
 }
 
 /**

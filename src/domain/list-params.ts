@@ -45,6 +45,12 @@ export function splitList(value: string): string[] {
   return value.split(',').map((v, i) => (i === 0 ? v : v.replace(/^\s+/, '')).replace(/%2C/gi, ','));
 }
 
+/**
+ * The furthest row a page may reach (page × per_page): beyond 2^53 − 1 an offset is no longer an exact number,
+ * and no store holds that many rows anyway.
+ */
+export const MAX_PAGE_REACH = Number.MAX_SAFE_INTEGER;
+
 function positiveInt(value: string, message: string): number {
   if (!/^\d+$/.test(value)) throw badQuery(message);
   const n = Number(value);
@@ -145,6 +151,9 @@ export function parseListParams(search: URLSearchParams, spec: ListSpec): ListPa
     throw badQuery(
       `Unknown query parameter(s): ${unknown.map((u) => `'${u}'`).join(', ')}. Valid parameters are: ${valid.map((v) => `'${v}'`).join(', ')}`,
     );
+  }
+  if (out.page * out.perPage > MAX_PAGE_REACH) {
+    throw badQuery(`Page and per page together reach too far: page × per_page must be at most ${MAX_PAGE_REACH}`);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { KilnError } from '../domain/errors.ts';
+import { containsNul } from '../domain/nul.ts';
 import type { Principal } from '../domain/principal.ts';
 import { requestOrigin } from '../api/cf/links.ts';
 import { IdentityError, type IdentityService } from './identity-service.ts';
@@ -45,6 +46,7 @@ async function jsonBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   } catch {
     throw new IdentityError(400, 'invalid_request', 'The request body is not valid JSON.');
   }
+  if (containsNul(raw)) throw new IdentityError(400, 'invalid_request', 'Strings may not contain NUL characters.');
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     throw new IdentityError(400, 'invalid_scim_resource', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
@@ -106,6 +108,7 @@ export function identityRoutes(identity: IdentityService): Hono {
     // UAA also takes the parameters from the query string.
     const form: Record<string, string> = { ...c.req.query() };
     for (const [k, v] of Object.entries(body)) if (typeof v === 'string') form[k] = v;
+    if (containsNul(form)) throw new IdentityError(400, 'invalid_request', 'Parameters may not contain NUL characters.');
     const issuer = `${requestOrigin(c)}/oauth/token`;
     const creds = clientCredentials(c, form);
     const client = await identity.authenticateClient(creds.id, creds.secret);

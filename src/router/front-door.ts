@@ -2,8 +2,11 @@
  * One listener for the API port: requests for an app route go to the router, everything else to the CF API.
  *
  * The split is by Host only (not path), so an app host with path routes still gets the router's 404 page for an
- * unmapped path instead of a CF API error. Hosts under `appsDomains` that have no route also go to the router,
- * so `unknown.apps.example.com` answers "route unknown" rather than serving the API on an app domain.
+ * unmapped path instead of a CF API error. The API's own hosts are decided first: a Host naming the API is
+ * served by the API even when some route claims it, so no tenant can capture the API's traffic (and with it
+ * other users' bearer tokens). Hosts in or under `appsDomains` that have no route also go to the router, so
+ * `unknown.apps.example.com` (or `apps.example.com` itself, or with stray trailing dots) answers "route
+ * unknown" rather than serving the API on an app domain.
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -18,14 +21,14 @@ export interface FrontDoorOptions {
   /** The API: a node listener, or a fetch handler (e.g. a Hono app's `fetch`) adapted with @hono/node-server. */
   api: NodeListener | { fetch: FetchHandler };
   router: Router;
-  /** Decides which hosts belong to the router; default: hosts with a route, plus hosts under `appsDomains`. */
-  isRouted?: (host: string) => boolean;
   /**
-   * Domains whose subdomains are app traffic even without a route (404 from the router). Hosts listed in
-   * `apiHosts` are never routed this way.
+   * Decides which hosts belong to the router (given a normalized host); default: hosts with a route, plus
+   * hosts in or under `appsDomains`. Never asked about `apiHosts`.
    */
+  isRouted?: (host: string) => boolean;
+  /** Domains that are app traffic (with their subdomains) even without a route: 404 from the router. */
   appsDomains?: readonly string[];
-  /** Hosts always served by the API unless a route claims them explicitly (e.g. `api.example.com`). */
+  /** Hosts always served by the API, whatever routes exist (e.g. `api.example.com`, `localhost`, `127.0.0.1`). */
   apiHosts?: readonly string[];
 }
 
@@ -41,19 +44,22 @@ export interface FrontDoor {
 export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
   const api: NodeListener = typeof opts.api === 'function' ? opts.api : getRequestListener(opts.api.fetch);
   const { router } = opts;
-  const suffixes = (opts.appsDomains ?? []).map((d) => `.${normalizeHost(d)}`);
+  const appsDomains = (opts.appsDomains ?? []).map((d) => withoutTrailingDots(normalizeHost(d)));
   const apiHosts = new Set((opts.apiHosts ?? []).map(normalizeHost));
   const custom = opts.isRouted;
 
+  const inAppsDomain = (host: string): boolean => {
+    // `x.apps.example.com..` is no API host either: every trailing dot goes before comparing.
+    const bare = withoutTrailingDots(host);
+    return appsDomains.some((d) => bare === d || bare.endsWith(`.${d}`));
+  };
+
   const isRouted = (hostHeader: string | undefined): boolean => {
     if (hostHeader === undefined || hostHeader === '') return false;
-    if (custom) return custom(normalizeHost(hostHeader));
-    if (router.table.hasHost(hostHeader)) return true;
-    if (suffixes.length === 0) return false;
     const host = normalizeHost(hostHeader);
     if (apiHosts.has(host)) return false;
-    for (const suffix of suffixes) if (host.endsWith(suffix)) return true;
-    return false;
+    if (custom) return custom(host);
+    return router.table.hasHost(host) || inAppsDomain(host);
   };
 
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -80,6 +86,12 @@ export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
   };
 
   return { listener, upgrade, isRouted };
+}
+
+function withoutTrailingDots(host: string): string {
+  let end = host.length;
+  while (end > 0 && host.charCodeAt(end - 1) === 46) end--;
+  return host.slice(0, end);
 }
 
 /** A node http server wired to a front door (request and upgrade); call `.listen()` on it. */

@@ -1,5 +1,12 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
-import { intermediateDomains, type CreateDomain, type RouteReservationQuery, type UpdateDomain } from '../domain/domains.ts';
+import {
+  intermediateDomains,
+  reservedDomainProblem,
+  type CreateDomain,
+  type PlatformNames,
+  type RouteReservationQuery,
+  type UpdateDomain,
+} from '../domain/domains.ts';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
@@ -273,6 +280,7 @@ async function newDomainProblem(
   tx: WriteTx,
   input: CreateDomain,
   owningOrg: Row<'organizations'> | undefined,
+  platform: PlatformNames | undefined,
 ): Promise<string | undefined> {
   const db = tx.db;
   const name = input.name;
@@ -283,6 +291,8 @@ async function newDomainProblem(
     .where((eb) => eb(eb.fn('lower', ['name']), '=', lower))
     .executeTakeFirst();
   if (taken) return `The domain name "${name}" is already in use`;
+  const reserved = platform && reservedDomainProblem(name, platform, owningOrg !== undefined);
+  if (reserved) return reserved;
   if (owningOrg && (await privateDomainQuotaReached(db, owningOrg))) {
     return `The number of private domains exceeds the quota for organization "${owningOrg.name}"`;
   }
@@ -295,9 +305,12 @@ async function newDomainProblem(
     .select(['guid', 'name', 'owning_organization_guid'])
     .where((eb) => eb(eb.fn('lower', ['name']), 'in', parents))
     .execute();
-  // A private domain of another org reserves every name below it.
+  // A private domain of another org reserves every name below it, and so does a shared domain for private
+  // domains (Cloud Controller's rule: no org may own `x.apps.example.com` beside the shared `apps.example.com`).
   const byName = new Map(existing.map((d) => [d.name.toLowerCase(), d]));
-  const overlapping = parents.map((p) => byName.get(p)).find((d) => d && d.owning_organization_guid !== null && d.owning_organization_guid !== owner);
+  const overlapping = parents
+    .map((p) => byName.get(p))
+    .find((d) => d && (d.owning_organization_guid === null ? owner !== null : d.owning_organization_guid !== owner));
   if (overlapping) {
     problems.push(`The domain name "${name}" cannot be created because "${overlapping.name}" is already reserved by another domain`);
   }
@@ -333,7 +346,11 @@ function auditDomain(tx: WriteTx, ctx: Ctx, type: string, domain: Pick<Row<'doma
   });
 }
 
-export async function createDomain(ctx: Ctx, input: CreateDomain): Promise<DomainView & { metadata: Metadata }> {
+/**
+ * Creates a shared or private domain. `platform` names the hosts the API is reached by, which no domain may
+ * claim (the API passes it; without it only the catalogue rules apply).
+ */
+export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: PlatformNames): Promise<DomainView & { metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   let owningOrg: Row<'organizations'> | undefined;
   let sharedOrgs: Array<Row<'organizations'>> = [];
@@ -355,7 +372,7 @@ export async function createDomain(ctx: Ctx, input: CreateDomain): Promise<Domai
   const taken = () => unprocessable(`The domain name "${input.name}" is already in use`);
   try {
     return await ctx.store.write(async (tx) => {
-      const problem = await newDomainProblem(tx, input, owningOrg);
+      const problem = await newDomainProblem(tx, input, owningOrg, platform);
       if (problem) throw unprocessable(problem);
       const guid = newGuid();
       await tx.db

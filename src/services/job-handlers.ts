@@ -1,3 +1,4 @@
+import type { PlatformNames } from '../domain/domains.ts';
 import type { Store } from '../store/store.ts';
 import { registerAppJobs } from './apps.ts';
 import { registerBuildpackJobs } from './buildpacks.ts';
@@ -16,7 +17,8 @@ import { registerSpaceJobs } from './spaces.ts';
 import { registerUserJobs } from './users.ts';
 
 /** Registers the asynchronous half of every job-backed operation. */
-export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
+/** `platform` names the API's hosts, which routes made by manifest apply may not spell. */
+export function registerJobHandlers(handlers: JobHandlers, store: Store, platform?: PlatformNames): void {
   registerOrganizationJobs(handlers, store);
   registerSpaceJobs(handlers, store);
   registerRoleJobs(handlers, store);
@@ -29,6 +31,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store): void {
   registerRouteJobs(handlers, store);
   registerPackageJobs(handlers, store);
   registerDropletJobs(handlers, store);
-  registerManifestJobs(handlers, store);
+  registerManifestJobs(handlers, store, platform);
   registerBuildpackJobs(handlers, store);
 }

@@ -1,3 +1,4 @@
+import type { PlatformNames } from '../domain/domains.ts';
 import { randomInt } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
@@ -188,12 +189,14 @@ interface ApplyEnv {
   space: Row<'spaces'>;
   org: Row<'organizations'>;
   warn(detail: string): void;
+  /** The API's names, which no route may spell. */
+  platform: PlatformNames | undefined;
 }
 
 const fail = (app: string, detail: string) => unprocessable(`For application '${app}': ${detail}`);
 
 /** Runs the queued job: each app in its own transaction, in manifest order (CONVENTIONS.md §21.3). */
-async function runApplyManifest(store: Store, { job, warn }: JobContext): Promise<void> {
+async function runApplyManifest(store: Store, { job, warn }: JobContext, platform: PlatformNames | undefined): Promise<void> {
   const key = PAYLOAD_PREFIX + job.guid;
   const row = await store.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
   if (!row) return; // finished before a crash took the job's final state with it
@@ -202,7 +205,7 @@ async function runApplyManifest(store: Store, { job, warn }: JobContext): Promis
   const space = await store.db.selectFrom('spaces').selectAll().where('guid', '=', payload.spaceGuid).executeTakeFirst();
   if (!space) throw notFound('Space');
   const org = await store.db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
-  const env: ApplyEnv = { principal, admin: isAdmin(principal), space, org, warn };
+  const env: ApplyEnv = { principal, admin: isAdmin(principal), space, org, warn, platform };
   for (const [i, entry] of payload.apps.entries()) {
     await store.write(async (tx) => {
       await applyApp(tx, env, entry.guid, entry.manifest);
@@ -211,8 +214,8 @@ async function runApplyManifest(store: Store, { job, warn }: JobContext): Promis
   }
 }
 
-export function registerManifestJobs(handlers: JobHandlers, store: Store): void {
-  handlers.register(APPLY_MANIFEST, (ctx) => runApplyManifest(store, ctx));
+export function registerManifestJobs(handlers: JobHandlers, store: Store, platform?: PlatformNames): void {
+  handlers.register(APPLY_MANIFEST, (ctx) => runApplyManifest(store, ctx, platform));
 }
 
 async function applyApp(tx: WriteTx, env: ApplyEnv, appGuid: string, m: ManifestApp): Promise<void> {
@@ -482,7 +485,7 @@ async function createRoute(
     throw unprocessable('You do not have sufficient permissions to create a route with a wildcard host on a domain not scoped to an organization.');
   }
   // The model rules are the routes API's own, checked in this write so the whole app applies or nothing does.
-  const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain);
+  const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain, env.platform);
   if (problem) throw unprocessable(problem);
   const guid = newGuid();
   await db

@@ -70,6 +70,18 @@ async function appFromBody(ctx: Ctx, appGuid: string): Promise<AppScope> {
   }
 }
 
+/** The package a copy reads from: missing or invisible is CC's 422, so a copy never reveals another tenant's guids. */
+async function sourcePackage(ctx: Ctx, guid: string): Promise<PackageScope> {
+  try {
+    return await findVisiblePackage(ctx, guid);
+  } catch (err) {
+    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') {
+      throw unprocessable('Source package is invalid. Ensure it exists and you have access to it.');
+    }
+    throw err;
+  }
+}
+
 function auditPackage(tx: WriteTx, ctx: Ctx, verb: string, scope: AppScope, data: Record<string, unknown>) {
   return auditApp(tx, ctx, `package.${verb}`, scope, data);
 }
@@ -123,9 +135,11 @@ export async function createPackage(ctx: Ctx, input: CreatePackage): Promise<{ p
  * The blob is copied before the row exists, so a failure leaves neither a half-copied package nor a stray blob.
  */
 export async function copyPackage(ctx: Ctx, sourceGuid: string, input: CopyPackage, bits: Bits): Promise<{ pkg: Row<'packages'>; metadata: Metadata }> {
-  const source = await findVisiblePackage(ctx, sourceGuid);
   const dest = await appFromBody(ctx, input.appGuid);
   await requireAppWriter(ctx, dest);
+  const source = await sourcePackage(ctx, sourceGuid);
+  // Copying bits out of a space takes the same right as changing its apps (Cloud Controller asks for both).
+  await requireAppWriter(ctx, source);
   if (source.pkg.type === 'bits' && source.pkg.state !== 'READY') throw unprocessable('Source package must be in READY state to copy.');
   if ((source.pkg.type === 'docker') !== (dest.app.lifecycle_type === 'docker')) {
     throw unprocessable(`Cannot copy a ${source.pkg.type} package to an app with a ${dest.app.lifecycle_type} lifecycle.`);

@@ -1,5 +1,6 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
+import type { PlatformNames } from '../domain/domains.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { routeQuotaError, ToManyRelationshipSchema } from '../domain/quotas.ts';
@@ -479,6 +480,7 @@ export async function newRouteProblem(
   space: Row<'spaces'>,
   org: Row<'organizations'>,
   domain: Row<'domains'>,
+  platform?: PlatformNames,
 ): Promise<string | undefined> {
   const db = tx.db;
   const { host, path } = input;
@@ -499,6 +501,10 @@ export async function newRouteProblem(
       .where((eb) => eb(eb.fn('lower', ['name']), '=', `${host}.${domain.name}`.toLowerCase()))
       .executeTakeFirst();
     if (conflicting) return `Route conflicts with domain '${host}.${domain.name}'.`;
+  }
+  // The API's own hosts never go to an app (the front door sees to that); refusing the route says so up front.
+  if (platform?.apiHosts.has((host === '' ? domain.name : `${host}.${domain.name}`).toLowerCase())) {
+    return 'Route conflicts with a reserved system route.';
   }
   if (domain.internal === 1 && host === '*') return 'Wildcard hosts are not supported for internal domains.';
   if (domain.owning_organization_guid === null && host === '') return 'Missing host. Routes in shared domains must have a host defined.';
@@ -522,7 +528,8 @@ export async function newRouteProblem(
   return undefined;
 }
 
-export async function createRoute(ctx: Ctx, input: CreateRoute): Promise<RouteView & { metadata: Metadata }> {
+/** `platform` names the API's hosts, which no route may spell (the API passes it). */
+export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: PlatformNames): Promise<RouteView & { metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   const db = ctx.store.db;
   const space = await loadSpace(db, input.spaceGuid);
@@ -542,7 +549,7 @@ export async function createRoute(ctx: Ctx, input: CreateRoute): Promise<RouteVi
   }
   try {
     return await ctx.store.write(async (tx) => {
-      const problem = await newRouteProblem(tx, input, space, org, domain);
+      const problem = await newRouteProblem(tx, input, space, org, domain, platform);
       if (problem) throw unprocessable(problem);
       const guid = newGuid();
       await tx.db

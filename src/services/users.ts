@@ -100,7 +100,12 @@ export async function listUsers(ctx: Ctx, params: ListParams, scope?: UserListSc
   const { usernames, partial_usernames: partials, origins } = params.filters;
   if (usernames) q = q.where(sql<string>`lower(${usernameExpr})`, 'in', usernames.map((u) => u.toLowerCase()));
   if (partials) {
-    q = q.where((eb) => eb.or(partials.map((p) => eb(sql<string>`lower(${usernameExpr})`, 'like', sql<string>`${`%${likeLiteral(p)}%`} escape '\\'`))));
+    // Nested in halves: SQLite parses a flat OR of n terms into a tree n deep and refuses one over 1000 deep.
+    const anyOf = (eb: Eb, list: string[]): Expression<SqlBool> =>
+      list.length <= 64
+        ? eb.or(list.map((p) => eb(sql<string>`lower(${usernameExpr})`, 'like', sql<string>`${`%${likeLiteral(p)}%`} escape '\\'`)))
+        : eb.or([anyOf(eb, list.slice(0, list.length >> 1)), anyOf(eb, list.slice(list.length >> 1))]);
+    q = q.where((eb) => anyOf(eb, partials));
   }
   if (origins) q = q.where(originExpr, 'in', origins);
   return listPage(q, {

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { KilnError } from '../domain/errors.ts';
 import { parseProcfile } from './procfile.ts';
 import { createTarGz } from './tarball.ts';
+import { clientSafeMessage } from '../domain/client-safe.ts';
 
 /** A buildpack on disk: a directory with `bin/detect`, `bin/supply`, `bin/finalize`, `bin/release` or `bin/compile`. */
 export interface BuildpackSource {
@@ -175,7 +176,7 @@ export async function stage(input: StageInput): Promise<StageResult> {
 /** `build_error_text` the way Cloud Controller stores it on a failed build: "<Name> - <message>". */
 export function stagingErrorText(err: unknown): string {
   if (err instanceof KilnError) return `${err.errorName} - ${err.detail}`;
-  return `StagingError - Staging error: ${err instanceof Error ? err.message : String(err)}`;
+  return `StagingError - Staging error: ${clientSafeMessage(err)}`;
 }
 
 type Runner = (bp: BuildpackSource, phase: string, args: string[], capture?: boolean) => Promise<PhaseResult>;
@@ -256,7 +257,7 @@ async function runPhase(script: string, args: string[], options: PhaseOptions): 
     return { code, signal, stdout, phase };
   } catch (err) {
     if (err instanceof KilnError) throw err;
-    throw new KilnError('StagingError', `could not run ${phase}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new KilnError('StagingError', `could not run ${phase}: ${clientSafeMessage(err)}`);
   } finally {
     clearTimeout(timer);
     options.deadline.signal?.removeEventListener('abort', onAbort);

@@ -11,6 +11,7 @@ import {
   type ArchiveKind,
   type ExtractLimits,
 } from './archive.ts';
+import { clientSafeMessage } from '../domain/client-safe.ts';
 
 const ALLOWED = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
@@ -36,7 +37,7 @@ export async function extractTarGz(file: string, dest: string, options: TarExtra
   } catch (err) {
     await cleanup();
     if (err instanceof ArchiveError) throw err;
-    throw new ArchiveError('corrupt', `Invalid tarball (${err instanceof Error ? err.message : String(err)})`, kind);
+    throw new ArchiveError('corrupt', `Invalid tarball (${clientSafeMessage(err)})`, kind);
   }
 }
 
@@ -75,13 +76,13 @@ async function inspect(file: string, root: string, limits: ExtractLimits, kind: 
         try {
           check(entry);
         } catch (err) {
-          failure = err instanceof ArchiveError ? err : new ArchiveError('corrupt', String(err), kind);
+          failure = err instanceof ArchiveError ? err : new ArchiveError('corrupt', clientSafeMessage(err), kind);
         }
         entry.resume();
       },
     });
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = clientSafeMessage(err);
     // node-tar's own bomb guard (decompressed/compressed ratio) trips before our byte count on extreme input.
     if (/decompression ratio/.test(message)) {
       throw new ArchiveError('too-large', `The archive expands too much (${message})`, kind);

@@ -15,6 +15,7 @@ import {
   type ArchiveKind,
   type ExtractLimits,
 } from './archive.ts';
+import { clientSafeMessage } from '../domain/client-safe.ts';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -52,7 +53,7 @@ function classify(entry: yauzl.Entry): { type: EntryType | 'other'; mode: number
 /** yauzl reports malformed names and sizes as plain Errors; turn them into the matching rejection. */
 function translate(err: unknown, kind: ArchiveKind): unknown {
   if (err instanceof ArchiveError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = clientSafeMessage(err);
   if (message.startsWith('absolute path')) return new ArchiveError('absolute-path', `Absolute path(s) not allowed`, kind);
   if (message.startsWith('invalid relative path')) {
     return new ArchiveError('path-traversal', 'Relative path(s) outside of root folder', kind);

@@ -1,8 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { KilnError } from '../../domain/errors.ts';
-
-const MAX_JSON_BODY = 1024 * 1024;
+import { containsNul } from '../../domain/nul.ts';
 
 /**
  * Reads a JSON request body and validates it. An empty body counts as `{}` (the cf CLI sends
@@ -10,8 +9,8 @@ const MAX_JSON_BODY = 1024 * 1024;
  * MessageParseError; a body that fails the schema is a 422 listing every problem.
  */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  // The body-limit middleware has capped the body's size before it got here.
   const text = await c.req.text();
-  if (text.length > MAX_JSON_BODY) throw new KilnError('MessageParseError', 'request body too large');
   let value: unknown = {};
   if (text.trim() !== '') {
     try {
@@ -23,5 +22,6 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new KilnError('MessageParseError', 'invalid request body');
   }
+  if (containsNul(value)) throw new KilnError('MessageParseError', 'strings may not contain NUL characters');
   return schema.parse(value);
 }

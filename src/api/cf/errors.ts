@@ -28,8 +28,23 @@ export function handleError(err: Error, c: Context): Response {
     // Hono raises these for malformed requests (e.g. a body it cannot read).
     return renderErrors(c, new KilnError('MessageParseError', 'invalid request body'));
   }
+  if (clientWentAway(err, c)) {
+    // Not a failure of Kiln's: the client closed the connection mid-request (a cancelled upload, a dropped
+    // network). Nobody is left to read a response; 499 is what the access log and metrics record.
+    c.get('log')?.debug({ reason: err.message }, 'client closed the connection before the request was read');
+    return c.body(null, 499 as 400);
+  }
   c.get('log')?.error({ err }, 'unhandled error');
   return c.json({ errors: [{ detail: 'An unknown error occurred.', title: 'UnknownError', code: errorCatalogue.ServerError.code }] }, 500);
+}
+
+/** Whether an error comes from the client disconnecting while its request body was being read. */
+function clientWentAway(err: Error, c: Context): boolean {
+  // Only the stream errors of the request itself: a genuine failure that happens to outlive its client is
+  // still an unhandled error.
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'ECONNRESET' && code !== 'ERR_STREAM_PREMATURE_CLOSE') return false;
+  return c.req.raw.signal?.aborted !== false;
 }
 
 /** Turns zod issues into CF-style sentences ("Name must be a string", "Unknown field(s): 'x'"). */

@@ -8,6 +8,7 @@ import {
 } from '../../domain/domains.ts';
 import { badQuery } from '../../domain/errors.ts';
 import type { ListParams } from '../../domain/list-params.ts';
+import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as domains from '../../services/domains.ts';
 import type { Page } from '../../store/list-query.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
@@ -39,7 +40,7 @@ export function registerDomains(app: Api, deps: AppDeps): void {
 
   app.post('/v3/domains', async (c) => {
     const input = await readJson(c, CreateDomainSchema);
-    const created = await domains.createDomain(ctxOf(c, deps), input);
+    const created = await domains.createDomain(ctxOf(c, deps), input, platformNamesOf(deps.config));
     return c.json(presentDomain(created.domain, created.sharedOrganizationGuids, created.metadata, c.var.linker), 201);
   });
 

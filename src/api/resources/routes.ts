@@ -12,6 +12,7 @@ import {
   updateRouteSchema,
 } from '../../domain/routes.ts';
 import { visibleSharedOrgs } from '../../services/domains.ts';
+import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as routes from '../../services/routes.ts';
 import type { Page } from '../../store/list-query.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
@@ -83,7 +84,7 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     await routes.assertRouteCreationAllowed(ctx);
     const input = await readJson(c, createRouteSchema(await routes.hashRoutingEnabled(ctx)));
-    const { metadata, ...view } = await routes.createRoute(ctx, input);
+    const { metadata, ...view } = await routes.createRoute(ctx, input, platformNamesOf(deps.config));
     return c.json(presentRoute(view, metadata, c.var.linker), 201);
   });
 

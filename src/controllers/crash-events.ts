@@ -94,3 +94,12 @@ export async function recordCrashes(store: Store, proc: Pick<Row<'processes'>, '
     }
   });
 }
+
+/** Drops the crash keys of a process that no longer exists (its events stay; only the dedup keys go). */
+export async function forgetCrashes(store: Store, processGuid: string): Promise<void> {
+  const any = await store.db.selectFrom('instance_crashes').select('instance_guid').where('process_guid', '=', processGuid).executeTakeFirst();
+  if (!any) return;
+  await store.write(async (tx) => {
+    await tx.db.deleteFrom('instance_crashes').where('process_guid', '=', processGuid).execute();
+  });
+}

@@ -5,7 +5,7 @@ import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../ser
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { recordCrashes } from './crash-events.ts';
+import { forgetCrashes, recordCrashes } from './crash-events.ts';
 import type { DropletCache } from './droplet-cache.ts';
 import type { Reconciler } from './runtime/controller.ts';
 
@@ -209,6 +209,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const want = await desired(processGuid);
     const observed = runtime.listInstances({ processGuid });
     if (want.process) await recordCrashes(store, want.process, observed);
+    else await forgetCrashes(store, processGuid);
     const wanted = new Set(want.specs.map((s) => s.id));
     const missing = want.specs.filter((spec) => !observed.some((o) => o.id === spec.id));
     const launch = want.launch;

@@ -291,6 +291,10 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
       workDir,
       limits: { maxTotalBytes: bits.maxPackageBytes },
     });
+    // …and again once the matched resources are in, as upstream validates the package it will store.
+    if ((await zipExpandedSize(built.zipPath)) > bits.maxPackageBytes) {
+      throw new KilnError('AppPackageInvalid', `Package may not be larger than ${bits.maxPackageBytes} bytes`);
+    }
     const info = await bits.blobstore.putFile(packageBlobKey(guid), built.zipPath, { move: true, maxBytes: bits.maxPackageBytes });
     storedKey = info.key;
     const done = await ctx.store.write(async (tx) => {

@@ -255,6 +255,16 @@ describe('uploading bits', () => {
       const res = await postMultipart(small, small.admin, `/v3/packages/${over.guid}/upload`, { bits: zeroBomb(4, 1024 * 1024) });
       expect(res.status, res.text).toBe(400);
       expect(res.body.errors[0].detail).toBe(`The app package is invalid: Package may not be larger than ${3 * 1024 * 1024} bytes`);
+
+      // Matched resources count too: 2 MiB uploaded plus 2 MiB taken from the cache (the first upload's files).
+      const { createHash } = await import('node:crypto');
+      const cached = Buffer.alloc(1024 * 1024);
+      const withResources = (await small.admin.post('/v3/packages', bitsBody(app.guid))).body;
+      const sha1 = createHash('sha1').update(cached).digest('hex');
+      const resources = ['cached-1.bin', 'cached-2.bin'].map((p) => ({ path: p, mode: '644', checksum: { value: sha1 }, size_in_bytes: cached.length }));
+      const combined = await postMultipart(small, small.admin, `/v3/packages/${withResources.guid}/upload`, { resources, bits: zeroBomb(2, 1024 * 1024) });
+      expect(combined.status, combined.text).toBe(400);
+      expect(combined.body.errors[0].detail).toBe(`The app package is invalid: Package may not be larger than ${3 * 1024 * 1024} bytes`);
     } finally {
       await small.close();
     }

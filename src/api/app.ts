@@ -10,6 +10,7 @@ import { rejectNulInUrl } from './middleware/reject-nul.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
+import { routeMatcher } from './route-matcher.ts';
 
 /** Whether an Authorization header carries exactly this bearer token (compared in constant time). */
 function bearerMatches(header: string | undefined, token: string): boolean {
@@ -52,9 +53,13 @@ export function createApi(deps: AppDeps): Api {
 
   for (const routes of deps.rootRoutes ?? []) app.route('/', routes);
 
-  app.use('/v3/*', authenticate(deps.store, deps.tokens));
-  app.use('/v3', authenticate(deps.store, deps.tokens));
+  // Cloud Controller matches routes before it authenticates: an unknown path is 404 even without a token.
+  let routed: (method: string, path: string) => boolean = () => true;
+  const auth = authenticate(deps.store, deps.tokens, (method, path) => routed(method, path));
+  app.use('/v3/*', auth);
+  app.use('/v3', auth);
   if (deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(deps.store.dataVersion, deps.config.listCacheEntries).middleware());
   registerResources(app, deps);
+  routed = routeMatcher(app.routes);
   return app;
 }

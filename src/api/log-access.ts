@@ -1,4 +1,5 @@
-import { KilnError, notFound } from '../domain/errors.ts';
+import { notFound } from '../domain/errors.ts';
+import type { Principal } from '../domain/principal.ts';
 import type { LogAccess } from '../logs/log-cache-api.ts';
 import { Access } from '../services/access.ts';
 import type { Store } from '../store/store.ts';
@@ -8,9 +9,15 @@ import type { TokenVerifier } from './context.ts';
 export function logAccess(store: Store, tokens: TokenVerifier): LogAccess {
   return {
     async authorize(c, sourceId) {
+      // log-cache's cf_auth_middleware answers a missing or unreadable token with 404, as for an unknown source.
       const m = c.req.header('authorization')?.match(/^bearer\s+(\S+)\s*$/i);
-      if (!m) throw new KilnError('NotAuthenticated');
-      const principal = await tokens.verifyAccessToken(m[1]!);
+      if (!m) throw notFound('App');
+      let principal: Principal;
+      try {
+        principal = await tokens.verifyAccessToken(m[1]!);
+      } catch {
+        throw notFound('App');
+      }
       const row = await store.db
         .selectFrom('apps')
         .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')

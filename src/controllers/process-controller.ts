@@ -5,6 +5,7 @@ import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../ser
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
+import { forgetCrashes, recordCrashes } from './crash-events.ts';
 import type { DropletCache } from './droplet-cache.ts';
 import type { Reconciler } from './runtime/controller.ts';
 
@@ -59,6 +60,8 @@ const range = (from: number, to: number) => Array.from({ length: Math.max(0, to 
 /** What the process controller must run for a process, and whether a deployment is rolling it. */
 interface Desired {
   specs: InstanceSpec[];
+  /** The process row, when it still exists (its crashes become events). */
+  process?: Row<'processes'>;
   /** Set while a deployment rolls the process: the two versions it runs. */
   rollout?: { oldVersion: string | null; newVersion: string };
   /** Set outside rollouts: the app, and whether launching a new version records a revision. */
@@ -117,7 +120,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const proc = await store.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirst();
     if (!proc) return { specs: [] };
     const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', proc.app_guid).executeTakeFirst();
-    if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [] };
+    if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [], process: proc };
     const d = await store.db
       .selectFrom('deployments')
       .selectAll()
@@ -150,9 +153,9 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
         });
         specs.push(...old);
       }
-      return { specs, rollout: { oldVersion: d.old_version, newVersion: d.new_version } };
+      return { specs, process: proc, rollout: { oldVersion: d.old_version, newVersion: d.new_version } };
     }
-    if (proc.instances <= 0 || !app.droplet_guid) return { specs: [] };
+    if (proc.instances <= 0 || !app.droplet_guid) return { specs: [], process: proc };
     const specs = await specsOf(proc, app, {
       version: proc.version,
       dropletGuid: app.droplet_guid,
@@ -162,7 +165,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       diskMb: proc.disk_in_mb,
       indexes: range(0, proc.instances),
     });
-    return { specs, launch: { app, revisions: proc.type === 'web' && app.revisions_enabled === 1 } };
+    return { specs, process: proc, launch: { app, revisions: proc.type === 'web' && app.revisions_enabled === 1 } };
   }
 
   return {
@@ -205,6 +208,8 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
   async function reconcileProcess(processGuid: string): Promise<{ requeueAfterMs?: number } | void> {
     const want = await desired(processGuid);
     const observed = runtime.listInstances({ processGuid });
+    if (want.process) await recordCrashes(store, want.process, observed);
+    else await forgetCrashes(store, processGuid);
     const wanted = new Set(want.specs.map((s) => s.id));
     const missing = want.specs.filter((spec) => !observed.some((o) => o.id === spec.id));
     const launch = want.launch;

@@ -784,6 +784,8 @@ export interface DiffOp {
 
 /** Route flags describe an action, not state: the diff leaves them (and the CLI's local `path`) out. */
 const NOT_DIFFED = new Set(['no-route', 'random-route', 'default-route', 'path', 'buildpack', 'cnb-credentials']);
+/** space_diff_manifest.rb leaves app-level sizes out "for backwards compatibility"; per-process ones still diff. */
+const APP_LEVEL_NOT_DIFFED = new Set(['memory', 'disk-quota']);
 
 const pointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
@@ -871,7 +873,7 @@ export function diffManifest(applications: unknown[], existing: Array<Record<str
     delete flat.type;
     for (const [k, v] of Object.entries(raw)) {
       const key = dashed(k);
-      if (!APP_KEYS.has(key) || NOT_DIFFED.has(key)) continue;
+      if (!APP_KEYS.has(key) || NOT_DIFFED.has(key) || APP_LEVEL_NOT_DIFFED.has(key)) continue;
       const path = `/applications/${index}/${pointer(k)}`;
       const cur = flat[key];
       if (key === 'processes') {

@@ -6,9 +6,15 @@ const Name = z
   .min(1, 'Name is too short (minimum is 1 character)')
   .max(255, 'Name is too long (maximum is 255 characters)');
 
+/** Upstream validates presence first: a body without a name is "Name can't be blank". */
+const CreateName = z
+  .string({ error: (iss) => (iss.input === undefined || iss.input === null ? "Name can't be blank" : 'Name must be a string') })
+  .refine((s) => s.trim() !== '', "Name can't be blank")
+  .pipe(Name);
+
 export const CreateOrganizationSchema = z
   .object({
-    name: Name,
+    name: CreateName,
     suspended: z.boolean({ error: 'Suspended must be a boolean' }).optional(),
     metadata: MetadataRequestSchema.optional(),
   })

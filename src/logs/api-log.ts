@@ -3,7 +3,6 @@ import type { CommittedAudit } from '../services/audit.ts';
 const STATE_CHANGES: Record<string, string> = {
   'audit.app.start': 'STARTED',
   'audit.app.stop': 'STOPPED',
-  'audit.app.restart': 'STARTED',
 };
 
 /**
@@ -15,10 +14,22 @@ export function apiLogLine(e: CommittedAudit): string | undefined {
   const guid = e.target.guid;
   if (e.type === 'audit.app.create') return `Created app with guid ${guid}`;
   if (e.type === 'audit.app.delete-request') return `Deleted app with guid ${guid}`;
+  if (e.type === 'audit.app.restart') return `Restarted app with guid ${guid}`;
+  // Upstream interpolates the Ruby hash Diego sent; its inspect form is what `cf logs` shows.
+  if (e.type === 'app.crash') return `App instance exited with guid ${guid} payload: ${rubyHash(e.data)}`;
+  if (e.type === 'audit.app.process.crash') return `Process has crashed with type: "${e.actorName}"`;
   const state = STATE_CHANGES[e.type];
   if (state) return `Updated app with guid ${guid} (${JSON.stringify({ state })})`;
   const action = e.type.replace(/^audit\.app\./, '');
   const request = e.data.request;
   const detail = request && typeof request === 'object' && Object.keys(request).length > 0 ? ` ${JSON.stringify(request)}` : '';
   return `Updated app with guid ${guid}: ${action}${detail}`;
+}
+
+/** `{"key"=>value, …}`: how Ruby prints a hash of strings and numbers. */
+function rubyHash(data: Record<string, unknown>): string {
+  const value = (v: unknown) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v === null ? 'nil' : JSON.stringify(v));
+  return `{${Object.entries(data)
+    .map(([k, v]) => `${JSON.stringify(k)}=>${value(v)}`)
+    .join(', ')}}`;
 }

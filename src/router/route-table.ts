@@ -97,8 +97,9 @@ export class RouteTable {
   private readonly byKey = new Map<string, Route>();
 
   /**
-   * Replaces the backends of a route in one step (creating the route if needed). An empty list keeps the route,
-   * which then answers 503 no_endpoints rather than 404 unknown_route.
+   * Replaces the backends of a route in one step (creating the route if needed). An empty list keeps the route's
+   * host claimed (the front door still sends it to the router), but the router answers it as gorouter answers a
+   * pruned pool: 404 unknown_route.
    */
   setBackends(key: string, backends: readonly Backend[]): Route {
     const { host, path } = splitKey(key);

@@ -6,8 +6,9 @@
  *   keep-alive socket…) is retried on another instance, up to `maxAttempts` in all, provided the request body
  *   seen so far is still held in memory (bodies up to `retryBufferBytes` are kept while streaming).
  * - Bodies stream both ways with backpressure; nothing is buffered beyond the retry window.
- * - The router answers itself with gorouter's status codes and `X-Cf-Routererror` values: 404 unknown_route,
- *   503 no_endpoints, 502 endpoint_failure.
+ * - The router answers itself with gorouter's status codes and `X-Cf-Routererror` values: 404 unknown_route
+ *   (also for a route whose last instance went away: gorouter drops empty pools), 503 no_endpoints (a pool
+ *   that had instances but none could be picked), 502 endpoint_failure.
  * - A backend that sends no response headers within `responseTimeoutMs` (gorouter's request_timeout_in_seconds)
  *   is cut off and the client gets 502 endpoint_failure; such a request is not retried, the backend may have
  *   acted on it.
@@ -281,12 +282,10 @@ export class Router {
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const ctx = this.context(req, false);
     const route = this.table.lookup(ctx.hostHeader, req.url);
-    if (!route) {
-      this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.host}') does not exist.\n`);
-      return;
-    }
-    if (route.backends.length === 0) {
-      this.reject(req, res, ctx, 503, 'no_endpoints', `503 Service Unavailable: Requested route ('${ctx.host}') has no available endpoints.\n`);
+    // gorouter prunes a pool when its last endpoint goes (empty_pool_timeout 0): an app that is stopped, deleted
+    // or not yet healthy is an unknown route, and the body echoes the Host header as sent, port included.
+    if (!route || route.backends.length === 0) {
+      this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.hostHeader}') does not exist.\n`);
       return;
     }
     new Exchange(this.internals, req, res, ctx, route).start();
@@ -327,9 +326,8 @@ export class Router {
     socket.on('error', () => socket.destroy());
     const route = this.table.lookup(ctx.hostHeader, req.url);
     if (!route || route.backends.length === 0) {
-      const [status, reason, code] = route ? [503, 'Service Unavailable', 'no_endpoints'] : [404, 'Not Found', 'unknown_route'];
-      writeRawError(socket, status, reason, code, ctx.requestId);
-      this.log(ctx, req, status, 0, 0, undefined, code);
+      writeRawError(socket, 404, 'Not Found', 'unknown_route', ctx.requestId);
+      this.log(ctx, req, 404, 0, 0, undefined, 'unknown_route');
       return;
     }
     const tried = new Set<string>();
@@ -508,6 +506,11 @@ class Exchange {
 
   private attempt(): void {
     const backend = RouteTable.pick(this.route, this.tried);
+    if (!backend && this.attempts === 0) {
+      // The pool emptied (every instance drained) between the lookup and the first attempt.
+      this.noEndpoints();
+      return;
+    }
     if (!backend) {
       this.fail();
       return;
@@ -594,6 +597,21 @@ class Exchange {
       return;
     }
     this.fail();
+  }
+
+  private noEndpoints(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.r.reject(
+      this.req,
+      this.res,
+      this.ctx,
+      503,
+      'no_endpoints',
+      `503 Service Unavailable: Requested route ('${this.ctx.hostHeader}') has no available endpoints.\n`,
+      this.bytesIn,
+      undefined,
+    );
   }
 
   private fail(): void {

@@ -15,6 +15,8 @@ export interface AuditEntry {
   data?: Record<string, unknown>;
   spaceGuid?: string | null;
   organizationGuid?: string | null;
+  /** For events the platform records on behalf of an app or process (crashes): `app` or `process`. */
+  actorType?: string;
 }
 
 /** Emitted on `Store.events` after the recording transaction commits (the API log lines of apps use it). */
@@ -38,7 +40,7 @@ export async function recordAudit(tx: WriteTx, e: AuditEntry): Promise<void> {
       updated_at: tx.now,
       type: e.type,
       actor_guid: e.actor.guid,
-      actor_type: e.actor.isClient ? 'client' : 'user',
+      actor_type: e.actorType ?? (e.actor.isClient ? 'client' : 'user'),
       actor_name: name,
       actor_username: e.actor.username ?? '',
       target_guid: e.target.guid,

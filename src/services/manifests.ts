@@ -334,8 +334,17 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
 const ADJECTIVES = ['brave', 'calm', 'daring', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'kind', 'lively', 'merry', 'nimble', 'proud', 'quiet', 'shy', 'silly', 'swift', 'tidy', 'witty', 'zany'];
 const NOUNS = ['badger', 'bear', 'cheetah', 'dolphin', 'eagle', 'ferret', 'gecko', 'heron', 'ibex', 'jackal', 'koala', 'lemur', 'meerkat', 'newt', 'otter', 'panda', 'quokka', 'rabbit', 'tapir', 'wombat'];
 
-/** A random host word pair, as upstream's RandomRouteGenerator makes for `random-route: true`. */
-export const randomWords = () => `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`;
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+
+/**
+ * The random part of a `random-route: true` host, shaped as upstream's RandomRouteGenerator shapes it:
+ * `<adjective>-<noun>-<two different letters>` (the word lists are Kiln's own).
+ */
+export function randomWords(): string {
+  const first = randomInt(LETTERS.length);
+  const second = (first + 1 + randomInt(LETTERS.length - 1)) % LETTERS.length;
+  return `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}-${LETTERS[first]}${LETTERS[second]}`;
+}
 
 /** The org's default domain: the oldest shared HTTP domain, else its oldest own or shared-in private domain. */
 async function defaultDomain(db: Kysely<Database>, orgGuid: string): Promise<Row<'domains'> | undefined> {

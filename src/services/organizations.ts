@@ -12,7 +12,7 @@ import { findVisibleOrg } from './access.ts';
 import { recordAudit } from './audit.ts';
 import { deleteOrganizationCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
-import { requireFeature } from './feature-flags.ts';
+import { getFeatureFlag } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 export const ORG_LIST = {
@@ -46,6 +46,8 @@ export async function listOrganizations(ctx: Ctx, params: ListParams, opts: OrgL
 export const getOrganization = (ctx: Ctx, guid: string) => findVisibleOrg(ctx.access, ctx.store.db, guid);
 
 const taken = (name: string) => unprocessable(`Organization '${name}' already exists.`);
+/** A rename's wording differs from a create's upstream (organization_update.rb). */
+const renameTaken = (name: string) => unprocessable(`Organization name '${name}' is already taken.`);
 
 async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
   let q = db
@@ -62,7 +64,8 @@ export async function createOrganization(
 ): Promise<{ org: Row<'organizations'>; metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   if (!ctx.access.admin) {
-    await requireFeature(ctx.store.db, 'user_org_creation');
+    // Upstream answers a disabled user_org_creation with a plain 403 NotAuthorized, not FeatureDisabled.
+    if (!(await getFeatureFlag(ctx.store.db, 'user_org_creation')).enabled) throw notAuthorized();
     if (input.suspended) throw notAuthorized();
   }
   try {
@@ -129,7 +132,7 @@ export async function updateOrganization(
   const name = input.name ?? org.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name && (await nameInUse(tx.db, name, org.guid))) throw taken(name);
+      if (input.name && (await nameInUse(tx.db, name, org.guid))) throw renameTaken(name);
       await tx.update('organizations', org.guid, org.generation, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,
@@ -146,7 +149,7 @@ export async function updateOrganization(
       return { org: stored, metadata };
     });
   } catch (err) {
-    if (isUniqueViolation(err)) throw taken(name);
+    if (isUniqueViolation(err)) throw renameTaken(name);
     throw err;
   }
 }

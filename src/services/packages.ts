@@ -7,6 +7,7 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { UPLOAD_NEEDS_CONTENT, type CopyPackage, type CreatePackage, type UpdatePackage } from '../domain/packages.ts';
 import { buildPackage } from '../staging/package.ts';
+import { zipExpandedSize } from '../staging/zip.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -293,7 +294,21 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
   const workDir = await fs.mkdtemp(path.join(bits.workRoot, 'upload-'));
   let storedKey: string | null = null;
   try {
-    const built = await buildPackage({ bitsZip: upload.bitsFile, resources: upload.resources ?? [], cache: bits.resourceCache, workDir });
+    // shared_bits_packer.rb's validate_size!: the expanded size counts, judged before anything is inflated.
+    if (upload.bitsFile !== null && (await zipExpandedSize(upload.bitsFile)) > bits.maxPackageBytes) {
+      throw new KilnError('AppPackageInvalid', `Package may not be larger than ${bits.maxPackageBytes} bytes`);
+    }
+    const built = await buildPackage({
+      bitsZip: upload.bitsFile,
+      resources: upload.resources ?? [],
+      cache: bits.resourceCache,
+      workDir,
+      limits: { maxTotalBytes: bits.maxPackageBytes },
+    });
+    // …and again once the matched resources are in, as upstream validates the package it will store.
+    if ((await zipExpandedSize(built.zipPath)) > bits.maxPackageBytes) {
+      throw new KilnError('AppPackageInvalid', `Package may not be larger than ${bits.maxPackageBytes} bytes`);
+    }
     const info = await bits.blobstore.putFile(packageBlobKey(guid), built.zipPath, { move: true, maxBytes: bits.maxPackageBytes });
     storedKey = info.key;
     const done = await ctx.store.write(async (tx) => {

@@ -124,13 +124,14 @@ export const canSeeCommand = (ctx: Ctx, scope: AppScope) => ctx.access.canReadSp
 
 // ---- writing ----
 
-function auditProcess(ctx: Ctx, scope: ProcessScope, type: string, request: unknown) {
+/** `data` replaces the `request` member for events upstream records without one (terminate_instance). */
+function auditProcess(ctx: Ctx, scope: ProcessScope, type: string, request: unknown, data?: Record<string, unknown>) {
   return (tx: Parameters<typeof recordAudit>[0]) =>
     recordAudit(tx, {
       type: `audit.app.process.${type}`,
       actor: ctx.principal,
       target: { type: 'app', guid: scope.app.guid, name: scope.app.name },
-      data: { process_guid: scope.process.guid, process_type: scope.process.type, request },
+      data: { process_guid: scope.process.guid, process_type: scope.process.type, ...(data ?? { request }) },
       spaceGuid: scope.space.guid,
       organizationGuid: scope.space.organization_guid,
     });
@@ -248,5 +249,6 @@ export async function terminateInstance(
   if (index === undefined || index >= scope.process.instances) throw notFound('Instance');
   // As upstream: a valid index succeeds even when nothing runs there (there is then nothing to stop).
   if (observed) await observed.terminate(scope.process.guid, index);
-  await ctx.store.write(auditProcess(ctx, scope, 'terminate_instance', { index }));
+  // process_event_repository.rb's record_terminate: the index as process_index, no request.
+  await ctx.store.write(auditProcess(ctx, scope, 'terminate_instance', undefined, { process_index: index }));
 }

@@ -146,7 +146,7 @@ export async function updateSpace(
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, space.organization_guid, name, space.guid))) {
-        throw unprocessable(SPACE_NAME_TAKEN);
+        throw await spaceRenameTaken(tx.db, space.organization_guid, name);
       }
       await tx.update('spaces', space.guid, space.generation, { name });
       const metadata = await saveMetadata(tx, 'spaces', space.guid, input.metadata);
@@ -154,9 +154,15 @@ export async function updateSpace(
       return { space: await loadSpace(tx.db, space.guid), metadata };
     });
   } catch (err) {
-    if (isUniqueViolation(err)) throw unprocessable(SPACE_NAME_TAKEN);
+    if (isUniqueViolation(err)) throw await spaceRenameTaken(ctx.store.db, space.organization_guid, name);
     throw err;
   }
+}
+
+/** A rename's wording differs from a create's upstream (space_update.rb names the org). */
+async function spaceRenameTaken(db: Kysely<Database>, orgGuid: string, name: string) {
+  const org = await db.selectFrom('organizations').select('name').where('guid', '=', orgGuid).executeTakeFirst();
+  return unprocessable(`Organization '${org?.name ?? orgGuid}' already contains a space with name '${name}'.`);
 }
 
 /** Marks the space as being deleted and returns the job that removes it and everything in it. */

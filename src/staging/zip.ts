@@ -223,6 +223,25 @@ export async function listZip(zipPath: string): Promise<ZipEntryInfo[]> {
   }
 }
 
+/**
+ * The bytes a zip claims to expand to: the sum of its central directory's uncompressed sizes. Only the directory
+ * at the end of the file is read, nothing is inflated, so a bomb is measured in milliseconds. (A zip whose
+ * headers understate its content is still caught by extractZip, which counts what really comes out.)
+ */
+export async function zipExpandedSize(zipPath: string, kind: ArchiveKind = 'app'): Promise<number> {
+  let zip: yauzl.ZipFile | undefined;
+  try {
+    zip = await yauzl.openPromise(zipPath, { decodeStrings: false, autoClose: false });
+    let total = 0;
+    for await (const entry of zip.eachEntry()) total += entry.uncompressedSize;
+    return total;
+  } catch (err) {
+    throw translate(err, kind);
+  } finally {
+    zip?.close();
+  }
+}
+
 export interface ZipDirectoryOptions {
   /** Relative paths (POSIX) to leave out, e.g. files the server already has by SHA-1. */
   exclude?: (relPath: string, type: EntryType) => boolean;

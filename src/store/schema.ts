@@ -482,6 +482,14 @@ export interface SidecarProcessTypesTable {
   app_guid: string;
 }
 
+/** Instance crashes already recorded as events (see migrations/0017). */
+export interface InstanceCrashesTable {
+  instance_guid: string;
+  /** Epoch ms of the exit. */
+  crashed_at: number;
+  process_guid: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -520,6 +528,7 @@ export interface Database {
   deployments: DeploymentsTable;
   sidecars: SidecarsTable;
   sidecar_process_types: SidecarProcessTypesTable;
+  instance_crashes: InstanceCrashesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -58,16 +58,17 @@ describe('feature flags', () => {
 
   it('lets an admin update a flag with a custom message, which guarded actions then report', async () => {
     const user = await t.user('ff-org-maker');
+    // organizations_controller.rb answers a disabled user_org_creation with a plain 403 NotAuthorized.
     const before = await user.post('/v3/organizations', { name: 'ff-denied' });
     expect(before.status).toBe(403);
-    expect(before.body.errors[0]).toMatchObject({ title: 'CF-FeatureDisabled', detail: 'Feature Disabled: user_org_creation' });
+    expect(before.body.errors[0]).toEqual({ title: 'CF-NotAuthorized', code: 10003, detail: 'You are not authorized to perform the requested action' });
+    await expect(requireFeature(t.kiln.store.db, 'user_org_creation')).rejects.toMatchObject({ errorName: 'FeatureDisabled', detail: 'Feature Disabled: user_org_creation' });
 
     const msg = await t.admin.patch('/v3/feature_flags/user_org_creation', { custom_error_message: 'ask the platform team' });
     expect(msg.status).toBe(200);
     expect(msg.body).toMatchObject({ name: 'user_org_creation', enabled: false, custom_error_message: 'ask the platform team' });
     expect(msg.body.updated_at).toMatch(TS);
-    const denied = await user.post('/v3/organizations', { name: 'ff-denied' });
-    expect(denied.body.errors[0].detail).toBe('Feature Disabled: ask the platform team');
+    await expect(requireFeature(t.kiln.store.db, 'user_org_creation')).rejects.toMatchObject({ detail: 'Feature Disabled: ask the platform team' });
 
     const on = await t.admin.patch('/v3/feature_flags/user_org_creation', { enabled: true });
     expect(on.body).toMatchObject({ enabled: true, custom_error_message: 'ask the platform team' });

@@ -159,7 +159,8 @@ describe('apply_manifest', () => {
     const app = await appNamed('rnd');
     const routes = await routesOf(app.guid);
     expect(routes).toHaveLength(1);
-    expect(routes[0].url).toMatch(/^rnd-[a-z]+-[a-z]+\.apps\.localhost$/);
+    // random_route_generator.rb: <app>-<adjective>-<noun>-<two letters>.
+    expect(routes[0].url).toMatch(/^rnd-[a-z]+-[a-z]+-[a-z]{2}\.apps\.localhost$/);
     await applied(dev, space.guid, 'applications:\n- name: rnd\n  random-route: true\n');
     expect((await routesOf(app.guid)).map((r) => r.url)).toEqual([routes[0].url]);
   });
@@ -277,6 +278,22 @@ describe('manifest_diff', () => {
     expect(await appNamed('brand-new')).toBeUndefined();
     const bad = await diff(dev, space.guid, 'applications:\n- name: differ\n  instances: x\n');
     expect(bad.body).toEqual(unprocessable("For application 'differ': Instances is not a number"));
+  });
+});
+
+describe('manifest_diff leaves sizes out at app level', () => {
+  it('reports no app-level memory or disk-quota change, as space_diff_manifest.rb does, but diffs them per process', async () => {
+    await applied(dev, space.guid, 'applications:\n- name: sizes\n  default-route: true\n');
+    const res = await diff(
+      dev,
+      space.guid,
+      'applications:\n- name: sizes\n  memory: 256M\n  disk_quota: 512M\n  processes:\n  - type: web\n    memory: 128M\n- name: sizes-new\n  memory: 64M\n  disk-quota: 64M\n',
+    );
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.diff).toEqual([
+      { op: 'replace', path: '/applications/0/processes/0/memory', was: '1024M', value: '128M' },
+      { op: 'add', path: '/applications/1/name', value: 'sizes-new' },
+    ]);
   });
 });
 

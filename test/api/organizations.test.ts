@@ -83,7 +83,7 @@ describe('organizations', () => {
     expect(list.body.pagination.total_results).toBe(0);
     const create = await alice.post('/v3/organizations', { name: 'alice-org' });
     expect(create.status).toBe(403);
-    expect(create.body.errors[0]).toMatchObject({ title: 'CF-FeatureDisabled', detail: 'Feature Disabled: user_org_creation' });
+    expect(create.body.errors[0]).toMatchObject({ title: 'CF-NotAuthorized', code: 10003 });
   });
 
   it('deletes asynchronously through a job', async () => {
@@ -103,5 +103,53 @@ describe('organizations', () => {
     const bad = await t.anonymous.get('/v3/organizations', { headers: { authorization: 'bearer not-a-jwt' } });
     expect(bad.status).toBe(401);
     expect(bad.body.errors[0].title).toBe('CF-InvalidAuthToken');
+  });
+});
+
+describe('organization and space naming as Cloud Controller words it', () => {
+  it('answers a rename to a taken org name with organization_update.rb\'s message', async () => {
+    await t.admin.post('/v3/organizations', { name: 'rename-taken' });
+    const other = await t.admin.post('/v3/organizations', { name: 'rename-me' });
+    const res = await t.admin.patch(`/v3/organizations/${other.body.guid}`, { name: 'rename-taken' });
+    expect(res.status).toBe(422);
+    expect(res.body.errors[0]).toEqual({ detail: "Organization name 'rename-taken' is already taken.", title: 'CF-UnprocessableEntity', code: 10008 });
+    expect((await t.admin.get(`/v3/organizations/${other.body.guid}`)).body.name).toBe('rename-me');
+  });
+
+  it('answers an org create with an empty body with "Name can\'t be blank"', async () => {
+    const res = await t.admin.post('/v3/organizations', {});
+    expect(res.status).toBe(422);
+    expect(res.body.errors[0]).toEqual({ detail: "Name can't be blank", title: 'CF-UnprocessableEntity', code: 10008 });
+  });
+
+  it('answers a rename to a taken space name naming the org', async () => {
+    const org = await t.org('space-rename-org');
+    await t.space('taken-space', org.guid);
+    const other = await t.space('other-space', org.guid);
+    const res = await t.admin.patch(`/v3/spaces/${other.guid}`, { name: 'taken-space' });
+    expect(res.status).toBe(422);
+    expect(res.body.errors[0]).toEqual({
+      detail: "Organization 'space-rename-org' already contains a space with name 'taken-space'.",
+      title: 'CF-UnprocessableEntity',
+      code: 10008,
+    });
+  });
+
+  it('answers a non-admin org create with user_org_creation off with 403 CF-NotAuthorized', async () => {
+    const user = await t.user('no-org-maker');
+    const res = await user.post('/v3/organizations', { name: 'not-allowed' });
+    expect(res.status).toBe(403);
+    expect(res.body.errors[0]).toEqual({ detail: 'You are not authorized to perform the requested action', title: 'CF-NotAuthorized', code: 10003 });
+  });
+
+  it('answers an unknown /v3 path with 404 CF-NotFound before asking for a token', async () => {
+    for (const [method, path] of [['GET', '/v3/potatoes'], ['POST', '/v3/apps/x/actions/dance'], ['GET', '/v3/apps/x/y/z']] as const) {
+      const res = await t.anonymous.request(method, path, undefined, { skipSpec: true });
+      expect(res.status).toBe(404);
+      expect(res.body.errors[0]).toEqual({ detail: 'Unknown request', title: 'CF-NotFound', code: 10000 });
+    }
+    // A known route still asks for a token first.
+    expect((await t.anonymous.get('/v3/apps')).status).toBe(401);
+    expect((await t.anonymous.get('/v3/organizations/some-guid')).status).toBe(401);
   });
 });

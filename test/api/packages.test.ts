@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobCollector } from '../../src/controllers/build-controller.ts';
 import { bitsFor } from '../../src/services/blobs.ts';
@@ -24,6 +25,52 @@ function noise(n: number): Buffer {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/**
+ * A zip of `count` entries of `entryBytes` zeros each, written by hand so the test never deflates the whole
+ * expanded size: one deflated block of zeros is repeated under every entry (20 × 64 MiB → 1.3 MB of zip).
+ */
+function zeroBomb(count: number, entryBytes: number): Buffer {
+  const zeros = Buffer.alloc(entryBytes);
+  const data = zlib.deflateRawSync(zeros, { level: 9 });
+  const crc = zlib.crc32(zeros);
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    const name = Buffer.from(`zeros-${i}.bin`);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(8, 8); // deflate
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(entryBytes, 22);
+    local.writeUInt16LE(name.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(entryBytes, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE((0o100644 << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += local.length + name.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(count, 8);
+  end.writeUInt16LE(count, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
 }
 
 const bitsBody = (appGuid: string) => ({ type: 'bits', relationships: { app: { data: { guid: appGuid } } } });
@@ -173,6 +220,54 @@ describe('uploading bits', () => {
     expect(filesUnder(bits.workRoot)).toEqual([]);
     const after = filesUnder(t.kiln.config.dataDir).filter((f) => !f.includes('sqlite'));
     expect(after).toEqual(before);
+  });
+
+  it('fails a 1.3 MB zip that expands to 1.25 GiB with "Package may not be larger than 1073741824 bytes", without inflating it', async () => {
+    const { app } = await appFixture(t, 'pkg-bomb');
+    const bomb = zeroBomb(20, 64 * 1024 * 1024);
+    expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
+    const pkg = (await t.admin.post('/v3/packages', bitsBody(app.guid))).body;
+    const started = Date.now();
+    const res = await postMultipart(t, t.admin, `/v3/packages/${pkg.guid}/upload`, { bits: bomb });
+    // Inflating 1.25 GiB to disk takes far longer than reading a central directory.
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.errors[0]).toEqual({
+      detail: 'The app package is invalid: Package may not be larger than 1073741824 bytes',
+      title: 'CF-AppPackageInvalid',
+      code: 150001,
+    });
+    const after = (await t.admin.get(`/v3/packages/${pkg.guid}`)).body;
+    expect(after.state).toBe('FAILED');
+    expect(after.data.error).toBe('The app package is invalid: Package may not be larger than 1073741824 bytes');
+    const bits = await bitsFor(t.kiln.config);
+    expect(filesUnder(bits.workRoot)).toEqual([]);
+  });
+
+  it('accepts a zip whose expanded size is within the limit, counting expanded not compressed bytes', async () => {
+    const small = await createTestKiln({ KILN_MAX_PACKAGE_BYTES: String(3 * 1024 * 1024) });
+    try {
+      const { app } = await appFixture(small, 'pkg-limit');
+      const within = (await small.admin.post('/v3/packages', bitsBody(app.guid))).body;
+      const ok = await postMultipart(small, small.admin, `/v3/packages/${within.guid}/upload`, { bits: zeroBomb(2, 1024 * 1024) });
+      expect(ok.status, ok.text).toBe(200);
+      const over = (await small.admin.post('/v3/packages', bitsBody(app.guid))).body;
+      const res = await postMultipart(small, small.admin, `/v3/packages/${over.guid}/upload`, { bits: zeroBomb(4, 1024 * 1024) });
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.errors[0].detail).toBe(`The app package is invalid: Package may not be larger than ${3 * 1024 * 1024} bytes`);
+
+      // Matched resources count too: 2 MiB uploaded plus 2 MiB taken from the cache (the first upload's files).
+      const { createHash } = await import('node:crypto');
+      const cached = Buffer.alloc(1024 * 1024);
+      const withResources = (await small.admin.post('/v3/packages', bitsBody(app.guid))).body;
+      const sha1 = createHash('sha1').update(cached).digest('hex');
+      const resources = ['cached-1.bin', 'cached-2.bin'].map((p) => ({ path: p, mode: '644', checksum: { value: sha1 }, size_in_bytes: cached.length }));
+      const combined = await postMultipart(small, small.admin, `/v3/packages/${withResources.guid}/upload`, { resources, bits: zeroBomb(2, 1024 * 1024) });
+      expect(combined.status, combined.text).toBe(400);
+      expect(combined.body.errors[0].detail).toBe(`The app package is invalid: Package may not be larger than ${3 * 1024 * 1024} bytes`);
+    } finally {
+      await small.close();
+    }
   });
 
   it('stops reading an upload over KILN_MAX_PACKAGE_BYTES with a 422 and keeps nothing', async () => {

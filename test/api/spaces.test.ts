@@ -334,7 +334,7 @@ describe('updating spaces', () => {
     const before = (await t.admin.get(`/v3/spaces/${s.guid}`)).body;
     const dup = await manager.patch(`/v3/spaces/${s.guid}`, { name: 'NEIGHBOUR' });
     expect(dup.status).toBe(422);
-    expect(dup.body.errors[0].detail).toBe('Name must be unique per organization');
+    expect(dup.body.errors[0].detail).toBe("Organization 'update-org' already contains a space with name 'NEIGHBOUR'.");
     const cases: Array<[unknown, string]> = [
       [{ name: '' }, 'Name is too short (minimum is 1 character)'],
       [{ name: 5 }, 'Name must be a string'],

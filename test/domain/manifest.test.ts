@@ -295,7 +295,7 @@ describe('appManifest and diffManifest', () => {
     );
     expect(diff).toEqual([
       { op: 'replace', path: '/applications/0/instances', was: 1, value: 3 },
-      { op: 'replace', path: '/applications/0/disk_quota', was: '1024M', value: '2048M' },
+      // App-level disk_quota (and memory) are left out of the diff, as space_diff_manifest.rb does.
       { op: 'add', path: '/applications/0/env/B', value: '2' },
       { op: 'add', path: '/applications/0/routes/1', value: { route: 'new.apps.localhost' } },
     ]);

@@ -73,17 +73,27 @@ describe('routing', () => {
     const r = await request(port, { host: 'nope.example.com:9000', path: '/x' });
     expect(r.status).toBe(404);
     expect(r.headers['x-cf-routererror']).toBe('unknown_route');
-    expect(r.text).toContain("Requested route ('nope.example.com') does not exist");
+    // gorouter words it with the Host header as sent, port included.
+    expect(r.text).toBe("404 Not Found: Requested route ('nope.example.com:9000') does not exist.\n");
     expect(log[0]).toMatchObject({ status: 404, routerError: 'unknown_route', appGuid: undefined });
   });
 
-  it('answers 503 no_endpoints for a route without instances', async () => {
+  it('answers 404 unknown_route once the last instance of a route went away, as gorouter prunes empty pools', async () => {
+    const s = await track(echoBackend('only'));
     const { router, port } = await startRouter();
-    router.table.setBackends('empty.example.com', []);
-    const r = await request(port, { host: 'empty.example.com' });
-    expect(r.status).toBe(503);
-    expect(r.headers['x-cf-routererror']).toBe('no_endpoints');
-    expect(r.text).toContain('no available endpoints');
+    router.table.setBackends('gone.example.com', [backendAt('only', s.port)]);
+    expect((await request(port, { host: 'gone.example.com' })).status).toBe(200);
+    router.table.removeBackend('only');
+    const drained = await request(port, { host: 'gone.example.com:8080' });
+    expect(drained.status).toBe(404);
+    expect(drained.headers['x-cf-routererror']).toBe('unknown_route');
+    expect(drained.text).toBe("404 Not Found: Requested route ('gone.example.com:8080') does not exist.\n");
+    router.table.setBackends('stopped.example.com', []);
+    const stopped = await request(port, { host: 'stopped.example.com' });
+    expect(stopped.status).toBe(404);
+    expect(stopped.headers['x-cf-routererror']).toBe('unknown_route');
+    // The route still claims its host, so the front door keeps sending it to the router rather than the API.
+    expect(router.table.hasHost('stopped.example.com')).toBe(true);
   });
 
   it('relays backend status, headers and multi-value set-cookie', async () => {

@@ -12,7 +12,11 @@ const PUBLIC = new Set(['/v3', '/v3/', '/v3/info']);
  * Verifies the bearer token, applies the scope-by-method gate and makes the caller's Access available.
  * A token sent to a public endpoint is still honoured, but a bad one there is ignored.
  */
-export function authenticate(store: Store, tokens: TokenVerifier): MiddlewareHandler<Env> {
+export function authenticate(
+  store: Store,
+  tokens: TokenVerifier,
+  routed: (method: string, path: string) => boolean = () => true,
+): MiddlewareHandler<Env> {
   const known = new Set<string>();
   const remember = async (p: Principal) => {
     if (known.has(p.guid)) return;
@@ -36,14 +40,15 @@ export function authenticate(store: Store, tokens: TokenVerifier): MiddlewareHan
     const header = c.req.header('authorization');
     const match = header?.match(/^bearer\s+(\S+)\s*$/i);
     if (!match) {
-      if (isPublic) return next();
+      // Unknown paths fall through to the 404 handler before any token is asked for, as upstream routes first.
+      if (isPublic || !routed(c.req.method, c.req.path)) return next();
       throw new KilnError('NotAuthenticated');
     }
     let principal: Principal;
     try {
       principal = await tokens.verifyAccessToken(match[1]!);
     } catch (err) {
-      if (isPublic) return next();
+      if (isPublic || !routed(c.req.method, c.req.path)) return next();
       throw err instanceof KilnError ? err : new KilnError('InvalidAuthToken');
     }
     if (!isPublic && !methodAllowed(principal, c.req.method)) throw notAuthorized();

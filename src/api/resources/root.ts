@@ -22,19 +22,33 @@ export function registerRoot(app: Api, deps: AppDeps): void {
       links: {
         self: l.link(''),
         cloud_controller_v3: { href: l.href('/v3'), meta: { version: CC_API_VERSION } },
-        network_policy_v0: null,
-        network_policy_v1: null,
+        // Where root_controller.rb points them; Kiln runs no policy server, and those paths say so (below).
+        network_policy_v0: l.link('/networking/v0/external'),
+        network_policy_v1: l.link('/networking/v1/external'),
         login: l.link(''),
         uaa: l.link(''),
         credhub: null,
         routing: null,
-        logging: null,
+        // Kiln serves neither doppler's firehose nor the log-stream (RLP gateway) API: both paths say so (below);
+        // the cf CLI v8 reads logs from log_cache.
+        logging: { href: l.href('/doppler').replace(/^http/, 'ws') },
         log_cache: l.link(''),
-        log_stream: null,
-        app_ssh: null,
+        log_stream: l.link('/log_stream'),
+        // CC's default app_ssh_endpoint. Kiln runs no SSH proxy, so there is no host key to fingerprint.
+        app_ssh: { href: `ssh.${deps.config.systemDomain}:2222`, meta: { host_key_fingerprint: '', oauth_client: 'ssh-proxy' } },
       },
     });
   });
+
+  // The policy server's error shape (`{"error": …}`), so the cf CLI prints the reason for network-policy commands.
+  app.all('/networking/*', (c) =>
+    c.json({ error: 'Kiln has no container networking policy server: network policies are not supported on this platform.' }, 501),
+  );
+
+  for (const [prefix, what] of [['/doppler', 'doppler (the loggregator firehose)'], ['/log_stream', 'the log-stream API']] as const) {
+    app.all(`${prefix}/*`, (c) => c.json({ error: `Kiln does not run ${what}: read app logs from log-cache (${c.var.linker.href('/api/v1/read')}).` }, 501));
+    app.all(prefix, (c) => c.json({ error: `Kiln does not run ${what}: read app logs from log-cache (${c.var.linker.href('/api/v1/read')}).` }, 501));
+  }
 
   app.get('/v3', (c) => {
     const l = c.var.linker;

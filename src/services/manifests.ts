@@ -165,7 +165,7 @@ async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spa
       environment_variables: '{}',
       droplet_guid: null,
       enable_ssh: 1,
-      revisions_enabled: 0,
+      revisions_enabled: 1,
     })
     .execute();
   tx.changed('apps', guid, 'create');
@@ -234,7 +234,7 @@ async function applyApp(tx: WriteTx, env: ApplyEnv, appGuid: string, m: Manifest
 // ---- processes ----
 
 async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestProcess): Promise<void> {
-  let p = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', m.type).executeTakeFirst();
+  let p = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', m.type).orderBy('created_at', 'desc').executeTakeFirst();
   const audit = (type: string, request: Record<string, unknown>) =>
     recordAudit(tx, {
       type: `audit.app.process.${type}`,

@@ -463,6 +463,8 @@ export interface DeploymentsTable extends ResourceColumns {
   last_healthy_at: string;
   last_status_change: string;
   error: string | null;
+  /** JSON array of `{guid, type}`: the processes this deployment created (migration 0016). */
+  new_processes: Defaulted<string>;
 }
 
 /** Sidecars of an app's process types (migration 0014). */

@@ -18,6 +18,10 @@ let outsider: Client;
 beforeAll(async () => {
   t = await createTestKiln({}, { disabledControllers: ['deployments', 'tasks'] });
   org = await t.org('guard-org');
+  // Each rollout runs a second web process beside the first, as upstream's do; the bootstrap quota (10 GB) would
+  // refuse the later starts.
+  const unlimited = await t.admin.post('/v3/organization_quotas', { name: 'guard-unlimited', relationships: { organizations: { data: [{ guid: org.guid }] } } });
+  expect(unlimited.status).toBe(201);
   space = await t.space('guard-space', org.guid);
   dev = await userWith('space_developer');
   auditor = await userWith('space_auditor');
@@ -61,8 +65,9 @@ function expectError(res: { status: number; body: any; text: string }, code: num
   expect(res.body.errors).toEqual([{ code, title, detail }]);
 }
 
-const SCALE = [390016, 'CF-ScaleDisabledDuringDeployment', 'Cannot scale this process while a deployment is in flight.'] as const;
-const UPDATE = [390017, 'CF-ProcessUpdateDisabledDuringDeployment', 'Cannot update this process while a deployment is in flight.'] as const;
+// Upstream's ProcessScale/ProcessUpdate raise InvalidProcess, rendered as CF-UnprocessableEntity (not the V2 codes).
+const SCALE = [10008, 'CF-UnprocessableEntity', 'Cannot scale this process while a deployment is in flight.'] as const;
+const UPDATE = [10008, 'CF-UnprocessableEntity', 'Cannot update this process while a deployment is in flight.'] as const;
 const DROPLET = [
   10008,
   'CF-UnprocessableEntity',

@@ -8,10 +8,15 @@ import type { AnyDb, Dialect, KilnMigration } from './helpers.ts';
  * none. A JSON array of `{guid, type}`; rows from before this migration list the process they rolled.
  *
  * While a deployment runs, the app has two processes of type `web`, so `(app_guid, type)` is no longer unique.
+ *
+ * Tasks are RUNNING from the request that creates them, as upstream's TaskCreate marks them once Diego accepted
+ * them; `tasks.launched` records whether the runtime was handed the task, so that a RUNNING task not yet handed
+ * over is started, and one handed over but unknown to the runtime (a Kiln restart) fails. Existing rows were.
  */
 export const deploymentProcesses: KilnMigration = {
   async up(db, dialect) {
     await dropProcessTypeUnique(db, dialect);
+    await db.schema.alterTable('tasks').addColumn('launched', 'integer', (c) => c.notNull().defaultTo(1)).execute();
     await db.schema.createIndex('processes_app_type_idx').on('processes').columns(['app_guid', 'type']).execute();
     await db.schema.alterTable('deployments').addColumn('new_processes', 'text', (c) => c.notNull().defaultTo('[]')).execute();
     const rows: Array<{ guid: string; process_guid: string; process_type: string }> = await db

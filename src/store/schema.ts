@@ -410,6 +410,8 @@ export interface TasksTable extends ResourceColumns {
   /** The container user asked for (null: the droplet's default). */
   run_user: string | null;
   failure_reason: string | null;
+  /** 1 once the task controller handed it to the runtime (migration 0016); a new RUNNING task starts at 0. */
+  launched: Defaulted<number>;
 }
 
 /** Snapshots of what an app runs (migration 0013). */

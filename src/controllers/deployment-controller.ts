@@ -86,7 +86,9 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
     return runtime.listInstances({ processGuid: proc.guid }).filter((i) => i.version === proc.version && i.state !== 'STOPPING');
   }
 
-  const servingOf = (proc: Pick<Row<'processes'>, 'guid' | 'version'>) => observedOf(proc).filter((i) => i.state === 'RUNNING').length;
+  function servingOf(proc: Pick<Row<'processes'>, 'guid' | 'version'>): number {
+    return observedOf(proc).filter((i) => i.state === 'RUNNING').length;
+  }
 
   /** One pass over one deployment; returns a poll delay while it is still moving. */
   async function step(guid: string): Promise<number | undefined> {

@@ -27,6 +27,7 @@ import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { auditApp, findVisibleApp, insertProcess, requireAppManager, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
+import { assertProcessesFit, assertResizeFits, toRun } from './process-quotas.ts';
 import { parseCommands, recordRevision, recordRollbackRevision } from './revisions.ts';
 
 export const DEPLOYMENT_LIST: ListSpec = {
@@ -179,6 +180,31 @@ async function resolveSource(ctx: Ctx, app: Row<'apps'>, input: CreateDeployment
   return { droplet };
 }
 
+/**
+ * Upstream's enhanced_deployment_create_error: a quota refusal of the new process says that the surge may be what
+ * does not fit.
+ */
+async function withDeploymentQuotaHint(db: Kysely<Database>, scope: AppScope, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    if (!(err instanceof KilnError) || err.errorName !== 'UnprocessableEntity') throw err;
+    const detail = err.detail;
+    if (/space_quota_exceeded|space_app_instance_limit_exceeded/.test(detail)) {
+      throw unprocessable(
+        `${detail} for space ${scope.space.name}. This space's quota may not be large enough to support rolling deployments or your configured max-in-flight.`,
+      );
+    }
+    if (/quota_exceeded|app_instance_limit_exceeded/.test(detail)) {
+      const org = await db.selectFrom('organizations').select('name').where('guid', '=', scope.space.organization_guid).executeTakeFirstOrThrow();
+      throw unprocessable(
+        `${detail} for organization ${org.name}. This organization's quota may not be large enough to support rolling deployments or your configured max-in-flight.`,
+      );
+    }
+    throw err;
+  }
+}
+
 /** Copies a web process for a rollout (upstream's clone_existing_web_process), with its labels and annotations. */
 async function cloneWebProcess(tx: WriteTx, from: Row<'processes'>, patch: Partial<Row<'processes'>>): Promise<string> {
   const guid = newGuid();
@@ -222,6 +248,13 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
       existing.add(type);
     }
     const webs = await webProcesses(tx.db, app.guid);
+    if (app.state === 'STARTED' && (input.webInstances !== null || input.memoryInMb !== null || input.logRateLimit !== null)) {
+      // Upstream's validate_quota!: the web process as the options would size it must fit.
+      const last = webs[webs.length - 1]!;
+      await withDeploymentQuotaHint(tx.db, scope, () =>
+        assertResizeFits(tx.db, scope.space, last, { instances: input.webInstances, memoryInMb: input.memoryInMb, logRate: input.logRateLimit }),
+      );
+    }
     const oldest = webs[0]!;
     const newest = webs[webs.length - 1]!;
     const stopped = app.state !== 'STARTED';
@@ -296,6 +329,10 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
         launched_droplet_guid: source.droplet.guid,
         launched_environment_variables: newEnv,
       });
+      // The new process runs beside the old ones: its instances must fit the quotas too (upstream validates the
+      // process as it starts).
+      const created = await tx.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirstOrThrow();
+      await withDeploymentQuotaHint(tx.db, scope, () => assertProcessesFit(tx.db, scope.space, [toRun(created)]));
     }
 
     const state: DeploymentState = stopped ? 'DEPLOYED' : input.strategy === 'canary' ? 'PREPAUSED' : 'DEPLOYING';

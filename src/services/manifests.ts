@@ -517,7 +517,10 @@ async function createRoute(
 // ---- reading an app as a manifest ----
 
 async function appState(db: Kysely<Database>, app: Row<'apps'>): Promise<AppState> {
-  const processes = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  const all = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  // During a rollout the app has two web processes; the manifest describes the newest (upstream's web process).
+  const newest = new Map(all.map((p) => [p.type, p]));
+  const processes = all.filter((p) => newest.get(p.type) === p);
   const dests = await db
     .selectFrom('route_destinations')
     .innerJoin('routes', 'routes.guid', 'route_destinations.route_guid')

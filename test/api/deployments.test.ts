@@ -191,6 +191,41 @@ describe('creating deployments', () => {
   });
 });
 
+describe('quotas', () => {
+  it('refuses a rollout whose new process does not fit the org quota beside the old one, and changes nothing', async () => {
+    const tight = await t.org('dep-tight-org');
+    const quota = await t.admin.post('/v3/organization_quotas', {
+      name: 'dep-tight',
+      apps: { total_memory_in_mb: 1500 },
+      relationships: { organizations: { data: [{ guid: tight.guid }] } },
+    });
+    expect(quota.status, quota.text).toBe(201);
+    const tightSpace = await t.space('dep-tight-space', tight.guid);
+    const app = (await t.admin.post('/v3/apps', { name: 'tight', relationships: { space: { data: { guid: tightSpace.guid } } } })).body;
+    const first = await t.droplet(app.guid);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: first } })).status).toBe(200);
+    expect((await t.admin.post(`/v3/apps/${app.guid}/actions/start`)).status).toBe(200);
+    const second = await t.droplet(app.guid);
+
+    const res = await deploy(t.admin, app.guid, { droplet: { guid: second } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([
+      {
+        code: 10008,
+        title: 'CF-UnprocessableEntity',
+        detail:
+          "memory quota_exceeded for organization dep-tight-org. This organization's quota may not be large enough to support rolling deployments or your configured max-in-flight.",
+      },
+    ]);
+    expect((await t.admin.get(`/v3/deployments?app_guids=${app.guid}`)).body.resources).toEqual([]);
+    expect((await t.admin.get(`/v3/apps/${app.guid}/processes`)).body.resources.map((p: any) => p.guid)).toEqual([app.guid]);
+    expect((await t.admin.get(`/v3/apps/${app.guid}/droplets/current`)).body.guid).toBe(first);
+    // A smaller new process fits.
+    const small = await deploy(t.admin, app.guid, { droplet: { guid: second }, options: { memory_in_mb: 256 } });
+    expect(small.status, small.text).toBe(201);
+  });
+});
+
 describe('request validation in upstream wording (deployment_create_message.rb)', () => {
   it('answers each invalid body with the message upstream gives', async () => {
     const { app } = await startedApp('wording', 1);

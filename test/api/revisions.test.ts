@@ -34,12 +34,23 @@ async function revisionsApp(name: string) {
   return res.body;
 }
 
-/** Finalizes the app's active deployment as the deployment controller does when a rollout completes. */
+/**
+ * Finalizes the app's active deployment as the deployment controller does when a rollout completes; the controller
+ * itself may write the row meanwhile (it scales superseded processes down), so a lost race is retried.
+ */
 async function finishRollouts(appGuid: string) {
-  await t.kiln.store.write(async (tx) => {
-    const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').execute();
-    for (const d of active) await finalizeDeployed(tx, d);
-  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await t.kiln.store.write(async (tx) => {
+        const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').execute();
+        for (const d of active) await finalizeDeployed(tx, d);
+      });
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await t.kiln.controllers.settle();
+    }
+  }
 }
 
 const deploy = (appGuid: string, extra: Record<string, unknown> = {}) =>

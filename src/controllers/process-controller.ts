@@ -184,11 +184,8 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     }
     for (const spec of missing) await runtime.ensureInstance(spec);
     const now = runtime.listInstances({ processGuid });
-    const serving = now.some((n) => wanted.has(n.id) && n.state === 'RUNNING');
-    const replacementPending = (old: InstanceStatus) => {
-      // Keep an old-version instance serving until its replacement at the same index is up (or has failed).
-      return now.some((n) => wanted.has(n.id) && n.index === old.index && n.state === 'STARTING');
-    };
+    // Keep an old-version instance serving until its replacement at the same index is up (or has failed).
+    const replacementPending = (old: InstanceStatus) => now.some((n) => wanted.has(n.id) && n.index === old.index && n.state === 'STARTING');
     const surplus = observed.filter((o) => !wanted.has(o.id) && o.state !== 'STOPPING');
     const keep = surplus.filter(replacementPending);
     await Promise.all(

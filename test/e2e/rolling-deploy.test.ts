@@ -346,6 +346,44 @@ describe('the web processes of a deployment, step by step, under load', () => {
     // The deployment still names the process it created.
     expect((await call('GET', `/v3/deployments/${d.guid}`)).body.new_processes).toEqual([{ guid: fresh, type: 'web' }]);
   }, 120_000);
+
+  it('surges by max_in_flight 2: the new process starts at 2 beside all 3 old instances', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's4' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'rolling', options: { max_in_flight: 2 } });
+    const fresh = d.new_processes[0].guid as string;
+    // Two instances up at once skip 2+3 (the old side drops by both in one step).
+    const watcher = watch(old, fresh, ['3+2', '2+3', '1+3', '-+3']);
+    await awaitFinalized(d.guid);
+    await until('the old process gone', async () => ((await counts(old, fresh)) === '-+3' ? true : undefined));
+    const seen = await watcher.stop();
+    expect(seen[0]).toBe('3+2');
+    await until('3 new RUNNING', async () => ((await running(fresh)) === 3 ? true : undefined));
+    const result = await load.stop();
+    console.log(`rolling 3 instances, max_in_flight 2: counts ${seen.join(' → ')}; ${result.total} requests, ${result.failed} failed`);
+    expect(result.failures).toEqual([]);
+  }, 240_000);
+
+  it('cancels a rolling deployment mid-way: the old process returns to 3 before the new one is removed', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's5' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'rolling', options: { max_in_flight: 1 } });
+    const fresh = d.new_processes[0].guid as string;
+    await until('the old side scaled down', async () => (['2+2', '1+3'].includes(await counts(old, fresh)) ? true : undefined), 60_000, 10);
+    expect((await call('POST', `/v3/deployments/${d.guid}/actions/cancel`)).status).toBe(200);
+    expect((await awaitFinalized(d.guid)).body.status.reason).toBe('CANCELED');
+    expect(await counts(old, fresh)).toBe('3+-');
+    await until('3 old RUNNING', async () => ((await running(old)) === 3 ? true : undefined));
+    await until('only s4 answers', async () => {
+      for (let i = 0; i < 10; i++) if (JSON.parse((await client.viaRouter(STEP_HOST)).body).version !== 's4') return undefined;
+      return true;
+    });
+    const result = await load.stop();
+    console.log(`rolling cancel mid-way: ${result.total} requests, ${result.failed} failed; versions ${JSON.stringify([...result.versions])}`);
+    expect(result.failures).toEqual([]);
+  }, 240_000);
 });
 
 /** App instances (`node server.js`, without their `sh -c` wrappers) running from Kiln's data dir, per the process table. */

@@ -106,23 +106,21 @@ export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
 
 /**
  * A rollout that reached its target (upstream's Finalize): the deploying process is the app's only web process,
- * and the other processes take the revision's commands and restart with the new droplet. A superseded rollout
- * only ends; the deployment that superseded it scales its process down.
+ * and the other processes take the revision's commands and restart with the new droplet. (A superseded rollout
+ * only ends: the deployment that superseded it scales its process down.)
  */
-export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>, superseded = false): Promise<void> {
-  if (!superseded) {
-    for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== d.process_guid) await deleteProcess(tx, p.guid);
-    const revision = d.revision_guid ? await tx.db.selectFrom('revisions').select('commands').where('guid', '=', d.revision_guid).executeTakeFirst() : undefined;
-    const commands = revision ? parseCommands(revision.commands) : undefined;
-    const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', d.app_guid).where('type', '!=', WEB).execute();
-    for (const p of others) {
-      const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
-      if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-      await tx.update('processes', p.guid, p.generation, patch);
-    }
+export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Promise<void> {
+  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== d.process_guid) await deleteProcess(tx, p.guid);
+  const revision = d.revision_guid ? await tx.db.selectFrom('revisions').select('commands').where('guid', '=', d.revision_guid).executeTakeFirst() : undefined;
+  const commands = revision ? parseCommands(revision.commands) : undefined;
+  const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', d.app_guid).where('type', '!=', WEB).execute();
+  for (const p of others) {
+    const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
+    if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
+    await tx.update('processes', p.guid, p.generation, patch);
   }
   const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
-  await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null }, superseded);
+  await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
 }
 
 /**
@@ -145,15 +143,13 @@ export async function priorWebProcess(db: Kysely<Database>, d: Row<'deployments'
 }
 
 /** A canceled rollout: `prior` is the app's web process again at the original count; every other one goes. */
-export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior: Row<'processes'> | undefined, superseded = false): Promise<void> {
-  if (!superseded) {
-    for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
-    if (prior) {
-      const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
-      if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
-    }
+export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior: Row<'processes'> | undefined): Promise<void> {
+  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
+  if (prior) {
+    const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
+    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
   }
-  await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null }, superseded);
+  await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }
 
 // ---- create ----
@@ -315,6 +311,9 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
         if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
         await tx.update('processes', p.guid, p.generation, patch);
       }
+      // Starting the app (upstream's AppStart) needs room for all of its processes.
+      const all = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+      await withDeploymentQuotaHint(tx.db, scope, () => assertProcessesFit(tx.db, scope.space, all.map(toRun)));
     } else {
       for (const d of active) await transition(tx, d, d.state === 'DEPLOYING' ? 'DEPLOYED' : 'CANCELED', {}, true);
       const first = input.strategy === 'canary' ? canaryStepTarget(original, input.webInstances, steps, 1).canary : target;

@@ -439,15 +439,20 @@ export interface DeploymentsTable extends ResourceColumns {
   previous_droplet_guid: string | null;
   revision_guid: string | null;
   previous_revision_guid: string | null;
+  /** The web process the deployment created and scales up (for a stopped app: the one it started in place). */
   process_guid: string;
   process_type: string;
+  /** Unused since migration 0016 (rollouts used to run two versions of one process). */
   old_version: string | null;
+  /** The version of `process_guid` the deployment created. */
   new_version: string;
+  /** Upstream's original_web_process_instance_count. */
   original_instances: number;
+  /** web_instances, else original_instances. */
   target_instances: number;
-  /** New-version instances the process controller runs now. */
+  /** Instances of the new web process, as last set by the deployment controller. */
   new_instances: number;
-  /** Old-version instances the process controller runs now. */
+  /** Instances of the other web processes together, as last set by the deployment controller. */
   old_instances: number;
   max_in_flight: number;
   web_instances: number | null;

@@ -225,15 +225,20 @@ describe('the web processes of a deployment, step by step, under load', () => {
 
   /**
    * Samples the counts until stopped: every value seen must be one of `plan`, in the plan's order (a fast step may
-   * fall between two samples, but no other combination may ever show and none may come back).
+   * fall between two samples, but no other combination may ever show and none may come back). Each sample also
+   * reads both processes' stats, the old one first (so an old instance stopped between the two reads was already
+   * replaced by a RUNNING new one): together they must never run fewer than `floor` instances.
    */
-  function watch(oldGuid: string, newGuid: string, plan: string[]) {
+  function watch(oldGuid: string, newGuid: string, plan: string[], floor = 3) {
     const seen: string[] = [];
+    let fewestRunning = Number.POSITIVE_INFINITY;
     let stopped = false;
     const done = (async () => {
       while (!stopped) {
         const c = await counts(oldGuid, newGuid);
         if (seen[seen.length - 1] !== c) seen.push(c);
+        const total = (await running(oldGuid)) + (await running(newGuid));
+        fewestRunning = Math.min(fewestRunning, total);
         await new Promise((r) => setTimeout(r, 15));
       }
     })();
@@ -248,14 +253,16 @@ describe('the web processes of a deployment, step by step, under load', () => {
           positions.every((p, i) => i === 0 || p > positions[i - 1]!),
           `seen ${seen.join(' → ')}, plan ${plan.join(' → ')}`,
         ).toBe(true);
+        expect(fewestRunning, 'fewest RUNNING instances in stats across both web processes').toBeGreaterThanOrEqual(floor);
         return seen;
       },
     };
   }
 
-  /** RUNNING instances of a process, per its stats. */
+  /** RUNNING instances of a process, per its stats (none once the process is gone). */
   async function running(processGuid: string): Promise<number> {
     const res = await call('GET', `/v3/processes/${processGuid}/stats`);
+    if (res.status === 404) return 0;
     return res.body.resources.filter((r: any) => r.state === 'RUNNING').length;
   }
 

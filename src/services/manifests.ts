@@ -21,7 +21,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, insertProcess } from './apps.ts';
+import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
@@ -275,6 +275,10 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   if (m.logRateLimit !== undefined && m.logRateLimit !== Number(p.log_rate_limit_in_bytes_per_second)) scale.log_rate_limit_in_bytes_per_second = m.logRateLimit;
   // Unchanged settings are not written, so re-applying the same manifest is a no-op for the runtime.
   if (Object.keys(update).length + Object.keys(scale).length === 0) return;
+  // A rollout owns the web processes, as upstream's ProcessUpdate and ProcessScale refuse.
+  if (m.type === WEB && (await hasActiveDeployment(tx.db, app.guid))) {
+    throw unprocessable(`Cannot ${Object.keys(update).length > 0 ? 'update' : 'scale'} this process while a deployment is in flight.`);
+  }
   if (app.state === 'STARTED') {
     await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }

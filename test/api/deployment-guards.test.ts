@@ -116,6 +116,23 @@ describe('while a deployment is active', () => {
     expect(worker.status, worker.text).toBe(200);
   });
 
+  it('fails a manifest that scales or updates web, and leaves the web processes as they were', async () => {
+    const apply = async (yaml: string) => {
+      const res = await dev.post(`/v3/spaces/${space.guid}/actions/apply_manifest`, undefined, { raw: yaml, headers: { 'content-type': 'application/x-yaml' } });
+      expect(res.status, res.text).toBe(202);
+      return t.awaitJob(res.headers.get('location'));
+    };
+    const scaled = await apply(`applications:\n- name: guarded\n  instances: 7\n`);
+    expect(scaled.state).toBe('FAILED');
+    expect(scaled.errors).toEqual([
+      { code: 10008, title: 'CF-UnprocessableEntity', detail: "For application 'guarded': Cannot scale this process while a deployment is in flight." },
+    ]);
+    const updated = await apply(`applications:\n- name: guarded\n  command: node other.js\n`);
+    expect(updated.errors[0].detail).toBe("For application 'guarded': Cannot update this process while a deployment is in flight.");
+    const webs = (await t.admin.get(`/v3/apps/${s.app.guid}/processes?types=web`)).body.resources;
+    expect(webs.map((p: any) => p.instances)).toEqual([s.web.instances, 1]);
+  });
+
   it('refuses to assign a current droplet, before looking at the droplet', async () => {
     expectError(await dev.patch(`/v3/apps/${s.app.guid}/relationships/current_droplet`, { data: { guid: s.first } }), ...DROPLET);
     expectError(await dev.patch(`/v3/apps/${s.app.guid}/relationships/current_droplet`, { data: { guid: 'no-such-droplet' } }), ...DROPLET);

@@ -28,7 +28,6 @@ import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
-import { recordLaunchRevision } from './services/revisions.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
@@ -127,7 +126,6 @@ export async function buildKiln(
       log,
       cfApi: () => publicUrl,
       drain: (id) => routing.drain(id),
-      onLaunch: (appGuid) => recordLaunchRevision(store, appGuid),
     }),
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { canaryInstances, isActive } from '../domain/deployments.ts';
+import { canaryStepTarget, isActive } from '../domain/deployments.ts';
 import type { InstanceStatus, Runtime } from '../runtime/runtime.ts';
-import { canarySteps, finalizeCanceled, finalizeDeployed, transition } from '../services/deployments.ts';
-import type { Row, RowUpdate } from '../store/schema.ts';
+import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, transition, webProcesses } from '../services/deployments.ts';
+import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { Reconciler } from './runtime/controller.ts';
 
@@ -23,18 +23,22 @@ export interface DeploymentControllerDeps {
 export const DEPLOYMENT_CONTROLLER = 'deployments';
 
 /**
- * Drives deployments (CONVENTIONS.md §17.5, §18) as a level-triggered state machine over the store and the
- * runtime's observed instances. It only moves the counts in the deployment row — how many new-version and
- * old-version instances of the rolled process may run — and the process controller makes the runtime match them:
+ * Drives deployments (CONVENTIONS.md §17.5, §18) as upstream's deployment updater does, as a level-triggered
+ * state machine over the store and the runtime's observed instances. A deployment created a new web process; this
+ * controller only moves the instance counts of the app's web processes, and the process controller makes the
+ * runtime match them:
  *
- * - DEPLOYING / PREPAUSED: allow new instances up to `max_in_flight` beyond those RUNNING (towards the target, or
- *   the canary step's count); once new ones RUNNING are in the router, lower the old count by as many. Reaching
- *   the target finalizes (DEPLOYED); reaching a canary step pauses (PAUSED) until `continue`.
- * - CANCELING: the old count goes back to the original; once those RUNNING are routed the process returns to the
- *   old version (the process controller removes the new instances) and the deployment is CANCELED.
+ * - DEPLOYING / PREPAUSED (upstream's Scale): with `routable` instances of the new process RUNNING and in the
+ *   router, the old web processes (oldest first) keep `total − routable` instances, where `total` is the target
+ *   count (or the canary step's canary + original); the new process grows to `routable + max_in_flight` (at most
+ *   the target, or the step's canary count) while fewer than `max_in_flight` of its instances start and none
+ *   crashed. Once the new process runs the whole goal, a rolling deployment finalizes (the old web processes are
+ *   removed) and a canary step pauses (PAUSED) until `continue`.
+ * - CANCELING: the web process the app had before (upstream's prior web process) returns to the original count;
+ *   once those instances serve, the other web processes are removed and the deployment is CANCELED.
  *
- * Every decision is recomputed from the row and what runs now, so a crash at any point (the local runtime starts
- * empty after a Kiln restart, the process controller recreates both sides from the row) only delays completion.
+ * Every decision is recomputed from the rows and what runs now, so a crash at any point (the local runtime starts
+ * empty after a Kiln restart, the process controller recreates every process from its row) only delays completion.
  */
 export function deploymentController(deps: DeploymentControllerDeps): Reconciler {
   const { store, runtime } = deps;
@@ -43,6 +47,12 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
   async function activeFor(column: 'app_guid' | 'process_guid', guid: string): Promise<string[]> {
     const rows = await store.db.selectFrom('deployments').select('guid').where(column, '=', guid).where('status_value', '=', 'ACTIVE').execute();
     return rows.map((r) => r.guid);
+  }
+
+  async function activeForProcess(processGuid: string): Promise<string[]> {
+    // An instance event of an old web process matters too: the deployment names only the new one.
+    const proc = await store.db.selectFrom('processes').select('app_guid').where('guid', '=', processGuid).executeTakeFirst();
+    return proc ? activeFor('app_guid', proc.app_guid) : activeFor('process_guid', processGuid);
   }
 
   return {
@@ -60,8 +70,8 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
     async reconcile(key) {
       let guids: string[];
       if (key.startsWith('apps:')) guids = await activeFor('app_guid', key.slice(5));
-      else if (key.startsWith('processes:')) guids = await activeFor('process_guid', key.slice(10));
-      else if (key.startsWith('instances:')) guids = await activeFor('process_guid', key.slice(10));
+      else if (key.startsWith('processes:')) guids = await activeForProcess(key.slice(10));
+      else if (key.startsWith('instances:')) guids = await activeForProcess(key.slice(10));
       else guids = [key];
       let requeue: number | undefined;
       for (const guid of guids) {
@@ -72,64 +82,154 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
     },
   };
 
+  function observedOf(proc: Pick<Row<'processes'>, 'guid' | 'version'>): InstanceStatus[] {
+    return runtime.listInstances({ processGuid: proc.guid }).filter((i) => i.version === proc.version && i.state !== 'STOPPING');
+  }
+
+  function servingOf(proc: Pick<Row<'processes'>, 'guid' | 'version'>): number {
+    return observedOf(proc).filter((i) => i.state === 'RUNNING').length;
+  }
+
   /** One pass over one deployment; returns a poll delay while it is still moving. */
   async function step(guid: string): Promise<number | undefined> {
     const d = await store.db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!d || !isActive(d.state)) return undefined;
     const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', d.app_guid).executeTakeFirst();
-    const proc = await store.db.selectFrom('processes').select('guid').where('guid', '=', d.process_guid).executeTakeFirst();
-    if (!app || !proc || app.status !== 'active') {
-      await write(d, (tx, row) => finalizeCanceled(tx, row));
+    const deploying = await store.db.selectFrom('processes').selectAll().where('guid', '=', d.process_guid).executeTakeFirst();
+    const serving = async (processGuid: string) => {
+      const p = await store.db.selectFrom('processes').select(['guid', 'version']).where('guid', '=', processGuid).executeTakeFirst();
+      return p ? servingOf(p) > 0 : false;
+    };
+    const prior = async () => {
+      const webs = await webProcesses(store.db, d.app_guid);
+      const running = new Set<string>();
+      for (const p of webs) if (await serving(p.guid)) running.add(p.guid);
+      return priorWebProcess(store.db, d, (g) => running.has(g));
+    };
+    if (!app || !deploying || app.status !== 'active') {
+      const back = await prior();
+      await write(d, (tx, row) => finalizeCanceled(tx, row, back));
       return undefined;
     }
     if (app.state !== 'STARTED') {
-      // A stopped app runs nothing: there is nothing left to roll, the new version is what it starts with.
-      await write(d, (tx, row) => (row.state === 'CANCELING' ? finalizeCanceled(tx, row) : finalizeDeployed(tx, row)));
+      // A stopped app runs nothing: there is nothing left to roll. The new process is what it starts with next time.
+      if (d.state === 'CANCELING') {
+        const back = await prior();
+        await write(d, (tx, row) => finalizeCanceled(tx, row, back));
+      } else {
+        await write(d, async (tx, row) => {
+          const p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', row.process_guid).executeTakeFirstOrThrow();
+          if (p.instances !== row.target_instances) await tx.update('processes', p.guid, p.generation, { instances: row.target_instances });
+          await finalizeDeployed(tx, row);
+        });
+      }
       return undefined;
     }
-    const observed = runtime.listInstances({ processGuid: d.process_guid });
-    const of = (version: string | null) => observed.filter((i) => i.version === version && i.state !== 'STOPPING');
-    const running = (list: InstanceStatus[]) => list.filter((i) => i.state === 'RUNNING').length;
-    const fresh = of(d.new_version);
-    const newRunning = running(fresh);
-    const crashed = fresh.find((i) => i.state === 'CRASHED');
-    const health: RowUpdate<'deployments'> = crashed
-      ? { error: `Instance ${crashed.index} of the new version crashed: ${crashed.lastExit?.reason ?? 'unknown'}` }
-      : { error: null };
-
     if (d.state === 'PAUSED') return undefined;
 
     if (d.state === 'CANCELING') {
-      const oldRunning = running(of(d.old_version));
-      if (oldRunning > 0) await deps.routed();
-      if (oldRunning >= d.original_instances || !d.old_version) {
-        await write(d, (tx, row) => finalizeCanceled(tx, row));
+      const back = await prior();
+      if (!back) {
+        await write(d, (tx, row) => finalizeCanceled(tx, row, undefined));
         return undefined;
       }
-      if (d.old_instances !== d.original_instances) await write(d, (tx, row) => tx.update('deployments', row.guid, row.generation, { old_instances: d.original_instances }));
+      const backServing = servingOf(back);
+      if (backServing > 0) await deps.routed();
+      if (backServing >= d.original_instances) {
+        await write(d, (tx, row) => finalizeCanceled(tx, row, back));
+        return undefined;
+      }
+      if (back.instances !== d.original_instances) {
+        await write(d, async (tx) => {
+          const p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', back.guid).executeTakeFirstOrThrow();
+          await tx.update('processes', p.guid, p.generation, { instances: d.original_instances });
+        });
+      }
       return pollMs;
     }
 
-    // DEPLOYING or PREPAUSED.
-    const goal = d.state === 'PREPAUSED' ? Math.min(d.target_instances, canaryInstances(d.target_instances, canarySteps(d), d.canary_step)) : d.target_instances;
-    if (newRunning > 0) await deps.routed();
-    const newInstances = Math.max(d.new_instances, Math.min(goal, newRunning + d.max_in_flight));
-    const oldInstances = Math.min(d.old_instances, Math.max(0, d.original_instances - newRunning));
-    const healthy = !crashed ? { last_healthy_at: new Date().toISOString() } : {};
-    if (newRunning >= goal) {
-      if (d.state === 'PREPAUSED') {
-        await write(d, (tx, row) => transition(tx, row, 'PAUSED', { new_instances: newInstances, old_instances: oldInstances, ...health, ...healthy }));
-      } else {
-        await write(d, (tx, row) => finalizeDeployed(tx, row));
+    // DEPLOYING or PREPAUSED: upstream's Scale with the rollout's (or the canary step's) counts.
+    const canary = d.state === 'PREPAUSED' ? canaryStepTarget(d.original_instances, d.web_instances, canarySteps(d), d.canary_step) : undefined;
+    const total = canary ? canary.canary + canary.original : d.target_instances;
+    const goal = canary ? canary.canary : d.target_instances;
+    const fresh = observedOf(deploying);
+    const routable = fresh.filter((i) => i.state === 'RUNNING').length;
+    const starting = fresh.filter((i) => i.state === 'STARTING').length;
+    const crashed = fresh.find((i) => i.state === 'CRASHED');
+    // Counted as routable only once the router sends them traffic: the old side shrinks after that.
+    if (routable > 0) await deps.routed();
+
+    const olds = (await webProcesses(store.db, d.app_guid)).filter((p) => p.guid !== deploying.guid);
+    const oldTotal = olds.reduce((n, p) => n + p.instances, 0);
+    const keepOld = Math.max(total - routable, 0);
+    const canDownscale = oldTotal > keepOld;
+    const canScale = starting < d.max_in_flight && !crashed && routable >= deploying.instances - d.max_in_flight;
+    const finished = deploying.instances >= goal && routable >= goal;
+    const error = crashed ? `Instance ${crashed.index} of the new process crashed: ${crashed.lastExit?.reason ?? 'unknown'}` : null;
+
+    if (!canScale && !canDownscale) {
+      if (error !== d.error) await write(d, (tx, row) => tx.update('deployments', row.guid, row.generation, { error }));
+      return pollMs;
+    }
+    await write(d, async (tx, row) => {
+      // Processes of superseded rollouts that were canceled (a paused canary) stop at once.
+      const superseded = await tx.db
+        .selectFrom('deployments')
+        .select('process_guid')
+        .where('app_guid', '=', row.app_guid)
+        .where('state', '=', 'CANCELED')
+        .where('status_reason', '=', 'SUPERSEDED')
+        .execute();
+      const canceled = new Set(superseded.map((r) => r.process_guid));
+      // Only real moves are written: a no-op pass must not wake every watcher of the row again.
+      let touched = false;
+      let webs = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid);
+      for (const p of webs) {
+        if (canceled.has(p.guid) && p.instances > 0) {
+          await tx.update('processes', p.guid, p.generation, { instances: 0 });
+          touched = true;
+        }
       }
-      return undefined;
-    }
-    if (newInstances !== d.new_instances || oldInstances !== d.old_instances || (health.error ?? null) !== d.error) {
-      await write(d, (tx, row) =>
-        tx.update('deployments', row.guid, row.generation, { new_instances: newInstances, old_instances: oldInstances, ...health, ...healthy }),
-      );
-    }
-    return pollMs;
+      webs = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid);
+      let reduce = webs.reduce((n, p) => n + p.instances, 0) - keepOld;
+      const oldest = webs[0]?.guid;
+      for (const p of webs) {
+        if (reduce <= 0) break;
+        const next = Math.max(0, p.instances - reduce);
+        reduce -= p.instances - next;
+        // The original web process stays (at 0) until the end; an interim one of a superseded rollout goes.
+        if (next === p.instances) continue;
+        if (next === 0 && p.guid !== oldest) await deleteProcess(tx, p.guid);
+        else await tx.update('processes', p.guid, p.generation, { instances: next });
+        touched = true;
+      }
+      const oldNow = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid).reduce((n, p) => n + p.instances, 0);
+      const proc = await tx.db.selectFrom('processes').selectAll().where('guid', '=', row.process_guid).executeTakeFirstOrThrow();
+      if (finished) {
+        if (canary) {
+          await transition(tx, row, 'PAUSED', { new_instances: proc.instances, old_instances: oldNow, error: null, last_healthy_at: tx.now });
+        } else {
+          await finalizeDeployed(tx, row);
+        }
+        return;
+      }
+      let newInstances = proc.instances;
+      if (canScale) {
+        newInstances = Math.min(routable + row.max_in_flight, goal);
+        if (newInstances !== proc.instances) {
+          await tx.update('processes', proc.guid, proc.generation, { instances: newInstances });
+          touched = true;
+        }
+      }
+      if (!touched && newInstances === row.new_instances && oldNow === row.old_instances && error === row.error) return;
+      await tx.update('deployments', row.guid, row.generation, {
+        new_instances: newInstances,
+        old_instances: oldNow,
+        error,
+        ...(touched ? { last_healthy_at: tx.now } : {}),
+      });
+    });
+    return finished ? undefined : pollMs;
   }
 
   /**

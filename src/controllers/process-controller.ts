@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { HealthCheck, InstanceSpec, InstanceStatus, Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
+import { WEB } from '../domain/processes.ts';
 import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../services/app-env.ts';
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
@@ -18,11 +19,6 @@ export interface ProcessControllerDeps {
   cfApi: () => string;
   /** Takes an instance out of the routing table and waits for its in-flight requests before it is stopped. */
   drain: (instanceId: string) => Promise<void>;
-  /**
-   * Called before the first instance of a new web version of an app with revisions enabled is started (the
-   * revision recorder: what is launched is what the revision describes).
-   */
-  onLaunch?: (appGuid: string) => Promise<unknown>;
 }
 
 export const instanceId = (processGuid: string, version: string, index: number) => `${processGuid}:${version}:${index}`;
@@ -57,25 +53,23 @@ interface Launch {
 
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 
-/** What the process controller must run for a process, and whether a deployment is rolling it. */
+/** What the process controller must run for a process. */
 interface Desired {
   specs: InstanceSpec[];
   /** The process row, when it still exists (its crashes become events). */
   process?: Row<'processes'>;
-  /** Set while a deployment rolls the process: the two versions it runs. */
-  rollout?: { oldVersion: string | null; newVersion: string };
-  /** Set outside rollouts: the app, and whether launching a new version records a revision. */
-  launch?: { app: Row<'apps'>; revisions: boolean };
+  /** Set when the instances run the app's current droplet and variables: recorded as launched with the first one. */
+  launch?: { app: Row<'apps'> };
 }
 
 /**
  * Reconciles one process: the instances the runtime runs for it must be exactly `instances` copies of the current
- * version while the app is STARTED with a staged droplet, and none otherwise. While a deployment rolls the process
- * (an ACTIVE `deployments` row names it), it runs `new_instances` of the new version from the deployment's droplet
- * and `old_instances` of the old version from the previous droplet and settings the row recorded; the deployment
- * controller moves those counts. Level-triggered and idempotent: it only compares the store with the runtime's
- * observed instances, so re-running it (or running it after a crash of Kiln, when the runtime starts empty)
- * converges to the same result.
+ * version while the app is STARTED with a staged droplet, and none otherwise. While a deployment is active the app
+ * has several web processes (the old ones and the one the deployment created; the deployment controller moves
+ * their instance counts), and each runs the droplet and variables it was launched with, recorded on the row;
+ * otherwise a process runs the app's current droplet and variables. Level-triggered and idempotent: it only
+ * compares the store with the runtime's observed instances, so re-running it (or running it after a crash of
+ * Kiln, when the runtime starts empty) converges to the same result.
  */
 export function processController(deps: ProcessControllerDeps): Reconciler {
   const { store, runtime, droplets, log } = deps;
@@ -121,51 +115,21 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     if (!proc) return { specs: [] };
     const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', proc.app_guid).executeTakeFirst();
     if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [], process: proc };
-    const d = await store.db
-      .selectFrom('deployments')
-      .selectAll()
-      .where('process_guid', '=', proc.guid)
-      .where('status_value', '=', 'ACTIVE')
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
-    if (d) {
-      const specs = await specsOf(proc, app, {
-        version: d.new_version,
-        dropletGuid: d.droplet_guid,
-        // The deployment recorded the variables it deploys; later edits wait for the next restart or deployment.
-        environmentVariables:
-          proc.launched_version === d.new_version && proc.launched_environment_variables !== null ? proc.launched_environment_variables : app.environment_variables,
-        command: proc.command,
-        memoryMb: proc.memory_in_mb,
-        diskMb: proc.disk_in_mb,
-        indexes: range(0, d.new_instances),
-      });
-      if (d.old_version && d.previous_droplet_guid) {
-        // Old instances keep the highest indexes, so each new one takes over the slot of the next old one to stop.
-        const old = await specsOf(proc, app, {
-          version: d.old_version,
-          dropletGuid: d.previous_droplet_guid,
-          environmentVariables: d.previous_environment_variables,
-          command: d.previous_command,
-          memoryMb: d.previous_memory_in_mb,
-          diskMb: d.previous_disk_in_mb,
-          indexes: range(Math.max(0, d.original_instances - d.old_instances), d.original_instances),
-        });
-        specs.push(...old);
-      }
-      return { specs, process: proc, rollout: { oldVersion: d.old_version, newVersion: d.new_version } };
-    }
     if (proc.instances <= 0 || !app.droplet_guid) return { specs: [], process: proc };
+    const rolling =
+      proc.type === WEB &&
+      (await store.db.selectFrom('deployments').select('guid').where('app_guid', '=', app.guid).where('status_value', '=', 'ACTIVE').executeTakeFirst()) !== undefined;
+    const frozen = rolling && proc.launched_version === proc.version && proc.launched_droplet_guid !== null;
     const specs = await specsOf(proc, app, {
       version: proc.version,
-      dropletGuid: app.droplet_guid,
-      environmentVariables: app.environment_variables,
+      dropletGuid: frozen ? proc.launched_droplet_guid! : app.droplet_guid,
+      environmentVariables: frozen ? (proc.launched_environment_variables ?? app.environment_variables) : app.environment_variables,
       command: proc.command,
       memoryMb: proc.memory_in_mb,
       diskMb: proc.disk_in_mb,
       indexes: range(0, proc.instances),
     });
-    return { specs, process: proc, launch: { app, revisions: proc.type === 'web' && app.revisions_enabled === 1 } };
+    return { specs, process: proc, ...(frozen ? {} : { launch: { app } }) };
   }
 
   return {
@@ -182,15 +146,14 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       return [...new Set([...desiredRows.map((r) => r.guid), ...running])];
     },
     async reconcile(key) {
-      if (key.startsWith('deployments:')) {
-        const d = await store.db.selectFrom('deployments').select('process_guid').where('guid', '=', key.slice(12)).executeTakeFirst();
-        return d ? reconcileProcess(d.process_guid) : undefined;
-      }
-      if (key.startsWith('apps:') || key.startsWith('droplets:')) {
+      if (key.startsWith('apps:') || key.startsWith('droplets:') || key.startsWith('deployments:')) {
         // An app or droplet change may affect every process of the app: reconcile them one by one.
+        // A deployment's end changes which web processes keep their launch settings.
         const appGuid = key.startsWith('apps:')
           ? key.slice(5)
-          : (await store.db.selectFrom('droplets').select('app_guid').where('guid', '=', key.slice(9)).executeTakeFirst())?.app_guid;
+          : key.startsWith('droplets:')
+            ? (await store.db.selectFrom('droplets').select('app_guid').where('guid', '=', key.slice(9)).executeTakeFirst())?.app_guid
+            : (await store.db.selectFrom('deployments').select('app_guid').where('guid', '=', key.slice(12)).executeTakeFirst())?.app_guid;
         if (!appGuid) return;
         const procs = await store.db.selectFrom('processes').select('guid').where('app_guid', '=', appGuid).execute();
         const orphaned = runtime.listInstances({ appGuid }).map((i) => i.processGuid);
@@ -223,21 +186,11 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
           .where('guid', '=', processGuid)
           .execute();
       });
-      if (launch.revisions && deps.onLaunch) await deps.onLaunch(launch.app.guid);
     }
     for (const spec of missing) await runtime.ensureInstance(spec);
     const now = runtime.listInstances({ processGuid });
-    const serving = now.some((n) => wanted.has(n.id) && n.state === 'RUNNING');
-    const replacementPending = (old: InstanceStatus) => {
-      if (want.rollout) {
-        // The deployment controller lowers the old side only once new instances serve, so surplus instances of
-        // the two rolled versions go at once; those of a superseded rollout's old version serve until one of
-        // this rollout does.
-        return old.version !== want.rollout.oldVersion && old.version !== want.rollout.newVersion && !serving;
-      }
-      // Keep an old-version instance serving until its replacement at the same index is up (or has failed).
-      return now.some((n) => wanted.has(n.id) && n.index === old.index && n.state === 'STARTING');
-    };
+    // Keep an old-version instance serving until its replacement at the same index is up (or has failed).
+    const replacementPending = (old: InstanceStatus) => now.some((n) => wanted.has(n.id) && n.index === old.index && n.state === 'STARTING');
     const surplus = observed.filter((o) => !wanted.has(o.id) && o.state !== 'STOPPING');
     const keep = surplus.filter(replacementPending);
     await Promise.all(

@@ -27,9 +27,11 @@ const APP_KEY = 'apps:';
 /**
  * Drives tasks through their states (CONVENTIONS.md §17.6), comparing the store with what the runtime reports:
  *
- * - PENDING: marked RUNNING first, then handed to the runtime. A Kiln that dies between the two leaves a RUNNING
- *   task the runtime never heard of, which the next rule fails — so a task runs at most once, as on Diego.
- * - RUNNING: finished in the runtime → SUCCEEDED, or FAILED with the runtime's reason (exit status); unknown to the
+ * - RUNNING and not yet launched (the API creates tasks RUNNING, as upstream answers once Diego accepted them; PENDING
+ *   rows from before are treated alike): marked launched first, then handed to the runtime. A Kiln that dies between
+ *   the two leaves a launched task the runtime never heard of, which the next rule fails — so a task runs at most
+ *   once, as on Diego.
+ * - RUNNING and launched: finished in the runtime → SUCCEEDED, or FAILED with the runtime's reason (exit status); unknown to the
  *   runtime → FAILED `task was interrupted by a Kiln restart` (the local runtime kills a previous run's children at
  *   start, and the start-up resync lists every non-terminal task, so none is left RUNNING).
  * - CANCELING: stopped in the runtime (if it runs there) → FAILED `task was cancelled`.
@@ -45,6 +47,22 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
 
   async function stopInRuntime(guid: string): Promise<void> {
     if (runtime.taskStatus(guid)?.state === 'RUNNING') await runtime.cancelTask(guid);
+  }
+
+  /** Claims a task for one launch (compare-and-set on its state and the flag), moving a legacy PENDING row to RUNNING. */
+  async function markLaunched(task: Row<'tasks'>): Promise<boolean> {
+    return store.write(async (tx) => {
+      const res = await tx.db
+        .updateTable('tasks')
+        .set((eb) => ({ state: 'RUNNING', launched: 1, updated_at: tx.now, generation: eb('generation', '+', 1) }))
+        .where('guid', '=', task.guid)
+        .where('state', '=', task.state)
+        .where('launched', '=', 0)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) return false;
+      tx.changed('tasks', task.guid, 'update');
+      return true;
+    });
   }
 
   /** What the runtime runs for a task: its droplet, command and limits, in an environment like the app's. */
@@ -89,11 +107,11 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       log.error({ err, task: task.guid }, 'preparing the task failed');
     }
     if (!spec) {
-      await transition(task.guid, 'PENDING', 'FAILED', TASK_UNABLE_TO_RUN);
+      await transition(task.guid, task.state, 'FAILED', TASK_UNABLE_TO_RUN);
       return;
     }
     // Lost the race with a cancel: the cancel's change brings this key back as CANCELING.
-    if (!(await transition(task.guid, 'PENDING', 'RUNNING'))) return;
+    if (!(await markLaunched(task))) return;
     try {
       await runtime.runTask(spec);
     } catch (err) {
@@ -123,9 +141,9 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
     }
     switch (task.state) {
       case 'PENDING':
-        return start(task);
+        return start({ ...task, launched: 0 });
       case 'RUNNING':
-        return observe(task);
+        return task.launched ? observe(task) : start(task);
       case 'CANCELING':
         await stopInRuntime(guid);
         await transition(guid, 'CANCELING', 'FAILED', TASK_CANCELLED);

@@ -36,7 +36,11 @@ export function revisionReasons(latest: RevisionContent | undefined, current: Re
     else if (was != null && now == null) reasons.push(`Custom start command removed for '${type}' process.`);
     else if (was !== now) reasons.push(`Custom start command updated for '${type}' process.`);
   }
-  return reasons;
+  // Upstream sorts the sentences (RevisionResolver#revision_reasons).
+  return reasons.sort();
 }
 
 export const rolledBackTo = (version: number) => `Rolled back to revision ${version}.`;
+
+/** Upstream's NoUpdateRollback wording (revision_resolver.rb). */
+export const ROLLBACK_TO_SAME = 'Unable to rollback. The code and configuration you are rolling back to is the same as the deployed revision.';

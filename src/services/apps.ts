@@ -29,6 +29,7 @@ import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { appEnvironment, type AppEnvironment } from './app-env.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
+import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
@@ -263,7 +264,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
           environment_variables: JSON.stringify(input.environment_variables ?? {}),
           droplet_guid: null,
           enable_ssh: 1,
-          revisions_enabled: 0,
+          revisions_enabled: 1,
         })
         .execute();
       tx.changed('apps', guid, 'create');
@@ -426,6 +427,8 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
     }
     await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
+    // Upstream's AppStart resolves the revision in the request (a `cf set-env` + `cf restart` records it here).
+    if (action !== 'stop') await recordRevision(tx, app.guid);
     await auditApp(tx, ctx, action, scope);
     return loadApp(tx.db, app.guid);
   });

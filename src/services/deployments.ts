@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { parseJsonObject, UNABLE_TO_ASSIGN_DROPLET } from '../domain/apps.ts';
 import {
   APP_INVALID,
-  canaryInstances,
+  canaryStepTarget,
   cannotCancel,
   cannotContinue,
   isActive,
@@ -21,14 +21,14 @@ import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/err
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { WEB } from '../domain/processes.ts';
-import { rolledBackTo } from '../domain/revisions.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { saveMetadata } from '../store/metadata.ts';
+import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { auditApp, findVisibleApp, insertProcess, requireAppManager, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
-import { parseCommands, recordRevision } from './revisions.ts';
+import { assertProcessesFit, assertResizeFits, toRun } from './process-quotas.ts';
+import { parseCommands, recordRevision, recordRollbackRevision } from './revisions.ts';
 
 export const DEPLOYMENT_LIST: ListSpec = {
   filters: ['app_guids', 'states', 'status_reasons', 'status_values'],
@@ -93,40 +93,63 @@ export async function transition(tx: WriteTx, d: Row<'deployments'>, state: Depl
   });
 }
 
-/**
- * A rollout that reached its target: the process keeps the new version at the target count (the process
- * controller stops what is left of the old one), and the other processes restart with the new droplet.
- */
-export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>, superseded = false): Promise<void> {
-  const procs = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', d.app_guid).execute();
-  for (const p of procs) {
-    if (p.guid === d.process_guid) {
-      if (p.instances !== d.target_instances) await tx.update('processes', p.guid, p.generation, { instances: d.target_instances });
-    } else if (!superseded) {
-      await tx.update('processes', p.guid, p.generation, { version: randomUUID() });
-    }
-  }
-  await transition(tx, d, 'DEPLOYED', { new_instances: d.target_instances, old_instances: 0, error: null }, superseded);
+/** The app's web processes, oldest first (upstream's `web_processes`): during a rollout there are several. */
+export const webProcesses = (db: Kysely<Database>, appGuid: string) =>
+  db.selectFrom('processes').selectAll().where('app_guid', '=', appGuid).where('type', '=', WEB).orderBy('created_at').orderBy('id').execute();
+
+/** Removes a process row (the process controller then stops whatever still runs for it). */
+export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
+  await deleteMetadata(tx, 'processes', [guid]);
+  await tx.db.deleteFrom('processes').where('guid', '=', guid).execute();
+  tx.changed('processes', guid, 'delete');
 }
 
-/** A canceled rollout: the process is the previous version again, at its original count and settings. */
-export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, superseded = false): Promise<void> {
-  const p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', d.process_guid).executeTakeFirst();
-  if (p && d.old_version) {
-    await tx.update('processes', p.guid, p.generation, {
-      version: d.old_version,
-      instances: d.original_instances,
-      command: d.previous_command,
-      memory_in_mb: d.previous_memory_in_mb,
-      disk_in_mb: d.previous_disk_in_mb,
-      log_rate_limit_in_bytes_per_second: d.previous_log_rate_limit,
-      revision_guid: d.previous_revision_guid,
-      launched_version: d.old_version,
-      launched_droplet_guid: d.previous_droplet_guid,
-      launched_environment_variables: d.previous_environment_variables,
-    });
+/**
+ * A rollout that reached its target (upstream's Finalize): the deploying process is the app's only web process,
+ * and the other processes take the revision's commands and restart with the new droplet. (A superseded rollout
+ * only ends: the deployment that superseded it scales its process down.)
+ */
+export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Promise<void> {
+  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== d.process_guid) await deleteProcess(tx, p.guid);
+  const revision = d.revision_guid ? await tx.db.selectFrom('revisions').select('commands').where('guid', '=', d.revision_guid).executeTakeFirst() : undefined;
+  const commands = revision ? parseCommands(revision.commands) : undefined;
+  const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', d.app_guid).where('type', '!=', WEB).execute();
+  for (const p of others) {
+    const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
+    if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
+    await tx.update('processes', p.guid, p.generation, patch);
   }
-  await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null }, superseded);
+  const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
+  await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
+}
+
+/**
+ * The web process a canceled rollout returns to (upstream's Cancel): the newest process of a superseded rollout
+ * that had finished its scaling (DEPLOYED) and still serves, else the app's original web process.
+ */
+export async function priorWebProcess(db: Kysely<Database>, d: Row<'deployments'>, serving: (processGuid: string) => boolean): Promise<Row<'processes'> | undefined> {
+  const webs = (await webProcesses(db, d.app_guid)).filter((p) => p.guid !== d.process_guid);
+  if (webs.length === 0) return undefined;
+  const interim = await db
+    .selectFrom('deployments')
+    .select('process_guid')
+    .where('app_guid', '=', d.app_guid)
+    .where('state', '=', 'DEPLOYED')
+    .where('status_reason', '=', 'SUPERSEDED')
+    .execute();
+  const interimGuids = new Set(interim.map((r) => r.process_guid));
+  const candidates = webs.filter((p) => interimGuids.has(p.guid) && serving(p.guid)).reverse();
+  return candidates[0] ?? webs[0];
+}
+
+/** A canceled rollout: `prior` is the app's web process again at the original count; every other one goes. */
+export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior: Row<'processes'> | undefined): Promise<void> {
+  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
+  if (prior) {
+    const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
+    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
+  }
+  await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }
 
 // ---- create ----
@@ -154,10 +177,50 @@ async function resolveSource(ctx: Ctx, app: Row<'apps'>, input: CreateDeployment
 }
 
 /**
- * `POST /v3/deployments` (CONVENTIONS.md §18). The droplet becomes the app's current one at once, a revision is
- * recorded when revisions are on, and an active deployment of the app is superseded. A stopped app is updated in
- * place and started (the deployment is born DEPLOYED); otherwise the web process gets a new version and the
- * deployment controller rolls instances over to it.
+ * Upstream's enhanced_deployment_create_error: a quota refusal of the new process says that the surge may be what
+ * does not fit.
+ */
+async function withDeploymentQuotaHint(db: Kysely<Database>, scope: AppScope, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    if (!(err instanceof KilnError) || err.errorName !== 'UnprocessableEntity') throw err;
+    const detail = err.detail;
+    if (/space_quota_exceeded|space_app_instance_limit_exceeded/.test(detail)) {
+      throw unprocessable(
+        `${detail} for space ${scope.space.name}. This space's quota may not be large enough to support rolling deployments or your configured max-in-flight.`,
+      );
+    }
+    if (/quota_exceeded|app_instance_limit_exceeded/.test(detail)) {
+      const org = await db.selectFrom('organizations').select('name').where('guid', '=', scope.space.organization_guid).executeTakeFirstOrThrow();
+      throw unprocessable(
+        `${detail} for organization ${org.name}. This organization's quota may not be large enough to support rolling deployments or your configured max-in-flight.`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Copies a web process for a rollout (upstream's clone_existing_web_process), with its labels and annotations. */
+async function cloneWebProcess(tx: WriteTx, from: Row<'processes'>, patch: Partial<Row<'processes'>>): Promise<string> {
+  const guid = newGuid();
+  const { id: _id, ...columns } = from;
+  await tx.db
+    .insertInto('processes')
+    .values({ ...columns, ...patch, guid, created_at: tx.now, updated_at: tx.now, generation: 1, observed_generation: 0 })
+    .execute();
+  tx.changed('processes', guid, 'create');
+  const metadata = await loadOneMetadata(tx.db, 'processes', from.guid);
+  await saveMetadata(tx, 'processes', guid, metadata);
+  return guid;
+}
+
+/**
+ * `POST /v3/deployments` (CONVENTIONS.md §18, upstream's DeploymentCreate). The droplet becomes the app's current
+ * one at once, a revision is recorded when revisions are on, and an active deployment of the app is superseded.
+ * A stopped app is updated in place and started (the deployment is born DEPLOYED and creates no process);
+ * otherwise a new web process is created beside the old ones, at `max_in_flight` instances (or the first canary
+ * step), and the deployment controller scales it up while it scales the old ones down.
  */
 export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promise<{ deployment: Row<'deployments'>; metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
@@ -180,67 +243,100 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
       if (!existing.has(type)) await insertProcess(tx, app, type, type === WEB ? app.guid : newGuid());
       existing.add(type);
     }
-    const web = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', WEB).executeTakeFirstOrThrow();
-
-    // A newer deployment wins: the active one ends SUPERSEDED, its new version becomes this one's old side.
-    const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', app.guid).where('status_value', '=', 'ACTIVE').execute();
-    // Only the new side of a superseded rollout keeps running as this one's old side: its old instances stop as
-    // soon as an instance of this rollout serves, and no more of its new version are started.
-    let original = web.instances;
-    for (const d of active) {
-      original = d.new_instances;
-      await transition(tx, d, d.state === 'DEPLOYING' ? 'DEPLOYED' : 'CANCELED', { old_instances: 0 }, true);
+    const webs = await webProcesses(tx.db, app.guid);
+    if (app.state === 'STARTED' && (input.webInstances !== null || input.memoryInMb !== null || input.logRateLimit !== null)) {
+      // Upstream's validate_quota!: the web process as the options would size it must fit.
+      const last = webs[webs.length - 1]!;
+      await withDeploymentQuotaHint(tx.db, scope, () =>
+        assertResizeFits(tx.db, scope.space, last, { instances: input.webInstances, memoryInMb: input.memoryInMb, logRate: input.logRateLimit }),
+      );
     }
-    const previousRevision = web.revision_guid;
+    const oldest = webs[0]!;
+    const newest = webs[webs.length - 1]!;
+    const stopped = app.state !== 'STARTED';
+
+    // A newer deployment wins: the active one ends SUPERSEDED and keeps the original count it started from; its
+    // process stays as one more old web process that this deployment scales down.
+    const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', app.guid).where('status_value', '=', 'ACTIVE').orderBy('created_at', 'desc').execute();
+    const original = active[0] ? active[0].original_instances : oldest.instances;
+
+    // What the old web processes run stays what they were launched with (a `cf set-env` before
+    // `cf restart --strategy rolling` must not reach them); the process controller keeps it while the rollout runs.
+    for (const p of webs) {
+      if (p.launched_version !== p.version || !p.launched_droplet_guid) {
+        await tx.db
+          .updateTable('processes')
+          .set({ launched_version: p.version, launched_droplet_guid: app.droplet_guid, launched_environment_variables: app.environment_variables })
+          .where('guid', '=', p.guid)
+          .execute();
+      }
+    }
+    const previousDroplet = app.droplet_guid;
 
     const appPatch: RowUpdate<'apps'> = {};
     if (app.droplet_guid !== source.droplet.guid) appPatch.droplet_guid = source.droplet.guid;
     if (source.revision) appPatch.environment_variables = source.revision.environment_variables;
-    const stopped = app.state !== 'STARTED';
     if (stopped) appPatch.state = 'STARTED';
     if (Object.keys(appPatch).length > 0) await tx.update('apps', app.guid, app.generation, appPatch);
-
-    // Old instances keep running what they were launched with (a `cf set-env` before `cf restart --strategy
-    // rolling` must not reach them), as far as the process recorded it.
-    const launched = web.launched_version === web.version;
-    const previousEnv = launched && web.launched_environment_variables !== null ? web.launched_environment_variables : app.environment_variables;
-    const previousDroplet = launched && web.launched_droplet_guid ? web.launched_droplet_guid : app.droplet_guid;
     const newEnv = source.revision ? source.revision.environment_variables : app.environment_variables;
+    const commands = source.revision ? parseCommands(source.revision.commands) : undefined;
+    const webCommand = commands && WEB in commands ? (commands[WEB] ?? null) : newest.command;
 
-    const target = input.webInstances ?? web.instances;
-    const newVersion = randomUUID();
-    const webPatch: RowUpdate<'processes'> = {
-      version: newVersion,
-      instances: target,
-      launched_version: newVersion,
-      launched_droplet_guid: source.droplet.guid,
-      launched_environment_variables: newEnv,
-    };
-    if (input.memoryInMb !== null) webPatch.memory_in_mb = input.memoryInMb;
-    if (input.diskInMb !== null) webPatch.disk_in_mb = input.diskInMb;
-    if (input.logRateLimit !== null) webPatch.log_rate_limit_in_bytes_per_second = input.logRateLimit;
-    if (source.revision) {
-      // A rollback runs the revision's commands too.
-      const commands = parseCommands(source.revision.commands);
-      if (WEB in commands) webPatch.command = commands[WEB] ?? null;
-      const others = await tx.db.selectFrom('processes').select(['guid', 'generation', 'type', 'command']).where('app_guid', '=', app.guid).where('type', '!=', WEB).execute();
-      for (const p of others) {
-        if (p.type in commands && commands[p.type] !== p.command) await tx.update('processes', p.guid, p.generation, { command: commands[p.type] ?? null });
-      }
-    }
-    await tx.update('processes', web.guid, web.generation, webPatch);
-    if (stopped) {
-      const others = await tx.db.selectFrom('processes').select(['guid', 'generation']).where('app_guid', '=', app.guid).where('type', '!=', WEB).execute();
-      for (const p of others) await tx.update('processes', p.guid, p.generation, { version: randomUUID() });
-    }
+    const revision = source.revision
+      ? await recordRollbackRevision(tx, app.guid, source.revision, { assign: stopped })
+      : await recordRevision(tx, app.guid, { assign: stopped ? 'all' : 'none' });
 
-    const revision = await recordRevision(tx, app.guid, source.revision ? { description: rolledBackTo(source.revision.version) } : {});
-
-    const steps = input.strategy === 'canary' ? input.canarySteps : null;
-    const firstGoal = input.strategy === 'canary' ? Math.min(target, canaryInstances(target, steps, 1)) : target;
     const guid = newGuid();
+    const steps = input.strategy === 'canary' ? input.canarySteps : null;
+    const target = input.webInstances ?? original;
+    const scaling: Partial<Row<'processes'>> = {};
+    if (input.memoryInMb !== null) scaling.memory_in_mb = input.memoryInMb;
+    if (input.diskInMb !== null) scaling.disk_in_mb = input.diskInMb;
+    if (input.logRateLimit !== null) scaling.log_rate_limit_in_bytes_per_second = input.logRateLimit;
+    let processGuid: string;
+    let newVersion: string;
+    if (stopped) {
+      // Upstream starts a stopped app in place (AppStart): every process restarts with the new droplet.
+      processGuid = newest.guid;
+      newVersion = randomUUID();
+      await tx.update('processes', newest.guid, newest.generation, {
+        ...scaling,
+        command: webCommand,
+        version: newVersion,
+        ...(input.webInstances !== null ? { instances: input.webInstances } : {}),
+      });
+      const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '!=', WEB).execute();
+      for (const p of others) {
+        const patch: RowUpdate<'processes'> = { version: randomUUID() };
+        if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
+        await tx.update('processes', p.guid, p.generation, patch);
+      }
+      // Starting the app (upstream's AppStart) needs room for all of its processes.
+      const all = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+      await withDeploymentQuotaHint(tx.db, scope, () => assertProcessesFit(tx.db, scope.space, all.map(toRun)));
+    } else {
+      for (const d of active) await transition(tx, d, d.state === 'DEPLOYING' ? 'DEPLOYED' : 'CANCELED', {}, true);
+      const first = input.strategy === 'canary' ? canaryStepTarget(original, input.webInstances, steps, 1).canary : target;
+      newVersion = randomUUID();
+      processGuid = await cloneWebProcess(tx, newest, {
+        ...scaling,
+        command: webCommand,
+        instances: Math.min(input.maxInFlight, first),
+        version: newVersion,
+        revision_guid: revision?.guid ?? null,
+        launched_version: newVersion,
+        launched_droplet_guid: source.droplet.guid,
+        launched_environment_variables: newEnv,
+      });
+      // The new process runs beside the old ones: its instances must fit the quotas too (upstream validates the
+      // process as it starts).
+      const created = await tx.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirstOrThrow();
+      await withDeploymentQuotaHint(tx.db, scope, () => assertProcessesFit(tx.db, scope.space, [toRun(created)]));
+    }
+
     const state: DeploymentState = stopped ? 'DEPLOYED' : input.strategy === 'canary' ? 'PREPAUSED' : 'DEPLOYING';
     const status = statusOf(state);
+    const newProcess = await tx.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirstOrThrow();
     await tx.db
       .insertInto('deployments')
       .values({
@@ -256,15 +352,15 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
         droplet_guid: source.droplet.guid,
         previous_droplet_guid: previousDroplet,
         revision_guid: revision?.guid ?? null,
-        previous_revision_guid: previousRevision,
-        process_guid: web.guid,
+        previous_revision_guid: newest.revision_guid,
+        process_guid: processGuid,
         process_type: WEB,
-        old_version: web.version,
+        old_version: null,
         new_version: newVersion,
         original_instances: original,
         target_instances: target,
-        new_instances: stopped ? target : Math.min(input.maxInFlight, firstGoal),
-        old_instances: stopped ? 0 : original,
+        new_instances: newProcess.instances,
+        old_instances: stopped ? 0 : webs.reduce((n, p) => n + p.instances, 0),
         max_in_flight: input.maxInFlight,
         web_instances: input.webInstances,
         memory_in_mb: input.memoryInMb,
@@ -272,14 +368,15 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
         log_rate_limit_in_bytes_per_second: input.logRateLimit,
         canary_steps: steps ? JSON.stringify(steps) : null,
         canary_step: 1,
-        previous_environment_variables: previousEnv,
-        previous_command: web.command,
-        previous_memory_in_mb: web.memory_in_mb,
-        previous_disk_in_mb: web.disk_in_mb,
-        previous_log_rate_limit: web.log_rate_limit_in_bytes_per_second,
+        previous_environment_variables: app.environment_variables,
+        previous_command: newest.command,
+        previous_memory_in_mb: newest.memory_in_mb,
+        previous_disk_in_mb: newest.disk_in_mb,
+        previous_log_rate_limit: newest.log_rate_limit_in_bytes_per_second,
         last_healthy_at: tx.now,
         last_status_change: tx.now,
         error: null,
+        new_processes: JSON.stringify(stopped ? [] : [{ guid: processGuid, type: WEB }]),
       })
       .execute();
     tx.changed('deployments', guid, 'create');
@@ -287,13 +384,14 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     await auditApp(tx, ctx, 'deployment.create', scope, {
       deployment_guid: guid,
       droplet_guid: source.droplet.guid,
-      type: input.strategy,
+      type: source.revision ? 'rollback' : null,
       revision_guid: revision?.guid ?? null,
       request: {
         strategy: input.strategy,
         max_in_flight: input.maxInFlight,
         ...(source.revision ? { revision: { guid: source.revision.guid } } : { droplet: { guid: source.droplet.guid } }),
       },
+      strategy: input.strategy,
     });
     return { deployment: await loadDeployment(tx.db, guid), metadata };
   });

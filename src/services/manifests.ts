@@ -22,7 +22,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, insertProcess } from './apps.ts';
+import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
@@ -166,7 +166,7 @@ async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spa
       environment_variables: '{}',
       droplet_guid: null,
       enable_ssh: 1,
-      revisions_enabled: 0,
+      revisions_enabled: 1,
     })
     .execute();
   tx.changed('apps', guid, 'create');
@@ -237,7 +237,7 @@ async function applyApp(tx: WriteTx, env: ApplyEnv, appGuid: string, m: Manifest
 // ---- processes ----
 
 async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestProcess): Promise<void> {
-  let p = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', m.type).executeTakeFirst();
+  let p = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '=', m.type).orderBy('created_at', 'desc').executeTakeFirst();
   const audit = (type: string, request: Record<string, unknown>) =>
     recordAudit(tx, {
       type: `audit.app.process.${type}`,
@@ -278,6 +278,10 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   if (m.logRateLimit !== undefined && m.logRateLimit !== Number(p.log_rate_limit_in_bytes_per_second)) scale.log_rate_limit_in_bytes_per_second = m.logRateLimit;
   // Unchanged settings are not written, so re-applying the same manifest is a no-op for the runtime.
   if (Object.keys(update).length + Object.keys(scale).length === 0) return;
+  // A rollout owns the web processes, as upstream's ProcessUpdate and ProcessScale refuse.
+  if (m.type === WEB && (await hasActiveDeployment(tx.db, app.guid))) {
+    throw unprocessable(`Cannot ${Object.keys(update).length > 0 ? 'update' : 'scale'} this process while a deployment is in flight.`);
+  }
   if (app.state === 'STARTED') {
     await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }
@@ -529,7 +533,10 @@ async function createRoute(
 // ---- reading an app as a manifest ----
 
 async function appState(db: Kysely<Database>, app: Row<'apps'>): Promise<AppState> {
-  const processes = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  const all = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
+  // During a rollout the app has two web processes; the manifest describes the newest (upstream's web process).
+  const newest = new Map(all.map((p) => [p.type, p]));
+  const processes = all.filter((p) => newest.get(p.type) === p);
   const dests = await db
     .selectFrom('route_destinations')
     .innerJoin('routes', 'routes.guid', 'route_destinations.route_guid')

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { KilnError, notFound } from '../domain/errors.ts';
+import { notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { WEB, type ScaleProcess, type UpdateProcess } from '../domain/processes.ts';
@@ -114,6 +114,9 @@ export async function findAppProcess(ctx: Ctx, appGuid: string, type: string): P
     .selectAll()
     .where('app_guid', '=', scope.app.guid)
     .where('type', '=', type)
+    // During a rollout the app has several web processes; by type it is the newest (upstream's newest_web_process).
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
     .executeTakeFirst();
   if (!process) throw notFound('Process');
   return { ...scope, process };
@@ -173,7 +176,7 @@ export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: Update
   return ctx.store.write(async (tx) => {
     // A rollout owns the web process's settings; labels and annotations stay editable (CONVENTIONS.md §18).
     if (p.type === WEB && Object.keys(patch).length > 0 && (await hasActiveDeployment(tx.db, p.app_guid))) {
-      throw new KilnError('ProcessUpdateDisabledDuringDeployment');
+      throw unprocessable('Cannot update this process while a deployment is in flight.');
     }
     if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
     const metadata = await saveMetadata(tx, 'processes', p.guid, input.metadata);
@@ -198,7 +201,7 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
   if (input.log_rate_limit_in_bytes_per_second != null) patch.log_rate_limit_in_bytes_per_second = input.log_rate_limit_in_bytes_per_second;
   return ctx.store.write(async (tx) => {
     // The deployment controller sets the web instance counts while a rollout is active (CONVENTIONS.md §18).
-    if (p.type === WEB && (await hasActiveDeployment(tx.db, p.app_guid))) throw new KilnError('ScaleDisabledDuringDeployment');
+    if (p.type === WEB && (await hasActiveDeployment(tx.db, p.app_guid))) throw unprocessable('Cannot scale this process while a deployment is in flight.');
     // Read inside the write so a concurrent start or scale cannot slip past the quota check.
     const app = await tx.db.selectFrom('apps').select('state').where('guid', '=', p.app_guid).executeTakeFirstOrThrow();
     if (app.state === 'STARTED') {

@@ -1,13 +1,13 @@
 import type { Kysely } from 'kysely';
 import { parseJsonObject } from '../domain/apps.ts';
-import { notAuthorized, notFound } from '../domain/errors.ts';
+import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { revisionReasons, type RevisionContent, type UpdateRevision } from '../domain/revisions.ts';
+import { revisionReasons, rolledBackTo, ROLLBACK_TO_SAME, type RevisionContent, type UpdateRevision } from '../domain/revisions.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
-import { newGuid, type Store, type WriteTx } from '../store/store.ts';
+import { newGuid, type WriteTx } from '../store/store.ts';
 import { auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 
@@ -40,7 +40,8 @@ export const contentOf = (r: Row<'revisions'>): RevisionContent => ({
 /** What the app would run now: its current droplet, user variables and process commands. */
 async function currentContent(db: Kysely<Database>, app: Row<'apps'>): Promise<RevisionContent | undefined> {
   if (!app.droplet_guid) return undefined;
-  const procs = await db.selectFrom('processes').select(['type', 'command']).where('app_guid', '=', app.guid).orderBy('type').execute();
+  // Oldest first, so that during a rollout the newest web process names the web command.
+  const procs = await db.selectFrom('processes').select(['type', 'command']).where('app_guid', '=', app.guid).orderBy('created_at').orderBy('id').execute();
   return {
     dropletGuid: app.droplet_guid,
     environmentVariables: parseJsonObject(app.environment_variables),
@@ -51,50 +52,68 @@ async function currentContent(db: Kysely<Database>, app: Row<'apps'>): Promise<R
 export const latestRevision = (db: Kysely<Database>, appGuid: string) =>
   db.selectFrom('revisions').selectAll().where('app_guid', '=', appGuid).orderBy('version', 'desc').limit(1).executeTakeFirst();
 
+async function insertRevision(tx: WriteTx, appGuid: string, latest: Row<'revisions'> | undefined, content: RevisionContent, description: string): Promise<Row<'revisions'>> {
+  const guid = newGuid();
+  // Upstream wraps the per-app counter at 9999.
+  const version = latest ? (latest.version % 9999) + 1 : 1;
+  await tx.db
+    .insertInto('revisions')
+    .values({
+      guid,
+      created_at: tx.now,
+      updated_at: tx.now,
+      generation: 1,
+      app_guid: appGuid,
+      version,
+      droplet_guid: content.dropletGuid,
+      environment_variables: JSON.stringify(content.environmentVariables),
+      commands: JSON.stringify(content.commands),
+      description,
+    })
+    .execute();
+  tx.changed('revisions', guid, 'create');
+  return tx.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+}
+
+/** Names the revision on the app's processes. Not a user-visible process change: no generation bump. */
+async function assignRevision(tx: WriteTx, appGuid: string, revisionGuid: string): Promise<void> {
+  await tx.db.updateTable('processes').set({ revision_guid: revisionGuid }).where('app_guid', '=', appGuid).execute();
+}
+
 /**
- * Makes sure a revision describes what the app is about to run (CF's RevisionResolver): with revisions enabled,
- * a new revision is recorded when droplet, variables or commands differ from the latest one (or there is none,
- * or `description` forces one, as a rollback does). The app's processes then name it. Returns the revision the
- * app runs, or undefined when revisions are off.
+ * Makes sure a revision describes what the app is about to run (upstream's RevisionResolver.update_app_revision),
+ * in the request that starts, restarts or deploys it: with revisions enabled, a new revision is recorded when
+ * droplet, variables or commands differ from the latest one (or there is none). With `assign: 'all'` the app's
+ * processes then name it; a rollout names it on the process it creates instead. Returns the revision the app
+ * runs, or undefined when revisions are off.
  */
-export async function recordRevision(tx: WriteTx, appGuid: string, opts: { description?: string } = {}): Promise<Row<'revisions'> | undefined> {
+export async function recordRevision(tx: WriteTx, appGuid: string, opts: { assign?: 'all' | 'none' } = {}): Promise<Row<'revisions'> | undefined> {
   const app = await tx.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
   if (!app || app.revisions_enabled !== 1) return undefined;
   const current = await currentContent(tx.db, app);
   if (!current) return undefined;
   const latest = await latestRevision(tx.db, app.guid);
-  const reasons = opts.description ? [opts.description] : revisionReasons(latest ? contentOf(latest) : undefined, current);
-  let revision = latest;
-  if (reasons.length > 0 || !latest) {
-    const guid = newGuid();
-    // Upstream wraps the per-app counter at 9999.
-    const version = latest ? (latest.version % 9999) + 1 : 1;
-    await tx.db
-      .insertInto('revisions')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: app.guid,
-        version,
-        droplet_guid: current.dropletGuid,
-        environment_variables: JSON.stringify(current.environmentVariables),
-        commands: JSON.stringify(current.commands),
-        description: reasons.join(' '),
-      })
-      .execute();
-    tx.changed('revisions', guid, 'create');
-    revision = await tx.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
-  }
-  // Not a user-visible process change: no generation bump (that would race API updates of the process).
-  await tx.db.updateTable('processes').set({ revision_guid: revision!.guid }).where('app_guid', '=', app.guid).execute();
+  const reasons = revisionReasons(latest ? contentOf(latest) : undefined, current);
+  const revision = reasons.length > 0 || !latest ? await insertRevision(tx, app.guid, latest, current, reasons.join(' ')) : latest;
+  if ((opts.assign ?? 'all') === 'all') await assignRevision(tx, app.guid, revision.guid);
   return revision;
 }
 
-/** For the process controller: record the revision an app's web process is (re)launched with. */
-export function recordLaunchRevision(store: Store, appGuid: string): Promise<unknown> {
-  return store.write((tx) => recordRevision(tx, appGuid));
+/**
+ * A rollback (upstream's RevisionResolver.rollback_app_revision): a new revision with the target's droplet,
+ * variables and commands, described by every difference from the latest revision and the rollback itself; a
+ * target that is the same as the latest revision is refused.
+ */
+export async function recordRollbackRevision(tx: WriteTx, appGuid: string, target: Row<'revisions'>, opts: { assign: boolean }): Promise<Row<'revisions'> | undefined> {
+  const app = await tx.db.selectFrom('apps').select('revisions_enabled').where('guid', '=', appGuid).executeTakeFirst();
+  if (!app || app.revisions_enabled !== 1) return undefined;
+  const latest = await latestRevision(tx.db, appGuid);
+  const content = contentOf(target);
+  const reasons = latest ? revisionReasons(contentOf(latest), content) : [];
+  if (latest && reasons.length === 0) throw unprocessable(ROLLBACK_TO_SAME);
+  const revision = await insertRevision(tx, appGuid, latest, content, [...reasons, rolledBackTo(target.version)].join(' '));
+  if (opts.assign) await assignRevision(tx, appGuid, revision.guid);
+  return revision;
 }
 
 // ---- reading ----
@@ -116,20 +135,16 @@ export async function listRevisions(ctx: Ctx, params: ListParams, appGuid: strin
   return listPage(q, listOptions('revisions', params));
 }
 
-/** Revisions linked to started processes: the ones processes run, plus the side a running deployment rolls away from. */
+/**
+ * Revisions linked to started processes with instances: during a rollout the old web processes still name the
+ * revision they run and the new one the revision it deploys, so both are deployed.
+ */
 export async function listDeployedRevisions(ctx: Ctx, params: ListParams, appGuid: string): Promise<Page<Row<'revisions'>>> {
   const { app } = await findVisibleApp(ctx, appGuid);
   const guids = new Set<string>();
   if (app.state === 'STARTED') {
     const procs = await ctx.store.db.selectFrom('processes').select('revision_guid').where('app_guid', '=', app.guid).where('instances', '>', 0).execute();
     for (const p of procs) if (p.revision_guid) guids.add(p.revision_guid);
-    const active = await ctx.store.db
-      .selectFrom('deployments')
-      .select('previous_revision_guid')
-      .where('app_guid', '=', app.guid)
-      .where('status_value', '=', 'ACTIVE')
-      .execute();
-    for (const d of active) if (d.previous_revision_guid) guids.add(d.previous_revision_guid);
   }
   const q = ctx.store.db
     .selectFrom('revisions')

@@ -5,6 +5,7 @@ import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/err
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { PROCESS_DEFAULTS, REDACTED } from '../domain/processes.ts';
+import { taskQuotaErrors, type TaskDemand } from '../domain/quotas.ts';
 import {
   CANCELABLE_TASK_STATES,
   cancelRefused,
@@ -22,6 +23,9 @@ import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable, auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { appUsage } from './process-quotas.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
 
 /** `GET /v3/tasks`. `sequence_ids` only exists on the app-scoped list (upstream rejects it here). */
 export const TASK_LIST: ListSpec = {
@@ -120,7 +124,8 @@ function auditTask(tx: WriteTx, ctx: Ctx, verb: 'create' | 'cancel', scope: AppS
 }
 
 /**
- * Creates a PENDING task from the app's current droplet (or the droplet asked for); the task controller runs it.
+ * Creates a RUNNING task from the app's current droplet (or the droplet asked for), if it fits the org's and space's
+ * quotas (upstream's TaskModel validations); the task controller launches it.
  * A template process supplies command, memory, disk and log rate unless the request sets them.
  */
 export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): Promise<{ task: Row<'tasks'>; metadata: Metadata }> {
@@ -166,7 +171,10 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
     droplet_guid: droplet.guid,
     name,
     command,
-    state: 'PENDING' satisfies TaskState,
+    // Upstream answers RUNNING once Diego accepted the task; here the task controller launches RUNNING tasks it
+    // has not handed to the runtime yet (`launched`).
+    state: 'RUNNING' satisfies TaskState,
+    launched: 0,
     memory_in_mb: input.memory_in_mb ?? template?.memory_in_mb ?? PROCESS_DEFAULTS.memoryInMb,
     disk_in_mb: input.disk_in_mb ?? template?.disk_in_mb ?? PROCESS_DEFAULTS.diskInMb,
     log_rate_limit: input.log_rate_limit_in_bytes_per_second ?? template?.log_rate_limit_in_bytes_per_second ?? PROCESS_DEFAULTS.logRateLimit,
@@ -183,6 +191,8 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
           .where('app_guid', '=', scope.app.guid)
           .executeTakeFirst();
         const sequence_id = Number(max?.max ?? 0) + 1;
+        // Read inside the write so that concurrent creates cannot both slip under a quota.
+        await assertTaskFits(tx.db, scope.space, { memoryInMb: values.memory_in_mb, logRate: values.log_rate_limit });
         await tx.db.insertInto('tasks').values({ ...values, sequence_id, created_at: tx.now, updated_at: tx.now, generation: 1 }).execute();
         tx.changed('tasks', guid, 'create');
         const metadata = await saveMetadata(tx, 'tasks', guid, input.metadata);
@@ -195,6 +205,19 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
       throw err;
     }
   }
+}
+
+/** Refuses a task that would not fit the org's or space's quota, in upstream's words (task_model.rb). */
+async function assertTaskFits(db: Kysely<Database>, space: Pick<Row<'spaces'>, 'guid' | 'name' | 'organization_guid'>, demand: TaskDemand): Promise<void> {
+  const [orgQuota, spaceQuota] = await Promise.all([organizationQuotaOf(db, space.organization_guid), spaceQuotaOf(db, space.guid)]);
+  if (!orgQuota && !spaceQuota) return;
+  const org = await db.selectFrom('organizations').select('name').where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
+  const errors = taskQuotaErrors(
+    demand,
+    { quota: orgQuota, name: org.name, usage: await appUsage(db, { orgGuid: space.organization_guid }, []) },
+    { quota: spaceQuota, name: space.name, usage: await appUsage(db, { spaceGuid: space.guid }, []) },
+  );
+  if (errors.length > 0) throw unprocessable(errors.join(', '));
 }
 
 /** Metadata only; space developers. */

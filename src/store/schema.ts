@@ -410,6 +410,8 @@ export interface TasksTable extends ResourceColumns {
   /** The container user asked for (null: the droplet's default). */
   run_user: string | null;
   failure_reason: string | null;
+  /** 1 once the task controller handed it to the runtime (migration 0016); a new RUNNING task starts at 0. */
+  launched: Defaulted<number>;
 }
 
 /** Snapshots of what an app runs (migration 0013). */
@@ -437,15 +439,20 @@ export interface DeploymentsTable extends ResourceColumns {
   previous_droplet_guid: string | null;
   revision_guid: string | null;
   previous_revision_guid: string | null;
+  /** The web process the deployment created and scales up (for a stopped app: the one it started in place). */
   process_guid: string;
   process_type: string;
+  /** Unused since migration 0016 (rollouts used to run two versions of one process). */
   old_version: string | null;
+  /** The version of `process_guid` the deployment created. */
   new_version: string;
+  /** Upstream's original_web_process_instance_count. */
   original_instances: number;
+  /** web_instances, else original_instances. */
   target_instances: number;
-  /** New-version instances the process controller runs now. */
+  /** Instances of the new web process, as last set by the deployment controller. */
   new_instances: number;
-  /** Old-version instances the process controller runs now. */
+  /** Instances of the other web processes together, as last set by the deployment controller. */
   old_instances: number;
   max_in_flight: number;
   web_instances: number | null;
@@ -463,6 +470,8 @@ export interface DeploymentsTable extends ResourceColumns {
   last_healthy_at: string;
   last_status_change: string;
   error: string | null;
+  /** JSON array of `{guid, type}`: the processes this deployment created (migration 0016). */
+  new_processes: Defaulted<string>;
 }
 
 /** Sidecars of an app's process types (migration 0014). */

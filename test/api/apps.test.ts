@@ -375,7 +375,8 @@ describe('features, permissions and ssh', () => {
     const list = await t.admin.get(`/v3/apps/${a.guid}/features`);
     expect(list.body.resources).toEqual([
       { name: 'ssh', description: 'Enable SSHing into the app.', enabled: true },
-      { name: 'revisions', description: 'Enable versioning of an application', enabled: false },
+      // Upstream enables revisions for new apps.
+      { name: 'revisions', description: 'Enable versioning of an application', enabled: true },
     ]);
     expect(list.body.pagination.total_results).toBe(2);
     expect((await t.admin.get(`/v3/apps/${a.guid}/features/nope`)).status).toBe(404);
@@ -385,7 +386,7 @@ describe('features, permissions and ssh', () => {
     expect((await t.admin.patch(`/v3/apps/${a.guid}/features/ssh`, { enabled: 'yes' })).status).toBe(422);
     const supporter = await userWith('space_supporter');
     expect((await supporter.patch(`/v3/apps/${a.guid}/features/ssh`, { enabled: true })).status).toBe(403);
-    expect((await supporter.patch(`/v3/apps/${a.guid}/features/revisions`, { enabled: true })).body.enabled).toBe(true);
+    expect((await supporter.patch(`/v3/apps/${a.guid}/features/revisions`, { enabled: false })).body.enabled).toBe(false);
   });
 
   it('reports ssh disabled by the space, and permissions by role', async () => {

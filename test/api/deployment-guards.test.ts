@@ -18,6 +18,10 @@ let outsider: Client;
 beforeAll(async () => {
   t = await createTestKiln({}, { disabledControllers: ['deployments', 'tasks'] });
   org = await t.org('guard-org');
+  // Each rollout runs a second web process beside the first, as upstream's do; the bootstrap quota (10 GB) would
+  // refuse the later starts.
+  const unlimited = await t.admin.post('/v3/organization_quotas', { name: 'guard-unlimited', relationships: { organizations: { data: [{ guid: org.guid }] } } });
+  expect(unlimited.status).toBe(201);
   space = await t.space('guard-space', org.guid);
   dev = await userWith('space_developer');
   auditor = await userWith('space_auditor');
@@ -61,8 +65,9 @@ function expectError(res: { status: number; body: any; text: string }, code: num
   expect(res.body.errors).toEqual([{ code, title, detail }]);
 }
 
-const SCALE = [390016, 'CF-ScaleDisabledDuringDeployment', 'Cannot scale this process while a deployment is in flight.'] as const;
-const UPDATE = [390017, 'CF-ProcessUpdateDisabledDuringDeployment', 'Cannot update this process while a deployment is in flight.'] as const;
+// Upstream's ProcessScale/ProcessUpdate raise InvalidProcess, rendered as CF-UnprocessableEntity (not the V2 codes).
+const SCALE = [10008, 'CF-UnprocessableEntity', 'Cannot scale this process while a deployment is in flight.'] as const;
+const UPDATE = [10008, 'CF-UnprocessableEntity', 'Cannot update this process while a deployment is in flight.'] as const;
 const DROPLET = [
   10008,
   'CF-UnprocessableEntity',
@@ -109,6 +114,23 @@ describe('while a deployment is active', () => {
     expect(labelled.body.metadata.labels).toEqual({ tier: 'front' });
     const worker = await dev.patch(`/v3/processes/${s.worker.guid}`, { command: 'node worker2.js' });
     expect(worker.status, worker.text).toBe(200);
+  });
+
+  it('fails a manifest that scales or updates web, and leaves the web processes as they were', async () => {
+    const apply = async (yaml: string) => {
+      const res = await dev.post(`/v3/spaces/${space.guid}/actions/apply_manifest`, undefined, { raw: yaml, headers: { 'content-type': 'application/x-yaml' } });
+      expect(res.status, res.text).toBe(202);
+      return t.awaitJob(res.headers.get('location'));
+    };
+    const scaled = await apply(`applications:\n- name: guarded\n  instances: 7\n`);
+    expect(scaled.state).toBe('FAILED');
+    expect(scaled.errors).toEqual([
+      { code: 10008, title: 'CF-UnprocessableEntity', detail: "For application 'guarded': Cannot scale this process while a deployment is in flight." },
+    ]);
+    const updated = await apply(`applications:\n- name: guarded\n  command: node other.js\n`);
+    expect(updated.errors[0].detail).toBe("For application 'guarded': Cannot update this process while a deployment is in flight.");
+    const webs = (await t.admin.get(`/v3/apps/${s.app.guid}/processes?types=web`)).body.resources;
+    expect(webs.map((p: any) => p.instances)).toEqual([s.web.instances, 1]);
   });
 
   it('refuses to assign a current droplet, before looking at the droplet', async () => {

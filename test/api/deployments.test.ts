@@ -78,15 +78,26 @@ describe('creating deployments', () => {
     expect(d.options).toEqual({ max_in_flight: 2 });
     expect(d.droplet).toEqual({ guid: second });
     expect(d.previous_droplet).toEqual({ guid: first });
-    expect(d.new_processes).toEqual([{ guid: app.guid, type: 'web' }]);
-    expect(d.revision).toBeNull();
+    // Upstream's DeploymentCreate: a new web process, not the app's existing one.
+    expect(d.new_processes).toEqual([{ guid: expect.any(String), type: 'web' }]);
+    expect(d.new_processes[0].guid).not.toBe(app.guid);
+    // Revisions are on for new apps: the new droplet is revision 2 (the start recorded the first).
+    expect(d.revision).toEqual({ guid: expect.any(String), version: 2 });
     expect(d.relationships.app.data.guid).toBe(app.guid);
     expect(d.links.self.href).toMatch(new RegExp(`/v3/deployments/${d.guid}$`));
     expect(d.links.cancel).toEqual({ href: expect.stringMatching(/\/actions\/cancel$/), method: 'POST' });
     expect(d.links.continue).toBeUndefined();
-    // The droplet is the app's current one at once; the web process keeps its count.
+    // The droplet is the app's current one at once; the old web process keeps its count beside the new one,
+    // which starts at max_in_flight instances.
     expect((await t.admin.get(`/v3/apps/${app.guid}/droplets/current`)).body.guid).toBe(second);
-    expect((await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body.instances).toBe(2);
+    const procs = (await dev.get(`/v3/apps/${app.guid}/processes`)).body.resources;
+    expect(procs.map((p: any) => [p.guid, p.type, p.instances])).toEqual([
+      [app.guid, 'web', 2],
+      [d.new_processes[0].guid, 'web', 2],
+    ]);
+    // By type, the app's web process is the newest one.
+    expect((await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body.guid).toBe(d.new_processes[0].guid);
+    expect((await dev.get(`/v3/processes?app_guids=${app.guid}&types=web`)).body.resources).toHaveLength(2);
 
     const got = await auditor.get(`/v3/deployments/${d.guid}`);
     expect(got.status).toBe(200);
@@ -108,26 +119,32 @@ describe('creating deployments', () => {
     expect(res.body.options).toEqual({ max_in_flight: 1 });
   });
 
-  it('starts a stopped app in place and is born DEPLOYED', async () => {
+  it('starts a stopped app in place, is born DEPLOYED and creates no process', async () => {
     const app = await createApp('stopped');
     const droplet = await t.droplet(app.guid);
     const res = await deploy(supporter, app.guid, { droplet: { guid: droplet } });
     expect(res.status, res.text).toBe(201);
     expect(res.body.status).toMatchObject({ value: 'FINALIZED', reason: 'DEPLOYED' });
+    expect(res.body.new_processes).toEqual([]);
+    expect((await dev.get(`/v3/apps/${app.guid}/processes`)).body.resources.map((p: any) => p.guid)).toEqual([app.guid]);
     expect(res.body.links.cancel).toBeUndefined();
     const after = await t.admin.get(`/v3/apps/${app.guid}`);
     expect(after.body.state).toBe('STARTED');
     expect((await t.admin.get(`/v3/apps/${app.guid}/droplets/current`)).body.guid).toBe(droplet);
   });
 
-  it('applies web_instances and memory options and echoes them', async () => {
+  it('applies web_instances and memory options to the new process and echoes them', async () => {
     const { app } = await startedApp('options', 1);
     const res = await deploy(dev, app.guid, { options: { web_instances: 3, memory_in_mb: 256, disk_in_mb: 512, log_rate_limit_in_bytes_per_second: -1 } });
     expect(res.status, res.text).toBe(201);
     expect(res.body.options).toEqual({ max_in_flight: 1, web_instances: 3, memory_in_mb: 256, disk_in_mb: 512, log_rate_limit_in_bytes_per_second: -1 });
-    const web = (await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body;
-    expect(web.instances).toBe(3);
+    // The new process starts at min(max_in_flight, web_instances) and grows to web_instances as it rolls.
+    const web = (await t.admin.get(`/v3/processes/${res.body.new_processes[0].guid}`)).body;
+    expect(web.instances).toBe(1);
     expect(web.memory_in_mb).toBe(256);
+    expect(web.disk_in_mb).toBe(512);
+    const old = (await t.admin.get(`/v3/processes/${app.guid}`)).body;
+    expect([old.instances, old.memory_in_mb]).toEqual([1, 1024]);
   });
 
   it('supersedes an active deployment of the same app', async () => {
@@ -156,10 +173,6 @@ describe('creating deployments', () => {
       [{ options: { max_in_flight: 0 } }, /Max in flight must be an integer greater than 0/],
       [{ options: { max_in_flight: 1.5 } }, /Max in flight must be an integer/],
       [{ options: { bogus: 1 } }, /bogus/],
-      [{ strategy: 'blue-green' }, /Strategy must be one of/],
-      [{ strategy: 'rolling', options: { canary: { steps: [{ instance_weight: 20 }] } } }, /only valid for Canary/],
-      [{ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 50 }, { instance_weight: 20 }] } } }, /ascending/],
-      [{ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 101 }] } } }, /between 1 and 100/],
     ];
     for (const [body, detail] of cases) {
       const res = await deploy(dev, app.guid, body);
@@ -175,6 +188,74 @@ describe('creating deployments', () => {
     expect(missing.body.errors[0].detail).toBe('Unable to use app. Ensure that the app exists and you have access to it.');
     const garbage = await dev.post('/v3/deployments', undefined, { raw: '{nope' });
     expect(garbage.status).toBe(400);
+  });
+});
+
+describe('quotas', () => {
+  it('refuses a rollout whose new process does not fit the org quota beside the old one, and changes nothing', async () => {
+    const tight = await t.org('dep-tight-org');
+    const quota = await t.admin.post('/v3/organization_quotas', {
+      name: 'dep-tight',
+      apps: { total_memory_in_mb: 1500 },
+      relationships: { organizations: { data: [{ guid: tight.guid }] } },
+    });
+    expect(quota.status, quota.text).toBe(201);
+    const tightSpace = await t.space('dep-tight-space', tight.guid);
+    const app = (await t.admin.post('/v3/apps', { name: 'tight', relationships: { space: { data: { guid: tightSpace.guid } } } })).body;
+    const first = await t.droplet(app.guid);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: first } })).status).toBe(200);
+    expect((await t.admin.post(`/v3/apps/${app.guid}/actions/start`)).status).toBe(200);
+    const second = await t.droplet(app.guid);
+
+    const res = await deploy(t.admin, app.guid, { droplet: { guid: second } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([
+      {
+        code: 10008,
+        title: 'CF-UnprocessableEntity',
+        detail:
+          "memory quota_exceeded for organization dep-tight-org. This organization's quota may not be large enough to support rolling deployments or your configured max-in-flight.",
+      },
+    ]);
+    expect((await t.admin.get(`/v3/deployments?app_guids=${app.guid}`)).body.resources).toEqual([]);
+    expect((await t.admin.get(`/v3/apps/${app.guid}/processes`)).body.resources.map((p: any) => p.guid)).toEqual([app.guid]);
+    expect((await t.admin.get(`/v3/apps/${app.guid}/droplets/current`)).body.guid).toBe(first);
+    // A smaller new process fits.
+    const small = await deploy(t.admin, app.guid, { droplet: { guid: second }, options: { memory_in_mb: 256 } });
+    expect(small.status, small.text).toBe(201);
+  });
+});
+
+describe('request validation in upstream wording (deployment_create_message.rb)', () => {
+  it('answers each invalid body with the message upstream gives', async () => {
+    const { app } = await startedApp('wording', 1);
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ strategy: 'potato' }, "Strategy 'potato' is not a supported deployment strategy"],
+      [{ options: { max_in_flight: 0 } }, 'Max in flight must be an integer greater than 0'],
+      [{ options: { max_in_flight: -1 } }, 'Max in flight must be an integer greater than 0'],
+      [{ options: { max_in_flight: 'two' } }, 'Max in flight must be an integer greater than 0'],
+      [{ options: { surge: 2 } }, 'Options has unsupported key(s): surge'],
+      [{ options: 'fast' }, 'Options must be an object'],
+      [{ options: { web_instances: -1 } }, 'Web instances must be greater than or equal to 0'],
+      [{ options: { memory_in_mb: 0 } }, 'Memory in mb must be greater than 0'],
+      [{ strategy: 'rolling', options: { canary: { steps: [{ instance_weight: 20 }] } } }, 'Options canary are only valid for Canary deployments'],
+      [{ strategy: 'canary', options: { canary: 'yes' } }, 'Options canary must be an object'],
+      [{ strategy: 'canary', options: { canary: { steps: 5 } } }, 'Options canary steps must be an array of objects'],
+      [{ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 10, color: 'red' }] } } }, 'Options canary steps has unsupported key(s): color'],
+      [{ strategy: 'canary', options: { canary: { steps: [{}] } } }, 'Options canary steps missing key: "instance_weight", Options canary steps instance weight must be an Integer between 1-100 (inclusive)'],
+      [{ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 101 }] } } }, 'Options canary steps instance weight must be an Integer between 1-100 (inclusive)'],
+      [{ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 5.5 }] } } }, 'Options canary steps instance weight must be an Integer between 1-100 (inclusive)'],
+      [
+        { strategy: 'canary', options: { canary: { steps: [{ instance_weight: 50 }, { instance_weight: 20 }] } } },
+        'Options canary steps instance weight must be sorted in ascending order',
+      ],
+    ];
+    for (const [body, detail] of cases) {
+      const res = await deploy(dev, app.guid, body);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect(res.body.errors, JSON.stringify(body)).toEqual([{ code: 10008, title: 'CF-UnprocessableEntity', detail }]);
+    }
+    expect((await dev.get(`/v3/deployments?app_guids=${app.guid}`)).body.resources).toEqual([]);
   });
 });
 
@@ -238,6 +319,9 @@ describe('cancel and continue', () => {
     expect(d.strategy).toBe('canary');
     expect(d.status).toMatchObject({ value: 'ACTIVE', reason: 'DEPLOYING', canary: { steps: { current: 1, total: 2 } } });
     expect(d.options.canary).toEqual({ steps: [{ instance_weight: 25 }, { instance_weight: 50 }] });
+    // canary_step_plan: 25% of 4 is one canary; the original side keeps 4 − 1 + 1 = 4.
+    const procs = (await dev.get(`/v3/apps/${app.guid}/processes?types=web`)).body.resources;
+    expect(procs.map((p: any) => p.instances)).toEqual([4, 1]);
 
     await setState(d.guid, 'PAUSED', 'ACTIVE', 'PAUSED');
     const paused = (await dev.get(`/v3/deployments/${d.guid}`)).body;
@@ -255,12 +339,15 @@ describe('cancel and continue', () => {
     expect(events.body.resources).toHaveLength(2);
   });
 
-  it('shows a default canary of one step', async () => {
+  it('shows a default canary of one step: one canary beside every old instance', async () => {
     const { app } = await startedApp('canary-default', 2);
     const res = await deploy(dev, app.guid, { strategy: 'canary' });
     expect(res.status, res.text).toBe(201);
     expect(res.body.status.canary).toEqual({ steps: { current: 1, total: 1 } });
-    const row = await t.kiln.store.db.selectFrom('deployments').selectAll().where('guid', '=', res.body.guid).executeTakeFirstOrThrow();
-    expect(row.new_instances).toBe(1);
+    const procs = (await dev.get(`/v3/apps/${app.guid}/processes?types=web`)).body.resources;
+    expect(procs.map((p: any) => [p.guid, p.instances])).toEqual([
+      [app.guid, 2],
+      [res.body.new_processes[0].guid, 1],
+    ]);
   });
 });

@@ -308,7 +308,7 @@ describe('GET /v3/apps/:guid/manifest', () => {
       name: 'web1',
       stack: 'cflinuxfs4',
       buildpacks: ['nodejs_buildpack'],
-      features: { ssh: false, revisions: false },
+      features: { ssh: false, revisions: true },
       env: { GREETING: 'hello', PORT_X: '8080', OTHER: 'x' },
       routes: [{ route: 'web1.apps.localhost', protocol: 'http1' }],
       metadata: { labels: { team: 'blue' }, annotations: { owner: 'me' } },

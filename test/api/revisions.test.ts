@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { finalizeDeployed } from '../../src/services/deployments.ts';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
 
-/** Revisions through the API; they are recorded by deployments (and launches) of apps with revisions enabled. */
+/**
+ * Revisions through the API (upstream's RevisionResolver): new apps have them enabled; they are recorded by the
+ * requests that deploy, start or restart an app.
+ */
 
 let t: TestKiln;
 let org: any;
@@ -30,12 +34,23 @@ async function revisionsApp(name: string) {
   return res.body;
 }
 
-/** Marks the app's active deployments DEPLOYED, as the deployment controller does when a rollout completes. */
+/**
+ * Finalizes the app's active deployment as the deployment controller does when a rollout completes; the controller
+ * itself may write the row meanwhile (it scales superseded processes down), so a lost race is retried.
+ */
 async function finishRollouts(appGuid: string) {
-  await t.kiln.store.write(async (tx) => {
-    const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').execute();
-    for (const d of active) await tx.update('deployments', d.guid, d.generation, { state: 'DEPLOYED', status_value: 'FINALIZED', status_reason: 'DEPLOYED' });
-  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await t.kiln.store.write(async (tx) => {
+        const active = await tx.db.selectFrom('deployments').selectAll().where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').execute();
+        for (const d of active) await finalizeDeployed(tx, d);
+      });
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await t.kiln.controllers.settle();
+    }
+  }
 }
 
 const deploy = (appGuid: string, extra: Record<string, unknown> = {}) =>
@@ -88,6 +103,7 @@ describe('revisions recorded by deployments', () => {
     await finishRollouts(app.guid);
     expect((await dev.patch(`/v3/processes/${web.guid}`, { command: 'node other.js' })).status).toBe(200);
     const cmd = await deploy(app.guid);
+    await finishRollouts(app.guid);
     const rev3 = (await dev.get(`/v3/revisions/${cmd.body.revision.guid}`)).body;
     expect(rev3.version).toBe(3);
     expect(rev3.description).toBe("Custom start command added for 'web' process.");
@@ -110,7 +126,10 @@ describe('revisions recorded by deployments', () => {
     expect(res.body.droplet.guid).toBe(d1);
     const rollback = (await dev.get(`/v3/revisions/${res.body.revision.guid}`)).body;
     expect(rollback.version).toBe(4);
-    expect(rollback.description).toBe('Rolled back to revision 1.');
+    // Every difference from the latest revision, sorted as upstream does, then the rollback itself.
+    expect(rollback.description).toBe(
+      "Custom start command removed for 'web' process. New droplet deployed. New environment variables deployed. Rolled back to revision 1.",
+    );
     expect(rollback.processes.web.command).toBeNull();
     expect((await dev.get(`/v3/apps/${app.guid}/environment_variables`)).body.var).toEqual({ COLOR: 'red' });
     expect((await dev.get(`/v3/apps/${app.guid}/droplets/current`)).body.guid).toBe(d1);
@@ -152,6 +171,7 @@ describe('revisions recorded by deployments', () => {
 describe('apps without revisions', () => {
   it('records none and refuses revision deployments', async () => {
     const res = await t.admin.post('/v3/apps', { name: 'plain', relationships: { space: { data: { guid: space.guid } } } });
+    expect((await dev.patch(`/v3/apps/${res.body.guid}/features/revisions`, { enabled: false })).status).toBe(200);
     const droplet = await t.droplet(res.body.guid);
     const d = await deploy(res.body.guid, { droplet: { guid: droplet } });
     expect(d.status).toBe(201);
@@ -164,5 +184,55 @@ describe('apps without revisions', () => {
     const refused = await deploy(res.body.guid, { revision: { guid: foreign.guid } });
     expect(refused.status).toBe(422);
     expect(refused.body.errors[0].detail).toBe('The revision does not exist');
+  });
+});
+
+describe('revisions as upstream records them', () => {
+  it('are enabled for a new app', async () => {
+    const res = await t.admin.post('/v3/apps', { name: 'fresh-rev', relationships: { space: { data: { guid: space.guid } } } });
+    expect(res.status, res.text).toBe(201);
+    const feature = await dev.get(`/v3/apps/${res.body.guid}/features/revisions`);
+    expect(feature.body).toMatchObject({ name: 'revisions', enabled: true });
+    const features = await dev.get(`/v3/apps/${res.body.guid}/features`);
+    expect(features.body.resources.find((f: any) => f.name === 'revisions').enabled).toBe(true);
+  });
+
+  it('refuses to roll back to the code and configuration already deployed', async () => {
+    const app = await revisionsApp('same-rev');
+    const droplet = await t.droplet(app.guid);
+    const first = await deploy(app.guid, { droplet: { guid: droplet } });
+    expect(first.status, first.text).toBe(201);
+    const res = await deploy(app.guid, { revision: { guid: first.body.revision.guid } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([
+      {
+        code: 10008,
+        title: 'CF-UnprocessableEntity',
+        detail: 'Unable to rollback. The code and configuration you are rolling back to is the same as the deployed revision.',
+      },
+    ]);
+    expect((await dev.get(`/v3/apps/${app.guid}/revisions`)).body.resources).toHaveLength(1);
+    expect((await dev.get(`/v3/deployments?app_guids=${app.guid}`)).body.resources).toHaveLength(1);
+  });
+
+  it('records the revision for new environment variables in the restart request', async () => {
+    const app = await revisionsApp('restart-rev');
+    const droplet = await t.droplet(app.guid);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
+    expect((await dev.post(`/v3/apps/${app.guid}/actions/start`)).status).toBe(200);
+    const started = (await dev.get(`/v3/apps/${app.guid}/revisions`)).body.resources;
+    expect(started.map((r: any) => [r.version, r.description])).toEqual([[1, 'Initial revision.']]);
+
+    expect((await dev.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { COLOR: 'green' } })).status).toBe(200);
+    expect((await dev.get(`/v3/apps/${app.guid}/revisions`)).body.resources).toHaveLength(1);
+    expect((await dev.post(`/v3/apps/${app.guid}/actions/restart`)).status).toBe(200);
+    // No controller has run yet: the restart's answer already has it.
+    const after = (await dev.get(`/v3/apps/${app.guid}/revisions`)).body.resources;
+    expect(after.map((r: any) => [r.version, r.description])).toEqual([
+      [1, 'Initial revision.'],
+      [2, 'New environment variables deployed.'],
+    ]);
+    const deployed = await dev.get(`/v3/apps/${app.guid}/revisions/deployed`);
+    expect(deployed.body.resources.map((r: any) => r.version)).toEqual([2]);
   });
 });

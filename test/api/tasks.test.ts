@@ -101,6 +101,10 @@ describe('the Tasks API', () => {
 
   beforeAll(async () => {
     ({ org, space, app } = await appFixture(api, 'task-api'));
+    // Tasks stay RUNNING here (no task controller) and count against quotas; the bootstrap quota (10 GB) would
+    // refuse the later ones.
+    const unlimited = await api.admin.post('/v3/organization_quotas', { name: 'task-api-unlimited', relationships: { organizations: { data: [{ guid: org.guid }] } } });
+    expect(unlimited.status, unlimited.text).toBe(201);
     droplet = await api.droplet(app.guid, { web: './run.sh web', worker: './run.sh work' });
     expect((await api.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
     dev = await userWith(api, 'space_developer', space);
@@ -110,14 +114,14 @@ describe('the Tasks API', () => {
     outsider = await api.user();
   });
 
-  it('creates PENDING tasks with defaults, a random hex name and per-app sequence ids', async () => {
+  it('creates tasks RUNNING (as upstream answers once the scheduler accepted them) with defaults, a random hex name and per-app sequence ids', async () => {
     const res = await dev.post(`/v3/apps/${app.guid}/tasks`, { command: 'echo hi', metadata: { labels: { kind: 'first' } } });
     expect(res.status, res.text).toBe(202);
     expect(res.body).toMatchObject({
       sequence_id: 1,
       command: 'echo hi',
       user: 'vcap',
-      state: 'PENDING',
+      state: 'RUNNING',
       memory_in_mb: 1024,
       disk_in_mb: 1024,
       log_rate_limit_in_bytes_per_second: -1,
@@ -261,8 +265,10 @@ describe('the Tasks API', () => {
     expect((await dev.get(`/v3/apps/${app.guid}/tasks?sequence_ids=abc`)).body.resources).toEqual([]);
     const byName = await dev.get(`/v3/apps/${app.guid}/tasks?names=migrate`);
     expect(byName.body.resources.map((r: any) => r.sequence_id)).toEqual([2]);
-    const pending = await dev.get(`/v3/apps/${app.guid}/tasks?states=PENDING&per_page=5000`);
-    expect(pending.body.resources.every((r: any) => r.state === 'PENDING')).toBe(true);
+    const running = await dev.get(`/v3/apps/${app.guid}/tasks?states=RUNNING&per_page=5000`);
+    expect(running.body.resources.length).toBeGreaterThan(0);
+    expect(running.body.resources.every((r: any) => r.state === 'RUNNING')).toBe(true);
+    expect((await dev.get(`/v3/apps/${app.guid}/tasks?states=PENDING`)).body.resources).toEqual([]);
     expect((await dev.get(`/v3/apps/${app.guid}/tasks?states=SUCCEEDED`)).body.resources).toEqual([]);
     const labelled = await dev.get(`/v3/apps/${app.guid}/tasks?label_selector=kind=first`);
     expect(labelled.body.resources.map((r: any) => r.sequence_id)).toEqual([1]);
@@ -307,7 +313,7 @@ describe('the Tasks API', () => {
     expect((await outsider.patch(`/v3/tasks/${task.guid}`, { metadata: { labels: { a: 'b' } } })).status).toBe(404);
   });
 
-  it('cancels PENDING tasks into CANCELING (POST and the deprecated PUT), for developers and supporters', async () => {
+  it('cancels RUNNING tasks into CANCELING (POST and the deprecated PUT), for developers and supporters', async () => {
     const a = (await dev.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', name: 'cancel-a' })).body;
     const b = (await dev.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', name: 'cancel-b' })).body;
     const byDev = await dev.post(`/v3/tasks/${a.guid}/actions/cancel`);
@@ -354,6 +360,53 @@ describe('the Tasks API', () => {
   });
 });
 
+describe('tasks against quotas (task_model.rb)', () => {
+  /** An app with a current droplet in a fresh org with `orgMemory` MB, whose space has `spaceMemory` MB. */
+  async function quotaApp(name: string, orgMemory: number, spaceMemory: number | null) {
+    const org = await api.org(`${name}-org`);
+    const space = await api.space(`${name}-space`, org.guid);
+    const oq = await api.admin.post('/v3/organization_quotas', {
+      name: `${name}-oq`,
+      apps: { total_memory_in_mb: orgMemory },
+      relationships: { organizations: { data: [{ guid: org.guid }] } },
+    });
+    expect(oq.status, oq.text).toBe(201);
+    if (spaceMemory !== null) {
+      const sq = await api.admin.post('/v3/space_quotas', {
+        name: `${name}-sq`,
+        apps: { total_memory_in_mb: spaceMemory },
+        relationships: { organization: { data: { guid: org.guid } }, spaces: { data: [{ guid: space.guid }] } },
+      });
+      expect(sq.status, sq.text).toBe(201);
+    }
+    const app = (await api.admin.post('/v3/apps', { name, relationships: { space: { data: { guid: space.guid } } } })).body;
+    const droplet = await api.droplet(app.guid);
+    expect((await api.admin.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
+    return app;
+  }
+
+  it('refuses a task over the organization memory quota, counting the tasks already running', async () => {
+    const app = await quotaApp('task-org-quota', 1000, null);
+    const first = await api.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', memory_in_mb: 600 });
+    expect(first.status, first.text).toBe(202);
+    const second = await api.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', memory_in_mb: 600 });
+    expect(second.status).toBe(422);
+    expect(second.body.errors).toEqual([{ code: 10008, title: 'CF-UnprocessableEntity', detail: 'memory_in_mb exceeds organization memory quota' }]);
+    expect((await api.admin.get(`/v3/apps/${app.guid}/tasks`)).body.resources).toHaveLength(1);
+    // A finished task holds nothing any more.
+    await api.kiln.store.db.updateTable('tasks').set({ state: 'SUCCEEDED' }).where('guid', '=', first.body.guid).execute();
+    expect((await api.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', memory_in_mb: 600 })).status).toBe(202);
+  });
+
+  it('refuses a task over the space memory quota', async () => {
+    const app = await quotaApp('task-space-quota', 10_000, 256);
+    const res = await api.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', memory_in_mb: 512 });
+    expect(res.status).toBe(422);
+    expect(res.body.errors[0].detail).toBe('memory_in_mb exceeds space memory quota');
+    expect((await api.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'x', memory_in_mb: 256 })).status).toBe(202);
+  });
+});
+
 describe('running tasks in the local runtime', () => {
   let app: any;
   let dropletGuid: string;
@@ -369,7 +422,7 @@ describe('running tasks in the local runtime', () => {
       memory_in_mb: 64,
     });
     expect(res.status, res.text).toBe(202);
-    expect(res.body).toMatchObject({ state: 'PENDING', sequence_id: 1, droplet_guid: dropletGuid });
+    expect(res.body).toMatchObject({ state: 'RUNNING', sequence_id: 1, droplet_guid: dropletGuid });
     const done = await taskIn(run, res.body.guid, ['SUCCEEDED', 'FAILED']);
     expect(done.state, done.result.failure_reason).toBe('SUCCEEDED');
     expect(done.result.failure_reason).toBeNull();

@@ -7,7 +7,8 @@ import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../he
 /**
  * Zero-downtime deployments against the real server and local runtime (issue 4): a load loop sends requests
  * through Kiln's router to a 4-instance app while a rolling deployment replaces it; no request may fail, and
- * afterwards every response comes from the new version.
+ * afterwards every response comes from the new version. Then (issue 12) the two web processes of a rolling and a
+ * canary deployment are watched through /v3/processes and stats, step by step, against upstream's step plan.
  */
 
 const HOST = 'roller.apps.localhost';
@@ -203,6 +204,192 @@ describe('rolling deployments under load', () => {
     await onlyNewVersion('v4');
     const procs = instancesUnder(dataDir);
     expect(procs.length, procs.join('\n')).toBe(4);
+  }, 240_000);
+});
+
+/**
+ * Items 1–2 of issue 12, watched from outside as `cf app` would: a deployment creates a second web process and the
+ * counts of both, read from `/v3/processes` while load runs, follow upstream's deployment updater step by step
+ * (Scale with max_in_flight; canary_step_plan keeps every old instance beside the canary).
+ */
+describe('the web processes of a deployment, step by step, under load', () => {
+  const STEP_HOST = 'stepper.apps.localhost';
+  let stepApp: string;
+
+  /** `old+new` instance counts of the two web processes, from /v3/processes; `-` for a process that is gone. */
+  async function counts(oldGuid: string, newGuid: string): Promise<string> {
+    const res = await call('GET', `/v3/processes?app_guids=${stepApp}&types=web&per_page=10`);
+    const of = (guid: string) => res.body.resources.find((p: any) => p.guid === guid)?.instances ?? '-';
+    return `${of(oldGuid)}+${of(newGuid)}`;
+  }
+
+  /**
+   * Samples the counts until stopped: every value seen must be one of `plan`, in the plan's order (a fast step may
+   * fall between two samples, but no other combination may ever show and none may come back). Each sample also
+   * reads both processes' stats, the old one first (so an old instance stopped between the two reads was already
+   * replaced by a RUNNING new one): together they must never run fewer than `floor` instances.
+   */
+  function watch(oldGuid: string, newGuid: string, plan: string[], floor = 3) {
+    const seen: string[] = [];
+    let fewestRunning = Number.POSITIVE_INFINITY;
+    let stopped = false;
+    const done = (async () => {
+      while (!stopped) {
+        const c = await counts(oldGuid, newGuid);
+        if (seen[seen.length - 1] !== c) seen.push(c);
+        const total = (await running(oldGuid)) + (await running(newGuid));
+        fewestRunning = Math.min(fewestRunning, total);
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    return {
+      seen,
+      async stop() {
+        stopped = true;
+        await done;
+        const positions = seen.map((c) => plan.indexOf(c));
+        expect(positions.every((p) => p >= 0), `seen ${seen.join(' → ')}, plan ${plan.join(' → ')}`).toBe(true);
+        expect(
+          positions.every((p, i) => i === 0 || p > positions[i - 1]!),
+          `seen ${seen.join(' → ')}, plan ${plan.join(' → ')}`,
+        ).toBe(true);
+        expect(fewestRunning, 'fewest RUNNING instances in stats across both web processes').toBeGreaterThanOrEqual(floor);
+        return seen;
+      },
+    };
+  }
+
+  /** RUNNING instances of a process, per its stats (none once the process is gone). */
+  async function running(processGuid: string): Promise<number> {
+    const res = await call('GET', `/v3/processes/${processGuid}/stats`);
+    if (res.status === 404) return 0;
+    return res.body.resources.filter((r: any) => r.state === 'RUNNING').length;
+  }
+
+  async function deployment(body: Record<string, unknown>) {
+    const res = await call('POST', '/v3/deployments', { relationships: { app: { data: { guid: stepApp } } }, ...body });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.new_processes).toHaveLength(1);
+    return res.body;
+  }
+
+  const status = async (guid: string) => (await call('GET', `/v3/deployments/${guid}`)).body.status;
+
+  it('pushes a 3-instance app', async () => {
+    stepApp = await client.push('stepper', HELLO, '  instances: 3\n  env:\n    HELLO_VERSION: s1\n');
+    await until('3 RUNNING', async () => ((await running(stepApp)) === 3 ? true : undefined));
+  }, 120_000);
+
+  it('rolls with max_in_flight 1 through 3+1, 2+2 and 1+3, then the new process is the only web process', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's2' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'rolling', options: { max_in_flight: 1 } });
+    const fresh = d.new_processes[0].guid as string;
+    expect(fresh).not.toBe(old);
+    const watcher = watch(old, fresh, ['3+1', '2+2', '1+3', '-+3']);
+    // During the rollout `cf app` lists both web processes.
+    const listed = (await call('GET', `/v3/apps/${stepApp}/processes`)).body.resources.filter((p: any) => p.type === 'web');
+    expect(listed.map((p: any) => p.guid)).toEqual([old, fresh]);
+    expect((await status(d.guid)).reason).toBe('DEPLOYING');
+    await awaitFinalized(d.guid);
+    await until('the old process gone', async () => ((await counts(old, fresh)) === '-+3' ? true : undefined));
+    const seen = await watcher.stop();
+    expect(seen[0]).toBe('3+1');
+    expect(seen[seen.length - 1]).toBe('-+3');
+    expect((await call('GET', `/v3/processes/${old}`)).status).toBe(404);
+    expect((await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid).toBe(fresh);
+    await until('3 new RUNNING', async () => ((await running(fresh)) === 3 ? true : undefined));
+    const result = await load.stop();
+    console.log(`rolling 3 instances, max_in_flight 1: counts ${seen.join(' → ')}; ${result.total} requests, ${result.failed} failed`);
+    expect(result.failures).toEqual([]);
+    expect(result.versions.get('s2')).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('canaries through canary_step_plan: all old instances beside each canary step, then rolls the rest', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's3' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    // 3 instances: 34% → 1 canary, original 3 − 1 + 1 = 3; 67% → 2 canaries, original 3 − 2 + 1 = 2.
+    const d = await deployment({ strategy: 'canary', options: { canary: { steps: [{ instance_weight: 34 }, { instance_weight: 67 }] } } });
+    const fresh = d.new_processes[0].guid as string;
+    const watcher = watch(old, fresh, ['3+1', '3+2', '2+2', '1+3', '-+3']);
+
+    await until('step 1 PAUSED', async () => ((await status(d.guid)).reason === 'PAUSED' ? true : undefined), 60_000, 50);
+    expect(await counts(old, fresh)).toBe('3+1');
+    expect([await running(old), await running(fresh)]).toEqual([3, 1]);
+    expect((await status(d.guid)).canary).toEqual({ steps: { current: 1, total: 2 } });
+
+    expect((await call('POST', `/v3/deployments/${d.guid}/actions/continue`)).status).toBe(200);
+    await until('step 2 PAUSED', async () => {
+      const s = await status(d.guid);
+      return s.reason === 'PAUSED' && s.canary.steps.current === 2 ? true : undefined;
+    }, 60_000, 50);
+    expect(await counts(old, fresh)).toBe('2+2');
+    await until('2 old and 2 new RUNNING', async () => ((await running(old)) === 2 && (await running(fresh)) === 2 ? true : undefined));
+
+    expect((await call('POST', `/v3/deployments/${d.guid}/actions/continue`)).status).toBe(200);
+    expect((await awaitFinalized(d.guid)).body.status.reason).toBe('DEPLOYED');
+    await until('the old process gone', async () => ((await counts(old, fresh)) === '-+3' ? true : undefined));
+    const seen = await watcher.stop();
+    expect(seen).toContain('2+2');
+    await until('3 new RUNNING', async () => ((await running(fresh)) === 3 ? true : undefined));
+    const result = await load.stop();
+    console.log(`canary 3 instances, steps 34/67: counts ${seen.join(' → ')}; ${result.total} requests, ${result.failed} failed`);
+    expect(result.failures).toEqual([]);
+    expect(result.versions.get('s3')).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('cancels a canary: the old process keeps its instances and the canary process is removed', async () => {
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'canary' });
+    const fresh = d.new_processes[0].guid as string;
+    await until('PAUSED', async () => ((await status(d.guid)).reason === 'PAUSED' ? true : undefined), 60_000, 50);
+    expect(await counts(old, fresh)).toBe('3+1');
+    expect((await call('POST', `/v3/deployments/${d.guid}/actions/cancel`)).status).toBe(200);
+    expect((await awaitFinalized(d.guid)).body.status.reason).toBe('CANCELED');
+    expect(await counts(old, fresh)).toBe('3+-');
+    expect((await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid).toBe(old);
+    // The deployment still names the process it created.
+    expect((await call('GET', `/v3/deployments/${d.guid}`)).body.new_processes).toEqual([{ guid: fresh, type: 'web' }]);
+  }, 120_000);
+
+  it('surges by max_in_flight 2: the new process starts at 2 beside all 3 old instances', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's4' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'rolling', options: { max_in_flight: 2 } });
+    const fresh = d.new_processes[0].guid as string;
+    // Two instances up at once skip 2+3 (the old side drops by both in one step).
+    const watcher = watch(old, fresh, ['3+2', '2+3', '1+3', '-+3']);
+    await awaitFinalized(d.guid);
+    await until('the old process gone', async () => ((await counts(old, fresh)) === '-+3' ? true : undefined));
+    const seen = await watcher.stop();
+    expect(seen[0]).toBe('3+2');
+    await until('3 new RUNNING', async () => ((await running(fresh)) === 3 ? true : undefined));
+    const result = await load.stop();
+    console.log(`rolling 3 instances, max_in_flight 2: counts ${seen.join(' → ')}; ${result.total} requests, ${result.failed} failed`);
+    expect(result.failures).toEqual([]);
+  }, 240_000);
+
+  it('cancels a rolling deployment mid-way: the old process returns to 3 before the new one is removed', async () => {
+    const load = loadLoop(STEP_HOST);
+    expect((await call('PATCH', `/v3/apps/${stepApp}/environment_variables`, { var: { HELLO_VERSION: 's5' } })).status).toBe(200);
+    const old = (await call('GET', `/v3/apps/${stepApp}/processes/web`)).body.guid as string;
+    const d = await deployment({ strategy: 'rolling', options: { max_in_flight: 1 } });
+    const fresh = d.new_processes[0].guid as string;
+    await until('the old side scaled down', async () => (['2+2', '1+3'].includes(await counts(old, fresh)) ? true : undefined), 60_000, 10);
+    expect((await call('POST', `/v3/deployments/${d.guid}/actions/cancel`)).status).toBe(200);
+    expect((await awaitFinalized(d.guid)).body.status.reason).toBe('CANCELED');
+    expect(await counts(old, fresh)).toBe('3+-');
+    await until('3 old RUNNING', async () => ((await running(old)) === 3 ? true : undefined));
+    await until('only s4 answers', async () => {
+      for (let i = 0; i < 10; i++) if (JSON.parse((await client.viaRouter(STEP_HOST)).body).version !== 's4') return undefined;
+      return true;
+    });
+    const result = await load.stop();
+    console.log(`rolling cancel mid-way: ${result.total} requests, ${result.failed} failed; versions ${JSON.stringify([...result.versions])}`);
+    expect(result.failures).toEqual([]);
   }, 240_000);
 });
 

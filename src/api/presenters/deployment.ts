@@ -6,6 +6,16 @@ import type { Link, Linker } from '../cf/links.ts';
 import { metadataOf, toOne } from '../cf/presenter.ts';
 import { cfTime } from '../cf/timestamps.ts';
 
+/** The processes a deployment created, still listed after they are gone (upstream's historical_related_processes). */
+function newProcesses(d: Row<'deployments'>): Array<{ guid: string; type: string }> {
+  try {
+    const list: unknown = JSON.parse(d.new_processes);
+    return Array.isArray(list) ? (list as Array<{ guid: string; type: string }>) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** A deployment (CONVENTIONS.md §18); `revisionVersion` is the version of its revision, when it has one. */
 export function presentDeployment(d: Row<'deployments'>, metadata: Metadata | undefined, revisionVersion: number | undefined, l: Linker) {
   const self = `/v3/deployments/${d.guid}`;
@@ -45,7 +55,7 @@ export function presentDeployment(d: Row<'deployments'>, metadata: Metadata | un
     options,
     droplet: { guid: d.droplet_guid },
     previous_droplet: { guid: d.previous_droplet_guid },
-    new_processes: [{ guid: d.process_guid, type: d.process_type }],
+    new_processes: newProcesses(d),
     revision: d.revision_guid && revisionVersion !== undefined ? { guid: d.revision_guid, version: revisionVersion } : null,
     relationships: { app: toOne(d.app_guid) },
     metadata: metadataOf(metadata),

@@ -7,14 +7,14 @@ import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
 import { blobCollector, buildController } from './controllers/build-controller.ts';
-import { DEPLOYMENT_CONTROLLER, deploymentController } from './controllers/deployment-controller.ts';
+import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
-import { TASK_CONTROLLER, taskController } from './controllers/task-controller.ts';
+import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
@@ -102,7 +102,7 @@ export async function buildKiln(
 
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store);
-  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
+  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(jobController(store, jobs));
   controllers.register(
     buildController(store, bits, logs, config, {
@@ -127,12 +127,6 @@ export async function buildKiln(
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
-  runtime.onChange((e) => {
-    // Instance ids are `<process guid>:<version>:<index>`; task ids are task guids.
-    if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);
-    if (e.kind === 'instance') controllers.enqueue(DEPLOYMENT_CONTROLLER, `instances:${e.id.split(':')[0]!}`);
-    if (e.kind === 'task') controllers.enqueue(TASK_CONTROLLER, e.id);
-  });
   let ready = false;
   if (opts.startControllers !== false) {
     await controllers.start();

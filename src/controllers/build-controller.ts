@@ -18,7 +18,7 @@ import { BUILTIN_BUILDPACKS, builtinBuildpack } from '../staging/builtin-buildpa
 import { extractZip } from '../staging/zip.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
-import type { Reconciler } from './runtime/controller.ts';
+import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 
 export interface BuildControllerOptions {
   /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
@@ -103,6 +103,22 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       if (!current || current.state !== 'STAGING') return;
       await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
     });
+  }
+
+  /** The build's `Succeeded` condition, and its app's `Staged` one once the build has an outcome. */
+  async function reportStatus(guid: string, ctx: ReconcileContext): Promise<void> {
+    const build = await store.db.selectFrom('builds').select(['state', 'error', 'app_guid']).where('guid', '=', guid).executeTakeFirst();
+    if (!build) return;
+    const app = { kind: 'app' as const, guid: build.app_guid };
+    if (build.state === 'STAGED') {
+      ctx.condition({ type: 'Succeeded', status: 'True', reason: 'Staged' });
+      ctx.condition({ type: 'Staged', status: 'True', reason: 'BuildStaged', message: `build ${guid} staged` }, app);
+    } else if (build.state === 'FAILED') {
+      ctx.condition({ type: 'Succeeded', status: 'False', reason: 'StagingFailed', message: build.error ?? '' });
+      ctx.condition({ type: 'Staged', status: 'False', reason: 'StagingFailed', message: build.error ?? '' }, app);
+    } else {
+      ctx.condition({ type: 'Succeeded', status: 'Unknown', reason: 'Staging' });
+    }
   }
 
   /** One staging per build at a time in this process, even if two controllers share the data dir. */
@@ -212,7 +228,8 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
 
   return {
     name: 'builds',
-    watches: ['builds'],
+    resource: 'build',
+    watches: { builds: self },
     // Waiting keys hold no resources; the p-queue below limits how many actually stage at once.
     concurrency: 16,
     async listKeys() {
@@ -223,8 +240,9 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const rows = await store.db.selectFrom('builds').select('guid').where('state', '=', 'STAGING').execute();
       return rows.map((r) => r.guid);
     },
-    async reconcile(guid) {
+    async reconcile(guid, ctx) {
       await queue.add(() => stageBuild(guid));
+      if (ctx) await reportStatus(guid, ctx);
     },
     stageBuild,
   };
@@ -239,14 +257,17 @@ const ORPHAN_GRACE_MS = 10 * 60 * 1000;
  * and its resync scan catches anything missed while Kiln was down.
  */
 export function blobCollector(store: Store, bits: Bits): Reconciler {
+  const onDelete = (c: { kind: string; guid: string; op: string }) => (c.op === 'delete' ? [`${c.kind}/${c.guid}`] : []);
   const tables = { packages: 'packages', droplets: 'droplets', apps: 'apps' } as const;
   return {
     name: 'blob-collector',
-    watches: ['packages', 'droplets', 'apps'],
-    concurrency: 2,
-    keyFor(change) {
-      return change.op === 'delete' ? `${change.kind}/${change.guid}` : undefined;
+    // Keys are blob paths (`packages/<guid>`, `droplets/<guid>`) and `apps/<guid>` for an app's buildpack cache.
+    watches: {
+      packages: onDelete,
+      droplets: onDelete,
+      apps: onDelete,
     },
+    concurrency: 2,
     async listKeys() {
       const keys: string[] = [];
       for (const kind of ['packages', 'droplets'] as const) {

@@ -103,6 +103,7 @@ export async function buildKiln(
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
+  controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(
     buildController(store, bits, logs, config, {
@@ -142,6 +143,7 @@ export async function buildKiln(
     rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
     ready: () => ready,
     observed: observedFromRuntime(runtime),
+    metrics: [controllers.metrics.registry],
     bits,
   });
   await routing.schedule();
@@ -165,7 +167,6 @@ export async function buildKiln(
     async stop() {
       ready = false;
       await controllers.stop();
-      routing.stop();
       await runtime.shutdown();
       router.close();
       await store.close();

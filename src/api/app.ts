@@ -6,6 +6,7 @@ import { authenticate } from './middleware/authenticate.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
+import { KILN_API_PREFIX, registerConditions } from './kiln/conditions.ts';
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
 export function createApi(deps: AppDeps): Api {
@@ -28,7 +29,8 @@ export function createApi(deps: AppDeps): Api {
   });
   app.get('/metrics', async (c) => {
     c.header('Content-Type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    const more = await Promise.all((deps.metrics ?? []).map((r) => r.metrics()));
+    return c.body([await metrics.registry.metrics(), ...more].join('\n'));
   });
 
   for (const routes of deps.rootRoutes ?? []) app.route('/', routes);
@@ -37,5 +39,7 @@ export function createApi(deps: AppDeps): Api {
   app.use('/v3', authenticate(deps.store, deps.tokens));
   if (deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(deps.store.dataVersion, deps.config.listCacheEntries).middleware());
   registerResources(app, deps);
+  app.use(`${KILN_API_PREFIX}/*`, authenticate(deps.store, deps.tokens));
+  registerConditions(app, deps);
   return app;
 }

@@ -7,7 +7,7 @@ import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { DropletCache } from './droplet-cache.ts';
 import { NotReady, TerminalError, self, standaloneContext, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
-import type { Condition } from './runtime/conditions.ts';
+import type { Condition } from '../store/conditions.ts';
 
 export interface ProcessControllerDeps {
   store: Store;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { Store } from '../../store/store.ts';
-import { clearConditions, conditionsOf, generationOf, recordStatus, type Condition, type ConditionKind } from './conditions.ts';
+import { clearConditions, conditionsOf, generationOf, recordStatus, type Condition, type ConditionKind } from '../../store/conditions.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { NotReady, TerminalError, type ReconcileOutcome, type ReconcileResult } from './outcomes.ts';
 import { WorkQueue, type ProcessResult } from './work-queue.ts';

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { ConditionsTable, Database } from '../../store/schema.ts';
-import type { Store } from '../../store/store.ts';
+import type { ConditionsTable, Database } from './schema.ts';
+import type { Store } from './store.ts';
 
 export type ConditionStatus = ConditionsTable['status'];
 

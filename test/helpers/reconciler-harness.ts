@@ -25,7 +25,9 @@ export interface ReconcilerTest {
  * A Kiln whose own controllers are all disabled, and a manager of its own that runs only the reconcilers under
  * test against a FakeRuntime, with short backoffs and no timers of its own (the test drives it with `settle`).
  */
-export async function reconcilerTest(make: (t: TestKiln, runtime: FakeRuntime) => Reconciler | Reconciler[]): Promise<ReconcilerTest> {
+type Made = Reconciler | Reconciler[];
+
+export async function reconcilerTest(make: (t: TestKiln, runtime: FakeRuntime) => Made | Promise<Made>): Promise<ReconcilerTest> {
   const t = await createTestKiln({}, { disabledControllers: ALL_CONTROLLERS });
   const runtime = new FakeRuntime();
   const manager = new ControllerManager(t.kiln.store, pino({ level: 'silent' }), {
@@ -35,7 +37,7 @@ export async function reconcilerTest(make: (t: TestKiln, runtime: FakeRuntime) =
     baseBackoffMs: 5,
     maxBackoffMs: 40,
   });
-  const made = make(t, runtime);
+  const made = await make(t, runtime);
   for (const r of Array.isArray(made) ? made : [made]) manager.register(r);
   await manager.start();
   const store = t.kiln.store;

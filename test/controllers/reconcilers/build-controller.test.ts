@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildController } from '../../../src/controllers/build-controller.ts';
+import { LogStore } from '../../../src/logs/log-store.ts';
+import { bitsFor } from '../../../src/services/blobs.ts';
+import { reconcilerTest, type ReconcilerTest } from '../../helpers/reconciler-harness.ts';
+import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
+import { appFixture } from './fixtures.ts';
+
+let r: ReconcilerTest;
+beforeAll(async () => {
+  r = await reconcilerTest(async (t) => buildController(t.kiln.store, await bitsFor(t.kiln.config), new LogStore(), t.kiln.config));
+});
+afterAll(() => r.close());
+
+const procfileApp = [
+  { type: 'file' as const, name: 'Procfile', content: 'web: ./run.sh\n' },
+  { type: 'file' as const, name: 'run.sh', content: '#!/bin/sh\necho hi\n', mode: 0o755 },
+];
+
+async function stagingBuild(name: string, lifecycle?: unknown): Promise<{ app: string; build: string }> {
+  const f = await appFixture(r.t, name);
+  const pkg = (await r.t.admin.post('/v3/packages', { type: 'bits', relationships: { app: { data: { guid: f.app } } } })).body;
+  const up = await postMultipart(r.t, r.t.admin, `/v3/packages/${pkg.guid}/upload`, { resources: [], bits: await zipOf(procfileApp) });
+  expect(up.body.state, up.text).toBe('READY');
+  const res = await r.t.admin.post('/v3/builds', { package: { guid: pkg.guid }, ...(lifecycle ? { lifecycle } : {}) });
+  expect(res.status, res.text).toBe(201);
+  return { app: f.app, build: res.body.guid };
+}
+
+const buildRow = (guid: string) =>
+  r.t.kiln.store.db.selectFrom('builds').select(['state', 'error', 'droplet_guid', 'generation', 'observed_generation']).where('guid', '=', guid).executeTakeFirstOrThrow();
+
+describe('the build controller', () => {
+  it('stages a STAGING build into a droplet and records Succeeded and the app as Staged', async () => {
+    const { app, build } = await stagingBuild('stages');
+    await r.settle();
+    const row = await buildRow(build);
+    expect(row).toMatchObject({ state: 'STAGED', error: null });
+    expect(row.droplet_guid).toBeTruthy();
+    expect(row.observed_generation).toBe(row.generation);
+    expect((await r.conditions('build', build)).Succeeded).toMatchObject({ status: 'True', reason: 'Staged', observedGeneration: row.generation });
+    expect((await r.conditions('app', app)).Staged).toMatchObject({ status: 'True', reason: 'BuildStaged' });
+  });
+
+  it.each([
+    { name: 'unknown-buildpack', lifecycle: { type: 'buildpack', data: { buildpacks: ['no_such_buildpack'] } }, error: /StagingError.*no_such_buildpack/ },
+    { name: 'gone-package', lifecycle: undefined, error: /StagingError.*no longer available/ },
+  ])('fails a build that cannot stage ($name) and records StagingFailed with the error', async ({ name, lifecycle, error }) => {
+    const { app, build } = await stagingBuild(name, lifecycle);
+    if (name === 'gone-package') {
+      const pkg = await r.t.kiln.store.db.selectFrom('builds').select('package_guid').where('guid', '=', build).executeTakeFirstOrThrow();
+      await r.t.kiln.store.write(async (tx) => {
+        await tx.db.updateTable('packages').set({ state: 'EXPIRED' }).where('guid', '=', pkg.package_guid).execute();
+      });
+    }
+    await r.settle();
+    const row = await buildRow(build);
+    expect(row.state).toBe('FAILED');
+    expect(row.error).toMatch(error);
+    expect((await r.conditions('build', build)).Succeeded).toMatchObject({ status: 'False', reason: 'StagingFailed', message: row.error });
+    expect((await r.conditions('app', app)).Staged).toMatchObject({ status: 'False', reason: 'StagingFailed' });
+  });
+
+  it('leaves a finished build as it is when a change brings it back, and observes the new generation', async () => {
+    const { build } = await stagingBuild('finished');
+    await r.settle();
+    const before = await buildRow(build);
+    const successes = await r.reconciles('builds', 'success');
+    expect((await r.t.admin.patch(`/v3/builds/${build}`, { metadata: { labels: { team: 'a' } } })).status).toBe(200);
+    await r.settle();
+    const after = await buildRow(build);
+    expect(await r.reconciles('builds', 'success')).toBeGreaterThan(successes);
+    expect(after).toMatchObject({ state: 'STAGED', droplet_guid: before.droplet_guid });
+    expect(after.observed_generation).toBe(after.generation);
+  });
+});

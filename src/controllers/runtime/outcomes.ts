@@ -9,28 +9,22 @@
  *
  * Any other error is unexpected: logged, counted as `error` and retried with backoff, without a condition.
  */
-export class NotReady extends Error {
+abstract class RecordedFailure extends Error {
   constructor(
+    /** The condition's reason: CamelCase, for machines (`DropletNotStaged`). */
     readonly reason: string,
     message = '',
     /** The condition type to record (default `Ready`). */
     readonly conditionType = 'Ready',
   ) {
     super(message || reason);
-    this.name = 'NotReady';
+    this.name = new.target.name;
   }
 }
 
-export class TerminalError extends Error {
-  constructor(
-    readonly reason: string,
-    message = '',
-    readonly conditionType = 'Ready',
-  ) {
-    super(message || reason);
-    this.name = 'TerminalError';
-  }
-}
+export class NotReady extends RecordedFailure {}
+
+export class TerminalError extends RecordedFailure {}
 
 /** A normal end of a reconcile: done, or look again after `requeueAfterMs` (polling the runtime, a deadline). */
 export type ReconcileResult = { requeueAfterMs?: number } | void;

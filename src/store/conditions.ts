@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ConditionsTable, Database } from './schema.ts';
 import type { Store } from './store.ts';
 
@@ -117,4 +117,34 @@ export async function clearConditions(store: Store, kind: ConditionKind, guid: s
   await store.write(async (tx) => {
     await tx.db.deleteFrom('conditions').where('kind', '=', kind).where('guid', '=', guid).execute();
   });
+}
+
+/** Conditions rows whose resource is not in `table` any more. */
+const resourceGone = (table: string) => sql<boolean>`not exists (select 1 from ${sql.table(table)} as r where r.guid = ${sql.ref('conditions.guid')})`;
+
+/**
+ * Removes the conditions of resources that no longer exist. A reconciler clears its own kind's when it sees the
+ * row gone, but conditions it records for another kind (a process's for its app) outlive that resource when
+ * nobody reconciles it again; the periodic resync calls this.
+ */
+export async function sweepConditions(store: Store): Promise<number> {
+  let removed = 0;
+  for (const [kind, table] of Object.entries(CONDITION_KINDS)) {
+    const orphan = await store.db
+      .selectFrom('conditions')
+      .select('guid')
+      .where('kind', '=', kind)
+      .where(resourceGone(table))
+      .executeTakeFirst();
+    if (!orphan) continue;
+    removed += await store.write(async (tx) => {
+      const res = await tx.db
+        .deleteFrom('conditions')
+        .where('kind', '=', kind)
+        .where(resourceGone(table))
+        .executeTakeFirst();
+      return Number(res.numDeletedRows);
+    });
+  }
+  return removed;
 }

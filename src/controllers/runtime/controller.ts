@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { Store } from '../../store/store.ts';
-import { clearConditions, conditionsOf, generationOf, recordStatus, type Condition, type ConditionKind } from '../../store/conditions.ts';
+import { clearConditions, conditionsOf, generationOf, recordStatus, sweepConditions, type Condition, type ConditionKind } from '../../store/conditions.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { NotReady, TerminalError, type ReconcileOutcome, type ReconcileResult } from './outcomes.ts';
 import { WorkQueue, type ProcessResult } from './work-queue.ts';
@@ -153,6 +153,7 @@ export class ControllerManager {
       }
     }
     this.updateDepth();
+    await sweepConditions(this.store).catch((err: unknown) => this.log.error({ err }, 'sweeping conditions failed'));
   }
 
   private add(e: Entry, key: string, changed: boolean): void {

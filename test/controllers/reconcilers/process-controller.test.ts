@@ -155,3 +155,27 @@ describe('the process controller', () => {
     expect(await r.conditions('process', f.web)).toEqual({});
   });
 });
+
+describe('conditions of deleted resources', () => {
+  it('are swept by the resync when the process controller recorded them for an app that is gone', async () => {
+    const f = await appFixture(r.t, 'app-gone');
+    await currentDroplet(r.t, f.app);
+    await start(f.app);
+    await r.settle();
+    expect(Object.keys(await r.conditions('app', f.app)).sort()).toEqual(['Ready', 'Staged']);
+    await r.t.kiln.store.write(async (tx) => {
+      await tx.db.deleteFrom('processes').where('app_guid', '=', f.app).execute();
+      await tx.db.deleteFrom('droplets').where('app_guid', '=', f.app).execute();
+      await tx.db.deleteFrom('apps').where('guid', '=', f.app).execute();
+      tx.changed('apps', f.app, 'delete');
+      tx.changed('processes', f.web, 'delete');
+    });
+    await r.settle();
+    expect(states(f.web)).toEqual([]);
+    // No reconciler owns apps: their conditions stay until the sweep.
+    expect(Object.keys(await r.conditions('app', f.app)).sort()).toEqual(['Ready', 'Staged']);
+    await r.manager.resync();
+    expect(await r.conditions('app', f.app)).toEqual({});
+    expect(await r.conditions('process', f.web)).toEqual({});
+  });
+});

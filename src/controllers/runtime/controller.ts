@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { Store } from '../../store/store.ts';
-import { clearConditions, conditionsOf, generationOf, recordStatus, sweepConditions, type Condition, type ConditionKind } from '../../store/conditions.ts';
+import { generationOf, sweepConditions, type Condition, type ConditionKind } from '../../store/conditions.ts';
+import { recordOutcome, type RecordedCondition } from './record-outcome.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { NotReady, TerminalError, type ReconcileOutcome, type ReconcileResult } from './outcomes.ts';
 import { WorkQueue, type ProcessResult } from './work-queue.ts';
@@ -230,7 +231,7 @@ export class ControllerManager {
   private async reconcileOne(e: Entry, key: string): Promise<ProcessResult> {
     const reconcileId = randomUUID();
     const log = this.log.child({ controller: e.r.name, key, reconcileId });
-    const recorded: Array<{ condition: Condition; of?: { kind: ConditionKind; guid: string } }> = [];
+    const recorded: RecordedCondition[] = [];
     const ctx: ReconcileContext = { log, reconcileId, condition: (condition, of) => void recorded.push(of ? { condition, of } : { condition }) };
     const kind = e.r.resource;
     const started = performance.now();
@@ -258,57 +259,11 @@ export class ControllerManager {
           result = { retry: true };
         }
       }
-      await this.record(e, key, seen, recorded, outcome).catch((err: unknown) => log.error({ err }, 'recording conditions failed'));
+      await recordOutcome(this.store, { kind: e.r.resource, key, seen, recorded, outcome }).catch((err: unknown) => log.error({ err }, 'recording conditions failed'));
       return result;
     } finally {
       this.metrics.observe(e.r.name, outcome, (performance.now() - started) / 1000);
       this.updateDepth();
-    }
-  }
-
-  private async record(
-    e: Entry,
-    key: string,
-    seen: { generation: number; observed?: number } | undefined,
-    recorded: Array<{ condition: Condition; of?: { kind: ConditionKind; guid: string } }>,
-    outcome: ReconcileOutcome,
-  ): Promise<void> {
-    const kind = e.r.resource;
-    const groups = new Map<string, { kind: ConditionKind; guid: string; conditions: Condition[] }>();
-    const groupOf = (target: { kind: ConditionKind; guid: string }) => {
-      const id = `${target.kind}\u0000${target.guid}`;
-      let group = groups.get(id);
-      if (!group) groups.set(id, (group = { ...target, conditions: [] }));
-      return group;
-    };
-    for (const { condition, of } of recorded) {
-      const target = of ?? (kind ? { kind, guid: key } : undefined);
-      if (!target) continue;
-      const group = groupOf(target);
-      // The last word on a type wins.
-      group.conditions = [...group.conditions.filter((c) => c.type !== condition.type), condition];
-    }
-    const ownId = kind ? `${kind}\u0000${key}` : '';
-    if (kind && seen) {
-      if (!(await generationOf(this.store.db, kind, key))) {
-        groups.delete(ownId);
-        await clearConditions(this.store, kind, key);
-      } else if (outcome !== 'error') {
-        // Even without a condition, a reconcile that ran to an outcome has observed this generation.
-        const own = groupOf({ kind, guid: key });
-        if ((outcome === 'success' || outcome === 'requeue') && !own.conditions.some((c) => c.type === 'Ready')) {
-          // A success clears the Ready=False a NotReady or TerminalError left, unless the reconciler said otherwise.
-          const ready = (await conditionsOf(this.store.db, kind, key)).find((c) => c.type === 'Ready');
-          if (ready?.status === 'False') own.conditions.push({ type: 'Ready', status: 'True', reason: 'Reconciled' });
-        }
-      }
-    } else if (kind) {
-      groups.delete(ownId);
-      await clearConditions(this.store, kind, key);
-    }
-    for (const [id, g] of groups) {
-      const at = id === ownId ? seen : await generationOf(this.store.db, g.kind, g.guid);
-      if (at) await recordStatus(this.store, g.kind, g.guid, at, g.conditions);
     }
   }
 

@@ -6,7 +6,7 @@ import type { Config } from './config/config.ts';
 import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
-import { blobCollector, buildController } from './controllers/build-controller.ts';
+import { blobCollector, buildController, buildpackCacheCollector } from './controllers/build-controller.ts';
 import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
@@ -113,6 +113,7 @@ export async function buildKiln(
   );
   await sweepBuildpackBits(store.db, bits);
   controllers.register(blobCollector(store, bits));
+  controllers.register(buildpackCacheCollector(store, bits));
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
     processController({

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildController } from '../../../src/controllers/build-controller.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { buildController, buildpackCacheCollector } from '../../../src/controllers/build-controller.ts';
 import { LogStore } from '../../../src/logs/log-store.ts';
 import { bitsFor } from '../../../src/services/blobs.ts';
 import { reconcilerTest, type ReconcilerTest } from '../../helpers/reconciler-harness.ts';
@@ -7,8 +10,13 @@ import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
 import { appFixture } from './fixtures.ts';
 
 let r: ReconcilerTest;
+let cacheRoot: string;
 beforeAll(async () => {
-  r = await reconcilerTest(async (t) => buildController(t.kiln.store, await bitsFor(t.kiln.config), new LogStore(), t.kiln.config));
+  r = await reconcilerTest(async (t) => {
+    const bits = await bitsFor(t.kiln.config);
+    cacheRoot = bits.buildpackCacheRoot;
+    return [buildController(t.kiln.store, bits, new LogStore(), t.kiln.config), buildpackCacheCollector(t.kiln.store, bits)];
+  });
 });
 afterAll(() => r.close());
 
@@ -72,5 +80,38 @@ describe('the build controller', () => {
     expect(await r.reconciles('builds', 'success')).toBeGreaterThan(successes);
     expect(after).toMatchObject({ state: 'STAGED', droplet_guid: before.droplet_guid });
     expect(after.observed_generation).toBe(after.generation);
+  });
+});
+
+describe('the buildpack cache collector', () => {
+  const cacheOf = (appGuid: string, ageMs = 0) => {
+    const dir = path.join(cacheRoot, appGuid);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'node_modules.tgz'), 'cached');
+    const at = new Date(Date.now() - ageMs);
+    fs.utimesSync(dir, at, at);
+    return dir;
+  };
+
+  it("removes a deleted app's cache when the change feed reports the delete", async () => {
+    const f = await appFixture(r.t, 'cache-deleted');
+    const dir = cacheOf(f.app);
+    await r.t.kiln.store.write(async (tx) => {
+      await tx.db.deleteFrom('processes').where('app_guid', '=', f.app).execute();
+      await tx.db.deleteFrom('apps').where('guid', '=', f.app).execute();
+      tx.changed('apps', f.app, 'delete');
+    });
+    await r.settle();
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  it('removes on resync only old caches of apps that do not exist', async () => {
+    const f = await appFixture(r.t, 'cache-kept');
+    const kept = cacheOf(f.app, 60 * 60_000);
+    const orphan = cacheOf(randomUUID(), 60 * 60_000);
+    const fresh = cacheOf(randomUUID());
+    await r.manager.resync();
+    await r.settle();
+    expect([fs.existsSync(kept), fs.existsSync(orphan), fs.existsSync(fresh)]).toEqual([true, false, true]);
   });
 });

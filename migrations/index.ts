@@ -12,6 +12,7 @@ import { tasks } from './0012_tasks.ts';
 import { sidecars } from './0014_sidecars.ts';
 import { deploymentProcesses } from './0016_deployment_processes.ts';
 import { instanceCrashes } from './0017_instance_crashes.ts';
+import { conditions } from './0030_conditions.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0014_sidecars': sidecars,
   '0016_deployment_processes': deploymentProcesses,
   '0017_instance_crashes': instanceCrashes,
+  '0030_conditions': conditions,
 };

@@ -6,15 +6,15 @@ import type { Config } from './config/config.ts';
 import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
-import { blobCollector, buildController } from './controllers/build-controller.ts';
-import { DEPLOYMENT_CONTROLLER, deploymentController } from './controllers/deployment-controller.ts';
+import { blobCollector, buildController, buildpackCacheCollector } from './controllers/build-controller.ts';
+import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
-import { TASK_CONTROLLER, taskController } from './controllers/task-controller.ts';
+import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
@@ -107,7 +107,8 @@ export async function buildKiln(
 
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store, platformNamesOf(config));
-  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [] });
+  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
+  controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(
     buildController(store, bits, logs, config, {
@@ -117,6 +118,7 @@ export async function buildKiln(
   );
   await sweepBuildpackBits(store.db, bits);
   controllers.register(blobCollector(store, bits));
+  controllers.register(buildpackCacheCollector(store, bits));
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
     processController({
@@ -131,12 +133,6 @@ export async function buildKiln(
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
-  runtime.onChange((e) => {
-    // Instance ids are `<process guid>:<version>:<index>`; task ids are task guids.
-    if (e.kind === 'instance') controllers.enqueue('processes', e.id.split(':')[0]!);
-    if (e.kind === 'instance') controllers.enqueue(DEPLOYMENT_CONTROLLER, `instances:${e.id.split(':')[0]!}`);
-    if (e.kind === 'task') controllers.enqueue(TASK_CONTROLLER, e.id);
-  });
   let ready = false;
   if (opts.startControllers !== false) {
     await controllers.start();
@@ -152,6 +148,7 @@ export async function buildKiln(
     rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
     ready: () => ready,
     observed: observedFromRuntime(runtime),
+    metrics: [controllers.metrics.registry],
     bits,
   });
   await routing.schedule();
@@ -175,7 +172,6 @@ export async function buildKiln(
     async stop() {
       ready = false;
       await controllers.stop();
-      routing.stop();
       await runtime.shutdown();
       router.close();
       await store.close();

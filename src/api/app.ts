@@ -20,6 +20,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
+import { KILN_API_PREFIX, registerConditions } from './kiln/conditions.ts';
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
 export function createApi(deps: AppDeps): Api {
@@ -48,7 +49,8 @@ export function createApi(deps: AppDeps): Api {
       throw new KilnError('NotAuthenticated');
     }
     c.header('Content-Type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    const more = await Promise.all((deps.metrics ?? []).map((r) => r.metrics()));
+    return c.body([await metrics.registry.metrics(), ...more].join('\n'));
   });
 
   for (const routes of deps.rootRoutes ?? []) app.route('/', routes);
@@ -60,6 +62,8 @@ export function createApi(deps: AppDeps): Api {
   app.use('/v3', auth);
   if (deps.config.listCacheEntries > 0) app.use('/v3/*', new ListCache(deps.store.dataVersion, deps.config.listCacheEntries).middleware());
   registerResources(app, deps);
+  app.use(`${KILN_API_PREFIX}/*`, authenticate(deps.store, deps.tokens));
+  registerConditions(app, deps);
   routed = routeMatcher(app.routes);
   return app;
 }

@@ -27,6 +27,8 @@ export interface AppDeps {
   ready?: () => boolean;
   /** The runtime's view of process instances (stats, terminate); absent → every instance reports DOWN. */
   observed?: ObservedInstances;
+  /** More Prometheus registries to expose on /metrics (the controllers'). */
+  metrics?: ReadonlyArray<{ metrics(): Promise<string> }>;
   /** Blobstore, resource cache and scratch space for packages/droplets; absent → created from config on first use. */
   bits?: Bits;
 }

@@ -9,7 +9,7 @@ import { KilnError, type ErrorName } from '../domain/errors.ts';
 import type { LogStore } from '../logs/log-store.ts';
 import { vcapApplication } from '../services/app-env.ts';
 import { buildpackCacheClearers } from '../services/apps.ts';
-import { dropletBlobKey, type Bits } from '../services/blobs.ts';
+import { blobKeyOwner, dropletBlobKey, packageBlobKey, type Bits } from '../services/blobs.ts';
 import { dropletValues } from '../services/droplets.ts';
 import { environmentVariableGroupVars } from '../services/environment-variable-groups.ts';
 import { failAbandonedUploads } from '../services/packages.ts';
@@ -18,7 +18,7 @@ import { BUILTIN_BUILDPACKS, builtinBuildpack } from '../staging/builtin-buildpa
 import { extractZip } from '../staging/zip.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
-import type { Reconciler } from './runtime/controller.ts';
+import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 
 export interface BuildControllerOptions {
   /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
@@ -103,6 +103,22 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       if (!current || current.state !== 'STAGING') return;
       await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
     });
+  }
+
+  /** The build's `Succeeded` condition, and its app's `Staged` one once the build has an outcome. */
+  async function reportStatus(guid: string, ctx: ReconcileContext): Promise<void> {
+    const build = await store.db.selectFrom('builds').select(['state', 'error', 'app_guid']).where('guid', '=', guid).executeTakeFirst();
+    if (!build) return;
+    const app = { kind: 'app' as const, guid: build.app_guid };
+    if (build.state === 'STAGED') {
+      ctx.condition({ type: 'Succeeded', status: 'True', reason: 'Staged' });
+      ctx.condition({ type: 'Staged', status: 'True', reason: 'BuildStaged', message: `build ${guid} staged` }, app);
+    } else if (build.state === 'FAILED') {
+      ctx.condition({ type: 'Succeeded', status: 'False', reason: 'StagingFailed', message: build.error ?? '' });
+      ctx.condition({ type: 'Staged', status: 'False', reason: 'StagingFailed', message: build.error ?? '' }, app);
+    } else {
+      ctx.condition({ type: 'Succeeded', status: 'Unknown', reason: 'Staging' });
+    }
   }
 
   /** One staging per build at a time in this process, even if two controllers share the data dir. */
@@ -212,7 +228,8 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
 
   return {
     name: 'builds',
-    watches: ['builds'],
+    resource: 'build',
+    watches: { builds: self },
     // Waiting keys hold no resources; the p-queue below limits how many actually stage at once.
     concurrency: 16,
     async listKeys() {
@@ -223,8 +240,9 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const rows = await store.db.selectFrom('builds').select('guid').where('state', '=', 'STAGING').execute();
       return rows.map((r) => r.guid);
     },
-    async reconcile(guid) {
+    async reconcile(guid, ctx) {
       await queue.add(() => stageBuild(guid));
+      if (ctx) await reportStatus(guid, ctx);
     },
     stageBuild,
   };
@@ -234,39 +252,58 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
 const ORPHAN_GRACE_MS = 10 * 60 * 1000;
 
 /**
- * Removes the blobs of deleted packages and droplets (and the buildpack cache of deleted apps). Row deletes
- * happen in transactions all over the code (app and space cascades); the change feed tells this collector,
- * and its resync scan catches anything missed while Kiln was down.
+ * Removes the blobs of deleted packages and droplets. Row deletes happen in transactions all over the code (app
+ * and space cascades); the change feed tells this collector, and its resync scan catches anything missed while
+ * Kiln was down. Its keys are blob keys (`packages/<guid>`, `droplets/<guid>`).
  */
 export function blobCollector(store: Store, bits: Bits): Reconciler {
-  const tables = { packages: 'packages', droplets: 'droplets', apps: 'apps' } as const;
+  const onDelete = (blobKey: (guid: string) => string) => (c: { guid: string; op: string }) => (c.op === 'delete' ? [blobKey(c.guid)] : []);
   return {
     name: 'blob-collector',
-    watches: ['packages', 'droplets', 'apps'],
+    watches: { packages: onDelete(packageBlobKey), droplets: onDelete(dropletBlobKey) },
     concurrency: 2,
-    keyFor(change) {
-      return change.op === 'delete' ? `${change.kind}/${change.guid}` : undefined;
-    },
     async listKeys() {
       const keys: string[] = [];
       for (const kind of ['packages', 'droplets'] as const) {
         const dir = path.join(bits.blobstore.root, kind);
-        const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-        for (const e of entries) {
-          if (!e.isFile()) continue;
-          const st = await fs.stat(path.join(dir, e.name)).catch(() => null);
-          if (st && Date.now() - st.mtimeMs > ORPHAN_GRACE_MS) keys.push(`${kind}/${e.name}`);
-        }
+        for (const name of await filesOlderThan(dir, ORPHAN_GRACE_MS)) keys.push(`${kind}/${name}`);
       }
       return keys;
     },
     async reconcile(key) {
-      const [kind, guid] = key.split('/') as [keyof typeof tables, string];
-      if (!(kind in tables) || !guid) return;
-      const row = await store.db.selectFrom(tables[kind]).select('guid').where('guid', '=', guid).executeTakeFirst();
-      if (row) return;
-      if (kind === 'apps') await fs.rm(path.join(bits.buildpackCacheRoot, guid), { recursive: true, force: true });
-      else await bits.blobstore.delete(key);
+      const owner = blobKeyOwner(key);
+      if (!owner) return;
+      const row = await store.db.selectFrom(owner.table).select('guid').where('guid', '=', owner.guid).executeTakeFirst();
+      if (!row) await bits.blobstore.delete(key);
     },
   };
+}
+
+/**
+ * Removes the buildpack cache of deleted apps (keys: app guids): at once when the change feed reports the delete,
+ * and from the resync scan for caches left while Kiln was down.
+ */
+export function buildpackCacheCollector(store: Store, bits: Bits): Reconciler {
+  return {
+    name: 'buildpack-cache-collector',
+    watches: { apps: (c) => (c.op === 'delete' ? [c.guid] : []) },
+    concurrency: 1,
+    listKeys: () => filesOlderThan(bits.buildpackCacheRoot, ORPHAN_GRACE_MS, 'directories'),
+    async reconcile(appGuid) {
+      const app = await store.db.selectFrom('apps').select('guid').where('guid', '=', appGuid).executeTakeFirst();
+      if (!app) await fs.rm(path.join(bits.buildpackCacheRoot, appGuid), { recursive: true, force: true });
+    },
+  };
+}
+
+/** Names of the entries of `dir` (files, or directories) not modified for `ageMs`; none if `dir` is missing. */
+async function filesOlderThan(dir: string, ageMs: number, what: 'files' | 'directories' = 'files'): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  const names: string[] = [];
+  for (const e of entries) {
+    if (what === 'files' ? !e.isFile() : !e.isDirectory()) continue;
+    const st = await fs.stat(path.join(dir, e.name)).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > ageMs) names.push(e.name);
+  }
+  return names;
 }

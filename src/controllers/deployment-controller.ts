@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { canaryStepTarget, isActive } from '../domain/deployments.ts';
-import type { InstanceStatus, Runtime } from '../runtime/runtime.ts';
+import { processGuidOfInstance, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, transition, webProcesses } from '../services/deployments.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import type { Reconciler } from './runtime/controller.ts';
+import { self, type Reconciler } from './runtime/controller.ts';
 
 export interface DeploymentControllerDeps {
   store: Store;
@@ -19,7 +19,7 @@ export interface DeploymentControllerDeps {
   pollMs?: number;
 }
 
-/** The reconciler's name, for `ControllerManager.enqueue` (runtime instance events). */
+/** The reconciler's name. */
 export const DEPLOYMENT_CONTROLLER = 'deployments';
 
 /**
@@ -57,28 +57,20 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
 
   return {
     name: DEPLOYMENT_CONTROLLER,
-    watches: ['deployments', 'apps', 'processes'],
-    concurrency: 4,
-    keyFor(change) {
-      if (change.kind === 'deployments') return change.guid;
-      return `${change.kind}:${change.guid}`;
+    watches: {
+      deployments: self,
+      apps: (c) => activeFor('app_guid', c.guid),
+      processes: (c) => activeForProcess(c.guid),
     },
+    runtimeEvents: { instance: (e) => activeForProcess(processGuidOfInstance(e.id)) },
+    concurrency: 4,
     async listKeys() {
       const rows = await store.db.selectFrom('deployments').select('guid').where('status_value', '=', 'ACTIVE').execute();
       return rows.map((r) => r.guid);
     },
-    async reconcile(key) {
-      let guids: string[];
-      if (key.startsWith('apps:')) guids = await activeFor('app_guid', key.slice(5));
-      else if (key.startsWith('processes:')) guids = await activeForProcess(key.slice(10));
-      else if (key.startsWith('instances:')) guids = await activeForProcess(key.slice(10));
-      else guids = [key];
-      let requeue: number | undefined;
-      for (const guid of guids) {
-        const r = await step(guid);
-        if (r !== undefined) requeue = Math.min(requeue ?? r, r);
-      }
-      return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+    async reconcile(guid) {
+      const r = await step(guid);
+      return r !== undefined ? { requeueAfterMs: r } : undefined;
     },
   };
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HealthCheck, InstanceSpec, InstanceStatus, Runtime } from '../runtime/runtime.ts';
+import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
 import { WEB } from '../domain/processes.ts';
 import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../services/app-env.ts';
@@ -8,7 +8,8 @@ import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { forgetCrashes, recordCrashes } from './crash-events.ts';
 import type { DropletCache } from './droplet-cache.ts';
-import type { Reconciler } from './runtime/controller.ts';
+import { NotReady, TerminalError, self, standaloneContext, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
+import type { Condition } from '../store/conditions.ts';
 
 export interface ProcessControllerDeps {
   store: Store;
@@ -21,7 +22,13 @@ export interface ProcessControllerDeps {
   drain: (instanceId: string) => Promise<void>;
 }
 
-export const instanceId = (processGuid: string, version: string, index: number) => `${processGuid}:${version}:${index}`;
+export { instanceId };
+
+/** Why a process cannot run what it should (recorded as its Ready condition). */
+interface Blocked {
+  reason: 'DropletNotStaged' | 'NoStartCommand';
+  message: string;
+}
 
 function healthCheckOf(p: Row<'processes'>): HealthCheck {
   const timeoutSeconds = p.health_check_timeout ?? undefined;
@@ -56,8 +63,11 @@ const range = (from: number, to: number) => Array.from({ length: Math.max(0, to 
 /** What the process controller must run for a process. */
 interface Desired {
   specs: InstanceSpec[];
-  /** The process row, when it still exists (its crashes become events). */
-  process?: Row<'processes'>;
+  /** Set when some of what should run cannot be started. */
+  blocked?: Blocked;
+  /** The process and its app, when the process exists (its crashes become events). */
+  proc?: Row<'processes'>;
+  app?: Row<'apps'>;
   /** Set when the instances run the app's current droplet and variables: recorded as launched with the first one. */
   launch?: { app: Row<'apps'> };
 }
@@ -74,15 +84,14 @@ interface Desired {
 export function processController(deps: ProcessControllerDeps): Reconciler {
   const { store, runtime, droplets, log } = deps;
 
-  async function specsOf(proc: Row<'processes'>, app: Row<'apps'>, launch: Launch): Promise<InstanceSpec[]> {
+  async function specsOf(proc: Row<'processes'>, app: Row<'apps'>, launch: Launch): Promise<InstanceSpec[] | Blocked> {
     if (launch.indexes.length === 0) return [];
     const droplet = await store.db.selectFrom('droplets').selectAll().where('guid', '=', launch.dropletGuid).executeTakeFirst();
-    if (!droplet || droplet.state !== 'STAGED' || !droplet.blob_key) return [];
-    const command = launch.command ?? (parseJsonObject(droplet.process_types)[proc.type] as string | undefined) ?? '';
-    if (!command) {
-      log.warn({ process: proc.guid, type: proc.type }, 'process has no command: nothing to start');
-      return [];
+    if (!droplet || droplet.state !== 'STAGED' || !droplet.blob_key) {
+      return { reason: 'DropletNotStaged', message: `droplet ${launch.dropletGuid} is not staged` };
     }
+    const command = launch.command ?? (parseJsonObject(droplet.process_types)[proc.type] as string | undefined) ?? '';
+    if (!command) return { reason: 'NoStartCommand', message: `process type "${proc.type}" has no command and the droplet declares none` };
     const space = await store.db.selectFrom('spaces').select(['guid', 'name', 'organization_guid']).where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
     const org = await store.db.selectFrom('organizations').select(['guid', 'name']).where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
     const dropletDir = await droplets.ensure(droplet.guid, droplet.blob_key);
@@ -114,8 +123,9 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const proc = await store.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirst();
     if (!proc) return { specs: [] };
     const app = await store.db.selectFrom('apps').selectAll().where('guid', '=', proc.app_guid).executeTakeFirst();
-    if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [], process: proc };
-    if (proc.instances <= 0 || !app.droplet_guid) return { specs: [], process: proc };
+    if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [], proc, ...(app ? { app } : {}) };
+    if (proc.instances <= 0) return { specs: [], proc, app };
+    if (!app.droplet_guid) return { specs: [], proc, app, blocked: { reason: 'DropletNotStaged', message: 'the app has no current droplet' } };
     const rolling =
       proc.type === WEB &&
       (await store.db.selectFrom('deployments').select('guid').where('app_guid', '=', app.guid).where('status_value', '=', 'ACTIVE').executeTakeFirst()) !== undefined;
@@ -129,49 +139,48 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       diskMb: proc.disk_in_mb,
       indexes: range(0, proc.instances),
     });
-    return { specs, process: proc, ...(frozen ? {} : { launch: { app } }) };
+    if (!Array.isArray(specs)) return { specs: [], proc, app, blocked: specs };
+    return { specs, proc, app, ...(frozen ? {} : { launch: { app } }) };
+  }
+
+  /** Processes of an app: its rows, and any the runtime still runs for it (a deleted process's instances). */
+  async function processesOfApp(appGuid: string): Promise<string[]> {
+    const procs = await store.db.selectFrom('processes').select('guid').where('app_guid', '=', appGuid).execute();
+    const orphaned = runtime.listInstances({ appGuid }).map((i) => i.processGuid);
+    return [...new Set([...procs.map((p) => p.guid), ...orphaned])];
   }
 
   return {
     name: 'processes',
-    watches: ['processes', 'apps', 'droplets', 'deployments'],
-    concurrency: 4,
-    keyFor(change) {
-      // App, droplet and deployment changes are fanned out to processes in reconcile; a process change names its own key.
-      return change.kind === 'processes' ? change.guid : `${change.kind}:${change.guid}`;
+    resource: 'process',
+    watches: {
+      processes: self,
+      // An app or droplet change may affect every process of the app.
+      apps: (c) => processesOfApp(c.guid),
+      droplets: async (c) => {
+        const d = await store.db.selectFrom('droplets').select('app_guid').where('guid', '=', c.guid).executeTakeFirst();
+        return d ? processesOfApp(d.app_guid) : [];
+      },
+      // A deployment's end changes which web processes keep their launch settings.
+      deployments: async (c) => {
+        const d = await store.db.selectFrom('deployments').select('app_guid').where('guid', '=', c.guid).executeTakeFirst();
+        return d ? processesOfApp(d.app_guid) : [];
+      },
     },
+    runtimeEvents: { instance: (e) => [processGuidOfInstance(e.id)] },
+    concurrency: 4,
     async listKeys() {
       const desiredRows = await store.db.selectFrom('processes').select('guid').execute();
       const running = runtime.listInstances().map((i) => i.processGuid);
       return [...new Set([...desiredRows.map((r) => r.guid), ...running])];
     },
-    async reconcile(key) {
-      if (key.startsWith('apps:') || key.startsWith('droplets:') || key.startsWith('deployments:')) {
-        // An app or droplet change may affect every process of the app: reconcile them one by one.
-        // A deployment's end changes which web processes keep their launch settings.
-        const appGuid = key.startsWith('apps:')
-          ? key.slice(5)
-          : key.startsWith('droplets:')
-            ? (await store.db.selectFrom('droplets').select('app_guid').where('guid', '=', key.slice(9)).executeTakeFirst())?.app_guid
-            : (await store.db.selectFrom('deployments').select('app_guid').where('guid', '=', key.slice(12)).executeTakeFirst())?.app_guid;
-        if (!appGuid) return;
-        const procs = await store.db.selectFrom('processes').select('guid').where('app_guid', '=', appGuid).execute();
-        const orphaned = runtime.listInstances({ appGuid }).map((i) => i.processGuid);
-        let requeue: number | undefined;
-        for (const guid of new Set([...procs.map((p) => p.guid), ...orphaned])) {
-          const r = await reconcileProcess(guid);
-          if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? r.requeueAfterMs, r.requeueAfterMs);
-        }
-        return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
-      }
-      return reconcileProcess(key);
-    },
+    reconcile: (key, ctx) => reconcileProcess(key, ctx ?? standaloneContext(log)),
   };
 
-  async function reconcileProcess(processGuid: string): Promise<{ requeueAfterMs?: number } | void> {
+  async function reconcileProcess(processGuid: string, ctx: ReconcileContext): Promise<{ requeueAfterMs?: number } | void> {
     const want = await desired(processGuid);
     const observed = runtime.listInstances({ processGuid });
-    if (want.process) await recordCrashes(store, want.process, observed);
+    if (want.proc) await recordCrashes(store, want.proc, observed);
     else await forgetCrashes(store, processGuid);
     const wanted = new Set(want.specs.map((s) => s.id));
     const missing = want.specs.filter((spec) => !observed.some((o) => o.id === spec.id));
@@ -201,7 +210,43 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
           await runtime.stopInstance(o.id);
         }),
     );
+    const requeue = keep.length > 0 ? { requeueAfterMs: 500 } : undefined;
+    if (want.proc && want.app) reportStatus(ctx, want, runtime.listInstances({ processGuid }).filter((i) => wanted.has(i.id)));
+    if (want.blocked?.reason === 'NoStartCommand') throw new TerminalError(want.blocked.reason, want.blocked.message);
+    if (want.blocked) throw new NotReady(want.blocked.reason, want.blocked.message);
     // Runtime events wake this key as instances change state; the poll is a safety net for replacements.
-    if (keep.length > 0) return { requeueAfterMs: 500 };
+    return requeue;
+  }
+
+  /**
+   * The process's Ready condition (and, for web, the app's Staged and Ready): why it does or does not serve. A
+   * blocked process is reported by the NotReady or TerminalError thrown after this.
+   */
+  function reportStatus(ctx: ReconcileContext, want: Desired, instances: InstanceStatus[]): void {
+    const proc = want.proc!;
+    const app = want.app!;
+    let ready: Condition | undefined;
+    if (app.state !== 'STARTED') ready = { type: 'Ready', status: 'False', reason: 'Stopped', message: 'the app is stopped' };
+    else if (want.blocked) ready = undefined;
+    else if (want.specs.length === 0) ready = { type: 'Ready', status: 'True', reason: 'NoInstancesWanted' };
+    else {
+      const crashed = instances.find((i) => i.state === 'CRASHED');
+      const starting = instances.filter((i) => i.state === 'STARTING');
+      const timeoutMs = (proc.health_check_timeout ?? 60) * 1000;
+      const running = instances.filter((i) => i.state === 'RUNNING').length;
+      const of = `${running}/${want.specs.length} instances running`;
+      if (crashed) ready = { type: 'Ready', status: 'False', reason: 'Crashing', message: `instance ${crashed.index} crashed: ${crashed.lastExit?.reason ?? 'unknown'}; ${of}` };
+      else if (starting.some((i) => Date.now() - i.since > timeoutMs)) ready = { type: 'Ready', status: 'False', reason: 'HealthCheckFailing', message: `the health check has not passed within ${timeoutMs / 1000}s; ${of}` };
+      else if (running < want.specs.length) ready = { type: 'Ready', status: 'False', reason: 'Starting', message: of };
+      else ready = { type: 'Ready', status: 'True', reason: 'Running', message: of };
+    }
+    if (ready) ctx.condition(ready);
+    if (proc.type !== 'web') return;
+    ctx.condition(
+      app.droplet_guid ? { type: 'Staged', status: 'True', reason: 'DropletStaged' } : { type: 'Staged', status: 'False', reason: 'DropletNotStaged', message: 'stage a package and set the droplet' },
+      { kind: 'app', guid: app.guid },
+    );
+    const appReady = ready ?? { type: 'Ready', status: 'False' as const, reason: want.blocked!.reason, message: want.blocked!.message };
+    ctx.condition(appReady, { kind: 'app', guid: app.guid });
   }
 }

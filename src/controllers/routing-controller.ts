@@ -4,36 +4,44 @@ import type { Backend } from '../router/route-table.ts';
 import { routeKey } from '../router/route-table.ts';
 import type { Router } from '../router/router.ts';
 import type { Store } from '../store/store.ts';
+import type { Reconciler, WatchMapper } from './runtime/controller.ts';
+
+/** The routing controller's name and its one key: the whole table is recomputed on every pass. */
+export const ROUTING_CONTROLLER = 'routing';
+const TABLE_KEY = 'table';
+const table: WatchMapper = () => [TABLE_KEY];
 
 /**
  * Keeps the router's table equal to "routes with destinations × RUNNING instances of the destination process".
  * Level-triggered: every sync recomputes the whole table from the store and the runtime, so a missed event only
  * delays convergence until the next one. Syncs coalesce: many changes in a burst cause at most two passes.
+ * The manager runs it as a reconciler with the single key `table` (see `reconciler`); `schedule` syncs now, for
+ * the first table at start and for the deployment controller's "are the new instances routed yet".
  */
 export class RoutingController {
   private running: Promise<void> | undefined;
   private again = false;
   /** Instances being drained: never routed again, whatever the runtime says, until they are gone. */
   private readonly draining = new Set<string>();
-  private readonly offRuntime: () => void;
-  private readonly onChanges = (changes: Array<{ kind: string }>) => {
-    if (changes.some((c) => WATCHED.has(c.kind))) this.schedule();
-  };
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly runtime: Runtime,
     private readonly router: Router,
     private readonly log: Logger,
-  ) {
-    this.offRuntime = runtime.onChange((e) => {
-      if (e.kind === 'instance') this.schedule();
-    });
-    store.events.on('changes', this.onChanges);
-    // Writes by other replicas do not emit local events; a slow poll covers them.
-    this.timer = setInterval(() => this.schedule(), 5000);
-    this.timer.unref();
+  ) {}
+
+  /** The reconciler the manager runs: any change to what decides routing, or to an instance, resyncs the table. */
+  reconciler(): Reconciler {
+    return {
+      name: ROUTING_CONTROLLER,
+      watches: Object.fromEntries(WATCHED.map((kind) => [kind, table])),
+      runtimeEvents: { instance: () => [TABLE_KEY] },
+      concurrency: 1,
+      listKeys: async () => [TABLE_KEY],
+      // Through schedule, so a pass the deployment controller asked for and this one never interleave.
+      reconcile: () => this.schedule(),
+    };
   }
 
   /** Removes an instance from routing now and resolves when its in-flight requests are done. */
@@ -102,11 +110,6 @@ export class RoutingController {
     }
   }
 
-  stop(): void {
-    this.offRuntime();
-    this.store.events.off('changes', this.onChanges);
-    if (this.timer) clearInterval(this.timer);
-  }
 }
 
-const WATCHED = new Set(['routes', 'route_destinations', 'processes', 'apps', 'domains']);
+const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains'];

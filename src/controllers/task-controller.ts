@@ -8,7 +8,7 @@ import { deleteMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { DropletCache } from './droplet-cache.ts';
-import type { Reconciler } from './runtime/controller.ts';
+import { self, standaloneContext, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 
 export interface TaskControllerDeps {
   store: Store;
@@ -19,10 +19,8 @@ export interface TaskControllerDeps {
   cfApi: () => string;
 }
 
-/** The reconciler's name, for `ControllerManager.enqueue` (runtime task events). */
+/** The reconciler's name. */
 export const TASK_CONTROLLER = 'tasks';
-
-const APP_KEY = 'apps:';
 
 /**
  * Drives tasks through their states (CONVENTIONS.md §17.6), comparing the store with what the runtime reports:
@@ -37,7 +35,8 @@ const APP_KEY = 'apps:';
  * - CANCELING: stopped in the runtime (if it runs there) → FAILED `task was cancelled`.
  *
  * Transitions compare-and-set the state, so an API cancel racing the controller is never lost. Tasks of an app being
- * deleted are cancelled; tasks of a deleted app are stopped and removed with their metadata.
+ * deleted are cancelled; tasks of a deleted app are stopped and removed with their metadata. Each task records a
+ * `Succeeded` condition once it finishes (reason `TaskSucceeded`, `TaskFailed` or `TaskCancelled`).
  */
 export function taskController(deps: TaskControllerDeps): Reconciler {
   const { store, runtime, droplets, log } = deps;
@@ -133,73 +132,78 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
     }
   }
 
-  async function reconcileTask(guid: string): Promise<void> {
-    const task = await store.db.selectFrom('tasks').selectAll().where('guid', '=', guid).executeTakeFirst();
+  async function reconcileTask(guid: string, ctx: ReconcileContext): Promise<void> {
+    let task = await store.db.selectFrom('tasks').selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!task) {
       await stopInRuntime(guid);
       return;
     }
+    const app = await store.db.selectFrom('apps').select(['guid', 'status']).where('guid', '=', task.app_guid).executeTakeFirst();
+    if (!app) {
+      // The app is gone: nothing of the task may run, and its row and metadata go too.
+      await stopInRuntime(guid);
+      await store.write(async (tx) => {
+        await deleteMetadata(tx, 'tasks', [guid]);
+        await tx.db.deleteFrom('tasks').where('guid', '=', guid).execute();
+        tx.changed('tasks', guid, 'delete');
+      });
+      return;
+    }
+    if (app.status === 'deleting' && (task.state === 'PENDING' || task.state === 'RUNNING')) {
+      // Being deleted: cancel what is still live, then stop and fail it below.
+      await store.write((tx) => transitionTask(tx, guid, ['PENDING', 'RUNNING'], 'CANCELING'));
+      task = await store.db.selectFrom('tasks').selectAll().where('guid', '=', guid).executeTakeFirst();
+      if (!task) return;
+    }
     switch (task.state) {
       case 'PENDING':
-        return start({ ...task, launched: 0 });
+        await start({ ...task, launched: 0 });
+        break;
       case 'RUNNING':
-        return task.launched ? observe(task) : start(task);
+        await (task.launched ? observe(task) : start(task));
+        break;
       case 'CANCELING':
         await stopInRuntime(guid);
         await transition(guid, 'CANCELING', 'FAILED', TASK_CANCELLED);
-        return;
+        break;
       default:
         // Terminal: nothing may still run for it.
         await stopInRuntime(guid);
     }
+    const now = await store.db.selectFrom('tasks').select(['state', 'failure_reason']).where('guid', '=', guid).executeTakeFirst();
+    if (now?.state === 'SUCCEEDED') ctx.condition({ type: 'Succeeded', status: 'True', reason: 'TaskSucceeded' });
+    else if (now?.state === 'FAILED') {
+      const cancelled = now.failure_reason === TASK_CANCELLED;
+      ctx.condition({ type: 'Succeeded', status: 'False', reason: cancelled ? 'TaskCancelled' : 'TaskFailed', message: now.failure_reason ?? '' });
+    } else if (now) ctx.condition({ type: 'Succeeded', status: 'Unknown', reason: now.state === 'PENDING' ? 'TaskPending' : 'TaskRunning' });
   }
 
-  async function reconcileApp(appGuid: string): Promise<void> {
-    const app = await store.db.selectFrom('apps').select(['guid', 'status']).where('guid', '=', appGuid).executeTakeFirst();
-    if (app && app.status !== 'deleting') return;
-    const rows = await store.db.selectFrom('tasks').select(['guid', 'state']).where('app_guid', '=', appGuid).execute();
-    if (app) {
-      // Being deleted: cancel what is still live; each task's own key then stops and fails it.
-      const live = rows.filter((r) => !(TERMINAL_TASK_STATES as readonly string[]).includes(r.state));
-      if (live.length === 0) return;
-      await store.write(async (tx) => {
-        for (const r of live) await transitionTask(tx, r.guid, ['PENDING', 'RUNNING'], 'CANCELING');
-      });
-      return;
-    }
-    if (rows.length === 0) return;
-    for (const r of rows) await stopInRuntime(r.guid);
-    await store.write(async (tx) => {
-      const guids = rows.map((r) => r.guid);
-      await deleteMetadata(tx, 'tasks', guids);
-      await tx.db.deleteFrom('tasks').where('guid', 'in', guids).execute();
-      for (const g of guids) tx.changed('tasks', g, 'delete');
-    });
+  /** Tasks of an app that may need work when the app is being deleted or is gone. */
+  async function tasksOfApp(appGuid: string): Promise<string[]> {
+    const rows = await store.db.selectFrom('tasks').select('guid').where('app_guid', '=', appGuid).execute();
+    return rows.map((r) => r.guid);
   }
 
   return {
     name: TASK_CONTROLLER,
-    watches: ['tasks', 'apps'],
-    concurrency: 4,
-    keyFor(change) {
-      if (change.kind === 'tasks') return change.guid;
+    resource: 'task',
+    watches: {
+      tasks: self,
       // Only an app's deletion (marked, then done) concerns its tasks.
-      return change.op === 'create' ? undefined : `${APP_KEY}${change.guid}`;
+      apps: (c) => (c.op === 'create' ? [] : tasksOfApp(c.guid)),
     },
+    runtimeEvents: { task: (e) => [e.id] },
+    concurrency: 4,
     async listKeys() {
       const live = await store.db.selectFrom('tasks').select('guid').where('state', 'not in', [...TERMINAL_TASK_STATES]).execute();
       const orphaned = await store.db
         .selectFrom('tasks')
         .leftJoin('apps', 'apps.guid', 'tasks.app_guid')
-        .select('tasks.app_guid')
-        .distinct()
+        .select('tasks.guid')
         .where((eb) => eb.or([eb('apps.guid', 'is', null), eb('apps.status', '=', 'deleting')]))
         .execute();
-      return [...live.map((r) => r.guid), ...orphaned.map((r) => `${APP_KEY}${r.app_guid}`)];
+      return [...new Set([...live.map((r) => r.guid), ...orphaned.map((r) => r.guid)])];
     },
-    async reconcile(key) {
-      if (key.startsWith(APP_KEY)) return reconcileApp(key.slice(APP_KEY.length));
-      return reconcileTask(key);
-    },
+    reconcile: (key, ctx) => reconcileTask(key, ctx ?? standaloneContext(log)),
   };
 }

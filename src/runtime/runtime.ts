@@ -30,6 +30,12 @@ export interface InstanceSpec {
   sidecars?: Array<{ name: string; command: string }>;
 }
 
+/** The id of an instance slot; the format is the runtime's contract, so it is built and read only here. */
+export const instanceId = (processGuid: string, version: string, index: number): string => `${processGuid}:${version}:${index}`;
+
+/** The process an instance id belongs to (process guids contain no colon). */
+export const processGuidOfInstance = (id: string): string => id.slice(0, id.indexOf(':') < 0 ? id.length : id.indexOf(':'));
+
 /** STOPPING: being stopped or replaced (SIGTERM sent, grace period running); never routable. */
 export type InstanceState = 'STARTING' | 'RUNNING' | 'CRASHED' | 'STOPPING' | 'DOWN';
 

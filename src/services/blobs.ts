@@ -27,6 +27,12 @@ export interface Bits {
 export const packageBlobKey = (guid: string) => `packages/${guid}`;
 export const dropletBlobKey = (guid: string) => `droplets/${guid}`;
 
+/** The row a package or droplet blob key belongs to (the inverse of the two above), or undefined for another key. */
+export function blobKeyOwner(key: string): { table: 'packages' | 'droplets'; guid: string } | undefined {
+  const m = /^(packages|droplets)\/([^/]+)$/.exec(key);
+  return m ? { table: m[1] as 'packages' | 'droplets', guid: m[2]! } : undefined;
+}
+
 /**
  * Creates the filesystem blobstore under `<data dir>/blobs` and prepares scratch space. Call once per
  * process and share the result (the API's AppDeps.bits and the build controller).

@@ -198,6 +198,18 @@ export interface ChangesTable {
   created_at: string;
 }
 
+/** One condition of a reconciled resource (migration 0030); see controllers/runtime/conditions.ts. */
+export interface ConditionsTable {
+  kind: string;
+  guid: string;
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observed_generation: number;
+  last_transition_time: string;
+}
+
 /** The built-in identity provider's accounts (UAA's side of a user). */
 export interface IdentityUsersTable {
   id: Id;
@@ -520,6 +532,7 @@ export interface Database {
   labels: LabelsTable;
   annotations: AnnotationsTable;
   changes: ChangesTable;
+  conditions: ConditionsTable;
   identity_users: IdentityUsersTable;
   identity_clients: IdentityClientsTable;
   settings: SettingsTable;

@@ -75,4 +75,30 @@ describe('WorkQueue', () => {
     expect(runs).toBe(2);
     q.stop();
   });
+
+  it('keeps the earliest timer when a key is scheduled twice', async () => {
+    const runs: number[] = [];
+    const started = Date.now();
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const q = new WorkQueue(
+      async () => {
+        runs.push(Date.now() - started);
+        done();
+      },
+      () => {},
+      { concurrency: 1 },
+    );
+    q.addAfter('k', 20);
+    // A later request must not push the sooner one back, and a sooner one must replace the later.
+    q.addAfter('k', 60_000);
+    await finished;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!).toBeLessThan(1000);
+    q.addAfter('j', 60_000);
+    q.addAfter('j', 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(runs).toHaveLength(2);
+    q.stop();
+  });
 });

@@ -247,6 +247,9 @@ describe('the web processes of a deployment, step by step, under load', () => {
       async stop() {
         stopped = true;
         await done;
+        // The loop may have been asleep since its last sample: the state the caller waited for is sampled here.
+        const last = await counts(oldGuid, newGuid);
+        if (seen[seen.length - 1] !== last) seen.push(last);
         const positions = seen.map((c) => plan.indexOf(c));
         expect(positions.every((p) => p >= 0), `seen ${seen.join(' → ')}, plan ${plan.join(' → ')}`).toBe(true);
         expect(

@@ -10,6 +10,7 @@ import { buildpacks } from './0011_buildpacks.ts';
 import { deployments } from './0013_deployments.ts';
 import { tasks } from './0012_tasks.ts';
 import { sidecars } from './0014_sidecars.ts';
+import { appSandbox } from './0015_app_sandbox.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0012_tasks': tasks,
   '0013_deployments': deployments,
   '0014_sidecars': sidecars,
+  '0015_app_sandbox': appSandbox,
 };

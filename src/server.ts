@@ -1,3 +1,4 @@
+import { chmod, mkdir } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { formatAccessLog } from './router/access-log.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
+import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { recordLaunchRevision } from './services/revisions.ts';
@@ -32,6 +34,7 @@ import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts'
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { JobHandlers } from './services/jobs.ts';
+import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { Store } from './store/store.ts';
@@ -59,6 +62,12 @@ export async function buildKiln(
   opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
 ): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
+  // KILN_SANDBOX=bwrap without bubblewrap refuses to start here, before anything is opened.
+  const sandbox = resolveSandbox(config.sandbox);
+  const isRoot = process.getuid?.() === 0;
+  if (sandbox.kind === 'none' && config.sandbox !== 'none') log.warn(`WARNING: ${NOT_ISOLATED_WARNING} — install it with: apt-get install bubblewrap`);
+  if (sandbox.kind === 'none' && config.sandbox === 'none') log.warn('WARNING: KILN_SANDBOX=none: apps are not isolated from each other or from Kiln');
+  if (isRoot) await restrictDataDir(config.dataDir);
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -71,7 +80,8 @@ export async function buildKiln(
   const logs = new LogStore();
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
   const bits = await bitsFor(config);
-  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1' });
+  const identityFor = sandbox.kind === 'bwrap' && isRoot ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
+  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox, ...(identityFor ? { identityFor } : {}) });
   if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
@@ -108,6 +118,8 @@ export async function buildKiln(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
+      sandbox,
+      ...(identityFor ? { identityFor } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -147,6 +159,10 @@ export async function buildKiln(
     jobs,
     rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
     ready: () => ready,
+    isolation: {
+      sandbox: sandbox.kind,
+      ...(sandbox.kind === 'bwrap' ? { separate_uids: isRoot } : { warning: NOT_ISOLATED_WARNING }),
+    },
     observed: observedFromRuntime(runtime),
     bits,
   });
@@ -177,6 +193,15 @@ export async function buildKiln(
       await store.close();
     },
   };
+}
+
+/**
+ * Kiln's data dir holds the signing key, the database and every app's files: nobody but Kiln's user may even
+ * list it. Apps reach their own droplet only through the sandbox's bind mounts, which root sets up.
+ */
+async function restrictDataDir(dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
 }
 
 export interface RunningKiln extends Kiln {

@@ -35,6 +35,8 @@ const ConfigSchema = z.object({
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
   KILN_ROUTER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(900),
+  /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
+  KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -54,6 +56,7 @@ export interface Config {
   maxPackageBytes: number;
   listCacheEntries: number;
   routerTimeoutSeconds: number;
+  sandbox: RawConfig['KILN_SANDBOX'];
 }
 
 export class ConfigError extends Error {}
@@ -96,5 +99,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPackageBytes: c.KILN_MAX_PACKAGE_BYTES,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
+    sandbox: c.KILN_SANDBOX,
   };
 }

@@ -482,6 +482,13 @@ export interface SidecarProcessTypesTable {
   app_guid: string;
 }
 
+/** Per-app sandbox uid/gid (offset by the id); see migrations/0015_app_sandbox.ts. */
+export interface AppSandboxIdsTable {
+  id: Generated<number>;
+  app_guid: string;
+  created_at: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -520,6 +527,7 @@ export interface Database {
   deployments: DeploymentsTable;
   sidecars: SidecarsTable;
   sidecar_process_types: SidecarProcessTypesTable;
+  app_sandbox_ids: AppSandboxIdsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -4,8 +4,11 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
+import type { Writable } from 'node:stream';
+import type { MemoryCgroup } from './cgroup.ts';
+import { allProcesses, isAlive, liveGroupMembers, processTree, readProcStat } from './proc.ts';
 import type { ProcessRecords } from './records.ts';
+import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
 /**
  * Starts one process the way the CF launcher does and owns its process group until every member is gone.
@@ -31,6 +34,23 @@ export interface ExitInfo {
   status: number;
   /** Set when the process could not be started at all. */
   error?: string;
+  /** The kernel killed a process of its memory cgroup for exceeding the limit. */
+  oomKilled?: boolean;
+}
+
+/** Where the droplet appears inside a sandbox: CF's container layout (`/home/vcap/app`, `/home/vcap/deps`…). */
+export const SANDBOX_DROPLET_DIR = '/home/vcap';
+
+/** Runs the process in a bubblewrap sandbox that sees only its own droplet (read-only) and private scratch space. */
+export interface Jail {
+  sandbox: Extract<Sandbox, { kind: 'bwrap' }>;
+  /** The app's own uid/gid when Kiln runs as root. */
+  identity?: Identity;
+  hostname: string;
+  /** Size cap of each private writable area (HOME, /tmp). */
+  diskBytes?: number;
+  /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
+  cgroup?: MemoryCgroup;
 }
 
 export interface LaunchOptions {
@@ -41,6 +61,31 @@ export interface LaunchOptions {
   env: Record<string, string>;
   records: ProcessRecords;
   onLine: (stream: 'stdout' | 'stderr', text: string) => void;
+  jail?: Jail;
+}
+
+/** The droplet's parts an app reads; whichever the droplet has are bound read-only at CF's paths. */
+const DROPLET_PARTS = ['app', 'deps', 'profile.d'];
+
+function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefined): SandboxSpec {
+  const view = SANDBOX_DROPLET_DIR;
+  return {
+    mounts: DROPLET_PARTS.filter((part) => part === 'app' || existsSync(join(opts.dropletDir, part))).map((part) => ({
+      source: join(opts.dropletDir, part),
+      dest: join(view, part),
+      writable: false,
+    })),
+    scratch: [
+      { dest: view, ...(jail.diskBytes ? { sizeBytes: jail.diskBytes } : {}) },
+      { dest: '/tmp', ...(jail.diskBytes ? { sizeBytes: jail.diskBytes } : {}) },
+    ],
+    dirs: [join(view, 'tmp')],
+    cwd: join(view, 'app'),
+    hostname: jail.hostname,
+    ...(jail.identity ? { identity: jail.identity } : {}),
+    ...(blockFd !== undefined ? { blockFd } : {}),
+    argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
+  };
 }
 
 const POLL_MS = 20;
@@ -59,13 +104,34 @@ export class ProcessHandle {
   private readonly child: ChildProcess;
 
   constructor(private readonly opts: LaunchOptions) {
-    this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
-      cwd: join(opts.dropletDir, 'app'),
-      env: opts.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const jail = opts.jail;
+    const cwd = join(opts.dropletDir, 'app');
+    if (jail) {
+      // fd 3 holds the sandbox back until Kiln has moved it into its memory cgroup.
+      const blockFd = jail.cgroup ? 3 : undefined;
+      this.child = spawn(jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, blockFd)), {
+        cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', ...(blockFd !== undefined ? (['pipe'] as const) : [])],
+      });
+    } else {
+      this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
+        cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
     this.pid = this.child.pid;
+    if (jail?.cgroup && this.pid !== undefined) {
+      // The leader first, so whatever it forks from now on is born inside; then what it forked before the move.
+      jail.cgroup.attach([this.pid]);
+      jail.cgroup.attach(processTree(this.pid, this.pid).map((p) => p.pid).filter((pid) => pid !== this.pid));
+      const release = this.child.stdio[3] as Writable | null;
+      release?.on('error', () => undefined);
+      release?.end('go');
+    }
     if (this.pid !== undefined) {
       const stat = readProcStat(this.pid);
       opts.records.write({
@@ -92,7 +158,9 @@ export class ProcessHandle {
         }
       });
       this.child.once('exit', (code, signal) => {
-        this.exitInfo ??= { code, signal, status: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) };
+        const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+        const oomKilled = opts.jail?.cgroup?.oomKilled() ?? false;
+        this.exitInfo ??= { code, signal, status, ...(oomKilled ? { oomKilled } : {}) };
         resolve(this.exitInfo);
       });
     });

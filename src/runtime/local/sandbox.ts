@@ -1,0 +1,189 @@
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * Walls an app process off from Kiln and from other apps with bubblewrap: new PID/IPC/UTS namespaces (so
+ * /proc shows only the sandbox's own processes), a read-only view of the system, only the app's own files bound,
+ * private writable scratch space, and nothing of Kiln's data dir, home or repository.
+ *
+ * When Kiln runs as root, bwrap runs privileged (no user namespace) and `setpriv` drops to the app's own uid/gid
+ * as the last step inside the sandbox; bwrap keeps only CAP_SETUID/CAP_SETGID for that, and changing to a
+ * non-zero uid clears them. Every bwrap mount is nosuid and bwrap sets no_new_privs, so setuid binaries of the
+ * bound system cannot get root back.
+ */
+
+export type SandboxMode = 'auto' | 'bwrap' | 'none';
+
+/** What Kiln says wherever an unsandboxed app could be affected (start-up log, /readyz, staging logs). */
+export const NOT_ISOLATED_WARNING = 'bubblewrap (bwrap) is not installed: apps are not isolated from each other or from Kiln';
+
+export interface Identity {
+  uid: number;
+  gid: number;
+}
+
+/** How app processes are started: `none` runs them as plain child processes (development machines without bwrap). */
+export type Sandbox =
+  | { kind: 'none' }
+  | {
+      kind: 'bwrap';
+      bwrapPath: string;
+      /** Set when Kiln runs as root: the tool that drops to the app's uid inside the sandbox. */
+      setprivPath: string | undefined;
+      /** Read-only system paths and symlinks bound into every sandbox. */
+      system: SystemEntry[];
+    };
+
+export type SystemEntry = { kind: 'bind'; path: string } | { kind: 'symlink'; path: string; target: string };
+
+export interface Mount {
+  /** Host path to bind. */
+  source: string;
+  /** Path inside the sandbox. */
+  dest: string;
+  writable: boolean;
+}
+
+export interface SandboxSpec {
+  mounts: Mount[];
+  /** Private in-memory directories (tmpfs) writable by the app, with an optional size cap in bytes. */
+  scratch: Array<{ dest: string; sizeBytes?: number }>;
+  /** Directories created (world-writable, sticky) inside the scratch space, e.g. CF's `/home/vcap/tmp`. */
+  dirs?: string[];
+  /** Working directory inside the sandbox. */
+  cwd: string;
+  hostname: string;
+  /** The app's own uid/gid when Kiln runs as root; omitted otherwise. */
+  identity?: Identity;
+  /** Executable and arguments, as seen inside the sandbox. */
+  argv: string[];
+  /** Block on this fd until Kiln has put the process into its cgroup (bwrap's --block-fd). */
+  blockFd?: number;
+}
+
+const BWRAP_CANDIDATES = ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap'];
+const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'];
+
+/**
+ * The parts of /etc a process needs to resolve names, verify TLS and look up users — not the rest (shadow, ssh
+ * host keys, whatever an operator put there). `alternatives` holds the targets of many /usr/bin symlinks.
+ */
+const ETC_ENTRIES = [
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/etc/host.conf',
+  '/etc/nsswitch.conf',
+  '/etc/gai.conf',
+  '/etc/passwd',
+  '/etc/group',
+  '/etc/localtime',
+  '/etc/ld.so.cache',
+  '/etc/ld.so.conf',
+  '/etc/ld.so.conf.d',
+  '/etc/ssl',
+  '/etc/ca-certificates',
+  '/etc/pki',
+  '/etc/alternatives',
+  '/etc/mime.types',
+  '/etc/protocols',
+  '/etc/services',
+];
+
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
+
+/** The read-only system entries that exist on this machine (merged-/usr links are recreated as links). */
+export function systemEntries(): SystemEntry[] {
+  const out: SystemEntry[] = [];
+  for (const path of [...SYSTEM_DIRS, ...ETC_ENTRIES]) {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      continue;
+    }
+    if (st.isSymbolicLink() && SYSTEM_DIRS.includes(path)) {
+      out.push({ kind: 'symlink', path, target: readlinkSync(path) });
+    } else {
+      out.push({ kind: 'bind', path });
+    }
+  }
+  return out;
+}
+
+
+export function findExecutable(candidates: readonly string[]): string | undefined {
+  return candidates.find((p) => existsSync(p));
+}
+
+/**
+ * Decides how apps run from KILN_SANDBOX: `bwrap` demands bubblewrap (a multi-tenant installation), `auto` uses
+ * it when installed, `none` never does.
+ */
+export function resolveSandbox(
+  mode: SandboxMode,
+  opts: { isRoot?: boolean; find?: (candidates: readonly string[]) => string | undefined } = {},
+): Sandbox {
+  if (mode === 'none') return { kind: 'none' };
+  const find = opts.find ?? findExecutable;
+  const bwrapPath = find(BWRAP_CANDIDATES);
+  if (!bwrapPath) {
+    if (mode === 'bwrap') {
+      throw new Error('KILN_SANDBOX=bwrap but bubblewrap is not installed (apt-get install bubblewrap)');
+    }
+    return { kind: 'none' };
+  }
+  const isRoot = opts.isRoot ?? process.getuid?.() === 0;
+  let setprivPath: string | undefined;
+  if (isRoot) {
+    setprivPath = find(SETPRIV_CANDIDATES);
+    if (!setprivPath) throw new Error('Kiln runs as root but setpriv (util-linux) is missing: apps cannot be given their own uid');
+  }
+  return { kind: 'bwrap', bwrapPath, setprivPath, system: systemEntries() };
+}
+
+/** The bwrap argument list for one sandboxed process. Pure: every decision about the host is in `sandbox`. */
+export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: SandboxSpec): string[] {
+  const args: string[] = [
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+    '--die-with-parent',
+    '--hostname',
+    spec.hostname,
+  ];
+  if (spec.identity) {
+    if (spec.identity.uid === 0 || spec.identity.gid === 0) throw new Error('apps never run as uid or gid 0');
+    if (!sandbox.setprivPath) throw new Error('switching uid needs setpriv');
+    // Privileged bwrap would otherwise hand every capability to the child; setpriv needs exactly these two.
+    args.push('--cap-drop', 'ALL', '--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID');
+  }
+  // bwrap makes the parents of a bound file private (0700); /etc must stay listable for the uid the app runs as.
+  const parents = new Set(sandbox.system.filter((e) => e.kind === 'bind').map((e) => dirname(e.path)).filter((p) => p !== '/'));
+  for (const parent of [...parents].sort()) args.push('--perms', '0755', '--dir', parent);
+  for (const entry of sandbox.system) {
+    if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
+    else args.push('--ro-bind', entry.path, entry.path);
+  }
+  args.push('--proc', '/proc', '--dev', '/dev');
+  // Scratch space first, so app mounts may sit inside it (the droplet under a writable HOME).
+  const ordered = [...spec.scratch].sort((a, b) => a.dest.length - b.dest.length);
+  for (const s of ordered) {
+    args.push('--perms', s.dest === '/tmp' ? '1777' : '0777');
+    if (s.sizeBytes !== undefined) args.push('--size', String(Math.max(1, Math.floor(s.sizeBytes))));
+    args.push('--tmpfs', s.dest);
+  }
+  for (const dir of spec.dirs ?? []) args.push('--perms', '1777', '--dir', dir);
+  for (const m of [...spec.mounts].sort((a, b) => a.dest.length - b.dest.length)) {
+    args.push(m.writable ? '--bind' : '--ro-bind', m.source, m.dest);
+  }
+  args.push('--chdir', spec.cwd);
+  if (spec.blockFd !== undefined) args.push('--block-fd', String(spec.blockFd));
+  args.push('--');
+  if (spec.identity) {
+    const { uid, gid } = spec.identity;
+    args.push(sandbox.setprivPath as string, `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--');
+  }
+  args.push(...spec.argv);
+  return args;
+}

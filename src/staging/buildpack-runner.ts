@@ -147,8 +147,8 @@ export async function stage(input: StageInput): Promise<StageResult> {
   for (const [index, bp] of selected.entries()) {
     const final = index === selected.length - 1;
     const cache = cacheOf(bp);
-    await fs.mkdir(cache, { recursive: true });
-    await fs.mkdir(path.join(depsDir, String(index)), { recursive: true });
+    await ensureOwnedDir(cache, identity);
+    await ensureOwnedDir(path.join(depsDir, String(index)), identity);
     const hasSupply = await isFile(path.join(bp.dir, 'bin', 'supply'));
     if (!final) {
       if (!hasSupply) {

@@ -158,9 +158,20 @@ export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: Sa
     // Privileged bwrap would otherwise hand every capability to the child; setpriv needs exactly these two.
     args.push('--cap-drop', 'ALL', '--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID');
   }
-  // bwrap makes the parents of a bound file private (0700); /etc must stay listable for the uid the app runs as.
-  const parents = new Set(sandbox.system.filter((e) => e.kind === 'bind').map((e) => dirname(e.path)).filter((p) => p !== '/'));
-  for (const parent of [...parents].sort()) args.push('--perms', '0755', '--dir', parent);
+  // bwrap creates the missing parents of a mount point private (0700): the uid the app runs as could not reach
+  // /etc/ssl or a buildpack bound at its host path. Creating them first keeps them listable.
+  const underScratch = (p: string) => spec.scratch.some((s) => p === s.dest || p.startsWith(`${s.dest}/`));
+  const parents = new Set<string>();
+  const dests = [...sandbox.system.filter((e) => e.kind === 'bind').map((e) => e.path), ...spec.mounts.map((m) => m.dest), ...spec.scratch.map((s) => s.dest)];
+  for (const dest of dests) {
+    for (let p = dirname(dest); p !== '/' && p !== '.'; p = dirname(p)) parents.add(p);
+  }
+  const sorted = [...parents].sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b));
+  const dirArgs = (list: string[]) => list.flatMap((p) => ['--perms', '0755', '--dir', p]);
+  // Parents inside a scratch tmpfs are made after it is mounted, or the tmpfs would hide them.
+  const parentArgs = dirArgs(sorted.filter((p) => !underScratch(p)));
+  const scratchParentArgs = dirArgs(sorted.filter((p) => underScratch(p) && !spec.scratch.some((s) => s.dest === p)));
+  args.push(...parentArgs);
   for (const entry of sandbox.system) {
     if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
     else args.push('--ro-bind', entry.path, entry.path);
@@ -173,6 +184,7 @@ export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: Sa
     if (s.sizeBytes !== undefined) args.push('--size', String(Math.max(1, Math.floor(s.sizeBytes))));
     args.push('--tmpfs', s.dest);
   }
+  args.push(...scratchParentArgs);
   for (const dir of spec.dirs ?? []) args.push('--perms', '1777', '--dir', dir);
   for (const m of [...spec.mounts].sort((a, b) => a.dest.length - b.dest.length)) {
     args.push(m.writable ? '--bind' : '--ro-bind', m.source, m.dest);

@@ -65,8 +65,7 @@ export async function buildKiln(
   // KILN_SANDBOX=bwrap without bubblewrap refuses to start here, before anything is opened.
   const sandbox = resolveSandbox(config.sandbox);
   const isRoot = process.getuid?.() === 0;
-  if (sandbox.kind === 'none' && config.sandbox !== 'none') log.warn(`WARNING: ${NOT_ISOLATED_WARNING} — install it with: apt-get install bubblewrap`);
-  if (sandbox.kind === 'none' && config.sandbox === 'none') log.warn('WARNING: KILN_SANDBOX=none: apps are not isolated from each other or from Kiln');
+  if (sandbox.kind === 'none') log.warn({ KILN_SANDBOX: config.sandbox }, `WARNING: ${NOT_ISOLATED_WARNING}`);
   if (isRoot) await restrictDataDir(config.dataDir);
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);

@@ -118,6 +118,7 @@ describe('bwrap argument builder', () => {
 describe('KILN_SANDBOX', () => {
   const none = () => undefined;
   const found = (candidates: readonly string[]) => candidates[0];
+  const works = () => true;
 
   it('defaults to auto', () => {
     expect(loadConfig({}).sandbox).toBe('auto');
@@ -125,7 +126,7 @@ describe('KILN_SANDBOX', () => {
   });
 
   it('auto uses bubblewrap when installed and runs apps unsandboxed when not', () => {
-    expect(resolveSandbox('auto', { find: found, isRoot: false })).toMatchObject({ kind: 'bwrap', bwrapPath: '/usr/bin/bwrap', setprivPath: undefined });
+    expect(resolveSandbox('auto', { find: found, isRoot: false, works })).toMatchObject({ kind: 'bwrap', bwrapPath: '/usr/bin/bwrap', setprivPath: undefined });
     expect(resolveSandbox('auto', { find: none })).toEqual({ kind: 'none' });
   });
 
@@ -133,13 +134,19 @@ describe('KILN_SANDBOX', () => {
     expect(() => resolveSandbox('bwrap', { find: none })).toThrow(/apt-get install bubblewrap/);
   });
 
+  it('auto falls back and bwrap refuses when bubblewrap is installed but cannot create namespaces', () => {
+    const broken = () => false;
+    expect(resolveSandbox('auto', { find: found, works: broken })).toEqual({ kind: 'none' });
+    expect(() => resolveSandbox('bwrap', { find: found, works: broken })).toThrow(/cannot create a sandbox/);
+  });
+
   it('none never sandboxes', () => {
     expect(resolveSandbox('none', { find: found })).toEqual({ kind: 'none' });
   });
 
   it('as root it needs setpriv to give apps their own uid', () => {
-    expect(resolveSandbox('bwrap', { find: found, isRoot: true })).toMatchObject({ setprivPath: '/usr/bin/setpriv' });
+    expect(resolveSandbox('bwrap', { find: found, isRoot: true, works })).toMatchObject({ setprivPath: '/usr/bin/setpriv' });
     const onlyBwrap = (c: readonly string[]) => (c[0] === '/usr/bin/bwrap' ? c[0] : undefined);
-    expect(() => resolveSandbox('bwrap', { find: onlyBwrap, isRoot: true })).toThrow(/setpriv/);
+    expect(() => resolveSandbox('bwrap', { find: onlyBwrap, isRoot: true, works })).toThrow(/setpriv/);
   });
 });

@@ -1,5 +1,6 @@
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 /**
  * Walls an app process off from Kiln and from other apps with bubblewrap: new PID/IPC/UTS namespaces (so
@@ -15,7 +16,7 @@ import { dirname } from 'node:path';
 export type SandboxMode = 'auto' | 'bwrap' | 'none';
 
 /** What Kiln says wherever an unsandboxed app could be affected (start-up log, /readyz, staging logs). */
-export const NOT_ISOLATED_WARNING = 'bubblewrap (bwrap) is not installed: apps are not isolated from each other or from Kiln';
+export const NOT_ISOLATED_WARNING = 'apps are not isolated from each other or from Kiln: no usable bubblewrap sandbox (apt-get install bubblewrap)';
 
 export interface Identity {
   uid: number;
@@ -121,7 +122,12 @@ export function findExecutable(candidates: readonly string[]): string | undefine
  */
 export function resolveSandbox(
   mode: SandboxMode,
-  opts: { isRoot?: boolean; find?: (candidates: readonly string[]) => string | undefined } = {},
+  opts: {
+    isRoot?: boolean;
+    find?: (candidates: readonly string[]) => string | undefined;
+    /** Whether bwrap can create namespaces here (unprivileged user namespaces may be disabled). */
+    works?: (bwrapPath: string) => boolean;
+  } = {},
 ): Sandbox {
   if (mode === 'none') return { kind: 'none' };
   const find = opts.find ?? findExecutable;
@@ -132,6 +138,12 @@ export function resolveSandbox(
     }
     return { kind: 'none' };
   }
+  if (!(opts.works ?? bwrapWorks)(bwrapPath)) {
+    if (mode === 'bwrap') {
+      throw new Error(`KILN_SANDBOX=bwrap but ${bwrapPath} cannot create a sandbox here (are unprivileged user namespaces disabled?)`);
+    }
+    return { kind: 'none' };
+  }
   const isRoot = opts.isRoot ?? process.getuid?.() === 0;
   let setprivPath: string | undefined;
   if (isRoot) {
@@ -139,6 +151,16 @@ export function resolveSandbox(
     if (!setprivPath) throw new Error('Kiln runs as root but setpriv (util-linux) is missing: apps cannot be given their own uid');
   }
   return { kind: 'bwrap', bwrapPath, setprivPath, system: systemEntries() };
+}
+
+/** Runs an empty sandbox once: bwrap installed is not bwrap usable (containers, sysctls against user namespaces). */
+export function bwrapWorks(bwrapPath: string): boolean {
+  const probe = spawnSync(bwrapPath, ['--unshare-pid', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/sh', '-c', 'exit 0'], {
+    stdio: 'ignore',
+    timeout: 10_000,
+    env: {},
+  });
+  return probe.status === 0;
 }
 
 /** The bwrap argument list for one sandboxed process. Pure: every decision about the host is in `sandbox`. */

@@ -19,3 +19,23 @@ export function hostPidOf(innerPid: number, environNeedles: string[]): number | 
   }
   return undefined;
 }
+
+/**
+ * Host pids of live processes whose argv is exactly `argv` and whose environment holds every needle — how a test
+ * finds a sandboxed app process it cannot make write a pid file to the host.
+ */
+export function hostPidsByCommand(argv: string[], environNeedles: string[]): number[] {
+  const want = `${argv.join('\0')}\0`;
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8') !== want) continue;
+      const environ = readFileSync(`/proc/${name}/environ`, 'utf8');
+      if (environNeedles.every((needle) => environ.includes(needle))) found.push(Number(name));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}

@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -53,6 +53,7 @@ function detectV2(): MemoryCgroups | undefined {
     const base = join(parent, 'kiln-apps');
     mkdirSync(base, { recursive: true });
     writeFileSync(join(base, 'cgroup.subtree_control'), '+memory');
+    sweepEmptyGroups(base);
     return {
       version: 2,
       create: (name, limitBytes) =>
@@ -73,6 +74,7 @@ function detectV1(): MemoryCgroups | undefined {
   } catch {
     return undefined;
   }
+  sweepEmptyGroups(base);
   return {
     version: 1,
     create: (name, limitBytes) =>
@@ -82,6 +84,18 @@ function detectV1(): MemoryCgroups | undefined {
         return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
       }),
   };
+}
+
+/** Groups of a previous Kiln run (killed before it could remove them); groups still holding processes stay. */
+function sweepEmptyGroups(base: string): void {
+  for (const entry of readdirSync(base, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    try {
+      rmdirSync(join(base, entry.name));
+    } catch {
+      // Busy: processes of it are still exiting.
+    }
+  }
 }
 
 function makeGroup(dir: string, settings: Array<[string, string]>, oomCount: (dir: string) => number): MemoryCgroup | undefined {

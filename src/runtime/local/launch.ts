@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { MemoryCgroup } from './cgroup.ts';
 import { allProcesses, isAlive, liveGroupMembers, processTree, readProcStat } from './proc.ts';
 import type { ProcessRecords } from './records.ts';
@@ -159,7 +158,8 @@ export class ProcessHandle {
       });
       this.child.once('exit', (code, signal) => {
         const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
-        const oomKilled = opts.jail?.cgroup?.oomKilled() ?? false;
+        // Only a SIGKILLed launcher counts: a worker the kernel killed earlier does not make a later exit an OOM.
+        const oomKilled = status === 137 && (opts.jail?.cgroup?.oomKilled() ?? false);
         this.exitInfo ??= { code, signal, status, ...(oomKilled ? { oomKilled } : {}) };
         resolve(this.exitInfo);
       });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { detectMemoryCgroups } from '../../src/runtime/local/cgroup.ts';
 import { LocalRuntime } from '../../src/runtime/local/local-runtime.ts';
 import { findExecutable, resolveSandbox, type Identity } from '../../src/runtime/local/sandbox.ts';
 import type { InstanceSpec, LogLine, TaskSpec, TaskStatus } from '../../src/runtime/runtime.ts';
+import { stage } from '../../src/staging/buildpack-runner.ts';
 
 /**
  * Apps are untrusted: with the bubblewrap sandbox a task or instance sees its own droplet, private scratch space
@@ -224,5 +225,38 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
       { memoryMb: 64, name: 'hog' },
     );
     expect(status).toMatchObject({ state: 'FAILED', failureReason: 'APP/TASK/hog: Exited with status 137 (out of memory)' });
+  });
+
+  it('a buildpack stages in the sandbox: it writes its build dir and cache but cannot read Kiln\'s files', async () => {
+    const { dataDir, signingKey, database } = kilnDataDir();
+    const sandbox = resolveSandbox('bwrap');
+    if (sandbox.kind !== 'bwrap') throw new Error('bwrap expected');
+    const work = join(dataDir, 'staging');
+    const app = join(dataDir, 'package');
+    mkdirSync(app);
+    writeFileSync(join(app, 'index.sh'), 'echo hi\n');
+    const bp = join(dataDir, 'buildpacks', 'prober');
+    mkdirSync(join(bp, 'bin'), { recursive: true });
+    const script = (body: string) => `#!/bin/sh\n${body}\n`;
+    writeFileSync(join(bp, 'bin', 'detect'), script('echo prober'));
+    writeFileSync(
+      join(bp, 'bin', 'finalize'),
+      script([probe('key', signingKey), probe('database', database), 'echo built > "$1/built.txt"', 'echo cached > "$2/cache.txt"', 'echo "whoami $(id -u)"'].join('\n')),
+    );
+    writeFileSync(join(bp, 'bin', 'release'), script('echo "default_process_types: {web: sh index.sh}"'));
+    for (const phase of ['detect', 'finalize', 'release']) chmodSync(join(bp, 'bin', phase), 0o755);
+    const lines: string[] = [];
+    const result = await stage({
+      appDir: app,
+      buildpacks: [{ name: 'prober', dir: bp }],
+      workDir: work,
+      cacheDir: join(dataDir, 'cache', 'app-1'),
+      dropletPath: join(dataDir, 'droplet.tgz'),
+      onOutput: (line) => lines.push(line),
+      sandbox: { sandbox, ...(isRoot ? { identity: APP_IDENTITY } : {}) },
+    });
+    expect(result.startCommand).toBe('sh index.sh');
+    expect(lines).toEqual(expect.arrayContaining(['key BLOCKED', 'database BLOCKED']));
+    if (isRoot) expect(lines).toContain(`whoami ${APP_IDENTITY.uid}`);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -90,7 +90,7 @@ const ETC_ENTRIES = [
   '/etc/services',
 ];
 
-const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
 /** The read-only system entries that exist on this machine (merged-/usr links are recreated as links). */
 export function systemEntries(): SystemEntry[] {
@@ -107,6 +107,12 @@ export function systemEntries(): SystemEntry[] {
     } else {
       out.push({ kind: 'bind', path });
     }
+  }
+  // The node running Kiln (built-in buildpacks and the apps they stage run on it) may live outside /usr, e.g. in
+  // /opt or a version manager's directory: its installation prefix is bound, nothing around it.
+  const nodePrefix = dirname(dirname(realpathSync(process.execPath)));
+  if (!out.some((e) => e.kind === 'bind' && (nodePrefix === e.path || nodePrefix.startsWith(`${e.path}/`))) && nodePrefix !== '/') {
+    out.push({ kind: 'bind', path: nodePrefix });
   }
   return out;
 }

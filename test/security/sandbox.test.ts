@@ -259,4 +259,27 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     expect(lines).toEqual(expect.arrayContaining(['key BLOCKED', 'database BLOCKED']));
     if (isRoot) expect(lines).toContain(`whoami ${APP_IDENTITY.uid}`);
   });
+
+  it('counts what an instance writes into its private HOME as its disk usage', async () => {
+    const { dataDir } = kilnDataDir();
+    const { runtime, logs } = sandboxedRuntime(dataDir);
+    const spec: InstanceSpec = {
+      id: 'proc-disk:v1:0',
+      appGuid: 'app-1',
+      processGuid: 'proc-disk',
+      processType: 'web',
+      version: 'v1',
+      index: 0,
+      dropletDir: droplet(dataDir, 'app-1'),
+      command: 'head -c 3000000 /dev/zero > "$HOME/blob" && echo written; exec sleep 600',
+      env: {},
+      memoryMb: 128,
+      diskMb: 64,
+      healthCheck: { type: 'process' },
+    };
+    await runtime.ensureInstance(spec);
+    await waitFor('the file written', () => textOf(logs).includes('written'));
+    const stats = await runtime.stats(spec.id);
+    expect(stats?.diskBytes).toBeGreaterThanOrEqual(3_000_000);
+  });
 });

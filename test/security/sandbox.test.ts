@@ -282,4 +282,31 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     const stats = await runtime.stats(spec.id);
     expect(stats?.diskBytes).toBeGreaterThanOrEqual(3_000_000);
   });
+
+  it('a sidecar shares its instance\'s HOME and /tmp, as in one CF container', async () => {
+    const { dataDir } = kilnDataDir();
+    const { runtime, logs } = sandboxedRuntime(dataDir);
+    const spec: InstanceSpec = {
+      id: 'proc-side:v1:0',
+      appGuid: 'app-1',
+      processGuid: 'proc-side',
+      processType: 'web',
+      version: 'v1',
+      index: 0,
+      dropletDir: droplet(dataDir, 'app-1'),
+      command: 'echo from-main > "$HOME/shared"; echo from-main > /tmp/shared; exec sleep 600',
+      env: {},
+      memoryMb: 128,
+      diskMb: 64,
+      healthCheck: { type: 'process' },
+      sidecars: [
+        {
+          name: 'reader',
+          command: 'while [ ! -f /tmp/shared ]; do sleep 0.05; done; echo "sidecar read $(cat "$HOME/shared") $(cat /tmp/shared)"; exec sleep 600',
+        },
+      ],
+    };
+    await runtime.ensureInstance(spec);
+    await waitFor('the sidecar read the files', () => textOf(logs).includes('sidecar read from-main from-main'));
+  });
 });

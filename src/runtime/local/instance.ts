@@ -5,11 +5,10 @@ import type { InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLin
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
-import { ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
+import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
 import type { ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
-import { processTree } from './proc.ts';
 import { CpuMeter, DiskMeter, treeUsage, type TreeUsage } from './usage.ts';
 
 /** A sidecar of the current incarnation: its own process group, sharing the instance's environment. */
@@ -114,22 +113,9 @@ export class InstanceSupervisor {
     return {
       cpu: this.cpu.sample(handle.pid, handle.startedAt, usage.cpuSeconds, now),
       memBytes: usage.memBytes,
-      diskBytes: await this.disk.read(now, this.sandboxDiskDirs(handle.pid)),
+      diskBytes: await this.disk.read(now),
       uptimeSeconds: Math.max(0, Math.floor((now - handle.startedAt) / 1000)),
     };
-  }
-
-  /**
-   * A sandboxed instance writes into private tmpfs mounts only its own mount namespace sees; the host reaches
-   * them through /proc/<pid>/root of a process inside (bwrap's init, a child of the launched bwrap).
-   */
-  private sandboxDiskDirs(leader: number): string[] | undefined {
-    if (this.ctx.sandbox.kind !== 'bwrap') return undefined;
-    const inside = processTree(leader, leader).find((p) => p.ppid === leader);
-    if (!inside) return undefined;
-    const root = `/proc/${inside.pid}/root`;
-    // /home/vcap holds the droplet (bound read-only) and the writable HOME and TMPDIR: what CF counts as disk.
-    return [join(root, SANDBOX_DROPLET_DIR), join(root, 'tmp')];
   }
 
   /** Graceful stop of the slot; the supervisor is finished afterwards. Idempotent. */
@@ -193,6 +179,7 @@ export class InstanceSupervisor {
     mkdirSync(this.tmpDir, { recursive: true });
     this.cell(`Cell local creating container for instance ${instanceGuid}`);
     const jail = this.jailFor(gen);
+    if (jail) prepareScratch(this.tmpDir, this.identity);
     const env = instanceEnv({
       base: this.spec.env,
       dropletDir: jail ? SANDBOX_DROPLET_DIR : this.spec.dropletDir,
@@ -250,7 +237,7 @@ export class InstanceSupervisor {
       sandbox,
       hostname: safeName(this.spec.id).slice(0, 63),
       ...(this.identity ? { identity: this.identity } : {}),
-      ...(this.spec.diskMb > 0 ? { diskBytes: this.spec.diskMb * 1024 * 1024 } : {}),
+      scratchDir: this.tmpDir,
       ...(cgroup ? { cgroup } : {}),
     };
   }

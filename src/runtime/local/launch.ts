@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -46,8 +46,12 @@ export interface Jail {
   /** The app's own uid/gid when Kiln runs as root. */
   identity?: Identity;
   hostname: string;
-  /** Size cap of each private writable area (HOME, /tmp). */
-  diskBytes?: number;
+  /**
+   * Host directory (made by prepareScratch) whose `home` and `tmp` become the writable /home/vcap and /tmp. On
+   * disk rather than tmpfs, so files an app writes count against its disk, not its memory; shared by an instance's
+   * main process and sidecars, as they share a container's filesystem in CF.
+   */
+  scratchDir: string;
   /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
   cgroup?: MemoryCgroup;
 }
@@ -69,22 +73,38 @@ const DROPLET_PARTS = ['app', 'deps', 'profile.d'];
 function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefined): SandboxSpec {
   const view = SANDBOX_DROPLET_DIR;
   return {
-    mounts: DROPLET_PARTS.filter((part) => part === 'app' || existsSync(join(opts.dropletDir, part))).map((part) => ({
-      source: join(opts.dropletDir, part),
-      dest: join(view, part),
-      writable: false,
-    })),
-    scratch: [
-      { dest: view, ...(jail.diskBytes ? { sizeBytes: jail.diskBytes } : {}) },
-      { dest: '/tmp', ...(jail.diskBytes ? { sizeBytes: jail.diskBytes } : {}) },
+    mounts: [
+      { source: join(jail.scratchDir, 'home'), dest: view, writable: true },
+      { source: join(jail.scratchDir, 'tmp'), dest: '/tmp', writable: true },
+      ...DROPLET_PARTS.filter((part) => part === 'app' || existsSync(join(opts.dropletDir, part))).map((part) => ({
+        source: join(opts.dropletDir, part),
+        dest: join(view, part),
+        writable: false,
+      })),
     ],
-    dirs: [join(view, 'tmp')],
+    scratch: [],
     cwd: join(view, 'app'),
     hostname: jail.hostname,
     ...(jail.identity ? { identity: jail.identity } : {}),
     ...(blockFd !== undefined ? { blockFd } : {}),
     argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
   };
+}
+
+/**
+ * Fresh writable space for one sandboxed incarnation or task: `home` (HOME, with CF's `tmp` inside for TMPDIR) and
+ * `tmp`, owned by the app's uid when it has one. Whatever a previous incarnation left is discarded, as a new CF
+ * container starts from its droplet.
+ */
+export function prepareScratch(dir: string, identity: Identity | undefined): void {
+  rmSync(dir, { recursive: true, force: true });
+  for (const sub of ['', 'home', join('home', 'tmp'), 'tmp']) {
+    const path = join(dir, sub);
+    mkdirSync(path, { recursive: true });
+    // HOME is the app's (bwrap, capabilities dropped, must still pass through it to chdir into app/).
+    chmodSync(path, sub === '' || sub === 'home' ? 0o755 : 0o1777);
+    if (identity && sub !== '') chownSync(path, identity.uid, identity.gid);
+  }
 }
 
 const POLL_MS = 20;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { LogLine, TaskSpec, TaskStatus } from '../runtime.ts';
 import { instanceEnv } from './environment.ts';
 import type { MemoryCgroups } from './cgroup.ts';
-import { ProcessHandle, SANDBOX_DROPLET_DIR, type Jail } from './launch.ts';
+import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type Jail } from './launch.ts';
 import type { ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
 
@@ -44,12 +44,13 @@ export class TaskRun {
     mkdirSync(this.tmpDir, { recursive: true });
     let jail: Jail | undefined;
     if (ctx.sandbox.kind === 'bwrap') {
+      prepareScratch(this.tmpDir, identity);
       const cgroup = spec.memoryMb > 0 ? ctx.cgroups?.create(`task-${safeId}`, spec.memoryMb * 1024 * 1024) : undefined;
       jail = {
         sandbox: ctx.sandbox,
         hostname: safeId.slice(0, 63),
         ...(identity ? { identity } : {}),
-        ...(spec.diskMb > 0 ? { diskBytes: spec.diskMb * 1024 * 1024 } : {}),
+        scratchDir: this.tmpDir,
         ...(cgroup ? { cgroup } : {}),
       };
     }

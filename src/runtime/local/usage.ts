@@ -76,10 +76,9 @@ export class DiskMeter {
     private readonly maxAgeMs: number,
   ) {}
 
-  /** `dirs` overrides the constructor's for this read (a sandbox's scratch space is reached through /proc). */
-  async read(now = Date.now(), dirs?: string[]): Promise<number> {
+  async read(now = Date.now()): Promise<number> {
     if (this.cached && now - this.cached.at < this.maxAgeMs) return this.cached.bytes;
-    this.inflight ??= diskBytes(dirs ?? this.dirs).then((bytes) => {
+    this.inflight ??= diskBytes(this.dirs).then((bytes) => {
       this.cached = { at: Date.now(), bytes };
       this.inflight = undefined;
       return bytes;

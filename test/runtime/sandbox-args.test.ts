@@ -108,6 +108,15 @@ describe('bwrap argument builder', () => {
     expect(() => bwrapArgs(sandbox, { ...spec, identity: { uid: 200_001, gid: 0 } })).toThrow(/never run as uid or gid 0/);
   });
 
+  it('caps file size at the disk quota with prlimit, before dropping to the app uid', () => {
+    const args = bwrapArgs({ ...sandbox, prlimitPath: '/usr/bin/prlimit' }, { ...spec, maxFileBytes: 1024, identity: { uid: 200_001, gid: 200_001 } });
+    const prlimit = args.indexOf('/usr/bin/prlimit');
+    expect(args.slice(prlimit, prlimit + 4)).toEqual(['/usr/bin/prlimit', '--fsize=1024', '--core=0', '--']);
+    expect(prlimit).toBeLessThan(args.indexOf('/usr/bin/setpriv'));
+    // Without prlimit installed the limit is skipped, not the app.
+    expect(bwrapArgs(sandbox, { ...spec, maxFileBytes: 1024 })).not.toContain('--fsize=1024');
+  });
+
   it('holds the sandbox on a block fd when asked (to join a cgroup first)', () => {
     const args = bwrapArgs(sandbox, { ...spec, blockFd: 3 });
     expect(after(args, '--block-fd')).toEqual([['3']]);

@@ -309,4 +309,16 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     await runtime.ensureInstance(spec);
     await waitFor('the sidecar read the files', () => textOf(logs).includes('sidecar read from-main from-main'));
   });
+
+  it('a task cannot write a file larger than its disk quota', async () => {
+    const { dataDir } = kilnDataDir();
+    const { runtime, logs } = sandboxedRuntime(dataDir);
+    const command = [
+      'head -c 500000 /dev/zero > "$HOME/small" && echo "small written"',
+      '(head -c 2000000 /dev/zero > "$HOME/big") 2>/dev/null && echo "big written" || echo "big refused"',
+    ].join('; ');
+    const status = await runTask(runtime, droplet(dataDir, 'app-1'), command, { diskMb: 1 });
+    expect(status.state).toBe('SUCCEEDED');
+    expect(textOf(logs)).toEqual(expect.arrayContaining(['small written', 'big refused']));
+  });
 });

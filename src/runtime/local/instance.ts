@@ -238,6 +238,7 @@ export class InstanceSupervisor {
       hostname: safeName(this.spec.id).slice(0, 63),
       ...(this.identity ? { identity: this.identity } : {}),
       scratchDir: this.tmpDir,
+      ...(this.spec.diskMb > 0 ? { maxFileBytes: this.spec.diskMb * 1024 * 1024 } : {}),
       ...(cgroup ? { cgroup } : {}),
     };
   }

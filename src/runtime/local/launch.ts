@@ -52,6 +52,8 @@ export interface Jail {
    * main process and sidecars, as they share a container's filesystem in CF.
    */
   scratchDir: string;
+  /** The app's disk quota: the largest file it may write. */
+  maxFileBytes?: number;
   /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
   cgroup?: MemoryCgroup;
 }
@@ -86,6 +88,7 @@ function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefine
     cwd: join(view, 'app'),
     hostname: jail.hostname,
     ...(jail.identity ? { identity: jail.identity } : {}),
+    ...(jail.maxFileBytes !== undefined ? { maxFileBytes: jail.maxFileBytes } : {}),
     ...(blockFd !== undefined ? { blockFd } : {}),
     argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
   };

@@ -31,6 +31,8 @@ export type Sandbox =
       bwrapPath: string;
       /** Set when Kiln runs as root: the tool that drops to the app's uid inside the sandbox. */
       setprivPath: string | undefined;
+      /** util-linux prlimit, for per-process limits where it is installed. */
+      prlimitPath?: string;
       /** Read-only system paths and symlinks bound into every sandbox. */
       system: SystemEntry[];
     };
@@ -58,12 +60,19 @@ export interface SandboxSpec {
   identity?: Identity;
   /** Executable and arguments, as seen inside the sandbox. */
   argv: string[];
+  /**
+   * Largest file the app may write (RLIMIT_FSIZE), set to its disk quota: no single file outgrows the quota.
+   * Not RLIMIT_AS for memory: V8 and glibc reserve far more address space than they touch, so an address-space
+   * cap near the quota kills healthy Node apps at start; memory is limited by the cgroup or the RSS poll instead.
+   */
+  maxFileBytes?: number;
   /** Block on this fd until Kiln has put the process into its cgroup (bwrap's --block-fd). */
   blockFd?: number;
 }
 
 const BWRAP_CANDIDATES = ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap'];
 const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'];
+const PRLIMIT_CANDIDATES = ['/usr/bin/prlimit', '/bin/prlimit'];
 
 /**
  * The parts of /etc a process needs to resolve names, verify TLS and look up users — not the rest (shadow, ssh
@@ -156,7 +165,8 @@ export function resolveSandbox(
     setprivPath = find(SETPRIV_CANDIDATES);
     if (!setprivPath) throw new Error('Kiln runs as root but setpriv (util-linux) is missing: apps cannot be given their own uid');
   }
-  return { kind: 'bwrap', bwrapPath, setprivPath, system: systemEntries() };
+  const prlimitPath = find(PRLIMIT_CANDIDATES);
+  return { kind: 'bwrap', bwrapPath, setprivPath, ...(prlimitPath ? { prlimitPath } : {}), system: systemEntries() };
 }
 
 /** Runs an empty sandbox once: bwrap installed is not bwrap usable (containers, sysctls against user namespaces). */
@@ -220,6 +230,10 @@ export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: Sa
   args.push('--chdir', spec.cwd);
   if (spec.blockFd !== undefined) args.push('--block-fd', String(spec.blockFd));
   args.push('--');
+  if (spec.maxFileBytes !== undefined && sandbox.prlimitPath) {
+    // Lowering limits needs no capability; core dumps would write app memory into its scratch space.
+    args.push(sandbox.prlimitPath, `--fsize=${Math.max(1, Math.floor(spec.maxFileBytes))}`, '--core=0', '--');
+  }
   if (spec.identity) {
     const { uid, gid } = spec.identity;
     args.push(sandbox.setprivPath as string, `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--');

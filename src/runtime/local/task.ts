@@ -51,6 +51,7 @@ export class TaskRun {
         hostname: safeId.slice(0, 63),
         ...(identity ? { identity } : {}),
         scratchDir: this.tmpDir,
+        ...(spec.diskMb > 0 ? { maxFileBytes: spec.diskMb * 1024 * 1024 } : {}),
         ...(cgroup ? { cgroup } : {}),
       };
     }

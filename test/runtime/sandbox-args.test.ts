@@ -83,6 +83,8 @@ describe('bwrap argument builder', () => {
     const args = bwrapArgs(sandbox, spec);
     expect(args.slice(-4)).toEqual(['--', '/bin/sh', '-c', 'exec node server.js']);
     expect(args).not.toContain('/usr/bin/setpriv');
+    // Every capability is dropped, even when bwrap runs privileged without a uid to switch to.
+    expect(after(args, '--cap-drop')).toEqual([['ALL']]);
     expect(args).not.toContain('--cap-add');
   });
 

@@ -321,4 +321,16 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     expect(status.state).toBe('SUCCEEDED');
     expect(textOf(logs)).toEqual(expect.arrayContaining(['small written', 'big refused']));
   });
+
+  it('an app holds no capabilities, even when Kiln runs as root without a uid to give it', async () => {
+    const { dataDir } = kilnDataDir();
+    const runtime = new LocalRuntime({ dataDir, sandbox: resolveSandbox('bwrap') });
+    const logs: LogLine[] = [];
+    runtime.onLog((line) => logs.push(line));
+    cleanups.push(() => runtime.shutdown());
+    await runTask(runtime, droplet(dataDir, 'app-1'), 'grep -E "^Cap(Eff|Prm|Amb)" /proc/self/status');
+    const caps = textOf(logs);
+    expect(caps).toHaveLength(3);
+    for (const line of caps) expect(line).toMatch(/:\s+0+$/);
+  });
 });

@@ -190,11 +190,13 @@ export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: Sa
     '--hostname',
     spec.hostname,
   ];
+  // Privileged bwrap (Kiln as root) would otherwise hand every capability to the child; setpriv needs exactly
+  // these two to drop to the app's uid, which clears them. Unprivileged bwrap ignores both options.
+  args.push('--cap-drop', 'ALL');
   if (spec.identity) {
     if (spec.identity.uid === 0 || spec.identity.gid === 0) throw new Error('apps never run as uid or gid 0');
     if (!sandbox.setprivPath) throw new Error('switching uid needs setpriv');
-    // Privileged bwrap would otherwise hand every capability to the child; setpriv needs exactly these two.
-    args.push('--cap-drop', 'ALL', '--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID');
+    args.push('--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID');
   }
   // bwrap creates the missing parents of a mount point private (0700): the uid the app runs as could not reach
   // /etc/ssl or a buildpack bound at its host path. Creating them first keeps them listable.

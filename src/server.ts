@@ -79,7 +79,7 @@ export async function buildKiln(
   const logs = new LogStore();
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
   const bits = await bitsFor(config);
-  const identityFor = sandbox.kind === 'bwrap' && isRoot ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
+  const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
   const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox, ...(identityFor ? { identityFor } : {}) });
   if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
@@ -160,7 +160,7 @@ export async function buildKiln(
     ready: () => ready,
     isolation: {
       sandbox: sandbox.kind,
-      ...(sandbox.kind === 'bwrap' ? { separate_uids: isRoot } : { warning: NOT_ISOLATED_WARNING }),
+      ...(sandbox.kind === 'bwrap' ? { separate_uids: identityFor !== undefined } : { warning: NOT_ISOLATED_WARNING }),
     },
     observed: observedFromRuntime(runtime),
     bits,

@@ -155,9 +155,11 @@ describe('KILN_SANDBOX', () => {
     expect(resolveSandbox('none', { find: found })).toEqual({ kind: 'none' });
   });
 
-  it('as root it needs setpriv to give apps their own uid', () => {
+  it('as root, bwrap needs setpriv to give apps their own uid and auto sandboxes without it', () => {
     expect(resolveSandbox('bwrap', { find: found, isRoot: true, works })).toMatchObject({ setprivPath: '/usr/bin/setpriv' });
     const onlyBwrap = (c: readonly string[]) => (c[0] === '/usr/bin/bwrap' ? c[0] : undefined);
     expect(() => resolveSandbox('bwrap', { find: onlyBwrap, isRoot: true, works })).toThrow(/setpriv/);
+    // auto still sandboxes, without a uid of the app's own.
+    expect(resolveSandbox('auto', { find: onlyBwrap, isRoot: true, works })).toMatchObject({ kind: 'bwrap', setprivPath: undefined });
   });
 });

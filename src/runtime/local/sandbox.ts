@@ -163,7 +163,10 @@ export function resolveSandbox(
   let setprivPath: string | undefined;
   if (isRoot) {
     setprivPath = find(SETPRIV_CANDIDATES);
-    if (!setprivPath) throw new Error('Kiln runs as root but setpriv (util-linux) is missing: apps cannot be given their own uid');
+    // auto still sandboxes (every capability dropped) but cannot give apps their own uid; bwrap insists.
+    if (!setprivPath && mode === 'bwrap') {
+      throw new Error('KILN_SANDBOX=bwrap and Kiln runs as root, but setpriv (util-linux) is missing: apps cannot be given their own uid');
+    }
   }
   const prlimitPath = find(PRLIMIT_CANDIDATES);
   return { kind: 'bwrap', bwrapPath, setprivPath, ...(prlimitPath ? { prlimitPath } : {}), system: systemEntries() };

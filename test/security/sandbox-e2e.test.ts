@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { findExecutable } from '../../src/runtime/local/sandbox.ts';
+import { resolveSandbox } from '../../src/runtime/local/sandbox.ts';
 import { FIXTURES, pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
@@ -11,7 +11,8 @@ import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../he
  * sees none of them; with it off, Kiln says so in /readyz and in the staging log.
  */
 
-const hasBwrap = findExecutable(['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap']) !== undefined;
+/** bubblewrap installed and able to create namespaces here (CI installs it; .ci/run). */
+const hasBwrap = resolveSandbox('auto').kind === 'bwrap';
 const CANARY = 'kiln-e2e-canary-7c1e';
 
 interface Envelope {

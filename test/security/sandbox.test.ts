@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { detectMemoryCgroups } from '../../src/runtime/local/cgroup.ts';
 import { LocalRuntime } from '../../src/runtime/local/local-runtime.ts';
-import { findExecutable, resolveSandbox, type Identity } from '../../src/runtime/local/sandbox.ts';
+import { resolveSandbox, type Identity } from '../../src/runtime/local/sandbox.ts';
 import type { InstanceSpec, LogLine, TaskSpec, TaskStatus } from '../../src/runtime/runtime.ts';
 import { stage } from '../../src/staging/buildpack-runner.ts';
 
@@ -13,7 +13,8 @@ import { stage } from '../../src/staging/buildpack-runner.ts';
  * and its declared environment — never Kiln's signing key, database, environment or another app's files.
  */
 
-const hasBwrap = findExecutable(['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap']) !== undefined;
+/** bubblewrap installed and able to create namespaces here (CI installs it; .ci/run). */
+const hasBwrap = resolveSandbox('auto').kind === 'bwrap';
 const isRoot = process.getuid?.() === 0;
 const CANARY = 'kiln-canary-4f1d2c';
 

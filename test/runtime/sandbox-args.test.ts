@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
+import { sandboxPasswd } from '../../src/runtime/local/launch.ts';
 import { bwrapArgs, resolveSandbox, type Sandbox, type SandboxSpec } from '../../src/runtime/local/sandbox.ts';
 
 const sandbox: Extract<Sandbox, { kind: 'bwrap' }> = {
@@ -161,5 +162,17 @@ describe('KILN_SANDBOX', () => {
     expect(() => resolveSandbox('bwrap', { find: onlyBwrap, isRoot: true, works })).toThrow(/setpriv/);
     // auto still sandboxes, without a uid of the app's own.
     expect(resolveSandbox('auto', { find: onlyBwrap, isRoot: true, works })).toMatchObject({ kind: 'bwrap', setprivPath: undefined });
+  });
+});
+
+describe('sandbox passwd', () => {
+  it('keeps the system accounts, drops the host\'s people and names the app uid vcap', () => {
+    const host = ['root:x:0:0:root:/root:/bin/bash', 'alice:x:1000:1000::/home/alice:/bin/bash', 'nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin'].join('\n');
+    expect(sandboxPasswd({ uid: 200_007, gid: 200_007 }, host).split('\n')).toEqual([
+      'root:x:0:0:root:/root:/bin/bash',
+      'nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin',
+      'vcap:x:200007:200007:vcap:/home/vcap:/bin/sh',
+      '',
+    ]);
   });
 });

@@ -156,8 +156,8 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
   it.skipIf(!isRoot)('as root, a task runs under the app\'s own unprivileged uid', async () => {
     const { dataDir } = kilnDataDir();
     const { runtime, logs } = sandboxedRuntime(dataDir);
-    await runTask(runtime, droplet(dataDir, 'app-1'), 'echo "uid=$(id -u) gid=$(id -g)"');
-    expect(textOf(logs)).toContain(`uid=${APP_IDENTITY.uid} gid=${APP_IDENTITY.gid}`);
+    await runTask(runtime, droplet(dataDir, 'app-1'), 'echo "uid=$(id -u) gid=$(id -g) user=$(whoami)"');
+    expect(textOf(logs)).toContain(`uid=${APP_IDENTITY.uid} gid=${APP_IDENTITY.gid} user=vcap`);
   });
 
   it('an instance sees only its own processes', async () => {

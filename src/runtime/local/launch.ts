@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -78,6 +78,8 @@ function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefine
     mounts: [
       { source: join(jail.scratchDir, 'home'), dest: view, writable: true },
       { source: join(jail.scratchDir, 'tmp'), dest: '/tmp', writable: true },
+      // The app's uid has a name (vcap, as in CF): tools that look the user up (npm, git, whoami) need one.
+      ...(jail.identity ? [{ source: join(jail.scratchDir, 'passwd'), dest: '/etc/passwd', writable: false }] : []),
       ...DROPLET_PARTS.filter((part) => part === 'app' || existsSync(join(opts.dropletDir, part))).map((part) => ({
         source: join(opts.dropletDir, part),
         dest: join(view, part),
@@ -107,6 +109,24 @@ export function prepareScratch(dir: string, identity: Identity | undefined): voi
     // HOME is the app's (bwrap, capabilities dropped, must still pass through it to chdir into app/).
     chmodSync(path, sub === '' || sub === 'home' ? 0o755 : 0o1777);
     if (identity && sub !== '') chownSync(path, identity.uid, identity.gid);
+  }
+  if (identity) writeFileSync(join(dir, 'passwd'), sandboxPasswd(identity), { mode: 0o644 });
+}
+
+/** The host's system accounts (uid < 1000 or nobody) plus `vcap` for the app's uid, with HOME /home/vcap. */
+export function sandboxPasswd(identity: Identity, hostPasswd = readHostPasswd()): string {
+  const system = hostPasswd.split('\n').filter((line) => {
+    const [name, , uid] = line.split(':');
+    return name && name !== 'vcap' && uid !== undefined && (Number(uid) < 1000 || Number(uid) === 65534);
+  });
+  return [...system, `vcap:x:${identity.uid}:${identity.gid}:vcap:${SANDBOX_DROPLET_DIR}:/bin/sh`, ''].join('\n');
+}
+
+function readHostPasswd(): string {
+  try {
+    return readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return 'root:x:0:0:root:/root:/bin/sh';
   }
 }
 

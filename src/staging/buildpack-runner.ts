@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
 import { KilnError } from '../domain/errors.ts';
 import { DEFAULT_PATH } from '../runtime/local/environment.ts';
+import { sandboxPasswd } from '../runtime/local/launch.ts';
 import { bwrapArgs, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
 import { parseProcfile } from './procfile.ts';
 import { createTarGz } from './tarball.ts';
@@ -103,6 +104,8 @@ export async function stage(input: StageInput): Promise<StageResult> {
   if (identity) {
     await chownTree(work, identity);
     await chownTree(input.cacheDir, identity);
+    // Outside the droplet's entries, so it is not packed; gives the app uid its name (vcap) during staging too.
+    await fs.writeFile(path.join(work, '.staging-passwd'), sandboxPasswd(identity), { mode: 0o644 });
   }
 
   const env: Record<string, string> = {
@@ -127,7 +130,16 @@ export async function stage(input: StageInput): Promise<StageResult> {
       deadline,
       onOutput: input.onOutput,
       capture,
-      ...(input.sandbox ? { jail: { ...input.sandbox, writable: [work, cacheOf(bp)], readable: [bp.dir] } } : {}),
+      ...(input.sandbox
+        ? {
+            jail: {
+              ...input.sandbox,
+              writable: [work, cacheOf(bp)],
+              readable: [bp.dir],
+              ...(identity ? { files: [{ source: path.join(work, '.staging-passwd'), dest: '/etc/passwd' }] } : {}),
+            },
+          }
+        : {}),
     });
   };
 
@@ -235,7 +247,14 @@ interface PhaseOptions {
   /** Collect stdout instead of streaming it (detect and release answer on stdout). */
   capture: boolean;
   /** Sandbox of the phase: host paths bound at the same path, writable or read-only. */
-  jail?: { sandbox: Extract<Sandbox, { kind: 'bwrap' }>; identity?: Identity; writable: string[]; readable: string[] };
+  jail?: {
+    sandbox: Extract<Sandbox, { kind: 'bwrap' }>;
+    identity?: Identity;
+    writable: string[];
+    readable: string[];
+    /** Read-only files bound over system ones. */
+    files?: Array<{ source: string; dest: string }>;
+  };
 }
 
 async function runPhase(script: string, args: string[], options: PhaseOptions): Promise<PhaseResult> {
@@ -250,6 +269,7 @@ async function runPhase(script: string, args: string[], options: PhaseOptions): 
           // Same paths inside as outside: buildpacks get their directories as arguments.
           mounts: [
             ...jail.readable.map((source) => ({ source, dest: source, writable: false })),
+            ...(jail.files ?? []).map((f) => ({ ...f, writable: false })),
             ...jail.writable.map((source) => ({ source, dest: source, writable: true })),
           ],
           scratch: [{ dest: '/tmp' }],

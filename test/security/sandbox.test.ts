@@ -242,7 +242,7 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     writeFileSync(join(bp, 'bin', 'detect'), script('echo prober'));
     writeFileSync(
       join(bp, 'bin', 'finalize'),
-      script([probe('key', signingKey), probe('database', database), 'echo built > "$1/built.txt"', 'echo cached > "$2/cache.txt"', 'echo "whoami $(id -u)"'].join('\n')),
+      script([probe('key', signingKey), probe('database', database), 'echo built > "$1/built.txt"', 'echo cached > "$2/cache.txt"', 'echo "whoami $(id -u) $(whoami)"'].join('\n')),
     );
     writeFileSync(join(bp, 'bin', 'release'), script('echo "default_process_types: {web: sh index.sh}"'));
     for (const phase of ['detect', 'finalize', 'release']) chmodSync(join(bp, 'bin', phase), 0o755);
@@ -258,7 +258,7 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     });
     expect(result.startCommand).toBe('sh index.sh');
     expect(lines).toEqual(expect.arrayContaining(['key BLOCKED', 'database BLOCKED']));
-    if (isRoot) expect(lines).toContain(`whoami ${APP_IDENTITY.uid}`);
+    if (isRoot) expect(lines).toContain(`whoami ${APP_IDENTITY.uid} vcap`);
   });
 
   it('counts what an instance writes into its private HOME as its disk usage', async () => {

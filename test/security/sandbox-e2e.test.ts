@@ -76,6 +76,19 @@ describe.skipIf(!hasBwrap)('sandbox against a real server', () => {
     expect(lines).toEqual(
       expect.arrayContaining(['key BLOCKED', 'relative-key BLOCKED', 'database BLOCKED', 'environ BLOCKED', 'own-app READABLE', 'canary vars: 0']),
     );
+
+    // A memory hog fails like on CF, with the out-of-memory exit as its reason (kernel cgroup or RSS poll).
+    const hog = await call('POST', `/v3/apps/${appGuid}/tasks`, {
+      command: 'exec node -e "const a = []; setInterval(() => a.push(Buffer.alloc(16 << 20, 1)), 10)"',
+      name: 'hog',
+      memory_in_mb: 64,
+    });
+    expect(hog.status, JSON.stringify(hog.body)).toBe(202);
+    const hogDone = await until('hog finished', async () => {
+      const t = await call('GET', `/v3/tasks/${hog.body.guid}`);
+      return t.body.state === 'SUCCEEDED' || t.body.state === 'FAILED' ? t.body : undefined;
+    });
+    expect(hogDone).toMatchObject({ state: 'FAILED', result: { failure_reason: 'APP/TASK/hog: Exited with status 137 (out of memory)' } });
   }, 120_000);
 
   it('with KILN_SANDBOX=none, /readyz and every staging log say apps are not isolated', async () => {

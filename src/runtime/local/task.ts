@@ -7,6 +7,7 @@ import type { MemoryCgroups } from './cgroup.ts';
 import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type Jail } from './launch.ts';
 import type { ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
+import { treeUsage } from './usage.ts';
 
 export interface TaskContext {
   host: string;
@@ -17,6 +18,9 @@ export interface TaskContext {
   log: (line: LogLine) => void;
   changed: (id: string, appGuid: string) => void;
 }
+
+/** How often a sandboxed task without a memory cgroup has its memory measured. */
+const TASK_MEMORY_POLL_MS = 500;
 
 /** CC's failure_reason for a cancelled task. */
 export const TASK_CANCELLED_REASON = 'task was cancelled';
@@ -76,7 +80,22 @@ export class TaskRun {
         ctx.log({ appGuid: spec.appGuid, sourceType: `${this.source}/0`, instance: '0', stream, text, timestamp: Date.now() }),
     });
     this.handle = handle;
+    // Without a kernel limit, the task's process tree is measured like an instance's (only in a sandbox: an
+    // unsandboxed task keeps the behaviour it always had).
+    let overMemory = false;
+    const watch =
+      jail && !jail.cgroup && spec.memoryMb > 0 && handle.pid !== undefined
+        ? setInterval(() => {
+            if (handle.hasExited || handle.pid === undefined) return;
+            if (treeUsage(handle.pid).memBytes > spec.memoryMb * 1024 * 1024) {
+              overMemory = true;
+              handle.kill();
+            }
+          }, TASK_MEMORY_POLL_MS)
+        : undefined;
+    watch?.unref();
     this.done = handle.exited.then(async (info) => {
+      if (watch) clearInterval(watch);
       await handle.gone;
       jail?.cgroup?.remove();
       this.exitCode = info.code;
@@ -89,7 +108,7 @@ export class TaskRun {
         this.state = 'FAILED';
         this.failureReason = info.error
           ? `${this.source}: failed to start: ${info.error}`
-          : `${this.source}: Exited with status ${info.status}${info.oomKilled ? ' (out of memory)' : ''}`;
+          : `${this.source}: Exited with status ${info.status}${info.oomKilled || overMemory ? ' (out of memory)' : ''}`;
       }
       this.finishedAt = Date.now();
       this.handle = undefined;

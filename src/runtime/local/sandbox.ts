@@ -7,10 +7,14 @@ import { spawnSync } from 'node:child_process';
  * /proc shows only the sandbox's own processes), a read-only view of the system, only the app's own files bound,
  * private writable scratch space, and nothing of Kiln's data dir, home or repository.
  *
- * When Kiln runs as root, bwrap runs privileged (no user namespace) and `setpriv` drops to the app's own uid/gid
- * as the last step inside the sandbox; bwrap keeps only CAP_SETUID/CAP_SETGID for that, and changing to a
- * non-zero uid clears them. Every bwrap mount is nosuid and bwrap sets no_new_privs, so setuid binaries of the
- * bound system cannot get root back.
+ * When Kiln runs as root, bwrap runs privileged (no user namespace) and drops every capability; with an app
+ * uid it keeps only CAP_SETUID/CAP_SETGID, which `setpriv` uses to drop to the app's own uid/gid as the last step
+ * inside the sandbox (changing to a non-zero uid clears them). Every bwrap mount is nosuid and bwrap sets
+ * no_new_privs, so setuid binaries of the bound system cannot get root back. As another user, bwrap creates a
+ * user namespace and the app keeps Kiln's uid.
+ *
+ * Not isolated: the network (apps listen on host ports for the router, so they share the host's network
+ * namespace, loopback services and abstract unix sockets included).
  */
 
 export type SandboxMode = 'auto' | 'bwrap' | 'none';

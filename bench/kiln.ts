@@ -9,7 +9,7 @@ const PASSWORD = 'bench-password-123';
 /** Starts Kiln in this process on a free port with a fresh SQLite data dir, and logs in as admin. */
 export async function startBenchKiln(name: string) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `kiln-bench-${name}-`));
-  const config = loadConfig({ KILN_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', KILN_ADMIN_PASSWORD: PASSWORD, LOG_LEVEL: 'silent' });
+  const config = loadConfig({ KILN_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', KILN_ADMIN_PASSWORD: PASSWORD, LOG_LEVEL: 'silent', KILN_SANDBOX: process.env.KILN_SANDBOX });
   const kiln = await startKiln(config);
   const token = (await kiln.identity.passwordGrant('admin', PASSWORD)).access_token;
   const api = kiln.url;

@@ -10,6 +10,7 @@ import { buildpacks } from './0011_buildpacks.ts';
 import { deployments } from './0013_deployments.ts';
 import { tasks } from './0012_tasks.ts';
 import { sidecars } from './0014_sidecars.ts';
+import { appSandbox } from './0015_app_sandbox.ts';
 import { deploymentProcesses } from './0016_deployment_processes.ts';
 import { instanceCrashes } from './0017_instance_crashes.ts';
 import { conditions } from './0030_conditions.ts';
@@ -27,6 +28,7 @@ export const migrations: Record<string, KilnMigration> = {
   '0012_tasks': tasks,
   '0013_deployments': deployments,
   '0014_sidecars': sidecars,
+  '0015_app_sandbox': appSandbox,
   '0016_deployment_processes': deploymentProcesses,
   '0017_instance_crashes': instanceCrashes,
   '0030_conditions': conditions,

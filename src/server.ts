@@ -1,3 +1,4 @@
+import { chmod, mkdir } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -26,6 +27,7 @@ import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
+import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
@@ -33,6 +35,7 @@ import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { createDefaultTarget } from './services/default-target.ts';
 import { JobHandlers } from './services/jobs.ts';
+import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { Store } from './store/store.ts';
@@ -60,6 +63,11 @@ export async function buildKiln(
   opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
 ): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
+  // KILN_SANDBOX=bwrap without bubblewrap refuses to start here, before anything is opened.
+  const sandbox = resolveSandbox(config.sandbox);
+  const isRoot = process.getuid?.() === 0;
+  if (sandbox.kind === 'none') log.warn({ KILN_SANDBOX: config.sandbox }, `WARNING: ${NOT_ISOLATED_WARNING}`);
+  if (isRoot) await restrictDataDir(config.dataDir);
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -76,7 +84,8 @@ export async function buildKiln(
   const logs = new LogStore();
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
   const bits = await bitsFor(config);
-  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1' });
+  const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
+  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox, ...(identityFor ? { identityFor } : {}) });
   if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
@@ -114,6 +123,8 @@ export async function buildKiln(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
+      sandbox,
+      ...(identityFor ? { identityFor } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -147,6 +158,10 @@ export async function buildKiln(
     jobs,
     rootRoutes: [identityRoutes(identity), logCacheRoutes(logs, logAccess(store, identity))],
     ready: () => ready,
+    isolation: {
+      sandbox: sandbox.kind,
+      ...(sandbox.kind === 'bwrap' ? { separate_uids: identityFor !== undefined } : { warning: NOT_ISOLATED_WARNING }),
+    },
     observed: observedFromRuntime(runtime),
     metrics: [controllers.metrics.registry],
     bits,
@@ -177,6 +192,15 @@ export async function buildKiln(
       await store.close();
     },
   };
+}
+
+/**
+ * Kiln's data dir holds the signing key, the database and every app's files: nobody but Kiln's user may even
+ * list it. Apps reach their own droplet only through the sandbox's bind mounts, which root sets up.
+ */
+async function restrictDataDir(dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
 }
 
 export interface RunningKiln extends Kiln {

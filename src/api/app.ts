@@ -40,8 +40,9 @@ export function createApi(deps: AppDeps): Api {
     } catch {
       return c.json({ status: 'database unavailable' }, 503);
     }
-    if (deps.ready && !deps.ready()) return c.json({ status: 'starting' }, 503);
-    return c.json({ status: 'ok' });
+    const details = deps.isolation ? { isolation: deps.isolation } : {};
+    if (deps.ready && !deps.ready()) return c.json({ status: 'starting', ...details }, 503);
+    return c.json({ status: 'ok', ...details });
   });
   app.get('/metrics', async (c) => {
     if (deps.config.metricsToken !== undefined && !bearerMatches(c.req.header('authorization'), deps.config.metricsToken)) {

@@ -25,6 +25,8 @@ export interface AppDeps {
   rootRoutes?: Hono[];
   /** Whether the controllers are running (for /readyz). */
   ready?: () => boolean;
+  /** How apps are isolated, shown by /readyz (with a warning when they are not). */
+  isolation?: { sandbox: 'bwrap' | 'none'; separate_uids?: boolean; warning?: string };
   /** The runtime's view of process instances (stats, terminate); absent → every instance reports DOWN. */
   observed?: ObservedInstances;
   /** More Prometheus registries to expose on /metrics (the controllers'). */

@@ -42,6 +42,8 @@ const ConfigSchema = z.object({
   /** Org and space made on the first start so a push needs no setup ('' turns each off). */
   KILN_DEFAULT_ORG: z.string().max(255).default('default'),
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
+  /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
+  KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -65,6 +67,7 @@ export interface Config {
   routerTimeoutSeconds: number;
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
+  sandbox: RawConfig['KILN_SANDBOX'];
 }
 
 export class ConfigError extends Error {}
@@ -111,5 +114,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
+    sandbox: c.KILN_SANDBOX,
   };
 }

@@ -19,6 +19,7 @@ import { extractZip } from '../staging/zip.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
+import { NOT_ISOLATED_WARNING, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
 
 export interface BuildControllerOptions {
   /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
@@ -29,6 +30,10 @@ export interface BuildControllerOptions {
   detectionCandidates?: (stack: string | null) => Promise<BuildpackSource[]>;
   /** Whole-staging time limit; default the runner's (15 minutes). */
   timeoutMs?: number;
+  /** Where buildpacks run (see runtime/local/sandbox.ts); default: unsandboxed, which every staging log says. */
+  sandbox?: Sandbox;
+  /** The app's own uid/gid for its sandbox (Kiln running as root). */
+  identityFor?: (appGuid: string) => Promise<Identity>;
 }
 
 /** Errors a failed build reports as themselves; anything else is reported as a StagingError. */
@@ -97,6 +102,11 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     };
   }
 
+  async function stagingSandbox(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, appGuid: string) {
+    const identity = await opts.identityFor?.(appGuid);
+    return { sandbox, ...(identity ? { identity } : {}) };
+  }
+
   async function markFailed(buildGuid: string, error: string): Promise<void> {
     await store.write(async (tx) => {
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
@@ -151,6 +161,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       if (build.lifecycle_type === 'cnb') throw new KilnError('StagingError', 'Cloud Native Buildpacks are not supported by the local runtime');
       const pkg = await store.db.selectFrom('packages').selectAll().where('guid', '=', build.package_guid).executeTakeFirst();
       if (!pkg || pkg.state !== 'READY' || !pkg.blob_key) throw new KilnError('StagingError', 'the package is no longer available');
+      if (opts.sandbox?.kind !== 'bwrap') emit(`WARNING: ${NOT_ISOLATED_WARNING}`, 'ERR');
       emit('Downloading app package...');
       const appDir = path.join(work, 'package');
       await extractZip(await bits.blobstore.localPath(pkg.blob_key), appDir, { kind: 'app' });
@@ -170,6 +181,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
         ...(lifecycle.stack ? { stack: lifecycle.stack } : {}),
         onOutput: (line, stream) => emit(line, stream === 'stderr' ? 'ERR' : 'OUT'),
         ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+        ...(opts.sandbox?.kind === 'bwrap' ? { sandbox: await stagingSandbox(opts.sandbox, app.guid) } : {}),
       });
 
       emit('Uploading droplet...');

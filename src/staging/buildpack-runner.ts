@@ -5,6 +5,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
 import { KilnError } from '../domain/errors.ts';
+import { DEFAULT_PATH } from '../runtime/local/environment.ts';
+import { sandboxPasswd } from '../runtime/local/launch.ts';
+import { bwrapArgs, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
 import { parseProcfile } from './procfile.ts';
 import { createTarGz } from './tarball.ts';
 import { clientSafeMessage } from '../domain/client-safe.ts';
@@ -42,6 +45,12 @@ export interface StageInput {
   /** Whole staging, all phases together. Default 15 minutes, Cloud Controller's default. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Runs every buildpack phase in a bubblewrap sandbox that sees the system read-only, the buildpack read-only,
+   * and only this staging's work directory and the app's cache writable; `identity` is the app's own uid/gid
+   * (Kiln running as root), which then owns the work and cache directories.
+   */
+  sandbox?: { sandbox: Extract<Sandbox, { kind: 'bwrap' }>; identity?: Identity };
 }
 
 export interface StagedBuildpack {
@@ -92,11 +101,19 @@ export async function stage(input: StageInput): Promise<StageResult> {
   }
   await fs.cp(input.appDir, buildDir, { recursive: true, verbatimSymlinks: true });
   await fs.mkdir(input.cacheDir, { recursive: true });
+  const identity = input.sandbox?.identity;
+  if (identity) {
+    await chownTree(work, identity);
+    await chownTree(input.cacheDir, identity);
+    // Outside the droplet's entries, so it is not packed; gives the app uid its name (vcap) during staging too.
+    await fs.writeFile(path.join(work, '.staging-passwd'), sandboxPasswd(identity), { mode: 0o644 });
+  }
 
   const env: Record<string, string> = {
-    // Built-in buildpacks are Node/sh scripts: the node running Kiln must be reachable whatever PATH says.
-    PATH: [path.dirname(process.execPath), process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'].join(path.delimiter),
-    LANG: process.env.LANG ?? 'C.UTF-8',
+    // Built from scratch, nothing of Kiln's environment; DEFAULT_PATH includes the node running Kiln, which the
+    // built-in buildpacks (Node/sh scripts) need whatever PATH says.
+    PATH: DEFAULT_PATH,
+    LANG: 'C.UTF-8',
     CF_STACK: input.stack ?? 'cflinuxfs4',
     ...input.env,
     // Private to this staging, whatever the app's env says: buildpacks hand files from finalize to release
@@ -104,8 +121,28 @@ export async function stage(input: StageInput): Promise<StageResult> {
     HOME: home,
     TMPDIR: tmp,
   };
-  const run = (bp: BuildpackSource, phase: string, args: string[], capture = false) =>
-    runPhase(path.join(bp.dir, 'bin', phase), args, { cwd: buildDir, env, deadline, onOutput: input.onOutput, capture });
+  const cacheOf = (bp: BuildpackSource) => path.join(input.cacheDir, cacheName(bp.name));
+  const run = async (bp: BuildpackSource, phase: string, args: string[], capture = false) => {
+    // The buildpack's cache must exist to be bound into the sandbox (detect runs before supply creates it).
+    if (input.sandbox) await ensureOwnedDir(cacheOf(bp), identity);
+    return runPhase(path.join(bp.dir, 'bin', phase), args, {
+      cwd: buildDir,
+      env,
+      deadline,
+      onOutput: input.onOutput,
+      capture,
+      ...(input.sandbox
+        ? {
+            jail: {
+              ...input.sandbox,
+              writable: [work, cacheOf(bp)],
+              readable: [bp.dir],
+              ...(identity ? { files: [{ source: path.join(work, '.staging-passwd'), dest: '/etc/passwd' }] } : {}),
+            },
+          }
+        : {}),
+    });
+  };
 
   // Detection.
   let selected: BuildpackSource[];
@@ -120,12 +157,11 @@ export async function stage(input: StageInput): Promise<StageResult> {
   }
 
   // Supply for every buildpack, finalize (or legacy compile) for the last.
-  const cacheOf = (bp: BuildpackSource) => path.join(input.cacheDir, cacheName(bp.name));
   for (const [index, bp] of selected.entries()) {
     const final = index === selected.length - 1;
     const cache = cacheOf(bp);
-    await fs.mkdir(cache, { recursive: true });
-    await fs.mkdir(path.join(depsDir, String(index)), { recursive: true });
+    await ensureOwnedDir(cache, identity);
+    await ensureOwnedDir(path.join(depsDir, String(index)), identity);
     const hasSupply = await isFile(path.join(bp.dir, 'bin', 'supply'));
     if (!final) {
       if (!hasSupply) {
@@ -211,13 +247,41 @@ interface PhaseOptions {
   onOutput: ((line: string, stream: OutputStream) => void) | undefined;
   /** Collect stdout instead of streaming it (detect and release answer on stdout). */
   capture: boolean;
+  /** Sandbox of the phase: host paths bound at the same path, writable or read-only. */
+  jail?: {
+    sandbox: Extract<Sandbox, { kind: 'bwrap' }>;
+    identity?: Identity;
+    writable: string[];
+    readable: string[];
+    /** Read-only files bound over system ones. */
+    files?: Array<{ source: string; dest: string }>;
+  };
 }
 
 async function runPhase(script: string, args: string[], options: PhaseOptions): Promise<PhaseResult> {
   checkDeadline(options.deadline);
   const phase = path.basename(script);
   const [file, ...prefix] = await commandFor(script);
-  const child = spawn(file!, [...prefix, ...args], {
+  const jail = options.jail;
+  const [program, argv] = jail
+    ? [
+        jail.sandbox.bwrapPath,
+        bwrapArgs(jail.sandbox, {
+          // Same paths inside as outside: buildpacks get their directories as arguments.
+          mounts: [
+            ...jail.readable.map((source) => ({ source, dest: source, writable: false })),
+            ...(jail.files ?? []).map((f) => ({ ...f, writable: false })),
+            ...jail.writable.map((source) => ({ source, dest: source, writable: true })),
+          ],
+          scratch: [{ dest: '/tmp' }],
+          cwd: options.cwd,
+          hostname: 'staging',
+          ...(jail.identity ? { identity: jail.identity } : {}),
+          argv: [file!, ...prefix, ...args],
+        }),
+      ]
+    : [file!, [...prefix, ...args]];
+  const child = spawn(program, argv, {
     cwd: options.cwd,
     env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -346,6 +410,21 @@ async function buildpackMetadata(
     if (file !== null && file.trim() !== '') version = file.trim();
   }
   return { buildpackName, version };
+}
+
+/** Hands a staging directory to the app's uid (lchown: symlinks from the app must not redirect it). */
+async function chownTree(dir: string, identity: Identity): Promise<void> {
+  await fs.lchown(dir, identity.uid, identity.gid);
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(p, identity);
+    else await fs.lchown(p, identity.uid, identity.gid);
+  }
+}
+
+async function ensureOwnedDir(dir: string, identity: Identity | undefined): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  if (identity) await fs.lchown(dir, identity.uid, identity.gid);
 }
 
 function cacheName(name: string): string {

@@ -511,6 +511,13 @@ export interface InstanceCrashesTable {
   process_guid: string;
 }
 
+/** Per-app sandbox uid/gid (offset by the id); see migrations/0015_app_sandbox.ts. */
+export interface AppSandboxIdsTable {
+  id: Generated<number>;
+  app_guid: string;
+  created_at: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -551,6 +558,7 @@ export interface Database {
   sidecars: SidecarsTable;
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
+  app_sandbox_ids: AppSandboxIdsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -7,6 +7,7 @@ import { taskController } from '../../src/controllers/task-controller.ts';
 import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.ts';
 import { appFixture, postMultipart, zipOf } from './bits-helpers.ts';
 import type { FixtureEntry } from '../staging/zip-fixtures.ts';
+import { hostPidsByCommand } from '../helpers/host-pid.ts';
 
 /**
  * Two Kilns: `api` has no task controller, so tasks stay where the API put them (states, filters, permissions
@@ -459,13 +460,10 @@ describe('running tasks in the local runtime', () => {
   });
 
   it('cancels a long-running task: CANCELING → FAILED, and its process is gone', async () => {
-    const pidFile = path.join(scratch, 'sleeper.pid');
-    const res = await run.admin.post(`/v3/apps/${app.guid}/tasks`, { command: `echo $$ > ${pidFile}; sleep 30`, name: 'sleeper' });
+    // The task runs sandboxed (it cannot write a pid file here): found by its command and its app's environment.
+    const res = await run.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'exec sleep 31', name: 'sleeper' });
     await taskIn(run, res.body.guid, ['RUNNING']);
-    const pid = await until(run, 'the pid file', async () => {
-      const text = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : '';
-      return /^\d+$/.test(text) ? Number(text) : undefined;
-    });
+    const pid = await until(run, 'the task process', async () => hostPidsByCommand(['sleep', '31'], [app.guid])[0]);
     expect(isAlive(pid)).toBe(true);
 
     // `cf terminate-task` sends the deprecated PUT form.
@@ -500,13 +498,9 @@ describe('running tasks in the local runtime', () => {
   });
 
   it('cancels and removes the tasks of a deleted app', async () => {
-    const pidFile = path.join(scratch, 'doomed.pid');
-    const task = (await run.admin.post(`/v3/apps/${app.guid}/tasks`, { command: `echo $$ > ${pidFile}; sleep 30`, name: 'doomed' })).body;
+    const task = (await run.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'exec sleep 32', name: 'doomed' })).body;
     await taskIn(run, task.guid, ['RUNNING']);
-    const pid = await until(run, 'the pid file', async () => {
-      const text = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : '';
-      return /^\d+$/.test(text) ? Number(text) : undefined;
-    });
+    const pid = await until(run, 'the task process', async () => hostPidsByCommand(['sleep', '32'], [app.guid])[0]);
     const del = await run.admin.delete(`/v3/apps/${app.guid}`);
     expect(del.status).toBe(202);
     await run.awaitJob(del.headers.get('location'));
@@ -527,13 +521,9 @@ describe('crash safety across a restart', () => {
     let second: TestKiln | undefined;
     try {
       const { app } = await stagedApp(first, 'task-restart');
-      const pidFile = path.join(dataDir, 'victim.pid');
-      const task = (await first.admin.post(`/v3/apps/${app.guid}/tasks`, { command: `echo $$ > ${pidFile}; sleep 30`, name: 'victim' })).body;
+      const task = (await first.admin.post(`/v3/apps/${app.guid}/tasks`, { command: 'exec sleep 33', name: 'victim' })).body;
       await taskIn(first, task.guid, ['RUNNING']);
-      const pid = await until(first, 'the pid file', async () => {
-        const text = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : '';
-        return /^\d+$/.test(text) ? Number(text) : undefined;
-      });
+      const pid = await until(first, 'the task process', async () => hostPidsByCommand(['sleep', '33'], [app.guid])[0]);
       // "SIGKILL": the first Kiln's controllers stop without the runtime shutting its children down.
       await first.kiln.controllers.stop();
       expect(isAlive(pid)).toBe(true);

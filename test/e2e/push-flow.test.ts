@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pushClient, until, zipEntries } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { hostPidOf } from '../helpers/host-pid.ts';
 
 /**
  * Replays the cf CLI v8 push flow (cf-cli-flows §5.4) against the real server with the local runtime, then
@@ -71,14 +72,19 @@ describe('cf push against the local runtime, through the router', () => {
     });
     expect([...seen.keys()].sort()).toEqual(['0', '1', '2']);
 
+    // The app reports its pid inside its sandbox's PID namespace; the kill comes from the host.
     const victim = seen.get('1')!;
-    process.kill(victim, 'SIGKILL');
+    const hostPid = hostPidOf(victim, [hello, 'CF_INSTANCE_INDEX=1']);
+    expect(hostPid).toBeDefined();
+    process.kill(hostPid!, 'SIGKILL');
     await until('index 1 replaced', async () => {
       // While an instance is being replaced a request may get the router's 502; only app answers count.
       const res = await viaRouter('hello.apps.localhost');
       if (res.status !== 200) return undefined;
       const r = JSON.parse(res.body) as { index: string; pid: number };
-      return r.index === '1' && r.pid !== victim ? true : undefined;
+      if (r.index !== '1') return undefined;
+      const now = hostPidOf(r.pid, [hello, 'CF_INSTANCE_INDEX=1']);
+      return now !== undefined && now !== hostPid ? true : undefined;
     });
     await until('3 running again', async () => ((await stats(hello)).filter((i) => i.state === 'RUNNING').length === 3 ? true : undefined));
   }, 120_000);

@@ -202,7 +202,7 @@ describe('rolling deployments under load', () => {
     const { body: final } = await awaitFinalized(created.body.guid);
     expect(final.status.reason).toBe('DEPLOYED');
     await onlyNewVersion('v4');
-    const procs = instancesUnder(dataDir);
+    const procs = instancesUnder(dataDir, appGuid);
     expect(procs.length, procs.join('\n')).toBe(4);
   }, 240_000);
 });
@@ -396,15 +396,19 @@ describe('the web processes of a deployment, step by step, under load', () => {
   }, 240_000);
 });
 
-/** App instances (`node server.js`, without their `sh -c` wrappers) running from Kiln's data dir, per the process table. */
-function instancesUnder(dataDir: string): string[] {
+/**
+ * App instances (`node server.js`, without their `sh -c` wrappers) running from Kiln's data dir, per the process
+ * table; a sandboxed one has its cwd in its own mount namespace (/home/vcap/app), so its environment names the app.
+ */
+function instancesUnder(dataDir: string, appGuid: string): string[] {
   const found: string[] = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
       const ppid = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
-      if (cwd.startsWith(fs.realpathSync(dataDir)) && cmd.startsWith('node server.js')) found.push(`${pid} (parent ${ppid}) ${cwd}: ${cmd}`);
+      const ofApp = cwd.startsWith(fs.realpathSync(dataDir)) || fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes(appGuid);
+      if (ofApp && cmd.startsWith('node server.js')) found.push(`${pid} (parent ${ppid}) ${cwd}: ${cmd}`);
     } catch {
       // The process exited while we looked, or is not ours to read.
     }

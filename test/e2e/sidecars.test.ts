@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/runtime/local/proc.ts';
 import { FIXTURES, pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { hostPidOf } from '../helpers/host-pid.ts';
 
 /**
  * A sidecar created through the API runs beside the web process once the app (re)starts: the process controller
@@ -55,7 +56,9 @@ describe('sidecars with the local runtime', () => {
     });
     const match = /^ticker on (\d+) pid (\d+)$/.exec(line);
     expect(match, line).not.toBeNull();
-    const pid = Number(match![2]);
+    // $$ is the pid inside the sidecar's sandbox; its host pid is what outlives or not the stop.
+    const pid = hostPidOf(Number(match![2]), [appGuid, 'CF_INSTANCE_INDEX=0'])!;
+    expect(pid).toBeDefined();
     expect(isAlive(pid)).toBe(true);
 
     expect((await call('POST', `/v3/apps/${appGuid}/actions/stop`)).status).toBe(200);

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalRuntime, type LocalRuntimeOptions } from '../../src/runtime/local/local-runtime.ts';
 import { isAlive, readProcStat } from '../../src/runtime/local/proc.ts';
 import { diegoRestartDelayMs } from '../../src/runtime/local/backoff.ts';
+import { DEFAULT_PATH } from '../../src/runtime/local/environment.ts';
 import type { InstanceSpec, InstanceStatus, LogLine, TaskSpec } from '../../src/runtime/runtime.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/runtime');
@@ -130,7 +131,8 @@ describe('local runtime: instances', () => {
       CF_INSTANCE_PORT: String(running.port),
       CF_INSTANCE_ADDR: `127.0.0.1:${running.port}`,
       MEMORY_LIMIT: '512m',
-      PATH: process.env.PATH,
+      // Built from scratch: never Kiln's own PATH.
+      PATH: DEFAULT_PATH,
       FROM_BUILDPACK_PROFILE: `bp:${join(droplet, 'deps')}`,
       FROM_APP_PROFILE: 'app',
     });

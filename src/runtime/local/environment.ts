@@ -1,9 +1,18 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+
+/**
+ * PATH of an app that sets none: the system's, plus the directory of the node running Kiln (built-in buildpacks
+ * and their apps run on it). Fixed here, never Kiln's own PATH: nothing of Kiln's environment reaches an app.
+ */
+export const DEFAULT_PATH = [...new Set([dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'])].join(':');
 
 export interface InstanceEnvInput {
   base: Record<string, string>;
+  /** The droplet directory as the process sees it (CF's /home/vcap inside a sandbox). */
   dropletDir: string;
   tmpDir: string;
+  /** Defaults to the app directory, CF's HOME; a sandbox gives a private writable one instead. */
+  home?: string;
   host: string;
   index: number;
   instanceGuid: string;
@@ -13,16 +22,16 @@ export interface InstanceEnvInput {
 }
 
 /**
- * The container environment Diego gives a process, adapted to a host process. The platform variables win over the
- * spec's so an app cannot be told a wrong PORT; PATH is inherited unless the spec sets one (buildpacks usually
- * extend it through profile.d instead).
+ * The container environment Diego gives a process, built from scratch: the platform variables and the app's
+ * (spec) variables, nothing inherited from Kiln's process. The platform variables win over the spec's so an app
+ * cannot be told a wrong PORT; buildpacks usually extend PATH through profile.d.
  */
 export function instanceEnv(input: InstanceEnvInput): Record<string, string> {
   const home = join(input.dropletDir, 'app');
   const env: Record<string, string> = {
     ...input.base,
-    PATH: input.base.PATH ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-    HOME: home,
+    PATH: input.base.PATH ?? DEFAULT_PATH,
+    HOME: input.home ?? home,
     TMPDIR: input.tmpDir,
     DEPS_DIR: join(input.dropletDir, 'deps'),
     LANG: input.base.LANG ?? 'en_US.UTF-8',

@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import type { InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLine } from '../runtime.ts';
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
-import { ProcessHandle, type ExitInfo } from './launch.ts';
+import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
+import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
 import type { ProcessRecords } from './records.ts';
+import type { Identity, Sandbox } from './sandbox.ts';
 import { CpuMeter, DiskMeter, treeUsage, type TreeUsage } from './usage.ts';
 
 /** A sidecar of the current incarnation: its own process group, sharing the instance's environment. */
@@ -31,6 +33,9 @@ export interface SupervisorContext {
   livenessIntervalMs: number;
   diskCacheMs: number;
   enforceMemoryLimit: boolean;
+  sandbox: Sandbox;
+  /** Kernel memory limits; undefined → the liveness poll of the process tree's RSS enforces them. */
+  cgroups: MemoryCgroups | undefined;
   log: (line: LogLine) => void;
   changed: (id: string, appGuid: string) => void;
 }
@@ -67,6 +72,8 @@ export class InstanceSupervisor {
   constructor(
     readonly spec: InstanceSpec,
     private readonly ctx: SupervisorContext,
+    /** The app's own uid/gid inside the sandbox (Kiln running as root). */
+    private readonly identity?: Identity,
   ) {
     this.tmpDir = join(ctx.tmpRoot, safeName(spec.id));
     this.disk = new DiskMeter([join(spec.dropletDir, 'app'), this.tmpDir], ctx.diskCacheMs);
@@ -171,10 +178,13 @@ export class InstanceSupervisor {
     const instanceGuid = randomUUID();
     mkdirSync(this.tmpDir, { recursive: true });
     this.cell(`Cell local creating container for instance ${instanceGuid}`);
+    const jail = this.jailFor(gen);
+    if (jail) prepareScratch(this.tmpDir, this.identity);
     const env = instanceEnv({
       base: this.spec.env,
-      dropletDir: this.spec.dropletDir,
-      tmpDir: this.tmpDir,
+      dropletDir: jail ? SANDBOX_DROPLET_DIR : this.spec.dropletDir,
+      tmpDir: jail ? `${SANDBOX_DROPLET_DIR}/tmp` : this.tmpDir,
+      ...(jail ? { home: SANDBOX_DROPLET_DIR } : {}),
       host: this.ctx.host,
       index: this.spec.index,
       instanceGuid,
@@ -189,6 +199,7 @@ export class InstanceSupervisor {
       env,
       records: this.ctx.records,
       onLine: (stream, text) => this.emitLog(this.source, stream, text),
+      ...(jail ? { jail } : {}),
     });
     this.guids.set(handle, instanceGuid);
     this.handle = handle;
@@ -205,12 +216,31 @@ export class InstanceSupervisor {
         env,
         records: this.ctx.records,
         onLine: (stream, text) => this.emitLog(source, stream, text),
+        ...(jail ? { jail } : {}),
       });
       void sidecarHandle.exited.then((info) => this.onSidecarExit(gen, source, info));
       return { source, handle: sidecarHandle };
     });
+    const cgroup = jail?.cgroup;
+    if (cgroup) void Promise.all([handle.gone, ...this.sidecars.map((s) => s.handle.gone)]).then(() => cgroup.remove());
     if (this.spec.healthCheck.type === 'process') this.markRunning(gen);
     else void this.awaitHealthy(gen, port);
+  }
+
+  /** The sandbox of one incarnation, shared by its main process and sidecars like a Diego container. */
+  private jailFor(gen: number): Jail | undefined {
+    const { sandbox, cgroups } = this.ctx;
+    if (sandbox.kind !== 'bwrap') return undefined;
+    let cgroup: MemoryCgroup | undefined;
+    if (cgroups && this.spec.memoryMb > 0) cgroup = cgroups.create(`${safeName(this.spec.id)}.${gen}`, this.spec.memoryMb * 1024 * 1024);
+    return {
+      sandbox,
+      hostname: safeName(this.spec.id).slice(0, 63),
+      ...(this.identity ? { identity: this.identity } : {}),
+      scratchDir: this.tmpDir,
+      ...(this.spec.diskMb > 0 ? { maxFileBytes: this.spec.diskMb * 1024 * 1024 } : {}),
+      ...(cgroup ? { cgroup } : {}),
+    };
   }
 
   private async awaitHealthy(gen: number, port: number): Promise<void> {
@@ -297,7 +327,9 @@ export class InstanceSupervisor {
     if (this.runningSince !== undefined && now - this.runningSince >= this.ctx.crashResetMs) this.crashCount = 0;
     this.crashCount++;
     const reason =
-      this.killReason ?? (info.error ? `${this.source}: failed to start: ${info.error}` : `${this.source}: Exited with status ${info.status}`);
+      this.killReason ??
+      (info.oomKilled ? `${this.source}: Exited with status 137 (out of memory)` : undefined) ??
+      (info.error ? `${this.source}: failed to start: ${info.error}` : `${this.source}: Exited with status ${info.status}`);
     this.lastExit = { code: info.code, signal: info.signal, at: now, reason };
     this.ctx.ports.release(this.port);
     this.port = undefined;

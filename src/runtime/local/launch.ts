@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
+import type { Readable, Writable } from 'node:stream';
+import type { MemoryCgroup } from './cgroup.ts';
+import { allProcesses, isAlive, liveGroupMembers, processTree, readProcStat } from './proc.ts';
 import type { ProcessRecords } from './records.ts';
+import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
 /**
  * Starts one process the way the CF launcher does and owns its process group until every member is gone.
@@ -31,6 +33,29 @@ export interface ExitInfo {
   status: number;
   /** Set when the process could not be started at all. */
   error?: string;
+  /** The kernel killed a process of its memory cgroup for exceeding the limit. */
+  oomKilled?: boolean;
+}
+
+/** Where the droplet appears inside a sandbox: CF's container layout (`/home/vcap/app`, `/home/vcap/deps`…). */
+export const SANDBOX_DROPLET_DIR = '/home/vcap';
+
+/** Runs the process in a bubblewrap sandbox that sees only its own droplet (read-only) and private scratch space. */
+export interface Jail {
+  sandbox: Extract<Sandbox, { kind: 'bwrap' }>;
+  /** The app's own uid/gid when Kiln runs as root. */
+  identity?: Identity;
+  hostname: string;
+  /**
+   * Host directory (made by prepareScratch) whose `home` and `tmp` become the writable /home/vcap and /tmp. On
+   * disk rather than tmpfs, so files an app writes count against its disk, not its memory; shared by an instance's
+   * main process and sidecars, as they share a container's filesystem in CF.
+   */
+  scratchDir: string;
+  /** The app's disk quota: the largest file it may write. */
+  maxFileBytes?: number;
+  /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
+  cgroup?: MemoryCgroup;
 }
 
 export interface LaunchOptions {
@@ -41,6 +66,68 @@ export interface LaunchOptions {
   env: Record<string, string>;
   records: ProcessRecords;
   onLine: (stream: 'stdout' | 'stderr', text: string) => void;
+  jail?: Jail;
+}
+
+/** The droplet's parts an app reads; whichever the droplet has are bound read-only at CF's paths. */
+const DROPLET_PARTS = ['app', 'deps', 'profile.d'];
+
+function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefined): SandboxSpec {
+  const view = SANDBOX_DROPLET_DIR;
+  return {
+    mounts: [
+      { source: join(jail.scratchDir, 'home'), dest: view, writable: true },
+      { source: join(jail.scratchDir, 'tmp'), dest: '/tmp', writable: true },
+      // The app's uid has a name (vcap, as in CF): tools that look the user up (npm, git, whoami) need one.
+      ...(jail.identity ? [{ source: join(jail.scratchDir, 'passwd'), dest: '/etc/passwd', writable: false }] : []),
+      ...DROPLET_PARTS.filter((part) => part === 'app' || existsSync(join(opts.dropletDir, part))).map((part) => ({
+        source: join(opts.dropletDir, part),
+        dest: join(view, part),
+        writable: false,
+      })),
+    ],
+    scratch: [],
+    cwd: join(view, 'app'),
+    hostname: jail.hostname,
+    ...(jail.identity ? { identity: jail.identity } : {}),
+    ...(jail.maxFileBytes !== undefined ? { maxFileBytes: jail.maxFileBytes } : {}),
+    ...(blockFd !== undefined ? { blockFd } : {}),
+    argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
+  };
+}
+
+/**
+ * Fresh writable space for one sandboxed incarnation or task: `home` (HOME, with CF's `tmp` inside for TMPDIR) and
+ * `tmp`, owned by the app's uid when it has one. Whatever a previous incarnation left is discarded, as a new CF
+ * container starts from its droplet.
+ */
+export function prepareScratch(dir: string, identity: Identity | undefined): void {
+  rmSync(dir, { recursive: true, force: true });
+  for (const sub of ['', 'home', join('home', 'tmp'), 'tmp']) {
+    const path = join(dir, sub);
+    mkdirSync(path, { recursive: true });
+    // HOME is the app's (bwrap, capabilities dropped, must still pass through it to chdir into app/).
+    chmodSync(path, sub === '' || sub === 'home' ? 0o755 : 0o1777);
+    if (identity && sub !== '') chownSync(path, identity.uid, identity.gid);
+  }
+  if (identity) writeFileSync(join(dir, 'passwd'), sandboxPasswd(identity), { mode: 0o644 });
+}
+
+/** The host's system accounts (uid < 1000 or nobody) plus `vcap` for the app's uid, with HOME /home/vcap. */
+export function sandboxPasswd(identity: Identity, hostPasswd = readHostPasswd()): string {
+  const system = hostPasswd.split('\n').filter((line) => {
+    const [name, , uid] = line.split(':');
+    return name && name !== 'vcap' && uid !== undefined && (Number(uid) < 1000 || Number(uid) === 65534);
+  });
+  return [...system, `vcap:x:${identity.uid}:${identity.gid}:vcap:${SANDBOX_DROPLET_DIR}:/bin/sh`, ''].join('\n');
+}
+
+function readHostPasswd(): string {
+  try {
+    return readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return 'root:x:0:0:root:/root:/bin/sh';
+  }
 }
 
 const POLL_MS = 20;
@@ -59,13 +146,34 @@ export class ProcessHandle {
   private readonly child: ChildProcess;
 
   constructor(private readonly opts: LaunchOptions) {
-    this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
-      cwd: join(opts.dropletDir, 'app'),
-      env: opts.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const jail = opts.jail;
+    const cwd = join(opts.dropletDir, 'app');
+    if (jail) {
+      // fd 3 holds the sandbox back until Kiln has moved it into its memory cgroup.
+      const blockFd = jail.cgroup ? 3 : undefined;
+      this.child = spawn(jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, blockFd)), {
+        cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', ...(blockFd !== undefined ? (['pipe'] as const) : [])],
+      });
+    } else {
+      this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
+        cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
     this.pid = this.child.pid;
+    if (jail?.cgroup && this.pid !== undefined) {
+      // The leader first, so whatever it forks from now on is born inside; then what it forked before the move.
+      jail.cgroup.attach([this.pid]);
+      jail.cgroup.attach(processTree(this.pid, this.pid).map((p) => p.pid).filter((pid) => pid !== this.pid));
+      const release = this.child.stdio[3] as Writable | null;
+      release?.on('error', () => undefined);
+      release?.end('go');
+    }
     if (this.pid !== undefined) {
       const stat = readProcStat(this.pid);
       opts.records.write({
@@ -92,7 +200,10 @@ export class ProcessHandle {
         }
       });
       this.child.once('exit', (code, signal) => {
-        this.exitInfo ??= { code, signal, status: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) };
+        const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+        // Only a SIGKILLed launcher counts: a worker the kernel killed earlier does not make a later exit an OOM.
+        const oomKilled = status === 137 && (opts.jail?.cgroup?.oomKilled() ?? false);
+        this.exitInfo ??= { code, signal, status, ...(oomKilled ? { oomKilled } : {}) };
         resolve(this.exitInfo);
       });
     });

@@ -2,9 +2,11 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
 import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './backoff.ts';
+import { detectMemoryCgroups, type MemoryCgroups } from './cgroup.ts';
 import { InstanceSupervisor, type SupervisorContext } from './instance.ts';
 import { PortAllocator } from './ports.ts';
 import { ProcessRecords, type ProcessRecord } from './records.ts';
+import type { Identity, Sandbox } from './sandbox.ts';
 import { TaskRun, type TaskContext } from './task.ts';
 
 export interface LocalRuntimeOptions {
@@ -26,6 +28,15 @@ export interface LocalRuntimeOptions {
   diskCacheMs?: number;
   /** Kill instances whose process tree RSS exceeds memoryMb (checked on liveness ticks). */
   enforceMemoryLimit?: boolean;
+  /** How app processes are isolated (see sandbox.ts); default: none. */
+  sandbox?: Sandbox;
+  /**
+   * The uid/gid an app's processes run as inside the sandbox; set when Kiln runs as root (store-allocated, never 0).
+   * Undefined → no uid switch.
+   */
+  identityFor?: (appGuid: string) => Promise<Identity>;
+  /** Kernel memory cgroups; default: detected when sandboxing, `false` turns them off. */
+  cgroups?: MemoryCgroups | false;
 }
 
 type ChangeEvent = { kind: 'instance' | 'task'; id: string; appGuid: string };
@@ -48,6 +59,7 @@ export class LocalRuntime implements Runtime {
   private readonly supervisorCtx: SupervisorContext;
   private readonly taskCtx: TaskContext;
   private readonly graceMs: number;
+  private readonly identityFor: ((appGuid: string) => Promise<Identity>) | undefined;
   private closed = false;
 
   constructor(options: LocalRuntimeOptions) {
@@ -59,6 +71,9 @@ export class LocalRuntime implements Runtime {
     rmSync(tmpRoot, { recursive: true, force: true });
     mkdirSync(tmpRoot, { recursive: true });
     const host = options.host ?? '127.0.0.1';
+    const sandbox = options.sandbox ?? { kind: 'none' };
+    const cgroups = options.cgroups === false ? undefined : (options.cgroups ?? (sandbox.kind === 'bwrap' ? detectMemoryCgroups() : undefined));
+    this.identityFor = sandbox.kind === 'bwrap' ? options.identityFor : undefined;
     this.graceMs = options.graceMs ?? 10_000;
     const log = (line: LogLine): void => this.emit(this.logListeners, line);
     this.supervisorCtx = {
@@ -73,6 +88,8 @@ export class LocalRuntime implements Runtime {
       livenessIntervalMs: options.livenessIntervalMs ?? 5_000,
       diskCacheMs: options.diskCacheMs ?? 30_000,
       enforceMemoryLimit: options.enforceMemoryLimit ?? true,
+      sandbox,
+      cgroups,
       log,
       changed: (id, appGuid) => {
         // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.
@@ -85,6 +102,8 @@ export class LocalRuntime implements Runtime {
       host,
       records: this.records,
       tmpRoot,
+      sandbox,
+      cgroups,
       log,
       changed: (id, appGuid) => this.emit(this.changeListeners, { kind: 'task', id, appGuid }),
     };
@@ -97,7 +116,9 @@ export class LocalRuntime implements Runtime {
     // Re-ensuring a slot that is being stopped starts it afresh once the old one is gone.
     if (existing) await existing.stop(this.graceMs);
     if (this.instances.get(spec.id) !== existing) return;
-    const supervisor = new InstanceSupervisor(spec, this.supervisorCtx);
+    const identity = await this.identityFor?.(spec.appGuid);
+    if (this.instances.get(spec.id) !== existing) return;
+    const supervisor = new InstanceSupervisor(spec, this.supervisorCtx, identity);
     this.instances.set(spec.id, supervisor);
     await supervisor.start();
   }
@@ -133,8 +154,10 @@ export class LocalRuntime implements Runtime {
   async runTask(spec: TaskSpec): Promise<void> {
     this.assertOpen();
     if (this.tasks.has(spec.id)) return;
+    const identity = await this.identityFor?.(spec.appGuid);
+    if (this.tasks.has(spec.id)) return;
     this.pruneTasks();
-    this.tasks.set(spec.id, new TaskRun(spec, this.taskCtx));
+    this.tasks.set(spec.id, new TaskRun(spec, this.taskCtx, identity));
   }
 
   async cancelTask(id: string): Promise<void> {

@@ -1,0 +1,148 @@
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Memory limits through the kernel: a cgroup per instance (or task) whose limit is the app's memory quota, so the
+ * kernel's OOM killer stops a hog at once instead of Kiln noticing on its next poll. cgroup v2 when its memory
+ * controller can be delegated to Kiln, else the v1 memory hierarchy when writable (root on hybrid hosts); where
+ * neither works the runtime falls back to polling the process tree's RSS.
+ */
+
+export interface MemoryCgroups {
+  readonly version: 1 | 2;
+  /** A new group with the given limit; undefined when it could not be created (the caller falls back to polling). */
+  create(name: string, limitBytes: number): MemoryCgroup | undefined;
+}
+
+export interface MemoryCgroup {
+  /** Moves the processes into the group; false if any move failed. */
+  attach(pids: number[]): boolean;
+  /** Whether the kernel OOM-killed a process of the group. */
+  oomKilled(): boolean;
+  /** Removes the (empty) group; harmless when processes are still exiting — a later remove succeeds. */
+  remove(): void;
+}
+
+const V2_ROOT = '/sys/fs/cgroup';
+const V1_MEMORY_ROOT = '/sys/fs/cgroup/memory';
+
+/** The cgroup support of this host, or undefined when Kiln cannot create memory cgroups. */
+export function detectMemoryCgroups(): MemoryCgroups | undefined {
+  return detectV2() ?? detectV1();
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function detectV2(): MemoryCgroups | undefined {
+  const controllers = join(V2_ROOT, 'cgroup.controllers');
+  if (!existsSync(controllers)) return undefined;
+  try {
+    if (!readFileSync(controllers, 'utf8').split(/\s+/).includes('memory')) return undefined;
+    // Kiln's own group cannot hold processes and delegate at once, so instance groups sit under a `kiln` group
+    // created beside Kiln's, with the memory controller enabled for its children.
+    const self = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    if (!self) return undefined;
+    const parent = join(V2_ROOT, self.slice(3).trim(), '..');
+    const base = join(parent, 'kiln-apps');
+    mkdirSync(base, { recursive: true });
+    writeFileSync(join(base, 'cgroup.subtree_control'), '+memory');
+    sweepEmptyGroups(base);
+    return {
+      version: 2,
+      create: (name, limitBytes) =>
+        makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], (dir) =>
+          counter(join(dir, 'memory.events'), 'oom_kill'),
+        ),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function detectV1(): MemoryCgroups | undefined {
+  if (!existsSync(join(V1_MEMORY_ROOT, 'memory.limit_in_bytes')) || !writable(V1_MEMORY_ROOT)) return undefined;
+  const base = join(V1_MEMORY_ROOT, 'kiln-apps');
+  try {
+    mkdirSync(base, { recursive: true });
+  } catch {
+    return undefined;
+  }
+  sweepEmptyGroups(base);
+  return {
+    version: 1,
+    create: (name, limitBytes) =>
+      makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], (dir) => {
+        // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
+        const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
+        return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
+      }),
+  };
+}
+
+/** Groups of a previous Kiln run (killed before it could remove them); groups still holding processes stay. */
+function sweepEmptyGroups(base: string): void {
+  for (const entry of readdirSync(base, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    try {
+      rmdirSync(join(base, entry.name));
+    } catch {
+      // Busy: processes of it are still exiting.
+    }
+  }
+}
+
+function makeGroup(dir: string, settings: Array<[string, string]>, oomCount: (dir: string) => number): MemoryCgroup | undefined {
+  try {
+    if (existsSync(dir)) rmdirSync(dir);
+    mkdirSync(dir);
+    for (const [file, value] of settings) {
+      try {
+        writeFileSync(join(dir, file), value);
+      } catch (err) {
+        // swap limits are absent when the kernel has no swap accounting; the memory limit itself must apply.
+        if (!file.includes('swap')) throw err;
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return {
+    attach(pids) {
+      let ok = true;
+      for (const pid of pids) {
+        try {
+          writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+        } catch {
+          ok = false;
+        }
+      }
+      return ok;
+    },
+    oomKilled: () => oomCount(dir) > 0,
+    remove() {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Busy (processes still exiting) or already gone.
+      }
+    },
+  };
+}
+
+function counter(file: string, key: string): number {
+  try {
+    const line = readFileSync(file, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${key} `));
+    return line ? Number(line.split(' ')[1]) || 0 : 0;
+  } catch {
+    return 0;
+  }
+}

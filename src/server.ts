@@ -165,6 +165,8 @@ export async function buildKiln(
     observed: observedFromRuntime(runtime),
     metrics: [controllers.metrics.registry],
     bits,
+    logs,
+    passwordLogin: async (username, password) => (await identity.passwordGrant(username, password)).access_token,
   });
   await routing.schedule();
   return {

@@ -1,0 +1,298 @@
+import type { Context } from 'hono';
+import { CreateAppSchema } from '../../domain/apps.ts';
+import { parseListParams } from '../../domain/list-params.ts';
+import { createRouteSchema, ROUTE_LIST } from '../../domain/routes.ts';
+import { platformNamesOf } from '../../router/api-hosts.ts';
+import * as apps from '../../services/apps.ts';
+import type { Ctx } from '../../services/context.ts';
+import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
+import { getDefaultDomain } from '../../services/domains.ts';
+import { findAppProcess, scaleProcess } from '../../services/processes.ts';
+import { createRoute, hashRoutingEnabled, insertDestinations, listAppRoutes, viewsOf, routeUri } from '../../services/routes.ts';
+import type { Row } from '../../store/schema.ts';
+import type { Api, AppDeps, Env } from '../context.ts';
+import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, resolveApp, tsuruOrg, unitsOf } from './mapping.ts';
+import { followUnits, rollingRestart, until } from './rollout.ts';
+import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
+
+/**
+ * Apps, their lifecycle, env and units (research/tsuru.md §6.3), each a translation onto the services behind
+ * `/v3/apps`, `/v3/processes` and `/v3/deployments`. Long operations stream progress as JSON lines.
+ */
+
+/** The app's addresses: its routes as `host.domain[/path]`, oldest first. */
+async function addressesOf(ctx: Ctx, app: Row<'apps'>): Promise<string[]> {
+  const page = await listAppRoutes(ctx, app.guid, parseListParams(new URLSearchParams({ per_page: '5000' }), ROUTE_LIST));
+  const views = await viewsOf(ctx.store.db, page.rows);
+  return views.map((v) => routeUri(v.route, v.domainName));
+}
+
+/** The app's pool: its space's isolation segment, else the org's default, else the shared one. */
+function poolOf(space: Row<'spaces'>, org: Row<'organizations'> | undefined, segments: Map<string, string>): string {
+  const guid = space.isolation_segment_guid ?? org?.default_isolation_segment_guid ?? null;
+  return (guid ? segments.get(guid) : undefined) ?? 'shared';
+}
+
+export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: Ctx) => Promise<Map<string, string>>): void {
+  /** A summary of one app, as app-list prints it (units omitted with `simplified`). */
+  async function summary(ctx: Ctx, row: Row<'apps'>, team: Row<'spaces'>, org: Row<'organizations'> | undefined, segments: Map<string, string>, simplified: boolean) {
+    const { processes, units } = await unitsOf(ctx, deps, row);
+    const web = processes.find((p) => p.type === 'web') ?? processes[0];
+    const addresses = await addressesOf(ctx, row);
+    return {
+      name: row.name,
+      platform: lifecyclePlatform(row),
+      pool: poolOf(team, org, segments),
+      teamowner: team.name,
+      teams: [team.name],
+      plan: planForMemory(web?.memory_in_mb ?? 1024),
+      ...(simplified ? {} : { units }),
+      cname: [] as string[],
+      ip: addresses[0] ?? '',
+      routers: addresses.map((a) => ({ name: 'kiln', type: 'kiln', opts: {}, address: a, addresses: [a] })),
+      tags: [] as string[],
+      error: row.state === 'STARTED' && units.some((u) => u.Status === 'error') ? 'some units are crashing' : '',
+      description: '',
+    };
+  }
+
+  route(app, 'post', '/apps', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const form = await readForm(c);
+    const name = form.get('name') ?? '';
+    if (name === '') throw new TsuruError(400, 'app name is required');
+    const teams = (await listTsuruTeamNames(ctx));
+    const teamName = form.get('teamOwner') ?? (teams.length === 1 ? teams[0]! : undefined);
+    if (!teamName) throw new TsuruError(400, teams.length === 0 ? 'You must be a member of a team (a space of the Tsuru org) to create an app.' : 'You must provide a team to execute this action (teamOwner).');
+    const team = await findTeam(ctx, deps, teamName);
+    const existing = await listTsuruApps(ctx, deps, [name]);
+    if (existing.apps.length > 0) throw new TsuruError(409, `tsuru failed to create the app "${name}": there is already an app with this name`);
+    const org = await tsuruOrg(ctx, deps);
+    const segments = await segmentNames(ctx);
+    const pool = form.get('pool');
+    if (pool && pool !== poolOf(team, org, segments)) throw new TsuruError(400, `pool ${pool} is not the pool of team ${team.name} (Kiln places apps by space: the team's isolation segment)`);
+    const plan = planByName(form.get('plan') || DEFAULT_PLAN);
+    const platform = form.get('platform');
+    const input = CreateAppSchema.parse({
+      name,
+      relationships: { space: { data: { guid: team.guid } } },
+      ...(platform ? { lifecycle: { type: 'buildpack', data: { buildpacks: [platform] } } } : {}),
+    });
+    const { app: row } = await apps.createApp(ctx, input);
+    const scope: apps.AppScope = { app: row, space: team };
+    const web = await findAppProcess(ctx, row.guid, 'web');
+    if (plan.memory / (1024 * 1024) !== web.process.memory_in_mb) await scaleProcess(ctx, web, { memory_in_mb: plan.memory / (1024 * 1024) });
+    // Tsuru answers app-create with the app's address, so the default route (`cf push`'s) is made now.
+    const domain = await getDefaultDomain(ctx, team.organization_guid);
+    const routeInput = createRouteSchema(await hashRoutingEnabled(ctx)).parse({
+      host: name.toLowerCase(),
+      relationships: { space: { data: { guid: team.guid } }, domain: { data: { guid: domain.domain.guid } } },
+    });
+    const made = await createRoute(ctx, routeInput, platformNamesOf(deps.config));
+    await insertDestinations(ctx, made.route.guid, [{ appGuid: scope.app.guid, processType: 'web', port: undefined, protocol: undefined, weight: null }]);
+    return c.json({ status: 'success', ip: routeUri(made.route, domain.domain.name) }, 201);
+  });
+
+  /** Names of the caller's teams. */
+  async function listTsuruTeamNames(ctx: Ctx): Promise<string[]> {
+    return (await listTeams(ctx, deps)).map((t) => t.name);
+  }
+
+  route(app, 'get', '/apps', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const form = await readForm(c, { queryOnly: true });
+    const { apps: rows, teams } = await listTsuruApps(ctx, deps);
+    const org = await tsuruOrg(ctx, deps);
+    const segments = await segmentNames(ctx);
+    const name = form.get('name');
+    const teamOwner = form.get('teamOwner');
+    const platform = form.get('platform');
+    const pool = form.get('pool');
+    const statuses = form.all('status');
+    const simplified = form.bool('simplified');
+    const out = [];
+    for (const row of rows) {
+      const team = teams.get(row.space_guid)!;
+      if (name && !row.name.includes(name)) continue;
+      if (teamOwner && team.name !== teamOwner) continue;
+      if (platform && lifecyclePlatform(row) !== platform) continue;
+      if (pool && poolOf(team, org, segments) !== pool) continue;
+      const s = await summary(ctx, row, team, org, segments, simplified && statuses.length === 0);
+      if (statuses.length > 0 && !(s.units ?? []).some((u) => statuses.includes(u.Status))) continue;
+      out.push(s);
+    }
+    return jsonList(c, out);
+  });
+
+  route(app, 'get', '/apps/:app', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    const org = await tsuruOrg(ctx, deps);
+    const segments = await segmentNames(ctx);
+    const s = await summary(ctx, scope.app, scope.space, org, segments, false);
+    const { processes } = await unitsOf(ctx, deps, scope.app);
+    const deploys = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, per_page: '1' }), DEPLOYMENT_LIST));
+    return c.json({
+      ...s,
+      owner: '',
+      deploys: deploys.total,
+      lock: { locked: false },
+      quota: { inuse: s.units?.length ?? 0, limit: -1 },
+      serviceInstanceBinds: [],
+      processes: processes.map((p) => ({ name: p.type, plan: planForMemory(p.memory_in_mb).name, metadata: { labels: [], annotations: [] } })),
+      internalAddresses: [],
+      // Where the same app lives on the CF side (`cf app` / `/v3/apps/:guid`).
+      kiln: { app_guid: scope.app.guid, space_guid: scope.space.guid, state: scope.app.state },
+    });
+  });
+
+  route(app, 'delete', '/apps/:app', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    await apps.deleteApp(ctx, scope.app.guid);
+    return jsonStream(c, async (p) => {
+      p.say(`-- removing app ${scope.app.name} --`);
+      await until(
+        'the app to be removed',
+        async () => {
+          try {
+            await apps.findVisibleApp(ctx, scope.app.guid);
+            return undefined;
+          } catch {
+            return true;
+          }
+        },
+        p.signal,
+      );
+      p.say(`-- app ${scope.app.name} removed --`);
+    });
+  });
+
+  // ---- start / stop / restart ----
+
+  route(app, 'post', '/apps/:app/restart', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    await checkProcess(ctx, scope, (await readForm(c)).get('process'));
+    await apps.requireAppManager(ctx, scope);
+    return jsonStream(c, (p) => rollingRestart(ctx, scope, p.say, p.signal));
+  });
+
+  route(app, 'post', '/apps/:app/start', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    await checkProcess(ctx, scope, (await readForm(c)).get('process'));
+    const row = await apps.startApp(ctx, scope.app.guid);
+    return jsonStream(c, async (p) => {
+      p.say(`---- starting ${row.name} ----`);
+      await followUnits(ctx, deps, { app: row, space: scope.space }, 'web', p.say, p.signal);
+    });
+  });
+
+  route(app, 'post', '/apps/:app/stop', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    await checkProcess(ctx, scope, (await readForm(c)).get('process'));
+    const row = await apps.stopApp(ctx, scope.app.guid);
+    return jsonStream(c, async (p) => {
+      p.say(`---- stopping ${row.name} ----`);
+    });
+  });
+
+  // ---- env ----
+
+  route(app, 'get', '/apps/:app/env', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    const wanted = (await readForm(c, { queryOnly: true })).all('env');
+    const { vars } = await apps.getEnvironmentVariables(ctx, scope.app.guid);
+    const list = Object.entries(vars)
+      .filter(([name]) => wanted.length === 0 || wanted.includes(name))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => ({ name, value, public: true, alias: '', managedBy: '' }));
+    // The CLI reads env-get as a JSON list; an app without variables is an empty one, not a 204.
+    return c.json(list);
+  });
+
+  /** Env set/unset: one PATCH of the app's variables, then Tsuru's restart by default (NoRestart skips it). */
+  const changeEnv = (c: Context<Env>, scope: apps.AppScope, ctx: Ctx, patch: Record<string, string | null>, noRestart: boolean, what: string) =>
+    jsonStream(c, async (p: Progress) => {
+      await apps.updateEnvironmentVariables(ctx, scope.app.guid, patch);
+      p.say(`---- ${what} ----`);
+      if (noRestart) return;
+      const fresh = await apps.findVisibleApp(ctx, scope.app.guid);
+      await rollingRestart(ctx, fresh, p.say, p.signal);
+    });
+
+  route(app, 'post', '/apps/:app/env', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    const form = await readForm(c);
+    const envs = form.objects('Envs');
+    if (envs.length === 0) throw new TsuruError(400, 'You must provide the list of environment variables');
+    const patch: Record<string, string | null> = {};
+    for (const e of envs) {
+      if (!e.name) throw new TsuruError(400, 'Envs need a Name');
+      patch[e.name] = e.value ?? '';
+    }
+    await apps.requireAppManager(ctx, scope);
+    return changeEnv(c, scope, ctx, patch, form.bool('NoRestart'), `setting ${Object.keys(patch).length} new environment variables`);
+  });
+
+  route(app, 'delete', '/apps/:app/env', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    const form = await readForm(c);
+    const names = form.all('env');
+    if (names.length === 0) throw new TsuruError(400, 'You must provide the list of environment variables.');
+    await apps.requireAppManager(ctx, scope);
+    return changeEnv(c, scope, ctx, Object.fromEntries(names.map((n) => [n, null])), form.bool('noRestart'), `unsetting ${names.length} environment variables`);
+  });
+
+  // ---- units ----
+
+  for (const [method, sign] of [
+    ['put', 1],
+    ['delete', -1],
+  ] as const) {
+    route(app, method, '/apps/:app/units', async (c) => {
+      const ctx = ctxOf(c, deps);
+      const scope = await resolveApp(ctx, deps, param(c, 'app'));
+      const form = await readForm(c);
+      const delta = form.int('units');
+      if (delta === undefined || delta <= 0) throw new TsuruError(400, 'You must provide a valid number of units.');
+      const version = form.int('version');
+      if (version !== undefined && version !== 0) throw new TsuruError(501, 'Kiln runs one version per process; per-version units have no CF V3 equivalent (scale the process: POST /v3/processes/:guid/actions/scale).');
+      const processType = await checkProcess(ctx, scope, form.get('process'));
+      const proc = await findAppProcess(ctx, scope.app.guid, processType);
+      const instances = proc.process.instances + sign * delta;
+      if (instances < 0) throw new TsuruError(400, `Cannot remove ${delta} units from ${processType}: it has ${proc.process.instances}.`);
+      await scaleProcess(ctx, proc, { instances });
+      return jsonStream(c, async (p) => {
+        p.say(`---- ${sign > 0 ? 'adding' : 'removing'} ${delta} unit${delta === 1 ? '' : 's'} ${sign > 0 ? 'to' : 'from'} ${processType} ----`);
+        if (scope.app.state === 'STARTED') await followUnits(ctx, deps, scope, processType, p.say, p.signal);
+      });
+    });
+  }
+}
+
+/** The process a request names (Tsuru's `process`), defaulting to `web`; 400 for one the app does not have. */
+async function checkProcess(ctx: Ctx, scope: apps.AppScope, name: string | undefined): Promise<string> {
+  const type = name || 'web';
+  try {
+    await findAppProcess(ctx, scope.app.guid, type);
+  } catch {
+    throw new TsuruError(400, `process ${type} not found in app ${scope.app.name}`);
+  }
+  return type;
+}
+
+/** Tsuru's platform of an app: the first buildpack it asks for (platform ⇄ buildpack), else empty (detected). */
+export function lifecyclePlatform(row: Row<'apps'>): string {
+  try {
+    const buildpacks = JSON.parse(row.lifecycle_buildpacks) as unknown;
+    return Array.isArray(buildpacks) && typeof buildpacks[0] === 'string' ? buildpacks[0] : '';
+  } catch {
+    return '';
+  }
+}

@@ -1,5 +1,5 @@
 import { parseListParams } from '../../domain/list-params.ts';
-import { ISOLATION_SEGMENT_LIST } from '../../domain/isolation-segments.ts';
+import { ISOLATION_SEGMENT_LIST, SHARED_ISOLATION_SEGMENT_GUID, SHARED_ISOLATION_SEGMENT_NAME } from '../../domain/isolation-segments.ts';
 import { isAdmin } from '../../domain/principal.ts';
 import { BUILDPACK_LIST, listBuildpacks } from '../../services/buildpacks.ts';
 import type { Ctx } from '../../services/context.ts';
@@ -101,13 +101,17 @@ export function registerTsuruCatalog(app: Api, deps: AppDeps): void {
     const org = await tsuruOrg(ctx, deps);
     if (!org) return c.body(null, 204);
     const page = await listIsolationSegments(ctx, parseListParams(listOf({ organization_guids: org.guid, order_by: 'name' }), ISOLATION_SEGMENT_LIST));
+    const segments = page.rows.map((s) => ({ guid: s.guid, name: s.name }));
+    // An org without a default segment runs its apps on the shared one, entitled or not: it is always a pool.
+    if (!segments.some((s) => s.guid === SHARED_ISOLATION_SEGMENT_GUID)) segments.unshift({ guid: SHARED_ISOLATION_SEGMENT_GUID, name: SHARED_ISOLATION_SEGMENT_NAME });
+    const defaultGuid = org.default_isolation_segment_guid ?? SHARED_ISOLATION_SEGMENT_GUID;
     const teams = await listTeams(ctx, deps);
     return jsonList(
       c,
-      page.rows.map((s) => {
-        const isDefault = org.default_isolation_segment_guid === s.guid || (org.default_isolation_segment_guid === null && s.name === 'shared');
-        const members = teams.filter((t) => (t.isolation_segment_guid ?? org.default_isolation_segment_guid) === s.guid || (isDefault && t.isolation_segment_guid === null));
-        return { name: s.name, provisioner: 'kiln', default: isDefault, public: isDefault, teams: members.map((t) => t.name), allowed: { team: members.map((t) => t.name) } };
+      segments.map((s) => {
+        const isDefault = s.guid === defaultGuid;
+        const members = teams.filter((t) => (t.isolation_segment_guid ?? defaultGuid) === s.guid).map((t) => t.name);
+        return { name: s.name, provisioner: 'kiln', default: isDefault, public: isDefault, teams: members, allowed: { team: members } };
       }),
     );
   });

@@ -17,7 +17,7 @@ import { zipDirectory } from '../../staging/zip.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { receiveMultipart } from '../cf/multipart.ts';
 import { ctxOf, resolveApp } from './mapping.ts';
-import { followDeployment, until } from './rollout.ts';
+import { followDeployment, followUnits, until } from './rollout.ts';
 import { errorText, param, readForm, route, streamResponse, TsuruError } from './wire.ts';
 
 /**
@@ -164,6 +164,9 @@ async function deploy(
   const { deployment } = await createDeployment(ctx, input);
   say(` ---> rolling deployment ${deployment.guid}`);
   await followDeployment(ctx, deployment.guid, say, signal);
+  // A deployment of a stopped app finishes at once (CF starts it in place); Tsuru's deploy ends with its units up.
+  await followUnits(ctx, deps, scope, 'web', say, signal);
+  if (signal.aborted) throw new TsuruError(400, 'deploy canceled');
 }
 
 /** Tsuru uploads a gzip tar; CF packages are zips: unpack safely (the staging extractor's checks) and re-zip. */

@@ -72,7 +72,7 @@ export async function followDeployment(ctx: Ctx, guid: string, say: (m: string) 
     throw new TsuruError(400, 'deploy canceled by the user');
   }
   if (finished.state !== 'DEPLOYED') throw new TsuruError(500, `deployment ended ${finished.state.toLowerCase()} (${finished.status_reason.toLowerCase()})`);
-  say(' ---> all units are up');
+  say(' ---> deployment finished');
 }
 
 /** Waits until every desired instance of the process runs, reporting each count change. */

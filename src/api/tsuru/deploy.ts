@@ -77,7 +77,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
       received = undefined; // the stream owns the scratch files now
       const entry = { abort: new AbortController() } as { abort: AbortController; reason?: string };
       running.set(eventId, entry);
-      return streamResponse(c, { contentType: 'text', keepalive: ' ...\n', headers: { 'X-Tsuru-Eventid': eventId } }, async (w) => {
+      return streamResponse(c, { contentType: 'text', keepalive: 'please wait...\n', headers: { 'X-Tsuru-Eventid': eventId } }, async (w) => {
         const say = (m: string) => w.raw(m.endsWith('\n') ? m : `${m}\n`);
         try {
           await deploy(ctx, deps, scope, eventId, upload?.file ?? null, bits, say, entry.abort.signal);

@@ -61,7 +61,8 @@ async function tsuru(
 }
 
 beforeAll(async () => {
-  t = await createTestKiln({ KILN_TSURU_ORG: 'tsuru-org' });
+  // Small limits: the deploy upload must pass the JSON body limit and stop at its own.
+  t = await createTestKiln({ KILN_TSURU_ORG: 'tsuru-org', KILN_MAX_JSON_BYTES: '4096', KILN_MAX_PACKAGE_BYTES: '65536' });
   adminToken = t.admin.token!;
   org = await t.org('tsuru-org');
   team = await t.space('team-a', org.guid);
@@ -309,6 +310,37 @@ describe('tsuru deploy and events without bits', () => {
   it('refuses a cancel without a reason (400) and of an unknown event (404)', async () => {
     expect((await tsuru('POST', '/1.1/events/00000000-0000-0000-0000-000000000000/cancel', { json: { reason: '' } })).status).toBe(400);
     expect((await tsuru('POST', '/1.1/events/00000000-0000-0000-0000-000000000000/cancel', { json: { reason: 'Canceled on client.' } })).status).toBe(404);
+  });
+});
+
+describe('tsuru deploy uploads', () => {
+  const upload = (bytes: number) => {
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(bytes).fill(7)], { type: 'application/octet-stream' }), 'archive.tar.gz');
+    form.append('origin', 'app-deploy');
+    return form;
+  };
+
+  it('takes a multipart file past the JSON body limit, and refuses a broken archive with 400 and no package', async () => {
+    const before = (await t.admin.get('/v3/packages')).body.pagination.total_results;
+    const res = await tsuru('POST', '/1.0/apps/web/deploy', { body: upload(10_000) });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('The app upload is invalid');
+    expect(res.headers.get('x-tsuru-eventid')).toBeNull();
+    expect((await t.admin.get('/v3/packages')).body.pagination.total_results).toBe(before);
+  });
+
+  it('stops reading an upload at KILN_MAX_PACKAGE_BYTES with 413 in plain text', async () => {
+    const res = await tsuru('POST', '/1.0/apps/web/deploy', { body: upload(100_000) });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.headers.get('x-tsuru-eventid')).toBeNull();
+  });
+
+  it('refuses a deploy by someone who may only read the app before reading the upload (403)', async () => {
+    const auditor = await t.spaceMember('space_auditor', team);
+    const res = await tsuru('POST', '/1.0/apps/web/deploy', { token: auditor.token!, body: upload(100) });
+    expect(res.status).toBe(403);
   });
 });
 

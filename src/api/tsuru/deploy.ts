@@ -48,6 +48,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
     const multipart = /^multipart\/form-data/i.test(c.req.header('content-type') ?? '');
     const bits = await bitsOf();
     let received: Awaited<ReturnType<typeof receiveMultipart>> | undefined;
+    let zip: { dir: string; file: string } | undefined;
     let image: string | undefined;
     try {
       if (multipart) {
@@ -58,6 +59,10 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
           if (received.fields[unsupported]) throw new TsuruError(501, `${unsupported} deploys have no CF V3 equivalent; deploy an archive (file) instead.`);
         }
         if (received.file === null && !image) throw new TsuruError(400, 'You must provide the file (a tar.gz of the app) or an image.');
+        // Converted before anything is created: a bad archive is a plain 400 and leaves no package behind.
+        if (received.file !== null) zip = await tarballToZip(received.file, bits);
+        await fs.rm(received.dir, { recursive: true, force: true });
+        received = undefined;
       } else {
         const form = await readForm(c);
         if (form.get('archive-url') || form.get('dockerfile')) throw new TsuruError(501, 'archive-url and dockerfile deploys have no CF V3 equivalent; deploy an archive (file) instead.');
@@ -73,14 +78,14 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
         }),
       );
       const eventId = pkg.pkg.guid;
-      const upload = received;
-      received = undefined; // the stream owns the scratch files now
+      const bitsZip = zip;
+      zip = undefined; // the stream owns the scratch files now
       const entry = { abort: new AbortController() } as { abort: AbortController; reason?: string };
       running.set(eventId, entry);
       return streamResponse(c, { contentType: 'text', keepalive: 'please wait...\n', headers: { 'X-Tsuru-Eventid': eventId } }, async (w) => {
         const say = (m: string) => w.raw(m.endsWith('\n') ? m : `${m}\n`);
         try {
-          await deploy(ctx, deps, scope, eventId, upload?.file ?? null, bits, say, entry.abort.signal);
+          await deploy(ctx, deps, scope, eventId, bitsZip?.file ?? null, bits, say, entry.abort.signal);
           say('OK');
         } catch (err) {
           const { text, status } = errorText(err);
@@ -88,11 +93,12 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
           say(`\nERROR: ${entry.reason ? `deploy canceled: ${entry.reason}` : text}`);
         } finally {
           running.delete(eventId);
-          if (upload) await fs.rm(upload.dir, { recursive: true, force: true });
+          if (bitsZip) await fs.rm(bitsZip.dir, { recursive: true, force: true });
         }
       });
     } finally {
       if (received) await fs.rm(received.dir, { recursive: true, force: true });
+      if (zip) await fs.rm(zip.dir, { recursive: true, force: true });
     }
   });
 
@@ -133,7 +139,7 @@ async function deploy(
   deps: AppDeps,
   scope: apps.AppScope,
   packageGuid: string,
-  tarball: string | null,
+  zipFile: string | null,
   bits: Bits,
   say: (m: string) => void,
   signal: AbortSignal,
@@ -141,17 +147,12 @@ async function deploy(
   const canceled = () => {
     if (signal.aborted) throw new TsuruError(400, 'deploy canceled');
   };
-  if (tarball !== null) {
-    const stat = await fs.stat(tarball);
-    say(`Uploaded ${stat.size} bytes; unpacking the archive`);
-    const zip = await tarballToZip(tarball, bits);
-    try {
-      canceled();
-      const pkgScope = await packages.authorizeUpload(ctx, packageGuid);
-      await packages.processUpload(ctx, pkgScope, { bitsFile: zip.file, resources: undefined }, bits);
-    } finally {
-      await fs.rm(zip.dir, { recursive: true, force: true });
-    }
+  if (zipFile !== null) {
+    const stat = await fs.stat(zipFile);
+    say(`Uploaded the archive (${stat.size} bytes as a package)`);
+    canceled();
+    const pkgScope = await packages.authorizeUpload(ctx, packageGuid);
+    await packages.processUpload(ctx, pkgScope, { bitsFile: zipFile, resources: undefined }, bits);
   }
   canceled();
   say('---- Building application image ----');

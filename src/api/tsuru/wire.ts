@@ -1,6 +1,7 @@
 import type { Context, Hono, Handler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
+import { BlobTooLargeError } from '../../blobstore/blobstore.ts';
 import { KilnError } from '../../domain/errors.ts';
 import type { Env } from '../context.ts';
 import { zodMessages } from '../cf/errors.ts';
@@ -51,6 +52,7 @@ export const unauthenticated = () => new TsuruError(401, 'You must provide a val
 /** Status and text for anything a handler or service threw, before a stream has started. */
 export function errorText(err: unknown): { status: number; text: string } {
   if (err instanceof TsuruError) return { status: err.status, text: err.message };
+  if (err instanceof BlobTooLargeError) return { status: 413, text: err.detail };
   if (err instanceof KilnError) {
     // Cloud Controller's 422 "cannot do that" is tsuru's 400; the rest keep their meaning.
     const status = err.status === 422 ? 400 : err.status;

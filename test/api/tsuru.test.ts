@@ -344,6 +344,27 @@ describe('tsuru deploy uploads', () => {
   });
 });
 
+describe('tsuru image deploys', () => {
+  it('answers an image deploy on a buildpack app with the CF refusal, in plain text before any stream', async () => {
+    const res = await tsuru('POST', '/1.0/apps/web/deploy', { form: { image: 'nginx:latest', origin: 'image' } });
+    expect(res.status, res.text).toBe(400);
+    expect(res.headers.get('x-tsuru-eventid')).toBeNull();
+  });
+});
+
+describe('tsuru app names', () => {
+  it('answers 409 naming both teams when two teams hold an app of the same name', async () => {
+    const teamB = await t.space('team-b', org.guid);
+    const twin = await t.admin.post('/v3/apps', { name: 'twin', relationships: { space: { data: { guid: team.guid } } } });
+    expect(twin.status).toBe(201);
+    expect((await t.admin.post('/v3/apps', { name: 'twin', relationships: { space: { data: { guid: teamB.guid } } } })).status).toBe(201);
+    const res = await tsuru('GET', '/1.0/apps/twin');
+    expect(res.status).toBe(409);
+    expect(res.text).toContain('team-a, team-b');
+    expect((await tsuru('POST', '/1.0/apps', { form: { name: 'twin', teamOwner: 'team-a' } })).status).toBe(409);
+  });
+});
+
 describe('tsuru app removal', () => {
   it('removes an app with a JSON stream, and the CF side no longer has it', async () => {
     expect((await tsuru('POST', '/1.0/apps', { form: { name: 'doomed', teamOwner: 'team-a' } })).status).toBe(201);

@@ -70,7 +70,7 @@ export async function resolveApp(ctx: Ctx, deps: Pick<AppDeps, 'config'>, name: 
   const { apps: found, teams } = await listTsuruApps(ctx, deps, [name]);
   if (found.length === 0) throw new TsuruError(404, `App ${name} not found.`);
   if (found.length > 1) {
-    const where = found.map((a) => teams.get(a.space_guid)?.name).join(', ');
+    const where = found.map((a) => teams.get(a.space_guid)?.name ?? '').sort().join(', ');
     throw new TsuruError(409, `App name ${name} is ambiguous: teams ${where} each have one; use the CF API (/v3/apps?names=${name}) to address one of them.`);
   }
   return { app: found[0]!, space: teams.get(found[0]!.space_guid)! };

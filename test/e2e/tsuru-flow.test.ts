@@ -150,6 +150,41 @@ describe('the tsuru CLI flow against Kiln', () => {
     expect(streamLines(only.text)[0]).toHaveLength(1);
   });
 
+  it('follows the log: new lines arrive as single-entry arrays while the request stays open', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${api}/tsuru/1.0/apps/hello/log?lines=0&follow=1`, { headers: { ...CLI, Authorization: `bearer ${token}` }, signal: abort.signal });
+    expect(res.headers.get('content-type')).toBe('application/x-json-stream');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const first = await reader.read();
+    text += decoder.decode(first.value);
+    expect(text).toBe('[]\n');
+    const client = pushClient({ api, token, spaceGuid: '' });
+    expect((await client.viaRouter('hello.apps.localhost', '/followed')).status).toBe(200);
+    const deadline = Date.now() + 10_000;
+    while (!text.includes('/followed') && Date.now() < deadline) text += decoder.decode((await reader.read()).value);
+    abort.abort();
+    const entry = streamLines(text)
+      .slice(1)
+      .map((l) => l as unknown as Array<{ Message: string; Source: string }>)
+      .find((l) => l[0]!.Message.includes('/followed'));
+    expect(entry).toHaveLength(1);
+    expect(entry![0]!.Source).toBe('router');
+  }, 30_000);
+
+  it('restarts with a rolling deployment, stops and starts again', async () => {
+    const restart = await tsuru('POST', '/1.0/apps/hello/restart', { form: { process: '' } });
+    expect(streamLines(restart.text).filter((l) => l.Error), restart.text).toEqual([]);
+    expect(streamLines(restart.text).map((l) => l.Message).join('')).toContain('rolling restart');
+    const stop = await tsuru('POST', '/1.0/apps/hello/stop', { form: {} });
+    expect(stop.status).toBe(200);
+    await until('no units', async () => ((await info()).units.length === 0 ? true : undefined));
+    const start = await tsuru('POST', '/1.0/apps/hello/start', { form: {} });
+    expect(streamLines(start.text).filter((l) => l.Error), start.text).toEqual([]);
+    expect((await info()).units.map((u) => u.Status)).toEqual(['started', 'started']);
+  }, 120_000);
+
   it('cancels a deploy through POST /events/{id}/cancel: the output ends without OK', async () => {
     const archive = await tarball(EXAMPLE);
     const headers: Record<string, string> = { ...CLI, Authorization: `bearer ${token}` };

@@ -56,11 +56,12 @@ export function registerTsuruLog(app: Api, deps: AppDeps): void {
     const name = scope.app.name;
     const keep = (e: TsuruLogEntry) => (!source || (e.Source === source) !== invert) && (!unit || e.Unit === unit);
 
-    const recent = (deps.logs?.read(scope.app.guid, { limit: MAX_LINES, descending: true }) ?? [])
+    const wanted = Math.min(lines, MAX_LINES);
+    const matching = (deps.logs?.read(scope.app.guid, { limit: MAX_LINES, descending: true }) ?? [])
       .reverse()
       .map((e) => present(name, e))
-      .filter(keep)
-      .slice(-Math.min(lines, MAX_LINES));
+      .filter(keep);
+    const recent = wanted === 0 ? [] : matching.slice(-wanted);
 
     return streamResponse(c, { contentType: 'application/x-json-stream', keepalive: '\n' }, async (w) => {
       w.raw(`${JSON.stringify(recent)}\n`);

@@ -365,6 +365,21 @@ describe('tsuru app names', () => {
   });
 });
 
+describe('tsuru app create is all or nothing', () => {
+  it('removes the app again when its default route cannot be made', async () => {
+    const elsewhere = (await t.admin.get(`/v3/spaces?organization_guids=${other.guid}`)).body.resources[0];
+    const domain = (await t.admin.get('/v3/domains?names=apps.localhost')).body.resources[0];
+    const taken = await t.admin.post('/v3/routes', { host: 'clash', relationships: { space: { data: { guid: elsewhere.guid } }, domain: { data: { guid: domain.guid } } } });
+    expect(taken.status).toBe(201);
+    const res = await tsuru('POST', '/1.0/apps', { form: { name: 'clash', teamOwner: 'team-a' } });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('Route already exists');
+    const deadline = Date.now() + 10_000;
+    while ((await t.admin.get('/v3/apps?names=clash')).body.resources.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect((await t.admin.get('/v3/apps?names=clash')).body.resources).toEqual([]);
+  });
+});
+
 describe('tsuru app removal', () => {
   it('removes an app with a JSON stream, and the CF side no longer has it', async () => {
     expect((await tsuru('POST', '/1.0/apps', { form: { name: 'doomed', teamOwner: 'team-a' } })).status).toBe(201);

@@ -12,7 +12,7 @@ import { createRoute, hashRoutingEnabled, insertDestinations, listAppRoutes, vie
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, resolveApp, tsuruOrg, unitsOf } from './mapping.ts';
-import { followUnits, rollingRestart, until } from './rollout.ts';
+import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
 
 /**
@@ -62,7 +62,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const name = form.get('name') ?? '';
     if (name === '') throw new TsuruError(400, 'app name is required');
     const teams = (await listTsuruTeamNames(ctx));
-    const teamName = form.get('teamOwner') ?? (teams.length === 1 ? teams[0]! : undefined);
+    const teamName = form.get('teamOwner') || (teams.length === 1 ? teams[0]! : undefined);
     if (!teamName) throw new TsuruError(400, teams.length === 0 ? 'You must be a member of a team (a space of the Tsuru org) to create an app.' : 'You must provide a team to execute this action (teamOwner).');
     const team = await findTeam(ctx, deps, teamName);
     const existing = await listTsuruApps(ctx, deps, [name]);
@@ -79,19 +79,30 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       ...(platform ? { lifecycle: { type: 'buildpack', data: { buildpacks: [platform] } } } : {}),
     });
     const { app: row } = await apps.createApp(ctx, input);
-    const scope: apps.AppScope = { app: row, space: team };
+    let address: string;
+    try {
+      address = await sizeAndRoute(ctx, row, team, plan.memory / (1024 * 1024));
+    } catch (err) {
+      // Tsuru's app-create is all or nothing: an app without its address is removed again.
+      await apps.deleteApp(ctx, row.guid).catch(() => undefined);
+      throw err;
+    }
+    return c.json({ status: 'success', ip: address }, 201);
+  });
+
+  /** The plan's memory on the web process, and the default route (`cf push`'s) mapped to it; its address. */
+  async function sizeAndRoute(ctx: Ctx, row: Row<'apps'>, team: Row<'spaces'>, memoryInMb: number): Promise<string> {
     const web = await findAppProcess(ctx, row.guid, 'web');
-    if (plan.memory / (1024 * 1024) !== web.process.memory_in_mb) await scaleProcess(ctx, web, { memory_in_mb: plan.memory / (1024 * 1024) });
-    // Tsuru answers app-create with the app's address, so the default route (`cf push`'s) is made now.
+    if (memoryInMb !== web.process.memory_in_mb) await scaleProcess(ctx, web, { memory_in_mb: memoryInMb });
     const domain = await getDefaultDomain(ctx, team.organization_guid);
     const routeInput = createRouteSchema(await hashRoutingEnabled(ctx)).parse({
-      host: name.toLowerCase(),
+      host: row.name.toLowerCase(),
       relationships: { space: { data: { guid: team.guid } }, domain: { data: { guid: domain.domain.guid } } },
     });
     const made = await createRoute(ctx, routeInput, platformNamesOf(deps.config));
-    await insertDestinations(ctx, made.route.guid, [{ appGuid: scope.app.guid, processType: 'web', port: undefined, protocol: undefined, weight: null }]);
-    return c.json({ status: 'success', ip: routeUri(made.route, domain.domain.name) }, 201);
-  });
+    await insertDestinations(ctx, made.route.guid, [{ appGuid: row.guid, processType: 'web', port: undefined, protocol: undefined, weight: null }]);
+    return routeUri(made.route, domain.domain.name);
+  }
 
   /** Names of the caller's teams. */
   async function listTsuruTeamNames(ctx: Ctx): Promise<string[]> {
@@ -175,7 +186,8 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     await checkProcess(ctx, scope, (await readForm(c)).get('process'));
     await apps.requireAppManager(ctx, scope);
-    return jsonStream(c, (p) => rollingRestart(ctx, scope, p.say, p.signal));
+    const deployment = await startRollingRestart(ctx, scope);
+    return jsonStream(c, (p) => followRestart(ctx, scope, deployment, p.say, p.signal));
   });
 
   route(app, 'post', '/apps/:app/start', async (c) => {
@@ -214,15 +226,18 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     return c.json(list);
   });
 
-  /** Env set/unset: one PATCH of the app's variables, then Tsuru's restart by default (NoRestart skips it). */
-  const changeEnv = (c: Context<Env>, scope: apps.AppScope, ctx: Ctx, patch: Record<string, string | null>, noRestart: boolean, what: string) =>
-    jsonStream(c, async (p: Progress) => {
-      await apps.updateEnvironmentVariables(ctx, scope.app.guid, patch);
+  /**
+   * Env set/unset: one PATCH of the app's variables, then Tsuru's restart by default (NoRestart skips it). Both
+   * writes happen before the stream starts, so a refusal is a plain-text status; the stream follows the rollout.
+   */
+  async function changeEnv(c: Context<Env>, scope: apps.AppScope, ctx: Ctx, patch: Record<string, string | null>, noRestart: boolean, what: string) {
+    await apps.updateEnvironmentVariables(ctx, scope.app.guid, patch);
+    const deployment = noRestart ? undefined : await startRollingRestart(ctx, await apps.findVisibleApp(ctx, scope.app.guid));
+    return jsonStream(c, async (p: Progress) => {
       p.say(`---- ${what} ----`);
-      if (noRestart) return;
-      const fresh = await apps.findVisibleApp(ctx, scope.app.guid);
-      await rollingRestart(ctx, fresh, p.say, p.signal);
+      if (!noRestart) await followRestart(ctx, scope, deployment, p.say, p.signal);
     });
+  }
 
   route(app, 'post', '/apps/:app/env', async (c) => {
     const ctx = ctxOf(c, deps);
@@ -235,7 +250,6 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       if (!e.name) throw new TsuruError(400, 'Envs need a Name');
       patch[e.name] = e.value ?? '';
     }
-    await apps.requireAppManager(ctx, scope);
     return changeEnv(c, scope, ctx, patch, form.bool('NoRestart'), `setting ${Object.keys(patch).length} new environment variables`);
   });
 
@@ -245,7 +259,6 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const form = await readForm(c);
     const names = form.all('env');
     if (names.length === 0) throw new TsuruError(400, 'You must provide the list of environment variables.');
-    await apps.requireAppManager(ctx, scope);
     return changeEnv(c, scope, ctx, Object.fromEntries(names.map((n) => [n, null])), form.bool('noRestart'), `unsetting ${names.length} environment variables`);
   });
 

@@ -30,18 +30,24 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, s
 }
 
 /**
- * A rolling restart onto the app's current droplet (`cf restart --strategy rolling`): how Tsuru's restart-by-
- * default lands new env on running units without downtime. Resolves when the deployment has finished.
+ * Starts a rolling restart onto the app's current droplet (`cf restart --strategy rolling`): how Tsuru's restart-
+ * by-default lands new env on running units without downtime. Called before a stream starts, so a refusal is a
+ * plain status; undefined when the app was never deployed (nothing runs, nothing to restart).
  */
-export async function rollingRestart(ctx: Ctx, scope: AppScope, say: (m: string) => void, signal?: AbortSignal): Promise<void> {
-  if (!scope.app.droplet_guid) {
+export async function startRollingRestart(ctx: Ctx, scope: AppScope): Promise<string | undefined> {
+  if (!scope.app.droplet_guid) return undefined;
+  const input = CreateDeploymentSchema.parse({ relationships: { app: { data: { guid: scope.app.guid } } }, strategy: 'rolling' });
+  return (await createDeployment(ctx, input)).deployment.guid;
+}
+
+/** Reports and follows what startRollingRestart began. */
+export async function followRestart(ctx: Ctx, scope: AppScope, deployment: string | undefined, say: (m: string) => void, signal?: AbortSignal): Promise<void> {
+  if (deployment === undefined) {
     say('---- the app has not been deployed yet: nothing to restart ----');
     return;
   }
-  const input = CreateDeploymentSchema.parse({ relationships: { app: { data: { guid: scope.app.guid } } }, strategy: 'rolling' });
-  const { deployment } = await createDeployment(ctx, input);
-  say(`---- rolling restart of ${scope.app.name} (deployment ${deployment.guid}) ----`);
-  await followDeployment(ctx, deployment.guid, say, signal);
+  say(`---- rolling restart of ${scope.app.name} (deployment ${deployment}) ----`);
+  await followDeployment(ctx, deployment, say, signal);
 }
 
 /** Follows a deployment to its end; a cancel from the caller (signal) cancels it and waits for the rollback. */

@@ -7,6 +7,7 @@ import { registerTsuruApps } from './apps.ts';
 import { registerTsuruCatalog, segmentNames } from './catalog.ts';
 import { registerTsuruDeploy } from './deploy.ts';
 import { registerTsuruLog } from './log.ts';
+import { registerTsuruServices } from './services.ts';
 import { notImplemented } from './unsupported.ts';
 import { handleTsuruError, route, SUPPORTED_TSURU, TsuruError } from './wire.ts';
 
@@ -58,6 +59,7 @@ export function tsuruApi(deps: AppDeps): Hono<Env> {
   registerTsuruApps(app, deps, segmentNames);
   registerTsuruDeploy(app, deps);
   registerTsuruLog(app, deps);
+  registerTsuruServices(app, deps);
 
   app.all('*', notImplemented);
   return app;

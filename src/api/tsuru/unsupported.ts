@@ -13,21 +13,9 @@ interface Equivalent {
   cf: string;
 }
 
-/**
- * Service instances and bindings: the CF side (offerings, managed instances, credential bindings) is being
- * built beside this facade. Each row is the translation to write once it lands: list ⇄ GET /v3/service_instances,
- * create ⇄ POST /v3/service_instances (type managed), bind ⇄ POST /v3/service_credential_bindings (type app)
- * plus Tsuru's restart by default, unbind ⇄ DELETE /v3/service_credential_bindings/:guid.
- */
-export const SERVICE_ROUTES: Equivalent[] = [
-  { method: 'GET', path: /^\/services\/instances\/?$/, cf: 'GET /v3/service_instances (cf services)' },
-  { method: 'POST', path: /^\/services\/[^/]+\/instances\/?$/, cf: 'POST /v3/service_instances with type managed (cf create-service)' },
-  { method: 'PUT', path: /^\/services\/[^/]+\/instances\/[^/]+\/(apps\/)?[^/]+\/?$/, cf: 'POST /v3/service_credential_bindings with type app, then a rolling restart (cf bind-service)' },
-  { method: 'DELETE', path: /^\/services\/[^/]+\/instances\/[^/]+\/(apps\/)?[^/]+\/?$/, cf: 'DELETE /v3/service_credential_bindings/:guid (cf unbind-service)' },
+const EQUIVALENTS: Equivalent[] = [
+  // Service routes the CLI's core flows use are in services.ts; the rest of the area:
   { method: '*', path: /^\/services(\/|$)/, cf: '/v3/service_offerings, /v3/service_plans and /v3/service_instances' },
-];
-
-const OTHER_ROUTES: Equivalent[] = [
   { method: 'PUT', path: /^\/apps\/[^/]+\/?$/, cf: 'PATCH /v3/apps/:guid and POST /v3/processes/:guid/actions/scale' },
   { method: '*', path: /^\/apps\/[^/]+\/cname\/?$/, cf: 'POST /v3/domains (private) and POST /v3/routes with a destination (cf map-route)' },
   { method: '*', path: /^\/apps\/[^/]+\/run\/?$/, cf: 'POST /v3/apps/:guid/tasks (cf run-task)' },
@@ -51,7 +39,7 @@ const OTHER_ROUTES: Equivalent[] = [
 
 /** The CF V3 equivalent to name in a 501 for this method and Tsuru path. */
 export function cfEquivalent(method: string, path: string): string {
-  for (const e of [...SERVICE_ROUTES, ...OTHER_ROUTES]) {
+  for (const e of EQUIVALENTS) {
     if ((e.method === '*' || e.method === method) && e.path.test(path)) return e.cf;
   }
   return 'the CF V3 API at /v3 (see docs/tsuru.md for what the Tsuru API translates)';

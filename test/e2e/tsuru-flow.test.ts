@@ -60,6 +60,7 @@ function deployForm(archive: Buffer): FormData {
 
 interface Unit {
   Name: string;
+  Addresses: Array<{ Scheme: string; Host: string }>;
   ProcessName: string;
   Status: string;
   Ready: boolean;
@@ -111,6 +112,8 @@ describe('the tsuru CLI flow against Kiln', () => {
       return i.units.length === 1 && i.units[0]!.Status === 'started' ? i.units : undefined;
     });
     expect(units[0]).toMatchObject({ Name: 'hello-web-0', ProcessName: 'web', Ready: true });
+    // The CLI prints a unit's host and port from its first address (`host:port`).
+    expect(units[0]!.Addresses[0]!.Host).toMatch(/^[0-9.]+:\d+$/);
     const client = pushClient({ api, token, spaceGuid: '' });
     const res = await until('the app through the router', async () => {
       const r = await client.viaRouter('hello.apps.localhost');

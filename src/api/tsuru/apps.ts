@@ -42,6 +42,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     return {
       name: row.name,
       platform: lifecyclePlatform(row),
+      provisioner: 'kiln',
       pool: poolOf(team, org, segments),
       teamowner: team.name,
       teams: [team.name],
@@ -141,7 +142,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const org = await tsuruOrg(ctx, deps);
     const segments = await segmentNames(ctx);
     const s = await summary(ctx, scope.app, scope.space, org, segments, false);
-    const { processes } = await unitsOf(ctx, deps, scope.app);
+    const { processes, metrics } = await unitsOf(ctx, deps, scope.app);
     const deploys = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, per_page: '1' }), DEPLOYMENT_LIST));
     return c.json({
       ...s,
@@ -149,6 +150,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       deploys: deploys.total,
       lock: { locked: false },
       quota: { inuse: s.units?.length ?? 0, limit: -1 },
+      unitsMetrics: metrics,
       serviceInstanceBinds: [],
       processes: processes.map((p) => ({ name: p.type, plan: planForMemory(p.memory_in_mb).name, metadata: { labels: [], annotations: [] } })),
       internalAddresses: [],

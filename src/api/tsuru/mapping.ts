@@ -114,41 +114,57 @@ export interface Unit {
   HostPort: string;
   Address: { Scheme: string; Host: string } | null;
   Addresses: Array<{ Scheme: string; Host: string }>;
+  CreatedAt: string | null;
+}
+
+/** Per-unit usage as app-info prints it: Kubernetes quantities (CPU in millicores, memory in bytes). */
+export interface UnitMetrics {
+  ID: string;
+  CPU: string;
+  Memory: string;
 }
 
 /** The app's processes with their units (every desired index; a missing instance is a stopped unit). */
-export async function unitsOf(ctx: Ctx, deps: Pick<AppDeps, 'observed'>, app: Row<'apps'>): Promise<{ processes: Array<Row<'processes'>>; units: Unit[] }> {
+export async function unitsOf(
+  ctx: Ctx,
+  deps: Pick<AppDeps, 'observed'>,
+  app: Row<'apps'>,
+): Promise<{ processes: Array<Row<'processes'>>; units: Unit[]; metrics: UnitMetrics[] }> {
   const processes = await all(PROCESS_LIST, { order_by: 'created_at' }, (p) => listProcesses(ctx, p, app.guid));
   const units: Unit[] = [];
+  const metrics: UnitMetrics[] = [];
   for (const p of processes) {
     // A stopped app has no desired instances, whatever the process's count says.
     const observed = await instanceReports(deps.observed, p);
     for (const o of observed) {
       if (app.state !== 'STARTED' && o.state === 'DOWN') continue;
       const name = unitName(app.name, p.type, o.index);
-      const [host, port] = (o.host ?? '').split(':');
-      const address = o.host ? { Scheme: 'http', Host: o.host } : null;
+      const host = o.host ?? '';
+      const port = o.ports?.[0]?.external;
+      const address = host && port !== undefined ? { Scheme: 'http', Host: `${host}:${port}` } : null;
       units.push({
         ID: name,
         Name: name,
         AppName: app.name,
         ProcessName: p.type,
         Type: app.lifecycle_type,
-        IP: host ?? '',
+        IP: host,
         Status: unitStatus(o.state),
         StatusReason: o.details ?? '',
         Ready: o.state === 'RUNNING',
         Restarts: 0,
         Routable: p.type === 'web',
         Version: 0,
-        HostAddr: host ?? '',
-        HostPort: port ?? '',
+        HostAddr: host,
+        HostPort: port === undefined ? '' : String(port),
         Address: address,
         Addresses: address ? [address] : [],
+        CreatedAt: o.uptime !== undefined ? new Date(Date.now() - o.uptime * 1000).toISOString() : null,
       });
+      if (o.usage) metrics.push({ ID: name, CPU: `${Math.round(o.usage.cpu * 1000)}m`, Memory: String(o.usage.mem) });
     }
   }
-  return { processes, units };
+  return { processes, units, metrics };
 }
 
 // ---- plans ----

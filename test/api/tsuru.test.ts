@@ -280,6 +280,12 @@ describe('tsuru units', () => {
     expect((await tsuru('DELETE', '/1.0/apps/web/units?units=5&process=web')).status).toBe(400);
     expect((await tsuru('PUT', '/1.0/apps/web/units', { form: { units: '1', process: 'worker' } })).status).toBe(400);
   });
+
+  it('answers unit-kill of a unit the app does not have with 404', async () => {
+    expect((await tsuru('DELETE', '/1.12/apps/web/units/web-web-9')).status).toBe(404);
+    expect((await tsuru('DELETE', '/1.12/apps/web/units/other-web-0')).status).toBe(404);
+    expect((await tsuru('DELETE', '/1.9/apps/web/units/autoscale')).status).toBe(501);
+  });
 });
 
 describe('tsuru catalogues', () => {

@@ -142,6 +142,15 @@ describe('the tsuru CLI flow against Kiln', () => {
     ]);
   }, 120_000);
 
+  it('kills a unit and Kiln replaces it', async () => {
+    const res = await tsuru('DELETE', '/1.12/apps/hello/units/hello-web-1');
+    expect(res.status, res.text).toBe(200);
+    await until('two started units again', async () => {
+      const units = (await info()).units;
+      return units.length === 2 && units.every((u) => u.Status === 'started') ? true : undefined;
+    });
+  }, 60_000);
+
   it("shows the app's output in app-log", async () => {
     const res = await tsuru('GET', '/1.0/apps/hello/log?lines=200');
     expect(res.status).toBe(200);

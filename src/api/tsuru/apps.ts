@@ -7,11 +7,12 @@ import * as apps from '../../services/apps.ts';
 import type { Ctx } from '../../services/context.ts';
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
-import { findAppProcess, scaleProcess } from '../../services/processes.ts';
+import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
 import { createRoute, hashRoutingEnabled, insertDestinations, listAppRoutes, viewsOf, routeUri } from '../../services/routes.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, resolveApp, tsuruOrg, unitsOf } from './mapping.ts';
+import { notImplemented } from './unsupported.ts';
 import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
 
@@ -289,6 +290,27 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       });
     });
   }
+
+  // unit-kill ⇄ terminate one process instance (`cf restart-app-instance`); the process controller replaces it.
+  route(app, 'delete', '/apps/:app/units/:unit', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const scope = await resolveApp(ctx, deps, param(c, 'app'));
+    const unit = param(c, 'unit');
+    if (unit === 'autoscale') notImplemented(c);
+    const prefix = `${scope.app.name}-`;
+    const m = unit.startsWith(prefix) ? /^(.+)-([0-9]+)$/.exec(unit.slice(prefix.length)) : null;
+    if (!m) throw new TsuruError(404, `unit ${unit} not found`);
+    let proc;
+    try {
+      proc = await findAppProcess(ctx, scope.app.guid, m[1]!);
+    } catch {
+      throw new TsuruError(404, `unit ${unit} not found`);
+    }
+    await terminateInstance(ctx, proc, Number(m[2]), deps.observed);
+    return jsonStream(c, async (p) => {
+      p.say(`---- unit ${unit} killed; Kiln starts a replacement ----`);
+    });
+  });
 }
 
 /** The process a request names (Tsuru's `process`), defaulting to `web`; 400 for one the app does not have. */

@@ -59,6 +59,9 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
           if (received.fields[unsupported]) throw new TsuruError(501, `${unsupported} deploys have no CF V3 equivalent; deploy an archive (file) instead.`);
         }
         if (received.file === null && !image) throw new TsuruError(400, 'You must provide the file (a tar.gz of the app) or an image.');
+        if (/^(1|t|true)$/i.test(received.fields['new-version'] ?? '')) {
+          throw new TsuruError(501, 'new-version deploys (versions side by side) have no CF V3 equivalent: CF runs one revision at a time; deploy without --new-version.');
+        }
         // Converted before anything is created: a bad archive is a plain 400 and leaves no package behind.
         if (received.file !== null) zip = await tarballToZip(received.file, bits);
         await fs.rm(received.dir, { recursive: true, force: true });

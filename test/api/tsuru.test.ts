@@ -178,9 +178,11 @@ describe('tsuru apps', () => {
     const res = await tsuru('GET', '/1.0/apps?simplified=false');
     expect(res.status).toBe(200);
     const [app] = res.json();
-    expect(app).toMatchObject({ name: 'web', pool: 'shared', teamowner: 'team-a', plan: { name: 'medium', memory: 512 * 1024 * 1024 }, units: [], ip: 'web.apps.localhost', cname: [] });
+    expect(app).toMatchObject({ name: 'web', pool: 'shared', teamowner: 'team-a', description: 'a web app', tags: ['a', 'b'], plan: { name: 'medium', memory: 512 * 1024 * 1024 }, units: [], ip: 'web.apps.localhost', cname: [] });
     expect(app.routers[0]).toMatchObject({ name: 'kiln', address: 'web.apps.localhost' });
     expect((await tsuru('GET', '/1.0/apps?name=nothing-like-it')).status).toBe(204);
+    expect((await tsuru('GET', '/1.0/apps?tag=a&tag=b')).json()).toHaveLength(1);
+    expect((await tsuru('GET', '/1.0/apps?tag=c')).status).toBe(204);
   });
 
   it('shows app info with the fields app-info prints', async () => {

@@ -9,6 +9,7 @@ import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts'
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
 import { createRoute, hashRoutingEnabled, insertDestinations, listAppRoutes, viewsOf, routeUri } from '../../services/routes.ts';
+import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, resolveApp, tsuruOrg, unitsOf } from './mapping.ts';
@@ -28,6 +29,10 @@ async function addressesOf(ctx: Ctx, app: Row<'apps'>): Promise<string[]> {
   return views.map((v) => routeUri(v.route, v.domainName));
 }
 
+/** Tsuru's description and tags have no CF field: they live in the app's annotations, visible through /v3 too. */
+const DESCRIPTION = 'tsuru.io/description';
+const TAGS = 'tsuru.io/tags';
+
 /** The app's pool: its space's isolation segment, else the org's default, else the shared one. */
 function poolOf(space: Row<'spaces'>, org: Row<'organizations'> | undefined, segments: Map<string, string>): string {
   const guid = space.isolation_segment_guid ?? org?.default_isolation_segment_guid ?? null;
@@ -40,6 +45,8 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const { processes, units } = await unitsOf(ctx, deps, row);
     const web = processes.find((p) => p.type === 'web') ?? processes[0];
     const addresses = await addressesOf(ctx, row);
+    const { annotations } = await loadOneMetadata(ctx.store.db, 'apps', row.guid);
+    const tags = annotations[TAGS] ? annotations[TAGS].split(',').filter((t) => t !== '') : [];
     return {
       name: row.name,
       platform: lifecyclePlatform(row),
@@ -52,9 +59,9 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       cname: [] as string[],
       ip: addresses[0] ?? '',
       routers: addresses.map((a) => ({ name: 'kiln', type: 'kiln', opts: {}, address: a, addresses: [a] })),
-      tags: [] as string[],
+      tags,
       error: row.state === 'STARTED' && units.some((u) => u.Status === 'error') ? 'some units are crashing' : '',
-      description: '',
+      description: annotations[DESCRIPTION] ?? '',
     };
   }
 
@@ -75,9 +82,15 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     if (pool && pool !== poolOf(team, org, segments)) throw new TsuruError(400, `pool ${pool} is not the pool of team ${team.name} (Kiln places apps by space: the team's isolation segment)`);
     const plan = planByName(form.get('plan') || DEFAULT_PLAN);
     const platform = form.get('platform');
+    const annotations: Record<string, string> = {};
+    const description = form.get('description');
+    const tags = form.all('tag').filter((t) => t !== '');
+    if (description) annotations[DESCRIPTION] = description;
+    if (tags.length > 0) annotations[TAGS] = tags.join(',');
     const input = CreateAppSchema.parse({
       name,
       relationships: { space: { data: { guid: team.guid } } },
+      ...(Object.keys(annotations).length > 0 ? { metadata: { annotations } } : {}),
       ...(platform ? { lifecycle: { type: 'buildpack', data: { buildpacks: [platform] } } } : {}),
     });
     const { app: row } = await apps.createApp(ctx, input);
@@ -129,9 +142,11 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
       if (name && !row.name.includes(name)) continue;
       if (teamOwner && team.name !== teamOwner) continue;
       if (platform && lifecyclePlatform(row) !== platform) continue;
+      const wantedTags = form.all('tag');
       if (pool && poolOf(team, org, segments) !== pool) continue;
       const s = await summary(ctx, row, team, org, segments, simplified && statuses.length === 0);
       if (statuses.length > 0 && !(s.units ?? []).some((u) => statuses.includes(u.Status))) continue;
+      if (!wantedTags.every((t) => s.tags.includes(t))) continue;
       out.push(s);
     }
     return jsonList(c, out);

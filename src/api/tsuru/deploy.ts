@@ -29,6 +29,10 @@ import { errorText, param, readForm, route, streamResponse, TsuruError } from '.
  * that build's droplet, the deployment of the droplet), so `POST /events/{id}/cancel` can find them again.
  * A cancel stops a deploy still uploading or staging in this process, and cancels the CF deployment once
  * there is one (a rollback, as `cf cancel-deployment`).
+ *
+ * What survives a crash is what the services wrote: a package READY or FAILED, a build the build controller
+ * finishes, a deployment the deployment controller finishes. Only the response (and the in-process cancel
+ * handle) is lost; the CLI sees the connection drop without `OK`, and the CF side shows how far it got.
  */
 
 /** Deploys running in this process by event id, so a cancel can stop one between CF steps. */

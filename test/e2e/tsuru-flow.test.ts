@@ -89,7 +89,7 @@ describe('the tsuru CLI flow against Kiln', () => {
   });
 
   it('creates an app and answers with its address', async () => {
-    const res = await tsuru('POST', '/1.0/apps', { form: { name: 'hello', plan: 'small', teamOwner: 'dev', description: 'node hello' } });
+    const res = await tsuru('POST', '/1.0/apps', { form: { name: 'hello', platform: 'nodejs_buildpack', plan: 'small', teamOwner: 'dev', description: 'node hello' } });
     expect(res.status, res.text).toBe(201);
     expect(JSON.parse(res.text)).toEqual({ status: 'success', ip: 'hello.apps.localhost' });
   });
@@ -218,6 +218,8 @@ describe('the tsuru CLI flow against Kiln', () => {
     expect(apps.body.resources).toHaveLength(1);
     const app = apps.body.resources[0];
     expect(app.state).toBe('STARTED');
+    expect(app.lifecycle.data.buildpacks).toEqual(['nodejs_buildpack']);
+    expect(app.metadata.annotations['tsuru.io/description']).toBe('node hello');
     const web = await call('GET', `/v3/apps/${app.guid}/processes/web`);
     expect(web.body).toMatchObject({ instances: 2, memory_in_mb: 256 });
     const env = await call('GET', `/v3/apps/${app.guid}/environment_variables`);

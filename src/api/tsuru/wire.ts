@@ -301,8 +301,8 @@ export function jsonStream(c: Context<Env>, run: (p: Progress) => Promise<void>,
     try {
       await run(p);
     } catch (err) {
-      const { text } = errorText(err);
-      if (errorText(err).status >= 500) c.get('log')?.error({ err }, 'tsuru API: stream failed');
+      const { status, text } = errorText(err);
+      if (status >= 500) c.get('log')?.error({ err }, 'tsuru API: stream failed');
       w.raw(jsonLine('', text));
     }
   });

@@ -70,6 +70,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const form = await readForm(c);
     const name = form.get('name') ?? '';
     if (name === '') throw new TsuruError(400, 'app name is required');
+    if (name.includes(',')) throw new TsuruError(400, 'Invalid app name: it may not contain a comma.');
     const teams = (await listTsuruTeamNames(ctx));
     const teamName = form.get('teamOwner') || (teams.length === 1 ? teams[0]! : undefined);
     if (!teamName) throw new TsuruError(400, teams.length === 0 ? 'You must be a member of a team (a space of the Tsuru org) to create an app.' : 'You must provide a team to execute this action (teamOwner).');

@@ -67,6 +67,8 @@ export async function listTsuruApps(ctx: Ctx, deps: Pick<AppDeps, 'config'>, nam
  * teams holding the same name is an ambiguity the caller must resolve through the CF API (409).
  */
 export async function resolveApp(ctx: Ctx, deps: Pick<AppDeps, 'config'>, name: string): Promise<apps.AppScope> {
+  // The CF names filter is comma-separated; Tsuru names never hold a comma.
+  if (name.includes(',')) throw new TsuruError(404, `App ${name} not found.`);
   const { apps: found, teams } = await listTsuruApps(ctx, deps, [name]);
   if (found.length === 0) throw new TsuruError(404, `App ${name} not found.`);
   if (found.length > 1) {

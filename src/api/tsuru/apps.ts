@@ -8,11 +8,11 @@ import type { Ctx } from '../../services/context.ts';
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
-import { createRoute, hashRoutingEnabled, insertDestinations, listAppRoutes, viewsOf, routeUri } from '../../services/routes.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { createRoute, hashRoutingEnabled, insertDestinations, listRoutes, viewsOf, routeUri } from '../../services/routes.ts';
+import { loadMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
-import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, resolveApp, tsuruOrg, unitsOf } from './mapping.ts';
+import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
 import { notImplemented } from './unsupported.ts';
 import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
@@ -22,11 +22,16 @@ import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress
  * `/v3/apps`, `/v3/processes` and `/v3/deployments`. Long operations stream progress as JSON lines.
  */
 
-/** The app's addresses: its routes as `host.domain[/path]`, oldest first. */
-async function addressesOf(ctx: Ctx, app: Row<'apps'>): Promise<string[]> {
-  const page = await listAppRoutes(ctx, app.guid, parseListParams(new URLSearchParams({ per_page: '5000' }), ROUTE_LIST));
-  const views = await viewsOf(ctx.store.db, page.rows);
-  return views.map((v) => routeUri(v.route, v.domainName));
+/** The apps' addresses, by app guid: the routes mapped to each as `host.domain[/path]`, in one query. */
+async function addressesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (rows.length === 0) return out;
+  const page = await listRoutes(ctx, parseListParams(new URLSearchParams({ app_guids: rows.map((a) => a.guid).join(','), per_page: '5000' }), ROUTE_LIST));
+  for (const v of await viewsOf(ctx.store.db, page.rows)) {
+    const uri = routeUri(v.route, v.domainName);
+    for (const appGuid of new Set(v.destinations.map((d) => d.app_guid))) out.set(appGuid, [...(out.get(appGuid) ?? []), uri]);
+  }
+  return out;
 }
 
 /** Tsuru's description and tags have no CF field: they live in the app's annotations, visible through /v3 too. */
@@ -40,29 +45,43 @@ function poolOf(space: Row<'spaces'>, org: Row<'organizations'> | undefined, seg
 }
 
 export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: Ctx) => Promise<Map<string, string>>): void {
-  /** A summary of one app, as app-list prints it (units omitted with `simplified`). */
-  async function summary(ctx: Ctx, row: Row<'apps'>, team: Row<'spaces'>, org: Row<'organizations'> | undefined, segments: Map<string, string>, simplified: boolean) {
-    const { processes, units } = await unitsOf(ctx, deps, row);
-    const web = processes.find((p) => p.type === 'web') ?? processes[0];
-    const addresses = await addressesOf(ctx, row);
-    const { annotations } = await loadOneMetadata(ctx.store.db, 'apps', row.guid);
-    const tags = annotations[TAGS] ? annotations[TAGS].split(',').filter((t) => t !== '') : [];
-    return {
-      name: row.name,
-      platform: lifecyclePlatform(row),
-      provisioner: 'kiln',
-      pool: poolOf(team, org, segments),
-      teamowner: team.name,
-      teams: [team.name],
-      plan: planForMemory(web?.memory_in_mb ?? 1024),
-      ...(simplified ? {} : { units }),
-      cname: [] as string[],
-      ip: addresses[0] ?? '',
-      routers: addresses.map((a) => ({ name: 'kiln', type: 'kiln', opts: {}, address: a, addresses: [a] })),
-      tags,
-      error: row.state === 'STARTED' && units.some((u) => u.Status === 'error') ? 'some units are crashing' : '',
-      description: annotations[DESCRIPTION] ?? '',
-    };
+  /**
+   * Summaries of apps as app-list prints them (without units; the caller adds them), with their processes,
+   * routes and annotations loaded in one query each whatever the number of apps.
+   */
+  async function summaries(ctx: Ctx, rows: Array<Row<'apps'>>, teams: Map<string, Row<'spaces'>>) {
+    const org = await tsuruOrg(ctx, deps);
+    const segments = await segmentNames(ctx);
+    const processes = await processesOf(ctx, rows);
+    const addresses = await addressesOf(ctx, rows);
+    const metadata = await loadMetadata(ctx.store.db, 'apps', rows.map((r) => r.guid));
+    return Promise.all(
+      rows.map(async (row) => {
+        const team = teams.get(row.space_guid)!;
+        const own = processes.get(row.guid) ?? [];
+        const { units, metrics } = await unitsFor(deps, row, own);
+        const web = own.find((p) => p.type === 'web') ?? own[0];
+        const uris = addresses.get(row.guid) ?? [];
+        const annotations = metadata.get(row.guid)?.annotations ?? {};
+        const tags = annotations[TAGS] ? annotations[TAGS].split(',').filter((t) => t !== '') : [];
+        const summary = {
+          name: row.name,
+          platform: lifecyclePlatform(row),
+          provisioner: 'kiln',
+          pool: poolOf(team, org, segments),
+          teamowner: team.name,
+          teams: [team.name],
+          plan: planForMemory(web?.memory_in_mb ?? 1024),
+          cname: [] as string[],
+          ip: uris[0] ?? '',
+          routers: uris.map((a) => ({ name: 'kiln', type: 'kiln', opts: {}, address: a, addresses: [a] })),
+          tags,
+          error: row.state === 'STARTED' && units.some((u) => u.Status === 'error') ? 'some units are crashing' : '',
+          description: annotations[DESCRIPTION] ?? '',
+        };
+        return { summary, units, metrics, processes: own };
+      }),
+    );
   }
 
   route(app, 'post', '/apps', async (c) => {
@@ -129,44 +148,33 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const ctx = ctxOf(c, deps);
     const form = await readForm(c, { queryOnly: true });
     const { apps: rows, teams } = await listTsuruApps(ctx, deps);
-    const org = await tsuruOrg(ctx, deps);
-    const segments = await segmentNames(ctx);
     const name = form.get('name');
     const teamOwner = form.get('teamOwner');
     const platform = form.get('platform');
     const pool = form.get('pool');
     const statuses = form.all('status');
-    const simplified = form.bool('simplified');
-    const out = [];
-    for (const row of rows) {
-      const team = teams.get(row.space_guid)!;
-      if (name && !row.name.includes(name)) continue;
-      if (teamOwner && team.name !== teamOwner) continue;
-      if (platform && lifecyclePlatform(row) !== platform) continue;
-      const wantedTags = form.all('tag');
-      if (pool && poolOf(team, org, segments) !== pool) continue;
-      const s = await summary(ctx, row, team, org, segments, simplified && statuses.length === 0);
-      if (statuses.length > 0 && !(s.units ?? []).some((u) => statuses.includes(u.Status))) continue;
-      if (!wantedTags.every((t) => s.tags.includes(t))) continue;
-      out.push(s);
-    }
+    const tags = form.all('tag');
+    const wanted = rows.filter(
+      (row) => (!name || row.name.includes(name)) && (!teamOwner || teams.get(row.space_guid)!.name === teamOwner) && (!platform || lifecyclePlatform(row) === platform),
+    );
+    const out = (await summaries(ctx, wanted, teams))
+      .filter(({ summary, units }) => (!pool || summary.pool === pool) && (statuses.length === 0 || units.some((u) => statuses.includes(u.Status))) && tags.every((t) => summary.tags.includes(t)))
+      .map(({ summary, units }) => (form.bool('simplified') ? summary : { ...summary, units }));
     return jsonList(c, out);
   });
 
   route(app, 'get', '/apps/:app', async (c) => {
     const ctx = ctxOf(c, deps);
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
-    const org = await tsuruOrg(ctx, deps);
-    const segments = await segmentNames(ctx);
-    const s = await summary(ctx, scope.app, scope.space, org, segments, false);
-    const { processes, metrics } = await unitsOf(ctx, deps, scope.app);
+    const [{ summary, units, metrics, processes }] = (await summaries(ctx, [scope.app], new Map([[scope.space.guid, scope.space]]))) as [Awaited<ReturnType<typeof summaries>>[number]];
     const deploys = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, per_page: '1' }), DEPLOYMENT_LIST));
     return c.json({
-      ...s,
+      ...summary,
+      units,
       owner: '',
       deploys: deploys.total,
       lock: { locked: false },
-      quota: { inuse: s.units?.length ?? 0, limit: -1 },
+      quota: { inuse: units.length, limit: -1 },
       unitsMetrics: metrics,
       serviceInstanceBinds: [],
       processes: processes.map((p) => ({ name: p.type, plan: planForMemory(p.memory_in_mb).name, metadata: { labels: [], annotations: [] } })),

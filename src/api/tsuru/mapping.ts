@@ -126,13 +126,17 @@ export interface UnitMetrics {
   Memory: string;
 }
 
-/** The app's processes with their units (every desired index; a missing instance is a stopped unit). */
-export async function unitsOf(
-  ctx: Ctx,
-  deps: Pick<AppDeps, 'observed'>,
-  app: Row<'apps'>,
-): Promise<{ processes: Array<Row<'processes'>>; units: Unit[]; metrics: UnitMetrics[] }> {
-  const processes = await all(PROCESS_LIST, { order_by: 'created_at' }, (p) => listProcesses(ctx, p, app.guid));
+/** The processes of some apps in one query, by app guid, oldest first. */
+export async function processesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<string, Array<Row<'processes'>>>> {
+  const out = new Map<string, Array<Row<'processes'>>>();
+  if (rows.length === 0) return out;
+  const processes = await all(PROCESS_LIST, { app_guids: rows.map((a) => a.guid).join(','), order_by: 'created_at' }, (p) => listProcesses(ctx, p));
+  for (const p of processes) out.set(p.app_guid, [...(out.get(p.app_guid) ?? []), p]);
+  return out;
+}
+
+/** Units of an app whose processes are loaded: every desired index (a missing instance is a stopped unit). */
+export async function unitsFor(deps: Pick<AppDeps, 'observed'>, app: Row<'apps'>, processes: Array<Row<'processes'>>): Promise<{ units: Unit[]; metrics: UnitMetrics[] }> {
   const units: Unit[] = [];
   const metrics: UnitMetrics[] = [];
   for (const p of processes) {
@@ -166,7 +170,7 @@ export async function unitsOf(
       if (o.usage) metrics.push({ ID: name, CPU: `${Math.round(o.usage.cpu * 1000)}m`, Memory: String(o.usage.mem) });
     }
   }
-  return { processes, units, metrics };
+  return { units, metrics };
 }
 
 // ---- plans ----

@@ -171,7 +171,7 @@ async function deploy(
   const input = CreateDeploymentSchema.parse({ relationships: { app: { data: { guid: scope.app.guid } } }, droplet: { guid: staged } });
   const { deployment } = await createDeployment(ctx, input);
   say(` ---> rolling deployment ${deployment.guid}`);
-  await followDeployment(ctx, deployment.guid, say, signal);
+  await followDeployment(ctx, deployment.guid, say, { cancel: signal });
   // A deployment of a stopped app finishes at once (CF starts it in place); Tsuru's deploy ends with its units up.
   await followUnits(ctx, deps, scope, 'web', say, signal);
   if (signal.aborted) throw new TsuruError(400, 'deploy canceled');

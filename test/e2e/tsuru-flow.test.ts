@@ -131,6 +131,26 @@ describe('the tsuru CLI flow against Kiln', () => {
     expect((await info()).units.map((u) => u.Status)).toEqual(['started']);
   }, 120_000);
 
+  it('keeps rolling when the client leaves an env-set stream (Ctrl-C does not undo it)', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${api}/tsuru/1.0/apps/hello/env`, {
+      method: 'POST',
+      headers: { ...CLI, Authorization: `bearer ${token}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ 'Envs.0.Name': 'LEFT', 'Envs.0.Value': 'early' }).toString(),
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    abort.abort();
+    const appGuid = (await cliCall('GET', `${api}/v3/apps?names=hello`, token)).body.resources[0].guid;
+    const last = await until('the rollout to finish', async () => {
+      const d = await cliCall('GET', `${api}/v3/deployments?app_guids=${appGuid}&order_by=-created_at&per_page=1`, token);
+      const newest = d.body.resources[0];
+      return newest.status.value === 'FINALIZED' ? newest : undefined;
+    }, 60_000);
+    expect(last.status.reason).toBe('DEPLOYED');
+    await tsuru('DELETE', '/1.0/apps/hello/env?env=LEFT&noRestart=true');
+  }, 90_000);
+
   it('adds a unit, and app-info shows two started units', async () => {
     const res = await tsuru('PUT', '/1.0/apps/hello/units', { form: { units: '1', process: 'web', version: '0' } });
     expect(res.status).toBe(200);

@@ -132,10 +132,10 @@ describe('cf logs APP (follow)', () => {
     expect(seen.map((e) => e.timestamp)).toEqual(stored.map((e) => e.timestamp));
     expect(new Set(seen.map((e) => e.timestamp)).size).toBe(seen.length);
 
-    // Per incarnation (pid) the app's counter must arrive in order with no gap and no repeat.
+    // Per incarnation the app's counter must arrive in order with no gap and no repeat.
     const byPid = new Map<string, number[]>();
     for (const e of seen) {
-      const m = /^tick (\d+) (\d+)$/.exec(text(e));
+      const m = /^tick ([0-9a-f]+) (\d+)$/.exec(text(e));
       if (!m) continue;
       const list = byPid.get(m[1]!) ?? [];
       list.push(Number(m[2]));

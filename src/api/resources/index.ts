@@ -10,6 +10,7 @@ import { registerEnvironmentVariableGroups } from './environment-variable-groups
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
+import { registerLocks } from './locks.ts';
 import { registerManifests } from './manifests.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
@@ -58,6 +59,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerDeployments,
   registerRevisions,
   registerSidecars,
+  registerLocks,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

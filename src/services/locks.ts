@@ -5,7 +5,7 @@ import { LOCK_TTL_DEFAULT, leaseEnd, type CreateLock, type UpdateLock } from '..
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
+import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, nowIso, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable } from './apps.ts';
@@ -67,6 +67,11 @@ export async function findVisibleLock(ctx: Ctx, guid: string): Promise<LockView>
   const row = await visibleLocks(ctx).where('locks.guid', '=', guid).executeTakeFirst();
   if (!row) throw notFound('Lock');
   return viewOf(row);
+}
+
+export async function getLock(ctx: Ctx, guid: string): Promise<{ view: LockView; metadata: Metadata }> {
+  const view = await findVisibleLock(ctx, guid);
+  return { view, metadata: await loadOneMetadata(ctx.store.db, 'locks', guid) };
 }
 
 // ---- writing ----

@@ -16,6 +16,7 @@ import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
 import { registerPackages } from './packages.ts';
 import { registerProcesses } from './processes.ts';
+import { registerRegistryCredentials } from './registry-credentials.ts';
 import { registerResourceMatches } from './resource-matches.ts';
 import { registerRevisions } from './revisions.ts';
 import { registerRoles } from './roles.ts';
@@ -60,6 +61,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerRevisions,
   registerSidecars,
   registerLocks,
+  registerRegistryCredentials,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

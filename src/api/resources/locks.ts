@@ -1,6 +1,5 @@
 import { CreateLockSchema, UpdateLockSchema } from '../../domain/locks.ts';
 import * as locks from '../../services/locks.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
 import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import type { Api, AppDeps } from '../context.ts';
@@ -27,8 +26,8 @@ export function registerLocks(app: Api, deps: AppDeps): void {
 
   app.get('/v3/locks/:guid', async (c) => {
     queryOf(c);
-    const view = await locks.findVisibleLock(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentLock(view, await loadOneMetadata(store.db, 'locks', view.lock.guid), c.var.linker));
+    const { view, metadata } = await locks.getLock(ctxOf(c, deps), c.req.param('guid'));
+    return c.json(presentLock(view, metadata, c.var.linker));
   });
 
   app.patch('/v3/locks/:guid', async (c) => {

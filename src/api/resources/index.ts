@@ -1,4 +1,5 @@
 import type { Api, AppDeps } from '../context.ts';
+import { registerKilnOpenApi } from '../kiln/openapi.ts';
 import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
 import { registerBuildpacks } from './buildpacks.ts';
@@ -62,6 +63,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerSidecars,
   registerLocks,
   registerRegistryCredentials,
+  registerKilnOpenApi,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

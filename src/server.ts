@@ -118,6 +118,7 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store, platformNamesOf(config));
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
@@ -129,6 +130,9 @@ export async function buildKiln(
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
       sandbox,
       ...(identityFor ? { identityFor } : {}),
+      secrets,
+      // Runtimes that run container images let docker builds stage (the local one does not).
+      ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);

@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
+import type { ImagePull } from '../runtime/runtime.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
@@ -273,4 +274,27 @@ export async function resolveRegistryCredential(
   const best = rows.sort((a, b) => SPECIFICITY[scopeOf(a)] - SPECIFICITY[scopeOf(b)])[0];
   if (!best) return undefined;
   return { guid: best.guid, scope: best.scope, host: best.host, username: best.username, password: box.open(best.secret_ciphertext, best.guid) };
+}
+
+/**
+ * How to pull a docker package's image: with the package's own username and password when it has them (the
+ * client named credentials), else with the most specific registry credential for the image's registry, else
+ * anonymously.
+ */
+export async function dockerImagePull(
+  db: Kysely<Database>,
+  box: SecretBox | undefined,
+  pkg: Pick<Row<'packages'>, 'docker_image' | 'docker_username' | 'docker_password'>,
+  where: { spaceGuid: string; organizationGuid: string },
+): Promise<ImagePull> {
+  const image = pkg.docker_image ?? '';
+  if (pkg.docker_username && pkg.docker_password) {
+    return { image, auth: { registry: registryOfImage(image), username: pkg.docker_username, password: pkg.docker_password, source: { kind: 'package' } } };
+  }
+  const found = box ? await resolveRegistryCredential(db, box, { image, ...where }) : undefined;
+  if (!found) return { image };
+  return {
+    image,
+    auth: { registry: found.host, username: found.username, password: found.password, source: { kind: 'registry_credential', scope: found.scope, guid: found.guid } },
+  };
 }

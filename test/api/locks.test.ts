@@ -177,6 +177,19 @@ describe('writes to a locked app', () => {
   });
 });
 
+describe('two clients taking the same app at once', () => {
+  it('lets exactly one of them have it', async () => {
+    const app = await newApp('raced');
+    const [a, b] = await Promise.all([lockApp(alice, app.guid), lockApp(bob, app.guid)]);
+    expect([a.status, b.status].sort()).toEqual([201, 422]);
+    const winner = a.status === 201 ? a : b;
+    const loser = a.status === 201 ? b : a;
+    const holder = winner === a ? alice : bob;
+    expect(detail(loser)).toContain(`App 'raced' is locked by ${holder.username}`);
+    expect((await holder.delete(`/v3/locks/${winner.body.guid}`)).status).toBe(204);
+  });
+});
+
 describe('expiry', () => {
   it('an expired lock stops refusing writes and is reclaimed by the next lock', async () => {
     const app = await newApp('short-lease');

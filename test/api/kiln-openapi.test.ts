@@ -75,5 +75,7 @@ describe('the response check', () => {
     };
     expect(openApiProblems('GET', `/v3/registry_credentials/${withSecret.guid}`, 200, withSecret).join('\n')).toContain('must NOT have additional properties');
     expect(openApiProblems('POST', '/v3/locks', 200, lock)).toEqual(['kiln-openapi.json declares no 200 response for POST /v3/locks']);
+    // Kiln's own /kiln/v1 API is described (and checked) there too.
+    expect(openApiProblems('GET', '/kiln/v1/conditions?kind=app&guid=x', 200, { kind: 'app', guid: 'x' }).join('\n')).toContain("must have required property 'conditions'");
   });
 });

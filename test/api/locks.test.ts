@@ -86,6 +86,12 @@ describe('taking, reading, renewing and releasing a lock', () => {
     expect(listed.body.resources.map((l: any) => l.guid)).toEqual([lock.guid]);
     expect((await outsider.get('/v3/locks')).body.pagination.total_results).toBe(0);
     expect((await t.admin.get(`/v3/locks?owner_guids=${alice.userGuid}&label_selector=ci=yes`)).body.pagination.total_results).toBe(1);
+    const count = async (q: string) => (await t.admin.get(`/v3/locks?${q}`)).body.pagination.total_results;
+    expect(await count(`organization_guids=${org.guid}&resource_types=app&names=deploy`)).toBe(1);
+    expect(await count('resource_types=space')).toBe(0);
+    expect(await count(`space_guids=${space.guid}&order_by=-expires_at`)).toBe(1);
+    expect((await t.admin.get('/v3/locks?order_by=owner')).status).toBe(400);
+    expect((await t.admin.get('/v3/locks?holder=me')).status).toBe(400);
   });
 
   it('a second lock on the app is refused, naming the holder and the expiry', async () => {

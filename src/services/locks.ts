@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
-import { LOCK_TTL_DEFAULT, leaseEnd, type CreateLock, type UpdateLock } from '../domain/locks.ts';
+import { LOCK_TTL_DEFAULT, leaseEnd, type CreateLock, type LockResourceType, type UpdateLock } from '../domain/locks.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
@@ -57,7 +57,8 @@ export async function listLocks(ctx: Ctx, params: ListParams): Promise<Page<Lock
   if (f.space_guids) q = q.where('locks.space_guid', 'in', f.space_guids);
   if (f.organization_guids) q = q.where('spaces.organization_guid', 'in', f.organization_guids);
   if (f.owner_guids) q = q.where('locks.owner_guid', 'in', f.owner_guids);
-  if (f.resource_types) q = q.where('locks.resource_type', 'in', f.resource_types.filter((t): t is 'app' | 'space' => t === 'app' || t === 'space'));
+  // Values other than app/space match nothing, as an unknown name in `names` does.
+  if (f.resource_types) q = q.where('locks.resource_type', 'in', f.resource_types as LockResourceType[]);
   const page = await listPage(q, listOptions('locks', params));
   return { rows: page.rows.map(viewOf), total: page.total };
 }

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { REGISTRY_SCOPES, registryOfImage, type CreateRegistryCredential, type RegistryScope, type UpdateRegistryCredential } from '../domain/registry-credentials.ts';
+import { normalizeRegistryHost, registryOfImage, type CreateRegistryCredential, type RegistryScope, type UpdateRegistryCredential } from '../domain/registry-credentials.ts';
 import { SPACE_ROLE_TYPES } from '../domain/roles.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
@@ -61,8 +61,9 @@ function visibleCredentials(ctx: Ctx) {
 export async function listRegistryCredentials(ctx: Ctx, params: ListParams): Promise<Page<Row<'registry_credentials'>>> {
   const f = params.filters;
   let q = visibleCredentials(ctx);
-  if (f.hosts) q = q.where('registry_credentials.host', 'in', f.hosts.map((h) => h.toLowerCase()));
-  if (f.scopes) q = q.where('registry_credentials.scope', 'in', f.scopes.filter((s): s is RegistryScope => (REGISTRY_SCOPES as readonly string[]).includes(s)));
+  if (f.hosts) q = q.where('registry_credentials.host', 'in', f.hosts.map((h) => normalizeRegistryHost(h) ?? h.toLowerCase()));
+  // Values other than the three scopes match nothing, as an unknown host does.
+  if (f.scopes) q = q.where('registry_credentials.scope', 'in', f.scopes as RegistryScope[]);
   if (f.organization_guids) q = q.where('registry_credentials.organization_guid', 'in', f.organization_guids);
   if (f.space_guids) q = q.where('registry_credentials.space_guid', 'in', f.space_guids);
   return listPage(q, listOptions('registry_credentials', params));

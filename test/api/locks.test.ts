@@ -89,6 +89,7 @@ describe('taking, reading, renewing and releasing a lock', () => {
     const count = async (q: string) => (await t.admin.get(`/v3/locks?${q}`)).body.pagination.total_results;
     expect(await count(`organization_guids=${org.guid}&resource_types=app&names=deploy`)).toBe(1);
     expect(await count('resource_types=space')).toBe(0);
+    expect(await count('resource_types=planet')).toBe(0);
     expect(await count(`space_guids=${space.guid}&order_by=-expires_at`)).toBe(1);
     expect((await t.admin.get('/v3/locks?order_by=owner')).status).toBe(400);
     expect((await t.admin.get('/v3/locks?holder=me')).status).toBe(400);

@@ -157,6 +157,8 @@ describe('creating and reading registry credentials', () => {
     const guids = async (q: string) => (await t.admin.get(`/v3/registry_credentials?${q}`)).body.resources.map((r: any) => r.guid).sort();
     expect(await guids('hosts=registry.example.com')).toEqual([orgCred.guid, spaceCred.guid].sort());
     expect(await guids('scopes=foundation')).toEqual([hub.guid]);
+    expect(await guids('scopes=planet')).toEqual([]);
+    expect(await guids('hosts=index.docker.io')).toEqual([hub.guid]);
     expect(await guids(`space_guids=${s1.guid}`)).toEqual([spaceCred.guid]);
     expect(await guids(`organization_guids=${orgA.guid}`)).toEqual([orgCred.guid, spaceCred.guid].sort());
     expect(await guids('label_selector=team=platform')).toEqual([hub.guid]);

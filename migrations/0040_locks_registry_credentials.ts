@@ -25,7 +25,8 @@ export const locksRegistryCredentials: KilnMigration = {
       .addColumn('ttl_seconds', 'integer', notNull)
       .addColumn('expires_at', 'text', notNull)
       .execute();
-    await db.schema.createIndex('locks_resource_uq').on('locks').columns(['resource_type', 'resource_guid']).unique().execute();
+    // resource_guid first: the write guard looks up an app and its space by guid alone (guids never collide).
+    await db.schema.createIndex('locks_resource_uq').on('locks').columns(['resource_guid', 'resource_type']).unique().execute();
     await db.schema.createIndex('locks_space_idx').on('locks').columns(['space_guid']).execute();
     await db.schema.createIndex('locks_created_at_idx').on('locks').columns(['created_at', 'guid']).execute();
     await db.schema.createIndex('locks_updated_at_idx').on('locks').columns(['updated_at', 'guid']).execute();

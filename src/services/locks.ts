@@ -5,7 +5,7 @@ import { LOCK_TTL_DEFAULT, leaseEnd, type CreateLock, type LockResourceType, typ
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
+import { deleteMetadata, loadMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, nowIso, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable } from './apps.ts';
@@ -34,6 +34,8 @@ export const LOCK_LIST: ListSpec = {
 export interface LockView {
   lock: Row<'locks'>;
   organizationGuid: string;
+  /** Loaded with the lock for lists (see listLocks). */
+  metadata?: Metadata;
 }
 
 // ---- reading ----
@@ -60,7 +62,8 @@ export async function listLocks(ctx: Ctx, params: ListParams): Promise<Page<Lock
   // Values other than app/space match nothing, as an unknown name in `names` does.
   if (f.resource_types) q = q.where('locks.resource_type', 'in', f.resource_types as LockResourceType[]);
   const page = await listPage(q, listOptions('locks', params));
-  return { rows: page.rows.map(viewOf), total: page.total };
+  const metadata = await loadMetadata(ctx.store.db, 'locks', page.rows.map((r) => r.guid));
+  return { rows: page.rows.map((r) => ({ ...viewOf(r), metadata: metadata.get(r.guid)! })), total: page.total };
 }
 
 /** An unexpired lock on a resource the caller can read, else 404 `Lock not found`. */

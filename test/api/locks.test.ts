@@ -200,9 +200,14 @@ describe('two clients taking the same app at once', () => {
 describe('expiry', () => {
   it('an expired lock stops refusing writes and is reclaimed by the next lock', async () => {
     const app = await newApp('short-lease');
-    const first = await lockApp(alice, app.guid, { ttl_in_seconds: 1 });
+    const first = await lockApp(alice, app.guid, { ttl_in_seconds: 2 });
     expect(first.status, first.text).toBe(201);
     expect((await bitsPackage(bob, app.guid)).status).toBe(422);
+    // Lists show it until it expires, even when nothing is written meanwhile (no list cache serves a stale page).
+    const listed = async () => (await bob.get(`/v3/locks?app_guids=${app.guid}`)).body.pagination.total_results;
+    expect(await listed()).toBe(1);
+    expect(await listed()).toBe(1);
+    await until(async () => (await listed()) === 0, 'the lock to leave the list');
     await until(async () => (await bitsPackage(bob, app.guid)).status === 201, 'the lease to run out');
     // Expired: no longer shown, renewable or releasable.
     expect((await alice.get(`/v3/locks/${first.body.guid}`)).status).toBe(404);

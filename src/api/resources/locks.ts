@@ -1,19 +1,21 @@
 import { CreateLockSchema, UpdateLockSchema } from '../../domain/locks.ts';
 import * as locks from '../../services/locks.ts';
 import { readJson } from '../cf/body.ts';
-import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
+import { pagination } from '../cf/pagination.ts';
+import { listParams, queryOf, serviceCtx as ctxOf } from '../cf/respond.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { presentLock } from '../presenters/lock.ts';
 
 /** Locks, a Kiln extension of the V3 API (docs/kiln-openapi.json; services/locks.ts says what they do). */
 export function registerLocks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
+  // Not through renderList: the list cache keeps pages while the database is unchanged, but a lock expires with
+  // time alone, and a cached page would go on showing it.
   app.get('/v3/locks', async (c) => {
     const params = listParams(c, locks.LOCK_LIST);
     const page = await locks.listLocks(ctxOf(c, deps), params);
-    return renderList(c, store.db, { rows: page.rows.map((v) => ({ ...v, guid: v.lock.guid })), total: page.total }, params, (v, m) => presentLock(v, m, c.var.linker), {
-      resourceType: 'locks',
+    return c.json({
+      pagination: pagination(c.var.linker, c.req.path, params, page.total),
+      resources: page.rows.map((v) => presentLock(v, v.metadata, c.var.linker)),
     });
   });
 

@@ -38,6 +38,7 @@ import { JobHandlers } from './services/jobs.ts';
 import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
+import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
 
 export interface Kiln {
@@ -47,6 +48,8 @@ export interface Kiln {
   controllers: ControllerManager;
   runtime: Runtime;
   router: Router;
+  /** Seals stored secrets (registry credentials) with KILN_ENCRYPTION_KEY or the data dir's generated key. */
+  secrets: SecretBox;
   logs: LogStore;
   app: Api;
   /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
@@ -73,6 +76,7 @@ export async function buildKiln(
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
   await seedPlatform(store, config);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -114,6 +118,7 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store, platformNamesOf(config));
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
@@ -125,6 +130,9 @@ export async function buildKiln(
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
       sandbox,
       ...(identityFor ? { identityFor } : {}),
+      secrets,
+      // Runtimes that run container images let docker builds stage (the local one does not).
+      ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -165,6 +173,7 @@ export async function buildKiln(
     observed: observedFromRuntime(runtime),
     metrics: [controllers.metrics.registry],
     bits,
+    secrets,
   });
   await routing.schedule();
   return {
@@ -174,6 +183,7 @@ export async function buildKiln(
     controllers,
     runtime,
     router,
+    secrets,
     logs,
     app,
     log,

@@ -6,6 +6,7 @@ import type { Access } from '../services/access.ts';
 import type { Bits } from '../services/blobs.ts';
 import type { JobHandlers } from '../services/jobs.ts';
 import type { ObservedInstances } from '../services/processes.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 import type { Store } from '../store/store.ts';
 import type { Linker } from './cf/links.ts';
 
@@ -33,6 +34,8 @@ export interface AppDeps {
   metrics?: ReadonlyArray<{ metrics(): Promise<string> }>;
   /** Blobstore, resource cache and scratch space for packages/droplets; absent → created from config on first use. */
   bits?: Bits;
+  /** Seals and opens stored secrets (registry credentials); required by the routes that store them. */
+  secrets?: SecretBox;
 }
 
 export interface Env {

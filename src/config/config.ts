@@ -44,6 +44,8 @@ const ConfigSchema = z.object({
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
   /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /** AES-256 key (64 hex digits or base64) sealing stored secrets; generated into the data dir when unset. */
+  KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -68,6 +70,8 @@ export interface Config {
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
+  /** The configured encryption key text (see src/store/secret-box.ts); undefined → `<dataDir>/encryption-key`. */
+  encryptionKey: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -115,5 +119,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
+    encryptionKey: c.KILN_ENCRYPTION_KEY,
   };
 }

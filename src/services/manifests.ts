@@ -25,6 +25,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
+import { assertNotLockedByOthers } from './lock-guard.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
@@ -101,8 +102,11 @@ export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<str
     return await ctx.store.write(async (tx) => {
       const defaultStack = await tx.db.selectFrom('stacks').select('name').where('is_default', '=', 1).executeTakeFirst();
       const entries: ApplyPayload['apps'] = [];
+      // A push through the manifest is refused while someone else locks the space or one of its apps.
+      await assertNotLockedByOthers(tx.db, ctx.principal, { spaceGuid: space.guid });
       for (const [i, m] of apps.entries()) {
         let app = await findAppByName(tx.db, space.guid, m.name);
+        if (app) await assertNotLockedByOthers(tx.db, ctx.principal, { appGuid: app.guid, spaceGuid: space.guid });
         if (!app) app = await createSkeleton(tx, ctx.principal, space, m, defaultStack?.name ?? null);
         entries.push({ guid: app.guid, manifest: m });
         await recordAudit(tx, {

@@ -518,6 +518,39 @@ export interface AppSandboxIdsTable {
   created_at: string;
 }
 
+/** Locks on apps and spaces (migration 0040); see src/services/locks.ts. */
+export interface LocksTable extends ResourceColumns {
+  name: string;
+  reason: string | null;
+  /** `app` or `space`. */
+  resource_type: 'app' | 'space';
+  resource_guid: string;
+  /** The locked resource's space (the space itself for a space lock): visibility follows it. */
+  space_guid: string;
+  /** The principal holding the lock (user guid or client id) and its name at the time it was taken. */
+  owner_guid: string;
+  owner_name: string;
+  /** The lease length each renewal extends `expires_at` by. */
+  ttl_seconds: number;
+  expires_at: string;
+}
+
+/** Credentials for container registries (migration 0040); see src/services/registry-credentials.ts. */
+export interface RegistryCredentialsTable extends ResourceColumns {
+  scope: 'foundation' | 'organization' | 'space';
+  /** '' for the foundation scope, else the organization or space guid. */
+  scope_guid: string;
+  /** The owning org (organization scope, and the space's org for space scope). */
+  organization_guid: string | null;
+  space_guid: string | null;
+  /** Registry host (and port), lower case, e.g. `registry.example.com:5000`; Docker Hub is `docker.io`. */
+  host: string;
+  username: string;
+  secret_type: 'password' | 'token';
+  /** The secret sealed by src/store/secret-box.ts; never returned. */
+  secret_ciphertext: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -559,6 +592,8 @@ export interface Database {
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
   app_sandbox_ids: AppSandboxIdsTable;
+  locks: LocksTable;
+  registry_credentials: RegistryCredentialsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -174,6 +174,8 @@ export async function buildKiln(
     metrics: [controllers.metrics.registry],
     bits,
     secrets,
+    logs,
+    passwordLogin: async (username, password) => (await identity.passwordGrant(username, password)).access_token,
   });
   await routing.schedule();
   return {

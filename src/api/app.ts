@@ -21,6 +21,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return timingSafeEqual(a, b);
 }
 import { KILN_API_PREFIX, registerConditions } from './kiln/conditions.ts';
+import { TSURU_PREFIX, tsuruApi } from './tsuru/index.ts';
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
 export function createApi(deps: AppDeps): Api {
@@ -66,5 +67,7 @@ export function createApi(deps: AppDeps): Api {
   app.use(`${KILN_API_PREFIX}/*`, authenticate(deps.store, deps.tokens));
   registerConditions(app, deps);
   routed = routeMatcher(app.routes);
+  // After the matcher is built: the Tsuru API answers every path under its prefix (501 where it has no translation).
+  app.route(TSURU_PREFIX, tsuruApi(deps));
   return app;
 }

@@ -46,6 +46,8 @@ const ConfigSchema = z.object({
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
   /** AES-256 key (64 hex digits or base64) sealing stored secrets; generated into the data dir when unset. */
   KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
+  /** The org whose spaces the Tsuru API under /tsuru presents as teams (empty: the default org's name). */
+  KILN_TSURU_ORG: z.string().max(255).optional(),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -72,6 +74,8 @@ export interface Config {
   sandbox: RawConfig['KILN_SANDBOX'];
   /** The configured encryption key text (see src/store/secret-box.ts); undefined → `<dataDir>/encryption-key`. */
   encryptionKey: string | undefined;
+  /** Name of the org whose spaces are Tsuru's teams (docs/tsuru.md). */
+  tsuruOrg: string;
 }
 
 export class ConfigError extends Error {}
@@ -120,5 +124,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
     encryptionKey: c.KILN_ENCRYPTION_KEY,
+    tsuruOrg: c.KILN_TSURU_ORG ?? c.KILN_DEFAULT_ORG,
   };
 }

@@ -44,6 +44,12 @@ const ConfigSchema = z.object({
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
   /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /** Kubernetes front door: a kubeconfig path, or `in-cluster`; unset leaves the CRD sync off. */
+  KILN_KUBECONFIG: z.string().min(1).optional(),
+  /** Watch App resources in this namespace only (default: all namespaces). */
+  KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
+  /** How often every resource's status is refreshed from Kiln's store. */
+  KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -68,6 +74,8 @@ export interface Config {
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
+  /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
+  kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -115,5 +123,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
+    kube: c.KILN_KUBECONFIG
+      ? {
+          kubeconfig: c.KILN_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBECONFIG),
+          namespace: c.KILN_KUBE_NAMESPACE,
+          resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
+        }
+      : undefined,
   };
 }

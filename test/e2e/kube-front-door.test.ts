@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 import { kubectlFor, kubectlPath } from '../kube/kubectl.ts';
-import { until } from '../helpers/push.ts';
+import { FIXTURES, pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
 /**
@@ -105,6 +105,26 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
       return s.observedGeneration === 2 && s.instances === '0/3' ? true : undefined;
     });
   }, 60_000);
+
+  it('runs once bits arrive through the CF API, and kubectl wait sees Ready', async () => {
+    // No source in the resource: the bits come by cf push (here, its requests one by one).
+    const spaceGuid = (await resource('space', 'demo-dev')).status.guid;
+    const client = pushClient({ api: kiln.url, token, spaceGuid });
+    const droplet = await client.stage(appGuid, path.join(FIXTURES, 'hello'));
+    expect((await call('PATCH', `/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
+    expect((await call('POST', `/v3/apps/${appGuid}/actions/start`)).status).toBe(200);
+    const waited = await kubectl(['wait', '--for=condition=Ready', 'app/hello', '--timeout=60s']);
+    expect(waited.stderr).toBe('');
+    expect(waited.stdout).toContain('app.kiln.dev/hello condition met');
+    const s = await until('3/3 in status', async () => {
+      const st = (await resource('app', 'hello')).status;
+      return st.instances === '3/3' ? st : undefined;
+    });
+    expect(s).toMatchObject({ state: 'STARTED', droplet, readyInstances: 3 });
+    expect(s.conditions.find((c: { type: string }) => c.type === 'Staged')).toMatchObject({ status: 'True' });
+    expect((await client.viaRouter('hello.apps.localhost')).status).toBe(200);
+    expect(await ok(['get', 'apps', 'hello'])).toMatch(/hello\s+STARTED\s+3\/3\s+hello\.apps\.localhost/);
+  }, 120_000);
 
   it('leaves alone an app of the same name that the resource did not create', async () => {
     const space = (await resource('space', 'demo-dev')).status.guid;

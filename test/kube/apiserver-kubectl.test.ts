@@ -199,6 +199,21 @@ describe.skipIf(!kubectlPath())('the in-memory API server under kubectl', () => 
     expect((await kubectl(['get', 'namespace', 'team'])).code).not.toBe(0);
   });
 
+  it('serves kubectl diff (server-side dry run) and kubectl apply --server-side', async () => {
+    const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: diffed }\ndata: { a: "1" }\n';
+    await ok(['apply', '-f', '-'], cm);
+    expect(await kubectl(['diff', '-f', '-'], cm)).toMatchObject({ code: 0, stdout: '' });
+    const changed = await kubectl(['diff', '-f', '-'], cm.replace('"1"', '"2"'));
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toMatch(/-\s+a: "1"\n\+\s+a: "2"/);
+    expect(JSON.parse(await ok(['get', 'configmap', 'diffed', '-o', 'json'])).data).toEqual({ a: '1' });
+
+    const ssa = 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ssa }\ndata: { a: "1" }\n';
+    expect(await ok(['apply', '--server-side', '-f', '-'], ssa)).toContain('serverside-applied');
+    await ok(['apply', '--server-side', '-f', '-'], ssa.replace('"1"', '"2"'));
+    expect(JSON.parse(await ok(['get', 'configmap', 'ssa', '-o', 'json'])).data).toEqual({ a: '2' });
+  });
+
   it('answers a wrong resourceVersion on replace with 409 Conflict', async () => {
     await ok(['create', 'configmap', 'cc', '--from-literal=a=1']);
     const cm = JSON.parse(await ok(['get', 'configmap', 'cc', '-o', 'json']));

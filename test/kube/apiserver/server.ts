@@ -30,7 +30,24 @@ export interface RecordedCall {
   name?: string;
 }
 
+/** What a subresource handler is told about the request (e.g. `pods/log` served by a test kubelet). */
+export interface SubresourceRequest {
+  group: string;
+  version: string;
+  resource: string;
+  subresource: string;
+  namespace?: string;
+  name: string;
+  method: string;
+  query: URLSearchParams;
+}
+
 export interface ApiServerOptions extends StorageOptions {
+  /**
+   * Serves subresources other than `status` (`pods/log`, `pods/exec`, `deployments/scale`…), which need
+   * something behind the API server. Return false to answer 404 as if there were none.
+   */
+  subresources?: (sub: SubresourceRequest, req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
   /** How often watches that asked for bookmarks get one (the real server: about a minute). */
   bookmarkIntervalMs?: number;
   port?: number;
@@ -148,6 +165,11 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     if (!target) throw new KubeError('NotFound', 'the server could not find the requested resource');
     const { type: t, group, version } = target;
     if (!t.namespaced && target.namespace !== undefined) throw new KubeError('NotFound', 'the server could not find the requested resource');
+    if (target.subresource !== undefined && target.subresource !== 'status' && target.name !== undefined && opts.subresources) {
+      record(method === 'GET' ? 'get' : method === 'POST' ? 'create' : method.toLowerCase(), target);
+      const sub = { group, version, resource: t.plural, subresource: target.subresource, namespace: target.namespace, name: target.name, method, query: q };
+      if (await opts.subresources(sub, req, res)) return;
+    }
     if (target.subresource !== undefined && (target.subresource !== 'status' || !t.hasStatus)) throw new KubeError('NotFound', 'the server could not find the requested resource');
     const dryRun = q.getAll('dryRun').includes('All');
     const warnings: string[] = [];

@@ -277,6 +277,11 @@ export class Storage {
   /** Defaults, pruning and schema validation for custom resources; spec checks for CRDs. */
   private admit(t: ResourceType, obj: KObj, _current: KObj | undefined, opts: WriteOptions) {
     const md = obj.metadata;
+    // Go's omitempty: empty maps and lists in ObjectMeta are not stored (kubectl diff relies on it).
+    for (const k of ['labels', 'annotations', 'finalizers', 'ownerReferences', 'managedFields']) {
+      const v = md[k];
+      if (v === null || (Array.isArray(v) && v.length === 0) || (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0)) delete md[k];
+    }
     for (const [field, value] of [['labels', md.labels], ['annotations', md.annotations]] as const) {
       if (value === undefined || value === null) continue;
       if (typeof value !== 'object' || Object.values(value).some((v) => typeof v !== 'string'))

@@ -41,6 +41,9 @@ const KINDS: { plural: Plural; namespaced: boolean }[] = [
   { plural: 'apps', namespaced: true },
 ];
 
+/** Store tables whose changes can change an App's status. */
+const WAKES_APPS = new Set(['apps', 'processes', 'jobs', 'droplets', 'revisions', 'routes', 'route_destinations', 'deployments']);
+
 const SYNC_PRINCIPAL: Principal = {
   guid: 'kiln-kube-sync',
   username: 'kube-sync',
@@ -86,14 +89,29 @@ export class KubeSync {
       this.informers.set(plural, inf);
     }
     await Promise.all([...this.informers.values()].map((i) => i.start()));
+    // Kiln's own writes (an apply job finishing, a scale, a droplet set) refresh App status without waiting
+    // for the resync; several in a row make one pass.
+    this.opts.store.events.on('changes', this.onStoreChanges);
     const resync = setInterval(() => this.enqueueAll(KINDS.map((k) => k.plural)), this.opts.resyncMs);
     resync.unref();
     this.timers.add(resync);
     this.opts.log.info({ kubeconfig: this.opts.kubeconfig, namespace: this.opts.namespace ?? '(all)' }, 'kube sync started');
   }
 
+  private readonly onStoreChanges = (changes: { kind: string }[]) => {
+    if (!changes.some((c) => WAKES_APPS.has(c.kind)) || this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.enqueueAll(['apps']);
+    }, 100);
+    this.wakeTimer.unref();
+  };
+  private wakeTimer: NodeJS.Timeout | undefined;
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.opts.store.events.off('changes', this.onStoreChanges);
+    clearTimeout(this.wakeTimer);
     for (const t of this.timers) clearTimeout(t);
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     for (let i = 0; i < 200 && (this.active.size > 0 || this.draining); i++) await new Promise((r) => setTimeout(r, 10));

@@ -18,6 +18,7 @@ import { RoutingController } from './controllers/routing-controller.ts';
 import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
+import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
 import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
@@ -153,8 +154,11 @@ export async function buildKiln(
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
+  // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
+  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
   if (opts.startControllers !== false) {
     await controllers.start();
+    await kube?.start();
     ready = true;
   }
 
@@ -198,6 +202,7 @@ export async function buildKiln(
     generatedAdminPassword,
     async stop() {
       ready = false;
+      await kube?.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();

@@ -48,6 +48,12 @@ const ConfigSchema = z.object({
   KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
   /** The org whose spaces the Tsuru API under /tsuru presents as teams (empty: the default org's name). */
   KILN_TSURU_ORG: z.string().max(255).optional(),
+  /** Kubernetes front door: a kubeconfig path, or `in-cluster`; unset leaves the CRD sync off. */
+  KILN_KUBECONFIG: z.string().min(1).optional(),
+  /** Watch App resources in this namespace only (default: all namespaces). */
+  KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
+  /** How often every resource's status is refreshed from Kiln's store. */
+  KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -76,6 +82,8 @@ export interface Config {
   encryptionKey: string | undefined;
   /** Name of the org whose spaces are Tsuru's teams (docs/tsuru.md). */
   tsuruOrg: string;
+  /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
+  kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -125,5 +133,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandbox: c.KILN_SANDBOX,
     encryptionKey: c.KILN_ENCRYPTION_KEY,
     tsuruOrg: c.KILN_TSURU_ORG ?? c.KILN_DEFAULT_ORG,
+    kube: c.KILN_KUBECONFIG
+      ? {
+          kubeconfig: c.KILN_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBECONFIG),
+          namespace: c.KILN_KUBE_NAMESPACE,
+          resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
+        }
+      : undefined,
   };
 }

@@ -39,6 +39,7 @@ import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { Store } from './store/store.ts';
+import { loadSecretBox } from './store/secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -72,6 +73,7 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
+  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
   await seedPlatform(store, config);
 
   const identity = new IdentityService({ store, config, log });
@@ -115,7 +117,8 @@ export async function buildKiln(
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   const jobs = new JobHandlers();
-  registerJobHandlers(jobs, store, platformNamesOf(config));
+  const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
+  registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));

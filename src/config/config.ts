@@ -44,6 +44,14 @@ const ConfigSchema = z.object({
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
   /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /** AES-256 key for secrets at rest (64 hex digits or base64); unset → generated into <data dir>/encryption-key. */
+  KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
+  /** Comma-separated older keys still accepted for reading (key rotation). */
+  KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
+  /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
+  KILN_BROKER_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
+  /** Shortest wait between last_operation polls of an async broker operation (CC's default_async_poll_interval_seconds). */
+  KILN_BROKER_POLL_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -68,6 +76,10 @@ export interface Config {
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
+  encryptionKey: string | undefined;
+  previousEncryptionKeys: string | undefined;
+  brokerTimeoutSeconds: number;
+  brokerPollIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -115,5 +127,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
+    encryptionKey: c.KILN_ENCRYPTION_KEY,
+    previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
+    brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
+    brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
   };
 }

@@ -17,6 +17,8 @@ import { registerPackages } from './packages.ts';
 import { registerProcesses } from './processes.ts';
 import { registerResourceMatches } from './resource-matches.ts';
 import { registerRevisions } from './revisions.ts';
+import { registerServiceBrokers } from './service-brokers.ts';
+import { registerServiceOfferings } from './service-offerings.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -58,6 +60,8 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerDeployments,
   registerRevisions,
   registerSidecars,
+  registerServiceBrokers,
+  registerServiceOfferings,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -92,6 +92,8 @@ export const services: KilnMigration = {
       .addColumn('dashboard_url', 'text')
       .addColumn('tags', 'text', (c) => c.notNull().defaultTo('[]'))
       .addColumn('maintenance_info', 'text')
+      // An update's request (plan, parameters, maintenance_info), encrypted, until the broker has answered it.
+      .addColumn('pending_update_enc', 'text')
       .execute();
     await db.schema.createIndex('service_instances_space_name_uq').on('service_instances').columns(['space_guid', 'name']).unique().execute();
     await db.schema.createIndex('service_instances_plan_idx').on('service_instances').column('service_plan_guid').execute();

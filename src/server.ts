@@ -12,6 +12,7 @@ import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
+import { brokerOperationController } from './controllers/broker-operation-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -118,10 +119,11 @@ export async function buildKiln(
 
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
-  registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
+  const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
+  controllers.register(brokerOperationController(store, brokerOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),

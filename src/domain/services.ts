@@ -55,7 +55,7 @@ export const SERVICE_CREDENTIAL_BINDING_LIST: ListSpec = {
 export const SERVICE_ROUTE_BINDING_LIST: ListSpec = {
   filters: ['route_guids', 'service_instance_guids', 'service_instance_names'],
   labelSelector: true,
-  include: ['route', 'service_instance'],
+  include: ['service_instance'],
 };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

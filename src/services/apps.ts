@@ -516,7 +516,7 @@ export async function getAppEnvironment(ctx: Ctx, guid: string, cfApi: string): 
   if (!access.admin) await requireFeature(ctx.store.db, 'env_var_visibility');
   if (!access.globalSecrets && developer) await requireFeature(ctx.store.db, 'space_developer_env_var_visibility');
   const org = await orgOf(ctx.store.db, scope.space);
-  const env = await appEnvironment(ctx.store.db, { app: scope.app, space: scope.space, org, cfApi }, !access.globalSecrets && !developer);
+  const env = await appEnvironment(ctx.store.db, { app: scope.app, space: scope.space, org, cfApi }, !access.globalSecrets && !developer, ctx.store.secrets);
   await ctx.store.write((tx) => auditApp(tx, ctx, 'environment.show', scope));
   return env;
 }

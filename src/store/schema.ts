@@ -602,6 +602,8 @@ export interface ServiceInstancesTable extends ResourceColumns, LastOperationCol
   dashboard_url: string | null;
   tags: Defaulted<string>;
   maintenance_info: string | null;
+  /** The update request (plan, parameters, maintenance_info) until the broker answered, encrypted. */
+  pending_update_enc: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ServiceInstanceSharesTable {

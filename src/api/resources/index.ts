@@ -19,6 +19,8 @@ import { registerResourceMatches } from './resource-matches.ts';
 import { registerRevisions } from './revisions.ts';
 import { registerServiceBrokers } from './service-brokers.ts';
 import { registerServiceOfferings } from './service-offerings.ts';
+import { registerServiceInstances } from './service-instances.ts';
+import { registerServiceBindings } from './service-bindings.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -62,6 +64,8 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerSidecars,
   registerServiceBrokers,
   registerServiceOfferings,
+  registerServiceInstances,
+  registerServiceBindings,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -269,6 +269,41 @@ describe('credential bindings and VCAP_SERVICES', () => {
   });
 });
 
+describe('route bindings', () => {
+  it('bind a route to a route service through the broker, and the router sends the route there', async () => {
+    const domain = (await t.admin.get('/v3/domains?names=apps.localhost')).body.resources[0];
+    const route = await dev.post('/v3/routes', { host: 'guarded', relationships: { space: rel(space.guid), domain: rel(domain.guid) } });
+    expect(route.status, route.text).toBe(201);
+    const { inst } = await managed('proxy', PLAN_IDS.route);
+    const res = await dev.post('/v3/service_route_bindings', { relationships: { service_instance: rel(inst.guid), route: rel(route.body.guid) } });
+    expect(res.status, res.text).toBe(202);
+    expect((await t.awaitJob(res.headers.get('location'))).operation).toBe('service_route_bindings.create');
+    const put = broker.requests.filter((r) => r.method === 'PUT' && r.path.startsWith(`/v2/service_instances/${inst.guid}/service_bindings/`)).at(-1)!;
+    expect(put.body.bind_resource).toEqual({ route: 'guarded.apps.localhost' });
+    const list = await dev.get(`/v3/service_route_bindings?route_guids=${route.body.guid}`);
+    expect(list.body.resources[0]).toMatchObject({ route_service_url: broker.routeServiceUrl, last_operation: { state: 'succeeded' } });
+    await t.kiln.controllers.settle();
+    expect(t.kiln.router.table.get('guarded.apps.localhost')?.routeServiceUrl).toBe(broker.routeServiceUrl);
+
+    const again = await dev.post('/v3/service_route_bindings', { relationships: { service_instance: rel(inst.guid), route: rel(route.body.guid) } });
+    expect(detail(again)).toBe('The route and service instance are already bound.');
+    const del = await dev.delete(`/v3/service_route_bindings/${list.body.resources[0].guid}`);
+    expect(del.status).toBe(202);
+    expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
+    await t.kiln.controllers.settle();
+    expect(t.kiln.router.table.get('guarded.apps.localhost')?.routeServiceUrl).toBeUndefined();
+  });
+
+  it('refuse an instance that is no route service', async () => {
+    const domain = (await t.admin.get('/v3/domains?names=apps.localhost')).body.resources[0];
+    const route = await dev.post('/v3/routes', { host: 'plain', relationships: { space: rel(space.guid), domain: rel(domain.guid) } });
+    const inst = (await dev.get('/v3/service_instances?names=sync-db')).body.resources[0];
+    const res = await dev.post('/v3/service_route_bindings', { relationships: { service_instance: rel(inst.guid), route: rel(route.body.guid) } });
+    expect(res.status).toBe(422);
+    expect(detail(res)).toBe('This service instance does not support route binding.');
+  });
+});
+
 describe('sharing', () => {
   it('needs the feature flag, then lists the instance in the target space; unsharing removes its bindings there', async () => {
     const inst = (await dev.get(`/v3/service_instances?names=sync-db`)).body.resources[0];

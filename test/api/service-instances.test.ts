@@ -366,3 +366,52 @@ describe('deleting', () => {
     expect((await dev.get(`/v3/service_instances/${ups.guid}`)).status).toBe(404);
   });
 });
+
+describe('audit events', () => {
+  it('are recorded with CC event types and no credentials', async () => {
+    const rows = await t.kiln.store.db.selectFrom('audit_events').select(['type', 'data']).where('type', 'like', 'audit.%service%').execute();
+    const types = new Set(rows.map((r) => r.type));
+    for (const type of [
+      'audit.service_broker.create',
+      'audit.service_instance.start_create',
+      'audit.user_provided_service_instance.create',
+      'audit.service_binding.start_create',
+      'audit.service_binding.create',
+      'audit.service_key.start_create',
+      'audit.service_instance.start_update',
+      'audit.service_instance.share',
+      'audit.service_instance.start_delete',
+      'audit.user_provided_service_instance.delete',
+    ]) {
+      expect(types, type).toContain(type);
+    }
+    const all = rows.map((r) => r.data).join('\n');
+    expect(all).not.toContain('hunter2');
+    expect(all).not.toContain('broker-pass');
+  });
+});
+
+describe('a broker that does not answer in time', () => {
+  it('fails the provision with the timeout error and deprovisions the orphan', async () => {
+    const slow = await createTestKiln({ KILN_BROKER_TIMEOUT_SECONDS: '0.3', KILN_BROKER_POLL_INTERVAL_SECONDS: '0.05' });
+    const b = await startFixtureBroker({ slowMs: 1000 });
+    try {
+      const reg = await slow.admin.post('/v3/service_brokers', { name: 'slow', url: b.url, authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } } });
+      expect((await slow.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
+      const plan = (await slow.admin.get('/v3/service_plans?names=slow')).body.resources[0];
+      await slow.admin.patch(`/v3/service_plans/${plan.guid}/visibility`, { type: 'public' });
+      const o = await slow.org('slow-org');
+      const s = await slow.space('slow-space', o.guid);
+      const res = await slow.admin.post('/v3/service_instances', { type: 'managed', name: 'late', relationships: { space: rel(s.guid), service_plan: rel(plan.guid) } });
+      const job = await slow.awaitJob(res.headers.get('location'));
+      expect(job.state).toBe('FAILED');
+      expect(job.errors[0]).toEqual({ title: 'CF-UnableToPerform', code: 10009, detail: 'provision could not be completed: The request to the service broker timed out' });
+      const inst = (await slow.admin.get('/v3/service_instances?names=late')).body.resources[0];
+      expect(inst.last_operation).toMatchObject({ type: 'create', state: 'failed' });
+      expect(b.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}`)).toBe(true);
+    } finally {
+      await slow.close();
+      await b.close();
+    }
+  });
+});

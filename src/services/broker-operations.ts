@@ -150,6 +150,8 @@ export interface BrokerOps {
   instanceJob(instanceGuid: string, type: OpType, userGuid: string | null): Promise<void | 'polling'>;
   bindingJob(kind: 'service_credential_bindings' | 'service_route_bindings', bindingGuid: string, type: 'create' | 'delete', userGuid: string | null): Promise<void | 'polling'>;
   poll(kind: SubjectKind, guid: string): Promise<{ requeueAfterMs?: number } | void>;
+  /** Polls at once, whatever the schedule says (for operations waited for inside another job). */
+  pollNow(kind: SubjectKind, guid: string): Promise<{ requeueAfterMs?: number } | void>;
 }
 
 /** What an update asks the broker for (kept in the job's instance row until the broker answered). */
@@ -255,14 +257,8 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     const creds = await store.db.selectFrom('service_credential_bindings').select('guid').where('service_instance_guid', '=', c.instance.guid).execute();
     const routes = await store.db.selectFrom('service_route_bindings').select('guid').where('service_instance_guid', '=', c.instance.guid).execute();
     for (const [kind, rows] of [['service_route_bindings', routes], ['service_credential_bindings', creds]] as const) {
-      for (const r of rows) {
-        let outcome = await bindingJob(kind, r.guid, 'delete', userGuid);
-        // An async unbind inside a delete is waited for here (bounded by the plan's polling deadline).
-        while (outcome === 'polling') {
-          await new Promise((res) => setTimeout(res, Math.min(settings.pollIntervalMs, 5000)));
-          outcome = (await poll(kind, r.guid, true)) === undefined ? undefined : 'polling';
-        }
-      }
+      // An async unbind inside a delete is waited for here (bounded by the plan's polling deadline).
+      for (const r of rows) await untilDone(self, kind, r.guid, () => bindingJob(kind, r.guid, 'delete', userGuid), settings);
     }
     await store.write(async (tx) => {
       await tx.db.deleteFrom('service_instance_shares').where('service_instance_guid', '=', c.instance.guid).execute();
@@ -396,9 +392,10 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     return { requeueAfterMs: next.poll_next_at - Date.now() };
   }
 
-  return {
+  const self: BrokerOps = {
     instanceJob,
     bindingJob,
+    pollNow: (kind, guid) => poll(kind, guid, true),
     poll: async (kind, guid) => {
       try {
         return await poll(kind, guid);
@@ -409,6 +406,16 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
       }
     },
   };
+  return self;
+}
+
+/** Runs a broker operation and, if the broker answers asynchronously, polls it here until it ends. */
+async function untilDone(ops: BrokerOps, kind: SubjectKind, guid: string, start: () => Promise<void | 'polling'>, settings: BrokerSettings): Promise<void> {
+  let outcome = await start();
+  while (outcome === 'polling') {
+    await new Promise((res) => setTimeout(res, Math.min(settings.pollIntervalMs, 5000)));
+    outcome = (await ops.pollNow(kind, guid)) === undefined ? undefined : 'polling';
+  }
 }
 
 async function routeUri(db: Kysely<Database>, routeGuid: string): Promise<string> {
@@ -446,5 +453,32 @@ export function registerBrokerOperationJobs(handlers: JobHandlers, store: Store,
   }
   handlers.register('service_route_bindings.create', ({ job }) => ops.bindingJob('service_route_bindings', job.resource_guid, 'create', job.user_guid));
   handlers.register('service_route_bindings.delete', ({ job }) => ops.bindingJob('service_route_bindings', job.resource_guid, 'delete', job.user_guid));
+
+  // Deleting an app unbinds it at the brokers first; deleting a space or an org deprovisions its instances (with
+  // their bindings) first, as Cloud Controller's delete actions do. The cascades then remove the rows.
+  handlers.before('app.delete', async ({ job }) => {
+    const rows = await store.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', '=', job.resource_guid).execute();
+    for (const r of rows) await untilDone(ops, 'service_credential_bindings', r.guid, () => ops.bindingJob('service_credential_bindings', r.guid, 'delete', job.user_guid), settings);
+  });
+  const deprovisionSpaces = async (spaceGuids: string[], userGuid: string | null) => {
+    if (spaceGuids.length === 0) return;
+    const apps = await store.db.selectFrom('apps').select('guid').where('space_guid', 'in', spaceGuids).execute();
+    if (apps.length > 0) {
+      // Bindings of apps in these spaces to instances shared in from elsewhere.
+      const rows = await store.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', 'in', apps.map((a) => a.guid)).execute();
+      for (const r of rows) await untilDone(ops, 'service_credential_bindings', r.guid, () => ops.bindingJob('service_credential_bindings', r.guid, 'delete', userGuid), settings);
+    }
+    const instances = await store.db.selectFrom('service_instances').select(['guid', 'type']).where('space_guid', 'in', spaceGuids).execute();
+    for (const i of instances) {
+      if (i.type !== 'managed') continue;
+      await store.write((tx) => recordOperation(tx, 'service_instances', i.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null }));
+      await untilDone(ops, 'service_instances', i.guid, () => ops.instanceJob(i.guid, 'delete', userGuid), settings);
+    }
+  };
+  handlers.before('space.delete', ({ job }) => deprovisionSpaces([job.resource_guid], job.user_guid));
+  handlers.before('organization.delete', async ({ job }) => {
+    const spaces = await store.db.selectFrom('spaces').select('guid').where('organization_guid', '=', job.resource_guid).execute();
+    await deprovisionSpaces(spaces.map((s) => s.guid), job.user_guid);
+  });
   return ops;
 }

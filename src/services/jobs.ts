@@ -126,9 +126,24 @@ export async function getJob(db: Kysely<Database>, guid: string): Promise<Row<'j
 
 export class JobHandlers {
   private readonly handlers = new Map<string, JobHandler>();
+  private readonly befores = new Map<string, Array<(ctx: JobContext) => Promise<void>>>();
 
   register(operation: string, handler: JobHandler): void {
     this.handlers.set(operation, handler);
+  }
+
+  /**
+   * Work another capability must do before an operation's handler, outside its transaction (e.g. unbinding an
+   * app's service bindings at the broker before the app delete removes its rows). Must be idempotent too.
+   */
+  before(operation: string, hook: (ctx: JobContext) => Promise<void>): void {
+    const list = this.befores.get(operation) ?? [];
+    list.push(hook);
+    this.befores.set(operation, list);
+  }
+
+  hooksBefore(operation: string): ReadonlyArray<(ctx: JobContext) => Promise<void>> {
+    return this.befores.get(operation) ?? [];
   }
 
   get(operation: string): JobHandler | undefined {
@@ -156,7 +171,9 @@ export async function runJob(store: Store, handlers: JobHandlers, guid: string, 
     return;
   }
   try {
-    const outcome = await handler({ job, warn: (detail) => warnings.push({ detail }) });
+    const jobCtx: JobContext = { job, warn: (detail) => warnings.push({ detail }) };
+    for (const hook of handlers.hooksBefore(job.operation)) await hook(jobCtx);
+    const outcome = await handler(jobCtx);
     // Polling jobs are finished by the reconciler that polls (see finishPollingJobs), unless it already did.
     if (outcome === 'polling') {
       await store.write(async (tx) => {

@@ -415,3 +415,29 @@ describe('a broker that does not answer in time', () => {
     }
   });
 });
+
+describe('deleting what services hang off', () => {
+  it('an app: its bindings are unbound at the broker first', async () => {
+    const { inst } = await managed('app-del-db', PLAN_IDS.small);
+    const a = await app('app-del');
+    const b = await dev.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(inst.guid), app: rel(a.guid) } });
+    await t.awaitJob(b.headers.get('location'));
+    const bindingGuid = (await dev.get(`/v3/service_credential_bindings?app_guids=${a.guid}`)).body.resources[0].guid;
+    const del = await dev.delete(`/v3/apps/${a.guid}`);
+    expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
+    expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}/service_bindings/${bindingGuid}`)).toBe(true);
+    expect((await t.admin.get(`/v3/service_credential_bindings/${bindingGuid}`)).status).toBe(404);
+  });
+
+  it('a space: its managed instances are deprovisioned at the broker first', async () => {
+    const doomed = await t.space('doomed-space', org.guid);
+    const plan = plans[PLAN_IDS.small]!;
+    const res = await t.admin.post('/v3/service_instances', { type: 'managed', name: 'in-doomed', relationships: { space: rel(doomed.guid), service_plan: rel(plan) } });
+    await t.awaitJob(res.headers.get('location'));
+    const inst = (await t.admin.get(`/v3/service_instances?names=in-doomed`)).body.resources[0];
+    const del = await t.admin.delete(`/v3/spaces/${doomed.guid}`);
+    expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
+    expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}`)).toBe(true);
+    expect((await t.admin.get(`/v3/service_instances/${inst.guid}`)).status).toBe(404);
+  });
+});

@@ -12,6 +12,7 @@ import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
+import { brokerOperationController } from './controllers/broker-operation-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -41,6 +42,7 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
+import { loadSecretBox } from './store/secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -76,6 +78,7 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
+  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
   await seedPlatform(store, config);
   const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
@@ -121,10 +124,12 @@ export async function buildKiln(
 
   const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
-  registerJobHandlers(jobs, store, platformNamesOf(config));
+  const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
+  const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
+  controllers.register(brokerOperationController(store, brokerOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),

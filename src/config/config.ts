@@ -54,6 +54,12 @@ const ConfigSchema = z.object({
   KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
+  /** Comma-separated older keys still accepted for reading (key rotation). */
+  KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
+  /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
+  KILN_BROKER_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
+  /** Shortest wait between last_operation polls of an async broker operation (CC's default_async_poll_interval_seconds). */
+  KILN_BROKER_POLL_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -84,6 +90,9 @@ export interface Config {
   tsuruOrg: string;
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
+  previousEncryptionKeys: string | undefined;
+  brokerTimeoutSeconds: number;
+  brokerPollIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -140,5 +149,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
         }
       : undefined,
+    previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
+    brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
+    brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
   };
 }

@@ -344,6 +344,10 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
       await deleteRowsOf(tx, table, chunk);
     }
     await tx.db.deleteFrom('sidecar_process_types').where('app_guid', 'in', chunk).execute();
+    // Service bindings were unbound at the brokers before this transaction (a before-hook of the delete job).
+    const bindings = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', 'in', chunk).execute();
+    await tx.db.deleteFrom('service_credential_bindings').where('app_guid', 'in', chunk).execute();
+    for (const b of bindings) tx.changed('service_credential_bindings', b.guid, 'delete');
     const destinations = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', chunk).execute();
     await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', chunk).execute();
     for (const d of destinations) {
@@ -523,7 +527,7 @@ export async function getAppEnvironment(ctx: Ctx, guid: string, cfApi: string): 
   if (!access.admin) await requireFeature(ctx.store.db, 'env_var_visibility');
   if (!access.globalSecrets && developer) await requireFeature(ctx.store.db, 'space_developer_env_var_visibility');
   const org = await orgOf(ctx.store.db, scope.space);
-  const env = await appEnvironment(ctx.store.db, { app: scope.app, space: scope.space, org, cfApi }, !access.globalSecrets && !developer);
+  const env = await appEnvironment(ctx.store.db, { app: scope.app, space: scope.space, org, cfApi }, !access.globalSecrets && !developer, ctx.store.secrets);
   await ctx.store.write((tx) => auditApp(tx, ctx, 'environment.show', scope));
   return env;
 }

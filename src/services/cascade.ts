@@ -3,6 +3,7 @@ import type { WriteTx } from '../store/store.ts';
 import { deleteAppsOfSpaces } from './apps.ts';
 import { deleteRegistryCredentialsOf } from './registry-credentials.ts';
 import { deleteRoutesOfSpaces } from './routes.ts';
+import { purgeInstance } from './service-plans.ts';
 
 /**
  * Deletes spaces and everything that hangs off them, in the caller's transaction. Resources added by
@@ -12,6 +13,11 @@ import { deleteRoutesOfSpaces } from './routes.ts';
 export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Promise<void> {
   if (spaceGuids.length === 0) return;
   await deleteAppsOfSpaces(tx, spaceGuids);
+  // Managed instances were deprovisioned before this transaction (a before-hook of the delete job); what is
+  // left (user-provided instances, failed ones) goes with the space, as do shares into it.
+  const instances = await tx.db.selectFrom('service_instances').select('guid').where('space_guid', 'in', spaceGuids).execute();
+  for (const i of instances) await purgeInstance(tx, i.guid);
+  await tx.db.deleteFrom('service_instance_shares').where('space_guid', 'in', spaceGuids).execute();
   await deleteRoutesOfSpaces(tx, spaceGuids);
   await deleteRegistryCredentialsOf(tx, 'space', spaceGuids);
   const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();

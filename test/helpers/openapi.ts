@@ -70,6 +70,15 @@ export const SPEC_ALLOW_LIST: Array<{ instancePath: RegExp; keyword: string; ope
     operation: /\/v3\/deployments/,
     why: 'previous_droplet.guid is null when the app had no droplet before the deployment',
   },
+  {
+    // `fields[service_offering.service_broker]` and the `fields[service_plan…]` of service instance lists make CC
+    // render `included.service_brokers` / `included.service_plans` (the cf CLI's marketplace and services read
+    // them, research/services.md §2); IncludedResources lists neither and forbids additional properties.
+    instancePath: /^\/included$/,
+    keyword: 'additionalProperties',
+    operation: /\/v3\/service_(plans|offerings|instances)/,
+    why: 'IncludedResources omits service_brokers and service_plans, which fields[...] on service lists include',
+  },
 ];
 
 const compiled = new Map<string, ValidateFunction | null>();

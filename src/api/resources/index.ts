@@ -20,6 +20,10 @@ import { registerProcesses } from './processes.ts';
 import { registerRegistryCredentials } from './registry-credentials.ts';
 import { registerResourceMatches } from './resource-matches.ts';
 import { registerRevisions } from './revisions.ts';
+import { registerServiceBrokers } from './service-brokers.ts';
+import { registerServiceOfferings } from './service-offerings.ts';
+import { registerServiceInstances } from './service-instances.ts';
+import { registerServiceBindings } from './service-bindings.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -64,6 +68,10 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerLocks,
   registerRegistryCredentials,
   registerKilnOpenApi,
+  registerServiceBrokers,
+  registerServiceOfferings,
+  registerServiceInstances,
+  registerServiceBindings,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -82,7 +82,7 @@ export function AppPage({ guid }) {
     <div class="columns">
       <section class="card">
         <h2>Instances</h2>
-        ${processes.map(({ process, stats }) => html`<${ProcessInstances} key=${process.guid} process=${process} stats=${stats} busy=${!!busy} onScale=${(n) => act('Scaling', () => post(`/v3/processes/${process.guid}/actions/scale`, { instances: n }))()} />`)}
+        ${processes.map(({ process, stats }) => html`<${ProcessInstances} key=${process.guid} process=${process} fresh=${!!active && active.new_processes.some((n) => n.guid === process.guid)} stats=${stats} stopped=${app.state === 'STOPPED'} busy=${!!busy} onScale=${(n) => act('Scaling', () => post(`/v3/processes/${process.guid}/actions/scale`, { instances: n }))()} />`)}
         ${processes.length === 0 ? html`<p class="muted">No processes yet: the app has not been staged.</p>` : null}
       </section>
       <section class="card">
@@ -98,7 +98,7 @@ export function AppPage({ guid }) {
     <${Events} events=${data.events} />`;
 }
 
-function ProcessInstances({ process, stats, busy, onScale }) {
+function ProcessInstances({ process, fresh, stats, stopped, busy, onScale }) {
   const [wanted, setWanted] = useState(String(process.instances));
   const shown = useRef(process.instances);
   // Follow changes made elsewhere (CLI, another tab) unless the user is editing the number.
@@ -110,7 +110,7 @@ function ProcessInstances({ process, stats, busy, onScale }) {
   const valid = Number.isInteger(n) && n >= 0 && wanted !== '';
   return html`<div class="process" data-process=${process.type}>
     <div class="process-head">
-      <strong>${process.type}</strong>
+      <strong>${process.type}</strong>${fresh ? html` <span class="badge warn">new, deploying</span>` : null}
       <span class="muted">${process.instances} × ${megabytes(process.memory_in_mb)} memory, ${megabytes(process.disk_in_mb)} disk</span>
       <span class="spacer"></span>
       <form class="scale" onSubmit=${(e) => (e.preventDefault(), valid && onScale(n))}>
@@ -118,7 +118,9 @@ function ProcessInstances({ process, stats, busy, onScale }) {
         <button type="submit" disabled=${busy || !valid || n === process.instances}>Scale</button>
       </form>
     </div>
-    ${stats.length === 0
+    ${stopped && stats.every((s) => s.state === 'DOWN')
+      ? html`<p class="muted small">The app is stopped: no instance runs.</p>`
+      : stats.length === 0
       ? html`<p class="muted small">No instances.</p>`
       : html`<table class="list instances">
           <thead><tr><th>#</th><th>State</th><th>CPU</th><th>Memory</th><th>Disk</th><th>Uptime</th><th>Details</th></tr></thead>

@@ -20,6 +20,7 @@ const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const repo = path.resolve(import.meta.dirname, '../..');
 const shots = process.env.KILN_CONSOLE_SCREENSHOTS === '1' ? path.join(repo, 'docs') : fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-console-shots-'));
 const WAIT = 45_000;
+const SESSION_KEY = 'kiln.console.session';
 const STEP = 60_000;
 
 let server: ServerProcess;
@@ -27,6 +28,8 @@ let home: string;
 let browser: Browser;
 let page: Page;
 const problems: string[] = [];
+/** Set while a test makes the API refuse the saved access token on purpose. */
+let expired = false;
 
 async function screenshot(name: string) {
   fs.mkdirSync(shots, { recursive: true });
@@ -52,7 +55,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the web console in a browser', () => 
       if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.push(`console error: ${msg.text()}`);
     });
     page.on('response', (res) => {
-      const expected = res.status() === 401 && new URL(res.url()).pathname === '/oauth/token';
+      const expected = res.status() === 401 && (new URL(res.url()).pathname === '/oauth/token' || expired);
       if (res.status() >= 400 && !expected) problems.push(`${res.status()} ${res.request().method()} ${res.url()}`);
     });
     page.on('requestfailed', (req) => problems.push(`failed ${req.method()} ${req.url()}: ${req.failure()?.errorText}`));
@@ -77,6 +80,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the web console in a browser', () => 
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.getByRole('heading', { name: 'Organizations' }).waitFor({ timeout: WAIT });
     await page.locator('section.org', { hasText: 'default' }).getByRole('link', { name: 'dev' }).waitFor({ timeout: WAIT });
+    await page.locator('section.org li', { hasText: 'dev' }).getByText('1 app, 1 started').waitFor({ timeout: WAIT });
     await screenshot('console-orgs');
   }, STEP);
 
@@ -141,6 +145,31 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the web console in a browser', () => 
     const token = (await cliLogin(server.url, 'admin', server.adminPassword)).access_token;
     const apps = (await cliCall('GET', `${server.url}/v3/apps?names=node-hello`, token)).body as { resources: Array<{ state: string }> };
     expect(apps.resources[0]!.state).toBe('STOPPED');
+  }, STEP);
+
+  it('trades the refresh token for a new access token when the API refuses the old one', async () => {
+    expired = true;
+    try {
+      // Run in the page (this file is typed for Node, without the DOM's globals).
+      await page.evaluate(`(() => {
+        const key = ${JSON.stringify(SESSION_KEY)};
+        const saved = JSON.parse(sessionStorage.getItem(key));
+        sessionStorage.setItem(key, JSON.stringify({ ...saved, access_token: 'expired.token.value' }));
+      })()`);
+      await page.goto(`${server.url}/console#/`);
+      await page.getByRole('heading', { name: 'Organizations' }).waitFor({ timeout: WAIT });
+      await page.locator('section.org', { hasText: 'default' }).getByRole('link', { name: 'dev' }).waitFor({ timeout: WAIT });
+      const token = await page.evaluate<string>(`JSON.parse(sessionStorage.getItem(${JSON.stringify(SESSION_KEY)})).access_token`);
+      expect(token).not.toBe('expired.token.value');
+    } finally {
+      expired = false;
+    }
+  }, STEP);
+
+  it('logs out: the tokens are forgotten and the login form is back', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in to Kiln' }).waitFor({ timeout: WAIT });
+    expect(await page.evaluate(`sessionStorage.getItem(${JSON.stringify(SESSION_KEY)})`)).toBeNull();
   }, STEP);
 
   it('loaded without script errors or blocked resources', () => {

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { randomRouteHost } from '../domain/random-route.ts';
 import { ApiClient, CfApiError, LoginError, NetworkError, type FetchLike } from './api-client.ts';
 import { buildPushManifest, findManifest, parseInstances, parseMemoryMb, PushUsageError, type PushApp } from './manifest.ts';
 import { formatBytes, formatDuration, Progress, type ProgressStream } from './progress.ts';
@@ -427,7 +428,7 @@ async function createDirect(
   if (wanted.hasRoutes) warn('the manifest\'s routes are not applied without apply_manifest; mapping the default route instead');
   if (!wanted.noRoute && (await client.listAll(`/v3/apps/${app.guid}/routes`)).length === 0) {
     const domain = await client.get<Named>(`/v3/organizations/${org.guid}/domains/default`);
-    const host = wanted.randomRoute ? `${wanted.name}-${Math.random().toString(36).slice(2, 8)}` : wanted.name;
+    const host = wanted.randomRoute ? randomRouteHost(wanted.name) : wanted.name;
     const found = await client.listAll<{ guid: string }>('/v3/routes', { domain_guids: domain.guid, hosts: host, paths: '' });
     const route =
       found[0] ??

@@ -11,6 +11,7 @@ import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
 import { routeMatcher } from './route-matcher.ts';
+import { consoleRoutes } from '../console/routes.ts';
 
 /** Whether an Authorization header carries exactly this bearer token (compared in constant time). */
 function bearerMatches(header: string | undefined, token: string): boolean {
@@ -56,6 +57,8 @@ export function createApi(deps: AppDeps): Api {
   });
 
   for (const routes of deps.rootRoutes ?? []) app.route('/', routes);
+  // The web console's page and files are public; everything it shows comes through the token-checked APIs below.
+  app.route('/', consoleRoutes());
 
   // Cloud Controller matches routes before it authenticates: an unknown path is 404 even without a token.
   let routed: (method: string, path: string) => boolean = () => true;

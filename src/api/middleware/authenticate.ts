@@ -6,7 +6,7 @@ import type { Store } from '../../store/store.ts';
 import type { Env, TokenVerifier } from '../context.ts';
 
 /** Endpoints anyone may call without a token (CONVENTIONS.md §12). */
-const PUBLIC = new Set(['/v3', '/v3/', '/v3/info']);
+const PUBLIC = new Set(['/v3', '/v3/', '/v3/info', '/v3/kiln-openapi.json']);
 
 /**
  * Verifies the bearer token, applies the scope-by-method gate and makes the caller's Access available.

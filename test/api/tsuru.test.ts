@@ -183,6 +183,7 @@ describe('tsuru apps', () => {
       serviceInstanceBinds: [],
       processes: [{ name: 'web', plan: 'medium' }],
       quota: { inuse: 0, limit: -1 },
+      owner: 'admin',
     });
   });
 

@@ -5,6 +5,7 @@ import { createRouteSchema, ROUTE_LIST } from '../../domain/routes.ts';
 import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as apps from '../../services/apps.ts';
 import type { Ctx } from '../../services/context.ts';
+import { listAuditEvents, parseAuditEventListParams } from '../../services/audit-events.ts';
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
@@ -168,10 +169,13 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     const [{ summary, units, metrics, processes }] = (await summaries(ctx, [scope.app], new Map([[scope.space.guid, scope.space]]))) as [Awaited<ReturnType<typeof summaries>>[number]];
     const deploys = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, per_page: '1' }), DEPLOYMENT_LIST));
+    // Tsuru's owner is who created the app: the actor of its CF audit event (empty for callers who cannot read it).
+    const created = await listAuditEvents(ctx, parseAuditEventListParams(new URLSearchParams({ types: 'audit.app.create', target_guids: scope.app.guid, per_page: '1' })));
+    const owner = created.rows[0]?.actor_username || created.rows[0]?.actor_name || '';
     return c.json({
       ...summary,
       units,
-      owner: '',
+      owner,
       deploys: deploys.total,
       lock: { locked: false },
       quota: { inuse: units.length, limit: -1 },

@@ -13,7 +13,8 @@ import { createRoute, hashRoutingEnabled, insertDestinations, listRoutes, viewsO
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
-import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
+import { ctxOf, DEFAULT_PLAN, listAll, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
+import { segmentNames } from './catalog.ts';
 import { notImplemented } from './unsupported.ts';
 import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
@@ -27,8 +28,8 @@ import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress
 async function addressesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   if (rows.length === 0) return out;
-  const page = await listRoutes(ctx, parseListParams(new URLSearchParams({ app_guids: rows.map((a) => a.guid).join(','), per_page: '5000' }), ROUTE_LIST));
-  for (const v of await viewsOf(ctx.store.db, page.rows)) {
+  const routes = await listAll(ROUTE_LIST, { app_guids: rows.map((a) => a.guid).join(',') }, (p) => listRoutes(ctx, p));
+  for (const v of await viewsOf(ctx.store.db, routes)) {
     const uri = routeUri(v.route, v.domainName);
     for (const appGuid of new Set(v.destinations.map((d) => d.app_guid))) out.set(appGuid, [...(out.get(appGuid) ?? []), uri]);
   }
@@ -45,7 +46,7 @@ function poolOf(space: Row<'spaces'>, org: Row<'organizations'> | undefined, seg
   return (guid ? segments.get(guid) : undefined) ?? 'shared';
 }
 
-export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: Ctx) => Promise<Map<string, string>>): void {
+export function registerTsuruApps(app: Api, deps: AppDeps): void {
   /**
    * Summaries of apps as app-list prints them (without units; the caller adds them), with their processes,
    * routes and annotations loaded in one query each whatever the number of apps.
@@ -91,7 +92,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const name = form.get('name') ?? '';
     if (name === '') throw new TsuruError(400, 'app name is required');
     if (name.includes(',')) throw new TsuruError(400, 'Invalid app name: it may not contain a comma.');
-    const teams = (await listTsuruTeamNames(ctx));
+    const teams = await listTsuruTeamNames(ctx);
     const teamName = form.get('teamOwner') || (teams.length === 1 ? teams[0]! : undefined);
     if (!teamName) throw new TsuruError(400, teams.length === 0 ? 'You must be a member of a team (a space of the Tsuru org) to create an app.' : 'You must provide a team to execute this action (teamOwner).');
     const team = await findTeam(ctx, deps, teamName);

@@ -1,5 +1,4 @@
 import type { Context } from 'hono';
-import { parseListParams, type ListSpec } from '../../domain/list-params.ts';
 import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_INSTANCE_LIST, SERVICE_OFFERING_LIST, SERVICE_PLAN_LIST } from '../../domain/services.ts';
 import { findVisibleApp, type AppScope } from '../../services/apps.ts';
 import type { Ctx } from '../../services/context.ts';
@@ -8,7 +7,7 @@ import { createServiceInstance, getServiceInstance, listServiceInstances, type I
 import { listServiceOfferings, listServicePlans, type OfferingRow, type PlanRow } from '../../services/service-plans.ts';
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
-import { ctxOf, listTeams, listTsuruApps, resolveApp, tsuruOrg } from './mapping.ts';
+import { ctxOf, listAll, listTeams, listTsuruApps, resolveApp, tsuruOrg } from './mapping.ts';
 import { followRestart, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError } from './wire.ts';
 
@@ -26,14 +25,12 @@ const DESCRIPTION = 'tsuru.io/description';
 /** Tsuru's name for the instances that have no offering. */
 const USER_PROVIDED = 'user-provided';
 
-const listOf = <R>(spec: ListSpec, query: Record<string, string>, list: (p: ReturnType<typeof parseListParams>) => Promise<{ rows: R[] }>) =>
-  list(parseListParams(new URLSearchParams({ per_page: '5000', ...query }), spec)).then((p) => p.rows);
 
 /** The service catalogue the caller can see: offerings, and plans with their offering. */
 async function catalogue(ctx: Ctx): Promise<{ offerings: OfferingRow[]; plans: Map<string, PlanRow & { offering: OfferingRow | undefined }> }> {
-  const offerings = await listOf(SERVICE_OFFERING_LIST, { order_by: 'name' }, (p) => listServiceOfferings(ctx, p));
+  const offerings = await listAll(SERVICE_OFFERING_LIST, { order_by: 'name' }, (p) => listServiceOfferings(ctx, p));
   const byGuid = new Map(offerings.map((o) => [o.guid, o]));
-  const plans = await listOf(SERVICE_PLAN_LIST, { order_by: 'name' }, (p) => listServicePlans(ctx, p));
+  const plans = await listAll(SERVICE_PLAN_LIST, { order_by: 'name' }, (p) => listServicePlans(ctx, p));
   return { offerings, plans: new Map(plans.map((p) => [p.guid, { ...p, offering: byGuid.get(p.service_offering_guid) }])) };
 }
 
@@ -49,7 +46,7 @@ async function findInstance(ctx: Ctx, deps: AppDeps, service: string, name: stri
   if (!org || name.includes(',')) throw new TsuruError(404, `Service instance ${name} not found.`);
   const query: Record<string, string> = { names: name, ...(spaceGuid ? { space_guids: spaceGuid } : { organization_guids: org.guid }) };
   const { plans } = await catalogue(ctx);
-  const found = (await listOf(SERVICE_INSTANCE_LIST, query, (p) => listServiceInstances(ctx, p))).filter((i) => serviceOf(i, plans) === service);
+  const found = (await listAll(SERVICE_INSTANCE_LIST, query, (p) => listServiceInstances(ctx, p))).filter((i) => serviceOf(i, plans) === service);
   if (found.length === 0) throw new TsuruError(404, `Service instance ${name} not found.`);
   if (found.length > 1) throw new TsuruError(409, `Service instance name ${name} is ambiguous among your teams; use the CF API (/v3/service_instances?names=${name}).`);
   return found[0]!;
@@ -63,13 +60,13 @@ export function registerTsuruServices(app: Api, deps: AppDeps): void {
     const org = await tsuruOrg(ctx, deps);
     if (!org) return c.body(null, 204);
     const { offerings, plans } = await catalogue(ctx);
-    const instances = await listOf(SERVICE_INSTANCE_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listServiceInstances(ctx, p));
+    const instances = await listAll(SERVICE_INSTANCE_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listServiceInstances(ctx, p));
     const teams = new Map((await listTeams(ctx, deps)).map((t) => [t.guid, t.name]));
     const appNames = new Map((await listTsuruApps(ctx, deps)).apps.map((a) => [a.guid, a.name]));
     const bindings =
       instances.length === 0
         ? []
-        : await listOf(SERVICE_CREDENTIAL_BINDING_LIST, { service_instance_guids: instances.map((i) => i.guid).join(','), type: 'app' }, (p) => listCredentialBindings(ctx, p));
+        : await listAll(SERVICE_CREDENTIAL_BINDING_LIST, { service_instance_guids: instances.map((i) => i.guid).join(','), type: 'app' }, (p) => listCredentialBindings(ctx, p));
     const metadata = await loadMetadata(ctx.store.db, 'service_instances', instances.map((i) => i.guid));
     const present = (i: InstanceRow) => {
       const plan = i.service_plan_guid ? plans.get(i.service_plan_guid) : undefined;
@@ -184,7 +181,7 @@ export function registerTsuruServices(app: Api, deps: AppDeps): void {
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     const instance = await findInstance(ctx, deps, param(c, 'service'), param(c, 'instance'), scope.app.space_guid);
     const query = { app_guids: scope.app.guid, service_instance_guids: instance.guid, type: 'app' };
-    const [binding] = await listOf(SERVICE_CREDENTIAL_BINDING_LIST, query, (p) => listCredentialBindings(ctx, p));
+    const [binding] = await listAll(SERVICE_CREDENTIAL_BINDING_LIST, query, (p) => listCredentialBindings(ctx, p));
     if (!binding) throw new TsuruError(400, `Instance "${instance.name}" is not bound to the app "${scope.app.name}".`);
     await deleteCredentialBinding(ctx, binding.guid);
     const noRestart = (await readForm(c)).bool('noRestart');

@@ -110,9 +110,29 @@ describe('tsuru services', () => {
     expect((await tsuru('PUT', '/1.13/services/other/instances/db/apps/web', {})).status).toBe(404);
   });
 
-  it('still answers the rest of the services area with 501 naming CF V3', async () => {
+  it('shows instance info as service-instance-info reads it', async () => {
     const res = await tsuru('GET', '/1.0/services/fixture-db/instances/db');
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ ServiceName: 'fixture-db', InstanceName: 'db', PlanName: 'small', PlanDescription: 'Synchronous', TeamOwner: 'team-a', Teams: ['team-a'], Apps: [], Tags: ['x', 'y'], Description: 'the db', CustomInfo: {} });
+  });
+
+  it('removes an instance: refused while bound unless unbindall, then deprovisioned with a JSON stream', async () => {
+    expect((await tsuru('PUT', '/1.13/services/fixture-db/instances/db/apps/web', { noRestart: 'true' })).status).toBe(200);
+    const refused = await tsuru('DELETE', '/1.0/services/fixture-db/instances/db');
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('bound to at least one app');
+    const res = await tsuru('DELETE', '/1.0/services/fixture-db/instances/db?unbindall=true');
+    expect(res.status).toBe(200);
+    const lines = res.lines();
+    expect(lines.filter((l) => l.Error), res.text).toEqual([]);
+    expect(lines.at(-1).Message).toContain('removed');
+    expect((await t.admin.get(`/v3/service_instances?names=db&space_guids=${team.guid}`)).body.resources).toEqual([]);
+    expect((await tsuru('GET', '/1.0/services/fixture-db/instances/db')).status).toBe(404);
+  });
+
+  it('still answers the rest of the services area with 501 naming CF V3', async () => {
+    const res = await tsuru('GET', '/1.0/services/fixture-db');
     expect(res.status).toBe(501);
-    expect(res.text).toContain('/v3/service_instances');
+    expect(res.text).toContain('/v3/service_offerings');
   });
 });

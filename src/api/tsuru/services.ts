@@ -3,7 +3,7 @@ import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_INSTANCE_LIST, SERVICE_OFFERIN
 import { findVisibleApp, type AppScope } from '../../services/apps.ts';
 import type { Ctx } from '../../services/context.ts';
 import { createCredentialBinding, deleteCredentialBinding, getCredentialBinding, listCredentialBindings } from '../../services/service-bindings.ts';
-import { createServiceInstance, getServiceInstance, listServiceInstances, type InstanceRow } from '../../services/service-instances.ts';
+import { createServiceInstance, deleteServiceInstance, getServiceInstance, listServiceInstances, type InstanceRow } from '../../services/service-instances.ts';
 import { listServiceOfferings, listServicePlans, type OfferingRow, type PlanRow } from '../../services/service-plans.ts';
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
@@ -52,6 +52,36 @@ async function findInstance(ctx: Ctx, deps: AppDeps, service: string, name: stri
   return found[0]!;
 }
 
+/** Presents instances as Tsuru's service instance model, with their bound apps, team and description. */
+async function presenter(ctx: Ctx, deps: AppDeps, instances: InstanceRow[], plans: Awaited<ReturnType<typeof catalogue>>['plans']) {
+  const teams = new Map((await listTeams(ctx, deps)).map((t) => [t.guid, t.name]));
+  const appNames = new Map((await listTsuruApps(ctx, deps)).apps.map((a) => [a.guid, a.name]));
+  const bindings =
+    instances.length === 0
+      ? []
+      : await listAll(SERVICE_CREDENTIAL_BINDING_LIST, { service_instance_guids: instances.map((i) => i.guid).join(','), type: 'app' }, (p) => listCredentialBindings(ctx, p));
+  const metadata = await loadMetadata(ctx.store.db, 'service_instances', instances.map((i) => i.guid));
+  return (i: InstanceRow) => {
+    const plan = i.service_plan_guid ? plans.get(i.service_plan_guid) : undefined;
+    const team = teams.get(i.space_guid) ?? '';
+    return {
+      Id: i.guid,
+      Name: i.name,
+      ServiceName: serviceOf(i, plans),
+      PlanName: plan?.name ?? '',
+      PlanDescription: plan?.description ?? '',
+      Apps: bindings.filter((b) => b.service_instance_guid === i.guid && b.app_guid && appNames.has(b.app_guid)).map((b) => appNames.get(b.app_guid!)!),
+      Teams: team ? [team] : [],
+      TeamOwner: team,
+      Description: metadata.get(i.guid)?.annotations[DESCRIPTION] ?? '',
+      Tags: JSON.parse(i.tags) as string[],
+      Pool: '',
+      // Where the CF side stands (`cf service`): the broker's last operation.
+      Status: `${i.last_operation_type} ${i.last_operation_state}`,
+    };
+  };
+}
+
 export function registerTsuruServices(app: Api, deps: AppDeps): void {
   // ---- list: GET /v3/service_instances, grouped by offering as `tsuru service list` prints them ----
 
@@ -61,31 +91,7 @@ export function registerTsuruServices(app: Api, deps: AppDeps): void {
     if (!org) return c.body(null, 204);
     const { offerings, plans } = await catalogue(ctx);
     const instances = await listAll(SERVICE_INSTANCE_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listServiceInstances(ctx, p));
-    const teams = new Map((await listTeams(ctx, deps)).map((t) => [t.guid, t.name]));
-    const appNames = new Map((await listTsuruApps(ctx, deps)).apps.map((a) => [a.guid, a.name]));
-    const bindings =
-      instances.length === 0
-        ? []
-        : await listAll(SERVICE_CREDENTIAL_BINDING_LIST, { service_instance_guids: instances.map((i) => i.guid).join(','), type: 'app' }, (p) => listCredentialBindings(ctx, p));
-    const metadata = await loadMetadata(ctx.store.db, 'service_instances', instances.map((i) => i.guid));
-    const present = (i: InstanceRow) => {
-      const plan = i.service_plan_guid ? plans.get(i.service_plan_guid) : undefined;
-      const team = teams.get(i.space_guid) ?? '';
-      return {
-        Id: i.guid,
-        Name: i.name,
-        ServiceName: serviceOf(i, plans),
-        PlanName: plan?.name ?? '',
-        Apps: bindings.filter((b) => b.service_instance_guid === i.guid && b.app_guid && appNames.has(b.app_guid)).map((b) => appNames.get(b.app_guid!)!),
-        Teams: team ? [team] : [],
-        TeamOwner: team,
-        Description: metadata.get(i.guid)?.annotations[DESCRIPTION] ?? '',
-        Tags: JSON.parse(i.tags) as string[],
-        Pool: '',
-        // Where the CF side stands (`cf service`): the broker's last operation.
-        Status: `${i.last_operation_type} ${i.last_operation_state}`,
-      };
-    };
+    const present = await presenter(ctx, deps, instances, plans);
     const groups = offerings.map((o) => ({ name: o.name, plans: [...plans.values()].filter((p) => p.service_offering_guid === o.guid).map((p) => p.name) }));
     if (instances.some((i) => serviceOf(i, plans) === USER_PROVIDED)) groups.push({ name: USER_PROVIDED, plans: [] });
     return jsonList(
@@ -140,6 +146,47 @@ export function registerTsuruServices(app: Api, deps: AppDeps): void {
     );
     if (settled?.last_operation_state === 'failed') throw new TsuruError(400, `the service broker refused the instance: ${settled.last_operation_description ?? 'unknown error'}`);
     return c.body(null, 201);
+  });
+
+  // ---- info and remove: GET and DELETE /v3/service_instances/:guid ----
+
+  route(app, 'get', '/services/:service/instances/:instance', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const instance = await findInstance(ctx, deps, param(c, 'service'), param(c, 'instance'));
+    const { plans } = await catalogue(ctx);
+    const model = (await presenter(ctx, deps, [instance], plans))(instance);
+    return c.json({ ...model, InstanceName: instance.name, CustomInfo: {} });
+  });
+
+  route(app, 'delete', '/services/:service/instances/:instance', async (c) => {
+    const ctx = ctxOf(c, deps);
+    const instance = await findInstance(ctx, deps, param(c, 'service'), param(c, 'instance'));
+    const form = await readForm(c);
+    const bound = await listAll(SERVICE_CREDENTIAL_BINDING_LIST, { service_instance_guids: instance.guid, type: 'app' }, (p) => listCredentialBindings(ctx, p));
+    // Tsuru refuses to remove a bound instance unless told to unbind all; CF's delete job unbinds first.
+    if (bound.length > 0 && !form.bool('unbindall')) throw new TsuruError(400, 'This service instance is bound to at least one app. Unbind them before removing it');
+    await deleteServiceInstance(ctx, instance.guid, false);
+    return jsonStream(c, async (p) => {
+      p.say(`---- removing service instance ${instance.name} ----`);
+      await until(
+        'the broker to deprovision',
+        async () => {
+          try {
+            const inst = await getServiceInstance(ctx, instance.guid);
+            if (inst.last_operation_type === 'delete' && inst.last_operation_state === 'failed') {
+              throw new TsuruError(400, `the service broker refused to remove the instance: ${inst.last_operation_description ?? 'unknown error'}`);
+            }
+            return undefined;
+          } catch (err) {
+            if (err instanceof TsuruError) throw err;
+            return true; // gone
+          }
+        },
+        undefined,
+        BROKER_WAIT_MS,
+      );
+      p.say(`Service instance "${instance.name}" removed.`);
+    });
   });
 
   // ---- bind / unbind: app credential bindings, then a rolling restart unless noRestart ----

@@ -92,6 +92,7 @@ describe('tsuru services', () => {
     expect(env.body.system_env_json.VCAP_SERVICES['fixture-db'][0]).toMatchObject({ name: 'db', instance_name: 'db' });
     const list = (await tsuru('GET', '/1.0/services/instances')).json().find((s: any) => s.service === 'fixture-db');
     expect(list.service_instances.find((i: any) => i.Name === 'db').Apps).toEqual(['web']);
+    expect((await tsuru('GET', '/1.0/apps/web')).json().serviceInstanceBinds).toEqual([{ service: 'fixture-db', instance: 'db', plan: 'small' }]);
   });
 
   it('unbinds with the newer CLI path (1.13, /apps/) and restarts by default (nothing to restart before a deploy)', async () => {

@@ -15,6 +15,7 @@ import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { ctxOf, DEFAULT_PLAN, listAll, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
 import { segmentNames } from './catalog.ts';
+import { serviceInstanceBinds } from './services.ts';
 import { notImplemented } from './unsupported.ts';
 import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
@@ -181,7 +182,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps): void {
       lock: { locked: false },
       quota: { inuse: units.length, limit: -1 },
       unitsMetrics: metrics,
-      serviceInstanceBinds: [],
+      serviceInstanceBinds: await serviceInstanceBinds(ctx, scope.app.guid),
       processes: processes.map((p) => ({ name: p.type, plan: planForMemory(p.memory_in_mb).name, metadata: { labels: [], annotations: [] } })),
       internalAddresses: [],
       // Where the same app lives on the CF side (`cf app` / `/v3/apps/:guid`).

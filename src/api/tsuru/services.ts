@@ -82,6 +82,16 @@ async function presenter(ctx: Ctx, deps: AppDeps, instances: InstanceRow[], plan
   };
 }
 
+/** The app's bound instances as app-info lists them: `{service, instance, plan}`. */
+export async function serviceInstanceBinds(ctx: Ctx, appGuid: string): Promise<Array<{ service: string; instance: string; plan: string }>> {
+  const bindings = await listAll(SERVICE_CREDENTIAL_BINDING_LIST, { app_guids: appGuid, type: 'app' }, (p) => listCredentialBindings(ctx, p));
+  if (bindings.length === 0) return [];
+  const { plans } = await catalogue(ctx);
+  const guids = [...new Set(bindings.map((b) => b.service_instance_guid))];
+  const instances = await listAll(SERVICE_INSTANCE_LIST, { guids: guids.join(',') }, (p) => listServiceInstances(ctx, p));
+  return instances.map((i) => ({ service: serviceOf(i, plans), instance: i.name, plan: (i.service_plan_guid && plans.get(i.service_plan_guid)?.name) || '' }));
+}
+
 export function registerTsuruServices(app: Api, deps: AppDeps): void {
   // ---- list: GET /v3/service_instances, grouped by offering as `tsuru service list` prints them ----
 

@@ -118,6 +118,7 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  // The Runtime contract's optional image inspection, which the local runtime does not offer.
   const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   registerJobHandlers(jobs, store, platformNamesOf(config));
@@ -131,7 +132,7 @@ export async function buildKiln(
       sandbox,
       ...(identityFor ? { identityFor } : {}),
       secrets,
-      // Runtimes that run container images let docker builds stage (the local one does not).
+      // Runtimes that run container images let docker builds stage.
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );

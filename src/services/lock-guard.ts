@@ -9,8 +9,9 @@ import { nowIso, type WriteTx } from '../store/store.ts';
 /**
  * The write side of locks (docs/kiln-openapi.json, `Lock`): a write to an app — push (packages, builds, current
  * droplet), deployment, scale, environment change, start/stop, delete — is refused while the app or its space is
- * held by someone else's unexpired lock; so are new apps in a held space and deleting a space with anything held. The holder (same user or client) works normally. An expired lock is
- * ignored here and deleted by the next create on the resource.
+ * held by someone else's unexpired lock; so are new apps in a held space and deleting a space with anything held.
+ * The holder (same user or client) works normally. An expired lock is ignored here and deleted by the next create
+ * on the resource.
  *
  * The check runs before the use-case's write transaction: a write that passed it just before another client took
  * the lock still completes; every write after the lock is taken is refused. Pipelines take the lock first, then

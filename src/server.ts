@@ -122,6 +122,7 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  // The Runtime contract's optional image inspection, which the local runtime does not offer.
   const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
@@ -137,7 +138,7 @@ export async function buildKiln(
       sandbox,
       ...(identityFor ? { identityFor } : {}),
       secrets,
-      // Runtimes that run container images let docker builds stage (the local one does not).
+      // Runtimes that run container images let docker builds stage.
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );

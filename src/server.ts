@@ -40,6 +40,12 @@ import { JobHandlers } from './services/jobs.ts';
 import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
+import { ChangeNotifier } from './ha/change-notifier.ts';
+import { LeaseLeader, PostgresLeader, SingleReplica, type ElectorCallbacks, type LeaderElector } from './ha/leader-election.ts';
+import { claimSqliteFile } from './ha/single-replica.ts';
+import { loadKubeConfig } from './kube/kube-client.ts';
+import { Gauge, Registry } from 'prom-client';
+import fs from 'node:fs';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
 import { loadSecretBox } from './store/secrets.ts';
@@ -60,27 +66,42 @@ export interface Kiln {
   log: Logger;
   /** Set when the bootstrap admin's password was generated on this start. */
   generatedAdminPassword: string | undefined;
+  /** Decides whether this replica runs the controllers (always, with SQLite). */
+  elector: LeaderElector | undefined;
   stop(): Promise<void>;
 }
 
+export interface BuildOptions {
+  log?: Logger;
+  startControllers?: boolean;
+  disabledControllers?: readonly string[];
+  /**
+   * Called after a replica that led lost the leadership and stopped its controllers and its instances; it never
+   * campaigns again (`kiln serve` exits so that its supervisor starts a fresh follower).
+   */
+  onLeadershipLost?: (reason: string) => void;
+}
+
 /** Wires store, identity, controllers and API together (without listening); used by main and tests. */
-export async function buildKiln(
-  config: Config,
-  opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
-): Promise<Kiln> {
+export async function buildKiln(config: Config, opts: BuildOptions = {}): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
   // KILN_SANDBOX=bwrap without bubblewrap refuses to start here, before anything is opened.
   const sandbox = resolveSandbox(config.sandbox);
   const isRoot = process.getuid?.() === 0;
   if (sandbox.kind === 'none') log.warn({ KILN_SANDBOX: config.sandbox }, `WARNING: ${NOT_ISOLATED_WARNING}`);
   if (isRoot) await restrictDataDir(config.dataDir);
+  // SQLite: exactly one replica. A second one against the same file refuses to start, naming the first.
+  const releaseSqlite =
+    config.database.kind === 'sqlite' && config.database.file !== ':memory:' && opts.startControllers !== false
+      ? (fs.mkdirSync(path.dirname(config.database.file), { recursive: true }), claimSqliteFile(config.database.file))
+      : undefined;
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
-  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  store.secrets = await loadSecretBox(config.sharedDir, config.encryptionKey, config.previousEncryptionKeys);
   await seedPlatform(store, config);
-  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
+  const secrets = await loadOrCreateSecretBox(config.sharedDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -127,7 +148,12 @@ export async function buildKiln(
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
-  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
+  // On PostgreSQL every replica's commits are announced by NOTIFY, so the feed is only polled as a fallback.
+  const controllers = new ControllerManager(store, log, {
+    disabled: opts.disabledControllers ?? [],
+    runtime,
+    ...(config.database.kind === 'postgres' ? { pollIntervalMs: 10_000 } : {}),
+  });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
@@ -162,9 +188,40 @@ export async function buildKiln(
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
   const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
+  const leaderMetrics = new Registry();
+  const leaderGauge = new Gauge({ name: 'kiln_leader', help: '1 on the replica running the controllers, else 0', registers: [leaderMetrics] });
+  leaderGauge.set(0);
+  let stopping = false;
+  const callbacks: ElectorCallbacks = {
+    onElected: async () => {
+      await controllers.start();
+      await kube?.start();
+      leaderGauge.set(1);
+    },
+    onLost: async (reason) => {
+      leaderGauge.set(0);
+      await kube?.stop();
+      await controllers.stop();
+      if (stopping) return;
+      // A demoted replica's instances would run beside the ones the new leader starts (the local runtime's
+      // instances are this process's children): they go with the leadership.
+      await runtime.shutdown();
+      opts.onLeadershipLost?.(reason);
+    },
+  };
+  let elector: LeaderElector | undefined;
+  let notifier: ChangeNotifier | undefined;
   if (opts.startControllers !== false) {
-    await controllers.start();
-    await kube?.start();
+    if (config.database.kind === 'sqlite') {
+      const single = new SingleReplica(config.leader.replicaId, callbacks);
+      await single.begin();
+      elector = single;
+    } else {
+      notifier = new ChangeNotifier(config.database.url, store, log);
+      await notifier.start();
+      elector = electorFor(config, log, callbacks);
+      elector.start();
+    }
     ready = true;
   }
 
@@ -181,7 +238,8 @@ export async function buildKiln(
       ...(sandbox.kind === 'bwrap' ? { separate_uids: identityFor !== undefined } : { warning: NOT_ISOLATED_WARNING }),
     },
     observed: observedFromRuntime(runtime),
-    metrics: [controllers.metrics.registry],
+    metrics: [controllers.metrics.registry, leaderMetrics],
+    ...(elector ? { leadership: leadershipOf(config.leader.replicaId, elector) } : {}),
     bits,
     secrets,
     logs,
@@ -206,14 +264,50 @@ export async function buildKiln(
       publicUrl = url;
     },
     generatedAdminPassword,
+    elector,
     async stop() {
       ready = false;
+      stopping = true;
+      // Stops the controllers (if leading) before the claim is released.
+      await elector?.stop();
+      await notifier?.stop();
       await kube?.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();
       await store.close();
+      releaseSqlite?.();
     },
+  };
+}
+
+/** A Lease when asked for, or by default when Kiln talks to a cluster (KILN_KUBECONFIG); else the advisory lock. */
+function electorFor(config: Config, log: Logger, callbacks: ElectorCallbacks): LeaderElector {
+  const timing = { leaseMs: config.leader.leaseMs, renewDeadlineMs: config.leader.renewDeadlineMs, retryMs: config.leader.retryMs };
+  const url = config.database.kind === 'postgres' ? config.database.url : '';
+  const useLease = config.leader.election === 'lease' || (config.leader.election === 'auto' && config.kube !== undefined);
+  if (useLease) {
+    const kubeconfig = loadKubeConfig(config.kube?.kubeconfig ?? 'in-cluster');
+    const namespace = config.leader.leaseNamespace ?? config.kube?.namespace ?? inClusterNamespace() ?? 'default';
+    return new LeaseLeader({ kubeconfig, namespace, name: config.leader.leaseName, replicaId: config.leader.replicaId, timing, log, ...callbacks });
+  }
+  return new PostgresLeader({ url, replicaId: config.leader.replicaId, timing, log, ...callbacks });
+}
+
+function inClusterNamespace(): string | undefined {
+  try {
+    return fs.readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What /readyz says about leadership: this replica, the leader, and whether they are the same. */
+function leadershipOf(replica: string, elector: LeaderElector) {
+  return async () => {
+    const leading = elector.isLeader();
+    const leader = leading ? replica : await elector.leader().catch(() => undefined);
+    return { replica, leader: leader ?? null, role: leading ? ('leader' as const) : ('follower' as const), election: elector.kind };
   };
 }
 
@@ -232,7 +326,7 @@ export interface RunningKiln extends Kiln {
 }
 
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
-export async function startKiln(config: Config, opts: { log?: Logger } = {}): Promise<RunningKiln> {
+export async function startKiln(config: Config, opts: BuildOptions = {}): Promise<RunningKiln> {
   const kiln = await buildKiln(config, opts);
   // One port for the API and app traffic: requests whose Host is an app route go to the router.
   const server = createFrontDoorServer({

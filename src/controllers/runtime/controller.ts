@@ -137,6 +137,8 @@ export class ControllerManager {
     this.running = true;
     this.revision = await this.store.latestRevision();
     this.store.events.on('changes', this.onChanges);
+    // Other replicas' commits, announced by PostgreSQL NOTIFY (src/ha/change-notifier.ts).
+    this.store.events.on('remote-changes', this.onChanges);
     this.offRuntime = this.opts.runtime?.onChange((event) => this.onRuntimeEvent(event));
     await this.resync();
     this.pollTimer = setInterval(() => void this.follow(), this.opts.pollIntervalMs ?? 1000);
@@ -277,6 +279,7 @@ export class ControllerManager {
   async stop(): Promise<void> {
     this.running = false;
     this.store.events.off('changes', this.onChanges);
+    this.store.events.off('remote-changes', this.onChanges);
     this.offRuntime?.();
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);

@@ -154,7 +154,14 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     runtime,
     ...(config.database.kind === 'postgres' ? { pollIntervalMs: 10_000 } : {}),
   });
-  controllers.register(routing.reconciler());
+  // Routing fills this replica's own router table, so on PostgreSQL (several replicas) it runs on every replica,
+  // leader or not, beside the leader's controllers; with SQLite the one replica runs it with the others.
+  const everywhere =
+    config.database.kind === 'postgres' && opts.startControllers !== false
+      ? new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime, metrics: controllers.metrics, pollIntervalMs: 10_000 })
+      : undefined;
+  (everywhere ?? controllers).register(routing.reconciler());
+  if (everywhere) controllers.settleWith(everywhere);
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
   controllers.register(
@@ -213,14 +220,15 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   let notifier: ChangeNotifier | undefined;
   if (opts.startControllers !== false) {
     if (config.database.kind === 'sqlite') {
-      const single = new SingleReplica(config.leader.replicaId, callbacks);
-      await single.begin();
-      elector = single;
+      elector = new SingleReplica(config.leader.replicaId, callbacks);
+      await elector.start();
     } else {
       notifier = new ChangeNotifier(config.database.url, store, log);
       await notifier.start();
+      await everywhere?.start();
       elector = electorFor(config, log, callbacks);
-      elector.start();
+      // Resolves after the first attempt: a lone replica runs its controllers before buildKiln returns.
+      await elector.start();
     }
     ready = true;
   }
@@ -271,6 +279,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       // Stops the controllers (if leading) before the claim is released.
       await elector?.stop();
       await notifier?.stop();
+      await everywhere?.stop();
       await kube?.stop();
       await controllers.stop();
       await runtime.shutdown();

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
  */
 export interface LeaderElector {
   readonly kind: 'single' | 'postgres' | 'lease';
-  start(): void;
+  /** Starts campaigning; resolves after the first attempt (and, if it won, once onElected has run). */
+  start(): Promise<void>;
   /** Ends the term: stops the controllers (onLost) if leading, then releases the claim at once. */
   stop(): Promise<void>;
   isLeader(): boolean;
@@ -42,11 +43,7 @@ export class SingleReplica implements LeaderElector {
     private readonly replicaId: string,
     private readonly cb: ElectorCallbacks,
   ) {}
-  start(): void {
-    void this.begin();
-  }
-  /** Starts the controllers and resolves once they run. */
-  async begin(): Promise<void> {
+  async start(): Promise<void> {
     this.leading = true;
     await this.cb.onElected();
   }
@@ -97,8 +94,8 @@ export class PostgresLeader implements LeaderElector {
     } & ElectorCallbacks,
   ) {}
 
-  start(): void {
-    void this.campaign();
+  start(): Promise<void> {
+    return new Promise((resolve) => void this.campaign(resolve));
   }
 
   isLeader(): boolean {
@@ -143,7 +140,15 @@ export class PostgresLeader implements LeaderElector {
     }
   }
 
-  private async campaign(): Promise<void> {
+  private async campaign(firstAttempt: () => void): Promise<void> {
+    try {
+      await this.campaignLoop(firstAttempt);
+    } finally {
+      firstAttempt();
+    }
+  }
+
+  private async campaignLoop(firstAttempt: () => void): Promise<void> {
     while (!this.stopped && !this.leading && !this.lost) {
       try {
         this.client ??= await this.connect();
@@ -159,6 +164,7 @@ export class PostgresLeader implements LeaderElector {
         }
       } catch (err) {
         this.opts.log.warn({ err }, 'leader election: could not reach PostgreSQL; retrying');
+        firstAttempt();
         const c = this.client;
         this.client = undefined;
         c?.removeAllListeners('end');
@@ -166,6 +172,7 @@ export class PostgresLeader implements LeaderElector {
         c?.on('error', () => undefined);
         await c?.end().catch(() => undefined);
       }
+      firstAttempt();
       await new Promise((r) => setTimeout(r, this.opts.timing.retryMs));
     }
   }
@@ -245,9 +252,9 @@ export class LeaseLeader implements LeaderElector {
     this.api = opts.kubeconfig.makeApiClient(k8s.CoordinationV1Api);
   }
 
-  start(): void {
+  async start(): Promise<void> {
     this.timer = setInterval(() => void this.tick(), this.opts.timing.retryMs);
-    void this.tick();
+    await this.tick();
   }
 
   isLeader(): boolean {

@@ -103,6 +103,7 @@ export class ControllerManager {
   private offRuntime: (() => void) | undefined;
   private readonly mapping = new Set<Promise<void>>();
   private running = false;
+  private readonly companions: ControllerManager[] = [];
 
   constructor(
     private readonly store: Store,
@@ -269,11 +270,17 @@ export class ControllerManager {
     }
   }
 
+  /** Another manager (the one that runs on every replica) whose work `settle` waits for too. */
+  settleWith(other: ControllerManager): void {
+    this.companions.push(other);
+  }
+
   /** Waits until the feed has been read, runtime events mapped and every queue is idle (for tests and graceful stop). */
   async settle(): Promise<void> {
     await this.follow();
     await Promise.all([...this.mapping]);
     await Promise.all(this.entries.map((e) => e.q.idle()));
+    for (const other of this.companions) await other.settle();
   }
 
   async stop(): Promise<void> {

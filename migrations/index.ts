@@ -16,6 +16,7 @@ import { instanceCrashes } from './0017_instance_crashes.ts';
 import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { services } from './0050_services.ts';
+import { publishedInstances } from './0075_published_instances.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0030_conditions': conditions,
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
+  '0075_published_instances': publishedInstances,
 };

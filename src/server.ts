@@ -43,6 +43,7 @@ import { migrateToLatest, openDatabase } from './store/db.ts';
 import { ChangeNotifier } from './ha/change-notifier.ts';
 import { LeaseLeader, PostgresLeader, SingleReplica, type ElectorCallbacks, type LeaderElector } from './ha/leader-election.ts';
 import { claimSqliteFile } from './ha/single-replica.ts';
+import { InstancePublisher, leaderOrPublished, listenInstances, PublishedInstances, type InstanceView } from './ha/instance-snapshot.ts';
 import { loadKubeConfig } from './kube/kube-client.ts';
 import { Gauge, Registry } from 'prom-client';
 import fs from 'node:fs';
@@ -140,7 +141,12 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       }
     },
   });
-  const routing = new RoutingController(store, runtime, router, log);
+  // Several replicas (PostgreSQL): a follower reads the leader's published instances for stats and routing.
+  const several = config.database.kind === 'postgres' && opts.startControllers !== false;
+  const published = several ? new PublishedInstances(store, log, () => void routing.schedule()) : undefined;
+  let publisher: InstancePublisher | undefined;
+  const view: InstanceView = published ? leaderOrPublished(runtime, published, () => elector?.isLeader() ?? false) : runtime;
+  const routing = new RoutingController(store, view, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   // The Runtime contract's optional image inspection, which the local runtime does not offer.
@@ -186,7 +192,11 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       droplets,
       log,
       cfApi: () => publicUrl,
-      drain: (id) => routing.drain(id),
+      drain: (id) => {
+        const drained = routing.drain(id);
+        publisher?.soon();
+        return drained;
+      },
     }),
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
@@ -203,10 +213,15 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     onElected: async () => {
       await controllers.start();
       await kube?.start();
+      if (several) {
+        publisher = new InstancePublisher({ store, runtime, replicaId: config.leader.replicaId, isDraining: (id) => routing.isDraining(id), log });
+        await publisher.start();
+      }
       leaderGauge.set(1);
     },
     onLost: async (reason) => {
       leaderGauge.set(0);
+      await publisher?.stop();
       await kube?.stop();
       await controllers.stop();
       if (stopping) return;
@@ -218,6 +233,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   };
   let elector: LeaderElector | undefined;
   let notifier: ChangeNotifier | undefined;
+  let stopListening: (() => Promise<void>) | undefined;
   if (opts.startControllers !== false) {
     if (config.database.kind === 'sqlite') {
       elector = new SingleReplica(config.leader.replicaId, callbacks);
@@ -225,6 +241,19 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     } else {
       notifier = new ChangeNotifier(config.database.url, store, log);
       await notifier.start();
+      stopListening = await listenInstances(
+        config.database.url,
+        {
+          published: () => {
+            if (!elector?.isLeader()) void published?.reload();
+          },
+          // A follower's API asked to restart an instance (terminate): only the leader's runtime can.
+          restart: (id) => {
+            if (elector?.isLeader()) runtime.restartInstance(id).catch((err: unknown) => log.warn({ err, id }, 'restarting an instance failed'));
+          },
+        },
+        log,
+      );
       await everywhere?.start();
       elector = electorFor(config, log, callbacks);
       // Resolves after the first attempt: a lone replica runs its controllers before buildKiln returns.
@@ -245,7 +274,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       sandbox: sandbox.kind,
       ...(sandbox.kind === 'bwrap' ? { separate_uids: identityFor !== undefined } : { warning: NOT_ISOLATED_WARNING }),
     },
-    observed: observedFromRuntime(runtime),
+    observed: observedFromRuntime(view),
     metrics: [controllers.metrics.registry, leaderMetrics],
     ...(elector ? { leadership: leadershipOf(config.leader.replicaId, elector) } : {}),
     bits,
@@ -279,6 +308,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       // Stops the controllers (if leading) before the claim is released.
       await elector?.stop();
       await notifier?.stop();
+      await stopListening?.();
       await everywhere?.stop();
       await kube?.stop();
       await controllers.stop();

@@ -130,6 +130,31 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
     // The leader's runtime runs the instances (a follower's stats see none of them).
     await until('4 RUNNING on the leader', async () => ((await viaA.stats(appGuid)).filter((i) => i.state === 'RUNNING').length === 4 ? true : undefined), 90_000);
 
+    // The follower answers stats and routes from the instances the leader publishes.
+    await until('4 RUNNING in the follower\'s stats', async () => ((await viaB.stats(appGuid)).filter((i) => i.state === 'RUNNING').length === 4 ? true : undefined), 30_000);
+    await until('the follower routes to the leader\'s instances', async () => ((await viaB.viaRouter(HOST)).status === 200 ? true : undefined), 30_000);
+
+    // Requests through the follower's router for the rest of the test, counted before and after the kill.
+    let killed = false;
+    const load = { before: { ok: 0, failed: 0 }, after: { ok: 0, failed: 0 }, failures: [] as string[] };
+    let loading = true;
+    const loader = Promise.all(
+      [0, 1].map(async () => {
+        while (loading) {
+          const bucket = killed ? load.after : load.before;
+          try {
+            const r = await viaB.viaRouter(HOST);
+            if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 80)}`);
+            bucket.ok++;
+          } catch (err) {
+            bucket.failed++;
+            if (load.failures.length < 5) load.failures.push(`${killed ? 'after' : 'before'}: ${String(err)}`);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      }),
+    );
+
     // Watch every live instance from now on: no (process version, index) may ever run twice at once.
     const pids = { a: a.child.pid!, b: b.child.pid! };
     const duplicates: string[] = [];
@@ -157,6 +182,7 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
     await until('rollout under way on the leader', async () => (JSON.parse((await viaA.viaRouter(HOST)).body).version === 'v2' ? true : undefined), 60_000, 20);
 
     const killedAt = Date.now();
+    killed = true;
     await a.stop({ keepData: true, signal: 'SIGKILL' });
     await until('b leads', async () => ((await readyz(b.url)).role === 'leader' ? true : undefined), 20_000, 25);
     const takeoverMs = Date.now() - killedAt;
@@ -184,12 +210,19 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
     });
     watching = false;
     await watcher;
+    loading = false;
+    await loader;
 
     console.log(
       `HA failover: leader SIGKILLed mid-deployment; follower held the lock after ${takeoverMs} ms and ran its controllers after ${controllersMs} ms (lease 6 s, retry 0.5 s), ` +
         `the old leader's instances were gone after ${aGoneMs} ms, the deployment finished ${finishedMs} ms after the kill; ` +
-        `instances seen: ${ranOn.a.size} under A, ${ranOn.b.size} under B`,
+        `instances seen: ${ranOn.a.size} under A, ${ranOn.b.size} under B; requests through the follower's router: ` +
+        `before the kill ${load.before.ok} ok / ${load.before.failed} failed, after it ${load.after.ok} ok / ${load.after.failed} failed ` +
+        `${JSON.stringify(load.failures)}`,
     );
+    // Until the kill the follower routed to the leader's instances through a rolling deployment without a failure.
+    expect(load.before.failed).toBe(0);
+    expect(load.before.ok).toBeGreaterThan(0);
     expect(takeoverMs).toBeLessThan(6000);
     expect(duplicates).toEqual([]);
     expect(ranOn.a.size).toBeGreaterThan(0);

@@ -29,7 +29,7 @@ describe('a second replica against the same SQLite file', () => {
     // SIGKILL leaves the claim behind; the next start takes it over.
     await first.stop({ keepData: true, signal: 'SIGKILL' });
     const second = await startServerProcess({ dataDir: other, env });
-    expect((await (await fetch(`${second.url}/readyz`)).json()).role).toBe('leader');
+    expect(((await (await fetch(`${second.url}/readyz`)).json()) as { role: string }).role).toBe('leader');
     await second.stop();
     fs.rmSync(first.dataDir, { recursive: true, force: true });
     first = undefined;

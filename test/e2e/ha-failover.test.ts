@@ -5,6 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { generatedCrds } from '../../src/kube/crds.ts';
+import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 
 /**
  * Issue 11, item 2, with real processes and the real PostgreSQL: two Kiln replicas share one database and one
@@ -231,4 +233,71 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
     expect(live.length, JSON.stringify(live)).toBe(4);
     expect(live.every((i) => i.replica === 'b')).toBe(true);
   }, 400_000);
+});
+
+/**
+ * The same two replicas electing with a coordination.k8s.io Lease (KILN_KUBECONFIG, as deploy/ configures them),
+ * against the in-memory API server: a SIGKILLed leader never releases its Lease, so the follower takes over once the
+ * Lease has gone unrenewed for the lease time, by its own clock.
+ */
+describe.skipIf(!pgUrl)('two replicas electing with a Lease: the leader is SIGKILLed', () => {
+  const dbName = `kiln_ha_lease_${process.pid}_${Date.now()}`;
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ha-lease-'));
+  let api: ApiServer;
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+
+  beforeAll(async () => {
+    api = await startApiServer();
+    for (const crd of generatedCrds().values()) api.storage.create(api.storage.type('apiextensions.k8s.io', 'customresourcedefinitions')!, undefined, crd);
+    const admin = new pg.Client({ connectionString: pgUrl });
+    await admin.connect();
+    await admin.query(`create database ${dbName}`);
+    await admin.end();
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await api?.close();
+    const admin = new pg.Client({ connectionString: pgUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+    fs.rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('takes the Lease over after the lease time and names itself in the Lease and /readyz', async () => {
+    const u = new URL(pgUrl!);
+    u.pathname = `/${dbName}`;
+    const env = {
+      DATABASE_URL: u.toString(),
+      KILN_SHARED_DIR: shared,
+      KILN_ADMIN_PASSWORD: PASSWORD,
+      KILN_KUBECONFIG: api.writeKubeconfig(shared),
+      KILN_LEADER_LEASE_NAMESPACE: 'default',
+      KILN_LEADER_LEASE_SECONDS: '4',
+      KILN_LEADER_RENEW_DEADLINE_SECONDS: '3',
+      KILN_LEADER_RETRY_SECONDS: '0.5',
+    };
+    a = await startServerProcess({ env: { ...env, KILN_REPLICA_ID: 'lease-a' } });
+    await until('a leads', async () => ((await readyz(a!.url)).role === 'leader' ? true : undefined), 30_000);
+    b = await startServerProcess({ env: { ...env, KILN_REPLICA_ID: 'lease-b' } });
+    expect(await readyz(b.url)).toMatchObject({ role: 'follower', leader: 'lease-a', election: 'lease' });
+    const leases = api.storage.type('coordination.k8s.io', 'leases')!;
+    expect(api.storage.find(leases, 'default', 'kiln-controllers')?.spec.holderIdentity).toBe('lease-a');
+
+    const killedAt = Date.now();
+    await a.stop({ signal: 'SIGKILL' });
+    a = undefined;
+    await until('b leads', async () => ((await readyz(b!.url)).role === 'leader' ? true : undefined), 20_000, 25);
+    const takeoverMs = Date.now() - killedAt;
+    await until('kiln_leader 1 on b', async () => ((await leaderMetric(b!.url)) === 1 ? true : undefined), 20_000, 25);
+    console.log(`Lease failover: the follower led ${takeoverMs} ms after the leader was SIGKILLed (lease 4 s, retry 0.5 s)`);
+    const lease = api.storage.find(leases, 'default', 'kiln-controllers')!;
+    expect(lease.spec.holderIdentity).toBe('lease-b');
+    expect(lease.spec.leaseTransitions).toBe(1);
+    // Not before the lease time (the follower cannot know the leader is gone), and not much after it.
+    expect(takeoverMs).toBeGreaterThanOrEqual(3000);
+    expect(takeoverMs).toBeLessThan(4000 + 3000);
+  }, 120_000);
 });

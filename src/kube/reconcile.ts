@@ -3,7 +3,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { deleteApp } from '../services/apps.ts';
 import type { Ctx } from '../services/context.ts';
-import { applyManifest } from '../services/manifests.ts';
+import { applyManifest, manifestDiff } from '../services/manifests.ts';
 import { createOrganization, deleteOrganization } from '../services/organizations.ts';
 import { createSpace, deleteSpace } from '../services/spaces.ts';
 import { conditionsOf } from '../store/conditions.ts';
@@ -198,8 +198,18 @@ export function manifestEntry(obj: KubeObject, spec: AppSpec): Record<string, un
   return entry;
 }
 
-/** Apply jobs queued by this process, per resource (lost on restart; then a generation counts as applied). */
-const applyJobs = new Map<string, { generation: number; job: string }>();
+/**
+ * Apply jobs queued by this process, per resource, and the fields a re-apply reverted (lost on restart; then a
+ * generation whose number is in status counts as applied).
+ */
+const applyJobs = new Map<string, { generation: number; job: string; reverted?: string[]; persists?: string[] }>();
+
+async function applyInFlight(env: SyncEnv, ref: string): Promise<boolean> {
+  const job = applyJobs.get(ref);
+  if (!job) return false;
+  const row = await env.ctx.store.db.selectFrom('jobs').select('state').where('guid', '=', job.job).executeTakeFirst();
+  return row !== undefined && row.state !== 'COMPLETE' && row.state !== 'FAILED';
+}
 
 export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outcome> {
   const db = env.ctx.store.db;
@@ -245,11 +255,28 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   if (!space) return blocked('SpaceNotFound', `space ${spec.org}/${spec.space} does not exist (declare it with a Space resource)`, 5000);
   if (app && !ours) return blocked('AppOwnedElsewhere', `app ${appName} in ${spec.org}/${spec.space} was not created by this resource; it is left alone`, 10_000);
 
+  const doc = { applications: [manifestEntry(obj, spec)] };
   const applied = obj.status?.observedGeneration === generation && app !== undefined;
-  if (!applied) {
+  let reverted: string[] | undefined;
+  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, ref))) {
+    // The resource owns what it declares: a CF API write that changed it (cf scale, cf set-env…) is reverted
+    // by applying the resource again, and reported. What CF's manifest diff does not compare is left alone.
+    const drift = await manifestDiff(env.ctx, space.guid, doc);
+    if (drift.length > 0) reverted = drift.map((d) => d.path.replace(/^\/applications\/0/, ''));
+    // A difference the last re-apply did not remove is one an apply cannot remove (manifests add, they do not
+    // take away routes or services): reported, not retried on every resync.
+    const last = applyJobs.get(ref);
+    if (last && drift.length === 0) delete last.persists;
+    if (reverted && last?.generation === generation && last.reverted?.join() === reverted.join()) {
+      last.persists = reverted;
+      reverted = undefined;
+    }
+  }
+  if (!applied || reverted) {
     try {
-      const job = await applyManifest(env.ctx, space.guid, { applications: [manifestEntry(obj, spec)] });
-      applyJobs.set(ref, { generation, job });
+      const job = await applyManifest(env.ctx, space.guid, doc);
+      applyJobs.set(ref, { generation, job, reverted });
+      if (reverted) env.log.info({ resource: ref, fields: reverted }, 'kube sync: reverted CF API changes to fields the resource declares');
     } catch (err) {
       if (!(err instanceof KilnError)) throw err;
       return blocked('ManifestRejected', problem(err));
@@ -299,6 +326,10 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     const errors = JSON.parse(jobRow.errors || '[]') as { detail?: string }[];
     synced = { type: 'Synced', status: 'False', reason: 'ManifestApplyFailed', message: errors.map((e) => e.detail).join('; ') || 'the apply job failed', observedGeneration: generation };
   } else if (jobRow && jobRow.state !== 'COMPLETE') synced = { type: 'Synced', status: 'Unknown', reason: 'Applying', message: 'the manifest is being applied', observedGeneration: generation };
+  else if (job?.generation === generation && job.persists)
+    synced = { type: 'Synced', status: 'False', reason: 'DriftPersists', message: `Kiln differs from the resource where applying it cannot help: ${job.persists.join(', ')}`, observedGeneration: generation };
+  else if (job?.generation === generation && job.reverted)
+    synced = { type: 'Synced', status: 'True', reason: 'DriftReverted', message: `changes made outside the resource were reverted: ${job.reverted.join(', ')}`, observedGeneration: generation };
   conditions.push(synced);
   if (spec.source?.git)
     conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourceNotSupported', message: 'git sources are not implemented yet; push the bits with cf push or kiln push', observedGeneration: generation });

@@ -127,6 +127,12 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
     expect(s.conditions.find((c: { type: string }) => c.type === 'Staged')).toMatchObject({ status: 'True' });
     const spaceGuid = (await resource('space', 'demo-dev')).status.guid;
     expect((await pushClient({ api: kiln.url, token, spaceGuid }).viaRouter('hello.apps.localhost')).status).toBe(200);
+    // Nothing applies the resource again while Kiln matches it (the push changed nothing it declares).
+    const applies = async () => (await call('GET', `/v3/audit_events?types=audit.app.apply_manifest&target_guids=${appGuid}&per_page=100`)).body.pagination.total_results;
+    const before = await applies();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await applies()).toBe(before);
+    expect((await resource('app', 'hello')).status.conditions.find((c: { type: string }) => c.type === 'Synced')).toMatchObject({ status: 'True' });
     // The push kept what the resource declared.
     expect((await call('GET', `/v3/apps/${appGuid}/environment_variables`)).body.var).toEqual({ GREETING: 'hello' });
     expect(await ok(['get', 'apps', 'hello'])).toMatch(/hello\s+STARTED\s+3\/3\s+hello\.apps\.localhost/);

@@ -104,6 +104,32 @@ describe('the CRD sync controller', () => {
     await until('Synced', () => condition(get('apps', 'bad', 'default'), 'Synced')?.status === 'True');
   });
 
+  it('applies nothing while Kiln matches the resource, and reverts and reports a CF API change to a declared field', async () => {
+    startSync();
+    create('organizations', { kind: 'Organization', metadata: { name: 'o4' } });
+    create('spaces', { kind: 'Space', metadata: { name: 's4' }, spec: { org: 'o4' } });
+    create('apps', { kind: 'App', metadata: { name: 'owned' }, spec: { org: 'o4', space: 's4', instances: 2, env: { A: '1' }, routes: [{ route: 'owned.apps.localhost' }] } }, 'default');
+    await until('Synced', () => condition(get('apps', 'owned', 'default'), 'Synced')?.reason === 'ManifestApplied');
+    const jobs = await applyJobs();
+    // Several resyncs (200 ms) and change-feed wakeups: an unchanged app is not applied again.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await applyJobs()).toBe(jobs);
+
+    const app = (await appRow('owned'))!;
+    const web = (await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body as { guid: string };
+    expect((await t.admin.post(`/v3/processes/${web.guid}/actions/scale`, { instances: 5 })).status).toBe(202);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { A: '2', B: 'mine' } })).status).toBe(200);
+    const synced = await until('DriftReverted', () => {
+      const c = condition(get('apps', 'owned', 'default'), 'Synced');
+      return c?.reason === 'DriftReverted' ? c : undefined;
+    });
+    expect(synced.message).toMatch(/instances/);
+    expect(synced.message).toMatch(/env\/A/);
+    await until('instances back to 2', async () => ((await t.admin.get(`/v3/processes/${web.guid}`)).body as { instances: number }).instances === 2);
+    // env is merged by a manifest apply: the declared key is restored, a key the resource does not name stays.
+    await until('env restored', async () => JSON.stringify(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var) === JSON.stringify({ A: '1', B: 'mine' }));
+  });
+
   it('after a restart applies nothing again, and a resource deleted while Kiln was away is finished when it is back', async () => {
     const first = startSync();
     create('organizations', { kind: 'Organization', metadata: { name: 'o3' } });

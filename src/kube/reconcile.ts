@@ -331,6 +331,7 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
   else if (job?.generation === generation && job.reverted)
     synced = { type: 'Synced', status: 'True', reason: 'DriftReverted', message: `changes made outside the resource were reverted: ${job.reverted.join(', ')}`, observedGeneration: generation };
   conditions.push(synced);
+  conditions.push(...rolloutConditions(app, await latestDeployment(env, app.guid), ready, desired, generation));
   if (spec.source?.git)
     conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourceNotSupported', message: 'git sources are not implemented yet; push the bits with cf push or kiln push', observedGeneration: generation });
   if (!conditions.some((c) => c.type === 'Ready')) conditions.push({ type: 'Ready', status: 'Unknown', reason: 'Reconciling', message: 'Kiln has not reported on the app yet', observedGeneration: generation });
@@ -351,4 +352,43 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     conditions: stamp(obj, conditions),
   });
   return synced.status === 'Unknown' ? { requeueAfterMs: 300 } : undefined;
+}
+
+async function latestDeployment(env: SyncEnv, appGuid: string) {
+  return env.ctx.store.db
+    .selectFrom('deployments')
+    .select(['state', 'status_reason', 'strategy'])
+    .where('app_guid', '=', appGuid)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
+}
+
+/**
+ * `Running` (every desired web instance runs) and `Deployed` (the current droplet is rolled out: no deployment
+ * in flight, the last one not canceled) — the two conditions beyond Kiln's own that the issue's kstatus users
+ * read.
+ */
+function rolloutConditions(
+  app: { state: string; droplet_guid: string | null },
+  deployment: { state: string; status_reason: string; strategy: string } | undefined,
+  ready: number,
+  desired: number,
+  generation: number,
+): Omit<KubeCondition, 'lastTransitionTime'>[] {
+  const of = `${ready}/${desired} web instances running`;
+  const running: Omit<KubeCondition, 'lastTransitionTime'> =
+    app.state !== 'STARTED'
+      ? { type: 'Running', status: 'False', reason: 'Stopped', message: 'the app is stopped', observedGeneration: generation }
+      : ready >= desired
+        ? { type: 'Running', status: 'True', reason: 'AllInstancesRunning', message: of, observedGeneration: generation }
+        : { type: 'Running', status: 'False', reason: 'InstancesNotRunning', message: of, observedGeneration: generation };
+  let deployed: Omit<KubeCondition, 'lastTransitionTime'>;
+  if (!app.droplet_guid) deployed = { type: 'Deployed', status: 'False', reason: 'NoDroplet', message: 'the app has no current droplet', observedGeneration: generation };
+  else if (deployment && !['DEPLOYED', 'CANCELED'].includes(deployment.state))
+    deployed = { type: 'Deployed', status: 'False', reason: 'Deploying', message: `a ${deployment.strategy} deployment is ${deployment.state.toLowerCase()}`, observedGeneration: generation };
+  else if (deployment?.state === 'CANCELED')
+    deployed = { type: 'Deployed', status: 'False', reason: 'DeploymentCanceled', message: `the last deployment was canceled (${deployment.status_reason})`, observedGeneration: generation };
+  else deployed = { type: 'Deployed', status: 'True', reason: deployment ? 'DeploymentFinished' : 'DropletCurrent', message: 'the current droplet is rolled out', observedGeneration: generation };
+  return [running, deployed];
 }

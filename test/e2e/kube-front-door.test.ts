@@ -87,6 +87,8 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
     expect(byType.Staged).toMatchObject({ status: 'False', reason: 'DropletNotStaged' });
     expect(byType.Synced).toMatchObject({ status: 'True', reason: 'ManifestApplied' });
     expect(byType.Ready.status).toBe('False');
+    expect(byType.Running).toMatchObject({ status: 'False', reason: 'Stopped' });
+    expect(byType.Deployed).toMatchObject({ status: 'False', reason: 'NoDroplet' });
     for (const c of status.conditions) expect(c.lastTransitionTime).toMatch(/Z$/);
     expect((await resource('organization', 'demo')).status).toMatchObject({ conditions: [expect.objectContaining({ type: 'Ready', status: 'True' })] });
     expect((await resource('space', 'demo-dev')).status.guid).toBe(spaces.body.resources[0].guid);
@@ -124,7 +126,10 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
       return st.instances === '3/3' ? st : undefined;
     });
     expect(s).toMatchObject({ state: 'STARTED', droplet, readyInstances: 3 });
-    expect(s.conditions.find((c: { type: string }) => c.type === 'Staged')).toMatchObject({ status: 'True' });
+    const conds = Object.fromEntries(s.conditions.map((c: { type: string }) => [c.type, c]));
+    expect(conds.Staged).toMatchObject({ status: 'True' });
+    expect(conds.Running).toMatchObject({ status: 'True', reason: 'AllInstancesRunning', message: '3/3 web instances running' });
+    expect(conds.Deployed).toMatchObject({ status: 'True' });
     const spaceGuid = (await resource('space', 'demo-dev')).status.guid;
     expect((await pushClient({ api: kiln.url, token, spaceGuid }).viaRouter('hello.apps.localhost')).status).toBe(200);
     // Nothing applies the resource again while Kiln matches it (the push changed nothing it declares).

@@ -36,12 +36,41 @@ const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
 
 export class KubeClient {
   private readonly api: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
   constructor(
     readonly kc: k8s.KubeConfig,
     /** Watch one namespace for namespaced kinds; undefined watches all. */
     readonly namespace: string | undefined,
   ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /**
+   * Records a core/v1 Event about a resource (`kubectl describe` shows them). Cluster-scoped resources' events
+   * go to `default`, as the real control plane does. Best effort: an event that cannot be written is dropped.
+   */
+  async event(kind: string, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const namespace = obj.metadata.namespace ?? 'default';
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    await this.core
+      .createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${obj.metadata.name}.`, namespace },
+          involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+          type,
+          reason,
+          message,
+          source: { component: 'kiln-kube-sync' },
+          reportingComponent: 'kiln.dev/sync',
+          reportingInstance: process.env.HOSTNAME ?? 'kiln',
+          firstTimestamp: now as unknown as Date,
+          lastTimestamp: now as unknown as Date,
+          count: 1,
+        },
+      })
+      .catch(() => undefined);
   }
 
   informer(plural: Plural, namespaced: boolean): k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject> {

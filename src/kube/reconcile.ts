@@ -54,6 +54,8 @@ async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): 
   await env.client.patch(plural, obj, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: obj.metadata.resourceVersion } });
 }
 
+const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
+
 /** Conditions with `lastTransitionTime` kept from the resource's current status unless the status flipped. */
 function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
   const before = ((obj.status?.conditions ?? []) as KubeCondition[]).reduce((m, c) => m.set(c.type, c), new Map<string, KubeCondition>());
@@ -110,6 +112,7 @@ export async function reconcileOrganization(env: SyncEnv, obj: KubeObject): Prom
   if (!org) {
     guid = (await createOrganization(env.ctx, { name, metadata: ownership(ref) })).org.guid;
     reason = 'Created';
+    await env.client.event('Organization', obj, 'Normal', 'Created', `organization ${name} created in Kiln`);
   }
   const generation = obj.metadata.generation;
   await writeStatus(env, 'organizations', obj, {
@@ -170,6 +173,7 @@ export async function reconcileSpace(env: SyncEnv, obj: KubeObject): Promise<Out
       return { requeueAfterMs: 5000 };
     }
     const made = await createSpace(env.ctx, { name, relationships: { organization: { data: { guid: org.guid } } }, metadata: ownership(ref) });
+    await env.client.event('Space', obj, 'Normal', 'Created', `space ${spec.org}/${name} created in Kiln`);
     await writeStatus(env, 'spaces', obj, {
       observedGeneration: generation,
       guid: made.space.guid,
@@ -231,6 +235,7 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
 
   if (obj.metadata.deletionTimestamp) {
     if (app && ours) {
+      if (app.status !== 'deleting') await env.client.event('App', obj, 'Normal', 'Deleting', `deleting ${appName} from ${spec!.org}/${spec!.space}`);
       await deleteApp(env.ctx, app.guid);
       return { requeueAfterMs: 300 };
     }
@@ -241,6 +246,7 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   if (await ensureFinalizer(env, 'apps', obj)) return undefined;
 
   const blocked = async (reason: string, message: string, requeueAfterMs?: number): Promise<Outcome> => {
+    if (condition(obj, 'Synced')?.reason !== reason) await env.client.event('App', obj, 'Warning', reason, message);
     await writeStatus(env, 'apps', obj, {
       observedGeneration: generation,
       lastError: message,
@@ -276,7 +282,10 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
     try {
       const job = await applyManifest(env.ctx, space.guid, doc);
       applyJobs.set(ref, { generation, job, reverted });
-      if (reverted) env.log.info({ resource: ref, fields: reverted }, 'kube sync: reverted CF API changes to fields the resource declares');
+      if (reverted) {
+        env.log.info({ resource: ref, fields: reverted }, 'kube sync: reverted CF API changes to fields the resource declares');
+        await env.client.event('App', obj, 'Warning', 'DriftReverted', `changes made outside the resource were reverted: ${reverted.join(', ')}`);
+      } else await env.client.event('App', obj, 'Normal', app ? 'Applied' : 'Created', `generation ${generation} applied to ${appName} in ${spec.org}/${spec.space}`);
     } catch (err) {
       if (!(err instanceof KilnError)) throw err;
       return blocked('ManifestRejected', problem(err));

@@ -93,6 +93,10 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
     expect((await resource('organization', 'demo')).status).toMatchObject({ conditions: [expect.objectContaining({ type: 'Ready', status: 'True' })] });
     expect((await resource('space', 'demo-dev')).status.guid).toBe(spaces.body.resources[0].guid);
 
+    // What the sync did is in the resource's events, as kubectl describe shows them.
+    const described = await ok(['describe', 'app', 'hello']);
+    expect(described).toMatch(/Normal\s+Created\s+\S+\s+kiln-kube-sync\s+generation 1 applied to hello in demo\/dev/);
+
     const table = await ok(['get', 'apps']);
     expect(table.split('\n')[0]).toMatch(/^NAME\s+STATE\s+INSTANCES\s+URL\s+AGE$/);
     expect(table).toMatch(/hello\s+STOPPED\s+0\/2\s+hello\.apps\.localhost/);

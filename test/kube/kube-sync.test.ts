@@ -125,6 +125,8 @@ describe('the CRD sync controller', () => {
     });
     expect(synced.message).toMatch(/instances/);
     expect(synced.message).toMatch(/env\/A/);
+    const events = storage().list(storage().type('', 'events')!, { namespace: 'default', labels: () => true, fields: (e) => (e as KObj).involvedObject?.name === 'owned' });
+    expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(expect.arrayContaining(['Normal Created', 'Warning DriftReverted']));
     await until('instances back to 2', async () => ((await t.admin.get(`/v3/processes/${web.guid}`)).body as { instances: number }).instances === 2);
     // env is merged by a manifest apply: the declared key is restored, a key the resource does not name stays.
     await until('env restored', async () => JSON.stringify(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var) === JSON.stringify({ A: '1', B: 'mine' }));

@@ -102,3 +102,13 @@ export function isStale(err: unknown): boolean {
   const code = (err as { code?: number }).code;
   return code === 404 || code === 409;
 }
+
+/**
+ * What the sync controller does in the cluster, as RBAC rules (for a ClusterRole in deploy/). A test checks
+ * that the requests it makes stay within them.
+ */
+export const SYNC_RBAC_RULES = [
+  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps'], verbs: ['list', 'watch', 'patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+] as const;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SYNC_RBAC_RULES } from '../../src/kube/kube-client.ts';
 import { KubeSync } from '../../src/kube/kube-sync.ts';
 import { generatedCrds } from '../../src/kube/crds.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
@@ -150,5 +151,19 @@ describe('the CRD sync controller', () => {
     await until('resource gone', () => !get('apps', 'kept', 'default'));
     expect(await appRow('kept')).toBeUndefined();
     expect(await applyJobs()).toBe(jobs);
+  });
+
+  it('makes only the requests its RBAC rules allow', () => {
+    const allowed = (c: { verb: string; group: string; resource: string; subresource?: string }) =>
+      SYNC_RBAC_RULES.some(
+        (r) => (r.apiGroups as readonly string[]).includes(c.group) && (r.resources as readonly string[]).includes(c.subresource ? `${c.resource}/${c.subresource}` : c.resource) && (r.verbs as readonly string[]).includes(c.verb),
+      );
+    const made = apiserver.calls.filter((c) => !c.unresolved);
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.filter((c) => !allowed(c))).toEqual([]);
+    // Every rule is used (none is wider than needed).
+    for (const verb of ['list', 'watch', 'patch']) expect(made.some((c) => c.verb === verb && c.group === 'kiln.dev' && !c.subresource)).toBe(true);
+    expect(made.some((c) => c.subresource === 'status' && c.verb === 'patch')).toBe(true);
+    expect(made.some((c) => c.resource === 'events' && c.verb === 'create')).toBe(true);
   });
 });

@@ -14,6 +14,8 @@ import { appSandbox } from './0015_app_sandbox.ts';
 import { deploymentProcesses } from './0016_deployment_processes.ts';
 import { instanceCrashes } from './0017_instance_crashes.ts';
 import { conditions } from './0030_conditions.ts';
+import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
+import { services } from './0050_services.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -32,4 +34,6 @@ export const migrations: Record<string, KilnMigration> = {
   '0016_deployment_processes': deploymentProcesses,
   '0017_instance_crashes': instanceCrashes,
   '0030_conditions': conditions,
+  '0040_locks_registry_credentials': locksRegistryCredentials,
+  '0050_services': services,
 };

@@ -12,6 +12,7 @@ import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
+import { brokerOperationController } from './controllers/broker-operation-controller.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -39,7 +40,9 @@ import { JobHandlers } from './services/jobs.ts';
 import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
+import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
+import { loadSecretBox } from './store/secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -48,6 +51,8 @@ export interface Kiln {
   controllers: ControllerManager;
   runtime: Runtime;
   router: Router;
+  /** Seals stored secrets (registry credentials) with KILN_ENCRYPTION_KEY or the data dir's generated key. */
+  secrets: SecretBox;
   logs: LogStore;
   app: Api;
   /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
@@ -73,7 +78,9 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
+  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
   await seedPlatform(store, config);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -115,17 +122,23 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
-  registerJobHandlers(jobs, store, platformNamesOf(config));
+  const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
+  const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
+  controllers.register(brokerOperationController(store, brokerOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
       sandbox,
       ...(identityFor ? { identityFor } : {}),
+      secrets,
+      // Runtimes that run container images let docker builds stage (the local one does not).
+      ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -169,6 +182,9 @@ export async function buildKiln(
     observed: observedFromRuntime(runtime),
     metrics: [controllers.metrics.registry],
     bits,
+    secrets,
+    logs,
+    passwordLogin: async (username, password) => (await identity.passwordGrant(username, password)).access_token,
   });
   await routing.schedule();
   return {
@@ -178,6 +194,7 @@ export async function buildKiln(
     controllers,
     runtime,
     router,
+    secrets,
     logs,
     app,
     log,

@@ -44,12 +44,22 @@ const ConfigSchema = z.object({
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
   /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /** AES-256 key (64 hex digits or base64) sealing stored secrets; generated into the data dir when unset. */
+  KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
+  /** The org whose spaces the Tsuru API under /tsuru presents as teams (empty: the default org's name). */
+  KILN_TSURU_ORG: z.string().max(255).optional(),
   /** Kubernetes front door: a kubeconfig path, or `in-cluster`; unset leaves the CRD sync off. */
   KILN_KUBECONFIG: z.string().min(1).optional(),
   /** Watch App resources in this namespace only (default: all namespaces). */
   KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
+  /** Comma-separated older keys still accepted for reading (key rotation). */
+  KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
+  /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
+  KILN_BROKER_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
+  /** Shortest wait between last_operation polls of an async broker operation (CC's default_async_poll_interval_seconds). */
+  KILN_BROKER_POLL_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -74,8 +84,15 @@ export interface Config {
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
+  /** The configured encryption key text (see src/store/secret-box.ts); undefined → `<dataDir>/encryption-key`. */
+  encryptionKey: string | undefined;
+  /** Name of the org whose spaces are Tsuru's teams (docs/tsuru.md). */
+  tsuruOrg: string;
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
+  previousEncryptionKeys: string | undefined;
+  brokerTimeoutSeconds: number;
+  brokerPollIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -123,6 +140,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
+    encryptionKey: c.KILN_ENCRYPTION_KEY,
+    tsuruOrg: c.KILN_TSURU_ORG ?? c.KILN_DEFAULT_ORG,
     kube: c.KILN_KUBECONFIG
       ? {
           kubeconfig: c.KILN_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBECONFIG),
@@ -130,5 +149,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
         }
       : undefined,
+    previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
+    brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
+    brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
   };
 }

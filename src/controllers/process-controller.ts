@@ -99,7 +99,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const env: Record<string, string> = {
       ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables })),
       VCAP_APPLICATION: JSON.stringify(await runtimeVcapApplication(store.db, { app, space, org, cfApi: deps.cfApi() }, versioned)),
-      VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid)),
+      VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid, store.secrets)),
     };
     const sidecars = await sidecarsOfProcessType(store.db, app.guid, proc.type);
     return launch.indexes.map((index) => ({

@@ -93,6 +93,18 @@ export class RoutingController {
       list.push({ instanceId: i.id, processGuid: i.processGuid, appGuid: i.appGuid, index: i.index, host: i.host, port: i.port });
     }
 
+    // Routes bound to a route service (user-provided `route_service_url`, or the broker's answer to a route binding).
+    const bound = await this.store.db
+      .selectFrom('service_route_bindings')
+      .innerJoin('routes', 'routes.guid', 'service_route_bindings.route_guid')
+      .innerJoin('domains', 'domains.guid', 'routes.domain_guid')
+      .select(['routes.host', 'routes.path', 'domains.name as domain', 'service_route_bindings.route_service_url'])
+      .where('service_route_bindings.last_operation_type', '=', 'create')
+      .where('service_route_bindings.last_operation_state', '=', 'succeeded')
+      .execute();
+    const services = new Map<string, string>();
+    for (const b of bound) if (b.route_service_url) services.set(routeKey(b.host ? `${b.host}.${b.domain}` : b.domain, b.path), b.route_service_url);
+
     const desired = new Map<string, Backend[]>();
     for (const r of rows) {
       const key = routeKey(r.host ? `${r.host}.${r.domain}` : r.domain, r.path);
@@ -106,10 +118,11 @@ export class RoutingController {
     for (const [key, backends] of desired) {
       const current = table.get(key)?.backends;
       const same = current && current.length === backends.length && current.every((b, i) => b.instanceId === backends[i]!.instanceId && b.port === backends[i]!.port);
-      if (!same) table.setBackends(key, backends);
+      const route = same ? table.get(key)! : table.setBackends(key, backends);
+      route.routeServiceUrl = services.get(key);
     }
   }
 
 }
 
-const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains'];
+const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains', 'service_route_bindings'];

@@ -88,7 +88,7 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       env: {
         ...(await runningEnvironment(store.db, app)),
         VCAP_APPLICATION: JSON.stringify(vcap),
-        VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid)),
+        VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid, store.secrets)),
       },
       memoryMb: task.memory_in_mb,
       diskMb: task.disk_in_mb,

@@ -19,6 +19,8 @@ export interface ListSpec {
   params?: readonly string[];
   labelSelector?: boolean;
   include?: readonly string[];
+  /** `fields[<resource>]=a,b`: the related resources a list can render partially, and the fields each allows. */
+  fields?: Readonly<Record<string, readonly string[]>>;
   /** false for the few lists that reject created_ats / updated_ats. */
   createdAts?: boolean;
   updatedAts?: boolean;
@@ -33,6 +35,8 @@ export interface ListParams {
   timestamps: TimestampFilter[];
   labelSelector: Requirement[] | undefined;
   include: string[];
+  /** `fields[<resource>]` → requested fields. */
+  fields: Record<string, string[]>;
   /** Everything the client sent (except paging), for pagination links. */
   echo: Array<[string, string]>;
 }
@@ -75,6 +79,7 @@ export function parseListParams(search: URLSearchParams, spec: ListSpec): ListPa
     ...paramNames,
     ...(spec.labelSelector ? ['label_selector'] : []),
     ...(spec.include ? ['include'] : []),
+    ...(spec.fields ? ['fields'] : []),
   ];
 
   const out: ListParams = {
@@ -86,6 +91,7 @@ export function parseListParams(search: URLSearchParams, spec: ListSpec): ListPa
     timestamps: [],
     labelSelector: undefined,
     include: [],
+    fields: {},
     echo: [],
   };
   const unknown: string[] = [];
@@ -93,7 +99,23 @@ export function parseListParams(search: URLSearchParams, spec: ListSpec): ListPa
     const m = rawKey.match(/^([a-z_]+)(?:\[([^\]]*)\])?$/);
     const key = m?.[1] ?? rawKey;
     const op = m?.[2];
-    if (!valid.includes(key) || (op !== undefined && key !== 'created_ats' && key !== 'updated_ats')) {
+    const m2 = key === 'fields' ? rawKey.match(/^fields\[([a-z_.]+)\]$/) : null;
+    if (key === 'fields' && spec.fields && m2) {
+      const resource = m2[1]!;
+      const allowed = spec.fields[resource];
+      if (!allowed) {
+        throw badQuery(`The query parameter is invalid: Fields [${resource}] valid resources are: ${Object.keys(spec.fields).map((r) => `'${r}'`).join(', ')}`);
+      }
+      const wanted = value.split(',');
+      const bad = wanted.filter((f) => !allowed.includes(f));
+      if (bad.length > 0) {
+        throw badQuery(`The query parameter is invalid: Fields valid keys for '${resource}' are: ${allowed.map((a) => `'${a}'`).join(', ')}`);
+      }
+      out.fields[resource] = wanted;
+      out.echo.push([rawKey, value]);
+      continue;
+    }
+    if (!valid.includes(key) || key === 'fields' || (op !== undefined && key !== 'created_ats' && key !== 'updated_ats')) {
       if (!unknown.includes(rawKey)) unknown.push(rawKey);
       continue;
     }

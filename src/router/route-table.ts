@@ -26,6 +26,8 @@ export interface Route {
   backends: readonly Backend[];
   /** Round-robin cursor; survives backend replacement so traffic keeps spreading after a scale. */
   cursor: number;
+  /** The route service a request passes through first, when the route is bound to one (issue 9 §5). */
+  routeServiceUrl?: string | undefined;
 }
 
 /** Lowercases a Host header value and strips the port (`[::1]:8080` → `::1`) and a trailing dot. */

@@ -15,6 +15,7 @@
  * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
  *   so callers can stop it without cutting a request (what rolling deployments rely on).
  */
+import { FORWARDED_URL, forwardedUrlOf, forwardToRouteService, PROXY_METADATA, PROXY_SIGNATURE, RouteServiceSigner } from './route-services.ts';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -41,6 +42,9 @@ export interface RouterOptions {
 export interface DrainOptions {
   timeoutMs?: number;
 }
+
+/** Whether two absolute URLs name the same host and path (the scheme may differ behind a TLS-terminating proxy). */
+const sameTarget = (a: string, b: string) => a.replace(/^https?:/, '') === b.replace(/^https?:/, '');
 
 /** Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -131,6 +135,8 @@ export class Router {
   private readonly agent: http.Agent;
   private readonly ownsAgent: boolean;
   private readonly inflight = new Map<string, number>();
+  /** Signs and checks the round trip through route services. */
+  readonly routeServices = new RouteServiceSigner();
   private readonly drainWaiters = new Map<string, Set<() => void>>();
   /** What an Exchange needs of its router; built once so the per-request path allocates no closures for it. */
   private readonly internals: RouterInternals;
@@ -287,6 +293,15 @@ export class Router {
     if (!route || route.backends.length === 0) {
       this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.hostHeader}') does not exist.\n`);
       return;
+    }
+    if (route.routeServiceUrl) {
+      const forwardedUrl = forwardedUrlOf(req, ctx.xForwardedProto);
+      const back = firstHeader(req.headers[FORWARDED_URL]);
+      // A request the route service sent back carries our signature for its forwarded URL; anything else goes out.
+      if (!(back !== undefined && sameTarget(back, forwardedUrl) && this.routeServices.verify(firstHeader(req.headers[PROXY_SIGNATURE]), firstHeader(req.headers[PROXY_METADATA]), back))) {
+        forwardToRouteService(req, res, route.routeServiceUrl, forwardedUrl, this.routeServices, (status) => this.log(ctx, req, status, 0, 0, undefined, undefined));
+        return;
+      }
     }
     new Exchange(this.internals, req, res, ctx, route).start();
   };

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { parseJsonObject } from '../domain/apps.ts';
 import type { Database, Row } from '../store/schema.ts';
+import type { SecretBox } from '../store/secrets.ts';
 import { environmentVariableGroupVars } from './environment-variable-groups.ts';
 
 /** File-descriptor limit every instance gets (upstream's default `instance_file_descriptor_limit`). */
@@ -83,9 +84,81 @@ export async function stagingEnvironment(db: Kysely<Database>, app: Pick<Row<'ap
   return { ...(await environmentVariableGroupVars(db, 'staging')), ...parseJsonObject(app.environment_variables) };
 }
 
-/** `VCAP_SERVICES` grouped by service label. Kiln has no service bindings yet, so it is empty. */
-export async function vcapServices(_db: Kysely<Database>, _appGuid: string): Promise<Record<string, unknown[]>> {
-  return {};
+/**
+ * `VCAP_SERVICES` as Cloud Controller builds it (system_env_presenter.rb): `{ <label>: [entry…] }` keyed by the
+ * offering's name, or `user-provided`; one entry per app binding whose create has succeeded. User-provided entries
+ * carry the instance's current credentials and drain (an update of the instance reaches its bindings) and no
+ * `provider`/`plan`; managed ones merge the offering's and the instance's tags. Always an object, `{}` without
+ * bindings. Read when an instance starts: a new binding reaches a running app on its next (re)start, as in CF.
+ */
+export async function vcapServices(db: Kysely<Database>, appGuid: string, secrets: SecretBox): Promise<Record<string, unknown[]>> {
+  const rows = await db
+    .selectFrom('service_credential_bindings as b')
+    .innerJoin('service_instances as i', 'i.guid', 'b.service_instance_guid')
+    .leftJoin('service_plans as p', 'p.guid', 'i.service_plan_guid')
+    .leftJoin('service_offerings as o', 'o.guid', 'p.service_offering_guid')
+    .select([
+      'b.guid as binding_guid',
+      'b.name as binding_name',
+      'b.credentials_enc as binding_credentials',
+      'b.syslog_drain_url as binding_drain',
+      'b.volume_mounts',
+      'b.last_operation_type',
+      'b.last_operation_state',
+      'i.guid as instance_guid',
+      'i.name as instance_name',
+      'i.type as instance_type',
+      'i.tags as instance_tags',
+      'i.credentials_enc as instance_credentials',
+      'i.syslog_drain_url as instance_drain',
+      'p.name as plan_name',
+      'o.name as offering_name',
+      'o.tags as offering_tags',
+    ])
+    .where('b.app_guid', '=', appGuid)
+    .where('b.type', '=', 'app')
+    .orderBy('b.id')
+    .execute();
+  const out: Record<string, unknown[]> = {};
+  for (const r of rows) {
+    if (r.last_operation_type === 'create' && r.last_operation_state !== 'succeeded') continue;
+    const name = r.binding_name ?? r.instance_name;
+    const instanceTags = JSON.parse(r.instance_tags) as string[];
+    let entry: Record<string, unknown>;
+    if (r.instance_type === 'user-provided') {
+      entry = {
+        label: 'user-provided',
+        name,
+        tags: instanceTags,
+        instance_guid: r.instance_guid,
+        instance_name: r.instance_name,
+        binding_guid: r.binding_guid,
+        binding_name: r.binding_name,
+        credentials: secrets.open(r.instance_credentials) ?? {},
+        syslog_drain_url: r.instance_drain,
+        volume_mounts: [],
+      };
+    } else {
+      const mounts = (JSON.parse(r.volume_mounts) as Array<Record<string, unknown>>).map((m) => ({ container_dir: m.container_dir, mode: m.mode, device_type: m.device_type }));
+      entry = {
+        label: r.offering_name,
+        provider: null,
+        plan: r.plan_name,
+        name,
+        tags: [...new Set([...(JSON.parse(r.offering_tags ?? '[]') as string[]), ...instanceTags])],
+        instance_guid: r.instance_guid,
+        instance_name: r.instance_name,
+        binding_guid: r.binding_guid,
+        binding_name: r.binding_name,
+        credentials: secrets.open(r.binding_credentials) ?? {},
+        syslog_drain_url: r.binding_drain,
+        volume_mounts: mounts,
+      };
+    }
+    const label = entry.label as string;
+    (out[label] ??= []).push(entry);
+  }
+  return out;
 }
 
 export interface AppEnvironment {
@@ -97,14 +170,14 @@ export interface AppEnvironment {
 }
 
 /** The body of `GET /v3/apps/:guid/env`; `redactSystem` hides VCAP_SERVICES from callers without secret access. */
-export async function appEnvironment(db: Kysely<Database>, e: AppEnvContext, redactSystem: boolean): Promise<AppEnvironment> {
+export async function appEnvironment(db: Kysely<Database>, e: AppEnvContext, redactSystem: boolean, secrets: SecretBox): Promise<AppEnvironment> {
   return {
     environment_variables: parseJsonObject(e.app.environment_variables),
     staging_env_json: await environmentVariableGroupVars(db, 'staging'),
     running_env_json: await environmentVariableGroupVars(db, 'running'),
     system_env_json: redactSystem
       ? { redacted_message: '[PRIVATE DATA HIDDEN]' }
-      : { VCAP_SERVICES: await vcapServices(db, e.app.guid) },
+      : { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) },
     application_env_json: { VCAP_APPLICATION: await vcapApplication(db, e) },
   };
 }

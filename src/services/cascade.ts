@@ -1,7 +1,9 @@
 import { deleteMetadata } from '../store/metadata.ts';
 import type { WriteTx } from '../store/store.ts';
 import { deleteAppsOfSpaces } from './apps.ts';
+import { deleteRegistryCredentialsOf } from './registry-credentials.ts';
 import { deleteRoutesOfSpaces } from './routes.ts';
+import { purgeInstance } from './service-plans.ts';
 
 /**
  * Deletes spaces and everything that hangs off them, in the caller's transaction. Resources added by
@@ -11,7 +13,13 @@ import { deleteRoutesOfSpaces } from './routes.ts';
 export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Promise<void> {
   if (spaceGuids.length === 0) return;
   await deleteAppsOfSpaces(tx, spaceGuids);
+  // Managed instances were deprovisioned before this transaction (a before-hook of the delete job); what is
+  // left (user-provided instances, failed ones) goes with the space, as do shares into it.
+  const instances = await tx.db.selectFrom('service_instances').select('guid').where('space_guid', 'in', spaceGuids).execute();
+  for (const i of instances) await purgeInstance(tx, i.guid);
+  await tx.db.deleteFrom('service_instance_shares').where('space_guid', 'in', spaceGuids).execute();
   await deleteRoutesOfSpaces(tx, spaceGuids);
+  await deleteRegistryCredentialsOf(tx, 'space', spaceGuids);
   const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();
   await tx.db.deleteFrom('roles').where('space_guid', 'in', spaceGuids).execute();
   for (const r of roles) tx.changed('roles', r.guid, 'delete');
@@ -25,6 +33,7 @@ export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Pr
 export async function deleteOrganizationCascade(tx: WriteTx, orgGuid: string): Promise<void> {
   const spaces = await tx.db.selectFrom('spaces').select('guid').where('organization_guid', '=', orgGuid).execute();
   await deleteSpacesCascade(tx, spaces.map((s) => s.guid));
+  await deleteRegistryCredentialsOf(tx, 'organization', [orgGuid]);
 
   const roles = await tx.db.selectFrom('roles').select('guid').where('organization_guid', '=', orgGuid).execute();
   await tx.db.deleteFrom('roles').where('organization_guid', '=', orgGuid).execute();

@@ -15,10 +15,13 @@ import { registerSecurityGroupJobs } from './security-groups.ts';
 import { registerSpaceQuotaJobs } from './space-quotas.ts';
 import { registerSpaceJobs } from './spaces.ts';
 import { registerUserJobs } from './users.ts';
+import { DEFAULT_BROKER_SETTINGS, type BrokerSettings } from './service-catalog.ts';
+import { registerServiceBrokerJobs } from './service-brokers.ts';
+import { registerBrokerOperationJobs, type BrokerOps } from './broker-operations.ts';
 
 /** Registers the asynchronous half of every job-backed operation. */
 /** `platform` names the API's hosts, which routes made by manifest apply may not spell. */
-export function registerJobHandlers(handlers: JobHandlers, store: Store, platform?: PlatformNames): void {
+export function registerJobHandlers(handlers: JobHandlers, store: Store, platform?: PlatformNames, brokers: BrokerSettings = DEFAULT_BROKER_SETTINGS): BrokerOps {
   registerOrganizationJobs(handlers, store);
   registerSpaceJobs(handlers, store);
   registerRoleJobs(handlers, store);
@@ -33,4 +36,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store, platfor
   registerDropletJobs(handlers, store);
   registerManifestJobs(handlers, store, platform);
   registerBuildpackJobs(handlers, store);
+  registerServiceBrokerJobs(handlers, store, brokers);
+  return registerBrokerOperationJobs(handlers, store, brokers);
 }

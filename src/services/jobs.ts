@@ -24,7 +24,43 @@ export interface JobContext {
  * A job handler does the asynchronous part of an operation. It must be idempotent: after a crash the
  * job is still PROCESSING and the handler runs again from the start.
  */
-export type JobHandler = (ctx: JobContext) => Promise<void>;
+export type JobHandler = (ctx: JobContext) => Promise<void | 'polling'>;
+
+/**
+ * A job failure whose CF error has no catalogue entry: Cloud Controller renders broker errors (its
+ * `HttpResponseError`s) through V3ErrorHasher as `CF-<class>` with code 10001 and the message as detail.
+ */
+export class JobError extends Error {
+  constructor(
+    readonly title: string,
+    readonly detail: string,
+    readonly code = 10001,
+  ) {
+    super(detail);
+    this.name = 'JobError';
+  }
+}
+
+/** A job's `errors` entry for a failure. */
+export function jobErrorEntry(err: KilnError | JobError): { detail: string; title: string; code: number } {
+  return err instanceof JobError ? { detail: err.detail, title: err.title, code: err.code } : { detail: err.detail, title: `CF-${err.errorName}`, code: err.code };
+}
+
+/**
+ * Ends a POLLING job (its handler returned 'polling'; whatever polls the broker finishes it) inside `tx`.
+ * Jobs already COMPLETE or FAILED are left alone, so a repeated reconcile is harmless.
+ */
+export async function finishPollingJobs(tx: WriteTx, resourceGuid: string, failure?: KilnError | JobError): Promise<void> {
+  const jobs = await tx.db.selectFrom('jobs').select('guid').where('resource_guid', '=', resourceGuid).where('state', 'in', ['POLLING', 'PROCESSING']).execute();
+  for (const j of jobs) {
+    await tx.db
+      .updateTable('jobs')
+      .set({ state: failure ? 'FAILED' : 'COMPLETE', errors: JSON.stringify(failure ? [jobErrorEntry(failure)] : []), updated_at: tx.now })
+      .where('guid', '=', j.guid)
+      .execute();
+    tx.changed('jobs', j.guid, 'update');
+  }
+}
 
 /** Records a PROCESSING job inside the caller's transaction; the job controller picks it up after commit. */
 export async function enqueueJob(tx: WriteTx, spec: JobSpec): Promise<string> {
@@ -90,9 +126,24 @@ export async function getJob(db: Kysely<Database>, guid: string): Promise<Row<'j
 
 export class JobHandlers {
   private readonly handlers = new Map<string, JobHandler>();
+  private readonly befores = new Map<string, Array<(ctx: JobContext) => Promise<void>>>();
 
   register(operation: string, handler: JobHandler): void {
     this.handlers.set(operation, handler);
+  }
+
+  /**
+   * Work another capability must do before an operation's handler, outside its transaction (e.g. unbinding an
+   * app's service bindings at the broker before the app delete removes its rows). Must be idempotent too.
+   */
+  before(operation: string, hook: (ctx: JobContext) => Promise<void>): void {
+    const list = this.befores.get(operation) ?? [];
+    list.push(hook);
+    this.befores.set(operation, list);
+  }
+
+  hooksBefore(operation: string): ReadonlyArray<(ctx: JobContext) => Promise<void>> {
+    return this.befores.get(operation) ?? [];
   }
 
   get(operation: string): JobHandler | undefined {
@@ -120,11 +171,25 @@ export async function runJob(store: Store, handlers: JobHandlers, guid: string, 
     return;
   }
   try {
-    await handler({ job, warn: (detail) => warnings.push({ detail }) });
+    const jobCtx: JobContext = { job, warn: (detail) => warnings.push({ detail }) };
+    for (const hook of handlers.hooksBefore(job.operation)) await hook(jobCtx);
+    const outcome = await handler(jobCtx);
+    // Polling jobs are finished by the reconciler that polls (see finishPollingJobs), unless it already did.
+    if (outcome === 'polling') {
+      await store.write(async (tx) => {
+        await tx.db.updateTable('jobs').set({ state: 'POLLING', updated_at: tx.now }).where('guid', '=', guid).where('state', '=', 'PROCESSING').execute();
+        tx.changed('jobs', guid, 'update');
+      });
+      return;
+    }
     await finish('COMPLETE', []);
   } catch (err) {
     if (err instanceof KilnError) {
       await finish('FAILED', [err, ...err.more].map((e) => ({ detail: e.detail, title: `CF-${e.errorName}`, code: e.code })));
+      return;
+    }
+    if (err instanceof JobError) {
+      await finish('FAILED', [jobErrorEntry(err)]);
       return;
     }
     const attempts = job.attempts + 1;

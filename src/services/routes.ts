@@ -270,6 +270,10 @@ export async function deleteRoutes(tx: WriteTx, routeGuids: string[]): Promise<v
     await tx.db.deleteFrom('route_destinations').where('route_guid', 'in', part).execute();
     for (const d of dests) tx.changed('route_destinations', d.guid, 'delete');
     await tx.db.deleteFrom('route_shares').where('route_guid', 'in', part).execute();
+    // A route's binding to a route service goes with it (the broker is not told: see the services report).
+    const bound = await tx.db.selectFrom('service_route_bindings').select('guid').where('route_guid', 'in', part).execute();
+    await tx.db.deleteFrom('service_route_bindings').where('route_guid', 'in', part).execute();
+    for (const b of bound) tx.changed('service_route_bindings', b.guid, 'delete');
     await deleteMetadata(tx, 'routes', part);
     await tx.db.deleteFrom('routes').where('guid', 'in', part).execute();
     for (const g of part) tx.changed('routes', g, 'delete');

@@ -518,6 +518,151 @@ export interface AppSandboxIdsTable {
   created_at: string;
 }
 
+/** Locks on apps and spaces (migration 0040); see src/services/locks.ts. */
+export interface LocksTable extends ResourceColumns {
+  name: string;
+  reason: string | null;
+  /** `app` or `space`. */
+  resource_type: 'app' | 'space';
+  resource_guid: string;
+  /** The locked resource's space (the space itself for a space lock): visibility follows it. */
+  space_guid: string;
+  /** The principal holding the lock (user guid or client id) and its name at the time it was taken. */
+  owner_guid: string;
+  owner_name: string;
+  /** The lease length each renewal extends `expires_at` by. */
+  ttl_seconds: number;
+  expires_at: string;
+}
+
+/** Credentials for container registries (migration 0040); see src/services/registry-credentials.ts. */
+export interface RegistryCredentialsTable extends ResourceColumns {
+  scope: 'foundation' | 'organization' | 'space';
+  /** '' for the foundation scope, else the organization or space guid. */
+  scope_guid: string;
+  /** The owning org (organization scope, and the space's org for space scope). */
+  organization_guid: string | null;
+  space_guid: string | null;
+  /** Registry host (and port), lower case, e.g. `registry.example.com:5000`; Docker Hub is `docker.io`. */
+  host: string;
+  username: string;
+  secret_type: 'password' | 'token';
+  /** The secret sealed by src/store/secret-box.ts; never returned. */
+  secret_ciphertext: string;
+}
+
+/** The last operation of an instance or binding and the polling of an async one (migration 0050). */
+export interface LastOperationColumns {
+  /** create, update or delete. */
+  last_operation_type: Defaulted<'create' | 'update' | 'delete'>;
+  /** initial, in progress, succeeded or failed. */
+  last_operation_state: Defaulted<'initial' | 'in progress' | 'succeeded' | 'failed'>;
+  last_operation_description: string | null;
+  last_operation_created_at: string;
+  last_operation_updated_at: string;
+  broker_operation: string | null;
+  /** Epoch ms of the next last_operation poll. */
+  poll_next_at: number | null;
+  /** Epoch ms after which the operation has timed out. */
+  poll_deadline: number | null;
+  poll_count: Defaulted<number>;
+}
+
+/** OSBAPI service brokers (migration 0050); `auth_enc` is the encrypted `{username, password}`. */
+export interface ServiceBrokersTable extends ResourceColumns {
+  name: string;
+  url: string;
+  auth_enc: string;
+  space_guid: string | null;
+  /** SYNCHRONIZING, AVAILABLE, SYNCHRONIZATION_FAILED or DELETE_IN_PROGRESS. */
+  state: string;
+}
+
+export interface ServiceOfferingsTable extends ResourceColumns {
+  service_broker_guid: string;
+  broker_catalog_id: string;
+  name: string;
+  description: Defaulted<string>;
+  available: Defaulted<Flag>;
+  bindable: Defaulted<Flag>;
+  plan_updateable: Defaulted<Flag>;
+  instances_retrievable: Defaulted<Flag>;
+  bindings_retrievable: Defaulted<Flag>;
+  allow_context_updates: Defaulted<Flag>;
+  shareable: Defaulted<Flag>;
+  /** JSON array of strings. */
+  tags: Defaulted<string>;
+  /** JSON array: syslog_drain, route_forwarding, volume_mount. */
+  requires: Defaulted<string>;
+  documentation_url: string | null;
+  /** JSON object: the catalog's `metadata`. */
+  catalog_metadata: Defaulted<string>;
+}
+
+export interface ServicePlansTable extends ResourceColumns {
+  service_offering_guid: string;
+  broker_catalog_id: string;
+  name: string;
+  description: Defaulted<string>;
+  available: Defaulted<Flag>;
+  free: Defaulted<Flag>;
+  /** null: the offering's. */
+  bindable: Flag | null;
+  plan_updateable: Flag | null;
+  maximum_polling_duration: number | null;
+  /** JSON `{version, description}` or null. */
+  maintenance_info: string | null;
+  schemas: Defaulted<string>;
+  costs: Defaulted<string>;
+  catalog_metadata: Defaulted<string>;
+  visibility_type: Defaulted<'admin' | 'public' | 'organization' | 'space'>;
+}
+
+export interface ServicePlanVisibilitiesTable {
+  service_plan_guid: string;
+  organization_guid: string;
+}
+
+export interface ServiceInstancesTable extends ResourceColumns, LastOperationColumns {
+  type: 'managed' | 'user-provided';
+  name: string;
+  space_guid: string;
+  service_plan_guid: string | null;
+  credentials_enc: string | null;
+  parameters_enc: string | null;
+  syslog_drain_url: string | null;
+  route_service_url: string | null;
+  dashboard_url: string | null;
+  tags: Defaulted<string>;
+  maintenance_info: string | null;
+  /** The update request (plan, parameters, maintenance_info) until the broker answered, encrypted. */
+  pending_update_enc: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface ServiceInstanceSharesTable {
+  service_instance_guid: string;
+  space_guid: string;
+}
+
+export interface ServiceCredentialBindingsTable extends ResourceColumns, LastOperationColumns {
+  type: 'app' | 'key';
+  name: string | null;
+  service_instance_guid: string;
+  app_guid: string | null;
+  credentials_enc: string | null;
+  parameters_enc: string | null;
+  syslog_drain_url: string | null;
+  /** JSON array of the broker's volume mounts. */
+  volume_mounts: Defaulted<string>;
+}
+
+export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperationColumns {
+  service_instance_guid: string;
+  route_guid: string;
+  route_service_url: string | null;
+  parameters_enc: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -559,6 +704,16 @@ export interface Database {
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
   app_sandbox_ids: AppSandboxIdsTable;
+  locks: LocksTable;
+  registry_credentials: RegistryCredentialsTable;
+  service_brokers: ServiceBrokersTable;
+  service_offerings: ServiceOfferingsTable;
+  service_plans: ServicePlansTable;
+  service_plan_visibilities: ServicePlanVisibilitiesTable;
+  service_instances: ServiceInstancesTable;
+  service_instance_shares: ServiceInstanceSharesTable;
+  service_credential_bindings: ServiceCredentialBindingsTable;
+  service_route_bindings: ServiceRouteBindingsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

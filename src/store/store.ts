@@ -1,10 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Kysely, KyselyPlugin, Transaction } from 'kysely';
 import { concurrentUpdate } from '../domain/errors.ts';
 import type { DbHandle, Dialect } from './db.ts';
 import type { Database, ResourceTable, RowUpdate } from './schema.ts';
+import { SecretBox } from './secrets.ts';
 
 export type ChangeOp = 'create' | 'update' | 'delete';
 
@@ -63,6 +64,11 @@ export class Store {
   readonly dialect: Dialect;
   /** Emits 'changes' after each commit so in-process watchers wake at once instead of at their next poll. */
   readonly events = new EventEmitter();
+  /**
+   * Encrypts secrets at rest. A throwaway key until the server installs the configured one (buildKiln does so
+   * before anything is written); a store opened by a tool without it cannot read stored credentials.
+   */
+  secrets = new SecretBox(randomBytes(32));
 
   private readonly base: Kysely<Database>;
   /** See {@link DbHandle.dataVersion}. */

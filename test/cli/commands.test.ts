@@ -55,6 +55,12 @@ describe('kiln CLI before login', () => {
     expect(fs.existsSync(configPath()) ? savedConfig().accessToken : undefined).toBeUndefined();
   });
 
+  it('takes the long forms --username/--password as well as cf\'s -u/-p', async () => {
+    const r = await kiln('login', '-a', server.url, '--username', 'admin', '--password', 'wrong-password');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Credentials were rejected');
+  });
+
   it('answers an unknown command with a usage error and a suggestion', async () => {
     const r = await kiln('aps');
     expect(r.code).toBe(2);

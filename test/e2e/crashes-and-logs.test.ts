@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, pushClient, until } from '../helpers/push.ts';
-import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { adminTarget, FIXTURES, pushClient, until } from '../helpers/push.ts';
+import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
 /**
  * Crashes, `cf logs` and the router as the platform around Cloud Controller sees them, against the real server:
@@ -17,11 +17,7 @@ const call = (method: string, url: string, body?: unknown) => cliCall(method, `$
 
 beforeAll(async () => {
   server = await startServerProcess();
-  api = server.url;
-  token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
-  const org = await call('POST', '/v3/organizations', { name: 'fidelity-org' });
-  const space = await call('POST', '/v3/spaces', { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
-  client = pushClient({ api, token, spaceGuid: space.body.guid });
+  ({ api, token, client } = await adminTarget(server, 'fidelity-org'));
 }, 60_000);
 
 afterAll(() => server?.stop());
@@ -132,10 +128,10 @@ describe('cf logs APP (follow)', () => {
     expect(seen.map((e) => e.timestamp)).toEqual(stored.map((e) => e.timestamp));
     expect(new Set(seen.map((e) => e.timestamp)).size).toBe(seen.length);
 
-    // Per incarnation (pid) the app's counter must arrive in order with no gap and no repeat.
+    // Per incarnation the app's counter must arrive in order with no gap and no repeat.
     const byPid = new Map<string, number[]>();
     for (const e of seen) {
-      const m = /^tick (\d+) (\d+)$/.exec(text(e));
+      const m = /^tick ([0-9a-f]+) (\d+)$/.exec(text(e));
       if (!m) continue;
       const list = byPid.get(m[1]!) ?? [];
       list.push(Number(m[2]));

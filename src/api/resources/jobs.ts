@@ -24,6 +24,10 @@ const RESOURCE_TABLES: Record<string, keyof Database> = {
   droplet: 'droplets',
   build: 'builds',
   buildpack: 'buildpacks',
+  service_broker: 'service_brokers',
+  service_instance: 'service_instances',
+  service_credential_binding: 'service_credential_bindings',
+  service_route_binding: 'service_route_bindings',
 };
 
 const plural = (type: string) => (type.endsWith('s') ? type : `${type}s`);

@@ -56,6 +56,8 @@ export class InstanceSupervisor {
   private port: number | undefined;
   private handle: ProcessHandle | undefined;
   private sidecars: SidecarHandle[] = [];
+  /** The current incarnation's kernel memory group: the kernel enforces the limit and measures usage then. */
+  private cgroup: MemoryCgroup | undefined;
   private generation = 0;
   /** Set when the runtime kills the incarnation on purpose (health check, memory): becomes the crash reason. */
   private killReason: string | undefined;
@@ -222,6 +224,7 @@ export class InstanceSupervisor {
       return { source, handle: sidecarHandle };
     });
     const cgroup = jail?.cgroup;
+    this.cgroup = cgroup;
     if (cgroup) void Promise.all([handle.gone, ...this.sidecars.map((s) => s.handle.gone)]).then(() => cgroup.remove());
     if (this.spec.healthCheck.type === 'process') this.markRunning(gen);
     else void this.awaitHealthy(gen, port);
@@ -281,7 +284,9 @@ export class InstanceSupervisor {
       void (async () => {
         const handle = this.handle;
         if (gen !== this.generation || !handle?.pid || handle.hasExited) return;
-        if (this.ctx.enforceMemoryLimit && this.spec.memoryMb > 0) {
+        // With a kernel limit the OOM killer is exact; summing the tree's RSS would count shared pages twice
+        // (npm and the node it starts) and kill instances that fit.
+        if (this.ctx.enforceMemoryLimit && !this.cgroup && this.spec.memoryMb > 0) {
           const { memBytes } = this.usage(handle.pid);
           if (memBytes > this.spec.memoryMb * 1024 * 1024) {
             this.killIncarnation(gen, `${this.source}: Exited with status 137 (out of memory)`);
@@ -349,12 +354,15 @@ export class InstanceSupervisor {
   /** The main process's tree plus every live sidecar's: what the instance uses against its memory limit. */
   private usage(mainPid: number): TreeUsage {
     const total = treeUsage(mainPid);
+    const kernel = this.cgroup?.workingSetBytes();
     for (const { handle } of this.sidecars) {
       if (!handle.pid || handle.hasExited) continue;
       const u = treeUsage(handle.pid);
       total.cpuSeconds += u.cpuSeconds;
       total.memBytes += u.memBytes;
     }
+    // The group holds the main process and the sidecars; its working set is what the kernel holds against the limit.
+    if (kernel !== undefined) total.memBytes = kernel;
     return total;
   }
 

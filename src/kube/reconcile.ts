@@ -239,7 +239,7 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
       await deleteApp(env.ctx, app.guid);
       return { requeueAfterMs: 300 };
     }
-    applyJobs.delete(ref);
+    applyJobs.delete(`${ref}#${obj.metadata.uid ?? ''}`);
     await releaseFinalizer(env, 'apps', obj);
     return undefined;
   }
@@ -262,16 +262,18 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   if (app && !ours) return blocked('AppOwnedElsewhere', `app ${appName} in ${spec.org}/${spec.space} was not created by this resource; it is left alone`, 10_000);
 
   const doc = { applications: [manifestEntry(obj, spec)] };
-  const applied = obj.status?.observedGeneration === generation && app !== undefined;
+  // The informer's copy may not show the status this process wrote a moment ago; what it applied itself counts.
+  const jobKey = `${ref}#${obj.metadata.uid ?? ''}`;
+  const applied = app !== undefined && (obj.status?.observedGeneration === generation || applyJobs.get(jobKey)?.generation === generation);
   let reverted: string[] | undefined;
-  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, ref))) {
+  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey))) {
     // The resource owns what it declares: a CF API write that changed it (cf scale, cf set-env…) is reverted
     // by applying the resource again, and reported. What CF's manifest diff does not compare is left alone.
     const drift = await manifestDiff(env.ctx, space.guid, doc);
     if (drift.length > 0) reverted = drift.map((d) => d.path.replace(/^\/applications\/0/, ''));
     // A difference the last re-apply did not remove is one an apply cannot remove (manifests add, they do not
     // take away routes or services): reported, not retried on every resync.
-    const last = applyJobs.get(ref);
+    const last = applyJobs.get(jobKey);
     if (last && drift.length === 0) delete last.persists;
     if (reverted && last?.generation === generation && last.reverted?.join() === reverted.join()) {
       last.persists = reverted;
@@ -281,7 +283,7 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   if (!applied || reverted) {
     try {
       const job = await applyManifest(env.ctx, space.guid, doc);
-      applyJobs.set(ref, { generation, job, reverted });
+      applyJobs.set(jobKey, { generation, job, reverted });
       if (reverted) {
         env.log.info({ resource: ref, fields: reverted }, 'kube sync: reverted CF API changes to fields the resource declares');
         await env.client.event('App', obj, 'Warning', 'DriftReverted', `changes made outside the resource were reverted: ${reverted.join(', ')}`);
@@ -328,7 +330,7 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     message: c.message,
     observedGeneration: caughtUp ? generation : generation - 1,
   }));
-  const job = applyJobs.get(ref);
+  const job = applyJobs.get(`${ref}#${obj.metadata.uid ?? ''}`);
   const jobRow = job?.generation === generation ? await db.selectFrom('jobs').select(['state', 'errors']).where('guid', '=', job.job).executeTakeFirst() : undefined;
   let synced: Omit<KubeCondition, 'lastTransitionTime'> = { type: 'Synced', status: 'True', reason: 'ManifestApplied', message: `generation ${generation} applied`, observedGeneration: generation };
   if (jobRow?.state === 'FAILED') {

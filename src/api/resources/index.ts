@@ -20,6 +20,7 @@ import { registerRevisions } from './revisions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
+import { registerRoutePolicies } from './route-policies.ts';
 import { registerSecurityGroups } from './security-groups.ts';
 import { registerSidecars } from './sidecars.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
@@ -48,6 +49,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerApps,
   registerProcesses,
   registerRoutes,
+  registerRoutePolicies,
   registerPackages,
   registerBuilds,
   registerDroplets,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { Backend } from '../router/route-table.ts';
+import type { Backend, RouteAccess } from '../router/route-table.ts';
+import { policySourcesByRoute } from '../services/route-policies.ts';
 import { routeKey } from '../router/route-table.ts';
 import type { Router } from '../router/router.ts';
 import type { Store } from '../store/store.ts';
@@ -12,7 +13,8 @@ const TABLE_KEY = 'table';
 const table: WatchMapper = () => [TABLE_KEY];
 
 /**
- * Keeps the router's table equal to "routes with destinations × RUNNING instances of the destination process".
+ * Keeps the router's table equal to "routes with destinations × RUNNING instances of the destination process",
+ * with the route policies of routes on domains that enforce them.
  * Level-triggered: every sync recomputes the whole table from the store and the runtime, so a missed event only
  * delays convergence until the next one. Syncs coalesce: many changes in a burst cause at most two passes.
  * The manager runs it as a reconciler with the single key `table` (see `reconciler`); `schedule` syncs now, for
@@ -78,7 +80,7 @@ export class RoutingController {
       .leftJoin('processes', (j) =>
         j.onRef('processes.app_guid', '=', 'route_destinations.app_guid').onRef('processes.type', '=', 'route_destinations.process_type'),
       )
-      .select(['routes.host', 'routes.path', 'routes.protocol', 'domains.name as domain', 'processes.guid as process_guid'])
+      .select(['routes.guid', 'routes.host', 'routes.path', 'routes.protocol', 'domains.name as domain', 'domains.enforce_route_policies', 'processes.guid as process_guid'])
       .where('routes.protocol', '!=', 'tcp')
       .execute();
 
@@ -93,12 +95,16 @@ export class RoutingController {
       list.push({ instanceId: i.id, processGuid: i.processGuid, appGuid: i.appGuid, index: i.index, host: i.host, port: i.port });
     }
 
+    const policies = await policySourcesByRoute(this.store.db);
     const desired = new Map<string, Backend[]>();
+    const access = new Map<string, RouteAccess>();
     for (const r of rows) {
       const key = routeKey(r.host ? `${r.host}.${r.domain}` : r.domain, r.path);
       const backends = desired.get(key) ?? [];
       if (r.process_guid) backends.push(...(byProcess.get(r.process_guid) ?? []));
       desired.set(key, backends);
+      // An enforcing domain's route without policies admits nobody (gorouter's default deny).
+      if (r.enforce_route_policies === 1) access.set(key, { sources: policies.get(r.guid) ?? [] });
     }
     for (const list of desired.values()) list.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
     const table = this.router.table;
@@ -107,9 +113,10 @@ export class RoutingController {
       const current = table.get(key)?.backends;
       const same = current && current.length === backends.length && current.every((b, i) => b.instanceId === backends[i]!.instanceId && b.port === backends[i]!.port);
       if (!same) table.setBackends(key, backends);
+      table.setAccess(key, access.get(key));
     }
   }
 
 }
 
-const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains'];
+const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains', 'route_policies'];

@@ -46,13 +46,6 @@ export interface IssuedCredential {
   notAfter: Date;
 }
 
-/** The caller an instance certificate names (OU `app:`, `space:`, `organization:`), as gorouter reads it. */
-export interface CallerIdentity {
-  appGuid: string;
-  spaceGuid?: string;
-  organizationGuid?: string;
-}
-
 /** Issues credentials; the runtime depends on this, not on the CA itself. */
 export interface CredentialIssuer {
   /** PEM of the CA apps are given to trust Kiln's router (CF_SYSTEM_CERT_PATH). */
@@ -99,13 +92,20 @@ function baseCertificate(publicKeyPem: string, notBefore: Date, notAfter: Date):
   return cert;
 }
 
-const CA_SUBJECT = [
+/**
+ * Each CA gets a name of its own: a certificate of another Kiln's CA then never even looks like one of ours to
+ * OpenSSL (same issuer name is what makes it try, and fail, the signature; node has been seen to leave that
+ * failure in OpenSSL's error queue, where the next handshake trips over it).
+ */
+const caSubject = () => [
   { shortName: 'O', value: 'Kiln' },
-  { shortName: 'CN', value: 'Kiln instance identity CA' },
+  { shortName: 'CN', value: `Kiln instance identity CA ${randomBytes(6).toString('hex')}` },
 ];
 
 export class InstanceIdentityCA implements CredentialIssuer {
   private readonly caCert: forge.pki.Certificate;
+  /** Names the CA in every leaf (authorityKeyIdentifier), so verifiers pick the issuer by key, not only by name. */
+  private readonly caKeyId: string;
 
   private constructor(
     readonly caCertPem: string,
@@ -113,6 +113,7 @@ export class InstanceIdentityCA implements CredentialIssuer {
     readonly lifetimeMs: number,
   ) {
     this.caCert = forge.pki.certificateFromPem(caCertPem);
+    this.caKeyId = this.caCert.generateSubjectKeyIdentifier().getBytes();
   }
 
   /** Loads the CA from `dir`, creating it (key 0600, dir 0700) on first use. */
@@ -134,8 +135,9 @@ export class InstanceIdentityCA implements CredentialIssuer {
     const keys = await newRsaKey();
     const now = Date.now();
     const cert = baseCertificate(keys.publicKeyPem, new Date(now - BACKDATE_MS), new Date(now + CA_LIFETIME_MS));
-    cert.setSubject(CA_SUBJECT);
-    cert.setIssuer(CA_SUBJECT);
+    const subject = caSubject();
+    cert.setSubject(subject);
+    cert.setIssuer(subject);
     cert.setExtensions([
       { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
@@ -169,6 +171,7 @@ export class InstanceIdentityCA implements CredentialIssuer {
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
       { name: 'extKeyUsage', clientAuth: true, serverAuth: true },
       { name: 'subjectAltName', altNames },
+      { name: 'authorityKeyIdentifier', keyIdentifier: this.caKeyId },
     ]);
     const leaf = signWithNode(cert, this.caKeyPem);
     return { certPem: leaf + this.caCertPem, keyPem: keys.privateKeyPem, notBefore, notAfter };
@@ -187,6 +190,7 @@ export class InstanceIdentityCA implements CredentialIssuer {
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true },
       { name: 'subjectAltName', altNames: names.map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
+      { name: 'authorityKeyIdentifier', keyIdentifier: this.caKeyId },
     ]);
     return { certPem: signWithNode(cert, this.caKeyPem) + this.caCertPem, keyPem: keys.privateKeyPem, notAfter };
   }
@@ -195,38 +199,6 @@ export class InstanceIdentityCA implements CredentialIssuer {
   keyMatchesCertificate(): boolean {
     return new X509Certificate(this.caCertPem).checkPrivateKey(createPrivateKey(this.caKeyPem));
   }
-}
-
-/**
- * The identity in a peer certificate's subject, as gorouter's identity handler reads it: OUs `app:`, `space:`,
- * `organization:`; no app OU → no identity. `ou` is node's `getPeerCertificate().subject.OU` (string or array).
- */
-export function callerIdentityOf(ou: string | string[] | undefined): CallerIdentity | undefined {
-  const units = ou === undefined ? [] : Array.isArray(ou) ? ou : [ou];
-  let appGuid: string | undefined;
-  let spaceGuid: string | undefined;
-  let organizationGuid: string | undefined;
-  for (const unit of units) {
-    if (unit.startsWith('app:') && unit.length > 4) appGuid = unit.slice(4);
-    else if (unit.startsWith('space:') && unit.length > 6) spaceGuid = unit.slice(6);
-    else if (unit.startsWith('organization:') && unit.length > 13) organizationGuid = unit.slice(13);
-  }
-  if (!appGuid) return undefined;
-  return { appGuid, ...(spaceGuid ? { spaceGuid } : {}), ...(organizationGuid ? { organizationGuid } : {}) };
-}
-
-/**
- * gorouter's evaluateRoutePolicies: `cf:any` admits any identified caller, `cf:app|space|org:<guid>` a caller
- * whose certificate names that app, space or org. Returns the matching source, or undefined.
- */
-export function matchingSource(sources: readonly string[], caller: CallerIdentity): string | undefined {
-  for (const source of sources) {
-    if (source === 'cf:any') return source;
-    if (source.startsWith('cf:app:') && source.slice(7) === caller.appGuid) return source;
-    if (source.startsWith('cf:space:') && caller.spaceGuid && source.slice(9) === caller.spaceGuid) return source;
-    if (source.startsWith('cf:org:') && caller.organizationGuid && source.slice(7) === caller.organizationGuid) return source;
-  }
-  return undefined;
 }
 
 /** Writes through a temporary file and a rename, so a reader never sees half a file (also during renewal). */

@@ -18,6 +18,14 @@ export interface Backend {
   port: number;
 }
 
+/**
+ * The route is on a domain with `enforce_route_policies`: only callers that present a valid instance identity
+ * over the router's mTLS listener and match one of `sources` (`cf:any`, `cf:app|space|org:<guid>`) get through.
+ */
+export interface RouteAccess {
+  sources: readonly string[];
+}
+
 export interface Route {
   key: string;
   host: string;
@@ -26,6 +34,8 @@ export interface Route {
   backends: readonly Backend[];
   /** Round-robin cursor; survives backend replacement so traffic keeps spreading after a scale. */
   cursor: number;
+  /** Set for routes whose callers are checked against route policies. */
+  access?: RouteAccess;
 }
 
 /** Lowercases a Host header value and strips the port (`[::1]:8080` → `::1`) and a trailing dot. */
@@ -120,6 +130,14 @@ export class RouteTable {
       this.byHost.set(host, [route]);
     }
     return route;
+  }
+
+  /** Sets (or, with undefined, lifts) the route policy check of an existing route. */
+  setAccess(key: string, access: RouteAccess | undefined): void {
+    const route = this.get(key);
+    if (!route) return;
+    if (access) route.access = { sources: Object.freeze(access.sources.slice()) };
+    else delete route.access;
   }
 
   /** Removes a route; returns whether it existed. */

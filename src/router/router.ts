@@ -12,6 +12,12 @@
  * - A backend that sends no response headers within `responseTimeoutMs` (gorouter's request_timeout_in_seconds)
  *   is cut off and the client gets 502 endpoint_failure; such a request is not retried, the backend may have
  *   acted on it.
+ * - Routes on domains that enforce route policies (route.access) admit only callers identified by a valid
+ *   instance certificate on the mTLS listener whose app, space or org matches a policy, as gorouter's mTLS
+ *   handlers do: 421 on a connection that did not do mutual TLS (mtls_sni_check), 403 without a valid identity
+ *   or without a matching policy (mtls_pre_auth, mtls_route_policies_auth). gorouter writes these without an
+ *   X-Cf-Routererror header, and so does Kiln. On the mTLS listener the verified client certificate is passed
+ *   to the app in X-Forwarded-Client-Cert (base64 DER, gorouter's sanitize_set); a client's own copy is dropped.
  * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
  *   so callers can stop it without cutting a request (what rolling deployments rely on).
  */
@@ -20,7 +26,8 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AccessLogEntry, AccessLogger } from './access-log.ts';
-import { RouteTable, normalizeHost, type Backend, type Route } from './route-table.ts';
+import { callerIdentityOf, matchingSource } from '../identity/caller-identity.ts';
+import { RouteTable, normalizeHost, type Backend, type Route, type RouteAccess } from './route-table.ts';
 
 export interface RouterOptions {
   table?: RouteTable;
@@ -80,6 +87,30 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 /** Request headers the router sets itself; incoming copies are replaced, not duplicated. */
 const ROUTER_SET = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-vcap-request-id', 'x-request-start']);
+/** On the mTLS listener the router also owns X-Forwarded-Client-Cert. */
+const ROUTER_SET_MTLS = new Set([...ROUTER_SET, 'x-forwarded-client-cert']);
+
+/** Why a route policy check refused a request: the status and a human-readable reason. */
+interface Denial {
+  status: 403 | 421;
+  reason: string;
+}
+
+/**
+ * The route policy check of one request to a route with `access` (gorouter: mtls_sni_check, mtls_pre_auth and
+ * mtls_route_policies_auth, in that order). `socket.authorized` means the TLS layer verified the chain against
+ * Kiln's CA and its validity period.
+ */
+export function routePolicyDenial(socket: Partial<TLSSocket>, access: RouteAccess): Denial | undefined {
+  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') {
+    return { status: 421, reason: 'route requires mutual TLS: call it on the router mTLS port with an instance identity certificate' };
+  }
+  const caller = socket.authorized ? callerIdentityOf(socket.getPeerCertificate().subject?.OU) : undefined;
+  if (!caller) return { status: 403, reason: 'certificate does not contain CF identity OU fields' };
+  if (access.sources.length === 0) return { status: 403, reason: 'route has no route policies configured' };
+  if (matchingSource(access.sources, caller) === undefined) return { status: 403, reason: `caller app ${caller.appGuid} not in route_policies` };
+  return undefined;
+}
 
 /**
  * Copies end-to-end headers from a raw header list (`[name, value, name, value…]`, original case kept). The
@@ -222,8 +253,14 @@ export class Router {
       firstHeader(req.headers['x-forwarded-proto']) ?? ((req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http');
     const incomingId = firstHeader(req.headers['x-vcap-request-id']);
     const requestId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, ROUTER_SET);
+    const tlsSocket = req.socket as Partial<TLSSocket>;
+    const mtls = tlsSocket.encrypted === true && typeof tlsSocket.getPeerCertificate === 'function';
+    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, mtls ? ROUTER_SET_MTLS : ROUTER_SET);
     if (keepUpgrade && req.headers.upgrade !== undefined) headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade);
+    if (mtls && tlsSocket.authorized) {
+      const raw = tlsSocket.getPeerCertificate!().raw;
+      if (raw) headers.push('X-Forwarded-Client-Cert', raw.toString('base64'));
+    }
     headers.push(
       'X-Forwarded-For',
       xForwardedFor,
@@ -288,8 +325,31 @@ export class Router {
       this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.hostHeader}') does not exist.\n`);
       return;
     }
+    if (route.access) {
+      const denial = routePolicyDenial(req.socket as Partial<TLSSocket>, route.access);
+      if (denial) {
+        this.deny(req, res, ctx, denial, route.backends[0]);
+        return;
+      }
+    }
     new Exchange(this.internals, req, res, ctx, route).start();
   };
+
+  /**
+   * A route policy refusal, as gorouter writes it: the status without X-Cf-Routererror. The access log names the
+   * route's app (gorouter's setRouteEndpointForAccessLog) so the refused call shows in the target app's RTR logs.
+   */
+  private deny(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, denial: Denial, backend: Backend | undefined): void {
+    const payload = Buffer.from(`${denial.status} ${http.STATUS_CODES[denial.status]}: ${denial.reason}\n`);
+    res.writeHead(denial.status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': payload.length,
+      'x-vcap-request-id': ctx.requestId,
+      ...(hasRequestBody(req) && !req.complete ? { connection: 'close' } : {}),
+    });
+    res.end(payload);
+    this.log(ctx, req, denial.status, 0, payload.length, backend, undefined);
+  }
 
   /** Answers from the router itself with gorouter's error header. */
   private reject(
@@ -328,6 +388,18 @@ export class Router {
     if (!route || route.backends.length === 0) {
       writeRawError(socket, 404, 'Not Found', 'unknown_route', ctx.requestId);
       this.log(ctx, req, 404, 0, 0, undefined, 'unknown_route');
+      return;
+    }
+    const denial = route.access ? routePolicyDenial(req.socket as Partial<TLSSocket>, route.access) : undefined;
+    if (denial) {
+      const body = `${denial.status} ${http.STATUS_CODES[denial.status]}: ${denial.reason}\n`;
+      if (!socket.destroyed) {
+        socket.end(
+          `HTTP/1.1 ${denial.status} ${http.STATUS_CODES[denial.status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nX-Vcap-Request-Id: ${ctx.requestId}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      this.log(ctx, req, denial.status, 0, 0, route.backends[0], undefined);
       return;
     }
     const tried = new Set<string>();

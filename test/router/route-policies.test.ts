@@ -40,7 +40,7 @@ beforeAll(async () => {
   backend = await echoBackend('b');
   router = new Router();
   for (const host of ['app.mtls.test', 'open.mtls.test', 'plain.test']) router.table.setBackends(host, [backendAt('b', backend.port)]);
-  plain = await listen(http.createServer(router.handle));
+  plain = await listen(http.createServer(router.handle).on('upgrade', router.handleUpgrade));
   mtls = await createMtlsServer({ router, ca, defaultNames: ['localhost', '127.0.0.1'] });
   await new Promise<void>((resolve) => mtls.listen(0, '127.0.0.1', resolve));
   mtlsPort = (mtls.address() as AddressInfo).port;
@@ -171,5 +171,49 @@ describe('routes that do not enforce route policies', () => {
     });
     expect(cert.subjectAltName).toBe('DNS:open.mtls.test');
     expect(cert.checkIssued(new X509Certificate(ca.caCertPem))).toBe(true);
+  });
+});
+
+describe('protocol upgrades to an enforcing route', () => {
+  it('are refused like requests: 421 on the plain port, without X-Cf-Routererror', async () => {
+    enforce(['cf:any']);
+    const head = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: plain.port, path: '/', headers: { host: 'app.mtls.test', connection: 'Upgrade', upgrade: 'websocket' }, agent: false });
+      req.on('response', (res) => {
+        resolve(`${res.statusCode} ${res.headers['x-cf-routererror'] ?? '-'}`);
+        res.resume();
+      });
+      req.on('upgrade', () => reject(new Error('upgraded')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(head).toBe('421 -');
+  });
+
+  it('on the mTLS port: 403 for a caller without a policy, passed through for one with', async () => {
+    enforce([`cf:app:${caller.appGuid}`]);
+    const upgrade = (cred: IssuedCredential) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request({
+          host: '127.0.0.1',
+          port: mtlsPort,
+          servername: 'app.mtls.test',
+          headers: { host: 'app.mtls.test', connection: 'Upgrade', upgrade: 'websocket' },
+          ca: [ca.caCertPem],
+          cert: cred.certPem,
+          key: cred.keyPem,
+          agent: false,
+        });
+        req.on('response', (res) => {
+          resolve(res.statusCode ?? 0);
+          res.resume();
+        });
+        req.on('upgrade', () => reject(new Error('upgraded')));
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await upgrade(strangerCred)).toBe(403);
+    // The echo backend declines the upgrade and answers normally; the router relays that answer.
+    expect(await upgrade(callerCred)).toBe(200);
   });
 });

@@ -76,11 +76,23 @@ export class RoutingController {
     const rows = await this.store.db
       .selectFrom('routes')
       .innerJoin('domains', 'domains.guid', 'routes.domain_guid')
+      .innerJoin('spaces', 'spaces.guid', 'routes.space_guid')
       .leftJoin('route_destinations', 'route_destinations.route_guid', 'routes.guid')
       .leftJoin('processes', (j) =>
         j.onRef('processes.app_guid', '=', 'route_destinations.app_guid').onRef('processes.type', '=', 'route_destinations.process_type'),
       )
-      .select(['routes.guid', 'routes.host', 'routes.path', 'routes.protocol', 'domains.name as domain', 'domains.enforce_route_policies', 'processes.guid as process_guid'])
+      .select([
+        'routes.guid',
+        'routes.host',
+        'routes.path',
+        'routes.protocol',
+        'routes.space_guid',
+        'spaces.organization_guid',
+        'domains.name as domain',
+        'domains.enforce_route_policies',
+        'domains.route_policies_scope',
+        'processes.guid as process_guid',
+      ])
       .where('routes.protocol', '!=', 'tcp')
       .execute();
 
@@ -104,7 +116,14 @@ export class RoutingController {
       if (r.process_guid) backends.push(...(byProcess.get(r.process_guid) ?? []));
       desired.set(key, backends);
       // An enforcing domain's route without policies admits nobody (gorouter's default deny).
-      if (r.enforce_route_policies === 1) access.set(key, { sources: policies.get(r.guid) ?? [] });
+      if (r.enforce_route_policies === 1) {
+        access.set(key, {
+          sources: policies.get(r.guid) ?? [],
+          ...(r.route_policies_scope ? { scope: r.route_policies_scope } : {}),
+          spaceGuid: r.space_guid,
+          organizationGuid: r.organization_guid,
+        });
+      }
     }
     for (const list of desired.values()) list.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
     const table = this.router.table;

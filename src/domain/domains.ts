@@ -141,7 +141,7 @@ export interface CreateDomain {
   sharedOrganizationGuids: string[];
   /** CC's `enforce_route_policies` (issue 12 item 17): the router checks callers against route policies. */
   enforceRoutePolicies: boolean;
-  /** CC's optional `route_policies_scope` (any, org, space); stored and shown, not enforced. */
+  /** CC's optional `route_policies_scope` (any, org, space): which callers the router admits before the policies. */
   routePoliciesScope: string | null;
   metadata?: MetadataRequest;
 }

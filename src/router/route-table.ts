@@ -24,6 +24,14 @@ export interface Backend {
  */
 export interface RouteAccess {
   sources: readonly string[];
+  /**
+   * The domain's `route_policies_scope` (gorouter's mtls_scope_auth): `org`/`space` admit only callers of the
+   * route's own org/space, `any` (or none) anyone; checked before the sources.
+   */
+  scope?: string;
+  /** The route's space and org, which the scope compares the caller's with. */
+  spaceGuid?: string;
+  organizationGuid?: string;
 }
 
 export interface Route {
@@ -136,7 +144,7 @@ export class RouteTable {
   setAccess(key: string, access: RouteAccess | undefined): void {
     const route = this.get(key);
     if (!route) return;
-    if (access) route.access = { sources: Object.freeze(access.sources.slice()) };
+    if (access) route.access = { ...access, sources: Object.freeze(access.sources.slice()) };
     else delete route.access;
   }
 

@@ -14,8 +14,9 @@
  *   acted on it.
  * - Routes on domains that enforce route policies (route.access) admit only callers identified by a valid
  *   instance certificate on the mTLS listener whose app, space or org matches a policy, as gorouter's mTLS
- *   handlers do: 421 on a connection that did not do mutual TLS (mtls_sni_check), 403 without a valid identity
- *   or without a matching policy (mtls_pre_auth, mtls_route_policies_auth). gorouter writes these without an
+ *   handlers do: 421 on a connection that did not do mutual TLS (mtls_sni_check), 403 without a valid identity,
+ *   outside the domain's route_policies_scope or without a matching policy (mtls_pre_auth, mtls_scope_auth,
+ *   mtls_route_policies_auth). gorouter writes these without an
  *   X-Cf-Routererror header, and so does Kiln. On the mTLS listener the verified client certificate is passed
  *   to the app in X-Forwarded-Client-Cert (base64 DER, gorouter's sanitize_set); a client's own copy is dropped.
  * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
@@ -26,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AccessLogEntry, AccessLogger } from './access-log.ts';
-import { callerIdentityOf, matchingSource } from '../identity/caller-identity.ts';
+import { callerIdentityOf, matchingSource, type CallerIdentity } from '../identity/caller-identity.ts';
 import { RouteTable, normalizeHost, type Backend, type Route, type RouteAccess } from './route-table.ts';
 
 export interface RouterOptions {
@@ -97,6 +98,27 @@ interface Denial {
 }
 
 /**
+ * gorouter's mtls_scope_auth. gorouter compares the selected endpoint's space and org; Kiln compares the route's
+ * owning space and org, which differ from the endpoint's only for a route shared into other spaces.
+ */
+function scopeDenial(access: RouteAccess, caller: CallerIdentity): string | undefined {
+  switch (access.scope ?? 'any') {
+    case 'any':
+      return undefined;
+    case 'org':
+      return caller.organizationGuid === access.organizationGuid
+        ? undefined
+        : `caller org ${caller.organizationGuid ?? ''} does not match selected backend org ${access.organizationGuid ?? ''}`;
+    case 'space':
+      return caller.spaceGuid === access.spaceGuid
+        ? undefined
+        : `caller space ${caller.spaceGuid ?? ''} does not match selected backend space ${access.spaceGuid ?? ''}`;
+    default:
+      return `unknown route policy scope "${access.scope}"`;
+  }
+}
+
+/**
  * The route policy check of one request to a route with `access` (gorouter: mtls_sni_check, mtls_pre_auth and
  * mtls_route_policies_auth, in that order). `socket.authorized` means the TLS layer verified the chain against
  * Kiln's CA and its validity period.
@@ -107,6 +129,8 @@ export function routePolicyDenial(socket: Partial<TLSSocket>, access: RouteAcces
   }
   const caller = socket.authorized ? callerIdentityOf(socket.getPeerCertificate().subject?.OU) : undefined;
   if (!caller) return { status: 403, reason: 'certificate does not contain CF identity OU fields' };
+  const scope = scopeDenial(access, caller);
+  if (scope) return { status: 403, reason: scope };
   if (access.sources.length === 0) return { status: 403, reason: 'route has no route policies configured' };
   if (matchingSource(access.sources, caller) === undefined) return { status: 403, reason: `caller app ${caller.appGuid} not in route_policies` };
   return undefined;

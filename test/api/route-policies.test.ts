@@ -72,6 +72,16 @@ describe('domains with enforce_route_policies', () => {
     expect(detail(res)).toContain('Enforce route policies must be a boolean');
   });
 
+  it("keeps CC's route_policies_scope and rejects values other than any, org and space", async () => {
+    const scoped = await t.admin.post('/v3/domains', { name: 'scoped.example.com', enforce_route_policies: true, route_policies_scope: 'space' });
+    expect(scoped.status, scoped.text).toBe(201);
+    expect(scoped.body.route_policies_scope).toBe('space');
+    expect(mtlsDomain.route_policies_scope).toBeNull();
+    const bad = await t.admin.post('/v3/domains', { name: 'badscope.example.com', route_policies_scope: 'galaxy' });
+    expect(bad.status).toBe(422);
+    expect(detail(bad)).toContain("Route policies scope must be one of 'any', 'org', 'space'");
+  });
+
   it('rejects route policy enforcement on an internal domain', async () => {
     const res = await t.admin.post('/v3/domains', { name: 'int2.example.com', internal: true, enforce_route_policies: true });
     expect(res.status).toBe(422);

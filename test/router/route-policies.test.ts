@@ -118,6 +118,19 @@ describe('a route on a domain that enforces route policies', () => {
     expect((await call('app.mtls.test', strangerCred)).status).toBe(200);
   });
 
+  it("refuses callers outside the domain's route_policies_scope before looking at the policies", async () => {
+    const own = { spaceGuid: caller.spaceGuid, organizationGuid: caller.organizationGuid };
+    router.table.setAccess('app.mtls.test', { sources: ['cf:any'], scope: 'space', ...own });
+    expect((await call('app.mtls.test', callerCred)).status).toBe(200);
+    const other = await call('app.mtls.test', strangerCred);
+    expect(other.status).toBe(403);
+    expect(other.text).toContain(`caller space ${stranger.spaceGuid} does not match selected backend space ${caller.spaceGuid}`);
+    router.table.setAccess('app.mtls.test', { sources: ['cf:any'], scope: 'org', ...own });
+    expect((await call('app.mtls.test', strangerCred)).text).toContain('does not match selected backend org');
+    router.table.setAccess('app.mtls.test', { sources: ['cf:any'], scope: 'any', ...own });
+    expect((await call('app.mtls.test', strangerCred)).status).toBe(200);
+  });
+
   it('refuses everybody when the route has no policies (default deny)', async () => {
     enforce([]);
     const res = await call('app.mtls.test', callerCred);

@@ -97,6 +97,30 @@ interface Denial {
   reason: string;
 }
 
+interface VerifiedPeer {
+  /** The identity the certificate names, if any. */
+  caller: CallerIdentity | undefined;
+  /** X-Forwarded-Client-Cert value: the certificate, base64 DER. */
+  xfcc: string;
+}
+
+const NOT_TLS = Symbol('not TLS');
+/** A connection's client certificate is fixed for its life: read once per socket, not per request. */
+const peers = new WeakMap<object, VerifiedPeer | undefined>();
+
+/** The client certificate the TLS layer verified against Kiln's CA, undefined without one, NOT_TLS on plain HTTP. */
+function verifiedPeerOf(socket: Partial<TLSSocket>): VerifiedPeer | undefined | typeof NOT_TLS {
+  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') return NOT_TLS;
+  if (peers.has(socket)) return peers.get(socket);
+  let peer: VerifiedPeer | undefined;
+  if (socket.authorized) {
+    const cert = socket.getPeerCertificate();
+    if (cert?.raw) peer = { caller: callerIdentityOf(cert.subject?.OU), xfcc: cert.raw.toString('base64') };
+  }
+  peers.set(socket, peer);
+  return peer;
+}
+
 /**
  * gorouter's mtls_scope_auth. gorouter compares the selected endpoint's space and org; Kiln compares the route's
  * owning space and org, which differ from the endpoint's only for a route shared into other spaces.
@@ -124,10 +148,11 @@ function scopeDenial(access: RouteAccess, caller: CallerIdentity): string | unde
  * Kiln's CA and its validity period.
  */
 export function routePolicyDenial(socket: Partial<TLSSocket>, access: RouteAccess): Denial | undefined {
-  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') {
+  const peer = verifiedPeerOf(socket);
+  if (peer === NOT_TLS) {
     return { status: 421, reason: 'route requires mutual TLS: call it on the router mTLS port with an instance identity certificate' };
   }
-  const caller = socket.authorized ? callerIdentityOf(socket.getPeerCertificate().subject?.OU) : undefined;
+  const caller = peer?.caller;
   if (!caller) return { status: 403, reason: 'certificate does not contain CF identity OU fields' };
   const scope = scopeDenial(access, caller);
   if (scope) return { status: 403, reason: scope };
@@ -277,14 +302,10 @@ export class Router {
       firstHeader(req.headers['x-forwarded-proto']) ?? ((req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http');
     const incomingId = firstHeader(req.headers['x-vcap-request-id']);
     const requestId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    const tlsSocket = req.socket as Partial<TLSSocket>;
-    const mtls = tlsSocket.encrypted === true && typeof tlsSocket.getPeerCertificate === 'function';
-    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, mtls ? ROUTER_SET_MTLS : ROUTER_SET);
+    const peer = verifiedPeerOf(req.socket as Partial<TLSSocket>);
+    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, peer === NOT_TLS ? ROUTER_SET : ROUTER_SET_MTLS);
     if (keepUpgrade && req.headers.upgrade !== undefined) headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade);
-    if (mtls && tlsSocket.authorized) {
-      const raw = tlsSocket.getPeerCertificate!().raw;
-      if (raw) headers.push('X-Forwarded-Client-Cert', raw.toString('base64'));
-    }
+    if (peer !== NOT_TLS && peer) headers.push('X-Forwarded-Client-Cert', peer.xfcc);
     headers.push(
       'X-Forwarded-For',
       xForwardedFor,

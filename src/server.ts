@@ -20,7 +20,7 @@ import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { IdentityService } from './identity/identity-service.ts';
-import { InstanceIdentityCA } from './identity/instance-identity.ts';
+import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
 import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
@@ -45,8 +45,8 @@ import { Store } from './store/store.ts';
 
 export interface Kiln {
   config: Config;
-  /** Signs instance identity credentials and the router's mTLS certificates (route policies). */
-  identityCa: InstanceIdentityCA;
+  /** Signs instance identity credentials and the router's mTLS certificates (route policies); opened on first use. */
+  identityCa: LazyInstanceIdentityCA;
   store: Store;
   identity: IdentityService;
   controllers: ControllerManager;
@@ -91,7 +91,7 @@ export async function buildKiln(
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
   // Outside every sandbox's binds: apps get their own credentials, never the CA's key.
-  const identityCa = await InstanceIdentityCA.open(path.join(config.dataDir, 'instance-identity'), {
+  const identityCa = new LazyInstanceIdentityCA(path.join(config.dataDir, 'instance-identity'), {
     lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
   });
   const runtime = new LocalRuntime({
@@ -250,7 +250,7 @@ export async function startKiln(config: Config, opts: { log?: Logger } = {}): Pr
   kiln.publicUrl = url;
   const mtlsServer = await createMtlsServer({
     router: kiln.router,
-    ca: kiln.identityCa,
+    ca: await kiln.identityCa.get(),
     defaultNames: [...new Set([config.systemDomain, `*.${config.appsDomain}`, config.appsDomain, 'localhost', '127.0.0.1'])],
   });
   const auto = config.routerMtlsPort === 'auto';

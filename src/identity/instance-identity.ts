@@ -45,13 +45,14 @@ export interface IssuedCredential {
   keyPem: string;
   notBefore: Date;
   notAfter: Date;
+  /** The issuing CA (PEM), which also signs the router's certificates: apps trust it (CF_SYSTEM_CERT_PATH). */
+  caCertPem: string;
+  /** The lifetime the credential was issued for; it is renewed at three quarters of it. */
+  lifetimeMs: number;
 }
 
 /** Issues credentials; the runtime depends on this, not on the CA itself. */
 export interface CredentialIssuer {
-  /** PEM of the CA apps are given to trust Kiln's router (CF_SYSTEM_CERT_PATH). */
-  readonly caCertPem: string;
-  readonly lifetimeMs: number;
   issue(subject: InstanceSubject): Promise<IssuedCredential>;
 }
 
@@ -180,7 +181,7 @@ export class InstanceIdentityCA implements CredentialIssuer {
       { name: 'authorityKeyIdentifier', keyIdentifier: this.caKeyId },
     ]);
     const leaf = signWithNode(cert, this.caKeyPem);
-    return { certPem: leaf + this.caCertPem, keyPem: keys.privateKeyPem, notBefore, notAfter };
+    return { certPem: leaf + this.caCertPem, keyPem: keys.privateKeyPem, notBefore, notAfter, caCertPem: this.caCertPem, lifetimeMs: this.lifetimeMs };
   }
 
   /** A server certificate for the router's mTLS listener, for the given host names and IPs (SNI). */
@@ -214,6 +215,35 @@ export class InstanceIdentityCA implements CredentialIssuer {
   /** The CA's private key is never handed out; this only proves the pair matches (tests). */
   keyMatchesCertificate(): boolean {
     return new X509Certificate(this.caCertPem).checkPrivateKey(createPrivateKey(this.caKeyPem));
+  }
+}
+
+/**
+ * The CA, opened (and on a first start created, which generates an RSA key) only when something needs it: an
+ * instance or task to start, or the router's mTLS listener. A Kiln that runs neither (API tests) never pays for it.
+ */
+export class LazyInstanceIdentityCA implements CredentialIssuer {
+  private opened: Promise<InstanceIdentityCA> | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly opts: { lifetimeMs?: number } = {},
+  ) {}
+
+  get(): Promise<InstanceIdentityCA> {
+    if (!this.opened) {
+      const opening = InstanceIdentityCA.open(this.dir, this.opts);
+      this.opened = opening;
+      // A failed open (disk full) is retried by the next caller rather than remembered.
+      opening.catch(() => {
+        if (this.opened === opening) this.opened = undefined;
+      });
+    }
+    return this.opened;
+  }
+
+  async issue(subject: InstanceSubject): Promise<IssuedCredential> {
+    return (await this.get()).issue(subject);
   }
 }
 

@@ -95,7 +95,7 @@ export class InstanceCredentialFiles {
     // The key is the app's own (its uid when it has one) and nobody else's.
     writeAtomic(join(creds, 'instance.key'), this.current.keyPem, 0o600, this.owner);
     writeAtomic(join(creds, 'instance.crt'), this.current.certPem, 0o644, this.owner);
-    writeAtomic(join(this.hostDir, 'system-certs', 'kiln-ca.crt'), this.issuer.caCertPem, 0o644);
+    writeAtomic(join(this.hostDir, 'system-certs', 'kiln-ca.crt'), this.current.caCertPem, 0o644);
   }
 
   private schedule(): void {
@@ -104,7 +104,7 @@ export class InstanceCredentialFiles {
       this.renew()
         .catch((err) => this.onError(err))
         .finally(() => this.schedule());
-    }, renewDelayMs(this.current, this.issuer.lifetimeMs));
+    }, renewDelayMs(this.current, this.current.lifetimeMs));
     this.timer.unref();
   }
 }

@@ -13,7 +13,8 @@ import forge from 'node-forge';
  *
  * Node 20 can verify certificates (`X509Certificate`, TLS) but cannot create them, so the certificate
  * structure is built with node-forge (dependency-free) while keys are generated and certificates signed by
- * node's own crypto (forge's pure-JS RSA signing would block the event loop ~100 ms per certificate).
+ * node's own crypto (forge's pure-JS RSA signing would block the event loop ~100 ms per certificate). The CA
+ * key is RSA-2048 (made once); leaf keys are EC P-256, which node generates in about a millisecond.
  *
  * The CA key is written 0600 in `<dataDir>/instance-identity/` (0700), a directory no sandbox binds. A restart
  * keeps the CA (so credentials issued before stay valid until they expire); deleting the directory rotates it.
@@ -24,7 +25,6 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 /** Default lifetime of an instance credential; Diego's default is 24 h, renewed before it runs out. */
 export const DEFAULT_CREDENTIAL_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const CA_LIFETIME_MS = 10 * 365 * 24 * 60 * 60 * 1000;
-const SPARE_KEYS = 2;
 /** Certificates start a little in the past so a caller whose clock lags by seconds still accepts them. */
 const BACKDATE_MS = 5 * 60 * 1000;
 
@@ -70,6 +70,19 @@ async function newRsaKey(): Promise<KeyPair> {
   return { publicKeyPem: publicKey, privateKeyPem: privateKey };
 }
 
+/**
+ * A leaf key: EC P-256, generated in about a millisecond (an RSA-2048 key takes ~0.1 s, seconds on a loaded
+ * machine, and every instance start would wait for one).
+ */
+async function newEcKey(): Promise<{ privateKeyPem: string; spkiDer: Buffer }> {
+  const { publicKey, privateKey } = await generateKeyPairAsync('ec', {
+    namedCurve: 'prime256v1',
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { privateKeyPem: privateKey, spkiDer: publicKey };
+}
+
 /** A random positive serial (forge takes hex; a leading 0 nibble keeps it positive in DER). */
 const serial = () => `0${randomBytes(15).toString('hex')}`;
 
@@ -108,11 +121,6 @@ export class InstanceIdentityCA implements CredentialIssuer {
   private readonly caCert: forge.pki.Certificate;
   /** Names the CA in every leaf (authorityKeyIdentifier), so verifiers pick the issuer by key, not only by name. */
   private readonly caKeyId: string;
-  /**
-   * Keys generated ahead (after the first issue), so the next incarnation starts without waiting for RSA key
-   * generation (~0.1 s, seconds on a loaded machine). Kept in memory only.
-   */
-  private readonly spareKeys: Array<Promise<KeyPair>> = [];
 
   private constructor(
     readonly caCertPem: string,
@@ -159,11 +167,11 @@ export class InstanceIdentityCA implements CredentialIssuer {
 
   /** An instance identity credential: client and server auth, like Diego's (its proxy serves with it too). */
   async issue(subject: InstanceSubject): Promise<IssuedCredential> {
-    const keys = await this.takeKey();
+    const keys = await newEcKey();
     const now = Date.now();
     const notBefore = new Date(now - BACKDATE_MS);
     const notAfter = new Date(now + this.lifetimeMs);
-    const cert = baseCertificate(keys.publicKeyPem, notBefore, notAfter);
+    const cert = this.leafTemplate(notBefore, notAfter);
     const name: forge.pki.CertificateField[] = [];
     if (subject.organizationGuid) name.push({ shortName: 'OU', value: `organization:${subject.organizationGuid}` });
     if (subject.spaceGuid) name.push({ shortName: 'OU', value: `space:${subject.spaceGuid}` });
@@ -175,41 +183,71 @@ export class InstanceIdentityCA implements CredentialIssuer {
     if (subject.ip && isIP(subject.ip)) altNames.push({ type: 7, ip: subject.ip });
     cert.setExtensions([
       { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', clientAuth: true, serverAuth: true },
       { name: 'subjectAltName', altNames },
       { name: 'authorityKeyIdentifier', keyIdentifier: this.caKeyId },
     ]);
-    const leaf = signWithNode(cert, this.caKeyPem);
+    const leaf = this.signLeaf(cert, keys.spkiDer);
     return { certPem: leaf + this.caCertPem, keyPem: keys.privateKeyPem, notBefore, notAfter, caCertPem: this.caCertPem, lifetimeMs: this.lifetimeMs };
   }
 
   /** A server certificate for the router's mTLS listener, for the given host names and IPs (SNI). */
   async serverCredential(names: string[]): Promise<{ certPem: string; keyPem: string; notAfter: Date }> {
-    const keys = await this.takeKey();
+    const keys = await newEcKey();
     const now = Date.now();
     const notAfter = new Date(now + this.lifetimeMs);
-    const cert = baseCertificate(keys.publicKeyPem, new Date(now - BACKDATE_MS), notAfter);
+    const cert = this.leafTemplate(new Date(now - BACKDATE_MS), notAfter);
     cert.setSubject([{ shortName: 'O', value: 'Kiln' }, { shortName: 'CN', value: names[0] ?? 'localhost' }]);
     cert.setIssuer(this.caCert.subject.attributes);
     cert.setExtensions([
       { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true },
       { name: 'subjectAltName', altNames: names.map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
       { name: 'authorityKeyIdentifier', keyIdentifier: this.caKeyId },
     ]);
-    return { certPem: signWithNode(cert, this.caKeyPem) + this.caCertPem, keyPem: keys.privateKeyPem, notAfter };
+    return { certPem: this.signLeaf(cert, keys.spkiDer) + this.caCertPem, keyPem: keys.privateKeyPem, notAfter };
   }
 
-  private takeKey(): Promise<KeyPair> {
-    const key = this.spareKeys.shift() ?? newRsaKey();
-    while (this.spareKeys.length < SPARE_KEYS) {
-      const spare = newRsaKey();
-      spare.catch(() => undefined);
-      this.spareKeys.push(spare);
-    }
-    return key;
+  /** A leaf to be: its public key is filled in by signLeaf (forge itself only encodes RSA keys). */
+  private leafTemplate(notBefore: Date, notAfter: Date): forge.pki.Certificate {
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = this.caCert.publicKey;
+    cert.serialNumber = serial();
+    cert.validity.notBefore = notBefore;
+    cert.validity.notAfter = notAfter;
+    return cert;
+  }
+
+  /**
+   * Signs a leaf whose key is an EC P-256 key: forge builds the TBSCertificate (with the CA's RSA key standing in),
+   * the stand-in SubjectPublicKeyInfo is swapped for the leaf's own (DER from node), node signs it with the CA's
+   * RSA key, and the Certificate SEQUENCE is assembled here (RFC 5280 §4.1).
+   */
+  private signLeaf(cert: forge.pki.Certificate, spkiDer: Buffer): string {
+    const { asn1 } = forge;
+    const oid = forge.pki.oids.sha256WithRSAEncryption!;
+    cert.signatureOid = oid;
+    cert.siginfo.algorithmOid = oid;
+    const pki = forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 };
+    const tbs = pki.getTBSCertificate(cert);
+    const standIn = asn1.toDer(forge.pki.publicKeyToAsn1(cert.publicKey)).getBytes();
+    const fields = tbs.value as forge.asn1.Asn1[];
+    const at = fields.findIndex((f) => asn1.toDer(f).getBytes() === standIn);
+    if (at < 0) throw new Error('certificate template has no public key to replace');
+    fields[at] = asn1.fromDer(forge.util.createBuffer(spkiDer.toString('binary')));
+    const tbsDer = asn1.toDer(tbs).getBytes();
+    const signature = sign('sha256', Buffer.from(tbsDer, 'binary'), this.caKeyPem).toString('binary');
+    const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      tbs,
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+        asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(oid).getBytes()),
+        asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
+      ]),
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + signature),
+    ]);
+    return forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(certificate).getBytes() });
   }
 
   /** The CA's private key is never handed out; this only proves the pair matches (tests). */

@@ -386,6 +386,8 @@ export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: Pla
           internal: input.internal ? 1 : 0,
           owning_organization_guid: owningOrg?.guid ?? null,
           router_group_guid: null,
+          enforce_route_policies: input.enforceRoutePolicies ? 1 : 0,
+          route_policies_scope: input.routePoliciesScope,
         })
         .execute();
       tx.changed('domains', guid, 'create');
@@ -397,6 +399,7 @@ export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: Pla
       await auditDomain(tx, ctx, 'create', domain, {
         name: input.name,
         internal: input.internal,
+        ...(input.enforceRoutePolicies ? { enforce_route_policies: true } : {}),
         ...(owningOrg ? { organization_guid: owningOrg.guid, shared_organization_guids: sharedOrgs.map((o) => o.guid) } : {}),
         ...(input.metadata ? { metadata: input.metadata } : {}),
       });

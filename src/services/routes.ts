@@ -26,6 +26,7 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { recordAudit } from './audit.ts';
+import { deleteRoutePoliciesOf } from './route-policies.ts';
 import type { Ctx } from './context.ts';
 import type { Principal } from '../domain/principal.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
@@ -58,7 +59,7 @@ const nonEmpty = <T>(values: T[], none: T): T[] => (values.length > 0 ? values :
 // ---- visibility (CONVENTIONS.md §13.2: route readers are space readers plus org auditors) ----
 
 /** Spaces whose routes the caller can read: any space role there, or org manager/auditor of its org. */
-function routeReadableSpaces(ctx: Ctx, eb: Eb) {
+export function routeReadableSpaces(ctx: Ctx, eb: Eb) {
   const user = ctx.principal.guid;
   return eb
     .selectFrom('spaces as rrs')
@@ -274,6 +275,7 @@ export async function deleteRoutes(tx: WriteTx, routeGuids: string[]): Promise<v
     const bound = await tx.db.selectFrom('service_route_bindings').select('guid').where('route_guid', 'in', part).execute();
     await tx.db.deleteFrom('service_route_bindings').where('route_guid', 'in', part).execute();
     for (const b of bound) tx.changed('service_route_bindings', b.guid, 'delete');
+    await deleteRoutePoliciesOf(tx, part);
     await deleteMetadata(tx, 'routes', part);
     await tx.db.deleteFrom('routes').where('guid', 'in', part).execute();
     for (const g of part) tx.changed('routes', g, 'delete');

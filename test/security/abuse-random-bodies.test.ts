@@ -9,8 +9,8 @@ import { send, type Body } from './abuse/requests.ts';
 import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
 
 /**
- * 200 random bodies for every POST and PATCH of openapi.json, sent by an admin against real resources of a
- * tenant: bodies that follow the schema with a twist, examples with one node replaced, any JSON at all, deeply
+ * 200 random bodies for every POST and PATCH of openapi.json, two in three sent by an admin against tenant A's
+ * resources and one in three by a user with every role in org B against B's: bodies that follow the schema with a twist, examples with one node replaced, any JSON at all, deeply
  * nested JSON, text that is almost JSON, random multipart forms for uploads and random YAML for manifests.
  * No answer may be a 5xx, every answer must be what openapi.json says (errors as CF error documents), and a
  * refused request (4xx) must leave the store as it found it: no partial writes.
@@ -49,6 +49,8 @@ beforeAll(async () => {
   world = await buildWorld(t);
   guids = [...Object.values(world.a.guids), ...Object.values(world.b.guids)].filter((g): g is string => typeof g === 'string');
   fingerprintSql = await buildFingerprint();
+  // A user's first request records them (CC's users row): a write of its own, not of whatever body comes first.
+  await world.mallory.get('/v3/organizations');
   await StoreWatch.install();
   served = routeMatcher(t.kiln.app.routes);
 }, 120_000);
@@ -132,14 +134,14 @@ function hash(s: string): number {
 }
 
 /** The operation's path with tenant A's resources (an admin may touch them all). */
-function urlOf(op: Operation, fresh: Record<string, string>): string {
+function urlOf(op: Operation, fresh: Record<string, string>, tenant: Record<string, string> = world.a.guids): string {
   return fill(op.template, ({ param, after }) => {
     if (param === 'type') return 'web';
     if (param === 'index') return '0';
     if (param === 'name') return after === 'features' ? 'ssh' : after === 'feature_flags' ? 'diego_docker' : 'running';
     if (after === 'buildpacks') return world.globals.buildpack;
     const kind = param === 'guid' || param === 'quota_guid' ? kindOf(after) : kindOf(param.replace(/_guid$/, ''));
-    return fresh[kind] ?? world.a.guids[kind] ?? '00000000-0000-4000-8000-000000000000';
+    return fresh[kind] ?? tenant[kind] ?? '00000000-0000-4000-8000-000000000000';
   })!;
 }
 
@@ -234,21 +236,25 @@ describe(`random bodies (KILN_ABUSE_SEED=${SEED})`, () => {
     // An operation Kiln does not serve is refused by the router before its body is read: one body shows it.
     const count = served(op.method, urlOf(op, {})) ? PER_OPERATION : (unserved.push(op.operationId), 1);
     for (let i = 0; i < count; i++) {
+      // Every third body comes from mallory (every role in org B, none elsewhere) against B's resources, so the
+      // permission paths of a non-admin see the same garbage; the rest from an admin against A's.
+      const asMallory = i % 3 === 2;
+      const tenant = asMallory ? world.b.guids : world.a.guids;
       // An upload gets a target that still awaits its bits, or every body after the first would be refused unread.
       const fresh: Record<string, string> = {};
       if (op.operationId === 'uploadPackageBits' || op.operationId === 'uploadDroplet') {
         const kind = op.operationId === 'uploadDroplet' ? 'droplets' : 'packages';
-        const made = await t.admin.post(`/v3/${kind}`, { ...(kind === 'packages' ? { type: 'bits' } : {}), relationships: { app: { data: { guid: world.a.guids.app } } } });
+        const made = await t.admin.post(`/v3/${kind}`, { ...(kind === 'packages' ? { type: 'bits' } : {}), relationships: { app: { data: { guid: tenant.app } } } });
         fresh[kind === 'packages' ? 'package' : 'droplet'] = made.body.guid;
         await watch.reset();
       }
       const body = randomBody(d, op);
-      const url = urlOf(op, fresh);
-      const reply = await send(t.kiln, t.admin.token, op.method, url, body);
+      const url = urlOf(op, fresh, tenant);
+      const reply = await send(t.kiln, asMallory ? world.mallory.token : t.admin.token, op.method, url, body);
       requests++;
       const changed = await watch.changed();
       const say = (p: string) =>
-        problems.length < 5 && problems.push(`KILN_ABUSE_SEED=${SEED} body #${i}: ${p} — got ${reply.status} ${reply.text.slice(0, 300)} — sent ${describeBody(body)}`);
+        problems.length < 5 && problems.push(`KILN_ABUSE_SEED=${SEED} body #${i}${asMallory ? ' (as mallory)' : ''}: ${p} — got ${reply.status} ${reply.text.slice(0, 300)} — sent ${describeBody(body)}`);
       if (reply.status >= 500) say('a 5xx');
       else if (reply.specProblems.length > 0 && !(`${op.operationId} ${reply.status}` in SPEC_DEVIATIONS)) say(`not as openapi.json says: ${reply.specProblems.slice(0, 3).join('; ')}`);
       if (reply.status >= 400 && changed && !(op.operationId in STATE_CHANGING_REFUSALS)) say('refused, yet something was written');

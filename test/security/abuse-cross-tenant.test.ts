@@ -3,6 +3,7 @@ import { routeMatcher } from '../../src/api/route-matcher.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { asBody, exampleBody, freshGuid, guidSlots, setAt } from './abuse/bodies.ts';
 import { fill, kindOf, operations, placeholders, type Operation } from './abuse/operations.ts';
+import { Dice, prng, randomBody } from './abuse/random.ts';
 import { firstDifference, outcome, send, snapshot, type Body, type Reply } from './abuse/requests.ts';
 import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
 
@@ -192,6 +193,10 @@ function casesOf(op: Operation, world: World, served: (method: string, path: str
   return out;
 }
 
+/** Random bodies per write to one of A's resources (the seed is shared with abuse-random-bodies.test.ts). */
+const RANDOM_PER_WRITE = 10;
+const SEED = process.env.KILN_ABUSE_SEED ? Number(process.env.KILN_ABUSE_SEED) : (Date.now() ^ (process.pid << 16)) >>> 0;
+
 let t: TestKiln;
 let world: World;
 let served: (method: string, path: string) => boolean;
@@ -272,6 +277,36 @@ describe('a user with roles only in org B, against org A', () => {
       for (const c of casesOf(op, world, served)) problems.push(...(await check(c)));
     }
     expect(problems).toEqual([]);
+  });
+
+  it(`answers random bodies sent to org A's resources like bodies sent to guids that exist nowhere (KILN_ABUSE_SEED=${SEED})`, async () => {
+    // The documented body above reaches the lookup; random ones try the validation that may run before or after
+    // it. Either order is fine as long as A's guid and a made-up one get the same answer.
+    const d = new Dice(prng(SEED));
+    const problems: string[] = [];
+    const pool = [...world.secretsOfA, ...Object.values(world.b.guids).filter((g): g is string => typeof g === 'string')];
+    for (const op of operations.filter(hasBody)) {
+      const hidden = casesOf(op, world, served).filter((c) => c.expect === 'hidden');
+      for (const c of hidden) {
+        const before = await snapshot(t.kiln);
+        for (let i = 0; i < RANDOM_PER_WRITE; i++) {
+          const body = randomBody(d, op, pool);
+          const map = new Map<string, string>();
+          const reply = await send(t.kiln, world.mallory.token, op.method, c.url, body);
+          const probe = await send(t.kiln, world.mallory.token, op.method, withoutA(c.url, world, map), probeOf(body, world, map));
+          tally.requests += 2;
+          const say = (p: string) => problems.length < 20 && problems.push(`KILN_ABUSE_SEED=${SEED} ${op.method} ${c.url} body #${i}: ${p} — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
+          if (reply.status >= 500) say('a 5xx');
+          else if (reply.status < 400) say('accepted a write to a resource of another org');
+          else if (outcome(reply) !== outcome(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
+          const sent = `${c.url} ${JSON.stringify(body)}`;
+          if (world.secretsOfA.some((g) => reply.text.includes(g) && !sent.includes(g)) || reply.text.includes('tenant-a')) say("leaks A's guids or names");
+        }
+        const after = await snapshot(t.kiln);
+        if (after !== before) problems.push(`${op.method} ${c.url}: random bodies changed state: ${firstDifference(before, after)}`);
+      }
+    }
+    expect(problems, `reproduce with KILN_ABUSE_SEED=${SEED}`).toEqual([]);
   });
 
   it('covered every operation of openapi.json', () => {

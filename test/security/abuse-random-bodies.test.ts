@@ -2,9 +2,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeMatcher } from '../../src/api/route-matcher.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
-import { asBody, exampleBody, MANIFEST } from './abuse/bodies.ts';
-import { deref, fill, kindOf, operations, type Operation } from './abuse/operations.ts';
-import { anyValue, deeplyNested, Dice, fromSchema, garbageText, mutate, prng } from './abuse/random.ts';
+import { fill, kindOf, operations, type Operation } from './abuse/operations.ts';
+import { Dice, prng, randomBody } from './abuse/random.ts';
 import { send, type Body } from './abuse/requests.ts';
 import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
 
@@ -145,60 +144,6 @@ function urlOf(op: Operation, fresh: Record<string, string>, tenant: Record<stri
   })!;
 }
 
-/** The i-th random body of an operation. */
-function randomBody(d: Dice, op: Operation): Body {
-  const media = op.mediaTypes[0]!;
-  const example = exampleBody(op);
-  if (media === 'application/x-yaml') {
-    const yaml = d.pick([
-      MANIFEST,
-      `applications:\n- name: ${d.pick(['a', '""', '[]', '{x: 1}', '*x', '&a [*a]'])}\n  instances: ${JSON.stringify(anyValue(d, 1))}\n  memory: ${d.pick(['1G', '-1M', 'lots', '0', '99999999T'])}\n`,
-      `applications: ${JSON.stringify(anyValue(d, 3, guids))}\n`,
-      `version: ${d.int(-1, 3)}\napplications:\n- name: x\n  routes: ${JSON.stringify(anyValue(d, 2))}\n  processes: ${JSON.stringify(anyValue(d, 2))}\n`,
-      garbageText(d, MANIFEST),
-      `a: &a [*a, *a]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\napplications: [*c]\n`,
-    ]);
-    return { kind: 'raw', text: yaml, contentType: d.chance(0.9) ? media : d.pick(['application/json', 'text/plain', '']) };
-  }
-  if (media === 'multipart/form-data' && d.chance(0.7)) {
-    const fields: Record<string, string> = {};
-    if (d.chance(0.8)) fields.resources = d.chance(0.5) ? JSON.stringify(fromSchema(d, (deref(op.schema).properties as Record<string, unknown> | undefined)?.resources ?? {}, guids)) : garbageText(d, '[]');
-    if (d.chance(0.2)) fields[d.pick(['x', 'bits', 'name', ''])] = d.pick(['', 'x', '{}']);
-    const file = d.chance(0.8) ? randomFile(d) : undefined;
-    return { kind: 'multipart', fields, ...(file ? { file } : {}) };
-  }
-  const text = JSON.stringify(example);
-  switch (d.int(0, 9)) {
-    case 0:
-    case 1:
-    case 2:
-      return { kind: 'json', value: fromSchema(d, op.schema ?? {}, guids) };
-    case 3:
-    case 4:
-      return { kind: 'json', value: mutate(d, example, () => anyValue(d, 2, guids)) };
-    case 5:
-      return { kind: 'json', value: anyValue(d, 4, guids) };
-    case 6:
-      return { kind: 'raw', text: deeplyNested(d, d.pick([64, 1000, 20_000, 100_000])), contentType: 'application/json' };
-    case 7:
-      return { kind: 'raw', text: garbageText(d, text), contentType: d.chance(0.8) ? 'application/json' : d.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', '']) };
-    default:
-      return { kind: 'json', value: mutate(d, fromSchema(d, op.schema ?? {}, guids), () => anyValue(d, 1, guids)) };
-  }
-}
-
-const ZIP_HEAD = [0x50, 0x4b, 0x03, 0x04];
-const GZIP_HEAD = [0x1f, 0x8b, 0x08, 0x00];
-
-/** Bytes that start like a zip or gzip (or not) and then go wrong. */
-function randomFile(d: Dice): Uint8Array {
-  const head = d.pick([ZIP_HEAD, GZIP_HEAD, [0x50, 0x4b, 0x05, 0x06], []]);
-  const bytes = new Uint8Array(head.length + d.int(0, 2048));
-  bytes.set(head);
-  for (let i = head.length; i < bytes.length; i++) bytes[i] = d.int(0, 255);
-  return bytes;
-}
-
 const describeBody = (b: Body) => {
   const s = b.kind === 'json' ? JSON.stringify(b.value) : b.kind === 'raw' ? `${b.contentType}: ${b.text}` : `multipart ${JSON.stringify(b.fields)}${b.file ? ` + ${b.file.length} bytes` : ''}`;
   return s.length > 300 ? `${s.slice(0, 300)}… (${s.length} chars)` : s;
@@ -248,7 +193,7 @@ describe(`random bodies (KILN_ABUSE_SEED=${SEED})`, () => {
         fresh[kind === 'packages' ? 'package' : 'droplet'] = made.body.guid;
         await watch.reset();
       }
-      const body = randomBody(d, op);
+      const body = randomBody(d, op, guids);
       const url = urlOf(op, fresh, tenant);
       const reply = await send(t.kiln, asMallory ? world.mallory.token : t.admin.token, op.method, url, body);
       requests++;

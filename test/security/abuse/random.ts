@@ -1,4 +1,6 @@
-import { deref } from './operations.ts';
+import { exampleBody, MANIFEST } from './bodies.ts';
+import { deref, type Operation } from './operations.ts';
+import type { Body } from './requests.ts';
 
 /**
  * Seeded random request bodies. One seed (KILN_ABUSE_SEED) reproduces every body of a run, so a failure printed
@@ -229,3 +231,58 @@ export function garbageText(d: Dice, example: string): string {
       return example.replace(/:/, ':::');
   }
 }
+
+/** The i-th random body of an operation. */
+export function randomBody(d: Dice, op: Operation, guids: readonly string[]): Body {
+  const media = op.mediaTypes[0]!;
+  const example = exampleBody(op);
+  if (media === 'application/x-yaml') {
+    const yaml = d.pick([
+      MANIFEST,
+      `applications:\n- name: ${d.pick(['a', '""', '[]', '{x: 1}', '*x', '&a [*a]'])}\n  instances: ${JSON.stringify(anyValue(d, 1))}\n  memory: ${d.pick(['1G', '-1M', 'lots', '0', '99999999T'])}\n`,
+      `applications: ${JSON.stringify(anyValue(d, 3, guids))}\n`,
+      `version: ${d.int(-1, 3)}\napplications:\n- name: x\n  routes: ${JSON.stringify(anyValue(d, 2))}\n  processes: ${JSON.stringify(anyValue(d, 2))}\n`,
+      garbageText(d, MANIFEST),
+      `a: &a [*a, *a]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\napplications: [*c]\n`,
+    ]);
+    return { kind: 'raw', text: yaml, contentType: d.chance(0.9) ? media : d.pick(['application/json', 'text/plain', '']) };
+  }
+  if (media === 'multipart/form-data' && d.chance(0.7)) {
+    const fields: Record<string, string> = {};
+    if (d.chance(0.8)) fields.resources = d.chance(0.5) ? JSON.stringify(fromSchema(d, (deref(op.schema).properties as Record<string, unknown> | undefined)?.resources ?? {}, guids)) : garbageText(d, '[]');
+    if (d.chance(0.2)) fields[d.pick(['x', 'bits', 'name', ''])] = d.pick(['', 'x', '{}']);
+    const file = d.chance(0.8) ? randomFile(d) : undefined;
+    return { kind: 'multipart', fields, ...(file ? { file } : {}) };
+  }
+  const text = JSON.stringify(example);
+  switch (d.int(0, 9)) {
+    case 0:
+    case 1:
+    case 2:
+      return { kind: 'json', value: fromSchema(d, op.schema ?? {}, guids) };
+    case 3:
+    case 4:
+      return { kind: 'json', value: mutate(d, example, () => anyValue(d, 2, guids)) };
+    case 5:
+      return { kind: 'json', value: anyValue(d, 4, guids) };
+    case 6:
+      return { kind: 'raw', text: deeplyNested(d, d.pick([64, 1000, 20_000, 100_000])), contentType: 'application/json' };
+    case 7:
+      return { kind: 'raw', text: garbageText(d, text), contentType: d.chance(0.8) ? 'application/json' : d.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', '']) };
+    default:
+      return { kind: 'json', value: mutate(d, fromSchema(d, op.schema ?? {}, guids), () => anyValue(d, 1, guids)) };
+  }
+}
+
+const ZIP_HEAD = [0x50, 0x4b, 0x03, 0x04];
+const GZIP_HEAD = [0x1f, 0x8b, 0x08, 0x00];
+
+/** Bytes that start like a zip or gzip (or not) and then go wrong. */
+export function randomFile(d: Dice): Uint8Array {
+  const head = d.pick([ZIP_HEAD, GZIP_HEAD, [0x50, 0x4b, 0x05, 0x06], []]);
+  const bytes = new Uint8Array(head.length + d.int(0, 2048));
+  bytes.set(head);
+  for (let i = head.length; i < bytes.length; i++) bytes[i] = d.int(0, 255);
+  return bytes;
+}
+

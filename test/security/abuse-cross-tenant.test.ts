@@ -21,8 +21,13 @@ import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
  * and, for every request that is not a GET, that nothing Kiln holds changed (every row of every table and every
  * file in the data directory). No answer may be a 5xx or carry a name or guid of A's the caller did not send.
  *
+ * Then every write to one of A's resources gets seeded random bodies too (abuse/random.ts), each answered exactly
+ * as the same body sent to a made-up guid.
+ *
  * Families that hold no tenant's resources are exempt from the 404 rule (listed below, with the reason); they are
  * still called, with A-related parameters where they take any, and must neither leak nor change anything.
+ * Operations Kiln does not serve (services, usage events) must answer 404 and are listed when the suite ends; once
+ * one is served, its cases run like the others and need an org-A fixture in abuse/world.ts.
  */
 const GLOBAL_FAMILIES: Record<string, string> = {
   '': 'API roots: links only, the same for every caller',

@@ -154,14 +154,19 @@ export async function listOrganizationDomains(ctx: Ctx, orgGuid: string, params:
   return listWithin(ctx, params, inSet(readable, org.guid) ? [org.guid] : []);
 }
 
-async function findVisibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'>> {
+/** The domain, when the caller may see it (shared, or private to an org whose domains they read). */
+export async function visibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'> | undefined> {
   const orgs = await domainReadableOrgs(ctx);
-  const domain = await ctx.store.db
+  return ctx.store.db
     .selectFrom('domains')
     .selectAll('domains')
     .where('domains.guid', '=', guid)
     .where((eb) => domainVisible(eb, orgs))
     .executeTakeFirst();
+}
+
+async function findVisibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'>> {
+  const domain = await visibleDomain(ctx, guid);
   if (!domain) throw notFound('Domain');
   return domain;
 }

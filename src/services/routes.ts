@@ -29,6 +29,7 @@ import { recordAudit } from './audit.ts';
 import { deleteRoutePoliciesOf } from './route-policies.ts';
 import type { Ctx } from './context.ts';
 import type { Principal } from '../domain/principal.ts';
+import { visibleDomain } from './domains.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -540,7 +541,9 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
   const db = ctx.store.db;
   const space = await loadSpace(db, input.spaceGuid);
   if (!space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');
-  const domain = await db.selectFrom('domains').selectAll().where('guid', '=', input.domainGuid).executeTakeFirst();
+  // A private domain the caller cannot see is answered like a missing one: the "not available in organization"
+  // answer below names the domain, which would hand another tenant's domain name to anyone holding its guid.
+  const domain = await visibleDomain(ctx, input.domainGuid);
   if (!domain) throw unprocessable('Invalid domain. Ensure that the domain exists and you have access to it.');
   if (!(await ctx.access.canManageApps(space.guid))) throw notAuthorized();
   const org = await assertSpaceMutable(ctx, space);

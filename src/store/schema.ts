@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { RoutePolicySourceType } from '../domain/route-policies.ts';
 
 /**
  * The one description of Kiln's tables. Timestamps are ISO-8601 strings with milliseconds
@@ -73,6 +74,10 @@ export interface DomainsTable extends ResourceColumns {
   internal: Flag;
   owning_organization_guid: string | null;
   router_group_guid: string | null;
+  /** 1 when the router checks callers of this domain's routes against their route policies (migrations/0018). */
+  enforce_route_policies: Defaulted<Flag>;
+  /** CC's `route_policies_scope` (any, org, space) or null. */
+  route_policies_scope: string | null;
 }
 
 export interface DomainSharedOrganizationsTable {
@@ -520,6 +525,14 @@ export interface InstanceCrashesTable {
   process_guid: string;
 }
 
+/** Who may call a route on an enforcing domain (migrations/0018). */
+export interface RoutePoliciesTable extends ResourceColumns {
+  route_guid: string;
+  source_type: RoutePolicySourceType;
+  /** '' for `cf:any`. */
+  source_guid: string;
+}
+
 /** Per-app sandbox uid/gid (offset by the id); see migrations/0015_app_sandbox.ts. */
 export interface AppSandboxIdsTable {
   id: Generated<number>;
@@ -724,6 +737,7 @@ export interface Database {
   service_instance_shares: ServiceInstanceSharesTable;
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
+  route_policies: RoutePoliciesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -27,6 +27,7 @@ import { registerServiceBindings } from './service-bindings.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
+import { registerRoutePolicies } from './route-policies.ts';
 import { registerSecurityGroups } from './security-groups.ts';
 import { registerSidecars } from './sidecars.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
@@ -55,6 +56,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerApps,
   registerProcesses,
   registerRoutes,
+  registerRoutePolicies,
   registerPackages,
   registerBuilds,
   registerDroplets,

@@ -55,7 +55,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
     let image: string | undefined;
     try {
       if (multipart) {
-        received = await receiveMultipart(c, bits.workRoot, FILE_FIELD, bits.maxPackageBytes);
+        received = await receiveMultipart(c, bits.workRoot, FILE_FIELD, { fileBytes: bits.maxPackageBytes, fieldBytes: deps.config.maxJsonBytes });
         image = received.fields.image || undefined;
         if (received.file !== null && image) throw new TsuruError(400, 'You must provide only one of: file, image.');
         for (const unsupported of ['dockerfile', 'archive-url', 'archiveurl']) {

@@ -28,6 +28,8 @@ export interface RecordedCall {
   subresource?: string;
   namespace?: string;
   name?: string;
+  /** A request for a path the server does not serve (404); `resource` is then the path. */
+  unresolved?: boolean;
 }
 
 /** What a subresource handler is told about the request (e.g. `pods/log` served by a test kubelet). */
@@ -162,7 +164,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     if (method === 'GET' && discovery(url.pathname, segs, res)) return;
 
     const target = segs[0] === 'api' || segs[0] === 'apis' ? resolve(segs) : undefined;
-    if (!target) throw new KubeError('NotFound', 'the server could not find the requested resource');
+    if (!target) {
+      calls.push({ verb: method.toLowerCase(), group: '', version: '', resource: url.pathname, unresolved: true });
+      throw new KubeError('NotFound', 'the server could not find the requested resource');
+    }
     const { type: t, group, version } = target;
     if (!t.namespaced && target.namespace !== undefined) throw new KubeError('NotFound', 'the server could not find the requested resource');
     if (target.subresource !== undefined && target.subresource !== 'status' && target.name !== undefined && opts.subresources) {

@@ -7,6 +7,7 @@ import pino from 'pino';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLeader } from '../../src/ha/leader-election.ts';
+import { SYNC_RBAC_RULES } from '../../src/kube/kube-client.ts';
 import { KubeSync } from '../../src/kube/kube-sync.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer, type KObj, type RecordedCall } from '../kube/apiserver/index.ts';
@@ -188,6 +189,9 @@ describe.skipIf(!kubectlPath())('deploy/ with kustomize', () => {
       console.log(`Kubernetes calls checked against deploy/'s RBAC: ${seen.join('; ')}`);
       expect(seen).toEqual(expect.arrayContaining(['create coordination.k8s.io/leases kiln', 'update coordination.k8s.io/leases kiln', 'watch kiln.dev/organizations *']));
       expect(seen.some((k) => k.startsWith('patch kiln.dev/organizations'))).toBe(true);
+      // The ClusterRole is exactly what the sync controller declares it needs.
+      const clusterRole = rendered.get('deploy')!.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'kiln-front-door')!;
+      expect(clusterRole.rules).toEqual(SYNC_RBAC_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })));
       const denied = calls.filter(([, c]) => !allowed(rendered.get('deploy')!, c)).map(([k]) => k);
       expect(denied, `calls the RBAC in deploy/ does not allow: ${denied.join(', ')}`).toEqual([]);
     }, 60_000);

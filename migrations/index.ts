@@ -18,6 +18,7 @@ import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { services } from './0050_services.ts';
 import { publishedInstances } from './0075_published_instances.ts';
+import { changesNotify } from './0076_changes_notify.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
   '0075_published_instances': publishedInstances,
+  '0076_changes_notify': changesNotify,
 };

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { sql, type Kysely, type KyselyPlugin, type Transaction } from 'kysely';
+import type { Kysely, KyselyPlugin, Transaction } from 'kysely';
 import { concurrentUpdate } from '../domain/errors.ts';
 import type { DbHandle, Dialect } from './db.ts';
 import type { Database, ResourceTable, RowUpdate } from './schema.ts';
@@ -118,8 +118,7 @@ export class Store {
           .insertInto('changes')
           .values(pending.map((c) => ({ kind: c.kind, guid: c.guid, op: c.op, created_at: now })))
           .execute();
-        // Delivered at commit to every replica LISTENing (src/ha/change-notifier.ts), so none has to poll.
-        if (this.dialect === 'postgres') await sql`select pg_notify('kiln_changes', '')`.execute(trx);
+        // On PostgreSQL a trigger notifies every replica LISTENing at commit (migration 0076, src/ha/change-notifier.ts).
       }
       return value;
     }));

@@ -235,6 +235,51 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
   }, 400_000);
 });
 
+describe.skipIf(!pgUrl)('fencing: a leader whose lock session ends', () => {
+  const dbName = `kiln_ha_fence_${process.pid}_${Date.now()}`;
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ha-fence-'));
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let url = '';
+  beforeAll(async () => {
+    const admin = new pg.Client({ connectionString: pgUrl });
+    await admin.connect();
+    await admin.query(`create database ${dbName}`);
+    await admin.end();
+    const u = new URL(pgUrl!);
+    u.pathname = `/${dbName}`;
+    url = u.toString();
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    const admin = new pg.Client({ connectionString: pgUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+    fs.rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('stops its controllers and exits before the follower takes over', async () => {
+    const env = { DATABASE_URL: url, KILN_SHARED_DIR: shared, KILN_ADMIN_PASSWORD: PASSWORD, KILN_LEADER_ELECTION: 'postgres', KILN_LEADER_RETRY_SECONDS: '0.5' };
+    a = await startServerProcess({ env: { ...env, KILN_REPLICA_ID: 'fence-a' } });
+    await until('a leads', async () => ((await readyz(a!.url)).role === 'leader' ? true : undefined), 30_000);
+    b = await startServerProcess({ env: { ...env, KILN_REPLICA_ID: 'fence-b' } });
+    const exited = new Promise<number | null>((resolve) => a!.child.once('exit', (code) => resolve(code)));
+    // The server ends A's lock session (a network cut the server noticed, an admin, a failover of PostgreSQL).
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'kiln:fence-a'`);
+    await admin.end();
+    expect(await exited).toBe(1);
+    await until('b leads', async () => ((await readyz(b!.url)).role === 'leader' ? true : undefined), 20_000, 25);
+    const log = a.output.join('\n');
+    const lost = log.indexOf('leadership lost: stopping the controllers');
+    expect(lost, log.slice(-2000)).toBeGreaterThan(-1);
+    expect(log.indexOf('leadership lost; exiting')).toBeGreaterThan(lost);
+  }, 120_000);
+});
+
 /**
  * The same two replicas electing with a coordination.k8s.io Lease (KILN_KUBECONFIG, as deploy/ configures them),
  * against the in-memory API server: a SIGKILLed leader never releases its Lease, so the follower takes over once the

@@ -343,7 +343,7 @@ function electorFor(config: Config, log: Logger, callbacks: ElectorCallbacks): L
   const useLease = config.leader.election === 'lease' || (config.leader.election === 'auto' && config.kube !== undefined);
   if (useLease) {
     const kubeconfig = loadKubeConfig(config.kube?.kubeconfig ?? 'in-cluster');
-    const namespace = config.leader.leaseNamespace ?? config.kube?.namespace ?? inClusterNamespace() ?? 'default';
+    const namespace = config.leader.leaseNamespace ?? inClusterNamespace() ?? config.kube?.namespace ?? 'default';
     return new LeaseLeader({ kubeconfig, namespace, name: config.leader.leaseName, replicaId: config.leader.replicaId, timing, log, ...callbacks });
   }
   return new PostgresLeader({ url, replicaId: config.leader.replicaId, timing, log, ...callbacks });

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLeader, PostgresLeader, type LeaderElector } from '../../src/ha/leader-election.ts';
 import { claimSqliteFile } from '../../src/ha/single-replica.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 
 const log = pino({ level: 'silent' });
@@ -154,5 +155,15 @@ describe('SQLite: one replica per database file', () => {
     release();
     expect(fs.existsSync(`${file}.replica`)).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('leader election settings', () => {
+  it('refuse a renew deadline that is not shorter than the lease, and default the shared dir to the data dir', () => {
+    expect(() => loadConfig({ KILN_LEADER_LEASE_SECONDS: '5' })).toThrow(/KILN_LEADER_RENEW_DEADLINE_SECONDS: .*shorter than KILN_LEADER_LEASE_SECONDS/);
+    const c = loadConfig({ KILN_DATA_DIR: '/tmp/kiln-a', KILN_LEADER_LEASE_SECONDS: '6', KILN_LEADER_RENEW_DEADLINE_SECONDS: '4', KILN_REPLICA_ID: 'r1' });
+    expect(c.sharedDir).toBe('/tmp/kiln-a');
+    expect(c.leader).toMatchObject({ replicaId: 'r1', election: 'auto', leaseMs: 6000, renewDeadlineMs: 4000, retryMs: 2000, leaseName: 'kiln-controllers' });
+    expect(loadConfig({ KILN_SHARED_DIR: '/mnt/kiln' }).sharedDir).toBe('/mnt/kiln');
   });
 });

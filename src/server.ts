@@ -46,6 +46,7 @@ import { migrateToLatest, openDatabase } from './store/db.ts';
 import { ChangeNotifier } from './ha/change-notifier.ts';
 import { LeaseLeader, PostgresLeader, SingleReplica, type ElectorCallbacks, type LeaderElector } from './ha/leader-election.ts';
 import { claimSqliteFile } from './ha/single-replica.ts';
+import { adoptDataDirKeys } from './ha/shared-dir.ts';
 import { InstancePublisher, leaderOrPublished, listenInstances, PublishedInstances, type InstanceView } from './ha/instance-snapshot.ts';
 import { loadKubeConfig } from './kube/kube-client.ts';
 import { Gauge, Registry } from 'prom-client';
@@ -101,6 +102,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     config.database.kind === 'sqlite' && config.database.file !== ':memory:' && opts.startControllers !== false
       ? (fs.mkdirSync(path.dirname(config.database.file), { recursive: true }), claimSqliteFile(config.database.file))
       : undefined;
+  adoptDataDirKeys(config.dataDir, config.sharedDir, log);
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -121,7 +123,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
   // Outside every sandbox's binds: apps get their own credentials, never the CA's key.
-  const identityCa = new LazyInstanceIdentityCA(path.join(config.dataDir, 'instance-identity'), {
+  const identityCa = new LazyInstanceIdentityCA(path.join(config.sharedDir, 'instance-identity'), {
     lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
   });
   const runtime = new LocalRuntime({

@@ -143,13 +143,13 @@ describe.skipIf(!pgUrl)('two replicas on PostgreSQL: the leader dies mid-deploym
     const loader = Promise.all(
       [0, 1].map(async () => {
         while (loading) {
-          const bucket = killed ? load.after : load.before;
+          // Counted when the request ends: one in flight when the leader is killed counts as after the kill.
           try {
             const r = await viaB.viaRouter(HOST);
             if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 80)}`);
-            bucket.ok++;
+            (killed ? load.after : load.before).ok++;
           } catch (err) {
-            bucket.failed++;
+            (killed ? load.after : load.before).failed++;
             if (load.failures.length < 5) load.failures.push(`${killed ? 'after' : 'before'}: ${String(err)}`);
             await new Promise((r) => setTimeout(r, 20));
           }

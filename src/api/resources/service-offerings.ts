@@ -23,11 +23,11 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
     const offerings = await plans.offeringsByGuid(store.db, rows.map((r) => r.service_offering_guid));
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_offering')) {
-      included.service_offerings = offerings.map((o) => presentServiceOffering(o, undefined, c.var.linker));
+      included.service_offerings = offerings.map((o) => presentServiceOffering(o, undefined, c.get('linker')));
     }
     if (brokerFields) {
       const brokers = await plans.brokersByGuid(store.db, offerings.map((o) => o.service_broker_guid));
-      included.service_brokers = brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.var.linker), brokerFields));
+      included.service_brokers = brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields));
     }
     return { included, offerings: new Map(offerings.map((o) => [o.guid, o])) };
   }
@@ -39,21 +39,21 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
     const brokerFields = params.fields.service_broker;
     if (brokerFields) {
       const brokers = await plans.brokersByGuid(store.db, page.rows.map((o) => o.service_broker_guid));
-      included = { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.var.linker), brokerFields)) };
+      included = { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields)) };
     }
-    return renderList(c, store.db, page, params, (o, m) => presentServiceOffering(o, m, c.var.linker), { resourceType: 'service_offerings', ...(included ? { included } : {}) });
+    return renderList(c, store.db, page, params, (o, m) => presentServiceOffering(o, m, c.get('linker')), { resourceType: 'service_offerings', ...(included ? { included } : {}) });
   });
 
   app.get('/v3/service_offerings/:guid', async (c) => {
     queryOf(c, ['fields[service_broker]']);
     const o = await plans.getServiceOffering(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.var.linker));
+    return c.json(presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.get('linker')));
   });
 
   app.patch('/v3/service_offerings/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const { offering, metadata } = await plans.updateServiceOffering(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentServiceOffering(offering, metadata, c.var.linker));
+    return c.json(presentServiceOffering(offering, metadata, c.get('linker')));
   });
 
   app.delete('/v3/service_offerings/:guid', async (c) => {
@@ -66,22 +66,22 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
     const params = listParams(c, SERVICE_PLAN_LIST);
     const page = await plans.listServicePlans(ctxOf(c, deps), params);
     const { included } = await planIncluded(c, page.rows, params);
-    return renderList(c, store.db, page, params, (p, m) => presentServicePlan(p, m, c.var.linker), { resourceType: 'service_plans', ...(included ? { included } : {}) });
+    return renderList(c, store.db, page, params, (p, m) => presentServicePlan(p, m, c.get('linker')), { resourceType: 'service_plans', ...(included ? { included } : {}) });
   });
 
   app.get('/v3/service_plans/:guid', async (c) => {
     const q = queryOf(c, ['include', 'fields[service_offering.service_broker]']);
     const p = await plans.getServicePlan(ctxOf(c, deps), c.req.param('guid'));
     const [offering] = await plans.offeringsByGuid(store.db, [p.service_offering_guid]);
-    const body = presentServicePlan(p, await loadOneMetadata(store.db, 'service_plans', p.guid), c.var.linker, offering);
-    if (q.include === 'service_offering' && offering) return c.json({ ...body, included: { service_offerings: [presentServiceOffering(offering, undefined, c.var.linker)] } });
+    const body = presentServicePlan(p, await loadOneMetadata(store.db, 'service_plans', p.guid), c.get('linker'), offering);
+    if (q.include === 'service_offering' && offering) return c.json({ ...body, included: { service_offerings: [presentServiceOffering(offering, undefined, c.get('linker'))] } });
     return c.json(body);
   });
 
   app.patch('/v3/service_plans/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const { plan, metadata } = await plans.updateServicePlan(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentServicePlan(plan, metadata, c.var.linker));
+    return c.json(presentServicePlan(plan, metadata, c.get('linker')));
   });
 
   app.delete('/v3/service_plans/:guid', async (c) => {

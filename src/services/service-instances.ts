@@ -228,7 +228,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
       tx.changed(RESOURCE, guid, 'create');
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'audit.service_instance.start_create', base, space.organization_guid, { ...input });
-      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instances', resourceGuid: guid, userGuid: ctx.principal.guid }) };
+      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instance', resourceGuid: guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTakenError(input.name);
@@ -312,7 +312,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
       }
       await recordOperation(tx, RESOURCE, inst.guid, 'update', 'initial', null);
       await audit(tx, ctx, 'audit.service_instance.start_update', inst, space.organization_guid, { ...input });
-      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.update', resourceType: 'service_instances', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
+      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.update', resourceType: 'service_instance', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTakenError(input.name ?? inst.name);
@@ -340,7 +340,7 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
   return ctx.store.write(async (tx) => {
     await recordOperation(tx, RESOURCE, inst.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await audit(tx, ctx, 'audit.service_instance.start_delete', inst, space.organization_guid, {});
-    return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.delete', resourceType: 'service_instances', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
+    return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.delete', resourceType: 'service_instance', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
   });
 }
 

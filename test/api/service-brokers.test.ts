@@ -42,7 +42,7 @@ describe('registering a broker', () => {
     expect(offerings.body.resources).toHaveLength(1);
     expect(offerings.body.resources[0]).toMatchObject({ name: 'fixture-db', shareable: true, tags: ['sql', 'fixture'], broker_catalog: { id: 'svc-db' } });
     const plans = await t.admin.get(`/v3/service_plans?service_offering_guids=${offerings.body.resources[0].guid}`);
-    expect(plans.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'fail', 'reject', 'slow', 'small']);
+    expect(plans.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'async-short', 'fail', 'reject', 'slow', 'small']);
     expect(plans.body.resources.every((p: any) => p.visibility_type === 'admin')).toBe(true);
   });
 

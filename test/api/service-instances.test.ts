@@ -141,6 +141,45 @@ describe('managed service instances', () => {
     expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${four.inst.guid}`)).toBe(false);
   });
 
+  it("poll no sooner than the broker's Retry-After asks, and show POLLING meanwhile", async () => {
+    broker.options.retryAfter = 2;
+    broker.options.asyncPolls = 1_000_000;
+    try {
+      const res = await dev.post('/v3/service_instances', { type: 'managed', name: 'patient', relationships: { space: rel(space.guid), service_plan: rel(plans[PLAN_IDS.async]!) } });
+      const location = new URL(res.headers.get('location')!).pathname;
+      const deadline = Date.now() + 10_000;
+      let job: any;
+      do {
+        await t.kiln.controllers.settle();
+        job = (await dev.get(location)).body;
+      } while (job.state !== 'POLLING' && Date.now() < deadline);
+      expect(job.state).toBe('POLLING');
+      const row = await t.kiln.store.db.selectFrom('service_instances').selectAll().where('name', '=', 'patient').executeTakeFirstOrThrow();
+      expect(row.last_operation_state).toBe('in progress');
+      expect(row.poll_next_at! - Date.parse(row.last_operation_updated_at)).toBeGreaterThanOrEqual(1900);
+      broker.options.asyncPolls = 0;
+      broker.options.retryAfter = undefined;
+      const done = await t.awaitJob(res.headers.get('location'));
+      expect(done.state).toBe('COMPLETE');
+    } finally {
+      broker.options.asyncPolls = 1;
+      broker.options.retryAfter = undefined;
+    }
+  });
+
+  it("give up after the plan's maximum polling duration: JobTimeout, and the orphan is deprovisioned", async () => {
+    broker.options.asyncPolls = 1_000_000;
+    try {
+      const { job, inst } = await managed('short', PLAN_IDS.asyncShort);
+      expect(job.state).toBe('FAILED');
+      expect(job.errors[0]).toMatchObject({ title: 'CF-JobTimeout', code: 290006 });
+      expect(inst.last_operation).toMatchObject({ type: 'create', state: 'failed', description: 'Service Broker failed to provision within the required time.' });
+      expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}`)).toBe(true);
+    } finally {
+      broker.options.asyncPolls = 1;
+    }
+  });
+
   it('refuse a plan the user cannot see', async () => {
     const hidden = await t.admin.patch(`/v3/service_plans/${plans[PLAN_IDS.nobind]}/visibility`, { type: 'admin' });
     expect(hidden.status).toBe(200);

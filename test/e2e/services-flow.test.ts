@@ -74,7 +74,7 @@ describe('the cf CLI service commands against the real server and a real broker'
   it('cf marketplace', async () => {
     const res = await call('GET', `/v3/service_plans?available=true&fields[service_offering.service_broker]=name,guid&include=service_offering&per_page=5000&space_guids=${spaceGuid}`);
     expect(res.status).toBe(200);
-    expect(res.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'fail', 'reject', 'slow', 'small']);
+    expect(res.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'async-short', 'fail', 'reject', 'slow', 'small']);
     expect(res.body.included.service_offerings.map((o: any) => [o.name, o.description])).toEqual([['fixture-db', 'A database that is not one']]);
     expect(res.body.included.service_brokers).toEqual([{ name: 'fixture', guid: expect.any(String) }]);
   });

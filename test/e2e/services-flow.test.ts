@@ -162,6 +162,37 @@ describe('the cf CLI service commands against the real server and a real broker'
     expect(bindings.body.included.apps.map((a: any) => a.name)).toEqual(['vcap']);
   });
 
+  it('cf service my-db', async () => {
+    const fields = [
+      'fields[service_plan]=name,guid',
+      'fields[service_plan.service_offering]=name,guid,description,tags,documentation_url',
+      'fields[service_plan.service_offering.service_broker]=name,guid',
+      'fields[space]=name,guid',
+      'fields[space.organization]=name,guid',
+    ].join('&');
+    const res = await call('GET', `/v3/service_instances?names=my-db&space_guids=${spaceGuid}&per_page=1&page=1&${fields}`);
+    expect(res.status).toBe(200);
+    const inst = res.body.resources[0];
+    expect(res.body.included.service_offerings[0]).toEqual({
+      name: 'fixture-db',
+      guid: expect.any(String),
+      description: 'A database that is not one',
+      tags: ['sql', 'fixture'],
+      documentation_url: 'https://example.org/docs',
+    });
+    expect(res.body.included.spaces).toEqual([{ name: 'dev', guid: spaceGuid }]);
+    expect(res.body.included.organizations).toEqual([{ name: 'svc-org', guid: orgGuid }]);
+    expect((await call('GET', '/v3/feature_flags/service_instance_sharing')).body.enabled).toBe(false);
+    const offering = await call('GET', `/v3/service_offerings/${res.body.included.service_offerings[0].guid}`);
+    expect(offering.body.shareable).toBe(true);
+    const shared = await call('GET', `/v3/service_instances/${inst.guid}/relationships/shared_spaces?fields[space]=guid,name,relationships.organization&fields[space.organization]=guid,name`);
+    expect(shared.body.data).toEqual([]);
+    expect((await call('GET', `/v3/service_instances/${inst.guid}/relationships/shared_spaces/usage_summary`)).body.usage_summary).toEqual([]);
+    expect((await call('GET', `/v3/service_plans/${inst.relationships.service_plan.data.guid}`)).body.name).toBe('small');
+    const bindings = await call('GET', `/v3/service_credential_bindings?include=app&service_instance_guids=${inst.guid}&type=app`);
+    expect(bindings.body.included.apps.map((a: any) => a.name)).toEqual(['vcap']);
+  });
+
   it('cf delete-service my-db -w', async () => {
     const lookup = await call('GET', `/v3/service_instances?names=my-db&page=1&per_page=1&space_guids=${spaceGuid}`);
     const res = await call('DELETE', `/v3/service_instances/${lookup.body.resources[0].guid}`);

@@ -15,6 +15,7 @@ import { deploymentProcesses } from './0016_deployment_processes.ts';
 import { instanceCrashes } from './0017_instance_crashes.ts';
 import { conditions } from './0030_conditions.ts';
 import { services } from './0050_services.ts';
+import { serviceUsageEvents } from './0051_service_usage_events.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -34,4 +35,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0017_instance_crashes': instanceCrashes,
   '0030_conditions': conditions,
   '0050_services': services,
+  '0051_service_usage_events': serviceUsageEvents,
 };

@@ -5,6 +5,7 @@ import type { Store, WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnection, type BrokerResponse } from './broker-client.ts';
 import { finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
 import { connectionOf, type BrokerSettings } from './service-catalog.ts';
+import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.ts';
 
 /**
  * The broker side of service instances and bindings (OSBAPI, as Cloud Controller drives it): provision, update,
@@ -169,9 +170,11 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   async function conclude(kind: SubjectKind, guid: string, type: OpType, outcome: Outcome, failure?: KilnError | JobError, extra: Record<string, unknown> = {}) {
     await store.write(async (tx) => {
       if (type === 'delete' && outcome.state === 'succeeded') {
+        if (kind === 'service_instances') await recordDeletedUsage(tx, guid);
         await removeSubject(tx, kind, guid);
       } else {
         await recordOperation(tx, kind, guid, type, outcome.state, outcome.description, { broker_operation: null, poll_next_at: null, poll_deadline: null, poll_count: 0, ...extra });
+        if (kind === 'service_instances' && outcome.state === 'succeeded') await recordServiceUsage(tx, guid, type === 'create' ? 'CREATED' : 'UPDATED');
       }
       await finishPollingJobs(tx, guid, failure);
     });

@@ -24,6 +24,7 @@ import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { purgeInstance } from './service-plans.ts';
+import { recordServiceUsage } from './service-usage-events.ts';
 
 type Body = Record<string, unknown>;
 export type InstanceRow = Row<'service_instances'>;
@@ -205,6 +206,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
           })
           .execute();
         tx.changed(RESOURCE, guid, 'create');
+        await recordServiceUsage(tx, guid, 'CREATED');
         const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.create', base, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow()), metadata };
@@ -263,6 +265,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         });
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', 'Operation succeeded');
+        await recordServiceUsage(tx, inst.guid, 'UPDATED');
         const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.update', inst, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', inst.guid).executeTakeFirstOrThrow()), metadata };
@@ -307,6 +310,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
       const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
       if (!needsBroker) {
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', null);
+        await recordServiceUsage(tx, inst.guid, 'UPDATED');
         await audit(tx, ctx, 'audit.service_instance.update', inst, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', inst.guid).executeTakeFirstOrThrow()), metadata };
       }

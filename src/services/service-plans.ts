@@ -11,6 +11,7 @@ import type { WriteTx } from '../store/store.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { deleteOffering, deletePlan } from './service-catalog.ts';
+import { recordDeletedUsage } from './service-usage-events.ts';
 
 /**
  * Service offerings and plans, and who sees them (CC's plan visibility): new plans are admin-only; `public` plans
@@ -255,6 +256,7 @@ export async function deleteServiceOffering(ctx: Ctx, guid: string, purge: boole
 
 /** Removes an instance, its bindings and shares from Kiln only (purge: the broker is not told). */
 export async function purgeInstance(tx: WriteTx, instanceGuid: string): Promise<void> {
+  await recordDeletedUsage(tx, instanceGuid);
   for (const table of ['service_credential_bindings', 'service_route_bindings'] as const) {
     const rows = await tx.db.selectFrom(table).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
     for (const r of rows) tx.changed(table, r.guid, 'delete');

@@ -630,6 +630,27 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
+/** Service usage events (migration 0051): names copied in when the event happened. */
+export interface ServiceUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  /** CREATED, UPDATED or DELETED. */
+  state: 'CREATED' | 'UPDATED' | 'DELETED';
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  service_instance_guid: string;
+  service_instance_name: string;
+  service_instance_type: string;
+  service_plan_guid: string | null;
+  service_plan_name: string | null;
+  service_offering_guid: string | null;
+  service_offering_name: string | null;
+  service_broker_guid: string | null;
+  service_broker_name: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -679,6 +700,7 @@ export interface Database {
   service_instance_shares: ServiceInstanceSharesTable;
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
+  service_usage_events: ServiceUsageEventsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -480,3 +480,40 @@ describe('deleting what services hang off', () => {
     expect((await t.admin.get(`/v3/service_instances/${inst.guid}`)).status).toBe(404);
   });
 });
+
+describe('service usage events', () => {
+  it('record creates, updates and deletes in the same writes, for admins to read', async () => {
+    const res = await t.admin.get('/v3/service_usage_events?per_page=5000');
+    expect(res.status).toBe(200);
+    const byName = (name: string) => res.body.resources.filter((e: any) => e.service_instance.name === name).map((e: any) => e.state);
+    expect(byName('sync-db')).toEqual(['CREATED']);
+    expect(byName('to-delete')).toEqual(['CREATED', 'DELETED']);
+    expect(byName('upd-db-2')).toEqual(expect.arrayContaining(['UPDATED']));
+    expect(byName('my-ups')).toEqual(['CREATED', 'DELETED']);
+    // A create that failed was never billed.
+    expect(byName('five')).toEqual([]);
+    const one = res.body.resources.find((e: any) => e.service_instance.name === 'sync-db');
+    expect(one).toMatchObject({
+      state: 'CREATED',
+      space: { guid: space.guid, name: 'si-space' },
+      organization: { guid: org.guid },
+      service_instance: { type: 'managed_service_instance' },
+      service_plan: { name: 'small' },
+      service_offering: { name: 'fixture-db' },
+      service_broker: { name: 'fixture' },
+    });
+    expect((await t.admin.get(`/v3/service_usage_events/${one.guid}`)).body.guid).toBe(one.guid);
+    const after = await t.admin.get(`/v3/service_usage_events?after_guid=${one.guid}&per_page=5000`);
+    expect(after.body.resources.some((e: any) => e.guid === one.guid)).toBe(false);
+    expect((await dev.get('/v3/service_usage_events')).status).toBe(403);
+  });
+
+  it('purge-and-reseed leaves one CREATED event per existing instance', async () => {
+    const res = await t.admin.post('/v3/service_usage_events/actions/destructively_purge_all_and_reseed');
+    expect(res.status).toBe(200);
+    const events = (await t.admin.get('/v3/service_usage_events?per_page=5000')).body.resources;
+    const count = await t.kiln.store.db.selectFrom('service_instances').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    expect(events).toHaveLength(Number(count.n));
+    expect(new Set(events.map((e: any) => e.state))).toEqual(new Set(['CREATED']));
+  });
+});

@@ -21,6 +21,7 @@ import { registerServiceBrokers } from './service-brokers.ts';
 import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
+import { registerServiceUsageEvents } from './service-usage-events.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -66,6 +67,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceOfferings,
   registerServiceInstances,
   registerServiceBindings,
+  registerServiceUsageEvents,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -169,3 +169,18 @@ describe('updating and deleting a broker', () => {
     expect(PLAN_IDS.small).toBe('plan-small');
   });
 });
+
+describe('the marketplace without a token', () => {
+  it('shows public plans only, unless hide_marketplace_from_unauthenticated_users is on', async () => {
+    const plans = await t.anonymous.get('/v3/service_plans');
+    expect(plans.status).toBe(200);
+    expect(plans.body.resources.map((p: any) => p.visibility_type)).toEqual(plans.body.resources.map(() => 'public'));
+    expect(plans.body.resources.length).toBeGreaterThan(0);
+    const offerings = await t.anonymous.get('/v3/service_offerings');
+    expect(offerings.body.resources.map((o: any) => o.name)).toEqual(['fixture-db']);
+    expect((await t.anonymous.get('/v3/service_brokers')).status).toBe(401);
+    await t.admin.patch('/v3/feature_flags/hide_marketplace_from_unauthenticated_users', { enabled: true });
+    expect((await t.anonymous.get('/v3/service_plans')).status).toBe(401);
+    await t.admin.patch('/v3/feature_flags/hide_marketplace_from_unauthenticated_users', { enabled: false });
+  });
+});

@@ -212,11 +212,19 @@ export async function deleteCredentialBinding(ctx: Ctx, guid: string): Promise<{
     throw unprocessable('There is an operation in progress for the service binding.');
   }
   return ctx.store.write(async (tx) => {
-    await recordOperation(tx, 'service_credential_bindings', b.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await bindingAudit(tx, ctx, `audit.${kind}.start_delete`, b, spaceGuid, {});
-    const operation = b.type === 'key' ? 'service_keys.delete' : 'service_bindings.delete';
-    return { jobGuid: await enqueueJob(tx, { operation, resourceType: 'service_credential_binding', resourceGuid: b.guid, userGuid: ctx.principal.guid }) };
+    return { jobGuid: await startUnbind(tx, b, ctx.principal.guid) };
   });
+}
+
+/**
+ * Marks a managed binding for deletion and enqueues the job that unbinds it at the broker (no permission check:
+ * also used when unsharing an instance removes the bindings made in the other space).
+ */
+export async function startUnbind(tx: WriteTx, b: Pick<CredentialBindingRow, 'guid' | 'type'>, userGuid: string | null): Promise<string> {
+  await recordOperation(tx, 'service_credential_bindings', b.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
+  const operation = b.type === 'key' ? 'service_keys.delete' : 'service_bindings.delete';
+  return enqueueJob(tx, { operation, resourceType: 'service_credential_binding', resourceGuid: b.guid, userGuid });
 }
 
 /** `GET /details`: the credentials (for user-provided instances, the instance's current ones). */

@@ -24,6 +24,7 @@ import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { purgeInstance } from './service-plans.ts';
+import { startUnbind } from './service-bindings.ts';
 import { recordServiceUsage } from './service-usage-events.ts';
 
 type Body = Record<string, unknown>;
@@ -433,20 +434,27 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
   return sharedSpaceGuids(ctx, inst.guid);
 }
 
-/** Unsharing removes the app bindings made in the target space (upstream unbinds them through the broker). */
-export async function unshareServiceInstance(ctx: Ctx, guid: string, spaceGuid: string, unbind: (bindingGuid: string) => Promise<void>): Promise<void> {
+/**
+ * Unsharing removes the app bindings made in the target space: user-provided ones at once, managed ones through
+ * their unbind jobs (Cloud Controller unbinds them as part of the unshare).
+ */
+export async function unshareServiceInstance(ctx: Ctx, guid: string, spaceGuid: string): Promise<void> {
   const inst = await writableInstance(ctx, guid);
   const share = await ctx.store.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', spaceGuid).executeTakeFirst();
   if (!share) throw unprocessable(`Unable to unshare service instance from space ${spaceGuid}. Ensure the space exists and the service instance has been shared to this space.`);
-  const bindings = await ctx.store.db
-    .selectFrom('service_credential_bindings')
-    .innerJoin('apps', 'apps.guid', 'service_credential_bindings.app_guid')
-    .select('service_credential_bindings.guid')
-    .where('service_credential_bindings.service_instance_guid', '=', inst.guid)
-    .where('apps.space_guid', '=', spaceGuid)
-    .execute();
-  for (const b of bindings) await unbind(b.guid);
   await ctx.store.write(async (tx) => {
+    const bindings = await tx.db
+      .selectFrom('service_credential_bindings')
+      .innerJoin('apps', 'apps.guid', 'service_credential_bindings.app_guid')
+      .select(['service_credential_bindings.guid', 'service_credential_bindings.type', 'service_credential_bindings.last_operation_type', 'service_credential_bindings.last_operation_state'])
+      .where('service_credential_bindings.service_instance_guid', '=', inst.guid)
+      .where('apps.space_guid', '=', spaceGuid)
+      .execute();
+    for (const b of bindings) {
+      if (b.last_operation_type === 'delete' && b.last_operation_state !== 'failed') continue;
+      if (inst.type === 'user-provided') await removeSubject(tx, 'service_credential_bindings', b.guid);
+      else await startUnbind(tx, b, ctx.principal.guid);
+    }
     await tx.db.deleteFrom('service_instance_shares').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', spaceGuid).execute();
     tx.changed(RESOURCE, inst.guid, 'update');
     await recordAudit(tx, {

@@ -184,3 +184,31 @@ describe('the marketplace without a token', () => {
     await t.admin.patch('/v3/feature_flags/hide_marketplace_from_unauthenticated_users', { enabled: false });
   });
 });
+
+describe('space-scoped brokers', () => {
+  it('are registered by a space developer, and their plans are seen in that space only', async () => {
+    const org = await t.org('scoped-org');
+    const mine = await t.space('scoped-mine', org.guid);
+    const other = await t.space('scoped-other', org.guid);
+    const dev = await t.spaceMember('space_developer', mine);
+    const stranger = await t.spaceMember('space_developer', other);
+    const own = await startFixtureBroker({ catalog: { services: [{ id: 'sp', name: 'scoped-svc', description: 'd', bindable: true, plans: [{ id: 'sp1', name: 'only', description: 'd' }] }] } });
+    try {
+      const res = await dev.post('/v3/service_brokers', { ...brokerBody('scoped', own.url), relationships: { space: { data: { guid: mine.guid } } } });
+      expect(res.status, res.text).toBe(202);
+      expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
+      const b = (await dev.get('/v3/service_brokers?names=scoped')).body.resources[0];
+      expect(b.relationships).toEqual({ space: { data: { guid: mine.guid } } });
+      const plans = await dev.get(`/v3/service_plans?available=true&space_guids=${mine.guid}&service_broker_names=scoped`);
+      expect(plans.body.resources.map((p: any) => [p.name, p.visibility_type])).toEqual([['only', 'space']]);
+      expect((await stranger.get('/v3/service_plans?service_broker_names=scoped')).body.resources).toHaveLength(0);
+      expect((await stranger.get('/v3/service_brokers?names=scoped')).body.resources).toHaveLength(0);
+      const vis = await t.admin.get(`/v3/service_plans/${plans.body.resources[0].guid}/visibility`);
+      expect(vis.body).toEqual({ type: 'space', space: { guid: mine.guid, name: 'scoped-mine' } });
+      const wrong = await stranger.post('/v3/service_instances', { type: 'managed', name: 'x', relationships: { space: { data: { guid: other.guid } }, service_plan: { data: { guid: plans.body.resources[0].guid } } } });
+      expect(wrong.status).toBe(422);
+    } finally {
+      await own.close();
+    }
+  });
+});

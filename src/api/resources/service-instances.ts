@@ -3,7 +3,6 @@ import { z } from 'zod';
 import type { ListParams } from '../../domain/list-params.ts';
 import { SERVICE_INSTANCE_LIST } from '../../domain/services.ts';
 import * as instances from '../../services/service-instances.ts';
-import * as bindings from '../../services/service-bindings.ts';
 import * as plans from '../../services/service-plans.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
@@ -143,12 +142,7 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
   });
 
   app.delete('/v3/service_instances/:guid/relationships/shared_spaces/:space_guid', async (c) => {
-    const ctx = ctxOf(c, deps);
-    await instances.unshareServiceInstance(ctx, c.req.param('guid'), c.req.param('space_guid'), async (bindingGuid) => {
-      // Bindings in the target space go with the share (through the broker for managed instances).
-      const r = await bindings.deleteCredentialBinding(ctx, bindingGuid);
-      void r;
-    });
+    await instances.unshareServiceInstance(ctxOf(c, deps), c.req.param('guid'), c.req.param('space_guid'));
     return c.body(null, 204);
   });
 

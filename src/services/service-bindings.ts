@@ -350,6 +350,16 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
   });
 }
 
+/** `GET /parameters` of a route binding, fetched from the broker (needs `bindings_retrievable`). */
+export async function routeBindingParameters(ctx: Ctx, guid: string, timeoutMs: number): Promise<unknown> {
+  const b = await getRouteBinding(ctx, guid);
+  const c = await instanceContext(ctx.store, ctx.store.db, b.service_instance_guid);
+  if (!c || !c.offering.bindings_retrievable) throw new KilnError('BadRequest', 'This service does not support fetching service binding parameters.');
+  const res = await callBroker(connectionOf(ctx.store, c.broker), 'GET', `/v2/service_instances/${c.instance.guid}/service_bindings/${b.guid}`, { timeoutMs, userGuid: ctx.principal.guid }).catch(() => undefined);
+  if (!res || res.status !== 200 || typeof res.json !== 'object' || res.json === null) throw new KilnError('ServiceBrokerRequestRejected', res ? String(res.status) : 'unreachable');
+  return (res.json as { parameters?: unknown }).parameters ?? {};
+}
+
 export async function updateRouteBinding(ctx: Ctx, guid: string, body: Body): Promise<{ binding: RouteBindingRow; metadata: Metadata }> {
   const b = await getRouteBinding(ctx, guid);
   const route = await ctx.store.db.selectFrom('routes').select('space_guid').where('guid', '=', b.route_guid).executeTakeFirstOrThrow();

@@ -122,7 +122,6 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
 
   app.get('/v3/service_route_bindings/:guid/parameters', async (c) => {
     queryOf(c);
-    await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json({});
+    return c.json((await bindings.routeBindingParameters(ctxOf(c, deps), c.req.param('guid'), timeoutMs)) as object);
   });
 }

@@ -41,6 +41,7 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { Store } from './store/store.ts';
 import { loadSecretBox } from './store/secrets.ts';
+import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -75,6 +76,10 @@ export async function buildKiln(
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
   store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  if (config.previousEncryptionKeys) {
+    const resealed = await rewrapSecrets(store);
+    if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
+  }
   await seedPlatform(store, config);
 
   const identity = new IdentityService({ store, config, log });

@@ -169,6 +169,13 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   /** Ends a subject's operation: success or failure written, POLLING/PROCESSING jobs finished, in one transaction. */
   async function conclude(kind: SubjectKind, guid: string, type: OpType, outcome: Outcome, failure?: KilnError | JobError, extra: Record<string, unknown> = {}) {
     await store.write(async (tx) => {
+      // The job's immediate poll and the reconciler may both see the end of one operation: conclude it once.
+      const db = tx.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+      const current = await db.selectFrom(kind).select(['last_operation_type', 'last_operation_state']).where('guid', '=', guid).executeTakeFirst();
+      if (!current || (current.last_operation_type === type && (current.last_operation_state === 'succeeded' || current.last_operation_state === 'failed'))) {
+        await finishPollingJobs(tx, guid, failure);
+        return;
+      }
       if (type === 'delete' && outcome.state === 'succeeded') {
         if (kind === 'service_instances') await recordDeletedUsage(tx, guid);
         await removeSubject(tx, kind, guid);

@@ -22,6 +22,7 @@ import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
 import { registerServiceUsageEvents } from './service-usage-events.ts';
+import { registerAdmin } from './admin.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -68,6 +69,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceInstances,
   registerServiceBindings,
   registerServiceUsageEvents,
+  registerAdmin,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -14,6 +14,9 @@ import type { Ctx } from './context.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { visibleInstances } from './service-instances.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
+import { serviceKeyQuotaError } from '../domain/quotas.ts';
 
 type Body = Record<string, unknown>;
 export type CredentialBindingRow = Row<'service_credential_bindings'>;
@@ -144,6 +147,27 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
         if (sameName) throw unprocessable(`The binding name is invalid. App binding names must be unique. The app already has a binding with name '${input.name}'.`);
       }
     } else {
+      const keyCount = async (orgWide: boolean) => {
+        const row = await tx.db
+          .selectFrom('service_credential_bindings')
+          .innerJoin('service_instances', 'service_instances.guid', 'service_credential_bindings.service_instance_guid')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('service_credential_bindings.type', '=', 'key')
+          .$if(!orgWide, (qb) => qb.where('service_instances.space_guid', '=', inst.space_guid))
+          .$if(orgWide, (qb) =>
+            qb.where('service_instances.space_guid', 'in', (eb) =>
+              eb.selectFrom('spaces').select('guid').where('organization_guid', 'in', eb.selectFrom('spaces as s2').select('s2.organization_guid').where('s2.guid', '=', inst.space_guid)),
+            ),
+          )
+          .executeTakeFirst();
+        return Number(row?.n ?? 0);
+      };
+      const orgGuid = (await tx.db.selectFrom('spaces').select('organization_guid').where('guid', '=', inst.space_guid).executeTakeFirstOrThrow()).organization_guid;
+      const quotaError = serviceKeyQuotaError(
+        { quota: await organizationQuotaOf(tx.db, orgGuid), keys: await keyCount(true) },
+        { quota: await spaceQuotaOf(tx.db, inst.space_guid), keys: await keyCount(false) },
+      );
+      if (quotaError) throw unprocessable(quotaError);
       const sameName = await tx.db.selectFrom('service_credential_bindings').select('guid').where('service_instance_guid', '=', inst.guid).where('type', '=', 'key').where('name', '=', input.name!).executeTakeFirst();
       if (sameName) {
         throw unprocessable(`The binding name is invalid. Key binding names must be unique. The service instance already has a key binding with name '${input.name}'.`);

@@ -24,6 +24,9 @@ import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { purgeInstance } from './service-plans.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
+import { serviceInstanceQuotaError } from '../domain/quotas.ts';
 import { startUnbind } from './service-bindings.ts';
 import { recordServiceUsage } from './service-usage-events.ts';
 
@@ -176,6 +179,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
         if (taken.type === 'managed' && taken.last_operation_type === 'create' && taken.last_operation_state === 'failed') await purgeInstance(tx, taken.guid);
         else throw nameTakenError(input.name);
       }
+      if (input.type === 'managed') await assertInstanceQuota(tx.db, plan!, space);
       const guid = newGuid();
       const base = {
         guid,
@@ -237,6 +241,24 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
     if (isUniqueViolation(err)) throw nameTakenError(input.name);
     throw err;
   }
+}
+
+/** The org and space quotas a new managed instance must fit (count, paid plans), as upstream checks them. */
+async function assertInstanceQuota(db: Kysely<Database>, plan: Row<'service_plans'>, space: Row<'spaces'>): Promise<void> {
+  const count = async (column: 'space_guid' | 'org') => {
+    const q = db.selectFrom('service_instances').select((eb) => eb.fn.countAll<number>().as('n')).where('type', '=', 'managed');
+    const row = await (column === 'space_guid'
+      ? q.where('space_guid', '=', space.guid)
+      : q.where('space_guid', 'in', (eb) => eb.selectFrom('spaces').select('guid').where('organization_guid', '=', space.organization_guid))
+    ).executeTakeFirst();
+    return Number(row?.n ?? 0);
+  };
+  const error = serviceInstanceQuotaError(
+    { free: plan.free === 1 },
+    { quota: await organizationQuotaOf(db, space.organization_guid), instances: await count('org') },
+    { quota: await spaceQuotaOf(db, space.guid), instances: await count('space_guid') },
+  );
+  if (error) throw unprocessable(new KilnError(error).detail);
 }
 
 /** An operation is under way: a create not yet answered, or an update/delete in progress. */

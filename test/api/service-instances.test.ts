@@ -517,3 +517,36 @@ describe('service usage events', () => {
     expect(new Set(events.map((e: any) => e.state))).toEqual(new Set(['CREATED']));
   });
 });
+
+describe('quotas', () => {
+  it('limit the managed instances and keys of an org, and paid plans', async () => {
+    const qorg = await t.org('quota-org');
+    const qspace = await t.space('quota-space', qorg.guid);
+    const quota = await t.admin.post('/v3/organization_quotas', {
+      name: 'tiny-services',
+      services: { total_service_instances: 1, paid_services_allowed: false, total_service_keys: 1 },
+      relationships: { organizations: { data: [{ guid: qorg.guid }] } },
+    });
+    expect(quota.status, quota.text).toBe(201);
+    const create = (name: string, planId: string) =>
+      t.admin.post('/v3/service_instances', { type: 'managed', name, relationships: { space: rel(qspace.guid), service_plan: rel(plans[planId]!) } });
+    const paid = await create('paid', PLAN_IDS.slow);
+    expect(paid.status).toBe(422);
+    expect(detail(paid)).toBe('The service instance cannot be created because paid service plans are not allowed.');
+    const first = await create('q1', PLAN_IDS.small);
+    expect(first.status).toBe(202);
+    await t.awaitJob(first.headers.get('location'));
+    const second = await create('q2', PLAN_IDS.small);
+    expect(second.status).toBe(422);
+    expect(detail(second)).toBe("You have exceeded your organization's services limit.");
+    // User-provided instances do not count.
+    expect((await t.admin.post('/v3/service_instances', { type: 'user-provided', name: 'free-ups', relationships: { space: rel(qspace.guid) } })).status).toBe(201);
+
+    const inst = (await t.admin.get('/v3/service_instances?names=q1')).body.resources[0];
+    const k1 = await t.admin.post('/v3/service_credential_bindings', { type: 'key', name: 'a', relationships: { service_instance: rel(inst.guid) } });
+    await t.awaitJob(k1.headers.get('location'));
+    const k2 = await t.admin.post('/v3/service_credential_bindings', { type: 'key', name: 'b', relationships: { service_instance: rel(inst.guid) } });
+    expect(k2.status).toBe(422);
+    expect(detail(k2)).toBe("You have exceeded your organization's limit for service binding of type key.");
+  });
+});

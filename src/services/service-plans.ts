@@ -2,10 +2,10 @@ import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { ZodError } from 'zod';
 import { badRequest, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
-import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import { joinKey, validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { MetadataOnlySchema, VisibilitySchema } from '../domain/services.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { saveMetadata } from '../store/metadata.ts';
+import { loadMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
 import { recordAudit } from './audit.ts';
@@ -189,6 +189,24 @@ export async function getServiceOffering(ctx: Ctx, guid: string): Promise<Offeri
     .executeTakeFirst();
   if (!o) throw notFound('Service offering');
   return o;
+}
+
+/**
+ * Labels and annotations of many plans. A big page (the marketplace asks for all plans) reads the plans' metadata
+ * rows by type in one pass and keeps the page's, instead of chunked `IN (…900 guids…)` lookups (7 → <1 ms over
+ * 1,000 plans without labels); small pages use the usual lookup.
+ */
+export async function planMetadata(db: Kysely<Database>, guids: string[]): Promise<Map<string, Metadata>> {
+  if (guids.length <= 200) return loadMetadata(db, 'service_plans', guids);
+  const out = new Map<string, Metadata>(guids.map((g) => [g, { labels: {}, annotations: {} }]));
+  for (const table of ['labels', 'annotations'] as const) {
+    const rows = await db.selectFrom(table).select(['resource_guid', 'key_prefix', 'key_name', 'value']).where('resource_type', '=', 'service_plans').orderBy('id').execute();
+    for (const r of rows) {
+      const m = out.get(r.resource_guid);
+      if (m) m[table][joinKey(r.key_prefix, r.key_name)] = r.value;
+    }
+  }
+  return out;
 }
 
 /** Offerings by guid (for `include=service_offering`), and their brokers. */

@@ -46,6 +46,13 @@ describe('registering a broker', () => {
     expect(plans.body.resources.every((p: any) => p.visibility_type === 'admin')).toBe(true);
   });
 
+  it("renders a plan's features from its offering when the catalog leaves them out", async () => {
+    const res = await t.admin.get('/v3/service_plans?service_offering_names=fixture-nobind');
+    expect(res.body.resources[0].broker_catalog.features).toEqual({ bindable: false, plan_updateable: false });
+    const one = await t.admin.get(`/v3/service_plans/${res.body.resources[0].guid}`);
+    expect(one.body.broker_catalog.features.bindable).toBe(false);
+  });
+
   it('never returns the credentials', async () => {
     const list = await t.admin.get('/v3/service_brokers?names=main-broker');
     expect(list.body.resources[0]).toMatchObject({ name: 'main-broker', url: broker.url, relationships: {} });

@@ -19,8 +19,9 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   /** `included` of a plan list: offerings for include=service_offering, brokers for fields[service_offering.service_broker]. */
   async function planIncluded(c: Context<Env>, rows: Array<Row<'service_plans'>>, params: ListParams) {
     const brokerFields = params.fields['service_offering.service_broker'];
-    if (!params.include.includes('service_offering') && !brokerFields) return { included: undefined, offerings: new Map<string, Row<'service_offerings'>>() };
+    // Always read: a plan's `bindable`/`plan_updateable` fall back to its offering's.
     const offerings = await plans.offeringsByGuid(store.db, rows.map((r) => r.service_offering_guid));
+    if (!params.include.includes('service_offering') && !brokerFields) return { included: undefined, offerings: new Map(offerings.map((o) => [o.guid, o])) };
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_offering')) {
       included.service_offerings = offerings.map((o) => presentServiceOffering(o, undefined, c.get('linker')));
@@ -65,8 +66,11 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   app.get('/v3/service_plans', async (c) => {
     const params = listParams(c, SERVICE_PLAN_LIST);
     const page = await plans.listServicePlans(ctxOf(c, deps), params);
-    const { included } = await planIncluded(c, page.rows, params);
-    return renderList(c, store.db, page, params, (p, m) => presentServicePlan(p, m, c.get('linker')), { resourceType: 'service_plans', ...(included ? { included } : {}) });
+    const { included, offerings } = await planIncluded(c, page.rows, params);
+    // The marketplace asks for every plan at once: their labels are read in one pass over the type's rows.
+    const metadata = await plans.planMetadata(store.db, page.rows.map((p) => p.guid));
+    const l = c.get('linker');
+    return renderList(c, store.db, page, params, (p) => presentServicePlan(p, metadata.get(p.guid), l, offerings.get(p.service_offering_guid)), included ? { included } : {});
   });
 
   app.get('/v3/service_plans/:guid', async (c) => {
@@ -81,7 +85,8 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   app.patch('/v3/service_plans/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const { plan, metadata } = await plans.updateServicePlan(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentServicePlan(plan, metadata, c.get('linker')));
+    const [offering] = await plans.offeringsByGuid(store.db, [plan.service_offering_guid]);
+    return c.json(presentServicePlan(plan, metadata, c.get('linker'), offering));
   });
 
   app.delete('/v3/service_plans/:guid', async (c) => {

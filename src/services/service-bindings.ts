@@ -51,14 +51,13 @@ function visibleCredentialBindings(ctx: Ctx) {
 
 export async function listCredentialBindings(ctx: Ctx, params: ListParams): Promise<Page<CredentialBindingRow>> {
   const f = params.filters;
-  const sub = (table: 'service_instances' | 'apps', column: 'name', values: string[]) => (eb: any) => eb.selectFrom(table).select('guid').where(column, 'in', values);
   const q = visibleCredentialBindings(ctx)
     .$if(f.names !== undefined, (qb) => qb.where('service_credential_bindings.name', 'in', f.names!))
     .$if(f.type !== undefined, (qb) => qb.where('service_credential_bindings.type', '=', f.type![0] as 'app' | 'key'))
     .$if(f.service_instance_guids !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', f.service_instance_guids!))
-    .$if(f.service_instance_names !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', sub('service_instances', 'name', f.service_instance_names!)))
+    .$if(f.service_instance_names !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', (eb) => eb.selectFrom('service_instances').select('guid').where('name', 'in', f.service_instance_names!)))
     .$if(f.app_guids !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', f.app_guids!))
-    .$if(f.app_names !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', sub('apps', 'name', f.app_names!)))
+    .$if(f.app_names !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', (eb) => eb.selectFrom('apps').select('guid').where('name', 'in', f.app_names!)))
     .$if(f.service_plan_guids !== undefined, (qb) =>
       qb.where('service_credential_bindings.service_instance_guid', 'in', (eb) => eb.selectFrom('service_instances').select('guid').where('service_plan_guid', 'in', f.service_plan_guids!)),
     )

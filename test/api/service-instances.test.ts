@@ -287,6 +287,9 @@ describe('credential bindings and VCAP_SERVICES', () => {
     const key = (await dev.get(`/v3/service_credential_bindings?service_instance_guids=${inst.guid}&type=key&names=k1&per_page=1&page=1`)).body.resources[0];
     const details = await dev.get(`/v3/service_credential_bindings/${key.guid}/details`);
     expect(details.body.credentials).toMatchObject({ password: 'secret-pw' });
+    const withInstance = await dev.get(`/v3/service_credential_bindings/${key.guid}?include=service_instance`);
+    expect(withInstance.body.included.service_instances.map((i: any) => i.name)).toEqual(['sync-db']);
+    expect((await dev.get(`/v3/service_credential_bindings/${key.guid}?include=nope`)).status).toBe(400);
     const dup = await dev.post('/v3/service_credential_bindings', { type: 'key', name: 'k1', relationships: { service_instance: rel(inst.guid) } });
     expect(detail(dup)).toBe("The binding name is invalid. Key binding names must be unique. The service instance already has a key binding with name 'k1'.");
     const ups = (await dev.get(`/v3/service_instances?names=my-ups`)).body.resources[0];

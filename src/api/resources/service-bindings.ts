@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_ROUTE_BINDING_LIST } from '../../domain/services.ts';
+import { parseListParams, type ListSpec } from '../../domain/list-params.ts';
 import * as bindings from '../../services/service-bindings.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Context } from 'hono';
@@ -10,6 +11,9 @@ import { presentApp } from '../presenters/app.ts';
 import { presentCredentialBinding, presentRouteBinding, presentServiceInstance } from '../presenters/service-instance.ts';
 
 const AnyBody = z.record(z.string(), z.unknown());
+
+/** The `include` of a single GET, validated like its list's. */
+const singleInclude = (value: string | undefined, spec: ListSpec) => parseListParams(new URLSearchParams(value === undefined ? {} : { include: value }), { include: spec.include ?? [] }).include;
 
 export function registerServiceBindings(app: Api, deps: AppDeps): void {
   const { store } = deps;
@@ -40,9 +44,16 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
   });
 
   app.get('/v3/service_credential_bindings/:guid', async (c) => {
-    queryOf(c, ['include']);
+    const include = singleInclude(queryOf(c, ['include']).include, SERVICE_CREDENTIAL_BINDING_LIST);
     const b = await bindings.getCredentialBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentCredentialBinding(b, await loadOneMetadata(store.db, 'service_credential_bindings', b.guid), c.get('linker')));
+    const body = presentCredentialBinding(b, await loadOneMetadata(store.db, 'service_credential_bindings', b.guid), c.get('linker'));
+    if (include.length === 0) return c.json(body);
+    const included: Record<string, unknown[]> = {};
+    if (include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (include.includes('service_instance')) {
+      included.service_instances = (await bindings.instancesByGuid(store.db, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+    }
+    return c.json({ ...body, included });
   });
 
   const update = async (c: Context<Env>) => {
@@ -97,9 +108,12 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
   });
 
   app.get('/v3/service_route_bindings/:guid', async (c) => {
-    queryOf(c, ['include']);
+    const include = singleInclude(queryOf(c, ['include']).include, SERVICE_ROUTE_BINDING_LIST);
     const b = await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentRouteBinding(b, await loadOneMetadata(store.db, 'service_route_bindings', b.guid), c.get('linker')));
+    const body = presentRouteBinding(b, await loadOneMetadata(store.db, 'service_route_bindings', b.guid), c.get('linker'));
+    if (include.length === 0) return c.json(body);
+    const instances = await bindings.instancesByGuid(store.db, [b.service_instance_guid]);
+    return c.json({ ...body, included: { service_instances: instances.map((i) => presentServiceInstance(i, undefined, c.get('linker'))) } });
   });
 
   const updateRoute = async (c: Context<Env>) => {

@@ -46,9 +46,13 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   });
 
   app.get('/v3/service_offerings/:guid', async (c) => {
-    queryOf(c, ['fields[service_broker]']);
+    const q = queryOf(c, ['fields[service_broker]']);
     const o = await plans.getServiceOffering(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.get('linker')));
+    const body = presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.get('linker'));
+    const brokerFields = q['fields[service_broker]']?.split(',');
+    if (!brokerFields) return c.json(body);
+    const brokers = await plans.brokersByGuid(store.db, [o.service_broker_guid]);
+    return c.json({ ...body, included: { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields)) } });
   });
 
   app.patch('/v3/service_offerings/:guid', async (c) => {

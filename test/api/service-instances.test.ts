@@ -214,6 +214,22 @@ describe('managed service instances', () => {
   });
 });
 
+describe('changing plans (cf update-service -p)', () => {
+  it('asks the broker with the new plan and previous values, and the instance moves to it', async () => {
+    const { inst } = await managed('replan', PLAN_IDS.small);
+    const res = await dev.patch(`/v3/service_instances/${inst.guid}`, { relationships: { service_plan: rel(plans[PLAN_IDS.async]!) } });
+    expect(res.status, res.text).toBe(202);
+    expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
+    const patch = broker.requests.filter((r) => r.method === 'PATCH' && r.path === `/v2/service_instances/${inst.guid}`).at(-1)!;
+    expect(patch.body).toMatchObject({ plan_id: PLAN_IDS.async, previous_values: { plan_id: PLAN_IDS.small, service_id: 'svc-db' } });
+    const after = (await dev.get(`/v3/service_instances/${inst.guid}`)).body;
+    expect(after.relationships.service_plan.data.guid).toBe(plans[PLAN_IDS.async]);
+    expect(after.last_operation).toMatchObject({ type: 'update', state: 'succeeded' });
+    const other = await dev.patch(`/v3/service_instances/${inst.guid}`, { relationships: { service_plan: rel(plans[PLAN_IDS.nobind]!) } });
+    expect(other.status).toBe(422);
+  });
+});
+
 describe('credential bindings and VCAP_SERVICES', () => {
   it('binds an app to a user-provided instance at once', async () => {
     const a = await app('ups-app');

@@ -569,3 +569,18 @@ describe('quotas', () => {
     expect(detail(k2)).toBe("You have exceeded your organization's limit for service binding of type key.");
   });
 });
+
+describe('cf purge-service-offering', () => {
+  it('refuses while instances exist, and with purge removes them without asking the broker', async () => {
+    const offering = (await t.admin.get('/v3/service_offerings?names=fixture-route')).body.resources[0];
+    const inst = (await t.admin.get('/v3/service_instances?names=proxy')).body.resources[0];
+    const refused = await t.admin.delete(`/v3/service_offerings/${offering.guid}`);
+    expect(refused.status).toBe(422);
+    expect(detail(refused)).toBe('Please delete the service_instances associations for your service_offerings.');
+    const before = broker.requests.length;
+    expect((await t.admin.delete(`/v3/service_offerings/${offering.guid}?purge=true`)).status).toBe(204);
+    expect((await t.admin.get(`/v3/service_instances/${inst.guid}`)).status).toBe(404);
+    expect((await t.admin.get(`/v3/service_offerings/${offering.guid}`)).status).toBe(404);
+    expect(broker.requests.slice(before).filter((r) => r.method === 'DELETE')).toEqual([]);
+  });
+});

@@ -264,7 +264,7 @@ export async function deleteServiceOffering(ctx: Ctx, guid: string, purge: boole
     for (const i of instances) await purgeInstance(tx, i.guid);
     await deleteOffering(tx, offering.guid);
     await recordAudit(tx, {
-      type: purge ? 'audit.service.delete' : 'audit.service.delete',
+      type: 'audit.service.delete',
       actor: ctx.principal,
       target: { type: 'service', guid: offering.guid, name: offering.name },
       data: { request: { purge } },

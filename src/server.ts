@@ -1,5 +1,6 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import type http from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -19,13 +20,16 @@ import { RoutingController } from './controllers/routing-controller.ts';
 import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
+import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
+import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
 import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
 import { formatAccessLog } from './router/access-log.ts';
 import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
+import { createMtlsServer, listenMtls } from './router/mtls-listener.ts';
 import { Router } from './router/router.ts';
 import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
@@ -39,17 +43,22 @@ import { JobHandlers } from './services/jobs.ts';
 import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
+import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
 import { loadSecretBox } from './store/secrets.ts';
 import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
+  /** Signs instance identity credentials and the router's mTLS certificates (route policies); opened on first use. */
+  identityCa: LazyInstanceIdentityCA;
   store: Store;
   identity: IdentityService;
   controllers: ControllerManager;
   runtime: Runtime;
   router: Router;
+  /** Seals stored secrets (registry credentials) with KILN_ENCRYPTION_KEY or the data dir's generated key. */
+  secrets: SecretBox;
   logs: LogStore;
   app: Api;
   /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
@@ -81,6 +90,7 @@ export async function buildKiln(
     if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
   }
   await seedPlatform(store, config);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -93,7 +103,17 @@ export async function buildKiln(
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
-  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox, ...(identityFor ? { identityFor } : {}) });
+  // Outside every sandbox's binds: apps get their own credentials, never the CA's key.
+  const identityCa = new LazyInstanceIdentityCA(path.join(config.dataDir, 'instance-identity'), {
+    lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
+  });
+  const runtime = new LocalRuntime({
+    dataDir: config.dataDir,
+    host: '127.0.0.1',
+    sandbox,
+    credentials: identityCa,
+    ...(identityFor ? { identityFor } : {}),
+  });
   if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
@@ -122,6 +142,8 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  // The Runtime contract's optional image inspection, which the local runtime does not offer.
+  const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
@@ -135,6 +157,9 @@ export async function buildKiln(
       detectionCandidates: (stack) => stagingBuildpacks(store.db, bits, undefined, stack),
       sandbox,
       ...(identityFor ? { identityFor } : {}),
+      secrets,
+      // Runtimes that run container images let docker builds stage.
+      ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -155,8 +180,11 @@ export async function buildKiln(
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
+  // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
+  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
   if (opts.startControllers !== false) {
     await controllers.start();
+    await kube?.start();
     ready = true;
   }
 
@@ -175,15 +203,20 @@ export async function buildKiln(
     observed: observedFromRuntime(runtime),
     metrics: [controllers.metrics.registry],
     bits,
+    secrets,
+    logs,
+    passwordLogin: async (username, password) => (await identity.passwordGrant(username, password)).access_token,
   });
   await routing.schedule();
   return {
     config,
+    identityCa,
     store,
     identity,
     controllers,
     runtime,
     router,
+    secrets,
     logs,
     app,
     log,
@@ -196,6 +229,7 @@ export async function buildKiln(
     generatedAdminPassword,
     async stop() {
       ready = false;
+      await kube?.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();
@@ -213,9 +247,15 @@ async function restrictDataDir(dataDir: string): Promise<void> {
   await chmod(dataDir, 0o700);
 }
 
+/** The mTLS listener's port when KILN_ROUTER_MTLS_PORT is unset (a free one when taken or when PORT is 0). */
+export const DEFAULT_MTLS_PORT = 9443;
+
 export interface RunningKiln extends Kiln {
   server: http.Server;
   url: string;
+  /** The router's mTLS listener (routes that enforce route policies are reached here). */
+  mtlsServer: https.Server;
+  mtlsPort: number;
 }
 
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
@@ -236,14 +276,27 @@ export async function startKiln(config: Config, opts: { log?: Logger } = {}): Pr
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host}:${port}`;
   kiln.publicUrl = url;
-  kiln.log.info({ url }, 'Kiln is listening');
+  const mtlsServer = await createMtlsServer({
+    router: kiln.router,
+    ca: await kiln.identityCa.get(),
+    defaultNames: [...new Set([config.systemDomain, `*.${config.appsDomain}`, config.appsDomain, 'localhost', '127.0.0.1'])],
+  });
+  const auto = config.routerMtlsPort === 'auto';
+  const mtlsPort = await listenMtls(mtlsServer, config.host, auto ? (config.port === 0 ? 0 : DEFAULT_MTLS_PORT) : (config.routerMtlsPort as number), auto);
+  kiln.log.info({ url, mtlsUrl: `https://${host}:${mtlsPort}` }, 'Kiln is listening');
   const stopKiln = kiln.stop.bind(kiln);
   const running: RunningKiln = Object.assign(kiln, {
     server,
     url,
+    mtlsServer,
+    mtlsPort,
     async stop() {
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      mtlsServer.closeAllConnections();
+      await Promise.all([
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        new Promise<void>((resolve) => mtlsServer.close(() => resolve())),
+      ]);
       await stopKiln();
     },
   });

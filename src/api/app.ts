@@ -11,6 +11,7 @@ import { requestContext } from './middleware/request-context.ts';
 import { registerResources } from './resources/index.ts';
 import { HttpMetrics } from '../observability/metrics.ts';
 import { routeMatcher } from './route-matcher.ts';
+import { consoleRoutes } from '../console/routes.ts';
 
 /** Whether an Authorization header carries exactly this bearer token (compared in constant time). */
 function bearerMatches(header: string | undefined, token: string): boolean {
@@ -21,6 +22,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return timingSafeEqual(a, b);
 }
 import { KILN_API_PREFIX, registerConditions } from './kiln/conditions.ts';
+import { TSURU_PREFIX, tsuruApi } from './tsuru/index.ts';
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
 export function createApi(deps: AppDeps): Api {
@@ -55,6 +57,8 @@ export function createApi(deps: AppDeps): Api {
   });
 
   for (const routes of deps.rootRoutes ?? []) app.route('/', routes);
+  // The web console's page and files are public; everything it shows comes through the token-checked APIs below.
+  app.route('/', consoleRoutes());
 
   // Cloud Controller matches routes before it authenticates: an unknown path is 404 even without a token.
   let routed: (method: string, path: string) => boolean = () => true;
@@ -66,5 +70,7 @@ export function createApi(deps: AppDeps): Api {
   app.use(`${KILN_API_PREFIX}/*`, authenticate(deps.store, deps.tokens));
   registerConditions(app, deps);
   routed = routeMatcher(app.routes);
+  // After the matcher is built: the Tsuru API answers every path under its prefix (501 where it has no translation).
+  app.route(TSURU_PREFIX, tsuruApi(deps));
   return app;
 }

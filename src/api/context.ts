@@ -6,6 +6,8 @@ import type { Access } from '../services/access.ts';
 import type { Bits } from '../services/blobs.ts';
 import type { JobHandlers } from '../services/jobs.ts';
 import type { ObservedInstances } from '../services/processes.ts';
+import type { SecretBox } from '../store/secret-box.ts';
+import type { LogStore } from '../logs/log-store.ts';
 import type { Store } from '../store/store.ts';
 import type { Linker } from './cf/links.ts';
 
@@ -33,6 +35,12 @@ export interface AppDeps {
   metrics?: ReadonlyArray<{ metrics(): Promise<string> }>;
   /** Blobstore, resource cache and scratch space for packages/droplets; absent → created from config on first use. */
   bits?: Bits;
+  /** Seals and opens stored secrets (registry credentials); required by the routes that store them. */
+  secrets?: SecretBox;
+  /** Recent app and staging logs (the Tsuru API's app-log and deploy output); absent → no log lines. */
+  logs?: LogStore;
+  /** A password login returning an access token (the Tsuru API's native login); absent → login answers 501. */
+  passwordLogin?: (username: string, password: string) => Promise<string>;
 }
 
 export interface Env {

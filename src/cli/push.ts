@@ -3,9 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { randomRouteHost } from '../domain/random-route.ts';
 import { ApiClient, CfApiError, LoginError, NetworkError, type FetchLike } from './api-client.ts';
 import { buildPushManifest, findManifest, parseInstances, parseMemoryMb, PushUsageError, type PushApp } from './manifest.ts';
 import { formatBytes, formatDuration, Progress, type ProgressStream } from './progress.ts';
+import { LockRefused, PUSH_LOCK_TTL_SECONDS, PushLock } from './push-lock.ts';
 import { gatherAppEntries, matchCandidates, splitByMatches, writeAppZip, type AppEntry, type ResourceDescription } from './zip-app.ts';
 
 export const PUSH_USAGE = `Usage: kiln push [DIR] [options]
@@ -24,6 +26,11 @@ Options:
   --password PASS        … and password (default: $KILN_PASSWORD); otherwise $KILN_TOKEN, else the 'kiln login' session
   -o, --org ORG          organization (default: $KILN_ORG, the 'kiln target' one, or the only one you can see)
   -s, --space SPACE      space (default: $KILN_SPACE, the 'kiln target' one, or the only one in the org)
+  --lock                 hold a lock on the app while pushing (Kiln only): another client's push, scale, env
+                         change or delete of the app is refused until this push ends; refused itself while
+                         someone else holds the app
+  --lock-ttl SECONDS     lease of that lock, renewed while the push runs (default ${PUSH_LOCK_TTL_SECONDS}); a killed push
+                         frees the app after at most this long
   -h, --help             show this help`;
 
 export interface PushOptions {
@@ -39,6 +46,8 @@ export interface PushOptions {
   token: string | undefined;
   org: string | undefined;
   space: string | undefined;
+  /** Lease in seconds of the lock held around the push; undefined without `--lock`. */
+  lockTtl?: number | undefined;
 }
 
 export interface PushIO {
@@ -89,6 +98,8 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         password: { type: 'string' },
         org: { type: 'string', short: 'o' },
         space: { type: 'string', short: 's' },
+        lock: { type: 'boolean' },
+        'lock-ttl': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -100,6 +111,9 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   if (positionals.length > 1) throw new PushUsageError(`Only one app directory can be pushed at a time (got ${positionals.join(', ')}).`);
   if (v.manifest !== undefined && v['no-manifest']) throw new PushUsageError('--manifest and --no-manifest cannot be used together.');
   if (v.memory !== undefined) parseMemoryMb(v.memory);
+  if (v['lock-ttl'] !== undefined && !v.lock) throw new PushUsageError('--lock-ttl needs --lock.');
+  const lockTtl = v['lock-ttl'] === undefined ? PUSH_LOCK_TTL_SECONDS : Number(v['lock-ttl']);
+  if (!Number.isInteger(lockTtl) || lockTtl < 1 || lockTtl > 86_400) throw new PushUsageError('--lock-ttl must be a whole number of seconds from 1 to 86400.');
   const username = v.username ?? env.KILN_USERNAME;
   const password = v.password ?? env.KILN_PASSWORD;
   if ((v.username !== undefined) !== (v.password !== undefined) && (username === undefined || password === undefined)) {
@@ -123,6 +137,7 @@ export function parsePushArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
     token: env.KILN_TOKEN || (ownLogin ? undefined : saved.token),
     org: org ?? saved.org,
     space: v.space ?? (env.KILN_SPACE || undefined) ?? savedSpace,
+    lockTtl: v.lock ? lockTtl : undefined,
   };
 }
 
@@ -146,7 +161,8 @@ export async function runPush(argv: string[], io: PushIO = { out: process.stdout
     await push(options, io);
     return 0;
   } catch (err) {
-    const known = err instanceof PushFailure || err instanceof PushUsageError || err instanceof CfApiError || err instanceof LoginError || err instanceof NetworkError;
+    const known =
+      err instanceof PushFailure || err instanceof PushUsageError || err instanceof CfApiError || err instanceof LoginError || err instanceof NetworkError || err instanceof LockRefused;
     io.err.write(`\nkiln push failed: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
     return 1;
   }
@@ -242,45 +258,64 @@ export async function push(options: PushOptions, io: PushIO): Promise<PushResult
 
   const { org, space } = await phase('Finding org and space', () => target(client, options), (t) => `${t.org.name} / ${t.space.name}`);
 
-  const app = await phase(
-    `Applying manifest for ${wanted.name}`,
-    () => applyManifest(client, space, org, wanted, yaml, timing, warn),
-    (a) => (a.created ? 'app created' : 'app exists'),
-  );
+  const lockTtl = options.lockTtl;
+  const lock =
+    lockTtl === undefined
+      ? undefined
+      : await phase(
+          `Locking ${wanted.name}`,
+          async () => {
+            const existing = await findApp(client, space.guid, wanted.name);
+            const taken = await PushLock.take(client, { appGuid: existing?.guid, spaceGuid: space.guid, appName: wanted.name }, lockTtl, warn);
+            return { taken, onSpace: existing === undefined };
+          },
+          (l) => `${l.onSpace ? `space ${space.name} until the app exists` : 'app'}, lease ${lockTtl}s renewed while pushing`,
+        );
+  try {
+    const app = await phase(
+      `Applying manifest for ${wanted.name}`,
+      () => applyManifest(client, space, org, wanted, yaml, timing, warn),
+      (a) => (a.created ? 'app created' : 'app exists'),
+    );
+    // A first push locked the space until the app existed; from here on only the app is held.
+    if (lock?.onSpace) await lock.taken.narrowTo(app.guid, wanted.name);
 
-  const pkg = await phase(
-    'Uploading app files',
-    () => upload(client, app.guid, appDir, entries, timing, warn),
-    (r) => `${r.zipped} entries uploaded (${formatBytes(r.zipBytes)}), ${r.cached} files already on the server`,
-  );
+    const pkg = await phase(
+      'Uploading app files',
+      () => upload(client, app.guid, appDir, entries, timing, warn),
+      (r) => `${r.zipped} entries uploaded (${formatBytes(r.zipBytes)}), ${r.cached} files already on the server`,
+    );
 
-  const droplet = await phase(
-    'Staging',
-    () => stage(client, root.logCache, app.guid, pkg.guid, timing, (line) => progress.line(line)),
-    (d) => `droplet ${d.guid}`,
-  );
+    const droplet = await phase(
+      'Staging',
+      () => stage(client, root.logCache, app.guid, pkg.guid, timing, (line) => progress.line(line)),
+      (d) => `droplet ${d.guid}`,
+    );
 
-  await phase(
-    'Starting',
-    async () => {
-      await client.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet.guid } });
-      if (app.direct) await scaleDirect(client, app.guid, wanted, warn);
-      try {
-        await client.post(`/v3/apps/${app.guid}/actions/restart`);
-      } catch (err) {
-        if (!(err instanceof CfApiError && err.endpointMissing)) throw err;
-        await client.post(`/v3/apps/${app.guid}/actions/start`);
-      }
-      return waitForInstances(client, root.logCache, app.guid, timing, (line) => progress.line(line));
-    },
-    (r) => `${r.running} of ${r.total} instances running`,
-  );
+    await phase(
+      'Starting',
+      async () => {
+        await client.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: droplet.guid } });
+        if (app.direct) await scaleDirect(client, app.guid, wanted, warn);
+        try {
+          await client.post(`/v3/apps/${app.guid}/actions/restart`);
+        } catch (err) {
+          if (!(err instanceof CfApiError && err.endpointMissing)) throw err;
+          await client.post(`/v3/apps/${app.guid}/actions/start`);
+        }
+        return waitForInstances(client, root.logCache, app.guid, timing, (line) => progress.line(line));
+      },
+      (r) => `${r.running} of ${r.total} instances running`,
+    );
 
-  const urls = await appUrls(client, app.guid);
-  io.out.write(`\n${wanted.name} is running (pushed in ${progress.elapsed()}).\n`);
-  if (urls.length === 0) io.out.write("It has no route: map one with 'kiln map-route' to reach it.\n");
-  for (const url of urls) io.out.write(`  ${url}\n`);
-  return { appGuid: app.guid, urls };
+    const urls = await appUrls(client, app.guid);
+    io.out.write(`\n${wanted.name} is running (pushed in ${progress.elapsed()}).\n`);
+    if (urls.length === 0) io.out.write("It has no route: map one with 'kiln map-route' to reach it.\n");
+    for (const url of urls) io.out.write(`  ${url}\n`);
+    return { appGuid: app.guid, urls };
+  } finally {
+    await lock?.taken.release();
+  }
 }
 
 async function findByName<T extends Named>(client: ApiClient, collection: string, name: string, query: Record<string, string> = {}): Promise<T[]> {
@@ -393,7 +428,7 @@ async function createDirect(
   if (wanted.hasRoutes) warn('the manifest\'s routes are not applied without apply_manifest; mapping the default route instead');
   if (!wanted.noRoute && (await client.listAll(`/v3/apps/${app.guid}/routes`)).length === 0) {
     const domain = await client.get<Named>(`/v3/organizations/${org.guid}/domains/default`);
-    const host = wanted.randomRoute ? `${wanted.name}-${Math.random().toString(36).slice(2, 8)}` : wanted.name;
+    const host = wanted.randomRoute ? randomRouteHost(wanted.name) : wanted.name;
     const found = await client.listAll<{ guid: string }>('/v3/routes', { domain_guids: domain.guid, hosts: host, paths: '' });
     const route =
       found[0] ??

@@ -39,13 +39,28 @@ const ConfigSchema = z.object({
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
   KILN_ROUTER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(900),
+  /**
+   * The router's mTLS listener (route policies): unset picks 9443, or a free port when 9443 is taken or PORT is 0;
+   * a number binds exactly that port (0: a free one).
+   */
+  KILN_ROUTER_MTLS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Lifetime of instance identity credentials (CF_INSTANCE_CERT); renewed at three quarters of it. */
+  KILN_INSTANCE_IDENTITY_TTL_SECONDS: z.coerce.number().int().min(60).default(24 * 3600),
   /** Org and space made on the first start so a push needs no setup ('' turns each off). */
   KILN_DEFAULT_ORG: z.string().max(255).default('default'),
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
   /** How app processes are isolated: bubblewrap when installed (auto), always (bwrap, refuses to start without), never. */
   KILN_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
-  /** AES-256 key for secrets at rest (64 hex digits or base64); unset → generated into <data dir>/encryption-key. */
+  /** AES-256 key (64 hex digits or base64) sealing stored secrets; generated into the data dir when unset. */
   KILN_ENCRYPTION_KEY: z.string().min(1).optional(),
+  /** The org whose spaces the Tsuru API under /tsuru presents as teams (empty: the default org's name). */
+  KILN_TSURU_ORG: z.string().max(255).optional(),
+  /** Kubernetes front door: a kubeconfig path, or `in-cluster`; unset leaves the CRD sync off. */
+  KILN_KUBECONFIG: z.string().min(1).optional(),
+  /** Watch App resources in this namespace only (default: all namespaces). */
+  KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
+  /** How often every resource's status is refreshed from Kiln's store. */
+  KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -73,10 +88,18 @@ export interface Config {
   metricsToken: string | undefined;
   listCacheEntries: number;
   routerTimeoutSeconds: number;
+  /** `auto`: 9443, or a free port when that is taken or PORT is 0. */
+  routerMtlsPort: number | 'auto';
+  instanceIdentityTtlSeconds: number;
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
+  /** The configured encryption key text (see src/store/secret-box.ts); undefined → `<dataDir>/encryption-key`. */
   encryptionKey: string | undefined;
+  /** Name of the org whose spaces are Tsuru's teams (docs/tsuru.md). */
+  tsuruOrg: string;
+  /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
+  kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
   previousEncryptionKeys: string | undefined;
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
@@ -124,10 +147,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: c.KILN_METRICS_TOKEN,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
+    routerMtlsPort: c.KILN_ROUTER_MTLS_PORT ?? 'auto',
+    instanceIdentityTtlSeconds: c.KILN_INSTANCE_IDENTITY_TTL_SECONDS,
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,
     encryptionKey: c.KILN_ENCRYPTION_KEY,
+    tsuruOrg: c.KILN_TSURU_ORG ?? c.KILN_DEFAULT_ORG,
+    kube: c.KILN_KUBECONFIG
+      ? {
+          kubeconfig: c.KILN_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBECONFIG),
+          namespace: c.KILN_KUBE_NAMESPACE,
+          resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
+        }
+      : undefined,
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,

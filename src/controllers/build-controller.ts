@@ -20,6 +20,9 @@ import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 import { NOT_ISOLATED_WARNING, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
+import type { ImageConfig, ImagePull } from '../runtime/runtime.ts';
+import { dockerImagePull } from '../services/registry-credentials.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 
 export interface BuildControllerOptions {
   /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
@@ -34,6 +37,10 @@ export interface BuildControllerOptions {
   sandbox?: Sandbox;
   /** The app's own uid/gid for its sandbox (Kiln running as root). */
   identityFor?: (appGuid: string) => Promise<Identity>;
+  /** Opens registry credentials for docker builds (services/registry-credentials.ts). */
+  secrets?: SecretBox;
+  /** The runtime's image inspection (Runtime.inspectImage); absent → docker builds fail, as the local runtime cannot run images. */
+  inspectImage?: (pull: ImagePull) => Promise<ImageConfig>;
 }
 
 /** Errors a failed build reports as themselves; anything else is reported as a StagingError. */
@@ -156,7 +163,8 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     let storedKey: string | null = null;
     try {
       if (build.lifecycle_type === 'docker') {
-        throw new KilnError('StagingError', 'docker images cannot be staged: the local runtime runs processes, not container images');
+        await stageImage(build, app, emit);
+        return;
       }
       if (build.lifecycle_type === 'cnb') throw new KilnError('StagingError', 'Cloud Native Buildpacks are not supported by the local runtime');
       const pkg = await store.db.selectFrom('packages').selectAll().where('guid', '=', build.package_guid).executeTakeFirst();
@@ -236,6 +244,51 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       if (storedKey) await bits.blobstore.delete(storedKey).catch(() => undefined);
       await fs.rm(work, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * The docker lifecycle: resolve how to pull the package's image (its own login, else the most specific registry
+   * credential), let the runtime read the image's config, and record a droplet that names the image. The secret
+   * is handed to the runtime only; the log says which credential was used, never its content.
+   */
+  async function stageImage(build: Row<'builds'>, app: Row<'apps'>, emit: (line: string, type?: 'OUT' | 'ERR') => void): Promise<void> {
+    const pkg = await store.db.selectFrom('packages').selectAll().where('guid', '=', build.package_guid).executeTakeFirst();
+    if (!pkg || pkg.type !== 'docker' || !pkg.docker_image) throw new KilnError('StagingError', 'the docker package is no longer available');
+    const space = await store.db.selectFrom('spaces').select(['guid', 'organization_guid']).where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
+    const pull = await dockerImagePull(store.db, opts.secrets, pkg, { spaceGuid: space.guid, organizationGuid: space.organization_guid });
+    const src = pull.auth?.source;
+    emit(
+      `Pulling image ${pull.image}` +
+        (src?.kind === 'package' ? ` as ${pull.auth!.username} (the package's credentials)` : '') +
+        (src?.kind === 'registry_credential' ? ` as ${pull.auth!.username} (${src.scope} registry credential ${src.guid} for ${pull.auth!.registry})` : ''),
+    );
+    if (!opts.inspectImage) throw new KilnError('StagingError', 'docker images cannot be staged: the local runtime runs processes, not container images');
+    const image = await opts.inspectImage(pull);
+    const dropletGuid = newGuid();
+    const committed = await store.write(async (tx) => {
+      const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', build.guid).executeTakeFirst();
+      if (!current || current.state !== 'STAGING') return false;
+      if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', app.guid).executeTakeFirst())) return false;
+      await tx.db
+        .insertInto('droplets')
+        .values(
+          dropletValues(tx, {
+            guid: dropletGuid,
+            app_guid: app.guid,
+            package_guid: build.package_guid,
+            build_guid: build.guid,
+            state: 'STAGED',
+            lifecycle_type: 'docker',
+            process_types: JSON.stringify({ web: image.command }),
+            image: pull.image,
+          }),
+        )
+        .execute();
+      tx.changed('droplets', dropletGuid, 'create');
+      await tx.update('builds', build.guid, current.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
+      return true;
+    });
+    if (committed) emit('Staging complete');
   }
 
   return {

@@ -28,6 +28,9 @@ export interface InstanceSpec {
   healthCheck: HealthCheck;
   /** Sidecars run beside the main command in the same environment. */
   sidecars?: Array<{ name: string; command: string }>;
+  /** The app's space and org, named in the instance identity certificate (CF_INSTANCE_CERT). */
+  spaceGuid?: string;
+  organizationGuid?: string;
 }
 
 /** The id of an instance slot; the format is the runtime's contract, so it is built and read only here. */
@@ -73,6 +76,9 @@ export interface TaskSpec {
   env: Record<string, string>;
   memoryMb: number;
   diskMb: number;
+  /** The app's space and org, named in the task's instance identity certificate. */
+  spaceGuid?: string;
+  organizationGuid?: string;
 }
 
 export type TaskState = 'RUNNING' | 'SUCCEEDED' | 'FAILED';
@@ -96,7 +102,37 @@ export interface LogLine {
   timestamp: number;
 }
 
+/**
+ * A login for a container registry, resolved by Kiln for one image pull: the docker package's own username and
+ * password, else the most specific registry credential (space, organization, foundation) for the image's
+ * registry. Holds a clear-text secret: runtimes pass it to the registry (the Kubernetes runtime as an
+ * imagePullSecret) and never log it.
+ */
+export interface RegistryAuth {
+  registry: string;
+  username: string;
+  password: string;
+  /** Where it came from, for logs: `package`, or the registry credential's scope and guid. */
+  source: { kind: 'package' } | { kind: 'registry_credential'; scope: 'foundation' | 'organization' | 'space'; guid: string };
+}
+
+/** What a runtime needs to pull a container image (docker lifecycle). */
+export interface ImagePull {
+  image: string;
+  auth?: RegistryAuth;
+}
+
+/** What the docker lifecycle's staging learns from an image: the command its `web` process runs. */
+export interface ImageConfig {
+  command: string;
+}
+
 export interface Runtime {
+  /**
+   * Pulls an image's configuration for docker-lifecycle staging. Only runtimes that run container images
+   * implement it (not the local one); without it docker builds fail with a StagingError.
+   */
+  inspectImage?(pull: ImagePull): Promise<ImageConfig>;
   /** Makes the instance run (idempotent: an instance already running with this id is left alone). */
   ensureInstance(spec: InstanceSpec): Promise<void>;
   /** Stops an instance gracefully: SIGTERM, then SIGKILL after the grace period. Idempotent. */

@@ -32,6 +32,7 @@ import type { Ctx } from './context.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
@@ -131,9 +132,11 @@ export async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promis
   assertOrgWritable(ctx.access, await orgOf(ctx.store.db, space));
 }
 
+/** Also refuses writes while someone else holds a lock on the app or its space (services/lock-guard.ts). */
 async function assertAppMutable(ctx: Ctx, scope: AppScope): Promise<void> {
   if (scope.app.status === 'deleting') throw new KilnError('ResourceBeingDeleted', 'app');
   await assertSpaceMutable(ctx, scope.space);
+  await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
 }
 
 /** Space developer (or admin): create, rename, re-lifecycle and delete apps. */
@@ -239,6 +242,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
   }
   if (!(await ctx.access.canWriteSpace(space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
+  await assertNotLockedByOthers(ctx.store.db, ctx.principal, { spaceGuid: space.guid });
   const lifecycle: LifecycleRequest = input.lifecycle ?? { type: undefined, buildpacks: undefined, stack: undefined };
   const type = lifecycle.type ?? 'buildpack';
   await requireLifecycleAllowed(ctx, type);
@@ -350,6 +354,7 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
       tx.changed('route_destinations', d.guid, 'delete');
       tx.changed('routes', d.route_guid, 'update');
     }
+    await deleteLocksOf(tx, 'app', chunk);
     await deleteMetadata(tx, 'apps', chunk);
     await tx.db.deleteFrom('apps').where('guid', 'in', chunk).execute();
     for (const g of chunk) tx.changed('apps', g, 'delete');
@@ -359,6 +364,7 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
 /** For the space/org cascade: every app of these spaces, with everything that hangs off them. */
 export async function deleteAppsOfSpaces(tx: WriteTx, spaceGuids: string[]): Promise<void> {
   if (spaceGuids.length === 0) return;
+  await deleteLocksOf(tx, 'space', spaceGuids);
   const apps = await tx.db.selectFrom('apps').select('guid').where('space_guid', 'in', spaceGuids).execute();
   await deleteApps(tx, apps.map((a) => a.guid));
 }
@@ -368,6 +374,7 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   const scope = await findVisibleApp(ctx, guid);
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, scope.space);
+  await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
   return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
     await tx.db

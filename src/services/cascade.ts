@@ -1,6 +1,7 @@
 import { deleteMetadata } from '../store/metadata.ts';
 import type { WriteTx } from '../store/store.ts';
 import { deleteAppsOfSpaces } from './apps.ts';
+import { deleteRegistryCredentialsOf } from './registry-credentials.ts';
 import { deleteRoutesOfSpaces } from './routes.ts';
 import { purgeInstance } from './service-plans.ts';
 
@@ -18,6 +19,7 @@ export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Pr
   for (const i of instances) await purgeInstance(tx, i.guid);
   await tx.db.deleteFrom('service_instance_shares').where('space_guid', 'in', spaceGuids).execute();
   await deleteRoutesOfSpaces(tx, spaceGuids);
+  await deleteRegistryCredentialsOf(tx, 'space', spaceGuids);
   const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();
   await tx.db.deleteFrom('roles').where('space_guid', 'in', spaceGuids).execute();
   for (const r of roles) tx.changed('roles', r.guid, 'delete');
@@ -31,6 +33,7 @@ export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Pr
 export async function deleteOrganizationCascade(tx: WriteTx, orgGuid: string): Promise<void> {
   const spaces = await tx.db.selectFrom('spaces').select('guid').where('organization_guid', '=', orgGuid).execute();
   await deleteSpacesCascade(tx, spaces.map((s) => s.guid));
+  await deleteRegistryCredentialsOf(tx, 'organization', [orgGuid]);
 
   const roles = await tx.db.selectFrom('roles').select('guid').where('organization_guid', '=', orgGuid).execute();
   await tx.db.deleteFrom('roles').where('organization_guid', '=', orgGuid).execute();

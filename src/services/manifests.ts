@@ -1,5 +1,4 @@
 import type { PlatformNames } from '../domain/domains.ts';
-import { randomInt } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
 import { parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
@@ -17,6 +16,7 @@ import {
 } from '../domain/manifest.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
 import { WEB } from '../domain/processes.ts';
+import { randomRouteHost } from '../domain/random-route.ts';
 import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, pathErrors } from '../domain/routes.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
@@ -25,6 +25,7 @@ import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
+import { assertNotLockedByOthers } from './lock-guard.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
@@ -101,8 +102,11 @@ export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<str
     return await ctx.store.write(async (tx) => {
       const defaultStack = await tx.db.selectFrom('stacks').select('name').where('is_default', '=', 1).executeTakeFirst();
       const entries: ApplyPayload['apps'] = [];
+      // A push through the manifest is refused while someone else locks the space or one of its apps.
+      await assertNotLockedByOthers(tx.db, ctx.principal, { spaceGuid: space.guid });
       for (const [i, m] of apps.entries()) {
         let app = await findAppByName(tx.db, space.guid, m.name);
+        if (app) await assertNotLockedByOthers(tx.db, ctx.principal, { appGuid: app.guid, spaceGuid: space.guid });
         if (!app) app = await createSkeleton(tx, ctx.principal, space, m, defaultStack?.name ?? null);
         entries.push({ guid: app.guid, manifest: m });
         await recordAudit(tx, {
@@ -335,21 +339,6 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
 
 // ---- routes ----
 
-const ADJECTIVES = ['brave', 'calm', 'daring', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'kind', 'lively', 'merry', 'nimble', 'proud', 'quiet', 'shy', 'silly', 'swift', 'tidy', 'witty', 'zany'];
-const NOUNS = ['badger', 'bear', 'cheetah', 'dolphin', 'eagle', 'ferret', 'gecko', 'heron', 'ibex', 'jackal', 'koala', 'lemur', 'meerkat', 'newt', 'otter', 'panda', 'quokka', 'rabbit', 'tapir', 'wombat'];
-
-const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
-
-/**
- * The random part of a `random-route: true` host, shaped as upstream's RandomRouteGenerator shapes it:
- * `<adjective>-<noun>-<two different letters>` (the word lists are Kiln's own).
- */
-export function randomWords(): string {
-  const first = randomInt(LETTERS.length);
-  const second = (first + 1 + randomInt(LETTERS.length - 1)) % LETTERS.length;
-  return `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}-${LETTERS[first]}${LETTERS[second]}`;
-}
-
 /** The org's default domain: the oldest shared HTTP domain, else its oldest own or shared-in private domain. */
 async function defaultDomain(db: Kysely<Database>, orgGuid: string): Promise<Row<'domains'> | undefined> {
   const shared = await db
@@ -401,7 +390,7 @@ async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Mani
   const domain = await defaultDomain(tx.db, env.org.guid);
   if (!domain) throw unprocessable('No default domains available');
   if (m.randomRoute) {
-    const host = `${app.name}-${randomWords()}`.toLowerCase();
+    const host = randomRouteHost(app.name);
     const problems = hostErrors(host);
     if (problems.length > 0) throw unprocessable(`Failed to create random route from app name: ${problems.join(', ')}`);
     await mapRoute(tx, env, app, domain, host, '', undefined, {});

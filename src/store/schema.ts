@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { RoutePolicySourceType } from '../domain/route-policies.ts';
 
 /**
  * The one description of Kiln's tables. Timestamps are ISO-8601 strings with milliseconds
@@ -73,6 +74,10 @@ export interface DomainsTable extends ResourceColumns {
   internal: Flag;
   owning_organization_guid: string | null;
   router_group_guid: string | null;
+  /** 1 when the router checks callers of this domain's routes against their route policies (migrations/0018). */
+  enforce_route_policies: Defaulted<Flag>;
+  /** CC's `route_policies_scope` (any, org, space) or null. */
+  route_policies_scope: string | null;
 }
 
 export interface DomainSharedOrganizationsTable {
@@ -511,11 +516,52 @@ export interface InstanceCrashesTable {
   process_guid: string;
 }
 
+/** Who may call a route on an enforcing domain (migrations/0018). */
+export interface RoutePoliciesTable extends ResourceColumns {
+  route_guid: string;
+  source_type: RoutePolicySourceType;
+  /** '' for `cf:any`. */
+  source_guid: string;
+}
+
 /** Per-app sandbox uid/gid (offset by the id); see migrations/0015_app_sandbox.ts. */
 export interface AppSandboxIdsTable {
   id: Generated<number>;
   app_guid: string;
   created_at: string;
+}
+
+/** Locks on apps and spaces (migration 0040); see src/services/locks.ts. */
+export interface LocksTable extends ResourceColumns {
+  name: string;
+  reason: string | null;
+  /** `app` or `space`. */
+  resource_type: 'app' | 'space';
+  resource_guid: string;
+  /** The locked resource's space (the space itself for a space lock): visibility follows it. */
+  space_guid: string;
+  /** The principal holding the lock (user guid or client id) and its name at the time it was taken. */
+  owner_guid: string;
+  owner_name: string;
+  /** The lease length each renewal extends `expires_at` by. */
+  ttl_seconds: number;
+  expires_at: string;
+}
+
+/** Credentials for container registries (migration 0040); see src/services/registry-credentials.ts. */
+export interface RegistryCredentialsTable extends ResourceColumns {
+  scope: 'foundation' | 'organization' | 'space';
+  /** '' for the foundation scope, else the organization or space guid. */
+  scope_guid: string;
+  /** The owning org (organization scope, and the space's org for space scope). */
+  organization_guid: string | null;
+  space_guid: string | null;
+  /** Registry host (and port), lower case, e.g. `registry.example.com:5000`; Docker Hub is `docker.io`. */
+  host: string;
+  username: string;
+  secret_type: 'password' | 'token';
+  /** The secret sealed by src/store/secret-box.ts; never returned. */
+  secret_ciphertext: string;
 }
 
 /** The last operation of an instance or binding and the polling of an async one (migration 0050). */
@@ -692,6 +738,8 @@ export interface Database {
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
   app_sandbox_ids: AppSandboxIdsTable;
+  locks: LocksTable;
+  registry_credentials: RegistryCredentialsTable;
   service_brokers: ServiceBrokersTable;
   service_offerings: ServiceOfferingsTable;
   service_plans: ServicePlansTable;
@@ -701,6 +749,7 @@ export interface Database {
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
   service_usage_events: ServiceUsageEventsTable;
+  route_policies: RoutePoliciesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { until } from '../helpers/push.ts';
 import { getAppUrl, runKiln, spawnKiln, type KilnEnv } from '../helpers/kiln-cli.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -13,6 +13,10 @@ import { startServerProcess, type ServerProcess } from '../helpers/server-proces
  */
 
 const repo = path.resolve(import.meta.dirname, '../..');
+
+// Each step runs the CLI as a new node process (about a second each when the machine is idle, far more when it is
+// not); a step of ten commands needs more than the suite's default 30 s on a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 let server: ServerProcess;
 let home: string;
 let opts: KilnEnv;
@@ -53,6 +57,12 @@ describe('kiln CLI before login', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('Credentials were rejected');
     expect(fs.existsSync(configPath()) ? savedConfig().accessToken : undefined).toBeUndefined();
+  });
+
+  it('takes the long forms --username/--password as well as cf\'s -u/-p', async () => {
+    const r = await kiln('login', '-a', server.url, '--username', 'admin', '--password', 'wrong-password');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Credentials were rejected');
   });
 
   it('answers an unknown command with a usage error and a suggestion', async () => {

@@ -328,6 +328,14 @@ describe('kiln push against a Cloud Controller', () => {
     expect(output).toContain('warning: this server has no apply_manifest endpoint');
   });
 
+  it('maps a random route shaped like the server\'s (<app>-<adjective>-<noun>-<two letters>) when the server has no apply_manifest', async () => {
+    fs.writeFileSync(path.join(dir, 'manifest.yml'), 'applications:\n- name: node-hello\n  random-route: true\n');
+    const cf = fakeCf({ noApplyManifest: true });
+    await push(options(), io(cf.fetch));
+    const host = JSON.parse(cf.requests.find((r) => r.path === '/v3/routes' && r.method === 'POST')!.body).host as string;
+    expect(host).toMatch(/^node-hello-[a-z]+-[a-z]+-[a-z]{2}$/);
+  });
+
   it('refuses an empty app directory before sending anything', async () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-push-empty-'));
     try {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, pushClient, until } from '../helpers/push.ts';
-import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { adminTarget, FIXTURES, pushClient, until } from '../helpers/push.ts';
+import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
 /**
  * Crashes, `cf logs` and the router as the platform around Cloud Controller sees them, against the real server:
@@ -17,11 +17,7 @@ const call = (method: string, url: string, body?: unknown) => cliCall(method, `$
 
 beforeAll(async () => {
   server = await startServerProcess();
-  api = server.url;
-  token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
-  const org = await call('POST', '/v3/organizations', { name: 'fidelity-org' });
-  const space = await call('POST', '/v3/spaces', { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
-  client = pushClient({ api, token, spaceGuid: space.body.guid });
+  ({ api, token, client } = await adminTarget(server, 'fidelity-org'));
 }, 60_000);
 
 afterAll(() => server?.stop());
@@ -110,12 +106,14 @@ describe('cf logs APP (follow)', () => {
       }
     })();
 
-    await new Promise((r) => setTimeout(r, 1500));
+    // Each step waits until the walk has seen the new incarnations print, however slow the machine is.
+    const incarnations = () => new Set(walked.map((e) => /^tick ([0-9a-f]+) /.exec(text(e))?.[1]).filter(Boolean)).size;
+    await until('both instances logging', async () => (incarnations() >= 2 ? true : undefined), 60_000);
     expect((await call('DELETE', `/v3/processes/${web.guid}/instances/1`)).status).toBe(204);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('the replacement logging', async () => (incarnations() >= 3 ? true : undefined), 60_000);
     expect((await call('POST', `/v3/apps/${app}/actions/restart`)).status).toBe(200);
     await until('two running after restart', async () => ((await client.stats(app)).filter((i) => i.state === 'RUNNING').length === 2 ? true : undefined), 60_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('the restarted instances logging', async () => (incarnations() >= 5 ? true : undefined), 60_000);
     walkEnd = BigInt(Date.now()) * 1_000_000n;
     walking = false;
     await walker;
@@ -132,10 +130,10 @@ describe('cf logs APP (follow)', () => {
     expect(seen.map((e) => e.timestamp)).toEqual(stored.map((e) => e.timestamp));
     expect(new Set(seen.map((e) => e.timestamp)).size).toBe(seen.length);
 
-    // Per incarnation (pid) the app's counter must arrive in order with no gap and no repeat.
+    // Per incarnation the app's counter must arrive in order with no gap and no repeat.
     const byPid = new Map<string, number[]>();
     for (const e of seen) {
-      const m = /^tick (\d+) (\d+)$/.exec(text(e));
+      const m = /^tick ([0-9a-f]+) (\d+)$/.exec(text(e));
       if (!m) continue;
       const list = byPid.get(m[1]!) ?? [];
       list.push(Number(m[2]));

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, pushClient, until, zipEntries } from '../helpers/push.ts';
-import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { adminTarget, FIXTURES, pushClient, until, zipEntries } from '../helpers/push.ts';
+import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { hostPidOf } from '../helpers/host-pid.ts';
 
 /**
@@ -26,12 +26,7 @@ const push = (name: string, dir: string) => client.push(name, dir);
 
 beforeAll(async () => {
   server = await startServerProcess();
-  api = server.url;
-  token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
-  const org = await call('POST', '/v3/organizations', { name: 'push-org' });
-  const space = await call('POST', '/v3/spaces', { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
-  spaceGuid = space.body.guid;
-  client = pushClient({ api, token, spaceGuid });
+  ({ api, token, spaceGuid, client } = await adminTarget(server, 'push-org'));
 }, 60_000);
 
 afterAll(() => server?.stop());

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/runtime/local/proc.ts';
-import { FIXTURES, pushClient, until } from '../helpers/push.ts';
-import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { adminTarget, FIXTURES, pushClient, until } from '../helpers/push.ts';
+import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { hostPidOf } from '../helpers/host-pid.ts';
 
 /**
@@ -19,11 +19,7 @@ const call = (method: string, url: string, body?: unknown) => cliCall(method, `$
 
 beforeAll(async () => {
   server = await startServerProcess();
-  api = server.url;
-  token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
-  const org = await call('POST', '/v3/organizations', { name: 'sc-org' });
-  const space = await call('POST', '/v3/spaces', { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
-  client = pushClient({ api, token, spaceGuid: space.body.guid });
+  ({ api, token, client } = await adminTarget(server, 'sc-org'));
 }, 60_000);
 
 afterAll(() => server?.stop());

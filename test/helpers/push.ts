@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { makeZip } from '../staging/zip-fixtures.ts';
-import { cliCall } from './server-process.ts';
+import { cliCall, cliLogin, type ServerProcess } from './server-process.ts';
 
 /**
  * The cf CLI v8 push flow (cf-cli-flows §5.4) request by request, against a running server, plus requests through
@@ -147,4 +147,14 @@ export function pushClient(opts: { api: string; token: string; spaceGuid: string
   }
 
   return { call, viaRouter, upload, stats, applyManifest, stage, push };
+}
+
+/** Logs in as admin on a started server and creates an org with a space `dev`: where every e2e file starts. */
+export async function adminTarget(server: ServerProcess, orgName: string) {
+  const api = server.url;
+  const token = (await cliLogin(api, 'admin', server.adminPassword)).access_token;
+  const org = await cliCall('POST', `${api}/v3/organizations`, token, { name: orgName });
+  const space = await cliCall('POST', `${api}/v3/spaces`, token, { name: 'dev', relationships: { organization: { data: { guid: org.body.guid } } } });
+  const spaceGuid = space.body.guid as string;
+  return { api, token, spaceGuid, client: pushClient({ api, token, spaceGuid }) };
 }

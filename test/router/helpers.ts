@@ -1,7 +1,7 @@
 import http from 'node:http';
-import { afterEach } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import type { Backend } from '../../src/router/route-table.ts';
+import { afterEachCleanup, type Cleanup } from '../helpers/cleanup.ts';
 
 export interface TestServer {
   server: http.Server;
@@ -89,14 +89,11 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
  * Cleanup for one test file: `track` closes a server after each test, `cleanups` takes any other closer;
  * they run newest first.
  */
-export function afterEachCleanup(): {
-  cleanups: Array<() => Promise<void> | void>;
+export function afterEachServers(): {
+  cleanups: Cleanup[];
   track(server: Promise<TestServer>): Promise<TestServer>;
 } {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
-  });
+  const { cleanups } = afterEachCleanup();
   return {
     cleanups,
     async track(server) {

@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from '../../src/router/access-log.ts';
 import { Router } from '../../src/router/router.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import { afterEachCleanup, backendAt, deferred, echoBackend, listen, request, type TestServer } from './helpers.ts';
+import { afterEachServers, backendAt, deferred, echoBackend, listen, request, type TestServer } from './helpers.ts';
 
-const { cleanups, track } = afterEachCleanup();
+const { cleanups, track } = afterEachServers();
 
 async function startRouter(opts: ConstructorParameters<typeof Router>[0]): Promise<{ router: Router; port: number; log: AccessLogEntry[] }> {
   const log: AccessLogEntry[] = [];

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { Router } from '../../src/router/router.ts';
 import { RouteServiceSigner } from '../../src/router/route-services.ts';
 import { startFixtureBroker } from '../fixtures/broker/broker.ts';
-import { afterEachCleanup, backendAt, echoBackend, listen, request } from './helpers.ts';
+import { afterEachServers, backendAt, echoBackend, listen, request } from './helpers.ts';
 
-const { cleanups, track } = afterEachCleanup();
+const { cleanups, track } = afterEachServers();
 
 async function routerWithApp() {
   const router = new Router({});

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatAccessLog, type AccessLogEntry } from '../../src/router/access-log.ts';
 import { Router } from '../../src/router/router.ts';
-import { afterEachCleanup, backendAt, deadPort, deferred, echoBackend, listen, request } from './helpers.ts';
+import { afterEachServers, backendAt, deadPort, deferred, echoBackend, listen, request } from './helpers.ts';
 
 interface Echo {
   name: string;
@@ -13,7 +13,7 @@ interface Echo {
   body: string;
 }
 
-const { cleanups, track } = afterEachCleanup();
+const { cleanups, track } = afterEachServers();
 
 async function startRouter(
   opts: ConstructorParameters<typeof Router>[0] = {},

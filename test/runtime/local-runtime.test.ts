@@ -1,29 +1,20 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LocalRuntime, type LocalRuntimeOptions } from '../../src/runtime/local/local-runtime.ts';
 import { isAlive, readProcStat } from '../../src/runtime/local/proc.ts';
 import { diegoRestartDelayMs } from '../../src/runtime/local/backoff.ts';
 import { DEFAULT_PATH } from '../../src/runtime/local/environment.ts';
 import type { InstanceSpec, InstanceStatus, LogLine, TaskSpec } from '../../src/runtime/runtime.ts';
+import { afterEachCleanup } from '../helpers/cleanup.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/runtime');
 const SERVER = join(FIXTURES, 'server.mjs');
 const NODE = JSON.stringify(process.execPath);
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = afterEachCleanup();
 
 /** A droplet as staging leaves it: `app/`, plus a buildpack profile.d script and an app .profile.d script. */
 function makeDroplet(): string {

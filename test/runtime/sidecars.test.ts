@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LocalRuntime } from '../../src/runtime/local/local-runtime.ts';
 import { isAlive } from '../../src/runtime/local/proc.ts';
 import { treeUsage } from '../../src/runtime/local/usage.ts';
 import type { InstanceSpec, InstanceStatus, LogLine } from '../../src/runtime/runtime.ts';
+import { afterEachCleanup } from '../helpers/cleanup.ts';
 
 /** Sidecars in the local runtime: beside the main command, in its environment, stopped and crashed with it. */
 
@@ -13,16 +13,7 @@ const SERVER = join(resolve(import.meta.dirname, '../fixtures/runtime'), 'server
 const NODE = JSON.stringify(process.execPath);
 const MB = 1024 * 1024;
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = afterEachCleanup();
 
 /** A droplet whose app has a sidecar script that holds 120 MB and reports its environment. */
 function makeDroplet(): string {

@@ -1,12 +1,12 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { detectMemoryCgroups } from '../../src/runtime/local/cgroup.ts';
 import { LocalRuntime } from '../../src/runtime/local/local-runtime.ts';
 import { resolveSandbox, type Identity } from '../../src/runtime/local/sandbox.ts';
 import type { InstanceSpec, LogLine, TaskSpec, TaskStatus } from '../../src/runtime/runtime.ts';
 import { stage } from '../../src/staging/buildpack-runner.ts';
+import { afterEachCleanup } from '../helpers/cleanup.ts';
 
 /**
  * Apps are untrusted: with the bubblewrap sandbox a task or instance sees its own droplet, private scratch space
@@ -18,16 +18,7 @@ const hasBwrap = resolveSandbox('auto').kind === 'bwrap';
 const isRoot = process.getuid?.() === 0;
 const CANARY = 'kiln-canary-4f1d2c';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = afterEachCleanup();
 
 /** A data dir laid out like Kiln's, with a secret in each place an attacker would look. */
 function kilnDataDir(): { dataDir: string; signingKey: string; database: string; otherDroplet: string } {

@@ -6,7 +6,7 @@ import type { Store } from '../../store/store.ts';
 import type { Env, TokenVerifier } from '../context.ts';
 
 /** Endpoints anyone may call without a token (CONVENTIONS.md §12). */
-const PUBLIC = new Set(['/v3', '/v3/', '/v3/info']);
+const PUBLIC = new Set(['/v3', '/v3/', '/v3/info', '/v3/kiln-openapi.json']);
 
 /**
  * The marketplace reads: without a token they answer as an anonymous caller, who sees public plans only — unless
@@ -24,23 +24,7 @@ export function authenticate(
   tokens: TokenVerifier,
   routed: (method: string, path: string) => boolean = () => true,
 ): MiddlewareHandler<Env> {
-  const known = new Set<string>();
-  const remember = async (p: Principal) => {
-    if (known.has(p.guid)) return;
-    // Cloud Controller creates its user record on first sight of a token's user_id (or client_id).
-    await store.write(async (tx) => {
-      const existing = await tx.db.selectFrom('users').select('guid').where('guid', '=', p.guid).executeTakeFirst();
-      if (existing) return;
-      await tx.db
-        .insertInto('users')
-        .values({ guid: p.guid, created_at: tx.now, updated_at: tx.now, username: p.username, origin: p.origin, generation: 1 })
-        .onConflict((oc) => oc.column('guid').doNothing())
-        .execute();
-      tx.changed('users', p.guid, 'create');
-    });
-    if (known.size > 100_000) known.clear();
-    known.add(p.guid);
-  };
+  const remember = userRecorder(store);
 
   return async (c, next) => {
     const isPublic = c.req.method === 'GET' && PUBLIC.has(c.req.path);
@@ -71,5 +55,29 @@ export function authenticate(
     c.set('principal', principal);
     c.set('access', new Access(store.db, principal));
     return next();
+  };
+}
+
+/**
+ * Records a token's user in Cloud Controller's users table on first sight (as CC does with a token's user_id or
+ * client_id); shared by every front door that accepts Kiln tokens.
+ */
+export function userRecorder(store: Store): (p: Principal) => Promise<void> {
+  const known = new Set<string>();
+  return async (p: Principal) => {
+    if (known.has(p.guid)) return;
+    // Cloud Controller creates its user record on first sight of a token's user_id (or client_id).
+    await store.write(async (tx) => {
+      const existing = await tx.db.selectFrom('users').select('guid').where('guid', '=', p.guid).executeTakeFirst();
+      if (existing) return;
+      await tx.db
+        .insertInto('users')
+        .values({ guid: p.guid, created_at: tx.now, updated_at: tx.now, username: p.username, origin: p.origin, generation: 1 })
+        .onConflict((oc) => oc.column('guid').doNothing())
+        .execute();
+      tx.changed('users', p.guid, 'create');
+    });
+    if (known.size > 100_000) known.clear();
+    known.add(p.guid);
   };
 }

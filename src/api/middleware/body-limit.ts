@@ -27,6 +27,8 @@ export class BodyTooLargeError extends KilnError {
 // manifests answer CC's 400 "Manifest size is too large" past 1 MB.
 const UPLOAD = /^\/v3\/(packages|droplets|buildpacks)\/[^/]+\/upload\/?$/;
 const MANIFEST = /^\/v3\/spaces\/[^/]+\/(actions\/apply_manifest|manifest_diff)\/?$/;
+// The Tsuru API's deploy upload (multipart `file`), capped by KILN_MAX_PACKAGE_BYTES as it streams to disk.
+const TSURU_DEPLOY = /^\/tsuru(\/[0-9]+(\.[0-9]+)*)?\/apps\/[^/]+\/deploy\/?$/;
 const IDENTITY = /^\/(oauth\/token|login|Users|oauth\/clients|userinfo)(\/|$)/;
 
 /**
@@ -46,7 +48,7 @@ export function requestBodyLimits(opts: { jsonBytes: number; identityBytes?: num
     if (!c.req.raw.body) return next();
     const path = c.req.path;
     if (MANIFEST.test(path)) return next();
-    if (UPLOAD.test(path) && /^multipart\/form-data/i.test(c.req.header('content-type') ?? '')) return next();
+    if ((UPLOAD.test(path) || TSURU_DEPLOY.test(path)) && /^multipart\/form-data/i.test(c.req.header('content-type') ?? '')) return next();
     return IDENTITY.test(path) ? identity(c, next) : json(c, next);
   };
 }

@@ -1,4 +1,5 @@
 import type { Api, AppDeps } from '../context.ts';
+import { registerKilnOpenApi } from '../kiln/openapi.ts';
 import { registerApps } from './apps.ts';
 import { registerAuditEvents } from './audit-events.ts';
 import { registerBuildpacks } from './buildpacks.ts';
@@ -10,11 +11,13 @@ import { registerEnvironmentVariableGroups } from './environment-variable-groups
 import { registerFeatureFlags } from './feature-flags.ts';
 import { registerIsolationSegments } from './isolation-segments.ts';
 import { registerJobs } from './jobs.ts';
+import { registerLocks } from './locks.ts';
 import { registerManifests } from './manifests.ts';
 import { registerOrganizationQuotas } from './organization-quotas.ts';
 import { registerOrganizations } from './organizations.ts';
 import { registerPackages } from './packages.ts';
 import { registerProcesses } from './processes.ts';
+import { registerRegistryCredentials } from './registry-credentials.ts';
 import { registerResourceMatches } from './resource-matches.ts';
 import { registerRevisions } from './revisions.ts';
 import { registerServiceBrokers } from './service-brokers.ts';
@@ -26,6 +29,7 @@ import { registerAdmin } from './admin.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
+import { registerRoutePolicies } from './route-policies.ts';
 import { registerSecurityGroups } from './security-groups.ts';
 import { registerSidecars } from './sidecars.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
@@ -54,6 +58,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerApps,
   registerProcesses,
   registerRoutes,
+  registerRoutePolicies,
   registerPackages,
   registerBuilds,
   registerDroplets,
@@ -64,6 +69,9 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerDeployments,
   registerRevisions,
   registerSidecars,
+  registerLocks,
+  registerRegistryCredentials,
+  registerKilnOpenApi,
   registerServiceBrokers,
   registerServiceOfferings,
   registerServiceInstances,

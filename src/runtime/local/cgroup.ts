@@ -19,6 +19,11 @@ export interface MemoryCgroup {
   attach(pids: number[]): boolean;
   /** Whether the kernel OOM-killed a process of the group. */
   oomKilled(): boolean;
+  /**
+   * The group's working set in bytes (usage less inactive file cache, what the kernel cannot simply drop), counting
+   * pages shared between the group's processes once; undefined when it cannot be read.
+   */
+  workingSetBytes(): number | undefined;
   /** Removes the (empty) group; harmless when processes are still exiting — a later remove succeeds. */
   remove(): void;
 }
@@ -57,8 +62,11 @@ function detectV2(): MemoryCgroups | undefined {
     return {
       version: 2,
       create: (name, limitBytes) =>
-        makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], (dir) =>
-          counter(join(dir, 'memory.events'), 'oom_kill'),
+        makeGroup(
+          join(base, name),
+          [['memory.max', String(limitBytes)], ['memory.swap.max', '0']],
+          (dir) => counter(join(dir, 'memory.events'), 'oom_kill'),
+          (dir) => workingSet(join(dir, 'memory.current'), join(dir, 'memory.stat'), 'inactive_file'),
         ),
     };
   } catch {
@@ -78,11 +86,16 @@ function detectV1(): MemoryCgroups | undefined {
   return {
     version: 1,
     create: (name, limitBytes) =>
-      makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], (dir) => {
-        // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
-        const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
-        return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
-      }),
+      makeGroup(
+        join(base, name),
+        [['memory.limit_in_bytes', String(limitBytes)]],
+        (dir) => {
+          // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
+          const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
+          return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
+        },
+        (dir) => workingSet(join(dir, 'memory.usage_in_bytes'), join(dir, 'memory.stat'), 'total_inactive_file'),
+      ),
   };
 }
 
@@ -98,7 +111,12 @@ function sweepEmptyGroups(base: string): void {
   }
 }
 
-function makeGroup(dir: string, settings: Array<[string, string]>, oomCount: (dir: string) => number): MemoryCgroup | undefined {
+function makeGroup(
+  dir: string,
+  settings: Array<[string, string]>,
+  oomCount: (dir: string) => number,
+  readWorkingSet: (dir: string) => number | undefined,
+): MemoryCgroup | undefined {
   try {
     if (existsSync(dir)) rmdirSync(dir);
     mkdirSync(dir);
@@ -126,6 +144,7 @@ function makeGroup(dir: string, settings: Array<[string, string]>, oomCount: (di
       return ok;
     },
     oomKilled: () => oomCount(dir) > 0,
+    workingSetBytes: () => readWorkingSet(dir),
     remove() {
       try {
         rmdirSync(dir);
@@ -144,5 +163,15 @@ function counter(file: string, key: string): number {
     return line ? Number(line.split(' ')[1]) || 0 : 0;
   } catch {
     return 0;
+  }
+}
+
+function workingSet(usageFile: string, statFile: string, inactiveKey: string): number | undefined {
+  try {
+    const usage = Number(readFileSync(usageFile, 'utf8').trim());
+    if (!Number.isFinite(usage)) return undefined;
+    return Math.max(0, usage - counter(statFile, inactiveKey));
+  } catch {
+    return undefined;
   }
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { SecretBox as ContextBox } from './secret-box.ts';
 import type { Store } from './store.ts';
 
 /** Every column holding a sealed secret (see secrets.ts). */
@@ -32,6 +33,20 @@ export async function rewrapSecrets(store: Store): Promise<number> {
       });
       n += Object.keys(patch).length;
     }
+  }
+  // Registry credentials are sealed by secret-box.ts (another layout, the row guid bound as context), under the same key.
+  const current = new ContextBox(store.secrets.currentKey);
+  const creds = await store.db.selectFrom('registry_credentials').select(['guid', 'secret_ciphertext']).execute();
+  for (const row of creds) {
+    const id = row.secret_ciphertext.split(':')[1];
+    if (!id || id === current.keyId) continue;
+    const old = store.secrets.keyById(id);
+    if (!old) continue; // sealed under a key Kiln was not given: left as it is (reads will say which key)
+    const resealed = current.seal(new ContextBox(old).open(row.secret_ciphertext, row.guid), row.guid);
+    await store.write(async (tx) => {
+      await tx.db.updateTable('registry_credentials').set({ secret_ciphertext: resealed }).where('guid', '=', row.guid).execute();
+    });
+    n++;
   }
   return n;
 }

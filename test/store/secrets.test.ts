@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../src/store/db.ts';
 import { rewrapSecrets } from '../../src/store/rewrap-secrets.ts';
 import { loadSecretBox, SecretBox } from '../../src/store/secrets.ts';
+import { SecretBox as ContextBox } from '../../src/store/secret-box.ts';
 import { Store } from '../../src/store/store.ts';
 import { openTestDb, type TestDb } from './db.ts';
 
@@ -50,6 +51,33 @@ describe('the secret box', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('key rotation of registry credentials (the other sealed format)', () => {
+  let db: TestDb;
+  let store: Store;
+  beforeAll(async () => {
+    db = await openTestDb();
+    await migrateToLatest(db.handle);
+    store = new Store(db.handle);
+  });
+  afterAll(() => db.close());
+
+  it('re-seals them under the current key with their row as context', async () => {
+    const oldKey = randomBytes(32);
+    const newKey = randomBytes(32);
+    const sealed = new ContextBox(oldKey).seal('registry-token', 'rc1');
+    await store.write(async (tx) => {
+      await tx.db
+        .insertInto('registry_credentials')
+        .values({ guid: 'rc1', created_at: tx.now, updated_at: tx.now, generation: 1, scope: 'foundation', scope_guid: '', organization_guid: null, space_guid: null, host: 'registry.example.org', username: 'u', secret_type: 'token', secret_ciphertext: sealed })
+        .execute();
+    });
+    store.secrets = new SecretBox(newKey, [oldKey]);
+    expect(await rewrapSecrets(store)).toBe(1);
+    const row = await store.db.selectFrom('registry_credentials').select('secret_ciphertext').where('guid', '=', 'rc1').executeTakeFirstOrThrow();
+    expect(new ContextBox(newKey).open(row.secret_ciphertext, 'rc1')).toBe('registry-token');
   });
 });
 

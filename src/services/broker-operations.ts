@@ -87,6 +87,28 @@ function judge(res: BrokerResponse, op: 'provision' | 'update' | 'deprovision' |
   throw unexpectedAnswer(res);
 }
 
+/**
+ * What a bind answer may carry depends on what the offering declared it needs (CC's response parser): a syslog
+ * drain only with `requires: [syslog_drain]`, volume mounts only with `volume_mount`. Anything else fails the
+ * binding, and the broker's binding is unbound again (orphan mitigation).
+ */
+function checkBindingAnswer(body: Record<string, unknown>, requires: string[]): void {
+  if (typeof body.syslog_drain_url === 'string' && body.syslog_drain_url !== '' && !requires.includes('syslog_drain')) {
+    throw new BrokerError(
+      'CF-ServiceBrokerInvalidSyslogDrainUrl',
+      'The service is attempting to stream logs from your application, but is not registered as a logging service. Please contact the service provider.',
+      true,
+    );
+  }
+  if (Array.isArray(body.volume_mounts) && body.volume_mounts.length > 0 && !requires.includes('volume_mount')) {
+    throw new BrokerError(
+      'CF-ServiceBrokerInvalidVolumeMounts',
+      'The service is attempting to supply volume mounts from your application, but is not registered as a volume mount service. Please contact the service provider.',
+      true,
+    );
+  }
+}
+
 export interface Outcome {
   state: 'succeeded' | 'in progress' | 'failed';
   description: string | null;
@@ -322,6 +344,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
         });
       }
       answer = judge(res, what);
+      if (type === 'create' && answer.kind === 'done') checkBindingAnswer(answer.body, JSON.parse(c.offering.requires) as string[]);
     } catch (err) {
       if (!(err instanceof BrokerError)) throw err;
       if (type === 'create' && err.orphan) await mitigateOrphan(c.conn, settings, bindingPath(c.instance.guid, bindingGuid), c, userGuid);

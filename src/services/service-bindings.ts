@@ -138,6 +138,17 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
     if (inst.last_operation_type === 'delete' && inst.last_operation_state === 'in progress') throw unprocessable('There is an operation in progress for the service instance.');
   }
   return ctx.store.write(async (tx) => {
+    // A binding whose create failed gives way to a new attempt (CC deletes it and binds again).
+    const failed = await tx.db
+      .selectFrom('service_credential_bindings')
+      .select('guid')
+      .where('service_instance_guid', '=', inst.guid)
+      .where('last_operation_type', '=', 'create')
+      .where('last_operation_state', '=', 'failed')
+      .$if(input.type === 'app', (qb) => qb.where('app_guid', '=', app!.guid))
+      .$if(input.type === 'key', (qb) => qb.where('type', '=', 'key').where('name', '=', input.name!))
+      .execute();
+    for (const f of failed) await removeSubject(tx, 'service_credential_bindings', f.guid);
     if (input.type === 'app') {
       const existing = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', '=', app!.guid).where('service_instance_guid', '=', inst.guid).executeTakeFirst();
       if (existing) throw unprocessable('The app is already bound to the service instance');

@@ -313,6 +313,27 @@ describe('credential bindings and VCAP_SERVICES', () => {
     expect(detail(upsKey)).toBe("Service credential bindings of type 'key' are not supported for user-provided service instances.");
   });
 
+  it('fails a binding whose answer carries a syslog drain the offering did not declare, and unbinds it again', async () => {
+    const a = await app('drain-app');
+    const inst = (await dev.get(`/v3/service_instances?names=sync-db`)).body.resources[0];
+    const res = await dev.post('/v3/service_credential_bindings', { type: 'app', parameters: { syslog: true }, relationships: { service_instance: rel(inst.guid), app: rel(a.guid) } });
+    const job = await t.awaitJob(res.headers.get('location'));
+    expect(job.state).toBe('FAILED');
+    expect(job.errors[0]).toMatchObject({
+      title: 'CF-UnableToPerform',
+      detail: 'bind could not be completed: The service is attempting to stream logs from your application, but is not registered as a logging service. Please contact the service provider.',
+    });
+    const binding = (await dev.get(`/v3/service_credential_bindings?app_guids=${a.guid}`)).body.resources[0];
+    expect(binding.last_operation).toMatchObject({ type: 'create', state: 'failed' });
+    expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}/service_bindings/${binding.guid}`)).toBe(true);
+    expect(await env(a.guid)).toEqual({});
+    // The failed binding gives way to a new attempt.
+    const again = await dev.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(inst.guid), app: rel(a.guid) } });
+    expect(again.status).toBe(202);
+    expect((await t.awaitJob(again.headers.get('location'))).state).toBe('COMPLETE');
+    expect((await env(a.guid))['fixture-db']).toHaveLength(1);
+  });
+
   it('refuses a binding across spaces and to a plan that is not bindable', async () => {
     const far = await app('far-app', otherSpace.guid);
     const inst = (await dev.get(`/v3/service_instances?names=sync-db`)).body.resources[0];

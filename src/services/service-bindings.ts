@@ -333,7 +333,9 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
   const inst = await visibleInstances(ctx).where('service_instances.guid', '=', instGuid).executeTakeFirst();
   if (!inst) throw unprocessable(`The service instance could not be found: '${instGuid}'.`);
   const route = await ctx.store.db.selectFrom('routes').selectAll().where('guid', '=', routeGuid).executeTakeFirst();
-  if (!route) throw unprocessable(`The route could not be found: '${routeGuid}'.`);
+  const routeSpace = route ? await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', route.space_guid).executeTakeFirst() : undefined;
+  // A route the caller cannot see is answered as one that does not exist.
+  if (!route || !routeSpace || !(await ctx.access.canReadSpace(routeSpace))) throw unprocessable(`The route could not be found: '${routeGuid}'.`);
   if (!(await ctx.access.canWriteSpace(route.space_guid))) throw notAuthorized();
   if (inst.type === 'user-provided') {
     if (!inst.route_service_url) throw unprocessable('This service instance does not support route binding.');

@@ -23,7 +23,7 @@ import type { Ctx } from './context.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
-import { purgeInstance } from './service-plans.ts';
+import { getServicePlan, purgeInstance } from './service-plans.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
 import { serviceInstanceQuotaError } from '../domain/quotas.ts';
@@ -128,7 +128,8 @@ const nameTakenError = (name: string) => unprocessable(`The service instance nam
 /** A plan the caller may use in `space`: exists, visible there, available, and enabled for the org (even for admins). */
 async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Promise<Row<'service_plans'>> {
   const db = ctx.store.db;
-  const plan = await db.selectFrom('service_plans').selectAll().where('guid', '=', planGuid).executeTakeFirst();
+  // A plan the caller cannot see at all is answered as one that does not exist (its name is nobody else's business).
+  const plan = await getServicePlan(ctx, planGuid).catch(() => undefined);
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();
@@ -395,8 +396,9 @@ export async function instanceParameters(ctx: Ctx, guid: string, timeoutMs: numb
 }
 
 export async function instancePermissions(ctx: Ctx, guid: string): Promise<{ read: boolean; manage: boolean }> {
-  const inst = await visibleInstances(ctx).where('service_instances.guid', '=', guid).executeTakeFirst();
-  if (!inst) return { read: false, manage: false };
+  // Upstream answers {read: false} for an instance the caller cannot see; Kiln answers 404, as for every resource
+  // the caller cannot see (never reveal existence, CONVENTIONS.md §13.3).
+  const inst = await getServiceInstance(ctx, guid);
   return { read: true, manage: await ctx.access.canWriteSpace(inst.space_guid) };
 }
 

@@ -68,9 +68,10 @@ export async function recordDeletedUsage(tx: WriteTx, instanceGuid: string): Pro
 }
 
 export async function listServiceUsageEvents(ctx: Ctx, params: ListParams): Promise<Page<Row<'service_usage_events'>>> {
-  if (!ctx.access.global) throw notAuthorized();
   const f = params.filters;
   let q = ctx.store.db.selectFrom('service_usage_events').selectAll();
+  // Everyone may list (Appendix B: ALL); only global readers see events.
+  if (!ctx.access.global) return listPage(q.where('id', '<', 0), listOptions('service_usage_events', params));
   if (f.service_instance_types) q = q.where('service_instance_type', 'in', f.service_instance_types);
   if (f.service_offering_guids) q = q.where('service_offering_guid', 'in', f.service_offering_guids);
   if (f.after_guid) {

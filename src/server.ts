@@ -45,7 +45,6 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
-import { loadSecretBox } from './store/secrets.ts';
 import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
@@ -84,13 +83,13 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
-  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  store.secrets = secrets;
   if (config.previousEncryptionKeys) {
     const resealed = await rewrapSecrets(store);
     if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
   }
   await seedPlatform(store, config);
-  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();

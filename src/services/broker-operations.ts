@@ -225,13 +225,13 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     if (inst.last_operation_type === type && inst.last_operation_state === 'succeeded') return;
     const what = type === 'create' ? 'provision' : type === 'update' ? 'update' : 'deprovision';
     // An update's request waits, encrypted, on the row until the broker has answered.
-    const request = type === 'update' ? (store.secrets.open<InstanceUpdateRequest>(inst.pending_update_enc) ?? {}) : {};
+    const request = type === 'update' ? (store.secrets.openJson<InstanceUpdateRequest>(inst.pending_update_enc) ?? {}) : {};
     if (type === 'delete') await unbindAll(c, userGuid);
     let res: BrokerResponse;
     let answer: Answer;
     try {
       if (type === 'create') {
-        const params = store.secrets.open<Record<string, unknown>>(inst.parameters_enc);
+        const params = store.secrets.openJson<Record<string, unknown>>(inst.parameters_enc);
         res = await call(c.conn, 'PUT', instancePath(inst.guid), {
           query: { accepts_incomplete: 'true' },
           body: {
@@ -280,7 +280,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   const updateColumns = (request: InstanceUpdateRequest) => ({
     ...(request.planGuid ? { service_plan_guid: request.planGuid } : {}),
     ...(request.maintenanceInfo ? { maintenance_info: JSON.stringify(request.maintenanceInfo) } : {}),
-    ...(request.parameters ? { parameters_enc: store.secrets.seal(request.parameters) } : {}),
+    ...(request.parameters ? { parameters_enc: store.secrets.sealJson(request.parameters) } : {}),
     pending_update_enc: null,
   });
 
@@ -316,7 +316,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     try {
       let res: BrokerResponse;
       if (type === 'create') {
-        const params = store.secrets.open<Record<string, unknown>>(binding.parameters_enc);
+        const params = store.secrets.openJson<Record<string, unknown>>(binding.parameters_enc);
         let bindResource: Record<string, unknown> = {};
         let appGuid: string | undefined;
         if ('app_guid' in binding && binding.app_guid) {
@@ -357,7 +357,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   const bindingColumns = (kind: SubjectKind, body: Record<string, unknown>): Record<string, unknown> => {
     if (kind === 'service_route_bindings') return { route_service_url: typeof body.route_service_url === 'string' ? body.route_service_url : null };
     return {
-      credentials_enc: store.secrets.seal(isObject(body.credentials) ? body.credentials : {}),
+      credentials_enc: store.secrets.sealJson(isObject(body.credentials) ? body.credentials : {}),
       syslog_drain_url: typeof body.syslog_drain_url === 'string' ? body.syslog_drain_url : null,
       volume_mounts: JSON.stringify(Array.isArray(body.volume_mounts) ? body.volume_mounts : []),
     };

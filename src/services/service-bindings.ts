@@ -197,7 +197,7 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
         service_instance_guid: inst.guid,
         app_guid: app?.guid ?? null,
         credentials_enc: null,
-        parameters_enc: ctx.store.secrets.seal(input.parameters),
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
         syslog_drain_url: managed ? null : inst.syslog_drain_url,
         last_operation_type: 'create',
         last_operation_state: managed ? 'initial' : 'succeeded',
@@ -267,7 +267,7 @@ export async function credentialBindingDetails(ctx: Ctx, guid: string): Promise<
   if (!(await ctx.access.canReadSpaceSecrets(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
   if (b.last_operation_type === 'create' && b.last_operation_state !== 'succeeded') throw notFound('Service credential binding');
   const inst = await ctx.store.db.selectFrom('service_instances').selectAll().where('guid', '=', b.service_instance_guid).executeTakeFirstOrThrow();
-  const credentials = inst.type === 'user-provided' ? ctx.store.secrets.open(inst.credentials_enc) : ctx.store.secrets.open(b.credentials_enc);
+  const credentials = inst.type === 'user-provided' ? ctx.store.secrets.openJson(inst.credentials_enc) : ctx.store.secrets.openJson(b.credentials_enc);
   const out: Record<string, unknown> = { credentials: credentials ?? {} };
   const drain = inst.type === 'user-provided' ? inst.syslog_drain_url : b.syslog_drain_url;
   if (drain) out.syslog_drain_url = drain;
@@ -363,7 +363,7 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
         service_instance_guid: inst.guid,
         route_guid: route.guid,
         route_service_url: managed ? null : inst.route_service_url,
-        parameters_enc: ctx.store.secrets.seal(input.parameters),
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
         last_operation_type: 'create',
         last_operation_state: managed ? 'initial' : 'succeeded',
         last_operation_description: null,

@@ -201,7 +201,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
             ...base,
             type: 'user-provided',
             service_plan_guid: null,
-            credentials_enc: ctx.store.secrets.seal(input.credentials ?? {}),
+            credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
             parameters_enc: null,
             syslog_drain_url: input.syslog_drain_url || null,
             route_service_url: input.route_service_url || null,
@@ -224,7 +224,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
           type: 'managed',
           service_plan_guid: plan!.guid,
           credentials_enc: null,
-          parameters_enc: ctx.store.secrets.seal(input.parameters),
+          parameters_enc: ctx.store.secrets.sealJson(input.parameters),
           syslog_drain_url: null,
           route_service_url: null,
           dashboard_url: null,
@@ -283,7 +283,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
         await tx.update('service_instances', inst.guid, inst.generation, {
           ...(input.name !== undefined ? { name: input.name } : {}),
-          ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.seal(input.credentials) } : {}),
+          ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
           ...(input.syslog_drain_url !== undefined ? { syslog_drain_url: input.syslog_drain_url || null } : {}),
           ...(input.route_service_url !== undefined ? { route_service_url: input.route_service_url || null } : {}),
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
@@ -323,7 +323,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         ...(needsBroker
           ? {
-              pending_update_enc: ctx.store.secrets.seal({
+              pending_update_enc: ctx.store.secrets.sealJson({
                 ...(newPlan ? { planGuid: newPlan.guid } : {}),
                 ...(input.parameters ? { parameters: input.parameters } : {}),
                 ...(input.maintenance_info ? { maintenanceInfo: input.maintenance_info } : {}),
@@ -377,7 +377,7 @@ export async function instanceCredentials(ctx: Ctx, guid: string): Promise<Recor
   const inst = await getServiceInstance(ctx, guid);
   if (inst.type !== 'user-provided') throw notFound('Service instance');
   if (!(await ctx.access.canReadSpaceSecrets(inst.space_guid))) throw notAuthorized();
-  return ctx.store.secrets.open<Record<string, unknown>>(inst.credentials_enc) ?? {};
+  return ctx.store.secrets.openJson<Record<string, unknown>>(inst.credentials_enc) ?? {};
 }
 
 /** `GET /parameters` of a managed instance, fetched from the broker (needs `instances_retrievable`). */

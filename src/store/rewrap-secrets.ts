@@ -1,8 +1,7 @@
 import type { Kysely } from 'kysely';
-import { SecretBox as ContextBox } from './secret-box.ts';
 import type { Store } from './store.ts';
 
-/** Every column holding a sealed secret (see secrets.ts). */
+/** Every column holding a sealed JSON secret (see secret-box.ts). */
 const SEALED: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['service_brokers', ['auth_enc']],
   ['service_instances', ['credentials_enc', 'parameters_enc', 'pending_update_enc']],
@@ -16,6 +15,7 @@ const SEALED: ReadonlyArray<readonly [string, readonly string[]]> = [
  * crash half-way leaves values readable under either key. Returns how many values were re-sealed.
  */
 export async function rewrapSecrets(store: Store): Promise<number> {
+  const box = store.secrets;
   let n = 0;
   for (const [table, columns] of SEALED) {
     // The sealed columns are plain text columns of several tables; kysely cannot type them generically.
@@ -25,7 +25,7 @@ export async function rewrapSecrets(store: Store): Promise<number> {
       const patch: Record<string, string> = {};
       for (const col of columns) {
         const v = row[col];
-        if (v && store.secrets.isStale(v)) patch[col] = store.secrets.encrypt(store.secrets.decrypt(v));
+        if (v && box.isStale(v)) patch[col] = box.seal(box.open(v));
       }
       if (Object.keys(patch).length === 0) continue;
       await store.write(async (tx) => {
@@ -34,15 +34,11 @@ export async function rewrapSecrets(store: Store): Promise<number> {
       n += Object.keys(patch).length;
     }
   }
-  // Registry credentials are sealed by secret-box.ts (another layout, the row guid bound as context), under the same key.
-  const current = new ContextBox(store.secrets.currentKey);
+  // Registry credentials bind their row's guid as context.
   const creds = await store.db.selectFrom('registry_credentials').select(['guid', 'secret_ciphertext']).execute();
   for (const row of creds) {
-    const id = row.secret_ciphertext.split(':')[1];
-    if (!id || id === current.keyId) continue;
-    const old = store.secrets.keyById(id);
-    if (!old) continue; // sealed under a key Kiln was not given: left as it is (reads will say which key)
-    const resealed = current.seal(new ContextBox(old).open(row.secret_ciphertext, row.guid), row.guid);
+    if (!box.isStale(row.secret_ciphertext)) continue;
+    const resealed = box.seal(box.open(row.secret_ciphertext, row.guid), row.guid);
     await store.write(async (tx) => {
       await tx.db.updateTable('registry_credentials').set({ secret_ciphertext: resealed }).where('guid', '=', row.guid).execute();
     });

@@ -24,6 +24,7 @@ import { registerServiceBrokers } from './service-brokers.ts';
 import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
+import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -74,6 +75,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceOfferings,
   registerServiceInstances,
   registerServiceBindings,
+  registerServiceExtensions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

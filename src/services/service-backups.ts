@@ -81,12 +81,21 @@ function assertInstanceIdle(c: InstanceContext): void {
   if (c.instance.last_operation_state === 'in progress') throw new KilnError('AsyncServiceInstanceOperationInProgress', c.instance.name);
 }
 
+const RESTORE_RUNNING = 'A restore of this service instance is in progress.';
+
+/** Whether a restore of the instance is under way (read inside the write, so two requests cannot both pass). */
+async function restoreRunning(tx: WriteTx, instanceGuid: string): Promise<boolean> {
+  const row = await tx.db.selectFrom(RESOURCE).select('guid').where('service_instance_guid', '=', instanceGuid).where('state', '=', 'RESTORING').executeTakeFirst();
+  return row !== undefined;
+}
+
 export async function createBackup(ctx: Ctx, instanceGuid: string): Promise<{ jobGuid: string; backupGuid: string }> {
   const c = await backupContext(ctx, instanceGuid);
   await assertCanWrite(ctx, c.instance);
   requireFeatureOf(c.offering, 'backups');
   assertInstanceIdle(c);
   return ctx.store.write(async (tx) => {
+    if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const guid = newGuid();
     await tx.db
       .insertInto(RESOURCE)
@@ -124,8 +133,7 @@ export async function restoreBackup(ctx: Ctx, instanceGuid: string, backupGuid: 
   assertInstanceIdle(c);
   return ctx.store.write(async (tx) => {
     // Checked inside the write so two restores of one instance cannot both start.
-    const restoring = await tx.db.selectFrom(RESOURCE).select('guid').where('service_instance_guid', '=', c.instance.guid).where('state', 'in', ['RESTORING']).executeTakeFirst();
-    if (restoring) throw unprocessable('A restore of this service instance is already in progress.');
+    if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const current = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', backup.guid).executeTakeFirstOrThrow();
     if (current.state !== 'READY') throw unprocessable(`The backup cannot be restored from while its state is ${current.state}.`);
     await tx.update(RESOURCE, current.guid, current.generation, {
@@ -189,18 +197,18 @@ export interface BackupOps {
  * accepted the operation (`broker_operation` set) it only hands over to the poller; otherwise it PUTs (again).
  */
 export function registerBackupJobs(handlers: JobHandlers, store: Store, settings: BrokerSettings): BackupOps {
-  const load = async (guid: string) => {
-    const b = await store.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
-    const c = b ? await instanceContext(store, store.db, b.service_instance_guid) : undefined;
-    return b && c ? { b, c } : undefined;
-  };
   const body = (c: InstanceContext) => ({ service_id: c.offering.broker_catalog_id, plan_id: c.plan.broker_catalog_id });
 
   async function start(guid: string, userGuid: string | null, restore: boolean): Promise<void | 'polling'> {
-    const found = await load(guid);
-    if (!found) throw new KilnError('ResourceNotFound', 'Service instance backup not found');
-    const { b, c } = found;
+    const b = await store.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
+    if (!b) throw new KilnError('ResourceNotFound', 'Service instance backup not found');
     if (b.last_operation_state !== 'in progress') return; // concluded before a crash
+    const c = await instanceContext(store, store.db, b.service_instance_guid);
+    if (!c) {
+      const gone = new JobError('CF-ResourceNotFound', 'The service instance no longer exists', 10010);
+      await conclude(store, b.guid, { state: 'failed', description: gone.detail }, gone);
+      throw gone;
+    }
     if (b.broker_operation !== null) return 'polling';
     const path = restore ? `${backupPath(b)}/restore` : backupPath(b);
     let res;
@@ -233,10 +241,14 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
 
   return {
     async poll(guid) {
-      const found = await load(guid);
-      if (!found) return;
-      const { b, c } = found;
-      if (b.last_operation_state !== 'in progress' || b.broker_operation === null) return;
+      const b = await store.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
+      if (!b || b.last_operation_state !== 'in progress' || b.broker_operation === null) return;
+      const c = await instanceContext(store, store.db, b.service_instance_guid);
+      if (!c) {
+        // The instance was deleted under the operation: nothing is left to poll, so end it and its job.
+        await conclude(store, b.guid, { state: 'failed', description: 'The service instance no longer exists' });
+        return;
+      }
       const wait = (b.poll_next_at ?? 0) - Date.now();
       if (wait > 0) return { requeueAfterMs: wait };
       const restore = b.last_operation_type === 'restore';

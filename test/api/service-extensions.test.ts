@@ -152,6 +152,39 @@ describe('service instance backups', () => {
       broker.options.asyncPolls = 1;
     }
   });
+
+  it('while a restore runs, neither a second restore nor a new backup of the instance may start', async () => {
+    const ready = (await dev.get(`/v3/service_instances/${asyncInst}/backups?states=READY`)).body.resources;
+    broker.options.asyncPolls = 1_000_000;
+    try {
+      const res = await dev.post(`/v3/service_instances/${asyncInst}/backups/${ready[0].guid}/actions/restore`);
+      const loc = res.headers.get('location')!;
+      expect((await dev.get(`/v3/service_instances/${asyncInst}/backups?states=RESTORING`)).body.resources).toHaveLength(1);
+      for (const refused of [await dev.post(`/v3/service_instances/${asyncInst}/backups/${ready[1].guid}/actions/restore`), await dev.post(`/v3/service_instances/${asyncInst}/backups`)]) {
+        expect(refused.status).toBe(422);
+        expect(detail(refused)).toBe('A restore of this service instance is in progress.');
+      }
+      broker.options.asyncPolls = 0;
+      expect((await t.awaitJob(loc)).state).toBe('COMPLETE');
+    } finally {
+      broker.options.asyncPolls = 1;
+    }
+  });
+
+  it('refuses a backup while an operation on the instance is in progress (409)', async () => {
+    await t.kiln.store.write(async (tx) => {
+      await tx.db.updateTable('service_instances').set({ last_operation_state: 'in progress' }).where('guid', '=', syncInst).execute();
+    });
+    try {
+      const res = await dev.post(`/v3/service_instances/${syncInst}/backups`);
+      expect(res.status).toBe(409);
+      expect(detail(res)).toBe('An operation for service instance bk-sync is in progress.');
+    } finally {
+      await t.kiln.store.write(async (tx) => {
+        await tx.db.updateTable('service_instances').set({ last_operation_state: 'succeeded' }).where('guid', '=', syncInst).execute();
+      });
+    }
+  });
 });
 
 describe('plan definition schemas', () => {

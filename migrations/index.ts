@@ -38,6 +38,6 @@ export const migrations: Record<string, KilnMigration> = {
   '0018_route_policies': routePolicies,
   '0030_conditions': conditions,
   '0040_locks_registry_credentials': locksRegistryCredentials,
-  '0050_services': services,
   '0045_service_extensions': serviceExtensions,
+  '0050_services': services,
 };

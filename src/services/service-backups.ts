@@ -190,6 +190,24 @@ const descriptionOf = (json: unknown) => (isObject(json) && typeof json.descript
 export interface BackupOps {
   /** One poll of the backup's async create or restore; the delay before the next, or nothing when it ended. */
   poll(guid: string): Promise<{ requeueAfterMs: number } | void>;
+  /** Drops the backup records of a deleted instance (their jobs, if any, fail); nothing while it exists. */
+  forget(instanceGuid: string): Promise<void>;
+}
+
+/**
+ * When an instance is deleted its backup records go too: Kiln reaches backups only through their instance, and
+ * what happens to the data is the broker's business (deprovisioning is where it learns the instance is gone).
+ */
+async function forgetBackups(store: Store, instanceGuid: string): Promise<void> {
+  await store.write(async (tx) => {
+    if (await tx.db.selectFrom('service_instances').select('guid').where('guid', '=', instanceGuid).executeTakeFirst()) return;
+    const rows = await tx.db.selectFrom(RESOURCE).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
+    for (const r of rows) {
+      await finishPollingJobs(tx, r.guid, new JobError('CF-ResourceNotFound', 'The service instance no longer exists', 10010));
+      await tx.db.deleteFrom(RESOURCE).where('guid', '=', r.guid).execute();
+      tx.changed(RESOURCE, r.guid, 'delete');
+    }
+  });
 }
 
 /**
@@ -240,6 +258,7 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
   handlers.register('service_instance.restore', async ({ job }) => start(job.resource_guid, job.user_guid, true));
 
   return {
+    forget: (instanceGuid) => forgetBackups(store, instanceGuid),
     async poll(guid) {
       const b = await store.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
       if (!b || b.last_operation_state !== 'in progress' || b.broker_operation === null) return;

@@ -171,6 +171,16 @@ describe('service instance backups', () => {
     }
   });
 
+  it('go with their instance when it is deleted', async () => {
+    const inst = await instance('bk-doomed', PLAN_IDS.ext);
+    await t.awaitJob((await dev.post(`/v3/service_instances/${inst}/backups`)).headers.get('location'));
+    const rows = () => t.kiln.store.db.selectFrom('service_instance_backups').select('guid').where('service_instance_guid', '=', inst).execute();
+    expect(await rows()).toHaveLength(1);
+    expect((await t.awaitJob((await dev.delete(`/v3/service_instances/${inst}`)).headers.get('location'))).state).toBe('COMPLETE');
+    await t.kiln.controllers.settle();
+    expect(await rows()).toHaveLength(0);
+  });
+
   it('refuses a backup while an operation on the instance is in progress (409)', async () => {
     await t.kiln.store.write(async (tx) => {
       await tx.db.updateTable('service_instances').set({ last_operation_state: 'in progress' }).where('guid', '=', syncInst).execute();

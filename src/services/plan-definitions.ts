@@ -28,8 +28,8 @@ import { connectionOf, fetchCatalog, upsertCatalog, type BrokerSettings } from '
 /** The scope of a service admin: manages plans of every broker, nothing else an admin can. */
 export const SERVICE_ADMIN_SCOPE = 'kiln.service_admin';
 
-export const SCHEMA_LIST: ListSpec = { filters: ['service_offering_guids', 'service_broker_guids'] };
-export const DEFINITION_LIST: ListSpec = { filters: ['service_offering_guids', 'service_plan_guids'] };
+export const SCHEMA_LIST: ListSpec = { filters: ['service_offering_guids', 'service_broker_guids'], createdAts: false, updatedAts: false };
+export const DEFINITION_LIST: ListSpec = { filters: ['service_offering_guids', 'service_plan_guids'], createdAts: false, updatedAts: false };
 
 const canWrite = (ctx: Ctx) => ctx.access.admin || ctx.principal.scopes.has(SERVICE_ADMIN_SCOPE);
 const canRead = (ctx: Ctx) => canWrite(ctx) || isAdminReadOnly(ctx.principal);

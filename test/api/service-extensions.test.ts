@@ -171,6 +171,20 @@ describe('service instance backups', () => {
     }
   });
 
+  it('a backup the broker refuses ends FAILED with the broker\'s error on its job', async () => {
+    const inst = await instance('bk-forgotten', PLAN_IDS.ext);
+    broker.instances.delete(inst);
+    const job = await t.awaitJob((await dev.post(`/v3/service_instances/${inst}/backups`)).headers.get('location'));
+    expect(job.state).toBe('FAILED');
+    expect(job.errors[0]).toMatchObject({ title: 'CF-ServiceBrokerRequestRejected', detail: 'Service broker error: no such instance' });
+    expect((await dev.get(`/v3/service_instances/${inst}/backups`)).body.resources[0]).toMatchObject({ state: 'FAILED', size_in_bytes: null, completed_at: null, last_operation: { type: 'create', state: 'failed' } });
+  });
+
+  it('creating and restoring are audited on the instance', async () => {
+    const events = (await t.admin.get(`/v3/audit_events?target_guids=${asyncInst}&per_page=100`)).body.resources.map((e: any) => e.type);
+    expect(events).toEqual(expect.arrayContaining(['audit.service_instance.backup_create', 'audit.service_instance.backup_restore']));
+  });
+
   it('go with their instance when it is deleted', async () => {
     const inst = await instance('bk-doomed', PLAN_IDS.ext);
     await t.awaitJob((await dev.post(`/v3/service_instances/${inst}/backups`)).headers.get('location'));
@@ -237,6 +251,14 @@ describe('service plan definitions', () => {
     const plain = await t.admin.get(`/v3/service_plan_definitions/${plans[PLAN_IDS.small]}`);
     expect(plain.status).toBe(422);
     expect(detail(plain)).toBe("The service offering 'fixture-db' does not support plan definitions.");
+  });
+
+  it('list filters by offering and plan', async () => {
+    expect((await t.admin.get(`/v3/service_plan_definitions?service_offering_guids=${dbOffering}`)).body.resources).toHaveLength(0);
+    const one = await t.admin.get(`/v3/service_plan_definitions?service_plan_guids=${plans[PLAN_IDS.extAsync]}`);
+    expect(one.body.resources.map((r: any) => r.definition.name)).toEqual(['ext-async']);
+    const schemas = await t.admin.get(`/v3/plan_definition_schemas?service_offering_guids=${extOffering},${dbOffering}`);
+    expect(schemas.body.pagination.total_results).toBe(2);
   });
 
   it('create a plan: validated against the schema, sent to the broker, then the catalog is synced', async () => {

@@ -49,6 +49,7 @@ import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
 import { loadSecretBox } from './store/secrets.ts';
+import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -87,6 +88,10 @@ export async function buildKiln(
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
   store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  if (config.previousEncryptionKeys) {
+    const resealed = await rewrapSecrets(store);
+    if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
+  }
   await seedPlatform(store, config);
   const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 

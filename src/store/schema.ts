@@ -704,6 +704,27 @@ export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
   definition: string;
 }
 
+/** Service usage events (migration 0051): names copied in when the event happened. */
+export interface ServiceUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  /** CREATED, UPDATED or DELETED. */
+  state: 'CREATED' | 'UPDATED' | 'DELETED';
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  service_instance_guid: string;
+  service_instance_name: string;
+  service_instance_type: string;
+  service_plan_guid: string | null;
+  service_plan_name: string | null;
+  service_offering_guid: string | null;
+  service_offering_name: string | null;
+  service_broker_guid: string | null;
+  service_broker_name: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -755,6 +776,7 @@ export interface Database {
   service_instance_shares: ServiceInstanceSharesTable;
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
+  service_usage_events: ServiceUsageEventsTable;
   route_policies: RoutePoliciesTable;
   service_instance_backups: ServiceInstanceBackupsTable;
   service_plan_definition_requests: ServicePlanDefinitionRequestsTable;

@@ -36,6 +36,20 @@ export class SecretBox {
     return Buffer.concat([decipher.update(Buffer.from(body, 'base64')), decipher.final()]).toString('utf8');
   }
 
+  /** The current key and the previous keys by id, for re-sealing values of the other sealed format (rewrap-secrets.ts). */
+  get currentKey(): Buffer {
+    return this.keys.get(this.currentId)!;
+  }
+
+  keyById(id: string): Buffer | undefined {
+    return this.keys.get(id);
+  }
+
+  /** Whether a stored value was sealed under an older key (rotation re-seals it under the current one). */
+  isStale(stored: string): boolean {
+    return stored.split(':')[1] !== this.currentId;
+  }
+
   /** JSON in, encrypted text out (null stays null). */
   seal(value: unknown): string | null {
     return value === undefined || value === null ? null : this.encrypt(JSON.stringify(value));

@@ -10,7 +10,7 @@ import type { BrokerConnection } from './broker-client.ts';
 import { callBrokerInJob, callBrokerNow, isObject, jobFailure, offeringSupports, requireFeatureOf } from './broker-extensions.ts';
 import type { Ctx } from './context.ts';
 import { assertMatchesSchema } from './definition-schema.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, JobError, type JobHandlers } from './jobs.ts';
 import { connectionOf, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 /**
@@ -189,7 +189,7 @@ function withoutReadOnly(definition: Record<string, unknown>): Record<string, un
   return copy;
 }
 
-async function enqueueRequest(ctx: Ctx, action: 'create' | 'update' | 'delete', offering: Row<'service_offerings'>, planId: string, definition: Record<string, unknown>, target: { guid: string; name: string }): Promise<string> {
+async function enqueueRequest(ctx: Ctx, action: 'create' | 'update' | 'delete', offering: Row<'service_offerings'>, planId: string, definition: Record<string, unknown>, target: { type: string; guid: string; name: string }): Promise<string> {
   return ctx.store.write(async (tx) => {
     const guid = newGuid();
     await tx.db
@@ -200,7 +200,7 @@ async function enqueueRequest(ctx: Ctx, action: 'create' | 'update' | 'delete', 
     await recordAudit(tx, {
       type: action === 'create' ? 'audit.service_plan.create' : `audit.service_plan_definition.${action}`,
       actor: ctx.principal,
-      target: { type: 'service_plan', guid: target.guid, name: target.name },
+      target,
       data: { request: action === 'delete' ? {} : { definition } },
     });
     return enqueueJob(tx, { operation: action === 'create' ? 'service_plan.create' : `service_plan_definition.${action}`, resourceType: 'service_plan', resourceGuid: guid, userGuid: ctx.principal.guid });
@@ -219,8 +219,8 @@ export async function createServicePlan(ctx: Ctx, input: CreateServicePlan, time
   const definition = withoutReadOnly(input.definition);
   const oc = await offeringContext(ctx.store, offering);
   assertMatchesSchema((await requiredSchema(ctx, timeoutMs, oc)).json_schema, definition);
-  const planId = newGuid();
-  return { jobGuid: await enqueueRequest(ctx, 'create', offering, planId, definition, { guid: planId, name: input.name }) };
+  // The plan has no Kiln guid until the catalog sync makes it: the create is audited on its offering.
+  return { jobGuid: await enqueueRequest(ctx, 'create', offering, newGuid(), definition, { type: 'service_offering', guid: offering.guid, name: offering.name }) };
 }
 
 export async function updatePlanDefinition(ctx: Ctx, planGuid: string, input: UpdatePlanDefinition, timeoutMs: number): Promise<{ jobGuid: string }> {
@@ -232,7 +232,7 @@ export async function updatePlanDefinition(ctx: Ctx, planGuid: string, input: Up
   const definition = withoutReadOnly(input.definition);
   const oc = await offeringContext(ctx.store, offering);
   assertMatchesSchema((await requiredSchema(ctx, timeoutMs, oc)).json_schema, definition);
-  return { jobGuid: await enqueueRequest(ctx, 'update', offering, plan.broker_catalog_id, definition, plan) };
+  return { jobGuid: await enqueueRequest(ctx, 'update', offering, plan.broker_catalog_id, definition, { type: 'service_plan', guid: plan.guid, name: plan.name }) };
 }
 
 const hasInstances = async (store: Store, planGuid: string) =>
@@ -243,7 +243,7 @@ export async function deletePlanDefinition(ctx: Ctx, planGuid: string): Promise<
   const { plan, offering } = await planOrNotFound(ctx, planGuid);
   requireFeatureOf(offering, 'plan_definitions');
   if (await hasInstances(ctx.store, plan.guid)) throw unprocessable(`The service plan '${plan.name}' has service instances; delete them before its definition.`);
-  return { jobGuid: await enqueueRequest(ctx, 'delete', offering, plan.broker_catalog_id, {}, plan) };
+  return { jobGuid: await enqueueRequest(ctx, 'delete', offering, plan.broker_catalog_id, {}, { type: 'service_plan', guid: plan.guid, name: plan.name }) };
 }
 
 /** The three jobs: send the request to the broker, then resync its catalog and drop the request in one write. */
@@ -275,7 +275,21 @@ export function registerPlanDefinitionJobs(handlers: JobHandlers, store: Store, 
       tx.changed('service_plan_definition_requests', req.guid, 'delete');
     });
   };
+  // A failure that fails the job (a CF or broker error; not a crash, which the work queue retries) drops the
+  // request too: nothing will send it again.
+  const dropRequest = (guid: string) =>
+    store.write(async (tx) => {
+      await tx.db.deleteFrom('service_plan_definition_requests').where('guid', '=', guid).execute();
+      tx.changed('service_plan_definition_requests', guid, 'delete');
+    });
   for (const op of ['service_plan.create', 'service_plan_definition.update', 'service_plan_definition.delete']) {
-    handlers.register(op, ({ job }) => run(job.resource_guid, job.user_guid));
+    handlers.register(op, async ({ job }) => {
+      try {
+        await run(job.resource_guid, job.user_guid);
+      } catch (err) {
+        if (err instanceof KilnError || err instanceof JobError) await dropRequest(job.resource_guid);
+        throw err;
+      }
+    });
   }
 }

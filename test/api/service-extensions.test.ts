@@ -289,6 +289,20 @@ describe('service plan definitions', () => {
     expect(broker.requests.some((r) => r.method === 'PUT' && r.body?.definition?.name === 'x')).toBe(false);
   });
 
+  it('a definition the broker refuses fails the job with the broker\'s error and leaves the catalog as it was', async () => {
+    broker.options.rejectDefinitions = true;
+    try {
+      const res = await t.admin.post('/v3/service_plans', { name: 'frozen', description: 'F', definition: { name: 'frozen', description: 'F' }, relationships: { service_offering: rel(extOffering) } });
+      const job = await t.awaitJob(res.headers.get('location'));
+      expect(job.state).toBe('FAILED');
+      expect(job.errors[0]).toMatchObject({ title: 'CF-ServiceBrokerRequestRejected', detail: 'Service broker error: definitions are frozen' });
+      expect((await t.admin.get('/v3/service_plans?names=frozen')).body.resources).toHaveLength(0);
+      expect(await t.kiln.store.db.selectFrom('service_plan_definition_requests').selectAll().execute()).toEqual([]);
+    } finally {
+      broker.options.rejectDefinitions = false;
+    }
+  });
+
   it('update replaces the definition (broker fields dropped) and resyncs the catalog', async () => {
     const current = (await t.admin.get(`/v3/service_plan_definitions/${plans.large}`)).body;
     const definition = { ...current.definition, description: 'Larger', created_at: 'x', resource_version: '9' };

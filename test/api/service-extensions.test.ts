@@ -164,6 +164,11 @@ describe('service instance backups', () => {
         expect(refused.status).toBe(422);
         expect(detail(refused)).toBe('A restore of this service instance is in progress.');
       }
+      // Nor may the instance be updated or deleted under the restore.
+      for (const refused of [await dev.patch(`/v3/service_instances/${asyncInst}`, { parameters: { a: 1 } }), await dev.delete(`/v3/service_instances/${asyncInst}`)]) {
+        expect(refused.status).toBe(422);
+        expect(detail(refused)).toBe('There is an operation in progress for the service instance: a restore is running');
+      }
       broker.options.asyncPolls = 0;
       expect((await t.awaitJob(loc)).state).toBe('COMPLETE');
     } finally {

@@ -14,6 +14,9 @@ import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { brokerOperationController } from './controllers/broker-operation-controller.ts';
+import { backupOperationController } from './controllers/backup-operation-controller.ts';
+import { registerBackupJobs } from './services/service-backups.ts';
+import { registerPlanDefinitionJobs } from './services/plan-definitions.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -146,10 +149,14 @@ export async function buildKiln(
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
+  // Kiln's OSBAPI extensions (issue 15): instance backups and plan definitions.
+  const backupOps = registerBackupJobs(jobs, store, brokerSettings);
+  registerPlanDefinitionJobs(jobs, store, brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
+  controllers.register(backupOperationController(store, backupOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),

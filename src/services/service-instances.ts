@@ -17,6 +17,7 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceWritable, findVisibleSpace } from './access.ts';
 import { recordAudit } from './audit.ts';
+import { assertNoBackupOperation } from './backup-guard.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
@@ -302,6 +303,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const input = UpdateManagedInstanceSchema.parse(body);
   validateMetadataRequest(input.metadata);
   if (operationInProgress(inst)) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   let newPlan: Row<'service_plans'> | undefined;
   if (input.relationships?.service_plan) {
     newPlan = await usablePlan(ctx, input.relationships.service_plan.data.guid, space);
@@ -365,6 +367,7 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
     return {};
   }
   if (inst.last_operation_state === 'initial' || (inst.last_operation_state === 'in progress' && inst.last_operation_type !== 'create')) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   return ctx.store.write(async (tx) => {
     await recordOperation(tx, RESOURCE, inst.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await audit(tx, ctx, 'audit.service_instance.start_delete', inst, space.organization_guid, {});

@@ -676,6 +676,34 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
+/** Backups of managed service instances (migration 0045); see src/services/service-backups.ts. */
+export type BackupState = 'CREATING' | 'READY' | 'FAILED' | 'RESTORING';
+export interface ServiceInstanceBackupsTable extends ResourceColumns {
+  service_instance_guid: string;
+  state: BackupState;
+  size_in_bytes: number | null;
+  /** When the broker finished the backup, and when a restore from it last succeeded. */
+  completed_at: string | null;
+  restored_at: string | null;
+  last_operation_type: 'create' | 'restore';
+  last_operation_state: 'in progress' | 'succeeded' | 'failed';
+  last_operation_description: string | null;
+  last_operation_updated_at: string;
+  /** The broker's token of the async create or restore being polled (null while the job has not sent it). */
+  broker_operation: string | null;
+  /** Epoch ms of the next poll. */
+  poll_next_at: number | null;
+}
+
+/** A plan-definition write waiting for its job (migration 0045); see src/services/plan-definitions.ts. */
+export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
+  action: 'create' | 'update' | 'delete';
+  service_offering_guid: string;
+  broker_plan_id: string;
+  /** The definition sent to the broker (JSON). */
+  definition: string;
+}
+
 /** Service usage events (migration 0051): names copied in when the event happened. */
 export interface ServiceUsageEventsTable {
   id: Id;
@@ -750,6 +778,8 @@ export interface Database {
   service_route_bindings: ServiceRouteBindingsTable;
   service_usage_events: ServiceUsageEventsTable;
   route_policies: RoutePoliciesTable;
+  service_instance_backups: ServiceInstanceBackupsTable;
+  service_plan_definition_requests: ServicePlanDefinitionRequestsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -26,6 +26,7 @@ import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
 import { registerServiceUsageEvents } from './service-usage-events.ts';
 import { registerAdmin } from './admin.ts';
+import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -78,6 +79,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceBindings,
   registerServiceUsageEvents,
   registerAdmin,
+  registerServiceExtensions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

@@ -676,7 +676,7 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
-/** Backups of managed service instances (migration 0045); see src/services/service-backups.ts. */
+/** Backups of managed service instances (migration 0056); see src/services/service-backups.ts. */
 export type BackupState = 'CREATING' | 'READY' | 'FAILED' | 'RESTORING';
 export interface ServiceInstanceBackupsTable extends ResourceColumns {
   service_instance_guid: string;
@@ -695,7 +695,7 @@ export interface ServiceInstanceBackupsTable extends ResourceColumns {
   poll_next_at: number | null;
 }
 
-/** A plan-definition write waiting for its job (migration 0045); see src/services/plan-definitions.ts. */
+/** A plan-definition write waiting for its job (migration 0056); see src/services/plan-definitions.ts. */
 export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
   action: 'create' | 'update' | 'delete';
   service_offering_guid: string;

@@ -16,7 +16,9 @@ import { instanceCrashes } from './0017_instance_crashes.ts';
 import { routePolicies } from './0018_route_policies.ts';
 import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
+import { serviceExtensions } from './0056_service_extensions.ts';
 import { services } from './0050_services.ts';
+import { serviceUsageEvents } from './0051_service_usage_events.ts';
 import { publishedInstances } from './0075_published_instances.ts';
 import { changesNotify } from './0076_changes_notify.ts';
 
@@ -40,6 +42,8 @@ export const migrations: Record<string, KilnMigration> = {
   '0030_conditions': conditions,
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
+  '0051_service_usage_events': serviceUsageEvents,
+  '0056_service_extensions': serviceExtensions,
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,
 };

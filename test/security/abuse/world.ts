@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import type { ApiResponse, Client, TestKiln } from '../../helpers/harness.ts';
 import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
+import { PLAN_IDS, startFixtureBroker } from '../../fixtures/broker/broker.ts';
 
 /**
  * Two tenants built through the API as admin. Org A holds one of every tenant-owned resource Kiln serves; org B is
@@ -97,7 +98,52 @@ async function tenant(t: TestKiln, name: string): Promise<Tenant> {
   const events = ok(await admin.get(`/v3/audit_events?target_guids=${app.guid}`), 'audit events');
   g.audit_event = events.resources[0].guid;
   g.stack = ok(await admin.get('/v3/stacks'), 'stacks').resources[0].guid;
+  await services(t, name, g);
   return { guids: g };
+}
+
+/**
+ * The tenant's services: a broker scoped to its space (so its offerings and plans are the tenant's too), a managed
+ * instance, an app binding, a route service bound to its route, and a usage event of the instance.
+ */
+async function services(t: TestKiln, name: string, g: Record<string, string>): Promise<void> {
+  const admin = t.admin;
+  const broker = await startFixtureBroker({ unref: true });
+  const reg = await admin.post('/v3/service_brokers', {
+    name: `${name}-broker`,
+    url: broker.url,
+    authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    relationships: { space: { data: { guid: g.space } } },
+  });
+  ok(reg, 'service broker');
+  expect((await t.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
+  g.service_broker = ok(await admin.get(`/v3/service_brokers?names=${name}-broker`), 'broker').resources[0].guid;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${g.service_broker}&per_page=100`), 'plans').resources;
+  const plan = (catalogId: string) => plans.find((p: { broker_catalog: { id: string } }) => p.broker_catalog.id === catalogId);
+  g.service_plan = plan(PLAN_IDS.small).guid as string;
+  g.service_offering = plan(PLAN_IDS.small).relationships.service_offering.data.guid;
+  const instance = async (instanceName: string, planGuid: string) => {
+    const res = await admin.post('/v3/service_instances', {
+      type: 'managed',
+      name: instanceName,
+      relationships: { space: { data: { guid: g.space } }, service_plan: { data: { guid: planGuid } } },
+    });
+    ok(res, instanceName);
+    expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
+    return ok(await admin.get(`/v3/service_instances?names=${instanceName}&space_guids=${g.space}`), instanceName).resources[0].guid as string;
+  };
+  g.service_instance = await instance(`${name}-db`, g.service_plan);
+  const bind = await admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: { data: { guid: g.service_instance } }, app: { data: { guid: g.app } } } });
+  ok(bind, 'binding');
+  expect((await t.awaitJob(bind.headers.get('location'))).state).toBe('COMPLETE');
+  g.service_credential_binding = ok(await admin.get(`/v3/service_credential_bindings?app_guids=${g.app}`), 'binding').resources[0].guid;
+  const proxy = await instance(`${name}-proxy`, plan(PLAN_IDS.route).guid);
+  const rb = await admin.post('/v3/service_route_bindings', { relationships: { service_instance: { data: { guid: proxy } }, route: { data: { guid: g.route } } } });
+  ok(rb, 'route binding');
+  if (rb.status === 202) expect((await t.awaitJob(rb.headers.get('location'))).state).toBe('COMPLETE');
+  g.service_route_binding = ok(await admin.get(`/v3/service_route_bindings?route_guids=${g.route}`), 'route binding').resources[0].guid;
+  const events = ok(await admin.get('/v3/service_usage_events?per_page=5000'), 'usage events').resources;
+  g.service_usage_event = events.find((e: { service_instance: { guid: string } }) => e.service_instance.guid === g.service_instance).guid;
 }
 
 export async function buildWorld(t: TestKiln): Promise<World> {

@@ -54,6 +54,16 @@ const ConfigSchema = z.object({
   KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
+  /** Where apps run: child processes on this machine (local) or pods on a Kubernetes cluster (kubernetes). */
+  KILN_RUNTIME: z.enum(['local', 'kubernetes']).default('local'),
+  /** The cluster the Kubernetes runtime runs apps on: a kubeconfig path, or `in-cluster`. */
+  KILN_KUBE_RUNTIME_KUBECONFIG: z.string().min(1).default('in-cluster'),
+  /** Namespace of the apps' pods and Jobs (created when missing). */
+  KILN_KUBE_RUNTIME_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('kiln-apps'),
+  /** Base URL pods download droplets from (default: Kiln's own URL). */
+  KILN_KUBE_RUNTIME_KILN_URL: z.string().url().optional(),
+  /** Image of the apps' containers and droplet download on Kubernetes (the stack's root filesystem). */
+  KILN_STACK_IMAGE: z.string().min(1).default('cloudfoundry/cflinuxfs4'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -91,6 +101,8 @@ export interface Config {
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
   previousEncryptionKeys: string | undefined;
+  /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
+  runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string };
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
 }
@@ -150,6 +162,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : undefined,
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
+    runtime:
+      c.KILN_RUNTIME === 'kubernetes'
+        ? {
+            kind: 'kubernetes',
+            kubeconfig: c.KILN_KUBE_RUNTIME_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBE_RUNTIME_KUBECONFIG),
+            namespace: c.KILN_KUBE_RUNTIME_NAMESPACE,
+            kilnUrl: c.KILN_KUBE_RUNTIME_KILN_URL?.replace(/\/+$/, ''),
+            stackImage: c.KILN_STACK_IMAGE,
+          }
+        : { kind: 'local' },
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
   };

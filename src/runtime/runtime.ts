@@ -9,6 +9,12 @@ export type HealthCheck =
   | { type: 'process'; timeoutSeconds?: number }
   | { type: 'http'; endpoint: string; timeoutSeconds?: number; invocationTimeoutSeconds?: number; intervalSeconds?: number };
 
+/** A staged droplet in Kiln's blobstore. */
+export interface DropletRef {
+  guid: string;
+  blobKey: string;
+}
+
 /** One desired instance of a process (CF: an LRP instance). Identified by processGuid + index + version. */
 export interface InstanceSpec {
   /** Stable id of this instance slot: `${processGuid}:${version}:${index}`. */
@@ -21,6 +27,8 @@ export interface InstanceSpec {
   index: number;
   /** Directory of the extracted droplet (contains `app/` and the start command's files). */
   dropletDir: string;
+  /** The droplet itself, for runtimes that deliver it elsewhere (the Kubernetes runtime's init container downloads it). */
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;
@@ -69,6 +77,7 @@ export interface TaskSpec {
   name?: string;
   appGuid: string;
   dropletDir: string;
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;

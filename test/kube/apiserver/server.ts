@@ -250,6 +250,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         record('delete', target);
         const options = ((await readBody(req)) ?? {}) as KObj;
         if (q.get('propagationPolicy')) options.propagationPolicy = q.get('propagationPolicy');
+        if (q.get('gracePeriodSeconds')) options.gracePeriodSeconds = Number(q.get('gracePeriodSeconds'));
         return out(200, storage.delete(t, ns, name, options, dryRun));
       }
       default:

@@ -102,8 +102,8 @@ function containerEnv(base: Record<string, string>, index: number, memoryMb: num
     ...(port !== undefined ? { port } : {}),
   });
   const fromPod = new Set(['CF_INSTANCE_IP', 'CF_INSTANCE_INTERNAL_IP', 'CF_INSTANCE_GUID']);
-  // Values are literal unless they name a variable: an app's own `$(` must not be expanded.
-  const literal = (value: string): string => value.replaceAll('$(', '$$(');
+  // Values are literal: Kubernetes reads `$$` as `$`, so every `$` of an app's value is doubled and none expands.
+  const literal = (value: string): string => value.replaceAll('$', () => '$$');
   return [
     { name: 'CF_INSTANCE_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'CF_INSTANCE_INTERNAL_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

@@ -33,6 +33,8 @@ export interface KubernetesRuntimeOptions {
   blobUrl: (blobKey: string, ttlSeconds: number) => string;
   /** Grace period of stopInstance/cancelTask when none is given (default CF's 10 s). */
   graceMs?: number;
+  /** How long a finished task's Job stays after Kiln has read its result (default 60 s). */
+  finishedJobKeepMs?: number;
 }
 
 type ChangeEvent = { kind: 'instance' | 'task'; id: string; appGuid: string };
@@ -41,6 +43,8 @@ type Informer<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCach
 /** The signed droplet URL only has to outlive the pod's start (the init container runs once per pod). */
 const DROPLET_URL_TTL_SECONDS = 15 * 60;
 const POLL_MS = 50;
+/** How long a finished task's Job is kept after Kiln has seen it finish. */
+const FINISHED_JOB_KEEP_MS = 60_000;
 
 /**
  * Runs instances and tasks on Kubernetes.
@@ -78,6 +82,8 @@ export class KubernetesRuntime implements Runtime {
   private readonly graceMs: number;
   private readonly startedAt = Date.now();
   private metricsAvailable: boolean | undefined;
+  /** Finished Jobs waiting for collection. */
+  private readonly collecting = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
@@ -342,7 +348,24 @@ export class KubernetesRuntime implements Runtime {
     if (status.state !== 'RUNNING' || !this.taskResults.has(id) || this.taskResults.get(id)?.state === 'RUNNING') {
       if (!(this.taskResults.get(id)?.failureReason === TASK_CANCELLED_REASON)) this.taskResults.set(id, status);
     }
+    if (status.state !== 'RUNNING' && job.metadata?.name && !job.metadata.deletionTimestamp) this.collectJob(job.metadata.name);
     this.emit(this.changeListeners, { kind: 'task', id, appGuid: job.metadata?.labels?.[LABEL_APP] ?? '' });
+  }
+
+  /**
+   * Deletes a finished task's Job (and its pod) a while after Kiln has read its result, so finished tasks do not
+   * outlive their app (the Job's TTL is the backstop should Kiln be down meanwhile).
+   */
+  private collectJob(name: string): void {
+    if (this.collecting.has(name)) return;
+    this.collecting.add(name);
+    const timer = setTimeout(() => {
+      void this.batch
+        .deleteNamespacedJob({ name, namespace: this.options.namespace, propagationPolicy: 'Background' })
+        .catch(() => undefined)
+        .finally(() => this.collecting.delete(name));
+    }, this.options.finishedJobKeepMs ?? FINISHED_JOB_KEEP_MS);
+    timer.unref();
   }
 
   /** CELL lines as Diego writes them when an incarnation ends. */

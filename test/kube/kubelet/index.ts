@@ -23,6 +23,8 @@ export interface TestKubeletOptions {
  */
 export class TestKubelet {
   readonly nodeName: string;
+  /** Host ports pods can reach (see the option); may be added to before pods start. */
+  readonly hostPorts: number[];
   private readonly kc = new k8s.KubeConfig();
   private readonly core: k8s.CoreV1Api;
   private readonly batch: k8s.BatchV1Api;
@@ -39,6 +41,7 @@ export class TestKubelet {
 
   constructor(private readonly opts: TestKubeletOptions) {
     this.nodeName = opts.nodeName ?? 'test-node';
+    this.hostPorts = [...(opts.hostPorts ?? [])];
     this.kc.loadFromFile(opts.kubeconfig);
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
     this.batch = this.kc.makeApiClient(k8s.BatchV1Api);
@@ -127,7 +130,7 @@ export class TestKubelet {
     runner = new PodRunner(pod, `${this.ipPrefix}.${this.nextIp++}`, {
       nodeName: this.nodeName,
       root: this.root,
-      hostPorts: this.opts.hostPorts ?? [],
+      hostPorts: [...this.hostPorts],
       restartBackoffMs: this.opts.restartBackoffMs ?? 10_000,
       writeStatus: (p, status) => this.writeStatus(p, status),
       finalize: (p) => this.finalize(p),

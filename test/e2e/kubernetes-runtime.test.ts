@@ -90,6 +90,57 @@ describe('KILN_RUNTIME=kubernetes (in-memory API server + test kubelet)', () => 
     expect((await pods(`kiln.dev/app-guid=${hello}`)).map((p) => p.metadata?.labels?.['kiln.dev/index']).sort()).toEqual(['0', '1']);
   }, 120_000);
 
+  it('rolls out a new version without failing a request', async () => {
+    expect((await call('PATCH', `/v3/apps/${hello}/environment_variables`, { var: { HELLO_VERSION: 'v2' } })).status).toBe(200);
+    const load = { total: 0, failed: 0, failures: [] as string[], versions: new Map<string, number>(), stopped: false };
+    const worker = async () => {
+      while (!load.stopped) {
+        load.total++;
+        try {
+          const res = await client.viaRouter('hello.apps.localhost');
+          if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.slice(0, 200)}`);
+          const version = (JSON.parse(res.body) as { version: string }).version;
+          load.versions.set(version, (load.versions.get(version) ?? 0) + 1);
+        } catch (err) {
+          load.failed++;
+          if (load.failures.length < 10) load.failures.push(String(err));
+        }
+      }
+    };
+    const workers = Promise.all([worker(), worker()]);
+    await until('load on v1', async () => (load.total > 30 ? true : undefined));
+    const t0 = Date.now();
+    const created = await call('POST', '/v3/deployments', {
+      relationships: { app: { data: { guid: hello } } },
+      strategy: 'rolling',
+      options: { max_in_flight: 1, web_instances: null, memory_in_mb: null, disk_in_mb: null, log_rate_limit_in_bytes_per_second: null },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const final = await until(
+      'deployment FINALIZED',
+      async () => {
+        const d = await call('GET', `/v3/deployments/${created.body.guid}`);
+        return d.body.status.value === 'FINALIZED' ? d.body : undefined;
+      },
+      120_000,
+    );
+    const ms = Date.now() - t0;
+    await until('only v2 answers', async () => {
+      for (let i = 0; i < 10; i++) {
+        const r = await client.viaRouter('hello.apps.localhost');
+        if (r.status !== 200 || (JSON.parse(r.body) as { version: string }).version !== 'v2') return undefined;
+      }
+      return true;
+    });
+    load.stopped = true;
+    await workers;
+    console.log(`kubernetes runtime rolling deployment, 2 instances, max_in_flight 1: ${ms} ms; ${load.total} requests, ${load.failed} failed; versions ${JSON.stringify([...load.versions])}`);
+    expect(final.status.reason).toBe('DEPLOYED');
+    expect(load.failures).toEqual([]);
+    expect(load.versions.get('v1')).toBeGreaterThan(0);
+    expect(load.versions.get('v2')).toBeGreaterThan(0);
+  }, 180_000);
+
   it('reports a crashing app from pod status as crash events', async () => {
     const app = await client.push('crasher', path.join(FIXTURES, 'crasher'));
     const crashes = await until(

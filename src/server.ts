@@ -95,7 +95,13 @@ export async function buildKiln(
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
-  const runtime = await createRuntime(config, { sandbox, identityFor, log, blobUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.sign(key, ttl)}` });
+  const runtime = await createRuntime(config, {
+    sandbox,
+    identityFor,
+    log,
+    blobUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.sign(key, ttl)}`,
+    blobUploadUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.signUpload(key, ttl)}`,
+  });
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
     const slash = line.sourceType.lastIndexOf('/');
@@ -140,6 +146,8 @@ export async function buildKiln(
       secrets,
       // Runtimes that run container images let docker builds stage (the local one does not).
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
+      // Runtimes that run workloads elsewhere stage there too (Kubernetes: a Job).
+      ...(runtime.runStaging ? { runStaging: runtime.runStaging.bind(runtime) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
@@ -227,11 +235,17 @@ function runtimeKilnUrl(config: Config, publicUrl: string): string {
  */
 async function createRuntime(
   config: Config,
-  deps: { sandbox: Sandbox; identityFor: ((appGuid: string) => Promise<Identity>) | undefined; log: Logger; blobUrl: (blobKey: string, ttlSeconds: number) => string },
+  deps: {
+    sandbox: Sandbox;
+    identityFor: ((appGuid: string) => Promise<Identity>) | undefined;
+    log: Logger;
+    blobUrl: (blobKey: string, ttlSeconds: number) => string;
+    blobUploadUrl: (blobKey: string, ttlSeconds: number) => string;
+  },
 ): Promise<Runtime> {
   if (config.runtime.kind === 'kubernetes') {
-    const { kubeconfig, namespace, stackImage } = config.runtime;
-    const runtime = new KubernetesRuntime({ kubeconfig, namespace, stackImage, blobUrl: deps.blobUrl });
+    const { kubeconfig, namespace, stackImage, stagerCommand } = config.runtime;
+    const runtime = new KubernetesRuntime({ kubeconfig, namespace, stackImage, stagerCommand, blobUrl: deps.blobUrl, blobUploadUrl: deps.blobUploadUrl });
     await runtime.start();
     deps.log.info({ namespace, stackImage }, 'running apps on Kubernetes');
     return runtime;

@@ -64,6 +64,8 @@ const ConfigSchema = z.object({
   KILN_KUBE_RUNTIME_KILN_URL: z.string().url().optional(),
   /** Image of the apps' containers and droplet download on Kubernetes (the stack's root filesystem). */
   KILN_STACK_IMAGE: z.string().min(1).default('cloudfoundry/cflinuxfs4'),
+  /** Command of the staging Job's container: a JSON array, or words separated by spaces. */
+  KILN_KUBE_RUNTIME_STAGER_COMMAND: z.string().min(1).default('kiln stage-job'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -102,7 +104,7 @@ export interface Config {
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
   previousEncryptionKeys: string | undefined;
   /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
-  runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string };
+  runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string; stagerCommand: string[] };
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
 }
@@ -170,9 +172,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             namespace: c.KILN_KUBE_RUNTIME_NAMESPACE,
             kilnUrl: c.KILN_KUBE_RUNTIME_KILN_URL?.replace(/\/+$/, ''),
             stackImage: c.KILN_STACK_IMAGE,
+            stagerCommand: parseCommand(c.KILN_KUBE_RUNTIME_STAGER_COMMAND),
           }
         : { kind: 'local' },
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
   };
+}
+
+/** A command as a JSON array of strings, or words separated by whitespace. */
+function parseCommand(text: string): string[] {
+  if (text.trim().startsWith('[')) {
+    const parsed = z.array(z.string().min(1)).min(1).safeParse(JSON.parse(text));
+    if (!parsed.success) throw new ConfigError('Invalid Kiln configuration:\n  KILN_KUBE_RUNTIME_STAGER_COMMAND: must be a JSON array of strings');
+    return parsed.data;
+  }
+  return text.trim().split(/\s+/);
 }

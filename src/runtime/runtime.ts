@@ -130,7 +130,24 @@ export interface ImageConfig {
   command: string;
 }
 
+/** A staging run the runtime executes (Kubernetes: a Job in the stack image running `kiln stage-job`). */
+export interface StagingRun {
+  buildGuid: string;
+  appGuid: string;
+  /** Blob the run downloads (package, buildpacks, settings) and blob it uploads the droplet to. */
+  inputBlobKey: string;
+  dropletBlobKey: string;
+  memoryMb: number;
+  diskMb: number;
+  timeoutMs: number;
+}
+
 export interface Runtime {
+  /**
+   * Runs staging as a workload of the runtime; `onLine` gets every line the run prints. Resolves when it ended
+   * (`reason` says how when it did not exit by itself). Without it Kiln stages on its own machine.
+   */
+  runStaging?(run: StagingRun, onLine: (text: string, stream: 'stdout' | 'stderr') => void): Promise<{ exitCode: number | null; reason?: string }>;
   /**
    * Pulls an image's configuration for docker-lifecycle staging. Only runtimes that run container images
    * implement it (not the local one); without it docker builds fail with a StagingError.

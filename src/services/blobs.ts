@@ -26,6 +26,10 @@ export interface Bits {
 
 export const packageBlobKey = (guid: string) => `packages/${guid}`;
 export const dropletBlobKey = (guid: string) => `droplets/${guid}`;
+/** What a remote staging run (a Kubernetes Job) downloads: the package, the buildpacks and the staging settings. */
+export const stagingInputBlobKey = (buildGuid: string) => `staging-input/${buildGuid}`;
+/** Where a remote staging run uploads the droplet it built. */
+export const stagingDropletBlobKey = (buildGuid: string) => `staging-droplets/${buildGuid}`;
 
 /** The row a package or droplet blob key belongs to (the inverse of the two above), or undefined for another key. */
 export function blobKeyOwner(key: string): { table: 'packages' | 'droplets'; guid: string } | undefined {
@@ -98,6 +102,19 @@ export class BlobUrlSigner {
     const exp = Number(expires);
     if (exp * 1000 < now) return false;
     return timingSafeEqual(Buffer.from(this.mac(blobKey, exp), 'hex'), Buffer.from(signature, 'hex'));
+  }
+
+  /**
+   * Path and query of a URL that accepts one PUT of `blobKey` until `ttlSeconds` from now (staging pods upload
+   * droplets with it). Signed over a different text than downloads, so neither URL works as the other.
+   */
+  signUpload(blobKey: string, ttlSeconds = 3600, now = Date.now()): string {
+    const expires = Math.floor(now / 1000) + ttlSeconds;
+    return `/blobs/${blobKey}?expires=${expires}&signature=${this.mac(`PUT\n${blobKey}`, expires)}`;
+  }
+
+  verifyUpload(blobKey: string, expires: string | undefined, signature: string | undefined, now = Date.now()): boolean {
+    return this.verify(`PUT\n${blobKey}`, expires, signature, now);
   }
 }
 

@@ -27,7 +27,16 @@ let client: ReturnType<typeof pushClient>;
 
 const call = (method: string, url: string, body?: unknown) => cliCall(method, `${api}${url}`, token, body);
 const pods = async (selector = 'app.kubernetes.io/managed-by=kiln') => (await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items;
-const env = () => ({ KILN_RUNTIME: 'kubernetes', KILN_KUBE_RUNTIME_KUBECONFIG: kubeconfig, KILN_KUBE_RUNTIME_NAMESPACE: NS, KILN_STACK_IMAGE: 'ignored/by-the-test-kubelet' });
+const REPO = path.resolve(import.meta.dirname, '../..');
+/** The staging Job runs Kiln's buildpack runner from this checkout (the test kubelet ignores images). */
+const STAGER = [process.execPath, '--import', path.join(REPO, 'node_modules/tsx/dist/loader.mjs'), path.join(REPO, 'src/main.ts'), 'stage-job'];
+const env = () => ({
+  KILN_RUNTIME: 'kubernetes',
+  KILN_KUBE_RUNTIME_KUBECONFIG: kubeconfig,
+  KILN_KUBE_RUNTIME_NAMESPACE: NS,
+  KILN_STACK_IMAGE: 'ignored/by-the-test-kubelet',
+  KILN_KUBE_RUNTIME_STAGER_COMMAND: JSON.stringify(STAGER),
+});
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-kube-runtime-'));
@@ -68,12 +77,16 @@ describe('KILN_RUNTIME=kubernetes (in-memory API server + test kubelet)', () => 
     expect(JSON.parse(res.body)).toMatchObject({ version: 'v1', index: '0', path: '/greet' });
     const stats = await client.stats(hello);
     expect(stats[0]).toMatchObject({ host: pod?.status?.podIP });
-    // App output reaches log-cache from the pod's log stream.
-    await until('APP/PROC/WEB log line', async () => {
+    // App output reaches log-cache from the pod's log stream; staging ran as a Job and its output became STG lines.
+    const lines = await until('APP/PROC/WEB log line', async () => {
       const logs = await call('GET', `/api/v1/read/${hello}?descending=true&envelope_types=LOG&limit=1000&start_time=-6795364578871345152`);
       const lines = logs.body.envelopes.batch.map((e: { tags: { source_type: string }; log: { payload: string } }) => `${e.tags.source_type} ${Buffer.from(e.log.payload, 'base64').toString()}`);
-      return lines.some((l: string) => l.startsWith('APP/PROC/WEB hello listening on 8080')) ? true : undefined;
+      return lines.some((l: string) => l.startsWith('APP/PROC/WEB hello listening on 8080')) ? (lines as string[]) : undefined;
     });
+    expect(kubelet.ran.some((name) => name.startsWith('stage-'))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('STG ')).length).toBeGreaterThan(2);
+    expect(lines).toContain('STG Staging complete (detected nodejs)');
+    expect(lines.some((l) => l.includes('KILN_STAGING_RESULT'))).toBe(false);
   }, 120_000);
 
   it('scales to two pods with stable indexes, both answering', async () => {

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { sidecarLogSource } from '../local/instance.ts';
 import { TASK_CANCELLED_REASON } from '../local/task.ts';
-import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
+import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, StagingRun, TaskSpec, TaskStatus } from '../runtime.ts';
 import {
   ANNOTATION_DROPLET_BLOB,
   ANNOTATION_INSTANCE,
@@ -10,6 +10,7 @@ import {
   DEFAULT_GRACE_SECONDS,
   DROPLET_INIT_CONTAINER,
   LABEL_APP,
+  LABEL_BUILD,
   LABEL_INDEX,
   LABEL_MANAGED_BY,
   LABEL_TASK,
@@ -18,6 +19,8 @@ import {
   instancePod,
   jobName,
   podName,
+  stagingJob,
+  stagingJobName,
   taskJob,
 } from './objects.ts';
 import { ANNOTATION_CANCELLED, instanceStatus, processSource, taskSource, taskStatus } from './status.ts';
@@ -31,6 +34,10 @@ export interface KubernetesRuntimeOptions {
   stackImage: string;
   /** A URL pods can download a blob from, valid for `ttlSeconds` (Kiln's signed `/blobs/` URLs). */
   blobUrl: (blobKey: string, ttlSeconds: number) => string;
+  /** A URL a staging pod uploads a blob to with PUT, valid for `ttlSeconds`. */
+  blobUploadUrl?: (blobKey: string, ttlSeconds: number) => string;
+  /** Command of a staging Job's container (Kiln's buildpack runner in the stack image); default `kiln stage-job`. */
+  stagerCommand?: string[];
   /** Grace period of stopInstance/cancelTask when none is given (default CF's 10 s). */
   graceMs?: number;
   /** How long a finished task's Job stays after Kiln has read its result (default 60 s). */
@@ -84,6 +91,8 @@ export class KubernetesRuntime implements Runtime {
   private metricsAvailable: boolean | undefined;
   /** Finished Jobs waiting for collection. */
   private readonly collecting = new Set<string>();
+  /** Output listeners of staging runs, by build guid. */
+  private readonly stagingLines = new Map<string, { onLine: (text: string, stream: 'stdout' | 'stderr') => void; ended: Set<string> }>();
   private closed = false;
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
@@ -220,6 +229,53 @@ export class KubernetesRuntime implements Runtime {
     if (pod?.metadata?.name) {
       await this.deletePod(pod.metadata.name, this.graceMs);
       await this.waitGone(pod.metadata.name, this.graceMs + 10_000);
+    }
+  }
+
+  /**
+   * Runs staging as a Job and follows its pod's log into `onLine`; resolves once the Job finished and its log was read
+   * to the end. The Job is deleted afterwards (its TTL is the backstop should Kiln stop meanwhile).
+   */
+  async runStaging(run: StagingRun, onLine: (text: string, stream: 'stdout' | 'stderr') => void): Promise<{ exitCode: number | null; reason?: string }> {
+    this.assertOpen();
+    if (!this.options.blobUploadUrl) throw new Error('the Kubernetes runtime was given no upload URLs for staging');
+    const ttl = Math.ceil(run.timeoutMs / 1000) + 300;
+    const name = stagingJobName(run.buildGuid);
+    const listener = { onLine, ended: new Set<string>() };
+    this.stagingLines.set(run.buildGuid, listener);
+    try {
+      const job = stagingJob(run, {
+        namespace: this.options.namespace,
+        stackImage: this.options.stackImage,
+        stagerCommand: this.options.stagerCommand ?? ['kiln', 'stage-job'],
+        inputUrl: this.options.blobUrl(run.inputBlobKey, ttl),
+        dropletUrl: this.options.blobUploadUrl(run.dropletBlobKey, ttl),
+      });
+      try {
+        await this.batch.createNamespacedJob({ namespace: this.options.namespace, body: job });
+      } catch (err) {
+        if (!hasCode(err, 409)) throw err;
+      }
+      const deadline = Date.now() + run.timeoutMs + 60_000;
+      let doneAt: number | undefined;
+      for (;;) {
+        const current = this.jobs.get(name, this.options.namespace);
+        const conditions = current?.status?.conditions ?? [];
+        const done = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+        const pod = this.pods.list(this.options.namespace).find((p) => p.metadata?.labels?.[LABEL_BUILD] === run.buildGuid);
+        const terminated = pod?.status?.containerStatuses?.[0]?.state?.terminated;
+        // Finished, and the log stream of its container ended (so the outcome line has been read).
+        if (done) doneAt ??= Date.now();
+        // Should the log stream break, a finished Job is not waited on for long.
+        if (done && (!pod?.metadata?.uid || listener.ended.has(pod.metadata.uid) || Date.now() - doneAt! > 5_000)) {
+          return { exitCode: terminated?.exitCode ?? null, ...(done.type === 'Failed' ? { reason: done.message ?? done.reason ?? 'the staging Job failed' } : {}) };
+        }
+        if (Date.now() > deadline || this.closed) return { exitCode: null, reason: 'staging did not finish in time' };
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      this.stagingLines.delete(run.buildGuid);
+      await this.batch.deleteNamespacedJob({ name, namespace: this.options.namespace, propagationPolicy: 'Background' }).catch(() => undefined);
     }
   }
 
@@ -385,6 +441,9 @@ export class KubernetesRuntime implements Runtime {
   private followLogs(pod: k8s.V1Pod): void {
     const md = pod.metadata;
     if (!md?.name || !md.uid) return;
+    const build = md.labels?.[LABEL_BUILD];
+    const staging = build !== undefined ? this.stagingLines.get(build) : undefined;
+    if (build !== undefined && !staging) return;
     const isTask = md.labels?.[LABEL_TASK] !== undefined;
     const index = isTask ? '0' : (md.labels?.[LABEL_INDEX] ?? '0');
     for (const status of pod.status?.containerStatuses ?? []) {
@@ -402,18 +461,20 @@ export class KubernetesRuntime implements Runtime {
           : sidecarLogSource(md.annotations?.[ANNOTATION_PROCESS_TYPE] ?? 'web', status.name.replace(/^sidecar-/, ''));
       const sinceTime = new Date(started).getTime() < this.startedAt ? new Date(this.startedAt) : undefined;
       let buffered = '';
+      const line = (text: string) => (staging ? staging.onLine(text, 'stdout') : this.emitLine(pod, `${source}/${index}`, index, 'stdout', text));
       const sink = new Writable({
         write: (chunk: Buffer, _enc, done) => {
           buffered += chunk.toString('utf8');
           let nl: number;
           while ((nl = buffered.indexOf('\n')) >= 0) {
-            this.emitLine(pod, `${source}/${index}`, index, 'stdout', buffered.slice(0, nl));
+            line(buffered.slice(0, nl));
             buffered = buffered.slice(nl + 1);
           }
           done();
         },
         final: (done) => {
-          if (buffered) this.emitLine(pod, `${source}/${index}`, index, 'stdout', buffered);
+          if (buffered) line(buffered);
+          if (staging && md.uid) staging.ended.add(md.uid);
           done();
         },
       });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { instanceEnv } from '../local/environment.ts';
 import { LAUNCHER, SANDBOX_DROPLET_DIR } from '../local/launch.ts';
-import type { HealthCheck, InstanceSpec, TaskSpec } from '../runtime.ts';
+import type { HealthCheck, InstanceSpec, StagingRun, TaskSpec } from '../runtime.ts';
 
 /**
  * The Kubernetes objects Kiln makes for instances and tasks. Everything carries `app.kubernetes.io/managed-by: kiln`
@@ -17,6 +17,7 @@ export const LABEL_PROCESS = 'kiln.dev/process-guid';
 export const LABEL_VERSION = 'kiln.dev/version-hash';
 export const LABEL_INDEX = 'kiln.dev/index';
 export const LABEL_TASK = 'kiln.dev/task-guid';
+export const LABEL_BUILD = 'kiln.dev/build-guid';
 /** Full values (which may exceed a label's 63 characters) are annotations. */
 export const ANNOTATION_INSTANCE = 'kiln.dev/instance-id';
 export const ANNOTATION_VERSION = 'kiln.dev/version';
@@ -49,6 +50,7 @@ export function podName(spec: Pick<InstanceSpec, 'processGuid' | 'version' | 'in
 }
 
 export const jobName = (taskGuid: string): string => `task-${taskGuid}`.toLowerCase();
+export const stagingJobName = (buildGuid: string): string => `stage-${buildGuid}`.toLowerCase();
 
 /**
  * Fetches the droplet and unpacks it where CF's containers have it (/home/vcap: app/, deps/, profile.d/); curl or
@@ -207,6 +209,51 @@ export function taskJob(spec: TaskSpec, settings: ObjectSettings): k8s.V1Job {
           initContainers: [dropletInit(settings, spec.diskMb)],
           containers: [launched(MAIN_CONTAINER, spec.command, settings, containerEnv(spec.env, 0, spec.memoryMb, undefined), resources(spec.memoryMb, spec.diskMb))],
           volumes: [{ name: 'home', emptyDir: spec.diskMb > 0 ? { sizeLimit: `${spec.diskMb}Mi` } : {} }],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * Staging as a Job: Kiln's buildpack runner (`kiln stage-job`, src/staging/stage-job.ts) in the stack image, which
+ * must therefore hold Kiln; it downloads its input and uploads the droplet by signed URL. Never retried: a failed
+ * staging is reported as such, as CF does.
+ */
+export function stagingJob(
+  run: StagingRun,
+  settings: { namespace: string; stackImage: string; stagerCommand: string[]; inputUrl: string; dropletUrl: string },
+): k8s.V1Job {
+  const labels = { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_APP]: run.appGuid, [LABEL_BUILD]: run.buildGuid };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: stagingJobName(run.buildGuid), namespace: settings.namespace, labels },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: Math.ceil(run.timeoutMs / 1000),
+      ttlSecondsAfterFinished: 600,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          enableServiceLinks: false,
+          automountServiceAccountToken: false,
+          containers: [
+            {
+              name: 'stager',
+              image: settings.stackImage,
+              command: settings.stagerCommand,
+              env: [
+                { name: 'KILN_STAGING_INPUT_URL', value: settings.inputUrl },
+                { name: 'KILN_STAGING_DROPLET_URL', value: settings.dropletUrl },
+                { name: 'TMPDIR', value: '/tmp/staging' },
+              ],
+              resources: resources(run.memoryMb, run.diskMb),
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp/staging' }],
+            },
+          ],
+          volumes: [{ name: 'tmp', emptyDir: run.diskMb > 0 ? { sizeLimit: `${run.diskMb}Mi` } : {} }],
         },
       },
     },

@@ -110,7 +110,8 @@ describe('test kubelet', () => {
     });
     expect(crashed.lastState?.terminated?.exitCode).toBe(3);
     expect(crashed.lastState?.terminated?.reason).toBe('Error');
-    const log = await core.readNamespacedPodLog({ name: 'crasher', namespace: ns, container: 'c' });
+    // The current incarnation may just have started; the previous one surely printed.
+    const log = await core.readNamespacedPodLog({ name: 'crasher', namespace: ns, container: 'c', previous: true });
     expect(log).toContain('started');
 
     await core.createNamespacedPod({

@@ -1,4 +1,6 @@
-import { Writable } from 'node:stream';
+import http from 'node:http';
+import https from 'node:https';
+import { createInterface } from 'node:readline';
 import * as k8s from '@kubernetes/client-node';
 import { sidecarLogSource } from '../local/instance.ts';
 import { TASK_CANCELLED_REASON } from '../local/task.ts';
@@ -75,13 +77,12 @@ export class KubernetesRuntime implements Runtime {
   private readonly core: k8s.CoreV1Api;
   private readonly batch: k8s.BatchV1Api;
   private readonly custom: k8s.CustomObjectsApi;
-  private readonly logs: k8s.Log;
   private readonly pods: Informer<k8s.V1Pod>;
   private readonly jobs: Informer<k8s.V1Job>;
   private readonly changeListeners = new Set<(event: ChangeEvent) => void>();
   private readonly logListeners = new Set<(line: LogLine) => void>();
   /** Log streams being followed, by pod uid / container / restart count. */
-  private readonly streams = new Map<string, AbortController | undefined>();
+  private readonly streams = new Map<string, (() => void) | undefined>();
   /** Incarnation ends already told as CELL lines (pod uid / finishedAt). */
   private readonly toldExits = new Set<string>();
   /** Tasks launched but not yet seen by the Job informer, and results of tasks whose Job is gone. */
@@ -102,7 +103,6 @@ export class KubernetesRuntime implements Runtime {
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
     this.batch = this.kc.makeApiClient(k8s.BatchV1Api);
     this.custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.logs = new k8s.Log(this.kc);
     this.graceMs = options.graceMs ?? DEFAULT_GRACE_SECONDS * 1000;
     const ns = options.namespace;
     const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
@@ -298,7 +298,7 @@ export class KubernetesRuntime implements Runtime {
   /** Stops watching the cluster; pods and Jobs keep running (another Kiln, or this one restarted, reads them again). */
   async shutdown(): Promise<void> {
     this.closed = true;
-    for (const controller of this.streams.values()) controller?.abort();
+    for (const stop of this.streams.values()) stop?.();
     this.streams.clear();
     await Promise.all([this.pods.stop(), this.jobs.stop()]);
   }
@@ -460,32 +460,50 @@ export class KubernetesRuntime implements Runtime {
           ? processSource(pod)
           : sidecarLogSource(md.annotations?.[ANNOTATION_PROCESS_TYPE] ?? 'web', status.name.replace(/^sidecar-/, ''));
       const sinceTime = new Date(started).getTime() < this.startedAt ? new Date(this.startedAt) : undefined;
-      let buffered = '';
       const line = (text: string) => (staging ? staging.onLine(text, 'stdout') : this.emitLine(pod, `${source}/${index}`, index, 'stdout', text));
-      const sink = new Writable({
-        write: (chunk: Buffer, _enc, done) => {
-          buffered += chunk.toString('utf8');
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            line(buffered.slice(0, nl));
-            buffered = buffered.slice(nl + 1);
-          }
-          done();
-        },
-        final: (done) => {
-          if (buffered) line(buffered);
-          if (staging && md.uid) staging.ended.add(md.uid);
-          done();
-        },
-      });
-      this.logs
-        .log(md.namespace ?? this.options.namespace, md.name, status.name, sink, { follow: true, ...(sinceTime ? { sinceTime: sinceTime.toISOString() } : {}) })
-        .then((controller) => {
-          if (this.closed) controller.abort();
-          else if (this.streams.has(key)) this.streams.set(key, controller);
+      const ended = () => {
+        if (staging && md.uid) staging.ended.add(md.uid);
+      };
+      const query = new URLSearchParams({ container: status.name, follow: 'true', ...(sinceTime ? { sinceTime: sinceTime.toISOString() } : {}) });
+      this.followLog(`/api/v1/namespaces/${md.namespace ?? this.options.namespace}/pods/${md.name}/log?${query}`, line, ended)
+        .then((stop) => {
+          if (this.closed) stop();
+          else if (this.streams.has(key)) this.streams.set(key, stop);
         })
-        .catch(() => this.streams.delete(key));
+        .catch(() => {
+          this.streams.delete(key);
+          ended();
+        });
     }
+  }
+
+  /**
+   * Follows one `pods/log` stream line by line until it ends (the container exited) or the returned function stops
+   * it. Plain HTTP(S) with the kubeconfig's credentials, so a stopped stream is simply destroyed.
+   */
+  private async followLog(apiPath: string, onLine: (text: string) => void, onEnd: () => void): Promise<() => void> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig names no cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + apiPath);
+    const opts: https.RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: {} };
+    await this.kc.applyToHTTPSOptions(opts);
+    const secure = url.protocol === 'https:';
+    if (!secure) delete opts.agent;
+    const req = (secure ? https : http).request(opts, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        onEnd();
+        return;
+      }
+      res.setEncoding('utf8');
+      const lines = createInterface({ input: res, crlfDelay: Infinity });
+      lines.on('line', onLine);
+      lines.on('close', onEnd);
+      res.on('error', () => lines.close());
+    });
+    req.on('error', onEnd);
+    req.end();
+    return () => req.destroy();
   }
 
   private emitLine(pod: k8s.V1Pod, sourceType: string, instance: string, stream: 'stdout' | 'stderr', text: string): void {

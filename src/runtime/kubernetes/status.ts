@@ -55,7 +55,9 @@ export function instanceStatus(pod: k8s.V1Pod): InstanceStatus | undefined {
   else if (init && (init.restartCount ?? 0) > 0 && !init.state?.running) state = 'CRASHED';
   else state = 'STARTING';
   const last = lastTermination(pod);
-  const crashCount = Math.max(main?.restartCount ?? 0, init?.restartCount ?? 0) + (state === 'CRASHED' && main?.state?.terminated ? 1 : 0);
+  // restartCount counts restarts done; a container that exited and waits for its restart is one crash more.
+  const pendingRestart = state === 'CRASHED' && (main?.state?.terminated !== undefined || main?.state?.waiting !== undefined) ? 1 : 0;
+  const crashCount = Math.max(main?.restartCount ?? 0, init?.restartCount ?? 0) + pendingRestart;
   const index = Number(md.labels?.[`kiln.dev/index`] ?? 0);
   return {
     id,

@@ -5,6 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 import { TestKubelet } from '../kube/kubelet/index.ts';
+import { allows, RUNTIME_CLUSTER_RULES, RUNTIME_NAMESPACE_RULES } from '../../src/runtime/kubernetes/rbac.ts';
 import { adminTarget, FIXTURES, pushClient, until } from '../helpers/push.ts';
 import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
@@ -42,11 +43,12 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-kube-runtime-'));
   let k: TestKubelet | undefined;
   apiServer = await startApiServer({ subresources: (sub, req, res) => k!.serveSubresource(sub, req, res) });
-  kubeconfig = apiServer.writeKubeconfig(dir);
-  kubelet = k = new TestKubelet({ kubeconfig, restartBackoffMs: 200 });
+  // Kiln and the kubelet call as different users, so the calls Kiln made can be told apart (RBAC check below).
+  kubeconfig = apiServer.writeKubeconfig(dir, NS, { user: 'kiln', file: 'kiln.kubeconfig' });
+  kubelet = k = new TestKubelet({ kubeconfig: apiServer.writeKubeconfig(dir, 'default', { user: 'kubelet' }), restartBackoffMs: 200 });
   await kubelet.start();
   const kc = new k8s.KubeConfig();
-  kc.loadFromFile(kubeconfig);
+  kc.loadFromFile(apiServer.writeKubeconfig(dir, 'default', { user: 'test', file: 'test.kubeconfig' }));
   core = kc.makeApiClient(k8s.CoreV1Api);
   server = await startServerProcess({ env: env() });
   // Pods reach Kiln (droplet downloads) at 127.0.0.1:<Kiln's port>, like a cluster Service.
@@ -203,4 +205,17 @@ describe('KILN_RUNTIME=kubernetes (in-memory API server + test kubelet)', () => 
     // Instance pods go with the app (a finished task's Job and pod are collected a minute after it finished).
     await until('instance pods gone', async () => ((await pods(`kiln.dev/app-guid=${hello},kiln.dev/process-guid`)).length === 0 ? true : undefined), 60_000);
   }, 120_000);
+
+  it('calls only what its RBAC rules grant', () => {
+    const kiln = apiServer.calls.filter((c) => c.user === 'kiln');
+    const used = [...new Set(kiln.map((c) => `${c.group}|${c.subresource ? `${c.resource}/${c.subresource}` : c.resource}|${c.verb}|${c.namespace ?? ''}`))].sort();
+    console.log(`calls Kiln's runtime made: ${used.join(', ')}`);
+    expect(used.length).toBeGreaterThan(5);
+    for (const key of used) {
+      const [group, resource, verb, namespace] = key.split('|') as [string, string, string, string];
+      const rules = namespace ? RUNTIME_NAMESPACE_RULES : RUNTIME_CLUSTER_RULES;
+      expect(allows(rules, group, resource, verb), key).toBe(true);
+      if (namespace) expect(namespace).toBe(NS);
+    }
+  });
 });

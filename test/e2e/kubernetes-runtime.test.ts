@@ -45,7 +45,7 @@ beforeAll(async () => {
   apiServer = await startApiServer({ subresources: (sub, req, res) => k!.serveSubresource(sub, req, res) });
   // Kiln and the kubelet call as different users, so the calls Kiln made can be told apart (RBAC check below).
   kubeconfig = apiServer.writeKubeconfig(dir, NS, { user: 'kiln', file: 'kiln.kubeconfig' });
-  kubelet = k = new TestKubelet({ kubeconfig: apiServer.writeKubeconfig(dir, 'default', { user: 'kubelet' }), restartBackoffMs: 200 });
+  kubelet = k = new TestKubelet({ kubeconfig: apiServer.writeKubeconfig(dir, 'default', { user: 'kubelet' }), restartBackoffMs: 200, metrics: true });
   await kubelet.start();
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(apiServer.writeKubeconfig(dir, 'default', { user: 'test', file: 'test.kubeconfig' }));
@@ -79,6 +79,8 @@ describe('KILN_RUNTIME=kubernetes (in-memory API server + test kubelet)', () => 
     expect(JSON.parse(res.body)).toMatchObject({ version: 'v1', index: '0', path: '/greet' });
     const stats = await client.stats(hello);
     expect(stats[0]).toMatchObject({ host: pod?.status?.podIP });
+    // Memory from the metrics API (published by the test kubelet as metrics-server would).
+    await until('memory in stats', async () => (((await client.stats(hello))[0] as { usage?: { mem?: number } }).usage?.mem ?? 0) > 0 || undefined);
     // App output reaches log-cache from the pod's log stream; staging ran as a Job and its output became STG lines.
     const lines = await until('APP/PROC/WEB log line', async () => {
       const logs = await call('GET', `/api/v1/read/${hello}?descending=true&envelope_types=LOG&limit=1000&start_time=-6795364578871345152`);

@@ -95,7 +95,7 @@ beforeAll(async () => {
   let k: TestKubelet | undefined;
   apiServer = await startApiServer({ subresources: (sub, req, res) => k!.serveSubresource(sub, req, res) });
   kubeconfig = apiServer.writeKubeconfig(dir);
-  kubelet = k = new TestKubelet({ kubeconfig, restartBackoffMs: 200, hostPorts: [blobPort] });
+  kubelet = k = new TestKubelet({ kubeconfig, restartBackoffMs: 200, hostPorts: [blobPort], metrics: true, metricsIntervalMs: 300 });
   await kubelet.start();
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfig);
@@ -122,8 +122,13 @@ describe('KubernetesRuntime (in-memory API server + test kubelet)', () => {
     expect(running.port).toBe(8080);
     const body = JSON.parse(await get(running.host, running.port!)) as Record<string, string>;
     expect(body).toEqual({ index: '3', from_profile_d: 'yes', from_profile: 'yes', port: '8080', ip: running.host, literal: 'a$(B)c$$d' });
-    const stats = await runtime.stats(running.id);
-    expect(stats).toMatchObject({ cpu: 0, memBytes: 0 });
+    // CPU and memory from the metrics API (the test kubelet publishes PodMetrics, as metrics-server would).
+    const stats = await until('metrics', async () => {
+      const s = await runtime.stats(running.id);
+      return s && s.memBytes > 0 ? s : undefined;
+    });
+    expect(stats.memBytes).toBeGreaterThan(10 * 1024 * 1024);
+    expect(stats.uptimeSeconds).toBeGreaterThanOrEqual(0);
     await until('app log line', () => lines.find((l) => l.sourceType === 'APP/PROC/WEB/3' && l.text === 'listening on 8080'));
     expect((await core.listNamespacedPod({ namespace: NS })).items).toHaveLength(1);
   }, 30_000);

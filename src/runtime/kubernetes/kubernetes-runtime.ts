@@ -90,6 +90,7 @@ export class KubernetesRuntime implements Runtime {
   private readonly graceMs: number;
   private readonly startedAt = Date.now();
   private metricsAvailable: boolean | undefined;
+  private metricsCheckedAt: number | undefined;
   /** Finished Jobs waiting for collection. */
   private readonly collecting = new Set<string>();
   /** Output listeners of staging runs, by build guid. */
@@ -359,25 +360,36 @@ export class KubernetesRuntime implements Runtime {
   }
 
   private async podMetrics(name: string): Promise<{ cpu: number; memBytes: number } | undefined> {
-    if (this.metricsAvailable === false) return undefined;
+    if (!(await this.metricsServed())) return undefined;
     try {
       const m = (await this.custom.getNamespacedCustomObject({ group: 'metrics.k8s.io', version: 'v1beta1', namespace: this.options.namespace, plural: 'pods', name })) as {
         containers?: Array<{ name: string; usage?: { cpu?: string; memory?: string } }>;
       };
-      this.metricsAvailable = true;
       let cpu = 0;
       let memBytes = 0;
       for (const c of m.containers ?? []) {
         cpu += parseCpu(c.usage?.cpu ?? '0');
         memBytes += parseBytes(c.usage?.memory ?? '0');
       }
-      // CF reports CPU as a fraction of one core.
+      // CF reports CPU as a fraction of one core, as metrics-server does.
       return { cpu, memBytes };
-    } catch (err) {
-      // No metrics-server (404 on the group): stop asking. Other errors: ask again next time.
-      if (hasCode(err, 404) && this.metricsAvailable === undefined) this.metricsAvailable = false;
+    } catch {
+      // No sample for this pod yet (or the metrics API failed): zeros this time.
       return undefined;
     }
+  }
+
+  /** Whether the cluster serves the metrics API (metrics-server), asked through discovery every 5 minutes. */
+  private async metricsServed(): Promise<boolean> {
+    if (this.metricsCheckedAt !== undefined && Date.now() - this.metricsCheckedAt < 5 * 60_000) return this.metricsAvailable ?? false;
+    this.metricsCheckedAt = Date.now();
+    try {
+      const groups = await this.kc.makeApiClient(k8s.ApisApi).getAPIVersions();
+      this.metricsAvailable = groups.groups.some((g) => g.name === 'metrics.k8s.io');
+    } catch {
+      this.metricsAvailable = false;
+    }
+    return this.metricsAvailable;
   }
 
   private podChanged(pod: k8s.V1Pod): void {

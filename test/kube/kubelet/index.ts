@@ -15,6 +15,12 @@ export interface TestKubeletOptions {
   hostPorts?: number[];
   /** First container restart delay (doubles per restart, as the kubelet's CrashLoopBackOff; real: 10 s). */
   restartBackoffMs?: number;
+  /**
+   * Publishes pods' CPU and memory as `metrics.k8s.io/v1beta1` PodMetrics every `metricsIntervalMs` (like
+   * metrics-server; served here through a CRD of that group, which the kubelet creates).
+   */
+  metrics?: boolean;
+  metricsIntervalMs?: number;
 }
 
 /**
@@ -70,6 +76,50 @@ export class TestKubelet {
       });
     }
     await Promise.all([this.pods.start(), this.jobs.start()]);
+    if (this.opts.metrics) await this.startMetrics();
+  }
+
+  private metricsTimer: NodeJS.Timeout | undefined;
+  private readonly cpuSamples = new Map<string, { at: number; cpuSeconds: number }>();
+
+  private async startMetrics(): Promise<void> {
+    const ext = this.kc.makeApiClient(k8s.ApiextensionsV1Api);
+    await ext
+      .createCustomResourceDefinition({
+        body: {
+          metadata: { name: 'pods.metrics.k8s.io' },
+          spec: {
+            group: 'metrics.k8s.io',
+            scope: 'Namespaced',
+            names: { kind: 'PodMetrics', plural: 'pods', singular: 'podmetrics', listKind: 'PodMetricsList' },
+            versions: [{ name: 'v1beta1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+          },
+        },
+      })
+      .catch(() => undefined);
+    const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
+    const tick = async () => {
+      for (const runner of this.runners.values()) {
+        const md = runner.pod.metadata!;
+        const now = Date.now();
+        const containers = runner.usage().map((u) => {
+          const key = `${md.uid}/${u.name}`;
+          const prev = this.cpuSamples.get(key);
+          this.cpuSamples.set(key, { at: now, cpuSeconds: u.cpuSeconds });
+          const cores = prev && now > prev.at ? Math.max(0, (u.cpuSeconds - prev.cpuSeconds) / ((now - prev.at) / 1000)) : 0;
+          return { name: u.name, usage: { cpu: `${Math.round(cores * 1e9)}n`, memory: `${Math.round(u.memBytes / 1024)}Ki` } };
+        });
+        if (containers.length === 0) continue;
+        const body = { apiVersion: 'metrics.k8s.io/v1beta1', kind: 'PodMetrics', metadata: { name: md.name!, namespace: md.namespace! }, timestamp: new Date(now).toISOString(), window: '1s', containers };
+        const base = { group: 'metrics.k8s.io', version: 'v1beta1', namespace: md.namespace!, plural: 'pods', name: md.name! };
+        await custom
+          .patchNamespacedCustomObject({ ...base, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
+          .catch(() => custom.createNamespacedCustomObject({ ...base, body }))
+          .catch(() => undefined);
+      }
+      if (!this.closed) this.metricsTimer = setTimeout(() => void tick(), this.opts.metricsIntervalMs ?? 1000);
+    };
+    void tick();
   }
 
   /** Serves `pods/log` (pass to startApiServer's `subresources`). */
@@ -98,6 +148,7 @@ export class TestKubelet {
 
   async stop(): Promise<void> {
     this.closed = true;
+    if (this.metricsTimer) clearTimeout(this.metricsTimer);
     await Promise.all([this.pods?.stop(), this.jobs?.stop()]);
     await Promise.all([...this.runners.values()].map((r) => r.terminate(0, false)));
     this.runners.clear();

@@ -163,6 +163,17 @@ export class PodRunner {
     if (finalize) await this.ctx.finalize(this.pod).catch(() => undefined);
   }
 
+  /** CPU seconds and resident memory of each running container's process tree (for the metrics API). */
+  usage(): Array<{ name: string; cpuSeconds: number; memBytes: number }> {
+    const out: Array<{ name: string; cpuSeconds: number; memBytes: number }> = [];
+    for (const c of this.containers) {
+      const pid = c.proc?.pid;
+      if (pid === undefined || this.terminating) continue;
+      out.push({ name: c.spec.name, ...treeUsage(pid) });
+    }
+    return out;
+  }
+
   // ---- containers
 
   private async superviseContainer(c: ContainerRun): Promise<void> {

@@ -133,6 +133,18 @@ describe('KubernetesRuntime (in-memory API server + test kubelet)', () => {
     expect((await core.listNamespacedPod({ namespace: NS })).items).toHaveLength(1);
   }, 30_000);
 
+  it('runs sidecars beside the app, and checks http health at the endpoint', async () => {
+    const withSidecar = spec(0, {
+      processGuid: '77777777-2222-3333-4444-555555555555',
+      healthCheck: { type: 'http', endpoint: '/' },
+      sidecars: [{ name: 'Config_Server', command: `node -e 'console.log("sidecar up on " + process.env.PORT); setInterval(() => {}, 1e6)'` }],
+    });
+    await runtime.ensureInstance(withSidecar);
+    await until('RUNNING', () => runtime.listInstances({ processGuid: withSidecar.processGuid }).find((i) => i.state === 'RUNNING'));
+    await until('sidecar log line', () => lines.find((l) => l.sourceType === 'APP/PROC/WEB/SIDECAR/CONFIG_SERVER/0' && l.text === 'sidecar up on 8080'));
+    await runtime.stopInstance(withSidecar.id, { graceMs: 1000 });
+  }, 30_000);
+
   it('is read back by a new runtime on the same cluster (a restarted Kiln)', async () => {
     const again = new KubernetesRuntime({ kubeconfig, namespace: NS, stackImage: 'stack', blobUrl });
     await again.start();

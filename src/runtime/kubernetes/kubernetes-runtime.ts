@@ -6,6 +6,7 @@ import { sidecarLogSource } from '../local/instance.ts';
 import { TASK_CANCELLED_REASON } from '../local/task.ts';
 import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, StagingRun, TaskSpec, TaskStatus } from '../runtime.ts';
 import {
+  ANNOTATION_SIDECARS,
   ANNOTATION_DROPLET_BLOB,
   ANNOTATION_INSTANCE,
   ANNOTATION_PROCESS_TYPE,
@@ -139,7 +140,7 @@ export class KubernetesRuntime implements Runtime {
     const pod = this.podOf(id);
     if (!pod?.metadata?.name) return;
     const graceMs = opts?.graceMs ?? this.graceMs;
-    await this.deletePod(pod.metadata.name, graceMs);
+    await this.deletePod(pod.metadata.name, graceMs, pod.metadata.uid);
     await this.waitGone(pod.metadata.name, graceMs + 10_000);
   }
 
@@ -148,7 +149,7 @@ export class KubernetesRuntime implements Runtime {
     const pod = this.podOf(id);
     const name = pod?.metadata?.name;
     if (!pod || !name || pod.metadata?.deletionTimestamp) return;
-    await this.deletePod(name, this.graceMs);
+    await this.deletePod(name, this.graceMs, pod.metadata?.uid);
     await this.waitGone(name, this.graceMs + 10_000);
     const blobKey = pod.metadata?.annotations?.[ANNOTATION_DROPLET_BLOB];
     const fresh: k8s.V1Pod = {
@@ -228,7 +229,7 @@ export class KubernetesRuntime implements Runtime {
     });
     const pod = this.taskPod(id);
     if (pod?.metadata?.name) {
-      await this.deletePod(pod.metadata.name, this.graceMs);
+      await this.deletePod(pod.metadata.name, this.graceMs, pod.metadata.uid);
       await this.waitGone(pod.metadata.name, this.graceMs + 10_000);
     }
   }
@@ -336,11 +337,18 @@ export class KubernetesRuntime implements Runtime {
     }
   }
 
-  private async deletePod(name: string, graceMs: number): Promise<void> {
+  /** Deletes that pod (its uid as precondition: never a newer pod of the same name), gracefully. */
+  private async deletePod(name: string, graceMs: number, uid?: string): Promise<void> {
     try {
-      await this.core.deleteNamespacedPod({ name, namespace: this.options.namespace, gracePeriodSeconds: Math.ceil(graceMs / 1000) });
+      await this.core.deleteNamespacedPod({
+        name,
+        namespace: this.options.namespace,
+        gracePeriodSeconds: Math.ceil(graceMs / 1000),
+        ...(uid ? { body: { preconditions: { uid } } } : {}),
+      });
     } catch (err) {
-      if (!hasCode(err, 404)) throw err;
+      // 404: gone already; 409: the name belongs to a newer pod now.
+      if (!hasCode(err, 404, 409)) throw err;
     }
   }
 
@@ -470,7 +478,7 @@ export class KubernetesRuntime implements Runtime {
         ? taskSource(pod)
         : status.name === MAIN_CONTAINER
           ? processSource(pod)
-          : sidecarLogSource(md.annotations?.[ANNOTATION_PROCESS_TYPE] ?? 'web', status.name.replace(/^sidecar-/, ''));
+          : sidecarLogSource(md.annotations?.[ANNOTATION_PROCESS_TYPE] ?? 'web', sidecarName(md.annotations?.[ANNOTATION_SIDECARS], status.name));
       const sinceTime = new Date(started).getTime() < this.startedAt ? new Date(this.startedAt) : undefined;
       const line = (text: string) => (staging ? staging.onLine(text, 'stdout') : this.emitLine(pod, `${source}/${index}`, index, 'stdout', text));
       const ended = () => {
@@ -534,6 +542,16 @@ export class KubernetesRuntime implements Runtime {
         // A failing listener must not break the informers.
       }
     }
+  }
+}
+
+/** A sidecar's own name from the pod's annotation (container names are lowercased DNS labels). */
+function sidecarName(annotation: string | undefined, container: string): string {
+  try {
+    const names = JSON.parse(annotation ?? '{}') as Record<string, string>;
+    return names[container] ?? container.replace(/^sidecar-/, '');
+  } catch {
+    return container.replace(/^sidecar-/, '');
   }
 }
 

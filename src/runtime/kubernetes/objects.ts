@@ -24,6 +24,10 @@ export const ANNOTATION_VERSION = 'kiln.dev/version';
 export const ANNOTATION_PROCESS_TYPE = 'kiln.dev/process-type';
 export const ANNOTATION_TASK_NAME = 'kiln.dev/task-name';
 export const ANNOTATION_DROPLET_BLOB = 'kiln.dev/droplet-blob-key';
+export const ANNOTATION_SIDECARS = 'kiln.dev/sidecars';
+
+/** A sidecar's container name: `sidecar-<name>` as a DNS label. */
+export const sidecarContainerName = (name: string): string => `sidecar-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
 
 /** The port every instance listens on (CF's container port). Pods have their own network, so all use the same one. */
 export const APP_PORT = 8080;
@@ -154,7 +158,7 @@ export function instancePod(spec: InstanceSpec, settings: ObjectSettings): k8s.V
     ...probes(spec.healthCheck, APP_PORT),
   };
   // Sidecars share the pod's network and files as they share a container in CF; their usage counts against the app's.
-  const sidecars = (spec.sidecars ?? []).map((s) => launched(`sidecar-${s.name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63), s.command, settings, env, {}));
+  const sidecars = (spec.sidecars ?? []).map((s) => launched(sidecarContainerName(s.name), s.command, settings, env, {}));
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -173,6 +177,8 @@ export function instancePod(spec: InstanceSpec, settings: ObjectSettings): k8s.V
         [ANNOTATION_VERSION]: spec.version,
         [ANNOTATION_PROCESS_TYPE]: spec.processType,
         [ANNOTATION_DROPLET_BLOB]: settings.dropletBlobKey,
+        // Container names are DNS labels; the sidecars' own names (their log source) are kept here.
+        ...(spec.sidecars?.length ? { [ANNOTATION_SIDECARS]: JSON.stringify(Object.fromEntries(spec.sidecars.map((s) => [sidecarContainerName(s.name), s.name]))) } : {}),
       },
     },
     spec: {

@@ -204,7 +204,8 @@ export class TestKubelet {
   private async finalize(pod: k8s.V1Pod): Promise<void> {
     const md = pod.metadata!;
     this.runners.delete(md.uid!);
-    await this.core.deleteNamespacedPod({ name: md.name!, namespace: md.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined);
+    // The uid precondition: a stale event must never delete a newer pod of the same name.
+    await this.core.deleteNamespacedPod({ name: md.name!, namespace: md.namespace!, gracePeriodSeconds: 0, body: { preconditions: { uid: md.uid! } } }).catch(() => undefined);
   }
 
   // ---- Job controller (one pod per Job; backoffLimit 0 semantics: the first failed pod fails the Job)

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.ts';
 import { KilnError } from '../domain/errors.ts';
 import type { Store } from '../store/store.ts';
 import { FilesystemBlobstore } from '../blobstore/filesystem.ts';
+import { parseEncryptionKey } from '../store/secret-box.ts';
 import { ResourceCache } from '../blobstore/resource-cache.ts';
 
 /**
@@ -55,8 +56,17 @@ export async function createBlobstore(config: Config): Promise<Bits> {
     workRoot,
     buildpackCacheRoot,
     maxPackageBytes: config.maxPackageBytes,
-    urls: new BlobUrlSigner(randomBytes(32)),
+    urls: new BlobUrlSigner(urlSigningKey(config)),
   };
+}
+
+/**
+ * The key signing blob URLs. Derived from KILN_ENCRYPTION_KEY when it is set, so every replica sharing that key
+ * accepts the URLs any of them signed (a pod may fetch its droplet through another replica); else random per process.
+ */
+function urlSigningKey(config: Config): Buffer {
+  if (config.encryptionKey === undefined) return randomBytes(32);
+  return createHmac('sha256', parseEncryptionKey(config.encryptionKey)).update('kiln blob url signing').digest();
 }
 
 const shared = new Map<string, Promise<Bits>>();

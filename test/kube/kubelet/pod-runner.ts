@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as k8s from '@kubernetes/client-node';
+import { liveGroupMembers } from '../../../src/runtime/local/proc.ts';
 import { treeUsage } from '../../../src/runtime/local/usage.ts';
 import { PodNetwork } from './network.ts';
 
@@ -345,7 +346,9 @@ export class PodRunner {
   private async stopProcess(c: ContainerRun, graceMs: number): Promise<void> {
     const pid = c.proc?.pid;
     if (pid === undefined || !c.exited) return;
-    signalGroup(pid, 'SIGTERM');
+    // To the container's processes, not to bubblewrap (their parent, the group leader): it would die at once and
+    // take the output and exit status of a process still shutting down with it.
+    signalMembers(pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
     await c.exited;
     clearTimeout(timer);
@@ -429,6 +432,17 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
     process.kill(-pid, sig);
   } catch {
     // Gone.
+  }
+}
+
+function signalMembers(pgid: number, sig: NodeJS.Signals): void {
+  for (const p of liveGroupMembers(pgid)) {
+    if (p.pid === pgid) continue;
+    try {
+      process.kill(p.pid, sig);
+    } catch {
+      // Gone.
+    }
   }
 }
 

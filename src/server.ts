@@ -28,9 +28,8 @@ import { formatAccessLog } from './router/access-log.ts';
 import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { Router } from './router/router.ts';
-import { LocalRuntime } from './runtime/local/local-runtime.ts';
-import { NOT_ISOLATED_WARNING, resolveSandbox, type Identity, type Sandbox } from './runtime/local/sandbox.ts';
-import { KubernetesRuntime } from './runtime/kubernetes/kubernetes-runtime.ts';
+import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
+import { createRuntime, runtimeKilnUrl } from './runtime/create-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
@@ -222,37 +221,6 @@ export async function buildKiln(
       await store.close();
     },
   };
-}
-
-/** The URL pods fetch droplets from: KILN_KUBE_RUNTIME_KILN_URL, else Kiln's own. */
-function runtimeKilnUrl(config: Config, publicUrl: string): string {
-  return (config.runtime.kind === 'kubernetes' ? config.runtime.kilnUrl : undefined) ?? publicUrl;
-}
-
-/**
- * The runtime KILN_RUNTIME selects. The Kubernetes one lists what already runs in its namespace before returning,
- * so the controllers start from the cluster's state (a restarted Kiln adopts its pods rather than replacing them).
- */
-async function createRuntime(
-  config: Config,
-  deps: {
-    sandbox: Sandbox;
-    identityFor: ((appGuid: string) => Promise<Identity>) | undefined;
-    log: Logger;
-    blobUrl: (blobKey: string, ttlSeconds: number) => string;
-    blobUploadUrl: (blobKey: string, ttlSeconds: number) => string;
-  },
-): Promise<Runtime> {
-  if (config.runtime.kind === 'kubernetes') {
-    const { kubeconfig, namespace, stackImage, stagerCommand } = config.runtime;
-    const runtime = new KubernetesRuntime({ kubeconfig, namespace, stackImage, stagerCommand, blobUrl: deps.blobUrl, blobUploadUrl: deps.blobUploadUrl });
-    await runtime.start();
-    deps.log.info({ namespace, stackImage }, 'running apps on Kubernetes');
-    return runtime;
-  }
-  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox: deps.sandbox, ...(deps.identityFor ? { identityFor: deps.identityFor } : {}) });
-  if (runtime.reaped.length > 0) deps.log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
-  return runtime;
 }
 
 /**

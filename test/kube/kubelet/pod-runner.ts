@@ -43,6 +43,8 @@ interface ContainerRun {
   logs: LogBook[];
   timers: NodeJS.Timeout[];
   exited: Promise<number> | undefined;
+  /** Set while the container is being stopped: when its grace period ends. */
+  stopDeadline?: number | undefined;
 }
 
 export interface PodRunnerContext {
@@ -241,14 +243,18 @@ export class PodRunner {
       proc.once('error', (err) => {
         book.add(`test kubelet: ${err.message}`);
       });
-      proc.once('exit', (code, signal) => {
+      proc.once('exit', async (code, signal) => {
         for (const t of c.timers) clearTimeout(t);
         c.timers = [];
+        // While being stopped, what is left of the container (an app still shutting down after its shell died)
+        // keeps the rest of the grace period; otherwise a container is over when its main process is.
+        while (c.stopDeadline !== undefined && Date.now() < c.stopDeadline && liveGroupMembers(proc.pid!).length > 0) await new Promise((r) => setTimeout(r, 50));
         try {
           process.kill(-proc.pid!, 'SIGKILL');
         } catch {
           // The group is gone already.
         }
+        c.stopDeadline = undefined;
         const exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1);
         c.proc = undefined;
         c.ready = false;
@@ -348,6 +354,7 @@ export class PodRunner {
     if (pid === undefined || !c.exited) return;
     // To the container's processes, not to bubblewrap (their parent, the group leader): it would die at once and
     // take the output and exit status of a process still shutting down with it.
+    c.stopDeadline = Date.now() + graceMs;
     signalMembers(pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
     await c.exited;

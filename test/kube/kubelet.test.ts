@@ -39,7 +39,7 @@ const get = (url: string) =>
     }).on('error', reject);
   });
 
-const SERVER = `require('http').createServer((q, s) => s.end(process.env.GREETING + ' ' + require('fs').readFileSync('/data/file', 'utf8'))).listen(8080)`;
+const SERVER = `require('http').createServer((q, s) => s.end(process.env.GREETING + ' ' + require('fs').readFileSync('/tmp/data/file', 'utf8'))).listen(8080)`;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubelet-test-'));
@@ -66,7 +66,7 @@ describe('test kubelet', () => {
       metadata: { name },
       spec: {
         terminationGracePeriodSeconds: 5,
-        initContainers: [{ name: 'init', image: 'x', command: ['/bin/sh', '-c', 'echo "from $(POD)" > /data/file'], env: [{ name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], volumeMounts: [{ name: 'd', mountPath: '/data' }] }],
+        initContainers: [{ name: 'init', image: 'x', command: ['/bin/sh', '-c', 'echo "from $(POD)" > /tmp/data/file'], env: [{ name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], volumeMounts: [{ name: 'd', mountPath: '/tmp/data' }] }],
         containers: [
           {
             name: 'app',
@@ -75,7 +75,7 @@ describe('test kubelet', () => {
             env: [{ name: 'A', value: 'hello' }, { name: 'GREETING', value: '$(A)' }],
             ports: [{ containerPort: 8080 }],
             readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-            volumeMounts: [{ name: 'd', mountPath: '/data' }],
+            volumeMounts: [{ name: 'd', mountPath: '/tmp/data' }],
           },
         ],
         volumes: [{ name: 'd', emptyDir: {} }],

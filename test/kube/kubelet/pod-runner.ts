@@ -226,7 +226,6 @@ export class PodRunner {
       return Promise.resolve(128);
     }
     const binds = (c.spec.volumeMounts ?? []).flatMap((m) => [m.readOnly ? '--ro-bind' : '--bind', path.join(this.dir, 'volumes', m.name), m.mountPath]);
-    for (const m of c.spec.volumeMounts ?? []) fs.mkdirSync(m.mountPath, { recursive: true });
     const args = [`--net=${this.network!.netns}`, '--', 'bwrap', '--dev-bind', '/', '/', '--tmpfs', '/tmp', ...binds, '--chdir', c.spec.workingDir ?? '/', '--', ...argv];
     const proc = spawn('nsenter', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     c.proc = proc;

@@ -13,9 +13,12 @@ import { sidecars } from './0014_sidecars.ts';
 import { appSandbox } from './0015_app_sandbox.ts';
 import { deploymentProcesses } from './0016_deployment_processes.ts';
 import { instanceCrashes } from './0017_instance_crashes.ts';
+import { routePolicies } from './0018_route_policies.ts';
 import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
+import { serviceExtensions } from './0056_service_extensions.ts';
 import { services } from './0050_services.ts';
+import { serviceUsageEvents } from './0051_service_usage_events.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -33,7 +36,10 @@ export const migrations: Record<string, KilnMigration> = {
   '0015_app_sandbox': appSandbox,
   '0016_deployment_processes': deploymentProcesses,
   '0017_instance_crashes': instanceCrashes,
+  '0018_route_policies': routePolicies,
   '0030_conditions': conditions,
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
+  '0051_service_usage_events': serviceUsageEvents,
+  '0056_service_extensions': serviceExtensions,
 };

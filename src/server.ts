@@ -1,5 +1,6 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import type http from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -13,6 +14,9 @@ import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { brokerOperationController } from './controllers/broker-operation-controller.ts';
+import { backupOperationController } from './controllers/backup-operation-controller.ts';
+import { registerBackupJobs } from './services/service-backups.ts';
+import { registerPlanDefinitionJobs } from './services/plan-definitions.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -21,12 +25,14 @@ import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
+import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
 import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
 import { formatAccessLog } from './router/access-log.ts';
 import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
+import { createMtlsServer, listenMtls } from './router/mtls-listener.ts';
 import { Router } from './router/router.ts';
 import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
 import { createRuntime, runtimeKilnUrl } from './runtime/create-runtime.ts';
@@ -42,10 +48,12 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
-import { loadSecretBox } from './store/secrets.ts';
+import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
+  /** Signs instance identity credentials and the router's mTLS certificates (route policies); opened on first use. */
+  identityCa: LazyInstanceIdentityCA;
   store: Store;
   identity: IdentityService;
   controllers: ControllerManager;
@@ -78,9 +86,13 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
-  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  store.secrets = secrets;
+  if (config.previousEncryptionKeys) {
+    const resealed = await rewrapSecrets(store);
+    if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
+  }
   await seedPlatform(store, config);
-  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -93,10 +105,15 @@ export async function buildKiln(
   // One blobstore per data dir, shared by the API, staging and the runtime's droplet cache.
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
+  // Outside every sandbox's binds: apps get their own credentials, never the CA's key.
+  const identityCa = new LazyInstanceIdentityCA(path.join(config.dataDir, 'instance-identity'), {
+    lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
+  });
   let publicUrl = `http://${config.systemDomain}:${config.port}`;
   const runtime = await createRuntime(config, {
     sandbox,
     identityFor,
+    credentials: identityCa,
     log,
     blobUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.sign(key, ttl)}`,
     blobUploadUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.signUpload(key, ttl)}`,
@@ -128,14 +145,19 @@ export async function buildKiln(
   const routing = new RoutingController(store, runtime, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
+  // The Runtime contract's optional image inspection, which the local runtime does not offer.
   const imageRuntime: Runtime = runtime;
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
+  // Kiln's OSBAPI extensions (issue 15): instance backups and plan definitions.
+  const backupOps = registerBackupJobs(jobs, store, brokerSettings);
+  registerPlanDefinitionJobs(jobs, store, brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
+  controllers.register(backupOperationController(store, backupOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
@@ -143,7 +165,7 @@ export async function buildKiln(
       sandbox,
       ...(identityFor ? { identityFor } : {}),
       secrets,
-      // Runtimes that run container images let docker builds stage (the local one does not).
+      // Runtimes that run container images let docker builds stage.
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
       // Runtimes that run workloads elsewhere stage there too (Kubernetes: a Job).
       ...(runtime.runStaging ? { runStaging: runtime.runStaging.bind(runtime) } : {}),
@@ -196,6 +218,7 @@ export async function buildKiln(
   await routing.schedule();
   return {
     config,
+    identityCa,
     store,
     identity,
     controllers,
@@ -232,9 +255,15 @@ async function restrictDataDir(dataDir: string): Promise<void> {
   await chmod(dataDir, 0o700);
 }
 
+/** The mTLS listener's port when KILN_ROUTER_MTLS_PORT is unset (a free one when taken or when PORT is 0). */
+export const DEFAULT_MTLS_PORT = 9443;
+
 export interface RunningKiln extends Kiln {
   server: http.Server;
   url: string;
+  /** The router's mTLS listener (routes that enforce route policies are reached here). */
+  mtlsServer: https.Server;
+  mtlsPort: number;
 }
 
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
@@ -255,14 +284,27 @@ export async function startKiln(config: Config, opts: { log?: Logger } = {}): Pr
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host}:${port}`;
   kiln.publicUrl = url;
-  kiln.log.info({ url }, 'Kiln is listening');
+  const mtlsServer = await createMtlsServer({
+    router: kiln.router,
+    ca: await kiln.identityCa.get(),
+    defaultNames: [...new Set([config.systemDomain, `*.${config.appsDomain}`, config.appsDomain, 'localhost', '127.0.0.1'])],
+  });
+  const auto = config.routerMtlsPort === 'auto';
+  const mtlsPort = await listenMtls(mtlsServer, config.host, auto ? (config.port === 0 ? 0 : DEFAULT_MTLS_PORT) : (config.routerMtlsPort as number), auto);
+  kiln.log.info({ url, mtlsUrl: `https://${host}:${mtlsPort}` }, 'Kiln is listening');
   const stopKiln = kiln.stop.bind(kiln);
   const running: RunningKiln = Object.assign(kiln, {
     server,
     url,
+    mtlsServer,
+    mtlsPort,
     async stop() {
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      mtlsServer.closeAllConnections();
+      await Promise.all([
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        new Promise<void>((resolve) => mtlsServer.close(() => resolve())),
+      ]);
       await stopKiln();
     },
   });

@@ -39,6 +39,13 @@ const ConfigSchema = z.object({
   KILN_LIST_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long the router waits for an app instance's response headers before answering 502 (gorouter's request_timeout_in_seconds). */
   KILN_ROUTER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(900),
+  /**
+   * The router's mTLS listener (route policies): unset picks 9443, or a free port when 9443 is taken or PORT is 0;
+   * a number binds exactly that port (0: a free one).
+   */
+  KILN_ROUTER_MTLS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Lifetime of instance identity credentials (CF_INSTANCE_CERT); renewed at three quarters of it. */
+  KILN_INSTANCE_IDENTITY_TTL_SECONDS: z.coerce.number().int().min(60).default(24 * 3600),
   /** Org and space made on the first start so a push needs no setup ('' turns each off). */
   KILN_DEFAULT_ORG: z.string().max(255).default('default'),
   KILN_DEFAULT_SPACE: z.string().max(255).default('dev'),
@@ -93,6 +100,9 @@ export interface Config {
   metricsToken: string | undefined;
   listCacheEntries: number;
   routerTimeoutSeconds: number;
+  /** `auto`: 9443, or a free port when that is taken or PORT is 0. */
+  routerMtlsPort: number | 'auto';
+  instanceIdentityTtlSeconds: number;
   /** What the first start creates; null when KILN_DEFAULT_ORG is empty. */
   defaultTarget: { org: string; space: string | null } | null;
   sandbox: RawConfig['KILN_SANDBOX'];
@@ -151,6 +161,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: c.KILN_METRICS_TOKEN,
     listCacheEntries: c.KILN_LIST_CACHE_ENTRIES,
     routerTimeoutSeconds: c.KILN_ROUTER_TIMEOUT_SECONDS,
+    routerMtlsPort: c.KILN_ROUTER_MTLS_PORT ?? 'auto',
+    instanceIdentityTtlSeconds: c.KILN_INSTANCE_IDENTITY_TTL_SECONDS,
     // Empty means "none" here, not "use the default", so these read the raw values.
     defaultTarget: env.KILN_DEFAULT_ORG === '' ? null : { org: c.KILN_DEFAULT_ORG, space: env.KILN_DEFAULT_SPACE === '' ? null : c.KILN_DEFAULT_SPACE },
     sandbox: c.KILN_SANDBOX,

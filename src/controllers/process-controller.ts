@@ -118,6 +118,8 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       diskMb: launch.diskMb,
       healthCheck: healthCheckOf(proc),
       ...(sidecars.length > 0 ? { sidecars } : {}),
+      spaceGuid: space.guid,
+      organizationGuid: org.guid,
     }));
   }
 

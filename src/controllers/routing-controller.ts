@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { Backend } from '../router/route-table.ts';
+import type { Backend, RouteAccess } from '../router/route-table.ts';
+import { policySourcesByRoute } from '../services/route-policies.ts';
 import { routeKey } from '../router/route-table.ts';
 import type { Router } from '../router/router.ts';
 import type { Store } from '../store/store.ts';
@@ -12,7 +13,8 @@ const TABLE_KEY = 'table';
 const table: WatchMapper = () => [TABLE_KEY];
 
 /**
- * Keeps the router's table equal to "routes with destinations × RUNNING instances of the destination process".
+ * Keeps the router's table equal to "routes with destinations × RUNNING instances of the destination process",
+ * with the route policies of routes on domains that enforce them.
  * Level-triggered: every sync recomputes the whole table from the store and the runtime, so a missed event only
  * delays convergence until the next one. Syncs coalesce: many changes in a burst cause at most two passes.
  * The manager runs it as a reconciler with the single key `table` (see `reconciler`); `schedule` syncs now, for
@@ -74,11 +76,23 @@ export class RoutingController {
     const rows = await this.store.db
       .selectFrom('routes')
       .innerJoin('domains', 'domains.guid', 'routes.domain_guid')
+      .innerJoin('spaces', 'spaces.guid', 'routes.space_guid')
       .leftJoin('route_destinations', 'route_destinations.route_guid', 'routes.guid')
       .leftJoin('processes', (j) =>
         j.onRef('processes.app_guid', '=', 'route_destinations.app_guid').onRef('processes.type', '=', 'route_destinations.process_type'),
       )
-      .select(['routes.host', 'routes.path', 'routes.protocol', 'domains.name as domain', 'processes.guid as process_guid'])
+      .select([
+        'routes.guid',
+        'routes.host',
+        'routes.path',
+        'routes.protocol',
+        'routes.space_guid',
+        'spaces.organization_guid',
+        'domains.name as domain',
+        'domains.enforce_route_policies',
+        'domains.route_policies_scope',
+        'processes.guid as process_guid',
+      ])
       .where('routes.protocol', '!=', 'tcp')
       .execute();
 
@@ -105,12 +119,23 @@ export class RoutingController {
     const services = new Map<string, string>();
     for (const b of bound) if (b.route_service_url) services.set(routeKey(b.host ? `${b.host}.${b.domain}` : b.domain, b.path), b.route_service_url);
 
+    const policies = await policySourcesByRoute(this.store.db);
     const desired = new Map<string, Backend[]>();
+    const access = new Map<string, RouteAccess>();
     for (const r of rows) {
       const key = routeKey(r.host ? `${r.host}.${r.domain}` : r.domain, r.path);
       const backends = desired.get(key) ?? [];
       if (r.process_guid) backends.push(...(byProcess.get(r.process_guid) ?? []));
       desired.set(key, backends);
+      // An enforcing domain's route without policies admits nobody (gorouter's default deny).
+      if (r.enforce_route_policies === 1) {
+        access.set(key, {
+          sources: policies.get(r.guid) ?? [],
+          ...(r.route_policies_scope ? { scope: r.route_policies_scope } : {}),
+          spaceGuid: r.space_guid,
+          organizationGuid: r.organization_guid,
+        });
+      }
     }
     for (const list of desired.values()) list.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
     const table = this.router.table;
@@ -120,9 +145,10 @@ export class RoutingController {
       const same = current && current.length === backends.length && current.every((b, i) => b.instanceId === backends[i]!.instanceId && b.port === backends[i]!.port);
       const route = same ? table.get(key)! : table.setBackends(key, backends);
       route.routeServiceUrl = services.get(key);
+      table.setAccess(key, access.get(key));
     }
   }
 
 }
 
-const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains', 'service_route_bindings'];
+const WATCHED = ['routes', 'route_destinations', 'processes', 'apps', 'domains', 'service_route_bindings', 'route_policies'];

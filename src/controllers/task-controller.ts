@@ -93,6 +93,8 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       },
       memoryMb: task.memory_in_mb,
       diskMb: task.disk_in_mb,
+      spaceGuid: space.guid,
+      organizationGuid: org.guid,
     };
   }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { envVarKeyProblem } from './environment-variable-groups.ts';
 import { MetadataRequestSchema } from './metadata.ts';
+import { rubyToS } from './value-text.ts';
 
 export const APP_STATES = ['STOPPED', 'STARTED'] as const;
 export type AppState = (typeof APP_STATES)[number];
@@ -26,11 +27,6 @@ const UpdateName = z
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Ruby's `"#{value}"` for JSON values, as used in upstream's non-string env var message. */
-function rubyToS(value: unknown): string {
-  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
-  return String(value);
-}
 
 /** Problems with an `environment_variables` object, prefixed as upstream's validator words them. */
 export function environmentVariablesErrors(value: unknown, prefix = 'Environment variables'): string[] {

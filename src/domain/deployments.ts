@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MetadataRequestSchema } from './metadata.ts';
 import { AppRelationship } from './packages.ts';
+import { rubyToS } from './value-text.ts';
 
 /** Internal deployment states (CONVENTIONS.md §17.5). */
 export const DEPLOYMENT_STATES = ['DEPLOYING', 'PREPAUSED', 'PAUSED', 'CANCELING', 'DEPLOYED', 'CANCELED'] as const;
@@ -163,7 +164,7 @@ export const CreateDeploymentSchema = z
     revision: GuidRef('Revision'),
     strategy: z
       .string({ error: 'Strategy must be a string' })
-      .refine((s) => (STRATEGIES as readonly string[]).includes(s), { error: (issue) => `Strategy '${String(issue.input)}' is not a supported deployment strategy` })
+      .refine((s) => (STRATEGIES as readonly string[]).includes(s), { error: (issue) => `Strategy '${rubyToS(issue.input)}' is not a supported deployment strategy` })
       .nullable()
       .optional(),
     options: z.unknown().optional(),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROUTE_POLICY_SCOPES } from './route-policies.ts';
 import { MetadataRequestSchema, type MetadataRequest } from './metadata.ts';
 
 /** RFC 1035 labels joined by dots, at least two labels (Cloud Controller's DomainDecorator::DOMAIN_REGEX). */
@@ -138,6 +139,10 @@ export interface CreateDomain {
    */
   organizationGuid: string | null | undefined;
   sharedOrganizationGuids: string[];
+  /** CC's `enforce_route_policies` (issue 12 item 17): the router checks callers against route policies. */
+  enforceRoutePolicies: boolean;
+  /** CC's optional `route_policies_scope` (any, org, space): which callers the router admits before the policies. */
+  routePoliciesScope: string | null;
   metadata?: MetadataRequest;
 }
 
@@ -147,6 +152,8 @@ export const CreateDomainSchema = z
     internal: z.unknown().optional(),
     router_group: z.unknown().optional(),
     relationships: z.unknown().optional(),
+    enforce_route_policies: z.unknown().optional(),
+    route_policies_scope: z.unknown().optional(),
     metadata: MetadataRequestSchema.optional(),
   })
   .strict()
@@ -156,15 +163,27 @@ export const CreateDomainSchema = z
     if (requested('relationships')) errors.push(...relationshipErrors(body.relationships));
     errors.push(...domainNameErrors(body.name));
     errors.push(...routerGroupErrors(body.router_group));
+    const enforce = body.enforce_route_policies === true;
     if (body.internal === true) {
       if (requested('relationships')) errors.push('Cannot associate an internal domain with an organization');
       if (requested('router_group')) errors.push('Internal domains cannot be associated to a router group.');
+      if (enforce) errors.push('Internal domains cannot have route policy enforcement. Internal routes bypass GoRouter.');
+    }
+    if (requested('router_group') && enforce) {
+      errors.push('Domains with a router group cannot have route policy enforcement. TCP routes do not support mTLS policy enforcement.');
     }
     if (requested('relationships') && requested('router_group')) {
       errors.push('Domains scoped to an organization cannot be associated to a router group.');
     }
     if (body.internal !== undefined && body.internal !== null && typeof body.internal !== 'boolean') {
       errors.push('Internal must be a boolean');
+    }
+    if (body.enforce_route_policies !== undefined && body.enforce_route_policies !== null && typeof body.enforce_route_policies !== 'boolean') {
+      errors.push('Enforce route policies must be a boolean');
+    }
+    const scope = body.route_policies_scope;
+    if (scope !== undefined && scope !== null && !(typeof scope === 'string' && (ROUTE_POLICY_SCOPES as readonly string[]).includes(scope))) {
+      errors.push("Route policies scope must be one of 'any', 'org', 'space'");
     }
     if (errors.length > 0) {
       for (const message of errors) ctx.issues.push({ code: 'custom', message, input: body });
@@ -181,6 +200,8 @@ export const CreateDomainSchema = z
       routerGroupGuid: requested('router_group') ? (routerGroup?.guid ?? null) : undefined,
       organizationGuid: requested('relationships') ? (org?.data?.guid ?? null) : undefined,
       sharedOrganizationGuids: shared?.data.map((d) => d.guid) ?? [],
+      enforceRoutePolicies: enforce,
+      routePoliciesScope: typeof scope === 'string' ? scope : null,
       ...(body.metadata ? { metadata: body.metadata } : {}),
     };
   });

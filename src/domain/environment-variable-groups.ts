@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { rubyToS } from './value-text.ts';
 
 /** The only two groups there are (CONVENTIONS.md §20.2); any other name is 404. */
 export const ENV_GROUP_NAMES = ['running', 'staging'] as const;
@@ -19,11 +20,6 @@ export function envVarKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
-/** Ruby's `"#{value}"` for the JSON values a client can send, for the non-string message. */
-function rubyToS(value: unknown): string {
-  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
-  return String(value);
-}
 
 export type EnvVarPatch = Record<string, string | null>;
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ListSpec } from './list-params.ts';
 import { MetadataRequestSchema } from './metadata.ts';
+import { rubyToS } from './value-text.ts';
 
 /** Cloud Controller seeds this segment at start and refers to it by this fixed guid. */
 export const SHARED_ISOLATION_SEGMENT_GUID = '933b4c58-120b-499a-b85d-4b6fc9e2903b';
@@ -75,7 +76,7 @@ export const EntitleOrganizationsSchema = z.unknown().transform((value, ctx) => 
     for (const item of data) {
       const guid = isObject(item) ? item.guid : undefined;
       if (typeof guid === 'string') guids.push(guid);
-      else errors.push(`Data ${guid === undefined || guid === null ? '' : String(guid)} not a string`);
+      else errors.push(`Data ${guid === undefined || guid === null ? '' : rubyToS(guid)} not a string`);
     }
   }
   if (errors.length > 0) {

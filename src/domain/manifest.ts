@@ -4,6 +4,7 @@ import { APP_LIFECYCLE_TYPES, environmentVariablesErrors, type AppLifecycleType 
 import { badRequest, KilnError, unprocessable } from './errors.ts';
 import { MetadataRequestSchema, validateMetadataRequest, type MetadataRequest } from './metadata.ts';
 import { HEALTH_CHECK_TYPES, type HealthCheckType } from './processes.ts';
+import { rubyToS } from './value-text.ts';
 
 /**
  * App manifests (CONVENTIONS.md §21): reading the YAML, validating every application with Cloud Controller's
@@ -388,7 +389,7 @@ function routesOf(value: unknown, errors: string[]): ManifestRoute[] | undefined
     const route = typeof r.route === 'string' ? r.route : '';
     const parsed = typeof r.route === 'string' ? parseManifestRoute(r.route) : undefined;
     if (!parsed) {
-      errors.push(`The route '${typeof r.route === 'string' ? r.route : String(r.route ?? '')}' is not a properly formed URL`);
+      errors.push(`The route '${typeof r.route === 'string' ? r.route : rubyToS(r.route ?? '')}' is not a properly formed URL`);
       ok = false;
     }
     const protocol = r.protocol;
@@ -405,7 +406,7 @@ function routesOf(value: unknown, errors: string[]): ManifestRoute[] | undefined
       } else if (lb !== undefined && lb !== null) {
         if (typeof lb === 'string' && (LOADBALANCING as readonly string[]).includes(lb)) loadbalancing = lb;
         else {
-          errors.push(`Cannot use loadbalancing value '${String(lb)}' for Route '${route}'; Valid values are: '${LOADBALANCING.join(', ')}'`);
+          errors.push(`Cannot use loadbalancing value '${rubyToS(lb)}' for Route '${route}'; Valid values are: '${LOADBALANCING.join(', ')}'`);
           ok = false;
         }
       }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ListSpec } from './list-params.ts';
 import { MetadataRequestSchema, type MetadataRequest } from './metadata.ts';
+import { rubyToS } from './value-text.ts';
 
 /**
  * Routes and their destinations: request schemas, worded as Cloud Controller's route messages word their
@@ -81,7 +82,7 @@ export function routeOptionsErrors(value: unknown, hashRouting: boolean): { erro
     const balance = value.hash_balance;
     if (balance !== undefined && balance !== null && balance !== '') {
       const n = typeof balance === 'number' ? balance : typeof balance === 'string' ? Number(balance) : NaN;
-      if (String(balance).length > 16) errors.push(`${p} Hash balance must be at most 16 characters`);
+      if (rubyToS(balance).length > 16) errors.push(`${p} Hash balance must be at most 16 characters`);
       else if (!Number.isFinite(n)) errors.push(`${p} Hash balance must be a numeric value`);
       else if (!(n === 0 || (n >= 1.1 && n <= 10))) errors.push(`${p} Hash balance must be either 0 or between 1.1 and 10.0`);
       else options.hash_balance = String(Math.round(n * 10) / 10);
@@ -369,7 +370,7 @@ export const TransferOwnerSchema = schemaOf<{ spaceGuid: string }>((body) => {
     if (Object.keys(data).length !== 1) errors.push('Data can only accept one key');
     if (!('guid' in data)) errors.push("Data can only accept key 'guid'");
     const guid = data.guid;
-    if (guid !== undefined && guid !== null && typeof guid !== 'string') errors.push(`Data ${String(guid)} must be a string`);
+    if (guid !== undefined && guid !== null && typeof guid !== 'string') errors.push(`Data ${rubyToS(guid)} must be a string`);
     else if (guid === '') errors.push("Data guid can't be blank");
     else if (typeof guid === 'string') spaceGuid = guid;
   }

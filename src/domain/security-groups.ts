@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ListSpec } from './list-params.ts';
+import { rubyToS } from './value-text.ts';
 
 /**
  * Security groups: named lists of egress rules, applied to apps' containers while running and/or staging,
@@ -133,7 +134,7 @@ function destinationErrors(destination: string, protocol: unknown): string[] {
   const zerosOk = list.every(noLeadingZeros);
   if (!zerosOk) errors.push('destination octets cannot contain leading zeros');
   // With IPv6 disabled every parsed address is IPv4, which only `icmpv6` rules cannot use.
-  const ipv4Refused = `for protocol "${String(protocol)}" you cannot use IPv4 addresses`;
+  const ipv4Refused = `for protocol "${rubyToS(protocol)}" you cannot use IPv4 addresses`;
   if (list.length === 1) {
     const parsed = parseIpv4Cidr(list[0]!);
     if (parsed === undefined && zerosOk) errors.push(INVALID_DESTINATION);

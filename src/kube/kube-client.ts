@@ -36,12 +36,41 @@ const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
 
 export class KubeClient {
   private readonly api: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
   constructor(
     readonly kc: k8s.KubeConfig,
     /** Watch one namespace for namespaced kinds; undefined watches all. */
     readonly namespace: string | undefined,
   ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /**
+   * Records a core/v1 Event about a resource (`kubectl describe` shows them). Cluster-scoped resources' events
+   * go to `default`, as the real control plane does. Best effort: an event that cannot be written is dropped.
+   */
+  async event(kind: string, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const namespace = obj.metadata.namespace ?? 'default';
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    await this.core
+      .createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${obj.metadata.name}.`, namespace },
+          involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+          type,
+          reason,
+          message,
+          source: { component: 'kiln-kube-sync' },
+          reportingComponent: 'kiln.dev/sync',
+          reportingInstance: process.env.HOSTNAME ?? 'kiln',
+          firstTimestamp: now as unknown as Date,
+          lastTimestamp: now as unknown as Date,
+          count: 1,
+        },
+      })
+      .catch(() => undefined);
   }
 
   informer(plural: Plural, namespaced: boolean): k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject> {
@@ -73,3 +102,13 @@ export function isStale(err: unknown): boolean {
   const code = (err as { code?: number }).code;
   return code === 404 || code === 409;
 }
+
+/**
+ * What the sync controller does in the cluster, as RBAC rules (for a ClusterRole in deploy/). A test checks
+ * that the requests it makes stay within them.
+ */
+export const SYNC_RBAC_RULES = [
+  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps'], verbs: ['list', 'watch', 'patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+] as const;

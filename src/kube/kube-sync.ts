@@ -81,14 +81,23 @@ export class KubeSync {
       inf.on('add', onChange);
       inf.on('update', onChange);
       inf.on('delete', onChange);
+      // client-node stops an informer on any error but 410; it is restarted with backoff (a missing CRD or an
+      // unreachable API server must not spin); a minute without errors starts the backoff over.
+      let failures = 0;
+      let lastFailure = 0;
       inf.on('error', (err: unknown) => {
         if (this.stopped || (err as Error).name === 'AbortError') return;
-        this.opts.log.warn({ err, plural }, 'kube sync: watch failed; restarting it');
-        this.later(() => void inf.start().catch(() => {}), 1000);
+        if (Date.now() - lastFailure > 60_000) failures = 0;
+        lastFailure = Date.now();
+        failures++;
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+        if (failures === 1 || failures % 10 === 0) this.opts.log.warn({ err, plural, retryInMs: delay }, 'kube sync: list/watch failed; retrying');
+        this.later(() => void inf.start().catch(() => {}), delay);
       });
       this.informers.set(plural, inf);
     }
-    await Promise.all([...this.informers.values()].map((i) => i.start()));
+    // Not awaited: an API server that does not answer must not hold up Kiln's start.
+    for (const inf of this.informers.values()) void inf.start().catch(() => {});
     // Kiln's own writes (an apply job finishing, a scale, a droplet set) refresh App status without waiting
     // for the resync; several in a row make one pass.
     this.opts.store.events.on('changes', this.onStoreChanges);

@@ -3,7 +3,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { deleteApp } from '../services/apps.ts';
 import type { Ctx } from '../services/context.ts';
-import { applyManifest } from '../services/manifests.ts';
+import { applyManifest, manifestDiff } from '../services/manifests.ts';
 import { createOrganization, deleteOrganization } from '../services/organizations.ts';
 import { createSpace, deleteSpace } from '../services/spaces.ts';
 import { conditionsOf } from '../store/conditions.ts';
@@ -53,6 +53,8 @@ async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): 
   if (!finalizers.includes(FINALIZER)) return;
   await env.client.patch(plural, obj, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: obj.metadata.resourceVersion } });
 }
+
+const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
 
 /** Conditions with `lastTransitionTime` kept from the resource's current status unless the status flipped. */
 function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
@@ -110,6 +112,7 @@ export async function reconcileOrganization(env: SyncEnv, obj: KubeObject): Prom
   if (!org) {
     guid = (await createOrganization(env.ctx, { name, metadata: ownership(ref) })).org.guid;
     reason = 'Created';
+    await env.client.event('Organization', obj, 'Normal', 'Created', `organization ${name} created in Kiln`);
   }
   const generation = obj.metadata.generation;
   await writeStatus(env, 'organizations', obj, {
@@ -170,6 +173,7 @@ export async function reconcileSpace(env: SyncEnv, obj: KubeObject): Promise<Out
       return { requeueAfterMs: 5000 };
     }
     const made = await createSpace(env.ctx, { name, relationships: { organization: { data: { guid: org.guid } } }, metadata: ownership(ref) });
+    await env.client.event('Space', obj, 'Normal', 'Created', `space ${spec.org}/${name} created in Kiln`);
     await writeStatus(env, 'spaces', obj, {
       observedGeneration: generation,
       guid: made.space.guid,
@@ -198,8 +202,18 @@ export function manifestEntry(obj: KubeObject, spec: AppSpec): Record<string, un
   return entry;
 }
 
-/** Apply jobs queued by this process, per resource (lost on restart; then a generation counts as applied). */
-const applyJobs = new Map<string, { generation: number; job: string }>();
+/**
+ * Apply jobs queued by this process, per resource, and the fields a re-apply reverted (lost on restart; then a
+ * generation whose number is in status counts as applied).
+ */
+const applyJobs = new Map<string, { generation: number; job: string; reverted?: string[]; persists?: string[] }>();
+
+async function applyInFlight(env: SyncEnv, ref: string): Promise<boolean> {
+  const job = applyJobs.get(ref);
+  if (!job) return false;
+  const row = await env.ctx.store.db.selectFrom('jobs').select('state').where('guid', '=', job.job).executeTakeFirst();
+  return row !== undefined && row.state !== 'COMPLETE' && row.state !== 'FAILED';
+}
 
 export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outcome> {
   const db = env.ctx.store.db;
@@ -221,16 +235,18 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
 
   if (obj.metadata.deletionTimestamp) {
     if (app && ours) {
+      if (app.status !== 'deleting') await env.client.event('App', obj, 'Normal', 'Deleting', `deleting ${appName} from ${spec!.org}/${spec!.space}`);
       await deleteApp(env.ctx, app.guid);
       return { requeueAfterMs: 300 };
     }
-    applyJobs.delete(ref);
+    applyJobs.delete(`${ref}#${obj.metadata.uid ?? ''}`);
     await releaseFinalizer(env, 'apps', obj);
     return undefined;
   }
   if (await ensureFinalizer(env, 'apps', obj)) return undefined;
 
   const blocked = async (reason: string, message: string, requeueAfterMs?: number): Promise<Outcome> => {
+    if (condition(obj, 'Synced')?.reason !== reason) await env.client.event('App', obj, 'Warning', reason, message);
     await writeStatus(env, 'apps', obj, {
       observedGeneration: generation,
       lastError: message,
@@ -245,11 +261,33 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   if (!space) return blocked('SpaceNotFound', `space ${spec.org}/${spec.space} does not exist (declare it with a Space resource)`, 5000);
   if (app && !ours) return blocked('AppOwnedElsewhere', `app ${appName} in ${spec.org}/${spec.space} was not created by this resource; it is left alone`, 10_000);
 
-  const applied = obj.status?.observedGeneration === generation && app !== undefined;
-  if (!applied) {
+  const doc = { applications: [manifestEntry(obj, spec)] };
+  // The informer's copy may not show the status this process wrote a moment ago; what it applied itself counts.
+  const jobKey = `${ref}#${obj.metadata.uid ?? ''}`;
+  const applied = app !== undefined && (obj.status?.observedGeneration === generation || applyJobs.get(jobKey)?.generation === generation);
+  let reverted: string[] | undefined;
+  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey))) {
+    // The resource owns what it declares: a CF API write that changed it (cf scale, cf set-env…) is reverted
+    // by applying the resource again, and reported. What CF's manifest diff does not compare is left alone.
+    const drift = await manifestDiff(env.ctx, space.guid, doc);
+    if (drift.length > 0) reverted = drift.map((d) => d.path.replace(/^\/applications\/0/, ''));
+    // A difference the last re-apply did not remove is one an apply cannot remove (manifests add, they do not
+    // take away routes or services): reported, not retried on every resync.
+    const last = applyJobs.get(jobKey);
+    if (last && drift.length === 0) delete last.persists;
+    if (reverted && last?.generation === generation && last.reverted?.join() === reverted.join()) {
+      last.persists = reverted;
+      reverted = undefined;
+    }
+  }
+  if (!applied || reverted) {
     try {
-      const job = await applyManifest(env.ctx, space.guid, { applications: [manifestEntry(obj, spec)] });
-      applyJobs.set(ref, { generation, job });
+      const job = await applyManifest(env.ctx, space.guid, doc);
+      applyJobs.set(jobKey, { generation, job, reverted });
+      if (reverted) {
+        env.log.info({ resource: ref, fields: reverted }, 'kube sync: reverted CF API changes to fields the resource declares');
+        await env.client.event('App', obj, 'Warning', 'DriftReverted', `changes made outside the resource were reverted: ${reverted.join(', ')}`);
+      } else await env.client.event('App', obj, 'Normal', app ? 'Applied' : 'Created', `generation ${generation} applied to ${appName} in ${spec.org}/${spec.space}`);
     } catch (err) {
       if (!(err instanceof KilnError)) throw err;
       return blocked('ManifestRejected', problem(err));
@@ -292,14 +330,19 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     message: c.message,
     observedGeneration: caughtUp ? generation : generation - 1,
   }));
-  const job = applyJobs.get(ref);
+  const job = applyJobs.get(`${ref}#${obj.metadata.uid ?? ''}`);
   const jobRow = job?.generation === generation ? await db.selectFrom('jobs').select(['state', 'errors']).where('guid', '=', job.job).executeTakeFirst() : undefined;
   let synced: Omit<KubeCondition, 'lastTransitionTime'> = { type: 'Synced', status: 'True', reason: 'ManifestApplied', message: `generation ${generation} applied`, observedGeneration: generation };
   if (jobRow?.state === 'FAILED') {
     const errors = JSON.parse(jobRow.errors || '[]') as { detail?: string }[];
     synced = { type: 'Synced', status: 'False', reason: 'ManifestApplyFailed', message: errors.map((e) => e.detail).join('; ') || 'the apply job failed', observedGeneration: generation };
   } else if (jobRow && jobRow.state !== 'COMPLETE') synced = { type: 'Synced', status: 'Unknown', reason: 'Applying', message: 'the manifest is being applied', observedGeneration: generation };
+  else if (job?.generation === generation && job.persists)
+    synced = { type: 'Synced', status: 'False', reason: 'DriftPersists', message: `Kiln differs from the resource where applying it cannot help: ${job.persists.join(', ')}`, observedGeneration: generation };
+  else if (job?.generation === generation && job.reverted)
+    synced = { type: 'Synced', status: 'True', reason: 'DriftReverted', message: `changes made outside the resource were reverted: ${job.reverted.join(', ')}`, observedGeneration: generation };
   conditions.push(synced);
+  conditions.push(...rolloutConditions(app, await latestDeployment(env, app.guid), ready, desired, generation));
   if (spec.source?.git)
     conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourceNotSupported', message: 'git sources are not implemented yet; push the bits with cf push or kiln push', observedGeneration: generation });
   if (!conditions.some((c) => c.type === 'Ready')) conditions.push({ type: 'Ready', status: 'Unknown', reason: 'Reconciling', message: 'Kiln has not reported on the app yet', observedGeneration: generation });
@@ -320,4 +363,43 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     conditions: stamp(obj, conditions),
   });
   return synced.status === 'Unknown' ? { requeueAfterMs: 300 } : undefined;
+}
+
+async function latestDeployment(env: SyncEnv, appGuid: string) {
+  return env.ctx.store.db
+    .selectFrom('deployments')
+    .select(['state', 'status_reason', 'strategy'])
+    .where('app_guid', '=', appGuid)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
+}
+
+/**
+ * `Running` (every desired web instance runs) and `Deployed` (the current droplet is rolled out: no deployment
+ * in flight, the last one not canceled) — the two conditions beyond Kiln's own that the issue's kstatus users
+ * read.
+ */
+function rolloutConditions(
+  app: { state: string; droplet_guid: string | null },
+  deployment: { state: string; status_reason: string; strategy: string } | undefined,
+  ready: number,
+  desired: number,
+  generation: number,
+): Omit<KubeCondition, 'lastTransitionTime'>[] {
+  const of = `${ready}/${desired} web instances running`;
+  const running: Omit<KubeCondition, 'lastTransitionTime'> =
+    app.state !== 'STARTED'
+      ? { type: 'Running', status: 'False', reason: 'Stopped', message: 'the app is stopped', observedGeneration: generation }
+      : ready >= desired
+        ? { type: 'Running', status: 'True', reason: 'AllInstancesRunning', message: of, observedGeneration: generation }
+        : { type: 'Running', status: 'False', reason: 'InstancesNotRunning', message: of, observedGeneration: generation };
+  let deployed: Omit<KubeCondition, 'lastTransitionTime'>;
+  if (!app.droplet_guid) deployed = { type: 'Deployed', status: 'False', reason: 'NoDroplet', message: 'the app has no current droplet', observedGeneration: generation };
+  else if (deployment && !['DEPLOYED', 'CANCELED'].includes(deployment.state))
+    deployed = { type: 'Deployed', status: 'False', reason: 'Deploying', message: `a ${deployment.strategy} deployment is ${deployment.state.toLowerCase()}`, observedGeneration: generation };
+  else if (deployment?.state === 'CANCELED')
+    deployed = { type: 'Deployed', status: 'False', reason: 'DeploymentCanceled', message: `the last deployment was canceled (${deployment.status_reason})`, observedGeneration: generation };
+  else deployed = { type: 'Deployed', status: 'True', reason: deployment ? 'DeploymentFinished' : 'DropletCurrent', message: 'the current droplet is rolled out', observedGeneration: generation };
+  return [running, deployed];
 }

@@ -18,6 +18,22 @@ export interface Backend {
   port: number;
 }
 
+/**
+ * The route is on a domain with `enforce_route_policies`: only callers that present a valid instance identity
+ * over the router's mTLS listener and match one of `sources` (`cf:any`, `cf:app|space|org:<guid>`) get through.
+ */
+export interface RouteAccess {
+  sources: readonly string[];
+  /**
+   * The domain's `route_policies_scope` (gorouter's mtls_scope_auth): `org`/`space` admit only callers of the
+   * route's own org/space, `any` (or none) anyone; checked before the sources.
+   */
+  scope?: string;
+  /** The route's space and org, which the scope compares the caller's with. */
+  spaceGuid?: string;
+  organizationGuid?: string;
+}
+
 export interface Route {
   key: string;
   host: string;
@@ -28,6 +44,8 @@ export interface Route {
   cursor: number;
   /** The route service a request passes through first, when the route is bound to one (issue 9 §5). */
   routeServiceUrl?: string | undefined;
+  /** Set for routes whose callers are checked against route policies. */
+  access?: RouteAccess;
 }
 
 /** Lowercases a Host header value and strips the port (`[::1]:8080` → `::1`) and a trailing dot. */
@@ -122,6 +140,14 @@ export class RouteTable {
       this.byHost.set(host, [route]);
     }
     return route;
+  }
+
+  /** Sets (or, with undefined, lifts) the route policy check of an existing route. */
+  setAccess(key: string, access: RouteAccess | undefined): void {
+    const route = this.get(key);
+    if (!route) return;
+    if (access) route.access = { ...access, sources: Object.freeze(access.sources.slice()) };
+    else delete route.access;
   }
 
   /** Removes a route; returns whether it existed. */

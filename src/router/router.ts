@@ -12,6 +12,13 @@
  * - A backend that sends no response headers within `responseTimeoutMs` (gorouter's request_timeout_in_seconds)
  *   is cut off and the client gets 502 endpoint_failure; such a request is not retried, the backend may have
  *   acted on it.
+ * - Routes on domains that enforce route policies (route.access) admit only callers identified by a valid
+ *   instance certificate on the mTLS listener whose app, space or org matches a policy, as gorouter's mTLS
+ *   handlers do: 421 on a connection that did not do mutual TLS (mtls_sni_check), 403 without a valid identity,
+ *   outside the domain's route_policies_scope or without a matching policy (mtls_pre_auth, mtls_scope_auth,
+ *   mtls_route_policies_auth). gorouter writes these without an
+ *   X-Cf-Routererror header, and so does Kiln. On the mTLS listener the verified client certificate is passed
+ *   to the app in X-Forwarded-Client-Cert (base64 DER, gorouter's sanitize_set); a client's own copy is dropped.
  * - `drain(instanceId)` takes an instance out of every route and resolves once its in-flight requests are done,
  *   so callers can stop it without cutting a request (what rolling deployments rely on).
  */
@@ -21,7 +28,8 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AccessLogEntry, AccessLogger } from './access-log.ts';
-import { RouteTable, normalizeHost, type Backend, type Route } from './route-table.ts';
+import { callerIdentityOf, matchingSource, type CallerIdentity } from '../identity/caller-identity.ts';
+import { RouteTable, normalizeHost, type Backend, type Route, type RouteAccess } from './route-table.ts';
 
 export interface RouterOptions {
   table?: RouteTable;
@@ -84,6 +92,78 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 /** Request headers the router sets itself; incoming copies are replaced, not duplicated. */
 const ROUTER_SET = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-vcap-request-id', 'x-request-start']);
+/** On the mTLS listener the router also owns X-Forwarded-Client-Cert. */
+const ROUTER_SET_MTLS = new Set([...ROUTER_SET, 'x-forwarded-client-cert']);
+
+/** Why a route policy check refused a request: the status and a human-readable reason. */
+interface Denial {
+  status: 403 | 421;
+  reason: string;
+}
+
+interface VerifiedPeer {
+  /** The identity the certificate names, if any. */
+  caller: CallerIdentity | undefined;
+  /** X-Forwarded-Client-Cert value: the certificate, base64 DER. */
+  xfcc: string;
+}
+
+const NOT_TLS = Symbol('not TLS');
+/** A connection's client certificate is fixed for its life: read once per socket, not per request. */
+const peers = new WeakMap<object, VerifiedPeer | undefined>();
+
+/** The client certificate the TLS layer verified against Kiln's CA, undefined without one, NOT_TLS on plain HTTP. */
+function verifiedPeerOf(socket: Partial<TLSSocket>): VerifiedPeer | undefined | typeof NOT_TLS {
+  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') return NOT_TLS;
+  if (peers.has(socket)) return peers.get(socket);
+  let peer: VerifiedPeer | undefined;
+  if (socket.authorized) {
+    const cert = socket.getPeerCertificate();
+    if (cert?.raw) peer = { caller: callerIdentityOf(cert.subject?.OU), xfcc: cert.raw.toString('base64') };
+  }
+  peers.set(socket, peer);
+  return peer;
+}
+
+/**
+ * gorouter's mtls_scope_auth. gorouter compares the selected endpoint's space and org; Kiln compares the route's
+ * owning space and org, which differ from the endpoint's only for a route shared into other spaces.
+ */
+function scopeDenial(access: RouteAccess, caller: CallerIdentity): string | undefined {
+  switch (access.scope ?? 'any') {
+    case 'any':
+      return undefined;
+    case 'org':
+      return caller.organizationGuid === access.organizationGuid
+        ? undefined
+        : `caller org ${caller.organizationGuid ?? ''} does not match selected backend org ${access.organizationGuid ?? ''}`;
+    case 'space':
+      return caller.spaceGuid === access.spaceGuid
+        ? undefined
+        : `caller space ${caller.spaceGuid ?? ''} does not match selected backend space ${access.spaceGuid ?? ''}`;
+    default:
+      return `unknown route policy scope "${access.scope}"`;
+  }
+}
+
+/**
+ * The route policy check of one request to a route with `access` (gorouter: mtls_sni_check, mtls_pre_auth and
+ * mtls_route_policies_auth, in that order). `socket.authorized` means the TLS layer verified the chain against
+ * Kiln's CA and its validity period.
+ */
+export function routePolicyDenial(socket: Partial<TLSSocket>, access: RouteAccess): Denial | undefined {
+  const peer = verifiedPeerOf(socket);
+  if (peer === NOT_TLS) {
+    return { status: 421, reason: 'route requires mutual TLS: call it on the router mTLS port with an instance identity certificate' };
+  }
+  const caller = peer?.caller;
+  if (!caller) return { status: 403, reason: 'certificate does not contain CF identity OU fields' };
+  const scope = scopeDenial(access, caller);
+  if (scope) return { status: 403, reason: scope };
+  if (access.sources.length === 0) return { status: 403, reason: 'route has no route policies configured' };
+  if (matchingSource(access.sources, caller) === undefined) return { status: 403, reason: `caller app ${caller.appGuid} not in route_policies` };
+  return undefined;
+}
 
 /**
  * Copies end-to-end headers from a raw header list (`[name, value, name, value…]`, original case kept). The
@@ -228,8 +308,10 @@ export class Router {
       firstHeader(req.headers['x-forwarded-proto']) ?? ((req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http');
     const incomingId = firstHeader(req.headers['x-vcap-request-id']);
     const requestId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, ROUTER_SET);
+    const peer = verifiedPeerOf(req.socket as Partial<TLSSocket>);
+    const headers = forwardableRawHeaders(req.rawHeaders, req.headers.connection, peer === NOT_TLS ? ROUTER_SET : ROUTER_SET_MTLS);
     if (keepUpgrade && req.headers.upgrade !== undefined) headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade);
+    if (peer !== NOT_TLS && peer) headers.push('X-Forwarded-Client-Cert', peer.xfcc);
     headers.push(
       'X-Forwarded-For',
       xForwardedFor,
@@ -294,6 +376,13 @@ export class Router {
       this.reject(req, res, ctx, 404, 'unknown_route', `404 Not Found: Requested route ('${ctx.hostHeader}') does not exist.\n`);
       return;
     }
+    if (route.access) {
+      const denial = routePolicyDenial(req.socket as Partial<TLSSocket>, route.access);
+      if (denial) {
+        this.deny(req, res, ctx, denial, route.backends[0]);
+        return;
+      }
+    }
     if (route.routeServiceUrl) {
       const forwardedUrl = forwardedUrlOf(req, ctx.xForwardedProto);
       const back = firstHeader(req.headers[FORWARDED_URL]);
@@ -305,6 +394,22 @@ export class Router {
     }
     new Exchange(this.internals, req, res, ctx, route).start();
   };
+
+  /**
+   * A route policy refusal, as gorouter writes it: the status without X-Cf-Routererror. The access log names the
+   * route's app (gorouter's setRouteEndpointForAccessLog) so the refused call shows in the target app's RTR logs.
+   */
+  private deny(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, denial: Denial, backend: Backend | undefined): void {
+    const payload = Buffer.from(`${denial.status} ${http.STATUS_CODES[denial.status]}: ${denial.reason}\n`);
+    res.writeHead(denial.status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': payload.length,
+      'x-vcap-request-id': ctx.requestId,
+      ...(hasRequestBody(req) && !req.complete ? { connection: 'close' } : {}),
+    });
+    res.end(payload);
+    this.log(ctx, req, denial.status, 0, payload.length, backend, undefined);
+  }
 
   /** Answers from the router itself with gorouter's error header. */
   private reject(
@@ -343,6 +448,18 @@ export class Router {
     if (!route || route.backends.length === 0) {
       writeRawError(socket, 404, 'Not Found', 'unknown_route', ctx.requestId);
       this.log(ctx, req, 404, 0, 0, undefined, 'unknown_route');
+      return;
+    }
+    const denial = route.access ? routePolicyDenial(req.socket as Partial<TLSSocket>, route.access) : undefined;
+    if (denial) {
+      const body = `${denial.status} ${http.STATUS_CODES[denial.status]}: ${denial.reason}\n`;
+      if (!socket.destroyed) {
+        socket.end(
+          `HTTP/1.1 ${denial.status} ${http.STATUS_CODES[denial.status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nX-Vcap-Request-Id: ${ctx.requestId}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      this.log(ctx, req, denial.status, 0, 0, route.backends[0], undefined);
       return;
     }
     const tried = new Set<string>();

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import type { CredentialIssuer } from '../identity/instance-identity.ts';
 import { KubernetesRuntime } from './kubernetes/kubernetes-runtime.ts';
 import { LocalRuntime } from './local/local-runtime.ts';
 import type { Identity, Sandbox } from './local/sandbox.ts';
@@ -19,6 +20,8 @@ export async function createRuntime(
   deps: {
     sandbox: Sandbox;
     identityFor: ((appGuid: string) => Promise<Identity>) | undefined;
+    /** Instance identity credentials for the local runtime (the Kubernetes one issues none yet). */
+    credentials: CredentialIssuer;
     log: Logger;
     blobUrl: (blobKey: string, ttlSeconds: number) => string;
     blobUploadUrl: (blobKey: string, ttlSeconds: number) => string;
@@ -31,7 +34,13 @@ export async function createRuntime(
     deps.log.info({ namespace, stackImage }, 'running apps on Kubernetes');
     return runtime;
   }
-  const runtime = new LocalRuntime({ dataDir: config.dataDir, host: '127.0.0.1', sandbox: deps.sandbox, ...(deps.identityFor ? { identityFor: deps.identityFor } : {}) });
+  const runtime = new LocalRuntime({
+    dataDir: config.dataDir,
+    host: '127.0.0.1',
+    sandbox: deps.sandbox,
+    credentials: deps.credentials,
+    ...(deps.identityFor ? { identityFor: deps.identityFor } : {}),
+  });
   if (runtime.reaped.length > 0) deps.log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   return runtime;
 }

@@ -36,6 +36,9 @@ export interface InstanceSpec {
   healthCheck: HealthCheck;
   /** Sidecars run beside the main command in the same environment. */
   sidecars?: Array<{ name: string; command: string }>;
+  /** The app's space and org, named in the instance identity certificate (CF_INSTANCE_CERT). */
+  spaceGuid?: string;
+  organizationGuid?: string;
 }
 
 /** The id of an instance slot; the format is the runtime's contract, so it is built and read only here. */
@@ -82,6 +85,9 @@ export interface TaskSpec {
   env: Record<string, string>;
   memoryMb: number;
   diskMb: number;
+  /** The app's space and org, named in the task's instance identity certificate. */
+  spaceGuid?: string;
+  organizationGuid?: string;
 }
 
 export type TaskState = 'RUNNING' | 'SUCCEEDED' | 'FAILED';

@@ -154,14 +154,19 @@ export async function listOrganizationDomains(ctx: Ctx, orgGuid: string, params:
   return listWithin(ctx, params, inSet(readable, org.guid) ? [org.guid] : []);
 }
 
-async function findVisibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'>> {
+/** The domain, when the caller may see it (shared, or private to an org whose domains they read). */
+export async function visibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'> | undefined> {
   const orgs = await domainReadableOrgs(ctx);
-  const domain = await ctx.store.db
+  return ctx.store.db
     .selectFrom('domains')
     .selectAll('domains')
     .where('domains.guid', '=', guid)
     .where((eb) => domainVisible(eb, orgs))
     .executeTakeFirst();
+}
+
+async function findVisibleDomain(ctx: Ctx, guid: string): Promise<Row<'domains'>> {
+  const domain = await visibleDomain(ctx, guid);
   if (!domain) throw notFound('Domain');
   return domain;
 }
@@ -386,6 +391,8 @@ export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: Pla
           internal: input.internal ? 1 : 0,
           owning_organization_guid: owningOrg?.guid ?? null,
           router_group_guid: null,
+          enforce_route_policies: input.enforceRoutePolicies ? 1 : 0,
+          route_policies_scope: input.routePoliciesScope,
         })
         .execute();
       tx.changed('domains', guid, 'create');
@@ -397,6 +404,7 @@ export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: Pla
       await auditDomain(tx, ctx, 'create', domain, {
         name: input.name,
         internal: input.internal,
+        ...(input.enforceRoutePolicies ? { enforce_route_policies: true } : {}),
         ...(owningOrg ? { organization_guid: owningOrg.guid, shared_organization_guids: sharedOrgs.map((o) => o.guid) } : {}),
         ...(input.metadata ? { metadata: input.metadata } : {}),
       });

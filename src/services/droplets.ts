@@ -140,10 +140,15 @@ export async function createDroplet(ctx: Ctx, input: CreateDroplet): Promise<{ d
   });
 }
 
-/** `POST /v3/droplets?source_guid=…`: the copy shares nothing with its source but the content. */
+/**
+ * `POST /v3/droplets?source_guid=…`: the copy shares nothing with its source but the content. Cloud Controller
+ * (droplets_controller#create_copy) answers a source the caller cannot read with 404 "Droplet not found" and then
+ * a destination app they cannot read with 404 "App not found" — not the 422 of other body guids — before any
+ * bits are touched.
+ */
 export async function copyDroplet(ctx: Ctx, sourceGuid: string, input: CopyDroplet, bits: Bits): Promise<{ droplet: Row<'droplets'>; metadata: Metadata }> {
   const source = await findVisibleDroplet(ctx, sourceGuid);
-  const dest = await appFromBody(ctx, input.appGuid);
+  const dest = await findVisibleApp(ctx, input.appGuid);
   await requireAppWriter(ctx, dest);
   if (source.droplet.state !== 'STAGED') throw unprocessable('Source droplet must be in STAGED state to copy.');
   const guid = newGuid();

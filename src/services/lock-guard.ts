@@ -9,8 +9,9 @@ import { nowIso, type WriteTx } from '../store/store.ts';
 /**
  * The write side of locks (docs/kiln-openapi.json, `Lock`): a write to an app — push (packages, builds, current
  * droplet), deployment, scale, environment change, start/stop, delete — is refused while the app or its space is
- * held by someone else's unexpired lock. The holder (same user or client) works normally. An expired lock is
- * ignored here and deleted by the next create on the resource.
+ * held by someone else's unexpired lock; so are new apps in a held space and deleting a space with anything held.
+ * The holder (same user or client) works normally. An expired lock is ignored here and deleted by the next create
+ * on the resource.
  *
  * The check runs before the use-case's write transaction: a write that passed it just before another client took
  * the lock still completes; every write after the lock is taken is refused. Pipelines take the lock first, then
@@ -63,6 +64,23 @@ export async function assertNotLockedByOthers(
 ): Promise<void> {
   const lock = await conflictingLock(db, principal, target);
   if (lock) throw await lockedError(db, lock);
+}
+
+/**
+ * Deleting a space takes its apps with it: refused while someone else holds the space or any app in it (the
+ * space's own lock named first).
+ */
+export async function assertSpaceContentsNotLockedByOthers(db: Kysely<Database>, principal: Pick<Principal, 'guid'>, spaceGuid: string): Promise<void> {
+  const rows = await db
+    .selectFrom('locks')
+    .selectAll()
+    .where('space_guid', '=', spaceGuid)
+    .where('expires_at', '>', nowIso())
+    .where('owner_guid', '!=', principal.guid)
+    .orderBy('resource_type', 'desc')
+    .orderBy('created_at')
+    .execute();
+  if (rows[0]) throw await lockedError(db, rows[0]);
 }
 
 /** For the app and space delete cascades: locks go with what they hold (a space's take its apps' locks too). */

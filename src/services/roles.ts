@@ -149,7 +149,9 @@ async function targetOf(ctx: Ctx, input: CreateRole) {
   const db = ctx.store.db;
   if ('spaceGuid' in input) {
     const space = await db.selectFrom('spaces').selectAll().where('guid', '=', input.spaceGuid).executeTakeFirst();
-    if (!space) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');
+    // A space or org the caller cannot read is answered like one that does not exist (§13.3): a 403 would tell
+    // another tenant's guids apart from made-up ones.
+    if (!space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');
     if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
     const org = await db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
     assertOrgWritable(ctx.access, org);
@@ -157,7 +159,7 @@ async function targetOf(ctx: Ctx, input: CreateRole) {
     return { kind: 'space' as const, guid: space.guid, name: space.name, organizationGuid: org.guid };
   }
   const org = await db.selectFrom('organizations').selectAll().where('guid', '=', input.organizationGuid).executeTakeFirst();
-  if (!org) throw unprocessable('Invalid organization. Ensure that the organization exists and you have access to it.');
+  if (!org || !(await ctx.access.canReadOrg(org.guid))) throw unprocessable('Invalid organization. Ensure that the organization exists and you have access to it.');
   if (!(await ctx.access.canManageOrg(org.guid))) throw notAuthorized();
   assertOrgWritable(ctx.access, org);
   return { kind: 'organization' as const, guid: org.guid, name: org.name, organizationGuid: org.guid };

@@ -26,8 +26,10 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { recordAudit } from './audit.ts';
+import { deleteRoutePoliciesOf } from './route-policies.ts';
 import type { Ctx } from './context.ts';
 import type { Principal } from '../domain/principal.ts';
+import { visibleDomain } from './domains.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob, jobInFlight, type JobHandlers } from './jobs.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -58,7 +60,7 @@ const nonEmpty = <T>(values: T[], none: T): T[] => (values.length > 0 ? values :
 // ---- visibility (CONVENTIONS.md §13.2: route readers are space readers plus org auditors) ----
 
 /** Spaces whose routes the caller can read: any space role there, or org manager/auditor of its org. */
-function routeReadableSpaces(ctx: Ctx, eb: Eb) {
+export function routeReadableSpaces(ctx: Ctx, eb: Eb) {
   const user = ctx.principal.guid;
   return eb
     .selectFrom('spaces as rrs')
@@ -274,6 +276,7 @@ export async function deleteRoutes(tx: WriteTx, routeGuids: string[]): Promise<v
     const bound = await tx.db.selectFrom('service_route_bindings').select('guid').where('route_guid', 'in', part).execute();
     await tx.db.deleteFrom('service_route_bindings').where('route_guid', 'in', part).execute();
     for (const b of bound) tx.changed('service_route_bindings', b.guid, 'delete');
+    await deleteRoutePoliciesOf(tx, part);
     await deleteMetadata(tx, 'routes', part);
     await tx.db.deleteFrom('routes').where('guid', 'in', part).execute();
     for (const g of part) tx.changed('routes', g, 'delete');
@@ -538,7 +541,9 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
   const db = ctx.store.db;
   const space = await loadSpace(db, input.spaceGuid);
   if (!space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');
-  const domain = await db.selectFrom('domains').selectAll().where('guid', '=', input.domainGuid).executeTakeFirst();
+  // A private domain the caller cannot see is answered like a missing one: the "not available in organization"
+  // answer below names the domain, which would hand another tenant's domain name to anyone holding its guid.
+  const domain = await visibleDomain(ctx, input.domainGuid);
   if (!domain) throw unprocessable('Invalid domain. Ensure that the domain exists and you have access to it.');
   if (!(await ctx.access.canManageApps(space.guid))) throw notAuthorized();
   const org = await assertSpaceMutable(ctx, space);

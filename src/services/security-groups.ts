@@ -281,15 +281,18 @@ async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promise<void>
 export async function bindSpaces(ctx: Ctx, guid: string, lifecycle: Lifecycle, body: Body): Promise<{ group: Row<'security_groups'>; guids: string[] }> {
   const group = await findVisibleGroup(ctx, guid);
   const input = SecurityGroupSpacesSchema.parse(body);
-  const spaces = input.guids.length ? await ctx.store.db.selectFrom('spaces').selectAll().where('guid', 'in', input.guids).execute() : [];
+  const found = input.guids.length ? await ctx.store.db.selectFrom('spaces').selectAll().where('guid', 'in', input.guids).execute() : [];
+  // A space the caller cannot read is answered like one that does not exist (§13.3), before any 403 could tell
+  // the two apart.
+  const spaces: Array<Row<'spaces'>> = [];
+  for (const space of found) if (await ctx.access.canReadSpace(space)) spaces.push(space);
+  const visible = new Set(spaces.map((s) => s.guid));
+  const invalid = input.guids.filter((g) => !visible.has(g));
+  if (invalid.length > 0) throw unprocessable(`Spaces with guids ${inspect(invalid)} do not exist, or you do not have access to them.`);
   for (const space of spaces) {
     if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
     await assertSpaceMutable(ctx, space);
   }
-  const found = new Set(spaces.map((s) => s.guid));
-  const invalid = input.guids.filter((g) => !found.has(g));
-  for (const space of spaces) if (!(await ctx.access.canReadSpace(space))) invalid.push(space.guid);
-  if (invalid.length > 0) throw unprocessable(`Spaces with guids ${inspect(invalid)} do not exist, or you do not have access to them.`);
   return ctx.store.write(async (tx) => {
     await bind(tx, group.guid, lifecycle, input.guids);
     tx.changed(RESOURCE, group.guid, 'update');
@@ -312,7 +315,8 @@ export async function unbindSpace(ctx: Ctx, guid: string, lifecycle: Lifecycle, 
   const notBound = () =>
     unprocessable(`Unable to unbind security group from space with guid '${spaceGuid}'. Ensure the space is bound to this security group.`);
   const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', spaceGuid).executeTakeFirst();
-  if (!space) throw notBound();
+  // A space the caller cannot read is answered like one that does not exist (§13.3).
+  if (!space || !(await ctx.access.canReadSpace(space))) throw notBound();
   if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
   await ctx.store.write(async (tx) => {

@@ -19,6 +19,7 @@ import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpac
 import { recordAudit } from './audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
+import { assertSpaceContentsNotLockedByOthers } from './lock-guard.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
@@ -170,6 +171,7 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   const space = await getSpace(ctx, guid);
   if (!(await ctx.access.canManageOrg(space.organization_guid))) throw notAuthorized();
   await assertParentOrgWritable(ctx, space);
+  await assertSpaceContentsNotLockedByOthers(ctx.store.db, ctx.principal, space.guid);
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way

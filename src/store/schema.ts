@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { RoutePolicySourceType } from '../domain/route-policies.ts';
 
 /**
  * The one description of Kiln's tables. Timestamps are ISO-8601 strings with milliseconds
@@ -73,6 +74,10 @@ export interface DomainsTable extends ResourceColumns {
   internal: Flag;
   owning_organization_guid: string | null;
   router_group_guid: string | null;
+  /** 1 when the router checks callers of this domain's routes against their route policies (migrations/0018). */
+  enforce_route_policies: Defaulted<Flag>;
+  /** CC's `route_policies_scope` (any, org, space) or null. */
+  route_policies_scope: string | null;
 }
 
 export interface DomainSharedOrganizationsTable {
@@ -511,6 +516,14 @@ export interface InstanceCrashesTable {
   process_guid: string;
 }
 
+/** Who may call a route on an enforcing domain (migrations/0018). */
+export interface RoutePoliciesTable extends ResourceColumns {
+  route_guid: string;
+  source_type: RoutePolicySourceType;
+  /** '' for `cf:any`. */
+  source_guid: string;
+}
+
 /** Per-app sandbox uid/gid (offset by the id); see migrations/0015_app_sandbox.ts. */
 export interface AppSandboxIdsTable {
   id: Generated<number>;
@@ -663,6 +676,55 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
+/** Backups of managed service instances (migration 0056); see src/services/service-backups.ts. */
+export type BackupState = 'CREATING' | 'READY' | 'FAILED' | 'RESTORING';
+export interface ServiceInstanceBackupsTable extends ResourceColumns {
+  service_instance_guid: string;
+  state: BackupState;
+  size_in_bytes: number | null;
+  /** When the broker finished the backup, and when a restore from it last succeeded. */
+  completed_at: string | null;
+  restored_at: string | null;
+  last_operation_type: 'create' | 'restore';
+  last_operation_state: 'in progress' | 'succeeded' | 'failed';
+  last_operation_description: string | null;
+  last_operation_updated_at: string;
+  /** The broker's token of the async create or restore being polled (null while the job has not sent it). */
+  broker_operation: string | null;
+  /** Epoch ms of the next poll. */
+  poll_next_at: number | null;
+}
+
+/** A plan-definition write waiting for its job (migration 0056); see src/services/plan-definitions.ts. */
+export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
+  action: 'create' | 'update' | 'delete';
+  service_offering_guid: string;
+  broker_plan_id: string;
+  /** The definition sent to the broker (JSON). */
+  definition: string;
+}
+
+/** Service usage events (migration 0051): names copied in when the event happened. */
+export interface ServiceUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  /** CREATED, UPDATED or DELETED. */
+  state: 'CREATED' | 'UPDATED' | 'DELETED';
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  service_instance_guid: string;
+  service_instance_name: string;
+  service_instance_type: string;
+  service_plan_guid: string | null;
+  service_plan_name: string | null;
+  service_offering_guid: string | null;
+  service_offering_name: string | null;
+  service_broker_guid: string | null;
+  service_broker_name: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -714,6 +776,10 @@ export interface Database {
   service_instance_shares: ServiceInstanceSharesTable;
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
+  service_usage_events: ServiceUsageEventsTable;
+  route_policies: RoutePoliciesTable;
+  service_instance_backups: ServiceInstanceBackupsTable;
+  service_plan_definition_requests: ServicePlanDefinitionRequestsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

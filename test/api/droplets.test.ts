@@ -107,6 +107,27 @@ describe('reading, copying, downloading, updating and deleting droplets', () => 
     expect((await t.admin.get(`/v3/droplets/${waiting.guid}/download`)).status).toBe(422);
   });
 
+  it("answers a copy across tenants as Cloud Controller does and copies nothing", async () => {
+    const mine = await appFixture(t, 'drop-copy-mine');
+    const theirs = await appFixture(t, 'drop-copy-theirs');
+    const source = await stagedDroplet(theirs.app.guid);
+    const own = await stagedDroplet(mine.app.guid);
+    const dev = await t.spaceMember('space_developer', mine.space);
+    const count = async () => (await t.kiln.store.db.selectFrom('droplets').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n;
+    const blobs = filesUnder(t.kiln.config.dataDir).filter((f) => f.includes('droplets'));
+    const before = await count();
+    // droplets_controller#create_copy: a source the caller cannot read is "Droplet not found", then a destination
+    // app the caller cannot read is "App not found" — both 404, as for guids that exist nowhere.
+    const stolen = await dev.post(`/v3/droplets?source_guid=${source.guid}`, rel(mine.app.guid));
+    expect(stolen.status).toBe(404);
+    expect(stolen.body.errors[0]).toEqual({ detail: 'Droplet not found', title: 'CF-ResourceNotFound', code: 10010 });
+    const planted = await dev.post(`/v3/droplets?source_guid=${own.guid}`, rel(theirs.app.guid));
+    expect(planted.status).toBe(404);
+    expect(planted.body.errors[0]).toEqual({ detail: 'App not found', title: 'CF-ResourceNotFound', code: 10010 });
+    expect(await count()).toEqual(before);
+    expect(filesUnder(t.kiln.config.dataDir).filter((f) => f.includes('droplets'))).toEqual(blobs);
+  });
+
   it('updates metadata, refuses images on buildpack droplets, and deletes through a job (unsetting the current droplet)', async () => {
     const { app } = await appFixture(t, 'drop-update');
     const staged = await stagedDroplet(app.guid);

@@ -253,6 +253,21 @@ describe('space locks', () => {
     expect((await bob.delete(`/v3/locks/${appLock.body.guid}`)).status).toBe(204);
   });
 
+  it('keep others from deleting the space while it or one of its apps is held', async () => {
+    const other = await t.space('locks-doomed', org.guid);
+    const app = (await t.admin.post('/v3/apps', { name: 'doomed-app', relationships: { space: { data: { guid: other.guid } } } })).body;
+    const dev = await t.spaceMember('space_developer', other);
+    const held = await lockApp(dev, app.guid);
+    expect(held.status, held.text).toBe(201);
+    const refused = await t.admin.delete(`/v3/spaces/${other.guid}`);
+    expect(refused.status).toBe(422);
+    expect(detail(refused)).toContain(`App 'doomed-app' is locked by ${dev.username}`);
+    expect((await dev.delete(`/v3/locks/${held.body.guid}`)).status).toBe(204);
+    const del = await t.admin.delete(`/v3/spaces/${other.guid}`);
+    expect(del.status).toBe(202);
+    await t.awaitJob(del.headers.get('location'));
+  });
+
   it('go away with the app they hold', async () => {
     const app = await newApp('deleted-with-lock');
     const lock = await lockApp(alice, app.guid);

@@ -218,12 +218,24 @@ describe('roles', () => {
 
     const tgt = { guid: target.userGuid! };
     expect((await sm.post('/v3/roles', spaceRole('space_auditor', tgt, space))).status).toBe(201);
-    expect((await sm.post('/v3/roles', spaceRole('space_auditor', tgt, otherSpace))).status).toBe(403);
+    // A space or org the caller cannot read is answered like one that does not exist (CONVENTIONS.md §13.3), so
+    // nobody can tell another tenant's guids from made-up ones by the answer.
+    expect((await sm.post('/v3/roles', spaceRole('space_auditor', tgt, otherSpace))).status).toBe(422);
     expect((await sm.post('/v3/roles', orgRole('organization_auditor', tgt, org))).status).toBe(403);
     expect((await sd.post('/v3/roles', spaceRole('space_developer', tgt, space))).status).toBe(403);
     const strangerTry = await stranger.post('/v3/roles', orgRole('organization_user', tgt, otherOrg));
-    expect(strangerTry.status).toBe(403);
-    expect(strangerTry.body.errors[0]).toEqual({ detail: 'You are not authorized to perform the requested action', title: 'CF-NotAuthorized', code: 10003 });
+    const madeUp = await stranger.post('/v3/roles', orgRole('organization_user', tgt, '00000000-0000-4000-8000-000000000000'));
+    expect(strangerTry.status).toBe(422);
+    expect(strangerTry.body).toEqual(madeUp.body);
+    expect(strangerTry.body.errors[0]).toEqual({
+      detail: 'Invalid organization. Ensure that the organization exists and you have access to it.',
+      title: 'CF-UnprocessableEntity',
+      code: 10008,
+    });
+    const strangerSpace = await stranger.post('/v3/roles', spaceRole('space_auditor', tgt, space));
+    expect(strangerSpace.status).toBe(422);
+    expect(strangerSpace.body.errors[0].detail).toBe('Invalid space. Ensure that the space exists and you have access to it.');
+    expect((await t.admin.get(`/v3/roles?user_guids=${target.userGuid}&organization_guids=${otherOrg}`)).body.resources).toEqual([]);
 
     // Two identical requests racing: exactly one wins, the other gets the CLI's "already has" 422.
     const race = await Promise.all([1, 2].map(() => t.admin.post('/v3/roles', orgRole('organization_auditor', tgt, org))));

@@ -153,9 +153,15 @@ describe('POST /v3/routes', () => {
     );
     const otherOrg = await t.org('other-org');
     const foreign = (await t.admin.post('/v3/domains', { name: 'foreign.test', relationships: { organization: { data: { guid: otherOrg.guid } } } })).body;
+    // A private domain of an org the caller cannot see is answered like a missing one: CC's "not available"
+    // wording names the domain, which would hand another tenant's domain name to anyone holding its guid.
     expect((await dev.post('/v3/routes', routeBody('x', s1.guid, foreign.guid))).body).toEqual(
+      unprocessable('Invalid domain. Ensure that the domain exists and you have access to it.'),
+    );
+    expect((await t.admin.post('/v3/routes', routeBody('x', s1.guid, foreign.guid))).body).toEqual(
       unprocessable("Invalid domain. Domain 'foreign.test' is not available in organization 'routes-org'."),
     );
+    expect((await t.admin.get(`/v3/routes?domain_guids=${foreign.guid}`)).body.resources).toEqual([]);
     const res = await auditor.post('/v3/routes', routeBody('x', s1.guid, appsDomain.guid));
     expect(res.status).toBe(403);
     expect(res.body).toEqual(NOT_AUTHORIZED);

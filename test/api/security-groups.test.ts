@@ -324,11 +324,12 @@ describe('binding security groups to spaces', () => {
     await t.grant(spaceManager, 'organization_user', { org: o.guid });
     await t.grant(spaceManager, 'space_manager', { space: s1.guid });
     expect((await spaceManager.post(url, spaces(s1.guid))).status).toBe(200);
-    expect((await spaceManager.post(url, spaces(s2.guid))).status).toBe(403);
+    // s2 is a space this manager cannot read: answered like one that does not exist (§13.3).
+    expect((await spaceManager.post(url, spaces(s2.guid))).status).toBe(422);
     const orgManager = await t.user('bind-org-manager');
     await t.grant(orgManager, 'organization_manager', { org: o.guid });
     expect((await orgManager.post(url, spaces(s2.guid))).status).toBe(200);
-    expect((await spaceManager.delete(`${url}/${s2.guid}`)).status).toBe(403);
+    expect((await spaceManager.delete(`${url}/${s2.guid}`)).status).toBe(422);
     expect((await orgManager.delete(`${url}/${s2.guid}`)).status).toBe(204);
 
     const dev = await t.user('bind-dev');
@@ -340,6 +341,26 @@ describe('binding security groups to spaces', () => {
     const hidden = await group('bind-hidden');
     const res = await orgManager.post(`/v3/security_groups/${hidden.guid}/relationships/running_spaces`, spaces(s1.guid));
     expect(res.status).toBe(404);
+  });
+
+  it("answers a space of another org like one that does not exist, and binds nothing", async () => {
+    const g = await group('bind-other-tenant', { globally_enabled: { running: true } });
+    const url = `/v3/security_groups/${g.guid}/relationships/running_spaces`;
+    const theirs = await t.org('bind-other-tenant-org');
+    const mine = await t.space('bind-other-tenant-mine', theirs.guid);
+    const outsiderOrg = await t.org('bind-outsider-org');
+    const outsider = await t.user('bind-outsider');
+    await t.grant(outsider, 'organization_manager', { org: outsiderOrg.guid });
+    const missing = randomUUID();
+    const hidden = await outsider.post(url, spaces(mine.guid));
+    const nowhere = await outsider.post(url, spaces(missing));
+    expect([hidden.status, nowhere.status]).toEqual([422, 422]);
+    expect(detail(hidden)).toBe(`Spaces with guids ["${mine.guid}"] do not exist, or you do not have access to them.`);
+    expect((await t.admin.post(url, spaces(mine.guid))).status).toBe(200);
+    const unbind = await outsider.delete(`${url}/${mine.guid}`);
+    expect(unbind.status).toBe(422);
+    expect(detail(unbind)).toBe(`Unable to unbind security group from space with guid '${mine.guid}'. Ensure the space is bound to this security group.`);
+    expect((await t.admin.get(`/v3/security_groups/${g.guid}`)).body.relationships.running_spaces.data).toEqual([{ guid: mine.guid }]);
   });
 
   it('refuses missing spaces, bad bodies and suspended orgs', async () => {

@@ -105,21 +105,6 @@ describe('tsuru wire rules', () => {
     const volumes = await tsuru('GET', '/1.4/volumes');
     expect(volumes.status).toBe(501);
   });
-
-  it('answers service instance list, create, bind and unbind with 501 naming the CF V3 calls', async () => {
-    const cases: Array<[string, string, string]> = [
-      ['GET', '/1.0/services/instances', 'GET /v3/service_instances'],
-      ['POST', '/1.0/services/mysql/instances', 'POST /v3/service_instances'],
-      ['PUT', '/1.13/services/mysql/instances/db/apps/web', 'POST /v3/service_credential_bindings'],
-      ['PUT', '/1.0/services/mysql/instances/db/web', 'POST /v3/service_credential_bindings'],
-      ['DELETE', '/1.13/services/mysql/instances/db/apps/web', 'DELETE /v3/service_credential_bindings/:guid'],
-    ];
-    for (const [method, path, cf] of cases) {
-      const res = await tsuru(method, path, method === 'GET' ? {} : { form: { noRestart: 'false' } });
-      expect(res.status, `${method} ${path}`).toBe(501);
-      expect(res.text).toContain(cf);
-    }
-  });
 });
 
 describe('tsuru login', () => {
@@ -198,6 +183,7 @@ describe('tsuru apps', () => {
       serviceInstanceBinds: [],
       processes: [{ name: 'web', plan: 'medium' }],
       quota: { inuse: 0, limit: -1 },
+      owner: 'admin',
     });
   });
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { until } from '../helpers/push.ts';
 import { getAppUrl, runKiln, spawnKiln, type KilnEnv } from '../helpers/kiln-cli.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -13,6 +13,10 @@ import { startServerProcess, type ServerProcess } from '../helpers/server-proces
  */
 
 const repo = path.resolve(import.meta.dirname, '../..');
+
+// Each step runs the CLI as a new node process (about a second each when the machine is idle, far more when it is
+// not); a step of ten commands needs more than the suite's default 30 s on a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 let server: ServerProcess;
 let home: string;
 let opts: KilnEnv;

@@ -106,12 +106,14 @@ describe('cf logs APP (follow)', () => {
       }
     })();
 
-    await new Promise((r) => setTimeout(r, 1500));
+    // Each step waits until the walk has seen the new incarnations print, however slow the machine is.
+    const incarnations = () => new Set(walked.map((e) => /^tick ([0-9a-f]+) /.exec(text(e))?.[1]).filter(Boolean)).size;
+    await until('both instances logging', async () => (incarnations() >= 2 ? true : undefined), 60_000);
     expect((await call('DELETE', `/v3/processes/${web.guid}/instances/1`)).status).toBe(204);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('the replacement logging', async () => (incarnations() >= 3 ? true : undefined), 60_000);
     expect((await call('POST', `/v3/apps/${app}/actions/restart`)).status).toBe(200);
     await until('two running after restart', async () => ((await client.stats(app)).filter((i) => i.state === 'RUNNING').length === 2 ? true : undefined), 60_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('the restarted instances logging', async () => (incarnations() >= 5 ? true : undefined), 60_000);
     walkEnd = BigInt(Date.now()) * 1_000_000n;
     walking = false;
     await walker;

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 import { kubectlFor, kubectlPath } from '../kube/kubectl.ts';
-import { FIXTURES, pushClient, until } from '../helpers/push.ts';
+import { runKiln } from '../helpers/kiln-cli.ts';
+import { pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
 /**
@@ -86,9 +87,15 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
     expect(byType.Staged).toMatchObject({ status: 'False', reason: 'DropletNotStaged' });
     expect(byType.Synced).toMatchObject({ status: 'True', reason: 'ManifestApplied' });
     expect(byType.Ready.status).toBe('False');
+    expect(byType.Running).toMatchObject({ status: 'False', reason: 'Stopped' });
+    expect(byType.Deployed).toMatchObject({ status: 'False', reason: 'NoDroplet' });
     for (const c of status.conditions) expect(c.lastTransitionTime).toMatch(/Z$/);
     expect((await resource('organization', 'demo')).status).toMatchObject({ conditions: [expect.objectContaining({ type: 'Ready', status: 'True' })] });
     expect((await resource('space', 'demo-dev')).status.guid).toBe(spaces.body.resources[0].guid);
+
+    // What the sync did is in the resource's events, as kubectl describe shows them.
+    const described = await ok(['describe', 'app', 'hello']);
+    expect(described).toMatch(/Normal\s+Created\s+\S+\s+kiln-kube-sync\s+generation 1 applied to hello in demo\/dev/);
 
     const table = await ok(['get', 'apps']);
     expect(table.split('\n')[0]).toMatch(/^NAME\s+STATE\s+INSTANCES\s+URL\s+AGE$/);
@@ -106,13 +113,15 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
     });
   }, 60_000);
 
-  it('runs once bits arrive through the CF API, and kubectl wait sees Ready', async () => {
-    // No source in the resource: the bits come by cf push (here, its requests one by one).
-    const spaceGuid = (await resource('space', 'demo-dev')).status.guid;
-    const client = pushClient({ api: kiln.url, token, spaceGuid });
-    const droplet = await client.stage(appGuid, path.join(FIXTURES, 'hello'));
-    expect((await call('PATCH', `/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: droplet } })).status).toBe(200);
-    expect((await call('POST', `/v3/apps/${appGuid}/actions/start`)).status).toBe(200);
+  it('runs once the bits arrive by kiln push, and kubectl wait sees Ready', async () => {
+    // No source in the resource: the bits come by push, as README shows (kiln push of a directory with no manifest).
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-kube-home-'));
+    const cli = (...args: string[]) => runKiln(args, { home, cwd: home });
+    const login = await cli('login', '-a', kiln.url, '-u', 'admin', '-p', kiln.adminPassword, '-o', 'demo', '-s', 'dev');
+    expect(login.code, login.stderr).toBe(0);
+    const pushed = await cli('push', path.join(repo, 'examples/node-hello'), '--name', 'hello', '--no-manifest');
+    expect(pushed.code, pushed.stdout + pushed.stderr).toBe(0);
+    const droplet = (await call('GET', `/v3/apps/${appGuid}/droplets/current`)).body.guid;
     const waited = await kubectl(['wait', '--for=condition=Ready', 'app/hello', '--timeout=60s']);
     expect(waited.stderr).toBe('');
     expect(waited.stdout).toContain('app.kiln.dev/hello condition met');
@@ -121,8 +130,20 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
       return st.instances === '3/3' ? st : undefined;
     });
     expect(s).toMatchObject({ state: 'STARTED', droplet, readyInstances: 3 });
-    expect(s.conditions.find((c: { type: string }) => c.type === 'Staged')).toMatchObject({ status: 'True' });
-    expect((await client.viaRouter('hello.apps.localhost')).status).toBe(200);
+    const conds = Object.fromEntries(s.conditions.map((c: { type: string }) => [c.type, c]));
+    expect(conds.Staged).toMatchObject({ status: 'True' });
+    expect(conds.Running).toMatchObject({ status: 'True', reason: 'AllInstancesRunning', message: '3/3 web instances running' });
+    expect(conds.Deployed).toMatchObject({ status: 'True' });
+    const spaceGuid = (await resource('space', 'demo-dev')).status.guid;
+    expect((await pushClient({ api: kiln.url, token, spaceGuid }).viaRouter('hello.apps.localhost')).status).toBe(200);
+    // Nothing applies the resource again while Kiln matches it (the push changed nothing it declares).
+    const applies = async () => (await call('GET', `/v3/audit_events?types=audit.app.apply_manifest&target_guids=${appGuid}&per_page=100`)).body.pagination.total_results;
+    const before = await applies();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await applies()).toBe(before);
+    expect((await resource('app', 'hello')).status.conditions.find((c: { type: string }) => c.type === 'Synced')).toMatchObject({ status: 'True' });
+    // The push kept what the resource declared.
+    expect((await call('GET', `/v3/apps/${appGuid}/environment_variables`)).body.var).toEqual({ GREETING: 'hello' });
     expect(await ok(['get', 'apps', 'hello'])).toMatch(/hello\s+STARTED\s+3\/3\s+hello\.apps\.localhost/);
   }, 120_000);
 

@@ -54,7 +54,7 @@ beforeAll(async () => {
   // Pods reach Kiln (droplet downloads) at 127.0.0.1:<Kiln's port>, like a cluster Service.
   kubelet.hostPorts.push(Number(new URL(server.url).port));
   ({ api, token, client } = await adminTarget(server, 'kube-org'));
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await server?.stop();

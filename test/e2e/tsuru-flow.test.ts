@@ -3,18 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tar from 'tar';
 import { cliCall, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { pushClient, until } from '../helpers/push.ts';
+import { startFixtureBroker, type FixtureBroker } from '../fixtures/broker/broker.ts';
 
 /**
  * The whole tsuru flow against the real server, request by request as tsuru-client sends them (research/tsuru.md
  * §3 and §6.3): native login, app-create, app-deploy of a tar.gz of examples/node-hello, app-info, the app
- * through Kiln's router, env-set (which rolls the app), unit-add, app-log, a canceled deploy; then the same app
- * read through the CF API.
+ * through Kiln's router, env-set (which rolls the app), unit-add, app-log, a canceled deploy, a service instance
+ * bound with a restart; then the same app read through the CF API.
  */
 
 let server: ServerProcess;
 let api: string;
 let token: string;
 let cfToken: string;
+let broker: FixtureBroker;
 
 const EXAMPLE = path.resolve(import.meta.dirname, '../../examples/node-hello');
 const CLI = { 'User-Agent': 'tsuru-client/1.22.0', 'X-Tsuru-Verbosity': '0' };
@@ -70,11 +72,15 @@ const info = async () => JSON.parse((await tsuru('GET', '/1.0/apps/hello')).text
 
 beforeAll(async () => {
   // The first start makes org `default` with space `dev`: the Tsuru org and its one team.
+  broker = await startFixtureBroker();
   server = await startServerProcess({ env: { KILN_TSURU_ORG: 'default' } });
   api = server.url;
 }, 60_000);
 
-afterAll(() => server?.stop());
+afterAll(async () => {
+  await server?.stop();
+  await broker?.close();
+});
 
 describe('the tsuru CLI flow against Kiln', () => {
   it('logs in with the native scheme', async () => {
@@ -130,6 +136,26 @@ describe('the tsuru CLI flow against Kiln', () => {
     expect(lines.map((l) => l.Message).join('')).toContain('rolling restart');
     expect((await info()).units.map((u) => u.Status)).toEqual(['started']);
   }, 120_000);
+
+  it('keeps rolling when the client leaves an env-set stream (Ctrl-C does not undo it)', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${api}/tsuru/1.0/apps/hello/env`, {
+      method: 'POST',
+      headers: { ...CLI, Authorization: `bearer ${token}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ 'Envs.0.Name': 'LEFT', 'Envs.0.Value': 'early' }).toString(),
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    abort.abort();
+    const appGuid = (await cliCall('GET', `${api}/v3/apps?names=hello`, token)).body.resources[0].guid;
+    const last = await until('the rollout to finish', async () => {
+      const d = await cliCall('GET', `${api}/v3/deployments?app_guids=${appGuid}&order_by=-created_at&per_page=1`, token);
+      const newest = d.body.resources[0];
+      return newest.status.value === 'FINALIZED' ? newest : undefined;
+    }, 60_000);
+    expect(last.status.reason).toBe('DEPLOYED');
+    await tsuru('DELETE', '/1.0/apps/hello/env?env=LEFT&noRestart=true');
+  }, 90_000);
 
   it('adds a unit, and app-info shows two started units', async () => {
     const res = await tsuru('PUT', '/1.0/apps/hello/units', { form: { units: '1', process: 'web', version: '0' } });
@@ -209,6 +235,39 @@ describe('the tsuru CLI flow against Kiln', () => {
     expect(text).toContain('deploy canceled: Canceled on client.');
     expect(text).not.toMatch(/\nOK\n$/);
     // The running app is untouched.
+    expect((await info()).units.map((u) => u.Status)).toEqual(['started', 'started']);
+  }, 120_000);
+
+  it('adds a service instance and binds it: the app rolls and its env carries the binding', async () => {
+    // The operator side, through the CF API: a broker and a public plan.
+    const reg = await cliCall('POST', `${api}/v3/service_brokers`, token, {
+      name: 'fixture',
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    });
+    expect(reg.status).toBe(202);
+    await until('the broker catalogue', async () => {
+      const offerings = await cliCall('GET', `${api}/v3/service_offerings?names=fixture-db`, token);
+      return offerings.body.resources.length === 1 ? true : undefined;
+    });
+    const small = (await cliCall('GET', `${api}/v3/service_plans?names=small&service_offering_names=fixture-db`, token)).body.resources[0];
+    expect((await cliCall('PATCH', `${api}/v3/service_plans/${small.guid}/visibility`, token, { type: 'public' })).status).toBe(200);
+
+    // The tsuru side: service-instance-add, then service-instance-bind (restart by default).
+    const add = await tsuru('POST', '/1.0/services/fixture-db/instances', { form: { name: 'db', plan: 'small', owner: 'dev' } });
+    expect(add.status, add.text).toBe(201);
+    const bind = await tsuru('PUT', '/1.13/services/fixture-db/instances/db/apps/hello', { form: { noRestart: 'false' } });
+    expect(bind.status).toBe(200);
+    const lines = streamLines(bind.text);
+    expect(lines.filter((l) => l.Error), bind.text).toEqual([]);
+    const said = lines.map((l) => l.Message).join('');
+    expect(said).toContain('- VCAP_SERVICES');
+    expect(said).toContain('rolling restart');
+    const list = JSON.parse((await tsuru('GET', '/1.0/services/instances')).text) as Array<{ service: string; service_instances: Array<{ Name: string; Apps: string[] }> }>;
+    expect(list.find((s) => s.service === 'fixture-db')!.service_instances).toEqual([expect.objectContaining({ Name: 'db', Apps: ['hello'] })]);
+    const appGuid = (await cliCall('GET', `${api}/v3/apps?names=hello`, token)).body.resources[0].guid;
+    const env = await cliCall('GET', `${api}/v3/apps/${appGuid}/env`, token);
+    expect(env.body.system_env_json.VCAP_SERVICES['fixture-db'][0]).toMatchObject({ instance_name: 'db' });
     expect((await info()).units.map((u) => u.Status)).toEqual(['started', 'started']);
   }, 120_000);
 

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SYNC_RBAC_RULES } from '../../src/kube/kube-client.ts';
 import { KubeSync } from '../../src/kube/kube-sync.ts';
 import { generatedCrds } from '../../src/kube/crds.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
@@ -104,6 +105,33 @@ describe('the CRD sync controller', () => {
     await until('Synced', () => condition(get('apps', 'bad', 'default'), 'Synced')?.status === 'True');
   });
 
+  it('applies nothing while Kiln matches the resource, and reverts and reports a CF API change to a declared field', async () => {
+    startSync();
+    create('organizations', { kind: 'Organization', metadata: { name: 'o4' } });
+    create('spaces', { kind: 'Space', metadata: { name: 's4' }, spec: { org: 'o4' } });
+    create('apps', { kind: 'App', metadata: { name: 'owned' }, spec: { org: 'o4', space: 's4', instances: 2, env: { A: '1' }, routes: [{ route: 'owned.apps.localhost' }] } }, 'default');
+    await until('Synced', () => condition(get('apps', 'owned', 'default'), 'Synced')?.reason === 'ManifestApplied');
+    const jobs = await applyJobs();
+    // Several resyncs (200 ms) and change-feed wakeups: an unchanged app is not applied again.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await applyJobs()).toBe(jobs);
+
+    const app = (await appRow('owned'))!;
+    const web = (await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body as { guid: string };
+    expect((await t.admin.post(`/v3/processes/${web.guid}/actions/scale`, { instances: 5 })).status).toBe(202);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { A: '2', B: 'mine' } })).status).toBe(200);
+    await until('instances back to 2', async () => ((await t.admin.get(`/v3/processes/${web.guid}`)).body as { instances: number }).instances === 2);
+    // env is merged by a manifest apply: the declared key is restored, a key the resource does not name stays.
+    await until('env restored', async () => JSON.stringify(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var) === JSON.stringify({ A: '1', B: 'mine' }));
+    // Reported in status and in events (the two writes may be reverted by one re-apply or by two).
+    await until('DriftReverted in status', () => condition(get('apps', 'owned', 'default'), 'Synced')?.reason === 'DriftReverted');
+    const events = storage().list(storage().type('', 'events')!, { namespace: 'default', labels: () => true, fields: (e) => (e as KObj).involvedObject?.name === 'owned' });
+    expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(expect.arrayContaining(['Normal Created', 'Warning DriftReverted']));
+    const reverted = events.filter((e) => e.reason === 'DriftReverted').map((e) => e.message as string).join(' ');
+    expect(reverted).toMatch(/instances/);
+    expect(reverted).toMatch(/env\/A/);
+  });
+
   it('after a restart applies nothing again, and a resource deleted while Kiln was away is finished when it is back', async () => {
     const first = startSync();
     create('organizations', { kind: 'Organization', metadata: { name: 'o3' } });
@@ -122,5 +150,19 @@ describe('the CRD sync controller', () => {
     await until('resource gone', () => !get('apps', 'kept', 'default'));
     expect(await appRow('kept')).toBeUndefined();
     expect(await applyJobs()).toBe(jobs);
+  });
+
+  it('makes only the requests its RBAC rules allow', () => {
+    const allowed = (c: { verb: string; group: string; resource: string; subresource?: string }) =>
+      SYNC_RBAC_RULES.some(
+        (r) => (r.apiGroups as readonly string[]).includes(c.group) && (r.resources as readonly string[]).includes(c.subresource ? `${c.resource}/${c.subresource}` : c.resource) && (r.verbs as readonly string[]).includes(c.verb),
+      );
+    const made = apiserver.calls.filter((c) => !c.unresolved);
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.filter((c) => !allowed(c))).toEqual([]);
+    // Every rule is used (none is wider than needed).
+    for (const verb of ['list', 'watch', 'patch']) expect(made.some((c) => c.verb === verb && c.group === 'kiln.dev' && !c.subresource)).toBe(true);
+    expect(made.some((c) => c.subresource === 'status' && c.verb === 'patch')).toBe(true);
+    expect(made.some((c) => c.resource === 'events' && c.verb === 'create')).toBe(true);
   });
 });

@@ -7,7 +7,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import busboy from 'busboy';
 import type { Context } from 'hono';
 import { BlobTooLargeError } from '../../blobstore/blobstore.ts';
-import { KilnError, unprocessable } from '../../domain/errors.ts';
+import { KilnError } from '../../domain/errors.ts';
+import { BodyTooLargeError } from '../middleware/body-limit.ts';
 import type { Env } from '../context.ts';
 
 export interface ReceivedUpload {
@@ -20,18 +21,24 @@ export interface ReceivedUpload {
   fields: Record<string, string>;
 }
 
-const MAX_FIELD_BYTES = 64 * 1024 * 1024;
-
 /**
  * Reads a multipart/form-data body as it arrives: the file part is streamed to a scratch file and cut off
- * (422) once it exceeds `maxFileBytes`, so a large upload never sits in memory and an oversized one stops
- * being read at the limit. Other file parts are discarded; text fields are kept.
+ * (422) once it exceeds `limits.fileBytes`, so a large upload never sits in memory and an oversized one stops
+ * being read at the limit. Other file parts are discarded; text fields are kept, each up to `limits.fieldBytes`
+ * (the JSON body limit: the only text field CC reads, `resources`, is a JSON list of files the blobstore
+ * already holds) — a longer one is the request body over its limit, 413.
  */
-export async function receiveMultipart(c: Context<Env>, workRoot: string, fileField: string, maxFileBytes: number): Promise<ReceivedUpload> {
+export async function receiveMultipart(
+  c: Context<Env>,
+  workRoot: string,
+  fileField: string,
+  limits: { fileBytes: number; fieldBytes: number },
+): Promise<ReceivedUpload> {
+  const maxFileBytes = limits.fileBytes;
   const contentType = c.req.header('content-type') ?? '';
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: MAX_FIELD_BYTES, files: 1, fields: 16, parts: 32 } });
+    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: limits.fieldBytes, files: 1, fields: 16, parts: 32 } });
   } catch {
     throw new KilnError('MessageParseError', 'invalid multipart body');
   }
@@ -72,7 +79,10 @@ export async function receiveMultipart(c: Context<Env>, workRoot: string, fileFi
         writes.push(pipeline(stream, limit, createWriteStream(target, { flags: 'wx' })).catch(fail));
       });
       parser.on('field', (name, value, info) => {
-        if (info.valueTruncated) fail(unprocessable(`The ${name} field is too large`));
+        if (info.valueTruncated) {
+          c.header('Connection', 'close');
+          fail(new BodyTooLargeError(limits.fieldBytes));
+        }
         else fields[name] = value;
       });
       parser.on('error', () => fail(new KilnError('MessageParseError', 'invalid multipart body')));

@@ -29,6 +29,9 @@ export function presentDomain(domain: Row<'domains'>, sharedOrganizationGuids: s
     internal: domain.internal === 1,
     router_group: domain.router_group_guid ? { guid: domain.router_group_guid } : null,
     supported_protocols: ['http'],
+    // CC's route policy fields (issue 12 item 17); the Domain schema of openapi.json allows extra properties.
+    enforce_route_policies: domain.enforce_route_policies === 1,
+    route_policies_scope: domain.route_policies_scope,
     relationships: {
       organization: toOne(org),
       shared_organizations: toMany(sharedOrganizationGuids),

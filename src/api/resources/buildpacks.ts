@@ -56,7 +56,7 @@ export function registerBuildpacks(app: Api, deps: AppDeps): void {
     const bp = await buildpacks.getBuildpackForWrite(ctx, c.req.param('guid'));
     const bits = await bitsOf(deps);
     if (!/^multipart\/form-data/i.test(c.req.header('content-type') ?? '') || !c.req.raw.body) throw unprocessable(uploadInvalid(MISSING_BITS));
-    const received = await receiveMultipart(c, bits.workRoot, 'bits', bits.maxPackageBytes);
+    const received = await receiveMultipart(c, bits.workRoot, 'bits', { fileBytes: bits.maxPackageBytes, fieldBytes: deps.config.maxJsonBytes });
     try {
       const { buildpack, metadata, job } = await buildpacks.processBuildpackUpload(ctx, bp, received, bits);
       // Upstream answers 202 with the buildpack and a job to poll (cf create-buildpack waits on it).

@@ -85,7 +85,7 @@ export function registerDroplets(app: Api, deps: AppDeps): void {
     if (!/^multipart\/form-data/i.test(c.req.header('content-type') ?? '')) {
       throw new KilnError('UnprocessableEntity', 'Upload must include bits (multipart/form-data with a `bits` file)');
     }
-    const received = await receiveMultipart(c, bits.workRoot, 'bits', bits.maxPackageBytes);
+    const received = await receiveMultipart(c, bits.workRoot, 'bits', { fileBytes: bits.maxPackageBytes, fieldBytes: deps.config.maxJsonBytes });
     try {
       if (received.file === null) throw new KilnError('UnprocessableEntity', 'Upload must include bits');
       const { droplet, job } = await droplets.processDropletUpload(ctx, scope, received.file, bits);

@@ -24,9 +24,13 @@ import { registerServiceBrokers } from './service-brokers.ts';
 import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
+import { registerServiceUsageEvents } from './service-usage-events.ts';
+import { registerAdmin } from './admin.ts';
+import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
+import { registerRoutePolicies } from './route-policies.ts';
 import { registerSecurityGroups } from './security-groups.ts';
 import { registerSidecars } from './sidecars.ts';
 import { registerSpaceQuotas } from './space-quotas.ts';
@@ -55,6 +59,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerApps,
   registerProcesses,
   registerRoutes,
+  registerRoutePolicies,
   registerPackages,
   registerBuilds,
   registerDroplets,
@@ -72,6 +77,9 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceOfferings,
   registerServiceInstances,
   registerServiceBindings,
+  registerServiceUsageEvents,
+  registerAdmin,
+  registerServiceExtensions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

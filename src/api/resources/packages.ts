@@ -100,7 +100,7 @@ export function registerPackages(app: Api, deps: AppDeps): void {
       const pkg = await packages.processUpload(ctx, scope, { bitsFile: null, resources: packages.parseUploadResources(resources) }, bits);
       return c.json(await one(c, pkg));
     }
-    const received = await receiveMultipart(c, bits.workRoot, 'bits', bits.maxPackageBytes);
+    const received = await receiveMultipart(c, bits.workRoot, 'bits', { fileBytes: bits.maxPackageBytes, fieldBytes: deps.config.maxJsonBytes });
     try {
       const resources = packages.parseUploadResources(received.fields.resources);
       const pkg = await packages.processUpload(ctx, scope, { bitsFile: received.file, resources }, bits);

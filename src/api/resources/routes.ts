@@ -13,6 +13,7 @@ import {
 } from '../../domain/routes.ts';
 import { visibleSharedOrgs } from '../../services/domains.ts';
 import { platformNamesOf } from '../../router/api-hosts.ts';
+import { policiesOfRoutes } from '../../services/route-policies.ts';
 import * as routes from '../../services/routes.ts';
 import type { Page } from '../../store/list-query.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
@@ -29,6 +30,7 @@ import {
   presentRoute,
   presentSharedSpaces,
 } from '../presenters/route.ts';
+import { presentRoutePolicy } from '../presenters/route-policy.ts';
 import { presentSpace } from '../presenters/space.ts';
 
 /** Bodies whose validation upstream runs after the route checks are read as-is and validated by the service. */
@@ -55,8 +57,11 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
       const m = await loadMetadata(db, 'organizations', organizations.map((o) => o.guid));
       out.organizations = organizations.map((o) => presentOrganization(o, m.get(o.guid), c.var.linker));
     }
-    // Kiln has no network policies, so no route has route policies.
-    if (include.includes('route_policies')) out.route_policies = [];
+    if (include.includes('route_policies')) {
+      const policies = await policiesOfRoutes(db, rows.map((r) => r.guid));
+      const m = await loadMetadata(db, 'route_policies', policies.map((p) => p.guid));
+      out.route_policies = policies.map((p) => presentRoutePolicy(p, m.get(p.guid), c.var.linker));
+    }
     return out;
   };
 

@@ -5,6 +5,7 @@ import { createRouteSchema, ROUTE_LIST } from '../../domain/routes.ts';
 import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as apps from '../../services/apps.ts';
 import type { Ctx } from '../../services/context.ts';
+import { listAuditEvents, parseAuditEventListParams } from '../../services/audit-events.ts';
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
@@ -12,7 +13,9 @@ import { createRoute, hashRoutingEnabled, insertDestinations, listRoutes, viewsO
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
-import { ctxOf, DEFAULT_PLAN, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
+import { ctxOf, DEFAULT_PLAN, listAll, findTeam, listTeams, listTsuruApps, planByName, planForMemory, processesOf, resolveApp, tsuruOrg, unitsFor } from './mapping.ts';
+import { segmentNames } from './catalog.ts';
+import { serviceInstanceBinds } from './services.ts';
 import { notImplemented } from './unsupported.ts';
 import { followRestart, followUnits, startRollingRestart, until } from './rollout.ts';
 import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress } from './wire.ts';
@@ -26,8 +29,8 @@ import { jsonList, jsonStream, param, readForm, route, TsuruError, type Progress
 async function addressesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   if (rows.length === 0) return out;
-  const page = await listRoutes(ctx, parseListParams(new URLSearchParams({ app_guids: rows.map((a) => a.guid).join(','), per_page: '5000' }), ROUTE_LIST));
-  for (const v of await viewsOf(ctx.store.db, page.rows)) {
+  const routes = await listAll(ROUTE_LIST, { app_guids: rows.map((a) => a.guid).join(',') }, (p) => listRoutes(ctx, p));
+  for (const v of await viewsOf(ctx.store.db, routes)) {
     const uri = routeUri(v.route, v.domainName);
     for (const appGuid of new Set(v.destinations.map((d) => d.app_guid))) out.set(appGuid, [...(out.get(appGuid) ?? []), uri]);
   }
@@ -44,7 +47,7 @@ function poolOf(space: Row<'spaces'>, org: Row<'organizations'> | undefined, seg
   return (guid ? segments.get(guid) : undefined) ?? 'shared';
 }
 
-export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: Ctx) => Promise<Map<string, string>>): void {
+export function registerTsuruApps(app: Api, deps: AppDeps): void {
   /**
    * Summaries of apps as app-list prints them (without units; the caller adds them), with their processes,
    * routes and annotations loaded in one query each whatever the number of apps.
@@ -90,7 +93,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const name = form.get('name') ?? '';
     if (name === '') throw new TsuruError(400, 'app name is required');
     if (name.includes(',')) throw new TsuruError(400, 'Invalid app name: it may not contain a comma.');
-    const teams = (await listTsuruTeamNames(ctx));
+    const teams = await listTsuruTeamNames(ctx);
     const teamName = form.get('teamOwner') || (teams.length === 1 ? teams[0]! : undefined);
     if (!teamName) throw new TsuruError(400, teams.length === 0 ? 'You must be a member of a team (a space of the Tsuru org) to create an app.' : 'You must provide a team to execute this action (teamOwner).');
     const team = await findTeam(ctx, deps, teamName);
@@ -168,15 +171,18 @@ export function registerTsuruApps(app: Api, deps: AppDeps, segmentNames: (ctx: C
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     const [{ summary, units, metrics, processes }] = (await summaries(ctx, [scope.app], new Map([[scope.space.guid, scope.space]]))) as [Awaited<ReturnType<typeof summaries>>[number]];
     const deploys = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, per_page: '1' }), DEPLOYMENT_LIST));
+    // Tsuru's owner is who created the app: the actor of its CF audit event (empty for callers who cannot read it).
+    const created = await listAuditEvents(ctx, parseAuditEventListParams(new URLSearchParams({ types: 'audit.app.create', target_guids: scope.app.guid, per_page: '1' })));
+    const owner = created.rows[0]?.actor_username || created.rows[0]?.actor_name || '';
     return c.json({
       ...summary,
       units,
-      owner: '',
+      owner,
       deploys: deploys.total,
       lock: { locked: false },
       quota: { inuse: units.length, limit: -1 },
       unitsMetrics: metrics,
-      serviceInstanceBinds: [],
+      serviceInstanceBinds: await serviceInstanceBinds(ctx, scope.app.guid),
       processes: processes.map((p) => ({ name: p.type, plan: planForMemory(p.memory_in_mb).name, metadata: { labels: [], annotations: [] } })),
       internalAddresses: [],
       // Where the same app lives on the CF side (`cf app` / `/v3/apps/:guid`).

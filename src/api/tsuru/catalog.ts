@@ -1,4 +1,3 @@
-import { parseListParams } from '../../domain/list-params.ts';
 import { ISOLATION_SEGMENT_LIST, SHARED_ISOLATION_SEGMENT_GUID, SHARED_ISOLATION_SEGMENT_NAME } from '../../domain/isolation-segments.ts';
 import { isAdmin } from '../../domain/principal.ts';
 import { BUILDPACK_LIST, listBuildpacks } from '../../services/buildpacks.ts';
@@ -6,7 +5,7 @@ import type { Ctx } from '../../services/context.ts';
 import { listIsolationSegments } from '../../services/isolation-segments.ts';
 import { listRoles, ROLE_LIST } from '../../services/roles.ts';
 import type { Api, AppDeps } from '../context.ts';
-import { ctxOf, listTeams, plans, tsuruOrg } from './mapping.ts';
+import { ctxOf, listAll, listTeams, plans, tsuruOrg } from './mapping.ts';
 import { jsonList, param, readForm, route, TsuruError } from './wire.ts';
 
 /**
@@ -14,12 +13,11 @@ import { jsonList, param, readForm, route, TsuruError } from './wire.ts';
  * platforms (buildpacks), plans (memory presets), pools (isolation segments).
  */
 
-const listOf = (query: Record<string, string>) => new URLSearchParams({ per_page: '5000', ...query });
 
 /** Names of the isolation segments the caller can see, by guid. */
 export async function segmentNames(ctx: Ctx): Promise<Map<string, string>> {
-  const page = await listIsolationSegments(ctx, parseListParams(listOf({}), ISOLATION_SEGMENT_LIST));
-  return new Map(page.rows.map((s) => [s.guid, s.name]));
+  const segments = await listAll(ISOLATION_SEGMENT_LIST, {}, (p) => listIsolationSegments(ctx, p));
+  return new Map(segments.map((s) => [s.guid, s.name]));
 }
 
 export function registerTsuruCatalog(app: Api, deps: AppDeps): void {
@@ -61,10 +59,10 @@ export function registerTsuruCatalog(app: Api, deps: AppDeps): void {
 
   route(app, 'get', '/users/info', async (c) => {
     const ctx = ctxOf(c, deps);
-    const rolesPage = await listRoles(ctx, parseListParams(listOf({ user_guids: ctx.principal.guid }), ROLE_LIST));
+    const roleRows = await listAll(ROLE_LIST, { user_guids: ctx.principal.guid }, (p) => listRoles(ctx, p));
     const teams = new Map((await listTeams(ctx, deps)).map((t) => [t.guid, t.name]));
     const org = await tsuruOrg(ctx, deps);
-    const roles = rolesPage.rows.flatMap((r) => {
+    const roles = roleRows.flatMap((r) => {
       if (r.space_guid && teams.has(r.space_guid)) return [{ name: r.type, contexttype: 'team', contextvalue: teams.get(r.space_guid)! }];
       if (org && r.organization_guid === org.guid) return [{ name: r.type, contexttype: 'global', contextvalue: '' }];
       return [];
@@ -84,10 +82,10 @@ export function registerTsuruCatalog(app: Api, deps: AppDeps): void {
 
   route(app, 'get', '/platforms', async (c) => {
     const ctx = ctxOf(c, deps);
-    const page = await listBuildpacks(ctx, parseListParams(listOf({ order_by: 'position' }), BUILDPACK_LIST));
+    const buildpacks = await listAll(BUILDPACK_LIST, { order_by: 'position' }, (p) => listBuildpacks(ctx, p));
     return jsonList(
       c,
-      page.rows.map((b) => ({ name: b.name, disabled: !b.enabled })),
+      buildpacks.map((b) => ({ name: b.name, disabled: !b.enabled })),
     );
   });
 
@@ -100,8 +98,8 @@ export function registerTsuruCatalog(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     const org = await tsuruOrg(ctx, deps);
     if (!org) return c.body(null, 204);
-    const page = await listIsolationSegments(ctx, parseListParams(listOf({ organization_guids: org.guid, order_by: 'name' }), ISOLATION_SEGMENT_LIST));
-    const segments = page.rows.map((s) => ({ guid: s.guid, name: s.name }));
+    const entitled = await listAll(ISOLATION_SEGMENT_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listIsolationSegments(ctx, p));
+    const segments = entitled.map((s) => ({ guid: s.guid, name: s.name }));
     // An org without a default segment runs its apps on the shared one, entitled or not: it is always a pool.
     if (!segments.some((s) => s.guid === SHARED_ISOLATION_SEGMENT_GUID)) segments.unshift({ guid: SHARED_ISOLATION_SEGMENT_GUID, name: SHARED_ISOLATION_SEGMENT_NAME });
     const defaultGuid = org.default_isolation_segment_guid ?? SHARED_ISOLATION_SEGMENT_GUID;

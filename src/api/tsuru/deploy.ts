@@ -3,7 +3,6 @@ import path from 'node:path';
 import { CreateBuildSchema } from '../../domain/builds.ts';
 import { CreateDeploymentSchema } from '../../domain/deployments.ts';
 import { KilnError } from '../../domain/errors.ts';
-import { parseListParams } from '../../domain/list-params.ts';
 import { CreatePackageSchema } from '../../domain/packages.ts';
 import type { LogEnvelope } from '../../logs/log-store.ts';
 import * as apps from '../../services/apps.ts';
@@ -16,7 +15,7 @@ import { extractTarGz } from '../../staging/tarball.ts';
 import { zipDirectory } from '../../staging/zip.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { receiveMultipart } from '../cf/multipart.ts';
-import { ctxOf, resolveApp } from './mapping.ts';
+import { ctxOf, listAll, resolveApp } from './mapping.ts';
 import { followDeployment, followUnits, until } from './rollout.ts';
 import { errorText, param, readForm, route, streamResponse, TsuruError } from './wire.ts';
 
@@ -56,7 +55,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
     let image: string | undefined;
     try {
       if (multipart) {
-        received = await receiveMultipart(c, bits.workRoot, FILE_FIELD, bits.maxPackageBytes);
+        received = await receiveMultipart(c, bits.workRoot, FILE_FIELD, { fileBytes: bits.maxPackageBytes, fieldBytes: deps.config.maxJsonBytes });
         image = received.fields.image || undefined;
         if (received.file !== null && image) throw new TsuruError(400, 'You must provide only one of: file, image.');
         for (const unsupported of ['dockerfile', 'archive-url', 'archiveurl']) {
@@ -130,10 +129,10 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
       return c.body(null, 204);
     }
     // A deploy this process is not running (another Kiln, or the request went away): cancel its deployment.
-    const builds = await listBuilds(ctx, parseListParams(new URLSearchParams({ package_guids: id, per_page: '5000' }), BUILD_LIST));
-    const droplets = new Set(builds.rows.map((b) => b.droplet_guid).filter((g): g is string => g !== null));
-    const active = await listDeployments(ctx, parseListParams(new URLSearchParams({ app_guids: scope.app.guid, status_values: 'ACTIVE', per_page: '5000' }), DEPLOYMENT_LIST));
-    const target = active.rows.find((d) => droplets.has(d.droplet_guid));
+    const builds = await listAll(BUILD_LIST, { package_guids: id }, (p) => listBuilds(ctx, p));
+    const droplets = new Set(builds.map((b) => b.droplet_guid).filter((g): g is string => g !== null));
+    const active = await listAll(DEPLOYMENT_LIST, { app_guids: scope.app.guid, status_values: 'ACTIVE' }, (p) => listDeployments(ctx, p));
+    const target = active.find((d) => droplets.has(d.droplet_guid));
     if (!target) throw new TsuruError(400, 'Event is not running: there is nothing to cancel.');
     await cancelDeployment(ctx, target.guid);
     return c.body(null, 204);
@@ -171,7 +170,7 @@ async function deploy(
   const input = CreateDeploymentSchema.parse({ relationships: { app: { data: { guid: scope.app.guid } } }, droplet: { guid: staged } });
   const { deployment } = await createDeployment(ctx, input);
   say(` ---> rolling deployment ${deployment.guid}`);
-  await followDeployment(ctx, deployment.guid, say, signal);
+  await followDeployment(ctx, deployment.guid, say, { cancel: signal });
   // A deployment of a stopped app finishes at once (CF starts it in place); Tsuru's deploy ends with its units up.
   await followUnits(ctx, deps, scope, 'web', say, signal);
   if (signal.aborted) throw new TsuruError(400, 'deploy canceled');

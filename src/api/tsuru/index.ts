@@ -4,7 +4,7 @@ import { Access } from '../../services/access.ts';
 import type { AppDeps, Env } from '../context.ts';
 import { userRecorder } from '../middleware/authenticate.ts';
 import { registerTsuruApps } from './apps.ts';
-import { registerTsuruCatalog, segmentNames } from './catalog.ts';
+import { registerTsuruCatalog } from './catalog.ts';
 import { registerTsuruDeploy } from './deploy.ts';
 import { registerTsuruLog } from './log.ts';
 import { registerTsuruServices } from './services.ts';
@@ -56,7 +56,7 @@ export function tsuruApi(deps: AppDeps): Hono<Env> {
   route(app, 'get', '/healthcheck', (c) => c.text('WORKING'));
 
   registerTsuruCatalog(app, deps);
-  registerTsuruApps(app, deps, segmentNames);
+  registerTsuruApps(app, deps);
   registerTsuruDeploy(app, deps);
   registerTsuruLog(app, deps);
   registerTsuruServices(app, deps);

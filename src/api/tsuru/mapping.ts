@@ -26,14 +26,14 @@ export function ctxOf(c: Context<Env>, deps: Pick<AppDeps, 'store'>): Ctx {
 }
 
 /** Lists all rows of a CF list service (the facade answers whole lists; Tsuru has no pagination). */
-async function all<R>(spec: ListSpec, query: Record<string, string>, list: (params: ReturnType<typeof parseListParams>) => Promise<{ rows: R[] }>): Promise<R[]> {
+export async function listAll<R>(spec: ListSpec, query: Record<string, string>, list: (params: ReturnType<typeof parseListParams>) => Promise<{ rows: R[] }>): Promise<R[]> {
   const params = parseListParams(new URLSearchParams({ per_page: '5000', ...query }), spec);
   return (await list(params)).rows;
 }
 
 /** The designated org if the caller can see it; a caller outside it has no teams and no apps. */
 export async function tsuruOrg(ctx: Ctx, deps: Pick<AppDeps, 'config'>): Promise<Row<'organizations'> | undefined> {
-  const orgs = await all({ filters: ['names'] }, { names: deps.config.tsuruOrg }, (p) => listOrganizations(ctx, p));
+  const orgs = await listAll({ filters: ['names'] }, { names: deps.config.tsuruOrg }, (p) => listOrganizations(ctx, p));
   return orgs[0];
 }
 
@@ -41,7 +41,7 @@ export async function tsuruOrg(ctx: Ctx, deps: Pick<AppDeps, 'config'>): Promise
 export async function listTeams(ctx: Ctx, deps: Pick<AppDeps, 'config'>): Promise<Array<Row<'spaces'>>> {
   const org = await tsuruOrg(ctx, deps);
   if (!org) return [];
-  return all(SPACE_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listSpaces(ctx, p));
+  return listAll(SPACE_LIST, { organization_guids: org.guid, order_by: 'name' }, (p) => listSpaces(ctx, p));
 }
 
 /** The team (space) named `name`, or 404 as for anything the caller cannot see. */
@@ -57,7 +57,7 @@ export async function listTsuruApps(ctx: Ctx, deps: Pick<AppDeps, 'config'>, nam
   if (!org) return { apps: [], teams: new Map() };
   const query: Record<string, string> = { organization_guids: org.guid, order_by: 'name' };
   if (names) query.names = names.join(',');
-  const rows = await all(APP_LIST, query, (p) => apps.listApps(ctx, p));
+  const rows = await listAll(APP_LIST, query, (p) => apps.listApps(ctx, p));
   const teams = new Map((await listTeams(ctx, deps)).map((t) => [t.guid, t]));
   return { apps: rows.filter((a) => teams.has(a.space_guid)), teams };
 }
@@ -130,7 +130,7 @@ export interface UnitMetrics {
 export async function processesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<string, Array<Row<'processes'>>>> {
   const out = new Map<string, Array<Row<'processes'>>>();
   if (rows.length === 0) return out;
-  const processes = await all(PROCESS_LIST, { app_guids: rows.map((a) => a.guid).join(','), order_by: 'created_at' }, (p) => listProcesses(ctx, p));
+  const processes = await listAll(PROCESS_LIST, { app_guids: rows.map((a) => a.guid).join(','), order_by: 'created_at' }, (p) => listProcesses(ctx, p));
   for (const p of processes) out.set(p.app_guid, [...(out.get(p.app_guid) ?? []), p]);
   return out;
 }

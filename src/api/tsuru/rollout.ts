@@ -40,18 +40,26 @@ export async function startRollingRestart(ctx: Ctx, scope: AppScope): Promise<st
   return (await createDeployment(ctx, input)).deployment.guid;
 }
 
-/** Reports and follows what startRollingRestart began. */
-export async function followRestart(ctx: Ctx, scope: AppScope, deployment: string | undefined, say: (m: string) => void, signal?: AbortSignal): Promise<void> {
+/**
+ * Reports and follows what startRollingRestart began. `gone` aborts when the client leaves: following stops,
+ * the restart goes on (Ctrl-C on env-set does not undo it).
+ */
+export async function followRestart(ctx: Ctx, scope: AppScope, deployment: string | undefined, say: (m: string) => void, gone?: AbortSignal): Promise<void> {
   if (deployment === undefined) {
     say('---- the app has not been deployed yet: nothing to restart ----');
     return;
   }
   say(`---- rolling restart of ${scope.app.name} (deployment ${deployment}) ----`);
-  await followDeployment(ctx, deployment, say, signal);
+  await followDeployment(ctx, deployment, say, gone ? { gone } : {});
 }
 
-/** Follows a deployment to its end; a cancel from the caller (signal) cancels it and waits for the rollback. */
-export async function followDeployment(ctx: Ctx, guid: string, say: (m: string) => void, signal?: AbortSignal): Promise<void> {
+/**
+ * Follows a deployment to its end. `cancel` is a user's cancel (the deploy event's): the deployment is canceled
+ * and rolled back, and that is reported as a failure. `gone` is the client leaving: following just stops.
+ */
+export async function followDeployment(ctx: Ctx, guid: string, say: (m: string) => void, signals: { cancel?: AbortSignal; gone?: AbortSignal } = {}): Promise<void> {
+  const { cancel, gone } = signals;
+  const either = cancel && gone ? AbortSignal.any([cancel, gone]) : (cancel ?? gone);
   let last = '';
   const finished = await until(
     'the deployment to finish',
@@ -62,8 +70,9 @@ export async function followDeployment(ctx: Ctx, guid: string, say: (m: string) 
       last = now;
       return d.status_value === 'FINALIZED' ? d : undefined;
     },
-    signal,
+    either,
   );
+  if (!finished && !cancel?.aborted) return; // the client left; the deployment goes on
   if (!finished) {
     // Canceled by the caller: roll back as `cf cancel-deployment` does, then report it as the failure it is.
     try {

@@ -19,6 +19,8 @@ export interface InstanceEnvInput {
   memoryMb: number;
   /** Omitted for tasks: they get no port, like on Diego. */
   port?: number;
+  /** CF_INSTANCE_CERT, CF_INSTANCE_KEY and CF_SYSTEM_CERT_PATH when the process has instance credentials. */
+  credentials?: Record<string, string>;
 }
 
 /**
@@ -41,6 +43,7 @@ export function instanceEnv(input: InstanceEnvInput): Record<string, string> {
     CF_INSTANCE_IP: input.host,
     CF_INSTANCE_INTERNAL_IP: input.host,
     MEMORY_LIMIT: `${input.memoryMb}m`,
+    ...input.credentials,
   };
   if (input.port !== undefined) {
     const port = String(input.port);

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLine } from '../runtime.ts';
+import type { CredentialIssuer } from '../../identity/instance-identity.ts';
+import { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
@@ -36,6 +38,8 @@ export interface SupervisorContext {
   sandbox: Sandbox;
   /** Kernel memory limits; undefined → the liveness poll of the process tree's RSS enforces them. */
   cgroups: MemoryCgroups | undefined;
+  /** Issues instance identity credentials (CF_INSTANCE_CERT/KEY); undefined → instances get none. */
+  credentials: CredentialIssuer | undefined;
   log: (line: LogLine) => void;
   changed: (id: string, appGuid: string) => void;
 }
@@ -58,6 +62,8 @@ export class InstanceSupervisor {
   private sidecars: SidecarHandle[] = [];
   /** The current incarnation's kernel memory group: the kernel enforces the limit and measures usage then. */
   private cgroup: MemoryCgroup | undefined;
+  /** The current incarnation's instance identity files, renewed until the incarnation ends. */
+  private credentials: InstanceCredentialFiles | undefined;
   private generation = 0;
   /** Set when the runtime kills the incarnation on purpose (health check, memory): becomes the crash reason. */
   private killReason: string | undefined;
@@ -135,6 +141,7 @@ export class InstanceSupervisor {
       this.handle = undefined;
       this.ctx.ports.release(this.port);
       this.port = undefined;
+      this.stopCredentials();
       rmSync(this.tmpDir, { recursive: true, force: true });
       this.setState('DOWN');
     })();
@@ -178,10 +185,21 @@ export class InstanceSupervisor {
     }
     this.port = port;
     const instanceGuid = randomUUID();
+    this.stopCredentials();
+    const credentials = await this.issueCredentials(instanceGuid);
+    if (gen !== this.generation) {
+      credentials?.stop();
+      return;
+    }
     mkdirSync(this.tmpDir, { recursive: true });
     this.cell(`Cell local creating container for instance ${instanceGuid}`);
     const jail = this.jailFor(gen);
     if (jail) prepareScratch(this.tmpDir, this.identity);
+    if (credentials) {
+      credentials.install(this.tmpDir);
+      this.credentials = credentials;
+      if (jail) jail.binds = credentials.mounts();
+    }
     const env = instanceEnv({
       base: this.spec.env,
       dropletDir: jail ? SANDBOX_DROPLET_DIR : this.spec.dropletDir,
@@ -192,6 +210,7 @@ export class InstanceSupervisor {
       instanceGuid,
       memoryMb: this.spec.memoryMb,
       port,
+      ...(credentials ? { credentials: credentials.env(jail !== undefined) } : {}),
     });
     const handle = new ProcessHandle({
       id: this.spec.id,
@@ -228,6 +247,33 @@ export class InstanceSupervisor {
     if (cgroup) void Promise.all([handle.gone, ...this.sidecars.map((s) => s.handle.gone)]).then(() => cgroup.remove());
     if (this.spec.healthCheck.type === 'process') this.markRunning(gen);
     else void this.awaitHealthy(gen, port);
+  }
+
+  /**
+   * Diego-style instance identity of one incarnation (CN = its instance guid). A failure to issue is reported as
+   * a CELL line and the incarnation starts without credentials: it only loses access to enforcing routes.
+   */
+  private async issueCredentials(instanceGuid: string): Promise<InstanceCredentialFiles | undefined> {
+    const issuer = this.ctx.credentials;
+    if (!issuer) return undefined;
+    const subject = {
+      appGuid: this.spec.appGuid,
+      ...(this.spec.spaceGuid ? { spaceGuid: this.spec.spaceGuid } : {}),
+      ...(this.spec.organizationGuid ? { organizationGuid: this.spec.organizationGuid } : {}),
+      instanceGuid,
+      ip: this.ctx.host,
+    };
+    try {
+      return await InstanceCredentialFiles.issue(issuer, subject, this.identity, (err) => this.cell(`Failed to renew instance identity credentials: ${String(err)}`));
+    } catch (err) {
+      this.cell(`Failed to issue instance identity credentials: ${String(err)}`);
+      return undefined;
+    }
+  }
+
+  private stopCredentials(): void {
+    this.credentials?.stop();
+    this.credentials = undefined;
   }
 
   /** The sandbox of one incarnation, shared by its main process and sidecars like a Diego container. */
@@ -326,6 +372,7 @@ export class InstanceSupervisor {
   private onExit(gen: number, info: ExitInfo): void {
     if (gen !== this.generation) return;
     this.killSidecars();
+    this.stopCredentials();
     this.generation++;
     this.clearTimer();
     const now = Date.now();

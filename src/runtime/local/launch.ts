@@ -56,6 +56,8 @@ export interface Jail {
   maxFileBytes?: number;
   /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
   cgroup?: MemoryCgroup;
+  /** Further read-only host directories to bind (the instance identity credentials, see credentials.ts). */
+  binds?: Array<{ source: string; dest: string; writable: false }>;
 }
 
 export interface LaunchOptions {
@@ -85,6 +87,7 @@ function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefine
         dest: join(view, part),
         writable: false,
       })),
+      ...(jail.binds ?? []),
     ],
     scratch: [],
     cwd: join(view, 'app'),

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
+import type { CredentialIssuer } from '../../identity/instance-identity.ts';
+import { InstanceCredentialFiles } from './credentials.ts';
 import { join } from 'node:path';
 import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
 import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './backoff.ts';
@@ -37,6 +40,8 @@ export interface LocalRuntimeOptions {
   identityFor?: (appGuid: string) => Promise<Identity>;
   /** Kernel memory cgroups; default: detected when sandboxing, `false` turns them off. */
   cgroups?: MemoryCgroups | false;
+  /** Issues every instance and task its Diego-style identity credentials (CF_INSTANCE_CERT/KEY); default: none. */
+  credentials?: CredentialIssuer;
 }
 
 type ChangeEvent = { kind: 'instance' | 'task'; id: string; appGuid: string };
@@ -60,6 +65,8 @@ export class LocalRuntime implements Runtime {
   private readonly taskCtx: TaskContext;
   private readonly graceMs: number;
   private readonly identityFor: ((appGuid: string) => Promise<Identity>) | undefined;
+  private readonly credentials: CredentialIssuer | undefined;
+  private readonly host: string;
   private closed = false;
 
   constructor(options: LocalRuntimeOptions) {
@@ -71,6 +78,8 @@ export class LocalRuntime implements Runtime {
     rmSync(tmpRoot, { recursive: true, force: true });
     mkdirSync(tmpRoot, { recursive: true });
     const host = options.host ?? '127.0.0.1';
+    this.host = host;
+    this.credentials = options.credentials;
     const sandbox = options.sandbox ?? { kind: 'none' };
     const cgroups = options.cgroups === false ? undefined : (options.cgroups ?? (sandbox.kind === 'bwrap' ? detectMemoryCgroups() : undefined));
     this.identityFor = sandbox.kind === 'bwrap' ? options.identityFor : undefined;
@@ -90,6 +99,7 @@ export class LocalRuntime implements Runtime {
       enforceMemoryLimit: options.enforceMemoryLimit ?? true,
       sandbox,
       cgroups,
+      credentials: options.credentials,
       log,
       changed: (id, appGuid) => {
         // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.
@@ -156,8 +166,32 @@ export class LocalRuntime implements Runtime {
     if (this.tasks.has(spec.id)) return;
     const identity = await this.identityFor?.(spec.appGuid);
     if (this.tasks.has(spec.id)) return;
+    const instanceGuid = randomUUID();
+    const credentials = await this.taskCredentials(spec, instanceGuid, identity);
+    if (this.tasks.has(spec.id)) {
+      credentials?.stop();
+      return;
+    }
     this.pruneTasks();
-    this.tasks.set(spec.id, new TaskRun(spec, this.taskCtx, identity));
+    this.tasks.set(spec.id, new TaskRun(spec, this.taskCtx, identity, { instanceGuid, ...(credentials ? { credentials } : {}) }));
+  }
+
+  /** A task's identity credentials, as an instance's; a failure to issue starts the task without them. */
+  private async taskCredentials(spec: TaskSpec, instanceGuid: string, identity: Identity | undefined): Promise<InstanceCredentialFiles | undefined> {
+    const issuer = this.credentials;
+    if (!issuer) return undefined;
+    const subject = {
+      appGuid: spec.appGuid,
+      ...(spec.spaceGuid ? { spaceGuid: spec.spaceGuid } : {}),
+      ...(spec.organizationGuid ? { organizationGuid: spec.organizationGuid } : {}),
+      instanceGuid,
+      ip: this.host,
+    };
+    try {
+      return await InstanceCredentialFiles.issue(issuer, subject, identity);
+    } catch {
+      return undefined;
+    }
   }
 
   async cancelTask(id: string): Promise<void> {

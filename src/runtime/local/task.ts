@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogLine, TaskSpec, TaskStatus } from '../runtime.ts';
+import type { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import type { MemoryCgroups } from './cgroup.ts';
 import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type Jail } from './launch.ts';
@@ -41,6 +42,7 @@ export class TaskRun {
     readonly spec: TaskSpec,
     private readonly ctx: TaskContext,
     identity?: Identity,
+    opts: { instanceGuid?: string; credentials?: InstanceCredentialFiles } = {},
   ) {
     const safeId = spec.id.replace(/[^A-Za-z0-9._-]/g, '_');
     this.tmpDir = join(ctx.tmpRoot, `task-${safeId}`);
@@ -59,6 +61,11 @@ export class TaskRun {
         ...(cgroup ? { cgroup } : {}),
       };
     }
+    const credentials = opts.credentials;
+    if (credentials) {
+      credentials.install(this.tmpDir);
+      if (jail) jail.binds = credentials.mounts();
+    }
     const handle = new ProcessHandle({
       id: spec.id,
       kind: 'task',
@@ -71,8 +78,9 @@ export class TaskRun {
         ...(jail ? { home: SANDBOX_DROPLET_DIR } : {}),
         host: ctx.host,
         index: 0,
-        instanceGuid: randomUUID(),
+        instanceGuid: opts.instanceGuid ?? randomUUID(),
         memoryMb: spec.memoryMb,
+        ...(credentials ? { credentials: credentials.env(jail !== undefined) } : {}),
       }),
       records: ctx.records,
       ...(jail ? { jail } : {}),
@@ -96,6 +104,7 @@ export class TaskRun {
     watch?.unref();
     this.done = handle.exited.then(async (info) => {
       if (watch) clearInterval(watch);
+      credentials?.stop();
       await handle.gone;
       jail?.cgroup?.remove();
       this.exitCode = info.code;

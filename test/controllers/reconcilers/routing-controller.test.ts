@@ -103,3 +103,34 @@ describe('the routing controller', () => {
     expect(router.table.get(key)).toBeUndefined();
   });
 });
+
+describe('the routing controller and route policies', () => {
+  it('marks routes on an enforcing domain with their policies, following creates and deletes', async () => {
+    const f = await appFixture(r.t, 'guarded');
+    const enforcing = await r.t.admin.post('/v3/domains', { name: 'guarded.example', enforce_route_policies: true, route_policies_scope: 'space' });
+    expect(enforcing.status, enforcing.text).toBe(201);
+    const route = await r.t.admin.post('/v3/routes', { host: 'api', relationships: { space: { data: { guid: f.space } }, domain: { data: { guid: enforcing.body.guid } } } });
+    expect(route.status, route.text).toBe(201);
+    const key = routeKey('api.guarded.example');
+    await r.settle();
+    // Enforcing without policies: nobody gets through (gorouter's default deny).
+    const org = (await r.t.admin.get(`/v3/spaces/${f.space}`)).body.relationships.organization.data.guid;
+    expect(router.table.get(key)?.access).toEqual({ sources: [], scope: 'space', spaceGuid: f.space, organizationGuid: org });
+
+    // Route policies are not in openapi.json; their own schema is checked in test/api/route-policies.test.ts.
+    const policy = await r.t.admin.post('/v3/route_policies', { source: `cf:app:${f.app}`, relationships: { route: { data: { guid: route.body.guid } } } }, { skipSpec: true });
+    expect(policy.status, policy.text).toBe(201);
+    await r.settle();
+    expect(router.table.get(key)?.access?.sources).toEqual([`cf:app:${f.app}`]);
+
+    expect((await r.t.admin.delete(`/v3/route_policies/${policy.body.guid}`, { skipSpec: true })).status).toBe(204);
+    await r.settle();
+    expect(router.table.get(key)?.access?.sources).toEqual([]);
+  });
+
+  it('leaves routes of other domains unchecked', async () => {
+    const { key } = await mappedRoute('unguarded');
+    await r.settle();
+    expect(router.table.get(key)?.access).toBeUndefined();
+  });
+});

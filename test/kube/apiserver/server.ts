@@ -30,6 +30,8 @@ export interface RecordedCall {
   name?: string;
   /** Who called, as an audit log names the user: the bearer token (nobody is authenticated; tests give each client its own). */
   user?: string;
+  /** A request for a path the server does not serve (404); `resource` is then the path. */
+  unresolved?: boolean;
 }
 
 /** What a subresource handler is told about the request (e.g. `pods/log` served by a test kubelet). */
@@ -166,7 +168,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     if (method === 'GET' && discovery(url.pathname, segs, res)) return;
 
     const target = segs[0] === 'api' || segs[0] === 'apis' ? resolve(segs) : undefined;
-    if (!target) throw new KubeError('NotFound', 'the server could not find the requested resource');
+    if (!target) {
+      calls.push({ verb: method.toLowerCase(), group: '', version: '', resource: url.pathname, unresolved: true });
+      throw new KubeError('NotFound', 'the server could not find the requested resource');
+    }
     const { type: t, group, version } = target;
     if (!t.namespaced && target.namespace !== undefined) throw new KubeError('NotFound', 'the server could not find the requested resource');
     if (target.subresource !== undefined && target.subresource !== 'status' && target.name !== undefined && opts.subresources) {

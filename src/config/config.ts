@@ -195,7 +195,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 /** A command as a JSON array of strings, or words separated by whitespace. */
 function parseCommand(text: string): string[] {
   if (text.trim().startsWith('[')) {
-    const parsed = z.array(z.string().min(1)).min(1).safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = z.array(z.string().min(1)).min(1).safeParse(json);
     if (!parsed.success) throw new ConfigError('Invalid Kiln configuration:\n  KILN_KUBE_RUNTIME_STAGER_COMMAND: must be a JSON array of strings');
     return parsed.data;
   }

@@ -34,8 +34,8 @@ import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { createMtlsServer, listenMtls } from './router/mtls-listener.ts';
 import { Router } from './router/router.ts';
-import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
+import { createRuntime, runtimeKilnUrl } from './runtime/create-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
@@ -134,14 +134,15 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   const identityCa = new LazyInstanceIdentityCA(path.join(config.sharedDir, 'instance-identity'), {
     lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
   });
-  const runtime = new LocalRuntime({
-    dataDir: config.dataDir,
-    host: '127.0.0.1',
+  let publicUrl = `http://${config.systemDomain}:${config.port}`;
+  const runtime = await createRuntime(config, {
     sandbox,
+    identityFor,
     credentials: identityCa,
-    ...(identityFor ? { identityFor } : {}),
+    log,
+    blobUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.sign(key, ttl)}`,
+    blobUploadUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.signUpload(key, ttl)}`,
   });
-  if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
     const slash = line.sourceType.lastIndexOf('/');
@@ -208,12 +209,13 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       secrets,
       // Runtimes that run container images let docker builds stage.
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
+      // Runtimes that run workloads elsewhere stage there too (Kubernetes: a Job).
+      ...(runtime.runStaging ? { runStaging: runtime.runStaging.bind(runtime) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
   controllers.register(blobCollector(store, bits));
   controllers.register(buildpackCacheCollector(store, bits));
-  let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
     processController({
       store,

@@ -7,6 +7,11 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   const [command = 'serve'] = argv;
   // Everything but the server commands is a client command: it talks to a (possibly remote) Kiln, so the
   // server's settings do not apply to it.
+  // The buildpack runner of a staging Job (runtime/kubernetes): no server settings, no database.
+  if (command === 'stage-job') {
+    const { runStageJob } = await import('../staging/stage-job.ts');
+    return runStageJob();
+  }
   if (command !== 'serve' && command !== 'migrate') {
     const { runClientCommand } = await import('./program.ts');
     return runClientCommand(argv, { out: process.stdout, err: process.stderr, env: process.env });

@@ -95,6 +95,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const space = await store.db.selectFrom('spaces').select(['guid', 'name', 'organization_guid']).where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
     const org = await store.db.selectFrom('organizations').select(['guid', 'name']).where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
     const dropletDir = await droplets.ensure(droplet.guid, droplet.blob_key);
+    const dropletKey = droplet.blob_key;
     const versioned = { ...proc, version: launch.version, memory_in_mb: launch.memoryMb, disk_in_mb: launch.diskMb };
     const env: Record<string, string> = {
       ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables })),
@@ -110,6 +111,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       version: launch.version,
       index,
       dropletDir,
+      droplet: { guid: droplet.guid, blobKey: dropletKey },
       command,
       env,
       memoryMb: launch.memoryMb,

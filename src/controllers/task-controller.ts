@@ -84,6 +84,7 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       name: task.name,
       appGuid: app.guid,
       dropletDir,
+      droplet: { guid: droplet.guid, blobKey: droplet.blob_key },
       command: task.command,
       env: {
         ...(await runningEnvironment(store.db, app)),

@@ -9,6 +9,12 @@ export type HealthCheck =
   | { type: 'process'; timeoutSeconds?: number }
   | { type: 'http'; endpoint: string; timeoutSeconds?: number; invocationTimeoutSeconds?: number; intervalSeconds?: number };
 
+/** A staged droplet in Kiln's blobstore. */
+export interface DropletRef {
+  guid: string;
+  blobKey: string;
+}
+
 /** One desired instance of a process (CF: an LRP instance). Identified by processGuid + index + version. */
 export interface InstanceSpec {
   /** Stable id of this instance slot: `${processGuid}:${version}:${index}`. */
@@ -21,6 +27,8 @@ export interface InstanceSpec {
   index: number;
   /** Directory of the extracted droplet (contains `app/` and the start command's files). */
   dropletDir: string;
+  /** The droplet itself, for runtimes that deliver it elsewhere (the Kubernetes runtime's init container downloads it). */
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;
@@ -72,6 +80,7 @@ export interface TaskSpec {
   name?: string;
   appGuid: string;
   dropletDir: string;
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;
@@ -127,7 +136,24 @@ export interface ImageConfig {
   command: string;
 }
 
+/** A staging run the runtime executes (Kubernetes: a Job in the stack image running `kiln stage-job`). */
+export interface StagingRun {
+  buildGuid: string;
+  appGuid: string;
+  /** Blob the run downloads (package, buildpacks, settings) and blob it uploads the droplet to. */
+  inputBlobKey: string;
+  dropletBlobKey: string;
+  memoryMb: number;
+  diskMb: number;
+  timeoutMs: number;
+}
+
 export interface Runtime {
+  /**
+   * Runs staging as a workload of the runtime; `onLine` gets every line the run prints. Resolves when it ended
+   * (`reason` says how when it did not exit by itself). Without it Kiln stages on its own machine.
+   */
+  runStaging?(run: StagingRun, onLine: (text: string, stream: 'stdout' | 'stderr') => void): Promise<{ exitCode: number | null; reason?: string }>;
   /**
    * Pulls an image's configuration for docker-lifecycle staging. Only runtimes that run container images
    * implement it (not the local one); without it docker builds fail with a StagingError.

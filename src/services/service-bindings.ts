@@ -290,7 +290,13 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
   const routeGuid = input.relationships.route.data.guid;
   const inst = await visibleInstances(ctx).where('service_instances.guid', '=', instGuid).executeTakeFirst();
   if (!inst) throw unprocessable(`The service instance could not be found: '${instGuid}'.`);
-  const route = await ctx.store.db.selectFrom('routes').selectAll().where('guid', '=', routeGuid).executeTakeFirst();
+  // A route in a space the caller cannot read is answered as one that does not exist (not 403: that tells it exists).
+  const route = await ctx.store.db
+    .selectFrom('routes')
+    .selectAll()
+    .where('guid', '=', routeGuid)
+    .where((eb) => ctx.access.spaceVisible(eb, 'routes.space_guid'))
+    .executeTakeFirst();
   if (!route) throw unprocessable(`The route could not be found: '${routeGuid}'.`);
   if (!(await ctx.access.canWriteSpace(route.space_guid))) throw notAuthorized();
   if (inst.type === 'user-provided') {

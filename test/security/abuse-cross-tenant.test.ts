@@ -26,8 +26,13 @@ import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
  *
  * Families that hold no tenant's resources are exempt from the 404 rule (listed below, with the reason); they are
  * still called, with A-related parameters where they take any, and must neither leak nor change anything.
- * Operations Kiln does not serve (services, usage events) must answer 404 and are listed when the suite ends; once
- * one is served, its cases run like the others and need an org-A fixture in abuse/world.ts.
+ * Operations Kiln does not serve (usage events) must answer 404 and are listed when the suite ends; once one is
+ * served, its cases run like the others and need an org-A fixture in abuse/world.ts.
+ *
+ * Services: A's space-scoped broker (its offerings and plans are seen in A's space only), a managed, a
+ * user-provided and a route service instance, an app binding, a key, a user-provided binding, a route binding and a
+ * share; and a global broker whose plan is enabled for org A alone. Each service operation runs once per instance,
+ * binding and plan of A's (`variantsOfA`).
  */
 const GLOBAL_FAMILIES: Record<string, string> = {
   '': 'API roots: links only, the same for every caller',
@@ -56,6 +61,18 @@ const ADMIN_ONLY: Record<string, string> = {
   deleteSecurityGroup: 'Appendix B: DELETE /v3/security_groups/:guid is admin only',
   updateUser: 'Appendix B: PATCH /v3/users/:guid is admin only',
   deleteUser: 'Appendix B: DELETE /v3/users/:guid is admin only',
+};
+
+/**
+ * Operations that answer every guid alike, whether it names a resource or not, so they reveal nothing and need no
+ * 404: the expected answer for A's guid and for a made-up one.
+ */
+const SAME_FOR_ANY_GUID: Record<string, { reason: string; answer: unknown }> = {
+  getServiceInstancePermissions: {
+    reason:
+      "CC answers 404 for a guid that exists nowhere but 200 {read: false, manage: false} for an instance the caller cannot see (ServiceInstancesV3Controller#show_permissions), which tells it exists; Kiln answers 200 {read: false, manage: false} to both",
+    answer: { read: false, manage: false },
+  },
 };
 
 /** Creates that also copy (`POST /v3/packages?source_guid=…`), with the kind they copy. */
@@ -214,6 +231,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await t?.close();
+  await world?.close();
 });
 
 /** What is wrong with one case's answers (empty when it held). */
@@ -243,7 +261,11 @@ async function check(c: Case): Promise<string[]> {
   const same = (r: Reply) => outcome(r) === outcome(reply);
   switch (c.expect) {
     case 'hidden':
-      if (ADMIN_ONLY[c.op.operationId] && reply.status === 403) {
+      if (c.op.operationId in SAME_FOR_ANY_GUID) {
+        const { answer } = SAME_FOR_ANY_GUID[c.op.operationId]!;
+        if (reply.status !== 200 || JSON.stringify(reply.body) !== JSON.stringify(answer)) say(`expected 200 ${JSON.stringify(answer)}`);
+        else if (probe && probe.text !== reply.text) say(`a guid that exists nowhere gets ${outcome(probe)} ${probe.text.slice(0, 200)}`);
+      } else if (ADMIN_ONLY[c.op.operationId] && reply.status === 403) {
         if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
       } else if (reply.status !== 404 || reply.body?.errors?.[0]?.code !== 10010) say('expected 404 CF-ResourceNotFound (10010)');
       else if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
@@ -279,7 +301,18 @@ describe('a user with roles only in org B, against org A', () => {
   it.each(families)('gets nothing of org A through any %s operation, and changes nothing', async (family) => {
     const problems: string[] = [];
     for (const op of operations.filter((o) => o.family === family)) {
-      for (const c of casesOf(op, world, served)) problems.push(...(await check(c)));
+      // A's other instances, bindings and plans of the same kinds (user-provided, key, the global broker's plan
+      // enabled for org A only) go through the same cases; a case no variant changes runs once.
+      const seen = new Set<string>();
+      const worlds = [world, ...world.variantsOfA.map((v) => ({ ...world, a: { guids: { ...world.a.guids, ...v } } }))];
+      for (const w of worlds) {
+        for (const c of casesOf(op, w, served)) {
+          const key = `${c.op.method} ${c.url} ${JSON.stringify(c.body ?? '')}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          problems.push(...(await check(c)));
+        }
+      }
     }
     expect(problems).toEqual([]);
   });
@@ -321,6 +354,7 @@ describe('a user with roles only in org B, against org A', () => {
       `abuse cross-tenant: ${operations.length} operations, ${tally.cases} cases, ${tally.requests} requests`,
       JSON.stringify(tally.byExpect),
       `\nexempt families: ${Object.entries(GLOBAL_FAMILIES).map(([f, why]) => `${f || '(root)'}: ${why}`).join('; ')}`,
+      `\nsame answer for any guid: ${Object.entries(SAME_FOR_ANY_GUID).map(([op, { reason }]) => `${op}: ${reason}`).join('; ')}`,
       `\nnot served by Kiln (${notServed.length}): ${notServed.join(', ')}`,
     );
     expect(tally.cases).toBeGreaterThanOrEqual(operations.length);

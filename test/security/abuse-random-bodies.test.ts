@@ -55,6 +55,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await t?.close();
+  await world?.close();
 });
 
 /**

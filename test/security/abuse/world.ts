@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import type { ApiResponse, Client, TestKiln } from '../../helpers/harness.ts';
 import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
+import { PLAN_IDS, startFixtureBroker, type FixtureBroker } from '../../fixtures/broker/broker.ts';
 
 /**
  * Two tenants built through the API as admin. Org A holds one of every tenant-owned resource Kiln serves; org B is
@@ -20,6 +21,14 @@ export interface World {
   globals: { buildpack: string };
   /** Every guid of org A: none of them may appear in anything mallory reads. */
   secretsOfA: string[];
+  /**
+   * Other resources of A's of a kind the cross-tenant suite already walks with `a.guids`, each also put in every
+   * placeholder of its kind: the user-provided instance, the key and the user-provided binding, and the global
+   * broker's offering and plan that only org A may see.
+   */
+  variantsOfA: Array<Record<string, string>>;
+  /** Stops the fixture broker (after the test's Kiln). */
+  close(): Promise<void>;
 }
 
 /** Controllers that would act on the fixtures behind the test's back (jobs stay, so deletes can complete). */
@@ -31,7 +40,7 @@ function ok(res: ApiResponse, what: string, status = [200, 201, 202]): any {
 }
 
 /** One tenant: an org with a space and one of every resource kind in it, owned by it or bound to it only. */
-async function tenant(t: TestKiln, name: string): Promise<Tenant> {
+async function tenant(t: TestKiln, name: string, broker: FixtureBroker): Promise<Tenant> {
   const admin = t.admin;
   const g: Record<string, string> = {};
   const org = await t.org(`${name}-org`);
@@ -97,15 +106,108 @@ async function tenant(t: TestKiln, name: string): Promise<Tenant> {
   const events = ok(await admin.get(`/v3/audit_events?target_guids=${app.guid}`), 'audit events');
   g.audit_event = events.resources[0].guid;
   g.stack = ok(await admin.get('/v3/stacks'), 'stacks').resources[0].guid;
+  await services(t, name, g, broker);
   return { guids: g };
+}
+
+/** Waits for the job a 202 names and asks it to have completed. */
+async function completed(t: TestKiln, res: ApiResponse, what: string): Promise<void> {
+  ok(res, what, [202]);
+  const job = await t.awaitJob(res.headers.get('location'));
+  expect(job.state, `${what}: ${JSON.stringify(job.errors)}`).toBe('COMPLETE');
+}
+
+/**
+ * The tenant's services: a broker scoped to its space (its plans are seen in that space only), a managed and a
+ * user-provided instance, an app binding, a key and a user-provided binding, a route service instance bound to
+ * the tenant's route, and the managed instance shared with a second space of the org.
+ */
+async function services(t: TestKiln, name: string, g: Record<string, string>, broker: FixtureBroker): Promise<void> {
+  const admin = t.admin;
+  const rel = (guid: string) => ({ data: { guid } });
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: `${name}-broker`,
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+      relationships: { space: rel(g.space!) },
+    }),
+    'space-scoped broker',
+  );
+  g.service_broker = ok(await admin.get(`/v3/service_brokers?names=${name}-broker`), 'broker').resources[0].guid;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${g.service_broker}&per_page=100`), 'plans').resources as any[];
+  const plan = (id: string) => plans.find((p) => p.broker_catalog.id === id)!;
+  const small: string = plan(PLAN_IDS.small).guid;
+  g.service_plan = small;
+  g.service_offering = plan(PLAN_IDS.small).relationships.service_offering.data.guid;
+  const managed = async (instance: string, planGuid: string) => {
+    await completed(
+      t,
+      await admin.post('/v3/service_instances', { type: 'managed', name: instance, relationships: { space: rel(g.space!), service_plan: rel(planGuid) } }),
+      `managed instance ${instance}`,
+    );
+    return ok(await admin.get(`/v3/service_instances?names=${instance}&space_guids=${g.space}`), instance).resources[0].guid as string;
+  };
+  const instance = await managed(`${name}-db`, small);
+  g.service_instance = instance;
+  const ups: string = ok(
+    await admin.post('/v3/service_instances', { type: 'user-provided', name: `${name}-ups`, relationships: { space: rel(g.space!) }, credentials: { password: `${name}-pw` } }),
+    'user-provided instance',
+  ).guid;
+  g.user_provided_instance = ups;
+  const binding = async (body: Record<string, unknown>, what: string) => {
+    const res = await admin.post('/v3/service_credential_bindings', body);
+    if (res.status === 201) return res.body.guid as string;
+    await completed(t, res, what);
+    const rels = body.relationships as Record<string, { data: { guid: string } }>;
+    const q = `service_instance_guids=${rels.service_instance!.data.guid}&type=${body.type}${rels.app ? `&app_guids=${rels.app.data.guid}` : ''}`;
+    return ok(await admin.get(`/v3/service_credential_bindings?${q}`), what).resources[0].guid as string;
+  };
+  g.service_credential_binding = await binding({ type: 'app', relationships: { service_instance: rel(instance), app: rel(g.app!) } }, 'app binding');
+  g.service_key = await binding({ type: 'key', name: `${name}-key`, relationships: { service_instance: rel(instance) } }, 'key');
+  g.user_provided_binding = await binding({ type: 'app', relationships: { service_instance: rel(ups), app: rel(g.app!) } }, 'user-provided binding');
+  const proxy = await managed(`${name}-proxy`, plan(PLAN_IDS.route).guid);
+  g.route_service_instance = proxy;
+  const routeBinding = await admin.post('/v3/service_route_bindings', { relationships: { route: rel(g.route!), service_instance: rel(proxy) } });
+  await completed(t, routeBinding, 'route binding');
+  g.service_route_binding = ok(await admin.get(`/v3/service_route_bindings?route_guids=${g.route}`), 'route binding').resources[0].guid;
+  g.shared_space = (await t.space(`${name}-shared-space`, g.org!)).guid;
+  ok(await admin.post(`/v3/service_instances/${instance}/relationships/shared_spaces`, { data: [{ guid: g.shared_space }] }), 'share');
+}
+
+/**
+ * A broker registered for the whole platform whose `small` plan is enabled for org A alone (its other plans stay
+ * admin-only, as a new broker's do): its broker, offering and plan are A's as far as anyone in B can tell.
+ */
+async function globalBrokerOfA(t: TestKiln, broker: FixtureBroker, orgOfA: string): Promise<Record<string, string>> {
+  const admin = t.admin;
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: 'abuse-global-broker',
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    }),
+    'global broker',
+  );
+  const guid = ok(await admin.get('/v3/service_brokers?names=abuse-global-broker'), 'global broker').resources[0].guid as string;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${guid}&per_page=100`), 'global plans').resources as any[];
+  const small = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!;
+  ok(await admin.post(`/v3/service_plans/${small.guid}/visibility`, { type: 'organization', organizations: [{ guid: orgOfA }] }), 'enable for A');
+  return { service_broker: guid, service_offering: small.relationships.service_offering.data.guid, service_plan: small.guid };
 }
 
 export async function buildWorld(t: TestKiln): Promise<World> {
   // Route sharing is off by default and its flag is checked before anything is looked up; on, the sharing
   // operations reach their visibility checks.
   ok(await t.admin.patch('/v3/feature_flags/route_sharing', { enabled: true }), 'route_sharing on');
-  const a = await tenant(t, 'tenant-a');
-  const b = await tenant(t, 'tenant-b');
+  // Service instance sharing likewise (off by default, CC checks it first).
+  ok(await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true }), 'service_instance_sharing on');
+  const broker = await startFixtureBroker();
+  const a = await tenant(t, 'tenant-a', broker);
+  const b = await tenant(t, 'tenant-b', broker);
+  const globalOfA = await globalBrokerOfA(t, broker, a.guids.org!);
   const mallory = await t.user('mallory');
   for (const type of ['organization_user', 'organization_manager', 'organization_auditor', 'organization_billing_manager']) {
     await t.grant(mallory, type, { org: b.guids.org! });
@@ -114,7 +216,13 @@ export async function buildWorld(t: TestKiln): Promise<World> {
   // Global things both tenants use (the stack) are not secrets of A.
   // Org quotas are platform-wide definitions and jobs are readable by guid by anyone (CONVENTIONS.md §10).
   const shared = new Set([a.guids.stack, a.guids.org_quota, a.guids.job]);
-  const secretsOfA = Object.values(a.guids).filter((v): v is string => typeof v === 'string' && !shared.has(v));
+  const secretsOfA = [...Object.values(a.guids), ...Object.values(globalOfA)].filter((v): v is string => typeof v === 'string' && !shared.has(v));
   const buildpack = ok(await t.admin.post('/v3/buildpacks', { name: 'abuse_buildpack' }), 'buildpack').guid;
-  return { a, b, mallory, globals: { buildpack }, secretsOfA };
+  const g = a.guids;
+  const variantsOfA = [
+    { service_instance: g.user_provided_instance!, service_credential_binding: g.service_key! },
+    { service_instance: g.route_service_instance!, service_credential_binding: g.user_provided_binding! },
+    globalOfA,
+  ];
+  return { a, b, mallory, globals: { buildpack }, secretsOfA, variantsOfA, close: () => broker.close() };
 }

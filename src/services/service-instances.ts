@@ -23,7 +23,7 @@ import type { Ctx } from './context.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
-import { purgeInstance } from './service-plans.ts';
+import { findVisiblePlan, purgeInstance } from './service-plans.ts';
 
 type Body = Record<string, unknown>;
 export type InstanceRow = Row<'service_instances'>;
@@ -123,7 +123,9 @@ const nameTakenError = (name: string) => unprocessable(`The service instance nam
 /** A plan the caller may use in `space`: exists, visible there, available, and enabled for the org (even for admins). */
 async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Promise<Row<'service_plans'>> {
   const db = ctx.store.db;
-  const plan = await db.selectFrom('service_plans').selectAll().where('guid', '=', planGuid).executeTakeFirst();
+  // A plan the caller may not see is answered as one that does not exist (CC checks this before the space), so
+  // another space's broker's plan is not told apart by name.
+  const plan = await findVisiblePlan(ctx, planGuid);
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();

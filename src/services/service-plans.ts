@@ -117,13 +117,18 @@ export async function listServicePlans(ctx: Ctx, params: ListParams): Promise<Pa
   return listPage(planQuery(ctx, params), listOptions('service_plans', params, { resourceType: 'service_plans' }));
 }
 
-export async function getServicePlan(ctx: Ctx, guid: string): Promise<PlanRow> {
-  const plan = await ctx.store.db
+/** The plan, if the caller may see it (undefined for one that does not exist and for one they may not see alike). */
+export async function findVisiblePlan(ctx: Ctx, guid: string): Promise<PlanRow | undefined> {
+  return ctx.store.db
     .selectFrom('service_plans')
     .selectAll()
     .where('guid', '=', guid)
     .$if(!ctx.access.global, (qb) => qb.where((eb) => planVisible(ctx, eb, 'service_plans.guid')))
     .executeTakeFirst();
+}
+
+export async function getServicePlan(ctx: Ctx, guid: string): Promise<PlanRow> {
+  const plan = await findVisiblePlan(ctx, guid);
   if (!plan) throw notFound('Service plan');
   return plan;
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.ts';
+import { PLAN_IDS, startFixtureBroker, type FixtureBroker } from '../fixtures/broker/broker.ts';
 
 /**
  * What the cross-tenant suite (abuse-cross-tenant.test.ts) found in the service endpoints, replayed with the
@@ -7,9 +8,10 @@ import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.t
  * exists nowhere gets.
  */
 let t: TestKiln;
+let broker: FixtureBroker;
 let dev: Client;
 let own: { space: string };
-let other: { space: string; route: string };
+let other: { space: string; route: string; plan: string };
 const rel = (guid: string) => ({ data: { guid } });
 const GHOST = '6c1c2b3e-0000-4000-8000-000000000001';
 
@@ -19,13 +21,26 @@ beforeAll(async () => {
   const spaceA = await t.space('svc-regress-a-space', orgA.guid);
   const domainA = (await t.admin.post('/v3/domains', { name: 'svc-regress-a.example.org', relationships: { organization: rel(orgA.guid) } })).body;
   const routeA = (await t.admin.post('/v3/routes', { host: 'secret', relationships: { domain: rel(domainA.guid), space: rel(spaceA.guid) } })).body;
-  other = { space: spaceA.guid, route: routeA.guid };
+  // A broker scoped to org A's space: its plans are seen in that space only.
+  broker = await startFixtureBroker();
+  const reg = await t.admin.post('/v3/service_brokers', {
+    name: 'svc-regress-a-broker',
+    url: broker.url,
+    authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    relationships: { space: rel(spaceA.guid) },
+  });
+  expect((await t.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
+  const plans = (await t.admin.get('/v3/service_plans?per_page=100')).body.resources as any[];
+  other = { space: spaceA.guid, route: routeA.guid, plan: plans.find((p) => p.broker_catalog.id === PLAN_IDS.small).guid };
   const orgB = await t.org('svc-regress-b');
   const spaceB = await t.space('svc-regress-b-space', orgB.guid);
   own = { space: spaceB.guid };
   dev = await t.spaceMember('space_developer', spaceB);
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await broker?.close();
+});
 
 describe("another org's resources in a service request body", () => {
   it("a route binding to another org's route is refused as for a route that does not exist (not 403)", async () => {
@@ -42,5 +57,18 @@ describe("another org's resources in a service request body", () => {
     expect(theirs.body.errors[0].detail).toBe(`The route could not be found: '${other.route}'.`);
     expect(ghost.body.errors[0].detail).toBe(`The route could not be found: '${GHOST}'.`);
     expect((await t.admin.get(`/v3/service_route_bindings?route_guids=${other.route}`)).body.resources).toEqual([]);
+  });
+
+  it("a managed instance with another space's broker's plan is refused as for a plan that does not exist, without its name", async () => {
+    const body = (plan: string) => ({ type: 'managed', name: 'borrowed', relationships: { space: rel(own.space), service_plan: rel(plan) } });
+    const theirs = await dev.post('/v3/service_instances', body(other.plan));
+    const ghost = await dev.post('/v3/service_instances', body(GHOST));
+    expect(theirs.status, theirs.text).toBe(422);
+    expect(theirs.body.errors).toEqual(ghost.body.errors);
+    expect(theirs.body.errors[0].detail).toBe('Invalid service plan. Ensure that the service plan exists, is available, and you have access to it.');
+    // An admin, who sees the plan, is told why it cannot be used in this space (CC's wording).
+    const admin = await t.admin.post('/v3/service_instances', body(other.plan));
+    expect(admin.status).toBe(422);
+    expect(admin.body.errors[0].detail).toContain(`offering the service plan 'small' with guid '${other.plan}' in another space`);
   });
 });

@@ -14,6 +14,8 @@ let own: { space: string };
 let other: { space: string; route: string; plan: string };
 const rel = (guid: string) => ({ data: { guid } });
 const GHOST = '6c1c2b3e-0000-4000-8000-000000000001';
+/** A plan of a platform broker, public. */
+let sharedPlan: string;
 
 beforeAll(async () => {
   t = await createTestKiln();
@@ -32,6 +34,16 @@ beforeAll(async () => {
   expect((await t.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
   const plans = (await t.admin.get('/v3/service_plans?per_page=100')).body.resources as any[];
   other = { space: spaceA.guid, route: routeA.guid, plan: plans.find((p) => p.broker_catalog.id === PLAN_IDS.small).guid };
+  const global = await t.admin.post('/v3/service_brokers', {
+    name: 'svc-regress-global',
+    url: broker.url,
+    authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+  });
+  expect((await t.awaitJob(global.headers.get('location'))).state).toBe('COMPLETE');
+  const brokerGuid = (await t.admin.get('/v3/service_brokers?names=svc-regress-global')).body.resources[0].guid;
+  const globalPlans = (await t.admin.get(`/v3/service_plans?service_broker_guids=${brokerGuid}&per_page=100`)).body.resources as any[];
+  sharedPlan = globalPlans.find((p) => p.broker_catalog.id === PLAN_IDS.small).guid;
+  expect((await t.admin.patch(`/v3/service_plans/${sharedPlan}/visibility`, { type: 'public' })).status).toBe(200);
   const orgB = await t.org('svc-regress-b');
   const spaceB = await t.space('svc-regress-b-space', orgB.guid);
   own = { space: spaceB.guid };
@@ -70,5 +82,32 @@ describe("another org's resources in a service request body", () => {
     const admin = await t.admin.post('/v3/service_instances', body(other.plan));
     expect(admin.status).toBe(422);
     expect(admin.body.errors[0].detail).toContain(`offering the service plan 'small' with guid '${other.plan}' in another space`);
+  });
+});
+
+describe('an instance shared into another org', () => {
+  it('shows that org where else it is shared, or how it is used there, no more than an instance that does not exist', async () => {
+    expect((await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true })).status).toBe(200);
+    // Org A's instance, shared into org A's second space and into the developer's space of org B.
+    const second = await t.space('svc-regress-a-second', (await t.admin.get(`/v3/spaces/${other.space}`)).body.relationships.organization.data.guid);
+    const created = await t.admin.post('/v3/service_instances', {
+      type: 'managed',
+      name: 'shared-db',
+      relationships: { space: rel(other.space), service_plan: rel(sharedPlan) },
+    });
+    expect((await t.awaitJob(created.headers.get('location'))).state).toBe('COMPLETE');
+    const inst = (await t.admin.get('/v3/service_instances?names=shared-db')).body.resources[0].guid;
+    const share = await t.admin.post(`/v3/service_instances/${inst}/relationships/shared_spaces`, { data: [{ guid: second.guid }, { guid: own.space }] });
+    expect(share.status, share.text).toBe(200);
+    expect((await dev.get(`/v3/service_instances/${inst}`)).status).toBe(200);
+    for (const tail of ['relationships/shared_spaces', 'relationships/shared_spaces/usage_summary']) {
+      const theirs = await dev.get(`/v3/service_instances/${inst}/${tail}`);
+      const ghost = await dev.get(`/v3/service_instances/${GHOST}/${tail}`);
+      expect(theirs.status, theirs.text).toBe(404);
+      expect(theirs.body).toEqual(ghost.body);
+      expect(theirs.text).not.toContain(second.guid);
+    }
+    // Org A's own users still see both.
+    expect((await t.admin.get(`/v3/service_instances/${inst}/relationships/shared_spaces`)).body.data).toHaveLength(2);
   });
 });

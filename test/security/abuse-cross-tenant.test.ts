@@ -372,6 +372,60 @@ describe('a user with roles only in org B, against org A', () => {
     expect(problems, `reproduce with KILN_ABUSE_SEED=${SEED}`).toEqual([]);
   });
 
+  it('sees of what A shares with B only what CC shows a user of the space it is shared into', async () => {
+    const { instance, plan } = world.sharedWithB;
+    const token = world.mallory.token;
+    const problems: string[] = [];
+    const ghost = freshGuid();
+    const leaks = (r: Reply) => world.secretsOfA.filter((g) => r.text.includes(g));
+    const read = async (url: string, expect: number | 'as-ghost') => {
+      const reply = await send(t.kiln, token, 'GET', url);
+      tally.requests++;
+      const say = (p: string) => problems.push(`GET ${url}: ${p} — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
+      if (reply.specProblems.length > 0) say(`not as openapi.json says: ${reply.specProblems.join('; ')}`);
+      if (leaks(reply).length > 0) say(`leaks A's guids ${leaks(reply).join(', ')}`);
+      if (expect === 'as-ghost') {
+        const probe = await send(t.kiln, token, 'GET', url.replace(instance, ghost));
+        tally.requests++;
+        if (reply.status !== 404 || !sameAnswer(reply, probe, new Map([[instance, ghost]]))) say(`expected what a made-up guid gets: ${outcome(probe)}`);
+      } else if (reply.status !== expect) say(`expected ${expect}`);
+      return reply;
+    };
+    // The instance itself is B's to see, in its space and by guid.
+    const listed = await read(`/v3/service_instances?space_guids=${world.b.guids.space}`, 200);
+    if (!listed.body?.resources?.some((r: { guid: string }) => r.guid === instance)) problems.push('the instance shared into B is not listed in B');
+    await read(`/v3/service_instances/${instance}`, 200);
+    await read(`/v3/service_plans/${plan}`, 200);
+    // The plan's visibility names only the orgs the caller can see.
+    const visibility = await read(`/v3/service_plans/${plan}/visibility`, 200);
+    if (JSON.stringify(visibility.body?.organizations?.map((o: { guid: string }) => o.guid)) !== JSON.stringify([world.b.guids.org])) problems.push(`visibility lists ${visibility.text}`);
+    // The spaces it is shared into, and how many apps use it there, are read from its own space only (CC:
+    // relationships_shared_spaces and shared_spaces_usage_summary ask can_read_from_space? of the source space).
+    await read(`/v3/service_instances/${instance}/relationships/shared_spaces`, 'as-ghost');
+    await read(`/v3/service_instances/${instance}/relationships/shared_spaces/usage_summary`, 'as-ghost');
+    // A's binding of A's app to it is A's.
+    await read(`/v3/service_credential_bindings?service_instance_guids=${instance}`, 200);
+    await read(`/v3/service_credential_bindings/${world.sharedWithB.binding}`, 404);
+    // Writes to it from the space it is shared into are refused and change nothing.
+    const before = await snapshot(t.kiln);
+    const writes: Array<[string, string, Body?]> = [
+      ['PATCH', `/v3/service_instances/${instance}`, { kind: 'json', value: { name: 'taken-over', tags: ['x'] } }],
+      ['DELETE', `/v3/service_instances/${instance}`],
+      ['POST', `/v3/service_instances/${instance}/relationships/shared_spaces`, { kind: 'json', value: { data: [{ guid: world.b.guids.space }] } }],
+      ['DELETE', `/v3/service_instances/${instance}/relationships/shared_spaces/${world.b.guids.space}`],
+      ['POST', '/v3/service_credential_bindings', { kind: 'json', value: { type: 'key', name: 'k', relationships: { service_instance: { data: { guid: instance } } } } }],
+    ];
+    for (const [method, url, body] of writes) {
+      const reply = await send(t.kiln, token, method, url, body);
+      tally.requests++;
+      if (reply.status < 400 || reply.status >= 500) problems.push(`${method} ${url}: expected a refusal — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
+      if (leaks(reply).length > 0) problems.push(`${method} ${url}: leaks A's guids ${leaks(reply).join(', ')}`);
+    }
+    const after = await snapshot(t.kiln);
+    if (after !== before) problems.push(`changed state: ${firstDifference(before, after)}`);
+    expect(problems).toEqual([]);
+  });
+
   it('covered every operation of openapi.json', () => {
     // Printed for the record (the report quotes these numbers): how many cases, and of which kind.
     const notServed = operations.filter((op) => casesOf(op, world, served)[0]?.expect === 'not-served').map((op) => `${op.method} ${op.template}`);

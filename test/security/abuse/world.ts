@@ -27,6 +27,12 @@ export interface World {
    * broker's offering and plan that only org A may see.
    */
   variantsOfA: Array<Record<string, string>>;
+  /**
+   * What A shares with B, which mallory may see: a platform broker whose plan is enabled for both orgs (`plan`),
+   * and an instance of it in A's second space (`instance`; that space's guid is its relationship, which CC shows
+   * wherever it is shared), shared into A's space and into B's space, with an app binding of A's app (`binding`).
+   */
+  sharedWithB: { plan: string; instance: string; binding: string };
   /** Stops the fixture broker (after the test's Kiln). */
   close(): Promise<void>;
 }
@@ -173,13 +179,41 @@ async function services(t: TestKiln, name: string, g: Record<string, string>, br
   await completed(t, routeBinding, 'route binding');
   g.service_route_binding = ok(await admin.get(`/v3/service_route_bindings?route_guids=${g.route}`), 'route binding').resources[0].guid;
   g.shared_space = (await t.space(`${name}-shared-space`, g.org!)).guid;
-  ok(await admin.post(`/v3/service_instances/${instance}/relationships/shared_spaces`, { data: [{ guid: g.shared_space }] }), 'share');
 }
 
 /**
  * A broker registered for the whole platform whose `small` plan is enabled for org A alone (its other plans stay
  * admin-only, as a new broker's do): its broker, offering and plan are A's as far as anyone in B can tell.
  */
+/** See `World.sharedWithB`. */
+async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string, string>, b: Record<string, string>): Promise<World['sharedWithB']> {
+  const admin = t.admin;
+  const rel = (guid: string) => ({ data: { guid } });
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: 'abuse-shared-broker',
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    }),
+    'shared broker',
+  );
+  const guid = ok(await admin.get('/v3/service_brokers?names=abuse-shared-broker'), 'shared broker').resources[0].guid as string;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${guid}&per_page=100`), 'shared plans').resources as any[];
+  const plan: string = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!.guid;
+  ok(await admin.post(`/v3/service_plans/${plan}/visibility`, { type: 'organization', organizations: [{ guid: a.org }, { guid: b.org }] }), 'enable for A and B');
+  await completed(
+    t,
+    await admin.post('/v3/service_instances', { type: 'managed', name: 'abuse-shared-db', relationships: { space: rel(a.shared_space!), service_plan: rel(plan) } }),
+    'shared instance',
+  );
+  const instance = ok(await admin.get(`/v3/service_instances?names=abuse-shared-db&space_guids=${a.shared_space}`), 'shared instance').resources[0].guid as string;
+  ok(await admin.post(`/v3/service_instances/${instance}/relationships/shared_spaces`, { data: [{ guid: a.space }, { guid: b.space }] }), 'share');
+  await completed(t, await admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(instance), app: rel(a.app!) } }), 'shared binding');
+  const binding = ok(await admin.get(`/v3/service_credential_bindings?service_instance_guids=${instance}&app_guids=${a.app}`), 'shared binding').resources[0].guid as string;
+  return { plan, instance, binding };
+}
+
 async function globalBrokerOfA(t: TestKiln, broker: FixtureBroker, orgOfA: string): Promise<Record<string, string>> {
   const admin = t.admin;
   await completed(
@@ -208,6 +242,7 @@ export async function buildWorld(t: TestKiln): Promise<World> {
   const a = await tenant(t, 'tenant-a', broker);
   const b = await tenant(t, 'tenant-b', broker);
   const globalOfA = await globalBrokerOfA(t, broker, a.guids.org!);
+  const withB = await sharedWithB(t, broker, a.guids, b.guids);
   const mallory = await t.user('mallory');
   for (const type of ['organization_user', 'organization_manager', 'organization_auditor', 'organization_billing_manager']) {
     await t.grant(mallory, type, { org: b.guids.org! });
@@ -215,8 +250,10 @@ export async function buildWorld(t: TestKiln): Promise<World> {
   for (const type of ['space_developer', 'space_manager', 'space_auditor', 'space_supporter']) await t.grant(mallory, type, { space: b.guids.space! });
   // Global things both tenants use (the stack) are not secrets of A.
   // Org quotas are platform-wide definitions and jobs are readable by guid by anyone (CONVENTIONS.md §10).
-  const shared = new Set([a.guids.stack, a.guids.org_quota, a.guids.job]);
-  const secretsOfA = [...Object.values(a.guids), ...Object.values(globalOfA)].filter((v): v is string => typeof v === 'string' && !shared.has(v));
+  // The space A shares an instance from is that instance's relationship, which B sees (`sharedWithB`).
+  const shared = new Set([a.guids.stack, a.guids.org_quota, a.guids.job, a.guids.shared_space]);
+  // The shared instance and plan are B's to see; the binding of A's app to the instance is not.
+  const secretsOfA = [...Object.values(a.guids), ...Object.values(globalOfA), withB.binding].filter((v): v is string => typeof v === 'string' && !shared.has(v));
   const buildpack = ok(await t.admin.post('/v3/buildpacks', { name: 'abuse_buildpack' }), 'buildpack').guid;
   const g = a.guids;
   const variantsOfA = [
@@ -224,5 +261,5 @@ export async function buildWorld(t: TestKiln): Promise<World> {
     { service_instance: g.route_service_instance!, service_credential_binding: g.user_provided_binding! },
     globalOfA,
   ];
-  return { a, b, mallory, globals: { buildpack }, secretsOfA, variantsOfA, close: () => broker.close() };
+  return { a, b, mallory, globals: { buildpack }, secretsOfA, variantsOfA, sharedWithB: withB, close: () => broker.close() };
 }

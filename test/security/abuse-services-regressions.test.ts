@@ -111,3 +111,20 @@ describe('an instance shared into another org', () => {
     expect((await t.admin.get(`/v3/service_instances/${inst}/relationships/shared_spaces`)).body.data).toHaveLength(2);
   });
 });
+
+describe('sharing', () => {
+  it('does not carry a plan into a space where it is not enabled, even for a user with roles in both orgs', async () => {
+    expect((await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true })).status).toBe(200);
+    const both = await t.spaceMember('space_developer', (await t.admin.get(`/v3/spaces/${other.space}`)).body);
+    await t.grant(both, 'space_developer', { space: own.space });
+    // An instance of org A's space-scoped broker's plan, in org A's space.
+    const created = await both.post('/v3/service_instances', { type: 'managed', name: 'scoped-db', relationships: { space: rel(other.space), service_plan: rel(other.plan) } });
+    expect(created.status, created.text).toBe(202);
+    expect((await t.awaitJob(created.headers.get('location'))).state).toBe('COMPLETE');
+    const inst = (await both.get(`/v3/service_instances?names=scoped-db&space_guids=${other.space}`)).body.resources[0].guid;
+    const res = await both.post(`/v3/service_instances/${inst}/relationships/shared_spaces`, { data: [{ guid: own.space }] });
+    expect(res.status, res.text).toBe(422);
+    expect(res.body.errors[0].detail).toBe('Access to service fixture-db and plan small is not enabled in svc-regress-b/svc-regress-b-space.');
+    expect((await both.get(`/v3/service_instances/${inst}/relationships/shared_spaces`)).body.data).toEqual([]);
+  });
+});

@@ -17,8 +17,11 @@ export interface World {
   a: Tenant;
   b: Tenant;
   mallory: Client;
-  /** Platform-wide resources (not any tenant's), for the operations that take one. */
-  globals: { buildpack: string };
+  /**
+   * Platform-wide resources (not any tenant's), for the operations that take one; `planOfA` is the platform
+   * broker's plan enabled for org A alone (a plan whose visibility an admin may change, unlike a space-scoped one).
+   */
+  globals: { buildpack: string; planOfA: string };
   /** Every guid of org A: none of them may appear in anything mallory reads. */
   secretsOfA: string[];
   /**
@@ -261,5 +264,5 @@ export async function buildWorld(t: TestKiln): Promise<World> {
     { service_instance: g.route_service_instance!, service_credential_binding: g.user_provided_binding! },
     globalOfA,
   ];
-  return { a, b, mallory, globals: { buildpack }, secretsOfA, variantsOfA, sharedWithB: withB, close: () => broker.close() };
+  return { a, b, mallory, globals: { buildpack, planOfA: globalOfA.service_plan! }, secretsOfA, variantsOfA, sharedWithB: withB, close: () => broker.close() };
 }

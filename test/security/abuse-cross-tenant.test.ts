@@ -447,6 +447,14 @@ describe('a user with roles only in org B, against org A', () => {
       ['POST', `/v3/service_instances/${instance}/relationships/shared_spaces`, { kind: 'json', value: { data: [{ guid: world.b.guids.space }] } }],
       ['DELETE', `/v3/service_instances/${instance}/relationships/shared_spaces/${world.b.guids.space}`],
       ['POST', '/v3/service_credential_bindings', { kind: 'json', value: { type: 'key', name: 'k', relationships: { service_instance: { data: { guid: instance } } } } }],
+      // The plan and offering are the platform's: seeing them is no licence to change them (CC: admins, or
+      // developers of a space-scoped broker's space).
+      ['PATCH', `/v3/service_plans/${plan}`, { kind: 'json', value: { metadata: { labels: { owner: 'mallory' } } } }],
+      ['DELETE', `/v3/service_plans/${plan}`],
+      ['PATCH', `/v3/service_offerings/${world.sharedWithB.offering}`, { kind: 'json', value: { metadata: { labels: { owner: 'mallory' } } } }],
+      ['DELETE', `/v3/service_offerings/${world.sharedWithB.offering}?purge=true`],
+      ['POST', `/v3/service_plans/${plan}/visibility`, { kind: 'json', value: { type: 'public' } }],
+      ['DELETE', `/v3/service_plans/${plan}/visibility/${world.b.guids.org}`],
     ];
     for (const [method, url, body] of writes) {
       const reply = await send(t.kiln, token, method, url, body);

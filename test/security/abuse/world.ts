@@ -35,7 +35,7 @@ export interface World {
    * and an instance of it in A's second space (`instance`; that space's guid is its relationship, which CC shows
    * wherever it is shared), shared into A's space and into B's space, with an app binding of A's app (`binding`).
    */
-  sharedWithB: { plan: string; instance: string; binding: string };
+  sharedWithB: { plan: string; offering: string; instance: string; binding: string };
   /** Stops the fixture broker (after the test's Kiln). */
   close(): Promise<void>;
 }
@@ -203,7 +203,8 @@ async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string,
   );
   const guid = ok(await admin.get('/v3/service_brokers?names=abuse-shared-broker'), 'shared broker').resources[0].guid as string;
   const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${guid}&per_page=100`), 'shared plans').resources as any[];
-  const plan: string = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!.guid;
+  const small = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!;
+  const plan: string = small.guid;
   ok(await admin.post(`/v3/service_plans/${plan}/visibility`, { type: 'organization', organizations: [{ guid: a.org }, { guid: b.org }] }), 'enable for A and B');
   await completed(
     t,
@@ -214,7 +215,7 @@ async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string,
   ok(await admin.post(`/v3/service_instances/${instance}/relationships/shared_spaces`, { data: [{ guid: a.space }, { guid: b.space }] }), 'share');
   await completed(t, await admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(instance), app: rel(a.app!) } }), 'shared binding');
   const binding = ok(await admin.get(`/v3/service_credential_bindings?service_instance_guids=${instance}&app_guids=${a.app}`), 'shared binding').resources[0].guid as string;
-  return { plan, instance, binding };
+  return { plan, offering: small.relationships.service_offering.data.guid, instance, binding };
 }
 
 async function globalBrokerOfA(t: TestKiln, broker: FixtureBroker, orgOfA: string): Promise<Record<string, string>> {

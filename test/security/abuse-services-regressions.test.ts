@@ -128,3 +128,33 @@ describe('sharing', () => {
     expect((await both.get(`/v3/service_instances/${inst}/relationships/shared_spaces`)).body.data).toEqual([]);
   });
 });
+
+describe('deleting the space an instance is shared into', () => {
+  it("takes the share and that org's bindings, and leaves the instance, its own bindings and its broker's instance alone", async () => {
+    expect((await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true })).status).toBe(200);
+    const appA = (await t.admin.post('/v3/apps', { name: 'a-app', relationships: { space: rel(other.space) } })).body;
+    const created = await t.admin.post('/v3/service_instances', { type: 'managed', name: 'survivor', relationships: { space: rel(other.space), service_plan: rel(sharedPlan) } });
+    expect((await t.awaitJob(created.headers.get('location'))).state).toBe('COMPLETE');
+    const inst = (await t.admin.get(`/v3/service_instances?names=survivor&space_guids=${other.space}`)).body.resources[0].guid;
+    // A third org, shared into, where its manager binds an app of theirs, then deletes the space.
+    const orgC = await t.org('svc-regress-c');
+    const spaceC = await t.space('svc-regress-c-space', orgC.guid);
+    const manager = await t.user();
+    await t.grant(manager, 'organization_manager', { org: orgC.guid });
+    await t.grant(manager, 'space_developer', { space: spaceC.guid });
+    expect((await t.admin.post(`/v3/service_instances/${inst}/relationships/shared_spaces`, { data: [{ guid: spaceC.guid }] })).status).toBe(200);
+    const appC = (await manager.post('/v3/apps', { name: 'c-app', relationships: { space: rel(spaceC.guid) } })).body;
+    for (const app of [appA.guid, appC.guid]) {
+      const bound = await t.admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(inst), app: rel(app) } });
+      expect((await t.awaitJob(bound.headers.get('location'))).state).toBe('COMPLETE');
+    }
+    const del = await manager.delete(`/v3/spaces/${spaceC.guid}`);
+    expect(del.status, del.text).toBe(202);
+    expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
+    expect((await t.admin.get(`/v3/service_instances/${inst}`)).status).toBe(200);
+    expect(broker.instances.has(inst)).toBe(true);
+    const left = (await t.admin.get(`/v3/service_credential_bindings?service_instance_guids=${inst}`)).body.resources.map((b: any) => b.relationships.app.data.guid);
+    expect(left).toEqual([appA.guid]);
+    expect((await t.admin.get(`/v3/service_instances/${inst}/relationships/shared_spaces`)).body.data).toEqual([]);
+  });
+});

@@ -129,14 +129,7 @@ async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Pro
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();
-  let inSpace = plan.visibility_type === 'public';
-  if (plan.visibility_type === 'organization') {
-    inSpace =
-      (await db.selectFrom('service_plan_visibilities').select('organization_guid').where('service_plan_guid', '=', plan.guid).where('organization_guid', '=', space.organization_guid).executeTakeFirst()) !==
-      undefined;
-  }
-  if (plan.visibility_type === 'space') inSpace = broker.space_guid === space.guid;
-  if (plan.visibility_type === 'admin') inSpace = ctx.access.admin;
+  const inSpace = plan.visibility_type === 'admin' ? ctx.access.admin : await planEnabledIn(db, plan, broker, space);
   if (!inSpace) {
     if (!ctx.access.admin && plan.visibility_type !== 'space') throw unprocessable(INVALID_PLAN);
     throw unprocessable(

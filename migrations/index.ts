@@ -16,7 +16,9 @@ import { instanceCrashes } from './0017_instance_crashes.ts';
 import { routePolicies } from './0018_route_policies.ts';
 import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
+import { serviceExtensions } from './0056_service_extensions.ts';
 import { services } from './0050_services.ts';
+import { serviceUsageEvents } from './0051_service_usage_events.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -38,4 +40,6 @@ export const migrations: Record<string, KilnMigration> = {
   '0030_conditions': conditions,
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
+  '0051_service_usage_events': serviceUsageEvents,
+  '0056_service_extensions': serviceExtensions,
 };

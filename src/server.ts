@@ -14,6 +14,9 @@ import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { brokerOperationController } from './controllers/broker-operation-controller.ts';
+import { backupOperationController } from './controllers/backup-operation-controller.ts';
+import { registerBackupJobs } from './services/service-backups.ts';
+import { registerPlanDefinitionJobs } from './services/plan-definitions.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -45,7 +48,7 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
-import { loadSecretBox } from './store/secrets.ts';
+import { rewrapSecrets } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -83,9 +86,13 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
-  store.secrets = await loadSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  store.secrets = secrets;
+  if (config.previousEncryptionKeys) {
+    const resealed = await rewrapSecrets(store);
+    if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
+  }
   await seedPlatform(store, config);
-  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey);
 
   const identity = new IdentityService({ store, config, log });
   const { generatedAdminPassword, createdAdmin } = await identity.init();
@@ -142,10 +149,14 @@ export async function buildKiln(
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
+  // Kiln's OSBAPI extensions (issue 15): instance backups and plan definitions.
+  const backupOps = registerBackupJobs(jobs, store, brokerSettings);
+  registerPlanDefinitionJobs(jobs, store, brokerSettings);
   const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
   controllers.register(routing.reconciler());
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
+  controllers.register(backupOperationController(store, backupOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),

@@ -52,6 +52,12 @@ export const SERVICE_CREDENTIAL_BINDING_LIST: ListSpec = {
   include: ['app', 'service_instance'],
 };
 
+export const SERVICE_USAGE_EVENT_LIST: ListSpec = {
+  orderByOnly: ['created_at'],
+  filters: ['after_guid', 'service_instance_types', 'service_offering_guids'],
+  updatedAts: false,
+};
+
 export const SERVICE_ROUTE_BINDING_LIST: ListSpec = {
   filters: ['route_guids', 'service_instance_guids', 'service_instance_names'],
   labelSelector: true,

@@ -53,6 +53,8 @@ const CF_CLIENT_SCOPES = [
   'cloud_controller.global_auditor',
   'routing.router_groups.write',
   'doppler.firehose',
+  // Kiln's service admin (issue 15): manages plan definitions of every broker (src/services/plan-definitions.ts).
+  'kiln.service_admin',
 ];
 
 /** The public client the cf CLI logs in with (`cf:` basic auth, empty secret). */

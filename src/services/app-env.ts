@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { parseJsonObject } from '../domain/apps.ts';
 import type { Database, Row } from '../store/schema.ts';
-import type { SecretBox } from '../store/secrets.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 import { environmentVariableGroupVars } from './environment-variable-groups.ts';
 
 /** File-descriptor limit every instance gets (upstream's default `instance_file_descriptor_limit`). */
@@ -134,7 +134,7 @@ export async function vcapServices(db: Kysely<Database>, appGuid: string, secret
         instance_name: r.instance_name,
         binding_guid: r.binding_guid,
         binding_name: r.binding_name,
-        credentials: secrets.open(r.instance_credentials) ?? {},
+        credentials: secrets.openJson(r.instance_credentials) ?? {},
         syslog_drain_url: r.instance_drain,
         volume_mounts: [],
       };
@@ -150,7 +150,7 @@ export async function vcapServices(db: Kysely<Database>, appGuid: string, secret
         instance_name: r.instance_name,
         binding_guid: r.binding_guid,
         binding_name: r.binding_name,
-        credentials: secrets.open(r.binding_credentials) ?? {},
+        credentials: secrets.openJson(r.binding_credentials) ?? {},
         syslog_drain_url: r.binding_drain,
         volume_mounts: mounts,
       };

@@ -5,6 +5,7 @@ import type { Store, WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnection, type BrokerResponse } from './broker-client.ts';
 import { finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
 import { connectionOf, type BrokerSettings } from './service-catalog.ts';
+import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.ts';
 
 /**
  * The broker side of service instances and bindings (OSBAPI, as Cloud Controller drives it): provision, update,
@@ -84,6 +85,28 @@ function judge(res: BrokerResponse, op: 'provision' | 'update' | 'deprovision' |
   }
   if (res.status === 201 && deleting) throw malformed(res, 'expected status 200 or 202');
   throw unexpectedAnswer(res);
+}
+
+/**
+ * What a bind answer may carry depends on what the offering declared it needs (CC's response parser): a syslog
+ * drain only with `requires: [syslog_drain]`, volume mounts only with `volume_mount`. Anything else fails the
+ * binding, and the broker's binding is unbound again (orphan mitigation).
+ */
+function checkBindingAnswer(body: Record<string, unknown>, requires: string[]): void {
+  if (typeof body.syslog_drain_url === 'string' && body.syslog_drain_url !== '' && !requires.includes('syslog_drain')) {
+    throw new BrokerError(
+      'CF-ServiceBrokerInvalidSyslogDrainUrl',
+      'The service is attempting to stream logs from your application, but is not registered as a logging service. Please contact the service provider.',
+      true,
+    );
+  }
+  if (Array.isArray(body.volume_mounts) && body.volume_mounts.length > 0 && !requires.includes('volume_mount')) {
+    throw new BrokerError(
+      'CF-ServiceBrokerInvalidVolumeMounts',
+      'The service is attempting to supply volume mounts from your application, but is not registered as a volume mount service. Please contact the service provider.',
+      true,
+    );
+  }
 }
 
 export interface Outcome {
@@ -168,10 +191,19 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   /** Ends a subject's operation: success or failure written, POLLING/PROCESSING jobs finished, in one transaction. */
   async function conclude(kind: SubjectKind, guid: string, type: OpType, outcome: Outcome, failure?: KilnError | JobError, extra: Record<string, unknown> = {}) {
     await store.write(async (tx) => {
+      // The job's immediate poll and the reconciler may both see the end of one operation: conclude it once.
+      const db = tx.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+      const current = await db.selectFrom(kind).select(['last_operation_type', 'last_operation_state']).where('guid', '=', guid).executeTakeFirst();
+      if (!current || (current.last_operation_type === type && (current.last_operation_state === 'succeeded' || current.last_operation_state === 'failed'))) {
+        await finishPollingJobs(tx, guid, failure);
+        return;
+      }
       if (type === 'delete' && outcome.state === 'succeeded') {
+        if (kind === 'service_instances') await recordDeletedUsage(tx, guid);
         await removeSubject(tx, kind, guid);
       } else {
         await recordOperation(tx, kind, guid, type, outcome.state, outcome.description, { broker_operation: null, poll_next_at: null, poll_deadline: null, poll_count: 0, ...extra });
+        if (kind === 'service_instances' && outcome.state === 'succeeded') await recordServiceUsage(tx, guid, type === 'create' ? 'CREATED' : 'UPDATED');
       }
       await finishPollingJobs(tx, guid, failure);
     });
@@ -193,13 +225,13 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     if (inst.last_operation_type === type && inst.last_operation_state === 'succeeded') return;
     const what = type === 'create' ? 'provision' : type === 'update' ? 'update' : 'deprovision';
     // An update's request waits, encrypted, on the row until the broker has answered.
-    const request = type === 'update' ? (store.secrets.open<InstanceUpdateRequest>(inst.pending_update_enc) ?? {}) : {};
+    const request = type === 'update' ? (store.secrets.openJson<InstanceUpdateRequest>(inst.pending_update_enc) ?? {}) : {};
     if (type === 'delete') await unbindAll(c, userGuid);
     let res: BrokerResponse;
     let answer: Answer;
     try {
       if (type === 'create') {
-        const params = store.secrets.open<Record<string, unknown>>(inst.parameters_enc);
+        const params = store.secrets.openJson<Record<string, unknown>>(inst.parameters_enc);
         res = await call(c.conn, 'PUT', instancePath(inst.guid), {
           query: { accepts_incomplete: 'true' },
           body: {
@@ -248,7 +280,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   const updateColumns = (request: InstanceUpdateRequest) => ({
     ...(request.planGuid ? { service_plan_guid: request.planGuid } : {}),
     ...(request.maintenanceInfo ? { maintenance_info: JSON.stringify(request.maintenanceInfo) } : {}),
-    ...(request.parameters ? { parameters_enc: store.secrets.seal(request.parameters) } : {}),
+    ...(request.parameters ? { parameters_enc: store.secrets.sealJson(request.parameters) } : {}),
     pending_update_enc: null,
   });
 
@@ -284,7 +316,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
     try {
       let res: BrokerResponse;
       if (type === 'create') {
-        const params = store.secrets.open<Record<string, unknown>>(binding.parameters_enc);
+        const params = store.secrets.openJson<Record<string, unknown>>(binding.parameters_enc);
         let bindResource: Record<string, unknown> = {};
         let appGuid: string | undefined;
         if ('app_guid' in binding && binding.app_guid) {
@@ -312,6 +344,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
         });
       }
       answer = judge(res, what);
+      if (type === 'create' && answer.kind === 'done') checkBindingAnswer(answer.body, JSON.parse(c.offering.requires) as string[]);
     } catch (err) {
       if (!(err instanceof BrokerError)) throw err;
       if (type === 'create' && err.orphan) await mitigateOrphan(c.conn, settings, bindingPath(c.instance.guid, bindingGuid), c, userGuid);
@@ -324,7 +357,7 @@ export function brokerOps(store: Store, settings: BrokerSettings): BrokerOps {
   const bindingColumns = (kind: SubjectKind, body: Record<string, unknown>): Record<string, unknown> => {
     if (kind === 'service_route_bindings') return { route_service_url: typeof body.route_service_url === 'string' ? body.route_service_url : null };
     return {
-      credentials_enc: store.secrets.seal(isObject(body.credentials) ? body.credentials : {}),
+      credentials_enc: store.secrets.sealJson(isObject(body.credentials) ? body.credentials : {}),
       syslog_drain_url: typeof body.syslog_drain_url === 'string' ? body.syslog_drain_url : null,
       volume_mounts: JSON.stringify(Array.isArray(body.volume_mounts) ? body.volume_mounts : []),
     };

@@ -18,6 +18,7 @@ import { registerUserJobs } from './users.ts';
 import { DEFAULT_BROKER_SETTINGS, type BrokerSettings } from './service-catalog.ts';
 import { registerServiceBrokerJobs } from './service-brokers.ts';
 import { registerBrokerOperationJobs, type BrokerOps } from './broker-operations.ts';
+import { registerAdminJobs } from './admin-actions.ts';
 
 /** Registers the asynchronous half of every job-backed operation. */
 /** `platform` names the API's hosts, which routes made by manifest apply may not spell. */
@@ -37,5 +38,6 @@ export function registerJobHandlers(handlers: JobHandlers, store: Store, platfor
   registerManifestJobs(handlers, store, platform);
   registerBuildpackJobs(handlers, store);
   registerServiceBrokerJobs(handlers, store, brokers);
+  registerAdminJobs(handlers, store);
   return registerBrokerOperationJobs(handlers, store, brokers);
 }

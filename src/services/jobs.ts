@@ -163,6 +163,8 @@ export async function runJob(store: Store, handlers: JobHandlers, guid: string, 
         .updateTable('jobs')
         .set({ state, errors: JSON.stringify(errors), warnings: JSON.stringify(warnings), updated_at: tx.now })
         .where('guid', '=', guid)
+        // A job another writer already ended (a broker operation concluded by its poller) keeps that ending.
+        .where('state', '=', 'PROCESSING')
         .execute();
       tx.changed('jobs', guid, 'update');
     });

@@ -14,6 +14,9 @@ import type { Ctx } from './context.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { visibleInstances } from './service-instances.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
+import { serviceKeyQuotaError } from '../domain/quotas.ts';
 
 type Body = Record<string, unknown>;
 export type CredentialBindingRow = Row<'service_credential_bindings'>;
@@ -48,14 +51,13 @@ function visibleCredentialBindings(ctx: Ctx) {
 
 export async function listCredentialBindings(ctx: Ctx, params: ListParams): Promise<Page<CredentialBindingRow>> {
   const f = params.filters;
-  const sub = (table: 'service_instances' | 'apps', column: 'name', values: string[]) => (eb: any) => eb.selectFrom(table).select('guid').where(column, 'in', values);
   const q = visibleCredentialBindings(ctx)
     .$if(f.names !== undefined, (qb) => qb.where('service_credential_bindings.name', 'in', f.names!))
     .$if(f.type !== undefined, (qb) => qb.where('service_credential_bindings.type', '=', f.type![0] as 'app' | 'key'))
     .$if(f.service_instance_guids !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', f.service_instance_guids!))
-    .$if(f.service_instance_names !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', sub('service_instances', 'name', f.service_instance_names!)))
+    .$if(f.service_instance_names !== undefined, (qb) => qb.where('service_credential_bindings.service_instance_guid', 'in', (eb) => eb.selectFrom('service_instances').select('guid').where('name', 'in', f.service_instance_names!)))
     .$if(f.app_guids !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', f.app_guids!))
-    .$if(f.app_names !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', sub('apps', 'name', f.app_names!)))
+    .$if(f.app_names !== undefined, (qb) => qb.where('service_credential_bindings.app_guid', 'in', (eb) => eb.selectFrom('apps').select('guid').where('name', 'in', f.app_names!)))
     .$if(f.service_plan_guids !== undefined, (qb) =>
       qb.where('service_credential_bindings.service_instance_guid', 'in', (eb) => eb.selectFrom('service_instances').select('guid').where('service_plan_guid', 'in', f.service_plan_guids!)),
     )
@@ -136,6 +138,17 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
     if (inst.last_operation_type === 'delete' && inst.last_operation_state === 'in progress') throw unprocessable('There is an operation in progress for the service instance.');
   }
   return ctx.store.write(async (tx) => {
+    // A binding whose create failed gives way to a new attempt (CC deletes it and binds again).
+    const failed = await tx.db
+      .selectFrom('service_credential_bindings')
+      .select('guid')
+      .where('service_instance_guid', '=', inst.guid)
+      .where('last_operation_type', '=', 'create')
+      .where('last_operation_state', '=', 'failed')
+      .$if(input.type === 'app', (qb) => qb.where('app_guid', '=', app!.guid))
+      .$if(input.type === 'key', (qb) => qb.where('type', '=', 'key').where('name', '=', input.name!))
+      .execute();
+    for (const f of failed) await removeSubject(tx, 'service_credential_bindings', f.guid);
     if (input.type === 'app') {
       const existing = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', '=', app!.guid).where('service_instance_guid', '=', inst.guid).executeTakeFirst();
       if (existing) throw unprocessable('The app is already bound to the service instance');
@@ -144,6 +157,27 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
         if (sameName) throw unprocessable(`The binding name is invalid. App binding names must be unique. The app already has a binding with name '${input.name}'.`);
       }
     } else {
+      const keyCount = async (orgWide: boolean) => {
+        const row = await tx.db
+          .selectFrom('service_credential_bindings')
+          .innerJoin('service_instances', 'service_instances.guid', 'service_credential_bindings.service_instance_guid')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('service_credential_bindings.type', '=', 'key')
+          .$if(!orgWide, (qb) => qb.where('service_instances.space_guid', '=', inst.space_guid))
+          .$if(orgWide, (qb) =>
+            qb.where('service_instances.space_guid', 'in', (eb) =>
+              eb.selectFrom('spaces').select('guid').where('organization_guid', 'in', eb.selectFrom('spaces as s2').select('s2.organization_guid').where('s2.guid', '=', inst.space_guid)),
+            ),
+          )
+          .executeTakeFirst();
+        return Number(row?.n ?? 0);
+      };
+      const orgGuid = (await tx.db.selectFrom('spaces').select('organization_guid').where('guid', '=', inst.space_guid).executeTakeFirstOrThrow()).organization_guid;
+      const quotaError = serviceKeyQuotaError(
+        { quota: await organizationQuotaOf(tx.db, orgGuid), keys: await keyCount(true) },
+        { quota: await spaceQuotaOf(tx.db, inst.space_guid), keys: await keyCount(false) },
+      );
+      if (quotaError) throw unprocessable(quotaError);
       const sameName = await tx.db.selectFrom('service_credential_bindings').select('guid').where('service_instance_guid', '=', inst.guid).where('type', '=', 'key').where('name', '=', input.name!).executeTakeFirst();
       if (sameName) {
         throw unprocessable(`The binding name is invalid. Key binding names must be unique. The service instance already has a key binding with name '${input.name}'.`);
@@ -163,7 +197,7 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
         service_instance_guid: inst.guid,
         app_guid: app?.guid ?? null,
         credentials_enc: null,
-        parameters_enc: ctx.store.secrets.seal(input.parameters),
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
         syslog_drain_url: managed ? null : inst.syslog_drain_url,
         last_operation_type: 'create',
         last_operation_state: managed ? 'initial' : 'succeeded',
@@ -212,11 +246,19 @@ export async function deleteCredentialBinding(ctx: Ctx, guid: string): Promise<{
     throw unprocessable('There is an operation in progress for the service binding.');
   }
   return ctx.store.write(async (tx) => {
-    await recordOperation(tx, 'service_credential_bindings', b.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await bindingAudit(tx, ctx, `audit.${kind}.start_delete`, b, spaceGuid, {});
-    const operation = b.type === 'key' ? 'service_keys.delete' : 'service_bindings.delete';
-    return { jobGuid: await enqueueJob(tx, { operation, resourceType: 'service_credential_binding', resourceGuid: b.guid, userGuid: ctx.principal.guid }) };
+    return { jobGuid: await startUnbind(tx, b, ctx.principal.guid) };
   });
+}
+
+/**
+ * Marks a managed binding for deletion and enqueues the job that unbinds it at the broker (no permission check:
+ * also used when unsharing an instance removes the bindings made in the other space).
+ */
+export async function startUnbind(tx: WriteTx, b: Pick<CredentialBindingRow, 'guid' | 'type'>, userGuid: string | null): Promise<string> {
+  await recordOperation(tx, 'service_credential_bindings', b.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
+  const operation = b.type === 'key' ? 'service_keys.delete' : 'service_bindings.delete';
+  return enqueueJob(tx, { operation, resourceType: 'service_credential_binding', resourceGuid: b.guid, userGuid });
 }
 
 /** `GET /details`: the credentials (for user-provided instances, the instance's current ones). */
@@ -225,7 +267,7 @@ export async function credentialBindingDetails(ctx: Ctx, guid: string): Promise<
   if (!(await ctx.access.canReadSpaceSecrets(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
   if (b.last_operation_type === 'create' && b.last_operation_state !== 'succeeded') throw notFound('Service credential binding');
   const inst = await ctx.store.db.selectFrom('service_instances').selectAll().where('guid', '=', b.service_instance_guid).executeTakeFirstOrThrow();
-  const credentials = inst.type === 'user-provided' ? ctx.store.secrets.open(inst.credentials_enc) : ctx.store.secrets.open(b.credentials_enc);
+  const credentials = inst.type === 'user-provided' ? ctx.store.secrets.openJson(inst.credentials_enc) : ctx.store.secrets.openJson(b.credentials_enc);
   const out: Record<string, unknown> = { credentials: credentials ?? {} };
   const drain = inst.type === 'user-provided' ? inst.syslog_drain_url : b.syslog_drain_url;
   if (drain) out.syslog_drain_url = drain;
@@ -290,14 +332,10 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
   const routeGuid = input.relationships.route.data.guid;
   const inst = await visibleInstances(ctx).where('service_instances.guid', '=', instGuid).executeTakeFirst();
   if (!inst) throw unprocessable(`The service instance could not be found: '${instGuid}'.`);
-  // A route in a space the caller cannot read is answered as one that does not exist (not 403: that tells it exists).
-  const route = await ctx.store.db
-    .selectFrom('routes')
-    .selectAll()
-    .where('guid', '=', routeGuid)
-    .where((eb) => ctx.access.spaceVisible(eb, 'routes.space_guid'))
-    .executeTakeFirst();
-  if (!route) throw unprocessable(`The route could not be found: '${routeGuid}'.`);
+  const route = await ctx.store.db.selectFrom('routes').selectAll().where('guid', '=', routeGuid).executeTakeFirst();
+  const routeSpace = route ? await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', route.space_guid).executeTakeFirst() : undefined;
+  // A route the caller cannot see is answered as one that does not exist.
+  if (!route || !routeSpace || !(await ctx.access.canReadSpace(routeSpace))) throw unprocessable(`The route could not be found: '${routeGuid}'.`);
   if (!(await ctx.access.canWriteSpace(route.space_guid))) throw notAuthorized();
   if (inst.type === 'user-provided') {
     if (!inst.route_service_url) throw unprocessable('This service instance does not support route binding.');
@@ -325,7 +363,7 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
         service_instance_guid: inst.guid,
         route_guid: route.guid,
         route_service_url: managed ? null : inst.route_service_url,
-        parameters_enc: ctx.store.secrets.seal(input.parameters),
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
         last_operation_type: 'create',
         last_operation_state: managed ? 'initial' : 'succeeded',
         last_operation_description: null,
@@ -346,6 +384,16 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
     if (!managed) return { binding, metadata };
     return { binding, metadata, jobGuid: await enqueueJob(tx, { operation: 'service_route_bindings.create', resourceType: 'service_route_binding', resourceGuid: guid, userGuid: ctx.principal.guid }) };
   });
+}
+
+/** `GET /parameters` of a route binding, fetched from the broker (needs `bindings_retrievable`). */
+export async function routeBindingParameters(ctx: Ctx, guid: string, timeoutMs: number): Promise<unknown> {
+  const b = await getRouteBinding(ctx, guid);
+  const c = await instanceContext(ctx.store, ctx.store.db, b.service_instance_guid);
+  if (!c || !c.offering.bindings_retrievable) throw new KilnError('BadRequest', 'This service does not support fetching service binding parameters.');
+  const res = await callBroker(connectionOf(ctx.store, c.broker), 'GET', `/v2/service_instances/${c.instance.guid}/service_bindings/${b.guid}`, { timeoutMs, userGuid: ctx.principal.guid }).catch(() => undefined);
+  if (!res || res.status !== 200 || typeof res.json !== 'object' || res.json === null) throw new KilnError('ServiceBrokerRequestRejected', res ? String(res.status) : 'unreachable');
+  return (res.json as { parameters?: unknown }).parameters ?? {};
 }
 
 export async function updateRouteBinding(ctx: Ctx, guid: string, body: Body): Promise<{ binding: RouteBindingRow; metadata: Metadata }> {

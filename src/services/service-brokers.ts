@@ -94,7 +94,7 @@ export async function createServiceBroker(ctx: Ctx, body: Body): Promise<{ jobGu
           generation: 1,
           name: input.name,
           url: input.url,
-          auth_enc: ctx.store.secrets.seal(input.authentication.credentials)!,
+          auth_enc: ctx.store.secrets.sealJson(input.authentication.credentials)!,
           space_guid: spaceGuid,
           state: 'SYNCHRONIZING',
         })
@@ -139,7 +139,7 @@ export async function updateServiceBroker(ctx: Ctx, guid: string, body: Body): P
       await tx.update('service_brokers', broker.guid, broker.generation, {
         name: input.name ?? broker.name,
         url: input.url ?? broker.url,
-        auth_enc: input.authentication ? ctx.store.secrets.seal(input.authentication.credentials)! : broker.auth_enc,
+        auth_enc: input.authentication ? ctx.store.secrets.sealJson(input.authentication.credentials)! : broker.auth_enc,
         state: 'SYNCHRONIZING',
       });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_broker.update', resourceType: 'service_broker', resourceGuid: broker.guid, userGuid: ctx.principal.guid }) };

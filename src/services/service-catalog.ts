@@ -14,7 +14,7 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = { timeoutMs: 60_000, poll
 
 /** The broker's connection, its credentials decrypted for this call only. */
 export function connectionOf(store: Store, broker: Pick<Row<'service_brokers'>, 'url' | 'auth_enc'>): BrokerConnection {
-  const auth = store.secrets.open<{ username: string; password: string }>(broker.auth_enc)!;
+  const auth = store.secrets.openJson<{ username: string; password: string }>(broker.auth_enc)!;
   return { url: broker.url, username: auth.username, password: auth.password };
 }
 

@@ -17,13 +17,19 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceWritable, findVisibleSpace } from './access.ts';
 import { recordAudit } from './audit.ts';
+import { assertNoBackupOperation } from './backup-guard.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from './jobs.ts';
 import { connectionOf } from './service-catalog.ts';
-import { findVisiblePlan, purgeInstance } from './service-plans.ts';
+import { getServicePlan, purgeInstance } from './service-plans.ts';
+import { organizationQuotaOf } from './organization-quotas.ts';
+import { spaceQuotaOf } from './space-quotas.ts';
+import { serviceInstanceQuotaError } from '../domain/quotas.ts';
+import { startUnbind } from './service-bindings.ts';
+import { recordServiceUsage } from './service-usage-events.ts';
 
 type Body = Record<string, unknown>;
 export type InstanceRow = Row<'service_instances'>;
@@ -123,9 +129,8 @@ const nameTakenError = (name: string) => unprocessable(`The service instance nam
 /** A plan the caller may use in `space`: exists, visible there, available, and enabled for the org (even for admins). */
 async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Promise<Row<'service_plans'>> {
   const db = ctx.store.db;
-  // A plan the caller may not see is answered as one that does not exist (CC checks this before the space), so
-  // another space's broker's plan is not told apart by name.
-  const plan = await findVisiblePlan(ctx, planGuid);
+  // A plan the caller cannot see at all is answered as one that does not exist (its name is nobody else's business).
+  const plan = await getServicePlan(ctx, planGuid).catch(() => undefined);
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();
@@ -183,6 +188,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
         if (taken.type === 'managed' && taken.last_operation_type === 'create' && taken.last_operation_state === 'failed') await purgeInstance(tx, taken.guid);
         else throw nameTakenError(input.name);
       }
+      if (input.type === 'managed') await assertInstanceQuota(tx.db, plan!, space);
       const guid = newGuid();
       const base = {
         guid,
@@ -203,7 +209,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
             ...base,
             type: 'user-provided',
             service_plan_guid: null,
-            credentials_enc: ctx.store.secrets.seal(input.credentials ?? {}),
+            credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
             parameters_enc: null,
             syslog_drain_url: input.syslog_drain_url || null,
             route_service_url: input.route_service_url || null,
@@ -214,6 +220,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
           })
           .execute();
         tx.changed(RESOURCE, guid, 'create');
+        await recordServiceUsage(tx, guid, 'CREATED');
         const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.create', base, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow()), metadata };
@@ -225,7 +232,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
           type: 'managed',
           service_plan_guid: plan!.guid,
           credentials_enc: null,
-          parameters_enc: ctx.store.secrets.seal(input.parameters),
+          parameters_enc: ctx.store.secrets.sealJson(input.parameters),
           syslog_drain_url: null,
           route_service_url: null,
           dashboard_url: null,
@@ -237,12 +244,30 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
       tx.changed(RESOURCE, guid, 'create');
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'audit.service_instance.start_create', base, space.organization_guid, { ...input });
-      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instances', resourceGuid: guid, userGuid: ctx.principal.guid }) };
+      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instance', resourceGuid: guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTakenError(input.name);
     throw err;
   }
+}
+
+/** The org and space quotas a new managed instance must fit (count, paid plans), as upstream checks them. */
+async function assertInstanceQuota(db: Kysely<Database>, plan: Row<'service_plans'>, space: Row<'spaces'>): Promise<void> {
+  const count = async (column: 'space_guid' | 'org') => {
+    const q = db.selectFrom('service_instances').select((eb) => eb.fn.countAll<number>().as('n')).where('type', '=', 'managed');
+    const row = await (column === 'space_guid'
+      ? q.where('space_guid', '=', space.guid)
+      : q.where('space_guid', 'in', (eb) => eb.selectFrom('spaces').select('guid').where('organization_guid', '=', space.organization_guid))
+    ).executeTakeFirst();
+    return Number(row?.n ?? 0);
+  };
+  const error = serviceInstanceQuotaError(
+    { free: plan.free === 1 },
+    { quota: await organizationQuotaOf(db, space.organization_guid), instances: await count('org') },
+    { quota: await spaceQuotaOf(db, space.guid), instances: await count('space_guid') },
+  );
+  if (error) throw unprocessable(new KilnError(error).detail);
 }
 
 /** An operation is under way: a create not yet answered, or an update/delete in progress. */
@@ -266,12 +291,13 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
         await tx.update('service_instances', inst.guid, inst.generation, {
           ...(input.name !== undefined ? { name: input.name } : {}),
-          ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.seal(input.credentials) } : {}),
+          ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
           ...(input.syslog_drain_url !== undefined ? { syslog_drain_url: input.syslog_drain_url || null } : {}),
           ...(input.route_service_url !== undefined ? { route_service_url: input.route_service_url || null } : {}),
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         });
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', 'Operation succeeded');
+        await recordServiceUsage(tx, inst.guid, 'UPDATED');
         const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.update', inst, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', inst.guid).executeTakeFirstOrThrow()), metadata };
@@ -284,6 +310,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const input = UpdateManagedInstanceSchema.parse(body);
   validateMetadataRequest(input.metadata);
   if (operationInProgress(inst)) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   let newPlan: Row<'service_plans'> | undefined;
   if (input.relationships?.service_plan) {
     newPlan = await usablePlan(ctx, input.relationships.service_plan.data.guid, space);
@@ -305,7 +332,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         ...(needsBroker
           ? {
-              pending_update_enc: ctx.store.secrets.seal({
+              pending_update_enc: ctx.store.secrets.sealJson({
                 ...(newPlan ? { planGuid: newPlan.guid } : {}),
                 ...(input.parameters ? { parameters: input.parameters } : {}),
                 ...(input.maintenance_info ? { maintenanceInfo: input.maintenance_info } : {}),
@@ -316,12 +343,13 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
       const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
       if (!needsBroker) {
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', null);
+        await recordServiceUsage(tx, inst.guid, 'UPDATED');
         await audit(tx, ctx, 'audit.service_instance.update', inst, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', inst.guid).executeTakeFirstOrThrow()), metadata };
       }
       await recordOperation(tx, RESOURCE, inst.guid, 'update', 'initial', null);
       await audit(tx, ctx, 'audit.service_instance.start_update', inst, space.organization_guid, { ...input });
-      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.update', resourceType: 'service_instances', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
+      return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.update', resourceType: 'service_instance', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTakenError(input.name ?? inst.name);
@@ -346,10 +374,11 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
     return {};
   }
   if (inst.last_operation_state === 'initial' || (inst.last_operation_state === 'in progress' && inst.last_operation_type !== 'create')) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   return ctx.store.write(async (tx) => {
     await recordOperation(tx, RESOURCE, inst.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await audit(tx, ctx, 'audit.service_instance.start_delete', inst, space.organization_guid, {});
-    return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.delete', resourceType: 'service_instances', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
+    return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.delete', resourceType: 'service_instance', resourceGuid: inst.guid, userGuid: ctx.principal.guid }) };
   });
 }
 
@@ -358,7 +387,7 @@ export async function instanceCredentials(ctx: Ctx, guid: string): Promise<Recor
   const inst = await getServiceInstance(ctx, guid);
   if (inst.type !== 'user-provided') throw notFound('Service instance');
   if (!(await ctx.access.canReadSpaceSecrets(inst.space_guid))) throw notAuthorized();
-  return ctx.store.secrets.open<Record<string, unknown>>(inst.credentials_enc) ?? {};
+  return ctx.store.secrets.openJson<Record<string, unknown>>(inst.credentials_enc) ?? {};
 }
 
 /** `GET /parameters` of a managed instance, fetched from the broker (needs `instances_retrievable`). */
@@ -377,8 +406,9 @@ export async function instanceParameters(ctx: Ctx, guid: string, timeoutMs: numb
 }
 
 export async function instancePermissions(ctx: Ctx, guid: string): Promise<{ read: boolean; manage: boolean }> {
-  const inst = await visibleInstances(ctx).where('service_instances.guid', '=', guid).executeTakeFirst();
-  if (!inst) return { read: false, manage: false };
+  // Upstream answers {read: false} for an instance the caller cannot see; Kiln answers 404, as for every resource
+  // the caller cannot see (never reveal existence, CONVENTIONS.md §13.3).
+  const inst = await getServiceInstance(ctx, guid);
   return { read: true, manage: await ctx.access.canWriteSpace(inst.space_guid) };
 }
 
@@ -450,20 +480,27 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
   return sharedSpaceGuids(ctx, inst.guid);
 }
 
-/** Unsharing removes the app bindings made in the target space (upstream unbinds them through the broker). */
-export async function unshareServiceInstance(ctx: Ctx, guid: string, spaceGuid: string, unbind: (bindingGuid: string) => Promise<void>): Promise<void> {
+/**
+ * Unsharing removes the app bindings made in the target space: user-provided ones at once, managed ones through
+ * their unbind jobs (Cloud Controller unbinds them as part of the unshare).
+ */
+export async function unshareServiceInstance(ctx: Ctx, guid: string, spaceGuid: string): Promise<void> {
   const inst = await writableInstance(ctx, guid);
   const share = await ctx.store.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', spaceGuid).executeTakeFirst();
   if (!share) throw unprocessable(`Unable to unshare service instance from space ${spaceGuid}. Ensure the space exists and the service instance has been shared to this space.`);
-  const bindings = await ctx.store.db
-    .selectFrom('service_credential_bindings')
-    .innerJoin('apps', 'apps.guid', 'service_credential_bindings.app_guid')
-    .select('service_credential_bindings.guid')
-    .where('service_credential_bindings.service_instance_guid', '=', inst.guid)
-    .where('apps.space_guid', '=', spaceGuid)
-    .execute();
-  for (const b of bindings) await unbind(b.guid);
   await ctx.store.write(async (tx) => {
+    const bindings = await tx.db
+      .selectFrom('service_credential_bindings')
+      .innerJoin('apps', 'apps.guid', 'service_credential_bindings.app_guid')
+      .select(['service_credential_bindings.guid', 'service_credential_bindings.type', 'service_credential_bindings.last_operation_type', 'service_credential_bindings.last_operation_state'])
+      .where('service_credential_bindings.service_instance_guid', '=', inst.guid)
+      .where('apps.space_guid', '=', spaceGuid)
+      .execute();
+    for (const b of bindings) {
+      if (b.last_operation_type === 'delete' && b.last_operation_state !== 'failed') continue;
+      if (inst.type === 'user-provided') await removeSubject(tx, 'service_credential_bindings', b.guid);
+      else await startUnbind(tx, b, ctx.principal.guid);
+    }
     await tx.db.deleteFrom('service_instance_shares').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', spaceGuid).execute();
     tx.changed(RESOURCE, inst.guid, 'update');
     await recordAudit(tx, {

@@ -2,15 +2,16 @@ import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { ZodError } from 'zod';
 import { badRequest, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
-import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
+import { joinKey, validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { MetadataOnlySchema, VisibilitySchema } from '../domain/services.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { saveMetadata } from '../store/metadata.ts';
+import { loadMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { deleteOffering, deletePlan } from './service-catalog.ts';
+import { recordDeletedUsage } from './service-usage-events.ts';
 
 /**
  * Service offerings and plans, and who sees them (CC's plan visibility): new plans are admin-only; `public` plans
@@ -51,6 +52,25 @@ function planVisible(ctx: Ctx, eb: Eb, planColumn: string) {
         ]),
       ),
   );
+}
+
+/**
+ * The same condition for a query that already joins `service_plans` and `service_brokers` (the plan list): on the
+ * joined columns, so SQLite does not walk a second copy of the plans per row (27 → 3 ms over 1,000 plans).
+ */
+function planVisibleJoined(ctx: Ctx, eb: Eb) {
+  return eb.or([
+    eb('service_plans.visibility_type', '=', 'public'),
+    eb.and([
+      eb('service_plans.visibility_type', '=', 'organization'),
+      eb(
+        'service_plans.guid',
+        'in',
+        eb.selectFrom('service_plan_visibilities as spv').select('spv.service_plan_guid').where((x) => ctx.access.orgVisible(x, 'spv.organization_guid')),
+      ),
+    ]),
+    eb.and([eb('service_plans.visibility_type', '=', 'space'), ctx.access.spaceVisible(eb, 'service_brokers.space_guid')]),
+  ]);
 }
 
 /** Plans visible from one space: public, enabled for the space's org, or from a broker scoped to the space. */
@@ -98,7 +118,7 @@ function planQuery(ctx: Ctx, params: ListParams) {
     .innerJoin('service_offerings', 'service_offerings.guid', 'service_plans.service_offering_guid')
     .innerJoin('service_brokers', 'service_brokers.guid', 'service_offerings.service_broker_guid')
     .selectAll('service_plans')
-    .$if(!ctx.access.global, (qb) => qb.where((eb) => planVisible(ctx, eb, 'service_plans.guid')))
+    .$if(!ctx.access.global, (qb) => qb.where((eb) => planVisibleJoined(ctx, eb)))
     .$if(f.names !== undefined, (qb) => qb.where('service_plans.name', 'in', f.names!))
     .$if(f.available !== undefined, (qb) => qb.where('service_plans.available', '=', truthy(f.available) ? 1 : 0))
     .$if(f.broker_catalog_ids !== undefined, (qb) => qb.where('service_plans.broker_catalog_id', 'in', f.broker_catalog_ids!))
@@ -117,18 +137,13 @@ export async function listServicePlans(ctx: Ctx, params: ListParams): Promise<Pa
   return listPage(planQuery(ctx, params), listOptions('service_plans', params, { resourceType: 'service_plans' }));
 }
 
-/** The plan, if the caller may see it (undefined for one that does not exist and for one they may not see alike). */
-export async function findVisiblePlan(ctx: Ctx, guid: string): Promise<PlanRow | undefined> {
-  return ctx.store.db
+export async function getServicePlan(ctx: Ctx, guid: string): Promise<PlanRow> {
+  const plan = await ctx.store.db
     .selectFrom('service_plans')
     .selectAll()
     .where('guid', '=', guid)
     .$if(!ctx.access.global, (qb) => qb.where((eb) => planVisible(ctx, eb, 'service_plans.guid')))
     .executeTakeFirst();
-}
-
-export async function getServicePlan(ctx: Ctx, guid: string): Promise<PlanRow> {
-  const plan = await findVisiblePlan(ctx, guid);
   if (!plan) throw notFound('Service plan');
   return plan;
 }
@@ -174,6 +189,24 @@ export async function getServiceOffering(ctx: Ctx, guid: string): Promise<Offeri
     .executeTakeFirst();
   if (!o) throw notFound('Service offering');
   return o;
+}
+
+/**
+ * Labels and annotations of many plans. A big page (the marketplace asks for all plans) reads the plans' metadata
+ * rows by type in one pass and keeps the page's, instead of chunked `IN (…900 guids…)` lookups (7 → <1 ms over
+ * 1,000 plans without labels); small pages use the usual lookup.
+ */
+export async function planMetadata(db: Kysely<Database>, guids: string[]): Promise<Map<string, Metadata>> {
+  if (guids.length <= 200) return loadMetadata(db, 'service_plans', guids);
+  const out = new Map<string, Metadata>(guids.map((g) => [g, { labels: {}, annotations: {} }]));
+  for (const table of ['labels', 'annotations'] as const) {
+    const rows = await db.selectFrom(table).select(['resource_guid', 'key_prefix', 'key_name', 'value']).where('resource_type', '=', 'service_plans').orderBy('id').execute();
+    for (const r of rows) {
+      const m = out.get(r.resource_guid);
+      if (m) m[table][joinKey(r.key_prefix, r.key_name)] = r.value;
+    }
+  }
+  return out;
 }
 
 /** Offerings by guid (for `include=service_offering`), and their brokers. */
@@ -231,7 +264,7 @@ export async function deleteServiceOffering(ctx: Ctx, guid: string, purge: boole
     for (const i of instances) await purgeInstance(tx, i.guid);
     await deleteOffering(tx, offering.guid);
     await recordAudit(tx, {
-      type: purge ? 'audit.service.delete' : 'audit.service.delete',
+      type: 'audit.service.delete',
       actor: ctx.principal,
       target: { type: 'service', guid: offering.guid, name: offering.name },
       data: { request: { purge } },
@@ -241,6 +274,7 @@ export async function deleteServiceOffering(ctx: Ctx, guid: string, purge: boole
 
 /** Removes an instance, its bindings and shares from Kiln only (purge: the broker is not told). */
 export async function purgeInstance(tx: WriteTx, instanceGuid: string): Promise<void> {
+  await recordDeletedUsage(tx, instanceGuid);
   for (const table of ['service_credential_bindings', 'service_route_bindings'] as const) {
     const rows = await tx.db.selectFrom(table).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
     for (const r of rows) tx.changed(table, r.guid, 'delete');

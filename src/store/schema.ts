@@ -676,6 +676,55 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
+/** Backups of managed service instances (migration 0056); see src/services/service-backups.ts. */
+export type BackupState = 'CREATING' | 'READY' | 'FAILED' | 'RESTORING';
+export interface ServiceInstanceBackupsTable extends ResourceColumns {
+  service_instance_guid: string;
+  state: BackupState;
+  size_in_bytes: number | null;
+  /** When the broker finished the backup, and when a restore from it last succeeded. */
+  completed_at: string | null;
+  restored_at: string | null;
+  last_operation_type: 'create' | 'restore';
+  last_operation_state: 'in progress' | 'succeeded' | 'failed';
+  last_operation_description: string | null;
+  last_operation_updated_at: string;
+  /** The broker's token of the async create or restore being polled (null while the job has not sent it). */
+  broker_operation: string | null;
+  /** Epoch ms of the next poll. */
+  poll_next_at: number | null;
+}
+
+/** A plan-definition write waiting for its job (migration 0056); see src/services/plan-definitions.ts. */
+export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
+  action: 'create' | 'update' | 'delete';
+  service_offering_guid: string;
+  broker_plan_id: string;
+  /** The definition sent to the broker (JSON). */
+  definition: string;
+}
+
+/** Service usage events (migration 0051): names copied in when the event happened. */
+export interface ServiceUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  /** CREATED, UPDATED or DELETED. */
+  state: 'CREATED' | 'UPDATED' | 'DELETED';
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  service_instance_guid: string;
+  service_instance_name: string;
+  service_instance_type: string;
+  service_plan_guid: string | null;
+  service_plan_name: string | null;
+  service_offering_guid: string | null;
+  service_offering_name: string | null;
+  service_broker_guid: string | null;
+  service_broker_name: string | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -727,7 +776,10 @@ export interface Database {
   service_instance_shares: ServiceInstanceSharesTable;
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
+  service_usage_events: ServiceUsageEventsTable;
   route_policies: RoutePoliciesTable;
+  service_instance_backups: ServiceInstanceBackupsTable;
+  service_plan_definition_requests: ServicePlanDefinitionRequestsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -5,7 +5,7 @@ import type { Kysely, KyselyPlugin, Transaction } from 'kysely';
 import { concurrentUpdate } from '../domain/errors.ts';
 import type { DbHandle, Dialect } from './db.ts';
 import type { Database, ResourceTable, RowUpdate } from './schema.ts';
-import { SecretBox } from './secrets.ts';
+import { SecretBox } from './secret-box.ts';
 
 export type ChangeOp = 'create' | 'update' | 'delete';
 

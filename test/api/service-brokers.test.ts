@@ -42,8 +42,15 @@ describe('registering a broker', () => {
     expect(offerings.body.resources).toHaveLength(1);
     expect(offerings.body.resources[0]).toMatchObject({ name: 'fixture-db', shareable: true, tags: ['sql', 'fixture'], broker_catalog: { id: 'svc-db' } });
     const plans = await t.admin.get(`/v3/service_plans?service_offering_guids=${offerings.body.resources[0].guid}`);
-    expect(plans.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'fail', 'reject', 'slow', 'small']);
+    expect(plans.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'async-short', 'fail', 'reject', 'slow', 'small']);
     expect(plans.body.resources.every((p: any) => p.visibility_type === 'admin')).toBe(true);
+  });
+
+  it("renders a plan's features from its offering when the catalog leaves them out", async () => {
+    const res = await t.admin.get('/v3/service_plans?service_offering_names=fixture-nobind');
+    expect(res.body.resources[0].broker_catalog.features).toEqual({ bindable: false, plan_updateable: false });
+    const one = await t.admin.get(`/v3/service_plans/${res.body.resources[0].guid}`);
+    expect(one.body.broker_catalog.features.bindable).toBe(false);
   });
 
   it('never returns the credentials', async () => {
@@ -167,5 +174,48 @@ describe('updating and deleting a broker', () => {
 
   it('the fixture ids stay stable', () => {
     expect(PLAN_IDS.small).toBe('plan-small');
+  });
+});
+
+describe('the marketplace without a token', () => {
+  it('shows public plans only, unless hide_marketplace_from_unauthenticated_users is on', async () => {
+    const plans = await t.anonymous.get('/v3/service_plans');
+    expect(plans.status).toBe(200);
+    expect(plans.body.resources.map((p: any) => p.visibility_type)).toEqual(plans.body.resources.map(() => 'public'));
+    expect(plans.body.resources.length).toBeGreaterThan(0);
+    const offerings = await t.anonymous.get('/v3/service_offerings');
+    expect(offerings.body.resources.map((o: any) => o.name)).toEqual(['fixture-db']);
+    expect((await t.anonymous.get('/v3/service_brokers')).status).toBe(401);
+    await t.admin.patch('/v3/feature_flags/hide_marketplace_from_unauthenticated_users', { enabled: true });
+    expect((await t.anonymous.get('/v3/service_plans')).status).toBe(401);
+    await t.admin.patch('/v3/feature_flags/hide_marketplace_from_unauthenticated_users', { enabled: false });
+  });
+});
+
+describe('space-scoped brokers', () => {
+  it('are registered by a space developer, and their plans are seen in that space only', async () => {
+    const org = await t.org('scoped-org');
+    const mine = await t.space('scoped-mine', org.guid);
+    const other = await t.space('scoped-other', org.guid);
+    const dev = await t.spaceMember('space_developer', mine);
+    const stranger = await t.spaceMember('space_developer', other);
+    const own = await startFixtureBroker({ catalog: { services: [{ id: 'sp', name: 'scoped-svc', description: 'd', bindable: true, plans: [{ id: 'sp1', name: 'only', description: 'd' }] }] } });
+    try {
+      const res = await dev.post('/v3/service_brokers', { ...brokerBody('scoped', own.url), relationships: { space: { data: { guid: mine.guid } } } });
+      expect(res.status, res.text).toBe(202);
+      expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
+      const b = (await dev.get('/v3/service_brokers?names=scoped')).body.resources[0];
+      expect(b.relationships).toEqual({ space: { data: { guid: mine.guid } } });
+      const plans = await dev.get(`/v3/service_plans?available=true&space_guids=${mine.guid}&service_broker_names=scoped`);
+      expect(plans.body.resources.map((p: any) => [p.name, p.visibility_type])).toEqual([['only', 'space']]);
+      expect((await stranger.get('/v3/service_plans?service_broker_names=scoped')).body.resources).toHaveLength(0);
+      expect((await stranger.get('/v3/service_brokers?names=scoped')).body.resources).toHaveLength(0);
+      const vis = await t.admin.get(`/v3/service_plans/${plans.body.resources[0].guid}/visibility`);
+      expect(vis.body).toEqual({ type: 'space', space: { guid: mine.guid, name: 'scoped-mine' } });
+      const wrong = await stranger.post('/v3/service_instances', { type: 'managed', name: 'x', relationships: { space: { data: { guid: other.guid } }, service_plan: { data: { guid: plans.body.resources[0].guid } } } });
+      expect(wrong.status).toBe(422);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -141,6 +141,45 @@ describe('managed service instances', () => {
     expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${four.inst.guid}`)).toBe(false);
   });
 
+  it("poll no sooner than the broker's Retry-After asks, and show POLLING meanwhile", async () => {
+    broker.options.retryAfter = 2;
+    broker.options.asyncPolls = 1_000_000;
+    try {
+      const res = await dev.post('/v3/service_instances', { type: 'managed', name: 'patient', relationships: { space: rel(space.guid), service_plan: rel(plans[PLAN_IDS.async]!) } });
+      const location = new URL(res.headers.get('location')!).pathname;
+      const deadline = Date.now() + 10_000;
+      let job: any;
+      do {
+        await t.kiln.controllers.settle();
+        job = (await dev.get(location)).body;
+      } while (job.state !== 'POLLING' && Date.now() < deadline);
+      expect(job.state).toBe('POLLING');
+      const row = await t.kiln.store.db.selectFrom('service_instances').selectAll().where('name', '=', 'patient').executeTakeFirstOrThrow();
+      expect(row.last_operation_state).toBe('in progress');
+      expect(row.poll_next_at! - Date.parse(row.last_operation_updated_at)).toBeGreaterThanOrEqual(1900);
+      broker.options.asyncPolls = 0;
+      broker.options.retryAfter = undefined;
+      const done = await t.awaitJob(res.headers.get('location'));
+      expect(done.state).toBe('COMPLETE');
+    } finally {
+      broker.options.asyncPolls = 1;
+      broker.options.retryAfter = undefined;
+    }
+  });
+
+  it("give up after the plan's maximum polling duration: JobTimeout, and the orphan is deprovisioned", async () => {
+    broker.options.asyncPolls = 1_000_000;
+    try {
+      const { job, inst } = await managed('short', PLAN_IDS.asyncShort);
+      expect(job.state).toBe('FAILED');
+      expect(job.errors[0]).toMatchObject({ title: 'CF-JobTimeout', code: 290006 });
+      expect(inst.last_operation).toMatchObject({ type: 'create', state: 'failed', description: 'Service Broker failed to provision within the required time.' });
+      expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}`)).toBe(true);
+    } finally {
+      broker.options.asyncPolls = 1;
+    }
+  });
+
   it('refuse a plan the user cannot see', async () => {
     const hidden = await t.admin.patch(`/v3/service_plans/${plans[PLAN_IDS.nobind]}/visibility`, { type: 'admin' });
     expect(hidden.status).toBe(200);
@@ -172,6 +211,22 @@ describe('managed service instances', () => {
     const patch = broker.requests.find((r) => r.method === 'PATCH' && r.path === `/v2/service_instances/${inst.guid}`)!;
     expect(patch.body).toMatchObject({ parameters: { size: 9 }, previous_values: { plan_id: PLAN_IDS.small } });
     expect(broker.instances.get(inst.guid)!.parameters).toEqual({ size: 9 });
+  });
+});
+
+describe('changing plans (cf update-service -p)', () => {
+  it('asks the broker with the new plan and previous values, and the instance moves to it', async () => {
+    const { inst } = await managed('replan', PLAN_IDS.small);
+    const res = await dev.patch(`/v3/service_instances/${inst.guid}`, { relationships: { service_plan: rel(plans[PLAN_IDS.async]!) } });
+    expect(res.status, res.text).toBe(202);
+    expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
+    const patch = broker.requests.filter((r) => r.method === 'PATCH' && r.path === `/v2/service_instances/${inst.guid}`).at(-1)!;
+    expect(patch.body).toMatchObject({ plan_id: PLAN_IDS.async, previous_values: { plan_id: PLAN_IDS.small, service_id: 'svc-db' } });
+    const after = (await dev.get(`/v3/service_instances/${inst.guid}`)).body;
+    expect(after.relationships.service_plan.data.guid).toBe(plans[PLAN_IDS.async]);
+    expect(after.last_operation).toMatchObject({ type: 'update', state: 'succeeded' });
+    const other = await dev.patch(`/v3/service_instances/${inst.guid}`, { relationships: { service_plan: rel(plans[PLAN_IDS.nobind]!) } });
+    expect(other.status).toBe(422);
   });
 });
 
@@ -248,11 +303,35 @@ describe('credential bindings and VCAP_SERVICES', () => {
     const key = (await dev.get(`/v3/service_credential_bindings?service_instance_guids=${inst.guid}&type=key&names=k1&per_page=1&page=1`)).body.resources[0];
     const details = await dev.get(`/v3/service_credential_bindings/${key.guid}/details`);
     expect(details.body.credentials).toMatchObject({ password: 'secret-pw' });
+    const withInstance = await dev.get(`/v3/service_credential_bindings/${key.guid}?include=service_instance`);
+    expect(withInstance.body.included.service_instances.map((i: any) => i.name)).toEqual(['sync-db']);
+    expect((await dev.get(`/v3/service_credential_bindings/${key.guid}?include=nope`)).status).toBe(400);
     const dup = await dev.post('/v3/service_credential_bindings', { type: 'key', name: 'k1', relationships: { service_instance: rel(inst.guid) } });
     expect(detail(dup)).toBe("The binding name is invalid. Key binding names must be unique. The service instance already has a key binding with name 'k1'.");
     const ups = (await dev.get(`/v3/service_instances?names=my-ups`)).body.resources[0];
     const upsKey = await dev.post('/v3/service_credential_bindings', { type: 'key', name: 'k', relationships: { service_instance: rel(ups.guid) } });
     expect(detail(upsKey)).toBe("Service credential bindings of type 'key' are not supported for user-provided service instances.");
+  });
+
+  it('fails a binding whose answer carries a syslog drain the offering did not declare, and unbinds it again', async () => {
+    const a = await app('drain-app');
+    const inst = (await dev.get(`/v3/service_instances?names=sync-db`)).body.resources[0];
+    const res = await dev.post('/v3/service_credential_bindings', { type: 'app', parameters: { syslog: true }, relationships: { service_instance: rel(inst.guid), app: rel(a.guid) } });
+    const job = await t.awaitJob(res.headers.get('location'));
+    expect(job.state).toBe('FAILED');
+    expect(job.errors[0]).toMatchObject({
+      title: 'CF-UnableToPerform',
+      detail: 'bind could not be completed: The service is attempting to stream logs from your application, but is not registered as a logging service. Please contact the service provider.',
+    });
+    const binding = (await dev.get(`/v3/service_credential_bindings?app_guids=${a.guid}`)).body.resources[0];
+    expect(binding.last_operation).toMatchObject({ type: 'create', state: 'failed' });
+    expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}/service_bindings/${binding.guid}`)).toBe(true);
+    expect(await env(a.guid)).toEqual({});
+    // The failed binding gives way to a new attempt.
+    const again = await dev.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(inst.guid), app: rel(a.guid) } });
+    expect(again.status).toBe(202);
+    expect((await t.awaitJob(again.headers.get('location'))).state).toBe('COMPLETE');
+    expect((await env(a.guid))['fixture-db']).toHaveLength(1);
   });
 
   it('refuses a binding across spaces and to a plan that is not bindable', async () => {
@@ -439,5 +518,92 @@ describe('deleting what services hang off', () => {
     expect((await t.awaitJob(del.headers.get('location'))).state).toBe('COMPLETE');
     expect(broker.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/service_instances/${inst.guid}`)).toBe(true);
     expect((await t.admin.get(`/v3/service_instances/${inst.guid}`)).status).toBe(404);
+  });
+});
+
+describe('service usage events', () => {
+  it('record creates, updates and deletes in the same writes, for admins to read', async () => {
+    const res = await t.admin.get('/v3/service_usage_events?per_page=5000');
+    expect(res.status).toBe(200);
+    const byName = (name: string) => res.body.resources.filter((e: any) => e.service_instance.name === name).map((e: any) => e.state);
+    expect(byName('sync-db')).toEqual(['CREATED']);
+    expect(byName('to-delete')).toEqual(['CREATED', 'DELETED']);
+    expect(byName('upd-db-2')).toEqual(expect.arrayContaining(['UPDATED']));
+    expect(byName('my-ups')).toEqual(['CREATED', 'DELETED']);
+    // A create that failed was never billed.
+    expect(byName('five')).toEqual([]);
+    const one = res.body.resources.find((e: any) => e.service_instance.name === 'sync-db');
+    expect(one).toMatchObject({
+      state: 'CREATED',
+      space: { guid: space.guid, name: 'si-space' },
+      organization: { guid: org.guid },
+      service_instance: { type: 'managed_service_instance' },
+      service_plan: { name: 'small' },
+      service_offering: { name: 'fixture-db' },
+      service_broker: { name: 'fixture' },
+    });
+    expect((await t.admin.get(`/v3/service_usage_events/${one.guid}`)).body.guid).toBe(one.guid);
+    const after = await t.admin.get(`/v3/service_usage_events?after_guid=${one.guid}&per_page=5000`);
+    expect(after.body.resources.some((e: any) => e.guid === one.guid)).toBe(false);
+    const theirs = await dev.get('/v3/service_usage_events');
+    expect(theirs.status).toBe(200);
+    expect(theirs.body.resources).toEqual([]);
+  });
+
+  it('purge-and-reseed leaves one CREATED event per existing instance', async () => {
+    const res = await t.admin.post('/v3/service_usage_events/actions/destructively_purge_all_and_reseed');
+    expect(res.status).toBe(200);
+    const events = (await t.admin.get('/v3/service_usage_events?per_page=5000')).body.resources;
+    const count = await t.kiln.store.db.selectFrom('service_instances').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    expect(events).toHaveLength(Number(count.n));
+    expect(new Set(events.map((e: any) => e.state))).toEqual(new Set(['CREATED']));
+  });
+});
+
+describe('quotas', () => {
+  it('limit the managed instances and keys of an org, and paid plans', async () => {
+    const qorg = await t.org('quota-org');
+    const qspace = await t.space('quota-space', qorg.guid);
+    const quota = await t.admin.post('/v3/organization_quotas', {
+      name: 'tiny-services',
+      services: { total_service_instances: 1, paid_services_allowed: false, total_service_keys: 1 },
+      relationships: { organizations: { data: [{ guid: qorg.guid }] } },
+    });
+    expect(quota.status, quota.text).toBe(201);
+    const create = (name: string, planId: string) =>
+      t.admin.post('/v3/service_instances', { type: 'managed', name, relationships: { space: rel(qspace.guid), service_plan: rel(plans[planId]!) } });
+    const paid = await create('paid', PLAN_IDS.slow);
+    expect(paid.status).toBe(422);
+    expect(detail(paid)).toBe('The service instance cannot be created because paid service plans are not allowed.');
+    const first = await create('q1', PLAN_IDS.small);
+    expect(first.status).toBe(202);
+    await t.awaitJob(first.headers.get('location'));
+    const second = await create('q2', PLAN_IDS.small);
+    expect(second.status).toBe(422);
+    expect(detail(second)).toBe("You have exceeded your organization's services limit.");
+    // User-provided instances do not count.
+    expect((await t.admin.post('/v3/service_instances', { type: 'user-provided', name: 'free-ups', relationships: { space: rel(qspace.guid) } })).status).toBe(201);
+
+    const inst = (await t.admin.get('/v3/service_instances?names=q1')).body.resources[0];
+    const k1 = await t.admin.post('/v3/service_credential_bindings', { type: 'key', name: 'a', relationships: { service_instance: rel(inst.guid) } });
+    await t.awaitJob(k1.headers.get('location'));
+    const k2 = await t.admin.post('/v3/service_credential_bindings', { type: 'key', name: 'b', relationships: { service_instance: rel(inst.guid) } });
+    expect(k2.status).toBe(422);
+    expect(detail(k2)).toBe("You have exceeded your organization's limit for service binding of type key.");
+  });
+});
+
+describe('cf purge-service-offering', () => {
+  it('refuses while instances exist, and with purge removes them without asking the broker', async () => {
+    const offering = (await t.admin.get('/v3/service_offerings?names=fixture-route')).body.resources[0];
+    const inst = (await t.admin.get('/v3/service_instances?names=proxy')).body.resources[0];
+    const refused = await t.admin.delete(`/v3/service_offerings/${offering.guid}`);
+    expect(refused.status).toBe(422);
+    expect(detail(refused)).toBe('Please delete the service_instances associations for your service_offerings.');
+    const before = broker.requests.length;
+    expect((await t.admin.delete(`/v3/service_offerings/${offering.guid}?purge=true`)).status).toBe(204);
+    expect((await t.admin.get(`/v3/service_instances/${inst.guid}`)).status).toBe(404);
+    expect((await t.admin.get(`/v3/service_offerings/${offering.guid}`)).status).toBe(404);
+    expect(broker.requests.slice(before).filter((r) => r.method === 'DELETE')).toEqual([]);
   });
 });

@@ -74,7 +74,7 @@ describe('the cf CLI service commands against the real server and a real broker'
   it('cf marketplace', async () => {
     const res = await call('GET', `/v3/service_plans?available=true&fields[service_offering.service_broker]=name,guid&include=service_offering&per_page=5000&space_guids=${spaceGuid}`);
     expect(res.status).toBe(200);
-    expect(res.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'fail', 'reject', 'slow', 'small']);
+    expect(res.body.resources.map((p: any) => p.name).sort()).toEqual(['async', 'async-fail', 'async-short', 'fail', 'reject', 'slow', 'small']);
     expect(res.body.included.service_offerings.map((o: any) => [o.name, o.description])).toEqual([['fixture-db', 'A database that is not one']]);
     expect(res.body.included.service_brokers).toEqual([{ name: 'fixture', guid: expect.any(String) }]);
   });
@@ -159,6 +159,37 @@ describe('the cf CLI service commands against the real server and a real broker'
     expect(res.body.resources.map((i: any) => i.name)).toEqual(['my-db', 'my-ups']);
     const guids = res.body.resources.map((i: any) => i.guid).join(',');
     const bindings = await call('GET', `/v3/service_credential_bindings?include=app&service_instance_guids=${guids}`);
+    expect(bindings.body.included.apps.map((a: any) => a.name)).toEqual(['vcap']);
+  });
+
+  it('cf service my-db', async () => {
+    const fields = [
+      'fields[service_plan]=name,guid',
+      'fields[service_plan.service_offering]=name,guid,description,tags,documentation_url',
+      'fields[service_plan.service_offering.service_broker]=name,guid',
+      'fields[space]=name,guid',
+      'fields[space.organization]=name,guid',
+    ].join('&');
+    const res = await call('GET', `/v3/service_instances?names=my-db&space_guids=${spaceGuid}&per_page=1&page=1&${fields}`);
+    expect(res.status).toBe(200);
+    const inst = res.body.resources[0];
+    expect(res.body.included.service_offerings[0]).toEqual({
+      name: 'fixture-db',
+      guid: expect.any(String),
+      description: 'A database that is not one',
+      tags: ['sql', 'fixture'],
+      documentation_url: 'https://example.org/docs',
+    });
+    expect(res.body.included.spaces).toEqual([{ name: 'dev', guid: spaceGuid }]);
+    expect(res.body.included.organizations).toEqual([{ name: 'svc-org', guid: orgGuid }]);
+    expect((await call('GET', '/v3/feature_flags/service_instance_sharing')).body.enabled).toBe(false);
+    const offering = await call('GET', `/v3/service_offerings/${res.body.included.service_offerings[0].guid}`);
+    expect(offering.body.shareable).toBe(true);
+    const shared = await call('GET', `/v3/service_instances/${inst.guid}/relationships/shared_spaces?fields[space]=guid,name,relationships.organization&fields[space.organization]=guid,name`);
+    expect(shared.body.data).toEqual([]);
+    expect((await call('GET', `/v3/service_instances/${inst.guid}/relationships/shared_spaces/usage_summary`)).body.usage_summary).toEqual([]);
+    expect((await call('GET', `/v3/service_plans/${inst.relationships.service_plan.data.guid}`)).body.name).toBe('small');
+    const bindings = await call('GET', `/v3/service_credential_bindings?include=app&service_instance_guids=${inst.guid}&type=app`);
     expect(bindings.body.included.apps.map((a: any) => a.name)).toEqual(['vcap']);
   });
 

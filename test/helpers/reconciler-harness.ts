@@ -6,7 +6,7 @@ import { createTestKiln, type TestKiln } from './harness.ts';
 import { FakeRuntime } from './fake-runtime.ts';
 
 /** Every reconciler buildKiln registers: the Kiln under test runs none of them, the test's manager runs one. */
-const ALL_CONTROLLERS = ['routing', 'jobs', 'builds', 'blob-collector', 'buildpack-cache-collector', 'processes', 'deployments', 'tasks', 'droplet-cache'];
+const ALL_CONTROLLERS = ['routing', 'jobs', 'builds', 'blob-collector', 'buildpack-cache-collector', 'processes', 'deployments', 'tasks', 'droplet-cache', 'broker-operations'];
 
 export interface ReconcilerTest {
   t: TestKiln;

@@ -43,6 +43,26 @@ describe('SecretBox', () => {
   });
 });
 
+describe('SecretBox with previous keys', () => {
+  it('opens values sealed under a previous key, calls them stale, and seals under the current one', () => {
+    const old = randomBytes(32);
+    const sealed = new SecretBox(old).seal('x', 'g');
+    const rotated = new SecretBox(randomBytes(32), [old]);
+    expect(rotated.open(sealed, 'g')).toBe('x');
+    expect(rotated.isStale(sealed)).toBe(true);
+    expect(rotated.isStale(rotated.seal('x', 'g'))).toBe(false);
+  });
+
+  it('seals JSON values, null staying null', () => {
+    const box = new SecretBox(randomBytes(32));
+    const sealed = box.sealJson({ password: 'hunter2' })!;
+    expect(sealed).not.toContain('hunter2');
+    expect(box.openJson(sealed)).toEqual({ password: 'hunter2' });
+    expect(box.sealJson(null)).toBeNull();
+    expect(box.openJson(null)).toBeNull();
+  });
+});
+
 describe('the encryption key', () => {
   it('is generated into the data dir on first start (mode 0600) and reused afterwards', async () => {
     const dir = tempDir();

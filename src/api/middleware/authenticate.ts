@@ -9,6 +9,13 @@ import type { Env, TokenVerifier } from '../context.ts';
 const PUBLIC = new Set(['/v3', '/v3/', '/v3/info', '/v3/kiln-openapi.json']);
 
 /**
+ * The marketplace reads: without a token they answer as an anonymous caller, who sees public plans only — unless
+ * the feature flag hide_marketplace_from_unauthenticated_users is on (research/services.md §1).
+ */
+const MARKETPLACE = /^\/v3\/service_(offerings|plans)(\/[^/]+)?\/?$/;
+const ANONYMOUS: Principal = { guid: '', username: null, origin: null, email: null, isClient: false, scopes: new Set() };
+
+/**
  * Verifies the bearer token, applies the scope-by-method gate and makes the caller's Access available.
  * A token sent to a public endpoint is still honoured, but a bad one there is ignored.
  */
@@ -26,6 +33,14 @@ export function authenticate(
     if (!match) {
       // Unknown paths fall through to the 404 handler before any token is asked for, as upstream routes first.
       if (isPublic || !routed(c.req.method, c.req.path)) return next();
+      if (c.req.method === 'GET' && MARKETPLACE.test(c.req.path)) {
+        const hidden = await store.db.selectFrom('feature_flags').select('enabled').where('name', '=', 'hide_marketplace_from_unauthenticated_users').executeTakeFirst();
+        if (!hidden?.enabled) {
+          c.set('principal', ANONYMOUS);
+          c.set('access', new Access(store.db, ANONYMOUS));
+          return next();
+        }
+      }
       throw new KilnError('NotAuthenticated');
     }
     let principal: Principal;

@@ -24,6 +24,9 @@ import { registerServiceBrokers } from './service-brokers.ts';
 import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
+import { registerServiceUsageEvents } from './service-usage-events.ts';
+import { registerAdmin } from './admin.ts';
+import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -74,6 +77,9 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceOfferings,
   registerServiceInstances,
   registerServiceBindings,
+  registerServiceUsageEvents,
+  registerAdmin,
+  registerServiceExtensions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

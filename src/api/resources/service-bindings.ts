@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_ROUTE_BINDING_LIST } from '../../domain/services.ts';
+import { parseListParams, type ListSpec } from '../../domain/list-params.ts';
 import * as bindings from '../../services/service-bindings.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Context } from 'hono';
@@ -11,6 +12,9 @@ import { presentCredentialBinding, presentRouteBinding, presentServiceInstance }
 
 const AnyBody = z.record(z.string(), z.unknown());
 
+/** The `include` of a single GET, validated like its list's. */
+const singleInclude = (value: string | undefined, spec: ListSpec) => parseListParams(new URLSearchParams(value === undefined ? {} : { include: value }), { include: spec.include ?? [] }).include;
+
 export function registerServiceBindings(app: Api, deps: AppDeps): void {
   const { store } = deps;
   const timeoutMs = deps.config.brokerTimeoutSeconds * 1000;
@@ -19,11 +23,11 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const params = listParams(c, SERVICE_CREDENTIAL_BINDING_LIST);
     const page = await bindings.listCredentialBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
-    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.var.linker));
+    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.get('linker')));
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.var.linker));
+      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
-    return renderList(c, store.db, page, params, (b, m) => presentCredentialBinding(b, m, c.var.linker), {
+    return renderList(c, store.db, page, params, (b, m) => presentCredentialBinding(b, m, c.get('linker')), {
       resourceType: 'service_credential_bindings',
       ...(params.include.length ? { included } : {}),
     });
@@ -33,22 +37,29 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const body = await readJson(c, AnyBody);
     const r = await bindings.createCredentialBinding(ctxOf(c, deps), body);
     if ('jobGuid' in r) {
-      c.header('Location', c.var.linker.href(`/v3/jobs/${r.jobGuid}`));
+      c.header('Location', c.get('linker').href(`/v3/jobs/${r.jobGuid}`));
       return c.body(null, 202);
     }
-    return c.json(presentCredentialBinding(r.binding, r.metadata, c.var.linker), 201);
+    return c.json(presentCredentialBinding(r.binding, r.metadata, c.get('linker')), 201);
   });
 
   app.get('/v3/service_credential_bindings/:guid', async (c) => {
-    queryOf(c, ['include']);
+    const include = singleInclude(queryOf(c, ['include']).include, SERVICE_CREDENTIAL_BINDING_LIST);
     const b = await bindings.getCredentialBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentCredentialBinding(b, await loadOneMetadata(store.db, 'service_credential_bindings', b.guid), c.var.linker));
+    const body = presentCredentialBinding(b, await loadOneMetadata(store.db, 'service_credential_bindings', b.guid), c.get('linker'));
+    if (include.length === 0) return c.json(body);
+    const included: Record<string, unknown[]> = {};
+    if (include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (include.includes('service_instance')) {
+      included.service_instances = (await bindings.instancesByGuid(store.db, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+    }
+    return c.json({ ...body, included });
   });
 
   const update = async (c: Context<Env>) => {
     const body = await readJson(c, AnyBody);
     const r = await bindings.updateCredentialBinding(ctxOf(c, deps), c.req.param('guid') ?? '', body);
-    return c.json(presentCredentialBinding(r.binding, r.metadata, c.var.linker));
+    return c.json(presentCredentialBinding(r.binding, r.metadata, c.get('linker')));
   };
   app.patch('/v3/service_credential_bindings/:guid', update);
   app.put('/v3/service_credential_bindings/:guid', update);
@@ -57,7 +68,7 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     queryOf(c);
     const r = await bindings.deleteCredentialBinding(ctxOf(c, deps), c.req.param('guid'));
     if (r.jobGuid) {
-      c.header('Location', c.var.linker.href(`/v3/jobs/${r.jobGuid}`));
+      c.header('Location', c.get('linker').href(`/v3/jobs/${r.jobGuid}`));
       return c.body(null, 202);
     }
     return c.body(null, 204);
@@ -78,9 +89,9 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const page = await bindings.listRouteBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.var.linker));
+      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
-    return renderList(c, store.db, page, params, (b, m) => presentRouteBinding(b, m, c.var.linker), {
+    return renderList(c, store.db, page, params, (b, m) => presentRouteBinding(b, m, c.get('linker')), {
       resourceType: 'service_route_bindings',
       ...(params.include.length ? { included } : {}),
     });
@@ -90,22 +101,25 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const body = await readJson(c, AnyBody);
     const r = await bindings.createRouteBinding(ctxOf(c, deps), body);
     if (r.jobGuid) {
-      c.header('Location', c.var.linker.href(`/v3/jobs/${r.jobGuid}`));
+      c.header('Location', c.get('linker').href(`/v3/jobs/${r.jobGuid}`));
       return c.body(null, 202);
     }
-    return c.json(presentRouteBinding(r.binding, r.metadata, c.var.linker), 201);
+    return c.json(presentRouteBinding(r.binding, r.metadata, c.get('linker')), 201);
   });
 
   app.get('/v3/service_route_bindings/:guid', async (c) => {
-    queryOf(c, ['include']);
+    const include = singleInclude(queryOf(c, ['include']).include, SERVICE_ROUTE_BINDING_LIST);
     const b = await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentRouteBinding(b, await loadOneMetadata(store.db, 'service_route_bindings', b.guid), c.var.linker));
+    const body = presentRouteBinding(b, await loadOneMetadata(store.db, 'service_route_bindings', b.guid), c.get('linker'));
+    if (include.length === 0) return c.json(body);
+    const instances = await bindings.instancesByGuid(store.db, [b.service_instance_guid]);
+    return c.json({ ...body, included: { service_instances: instances.map((i) => presentServiceInstance(i, undefined, c.get('linker'))) } });
   });
 
   const updateRoute = async (c: Context<Env>) => {
     const body = await readJson(c, AnyBody);
     const r = await bindings.updateRouteBinding(ctxOf(c, deps), c.req.param('guid') ?? '', body);
-    return c.json(presentRouteBinding(r.binding, r.metadata, c.var.linker));
+    return c.json(presentRouteBinding(r.binding, r.metadata, c.get('linker')));
   };
   app.patch('/v3/service_route_bindings/:guid', updateRoute);
   app.put('/v3/service_route_bindings/:guid', updateRoute);
@@ -114,7 +128,7 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     queryOf(c);
     const r = await bindings.deleteRouteBinding(ctxOf(c, deps), c.req.param('guid'));
     if (r.jobGuid) {
-      c.header('Location', c.var.linker.href(`/v3/jobs/${r.jobGuid}`));
+      c.header('Location', c.get('linker').href(`/v3/jobs/${r.jobGuid}`));
       return c.body(null, 202);
     }
     return c.body(null, 204);
@@ -122,7 +136,6 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
 
   app.get('/v3/service_route_bindings/:guid/parameters', async (c) => {
     queryOf(c);
-    await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
-    return c.json({});
+    return c.json((await bindings.routeBindingParameters(ctxOf(c, deps), c.req.param('guid'), timeoutMs)) as object);
   });
 }

@@ -14,7 +14,7 @@ export function registerServiceBrokers(app: Api, deps: AppDeps): void {
   app.get('/v3/service_brokers', async (c) => {
     const params = listParams(c, SERVICE_BROKER_LIST);
     const page = await brokers.listServiceBrokers(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentServiceBroker(b, m, c.var.linker), { resourceType: 'service_brokers' });
+    return renderList(c, store.db, page, params, (b, m) => presentServiceBroker(b, m, c.get('linker')), { resourceType: 'service_brokers' });
   });
 
   app.post('/v3/service_brokers', async (c) => {
@@ -26,14 +26,14 @@ export function registerServiceBrokers(app: Api, deps: AppDeps): void {
   app.get('/v3/service_brokers/:guid', async (c) => {
     queryOf(c);
     const b = await brokers.getServiceBroker(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentServiceBroker(b, await brokers.brokerMetadata(store.db, b.guid), c.var.linker));
+    return c.json(presentServiceBroker(b, await brokers.brokerMetadata(store.db, b.guid), c.get('linker')));
   });
 
   app.patch('/v3/service_brokers/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const r = await brokers.updateServiceBroker(ctxOf(c, deps), c.req.param('guid'), body);
     if ('jobGuid' in r) return acceptedJob(c, r.jobGuid);
-    return c.json(presentServiceBroker(r.broker, r.metadata, c.var.linker));
+    return c.json(presentServiceBroker(r.broker, r.metadata, c.get('linker')));
   });
 
   app.delete('/v3/service_brokers/:guid', async (c) => {

@@ -3,7 +3,6 @@ import { z } from 'zod';
 import type { ListParams } from '../../domain/list-params.ts';
 import { SERVICE_INSTANCE_LIST } from '../../domain/services.ts';
 import * as instances from '../../services/service-instances.ts';
-import * as bindings from '../../services/service-bindings.ts';
 import * as plans from '../../services/service-plans.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
@@ -29,7 +28,7 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
   /** `included` for `fields[space…]` and `fields[service_plan…]`: each related resource reduced to the asked fields. */
   async function included(c: Context<Env>, rows: Array<Row<'service_instances'>>, fields: ListParams['fields']) {
     const out: Record<string, unknown[]> = {};
-    const l = c.var.linker;
+    const l = c.get('linker');
     const planRows = await (async () => {
       const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
       return guids.length ? store.db.selectFrom('service_plans').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
@@ -65,7 +64,7 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
     const page = await instances.listServiceInstances(ctxOf(c, deps), params);
     const inc = Object.keys(params.fields).length > 0 ? await included(c, page.rows, params.fields) : undefined;
     const mi = await planMaintenance(page.rows);
-    return renderList(c, store.db, page, params, (i, m) => presentServiceInstance(i, m, c.var.linker, i.service_plan_guid ? mi.get(i.service_plan_guid) : null), {
+    return renderList(c, store.db, page, params, (i, m) => presentServiceInstance(i, m, c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null), {
       resourceType: 'service_instances',
       ...(inc ? { included: inc } : {}),
     });
@@ -76,14 +75,14 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
     const r = await instances.createServiceInstance(ctxOf(c, deps), body);
     if ('jobGuid' in r && r.jobGuid) return acceptedJob(c, r.jobGuid);
     if (!('instance' in r)) throw new Error('unreachable');
-    return c.json(presentServiceInstance(r.instance, r.metadata, c.var.linker), 201);
+    return c.json(presentServiceInstance(r.instance, r.metadata, c.get('linker')), 201);
   });
 
   app.get('/v3/service_instances/:guid', async (c) => {
     const q = queryOf(c, SINGLE_FIELDS);
     const i = await instances.getServiceInstance(ctxOf(c, deps), c.req.param('guid'));
     const mi = await planMaintenance([i]);
-    const body = presentServiceInstance(i, await loadOneMetadata(store.db, 'service_instances', i.guid), c.var.linker, i.service_plan_guid ? mi.get(i.service_plan_guid) : null);
+    const body = presentServiceInstance(i, await loadOneMetadata(store.db, 'service_instances', i.guid), c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null);
     const fields: ListParams['fields'] = {};
     for (const [k, v] of Object.entries(q)) fields[k.slice('fields['.length, -1)] = v.split(',');
     if (Object.keys(fields).length === 0) return c.json(body);
@@ -95,7 +94,7 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
     const r = await instances.updateServiceInstance(ctxOf(c, deps), c.req.param('guid'), body);
     if ('jobGuid' in r && r.jobGuid) return acceptedJob(c, r.jobGuid);
     if (!('instance' in r)) throw new Error('unreachable');
-    return c.json(presentServiceInstance(r.instance, r.metadata, c.var.linker));
+    return c.json(presentServiceInstance(r.instance, r.metadata, c.get('linker')));
   });
 
   app.delete('/v3/service_instances/:guid', async (c) => {
@@ -123,15 +122,15 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
   app.get('/v3/service_instances/:guid/relationships/shared_spaces', async (c) => {
     const q = queryOf(c, ['fields[space]', 'fields[space.organization]']);
     const { instance, guids } = await instances.sharedSpaceGuids(ctxOf(c, deps), c.req.param('guid'));
-    const doc = presentToMany(`service_instances/${instance.guid}`, 'shared_spaces', guids, c.var.linker, false);
+    const doc = presentToMany(`service_instances/${instance.guid}`, 'shared_spaces', guids, c.get('linker'), false);
     if (!q['fields[space]'] && !q['fields[space.organization]']) return c.json(doc);
     const spaces = guids.length ? await store.db.selectFrom('spaces').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
     const inc: Record<string, unknown[]> = {};
-    if (q['fields[space]']) inc.spaces = spaces.map((s) => pickFields(presentSpace(s, undefined, c.var.linker), q['fields[space]']!.split(',')));
+    if (q['fields[space]']) inc.spaces = spaces.map((s) => pickFields(presentSpace(s, undefined, c.get('linker')), q['fields[space]']!.split(',')));
     if (q['fields[space.organization]']) {
       const orgGuids = [...new Set(spaces.map((s) => s.organization_guid))];
       const orgs = orgGuids.length ? await store.db.selectFrom('organizations').selectAll().where('guid', 'in', orgGuids).orderBy('id').execute() : [];
-      inc.organizations = orgs.map((o) => pickFields(presentOrganization(o, undefined, c.var.linker), q['fields[space.organization]']!.split(',')));
+      inc.organizations = orgs.map((o) => pickFields(presentOrganization(o, undefined, c.get('linker')), q['fields[space.organization]']!.split(',')));
     }
     return c.json({ ...doc, included: inc });
   });
@@ -139,16 +138,11 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
   app.post('/v3/service_instances/:guid/relationships/shared_spaces', async (c) => {
     const body = await readJson(c, AnyBody);
     const { instance, guids } = await instances.shareServiceInstance(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentToMany(`service_instances/${instance.guid}`, 'shared_spaces', guids, c.var.linker, false));
+    return c.json(presentToMany(`service_instances/${instance.guid}`, 'shared_spaces', guids, c.get('linker'), false));
   });
 
   app.delete('/v3/service_instances/:guid/relationships/shared_spaces/:space_guid', async (c) => {
-    const ctx = ctxOf(c, deps);
-    await instances.unshareServiceInstance(ctx, c.req.param('guid'), c.req.param('space_guid'), async (bindingGuid) => {
-      // Bindings in the target space go with the share (through the broker for managed instances).
-      const r = await bindings.deleteCredentialBinding(ctx, bindingGuid);
-      void r;
-    });
+    await instances.unshareServiceInstance(ctxOf(c, deps), c.req.param('guid'), c.req.param('space_guid'));
     return c.body(null, 204);
   });
 
@@ -159,9 +153,9 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
     return c.json({
       usage_summary: usage,
       links: {
-        self: c.var.linker.link(`/v3/service_instances/${guid}/relationships/shared_spaces/usage_summary`),
-        shared_spaces: c.var.linker.link(`/v3/service_instances/${guid}/relationships/shared_spaces`),
-        service_instance: c.var.linker.link(`/v3/service_instances/${guid}`),
+        self: c.get('linker').link(`/v3/service_instances/${guid}/relationships/shared_spaces/usage_summary`),
+        shared_spaces: c.get('linker').link(`/v3/service_instances/${guid}/relationships/shared_spaces`),
+        service_instance: c.get('linker').link(`/v3/service_instances/${guid}`),
       },
     });
   });

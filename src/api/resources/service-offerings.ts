@@ -19,15 +19,16 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   /** `included` of a plan list: offerings for include=service_offering, brokers for fields[service_offering.service_broker]. */
   async function planIncluded(c: Context<Env>, rows: Array<Row<'service_plans'>>, params: ListParams) {
     const brokerFields = params.fields['service_offering.service_broker'];
-    if (!params.include.includes('service_offering') && !brokerFields) return { included: undefined, offerings: new Map<string, Row<'service_offerings'>>() };
+    // Always read: a plan's `bindable`/`plan_updateable` fall back to its offering's.
     const offerings = await plans.offeringsByGuid(store.db, rows.map((r) => r.service_offering_guid));
+    if (!params.include.includes('service_offering') && !brokerFields) return { included: undefined, offerings: new Map(offerings.map((o) => [o.guid, o])) };
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_offering')) {
-      included.service_offerings = offerings.map((o) => presentServiceOffering(o, undefined, c.var.linker));
+      included.service_offerings = offerings.map((o) => presentServiceOffering(o, undefined, c.get('linker')));
     }
     if (brokerFields) {
       const brokers = await plans.brokersByGuid(store.db, offerings.map((o) => o.service_broker_guid));
-      included.service_brokers = brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.var.linker), brokerFields));
+      included.service_brokers = brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields));
     }
     return { included, offerings: new Map(offerings.map((o) => [o.guid, o])) };
   }
@@ -39,21 +40,25 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
     const brokerFields = params.fields.service_broker;
     if (brokerFields) {
       const brokers = await plans.brokersByGuid(store.db, page.rows.map((o) => o.service_broker_guid));
-      included = { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.var.linker), brokerFields)) };
+      included = { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields)) };
     }
-    return renderList(c, store.db, page, params, (o, m) => presentServiceOffering(o, m, c.var.linker), { resourceType: 'service_offerings', ...(included ? { included } : {}) });
+    return renderList(c, store.db, page, params, (o, m) => presentServiceOffering(o, m, c.get('linker')), { resourceType: 'service_offerings', ...(included ? { included } : {}) });
   });
 
   app.get('/v3/service_offerings/:guid', async (c) => {
-    queryOf(c, ['fields[service_broker]']);
+    const q = queryOf(c, ['fields[service_broker]']);
     const o = await plans.getServiceOffering(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.var.linker));
+    const body = presentServiceOffering(o, await loadOneMetadata(store.db, 'service_offerings', o.guid), c.get('linker'));
+    const brokerFields = q['fields[service_broker]']?.split(',');
+    if (!brokerFields) return c.json(body);
+    const brokers = await plans.brokersByGuid(store.db, [o.service_broker_guid]);
+    return c.json({ ...body, included: { service_brokers: brokers.map((b) => pickFields(presentServiceBroker(b, undefined, c.get('linker')), brokerFields)) } });
   });
 
   app.patch('/v3/service_offerings/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const { offering, metadata } = await plans.updateServiceOffering(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentServiceOffering(offering, metadata, c.var.linker));
+    return c.json(presentServiceOffering(offering, metadata, c.get('linker')));
   });
 
   app.delete('/v3/service_offerings/:guid', async (c) => {
@@ -65,23 +70,27 @@ export function registerServiceOfferings(app: Api, deps: AppDeps): void {
   app.get('/v3/service_plans', async (c) => {
     const params = listParams(c, SERVICE_PLAN_LIST);
     const page = await plans.listServicePlans(ctxOf(c, deps), params);
-    const { included } = await planIncluded(c, page.rows, params);
-    return renderList(c, store.db, page, params, (p, m) => presentServicePlan(p, m, c.var.linker), { resourceType: 'service_plans', ...(included ? { included } : {}) });
+    const { included, offerings } = await planIncluded(c, page.rows, params);
+    // The marketplace asks for every plan at once: their labels are read in one pass over the type's rows.
+    const metadata = await plans.planMetadata(store.db, page.rows.map((p) => p.guid));
+    const l = c.get('linker');
+    return renderList(c, store.db, page, params, (p) => presentServicePlan(p, metadata.get(p.guid), l, offerings.get(p.service_offering_guid)), included ? { included } : {});
   });
 
   app.get('/v3/service_plans/:guid', async (c) => {
     const q = queryOf(c, ['include', 'fields[service_offering.service_broker]']);
     const p = await plans.getServicePlan(ctxOf(c, deps), c.req.param('guid'));
     const [offering] = await plans.offeringsByGuid(store.db, [p.service_offering_guid]);
-    const body = presentServicePlan(p, await loadOneMetadata(store.db, 'service_plans', p.guid), c.var.linker, offering);
-    if (q.include === 'service_offering' && offering) return c.json({ ...body, included: { service_offerings: [presentServiceOffering(offering, undefined, c.var.linker)] } });
+    const body = presentServicePlan(p, await loadOneMetadata(store.db, 'service_plans', p.guid), c.get('linker'), offering);
+    if (q.include === 'service_offering' && offering) return c.json({ ...body, included: { service_offerings: [presentServiceOffering(offering, undefined, c.get('linker'))] } });
     return c.json(body);
   });
 
   app.patch('/v3/service_plans/:guid', async (c) => {
     const body = await readJson(c, AnyBody);
     const { plan, metadata } = await plans.updateServicePlan(ctxOf(c, deps), c.req.param('guid'), body);
-    return c.json(presentServicePlan(plan, metadata, c.var.linker));
+    const [offering] = await plans.offeringsByGuid(store.db, [plan.service_offering_guid]);
+    return c.json(presentServicePlan(plan, metadata, c.get('linker'), offering));
   });
 
   app.delete('/v3/service_plans/:guid', async (c) => {

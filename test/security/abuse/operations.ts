@@ -146,12 +146,15 @@ export function kindOf(key: string): string {
     stacks: 'stack',
     buildpacks: 'buildpack',
     service_brokers: 'service_broker',
+    service_broker: 'service_broker',
     service_offerings: 'service_offering',
+    service_offering: 'service_offering',
     service_plans: 'service_plan',
+    service_plan: 'service_plan',
     service_instances: 'service_instance',
+    service_instance: 'service_instance',
     service_credential_bindings: 'service_credential_binding',
     service_route_bindings: 'service_route_binding',
-    app_usage_events: 'app_usage_event',
     service_usage_events: 'service_usage_event',
   };
   return singular[k] ?? k;

@@ -129,7 +129,7 @@ async function completed(t: TestKiln, res: ApiResponse, what: string): Promise<v
 /**
  * The tenant's services: a broker scoped to its space (its plans are seen in that space only), a managed and a
  * user-provided instance, an app binding, a key and a user-provided binding, a route service instance bound to
- * the tenant's route, and the managed instance shared with a second space of the org.
+ * the tenant's route, a usage event of the managed instance, and a second space of the org (see `sharedWithB`).
  */
 async function services(t: TestKiln, name: string, g: Record<string, string>, broker: FixtureBroker): Promise<void> {
   const admin = t.admin;
@@ -182,12 +182,10 @@ async function services(t: TestKiln, name: string, g: Record<string, string>, br
   await completed(t, routeBinding, 'route binding');
   g.service_route_binding = ok(await admin.get(`/v3/service_route_bindings?route_guids=${g.route}`), 'route binding').resources[0].guid;
   g.shared_space = (await t.space(`${name}-shared-space`, g.org!)).guid;
+  const events = ok(await admin.get('/v3/service_usage_events?per_page=5000'), 'usage events').resources as any[];
+  g.service_usage_event = events.find((e) => e.service_instance.guid === instance).guid;
 }
 
-/**
- * A broker registered for the whole platform whose `small` plan is enabled for org A alone (its other plans stay
- * admin-only, as a new broker's do): its broker, offering and plan are A's as far as anyone in B can tell.
- */
 /** See `World.sharedWithB`. */
 async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string, string>, b: Record<string, string>): Promise<World['sharedWithB']> {
   const admin = t.admin;
@@ -218,6 +216,10 @@ async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string,
   return { plan, offering: small.relationships.service_offering.data.guid, instance, binding };
 }
 
+/**
+ * A broker registered for the whole platform whose `small` plan is enabled for org A alone (its other plans stay
+ * admin-only, as a new broker's do): its broker, offering and plan are A's as far as anyone in B can tell.
+ */
 async function globalBrokerOfA(t: TestKiln, broker: FixtureBroker, orgOfA: string): Promise<Record<string, string>> {
   const admin = t.admin;
   await completed(
@@ -242,7 +244,7 @@ export async function buildWorld(t: TestKiln): Promise<World> {
   ok(await t.admin.patch('/v3/feature_flags/route_sharing', { enabled: true }), 'route_sharing on');
   // Service instance sharing likewise (off by default, CC checks it first).
   ok(await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true }), 'service_instance_sharing on');
-  const broker = await startFixtureBroker();
+  const broker = await startFixtureBroker({ unref: true });
   const a = await tenant(t, 'tenant-a', broker);
   const b = await tenant(t, 'tenant-b', broker);
   const globalOfA = await globalBrokerOfA(t, broker, a.guids.org!);

@@ -19,6 +19,8 @@ import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { serviceExtensions } from './0056_service_extensions.ts';
 import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
+import { publishedInstances } from './0075_published_instances.ts';
+import { changesNotify } from './0076_changes_notify.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -42,4 +44,6 @@ export const migrations: Record<string, KilnMigration> = {
   '0050_services': services,
   '0051_service_usage_events': serviceUsageEvents,
   '0056_service_extensions': serviceExtensions,
+  '0075_published_instances': publishedInstances,
+  '0076_changes_notify': changesNotify,
 };

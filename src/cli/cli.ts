@@ -23,7 +23,14 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   }
   switch (command) {
     case 'serve': {
-      const kiln = await startKiln(config);
+      const kiln = await startKiln(config, {
+        // A demoted leader has stopped its controllers and instances; it exits so that its supervisor (Kubernetes,
+        // systemd) starts it again as a fresh follower, which is simpler to reason about than rejoining in place.
+        onLeadershipLost: (reason) => {
+          kiln.log.error({ reason }, 'leadership lost; exiting so that a fresh start rejoins as a follower');
+          kiln.stop().finally(() => process.exit(1));
+        },
+      });
       if (kiln.generatedAdminPassword) {
         // Printed once, on the start that created the admin; also kept in <data dir>/initial-admin-password.
         console.log(

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -67,6 +68,24 @@ const ConfigSchema = z.object({
   KILN_BROKER_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
   /** Shortest wait between last_operation polls of an async broker operation (CC's default_async_poll_interval_seconds). */
   KILN_BROKER_POLL_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
+  /** Where blobs, the token signing key and the generated encryption key live: shared storage when several replicas run. */
+  KILN_SHARED_DIR: z.string().min(1).optional(),
+  /** This replica's name in leader election (default: host name and process id). */
+  KILN_REPLICA_ID: z.string().regex(/^[A-Za-z0-9._:-]{1,60}$/, 'must be 1-60 letters, digits or . _ : -').optional(),
+  /** How the replica running the controllers is chosen: auto (a Lease with KILN_KUBECONFIG, else a PostgreSQL advisory lock). */
+  KILN_LEADER_ELECTION: z.enum(['auto', 'postgres', 'lease']).default('auto'),
+  /** How long a leader's claim lasts without renewal; a follower takes over after it. */
+  KILN_LEADER_LEASE_SECONDS: z.coerce.number().min(2).default(15),
+  /** A leader that could not renew for this long stops its controllers (must be shorter than the lease). */
+  KILN_LEADER_RENEW_DEADLINE_SECONDS: z.coerce.number().min(1).default(10),
+  /** How often a leader renews and a follower tries to acquire. */
+  KILN_LEADER_RETRY_SECONDS: z.coerce.number().min(0.1).default(2),
+  /** The Lease's namespace and name (KILN_LEADER_ELECTION=lease). */
+  KILN_LEADER_LEASE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
+  KILN_LEADER_LEASE_NAME: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS name').default('kiln-controllers'),
+}).refine((c) => c.KILN_LEADER_RENEW_DEADLINE_SECONDS < c.KILN_LEADER_LEASE_SECONDS, {
+  message: 'KILN_LEADER_RENEW_DEADLINE_SECONDS must be shorter than KILN_LEADER_LEASE_SECONDS (fencing)',
+  path: ['KILN_LEADER_RENEW_DEADLINE_SECONDS'],
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -103,6 +122,18 @@ export interface Config {
   previousEncryptionKeys: string | undefined;
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
+  /** Blobs, the identity signing key and the generated encryption key (KILN_SHARED_DIR; the data dir by default). */
+  sharedDir: string;
+  /** Leader election among replicas sharing a PostgreSQL database (SQLite: one replica, always the leader). */
+  leader: {
+    replicaId: string;
+    election: RawConfig['KILN_LEADER_ELECTION'];
+    leaseMs: number;
+    renewDeadlineMs: number;
+    retryMs: number;
+    leaseNamespace: string | undefined;
+    leaseName: string;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -164,5 +195,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
+    sharedDir: c.KILN_SHARED_DIR ? path.resolve(c.KILN_SHARED_DIR) : dataDir,
+    leader: {
+      replicaId: c.KILN_REPLICA_ID ?? `${os.hostname().slice(0, 40)}-${process.pid}`,
+      election: c.KILN_LEADER_ELECTION,
+      leaseMs: Math.round(c.KILN_LEADER_LEASE_SECONDS * 1000),
+      renewDeadlineMs: Math.round(c.KILN_LEADER_RENEW_DEADLINE_SECONDS * 1000),
+      retryMs: Math.round(c.KILN_LEADER_RETRY_SECONDS * 1000),
+      leaseNamespace: c.KILN_LEADER_LEASE_NAMESPACE,
+      leaseName: c.KILN_LEADER_LEASE_NAME,
+    },
   };
 }

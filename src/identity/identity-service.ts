@@ -133,7 +133,7 @@ export class IdentityService {
   /** `createdAdmin` is set on the start that created the bootstrap admin (the installation's first start). */
   async init(): Promise<{ generatedAdminPassword: string | undefined; createdAdmin?: { guid: string; username: string } }> {
     const { store, config } = this.deps;
-    this.key = await loadOrCreateSigningKey(path.join(config.dataDir, 'identity'));
+    this.key = await loadOrCreateSigningKey(path.join(config.sharedDir, 'identity'));
     if (config.externalIdentity) {
       this.external = { jwks: createRemoteJWKSet(new URL(config.externalIdentity.jwksUrl)), issuer: config.externalIdentity.issuer };
     }

@@ -38,7 +38,8 @@ export function blobKeyOwner(key: string): { table: 'packages' | 'droplets'; gui
  * process and share the result (the API's AppDeps.bits and the build controller).
  */
 export async function createBlobstore(config: Config): Promise<Bits> {
-  const blobstore = new FilesystemBlobstore(path.join(config.dataDir, 'blobs'));
+  // Blobs live in the shared dir: with several replicas it is storage they all mount (see README, "Several replicas").
+  const blobstore = new FilesystemBlobstore(path.join(config.sharedDir, 'blobs'));
   await blobstore.init();
   const workRoot = path.join(config.dataDir, 'work');
   await fs.rm(workRoot, { recursive: true, force: true });
@@ -51,8 +52,23 @@ export async function createBlobstore(config: Config): Promise<Bits> {
     workRoot,
     buildpackCacheRoot,
     maxPackageBytes: config.maxPackageBytes,
-    urls: new BlobUrlSigner(randomBytes(32)),
+    // A URL one replica signs must verify on every other: the key is shared when the dir is.
+    urls: new BlobUrlSigner(config.sharedDir === config.dataDir ? randomBytes(32) : await sharedUrlKey(config.sharedDir)),
   };
+}
+
+/** The blob URL signing key in the shared dir, created by whichever replica starts first. */
+async function sharedUrlKey(dir: string): Promise<Buffer> {
+  const file = path.join(dir, 'blob-url-key');
+  await fs.mkdir(dir, { recursive: true });
+  try {
+    await fs.writeFile(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const hex = (await fs.readFile(file, 'utf8')).trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} does not hold a 32-byte hex key`);
+  return Buffer.from(hex, 'hex');
 }
 
 const shared = new Map<string, Promise<Bits>>();

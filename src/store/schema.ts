@@ -509,6 +509,15 @@ export interface SidecarProcessTypesTable {
 }
 
 /** Instance crashes already recorded as events (see migrations/0017). */
+/** The leader's runtime instances, per process, for the other replicas (migration 0075). */
+export interface PublishedInstancesTable {
+  process_guid: string;
+  replica: string;
+  /** JSON InstanceStatus[]. */
+  instances: string;
+  published_at: string;
+}
+
 export interface InstanceCrashesTable {
   instance_guid: string;
   /** Epoch ms of the exit. */
@@ -765,6 +774,7 @@ export interface Database {
   sidecars: SidecarsTable;
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
+  published_instances: PublishedInstancesTable;
   app_sandbox_ids: AppSandboxIdsTable;
   locks: LocksTable;
   registry_credentials: RegistryCredentialsTable;

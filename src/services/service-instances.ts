@@ -134,14 +134,7 @@ async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Pro
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();
-  let inSpace = plan.visibility_type === 'public';
-  if (plan.visibility_type === 'organization') {
-    inSpace =
-      (await db.selectFrom('service_plan_visibilities').select('organization_guid').where('service_plan_guid', '=', plan.guid).where('organization_guid', '=', space.organization_guid).executeTakeFirst()) !==
-      undefined;
-  }
-  if (plan.visibility_type === 'space') inSpace = broker.space_guid === space.guid;
-  if (plan.visibility_type === 'admin') inSpace = ctx.access.admin;
+  const inSpace = plan.visibility_type === 'admin' ? ctx.access.admin : await planEnabledIn(db, plan, broker, space);
   if (!inSpace) {
     if (!ctx.access.admin && plan.visibility_type !== 'space') throw unprocessable(INVALID_PLAN);
     throw unprocessable(
@@ -154,6 +147,20 @@ async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Pro
     );
   }
   return plan;
+}
+
+/** Whether a plan may be used in a space: public, enabled for its org, or from a broker scoped to it. */
+async function planEnabledIn(db: Kysely<Database>, plan: Row<'service_plans'>, broker: Row<'service_brokers'>, space: Row<'spaces'>): Promise<boolean> {
+  if (plan.visibility_type === 'public') return true;
+  if (plan.visibility_type === 'space') return broker.space_guid === space.guid;
+  if (plan.visibility_type !== 'organization') return false;
+  const row = await db
+    .selectFrom('service_plan_visibilities')
+    .select('organization_guid')
+    .where('service_plan_guid', '=', plan.guid)
+    .where('organization_guid', '=', space.organization_guid)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 export type CreateResult = { instance: InstanceRow; metadata: Metadata; jobGuid?: undefined } | { jobGuid: string };
@@ -407,8 +414,13 @@ export async function instancePermissions(ctx: Ctx, guid: string): Promise<{ rea
 
 // ---- sharing (issue 9 §7) ----
 
+/**
+ * The spaces an instance is shared into (and their usage) are read from the instance's own space only, as CC's
+ * `can_read_from_space?` does: a user of a space it is shared into sees the instance, not where else it went.
+ */
 export async function sharedSpaceGuids(ctx: Ctx, guid: string): Promise<{ instance: InstanceRow; guids: string[] }> {
   const instance = await getServiceInstance(ctx, guid);
+  if (!(await ctx.access.canReadSpace(await spaceRow(ctx.store.db, instance.space_guid)))) throw notFound('Service instance');
   const rows = await ctx.store.db
     .selectFrom('service_instance_shares')
     .innerJoin('spaces', 'spaces.guid', 'service_instance_shares.space_guid')
@@ -426,6 +438,7 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
   if (inst.type === 'user-provided') throw unprocessable('User-provided services cannot be shared.');
   const c = await instanceContext(ctx.store, ctx.store.db, inst.guid);
   if (c && !c.offering.shareable) throw unprocessable(`The ${c.offering.name} service does not support service instance sharing.`);
+  if (c && !c.plan.available) throw unprocessable(`The service instance could not be shared as the ${c.plan.name} plan is inactive.`);
   const targets: Array<Row<'spaces'>> = [];
   for (const { guid: spaceGuid } of input.data) {
     const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', spaceGuid).executeTakeFirst();
@@ -434,6 +447,12 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
     }
     if (space.guid === inst.space_guid) {
       throw unprocessable(`Unable to share service instance '${inst.name}' with space '${space.name}'. Service instances cannot be shared into the space where they were created.`);
+    }
+    // Sharing gives the target space the plan: it must be enabled there (CC's validate_plan_visibility!), or a
+    // plan enabled for one org would reach another through a user with roles in both.
+    if (c && !(await planEnabledIn(ctx.store.db, c.plan, c.broker, space))) {
+      const org = await ctx.store.db.selectFrom('organizations').select('name').where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
+      throw unprocessable(`Access to service ${c.offering.name} and plan ${c.plan.name} is not enabled in ${org.name}/${space.name}.`);
     }
     const clash = await nameTaken(ctx.store.db, space.guid, inst.name);
     if (clash) {

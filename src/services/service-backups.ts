@@ -9,7 +9,7 @@ import { callBrokerInJob, isObject, jobFailure, requireFeatureOf } from './broke
 import type { Ctx } from './context.ts';
 import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
 import type { BrokerSettings } from './service-catalog.ts';
-import { getServiceInstance } from './service-instances.ts';
+import { getInstanceFromOwnSpace } from './service-instances.ts';
 
 /**
  * Backups of managed service instances (issue 15), Kiln's extension of the OSBAPI (docs/service-extensions.md):
@@ -35,9 +35,12 @@ export const BACKUP_LIST: ListSpec = {
 
 export const BACKUP_STATES = ['CREATING', 'READY', 'FAILED', 'RESTORING'] as const;
 
-/** The instance with everything a broker call needs; user-provided instances have no broker and no backups. */
+/**
+ * The instance with everything a broker call needs; user-provided instances have no broker and no backups. Backups
+ * belong to the instance's own space: users of a space it is shared into do not see them.
+ */
 async function backupContext(ctx: Ctx, instanceGuid: string): Promise<InstanceContext> {
-  const inst = await getServiceInstance(ctx, instanceGuid);
+  const inst = await getInstanceFromOwnSpace(ctx, instanceGuid);
   if (inst.type !== 'managed') throw unprocessable('User-provided service instances do not support backups.');
   const c = await instanceContext(ctx.store, ctx.store.db, inst.guid);
   if (!c) throw unprocessable('User-provided service instances do not support backups.');

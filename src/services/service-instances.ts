@@ -415,12 +415,18 @@ export async function instancePermissions(ctx: Ctx, guid: string): Promise<{ rea
 // ---- sharing (issue 9 §7) ----
 
 /**
- * The spaces an instance is shared into (and their usage) are read from the instance's own space only, as CC's
- * `can_read_from_space?` does: a user of a space it is shared into sees the instance, not where else it went.
+ * What belongs to the instance's owner — the spaces it is shared into, their usage, its backups — is read from the
+ * instance's own space only, as CC's `can_read_from_space?` does: a user of a space it is shared into sees the
+ * instance, not where else it went. Anyone else gets the 404 of an instance that does not exist.
  */
-export async function sharedSpaceGuids(ctx: Ctx, guid: string): Promise<{ instance: InstanceRow; guids: string[] }> {
+export async function getInstanceFromOwnSpace(ctx: Ctx, guid: string): Promise<InstanceRow> {
   const instance = await getServiceInstance(ctx, guid);
   if (!(await ctx.access.canReadSpace(await spaceRow(ctx.store.db, instance.space_guid)))) throw notFound('Service instance');
+  return instance;
+}
+
+export async function sharedSpaceGuids(ctx: Ctx, guid: string): Promise<{ instance: InstanceRow; guids: string[] }> {
+  const instance = await getInstanceFromOwnSpace(ctx, guid);
   const rows = await ctx.store.db
     .selectFrom('service_instance_shares')
     .innerJoin('spaces', 'spaces.guid', 'service_instance_shares.space_guid')

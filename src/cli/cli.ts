@@ -1,6 +1,4 @@
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { migrateToLatest, openDatabase } from '../store/db.ts';
-import { startKiln } from '../server.ts';
 
 /** Runs one `kiln` command; resolves to an exit code when the command ends by itself. */
 export async function runCli(argv: string[]): Promise<number | undefined> {
@@ -28,6 +26,8 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   }
   switch (command) {
     case 'serve': {
+      // Imported here, not at the top: a client command (most `kiln` runs) would otherwise load the whole server.
+      const { startKiln } = await import('../server.ts');
       const kiln = await startKiln(config, {
         // A demoted leader has stopped its controllers and instances; it exits so that its supervisor (Kubernetes,
         // systemd) starts it again as a fresh follower, which is simpler to reason about than rejoining in place.
@@ -58,6 +58,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
       return undefined;
     }
     case 'migrate': {
+      const { migrateToLatest, openDatabase } = await import('../store/db.ts');
       const handle = openDatabase(config.database);
       const applied = await migrateToLatest(handle);
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'schema is up to date');

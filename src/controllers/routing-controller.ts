@@ -6,6 +6,7 @@ import { routeKey } from '../router/route-table.ts';
 import type { Router } from '../router/router.ts';
 import type { Store } from '../store/store.ts';
 import type { Reconciler, WatchMapper } from './runtime/controller.ts';
+import { SingleFlight } from './runtime/single-flight.ts';
 
 /** The routing controller's name and its one key: the whole table is recomputed on every pass. */
 export const ROUTING_CONTROLLER = 'routing';
@@ -21,8 +22,10 @@ const table: WatchMapper = () => [TABLE_KEY];
  * the first table at start and for the deployment controller's "are the new instances routed yet".
  */
 export class RoutingController {
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new SingleFlight(
+    () => this.sync(),
+    (err) => this.log.error({ err }, 'routing table sync failed'),
+  );
   /** Instances being drained: never routed again, whatever the runtime says, until they are gone. */
   private readonly draining = new Set<string>();
 
@@ -59,23 +62,7 @@ export class RoutingController {
   }
 
   schedule(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.sync();
-        } while (this.again);
-      } catch (err) {
-        this.log.error({ err }, 'routing table sync failed');
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
+    return this.passes.run();
   }
 
   private async sync(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { sql } from 'kysely';
 import type { InstanceStatus, Runtime } from '../runtime/runtime.ts';
 import type { Store } from '../store/store.ts';
+import { SingleFlight } from '../controllers/runtime/single-flight.ts';
 
 /** Notified after the leader published its instances; and by a follower asking the leader to restart one. */
 export const INSTANCES_CHANNEL = 'kiln_instances';
@@ -21,8 +22,12 @@ export class InstancePublisher {
   private timer: NodeJS.Timeout | undefined;
   private refresh: NodeJS.Timeout | undefined;
   private off: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new SingleFlight(
+    async () => {
+      if (this.active) await this.write();
+    },
+    (err) => this.opts.log.warn({ err }, 'publishing the instances for the other replicas failed'),
+  );
   private active = false;
 
   constructor(
@@ -57,23 +62,7 @@ export class InstancePublisher {
   }
 
   publish(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          if (this.active) await this.write();
-        } while (this.again);
-      } catch (err) {
-        this.opts.log.warn({ err }, 'publishing the instances for the other replicas failed');
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
+    return this.passes.run();
   }
 
   private async write(): Promise<void> {
@@ -103,7 +92,7 @@ export class InstancePublisher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.refresh) clearInterval(this.refresh);
-    await this.running;
+    await this.passes.idle();
   }
 }
 
@@ -113,8 +102,14 @@ export class InstancePublisher {
  */
 export class PublishedInstances implements InstanceView {
   private cache: InstanceStatus[] = [];
-  private loading: Promise<void> | undefined;
-  private reloadAgain = false;
+  private readonly loads = new SingleFlight(
+    async () => {
+      const rows = await this.store.db.selectFrom('published_instances').select('instances').execute();
+      this.cache = rows.flatMap((r) => JSON.parse(r.instances) as InstanceStatus[]);
+      this.onReload();
+    },
+    (err) => this.log.warn({ err }, "reading the leader's published instances failed"),
+  );
 
   constructor(
     private readonly store: Store,
@@ -136,25 +131,7 @@ export class PublishedInstances implements InstanceView {
 
   /** Reads the rows again (coalescing concurrent calls into one more pass), then tells `onReload`. */
   reload(): Promise<void> {
-    if (this.loading) {
-      this.reloadAgain = true;
-      return this.loading;
-    }
-    this.loading = (async () => {
-      try {
-        do {
-          this.reloadAgain = false;
-          const rows = await this.store.db.selectFrom('published_instances').select('instances').execute();
-          this.cache = rows.flatMap((r) => JSON.parse(r.instances) as InstanceStatus[]);
-        } while (this.reloadAgain);
-        this.onReload();
-      } catch (err) {
-        this.log.warn({ err }, "reading the leader's published instances failed");
-      } finally {
-        this.loading = undefined;
-      }
-    })();
-    return this.loading;
+    return this.loads.run();
   }
 }
 

@@ -18,6 +18,7 @@ import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
+import { appUsageEvents } from './0052_app_usage_events.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
   '0051_service_usage_events': serviceUsageEvents,
+  '0052_app_usage_events': appUsageEvents,
 };

@@ -37,6 +37,7 @@ import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
+import { recordAppUsage } from './services/app-usage-events.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { createDefaultTarget } from './services/default-target.ts';
 import { JobHandlers } from './services/jobs.ts';
@@ -83,6 +84,8 @@ export async function buildKiln(
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
+  // App usage events are recorded by every write that touches processes or apps (services/app-usage-events.ts).
+  store.beforeCommit.push(recordAppUsage);
   const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
   store.secrets = secrets;
   if (config.previousEncryptionKeys) {

@@ -697,6 +697,32 @@ export interface ServiceUsageEventsTable {
   service_broker_name: string | null;
 }
 
+/** App usage events (migration 0052): names and footprint copied in when the event happened. */
+export interface AppUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  state: AppUsageState;
+  previous_state: AppUsageState | null;
+  app_guid: string;
+  app_name: string;
+  process_guid: string;
+  process_type: string;
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  instance_count: number;
+  previous_instance_count: number | null;
+  memory_in_mb_per_instance: number;
+  previous_memory_in_mb_per_instance: number | null;
+  droplet_guid: string | null;
+  buildpack_guid: string | null;
+  buildpack_name: string | null;
+}
+
+/** CC's app usage states Kiln records (tasks' TASK_STARTED/TASK_STOPPED are not recorded yet). */
+export type AppUsageState = 'STARTED' | 'STOPPED' | 'BUILDPACK_SET';
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -749,6 +775,7 @@ export interface Database {
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
   service_usage_events: ServiceUsageEventsTable;
+  app_usage_events: AppUsageEventsTable;
   route_policies: RoutePoliciesTable;
 }
 

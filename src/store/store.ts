@@ -70,6 +70,13 @@ export class Store {
    */
   secrets = new SecretBox(randomBytes(32));
 
+  /**
+   * Run inside every write after its use-case and before the change feed is appended, with the changes it made:
+   * derived records that must commit or roll back with the change (app usage events) hang here, so no write
+   * path can forget them. A hook writes through `tx.db` and must not call `tx.changed`.
+   */
+  readonly beforeCommit: Array<(tx: WriteTx, changes: readonly Change[]) => Promise<void>> = [];
+
   private readonly base: Kysely<Database>;
   /** See {@link DbHandle.dataVersion}. */
   readonly dataVersion: () => string | Promise<string>;
@@ -113,6 +120,7 @@ export class Store {
         },
       };
       const value = await fn(tx);
+      if (pending.length > 0) for (const hook of this.beforeCommit) await hook(tx, pending);
       if (pending.length > 0) {
         await trx
           .insertInto('changes')

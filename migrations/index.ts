@@ -19,6 +19,7 @@ import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
 import { appUsageEvents } from './0052_app_usage_events.ts';
+import { appBindingFeatures } from './0053_app_binding_features.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -42,4 +43,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0050_services': services,
   '0051_service_usage_events': serviceUsageEvents,
   '0052_app_usage_events': appUsageEvents,
+  '0053_app_binding_features': appBindingFeatures,
 };

@@ -9,6 +9,7 @@ import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
 import { blobCollector, buildController, buildpackCacheCollector } from './controllers/build-controller.ts';
+import { bindingFilesController } from './controllers/binding-files-controller.ts';
 import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
@@ -180,6 +181,7 @@ export async function buildKiln(
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
+  controllers.register(bindingFilesController({ store, runtime, log }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.

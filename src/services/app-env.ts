@@ -170,14 +170,21 @@ export interface AppEnvironment {
 }
 
 /** The body of `GET /v3/apps/:guid/env`; `redactSystem` hides VCAP_SERVICES from callers without secret access. */
-export async function appEnvironment(db: Kysely<Database>, e: AppEnvContext, redactSystem: boolean, secrets: SecretBox): Promise<AppEnvironment> {
+export async function appEnvironment(
+  db: Kysely<Database>,
+  e: AppEnvContext,
+  redactSystem: boolean,
+  secrets: SecretBox,
+  /** Set when the app has a file-based binding feature: what replaces VCAP_SERVICES (binding-files.ts). */
+  fileDelivery?: Record<string, string>,
+): Promise<AppEnvironment> {
   return {
     environment_variables: parseJsonObject(e.app.environment_variables),
     staging_env_json: await environmentVariableGroupVars(db, 'staging'),
     running_env_json: await environmentVariableGroupVars(db, 'running'),
     system_env_json: redactSystem
       ? { redacted_message: '[PRIVATE DATA HIDDEN]' }
-      : { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) },
+      : (fileDelivery ?? { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) }),
     application_env_json: { VCAP_APPLICATION: await vcapApplication(db, e) },
   };
 }

@@ -1,7 +1,7 @@
 import type { PlatformNames } from '../domain/domains.ts';
 import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
-import { parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
+import { BINDING_FEATURES_EXCLUSIVE, parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import {
   appManifest,
@@ -314,6 +314,13 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
   }
   if (m.features?.ssh !== undefined && (m.features.ssh ? 1 : 0) !== app.enable_ssh) patch.enable_ssh = m.features.ssh ? 1 : 0;
   if (m.features?.revisions !== undefined && (m.features.revisions ? 1 : 0) !== app.revisions_enabled) patch.revisions_enabled = m.features.revisions ? 1 : 0;
+  const k8s = m.features?.['service-binding-k8s'];
+  const fileBased = m.features?.['file-based-vcap-services'];
+  if (k8s !== undefined && (k8s ? 1 : 0) !== app.service_binding_k8s_enabled) patch.service_binding_k8s_enabled = k8s ? 1 : 0;
+  if (fileBased !== undefined && (fileBased ? 1 : 0) !== app.file_based_vcap_services_enabled) patch.file_based_vcap_services_enabled = fileBased ? 1 : 0;
+  if ((patch.service_binding_k8s_enabled ?? app.service_binding_k8s_enabled) === 1 && (patch.file_based_vcap_services_enabled ?? app.file_based_vcap_services_enabled) === 1) {
+    throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
+  }
   if (m.env && Object.keys(m.env).length > 0) {
     // Merged: variables the manifest does not name stay (CONVENTIONS.md §21.3).
     const current = parseJsonObject(app.environment_variables);

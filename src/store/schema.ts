@@ -269,6 +269,10 @@ export interface AppsTable extends ResourceColumns {
   droplet_guid: string | null;
   enable_ssh: Defaulted<Flag>;
   revisions_enabled: Defaulted<Flag>;
+  /** App feature `service-binding-k8s` (migration 0053). */
+  service_binding_k8s_enabled: Defaulted<Flag>;
+  /** App feature `file-based-vcap-services` (migration 0053). */
+  file_based_vcap_services_enabled: Defaulted<Flag>;
   observed_generation: Defaulted<number>;
 }
 

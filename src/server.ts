@@ -47,7 +47,7 @@ import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
-import { rewrapSecrets } from './store/rewrap-secrets.ts';
+import { rewrapSecrets, sealEnvVarColumns } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -93,6 +93,9 @@ export async function buildKiln(
     const resealed = await rewrapSecrets(store);
     if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
   }
+  // App environment variables stored before they were sealed are sealed now (store/env-vars.ts).
+  const sealedEnv = config.previousEncryptionKeys ? 0 : await sealEnvVarColumns(store);
+  if (sealedEnv > 0) log.info({ sealed: sealedEnv }, 'app environment variables sealed at rest');
   await seedPlatform(store, config);
 
   const identity = new IdentityService({ store, config, log });

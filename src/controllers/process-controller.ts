@@ -105,7 +105,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       throw err;
     }
     const env: Record<string, string> = {
-      ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables })),
+      ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables }, store.secrets)),
       VCAP_APPLICATION: JSON.stringify(await runtimeVcapApplication(store.db, { app, space, org, cfApi: deps.cfApi() }, versioned)),
       ...services.env,
     };

@@ -89,7 +89,7 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       dropletDir,
       command: task.command,
       env: {
-        ...(await runningEnvironment(store.db, app)),
+        ...(await runningEnvironment(store.db, app, store.secrets)),
         VCAP_APPLICATION: JSON.stringify(vcap),
         ...services.env,
       },

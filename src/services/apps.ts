@@ -36,6 +36,7 @@ import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
+import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -267,7 +268,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
           lifecycle_type: type,
           lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
           lifecycle_stack: stack,
-          environment_variables: JSON.stringify(input.environment_variables ?? {}),
+          environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
           droplet_guid: null,
           enable_ssh: 1,
           revisions_enabled: 1,
@@ -548,7 +549,7 @@ async function requireEnvVarReader(ctx: Ctx, scope: AppScope): Promise<void> {
 export async function getEnvironmentVariables(ctx: Ctx, guid: string): Promise<{ app: Row<'apps'>; vars: Record<string, string> }> {
   const scope = await findVisibleApp(ctx, guid);
   await requireEnvVarReader(ctx, scope);
-  return { app: scope.app, vars: parseJsonObject(scope.app.environment_variables) };
+  return { app: scope.app, vars: openEnvVars(ctx.store.secrets, scope.app.environment_variables) };
 }
 
 /** Merges `{"KEY": "value", "OLD": null}` into the app's variables (null deletes); takes effect at restart. */
@@ -558,12 +559,12 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
   return ctx.store.write(async (tx) => {
     // Read again inside the write so concurrent PATCHes merge instead of overwriting each other.
     const current = await loadApp(tx.db, scope.app.guid);
-    const vars = parseJsonObject(current.environment_variables);
+    const vars = openEnvVars(tx.secrets, current.environment_variables);
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete vars[k];
       else vars[k] = v;
     }
-    await tx.update('apps', current.guid, current.generation, { environment_variables: JSON.stringify(vars) });
+    await tx.update('apps', current.guid, current.generation, { environment_variables: sealEnvVars(tx.secrets, vars) });
     await auditApp(tx, ctx, 'update', scope, { request: { environment_variables: '[PRIVATE DATA HIDDEN]' } });
     return { app: await loadApp(tx.db, current.guid), vars };
   });

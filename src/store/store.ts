@@ -20,6 +20,8 @@ export interface WriteTx {
   readonly db: Transaction<Database>;
   /** The transaction's timestamp: every row it touches gets the same one. */
   readonly now: string;
+  /** The store's SecretBox, for values a write seals or opens (secret-box.ts). */
+  readonly secrets: SecretBox;
   changed(kind: string, guid: string, op: ChangeOp): void;
   /** Emits `event` on `Store.events` once the transaction has committed (never if it rolls back). */
   emitAfterCommit(event: string, payload: unknown): void;
@@ -98,6 +100,7 @@ export class Store {
       const tx: WriteTx = {
         db: trx,
         now,
+        secrets: this.secrets,
         emitAfterCommit: (event, payload) => {
           afterCommit.push([event, payload]);
         },

@@ -20,6 +20,7 @@ import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
 import { appUsageEvents } from './0052_app_usage_events.ts';
 import { appBindingFeatures } from './0053_app_binding_features.ts';
+import { taskUsageEvents } from './0054_task_usage_events.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -44,4 +45,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0051_service_usage_events': serviceUsageEvents,
   '0052_app_usage_events': appUsageEvents,
   '0053_app_binding_features': appBindingFeatures,
+  '0054_task_usage_events': taskUsageEvents,
 };

@@ -121,6 +121,58 @@ async function insertEvent(
   await db.insertInto('app_usage_events').values(row).execute();
 }
 
+/** A task's run: TASK_STARTED once it runs, TASK_STOPPED once it ended or was deleted (CC's create_from_task). */
+async function recordTaskUsage(tx: WriteTx, taskGuids: string[]): Promise<void> {
+  for (const guid of taskGuids) {
+    const seen = await tx.db.selectFrom('app_usage_events').selectAll().where('task_guid', '=', guid).orderBy('id').execute();
+    const started = seen.find((e) => e.state === 'TASK_STARTED');
+    if (seen.some((e) => e.state === 'TASK_STOPPED')) continue;
+    const t = await tx.db
+      .selectFrom('tasks as t')
+      .innerJoin('apps as a', 'a.guid', 't.app_guid')
+      .innerJoin('spaces as s', 's.guid', 'a.space_guid')
+      .select(['t.guid', 't.name', 't.state', 't.memory_in_mb', 't.updated_at', 'a.guid as app_guid', 'a.name as app_name', 's.guid as space_guid', 's.name as space_name', 's.organization_guid'])
+      .where('t.guid', '=', guid)
+      .executeTakeFirst();
+    const ended = !t || t.state === 'SUCCEEDED' || t.state === 'FAILED';
+    if (!started && (!t || t.state === 'PENDING')) continue;
+    // A task that ended earlier and was never billed (its events purged) is not billed now.
+    if (!started && ended && t!.updated_at !== tx.now) continue;
+    const base = t
+      ? { app_guid: t.app_guid, app_name: t.app_name, space_guid: t.space_guid, space_name: t.space_name, organization_guid: t.organization_guid, task_name: t.name, memory: t.memory_in_mb }
+      : { ...started!, memory: started!.memory_in_mb_per_instance };
+    const insert = (state: AppUsageState, previous: AppUsageState | null) =>
+      tx.db
+        .insertInto('app_usage_events')
+        .values({
+          guid: newGuid(),
+          created_at: tx.now,
+          state,
+          previous_state: previous,
+          app_guid: base.app_guid,
+          app_name: base.app_name,
+          process_guid: '',
+          process_type: '',
+          space_guid: base.space_guid,
+          space_name: base.space_name,
+          organization_guid: base.organization_guid,
+          instance_count: 1,
+          previous_instance_count: null,
+          memory_in_mb_per_instance: base.memory,
+          previous_memory_in_mb_per_instance: null,
+          droplet_guid: null,
+          buildpack_guid: null,
+          buildpack_name: null,
+          task_guid: guid,
+          task_name: base.task_name,
+        })
+        .execute();
+    // A task that ended in the write that started it (or before it was billed) still gets both events.
+    if (!started) await insert('TASK_STARTED', null);
+    if (ended) await insert('TASK_STOPPED', 'TASK_STARTED');
+  }
+}
+
 /** Whether the latest event left the process billed as started. */
 const wasStarted = (e: Row<'app_usage_events'> | undefined): boolean => e !== undefined && e.state !== 'STOPPED';
 
@@ -128,10 +180,13 @@ const wasStarted = (e: Row<'app_usage_events'> | undefined): boolean => e !== un
 export async function recordAppUsage(tx: WriteTx, changes: readonly Change[]): Promise<void> {
   const processGuids = new Set<string>();
   const appGuids: string[] = [];
+  const taskGuids: string[] = [];
   for (const c of changes) {
     if (c.kind === 'processes') processGuids.add(c.guid);
     else if (c.kind === 'apps') appGuids.push(c.guid);
+    else if (c.kind === 'tasks') taskGuids.push(c.guid);
   }
+  if (taskGuids.length > 0) await recordTaskUsage(tx, taskGuids);
   if (appGuids.length > 0) {
     const rows = await tx.db.selectFrom('processes').select('guid').where('app_guid', 'in', appGuids).execute();
     for (const r of rows) processGuids.add(r.guid);
@@ -199,7 +254,10 @@ export async function getAppUsageEvent(ctx: Ctx, guid: string): Promise<Row<'app
   return e;
 }
 
-/** Deletes every event and records one STARTED event per process of a started app (CC's purge-and-reseed). */
+/**
+ * Deletes every event and records one STARTED event per process of a started app and one TASK_STARTED per running
+ * task (CC's purge-and-reseed), from which later changes are measured.
+ */
 export async function purgeAndReseedAppUsage(ctx: Ctx): Promise<void> {
   if (!ctx.access.admin) throw notAuthorized();
   await ctx.store.write(async (tx) => {
@@ -212,5 +270,7 @@ export async function purgeAndReseedAppUsage(ctx: Ctx): Promise<void> {
       .orderBy('p.id')
       .execute();
     for (const b of await billedNow(tx.db, started.map((p) => p.guid))) await insertEvent(tx.db, tx.now, b, 'STARTED', undefined);
+    const running = await tx.db.selectFrom('tasks').select('guid').where('state', 'in', ['RUNNING', 'CANCELING']).orderBy('id').execute();
+    await recordTaskUsage(tx, running.map((t) => t.guid));
   });
 }

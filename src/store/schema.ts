@@ -722,10 +722,13 @@ export interface AppUsageEventsTable {
   droplet_guid: string | null;
   buildpack_guid: string | null;
   buildpack_name: string | null;
+  /** Set for TASK_STARTED / TASK_STOPPED (migration 0054); process_guid and process_type are '' then. */
+  task_guid: string | null;
+  task_name: string | null;
 }
 
-/** CC's app usage states Kiln records (tasks' TASK_STARTED/TASK_STOPPED are not recorded yet). */
-export type AppUsageState = 'STARTED' | 'STOPPED' | 'BUILDPACK_SET';
+/** CC's app usage states Kiln records (not the STAGING_* ones). */
+export type AppUsageState = 'STARTED' | 'STOPPED' | 'BUILDPACK_SET' | 'TASK_STARTED' | 'TASK_STOPPED';
 
 export interface Database {
   organizations: OrganizationsTable;

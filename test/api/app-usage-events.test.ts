@@ -86,6 +86,31 @@ describe('app usage events', () => {
     expect(events.at(-1).app.name).toBe('doomed');
   });
 
+  it("record a task's run as TASK_STARTED and TASK_STOPPED, naming the task", async () => {
+    const app = await stagedApp('tasker');
+    const task = await dev.post(`/v3/apps/${app}/tasks`, { command: 'echo hi', name: 'migrate', memory_in_mb: 128 });
+    expect(task.status, task.text).toBe(202);
+    // The droplet has no bits here: the task controller fails the task, which ends its billing.
+    const deadline = Date.now() + 20_000;
+    let events: any[] = [];
+    while (!events.some((e) => e.state.current === 'TASK_STOPPED')) {
+      if (Date.now() > deadline) throw new Error(`no TASK_STOPPED: ${JSON.stringify(events)}`);
+      await new Promise((r) => setTimeout(r, 50));
+      events = (await eventsOf(app)).filter((e: any) => e.task.guid === task.body.guid);
+    }
+    expect(events.map((e: any) => [e.state.current, e.state.previous])).toEqual([
+      ['TASK_STARTED', null],
+      ['TASK_STOPPED', 'TASK_STARTED'],
+    ]);
+    expect(events[0]).toMatchObject({
+      app: { guid: app, name: 'tasker' },
+      process: { guid: null, type: null },
+      task: { guid: task.body.guid, name: 'migrate' },
+      memory_in_mb_per_instance: { current: 128 },
+      instance_count: { current: 1 },
+    });
+  });
+
   it('are read by admins, admin read-only and global auditors, and listed empty for everyone else', async () => {
     const all = (await t.admin.get('/v3/app_usage_events?per_page=5000')).body.resources;
     expect(all.length).toBeGreaterThan(0);
@@ -124,7 +149,7 @@ describe('app usage events', () => {
     const res = await t.admin.post('/v3/app_usage_events/actions/destructively_purge_all_and_reseed');
     expect(res.status).toBe(200);
     const events = (await t.admin.get('/v3/app_usage_events?per_page=5000')).body.resources;
-    expect(events.map((e: any) => [e.app.name, e.process.type, e.state.current])).toEqual([
+    expect(events.filter((e: any) => !e.task.guid).map((e: any) => [e.app.name, e.process.type, e.state.current])).toEqual([
       ['running', 'web', 'STARTED'],
       ['running', 'worker', 'STARTED'],
     ]);

@@ -6,7 +6,7 @@ import type { Linker } from '../cf/links.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { cfTime } from '../cf/timestamps.ts';
 
-/** An app usage event in CC's shape; `task` is null for process events (Kiln records no task events yet). */
+/** An app usage event in CC's shape: `task` is null for process events, `process` (and buildpack) for task events. */
 function presentAppUsageEvent(e: Row<'app_usage_events'>, l: Linker) {
   return {
     guid: e.guid,
@@ -14,11 +14,11 @@ function presentAppUsageEvent(e: Row<'app_usage_events'>, l: Linker) {
     updated_at: cfTime(e.created_at),
     state: { current: e.state, previous: e.previous_state },
     app: { guid: e.app_guid, name: e.app_name },
-    process: { guid: e.process_guid, type: e.process_type },
+    process: e.task_guid ? { guid: null, type: null } : { guid: e.process_guid, type: e.process_type },
     space: { guid: e.space_guid, name: e.space_name },
     organization: { guid: e.organization_guid },
     buildpack: { guid: e.buildpack_guid, name: e.buildpack_name },
-    task: { guid: null, name: null },
+    task: { guid: e.task_guid, name: e.task_name },
     memory_in_mb_per_instance: { current: e.memory_in_mb_per_instance, previous: e.previous_memory_in_mb_per_instance },
     instance_count: { current: e.instance_count, previous: e.previous_instance_count },
     links: { self: l.link(`/v3/app_usage_events/${e.guid}`) },

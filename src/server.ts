@@ -15,6 +15,9 @@ import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { brokerOperationController } from './controllers/broker-operation-controller.ts';
+import { backupOperationController } from './controllers/backup-operation-controller.ts';
+import { registerBackupJobs } from './services/service-backups.ts';
+import { registerPlanDefinitionJobs } from './services/plan-definitions.ts';
 import { observedFromRuntime } from './controllers/observed-instances.ts';
 import { processController } from './controllers/process-controller.ts';
 import { RoutingController } from './controllers/routing-controller.ts';
@@ -32,8 +35,8 @@ import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { createMtlsServer, listenMtls } from './router/mtls-listener.ts';
 import { Router } from './router/router.ts';
-import { LocalRuntime } from './runtime/local/local-runtime.ts';
 import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
+import { createRuntime, runtimeKilnUrl } from './runtime/create-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
@@ -45,6 +48,14 @@ import { JobHandlers } from './services/jobs.ts';
 import { sandboxIdentity } from './services/sandbox-identity.ts';
 import { registerJobHandlers } from './services/job-handlers.ts';
 import { migrateToLatest, openDatabase } from './store/db.ts';
+import { ChangeNotifier } from './ha/change-notifier.ts';
+import { LeaseLeader, PostgresLeader, SingleReplica, type ElectorCallbacks, type LeaderElector } from './ha/leader-election.ts';
+import { claimSqliteFile } from './ha/single-replica.ts';
+import { adoptDataDirKeys } from './ha/shared-dir.ts';
+import { InstancePublisher, leaderOrPublished, listenInstances, PublishedInstances, type InstanceView } from './ha/instance-snapshot.ts';
+import { loadKubeConfig } from './kube/kube-client.ts';
+import { Gauge, Registry } from 'prom-client';
+import fs from 'node:fs';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
 import { rewrapSecrets, sealEnvVarColumns } from './store/rewrap-secrets.ts';
@@ -67,27 +78,44 @@ export interface Kiln {
   log: Logger;
   /** Set when the bootstrap admin's password was generated on this start. */
   generatedAdminPassword: string | undefined;
+  /** Decides whether this replica runs the controllers (always, with SQLite). */
+  elector: LeaderElector | undefined;
   stop(): Promise<void>;
 }
 
+export interface BuildOptions {
+  log?: Logger;
+  startControllers?: boolean;
+  disabledControllers?: readonly string[];
+  /**
+   * Called after a replica that led lost the leadership and stopped its controllers and its instances; it never
+   * campaigns again (`kiln serve` exits so that its supervisor starts a fresh follower).
+   */
+  onLeadershipLost?: (reason: string) => void;
+}
+
 /** Wires store, identity, controllers and API together (without listening); used by main and tests. */
-export async function buildKiln(
-  config: Config,
-  opts: { log?: Logger; startControllers?: boolean; disabledControllers?: readonly string[] } = {},
-): Promise<Kiln> {
+export async function buildKiln(config: Config, opts: BuildOptions = {}): Promise<Kiln> {
   const log = opts.log ?? pino({ level: config.logLevel });
   // KILN_SANDBOX=bwrap without bubblewrap refuses to start here, before anything is opened.
   const sandbox = resolveSandbox(config.sandbox);
   const isRoot = process.getuid?.() === 0;
   if (sandbox.kind === 'none') log.warn({ KILN_SANDBOX: config.sandbox }, `WARNING: ${NOT_ISOLATED_WARNING}`);
   if (isRoot) await restrictDataDir(config.dataDir);
+  // SQLite: exactly one replica. A second one against the same file refuses to start, naming the first.
+  const releaseSqlite =
+    config.database.kind === 'sqlite' && config.database.file !== ':memory:' && opts.startControllers !== false
+      ? (fs.mkdirSync(path.dirname(config.database.file), { recursive: true }), claimSqliteFile(config.database.file))
+      : undefined;
+  adoptDataDirKeys(config.dataDir, config.sharedDir, log);
   const handle = openDatabase(config.database, { onIdleError: (err) => log.warn({ err }, 'an idle database connection was closed') });
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
   // App usage events are recorded by every write that touches processes or apps (services/app-usage-events.ts).
   store.beforeCommit.push(recordAppUsage);
-  const secrets = await loadOrCreateSecretBox(config.dataDir, config.encryptionKey, config.previousEncryptionKeys);
+  // In the shared dir: every replica must seal and open secrets with the same key.
+  const secrets = await loadOrCreateSecretBox(config.sharedDir, config.encryptionKey, config.previousEncryptionKeys);
   store.secrets = secrets;
   if (config.previousEncryptionKeys) {
     const resealed = await rewrapSecrets(store);
@@ -110,17 +138,18 @@ export async function buildKiln(
   const bits = await bitsFor(config);
   const identityFor = sandbox.kind === 'bwrap' && sandbox.setprivPath ? (appGuid: string) => sandboxIdentity(store, appGuid) : undefined;
   // Outside every sandbox's binds: apps get their own credentials, never the CA's key.
-  const identityCa = new LazyInstanceIdentityCA(path.join(config.dataDir, 'instance-identity'), {
+  const identityCa = new LazyInstanceIdentityCA(path.join(config.sharedDir, 'instance-identity'), {
     lifetimeMs: config.instanceIdentityTtlSeconds * 1000,
   });
-  const runtime = new LocalRuntime({
-    dataDir: config.dataDir,
-    host: '127.0.0.1',
+  let publicUrl = `http://${config.systemDomain}:${config.port}`;
+  const runtime = await createRuntime(config, {
     sandbox,
+    identityFor,
     credentials: identityCa,
-    ...(identityFor ? { identityFor } : {}),
+    log,
+    blobUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.sign(key, ttl)}`,
+    blobUploadUrl: (key, ttl) => `${runtimeKilnUrl(config, publicUrl)}${bits.urls.signUpload(key, ttl)}`,
   });
-  if (runtime.reaped.length > 0) log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   runtime.onLog((line) => {
     // The runtime's source type carries the index (APP/PROC/WEB/0); log-cache keeps it in instance_id.
     const slash = line.sourceType.lastIndexOf('/');
@@ -145,7 +174,12 @@ export async function buildKiln(
       }
     },
   });
-  const routing = new RoutingController(store, runtime, router, log);
+  // Several replicas (PostgreSQL): a follower reads the leader's published instances for stats and routing.
+  const several = config.database.kind === 'postgres' && opts.startControllers !== false;
+  const published = several ? new PublishedInstances(store, log, () => void routing.schedule()) : undefined;
+  let publisher: InstancePublisher | undefined;
+  const view: InstanceView = published ? leaderOrPublished(runtime, published, () => elector?.isLeader() ?? false) : runtime;
+  const routing = new RoutingController(store, view, router, log);
   const droplets = new DropletCache(path.join(config.dataDir, 'droplets'), bits.blobstore);
 
   // The Runtime contract's optional image inspection, which the local runtime does not offer.
@@ -153,10 +187,26 @@ export async function buildKiln(
   const jobs = new JobHandlers();
   const brokerSettings = { timeoutMs: config.brokerTimeoutSeconds * 1000, pollIntervalMs: config.brokerPollIntervalSeconds * 1000 };
   const brokerOps = registerJobHandlers(jobs, store, platformNamesOf(config), brokerSettings);
-  const controllers = new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime });
-  controllers.register(routing.reconciler());
+  // Kiln's OSBAPI extensions (issue 15): instance backups and plan definitions.
+  const backupOps = registerBackupJobs(jobs, store, brokerSettings);
+  registerPlanDefinitionJobs(jobs, store, brokerSettings);
+  // On PostgreSQL every replica's commits are announced by NOTIFY, so the feed is only polled as a fallback.
+  const controllers = new ControllerManager(store, log, {
+    disabled: opts.disabledControllers ?? [],
+    runtime,
+    ...(config.database.kind === 'postgres' ? { pollIntervalMs: 10_000 } : {}),
+  });
+  // Routing fills this replica's own router table, so on PostgreSQL (several replicas) it runs on every replica,
+  // leader or not, beside the leader's controllers; with SQLite the one replica runs it with the others.
+  const everywhere =
+    config.database.kind === 'postgres' && opts.startControllers !== false
+      ? new ControllerManager(store, log, { disabled: opts.disabledControllers ?? [], runtime, metrics: controllers.metrics, pollIntervalMs: 10_000 })
+      : undefined;
+  (everywhere ?? controllers).register(routing.reconciler());
+  if (everywhere) controllers.settleWith(everywhere);
   controllers.register(jobController(store, jobs));
   controllers.register(brokerOperationController(store, brokerOps));
+  controllers.register(backupOperationController(store, backupOps));
   controllers.register(
     buildController(store, bits, logs, config, {
       resolveBuildpacks: (names, stack) => stagingBuildpacks(store.db, bits, names, stack),
@@ -166,12 +216,13 @@ export async function buildKiln(
       secrets,
       // Runtimes that run container images let docker builds stage.
       ...(imageRuntime.inspectImage ? { inspectImage: (pull) => imageRuntime.inspectImage!(pull) } : {}),
+      // Runtimes that run workloads elsewhere stage there too (Kubernetes: a Job).
+      ...(runtime.runStaging ? { runStaging: runtime.runStaging.bind(runtime) } : {}),
     }),
   );
   await sweepBuildpackBits(store.db, bits);
   controllers.register(blobCollector(store, bits));
   controllers.register(buildpackCacheCollector(store, bits));
-  let publicUrl = `http://${config.systemDomain}:${config.port}`;
   controllers.register(
     processController({
       store,
@@ -179,7 +230,11 @@ export async function buildKiln(
       droplets,
       log,
       cfApi: () => publicUrl,
-      drain: (id) => routing.drain(id),
+      drain: (id) => {
+        const drained = routing.drain(id);
+        publisher?.soon();
+        return drained;
+      },
     }),
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
@@ -189,9 +244,60 @@ export async function buildKiln(
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
   const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
+  const leaderMetrics = new Registry();
+  const leaderGauge = new Gauge({ name: 'kiln_leader', help: '1 on the replica running the controllers, else 0', registers: [leaderMetrics] });
+  leaderGauge.set(0);
+  let stopping = false;
+  const callbacks: ElectorCallbacks = {
+    onElected: async () => {
+      await controllers.start();
+      await kube?.start();
+      if (several) {
+        publisher = new InstancePublisher({ store, runtime, replicaId: config.leader.replicaId, isDraining: (id) => routing.isDraining(id), log });
+        await publisher.start();
+      }
+      leaderGauge.set(1);
+    },
+    onLost: async (reason) => {
+      leaderGauge.set(0);
+      await publisher?.stop();
+      await kube?.stop();
+      await controllers.stop();
+      if (stopping) return;
+      // A demoted replica's instances would run beside the ones the new leader starts (the local runtime's
+      // instances are this process's children): they go with the leadership.
+      await runtime.shutdown();
+      opts.onLeadershipLost?.(reason);
+    },
+  };
+  let elector: LeaderElector | undefined;
+  let notifier: ChangeNotifier | undefined;
+  let stopListening: (() => Promise<void>) | undefined;
   if (opts.startControllers !== false) {
-    await controllers.start();
-    await kube?.start();
+    if (config.database.kind === 'sqlite') {
+      elector = new SingleReplica(config.leader.replicaId, callbacks);
+      await elector.start();
+    } else {
+      notifier = new ChangeNotifier(config.database.url, store, log);
+      await notifier.start();
+      stopListening = await listenInstances(
+        config.database.url,
+        {
+          published: () => {
+            if (!elector?.isLeader()) void published?.reload();
+          },
+          // A follower's API asked to restart an instance (terminate): only the leader's runtime can.
+          restart: (id) => {
+            if (elector?.isLeader()) runtime.restartInstance(id).catch((err: unknown) => log.warn({ err, id }, 'restarting an instance failed'));
+          },
+        },
+        log,
+      );
+      await everywhere?.start();
+      elector = electorFor(config, log, callbacks);
+      // Resolves after the first attempt: a lone replica runs its controllers before buildKiln returns.
+      await elector.start();
+    }
     ready = true;
   }
 
@@ -207,8 +313,9 @@ export async function buildKiln(
       sandbox: sandbox.kind,
       ...(sandbox.kind === 'bwrap' ? { separate_uids: identityFor !== undefined } : { warning: NOT_ISOLATED_WARNING }),
     },
-    observed: observedFromRuntime(runtime),
-    metrics: [controllers.metrics.registry],
+    observed: observedFromRuntime(view),
+    metrics: [controllers.metrics.registry, leaderMetrics],
+    ...(elector ? { leadership: leadershipOf(config.leader.replicaId, elector) } : {}),
     bits,
     secrets,
     logs,
@@ -234,14 +341,52 @@ export async function buildKiln(
       publicUrl = url;
     },
     generatedAdminPassword,
+    elector,
     async stop() {
       ready = false;
+      stopping = true;
+      // Stops the controllers (if leading) before the claim is released.
+      await elector?.stop();
+      await notifier?.stop();
+      await stopListening?.();
+      await everywhere?.stop();
       await kube?.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();
       await store.close();
+      releaseSqlite?.();
     },
+  };
+}
+
+/** A Lease when asked for, or by default when Kiln talks to a cluster (KILN_KUBECONFIG); else the advisory lock. */
+function electorFor(config: Config, log: Logger, callbacks: ElectorCallbacks): LeaderElector {
+  const timing = { leaseMs: config.leader.leaseMs, renewDeadlineMs: config.leader.renewDeadlineMs, retryMs: config.leader.retryMs };
+  const url = config.database.kind === 'postgres' ? config.database.url : '';
+  const useLease = config.leader.election === 'lease' || (config.leader.election === 'auto' && config.kube !== undefined);
+  if (useLease) {
+    const kubeconfig = loadKubeConfig(config.kube?.kubeconfig ?? 'in-cluster');
+    const namespace = config.leader.leaseNamespace ?? inClusterNamespace() ?? config.kube?.namespace ?? 'default';
+    return new LeaseLeader({ kubeconfig, namespace, name: config.leader.leaseName, replicaId: config.leader.replicaId, timing, log, ...callbacks });
+  }
+  return new PostgresLeader({ url, replicaId: config.leader.replicaId, timing, log, ...callbacks });
+}
+
+function inClusterNamespace(): string | undefined {
+  try {
+    return fs.readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What /readyz says about leadership: this replica, the leader, and whether they are the same. */
+function leadershipOf(replica: string, elector: LeaderElector) {
+  return async () => {
+    const leading = elector.isLeader();
+    const leader = leading ? replica : await elector.leader().catch(() => undefined);
+    return { replica, leader: leader ?? null, role: leading ? ('leader' as const) : ('follower' as const), election: elector.kind };
   };
 }
 
@@ -266,7 +411,7 @@ export interface RunningKiln extends Kiln {
 }
 
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
-export async function startKiln(config: Config, opts: { log?: Logger } = {}): Promise<RunningKiln> {
+export async function startKiln(config: Config, opts: BuildOptions = {}): Promise<RunningKiln> {
   const kiln = await buildKiln(config, opts);
   // One port for the API and app traffic: requests whose Host is an app route go to the router.
   const server = createFrontDoorServer({

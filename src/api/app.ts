@@ -42,7 +42,7 @@ export function createApi(deps: AppDeps): Api {
     } catch {
       return c.json({ status: 'database unavailable' }, 503);
     }
-    const details = deps.isolation ? { isolation: deps.isolation } : {};
+    const details = { ...(deps.isolation ? { isolation: deps.isolation } : {}), ...(deps.leadership ? await deps.leadership() : {}) };
     if (deps.ready && !deps.ready()) return c.json({ status: 'starting', ...details }, 503);
     return c.json({ status: 'ok', ...details });
   });

@@ -27,6 +27,8 @@ export interface AppDeps {
   rootRoutes?: Hono[];
   /** Whether the controllers are running (for /readyz). */
   ready?: () => boolean;
+  /** Leader election among replicas: /readyz names this replica and the leader. */
+  leadership?: () => Promise<{ replica: string; leader: string | null; role: 'leader' | 'follower'; election: string }>;
   /** How apps are isolated, shown by /readyz (with a warning when they are not). */
   isolation?: { sandbox: 'bwrap' | 'none'; separate_uids?: boolean; warning?: string };
   /** The runtime's view of process instances (stats, terminate); absent → every instance reports DOWN. */

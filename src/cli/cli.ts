@@ -1,12 +1,15 @@
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { migrateToLatest, openDatabase } from '../store/db.ts';
-import { startKiln } from '../server.ts';
 
 /** Runs one `kiln` command; resolves to an exit code when the command ends by itself. */
 export async function runCli(argv: string[]): Promise<number | undefined> {
   const [command = 'serve'] = argv;
   // Everything but the server commands is a client command: it talks to a (possibly remote) Kiln, so the
   // server's settings do not apply to it.
+  // The buildpack runner of a staging Job (runtime/kubernetes): no server settings, no database.
+  if (command === 'stage-job') {
+    const { runStageJob } = await import('../staging/stage-job.ts');
+    return runStageJob();
+  }
   if (command !== 'serve' && command !== 'migrate') {
     const { runClientCommand } = await import('./program.ts');
     return runClientCommand(argv, { out: process.stdout, err: process.stderr, env: process.env });
@@ -23,7 +26,16 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   }
   switch (command) {
     case 'serve': {
-      const kiln = await startKiln(config);
+      // Imported here, not at the top: a client command (most `kiln` runs) would otherwise load the whole server.
+      const { startKiln } = await import('../server.ts');
+      const kiln = await startKiln(config, {
+        // A demoted leader has stopped its controllers and instances; it exits so that its supervisor (Kubernetes,
+        // systemd) starts it again as a fresh follower, which is simpler to reason about than rejoining in place.
+        onLeadershipLost: (reason) => {
+          kiln.log.error({ reason }, 'leadership lost; exiting so that a fresh start rejoins as a follower');
+          kiln.stop().finally(() => process.exit(1));
+        },
+      });
       if (kiln.generatedAdminPassword) {
         // Printed once, on the start that created the admin; also kept in <data dir>/initial-admin-password.
         console.log(
@@ -46,6 +58,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
       return undefined;
     }
     case 'migrate': {
+      const { migrateToLatest, openDatabase } = await import('../store/db.ts');
       const handle = openDatabase(config.database);
       const applied = await migrateToLatest(handle);
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'schema is up to date');

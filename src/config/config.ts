@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -61,12 +62,42 @@ const ConfigSchema = z.object({
   KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
+  /** Where apps run: child processes on this machine (local) or pods on a Kubernetes cluster (kubernetes). */
+  KILN_RUNTIME: z.enum(['local', 'kubernetes']).default('local'),
+  /** The cluster the Kubernetes runtime runs apps on: a kubeconfig path, or `in-cluster`. */
+  KILN_KUBE_RUNTIME_KUBECONFIG: z.string().min(1).default('in-cluster'),
+  /** Namespace of the apps' pods and Jobs (created when missing). */
+  KILN_KUBE_RUNTIME_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('kiln-apps'),
+  /** Base URL pods download droplets from (default: Kiln's own URL). */
+  KILN_KUBE_RUNTIME_KILN_URL: z.string().url().optional(),
+  /** Image of the apps' containers and droplet download on Kubernetes (the stack's root filesystem). */
+  KILN_STACK_IMAGE: z.string().min(1).default('cloudfoundry/cflinuxfs4'),
+  /** Command of the staging Job's container: a JSON array, or words separated by spaces. */
+  KILN_KUBE_RUNTIME_STAGER_COMMAND: z.string().min(1).default('kiln stage-job'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
   KILN_BROKER_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
   /** Shortest wait between last_operation polls of an async broker operation (CC's default_async_poll_interval_seconds). */
   KILN_BROKER_POLL_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
+  /** Where blobs, the token signing key and the generated encryption key live: shared storage when several replicas run. */
+  KILN_SHARED_DIR: z.string().min(1).optional(),
+  /** This replica's name in leader election (default: host name and process id). */
+  KILN_REPLICA_ID: z.string().regex(/^[A-Za-z0-9._:-]{1,60}$/, 'must be 1-60 letters, digits or . _ : -').optional(),
+  /** How the replica running the controllers is chosen: auto (a Lease with KILN_KUBECONFIG, else a PostgreSQL advisory lock). */
+  KILN_LEADER_ELECTION: z.enum(['auto', 'postgres', 'lease']).default('auto'),
+  /** How long a leader's claim lasts without renewal; a follower takes over after it. */
+  KILN_LEADER_LEASE_SECONDS: z.coerce.number().min(2).default(15),
+  /** A leader that could not renew for this long stops its controllers (must be shorter than the lease). */
+  KILN_LEADER_RENEW_DEADLINE_SECONDS: z.coerce.number().min(1).default(10),
+  /** How often a leader renews and a follower tries to acquire. */
+  KILN_LEADER_RETRY_SECONDS: z.coerce.number().min(0.1).default(2),
+  /** The Lease's namespace and name (KILN_LEADER_ELECTION=lease). */
+  KILN_LEADER_LEASE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
+  KILN_LEADER_LEASE_NAME: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS name').default('kiln-controllers'),
+}).refine((c) => c.KILN_LEADER_RENEW_DEADLINE_SECONDS < c.KILN_LEADER_LEASE_SECONDS, {
+  message: 'KILN_LEADER_RENEW_DEADLINE_SECONDS must be shorter than KILN_LEADER_LEASE_SECONDS (fencing)',
+  path: ['KILN_LEADER_RENEW_DEADLINE_SECONDS'],
 });
 
 type RawConfig = z.infer<typeof ConfigSchema>;
@@ -101,8 +132,22 @@ export interface Config {
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
   previousEncryptionKeys: string | undefined;
+  /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
+  runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string; stagerCommand: string[] };
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
+  /** Blobs, the identity signing key and the generated encryption key (KILN_SHARED_DIR; the data dir by default). */
+  sharedDir: string;
+  /** Leader election among replicas sharing a PostgreSQL database (SQLite: one replica, always the leader). */
+  leader: {
+    replicaId: string;
+    election: RawConfig['KILN_LEADER_ELECTION'];
+    leaseMs: number;
+    renewDeadlineMs: number;
+    retryMs: number;
+    leaseNamespace: string | undefined;
+    leaseName: string;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -162,7 +207,44 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : undefined,
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
+    runtime:
+      c.KILN_RUNTIME === 'kubernetes'
+        ? {
+            kind: 'kubernetes',
+            kubeconfig: c.KILN_KUBE_RUNTIME_KUBECONFIG === 'in-cluster' ? 'in-cluster' : path.resolve(c.KILN_KUBE_RUNTIME_KUBECONFIG),
+            namespace: c.KILN_KUBE_RUNTIME_NAMESPACE,
+            kilnUrl: c.KILN_KUBE_RUNTIME_KILN_URL?.replace(/\/+$/, ''),
+            stackImage: c.KILN_STACK_IMAGE,
+            stagerCommand: parseCommand(c.KILN_KUBE_RUNTIME_STAGER_COMMAND),
+          }
+        : { kind: 'local' },
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,
+    sharedDir: c.KILN_SHARED_DIR ? path.resolve(c.KILN_SHARED_DIR) : dataDir,
+    leader: {
+      replicaId: c.KILN_REPLICA_ID ?? `${os.hostname().slice(0, 40)}-${process.pid}`,
+      election: c.KILN_LEADER_ELECTION,
+      leaseMs: Math.round(c.KILN_LEADER_LEASE_SECONDS * 1000),
+      renewDeadlineMs: Math.round(c.KILN_LEADER_RENEW_DEADLINE_SECONDS * 1000),
+      retryMs: Math.round(c.KILN_LEADER_RETRY_SECONDS * 1000),
+      leaseNamespace: c.KILN_LEADER_LEASE_NAMESPACE,
+      leaseName: c.KILN_LEADER_LEASE_NAME,
+    },
   };
+}
+
+/** A command as a JSON array of strings, or words separated by whitespace. */
+function parseCommand(text: string): string[] {
+  if (text.trim().startsWith('[')) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = z.array(z.string().min(1)).min(1).safeParse(json);
+    if (!parsed.success) throw new ConfigError('Invalid Kiln configuration:\n  KILN_KUBE_RUNTIME_STAGER_COMMAND: must be a JSON array of strings');
+    return parsed.data;
+  }
+  return text.trim().split(/\s+/);
 }

@@ -9,18 +9,21 @@ import { KilnError, type ErrorName } from '../domain/errors.ts';
 import type { LogStore } from '../logs/log-store.ts';
 import { vcapApplication } from '../services/app-env.ts';
 import { buildpackCacheClearers } from '../services/apps.ts';
-import { blobKeyOwner, dropletBlobKey, packageBlobKey, type Bits } from '../services/blobs.ts';
+import { blobKeyOwner, dropletBlobKey, packageBlobKey, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../services/blobs.ts';
 import { dropletValues } from '../services/droplets.ts';
 import { environmentVariableGroupVars } from '../services/environment-variable-groups.ts';
 import { failAbandonedUploads } from '../services/packages.ts';
-import { stage, stagingErrorText, type BuildpackSource } from '../staging/buildpack-runner.ts';
+import type { z } from 'zod';
+import { stage, stagingErrorText, type BuildpackSource, type StageInput, type StageResult } from '../staging/buildpack-runner.ts';
+import { ERROR_PREFIX, RESULT_PREFIX, StagingErrorSchema, StagingResultSchema, type StagingInput } from '../staging/stage-job.ts';
+import { createTarGz } from '../staging/tarball.ts';
 import { BUILTIN_BUILDPACKS, builtinBuildpack } from '../staging/builtin-buildpacks.ts';
 import { extractZip } from '../staging/zip.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 import { NOT_ISOLATED_WARNING, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
-import type { ImageConfig, ImagePull } from '../runtime/runtime.ts';
+import type { ImageConfig, ImagePull, Runtime } from '../runtime/runtime.ts';
 import { dockerImagePull } from '../services/registry-credentials.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { openEnvVars } from '../store/env-vars.ts';
@@ -42,7 +45,12 @@ export interface BuildControllerOptions {
   secrets?: SecretBox;
   /** The runtime's image inspection (Runtime.inspectImage); absent → docker builds fail, as the local runtime cannot run images. */
   inspectImage?: (pull: ImagePull) => Promise<ImageConfig>;
+  /** Stages on the runtime (Runtime.runStaging) instead of on Kiln's machine. */
+  runStaging?: NonNullable<Runtime['runStaging']>;
 }
+
+/** A build error text as the remote buildpack runner reported it (already Cloud Controller's wording). */
+class RemoteStagingError extends Error {}
 
 /** Errors a failed build reports as themselves; anything else is reported as a StagingError. */
 const STAGING_ERRORS = new Set<ErrorName>([
@@ -179,7 +187,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const named = lifecycle.buildpacks.length > 0;
       const buildpacks = named ? await resolve(lifecycle.buildpacks, lifecycle.stack) : await candidates(lifecycle.stack);
       emit(named ? `Staging with buildpacks: ${lifecycle.buildpacks.join(', ')}` : 'Detecting buildpack...');
-      const result = await stage({
+      const input: StageInput = {
         appDir,
         buildpacks,
         skipDetect: named,
@@ -190,8 +198,10 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
         ...(lifecycle.stack ? { stack: lifecycle.stack } : {}),
         onOutput: (line, stream) => emit(line, stream === 'stderr' ? 'ERR' : 'OUT'),
         ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-        ...(opts.sandbox?.kind === 'bwrap' ? { sandbox: await stagingSandbox(opts.sandbox, app.guid) } : {}),
-      });
+      };
+      const result = opts.runStaging
+        ? await stageOnRuntime(opts.runStaging, build, input, work, emit)
+        : await stage({ ...input, ...(opts.sandbox?.kind === 'bwrap' ? { sandbox: await stagingSandbox(opts.sandbox, app.guid) } : {}) });
 
       emit('Uploading droplet...');
       const dropletGuid = newGuid();
@@ -238,12 +248,69 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
         emit(`Staging complete (detected ${result.detectedBuildpack})`);
       }
     } catch (err) {
-      const error = buildError(err);
+      const error = err instanceof RemoteStagingError ? err.message : buildError(err);
       emit(`Staging failed: ${error}`, 'ERR');
       await markFailed(build.guid, error);
     } finally {
       if (storedKey) await bits.blobstore.delete(storedKey).catch(() => undefined);
       await fs.rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Staging as a runtime workload: the package, the buildpacks and the settings go into one blob the run downloads
+   * by signed URL; the run uploads the droplet by signed URL and prints its outcome as its last line. The
+   * buildpack cache stays empty (each remote run starts without one).
+   */
+  async function stageOnRuntime(
+    runStaging: NonNullable<Runtime['runStaging']>,
+    build: Row<'builds'>,
+    input: StageInput,
+    work: string,
+    emit: (line: string, type?: 'OUT' | 'ERR') => void,
+  ): Promise<StageResult> {
+    const dir = path.join(work, 'remote');
+    await fs.cp(input.appDir, path.join(dir, 'package'), { recursive: true, verbatimSymlinks: true });
+    const settings: StagingInput = {
+      buildpacks: input.buildpacks.map((bp, i) => ({ name: bp.name, dir: `buildpacks/${i}` })),
+      skipDetect: input.skipDetect ?? false,
+      env: input.env ?? {},
+      ...(input.stack ? { stack: input.stack } : {}),
+      ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {}),
+    };
+    for (const [i, bp] of input.buildpacks.entries()) await fs.cp(bp.dir, path.join(dir, 'buildpacks', String(i)), { recursive: true, verbatimSymlinks: true });
+    await fs.writeFile(path.join(dir, 'staging.json'), JSON.stringify(settings));
+    const tgz = path.join(work, 'staging-input.tgz');
+    await createTarGz(dir, ['package', 'buildpacks', 'staging.json'], tgz);
+    const inputKey = stagingInputBlobKey(build.guid);
+    const dropletKey = stagingDropletBlobKey(build.guid);
+    await bits.blobstore.putFile(inputKey, tgz, { move: true });
+    try {
+      let result: z.infer<typeof StagingResultSchema> | undefined;
+      let failure: string | undefined;
+      const outcome = await runStaging(
+        {
+          buildGuid: build.guid,
+          appGuid: build.app_guid,
+          inputBlobKey: inputKey,
+          dropletBlobKey: dropletKey,
+          memoryMb: build.staging_memory_in_mb,
+          diskMb: build.staging_disk_in_mb,
+          timeoutMs: input.timeoutMs ?? 15 * 60_000,
+        },
+        (line, stream) => {
+          if (line.startsWith(RESULT_PREFIX)) result = StagingResultSchema.parse(JSON.parse(line.slice(RESULT_PREFIX.length)));
+          else if (line.startsWith(ERROR_PREFIX)) failure = StagingErrorSchema.parse(JSON.parse(line.slice(ERROR_PREFIX.length))).message;
+          else emit(line, stream === 'stderr' ? 'ERR' : 'OUT');
+        },
+      );
+      if (failure) throw new RemoteStagingError(failure);
+      if (!result) throw new KilnError('StagingError', `the staging run ended without a result (exit ${outcome.exitCode ?? 'unknown'}${outcome.reason ? `: ${outcome.reason}` : ''})`);
+      await fs.copyFile(await bits.blobstore.localPath(dropletKey), input.dropletPath);
+      return { dropletPath: input.dropletPath, ...result };
+    } finally {
+      await bits.blobstore.delete(inputKey).catch(() => undefined);
+      await bits.blobstore.delete(dropletKey).catch(() => undefined);
     }
   }
 

@@ -2,7 +2,7 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { ObservedInstance, ObservedInstances } from '../services/processes.ts';
 
 /** The API's view of running instances (`GET …/stats`, terminate), read from the runtime. */
-export function observedFromRuntime(runtime: Runtime): ObservedInstances {
+export function observedFromRuntime(runtime: Pick<Runtime, 'listInstances' | 'stats' | 'restartInstance'>): ObservedInstances {
   return {
     async statsFor(processGuid) {
       const instances = runtime.listInstances({ processGuid });

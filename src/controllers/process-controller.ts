@@ -96,10 +96,11 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const space = await store.db.selectFrom('spaces').select(['guid', 'name', 'organization_guid']).where('guid', '=', app.space_guid).executeTakeFirstOrThrow();
     const org = await store.db.selectFrom('organizations').select(['guid', 'name']).where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
     const dropletDir = await droplets.ensure(droplet.guid, droplet.blob_key);
+    const dropletKey = droplet.blob_key;
     const versioned = { ...proc, version: launch.version, memory_in_mb: launch.memoryMb, disk_in_mb: launch.diskMb };
     let services: Awaited<ReturnType<typeof serviceDelivery>>;
     try {
-      services = await serviceDelivery(store.db, app, store.secrets);
+      services = await serviceDelivery(store.db, app, store.secrets, runtime.updateBindingFiles !== undefined);
     } catch (err) {
       if (err instanceof IncompatibleBindings) return { reason: 'IncompatibleBindings', message: err.message };
       throw err;
@@ -118,6 +119,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       version: launch.version,
       index,
       dropletDir,
+      droplet: { guid: droplet.guid, blobKey: dropletKey },
       command,
       env,
       memoryMb: launch.memoryMb,

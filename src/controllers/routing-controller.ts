@@ -28,7 +28,8 @@ export class RoutingController {
 
   constructor(
     private readonly store: Store,
-    private readonly runtime: Runtime,
+    /** Where instances are read: the runtime, or on a follower replica the leader's published instances. */
+    private readonly runtime: Pick<Runtime, 'listInstances'>,
     private readonly router: Router,
     private readonly log: Logger,
   ) {}
@@ -44,6 +45,11 @@ export class RoutingController {
       // Through schedule, so a pass the deployment controller asked for and this one never interleave.
       reconcile: () => this.schedule(),
     };
+  }
+
+  /** Whether the instance is being drained (and so no longer routed). */
+  isDraining(instanceId: string): boolean {
+    return this.draining.has(instanceId);
   }
 
   /** Removes an instance from routing now and resolves when its in-flight requests are done. */

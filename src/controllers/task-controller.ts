@@ -81,12 +81,13 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       application_version: version,
     };
     // Incompatible bindings (servicebinding.io names) throw: the task fails as unable to run.
-    const services = await serviceDelivery(store.db, app, store.secrets);
+    const services = await serviceDelivery(store.db, app, store.secrets, runtime.updateBindingFiles !== undefined);
     return {
       id: task.guid,
       name: task.name,
       appGuid: app.guid,
       dropletDir,
+      droplet: { guid: droplet.guid, blobKey: droplet.blob_key },
       command: task.command,
       env: {
         ...(await runningEnvironment(store.db, app, store.secrets)),

@@ -53,6 +53,8 @@ const CF_CLIENT_SCOPES = [
   'cloud_controller.global_auditor',
   'routing.router_groups.write',
   'doppler.firehose',
+  // Kiln's service admin (issue 15): manages plan definitions of every broker (src/services/plan-definitions.ts).
+  'kiln.service_admin',
 ];
 
 /** The public client the cf CLI logs in with (`cf:` basic auth, empty secret). */
@@ -131,7 +133,7 @@ export class IdentityService {
   /** `createdAdmin` is set on the start that created the bootstrap admin (the installation's first start). */
   async init(): Promise<{ generatedAdminPassword: string | undefined; createdAdmin?: { guid: string; username: string } }> {
     const { store, config } = this.deps;
-    this.key = await loadOrCreateSigningKey(path.join(config.dataDir, 'identity'));
+    this.key = await loadOrCreateSigningKey(path.join(config.sharedDir, 'identity'));
     if (config.externalIdentity) {
       this.external = { jwks: createRemoteJWKSet(new URL(config.externalIdentity.jwksUrl)), issuer: config.externalIdentity.issuer };
     }

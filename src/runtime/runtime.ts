@@ -21,6 +21,12 @@ export interface BindingFiles {
   files: Record<string, string>;
 }
 
+/** A staged droplet in Kiln's blobstore. */
+export interface DropletRef {
+  guid: string;
+  blobKey: string;
+}
+
 /** One desired instance of a process (CF: an LRP instance). Identified by processGuid + index + version. */
 export interface InstanceSpec {
   /** Stable id of this instance slot: `${processGuid}:${version}:${index}`. */
@@ -33,6 +39,8 @@ export interface InstanceSpec {
   index: number;
   /** Directory of the extracted droplet (contains `app/` and the start command's files). */
   dropletDir: string;
+  /** The droplet itself, for runtimes that deliver it elsewhere (the Kubernetes runtime's init container downloads it). */
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;
@@ -86,6 +94,7 @@ export interface TaskSpec {
   name?: string;
   appGuid: string;
   dropletDir: string;
+  droplet?: DropletRef;
   command: string;
   env: Record<string, string>;
   memoryMb: number;
@@ -143,7 +152,24 @@ export interface ImageConfig {
   command: string;
 }
 
+/** A staging run the runtime executes (Kubernetes: a Job in the stack image running `kiln stage-job`). */
+export interface StagingRun {
+  buildGuid: string;
+  appGuid: string;
+  /** Blob the run downloads (package, buildpacks, settings) and blob it uploads the droplet to. */
+  inputBlobKey: string;
+  dropletBlobKey: string;
+  memoryMb: number;
+  diskMb: number;
+  timeoutMs: number;
+}
+
 export interface Runtime {
+  /**
+   * Runs staging as a workload of the runtime; `onLine` gets every line the run prints. Resolves when it ended
+   * (`reason` says how when it did not exit by itself). Without it Kiln stages on its own machine.
+   */
+  runStaging?(run: StagingRun, onLine: (text: string, stream: 'stdout' | 'stderr') => void): Promise<{ exitCode: number | null; reason?: string }>;
   /**
    * Pulls an image's configuration for docker-lifecycle staging. Only runtimes that run container images
    * implement it (not the local one); without it docker builds fail with a StagingError.
@@ -152,7 +178,8 @@ export interface Runtime {
   /**
    * Rewrites, in place, the binding files of the app's running instances and tasks that were started with files
    * of the same kind (a binding created or deleted, credentials rotated: no restart). Instances started without
-   * files, or with the other kind, keep theirs until they are restarted. Runtimes without file delivery omit it.
+   * files, or with the other kind, keep theirs until they are restarted. Runtimes without file delivery omit it,
+   * and are then given VCAP_SERVICES in the env whatever the app's features say (services/binding-files.ts).
    */
   updateBindingFiles?(appGuid: string, files: BindingFiles): void;
   /** Makes the instance run (idempotent: an instance already running with this id is left alone). */

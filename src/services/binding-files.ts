@@ -77,13 +77,18 @@ export async function bindingFilesOf(db: Kysely<Database>, app: DeliveryApp, sec
   return kind === 'k8s' ? { kind, files: k8sBindingFiles(vcap) } : { kind, files: { vcap_services: JSON.stringify(vcap) } };
 }
 
-/** What a process or task of the app is started with: VCAP_SERVICES in its env, or binding files. */
+/**
+ * What a process or task of the app is started with: VCAP_SERVICES in its env, or binding files. A runtime that
+ * cannot deliver files (`filesSupported` false: the Kubernetes runtime so far) gets VCAP_SERVICES whatever the
+ * features say, so an app never loses its bindings.
+ */
 export async function serviceDelivery(
   db: Kysely<Database>,
   app: DeliveryApp,
   secrets: SecretBox,
+  filesSupported = true,
 ): Promise<{ env: Record<string, string>; bindingFiles?: BindingFiles }> {
-  const bindingFiles = await bindingFilesOf(db, app, secrets);
+  const bindingFiles = filesSupported ? await bindingFilesOf(db, app, secrets) : undefined;
   if (bindingFiles) return { env: {}, bindingFiles };
   return { env: { VCAP_SERVICES: JSON.stringify(await vcapServices(db, app.guid, secrets)) } };
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.ts';
 import { KilnError } from '../domain/errors.ts';
 import type { Store } from '../store/store.ts';
 import { FilesystemBlobstore } from '../blobstore/filesystem.ts';
+import { parseEncryptionKey } from '../store/secret-box.ts';
 import { ResourceCache } from '../blobstore/resource-cache.ts';
 
 /**
@@ -26,6 +27,10 @@ export interface Bits {
 
 export const packageBlobKey = (guid: string) => `packages/${guid}`;
 export const dropletBlobKey = (guid: string) => `droplets/${guid}`;
+/** What a remote staging run (a Kubernetes Job) downloads: the package, the buildpacks and the staging settings. */
+export const stagingInputBlobKey = (buildGuid: string) => `staging-input/${buildGuid}`;
+/** Where a remote staging run uploads the droplet it built. */
+export const stagingDropletBlobKey = (buildGuid: string) => `staging-droplets/${buildGuid}`;
 
 /** The row a package or droplet blob key belongs to (the inverse of the two above), or undefined for another key. */
 export function blobKeyOwner(key: string): { table: 'packages' | 'droplets'; guid: string } | undefined {
@@ -38,7 +43,8 @@ export function blobKeyOwner(key: string): { table: 'packages' | 'droplets'; gui
  * process and share the result (the API's AppDeps.bits and the build controller).
  */
 export async function createBlobstore(config: Config): Promise<Bits> {
-  const blobstore = new FilesystemBlobstore(path.join(config.dataDir, 'blobs'));
+  // Blobs live in the shared dir: with several replicas it is storage they all mount (see README, "Several replicas").
+  const blobstore = new FilesystemBlobstore(path.join(config.sharedDir, 'blobs'));
   await blobstore.init();
   const workRoot = path.join(config.dataDir, 'work');
   await fs.rm(workRoot, { recursive: true, force: true });
@@ -51,8 +57,33 @@ export async function createBlobstore(config: Config): Promise<Bits> {
     workRoot,
     buildpackCacheRoot,
     maxPackageBytes: config.maxPackageBytes,
-    urls: new BlobUrlSigner(randomBytes(32)),
+    urls: new BlobUrlSigner(await urlSigningKey(config)),
   };
+}
+
+/**
+ * The key signing blob URLs: a URL one replica signs must verify on every other (a pod may fetch its droplet
+ * through another replica). With a shared dir, the key kept there; else derived from KILN_ENCRYPTION_KEY when it is
+ * set (replicas sharing that key agree); else random per process.
+ */
+async function urlSigningKey(config: Config): Promise<Buffer> {
+  if (config.sharedDir !== config.dataDir) return sharedUrlKey(config.sharedDir);
+  if (config.encryptionKey === undefined) return randomBytes(32);
+  return createHmac('sha256', parseEncryptionKey(config.encryptionKey)).update('kiln blob url signing').digest();
+}
+
+/** The blob URL signing key in the shared dir, created by whichever replica starts first. */
+async function sharedUrlKey(dir: string): Promise<Buffer> {
+  const file = path.join(dir, 'blob-url-key');
+  await fs.mkdir(dir, { recursive: true });
+  try {
+    await fs.writeFile(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const hex = (await fs.readFile(file, 'utf8')).trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} does not hold a 32-byte hex key`);
+  return Buffer.from(hex, 'hex');
 }
 
 const shared = new Map<string, Promise<Bits>>();
@@ -98,6 +129,19 @@ export class BlobUrlSigner {
     const exp = Number(expires);
     if (exp * 1000 < now) return false;
     return timingSafeEqual(Buffer.from(this.mac(blobKey, exp), 'hex'), Buffer.from(signature, 'hex'));
+  }
+
+  /**
+   * Path and query of a URL that accepts one PUT of `blobKey` until `ttlSeconds` from now (staging pods upload
+   * droplets with it). Signed over a different text than downloads, so neither URL works as the other.
+   */
+  signUpload(blobKey: string, ttlSeconds = 3600, now = Date.now()): string {
+    const expires = Math.floor(now / 1000) + ttlSeconds;
+    return `/blobs/${blobKey}?expires=${expires}&signature=${this.mac(`PUT\n${blobKey}`, expires)}`;
+  }
+
+  verifyUpload(blobKey: string, expires: string | undefined, signature: string | undefined, now = Date.now()): boolean {
+    return this.verify(`PUT\n${blobKey}`, expires, signature, now);
   }
 }
 

@@ -17,6 +17,7 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceWritable, findVisibleSpace } from './access.ts';
 import { recordAudit } from './audit.ts';
+import { assertNoBackupOperation } from './backup-guard.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
@@ -133,14 +134,7 @@ async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Pro
   if (!plan) throw unprocessable(INVALID_PLAN);
   const offering = await db.selectFrom('service_offerings').selectAll().where('guid', '=', plan.service_offering_guid).executeTakeFirstOrThrow();
   const broker = await db.selectFrom('service_brokers').selectAll().where('guid', '=', offering.service_broker_guid).executeTakeFirstOrThrow();
-  let inSpace = plan.visibility_type === 'public';
-  if (plan.visibility_type === 'organization') {
-    inSpace =
-      (await db.selectFrom('service_plan_visibilities').select('organization_guid').where('service_plan_guid', '=', plan.guid).where('organization_guid', '=', space.organization_guid).executeTakeFirst()) !==
-      undefined;
-  }
-  if (plan.visibility_type === 'space') inSpace = broker.space_guid === space.guid;
-  if (plan.visibility_type === 'admin') inSpace = ctx.access.admin;
+  const inSpace = plan.visibility_type === 'admin' ? ctx.access.admin : await planEnabledIn(db, plan, broker, space);
   if (!inSpace) {
     if (!ctx.access.admin && plan.visibility_type !== 'space') throw unprocessable(INVALID_PLAN);
     throw unprocessable(
@@ -153,6 +147,20 @@ async function usablePlan(ctx: Ctx, planGuid: string, space: Row<'spaces'>): Pro
     );
   }
   return plan;
+}
+
+/** Whether a plan may be used in a space: public, enabled for its org, or from a broker scoped to it. */
+async function planEnabledIn(db: Kysely<Database>, plan: Row<'service_plans'>, broker: Row<'service_brokers'>, space: Row<'spaces'>): Promise<boolean> {
+  if (plan.visibility_type === 'public') return true;
+  if (plan.visibility_type === 'space') return broker.space_guid === space.guid;
+  if (plan.visibility_type !== 'organization') return false;
+  const row = await db
+    .selectFrom('service_plan_visibilities')
+    .select('organization_guid')
+    .where('service_plan_guid', '=', plan.guid)
+    .where('organization_guid', '=', space.organization_guid)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 export type CreateResult = { instance: InstanceRow; metadata: Metadata; jobGuid?: undefined } | { jobGuid: string };
@@ -302,6 +310,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const input = UpdateManagedInstanceSchema.parse(body);
   validateMetadataRequest(input.metadata);
   if (operationInProgress(inst)) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   let newPlan: Row<'service_plans'> | undefined;
   if (input.relationships?.service_plan) {
     newPlan = await usablePlan(ctx, input.relationships.service_plan.data.guid, space);
@@ -365,6 +374,7 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
     return {};
   }
   if (inst.last_operation_state === 'initial' || (inst.last_operation_state === 'in progress' && inst.last_operation_type !== 'create')) throw unprocessable(IN_PROGRESS);
+  await assertNoBackupOperation(ctx.store.db, inst.guid);
   return ctx.store.write(async (tx) => {
     await recordOperation(tx, RESOURCE, inst.guid, 'delete', 'initial', null, { poll_next_at: null, poll_deadline: null, broker_operation: null });
     await audit(tx, ctx, 'audit.service_instance.start_delete', inst, space.organization_guid, {});
@@ -404,8 +414,19 @@ export async function instancePermissions(ctx: Ctx, guid: string): Promise<{ rea
 
 // ---- sharing (issue 9 §7) ----
 
-export async function sharedSpaceGuids(ctx: Ctx, guid: string): Promise<{ instance: InstanceRow; guids: string[] }> {
+/**
+ * What belongs to the instance's owner — the spaces it is shared into, their usage, its backups — is read from the
+ * instance's own space only, as CC's `can_read_from_space?` does: a user of a space it is shared into sees the
+ * instance, not where else it went. Anyone else gets the 404 of an instance that does not exist.
+ */
+export async function getInstanceFromOwnSpace(ctx: Ctx, guid: string): Promise<InstanceRow> {
   const instance = await getServiceInstance(ctx, guid);
+  if (!(await ctx.access.canReadSpace(await spaceRow(ctx.store.db, instance.space_guid)))) throw notFound('Service instance');
+  return instance;
+}
+
+export async function sharedSpaceGuids(ctx: Ctx, guid: string): Promise<{ instance: InstanceRow; guids: string[] }> {
+  const instance = await getInstanceFromOwnSpace(ctx, guid);
   const rows = await ctx.store.db
     .selectFrom('service_instance_shares')
     .innerJoin('spaces', 'spaces.guid', 'service_instance_shares.space_guid')
@@ -423,6 +444,7 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
   if (inst.type === 'user-provided') throw unprocessable('User-provided services cannot be shared.');
   const c = await instanceContext(ctx.store, ctx.store.db, inst.guid);
   if (c && !c.offering.shareable) throw unprocessable(`The ${c.offering.name} service does not support service instance sharing.`);
+  if (c && !c.plan.available) throw unprocessable(`The service instance could not be shared as the ${c.plan.name} plan is inactive.`);
   const targets: Array<Row<'spaces'>> = [];
   for (const { guid: spaceGuid } of input.data) {
     const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', spaceGuid).executeTakeFirst();
@@ -431,6 +453,12 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
     }
     if (space.guid === inst.space_guid) {
       throw unprocessable(`Unable to share service instance '${inst.name}' with space '${space.name}'. Service instances cannot be shared into the space where they were created.`);
+    }
+    // Sharing gives the target space the plan: it must be enabled there (CC's validate_plan_visibility!), or a
+    // plan enabled for one org would reach another through a user with roles in both.
+    if (c && !(await planEnabledIn(ctx.store.db, c.plan, c.broker, space))) {
+      const org = await ctx.store.db.selectFrom('organizations').select('name').where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
+      throw unprocessable(`Access to service ${c.offering.name} and plan ${c.plan.name} is not enabled in ${org.name}/${space.name}.`);
     }
     const clash = await nameTaken(ctx.store.db, space.guid, inst.name);
     if (clash) {

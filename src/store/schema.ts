@@ -513,6 +513,15 @@ export interface SidecarProcessTypesTable {
 }
 
 /** Instance crashes already recorded as events (see migrations/0017). */
+/** The leader's runtime instances, per process, for the other replicas (migration 0075). */
+export interface PublishedInstancesTable {
+  process_guid: string;
+  replica: string;
+  /** JSON InstanceStatus[]. */
+  instances: string;
+  published_at: string;
+}
+
 export interface InstanceCrashesTable {
   instance_guid: string;
   /** Epoch ms of the exit. */
@@ -680,6 +689,34 @@ export interface ServiceRouteBindingsTable extends ResourceColumns, LastOperatio
   parameters_enc: string | null;
 }
 
+/** Backups of managed service instances (migration 0056); see src/services/service-backups.ts. */
+export type BackupState = 'CREATING' | 'READY' | 'FAILED' | 'RESTORING';
+export interface ServiceInstanceBackupsTable extends ResourceColumns {
+  service_instance_guid: string;
+  state: BackupState;
+  size_in_bytes: number | null;
+  /** When the broker finished the backup, and when a restore from it last succeeded. */
+  completed_at: string | null;
+  restored_at: string | null;
+  last_operation_type: 'create' | 'restore';
+  last_operation_state: 'in progress' | 'succeeded' | 'failed';
+  last_operation_description: string | null;
+  last_operation_updated_at: string;
+  /** The broker's token of the async create or restore being polled (null while the job has not sent it). */
+  broker_operation: string | null;
+  /** Epoch ms of the next poll. */
+  poll_next_at: number | null;
+}
+
+/** A plan-definition write waiting for its job (migration 0056); see src/services/plan-definitions.ts. */
+export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
+  action: 'create' | 'update' | 'delete';
+  service_offering_guid: string;
+  broker_plan_id: string;
+  /** The definition sent to the broker (JSON). */
+  definition: string;
+}
+
 /** Service usage events (migration 0051): names copied in when the event happened. */
 export interface ServiceUsageEventsTable {
   id: Id;
@@ -770,6 +807,7 @@ export interface Database {
   sidecars: SidecarsTable;
   sidecar_process_types: SidecarProcessTypesTable;
   instance_crashes: InstanceCrashesTable;
+  published_instances: PublishedInstancesTable;
   app_sandbox_ids: AppSandboxIdsTable;
   locks: LocksTable;
   registry_credentials: RegistryCredentialsTable;
@@ -784,6 +822,8 @@ export interface Database {
   service_usage_events: ServiceUsageEventsTable;
   app_usage_events: AppUsageEventsTable;
   route_policies: RoutePoliciesTable;
+  service_instance_backups: ServiceInstanceBackupsTable;
+  service_plan_definition_requests: ServicePlanDefinitionRequestsTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -129,6 +129,7 @@ export class Store {
           .insertInto('changes')
           .values(pending.map((c) => ({ kind: c.kind, guid: c.guid, op: c.op, created_at: now })))
           .execute();
+        // On PostgreSQL a trigger notifies every replica LISTENing at commit (migration 0076, src/ha/change-notifier.ts).
       }
       return value;
     }));

@@ -51,7 +51,7 @@ describe.skipIf(!kubectlPath())('kubectl apply → Kiln (in-memory API server, r
   let appGuid: string;
 
   it('creates the org, space and app declared by kubectl apply, and reports them in status', async () => {
-    await ok(['apply', '-f', path.join(repo, 'crds')]);
+    await ok(['apply', '-k', path.join(repo, 'crds')]);
     await ok(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=10s']);
     await ok(['apply', '-f', path.join(repo, 'examples/kube/hello.yaml')]);
 

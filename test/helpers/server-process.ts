@@ -49,9 +49,11 @@ export async function startServerProcess(opts: { dataDir?: string; env?: Record<
     });
   });
   // The generated password is printed after the listening line (first start only).
+  // (Not when the password is given: a replica joining an existing database generates none.)
+  const given = opts.env?.KILN_ADMIN_PASSWORD;
   const deadline = Date.now() + 5_000;
-  while (!adminPassword && Date.now() < deadline && !opts.dataDir) await new Promise((r) => setTimeout(r, 20));
-  if (!adminPassword) adminPassword = fs.readFileSync(path.join(dataDir, 'initial-admin-password'), 'utf8').trim();
+  while (!adminPassword && !given && Date.now() < deadline && !opts.dataDir) await new Promise((r) => setTimeout(r, 20));
+  if (!adminPassword) adminPassword = given || fs.readFileSync(path.join(dataDir, 'initial-admin-password'), 'utf8').trim();
   return {
     url,
     dataDir,

@@ -28,7 +28,7 @@ describe.skipIf(!kubectlPath())('the kiln.dev CRDs in a Kubernetes API server', 
   afterAll(() => server?.close());
 
   it('are accepted by kubectl apply and serve Organization, Space and App', async () => {
-    const applied = await kubectl(['apply', '-f', crdsDir]);
+    const applied = await kubectl(['apply', '-k', crdsDir]);
     expect(applied.stderr).toBe('');
     expect((await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=10s'])).code).toBe(0);
     const example = await kubectl(['apply', '-f', path.join(repo, 'examples/kube/hello.yaml')]);

@@ -71,7 +71,8 @@ async function runTask(runtime: LocalRuntime, appGuid: string, command: string, 
     await new Promise((r) => setTimeout(r, 20));
   }
   expect(runtime.taskStatus(spec.id)?.state, JSON.stringify(logs.map((l) => l.text))).toBe('SUCCEEDED');
-  return logs.filter((l) => l.sourceType.startsWith('APP/')).map((l) => l.text);
+  // Only this task's lines: an instance of the same runtime may be logging meanwhile.
+  return logs.filter((l) => l.sourceType.startsWith(`APP/TASK/${spec.id}/`)).map((l) => l.text);
 }
 
 describe('the servicebinding.io layout', () => {

@@ -33,6 +33,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await t?.close();
+  await world?.close();
 });
 
 const writes = operations.filter((o) => o.method === 'POST' || o.method === 'PATCH' || o.method === 'PUT');

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeMatcher } from '../../src/api/route-matcher.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { asBody, exampleBody, freshGuid, guidSlots, setAt } from './abuse/bodies.ts';
-import { fill, kindOf, operations, placeholders, type Operation } from './abuse/operations.ts';
+import { deref, fill, kindOf, operations, placeholders, spec, type Operation } from './abuse/operations.ts';
 import { Dice, prng, randomBody } from './abuse/random.ts';
 import { firstDifference, outcome, send, snapshot, type Body, type Reply } from './abuse/requests.ts';
 import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
@@ -26,8 +26,13 @@ import { buildWorld, QUIET_CONTROLLERS, type World } from './abuse/world.ts';
  *
  * Families that hold no tenant's resources are exempt from the 404 rule (listed below, with the reason); they are
  * still called, with A-related parameters where they take any, and must neither leak nor change anything.
- * Operations Kiln does not serve (services, usage events) must answer 404 and are listed when the suite ends; once
- * one is served, its cases run like the others and need an org-A fixture in abuse/world.ts.
+ * Operations Kiln does not serve must answer 404 and are listed when the suite ends; once one is
+ * served, its cases run like the others and need an org-A fixture in abuse/world.ts.
+ *
+ * Services: A's space-scoped broker (its offerings and plans are seen in A's space only), a managed, a
+ * user-provided and a route service instance, an app binding, a key, a user-provided binding, a route binding and a
+ * share; and a global broker whose plan is enabled for org A alone. Each service operation runs once per instance,
+ * binding and plan of A's (`variantsOfA`).
  */
 const GLOBAL_FAMILIES: Record<string, string> = {
   '': 'API roots: links only, the same for every caller',
@@ -57,6 +62,37 @@ const ADMIN_ONLY: Record<string, string> = {
   updateUser: 'Appendix B: PATCH /v3/users/:guid is admin only',
   deleteUser: 'Appendix B: DELETE /v3/users/:guid is admin only',
 };
+
+/**
+ * Refusals whose detail follows CC's own wording, which tells a resource of another org apart from one that does
+ * not exist: the status, title and code must still be the same, the detail may differ as CC's does.
+ */
+const DETAIL_AS_CC: Record<string, string> = {
+  insertDestinationsForRoute: 'CC (RouteDestinationsController) answers `do not exist.` for an unknown app and `you do not have access.` for an app it cannot read',
+  replaceDestinationsForRouteWithPatch: 'CC (RouteDestinationsController) answers `do not exist.` for an unknown app and `you do not have access.` for an app it cannot read',
+  shareDomain: "CC answers `does not exist, or you do not have access to it` for an unknown org and `either does not exist, …` for an org it cannot read",
+};
+
+/**
+ * `fields[…]` of the service lists (CONVENTIONS.md §4: every key CC accepts), so the parents they add are checked
+ * for leaks too. An instance A shares into B's space comes with its own space and org: CC shows them (`cf service`
+ * in the target space says where the instance comes from).
+ */
+const LIST_FIELDS: Record<string, string> = {
+  listServiceInstances:
+    'fields[space]=guid,name,relationships.organization&fields[space.organization]=guid,name&fields[service_plan]=guid,name,relationships.service_offering' +
+    '&fields[service_plan.service_offering]=guid,name,description,documentation_url,tags,relationships.service_broker&fields[service_plan.service_offering.service_broker]=guid,name',
+  listServiceOfferings: 'fields[service_broker]=guid,name',
+  listServicePlans: 'fields[service_offering.service_broker]=guid,name',
+};
+
+/** The values of an operation's `include` parameter (all of them at once). */
+function includeValues(op: Operation): string | undefined {
+  const raw = (spec.paths[op.template] as Record<string, { parameters?: Array<Record<string, unknown>> }>)[op.method.toLowerCase()]?.parameters ?? [];
+  const p = raw.map((x) => (x.$ref ? deref(x) : x)).find((x) => x.name === 'include' && x.in === 'query');
+  const items = p ? (deref(p.schema) as { items?: { enum?: string[] } }).items : undefined;
+  return items?.enum?.join(',');
+}
 
 /** Creates that also copy (`POST /v3/packages?source_guid=…`), with the kind they copy. */
 const COPIES: Record<string, string> = { createPackage: 'package', createDroplet: 'droplet' };
@@ -89,6 +125,23 @@ interface Case {
   /** The same request with every guid of A's replaced by one that exists nowhere. */
   probeUrl: string;
   probeBody?: Body;
+  /** A's guids and the made-up ones the probe has in their place. */
+  probeMap: Map<string, string>;
+  /** Guids and names of A's this answer may carry, as CC's does (with the reason). */
+  allowed?: { guids: string[]; names: string[]; why: string };
+}
+
+/**
+ * Whether a probe was answered as A's request: the same status, title and code, and the same error details once
+ * the probe's made-up guids are read as the A guids they stand for (a detail that names the plan, or says more
+ * than "could not be found", tells A's resource apart as surely as a status).
+ */
+function sameAnswer(reply: Reply, probe: Reply, map: Map<string, string>): boolean {
+  if (outcome(reply) !== outcome(probe)) return false;
+  const details = (r: Reply) => JSON.stringify(((r.body?.errors ?? []) as Array<{ detail?: string }>).map((e) => e.detail));
+  let back = details(probe);
+  for (const [a, fresh] of map) back = back.split(fresh).join(a);
+  return back === details(reply);
 }
 
 /** Replaces each of A's guids in a string by a fresh one (same replacement for the same guid). */
@@ -120,7 +173,7 @@ function casesOf(op: Operation, world: World, served: (method: string, path: str
   const add = (name: string, expect: Expect, url: string, body?: Body) => {
     const map = new Map<string, string>();
     const probeBody = probeOf(body, world, map);
-    out.push({ name, op, expect, url, ...(body ? { body } : {}), probeUrl: withoutA(url, world, map), ...(probeBody ? { probeBody } : {}) });
+    out.push({ name, op, expect, url, ...(body ? { body } : {}), probeUrl: withoutA(url, world, map), ...(probeBody ? { probeBody } : {}), probeMap: map });
   };
   // Path guids from `first` for the first placeholder and `rest` for the others.
   const urlWith = (first: Record<string, string>, rest: Record<string, string>) => {
@@ -165,6 +218,16 @@ function casesOf(op: Operation, world: World, served: (method: string, path: str
       const kind = q === 'guids' ? kindOf(op.family) : q === 'target_guids' ? 'app' : kindOf(`${q.replace(/_guids$/, '')}s`);
       add(`list ?${q}= A's ${kind}`, 'list', `${url}?${q}=${a[kind] ?? a.app}`);
     }
+    const include = includeValues(op);
+    if (include) add(`list ?include=${include}`, 'list', `${url}?include=${include}`);
+    if (LIST_FIELDS[op.operationId]) {
+      add('list with fields', 'list', `${url}?${LIST_FIELDS[op.operationId]}`);
+      out[out.length - 1]!.allowed = {
+        guids: [a.org!],
+        names: ['tenant-a-org', 'tenant-a-shared-space'],
+        why: "an instance shared into B's space shows its own space and org, as CC's fields do",
+      };
+    }
     return out;
   }
   if (params.length === 0 && op.operationId in COPIES) {
@@ -173,6 +236,12 @@ function casesOf(op: Operation, world: World, served: (method: string, path: str
     const into = (app: string) => asBody(op, { relationships: { app: { data: { guid: app } } } });
     add(`copy A's ${kind} into B's app`, 'refused', `${url}?source_guid=${a[kind]}`, into(b.app!));
     add(`copy B's ${kind} into A's app`, 'refused', `${url}?source_guid=${b[kind]}`, into(a.app!));
+  }
+  if (params.length === 0 && !slots.some((s) => s.kind !== 'user')) {
+    // A write that names nothing of anyone's (a purge of every usage event, a platform-wide create): as mallory it
+    // must change nothing, A's included.
+    add('names nothing', 'global-write', url, bodyWith(() => a));
+    return out;
   }
   if (params.length === 0) {
     // A create: each guid slot of the body names A's resource in turn, the others B's.
@@ -214,6 +283,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await t?.close();
+  await world?.close();
 });
 
 /** What is wrong with one case's answers (empty when it held). */
@@ -237,20 +307,20 @@ async function check(c: Case): Promise<string[]> {
   if (reply.status >= 500) say('a 5xx');
   if (reply.specProblems.length > 0) say(`not as openapi.json says: ${reply.specProblems.join('; ')}`);
   const sent = `${c.url} ${JSON.stringify(c.body ?? '')}`;
-  const leaked = world.secretsOfA.filter((g) => reply.text.includes(g) && !sent.includes(g));
+  const leaked = world.secretsOfA.filter((g) => reply.text.includes(g) && !sent.includes(g) && !c.allowed?.guids.includes(g));
   if (leaked.length > 0) say(`leaks A's guids ${leaked.join(', ')}`);
-  if (reply.text.includes('tenant-a')) say("leaks a name of A's");
-  const same = (r: Reply) => outcome(r) === outcome(reply);
+  if ((c.allowed?.names ?? []).reduce((text, n) => text.split(n).join(''), reply.text).includes('tenant-a')) say("leaks a name of A's");
+  const same = (r: Reply) => (c.op.operationId in DETAIL_AS_CC ? outcome(r) === outcome(reply) : sameAnswer(reply, r, c.probeMap));
   switch (c.expect) {
     case 'hidden':
       if (ADMIN_ONLY[c.op.operationId] && reply.status === 403) {
-        if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
+        if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)} ${probe.text.slice(0, 200)}`);
       } else if (reply.status !== 404 || reply.body?.errors?.[0]?.code !== 10010) say('expected 404 CF-ResourceNotFound (10010)');
-      else if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
+      else if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)} ${probe.text.slice(0, 200)}`);
       break;
     case 'refused':
       if (![403, 404, 422].includes(reply.status)) say('expected 403, 404 or 422');
-      else if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}: the answer tells A's resources apart`);
+      else if (probe && !same(probe)) say(`a guid that exists nowhere gets ${outcome(probe)} ${probe.text.slice(0, 200)}: the answer tells A's resources apart`);
       break;
     case 'list':
       if (reply.status !== 200 && reply.status !== 400) say('expected 200 (or 400 for a filter Kiln refuses)');
@@ -275,11 +345,24 @@ async function check(c: Case): Promise<string[]> {
 
 const families = [...new Set(operations.map((o) => o.family))].sort();
 
+/** The world, then the world with each of `variantsOfA` in A's place. */
+const worldsOfA = (): World[] => [world, ...world.variantsOfA.map((v) => ({ ...world, a: { guids: { ...world.a.guids, ...v } } }))];
+
 describe('a user with roles only in org B, against org A', () => {
   it.each(families)('gets nothing of org A through any %s operation, and changes nothing', async (family) => {
     const problems: string[] = [];
     for (const op of operations.filter((o) => o.family === family)) {
-      for (const c of casesOf(op, world, served)) problems.push(...(await check(c)));
+      // A's other instances, bindings and plans of the same kinds (user-provided, key, the global broker's plan
+      // enabled for org A only) go through the same cases; a case no variant changes runs once.
+      const seen = new Set<string>();
+      for (const w of worldsOfA()) {
+        for (const c of casesOf(op, w, served)) {
+          const key = `${c.op.method} ${c.url} ${JSON.stringify(c.body ?? '')}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          problems.push(...(await check(c)));
+        }
+      }
     }
     expect(problems).toEqual([]);
   });
@@ -291,7 +374,10 @@ describe('a user with roles only in org B, against org A', () => {
     const problems: string[] = [];
     const pool = [...world.secretsOfA, ...Object.values(world.b.guids).filter((g): g is string => typeof g === 'string')];
     for (const op of operations.filter(hasBody)) {
-      const hidden = casesOf(op, world, served).filter((c) => c.expect === 'hidden');
+      const urls = new Set<string>();
+      const hidden = worldsOfA()
+        .flatMap((w) => casesOf(op, w, served))
+        .filter((c) => c.expect === 'hidden' && !urls.has(c.url) && urls.add(c.url));
       for (const c of hidden) {
         const before = await snapshot(t.kiln);
         for (let i = 0; i < RANDOM_PER_WRITE; i++) {
@@ -303,7 +389,7 @@ describe('a user with roles only in org B, against org A', () => {
           const say = (p: string) => problems.length < 20 && problems.push(`KILN_ABUSE_SEED=${SEED} ${op.method} ${c.url} body #${i}: ${p} — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
           if (reply.status >= 500) say('a 5xx');
           else if (reply.status < 400) say('accepted a write to a resource of another org');
-          else if (outcome(reply) !== outcome(probe)) say(`a guid that exists nowhere gets ${outcome(probe)}`);
+          else if (op.operationId in DETAIL_AS_CC ? outcome(reply) !== outcome(probe) : !sameAnswer(reply, probe, map)) say(`a guid that exists nowhere gets ${outcome(probe)} ${probe.text.slice(0, 200)}`);
           const sent = `${c.url} ${JSON.stringify(body)}`;
           if (world.secretsOfA.some((g) => reply.text.includes(g) && !sent.includes(g)) || reply.text.includes('tenant-a')) say("leaks A's guids or names");
         }
@@ -314,6 +400,68 @@ describe('a user with roles only in org B, against org A', () => {
     expect(problems, `reproduce with KILN_ABUSE_SEED=${SEED}`).toEqual([]);
   });
 
+  it('sees of what A shares with B only what CC shows a user of the space it is shared into', async () => {
+    const { instance, plan } = world.sharedWithB;
+    const token = world.mallory.token;
+    const problems: string[] = [];
+    const ghost = freshGuid();
+    const leaks = (r: Reply) => world.secretsOfA.filter((g) => r.text.includes(g));
+    const read = async (url: string, expect: number | 'as-ghost') => {
+      const reply = await send(t.kiln, token, 'GET', url);
+      tally.requests++;
+      const say = (p: string) => problems.push(`GET ${url}: ${p} — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
+      if (reply.specProblems.length > 0) say(`not as openapi.json says: ${reply.specProblems.join('; ')}`);
+      if (leaks(reply).length > 0) say(`leaks A's guids ${leaks(reply).join(', ')}`);
+      if (expect === 'as-ghost') {
+        const probe = await send(t.kiln, token, 'GET', url.replace(instance, ghost));
+        tally.requests++;
+        if (reply.status !== 404 || !sameAnswer(reply, probe, new Map([[instance, ghost]]))) say(`expected what a made-up guid gets: ${outcome(probe)}`);
+      } else if (reply.status !== expect) say(`expected ${expect}`);
+      return reply;
+    };
+    // The instance itself is B's to see, in its space and by guid.
+    const listed = await read(`/v3/service_instances?space_guids=${world.b.guids.space}`, 200);
+    if (!listed.body?.resources?.some((r: { guid: string }) => r.guid === instance)) problems.push('the instance shared into B is not listed in B');
+    await read(`/v3/service_instances/${instance}`, 200);
+    await read(`/v3/service_plans/${plan}`, 200);
+    // The plan's visibility names only the orgs the caller can see.
+    const visibility = await read(`/v3/service_plans/${plan}/visibility`, 200);
+    if (JSON.stringify(visibility.body?.organizations?.map((o: { guid: string }) => o.guid)) !== JSON.stringify([world.b.guids.org])) problems.push(`visibility lists ${visibility.text}`);
+    // The spaces it is shared into, and how many apps use it there, are read from its own space only (CC:
+    // relationships_shared_spaces and shared_spaces_usage_summary ask can_read_from_space? of the source space).
+    await read(`/v3/service_instances/${instance}/relationships/shared_spaces`, 'as-ghost');
+    await read(`/v3/service_instances/${instance}/relationships/shared_spaces/usage_summary`, 'as-ghost');
+    // A's binding of A's app to it is A's.
+    await read(`/v3/service_credential_bindings?service_instance_guids=${instance}`, 200);
+    await read(`/v3/service_credential_bindings/${world.sharedWithB.binding}`, 404);
+    // Writes to it from the space it is shared into are refused and change nothing.
+    const before = await snapshot(t.kiln);
+    const writes: Array<[string, string, Body?]> = [
+      ['PATCH', `/v3/service_instances/${instance}`, { kind: 'json', value: { name: 'taken-over', tags: ['x'] } }],
+      ['DELETE', `/v3/service_instances/${instance}`],
+      ['POST', `/v3/service_instances/${instance}/relationships/shared_spaces`, { kind: 'json', value: { data: [{ guid: world.b.guids.space }] } }],
+      ['DELETE', `/v3/service_instances/${instance}/relationships/shared_spaces/${world.b.guids.space}`],
+      ['POST', '/v3/service_credential_bindings', { kind: 'json', value: { type: 'key', name: 'k', relationships: { service_instance: { data: { guid: instance } } } } }],
+      // The plan and offering are the platform's: seeing them is no licence to change them (CC: admins, or
+      // developers of a space-scoped broker's space).
+      ['PATCH', `/v3/service_plans/${plan}`, { kind: 'json', value: { metadata: { labels: { owner: 'mallory' } } } }],
+      ['DELETE', `/v3/service_plans/${plan}`],
+      ['PATCH', `/v3/service_offerings/${world.sharedWithB.offering}`, { kind: 'json', value: { metadata: { labels: { owner: 'mallory' } } } }],
+      ['DELETE', `/v3/service_offerings/${world.sharedWithB.offering}?purge=true`],
+      ['POST', `/v3/service_plans/${plan}/visibility`, { kind: 'json', value: { type: 'public' } }],
+      ['DELETE', `/v3/service_plans/${plan}/visibility/${world.b.guids.org}`],
+    ];
+    for (const [method, url, body] of writes) {
+      const reply = await send(t.kiln, token, method, url, body);
+      tally.requests++;
+      if (reply.status < 400 || reply.status >= 500) problems.push(`${method} ${url}: expected a refusal — got ${outcome(reply)} ${reply.text.slice(0, 200)}`);
+      if (leaks(reply).length > 0) problems.push(`${method} ${url}: leaks A's guids ${leaks(reply).join(', ')}`);
+    }
+    const after = await snapshot(t.kiln);
+    if (after !== before) problems.push(`changed state: ${firstDifference(before, after)}`);
+    expect(problems).toEqual([]);
+  });
+
   it('covered every operation of openapi.json', () => {
     // Printed for the record (the report quotes these numbers): how many cases, and of which kind.
     const notServed = operations.filter((op) => casesOf(op, world, served)[0]?.expect === 'not-served').map((op) => `${op.method} ${op.template}`);
@@ -321,6 +469,7 @@ describe('a user with roles only in org B, against org A', () => {
       `abuse cross-tenant: ${operations.length} operations, ${tally.cases} cases, ${tally.requests} requests`,
       JSON.stringify(tally.byExpect),
       `\nexempt families: ${Object.entries(GLOBAL_FAMILIES).map(([f, why]) => `${f || '(root)'}: ${why}`).join('; ')}`,
+      `\ndetails as CC words them: ${Object.entries(DETAIL_AS_CC).map(([op, why]) => `${op}: ${why}`).join('; ')}`,
       `\nnot served by Kiln (${notServed.length}): ${notServed.join(', ')}`,
     );
     expect(tally.cases).toBeGreaterThanOrEqual(operations.length);

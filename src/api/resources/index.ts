@@ -27,6 +27,7 @@ import { registerServiceBindings } from './service-bindings.ts';
 import { registerServiceUsageEvents } from './service-usage-events.ts';
 import { registerAppUsageEvents } from './app-usage-events.ts';
 import { registerAdmin } from './admin.ts';
+import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
 import { registerRoot } from './root.ts';
 import { registerRoutes } from './routes.ts';
@@ -80,6 +81,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceUsageEvents,
   registerAppUsageEvents,
   registerAdmin,
+  registerServiceExtensions,
 ];
 
 export function registerResources(app: Api, deps: AppDeps): void {

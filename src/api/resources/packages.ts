@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { KilnError, notFound } from '../../domain/errors.ts';
 import { CopyPackageSchema, CreatePackageSchema, UpdatePackageSchema } from '../../domain/packages.ts';
-import { bitsFor, type Bits } from '../../services/blobs.ts';
+import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../services/blobs.ts';
 import * as packages from '../../services/packages.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
@@ -115,6 +115,27 @@ export function registerPackages(app: Api, deps: AppDeps): void {
     const { key } = await packages.packageDownload(ctxOf(c, deps), c.req.param('guid'));
     const bits = await bitsOf(deps);
     return c.redirect(c.var.linker.href(bits.urls.sign(key)), 302);
+  });
+
+  // Remote staging (a Kubernetes Job): its input, and the droplet it uploads. No token: the signature authorizes.
+  app.get('/blobs/staging-input/:guid', async (c) => {
+    const guid = c.req.param('guid');
+    if (!/^[0-9a-f-]{36}$/.test(guid)) throw notFound('Blob');
+    const bits = await bitsOf(deps);
+    const key = stagingInputBlobKey(guid);
+    if (!bits.urls.verify(key, c.req.query('expires'), c.req.query('signature'))) throw new KilnError('NotAuthorized');
+    return sendBlob(c, bits, key, 'application/gzip', `staging_${guid}.tgz`);
+  });
+  app.put('/blobs/staging-droplets/:guid', async (c) => {
+    const guid = c.req.param('guid');
+    if (!/^[0-9a-f-]{36}$/.test(guid)) throw notFound('Blob');
+    const bits = await bitsOf(deps);
+    const key = stagingDropletBlobKey(guid);
+    if (!bits.urls.verifyUpload(key, c.req.query('expires'), c.req.query('signature'))) throw new KilnError('NotAuthorized');
+    const body = c.req.raw.body;
+    if (!body) throw new KilnError('UnprocessableEntity', 'the droplet is missing');
+    const info = await bits.blobstore.put(key, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), { maxBytes: bits.maxPackageBytes });
+    return c.json({ size: info.size, sha256: info.sha256 }, 201);
   });
 
   // Targets of the signed download redirects (packages and droplets): no token, the signature authorizes.

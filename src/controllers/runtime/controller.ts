@@ -103,6 +103,7 @@ export class ControllerManager {
   private offRuntime: (() => void) | undefined;
   private readonly mapping = new Set<Promise<void>>();
   private running = false;
+  private readonly companions: ControllerManager[] = [];
 
   constructor(
     private readonly store: Store,
@@ -137,6 +138,8 @@ export class ControllerManager {
     this.running = true;
     this.revision = await this.store.latestRevision();
     this.store.events.on('changes', this.onChanges);
+    // Other replicas' commits, announced by PostgreSQL NOTIFY (src/ha/change-notifier.ts).
+    this.store.events.on('remote-changes', this.onChanges);
     this.offRuntime = this.opts.runtime?.onChange((event) => this.onRuntimeEvent(event));
     await this.resync();
     this.pollTimer = setInterval(() => void this.follow(), this.opts.pollIntervalMs ?? 1000);
@@ -267,16 +270,23 @@ export class ControllerManager {
     }
   }
 
+  /** Another manager (the one that runs on every replica) whose work `settle` waits for too. */
+  settleWith(other: ControllerManager): void {
+    this.companions.push(other);
+  }
+
   /** Waits until the feed has been read, runtime events mapped and every queue is idle (for tests and graceful stop). */
   async settle(): Promise<void> {
     await this.follow();
     await Promise.all([...this.mapping]);
     await Promise.all(this.entries.map((e) => e.q.idle()));
+    for (const other of this.companions) await other.settle();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.store.events.off('changes', this.onChanges);
+    this.store.events.off('remote-changes', this.onChanges);
     this.offRuntime?.();
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);

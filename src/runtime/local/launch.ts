@@ -17,7 +17,7 @@ import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sand
  * leader of its own group (detached), so signals sent to `-pgid` reach everything it forked.
  */
 
-const LAUNCHER = [
+export const LAUNCHER = [
   '__kiln_droplet=$1; __kiln_command=$2; set --',
   'for __kiln_f in "$__kiln_droplet"/profile.d/*.sh; do if [ -r "$__kiln_f" ]; then . "$__kiln_f"; fi; done',
   'for __kiln_f in ./.profile.d/*.sh; do if [ -r "$__kiln_f" ]; then . "$__kiln_f"; fi; done',

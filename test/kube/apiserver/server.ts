@@ -28,6 +28,8 @@ export interface RecordedCall {
   subresource?: string;
   namespace?: string;
   name?: string;
+  /** Who called, as an audit log names the user: the bearer token (nobody is authenticated; tests give each client its own). */
+  user?: string;
   /** A request for a path the server does not serve (404); `resource` is then the path. */
   unresolved?: boolean;
 }
@@ -59,8 +61,8 @@ export interface ApiServer {
   url: string;
   storage: Storage;
   calls: RecordedCall[];
-  /** Writes a kubeconfig for this server into `dir` and returns its path. */
-  writeKubeconfig(dir: string, namespace?: string): string;
+  /** Writes a kubeconfig for this server into `dir` and returns its path; `user` becomes its token (see RecordedCall.user). */
+  writeKubeconfig(dir: string, namespace?: string, opts?: { user?: string; file?: string }): string;
   close(): Promise<void>;
 }
 
@@ -150,8 +152,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     return { group, version, type: t, name: rest[1], subresource: rest[2], watchPrefix };
   }
 
-  function record(verb: string, t: Target) {
-    calls.push({ verb, group: t.group, version: t.version, resource: t.type.plural, subresource: t.subresource, namespace: t.namespace, name: t.name });
+  function record(verb: string, t: Target, req: http.IncomingMessage) {
+    const auth = req.headers.authorization;
+    const user = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+    calls.push({ verb, group: t.group, version: t.version, resource: t.type.plural, subresource: t.subresource, namespace: t.namespace, name: t.name, ...(user ? { user } : {}) });
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
@@ -171,7 +175,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     const { type: t, group, version } = target;
     if (!t.namespaced && target.namespace !== undefined) throw new KubeError('NotFound', 'the server could not find the requested resource');
     if (target.subresource !== undefined && target.subresource !== 'status' && target.name !== undefined && opts.subresources) {
-      record(method === 'GET' ? 'get' : method === 'POST' ? 'create' : method.toLowerCase(), target);
+      record(method === 'GET' ? 'get' : method === 'POST' ? 'create' : method.toLowerCase(), target, req);
       const sub = { group, version, resource: t.plural, subresource: target.subresource, namespace: target.namespace, name: target.name, method, query: q };
       if (await opts.subresources(sub, req, res)) return;
     }
@@ -189,21 +193,21 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       };
       const isWatch = target.watchPrefix || q.get('watch') === 'true' || q.get('watch') === '1';
       if (method === 'GET' && isWatch) {
-        record('watch', target);
+        record('watch', target, req);
         return watch(req, res, target, filter, q, accept);
       }
       if (method === 'GET') {
-        record('list', target);
+        record('list', target, req);
         return list(res, target, filter, q, accept);
       }
       if (method === 'POST') {
-        record('create', target);
+        record('create', target, req);
         const body = (await readBody(req)) as KObj | undefined;
         if (!body || typeof body !== 'object') throw badRequest('the request body is empty or not an object');
         return out(201, storage.create(t, target.namespace, body, writeOpts));
       }
       if (method === 'DELETE') {
-        record('deletecollection', target);
+        record('deletecollection', target, req);
         const options = ((await readBody(req)) ?? {}) as KObj;
         for (const o of storage.list(t, filter)) storage.delete(t, o.metadata.namespace, o.metadata.name, options, dryRun);
         return send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' });
@@ -213,22 +217,22 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
 
     const { namespace: ns, name, subresource } = target;
     if (target.watchPrefix && method === 'GET') {
-      record('watch', target);
+      record('watch', target, req);
       const filter: WatchFilter = { namespace: ns, labels: () => true, fields: (o) => fieldValue(o, 'metadata.name') === name };
       return watch(req, res, target, filter, q, accept);
     }
     switch (method) {
       case 'GET':
-        record('get', target);
+        record('get', target, req);
         return out(200, storage.get(t, ns, name));
       case 'PUT': {
-        record('update', target);
+        record('update', target, req);
         const body = (await readBody(req)) as KObj | undefined;
         if (!body || typeof body !== 'object') throw badRequest('the request body is empty or not an object');
         return out(200, storage.update(t, ns, name, body, subresource, writeOpts));
       }
       case 'PATCH': {
-        record('patch', target);
+        record('patch', target, req);
         const ct = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
         const patch = (await readBody(req)) as Json;
         const current = storage.find(t, ns, name);
@@ -252,9 +256,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         return out(200, storage.update(t, ns, name, merged as KObj, subresource, writeOpts));
       }
       case 'DELETE': {
-        record('delete', target);
+        record('delete', target, req);
         const options = ((await readBody(req)) ?? {}) as KObj;
         if (q.get('propagationPolicy')) options.propagationPolicy = q.get('propagationPolicy');
+        if (q.get('gracePeriodSeconds')) options.gracePeriodSeconds = Number(q.get('gracePeriodSeconds'));
         return out(200, storage.delete(t, ns, name, options, dryRun));
       }
       default:
@@ -433,14 +438,14 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     url,
     storage,
     calls,
-    writeKubeconfig(dir: string, namespace = 'default') {
-      const file = path.join(dir, 'kubeconfig');
+    writeKubeconfig(dir: string, namespace = 'default', opts: { user?: string; file?: string } = {}) {
+      const file = path.join(dir, opts.file ?? 'kubeconfig');
       const config = {
         apiVersion: 'v1',
         kind: 'Config',
         // client-node refuses plain HTTP unless TLS verification is (vacuously) skipped.
         clusters: [{ name: 'inmemory', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'tester', user: { token: 'inmemory-test-token' } }],
+        users: [{ name: 'tester', user: { token: opts.user ?? 'inmemory-test-token' } }],
         contexts: [{ name: 'inmemory', context: { cluster: 'inmemory', user: 'tester', namespace } }],
         'current-context': 'inmemory',
       };

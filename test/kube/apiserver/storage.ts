@@ -236,6 +236,8 @@ export class Storage {
     if (pre.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion)
       throw conflict(t.plural, t.group, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
     if (dryRun) return clone(current);
+    const graceful = this.gracefulPodDeletion(t, current, options);
+    if (graceful) return graceful;
     const policy: string = options.propagationPolicy ?? (options.orphanDependents ? 'Orphan' : 'Background');
     if (policy === 'Orphan') this.orphanDependents(current.metadata.uid);
     const isNamespace = typeKey(t) === '/namespaces';
@@ -254,6 +256,26 @@ export class Storage {
     }
     this.remove(t, current);
     return clone(current);
+  }
+
+  /**
+   * Kubernetes' graceful pod deletion: a pod bound to a node and not finished only gets `deletionTimestamp` (now +
+   * grace) and `deletionGracePeriodSeconds`; its kubelet stops the containers and then deletes it with a zero grace
+   * period. A later delete may shorten the grace period, never lengthen it. Returns undefined when the pod (or
+   * object) is to be deleted at once.
+   */
+  private gracefulPodDeletion(t: ResourceType, current: KObj, options: KObj): KObj | undefined {
+    if (typeKey(t) !== '/pods' || !current.spec?.nodeName || ['Succeeded', 'Failed'].includes(current.status?.phase)) return undefined;
+    const asked = options.gracePeriodSeconds;
+    const grace = Math.max(0, Number(asked ?? current.spec.terminationGracePeriodSeconds ?? 30));
+    if (grace === 0) return undefined;
+    const md = current.metadata;
+    if (md.deletionTimestamp && (md.deletionGracePeriodSeconds ?? 0) <= grace) return clone(current);
+    const next = clone(current);
+    next.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    next.metadata.deletionGracePeriodSeconds = grace;
+    this.store(t, next, 'MODIFIED', current);
+    return clone(next);
   }
 
   // ---- internals

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import type { ApiResponse, Client, TestKiln } from '../../helpers/harness.ts';
 import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
-import { PLAN_IDS, startFixtureBroker } from '../../fixtures/broker/broker.ts';
+import { PLAN_IDS, startFixtureBroker, type FixtureBroker } from '../../fixtures/broker/broker.ts';
 
 /**
  * Two tenants built through the API as admin. Org A holds one of every tenant-owned resource Kiln serves; org B is
@@ -17,10 +17,27 @@ export interface World {
   a: Tenant;
   b: Tenant;
   mallory: Client;
-  /** Platform-wide resources (not any tenant's), for the operations that take one. */
-  globals: { buildpack: string };
+  /**
+   * Platform-wide resources (not any tenant's), for the operations that take one; `planOfA` is the platform
+   * broker's plan enabled for org A alone (a plan whose visibility an admin may change, unlike a space-scoped one).
+   */
+  globals: { buildpack: string; planOfA: string };
   /** Every guid of org A: none of them may appear in anything mallory reads. */
   secretsOfA: string[];
+  /**
+   * Other resources of A's of a kind the cross-tenant suite already walks with `a.guids`, each also put in every
+   * placeholder of its kind: the user-provided instance, the key and the user-provided binding, and the global
+   * broker's offering and plan that only org A may see.
+   */
+  variantsOfA: Array<Record<string, string>>;
+  /**
+   * What A shares with B, which mallory may see: a platform broker whose plan is enabled for both orgs (`plan`),
+   * and an instance of it in A's second space (`instance`; that space's guid is its relationship, which CC shows
+   * wherever it is shared), shared into A's space and into B's space, with an app binding of A's app (`binding`).
+   */
+  sharedWithB: { plan: string; offering: string; instance: string; binding: string };
+  /** Stops the fixture broker (after the test's Kiln). */
+  close(): Promise<void>;
 }
 
 /** Controllers that would act on the fixtures behind the test's back (jobs stay, so deletes can complete). */
@@ -32,7 +49,7 @@ function ok(res: ApiResponse, what: string, status = [200, 201, 202]): any {
 }
 
 /** One tenant: an org with a space and one of every resource kind in it, owned by it or bound to it only. */
-async function tenant(t: TestKiln, name: string): Promise<Tenant> {
+async function tenant(t: TestKiln, name: string, broker: FixtureBroker): Promise<Tenant> {
   const admin = t.admin;
   const g: Record<string, string> = {};
   const org = await t.org(`${name}-org`);
@@ -101,60 +118,140 @@ async function tenant(t: TestKiln, name: string): Promise<Tenant> {
   const events = ok(await admin.get(`/v3/audit_events?target_guids=${app.guid}`), 'audit events');
   g.audit_event = events.resources[0].guid;
   g.stack = ok(await admin.get('/v3/stacks'), 'stacks').resources[0].guid;
-  await services(t, name, g);
+  await services(t, name, g, broker);
   return { guids: g };
 }
 
+/** Waits for the job a 202 names and asks it to have completed. */
+async function completed(t: TestKiln, res: ApiResponse, what: string): Promise<void> {
+  ok(res, what, [202]);
+  const job = await t.awaitJob(res.headers.get('location'));
+  expect(job.state, `${what}: ${JSON.stringify(job.errors)}`).toBe('COMPLETE');
+}
+
 /**
- * The tenant's services: a broker scoped to its space (so its offerings and plans are the tenant's too), a managed
- * instance, an app binding, a route service bound to its route, and a usage event of the instance.
+ * The tenant's services: a broker scoped to its space (its plans are seen in that space only), a managed and a
+ * user-provided instance, an app binding, a key and a user-provided binding, a route service instance bound to
+ * the tenant's route, a usage event of the managed instance, and a second space of the org (see `sharedWithB`).
  */
-async function services(t: TestKiln, name: string, g: Record<string, string>): Promise<void> {
+async function services(t: TestKiln, name: string, g: Record<string, string>, broker: FixtureBroker): Promise<void> {
   const admin = t.admin;
-  const broker = await startFixtureBroker({ unref: true });
-  const reg = await admin.post('/v3/service_brokers', {
-    name: `${name}-broker`,
-    url: broker.url,
-    authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
-    relationships: { space: { data: { guid: g.space } } },
-  });
-  ok(reg, 'service broker');
-  expect((await t.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
+  const rel = (guid: string) => ({ data: { guid } });
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: `${name}-broker`,
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+      relationships: { space: rel(g.space!) },
+    }),
+    'space-scoped broker',
+  );
   g.service_broker = ok(await admin.get(`/v3/service_brokers?names=${name}-broker`), 'broker').resources[0].guid;
-  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${g.service_broker}&per_page=100`), 'plans').resources;
-  const plan = (catalogId: string) => plans.find((p: { broker_catalog: { id: string } }) => p.broker_catalog.id === catalogId);
-  g.service_plan = plan(PLAN_IDS.small).guid as string;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${g.service_broker}&per_page=100`), 'plans').resources as any[];
+  const plan = (id: string) => plans.find((p) => p.broker_catalog.id === id)!;
+  const small: string = plan(PLAN_IDS.small).guid;
+  g.service_plan = small;
   g.service_offering = plan(PLAN_IDS.small).relationships.service_offering.data.guid;
-  const instance = async (instanceName: string, planGuid: string) => {
-    const res = await admin.post('/v3/service_instances', {
-      type: 'managed',
-      name: instanceName,
-      relationships: { space: { data: { guid: g.space } }, service_plan: { data: { guid: planGuid } } },
-    });
-    ok(res, instanceName);
-    expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');
-    return ok(await admin.get(`/v3/service_instances?names=${instanceName}&space_guids=${g.space}`), instanceName).resources[0].guid as string;
+  const managed = async (instance: string, planGuid: string) => {
+    await completed(
+      t,
+      await admin.post('/v3/service_instances', { type: 'managed', name: instance, relationships: { space: rel(g.space!), service_plan: rel(planGuid) } }),
+      `managed instance ${instance}`,
+    );
+    return ok(await admin.get(`/v3/service_instances?names=${instance}&space_guids=${g.space}`), instance).resources[0].guid as string;
   };
-  g.service_instance = await instance(`${name}-db`, g.service_plan);
-  const bind = await admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: { data: { guid: g.service_instance } }, app: { data: { guid: g.app } } } });
-  ok(bind, 'binding');
-  expect((await t.awaitJob(bind.headers.get('location'))).state).toBe('COMPLETE');
-  g.service_credential_binding = ok(await admin.get(`/v3/service_credential_bindings?app_guids=${g.app}`), 'binding').resources[0].guid;
-  const proxy = await instance(`${name}-proxy`, plan(PLAN_IDS.route).guid);
-  const rb = await admin.post('/v3/service_route_bindings', { relationships: { service_instance: { data: { guid: proxy } }, route: { data: { guid: g.route } } } });
-  ok(rb, 'route binding');
-  if (rb.status === 202) expect((await t.awaitJob(rb.headers.get('location'))).state).toBe('COMPLETE');
+  const instance = await managed(`${name}-db`, small);
+  g.service_instance = instance;
+  const ups: string = ok(
+    await admin.post('/v3/service_instances', { type: 'user-provided', name: `${name}-ups`, relationships: { space: rel(g.space!) }, credentials: { password: `${name}-pw` } }),
+    'user-provided instance',
+  ).guid;
+  g.user_provided_instance = ups;
+  const binding = async (body: Record<string, unknown>, what: string) => {
+    const res = await admin.post('/v3/service_credential_bindings', body);
+    if (res.status === 201) return res.body.guid as string;
+    await completed(t, res, what);
+    const rels = body.relationships as Record<string, { data: { guid: string } }>;
+    const q = `service_instance_guids=${rels.service_instance!.data.guid}&type=${body.type}${rels.app ? `&app_guids=${rels.app.data.guid}` : ''}`;
+    return ok(await admin.get(`/v3/service_credential_bindings?${q}`), what).resources[0].guid as string;
+  };
+  g.service_credential_binding = await binding({ type: 'app', relationships: { service_instance: rel(instance), app: rel(g.app!) } }, 'app binding');
+  g.service_key = await binding({ type: 'key', name: `${name}-key`, relationships: { service_instance: rel(instance) } }, 'key');
+  g.user_provided_binding = await binding({ type: 'app', relationships: { service_instance: rel(ups), app: rel(g.app!) } }, 'user-provided binding');
+  const proxy = await managed(`${name}-proxy`, plan(PLAN_IDS.route).guid);
+  g.route_service_instance = proxy;
+  const routeBinding = await admin.post('/v3/service_route_bindings', { relationships: { route: rel(g.route!), service_instance: rel(proxy) } });
+  await completed(t, routeBinding, 'route binding');
   g.service_route_binding = ok(await admin.get(`/v3/service_route_bindings?route_guids=${g.route}`), 'route binding').resources[0].guid;
-  const events = ok(await admin.get('/v3/service_usage_events?per_page=5000'), 'usage events').resources;
-  g.service_usage_event = events.find((e: { service_instance: { guid: string } }) => e.service_instance.guid === g.service_instance).guid;
+  g.shared_space = (await t.space(`${name}-shared-space`, g.org!)).guid;
+  const events = ok(await admin.get('/v3/service_usage_events?per_page=5000'), 'usage events').resources as any[];
+  g.service_usage_event = events.find((e) => e.service_instance.guid === instance).guid;
+}
+
+/** See `World.sharedWithB`. */
+async function sharedWithB(t: TestKiln, broker: FixtureBroker, a: Record<string, string>, b: Record<string, string>): Promise<World['sharedWithB']> {
+  const admin = t.admin;
+  const rel = (guid: string) => ({ data: { guid } });
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: 'abuse-shared-broker',
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    }),
+    'shared broker',
+  );
+  const guid = ok(await admin.get('/v3/service_brokers?names=abuse-shared-broker'), 'shared broker').resources[0].guid as string;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${guid}&per_page=100`), 'shared plans').resources as any[];
+  const small = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!;
+  const plan: string = small.guid;
+  ok(await admin.post(`/v3/service_plans/${plan}/visibility`, { type: 'organization', organizations: [{ guid: a.org }, { guid: b.org }] }), 'enable for A and B');
+  await completed(
+    t,
+    await admin.post('/v3/service_instances', { type: 'managed', name: 'abuse-shared-db', relationships: { space: rel(a.shared_space!), service_plan: rel(plan) } }),
+    'shared instance',
+  );
+  const instance = ok(await admin.get(`/v3/service_instances?names=abuse-shared-db&space_guids=${a.shared_space}`), 'shared instance').resources[0].guid as string;
+  ok(await admin.post(`/v3/service_instances/${instance}/relationships/shared_spaces`, { data: [{ guid: a.space }, { guid: b.space }] }), 'share');
+  await completed(t, await admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: rel(instance), app: rel(a.app!) } }), 'shared binding');
+  const binding = ok(await admin.get(`/v3/service_credential_bindings?service_instance_guids=${instance}&app_guids=${a.app}`), 'shared binding').resources[0].guid as string;
+  return { plan, offering: small.relationships.service_offering.data.guid, instance, binding };
+}
+
+/**
+ * A broker registered for the whole platform whose `small` plan is enabled for org A alone (its other plans stay
+ * admin-only, as a new broker's do): its broker, offering and plan are A's as far as anyone in B can tell.
+ */
+async function globalBrokerOfA(t: TestKiln, broker: FixtureBroker, orgOfA: string): Promise<Record<string, string>> {
+  const admin = t.admin;
+  await completed(
+    t,
+    await admin.post('/v3/service_brokers', {
+      name: 'abuse-global-broker',
+      url: broker.url,
+      authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } },
+    }),
+    'global broker',
+  );
+  const guid = ok(await admin.get('/v3/service_brokers?names=abuse-global-broker'), 'global broker').resources[0].guid as string;
+  const plans = ok(await admin.get(`/v3/service_plans?service_broker_guids=${guid}&per_page=100`), 'global plans').resources as any[];
+  const small = plans.find((p) => p.broker_catalog.id === PLAN_IDS.small)!;
+  ok(await admin.post(`/v3/service_plans/${small.guid}/visibility`, { type: 'organization', organizations: [{ guid: orgOfA }] }), 'enable for A');
+  return { service_broker: guid, service_offering: small.relationships.service_offering.data.guid, service_plan: small.guid };
 }
 
 export async function buildWorld(t: TestKiln): Promise<World> {
   // Route sharing is off by default and its flag is checked before anything is looked up; on, the sharing
   // operations reach their visibility checks.
   ok(await t.admin.patch('/v3/feature_flags/route_sharing', { enabled: true }), 'route_sharing on');
-  const a = await tenant(t, 'tenant-a');
-  const b = await tenant(t, 'tenant-b');
+  // Service instance sharing likewise (off by default, CC checks it first).
+  ok(await t.admin.patch('/v3/feature_flags/service_instance_sharing', { enabled: true }), 'service_instance_sharing on');
+  const broker = await startFixtureBroker({ unref: true });
+  const a = await tenant(t, 'tenant-a', broker);
+  const b = await tenant(t, 'tenant-b', broker);
+  const globalOfA = await globalBrokerOfA(t, broker, a.guids.org!);
+  const withB = await sharedWithB(t, broker, a.guids, b.guids);
   const mallory = await t.user('mallory');
   for (const type of ['organization_user', 'organization_manager', 'organization_auditor', 'organization_billing_manager']) {
     await t.grant(mallory, type, { org: b.guids.org! });
@@ -162,8 +259,16 @@ export async function buildWorld(t: TestKiln): Promise<World> {
   for (const type of ['space_developer', 'space_manager', 'space_auditor', 'space_supporter']) await t.grant(mallory, type, { space: b.guids.space! });
   // Global things both tenants use (the stack) are not secrets of A.
   // Org quotas are platform-wide definitions and jobs are readable by guid by anyone (CONVENTIONS.md §10).
-  const shared = new Set([a.guids.stack, a.guids.org_quota, a.guids.job]);
-  const secretsOfA = Object.values(a.guids).filter((v): v is string => typeof v === 'string' && !shared.has(v));
+  // The space A shares an instance from is that instance's relationship, which B sees (`sharedWithB`).
+  const shared = new Set([a.guids.stack, a.guids.org_quota, a.guids.job, a.guids.shared_space]);
+  // The shared instance and plan are B's to see; the binding of A's app to the instance is not.
+  const secretsOfA = [...Object.values(a.guids), ...Object.values(globalOfA), withB.binding].filter((v): v is string => typeof v === 'string' && !shared.has(v));
   const buildpack = ok(await t.admin.post('/v3/buildpacks', { name: 'abuse_buildpack' }), 'buildpack').guid;
-  return { a, b, mallory, globals: { buildpack }, secretsOfA };
+  const g = a.guids;
+  const variantsOfA = [
+    { service_instance: g.user_provided_instance!, service_credential_binding: g.service_key! },
+    { service_instance: g.route_service_instance!, service_credential_binding: g.user_provided_binding! },
+    globalOfA,
+  ];
+  return { a, b, mallory, globals: { buildpack, planOfA: globalOfA.service_plan! }, secretsOfA, variantsOfA, sharedWithB: withB, close: () => broker.close() };
 }

@@ -19,6 +19,9 @@ import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { serviceExtensions } from './0056_service_extensions.ts';
 import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
+import { appUsageEvents } from './0052_app_usage_events.ts';
+import { appBindingFeatures } from './0053_app_binding_features.ts';
+import { taskUsageEvents } from './0054_task_usage_events.ts';
 import { publishedInstances } from './0075_published_instances.ts';
 import { changesNotify } from './0076_changes_notify.ts';
 
@@ -43,6 +46,9 @@ export const migrations: Record<string, KilnMigration> = {
   '0040_locks_registry_credentials': locksRegistryCredentials,
   '0050_services': services,
   '0051_service_usage_events': serviceUsageEvents,
+  '0052_app_usage_events': appUsageEvents,
+  '0053_app_binding_features': appBindingFeatures,
+  '0054_task_usage_events': taskUsageEvents,
   '0056_service_extensions': serviceExtensions,
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,

@@ -9,6 +9,7 @@ import { createApi } from './api/app.ts';
 import type { Api } from './api/context.ts';
 import { logAccess } from './api/log-access.ts';
 import { blobCollector, buildController, buildpackCacheCollector } from './controllers/build-controller.ts';
+import { bindingFilesController } from './controllers/binding-files-controller.ts';
 import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
@@ -40,6 +41,7 @@ import type { Runtime } from './runtime/runtime.ts';
 import { bitsFor } from './services/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './services/audit.ts';
+import { recordAppUsage } from './services/app-usage-events.ts';
 import { seedPlatform } from './services/bootstrap.ts';
 import { createDefaultTarget } from './services/default-target.ts';
 import { JobHandlers } from './services/jobs.ts';
@@ -56,7 +58,7 @@ import { Gauge, Registry } from 'prom-client';
 import fs from 'node:fs';
 import { loadOrCreateSecretBox, type SecretBox } from './store/secret-box.ts';
 import { Store } from './store/store.ts';
-import { rewrapSecrets } from './store/rewrap-secrets.ts';
+import { rewrapSecrets, sealEnvVarColumns } from './store/rewrap-secrets.ts';
 
 export interface Kiln {
   config: Config;
@@ -110,6 +112,8 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   const applied = await migrateToLatest(handle);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const store = new Store(handle);
+  // App usage events are recorded by every write that touches processes or apps (services/app-usage-events.ts).
+  store.beforeCommit.push(recordAppUsage);
   // In the shared dir: every replica must seal and open secrets with the same key.
   const secrets = await loadOrCreateSecretBox(config.sharedDir, config.encryptionKey, config.previousEncryptionKeys);
   store.secrets = secrets;
@@ -117,6 +121,9 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     const resealed = await rewrapSecrets(store);
     if (resealed > 0) log.info({ resealed }, 'secrets re-sealed under the current encryption key');
   }
+  // App environment variables stored before they were sealed are sealed now (store/env-vars.ts).
+  const sealedEnv = config.previousEncryptionKeys ? 0 : await sealEnvVarColumns(store);
+  if (sealedEnv > 0) log.info({ sealed: sealedEnv }, 'app environment variables sealed at rest');
   await seedPlatform(store, config);
 
   const identity = new IdentityService({ store, config, log });
@@ -232,6 +239,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   );
   controllers.register(deploymentController({ store, runtime, log, routed: () => routing.schedule() }));
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
+  controllers.register(bindingFilesController({ store, runtime, log }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.

@@ -26,6 +26,7 @@ import { NOT_ISOLATED_WARNING, type Identity, type Sandbox } from '../runtime/lo
 import type { ImageConfig, ImagePull, Runtime } from '../runtime/runtime.ts';
 import { dockerImagePull } from '../services/registry-credentials.ts';
 import type { SecretBox } from '../store/secret-box.ts';
+import { openEnvVars } from '../store/env-vars.ts';
 
 export interface BuildControllerOptions {
   /** Builds staged at the same time (each runs buildpacks, e.g. `npm install`). Default 2. */
@@ -109,7 +110,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     const vcap = await vcapApplication(store.db, { app, space, org, cfApi });
     return {
       ...(await environmentVariableGroupVars(store.db, 'staging')),
-      ...parseJsonObject(app.environment_variables),
+      ...openEnvVars(store.secrets, app.environment_variables),
       VCAP_APPLICATION: JSON.stringify({ ...vcap, limits: { ...(vcap.limits as object), mem: build.staging_memory_in_mb, disk: build.staging_disk_in_mb } }),
       VCAP_SERVICES: '{}',
       MEMORY_LIMIT: `${build.staging_memory_in_mb}m`,

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
 import { WEB } from '../domain/processes.ts';
-import { runningEnvironment, runtimeVcapApplication, vcapServices } from '../services/app-env.ts';
+import { runningEnvironment, runtimeVcapApplication } from '../services/app-env.ts';
+import { IncompatibleBindings, serviceDelivery } from '../services/binding-files.ts';
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
@@ -26,7 +27,7 @@ export { instanceId };
 
 /** Why a process cannot run what it should (recorded as its Ready condition). */
 interface Blocked {
-  reason: 'DropletNotStaged' | 'NoStartCommand';
+  reason: 'DropletNotStaged' | 'NoStartCommand' | 'IncompatibleBindings';
   message: string;
 }
 
@@ -97,10 +98,17 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     const dropletDir = await droplets.ensure(droplet.guid, droplet.blob_key);
     const dropletKey = droplet.blob_key;
     const versioned = { ...proc, version: launch.version, memory_in_mb: launch.memoryMb, disk_in_mb: launch.diskMb };
+    let services: Awaited<ReturnType<typeof serviceDelivery>>;
+    try {
+      services = await serviceDelivery(store.db, app, store.secrets, runtime.updateBindingFiles !== undefined);
+    } catch (err) {
+      if (err instanceof IncompatibleBindings) return { reason: 'IncompatibleBindings', message: err.message };
+      throw err;
+    }
     const env: Record<string, string> = {
-      ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables })),
+      ...(await runningEnvironment(store.db, { environment_variables: launch.environmentVariables }, store.secrets)),
       VCAP_APPLICATION: JSON.stringify(await runtimeVcapApplication(store.db, { app, space, org, cfApi: deps.cfApi() }, versioned)),
-      VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid, store.secrets)),
+      ...services.env,
     };
     const sidecars = await sidecarsOfProcessType(store.db, app.guid, proc.type);
     return launch.indexes.map((index) => ({
@@ -120,6 +128,7 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
       ...(sidecars.length > 0 ? { sidecars } : {}),
       spaceGuid: space.guid,
       organizationGuid: org.guid,
+      ...(services.bindingFiles ? { bindingFiles: services.bindingFiles } : {}),
     }));
   }
 

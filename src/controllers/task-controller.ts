@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TASK_CANCELLED, TASK_INTERRUPTED, TASK_UNABLE_TO_RUN, TERMINAL_TASK_STATES } from '../domain/tasks.ts';
 import type { Runtime, TaskSpec } from '../runtime/runtime.ts';
-import { FDS_LIMIT, runningEnvironment, vcapApplication, vcapServices } from '../services/app-env.ts';
+import { FDS_LIMIT, runningEnvironment, vcapApplication } from '../services/app-env.ts';
+import { serviceDelivery } from '../services/binding-files.ts';
 import { transitionTask } from '../services/tasks.ts';
 import { deleteMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
@@ -79,6 +80,8 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       version,
       application_version: version,
     };
+    // Incompatible bindings (servicebinding.io names) throw: the task fails as unable to run.
+    const services = await serviceDelivery(store.db, app, store.secrets, runtime.updateBindingFiles !== undefined);
     return {
       id: task.guid,
       name: task.name,
@@ -87,14 +90,15 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       droplet: { guid: droplet.guid, blobKey: droplet.blob_key },
       command: task.command,
       env: {
-        ...(await runningEnvironment(store.db, app)),
+        ...(await runningEnvironment(store.db, app, store.secrets)),
         VCAP_APPLICATION: JSON.stringify(vcap),
-        VCAP_SERVICES: JSON.stringify(await vcapServices(store.db, app.guid, store.secrets)),
+        ...services.env,
       },
       memoryMb: task.memory_in_mb,
       diskMb: task.disk_in_mb,
       spaceGuid: space.guid,
       organizationGuid: org.guid,
+      ...(services.bindingFiles ? { bindingFiles: services.bindingFiles } : {}),
     };
   }
 

@@ -177,13 +177,18 @@ export type SetCurrentDroplet = z.infer<typeof SetCurrentDropletSchema>;
 
 // ---- app features ----
 
-/** The app features Kiln has, backed by `apps.enable_ssh` and `apps.revisions_enabled`. */
+/** The app features Kiln has, backed by `apps.enable_ssh`, `apps.revisions_enabled` and the binding flags. */
 export const APP_FEATURES = {
   ssh: 'Enable SSHing into the app.',
   revisions: 'Enable versioning of an application',
+  'service-binding-k8s': 'Enable k8s service bindings for the app',
+  'file-based-vcap-services': 'Enable file-based VCAP service bindings for the app',
 } as const;
 export type AppFeatureName = keyof typeof APP_FEATURES;
 export const isAppFeature = (name: string): name is AppFeatureName => Object.hasOwn(APP_FEATURES, name);
+
+/** CC's refusal (422) when a PATCH would turn on both file-based binding features. */
+export const BINDING_FEATURES_EXCLUSIVE = "'file-based-vcap-services' and 'service-binding-k8s' features cannot be enabled at the same time.";
 
 export const UpdateAppFeatureSchema = z.object({ enabled: z.boolean({ error: 'Enabled must be a boolean' }) }).strict();
 export type UpdateAppFeature = z.infer<typeof UpdateAppFeatureSchema>;

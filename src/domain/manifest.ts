@@ -194,8 +194,8 @@ export interface ManifestApp {
   processes: ManifestProcess[];
 }
 
-/** App features a manifest may set (Kiln has ssh and revisions). */
-export const MANIFEST_FEATURES = ['ssh', 'revisions'] as const;
+/** App features a manifest may set. */
+export const MANIFEST_FEATURES = ['ssh', 'revisions', 'service-binding-k8s', 'file-based-vcap-services'] as const;
 
 /** The app-level keys that configure the web process (dashed form). */
 export const WEB_SHORTHAND_KEYS = [

@@ -58,6 +58,13 @@ export const SERVICE_USAGE_EVENT_LIST: ListSpec = {
   updatedAts: false,
 };
 
+/** CONVENTIONS.md's list table: created_at only, `after_guid`, `updated_ats` rejected. */
+export const APP_USAGE_EVENT_LIST: ListSpec = {
+  orderByOnly: ['created_at'],
+  filters: ['after_guid'],
+  updatedAts: false,
+};
+
 export const SERVICE_ROUTE_BINDING_LIST: ListSpec = {
   filters: ['route_guids', 'service_instance_guids', 'service_instance_names'],
   labelSelector: true,

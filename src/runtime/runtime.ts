@@ -9,6 +9,18 @@ export type HealthCheck =
   | { type: 'process'; timeoutSeconds?: number }
   | { type: 'http'; endpoint: string; timeoutSeconds?: number; invocationTimeoutSeconds?: number; intervalSeconds?: number };
 
+/**
+ * Service bindings delivered as files (issue 9 §6, app features `file-based-vcap-services` → kind `vcap-services`,
+ * `service-binding-k8s` → kind `k8s`): paths relative to the binding root (`vcap_services`, or
+ * `<binding name>/<key>` in the servicebinding.io layout) and their contents. The runtime puts them where the
+ * process sees them (Diego's /etc/cf-service-bindings), readable by that process only, and sets the variable that
+ * names them (VCAP_SERVICES_FILE_PATH or SERVICE_BINDING_ROOT). Holds credentials in clear: never logged.
+ */
+export interface BindingFiles {
+  kind: 'vcap-services' | 'k8s';
+  files: Record<string, string>;
+}
+
 /** A staged droplet in Kiln's blobstore. */
 export interface DropletRef {
   guid: string;
@@ -39,6 +51,8 @@ export interface InstanceSpec {
   /** The app's space and org, named in the instance identity certificate (CF_INSTANCE_CERT). */
   spaceGuid?: string;
   organizationGuid?: string;
+  /** Service bindings as files, when the app has a file-based binding feature (VCAP_SERVICES is then not in env). */
+  bindingFiles?: BindingFiles;
 }
 
 /** The id of an instance slot; the format is the runtime's contract, so it is built and read only here. */
@@ -88,6 +102,8 @@ export interface TaskSpec {
   /** The app's space and org, named in the task's instance identity certificate. */
   spaceGuid?: string;
   organizationGuid?: string;
+  /** As InstanceSpec.bindingFiles. */
+  bindingFiles?: BindingFiles;
 }
 
 export type TaskState = 'RUNNING' | 'SUCCEEDED' | 'FAILED';
@@ -159,6 +175,13 @@ export interface Runtime {
    * implement it (not the local one); without it docker builds fail with a StagingError.
    */
   inspectImage?(pull: ImagePull): Promise<ImageConfig>;
+  /**
+   * Rewrites, in place, the binding files of the app's running instances and tasks that were started with files
+   * of the same kind (a binding created or deleted, credentials rotated: no restart). Instances started without
+   * files, or with the other kind, keep theirs until they are restarted. Runtimes without file delivery omit it,
+   * and are then given VCAP_SERVICES in the env whatever the app's features say (services/binding-files.ts).
+   */
+  updateBindingFiles?(appGuid: string, files: BindingFiles): void;
   /** Makes the instance run (idempotent: an instance already running with this id is left alone). */
   ensureInstance(spec: InstanceSpec): Promise<void>;
   /** Stops an instance gracefully: SIGTERM, then SIGKILL after the grace period. Idempotent. */

@@ -3,6 +3,7 @@ import { parseJsonObject } from '../domain/apps.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { environmentVariableGroupVars } from './environment-variable-groups.ts';
+import { openEnvVars } from '../store/env-vars.ts';
 
 /** File-descriptor limit every instance gets (upstream's default `instance_file_descriptor_limit`). */
 export const FDS_LIMIT = 16384;
@@ -75,13 +76,13 @@ export async function runtimeVcapApplication(
  * app's own variables (the app wins, as in Cloud Foundry). System variables (PORT, VCAP_*, CF_INSTANCE_*) are
  * added by the runtime.
  */
-export async function runningEnvironment(db: Kysely<Database>, app: Pick<Row<'apps'>, 'environment_variables'>): Promise<Record<string, string>> {
-  return { ...(await environmentVariableGroupVars(db, 'running')), ...parseJsonObject(app.environment_variables) };
+export async function runningEnvironment(db: Kysely<Database>, app: Pick<Row<'apps'>, 'environment_variables'>, secrets: SecretBox): Promise<Record<string, string>> {
+  return { ...(await environmentVariableGroupVars(db, 'running')), ...openEnvVars(secrets, app.environment_variables) };
 }
 
 /** The staging counterpart of runningEnvironment. */
-export async function stagingEnvironment(db: Kysely<Database>, app: Pick<Row<'apps'>, 'environment_variables'>): Promise<Record<string, string>> {
-  return { ...(await environmentVariableGroupVars(db, 'staging')), ...parseJsonObject(app.environment_variables) };
+export async function stagingEnvironment(db: Kysely<Database>, app: Pick<Row<'apps'>, 'environment_variables'>, secrets: SecretBox): Promise<Record<string, string>> {
+  return { ...(await environmentVariableGroupVars(db, 'staging')), ...openEnvVars(secrets, app.environment_variables) };
 }
 
 /**
@@ -170,14 +171,21 @@ export interface AppEnvironment {
 }
 
 /** The body of `GET /v3/apps/:guid/env`; `redactSystem` hides VCAP_SERVICES from callers without secret access. */
-export async function appEnvironment(db: Kysely<Database>, e: AppEnvContext, redactSystem: boolean, secrets: SecretBox): Promise<AppEnvironment> {
+export async function appEnvironment(
+  db: Kysely<Database>,
+  e: AppEnvContext,
+  redactSystem: boolean,
+  secrets: SecretBox,
+  /** Set when the app has a file-based binding feature: what replaces VCAP_SERVICES (binding-files.ts). */
+  fileDelivery?: Record<string, string>,
+): Promise<AppEnvironment> {
   return {
-    environment_variables: parseJsonObject(e.app.environment_variables),
+    environment_variables: openEnvVars(secrets, e.app.environment_variables),
     staging_env_json: await environmentVariableGroupVars(db, 'staging'),
     running_env_json: await environmentVariableGroupVars(db, 'running'),
     system_env_json: redactSystem
       ? { redacted_message: '[PRIVATE DATA HIDDEN]' }
-      : { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) },
+      : (fileDelivery ?? { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) }),
     application_env_json: { VCAP_APPLICATION: await vcapApplication(db, e) },
   };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
   APP_LIFECYCLE_TYPES,
+  BINDING_FEATURES_EXCLUSIVE,
   appNameTaken,
   CANNOT_REMOVE_DROPLET,
   isAppFeature,
@@ -27,6 +28,7 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { appEnvironment, type AppEnvironment } from './app-env.ts';
+import { fileDeliveryEnv } from './binding-files.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { recordRevision } from './revisions.ts';
@@ -34,6 +36,7 @@ import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
+import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -265,7 +268,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
           lifecycle_type: type,
           lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
           lifecycle_stack: stack,
-          environment_variables: JSON.stringify(input.environment_variables ?? {}),
+          environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
           droplet_guid: null,
           enable_ssh: 1,
           revisions_enabled: 1,
@@ -527,7 +530,13 @@ export async function getAppEnvironment(ctx: Ctx, guid: string, cfApi: string): 
   if (!access.admin) await requireFeature(ctx.store.db, 'env_var_visibility');
   if (!access.globalSecrets && developer) await requireFeature(ctx.store.db, 'space_developer_env_var_visibility');
   const org = await orgOf(ctx.store.db, scope.space);
-  const env = await appEnvironment(ctx.store.db, { app: scope.app, space: scope.space, org, cfApi }, !access.globalSecrets && !developer, ctx.store.secrets);
+  const env = await appEnvironment(
+    ctx.store.db,
+    { app: scope.app, space: scope.space, org, cfApi },
+    !access.globalSecrets && !developer,
+    ctx.store.secrets,
+    fileDeliveryEnv(scope.app),
+  );
   await ctx.store.write((tx) => auditApp(tx, ctx, 'environment.show', scope));
   return env;
 }
@@ -540,7 +549,7 @@ async function requireEnvVarReader(ctx: Ctx, scope: AppScope): Promise<void> {
 export async function getEnvironmentVariables(ctx: Ctx, guid: string): Promise<{ app: Row<'apps'>; vars: Record<string, string> }> {
   const scope = await findVisibleApp(ctx, guid);
   await requireEnvVarReader(ctx, scope);
-  return { app: scope.app, vars: parseJsonObject(scope.app.environment_variables) };
+  return { app: scope.app, vars: openEnvVars(ctx.store.secrets, scope.app.environment_variables) };
 }
 
 /** Merges `{"KEY": "value", "OLD": null}` into the app's variables (null deletes); takes effect at restart. */
@@ -550,12 +559,12 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
   return ctx.store.write(async (tx) => {
     // Read again inside the write so concurrent PATCHes merge instead of overwriting each other.
     const current = await loadApp(tx.db, scope.app.guid);
-    const vars = parseJsonObject(current.environment_variables);
+    const vars = openEnvVars(tx.secrets, current.environment_variables);
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete vars[k];
       else vars[k] = v;
     }
-    await tx.update('apps', current.guid, current.generation, { environment_variables: JSON.stringify(vars) });
+    await tx.update('apps', current.guid, current.generation, { environment_variables: sealEnvVars(tx.secrets, vars) });
     await auditApp(tx, ctx, 'update', scope, { request: { environment_variables: '[PRIVATE DATA HIDDEN]' } });
     return { app: await loadApp(tx.db, current.guid), vars };
   });
@@ -571,7 +580,17 @@ export interface AppFeature {
 const featuresOf = (app: Row<'apps'>): AppFeature[] => [
   { name: 'ssh', enabled: app.enable_ssh === 1 },
   { name: 'revisions', enabled: app.revisions_enabled === 1 },
+  { name: 'service-binding-k8s', enabled: app.service_binding_k8s_enabled === 1 },
+  { name: 'file-based-vcap-services', enabled: app.file_based_vcap_services_enabled === 1 },
 ];
+
+/** The apps column behind each feature. */
+const FEATURE_COLUMNS = {
+  ssh: 'enable_ssh',
+  revisions: 'revisions_enabled',
+  'service-binding-k8s': 'service_binding_k8s_enabled',
+  'file-based-vcap-services': 'file_based_vcap_services_enabled',
+} as const satisfies Record<AppFeatureName, keyof Row<'apps'>>;
 
 function findFeature(app: Row<'apps'>, name: string): AppFeature {
   const feature = isAppFeature(name) ? featuresOf(app).find((f) => f.name === name) : undefined;
@@ -595,8 +614,11 @@ export async function updateAppFeature(ctx: Ctx, guid: string, name: string, inp
   const allowed = (await access.canWriteSpace(scope.space.guid)) || (feature.name === 'revisions' && (await access.canManageApps(scope.space.guid)));
   if (!allowed) throw notAuthorized();
   await assertAppMutable(ctx, scope);
+  // Bindings come as files one way or the other, never both (CC's AppFeatureUpdate).
+  const other = feature.name === 'service-binding-k8s' ? 'file-based-vcap-services' : feature.name === 'file-based-vcap-services' ? 'service-binding-k8s' : undefined;
+  if (input.enabled && other && featuresOf(scope.app).some((f) => f.name === other && f.enabled)) throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
   const updated = await ctx.store.write(async (tx) => {
-    const patch = feature.name === 'ssh' ? { enable_ssh: input.enabled ? 1 : 0 } : { revisions_enabled: input.enabled ? 1 : 0 };
+    const patch = { [FEATURE_COLUMNS[feature.name]]: input.enabled ? 1 : 0 };
     await tx.update('apps', scope.app.guid, scope.app.generation, patch);
     await auditApp(tx, ctx, 'update', scope, { request: patch });
     return loadApp(tx.db, scope.app.guid);

@@ -1,7 +1,7 @@
 import type { PlatformNames } from '../domain/domains.ts';
 import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
-import { parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
+import { BINDING_FEATURES_EXCLUSIVE, parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import {
   appManifest,
@@ -30,12 +30,15 @@ import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
 import { auditMapping, insertDestination, newRouteProblem, parseOptions, routeUri, touchRoute, type AppRef } from './routes.ts';
+import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 
 /**
  * The manifest a queued apply job works from lives in `settings` under this prefix until the job is done:
  * the jobs table has no payload column, and keeping it in the store (not in memory) lets a job survive a restart.
+ * Sealed (secret-box.ts): it carries the manifest's environment variables, which never rest in plain text.
  */
 const PAYLOAD_PREFIX = 'apply_manifest:';
 
@@ -121,7 +124,7 @@ export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<str
       await collectFinishedPayloads(tx);
       const job = await enqueueJob(tx, { operation: APPLY_MANIFEST, resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
       const payload: ApplyPayload = { spaceGuid: space.guid, principal: storedPrincipal(ctx.principal), apps: entries };
-      await tx.db.insertInto('settings').values({ key: PAYLOAD_PREFIX + job, value: JSON.stringify(payload) }).execute();
+      await tx.db.insertInto('settings').values({ key: PAYLOAD_PREFIX + job, value: tx.secrets.seal(JSON.stringify(payload)) }).execute();
       return job;
     });
   } catch (err) {
@@ -204,7 +207,8 @@ async function runApplyManifest(store: Store, { job, warn }: JobContext, platfor
   const key = PAYLOAD_PREFIX + job.guid;
   const row = await store.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
   if (!row) return; // finished before a crash took the job's final state with it
-  const payload = JSON.parse(row.value) as ApplyPayload;
+  // A payload queued before payloads were sealed is plain JSON.
+  const payload = JSON.parse(isSealed(row.value) ? store.secrets.open(row.value) : row.value) as ApplyPayload;
   const principal = principalOf(payload.principal);
   const space = await store.db.selectFrom('spaces').selectAll().where('guid', '=', payload.spaceGuid).executeTakeFirst();
   if (!space) throw notFound('Space');
@@ -314,11 +318,18 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
   }
   if (m.features?.ssh !== undefined && (m.features.ssh ? 1 : 0) !== app.enable_ssh) patch.enable_ssh = m.features.ssh ? 1 : 0;
   if (m.features?.revisions !== undefined && (m.features.revisions ? 1 : 0) !== app.revisions_enabled) patch.revisions_enabled = m.features.revisions ? 1 : 0;
+  const k8s = m.features?.['service-binding-k8s'];
+  const fileBased = m.features?.['file-based-vcap-services'];
+  if (k8s !== undefined && (k8s ? 1 : 0) !== app.service_binding_k8s_enabled) patch.service_binding_k8s_enabled = k8s ? 1 : 0;
+  if (fileBased !== undefined && (fileBased ? 1 : 0) !== app.file_based_vcap_services_enabled) patch.file_based_vcap_services_enabled = fileBased ? 1 : 0;
+  if ((patch.service_binding_k8s_enabled ?? app.service_binding_k8s_enabled) === 1 && (patch.file_based_vcap_services_enabled ?? app.file_based_vcap_services_enabled) === 1) {
+    throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
+  }
   if (m.env && Object.keys(m.env).length > 0) {
     // Merged: variables the manifest does not name stay (CONVENTIONS.md §21.3).
-    const current = parseJsonObject(app.environment_variables);
+    const current = openEnvVars(tx.secrets, app.environment_variables);
     const merged = { ...current, ...m.env };
-    if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = JSON.stringify(merged);
+    if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = sealEnvVars(tx.secrets, merged);
   }
   if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
   if (m.metadata) await saveMetadata(tx, 'apps', app.guid, m.metadata);
@@ -521,7 +532,7 @@ async function createRoute(
 
 // ---- reading an app as a manifest ----
 
-async function appState(db: Kysely<Database>, app: Row<'apps'>): Promise<AppState> {
+async function appState(db: Kysely<Database>, app: Row<'apps'>, secrets: SecretBox): Promise<AppState> {
   const all = await db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
   // During a rollout the app has two web processes; the manifest describes the newest (upstream's web process).
   const newest = new Map(all.map((p) => [p.type, p]));
@@ -561,7 +572,7 @@ async function appState(db: Kysely<Database>, app: Row<'apps'>): Promise<AppStat
     buildpacks: parseJsonStringArray(app.lifecycle_buildpacks),
     stack: app.lifecycle_stack,
     ...(docker ? { docker } : {}),
-    env: parseJsonObject(app.environment_variables),
+    env: openEnvVars(secrets, app.environment_variables),
     features: { ssh: app.enable_ssh === 1, revisions: app.revisions_enabled === 1 },
     routes,
     metadata,
@@ -592,7 +603,7 @@ export async function generateManifest(ctx: Ctx, appGuid: string): Promise<strin
   const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
   if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
   if (!ctx.access.globalSecrets && !(await ctx.access.hasSpaceRole(space.guid, 'space_developer'))) throw notAuthorized();
-  const manifest = { applications: [appManifest(await appState(ctx.store.db, app))] };
+  const manifest = { applications: [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))] };
   return stringify(manifest, { lineWidth: 0 });
 }
 
@@ -603,7 +614,7 @@ export async function manifestDiff(ctx: Ctx, spaceGuid: string, doc: Record<stri
   const existing: Array<Record<string, unknown> | undefined> = [];
   for (const m of apps) {
     const app = await findAppByName(ctx.store.db, space.guid, m.name);
-    existing.push(app ? appManifest(await appState(ctx.store.db, app)) : undefined);
+    existing.push(app ? appManifest(await appState(ctx.store.db, app, ctx.store.secrets)) : undefined);
   }
   return diffApplications(manifestApplications(doc), existing);
 }

@@ -10,6 +10,8 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
 import type { Ctx } from './context.ts';
+import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 
 export const REVISION_LIST: ListSpec = { filters: ['versions'], labelSelector: true };
 export const DEPLOYED_REVISION_LIST: ListSpec = { createdAts: false, updatedAts: false };
@@ -29,22 +31,22 @@ export function parseCommands(text: string): Record<string, string | null> {
   }
 }
 
-export const contentOf = (r: Row<'revisions'>): RevisionContent => ({
+export const contentOf = (r: Row<'revisions'>, secrets: SecretBox): RevisionContent => ({
   dropletGuid: r.droplet_guid,
-  environmentVariables: parseJsonObject(r.environment_variables),
+  environmentVariables: openEnvVars(secrets, r.environment_variables),
   commands: parseCommands(r.commands),
 });
 
 // ---- recording ----
 
 /** What the app would run now: its current droplet, user variables and process commands. */
-async function currentContent(db: Kysely<Database>, app: Row<'apps'>): Promise<RevisionContent | undefined> {
+async function currentContent(db: Kysely<Database>, app: Row<'apps'>, secrets: SecretBox): Promise<RevisionContent | undefined> {
   if (!app.droplet_guid) return undefined;
   // Oldest first, so that during a rollout the newest web process names the web command.
   const procs = await db.selectFrom('processes').select(['type', 'command']).where('app_guid', '=', app.guid).orderBy('created_at').orderBy('id').execute();
   return {
     dropletGuid: app.droplet_guid,
-    environmentVariables: parseJsonObject(app.environment_variables),
+    environmentVariables: openEnvVars(secrets, app.environment_variables),
     commands: Object.fromEntries(procs.map((p) => [p.type, p.command])),
   };
 }
@@ -66,7 +68,7 @@ async function insertRevision(tx: WriteTx, appGuid: string, latest: Row<'revisio
       app_guid: appGuid,
       version,
       droplet_guid: content.dropletGuid,
-      environment_variables: JSON.stringify(content.environmentVariables),
+      environment_variables: sealEnvVars(tx.secrets, content.environmentVariables),
       commands: JSON.stringify(content.commands),
       description,
     })
@@ -90,10 +92,10 @@ async function assignRevision(tx: WriteTx, appGuid: string, revisionGuid: string
 export async function recordRevision(tx: WriteTx, appGuid: string, opts: { assign?: 'all' | 'none' } = {}): Promise<Row<'revisions'> | undefined> {
   const app = await tx.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
   if (!app || app.revisions_enabled !== 1) return undefined;
-  const current = await currentContent(tx.db, app);
+  const current = await currentContent(tx.db, app, tx.secrets);
   if (!current) return undefined;
   const latest = await latestRevision(tx.db, app.guid);
-  const reasons = revisionReasons(latest ? contentOf(latest) : undefined, current);
+  const reasons = revisionReasons(latest ? contentOf(latest, tx.secrets) : undefined, current);
   const revision = reasons.length > 0 || !latest ? await insertRevision(tx, app.guid, latest, current, reasons.join(' ')) : latest;
   if ((opts.assign ?? 'all') === 'all') await assignRevision(tx, app.guid, revision.guid);
   return revision;
@@ -108,8 +110,8 @@ export async function recordRollbackRevision(tx: WriteTx, appGuid: string, targe
   const app = await tx.db.selectFrom('apps').select('revisions_enabled').where('guid', '=', appGuid).executeTakeFirst();
   if (!app || app.revisions_enabled !== 1) return undefined;
   const latest = await latestRevision(tx.db, appGuid);
-  const content = contentOf(target);
-  const reasons = latest ? revisionReasons(contentOf(latest), content) : [];
+  const content = contentOf(target, tx.secrets);
+  const reasons = latest ? revisionReasons(contentOf(latest, tx.secrets), content) : [];
   if (latest && reasons.length === 0) throw unprocessable(ROLLBACK_TO_SAME);
   const revision = await insertRevision(tx, appGuid, latest, content, [...reasons, rolledBackTo(target.version)].join(' '));
   if (opts.assign) await assignRevision(tx, appGuid, revision.guid);
@@ -187,5 +189,5 @@ export async function getRevisionEnvironmentVariables(ctx: Ctx, guid: string): P
   const scope = await findVisibleRevision(ctx, guid);
   if (!(await ctx.access.canReadSpaceSecrets(scope.space.guid))) throw notAuthorized();
   await ctx.store.write((tx) => auditApp(tx, ctx, 'revision.environment_variables.show', scope, { revision_guid: scope.revision.guid }));
-  return { revision: scope.revision, vars: parseJsonObject(scope.revision.environment_variables) };
+  return { revision: scope.revision, vars: openEnvVars(ctx.store.secrets, scope.revision.environment_variables) };
 }

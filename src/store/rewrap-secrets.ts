@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { ENV_VAR_COLUMNS, isSealed } from './env-vars.ts';
 import type { Store } from './store.ts';
 
 /** Every column holding a sealed JSON secret (see secret-box.ts). */
@@ -43,6 +44,38 @@ export async function rewrapSecrets(store: Store): Promise<number> {
       await tx.db.updateTable('registry_credentials').set({ secret_ciphertext: resealed }).where('guid', '=', row.guid).execute();
     });
     n++;
+  }
+  return n + (await sealEnvVarColumns(store, true));
+}
+
+/**
+ * Seals the app environment variables that are still plain JSON (written before they were sealed, env-vars.ts),
+ * and with `rewrap` also re-seals those under a previous key. Runs at every start; idempotent, row by row.
+ */
+export async function sealEnvVarColumns(store: Store, rewrap = false): Promise<number> {
+  const box = store.secrets;
+  const db = store.db as unknown as Kysely<Record<string, Record<string, string | null>>>;
+  let n = 0;
+  for (const [table, column] of ENV_VAR_COLUMNS) {
+    let q = db.selectFrom(table).select(['guid', column]).where(column, 'is not', null);
+    if (!rewrap) q = q.where(column, 'not like', 'v1:%');
+    for (const row of await q.execute()) {
+      const v = row[column]!;
+      let resealed: string;
+      if (!isSealed(v)) resealed = box.seal(v);
+      else if (box.isStale(v)) resealed = box.seal(box.open(v));
+      else continue;
+      // Only if nobody changed it meanwhile: a concurrent write has sealed its own value.
+      await store.write(async (tx) => {
+        await (tx.db as unknown as Kysely<Record<string, Record<string, string | null>>>)
+          .updateTable(table)
+          .set({ [column]: resealed })
+          .where('guid', '=', row.guid!)
+          .where(column, '=', v)
+          .execute();
+      });
+      n++;
+    }
   }
   return n;
 }

@@ -269,6 +269,10 @@ export interface AppsTable extends ResourceColumns {
   droplet_guid: string | null;
   enable_ssh: Defaulted<Flag>;
   revisions_enabled: Defaulted<Flag>;
+  /** App feature `service-binding-k8s` (migration 0053). */
+  service_binding_k8s_enabled: Defaulted<Flag>;
+  /** App feature `file-based-vcap-services` (migration 0053). */
+  file_based_vcap_services_enabled: Defaulted<Flag>;
   observed_generation: Defaulted<number>;
 }
 
@@ -734,6 +738,35 @@ export interface ServiceUsageEventsTable {
   service_broker_name: string | null;
 }
 
+/** App usage events (migration 0052): names and footprint copied in when the event happened. */
+export interface AppUsageEventsTable {
+  id: Id;
+  guid: string;
+  created_at: string;
+  state: AppUsageState;
+  previous_state: AppUsageState | null;
+  app_guid: string;
+  app_name: string;
+  process_guid: string;
+  process_type: string;
+  space_guid: string;
+  space_name: string;
+  organization_guid: string;
+  instance_count: number;
+  previous_instance_count: number | null;
+  memory_in_mb_per_instance: number;
+  previous_memory_in_mb_per_instance: number | null;
+  droplet_guid: string | null;
+  buildpack_guid: string | null;
+  buildpack_name: string | null;
+  /** Set for TASK_STARTED / TASK_STOPPED (migration 0054); process_guid and process_type are '' then. */
+  task_guid: string | null;
+  task_name: string | null;
+}
+
+/** CC's app usage states Kiln records (not the STAGING_* ones). */
+export type AppUsageState = 'STARTED' | 'STOPPED' | 'BUILDPACK_SET' | 'TASK_STARTED' | 'TASK_STOPPED';
+
 export interface Database {
   organizations: OrganizationsTable;
   spaces: SpacesTable;
@@ -787,6 +820,7 @@ export interface Database {
   service_credential_bindings: ServiceCredentialBindingsTable;
   service_route_bindings: ServiceRouteBindingsTable;
   service_usage_events: ServiceUsageEventsTable;
+  app_usage_events: AppUsageEventsTable;
   route_policies: RoutePoliciesTable;
   service_instance_backups: ServiceInstanceBackupsTable;
   service_plan_definition_requests: ServicePlanDefinitionRequestsTable;

@@ -20,6 +20,8 @@ export interface WriteTx {
   readonly db: Transaction<Database>;
   /** The transaction's timestamp: every row it touches gets the same one. */
   readonly now: string;
+  /** The store's SecretBox, for values a write seals or opens (secret-box.ts). */
+  readonly secrets: SecretBox;
   changed(kind: string, guid: string, op: ChangeOp): void;
   /** Emits `event` on `Store.events` once the transaction has committed (never if it rolls back). */
   emitAfterCommit(event: string, payload: unknown): void;
@@ -70,6 +72,13 @@ export class Store {
    */
   secrets = new SecretBox(randomBytes(32));
 
+  /**
+   * Run inside every write after its use-case and before the change feed is appended, with the changes it made:
+   * derived records that must commit or roll back with the change (app usage events) hang here, so no write
+   * path can forget them. A hook writes through `tx.db` and must not call `tx.changed`.
+   */
+  readonly beforeCommit: Array<(tx: WriteTx, changes: readonly Change[]) => Promise<void>> = [];
+
   private readonly base: Kysely<Database>;
   /** See {@link DbHandle.dataVersion}. */
   readonly dataVersion: () => string | Promise<string>;
@@ -91,6 +100,7 @@ export class Store {
       const tx: WriteTx = {
         db: trx,
         now,
+        secrets: this.secrets,
         emitAfterCommit: (event, payload) => {
           afterCommit.push([event, payload]);
         },
@@ -113,6 +123,7 @@ export class Store {
         },
       };
       const value = await fn(tx);
+      if (pending.length > 0) for (const hook of this.beforeCommit) await hook(tx, pending);
       if (pending.length > 0) {
         await trx
           .insertInto('changes')

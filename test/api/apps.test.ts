@@ -377,8 +377,10 @@ describe('features, permissions and ssh', () => {
       { name: 'ssh', description: 'Enable SSHing into the app.', enabled: true },
       // Upstream enables revisions for new apps.
       { name: 'revisions', description: 'Enable versioning of an application', enabled: true },
+      { name: 'service-binding-k8s', description: 'Enable k8s service bindings for the app', enabled: false },
+      { name: 'file-based-vcap-services', description: 'Enable file-based VCAP service bindings for the app', enabled: false },
     ]);
-    expect(list.body.pagination.total_results).toBe(2);
+    expect(list.body.pagination.total_results).toBe(4);
     expect((await t.admin.get(`/v3/apps/${a.guid}/features/nope`)).status).toBe(404);
     const off = await t.admin.patch(`/v3/apps/${a.guid}/features/ssh`, { enabled: false });
     expect(off.body).toEqual({ name: 'ssh', description: 'Enable SSHing into the app.', enabled: false });
@@ -387,6 +389,23 @@ describe('features, permissions and ssh', () => {
     const supporter = await userWith('space_supporter');
     expect((await supporter.patch(`/v3/apps/${a.guid}/features/ssh`, { enabled: true })).status).toBe(403);
     expect((await supporter.patch(`/v3/apps/${a.guid}/features/revisions`, { enabled: false })).body.enabled).toBe(false);
+  });
+
+  it('turns on one file-based binding feature at a time, which replaces VCAP_SERVICES in the env', async () => {
+    const a = await createApp('binding-files');
+    const k8s = await t.admin.patch(`/v3/apps/${a.guid}/features/service-binding-k8s`, { enabled: true });
+    expect(k8s.body).toEqual({ name: 'service-binding-k8s', description: 'Enable k8s service bindings for the app', enabled: true });
+    expect((await t.admin.get(`/v3/apps/${a.guid}/env`)).body.system_env_json).toEqual({ SERVICE_BINDING_ROOT: '/etc/cf-service-bindings' });
+    const both = await t.admin.patch(`/v3/apps/${a.guid}/features/file-based-vcap-services`, { enabled: true });
+    expect(both.status).toBe(422);
+    expect(both.body.errors[0]).toMatchObject({
+      title: 'CF-UnprocessableEntity',
+      detail: "'file-based-vcap-services' and 'service-binding-k8s' features cannot be enabled at the same time.",
+    });
+    expect((await t.admin.patch(`/v3/apps/${a.guid}/features/service-binding-k8s`, { enabled: false })).body.enabled).toBe(false);
+    expect((await t.admin.patch(`/v3/apps/${a.guid}/features/file-based-vcap-services`, { enabled: true })).body.enabled).toBe(true);
+    expect((await t.admin.get(`/v3/apps/${a.guid}/env`)).body.system_env_json).toEqual({ VCAP_SERVICES_FILE_PATH: '/etc/cf-service-bindings/vcap_services' });
+    expect((await t.admin.get(`/v3/apps/${a.guid}/features/file-based-vcap-services`)).body.enabled).toBe(true);
   });
 
   it('reports ssh disabled by the space, and permissions by role', async () => {

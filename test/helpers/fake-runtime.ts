@@ -1,4 +1,5 @@
 import type {
+  BindingFiles,
   InstanceSpec,
   InstanceState,
   InstanceStats,
@@ -23,8 +24,14 @@ export class FakeRuntime implements Runtime {
   readonly stopped: string[] = [];
   /** When set, runTask rejects with this message (the runtime refused the task). */
   refuseTasks: string | undefined;
+  /** Every updateBindingFiles call, in order. */
+  readonly bindingFileUpdates: Array<{ appGuid: string; files: BindingFiles }> = [];
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private nextPort = 40_000;
+
+  updateBindingFiles(appGuid: string, files: BindingFiles): void {
+    this.bindingFileUpdates.push({ appGuid, files });
+  }
 
   async ensureInstance(spec: InstanceSpec): Promise<void> {
     if (this.instances.has(spec.id)) return;

@@ -79,6 +79,15 @@ export const SPEC_ALLOW_LIST: Array<{ instancePath: RegExp; keyword: string; ope
     operation: /\/v3\/service_(plans|offerings|instances)/,
     why: 'IncludedResources omits service_brokers and service_plans, which fields[...] on service lists include',
   },
+  {
+    // CC's AppUsageEvent presenter renders `task: {guid: null, name: null}` for process events (and the process
+    // null for task events), and a null buildpack guid where the droplet's buildpack is not a system buildpack
+    // (docker, a URL); the schema types these as strings only while typing the names `[string, null]`.
+    instancePath: /^(\/resources\/\d+)?\/((task|buildpack)\/guid|process\/(guid|type))$/,
+    keyword: 'type',
+    operation: /\/v3\/app_usage_events/,
+    why: 'task.guid (and buildpack.guid) are null where the event has no task (buildpack)',
+  },
 ];
 
 const compiled = new Map<string, ValidateFunction | null>();

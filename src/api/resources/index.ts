@@ -25,6 +25,7 @@ import { registerServiceOfferings } from './service-offerings.ts';
 import { registerServiceInstances } from './service-instances.ts';
 import { registerServiceBindings } from './service-bindings.ts';
 import { registerServiceUsageEvents } from './service-usage-events.ts';
+import { registerAppUsageEvents } from './app-usage-events.ts';
 import { registerAdmin } from './admin.ts';
 import { registerServiceExtensions } from './service-extensions.ts';
 import { registerRoles } from './roles.ts';
@@ -78,6 +79,7 @@ const routers: Array<(app: Api, deps: AppDeps) => void> = [
   registerServiceInstances,
   registerServiceBindings,
   registerServiceUsageEvents,
+  registerAppUsageEvents,
   registerAdmin,
   registerServiceExtensions,
 ];

@@ -21,6 +21,8 @@ export interface InstanceEnvInput {
   port?: number;
   /** CF_INSTANCE_CERT, CF_INSTANCE_KEY and CF_SYSTEM_CERT_PATH when the process has instance credentials. */
   credentials?: Record<string, string>;
+  /** VCAP_SERVICES_FILE_PATH or SERVICE_BINDING_ROOT when service bindings are delivered as files. */
+  bindings?: Record<string, string>;
 }
 
 /**
@@ -44,6 +46,7 @@ export function instanceEnv(input: InstanceEnvInput): Record<string, string> {
     CF_INSTANCE_INTERNAL_IP: input.host,
     MEMORY_LIMIT: `${input.memoryMb}m`,
     ...input.credentials,
+    ...input.bindings,
   };
   if (input.port !== undefined) {
     const port = String(input.port);

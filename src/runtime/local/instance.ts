@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLine } from '../runtime.ts';
+import type { BindingFiles, InstanceSpec, InstanceState, InstanceStats, InstanceStatus, LogLine } from '../runtime.ts';
+import { BindingFileSet } from './binding-files.ts';
 import type { CredentialIssuer } from '../../identity/instance-identity.ts';
 import { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
@@ -64,6 +65,10 @@ export class InstanceSupervisor {
   private cgroup: MemoryCgroup | undefined;
   /** The current incarnation's instance identity files, renewed until the incarnation ends. */
   private credentials: InstanceCredentialFiles | undefined;
+  /** The binding files to start incarnations with: the spec's, then whatever updateBindingFiles brought. */
+  private bindingFiles: BindingFiles | undefined;
+  /** The current incarnation's binding files, rewritten in place by updateBindingFiles. */
+  private bindings: BindingFileSet | undefined;
   private generation = 0;
   /** Set when the runtime kills the incarnation on purpose (health check, memory): becomes the crash reason. */
   private killReason: string | undefined;
@@ -86,6 +91,17 @@ export class InstanceSupervisor {
     this.tmpDir = join(ctx.tmpRoot, safeName(spec.id));
     this.disk = new DiskMeter([join(spec.dropletDir, 'app'), this.tmpDir], ctx.diskCacheMs);
     this.source = `APP/PROC/${spec.processType.toUpperCase()}`;
+    this.bindingFiles = spec.bindingFiles;
+  }
+
+  /**
+   * New binding files (a binding created or deleted, credentials rotated): the running incarnation's files are
+   * replaced in place and later incarnations start with them. Files of another kind wait for a new version.
+   */
+  updateBindingFiles(files: BindingFiles): void {
+    if (!this.bindingFiles || this.bindingFiles.kind !== files.kind || this.stopping) return;
+    this.bindingFiles = files;
+    this.bindings?.update(files);
   }
 
   get stopped(): boolean {
@@ -198,8 +214,11 @@ export class InstanceSupervisor {
     if (credentials) {
       credentials.install(this.tmpDir);
       this.credentials = credentials;
-      if (jail) jail.binds = credentials.mounts();
     }
+    const bindings = this.bindingFiles ? new BindingFileSet(this.bindingFiles, this.identity) : undefined;
+    bindings?.install(this.tmpDir);
+    this.bindings = bindings;
+    if (jail) jail.binds = [...(credentials?.mounts() ?? []), ...(bindings?.mounts() ?? [])];
     const env = instanceEnv({
       base: this.spec.env,
       dropletDir: jail ? SANDBOX_DROPLET_DIR : this.spec.dropletDir,
@@ -211,6 +230,7 @@ export class InstanceSupervisor {
       memoryMb: this.spec.memoryMb,
       port,
       ...(credentials ? { credentials: credentials.env(jail !== undefined) } : {}),
+      ...(bindings ? { bindings: bindings.env(jail !== undefined) } : {}),
     });
     const handle = new ProcessHandle({
       id: this.spec.id,

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import type { CredentialIssuer } from '../../identity/instance-identity.ts';
 import { InstanceCredentialFiles } from './credentials.ts';
 import { join } from 'node:path';
-import type { InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
+import type { BindingFiles, InstanceSpec, InstanceStats, InstanceStatus, LogLine, Runtime, TaskSpec, TaskStatus } from '../runtime.ts';
 import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './backoff.ts';
 import { detectMemoryCgroups, type MemoryCgroups } from './cgroup.ts';
 import { InstanceSupervisor, type SupervisorContext } from './instance.ts';
@@ -117,6 +117,11 @@ export class LocalRuntime implements Runtime {
       log,
       changed: (id, appGuid) => this.emit(this.changeListeners, { kind: 'task', id, appGuid }),
     };
+  }
+
+  updateBindingFiles(appGuid: string, files: BindingFiles): void {
+    for (const supervisor of this.instances.values()) if (supervisor.spec.appGuid === appGuid) supervisor.updateBindingFiles(files);
+    for (const task of this.tasks.values()) if (task.spec.appGuid === appGuid) task.updateBindingFiles(files);
   }
 
   async ensureInstance(spec: InstanceSpec): Promise<void> {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LogLine, TaskSpec, TaskStatus } from '../runtime.ts';
+import type { BindingFiles, LogLine, TaskSpec, TaskStatus } from '../runtime.ts';
+import { BindingFileSet } from './binding-files.ts';
 import type { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import type { MemoryCgroups } from './cgroup.ts';
@@ -37,6 +38,7 @@ export class TaskRun {
   readonly done: Promise<void>;
   private readonly tmpDir: string;
   private readonly source: string;
+  private readonly bindings: BindingFileSet | undefined;
 
   constructor(
     readonly spec: TaskSpec,
@@ -62,10 +64,11 @@ export class TaskRun {
       };
     }
     const credentials = opts.credentials;
-    if (credentials) {
-      credentials.install(this.tmpDir);
-      if (jail) jail.binds = credentials.mounts();
-    }
+    if (credentials) credentials.install(this.tmpDir);
+    const bindings = spec.bindingFiles ? new BindingFileSet(spec.bindingFiles, identity) : undefined;
+    bindings?.install(this.tmpDir);
+    this.bindings = bindings;
+    if (jail) jail.binds = [...(credentials?.mounts() ?? []), ...(bindings?.mounts() ?? [])];
     const handle = new ProcessHandle({
       id: spec.id,
       kind: 'task',
@@ -81,6 +84,7 @@ export class TaskRun {
         instanceGuid: opts.instanceGuid ?? randomUUID(),
         memoryMb: spec.memoryMb,
         ...(credentials ? { credentials: credentials.env(jail !== undefined) } : {}),
+        ...(bindings ? { bindings: bindings.env(jail !== undefined) } : {}),
       }),
       records: ctx.records,
       ...(jail ? { jail } : {}),
@@ -133,6 +137,11 @@ export class TaskRun {
       ...(this.exitCode !== undefined ? { exitCode: this.exitCode } : {}),
       ...(this.failureReason !== undefined ? { failureReason: this.failureReason } : {}),
     };
+  }
+
+  /** Rewrites the task's binding files in place while it runs (see BindingFileSet.update). */
+  updateBindingFiles(files: BindingFiles): void {
+    if (this.handle && !this.handle.hasExited) this.bindings?.update(files);
   }
 
   /** SIGTERM, then SIGKILL after the grace period; resolves once the task is FAILED. Idempotent. */

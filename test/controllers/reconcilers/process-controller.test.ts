@@ -179,3 +179,30 @@ describe('conditions of deleted resources', () => {
     expect(await r.conditions('process', f.web)).toEqual({});
   });
 });
+
+describe('the process controller with file-based bindings', () => {
+  it('starts instances with binding files instead of VCAP_SERVICES when the app asks for them', async () => {
+    const f = await appFixture(r.t, 'k8s-bindings');
+    await currentDroplet(r.t, f.app);
+    expect((await r.t.admin.patch(`/v3/apps/${f.app}/features/service-binding-k8s`, { enabled: true })).status).toBe(200);
+    const ups = await r.t.admin.post('/v3/service_instances', { type: 'user-provided', name: 'my-ups', relationships: { space: { data: { guid: f.space } } }, credentials: { pw: 'x' } });
+    await r.t.admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: { data: { guid: ups.body.guid } }, app: { data: { guid: f.app } } } });
+    await start(f.app);
+    await r.settle();
+    const [spec] = [...r.runtime.instances.values()].filter((i) => i.spec.processGuid === f.web).map((i) => i.spec);
+    expect(spec!.env.VCAP_SERVICES).toBeUndefined();
+    expect(spec!.bindingFiles).toMatchObject({ kind: 'k8s', files: { 'my-ups/pw': 'x', 'my-ups/type': 'user-provided' } });
+  });
+
+  it('reports IncompatibleBindings and starts nothing when a binding name is no servicebinding.io name', async () => {
+    const f = await appFixture(r.t, 'bad-binding');
+    await currentDroplet(r.t, f.app);
+    expect((await r.t.admin.patch(`/v3/apps/${f.app}/features/service-binding-k8s`, { enabled: true })).status).toBe(200);
+    const ups = await r.t.admin.post('/v3/service_instances', { type: 'user-provided', name: 'Not_Valid', relationships: { space: { data: { guid: f.space } } }, credentials: { pw: 'x' } });
+    await r.t.admin.post('/v3/service_credential_bindings', { type: 'app', relationships: { service_instance: { data: { guid: ups.body.guid } }, app: { data: { guid: f.app } } } });
+    await start(f.app);
+    await r.settle();
+    expect(states(f.web)).toEqual([]);
+    expect((await r.conditions('process', f.web)).Ready).toMatchObject({ status: 'False', reason: 'IncompatibleBindings' });
+  });
+});

@@ -156,6 +156,7 @@ export function kindOf(key: string): string {
     service_credential_bindings: 'service_credential_binding',
     service_route_bindings: 'service_route_binding',
     service_usage_events: 'service_usage_event',
+    app_usage_events: 'app_usage_event',
   };
   return singular[k] ?? k;
 }

@@ -85,6 +85,9 @@ async function tenant(t: TestKiln, name: string, broker: FixtureBroker): Promise
   const deployment = ok(await admin.post('/v3/deployments', { relationships: { app: { data: { guid: app.guid } } } }), 'deployment');
   g.deployment = deployment.guid;
   g.revision = deployment.revision?.guid;
+  // The deployment started the app: its processes' STARTED events are A's app usage events.
+  const appEvents = ok(await admin.get('/v3/app_usage_events?per_page=5000'), 'app usage events').resources;
+  g.app_usage_event = appEvents.find((e: { app: { guid: string } }) => e.app.guid === app.guid).guid;
   const route = ok(
     await admin.post('/v3/routes', { host: `${name}-host`, relationships: { domain: { data: { guid: g.domain } }, space: { data: { guid: space.guid } } } }),
     'route',

@@ -164,9 +164,8 @@ export async function migrateToLatest(handle: DbHandle): Promise<string[]> {
       );
     },
   };
-  // Parallel branches get number ranges, and a lower range may land after a higher one was applied (0052–0054
-  // after 0056/0075): each runs once, in name order among those pending.
-  const migrator = new Migrator({ db: handle.db, provider, allowUnorderedMigrations: true });
+  // Ordered: a migration that sorts before one already applied is refused, so a schema is always built the same way.
+  const migrator = new Migrator({ db: handle.db, provider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

@@ -23,6 +23,7 @@ import { RoutingController } from './controllers/routing-controller.ts';
 import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
+import { GitDeployer } from './gitops/git-apps.ts';
 import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
 import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
@@ -187,7 +188,8 @@ export async function buildKiln(
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
-  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
+  const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, log });
+  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, ...config.kube }) : undefined;
   if (opts.startControllers !== false) {
     await controllers.start();
     await kube?.start();

@@ -61,6 +61,7 @@ const ConfigSchema = z.object({
   KILN_KUBE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').optional(),
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
+  KILN_GIT_POLL_SECONDS: z.coerce.number().min(0.1).default(60),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -100,6 +101,8 @@ export interface Config {
   tsuruOrg: string;
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
+  /** How often the branch (or tag) of a git-sourced app is fetched for a new commit. */
+  gitPollMs: number;
   previousEncryptionKeys: string | undefined;
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
@@ -161,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
         }
       : undefined,
+    gitPollMs: Math.round(c.KILN_GIT_POLL_SECONDS * 1000),
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,

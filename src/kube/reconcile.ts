@@ -270,7 +270,9 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   const jobKey = `${ref}#${obj.metadata.uid ?? ''}`;
   const applied = app !== undefined && (obj.status?.observedGeneration === generation || applyJobs.get(jobKey)?.generation === generation);
   let reverted: string[] | undefined;
-  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey))) {
+  // A rolling deployment in flight (a git commit rolling out, a cf push) changes processes on its way: not drift,
+  // and CF refuses to scale meanwhile; drift is looked for once it has finished.
+  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey)) && !(await deploymentActive(env, app.guid))) {
     // The resource owns what it declares: a CF API write that changed it (cf scale, cf set-env…) is reverted
     // by applying the resource again, and reported. What CF's manifest diff does not compare is left alone.
     const drift = await manifestDiff(env.ctx, space.guid, doc);
@@ -350,7 +352,7 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
   let git: GitAppState | undefined;
   if (spec.source?.git && !env.git)
     conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourcesOff', message: 'this Kiln deploys no git sources (the kube sync runs without a git deployer)', observedGeneration: generation });
-  else if (spec.source?.git && env.git && synced.status === 'True') {
+  else if (spec.source?.git && env.git && synced.status !== 'Unknown') {
     const src = spec.source.git;
     git = env.git.ensure(env.ctx, app.guid, src, () => gitCredentials(env, obj, src.secretRef?.name));
     conditions.push(sourceCondition(git, generation));
@@ -397,6 +399,11 @@ async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | un
   const creds: GitCredentials = { username: data.username, password: data.password, sshPrivateKey: data['ssh-privatekey'] };
   if (!creds.username && !creds.password && !creds.sshPrivateKey) throw new Error(`secret ${secret} holds neither username/password nor ssh-privatekey`);
   return creds;
+}
+
+async function deploymentActive(env: SyncEnv, appGuid: string): Promise<boolean> {
+  const row = await env.ctx.store.db.selectFrom('deployments').select('guid').where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').executeTakeFirst();
+  return row !== undefined;
 }
 
 async function latestDeployment(env: SyncEnv, appGuid: string) {

@@ -84,23 +84,31 @@ describe.skipIf(!kubectlPath())('App with source.git (in-memory API server, real
     const second = git.commit({ 'web/server.js': server('v2') }, 'v2');
     let failed = 0;
     let served = 0;
+    const failures: string[] = [];
+    let last: any;
     let sawV2 = false;
     const started = Date.now();
     while (Date.now() - started < 180_000) {
       const r = await client.viaRouter('fromgit.apps.localhost').catch(() => ({ status: 0, body: '' }));
       served++;
-      if (r.status !== 200) failed++;
+      if (r.status !== 200) {
+        failed++;
+        failures.push(`${Date.now() - started}ms ${r.status} ${r.body.slice(0, 200)}`);
+      }
       if (r.body.includes('v2!')) sawV2 = true;
       const st = (await resource('app', 'fromgit')).status;
+      last = st;
       const deployed = st.conditions?.find((c: { type: string }) => c.type === 'Deployed');
       if (sawV2 && st.commit === second && deployed?.status === 'True' && st.instances === '2/2') break;
     }
-    expect(sawV2).toBe(true);
-    expect(failed, `${failed} of ${served} requests failed`).toBe(0);
+    expect(sawV2, JSON.stringify(last)).toBe(true);
+    expect(last.commit, JSON.stringify(last)).toBe(second);
+    expect(failed, `${failed} of ${served} requests failed: ${failures.join(' | ')}`).toBe(0);
     // Every instance serves the new commit.
     for (let i = 0; i < 6; i++) expect((await client.viaRouter('fromgit.apps.localhost')).body).toContain('v2!');
-    const revisions = (await call('GET', `/v3/apps/${appGuid}/revisions?order_by=-version`)).body.resources;
-    expect(revisions[0].description).toContain(`Git commit ${second}`);
+    const revisions = (await call('GET', `/v3/apps/${appGuid}/revisions?per_page=100`)).body.resources as { version: number; description: string }[];
+    const latest = revisions.sort((a, b) => b.version - a.version)[0]!;
+    expect(latest.description).toContain(`Git commit ${second}`);
     const deployments = (await call('GET', `/v3/deployments?app_guids=${appGuid}&order_by=-created_at`)).body.resources;
     expect(deployments[0].strategy).toBe('rolling');
     expect(deployments[0].metadata.annotations['kiln.dev/git-commit']).toBe(second);

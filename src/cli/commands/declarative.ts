@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -107,7 +108,11 @@ async function planChanges(client: ApiClient, plan: Plan): Promise<string[]> {
       const m = /^\/applications\/(\d+)(\/.*)?$/.exec(d.path);
       if (!m) continue;
       const i = Number(m[1]);
-      const field = (m[2] ?? '').slice(1).replace(/\//g, '.');
+      const field = (m[2] ?? '')
+        .slice(1)
+        .split('/')
+        .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+        .join('.');
       if (!field && d.op === 'add') {
         byApp.set(i, ['(new)']);
         continue;
@@ -192,50 +197,53 @@ export function registerDeclarativeCommands(program: Command, run: Runner, setEx
       });
       if (changed) setExit(1);
     });
+}
 
-  program
-    .command('delete')
-    .description('delete the apps declared in FILE|DIR, then its spaces and orgs when nothing else is in them')
-    .requiredOption('-f, --filename <path>', 'a YAML file, or a directory of them')
-    .action((opts: FileOpts) =>
-      run(async (io) => {
-        const session = await Session.open(io);
-        const client = session.client;
-        const plan = await readPlan(session, io, opts, false);
-        for (const [key, apps] of plan.groups) {
-          const space = plan.spaces.get(key);
-          if (!space) continue;
-          for (const a of apps) {
-            const found = (await client.listAll<Ref>('/v3/apps', { names: a.name, space_guids: space.guid }))[0];
-            if (!found) continue;
-            status(io, `Deleting app ${key}/${a.name}...`);
-            const res = await client.request('DELETE', `/v3/apps/${found.guid}`);
-            await client.awaitJob(res.headers.get('location'));
-          }
-        }
-        for (const s of plan.declared.spaces) {
-          const space = plan.spaces.get(spaceKey(s.org, s.name));
-          if (!space) continue;
-          if ((await client.listAll<Ref>('/v3/apps', { space_guids: space.guid })).length > 0) {
-            io.err.write(`space ${s.org}/${s.name} still holds apps; it stays\n`);
-            continue;
-          }
-          status(io, `Deleting space ${s.org}/${s.name}...`);
-          const res = await client.request('DELETE', `/v3/spaces/${space.guid}`);
-          await client.awaitJob(res.headers.get('location'));
-        }
-        for (const o of plan.declared.orgs) {
-          const org = plan.orgs.get(o.name);
-          if (!org) continue;
-          if ((await client.listAll<Ref>('/v3/spaces', { organization_guids: org.guid })).length > 0) {
-            io.err.write(`organization ${o.name} still holds spaces; it stays\n`);
-            continue;
-          }
-          status(io, `Deleting org ${o.name}...`);
-          const res = await client.request('DELETE', `/v3/organizations/${org.guid}`);
-          await client.awaitJob(res.headers.get('location'));
-        }
-        io.out.write('Deleted.\n');
-      }),
-    );
+/**
+ * `kiln delete -f FILE|DIR` (or `--filename`): the apps the files declare, then their spaces and orgs once
+ * nothing else is in them. (`kiln delete APP -f` keeps cf's meaning, force; see commands/apps.ts.)
+ */
+export async function deleteFromFiles(io: CliIO, filename: string): Promise<void> {
+  const session = await Session.open(io);
+  const client = session.client;
+  const plan = await readPlan(session, io, { filename }, false);
+  for (const [key, apps] of plan.groups) {
+    const space = plan.spaces.get(key);
+    if (!space) continue;
+    for (const a of apps) {
+      const found = (await client.listAll<Ref>('/v3/apps', { names: a.name, space_guids: space.guid }))[0];
+      if (!found) continue;
+      status(io, `Deleting app ${key}/${a.name}...`);
+      const res = await client.request('DELETE', `/v3/apps/${found.guid}`);
+      await client.awaitJob(res.headers.get('location'));
+    }
+  }
+  for (const s of plan.declared.spaces) {
+    const space = plan.spaces.get(spaceKey(s.org, s.name));
+    if (!space) continue;
+    if ((await client.listAll<Ref>('/v3/apps', { space_guids: space.guid })).length > 0) {
+      io.err.write(`space ${s.org}/${s.name} still holds apps; it stays\n`);
+      continue;
+    }
+    status(io, `Deleting space ${s.org}/${s.name}...`);
+    const res = await client.request('DELETE', `/v3/spaces/${space.guid}`);
+    await client.awaitJob(res.headers.get('location'));
+  }
+  for (const o of plan.declared.orgs) {
+    const org = plan.orgs.get(o.name);
+    if (!org) continue;
+    if ((await client.listAll<Ref>('/v3/spaces', { organization_guids: org.guid })).length > 0) {
+      io.err.write(`organization ${o.name} still holds spaces; it stays\n`);
+      continue;
+    }
+    status(io, `Deleting org ${o.name}...`);
+    const res = await client.request('DELETE', `/v3/organizations/${org.guid}`);
+    await client.awaitJob(res.headers.get('location'));
+  }
+  io.out.write('Deleted.\n');
+}
+
+/** `kiln delete -f X`: X is taken as FILE|DIR when it exists and looks like a path (a slash, or .yml/.yaml). */
+export function looksLikeDocuments(arg: string): boolean {
+  return (arg.includes('/') || /\.ya?ml$/i.test(arg)) && existsSync(arg);
 }

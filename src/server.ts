@@ -24,6 +24,10 @@ import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
 import { GitDeployer } from './gitops/git-apps.ts';
+import { credentialRegistry } from './gitops/credentials.ts';
+import { GitSourceSync } from './gitops/git-source-sync.ts';
+import { ADMIN_SCOPES } from './identity/identity-service.ts';
+import { Access } from './services/access.ts';
 import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
 import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
@@ -63,6 +67,8 @@ export interface Kiln {
   /** Seals stored secrets (registry credentials) with KILN_ENCRYPTION_KEY or the data dir's generated key. */
   secrets: SecretBox;
   logs: LogStore;
+  /** The GitSource reconciler (/kiln/v1/gitsources). */
+  gitSources: GitSourceSync;
   app: Api;
   /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
   publicUrl: string;
@@ -189,10 +195,20 @@ export async function buildKiln(
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
   const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, log });
+  // GitSources (/kiln/v1/gitsources): repositories of YAML kept applied, with prune; acts as an admin principal.
+  const gitPrincipal = { guid: 'kiln-gitsource', username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
+  const gitSources = new GitSourceSync({
+    ctx: { store, access: new Access(store.db, gitPrincipal), principal: gitPrincipal },
+    cache: git.cache,
+    pollMs: config.gitPollMs,
+    log,
+    credentials: credentialRegistry(config.gitCredentialsFile),
+  });
   const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, ...config.kube }) : undefined;
   if (opts.startControllers !== false) {
     await controllers.start();
     await kube?.start();
+    gitSources.start();
     ready = true;
   }
 
@@ -235,9 +251,11 @@ export async function buildKiln(
       publicUrl = url;
     },
     generatedAdminPassword,
+    gitSources,
     async stop() {
       ready = false;
       await kube?.stop();
+      gitSources.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();

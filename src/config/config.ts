@@ -62,6 +62,7 @@ const ConfigSchema = z.object({
   /** How often every resource's status is refreshed from Kiln's store. */
   KILN_KUBE_RESYNC_SECONDS: z.coerce.number().min(0.1).default(5),
   KILN_GIT_POLL_SECONDS: z.coerce.number().min(0.1).default(60),
+  KILN_GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -103,6 +104,8 @@ export interface Config {
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
   /** How often the branch (or tag) of a git-sourced app is fetched for a new commit. */
   gitPollMs: number;
+  /** Named git credentials for GitSources (src/gitops/credentials.ts). */
+  gitCredentialsFile: string | undefined;
   previousEncryptionKeys: string | undefined;
   brokerTimeoutSeconds: number;
   brokerPollIntervalSeconds: number;
@@ -165,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : undefined,
     gitPollMs: Math.round(c.KILN_GIT_POLL_SECONDS * 1000),
+    gitCredentialsFile: c.KILN_GIT_CREDENTIALS_FILE,
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     brokerTimeoutSeconds: c.KILN_BROKER_TIMEOUT_SECONDS,
     brokerPollIntervalSeconds: c.KILN_BROKER_POLL_INTERVAL_SECONDS,

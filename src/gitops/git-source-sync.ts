@@ -190,37 +190,52 @@ async function record(ctx: Ctx, row: Row<'git_sources'>, report: SyncReport): Pr
 /** Syncs every GitSource every `pollMs`, one at a time. */
 export class GitSourceSync {
   private timer: NodeJS.Timeout | undefined;
-  private running = false;
   constructor(
     private readonly opts: { ctx: Ctx; cache: GitSourceCache; pollMs: number; log: Logger; credentials: (name: string) => GitCredentials | undefined },
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.syncAll(), this.opts.pollMs);
+    this.timer = setInterval(() => {
+      if (!this.busy) void this.syncAll().catch(() => {});
+    }, this.opts.pollMs);
     this.timer.unref();
-    void this.syncAll();
+    void this.syncAll().catch(() => {});
   }
 
   stop(): void {
     clearInterval(this.timer);
   }
 
-  async syncAll(force = false): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  private current: Promise<void> = Promise.resolve();
+
+  /** Syncs every GitSource once, after any pass already running (passes never overlap). */
+  syncAll(force = false): Promise<void> {
+    const next = this.current.then(() => this.pass(force));
+    this.current = next.catch(() => {});
+    return next;
+  }
+
+  private busy = false;
+
+  private async pass(force: boolean): Promise<void> {
+    this.busy = true;
     try {
-      for (const row of await this.opts.ctx.store.db.selectFrom('git_sources').selectAll().orderBy('id').execute()) {
-        try {
-          const creds = row.credential ? this.opts.credentials(row.credential) : undefined;
-          if (row.credential && !creds) throw new Error(`credential ${row.credential} is not in KILN_GIT_CREDENTIALS_FILE`);
-          const report = await syncGitSource(this.opts.ctx, this.opts.cache, row, creds, { force });
-          if (report.state !== 'UNCHANGED') this.opts.log.info({ gitsource: row.name, ...report }, 'gitsource synced');
-        } catch (err) {
-          this.opts.log.warn({ err, gitsource: row.name }, 'gitsource sync failed');
-        }
-      }
+      await this.passRows(force);
     } finally {
-      this.running = false;
+      this.busy = false;
+    }
+  }
+
+  private async passRows(force: boolean): Promise<void> {
+    for (const row of await this.opts.ctx.store.db.selectFrom('git_sources').selectAll().orderBy('id').execute()) {
+      try {
+        const creds = row.credential ? this.opts.credentials(row.credential) : undefined;
+        if (row.credential && !creds) throw new Error(`credential ${row.credential} is not in KILN_GIT_CREDENTIALS_FILE`);
+        const report = await syncGitSource(this.opts.ctx, this.opts.cache, row, creds, { force });
+        if (report.state !== 'UNCHANGED') this.opts.log.info({ gitsource: row.name, ...report }, 'gitsource synced');
+      } catch (err) {
+        this.opts.log.warn({ err, gitsource: row.name }, 'gitsource sync failed');
+      }
     }
   }
 }

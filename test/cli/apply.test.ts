@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { TestRepo } from '../gitops/git-repo.ts';
+import { until } from '../helpers/push.ts';
 import { runKiln, type KilnEnv } from '../helpers/kiln-cli.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
@@ -21,7 +23,7 @@ const call = (method: string, url: string) => cliCall(method, `${server.url}${ur
 const app = (name: string, extra = '') => `apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  org: decl\n  space: dev\n  instances: 1\n  memory: 64M\n  env: { WHO: ${name} }\n${extra}`;
 
 beforeAll(async () => {
-  server = await startServerProcess();
+  server = await startServerProcess({ env: { KILN_GIT_POLL_SECONDS: '0.5' } });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-apply-home-'));
   dir = path.join(home, 'decl');
   fs.mkdirSync(dir);
@@ -105,5 +107,42 @@ describe('kiln apply / diff / delete -f', () => {
     expect(d.code, d.stderr).toBe(0);
     expect(await appNamed('one')).toBeUndefined();
     expect((await call('GET', '/v3/organizations?names=decl')).body.resources).toHaveLength(0);
+  });
+});
+
+describe('kiln create-gitsource / gitsources (a real server reconciling a local bare repository)', () => {
+  const gapp = (name: string) => `apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec: { org: gsorg, space: dev, instances: 1, memory: 64M }\n`;
+  it('applies three apps, prunes the one whose file is removed, and reports a broken file while the rest stays', async () => {
+    const repo = new TestRepo(fs.mkdtempSync(path.join(home, 'repo-')));
+    repo.commit({
+      'site/platform.yaml': 'apiVersion: kiln.dev/v1alpha1\nkind: Organization\nmetadata: { name: gsorg }\n---\napiVersion: kiln.dev/v1alpha1\nkind: Space\nmetadata: { name: gsorg-dev }\nspec: { org: gsorg, name: dev }\n',
+      'site/a.yaml': gapp('ga'),
+      'site/b.yaml': gapp('gb'),
+      'site/c.yaml': gapp('gc'),
+    });
+    const made = await kiln('create-gitsource', 'site', '--url', repo.url, '--ref', 'main', '--path', 'site');
+    expect(made.code, made.stderr).toBe(0);
+    await until('three apps', async () => ((await appNamed('ga')) && (await appNamed('gb')) && (await appNamed('gc')) ? true : undefined), 60_000);
+    const listed = await until('APPLIED', async () => {
+      const r = await kiln('gitsources');
+      return /site\s+\S+\s+main\s+site\s+APPLIED\s+[0-9a-f]{12}\s+0/.test(r.stdout) ? r : undefined;
+    }, 60_000);
+    expect(listed.code).toBe(0);
+
+    repo.commit({ 'site/c.yaml': null }, 'remove gc');
+    await until('gc pruned', async () => ((await appNamed('gc')) ? undefined : true), 60_000);
+    expect(await appNamed('ga')).toBeDefined();
+
+    repo.commit({ 'site/b.yaml': 'kind: App\nmetadata: {', 'site/a.yaml': gapp('ga').replace('instances: 1', 'instances: 2') }, 'break gb');
+    const degraded = await until('DEGRADED', async () => {
+      const r = await kiln('gitsources');
+      return r.stdout.includes('DEGRADED') ? r : undefined;
+    }, 60_000);
+    expect(degraded.stderr).toMatch(/^site: b\.yaml: /m);
+    expect(await appNamed('gb')).toBeDefined();
+    const ga = await appNamed('ga');
+    await until('ga scaled', async () => ((await call('GET', `/v3/apps/${ga.guid}/processes/web`)).body.instances === 2 ? true : undefined), 30_000);
+    expect((await kiln('delete-gitsource', 'site')).code).toBe(0);
+    expect((await kiln('gitsources')).stdout).toContain('No GitSources');
   });
 });

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { documentFiles, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, sourceId, type Declared, type DeclaredApp } from '../../gitops/documents.ts';
 import type { ApiClient } from '../api-client.ts';
-import { status } from '../output.ts';
+import { ok, printJson, status, table } from '../output.ts';
 import { CliError, Session, type CliIO } from '../session.ts';
 import type { Runner } from './runner.ts';
 
@@ -246,4 +246,63 @@ export async function deleteFromFiles(io: CliIO, filename: string): Promise<void
 /** `kiln delete -f X`: X is taken as FILE|DIR when it exists and looks like a path (a slash, or .yml/.yaml). */
 export function looksLikeDocuments(arg: string): boolean {
   return (arg.includes('/') || /\.ya?ml$/i.test(arg)) && existsSync(arg);
+}
+
+interface GitSourceView {
+  guid: string;
+  name: string;
+  url: string;
+  ref: string | null;
+  path: string | null;
+  status: { state: string; message: string | null; last_commit: string | null; errors: { file: string; message: string }[] };
+}
+
+/** gitsources, create-gitsource, delete-gitsource: `/kiln/v1/gitsources` (admins). */
+export function registerGitSourceCommands(program: Command, run: Runner): void {
+  program
+    .command('gitsources')
+    .description('list the GitSources (repositories of YAML Kiln keeps applied) and what they last applied')
+    .option('--json', 'print them as JSON')
+    .action((opts: { json?: boolean }) =>
+      run(async (io) => {
+        const session = await Session.open(io);
+        const { resources } = await session.client.get<{ resources: GitSourceView[] }>('/kiln/v1/gitsources');
+        if (opts.json) return printJson(io, resources);
+        if (resources.length === 0) return status(io, "No GitSources. Create one with 'kiln create-gitsource NAME --url URL'.");
+        io.out.write(table(io, ['name', 'url', 'ref', 'path', 'state', 'commit', 'errors'], resources.map((r) => [r.name, r.url, r.ref ?? 'HEAD', r.path ?? '.', r.status.state, r.status.last_commit?.slice(0, 12) ?? '', r.status.errors.length])));
+        for (const r of resources) for (const e of r.status.errors) io.err.write(`${r.name}: ${e.file ? `${e.file}: ` : ''}${e.message}\n`);
+      }),
+    );
+  program
+    .command('create-gitsource')
+    .description('point Kiln at a repository path of YAML to keep applied, with prune')
+    .argument('<name>', 'GitSource name')
+    .requiredOption('--url <url>', 'repository URL (https://, ssh://, file:// or a path)')
+    .option('--ref <ref>', 'branch, tag or commit')
+    .option('--path <path>', 'directory of YAML in the repository')
+    .option('-o, --org <org>', 'with --space: where plain CF manifests go')
+    .option('-s, --space <space>', 'see --org')
+    .option('--credential <name>', 'a name in the server\'s KILN_GIT_CREDENTIALS_FILE')
+    .action((name: string, opts: { url: string; ref?: string; path?: string; org?: string; space?: string; credential?: string }) =>
+      run(async (io) => {
+        const session = await Session.open(io);
+        status(io, `Creating GitSource ${name} as ${session.who()}...`);
+        await session.client.post('/kiln/v1/gitsources', { name, ...opts });
+        ok(io);
+      }),
+    );
+  program
+    .command('delete-gitsource')
+    .description('stop keeping a GitSource applied (what it applied stays)')
+    .argument('<name>', 'GitSource name')
+    .action((name: string) =>
+      run(async (io) => {
+        const session = await Session.open(io);
+        const { resources } = await session.client.get<{ resources: GitSourceView[] }>('/kiln/v1/gitsources');
+        const found = resources.find((r) => r.name === name);
+        if (!found) throw new CliError(`GitSource '${name}' not found.`);
+        await session.client.request('DELETE', `/kiln/v1/gitsources/${found.guid}`);
+        ok(io);
+      }),
+    );
 }

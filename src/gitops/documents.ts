@@ -93,7 +93,7 @@ export function parseDocuments(files: { name: string; text: string }[], opts: Re
 function readOne(v: Record<string, unknown>, file: string, n: number, out: Declared, opts: ReadOptions) {
   const where = `document ${n}`;
   if ('applications' in v && !('kind' in v)) {
-    if (!opts.defaultSpace) throw new Error(`${where}: a plain CF manifest needs a target space (kiln target -o ORG -s SPACE)`);
+    if (!opts.defaultSpace) throw new Error(`${where}: a plain CF manifest needs a target space (kiln target -o ORG -s SPACE, or a GitSource's org and space)`);
     const apps = v.applications;
     if (!Array.isArray(apps)) throw new Error(`${where}: applications must be a list`);
     for (const a of apps as Record<string, unknown>[]) {

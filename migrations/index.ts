@@ -17,6 +17,7 @@ import { routePolicies } from './0018_route_policies.ts';
 import { conditions } from './0030_conditions.ts';
 import { locksRegistryCredentials } from './0040_locks_registry_credentials.ts';
 import { serviceExtensions } from './0056_service_extensions.ts';
+import { gitSources } from './0065_git_sources.ts';
 import { services } from './0050_services.ts';
 import { serviceUsageEvents } from './0051_service_usage_events.ts';
 import { appUsageEvents } from './0052_app_usage_events.ts';
@@ -52,4 +53,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0056_service_extensions': serviceExtensions,
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,
+  '0065_git_sources': gitSources,
 };

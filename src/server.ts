@@ -24,6 +24,11 @@ import { RoutingController } from './controllers/routing-controller.ts';
 import { taskController } from './controllers/task-controller.ts';
 import { ControllerManager } from './controllers/runtime/controller.ts';
 import { identityRoutes } from './identity/http.ts';
+import { GitDeployer } from './gitops/git-apps.ts';
+import { credentialRegistry } from './gitops/credentials.ts';
+import { GitSourceSync } from './gitops/git-source-sync.ts';
+import { ADMIN_SCOPES } from './identity/identity-service.ts';
+import { Access } from './services/access.ts';
 import { KubeSync } from './kube/kube-sync.ts';
 import { IdentityService } from './identity/identity-service.ts';
 import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
@@ -72,6 +77,8 @@ export interface Kiln {
   /** Seals stored secrets (registry credentials) with KILN_ENCRYPTION_KEY or the data dir's generated key. */
   secrets: SecretBox;
   logs: LogStore;
+  /** The GitSource reconciler (/kiln/v1/gitsources). */
+  gitSources: GitSourceSync;
   app: Api;
   /** The API's public URL once listening (used for VCAP_APPLICATION.cf_api). */
   publicUrl: string;
@@ -243,7 +250,17 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
-  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, ...config.kube }) : undefined;
+  const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, log });
+  // GitSources (/kiln/v1/gitsources): repositories of YAML kept applied, with prune; acts as an admin principal.
+  const gitPrincipal = { guid: 'kiln-gitsource', username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
+  const gitSources = new GitSourceSync({
+    ctx: { store, access: new Access(store.db, gitPrincipal), principal: gitPrincipal },
+    cache: git.cache,
+    pollMs: config.gitPollMs,
+    log,
+    credentials: credentialRegistry(config.gitCredentialsFile),
+  });
+  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, ...config.kube }) : undefined;
   const leaderMetrics = new Registry();
   const leaderGauge = new Gauge({ name: 'kiln_leader', help: '1 on the replica running the controllers, else 0', registers: [leaderMetrics] });
   leaderGauge.set(0);
@@ -252,6 +269,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     onElected: async () => {
       await controllers.start();
       await kube?.start();
+      gitSources.start();
       if (several) {
         publisher = new InstancePublisher({ store, runtime, replicaId: config.leader.replicaId, isDraining: (id) => routing.isDraining(id), log });
         await publisher.start();
@@ -262,6 +280,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       leaderGauge.set(0);
       await publisher?.stop();
       await kube?.stop();
+      gitSources.stop();
       await controllers.stop();
       if (stopping) return;
       // A demoted replica's instances would run beside the ones the new leader starts (the local runtime's
@@ -342,6 +361,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     },
     generatedAdminPassword,
     elector,
+    gitSources,
     async stop() {
       ready = false;
       stopping = true;
@@ -351,6 +371,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       await stopListening?.();
       await everywhere?.stop();
       await kube?.stop();
+      gitSources.stop();
       await controllers.stop();
       await runtime.shutdown();
       router.close();

@@ -22,6 +22,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return timingSafeEqual(a, b);
 }
 import { KILN_API_PREFIX, registerConditions } from './kiln/conditions.ts';
+import { registerGitSources } from './kiln/gitsources.ts';
 import { TSURU_PREFIX, tsuruApi } from './tsuru/index.ts';
 
 /** Builds the HTTP API: CF V3 resources, the identity provider's endpoints, health and metrics. */
@@ -69,6 +70,7 @@ export function createApi(deps: AppDeps): Api {
   registerResources(app, deps);
   app.use(`${KILN_API_PREFIX}/*`, authenticate(deps.store, deps.tokens));
   registerConditions(app, deps);
+  registerGitSources(app, deps);
   routed = routeMatcher(app.routes);
   // After the matcher is built: the Tsuru API answers every path under its prefix (501 where it has no translation).
   app.route(TSURU_PREFIX, tsuruApi(deps));

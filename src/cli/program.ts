@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerAuthCommands } from './commands/auth.ts';
+import { registerDeclarativeCommands, registerGitSourceCommands } from './commands/declarative.ts';
 import { registerLogCommands } from './commands/logs.ts';
 import { makeRunner } from './commands/runner.ts';
 import { registerRouteCommands } from './commands/routes.ts';
@@ -61,6 +62,10 @@ export async function runClientCommand(argv: string[], io: CliIO): Promise<numbe
   registerRouteCommands(program, run);
   registerLogCommands(program, run);
   registerTaskCommands(program, run);
+  registerGitSourceCommands(program, run);
+  registerDeclarativeCommands(program, run, (code) => {
+    exitCode = code;
+  });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

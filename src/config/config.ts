@@ -74,6 +74,8 @@ const ConfigSchema = z.object({
   KILN_STACK_IMAGE: z.string().min(1).default('cloudfoundry/cflinuxfs4'),
   /** Command of the staging Job's container: a JSON array, or words separated by spaces. */
   KILN_KUBE_RUNTIME_STAGER_COMMAND: z.string().min(1).default('kiln stage-job'),
+  KILN_GIT_POLL_SECONDS: z.coerce.number().min(0.1).default(60),
+  KILN_GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -131,6 +133,10 @@ export interface Config {
   tsuruOrg: string;
   /** The CRD sync controller's settings; undefined when KILN_KUBECONFIG is unset. */
   kube: { kubeconfig: string; namespace: string | undefined; resyncMs: number } | undefined;
+  /** How often the branch (or tag) of a git-sourced app is fetched for a new commit. */
+  gitPollMs: number;
+  /** Named git credentials for GitSources (src/gitops/credentials.ts). */
+  gitCredentialsFile: string | undefined;
   previousEncryptionKeys: string | undefined;
   /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
   runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string; stagerCommand: string[] };
@@ -206,6 +212,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           resyncMs: Math.round(c.KILN_KUBE_RESYNC_SECONDS * 1000),
         }
       : undefined,
+    gitPollMs: Math.round(c.KILN_GIT_POLL_SECONDS * 1000),
+    gitCredentialsFile: c.KILN_GIT_CREDENTIALS_FILE,
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     runtime:
       c.KILN_RUNTIME === 'kubernetes'

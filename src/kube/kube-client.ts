@@ -95,6 +95,12 @@ export class KubeClient {
     if (obj.metadata.namespace) await this.api.patchNamespacedCustomObjectStatus({ ...base, namespace: obj.metadata.namespace }, merge);
     else await this.api.patchClusterCustomObjectStatus(base, merge);
   }
+
+  /** A Secret's data, decoded (git credentials are referenced by Secret name, never written into a resource). */
+  async secretData(namespace: string, name: string): Promise<Record<string, string>> {
+    const secret = await this.core.readNamespacedSecret({ namespace, name });
+    return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  }
 }
 
 /** A 404/409 from the API server: the object moved on; the next event brings it back. */
@@ -111,4 +117,6 @@ export const SYNC_RBAC_RULES = [
   { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps'], verbs: ['list', 'watch', 'patch'] },
   { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  // Only the Secrets an App's `source.git.secretRef` names.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ] as const;

@@ -1,5 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { GitDeployer } from '../gitops/git-apps.ts';
 import type { Principal } from '../domain/principal.ts';
 import { ADMIN_SCOPES } from '../identity/identity-service.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -33,6 +34,8 @@ export interface KubeSyncOptions {
   namespace?: string;
   resyncMs: number;
   runtime?: Runtime;
+  /** Deploys apps whose `source.git` names a repository; without it such apps report `SourceReady=False`. */
+  git?: GitDeployer;
 }
 
 const KINDS: { plural: Plural; namespaced: boolean }[] = [
@@ -180,7 +183,7 @@ export class KubeSync {
     const [plural, namespace, name] = key.split('/') as [Plural, string, string];
     const obj = this.informers.get(plural)?.get(name, namespace || undefined) as KubeObject | undefined;
     if (!obj) return undefined;
-    const env = { ctx: this.ctx, client: this.client, runtime: this.opts.runtime, log: this.opts.log };
+    const env = { ctx: this.ctx, client: this.client, runtime: this.opts.runtime, log: this.opts.log, git: this.opts.git };
     if (plural === 'organizations') return reconcileOrganization(env, obj);
     if (plural === 'spaces') return reconcileSpace(env, obj);
     return reconcileApp(env, obj);

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { KilnError } from '../domain/errors.ts';
+import type { GitDeployer, GitAppState } from '../gitops/git-apps.ts';
+import type { GitCredentials } from '../gitops/git-source.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { deleteApp } from '../services/apps.ts';
 import type { Ctx } from '../services/context.ts';
@@ -25,6 +27,7 @@ export interface SyncEnv {
   client: KubeClient;
   runtime: Runtime | undefined;
   log: Logger;
+  git?: GitDeployer;
 }
 
 export type Outcome = { requeueAfterMs?: number } | undefined;
@@ -240,6 +243,7 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
       return { requeueAfterMs: 300 };
     }
     applyJobs.delete(`${ref}#${obj.metadata.uid ?? ''}`);
+    if (app) env.git?.forget(app.guid);
     await releaseFinalizer(env, 'apps', obj);
     return undefined;
   }
@@ -266,7 +270,9 @@ export async function reconcileApp(env: SyncEnv, obj: KubeObject): Promise<Outco
   const jobKey = `${ref}#${obj.metadata.uid ?? ''}`;
   const applied = app !== undefined && (obj.status?.observedGeneration === generation || applyJobs.get(jobKey)?.generation === generation);
   let reverted: string[] | undefined;
-  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey))) {
+  // A rolling deployment in flight (a git commit rolling out, a cf push) changes processes on its way: not drift,
+  // and CF refuses to scale meanwhile; drift is looked for once it has finished.
+  if (applied && app.status !== 'deleting' && !(await applyInFlight(env, jobKey)) && !(await deploymentActive(env, app.guid))) {
     // The resource owns what it declares: a CF API write that changed it (cf scale, cf set-env…) is reverted
     // by applying the resource again, and reported. What CF's manifest diff does not compare is left alone.
     const drift = await manifestDiff(env.ctx, space.guid, doc);
@@ -343,8 +349,15 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     synced = { type: 'Synced', status: 'True', reason: 'DriftReverted', message: `changes made outside the resource were reverted: ${job.reverted.join(', ')}`, observedGeneration: generation };
   conditions.push(synced);
   conditions.push(...rolloutConditions(app, await latestDeployment(env, app.guid), ready, desired, generation));
-  if (spec.source?.git)
-    conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourceNotSupported', message: 'git sources are not implemented yet; push the bits with cf push or kiln push', observedGeneration: generation });
+  let git: GitAppState | undefined;
+  if (spec.source?.git && !env.git)
+    conditions.push({ type: 'SourceReady', status: 'False', reason: 'GitSourcesOff', message: 'this Kiln deploys no git sources (the kube sync runs without a git deployer)', observedGeneration: generation });
+  else if (spec.source?.git && env.git && synced.status !== 'Unknown') {
+    const src = spec.source.git;
+    git = env.git.ensure(env.ctx, app.guid, src, () => gitCredentials(env, obj, src.secretRef?.name));
+    conditions.push(sourceCondition(git, generation));
+  } else if (spec.source?.git) conditions.push({ type: 'SourceReady', status: 'Unknown', reason: 'WaitingForApply', message: 'the manifest is applied first', observedGeneration: generation });
+  else env.git?.forget(app.guid);
   if (!conditions.some((c) => c.type === 'Ready')) conditions.push({ type: 'Ready', status: 'Unknown', reason: 'Reconciling', message: 'Kiln has not reported on the app yet', observedGeneration: generation });
   conditions.sort((a, b) => a.type.localeCompare(b.type));
   const failing = conditions.find((c) => c.status === 'False');
@@ -359,10 +372,38 @@ async function appStatus(env: SyncEnv, obj: KubeObject, spec: AppSpec, spaceGuid
     url: host,
     droplet: app.droplet_guid ?? undefined,
     revision: revision ? Number(revision.version) : undefined,
+    commit: git?.deployedCommit,
     lastError: failing?.message || undefined,
     conditions: stamp(obj, conditions),
   });
-  return synced.status === 'Unknown' ? { requeueAfterMs: 300 } : undefined;
+  if (synced.status === 'Unknown' || (git && git.phase !== 'Deployed' && git.phase !== 'Failed')) return { requeueAfterMs: 300 };
+  return git ? { requeueAfterMs: Math.max(300, env.git!.pollMs) } : undefined;
+}
+
+/** `SourceReady` from what the git deployer knows. */
+function sourceCondition(git: GitAppState, generation: number): Omit<KubeCondition, 'lastTransitionTime'> {
+  if (git.phase === 'Deployed') return { type: 'SourceReady', status: 'True', reason: 'CommitDeployed', message: git.message, observedGeneration: generation };
+  if (git.phase === 'Failed') return { type: 'SourceReady', status: 'False', reason: git.reason ?? 'Failed', message: git.message, observedGeneration: generation };
+  return { type: 'SourceReady', status: 'Unknown', reason: git.phase, message: git.message, observedGeneration: generation };
+}
+
+/** Credentials from the Secret an App's `source.git.secretRef` names (`username`/`password` or `ssh-privatekey`). */
+async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | undefined): Promise<GitCredentials | undefined> {
+  if (!secret) return undefined;
+  let data: Record<string, string>;
+  try {
+    data = await env.client.secretData(obj.metadata.namespace ?? 'default', secret);
+  } catch (err) {
+    throw new Error(`secret ${secret} cannot be read: ${(err as { code?: number }).code === 404 ? 'not found' : (err as Error).message}`);
+  }
+  const creds: GitCredentials = { username: data.username, password: data.password, sshPrivateKey: data['ssh-privatekey'] };
+  if (!creds.username && !creds.password && !creds.sshPrivateKey) throw new Error(`secret ${secret} holds neither username/password nor ssh-privatekey`);
+  return creds;
+}
+
+async function deploymentActive(env: SyncEnv, appGuid: string): Promise<boolean> {
+  const row = await env.ctx.store.db.selectFrom('deployments').select('guid').where('app_guid', '=', appGuid).where('status_value', '=', 'ACTIVE').executeTakeFirst();
+  return row !== undefined;
 }
 
 async function latestDeployment(env: SyncEnv, appGuid: string) {

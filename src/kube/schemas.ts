@@ -94,6 +94,8 @@ export const AppStatusSchema = z.object({
   url: z.string().optional(),
   droplet: z.string().optional(),
   revision: z.number().int().optional(),
+  /** The git commit deployed (apps with `source.git`). */
+  commit: z.string().optional(),
   lastError: z.string().optional(),
   conditions: z.array(condition).optional(),
 });

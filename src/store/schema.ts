@@ -717,6 +717,26 @@ export interface ServicePlanDefinitionRequestsTable extends ResourceColumns {
   definition: string;
 }
 
+/** A repository path of YAML Kiln keeps applied (migration 0065; src/gitops/git-source-sync.ts). */
+export interface GitSourcesTable extends ResourceColumns {
+  name: string;
+  url: string;
+  ref: string | null;
+  path: string | null;
+  /** Where plain CF manifests go. */
+  org: string | null;
+  space: string | null;
+  /** A name in KILN_GIT_CREDENTIALS_FILE. */
+  credential: string | null;
+  /** PENDING, APPLIED, FAILED (nothing applied), DEGRADED (applied, some files in error). */
+  state: ColumnType<string, string | undefined, string>;
+  message: string | null;
+  last_commit: string | null;
+  last_applied_at: string | null;
+  /** JSON `[{file, message}]`. */
+  errors: ColumnType<string, string | undefined, string>;
+}
+
 /** Service usage events (migration 0051): names copied in when the event happened. */
 export interface ServiceUsageEventsTable {
   id: Id;
@@ -824,6 +844,7 @@ export interface Database {
   route_policies: RoutePoliciesTable;
   service_instance_backups: ServiceInstanceBackupsTable;
   service_plan_definition_requests: ServicePlanDefinitionRequestsTable;
+  git_sources: GitSourcesTable;
 }
 
 export type Row<T extends keyof Database> = Selectable<Database[T]>;

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
+import type { Row } from '../store/schema.ts';
+import { newGuid } from '../store/store.ts';
+import type { Ctx } from './context.ts';
+
+/**
+ * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
+ * (src/gitops/git-source-sync.ts) keeps applied with prune. Admins only: a GitSource creates orgs and spaces.
+ * Deleting one stops the syncing; it deletes nothing it applied.
+ */
+export const CreateGitSourceSchema = z
+  .object({
+    name: z.string().min(1).max(250).regex(/^[A-Za-z0-9._-]+$/, 'Name may hold letters, digits, ".", "_" and "-" only'),
+    url: z.string().min(1).max(2000),
+    ref: z.string().min(1).max(250).optional(),
+    path: z.string().min(1).max(1000).optional(),
+    org: z.string().min(1).optional(),
+    space: z.string().min(1).optional(),
+    credential: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((b) => !b.space || b.org, { message: 'Space needs org' })
+  .refine((b) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(b.url), { message: 'Url may not hold credentials; name a credential instead' })
+  .refine((b) => !b.url.startsWith('-') && !/^ext::/i.test(b.url), { message: 'Url is not a repository URL' });
+export type CreateGitSource = z.infer<typeof CreateGitSourceSchema>;
+
+function requireAdmin(ctx: Ctx) {
+  if (!ctx.access.admin) throw notAuthorized();
+}
+
+export async function createGitSource(ctx: Ctx, input: CreateGitSource): Promise<Row<'git_sources'>> {
+  requireAdmin(ctx);
+  const guid = newGuid();
+  return ctx.store.write(async (tx) => {
+    const clash = await tx.db.selectFrom('git_sources').select('guid').where('name', '=', input.name).executeTakeFirst();
+    if (clash) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
+    await tx.db
+      .insertInto('git_sources')
+      .values({ guid, created_at: tx.now, updated_at: tx.now, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null })
+      .execute();
+    tx.changed('git_sources', guid, 'create');
+    return tx.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
+  });
+}
+
+export async function listGitSources(ctx: Ctx): Promise<Row<'git_sources'>[]> {
+  requireAdmin(ctx);
+  return ctx.store.db.selectFrom('git_sources').selectAll().orderBy('created_at').orderBy('id').execute();
+}
+
+export async function getGitSource(ctx: Ctx, guid: string): Promise<Row<'git_sources'>> {
+  requireAdmin(ctx);
+  const row = await ctx.store.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirst();
+  if (!row) throw notFound('GitSource');
+  return row;
+}
+
+export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
+  await getGitSource(ctx, guid);
+  await ctx.store.write(async (tx) => {
+    await tx.db.deleteFrom('git_sources').where('guid', '=', guid).execute();
+    tx.changed('git_sources', guid, 'delete');
+  });
+}
+

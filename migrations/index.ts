@@ -51,7 +51,7 @@ export const migrations: Record<string, KilnMigration> = {
   '0053_app_binding_features': appBindingFeatures,
   '0054_task_usage_events': taskUsageEvents,
   '0056_service_extensions': serviceExtensions,
+  '0065_git_sources': gitSources,
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,
-  '0065_git_sources': gitSources,
 };

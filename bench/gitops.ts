@@ -62,6 +62,7 @@ const kiln = await startKiln(
     KILN_KUBECONFIG: kubeconfig,
     KILN_KUBE_RESYNC_SECONDS: '0.5',
     KILN_GIT_POLL_SECONDS: POLL_SECONDS,
+    KILN_GIT_ALLOW_LOCAL: 'true',
   }),
 );
 const { port } = new URL(kiln.url);

@@ -250,7 +250,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
-  const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, log });
+  const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, allowLocal: config.gitAllowLocal, log });
   // GitSources (/kiln/v1/gitsources): repositories of YAML kept applied, with prune; acts as an admin principal.
   const gitPrincipal = { guid: 'kiln-gitsource', username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
   const gitSources = new GitSourceSync({

@@ -76,6 +76,8 @@ const ConfigSchema = z.object({
   KILN_KUBE_RUNTIME_STAGER_COMMAND: z.string().min(1).default('kiln stage-job'),
   KILN_GIT_POLL_SECONDS: z.coerce.number().min(0.1).default(60),
   KILN_GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
+  /** Allow git sources on Kiln's own machine (file:// and paths); off: a source's author could read any local repository. */
+  KILN_GIT_ALLOW_LOCAL: z.enum(['true', 'false']).default('false'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -137,6 +139,8 @@ export interface Config {
   gitPollMs: number;
   /** Named git credentials for GitSources (src/gitops/credentials.ts). */
   gitCredentialsFile: string | undefined;
+  /** Whether git sources may name repositories on Kiln's own machine. */
+  gitAllowLocal: boolean;
   previousEncryptionKeys: string | undefined;
   /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
   runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string; stagerCommand: string[] };
@@ -214,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : undefined,
     gitPollMs: Math.round(c.KILN_GIT_POLL_SECONDS * 1000),
     gitCredentialsFile: c.KILN_GIT_CREDENTIALS_FILE,
+    gitAllowLocal: c.KILN_GIT_ALLOW_LOCAL === 'true',
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     runtime:
       c.KILN_RUNTIME === 'kubernetes'

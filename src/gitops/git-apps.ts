@@ -42,6 +42,8 @@ export interface GitDeployerOptions {
   pollMs: number;
   log: Logger;
   git?: string;
+  /** See GitSourceCacheOptions.allowLocal. */
+  allowLocal?: boolean;
 }
 
 interface Entry {
@@ -59,7 +61,7 @@ export class GitDeployer {
   private readonly entries = new Map<string, Entry>();
 
   constructor(private readonly opts: GitDeployerOptions) {
-    this.cache = new GitSourceCache({ cacheDir: opts.cacheDir, git: opts.git });
+    this.cache = new GitSourceCache({ cacheDir: opts.cacheDir, git: opts.git, allowLocal: opts.allowLocal ?? false });
   }
 
   get pollMs(): number {

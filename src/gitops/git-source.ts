@@ -28,6 +28,11 @@ export interface GitSourceCacheOptions {
   git?: string;
   /** A git command running longer than this is killed (default 5 minutes). */
   timeoutMs?: number;
+  /**
+   * Whether `file://` URLs and paths on Kiln's machine may be cloned (KILN_GIT_ALLOW_LOCAL). Off by default: whoever
+   * may declare an App's source would otherwise read any repository on the machine Kiln runs on.
+   */
+  allowLocal?: boolean;
 }
 
 export class GitError extends Error {
@@ -66,7 +71,7 @@ export class GitSourceCache {
 
   /** Fetches the repository and resolves `ref` (branch, tag, full or abbreviated commit; HEAD when empty). */
   async resolve(url: string, ref: string | undefined, creds?: GitCredentials): Promise<string> {
-    validateUrl(url);
+    validateUrl(url, this.opts.allowLocal ?? false);
     return this.serial(url, async () => {
       const mirror = await this.fetchMirror(url, creds);
       const wanted = ref?.trim() || 'HEAD';
@@ -191,8 +196,11 @@ export class GitSourceCache {
   }
 }
 
-function validateUrl(url: string) {
+function validateUrl(url: string, allowLocal: boolean) {
   if (url.startsWith('-')) throw new GitError('a repository URL may not start with "-"');
+  // Remote means a network transport or scp-like `user@host:path`; anything else (file://, a path) is this machine.
+  const remote = /^(https?|ssh|git):\/\//i.test(url) || /^[^/@:\s]+@[^/:\s]+:/.test(url);
+  if (!remote && !allowLocal) throw new GitError('repositories on Kiln\'s own machine (file:// URLs and paths) are not allowed; use an https, ssh or git URL (KILN_GIT_ALLOW_LOCAL=true allows them)');
   if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(url)) throw new GitError('credentials may not be written into the URL; reference them (secretRef / credentials)');
   if (/^ext::/i.test(url)) throw new GitError('the ext:: transport is not allowed');
 }

@@ -11,7 +11,7 @@ let root: string;
 let repo: TestRepo;
 
 beforeAll(async () => {
-  t = await createTestKiln({ KILN_GIT_POLL_SECONDS: '3600' });
+  t = await createTestKiln({ KILN_GIT_POLL_SECONDS: '3600', KILN_GIT_ALLOW_LOCAL: 'true' });
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'gitsources-api-'));
   repo = new TestRepo(root);
   repo.commit({

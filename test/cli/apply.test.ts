@@ -23,7 +23,7 @@ const call = (method: string, url: string) => cliCall(method, `${server.url}${ur
 const app = (name: string, extra = '') => `apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  org: decl\n  space: dev\n  instances: 1\n  memory: 64M\n  env: { WHO: ${name} }\n${extra}`;
 
 beforeAll(async () => {
-  server = await startServerProcess({ env: { KILN_GIT_POLL_SECONDS: '0.5' } });
+  server = await startServerProcess({ env: { KILN_GIT_POLL_SECONDS: '0.5', KILN_GIT_ALLOW_LOCAL: 'true' } });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-apply-home-'));
   dir = path.join(home, 'decl');
   fs.mkdirSync(dir);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   apiserver = await startApiServer({ bookmarkIntervalMs: 1000 });
   const kubeconfig = apiserver.writeKubeconfig(root);
   kubectl = kubectlFor(kubeconfig);
-  kiln = await startServerProcess({ env: { KILN_KUBECONFIG: kubeconfig, KILN_KUBE_RESYNC_SECONDS: '0.5', KILN_GIT_POLL_SECONDS: '0.5', KILN_SANDBOX: 'none' } });
+  kiln = await startServerProcess({ env: { KILN_KUBECONFIG: kubeconfig, KILN_KUBE_RESYNC_SECONDS: '0.5', KILN_GIT_POLL_SECONDS: '0.5', KILN_GIT_ALLOW_LOCAL: 'true', KILN_SANDBOX: 'none' } });
   token = (await cliLogin(kiln.url, 'admin', kiln.adminPassword)).access_token;
 }, 60_000);
 

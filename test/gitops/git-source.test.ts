@@ -12,7 +12,7 @@ let cache: GitSourceCache;
 beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'git-source-'));
   repo = new TestRepo(root);
-  cache = new GitSourceCache({ cacheDir: path.join(root, 'cache') });
+  cache = new GitSourceCache({ cacheDir: path.join(root, 'cache'), allowLocal: true });
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -53,5 +53,12 @@ describe('git sources without Kubernetes', () => {
   it('refuses credentials written into the URL, and reports a repository that is not there', async () => {
     await expect(cache.resolve('https://user:secret@git.example.invalid/x.git', 'main')).rejects.toThrow(/may not be written into the URL/);
     await expect(cache.resolve(`file://${root}/missing.git`, 'main')).rejects.toThrow(/git clone failed/);
+  });
+
+  it("refuses repositories on Kiln's own machine unless local sources are allowed", async () => {
+    const strict = new GitSourceCache({ cacheDir: path.join(root, 'strict-cache') });
+    for (const url of [repo.url, repo.bare, `file://${repo.bare}`, '../../etc'])
+      await expect(strict.resolve(url, 'main'), url).rejects.toThrow(/not allowed/);
+    await expect(strict.resolve('ext::sh -c id', 'main')).rejects.toThrow(/not allowed/);
   });
 });

@@ -51,7 +51,7 @@ describe.skipIf(!kubectlPath())('App with source.git (in-memory API server, real
 
   it('clones the repository at the branch, deploys `path`, and reports the commit', async () => {
     first = git.commit({ 'README.md': 'not part of the app\n', 'web/server.js': server('v1'), 'web/package.json': fs.readFileSync(path.join(repoRoot, 'examples/node-hello/package.json'), 'utf8') }, 'v1');
-    await ok(['apply', '-f', path.join(repoRoot, 'crds')]);
+    await ok(['apply', '-k', path.join(repoRoot, 'crds')]);
     await ok(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=10s']);
     const doc = [
       'apiVersion: kiln.dev/v1alpha1\nkind: Organization\nmetadata: { name: gitorg }',

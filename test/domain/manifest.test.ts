@@ -204,7 +204,8 @@ describe('parseManifestApp', () => {
   it('rejects docker with buildpacks, a missing name and unknown features', () => {
     expect(parseManifestApp({ name: 'd', docker: { image: 'x' }, buildpacks: ['b'] }).errors).toEqual(['Cannot specify both buildpack(s) and docker keys']);
     expect(parseManifestApp({ instances: 1 }).errors).toEqual(['Name must not be empty']);
-    expect(parseManifestApp({ name: 'f', features: { 'service-binding-k8s': true } }).errors).toEqual(['Features has unsupported feature(s): service-binding-k8s']);
+    expect(parseManifestApp({ name: 'f', features: { teleport: true } }).errors).toEqual(['Features has unsupported feature(s): teleport']);
+    expect(parseManifestApp({ name: 'f', features: { 'service-binding-k8s': true } }).errors).toEqual([]);
     expect(parseManifestApp({ name: 'r', 'random-route': true, 'default-route': true }).errors).toEqual(['Random-route and default-route may not be used together']);
     expect(parseManifestApp({ name: 'r', routes: 'a.com' }).errors).toEqual(['Routes must be a list of route objects']);
   });

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
-import { WEB } from '../domain/processes.ts';
 import { runningEnvironment, runtimeVcapApplication } from '../services/app-env.ts';
 import { IncompatibleBindings, serviceDelivery } from '../services/binding-files.ts';
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
@@ -139,10 +138,10 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     if (!app || app.state !== 'STARTED' || app.status !== 'active') return { specs: [], proc, ...(app ? { app } : {}) };
     if (proc.instances <= 0) return { specs: [], proc, app };
     if (!app.droplet_guid) return { specs: [], proc, app, blocked: { reason: 'DropletNotStaged', message: 'the app has no current droplet' } };
-    const rolling =
-      proc.type === WEB &&
-      (await store.db.selectFrom('deployments').select('guid').where('app_guid', '=', app.guid).where('status_value', '=', 'ACTIVE').executeTakeFirst()) !== undefined;
-    const frozen = rolling && proc.launched_version === proc.version && proc.launched_droplet_guid !== null;
+    // A version runs what its first instance launched with, like a Diego LRP: `cf set-env` or a new current droplet
+    // reach instances at the next restart or deployment (a new version), never through a scale-up of the running
+    // one — nor through the old side of a rollout, nor the old process a canceled deployment leaves behind.
+    const frozen = proc.launched_version === proc.version && proc.launched_droplet_guid !== null;
     const specs = await specsOf(proc, app, {
       version: proc.version,
       dropletGuid: frozen ? proc.launched_droplet_guid! : app.droplet_guid,

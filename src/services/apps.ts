@@ -441,6 +441,15 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
     }
     await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
+    // Starting a stopped app launches what is current now: the process versions stay, what they launched with is
+    // forgotten (the first instance records it again). Starting a started one changes nothing, as in CC.
+    if (action === 'start' && app.state === 'STOPPED') {
+      await tx.db
+        .updateTable('processes')
+        .set({ launched_version: null, launched_droplet_guid: null, launched_environment_variables: null })
+        .where('app_guid', '=', app.guid)
+        .execute();
+    }
     // Upstream's AppStart resolves the revision in the request (a `cf set-env` + `cf restart` records it here).
     if (action !== 'stop') await recordRevision(tx, app.guid);
     await auditApp(tx, ctx, action, scope);

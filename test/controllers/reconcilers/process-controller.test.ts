@@ -17,6 +17,30 @@ const scale = async (proc: string, instances: number) => expect((await r.t.admin
 const states = (processGuid: string) => r.runtime.listInstances({ processGuid }).map((i) => `${i.index}:${i.state}`).sort();
 
 describe('the process controller', () => {
+  it('starts a scaled-up instance with what its version launched with; a restart, or a start after a stop, takes the new env', async () => {
+    const f = await appFixture(r.t, 'frozen-env');
+    await currentDroplet(r.t, f.app);
+    const setEnv = async (v: string) => expect((await r.t.admin.patch(`/v3/apps/${f.app}/environment_variables`, { var: { LEVEL: v } })).status).toBe(200);
+    const levels = () => [...r.runtime.instances.values()].filter((i) => i.spec.processGuid === f.web).map((i) => `${i.spec.index}:${i.spec.env.LEVEL}`).sort();
+    await setEnv('one');
+    await start(f.app);
+    await r.settle();
+    await setEnv('two');
+    await scale(f.web, 2);
+    await r.settle();
+    // Like a Diego LRP: cf set-env reaches instances at the next restart, not through a scale-up.
+    expect(levels()).toEqual(['0:one', '1:one']);
+    expect((await r.t.admin.post(`/v3/apps/${f.app}/actions/restart`)).status).toBe(200);
+    await r.settle();
+    expect(levels().filter((l) => l.endsWith('two'))).toEqual(['0:two', '1:two']);
+    expect((await r.t.admin.post(`/v3/apps/${f.app}/actions/stop`)).status).toBe(200);
+    await r.settle();
+    await setEnv('three');
+    await start(f.app);
+    await r.settle();
+    expect(levels().filter((l) => l.endsWith('three'))).toEqual(['0:three', '1:three']);
+  });
+
   it('runs nothing for a stopped app and says so in its Ready condition', async () => {
     const f = await appFixture(r.t, 'stopped-app');
     await currentDroplet(r.t, f.app);

@@ -213,35 +213,18 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
         buildpack_name: b.buildpackName,
         version: b.version,
       }));
-      const committed = await store.write(async (tx) => {
-        const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', build.guid).executeTakeFirst();
-        if (!current || current.state !== 'STAGING') return false;
-        const appStill = await tx.db.selectFrom('apps').select('guid').where('guid', '=', app.guid).executeTakeFirst();
-        if (!appStill) return false;
-        await tx.db
-          .insertInto('droplets')
-          .values(
-            dropletValues(tx, {
-              guid: dropletGuid,
-              app_guid: app.guid,
-              package_guid: build.package_guid,
-              build_guid: build.guid,
-              state: 'STAGED',
-              lifecycle_type: 'buildpack',
-              process_types: JSON.stringify(result.processTypes),
-              execution_metadata: '',
-              buildpacks: JSON.stringify(buildpacksJson),
-              stack: lifecycle.stack,
-              checksum_sha256: info.sha256,
-              checksum_sha1: info.sha1,
-              blob_key: info.key,
-              size_in_bytes: info.size,
-            }),
-          )
-          .execute();
-        tx.changed('droplets', dropletGuid, 'create');
-        await tx.update('builds', build.guid, current.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
-        return true;
+      const committed = await commitDroplet(build.guid, app.guid, {
+        guid: dropletGuid,
+        package_guid: build.package_guid,
+        lifecycle_type: 'buildpack',
+        process_types: JSON.stringify(result.processTypes),
+        execution_metadata: '',
+        buildpacks: JSON.stringify(buildpacksJson),
+        stack: lifecycle.stack,
+        checksum_sha256: info.sha256,
+        checksum_sha1: info.sha1,
+        blob_key: info.key,
+        size_in_bytes: info.size,
       });
       if (committed) {
         storedKey = null;
@@ -333,30 +316,33 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     if (!opts.inspectImage) throw new KilnError('StagingError', 'docker images cannot be staged: the local runtime runs processes, not container images');
     const image = await opts.inspectImage(pull);
     const dropletGuid = newGuid();
-    const committed = await store.write(async (tx) => {
-      const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', build.guid).executeTakeFirst();
-      if (!current || current.state !== 'STAGING') return false;
-      if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', app.guid).executeTakeFirst())) return false;
-      await tx.db
-        .insertInto('droplets')
-        .values(
-          dropletValues(tx, {
-            guid: dropletGuid,
-            app_guid: app.guid,
-            package_guid: build.package_guid,
-            build_guid: build.guid,
-            state: 'STAGED',
-            lifecycle_type: 'docker',
-            process_types: JSON.stringify({ web: image.command }),
-            image: pull.image,
-          }),
-        )
-        .execute();
-      tx.changed('droplets', dropletGuid, 'create');
-      await tx.update('builds', build.guid, current.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
-      return true;
+    const committed = await commitDroplet(build.guid, app.guid, {
+      guid: dropletGuid,
+      package_guid: build.package_guid,
+      lifecycle_type: 'docker',
+      process_types: JSON.stringify({ web: image.command }),
+      image: pull.image,
     });
     if (committed) emit('Staging complete');
+  }
+
+  /**
+   * Records a staged droplet and marks its build STAGED in one transaction — unless the build stopped STAGING
+   * meanwhile (canceled, failed) or its app is gone; false then, and the caller keeps nothing.
+   */
+  async function commitDroplet(buildGuid: string, appGuid: string, droplet: Omit<Parameters<typeof dropletValues>[1], 'app_guid' | 'build_guid' | 'state'>): Promise<boolean> {
+    return store.write(async (tx) => {
+      const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
+      if (!current || current.state !== 'STAGING') return false;
+      if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', appGuid).executeTakeFirst())) return false;
+      await tx.db
+        .insertInto('droplets')
+        .values(dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }))
+        .execute();
+      tx.changed('droplets', droplet.guid, 'create');
+      await tx.update('builds', buildGuid, current.generation, { state: 'STAGED', error: null, droplet_guid: droplet.guid });
+      return true;
+    });
   }
 
   return {

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { CreateCredentialBindingSchema, CreateRouteBindingSchema, MetadataOnlySchema } from '../domain/services.ts';
+import { CreateCredentialBindingSchema, CreateRouteBindingSchema } from '../domain/services.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -17,6 +17,7 @@ import { visibleInstances } from './service-instances.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
 import { serviceKeyQuotaError } from '../domain/quotas.ts';
+import { updateMetadataOnly } from './metadata-only.ts';
 
 type Body = Record<string, unknown>;
 export type CredentialBindingRow = Row<'service_credential_bindings'>;
@@ -220,13 +221,8 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
 export async function updateCredentialBinding(ctx: Ctx, guid: string, body: Body): Promise<{ binding: CredentialBindingRow; metadata: Metadata }> {
   const b = await getCredentialBinding(ctx, guid);
   if (!(await ctx.access.canWriteSpace(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
-  const input = MetadataOnlySchema.parse(body);
-  validateMetadataRequest(input.metadata);
-  return ctx.store.write(async (tx) => {
-    await tx.update('service_credential_bindings', b.guid, b.generation, {});
-    const metadata = await saveMetadata(tx, 'service_credential_bindings', b.guid, input.metadata);
-    return { binding: (await tx.db.selectFrom('service_credential_bindings').selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow()), metadata };
-  });
+  const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_credential_bindings', b, body);
+  return { binding: row, metadata };
 }
 
 export async function deleteCredentialBinding(ctx: Ctx, guid: string): Promise<{ jobGuid?: string }> {
@@ -400,13 +396,8 @@ export async function updateRouteBinding(ctx: Ctx, guid: string, body: Body): Pr
   const b = await getRouteBinding(ctx, guid);
   const route = await ctx.store.db.selectFrom('routes').select('space_guid').where('guid', '=', b.route_guid).executeTakeFirstOrThrow();
   if (!(await ctx.access.canWriteSpace(route.space_guid))) throw notAuthorized();
-  const input = MetadataOnlySchema.parse(body);
-  validateMetadataRequest(input.metadata);
-  return ctx.store.write(async (tx) => {
-    await tx.update('service_route_bindings', b.guid, b.generation, {});
-    const metadata = await saveMetadata(tx, 'service_route_bindings', b.guid, input.metadata);
-    return { binding: (await tx.db.selectFrom('service_route_bindings').selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow()), metadata };
-  });
+  const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_route_bindings', b, body);
+  return { binding: row, metadata };
 }
 
 export async function deleteRouteBinding(ctx: Ctx, guid: string): Promise<{ jobGuid?: string }> {

@@ -3,7 +3,7 @@ import { ZodError } from 'zod';
 import { badRequest, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { joinKey, validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { MetadataOnlySchema, VisibilitySchema } from '../domain/services.ts';
+import { VisibilitySchema } from '../domain/services.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { loadMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -12,6 +12,7 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { deleteOffering, deletePlan } from './service-catalog.ts';
 import { recordDeletedUsage } from './service-usage-events.ts';
+import { updateMetadataOnly } from './metadata-only.ts';
 
 /**
  * Service offerings and plans, and who sees them (CC's plan visibility): new plans are admin-only; `public` plans
@@ -240,13 +241,8 @@ async function assertCanManage(ctx: Ctx, offeringGuid: string): Promise<Row<'ser
 export async function updateServiceOffering(ctx: Ctx, guid: string, body: Body): Promise<{ offering: OfferingRow; metadata: Metadata }> {
   const offering = await getServiceOffering(ctx, guid);
   await assertCanManage(ctx, offering.guid);
-  const input = MetadataOnlySchema.parse(body);
-  validateMetadataRequest(input.metadata);
-  return ctx.store.write(async (tx) => {
-    await tx.update('service_offerings', offering.guid, offering.generation, {});
-    const metadata = await saveMetadata(tx, 'service_offerings', offering.guid, input.metadata);
-    return { offering: (await tx.db.selectFrom('service_offerings').selectAll().where('guid', '=', offering.guid).executeTakeFirstOrThrow()), metadata };
-  });
+  const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_offerings', offering, body);
+  return { offering: row, metadata };
 }
 
 /** `?purge=true` removes the offering with its instances and bindings without asking the broker. */
@@ -290,13 +286,8 @@ export async function purgeInstance(tx: WriteTx, instanceGuid: string): Promise<
 export async function updateServicePlan(ctx: Ctx, guid: string, body: Body): Promise<{ plan: PlanRow; metadata: Metadata }> {
   const plan = await getServicePlan(ctx, guid);
   await assertCanManage(ctx, plan.service_offering_guid);
-  const input = MetadataOnlySchema.parse(body);
-  validateMetadataRequest(input.metadata);
-  return ctx.store.write(async (tx) => {
-    await tx.update('service_plans', plan.guid, plan.generation, {});
-    const metadata = await saveMetadata(tx, 'service_plans', plan.guid, input.metadata);
-    return { plan: (await tx.db.selectFrom('service_plans').selectAll().where('guid', '=', plan.guid).executeTakeFirstOrThrow()), metadata };
-  });
+  const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_plans', plan, body);
+  return { plan: row, metadata };
 }
 
 export async function deleteServicePlan(ctx: Ctx, guid: string): Promise<void> {

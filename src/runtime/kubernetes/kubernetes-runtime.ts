@@ -27,6 +27,7 @@ import {
   taskJob,
 } from './objects.ts';
 import { ANNOTATION_CANCELLED, instanceStatus, processSource, taskSource, taskStatus } from './status.ts';
+import { Listeners } from '../listeners.ts';
 
 export interface KubernetesRuntimeOptions {
   /** A kubeconfig file, or `in-cluster` for the pod's service account. */
@@ -80,8 +81,8 @@ export class KubernetesRuntime implements Runtime {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly pods: Informer<k8s.V1Pod>;
   private readonly jobs: Informer<k8s.V1Job>;
-  private readonly changeListeners = new Set<(event: ChangeEvent) => void>();
-  private readonly logListeners = new Set<(line: LogLine) => void>();
+  private readonly changeListeners = new Listeners<ChangeEvent>();
+  private readonly logListeners = new Listeners<LogLine>();
   /** Log streams being followed, by pod uid / container / restart count. */
   private readonly streams = new Map<string, (() => void) | undefined>();
   /** Incarnation ends already told as CELL lines (pod uid / finishedAt). */
@@ -288,13 +289,11 @@ export class KubernetesRuntime implements Runtime {
   }
 
   onChange(listener: (event: ChangeEvent) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changeListeners.add(listener);
   }
 
   onLog(listener: (line: LogLine) => void): () => void {
-    this.logListeners.add(listener);
-    return () => this.logListeners.delete(listener);
+    return this.logListeners.add(listener);
   }
 
   /** Stops watching the cluster; pods and Jobs keep running (another Kiln, or this one restarted, reads them again). */
@@ -409,9 +408,9 @@ export class KubernetesRuntime implements Runtime {
     if (!this.closed) this.followLogs(pod);
     if (instance) {
       this.tellExit(pod);
-      this.emit(this.changeListeners, { kind: 'instance', id: instance, appGuid });
+      this.changeListeners.emit({ kind: 'instance', id: instance, appGuid });
     } else if (task) {
-      this.emit(this.changeListeners, { kind: 'task', id: task, appGuid });
+      this.changeListeners.emit({ kind: 'task', id: task, appGuid });
     }
   }
 
@@ -425,7 +424,7 @@ export class KubernetesRuntime implements Runtime {
       if (!(this.taskResults.get(id)?.failureReason === TASK_CANCELLED_REASON)) this.taskResults.set(id, status);
     }
     if (status.state !== 'RUNNING' && job.metadata?.name && !job.metadata.deletionTimestamp) this.collectJob(job.metadata.name);
-    this.emit(this.changeListeners, { kind: 'task', id, appGuid: job.metadata?.labels?.[LABEL_APP] ?? '' });
+    this.changeListeners.emit({ kind: 'task', id, appGuid: job.metadata?.labels?.[LABEL_APP] ?? '' });
   }
 
   /**
@@ -527,21 +526,11 @@ export class KubernetesRuntime implements Runtime {
   }
 
   private emitLine(pod: k8s.V1Pod, sourceType: string, instance: string, stream: 'stdout' | 'stderr', text: string): void {
-    this.emit(this.logListeners, { appGuid: pod.metadata?.labels?.[LABEL_APP] ?? '', sourceType, instance, stream, text, timestamp: Date.now() });
+    this.logListeners.emit({ appGuid: pod.metadata?.labels?.[LABEL_APP] ?? '', sourceType, instance, stream, text, timestamp: Date.now() });
   }
 
   private assertOpen(): void {
     if (this.closed) throw new Error('Kubernetes runtime is shut down');
-  }
-
-  private emit<T>(listeners: Set<(value: T) => void>, value: T): void {
-    for (const listener of listeners) {
-      try {
-        listener(value);
-      } catch {
-        // A failing listener must not break the informers.
-      }
-    }
   }
 }
 

@@ -11,6 +11,7 @@ import { PortAllocator } from './ports.ts';
 import { ProcessRecords, type ProcessRecord } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
 import { TaskRun, type TaskContext } from './task.ts';
+import { Listeners } from '../listeners.ts';
 
 export interface LocalRuntimeOptions {
   /** Kiln's data dir; the runtime keeps process records and per-instance TMPDIRs under `<dataDir>/runtime/`. */
@@ -58,8 +59,8 @@ export class LocalRuntime implements Runtime {
   readonly reaped: ProcessRecord[];
   private readonly instances = new Map<string, InstanceSupervisor>();
   private readonly tasks = new Map<string, TaskRun>();
-  private readonly changeListeners = new Set<(event: ChangeEvent) => void>();
-  private readonly logListeners = new Set<(line: LogLine) => void>();
+  private readonly changeListeners = new Listeners<ChangeEvent>();
+  private readonly logListeners = new Listeners<LogLine>();
   private readonly records: ProcessRecords;
   private readonly supervisorCtx: SupervisorContext;
   private readonly taskCtx: TaskContext;
@@ -84,7 +85,7 @@ export class LocalRuntime implements Runtime {
     const cgroups = options.cgroups === false ? undefined : (options.cgroups ?? (sandbox.kind === 'bwrap' ? detectMemoryCgroups() : undefined));
     this.identityFor = sandbox.kind === 'bwrap' ? options.identityFor : undefined;
     this.graceMs = options.graceMs ?? 10_000;
-    const log = (line: LogLine): void => this.emit(this.logListeners, line);
+    const log = (line: LogLine): void => this.logListeners.emit(line);
     this.supervisorCtx = {
       host,
       ports: new PortAllocator(host),
@@ -105,7 +106,7 @@ export class LocalRuntime implements Runtime {
         // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.
         const supervisor = this.instances.get(id);
         if (supervisor?.stopped && supervisor.status().state === 'DOWN') this.instances.delete(id);
-        this.emit(this.changeListeners, { kind: 'instance', id, appGuid });
+        this.changeListeners.emit({ kind: 'instance', id, appGuid });
       },
     };
     this.taskCtx = {
@@ -115,7 +116,7 @@ export class LocalRuntime implements Runtime {
       sandbox,
       cgroups,
       log,
-      changed: (id, appGuid) => this.emit(this.changeListeners, { kind: 'task', id, appGuid }),
+      changed: (id, appGuid) => this.changeListeners.emit({ kind: 'task', id, appGuid }),
     };
   }
 
@@ -208,13 +209,11 @@ export class LocalRuntime implements Runtime {
   }
 
   onChange(listener: (event: ChangeEvent) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changeListeners.add(listener);
   }
 
   onLog(listener: (line: LogLine) => void): () => void {
-    this.logListeners.add(listener);
-    return () => this.logListeners.delete(listener);
+    return this.logListeners.add(listener);
   }
 
   async shutdown(): Promise<void> {
@@ -234,15 +233,5 @@ export class LocalRuntime implements Runtime {
 
   private assertOpen(): void {
     if (this.closed) throw new Error('local runtime is shut down');
-  }
-
-  private emit<T>(listeners: Set<(value: T) => void>, value: T): void {
-    for (const listener of listeners) {
-      try {
-        listener(value);
-      } catch {
-        // A failing listener must not break supervision of the processes.
-      }
-    }
   }
 }

@@ -2,7 +2,7 @@ import { deleteMetadata } from '../store/metadata.ts';
 import type { WriteTx } from '../store/store.ts';
 import { deleteAppsOfSpaces } from './apps.ts';
 import { deleteRegistryCredentialsOf } from './registry-credentials.ts';
-import { deleteRoutesOfSpaces } from './routes.ts';
+import { deleteRoutesOfSpaces } from './route-deletes.ts';
 import { purgeInstance } from './service-plans.ts';
 
 /**

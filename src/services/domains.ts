@@ -21,7 +21,8 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
-import { anyRouteMatches, deleteRoutesOfDomains, type RouteMatchQuery } from './routes.ts';
+import { deleteRoutesOfDomains } from './route-deletes.ts';
+import { anyRouteMatches, type RouteMatchQuery } from './route-reads.ts';
 
 export const DOMAIN_LIST: ListSpec = {
   filters: ['names', 'organization_guids'],
@@ -30,7 +31,7 @@ export const DOMAIN_LIST: ListSpec = {
 
 // ---- routes (the one place the routes table plugs in) ----
 
-export type { RouteMatchQuery } from './routes.ts';
+export type { RouteMatchQuery } from './route-reads.ts';
 
 /**
  * Whether some route matches: reservation checks, the "name already used by a route" rule on create and

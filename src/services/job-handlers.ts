@@ -10,7 +10,7 @@ import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';
 import { registerPackageJobs } from './packages.ts';
 import { registerRoleJobs } from './roles.ts';
-import { registerRouteJobs } from './routes.ts';
+import { registerRouteJobs } from './route-deletes.ts';
 import { registerSecurityGroupJobs } from './security-groups.ts';
 import { registerSpaceQuotaJobs } from './space-quotas.ts';
 import { registerSpaceJobs } from './spaces.ts';

@@ -29,7 +29,10 @@ import { assertNotLockedByOthers } from './lock-guard.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
-import { auditMapping, insertDestination, newRouteProblem, parseOptions, routeUri, touchRoute, type AppRef } from './routes.ts';
+import { auditMapping, type AppRef } from './route-audit.ts';
+import { insertDestination, touchRoute } from './route-destinations.ts';
+import { parseOptions, routeUri } from './route-reads.ts';
+import { newRouteProblem } from './routes.ts';
 import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 

@@ -12,7 +12,7 @@ import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
-import { routeReadableSpaces } from './routes.ts';
+import { routeReadableSpaces } from './route-access.ts';
 
 export { ROUTE_POLICY_LIST } from '../domain/route-policies.ts';
 

@@ -3,7 +3,7 @@ import { KilnError, unprocessable } from '../../domain/errors.ts';
 import { parseListParams } from '../../domain/list-params.ts';
 import { CreateRoutePolicySchema, ROUTE_POLICY_INCLUDES, UpdateRoutePolicySchema } from '../../domain/route-policies.ts';
 import * as policies from '../../services/route-policies.ts';
-import * as routes from '../../services/routes.ts';
+import * as routes from '../../services/route-reads.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import { readJson } from '../cf/body.ts';

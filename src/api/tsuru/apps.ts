@@ -9,7 +9,9 @@ import { listAuditEvents, parseAuditEventListParams } from '../../services/audit
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
-import { createRoute, hashRoutingEnabled, insertDestinations, listRoutes, viewsOf, routeUri } from '../../services/routes.ts';
+import { insertDestinations } from '../../services/route-destinations.ts';
+import { listRoutes, routeUri, viewsOf } from '../../services/route-reads.ts';
+import { createRoute, hashRoutingEnabled } from '../../services/routes.ts';
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';

@@ -228,6 +228,13 @@ export async function reconcileServiceInstance(env: SyncEnv, obj: KubeObject): P
   if (obj.metadata.deletionTimestamp) {
     if (inst && ours) {
       const deleting = inst.last_operation_type === 'delete' && (inst.last_operation_state === 'initial' || inst.last_operation_state === 'in progress');
+      const failed = inst.last_operation_type === 'delete' && inst.last_operation_state === 'failed';
+      // The broker refused or failed the deprovision: the resource keeps its finalizer (the instance still exists
+      // at the broker), says so, and asks again now and then rather than at once.
+      if (failed && condition(obj, 'Ready')?.reason !== 'DeleteFailed') {
+        await blocked(env, INSTANCE, obj, 'DeleteFailed', inst.last_operation_description || `deleting service instance ${name} failed`, undefined, { guid: inst.guid, lastOperation: lastOperationOf(inst) });
+        return { requeueAfterMs: 30_000 };
+      }
       if (!deleting) {
         try {
           await deleteServiceInstance(env.ctx, inst.guid, false);

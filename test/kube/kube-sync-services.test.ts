@@ -4,6 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeSync } from '../../src/kube/kube-sync.ts';
+import { startFixtureBroker, type FixtureBroker } from '../fixtures/broker/broker.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
 import { kubectlFor, kubectlPath } from './kubectl.ts';
@@ -18,6 +19,7 @@ let apiserver: ApiServer;
 let t: TestKiln;
 let sync: KubeSync;
 let kubectl: ReturnType<typeof kubectlFor>;
+let broker: FixtureBroker;
 
 async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -94,13 +96,17 @@ beforeAll(async () => {
   apiserver = await startApiServer({ bookmarkIntervalMs: 1000 });
   const kubeconfig = apiserver.writeKubeconfig(fs.mkdtempSync(path.join(os.tmpdir(), 'kube-svc-')));
   kubectl = kubectlFor(kubeconfig);
-  t = await createTestKiln();
+  t = await createTestKiln({ KILN_BROKER_POLL_INTERVAL_SECONDS: '0.05' });
+  broker = await startFixtureBroker();
+  const reg = await t.admin.post('/v3/service_brokers', { name: 'fixture', url: broker.url, authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } } });
+  expect((await t.awaitJob(reg.headers.get('location'))).state).toBe('COMPLETE');
   sync = new KubeSync({ store: t.kiln.store, log: pino({ level: 'silent' }), kubeconfig, resyncMs: 300, runtime: t.kiln.runtime });
 }, 60_000);
 
 afterAll(async () => {
   await sync?.stop();
   await t?.kiln.stop();
+  await broker?.close();
   await apiserver?.close();
 });
 
@@ -179,6 +185,46 @@ describe.skipIf(!kubectlPath())('Route, ServiceInstance and ServiceBinding resou
     expect(s.lastError).toBe('service instance missing does not exist in sorg/sspace');
     await ok(['delete', 'servicebinding', 'nothing', '--timeout=20s']);
   }, 60_000);
+
+  it('a managed instance: the async operation in status, Ready once the broker is done, a failed create as Ready=False', async () => {
+    const managed = (name: string, plan: string) =>
+      `apiVersion: kiln.dev/v1alpha1\nkind: ServiceInstance\nmetadata: { name: ${name} }\nspec: { org: sorg, space: sspace, type: managed, offering: fixture-db, plan: ${plan}, parameters: { size: 1 } }\n`;
+    await ok(['apply', '-f', '-'], managed('cache', 'async'));
+    const waited = await kubectl(['wait', '--for=condition=Ready', 'serviceinstance/cache', '--timeout=30s']);
+    expect(waited.code, waited.stderr).toBe(0);
+    const st = (await resource('serviceinstance', 'cache')).status;
+    expect(st.lastOperation).toMatchObject({ type: 'create', state: 'succeeded' });
+    const inst = (await t.admin.get(`/v3/service_instances/${st.guid}`)).body;
+    expect(inst).toMatchObject({ type: 'managed', name: 'cache', last_operation: { type: 'create', state: 'succeeded' } });
+    expect(broker.requests.some((r) => r.method === 'PUT' && r.path === `/v2/service_instances/${st.guid}` && r.body.parameters?.size === 1)).toBe(true);
+    // A changed parameter is an update of the instance (cf update-service -c).
+    await ok(['patch', 'serviceinstance', 'cache', '--type=merge', '-p', '{"spec":{"parameters":{"size":2}}}']);
+    await until('update sent', () => broker.requests.some((r) => r.method === 'PATCH' && r.path === `/v2/service_instances/${st.guid}` && r.body.parameters?.size === 2));
+    await until('update succeeded', async () => {
+      const s = (await resource('serviceinstance', 'cache')).status;
+      return s.observedGeneration === 2 && s.lastOperation?.type === 'update' && s.lastOperation.state === 'succeeded';
+    });
+
+    await ok(['apply', '-f', '-'], managed('broken', 'async-fail'));
+    const failed = await until('CreateFailed', async () => {
+      const s = (await resource('serviceinstance', 'broken')).status;
+      return s?.conditions?.[0]?.reason === 'CreateFailed' ? s : undefined;
+    });
+    expect(failed.conditions[0].status).toBe('False');
+    expect(failed.lastOperation).toMatchObject({ type: 'create', state: 'failed' });
+    await ok(['delete', 'serviceinstance', 'cache', '--timeout=30s']);
+    expect((await t.admin.get(`/v3/service_instances/${st.guid}`)).status).toBe(404);
+    // The fixture's async-fail plan fails the deprovision too: the resource stays (the broker still has the
+    // instance) and says why.
+    await ok(['delete', 'serviceinstance', 'broken', '--wait=false']);
+    const stuck = await until('DeleteFailed', async () => {
+      const s = (await resource('serviceinstance', 'broken')).status;
+      return s?.conditions?.[0]?.reason === 'DeleteFailed' ? s : undefined;
+    });
+    expect(stuck.lastOperation).toMatchObject({ type: 'delete', state: 'failed' });
+    expect((await t.admin.get(`/v3/service_instances/${failed.guid}`)).status).toBe(200);
+    await ok(['patch', 'serviceinstance', 'broken', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  }, 90_000);
 
   it('kubectl delete removes the binding, the instance and the route from Kiln', async () => {
     await ok(['delete', 'servicebinding', 'web-db', '--timeout=30s']);

@@ -36,31 +36,31 @@ export const FINALIZER = 'kiln.dev/sync';
 export const MANAGED_LABEL = 'kiln.dev/managed-by';
 export const RESOURCE_ANNOTATION = 'kiln.dev/resource';
 
-const refOf = (kind: string, obj: KubeObject) => `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-const ownership = (ref: string) => ({ labels: { [MANAGED_LABEL]: 'kubernetes' }, annotations: { [RESOURCE_ANNOTATION]: ref } });
+export const refOf = (kind: string, obj: KubeObject) => `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+export const ownership = (ref: string) => ({ labels: { [MANAGED_LABEL]: 'kubernetes' }, annotations: { [RESOURCE_ANNOTATION]: ref } });
 
-async function ownedBy(env: SyncEnv, resourceType: string, guid: string, ref: string): Promise<boolean> {
+export async function ownedBy(env: SyncEnv, resourceType: string, guid: string, ref: string): Promise<boolean> {
   return (await loadOneMetadata(env.ctx.store.db, resourceType, guid)).annotations[RESOURCE_ANNOTATION] === ref;
 }
 
 /** Adds the finalizer; true when it had to (the update that follows brings the resource back). */
-async function ensureFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<boolean> {
+export async function ensureFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<boolean> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (finalizers.includes(FINALIZER)) return false;
   await env.client.patch(plural, obj, { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: obj.metadata.resourceVersion } });
   return true;
 }
 
-async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<void> {
+export async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<void> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (!finalizers.includes(FINALIZER)) return;
   await env.client.patch(plural, obj, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: obj.metadata.resourceVersion } });
 }
 
-const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
+export const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
 
 /** Conditions with `lastTransitionTime` kept from the resource's current status unless the status flipped. */
-function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
+export function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
   const before = ((obj.status?.conditions ?? []) as KubeCondition[]).reduce((m, c) => m.set(c.type, c), new Map<string, KubeCondition>());
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   return conditions.map((c) => {
@@ -70,7 +70,7 @@ function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionT
 }
 
 /** Writes status when it differs from what the resource shows (a no-op write would wake the informer again). */
-async function writeStatus(env: SyncEnv, plural: Plural, obj: KubeObject, status: Record<string, unknown>): Promise<void> {
+export async function writeStatus(env: SyncEnv, plural: Plural, obj: KubeObject, status: Record<string, unknown>): Promise<void> {
   const clean = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
   if (JSON.stringify(sortKeys(clean)) === JSON.stringify(sortKeys(obj.status ?? {}))) return;
   // A merge patch leaves keys that are gone from the new status; null them out.
@@ -84,7 +84,7 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
-const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));
+export const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));
 
 // ---- Organization
 
@@ -127,14 +127,14 @@ export async function reconcileOrganization(env: SyncEnv, obj: KubeObject): Prom
 }
 
 /** Keep the first reason a Ready=True condition gave (Created stays Created on later reconciles). */
-function currentReason(obj: KubeObject, fallback: string): string {
+export function currentReason(obj: KubeObject, fallback: string): string {
   const ready = ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === 'Ready' && c.status === 'True');
   return ready?.reason ?? fallback;
 }
 
 // ---- Space
 
-async function findSpace(env: SyncEnv, orgName: string, spaceName: string) {
+export async function findSpace(env: SyncEnv, orgName: string, spaceName: string) {
   return env.ctx.store.db
     .selectFrom('spaces')
     .innerJoin('organizations', 'organizations.guid', 'spaces.organization_guid')

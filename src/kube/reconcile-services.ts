@@ -1,6 +1,8 @@
 import { KilnError } from '../domain/errors.ts';
 import { DEFAULT_APP_PORT, type CreateRoute, type DestinationRequest } from '../domain/routes.ts';
-import { createRoute, deleteRoute, destinationsOf, replaceDestinations, routeUri } from '../services/routes.ts';
+import { replaceDestinations } from '../services/route-destinations.ts';
+import { destinationsOf, routeUri } from '../services/route-reads.ts';
+import { createRoute, deleteRoute } from '../services/routes.ts';
 import { createCredentialBinding, deleteCredentialBinding } from '../services/service-bindings.ts';
 import { createServiceInstance, deleteServiceInstance, updateServiceInstance } from '../services/service-instances.ts';
 import type { Plural } from './kube-client.ts';

@@ -17,7 +17,7 @@ import {
   type UpdateAppFeature,
 } from '../domain/apps.ts';
 import type { EnvVarPatch } from '../domain/environment-variable-groups.ts';
-import { badQuery, KilnError, notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
+import { badQuery, notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { defaultsForType, PROCESS_DEFAULTS, WEB } from '../domain/processes.ts';
@@ -26,8 +26,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { appEnvironment, type AppEnvironment } from './app-env.ts';
+import { assertAppMutable, assertSpaceMutable, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './app-scope.ts';
 import { fileDeliveryEnv } from './binding-files.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
@@ -48,12 +48,6 @@ export const APP_LIST: ListSpec = {
   include: APP_INCLUDES,
 };
 
-/** An app with the space it lives in (every app use-case needs both for authorization). */
-export interface AppScope {
-  app: Row<'apps'>;
-  space: Row<'spaces'>;
-}
-
 // ---- reading ----
 
 export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: string } = {}): Promise<Page<Row<'apps'>>> {
@@ -73,25 +67,6 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
   return listPage(q, listOptions('apps', params));
-}
-
-/** The app of a resource that belongs to one (package, droplet, build…): an invisible app is that resource's 404. */
-export async function appScopeFor(ctx: Ctx, appGuid: string, resource: string): Promise<AppScope> {
-  try {
-    return await findVisibleApp(ctx, appGuid);
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound(resource);
-    throw err;
-  }
-}
-
-/** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */
-export async function findVisibleApp(ctx: Ctx, guid: string): Promise<AppScope> {
-  const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirst();
-  if (!app) throw notFound('App');
-  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
-  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
-  return { app, space };
 }
 
 export const getApp = async (ctx: Ctx, guid: string) => (await findVisibleApp(ctx, guid)).app;
@@ -127,31 +102,6 @@ export async function detectedCommands(db: Kysely<Database>, apps: Array<Pick<Ro
 
 async function orgOf(db: Kysely<Database>, space: Pick<Row<'spaces'>, 'organization_guid'>) {
   return db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
-}
-
-/** §8.3 step 7 for a write inside a space: space and org not being deleted, org not suspended (admins bypass). */
-export async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promise<void> {
-  assertSpaceWritable(space);
-  assertOrgWritable(ctx.access, await orgOf(ctx.store.db, space));
-}
-
-/** Also refuses writes while someone else holds a lock on the app or its space (services/lock-guard.ts). */
-async function assertAppMutable(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (scope.app.status === 'deleting') throw new KilnError('ResourceBeingDeleted', 'app');
-  await assertSpaceMutable(ctx, scope.space);
-  await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
-}
-
-/** Space developer (or admin): create, rename, re-lifecycle and delete apps. */
-export async function requireAppWriter(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
-  await assertAppMutable(ctx, scope);
-}
-
-/** Space developer or supporter (or admin): start/stop, scale, env vars, droplet, processes. */
-export async function requireAppManager(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (!(await ctx.access.canManageApps(scope.space.guid))) throw notAuthorized();
-  await assertAppMutable(ctx, scope);
 }
 
 export function auditApp(tx: WriteTx, ctx: Ctx, type: string, scope: { app: Pick<Row<'apps'>, 'guid' | 'name'>; space: Pick<Row<'spaces'>, 'guid' | 'organization_guid'> }, data: Record<string, unknown> = {}) {

@@ -8,7 +8,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, nowIso, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable } from './apps.ts';
+import { assertSpaceMutable, readableApp } from './app-scope.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { conflictingLock, lockedError } from './lock-guard.ts';
@@ -91,10 +91,9 @@ interface LockTarget {
 async function resolveTarget(ctx: Ctx, input: CreateLock): Promise<LockTarget> {
   const db = ctx.store.db;
   if (input.relationships.app) {
-    const app = await db.selectFrom('apps').select(['guid', 'name', 'space_guid']).where('guid', '=', input.relationships.app.data.guid).executeTakeFirst();
-    const space = app && (await db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst());
-    if (!app || !space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid app. Ensure that the app exists and you have access to it.');
-    return { type: 'app', guid: app.guid, name: app.name, space };
+    const scope = await readableApp(ctx, input.relationships.app.data.guid);
+    if (!scope) throw unprocessable('Invalid app. Ensure that the app exists and you have access to it.');
+    return { type: 'app', guid: scope.app.guid, name: scope.app.name, space: scope.space };
   }
   const space = await db.selectFrom('spaces').selectAll().where('guid', '=', input.relationships.space!.data.guid).executeTakeFirst();
   if (!space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');

@@ -22,7 +22,8 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
+import { hasActiveDeployment, insertProcess } from './apps.ts';
+import { assertSpaceMutable, findVisibleApp, requireAppSecretsReader } from './app-scope.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { assertNotLockedByOthers } from './lock-guard.ts';
@@ -601,11 +602,9 @@ async function appState(db: Kysely<Database>, app: Row<'apps'>, secrets: SecretB
 
 /** `GET /v3/apps/:guid/manifest` (admins, admin read-only, space developers): the app as manifest YAML. */
 export async function generateManifest(ctx: Ctx, appGuid: string): Promise<string> {
-  const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
-  if (!app) throw notFound('App');
-  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
-  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
-  if (!ctx.access.globalSecrets && !(await ctx.access.hasSpaceRole(space.guid, 'space_developer'))) throw notAuthorized();
+  const scope = await findVisibleApp(ctx, appGuid);
+  await requireAppSecretsReader(ctx, scope);
+  const { app } = scope;
   const manifest = { applications: [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))] };
   return stringify(manifest, { lineWidth: 0 });
 }

@@ -6,7 +6,8 @@ import { WEB, type ScaleProcess, type UpdateProcess } from '../domain/processes.
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
-import { findVisibleApp, hasActiveDeployment, requireAppManager, type AppScope } from './apps.ts';
+import { hasActiveDeployment } from './apps.ts';
+import { findVisibleApp, requireAppManager, type AppScope } from './app-scope.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';

@@ -8,7 +8,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { appScopeFor, findVisibleApp, requireAppSecretsReader, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
@@ -187,7 +188,7 @@ export async function updateRevision(ctx: Ctx, guid: string, input: UpdateRevisi
 /** `GET /v3/revisions/:guid/environment_variables`: admins, admin read-only and space developers. */
 export async function getRevisionEnvironmentVariables(ctx: Ctx, guid: string): Promise<{ revision: Row<'revisions'>; vars: Record<string, string> }> {
   const scope = await findVisibleRevision(ctx, guid);
-  if (!(await ctx.access.canReadSpaceSecrets(scope.space.guid))) throw notAuthorized();
+  await requireAppSecretsReader(ctx, scope);
   await ctx.store.write((tx) => auditApp(tx, ctx, 'revision.environment_variables.show', scope, { revision_guid: scope.revision.guid }));
   return { revision: scope.revision, vars: openEnvVars(ctx.store.secrets, scope.revision.environment_variables) };
 }

@@ -3,7 +3,7 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool
 import { notAuthorized, notFound } from '../domain/errors.ts';
 import { SPACE_ROLE_TYPES } from '../domain/roles.ts';
 import type { Database, Row } from '../store/schema.ts';
-import { assertOrgWritable, assertSpaceWritable } from './access.ts';
+import { assertSpaceMutable } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 
 type RouteRow = Row<'routes'>;
@@ -91,14 +91,6 @@ export async function findReadableRoute(ctx: Ctx, guid: string): Promise<RouteRo
 
 export const loadSpace = (db: Kysely<Database>, guid: string) => db.selectFrom('spaces').selectAll().where('guid', '=', guid).executeTakeFirst();
 export const loadOrg = (db: Kysely<Database>, guid: string) => db.selectFrom('organizations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
-
-/** §8.3 step 7 for a space: not being deleted, its org not being deleted nor (for non-admins) suspended. */
-export async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promise<Row<'organizations'>> {
-  assertSpaceWritable(space);
-  const org = await loadOrg(ctx.store.db, space.organization_guid);
-  assertOrgWritable(ctx.access, org);
-  return org;
-}
 
 /** A readable route whose space lets the caller manage apps (space developer or supporter) and is writable. */
 export async function findManageableRoute(ctx: Ctx, guid: string): Promise<{ route: RouteRow; space: Row<'spaces'>; org: Row<'organizations'> }> {

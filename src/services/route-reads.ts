@@ -1,10 +1,10 @@
 /** Reading routes: lists, views with their domain name and destinations, `include`, and address matches other capabilities ask about. */
 import { sql, type Kysely, type SqlBool } from 'kysely';
-import { notFound } from '../domain/errors.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { parsePorts, routeFqdn, type RouteOptions } from '../domain/routes.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
+import { findVisibleApp } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { chunks, findReadableRoute, nonEmpty, routeVisible } from './route-access.ts';
 
@@ -82,13 +82,7 @@ export async function listRoutes(ctx: Ctx, params: ListParams, appGuid?: string)
 
 /** `GET /v3/apps/:guid/routes`: the app must be readable (space readers, org managers, global readers). */
 export async function listAppRoutes(ctx: Ctx, appGuid: string, params: ListParams): Promise<Page<RouteRow>> {
-  const app = await ctx.store.db
-    .selectFrom('apps')
-    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
-    .select(['apps.guid', 'spaces.guid as space_guid', 'spaces.organization_guid'])
-    .where('apps.guid', '=', appGuid)
-    .executeTakeFirst();
-  if (!app || !(await ctx.access.canReadSpace({ guid: app.space_guid, organization_guid: app.organization_guid }))) throw notFound('App');
+  const { app } = await findVisibleApp(ctx, appGuid);
   return listRoutes(ctx, params, app.guid);
 }
 

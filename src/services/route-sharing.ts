@@ -5,7 +5,8 @@ import { ToManyRelationshipSchema } from '../domain/quotas.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { assertSpaceMutable, domainUsableBy, findManageableRoute, findReadableRoute, loadOrg, loadSpace, sharedSpaceGuids } from './route-access.ts';
+import { assertSpaceMutable } from './app-scope.ts';
+import { domainUsableBy, findManageableRoute, findReadableRoute, loadOrg, loadSpace, sharedSpaceGuids } from './route-access.ts';
 import { auditRoute } from './route-audit.ts';
 import { routeUri } from './route-reads.ts';
 

@@ -7,6 +7,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
+import { readableApp } from './app-scope.ts';
 import { recordAudit } from './audit.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
@@ -116,10 +117,8 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
   if (input.type === 'app') {
     const appGuid = input.relationships.app?.data.guid;
     if (!appGuid) throw unprocessable("Relationships app can't be blank");
-    app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
-    if (!app || !(await ctx.access.canReadSpace(await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirstOrThrow()))) {
-      throw unprocessable(`The app could not be found: '${appGuid}'.`);
-    }
+    app = (await readableApp(ctx, appGuid))?.app;
+    if (!app) throw unprocessable(`The app could not be found: '${appGuid}'.`);
     spaceGuid = app.space_guid;
     if (app.space_guid !== inst.space_guid) {
       const shared = await ctx.store.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', app.space_guid).executeTakeFirst();

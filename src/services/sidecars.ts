@@ -11,7 +11,8 @@ import {
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { findVisibleProcess } from './processes.ts';
 

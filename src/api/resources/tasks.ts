@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { CreateTaskSchema, UpdateTaskSchema } from '../../domain/tasks.ts';
 import type { Metadata } from '../../domain/metadata.ts';
-import { findVisibleApp } from '../../services/apps.ts';
+import { findVisibleApp } from '../../services/app-scope.ts';
 import * as tasks from '../../services/tasks.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';

@@ -600,7 +600,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
     options = merged.options;
   }
   const { updated, metadata } = await ctx.store.write(async (tx) => {
-    await tx.update('routes', route.guid, route.generation, { options: JSON.stringify(options) });
+    await tx.update('routes', route.guid, { options: JSON.stringify(options) }, { expectedGeneration: route.generation });
     const metadata = await saveMetadata(tx, 'routes', route.guid, input.metadata);
     await auditRoute(tx, ctx, 'update', route, org.guid, { request: input.request });
     return { updated: await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow(), metadata };
@@ -797,7 +797,7 @@ export async function updateDestination(ctx: Ctx, guid: string, destinationGuid:
       throw unprocessable("Destination protocol must be 'http1' or 'http2' if the parent route's protocol is 'http'");
     }
     if (input.protocol === undefined || input.protocol === d.protocol) return d;
-    await tx.update('route_destinations', d.guid, d.generation, { protocol: input.protocol });
+    await tx.update('route_destinations', d.guid, { protocol: input.protocol }, { expectedGeneration: d.generation });
     await touchRoute(tx, route.guid);
     return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', d.guid).executeTakeFirstOrThrow();
   });
@@ -916,7 +916,7 @@ export async function transferRouteOwnership(ctx: Ctx, guid: string, targetGuid:
   }
   if (target.guid === route.space_guid) return;
   await ctx.store.write(async (tx) => {
-    await tx.update('routes', route.guid, route.generation, { space_guid: target.guid });
+    await tx.update('routes', route.guid, { space_guid: target.guid }, { expectedGeneration: route.generation });
     await tx.db.deleteFrom('route_shares').where('route_guid', '=', route.guid).where('space_guid', '=', target.guid).execute();
     await tx.db
       .insertInto('route_shares')

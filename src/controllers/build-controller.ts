@@ -127,7 +127,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     await store.write(async (tx) => {
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return;
-      await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
+      await tx.update('builds', buildGuid, { state: 'FAILED', error }, { expectedGeneration: current.generation });
     });
   }
 
@@ -340,7 +340,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
         .values(dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }))
         .execute();
       tx.changed('droplets', droplet.guid, 'create');
-      await tx.update('builds', buildGuid, current.generation, { state: 'STAGED', error: null, droplet_guid: droplet.guid });
+      await tx.update('builds', buildGuid, { state: 'STAGED', error: null, droplet_guid: droplet.guid }, { expectedGeneration: current.generation });
       return true;
     });
   }

@@ -181,7 +181,7 @@ export async function insertProcess(tx: WriteTx, app: Pick<Row<'apps'>, 'guid'>,
 /** Gives every process of an app a new version: the runtime replaces instances whose version is stale. */
 export async function bumpProcessVersions(tx: WriteTx, appGuid: string): Promise<void> {
   const processes = await tx.db.selectFrom('processes').select(['guid', 'generation']).where('app_guid', '=', appGuid).execute();
-  for (const p of processes) await tx.update('processes', p.guid, p.generation, { version: randomUUID() });
+  for (const p of processes) await tx.update('processes', p.guid, { version: randomUUID() }, { expectedGeneration: p.generation });
 }
 
 // ---- create / update ----
@@ -259,7 +259,7 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, app.space_guid, name, app.guid))) throw uniqueness(appNameTaken(name));
-      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
       const metadata = await saveMetadata(tx, 'apps', app.guid, input.metadata);
       await auditApp(tx, ctx, 'update', { app: { guid: app.guid, name }, space: scope.space }, { request: input });
       return { app: await loadApp(tx.db, app.guid), metadata };
@@ -389,7 +389,7 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
       const processes = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
       await assertProcessesFit(tx.db, scope.space, processes.map(toRun));
     }
-    await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
+    await tx.update('apps', app.guid, { state: action === 'stop' ? 'STOPPED' : 'STARTED' }, { expectedGeneration: app.generation });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
     // Starting a stopped app launches what is current now: the process versions stay, what they launched with is
     // forgotten (the first instance records it again). Starting a started one changes nothing, as in CC.
@@ -466,7 +466,7 @@ export async function setCurrentDroplet(ctx: Ctx, guid: string, input: SetCurren
         organizationGuid: scope.space.organization_guid,
       });
     }
-    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, app.generation, { droplet_guid: droplet.guid });
+    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, { droplet_guid: droplet.guid }, { expectedGeneration: app.generation });
     await auditApp(tx, ctx, 'droplet.mapped', scope, { request: { droplet_guid: droplet.guid } });
     return { app: await loadApp(tx.db, app.guid), droplet };
   });
@@ -523,7 +523,7 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
       if (v === null) delete vars[k];
       else vars[k] = v;
     }
-    await tx.update('apps', current.guid, current.generation, { environment_variables: sealEnvVars(tx.secrets, vars) });
+    await tx.update('apps', current.guid, { environment_variables: sealEnvVars(tx.secrets, vars) }, { expectedGeneration: current.generation });
     await auditApp(tx, ctx, 'update', scope, { request: { environment_variables: '[PRIVATE DATA HIDDEN]' } });
     return { app: await loadApp(tx.db, current.guid), vars };
   });
@@ -578,7 +578,7 @@ export async function updateAppFeature(ctx: Ctx, guid: string, name: string, inp
   if (input.enabled && other && featuresOf(scope.app).some((f) => f.name === other && f.enabled)) throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
   const updated = await ctx.store.write(async (tx) => {
     const patch = { [FEATURE_COLUMNS[feature.name]]: input.enabled ? 1 : 0 };
-    await tx.update('apps', scope.app.guid, scope.app.generation, patch);
+    await tx.update('apps', scope.app.guid, patch, { expectedGeneration: scope.app.generation });
     await auditApp(tx, ctx, 'update', scope, { request: patch });
     return loadApp(tx.db, scope.app.guid);
   });

@@ -242,7 +242,7 @@ export async function updateBuildpack(ctx: Ctx, bp: Buildpack, input: UpdateBuil
         ...(input.enabled !== undefined && input.enabled !== null ? { enabled: input.enabled ? 1 : 0 } : {}),
         ...(input.locked !== undefined && input.locked !== null ? { locked: input.locked ? 1 : 0 } : {}),
       };
-      await tx.update('buildpacks', current.guid, current.generation, patch);
+      await tx.update('buildpacks', current.guid, patch, { expectedGeneration: current.generation });
       const metadata = await saveMetadata(tx, 'buildpacks', current.guid, input.metadata);
       await auditBuildpack(tx, ctx, 'update', { guid: current.guid, name }, { request: input });
       return { buildpack: await loadBuildpack(tx.db, current.guid), metadata };
@@ -409,14 +409,14 @@ export async function processBuildpackUpload(
           throw new KilnError('BuildpackStacksDontMatch', zipStack, current.stack);
         }
       }
-      await tx.update('buildpacks', current.guid, current.generation, {
+      await tx.update('buildpacks', current.guid, {
         state: 'READY',
         filename,
         blob_key: info.key,
         checksum: info.sha256,
         stack,
         builtin: null,
-      });
+      }, { expectedGeneration: current.generation });
       await auditBuildpack(tx, ctx, 'upload', current, { filename, checksum: info.sha256 });
       const job = await completedJob(tx, { operation: 'buildpack.upload', resourceType: 'buildpack', resourceGuid: current.guid, userGuid: ctx.principal.guid });
       return {

@@ -148,7 +148,7 @@ export async function updateBuild(ctx: Ctx, guid: string, input: UpdateBuild): P
   const { build } = scope;
   return ctx.store.write(async (tx) => {
     if (input.state === 'FAILED') {
-      await tx.update('builds', build.guid, build.generation, { state: 'FAILED', error: input.error ?? null });
+      await tx.update('builds', build.guid, { state: 'FAILED', error: input.error ?? null }, { expectedGeneration: build.generation });
     } else if (input.state === 'STAGED') {
       const data = input.lifecycle?.data ?? {};
       const dropletGuid = newGuid();
@@ -168,7 +168,7 @@ export async function updateBuild(ctx: Ctx, guid: string, input: UpdateBuild): P
         )
         .execute();
       tx.changed('droplets', dropletGuid, 'create');
-      await tx.update('builds', build.guid, build.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
+      await tx.update('builds', build.guid, { state: 'STAGED', error: null, droplet_guid: dropletGuid }, { expectedGeneration: build.generation });
     } else if (input.metadata) {
       tx.changed('builds', build.guid, 'update');
     }

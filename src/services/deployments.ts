@@ -85,13 +85,13 @@ export async function transition(tx: WriteTx, d: Row<'deployments'>, state: Depl
   const status = statusOf(state);
   const reason = superseded ? 'SUPERSEDED' : status.reason;
   const changed = state !== d.state || reason !== d.status_reason;
-  await tx.update('deployments', d.guid, d.generation, {
+  await tx.update('deployments', d.guid, {
     ...patch,
     state,
     status_value: status.value,
     status_reason: reason,
     ...(changed ? { last_status_change: tx.now } : {}),
-  });
+  }, { expectedGeneration: d.generation });
 }
 
 /** The app's web processes, oldest first (upstream's `web_processes`): during a rollout there are several. */
@@ -118,7 +118,7 @@ export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Prom
   for (const p of others) {
     const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
     if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-    await tx.update('processes', p.guid, p.generation, patch);
+    await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
   }
   const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
   await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
@@ -148,7 +148,7 @@ export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior
   for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
   if (prior) {
     const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
-    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
+    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, { instances: d.original_instances }, { expectedGeneration: fresh.generation });
   }
   await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }
@@ -278,7 +278,7 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     if (app.droplet_guid !== source.droplet.guid) appPatch.droplet_guid = source.droplet.guid;
     if (source.revision) appPatch.environment_variables = source.revision.environment_variables;
     if (stopped) appPatch.state = 'STARTED';
-    if (Object.keys(appPatch).length > 0) await tx.update('apps', app.guid, app.generation, appPatch);
+    if (Object.keys(appPatch).length > 0) await tx.update('apps', app.guid, appPatch, { expectedGeneration: app.generation });
     const newEnv = source.revision ? source.revision.environment_variables : app.environment_variables;
     const commands = source.revision ? parseCommands(source.revision.commands) : undefined;
     const webCommand = commands && WEB in commands ? (commands[WEB] ?? null) : newest.command;
@@ -300,17 +300,17 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
       // Upstream starts a stopped app in place (AppStart): every process restarts with the new droplet.
       processGuid = newest.guid;
       newVersion = randomUUID();
-      await tx.update('processes', newest.guid, newest.generation, {
+      await tx.update('processes', newest.guid, {
         ...scaling,
         command: webCommand,
         version: newVersion,
         ...(input.webInstances !== null ? { instances: input.webInstances } : {}),
-      });
+      }, { expectedGeneration: newest.generation });
       const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '!=', WEB).execute();
       for (const p of others) {
         const patch: RowUpdate<'processes'> = { version: randomUUID() };
         if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-        await tx.update('processes', p.guid, p.generation, patch);
+        await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
       }
       // Starting the app (upstream's AppStart) needs room for all of its processes.
       const all = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
@@ -406,7 +406,7 @@ export async function updateDeployment(ctx: Ctx, guid: string, input: UpdateDepl
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   return ctx.store.write(async (tx) => {
     const metadata = await saveMetadata(tx, 'deployments', guid, input.metadata);
-    await tx.update('deployments', guid, scope.deployment.generation, {});
+    await tx.update('deployments', guid, {}, { expectedGeneration: scope.deployment.generation });
     await auditApp(tx, ctx, 'deployment.update', scope, { deployment_guid: guid, request: input });
     return { deployment: await loadDeployment(tx.db, guid), metadata };
   });
@@ -422,7 +422,7 @@ export async function cancelDeployment(ctx: Ctx, guid: string): Promise<void> {
     if (d.state !== 'CANCELING') {
       const app = await tx.db.selectFrom('apps').selectAll().where('guid', '=', d.app_guid).executeTakeFirstOrThrow();
       if (d.previous_droplet_guid && app.droplet_guid !== d.previous_droplet_guid) {
-        await tx.update('apps', app.guid, app.generation, { droplet_guid: d.previous_droplet_guid });
+        await tx.update('apps', app.guid, { droplet_guid: d.previous_droplet_guid }, { expectedGeneration: app.generation });
       }
       await transition(tx, d, 'CANCELING');
     }

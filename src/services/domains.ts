@@ -424,7 +424,7 @@ export async function updateDomain(ctx: Ctx, guid: string, input: UpdateDomain):
   await assertDomainOrgWritable(ctx, domain);
   const { updated, metadata } = await ctx.store.write(async (tx) => {
     // Only metadata changes; the row is touched so updated_at moves and watchers see the change.
-    await tx.update('domains', domain.guid, domain.generation, {});
+    await tx.update('domains', domain.guid, {}, { expectedGeneration: domain.generation });
     const metadata = await saveMetadata(tx, 'domains', domain.guid, input.metadata);
     await auditDomain(tx, ctx, 'update', domain, input);
     return { updated: await loadDomain(tx.db, domain.guid), metadata };

@@ -198,7 +198,7 @@ export async function updateDroplet(ctx: Ctx, guid: string, input: UpdateDroplet
     if (scope.droplet.lifecycle_type === 'buildpack') throw unprocessable('Images can only be set on droplets of docker or cnb lifecycles.');
   }
   return ctx.store.write(async (tx) => {
-    if (input.image !== undefined) await tx.update('droplets', scope.droplet.guid, scope.droplet.generation, { image: input.image });
+    if (input.image !== undefined) await tx.update('droplets', scope.droplet.guid, { image: input.image }, { expectedGeneration: scope.droplet.generation });
     else if (input.metadata) tx.changed('droplets', scope.droplet.guid, 'update');
     const metadata = await saveMetadata(tx, 'droplets', scope.droplet.guid, input.metadata);
     await auditDroplet(tx, ctx, 'update', scope, { droplet_guid: scope.droplet.guid, request: input });
@@ -216,7 +216,7 @@ export async function deleteDroplet(ctx: Ctx, guid: string): Promise<string> {
 export async function deleteDropletRows(tx: WriteTx, guids: string[]): Promise<void> {
   if (guids.length === 0) return;
   const apps = await tx.db.selectFrom('apps').select(['guid', 'generation']).where('droplet_guid', 'in', guids).execute();
-  for (const a of apps) await tx.update('apps', a.guid, a.generation, { droplet_guid: null });
+  for (const a of apps) await tx.update('apps', a.guid, { droplet_guid: null }, { expectedGeneration: a.generation });
   await deleteMetadata(tx, 'droplets', guids);
   await tx.db.deleteFrom('droplets').where('guid', 'in', guids).execute();
   for (const g of guids) tx.changed('droplets', g, 'delete');

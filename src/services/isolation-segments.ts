@@ -144,7 +144,7 @@ export async function updateIsolationSegment(
       }
       const name = input.name ?? segment.name;
       if (input.name !== undefined && (await nameInUse(tx.db, name, segment.guid))) throw unprocessable(NAME_TAKEN);
-      await tx.update('isolation_segments', segment.guid, segment.generation, { name });
+      await tx.update('isolation_segments', segment.guid, { name }, { expectedGeneration: segment.generation });
       const metadata = await saveMetadata(tx, RESOURCE, segment.guid, input.metadata);
       await audit(tx, ctx, 'update', { guid: segment.guid, name }, input);
       return { segment: (await load(tx.db, segment.guid))!, metadata };
@@ -243,7 +243,7 @@ export async function entitleOrganizations(ctx: Ctx, guid: string, body: Body): 
         .execute();
       // Entitling the shared segment also makes it the default of orgs that have none, as upstream does.
       if (segment.guid === SHARED_ISOLATION_SEGMENT_GUID && org.default_isolation_segment_guid === null) {
-        await tx.update('organizations', org.guid, org.generation, { default_isolation_segment_guid: segment.guid });
+        await tx.update('organizations', org.guid, { default_isolation_segment_guid: segment.guid }, { expectedGeneration: org.generation });
       }
     }
     tx.changed(RESOURCE, segment.guid, 'update');
@@ -331,7 +331,7 @@ export async function setOrgDefaultIsolationSegment(ctx: Ctx, orgGuid: string, b
     }
     const current = await tx.db.selectFrom('organizations').selectAll().where('guid', '=', org.guid).executeTakeFirstOrThrow();
     if (input.requested && current.default_isolation_segment_guid !== input.guid) {
-      await tx.update('organizations', org.guid, current.generation, { default_isolation_segment_guid: input.guid });
+      await tx.update('organizations', org.guid, { default_isolation_segment_guid: input.guid }, { expectedGeneration: current.generation });
       await recordAudit(tx, {
         type: 'audit.organization.update',
         actor: ctx.principal,
@@ -365,7 +365,7 @@ export async function setSpaceIsolationSegment(ctx: Ctx, spaceGuid: string, body
     const current = await tx.db.selectFrom('spaces').selectAll().where('guid', '=', space.guid).executeTakeFirstOrThrow();
     // An absent `data` clears the assignment too: upstream assigns `guid || nil` unconditionally.
     if (current.isolation_segment_guid !== input.guid) {
-      await tx.update('spaces', space.guid, current.generation, { isolation_segment_guid: input.guid });
+      await tx.update('spaces', space.guid, { isolation_segment_guid: input.guid }, { expectedGeneration: current.generation });
     }
     await recordAudit(tx, {
       type: 'audit.space.update',

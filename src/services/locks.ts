@@ -209,11 +209,11 @@ export async function updateLock(ctx: Ctx, guid: string, input: UpdateLock): Pro
     const current = await tx.db.selectFrom('locks').selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!current || current.expires_at <= tx.now) throw notFound('Lock');
     const ttl = input.ttl_in_seconds ?? current.ttl_seconds;
-    await tx.update('locks', guid, current.generation, {
+    await tx.update('locks', guid, {
       ttl_seconds: ttl,
       expires_at: leaseEnd(tx.now, ttl),
       ...(input.reason !== undefined ? { reason: input.reason } : {}),
-    });
+    }, { expectedGeneration: current.generation });
     const metadata = await saveMetadata(tx, 'locks', guid, input.metadata);
     const updated = await loadLock(tx.db, guid);
     await auditLock(tx, ctx, 'update', updated, view.organizationGuid, { request: { ttl_in_seconds: ttl, ...(input.reason !== undefined ? { reason: input.reason } : {}) } });

@@ -297,7 +297,7 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   if (app.state === 'STARTED') {
     await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }
-  await tx.update('processes', p.guid, p.generation, { ...update, ...scale });
+  await tx.update('processes', p.guid, { ...update, ...scale }, { expectedGeneration: p.generation });
   if (Object.keys(update).length > 0) await audit('update', 'command' in update ? { ...update, command: '[PRIVATE DATA HIDDEN]' } : update);
   if (Object.keys(scale).length > 0) await audit('scale', scale);
 }
@@ -335,7 +335,7 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
     const merged = { ...current, ...m.env };
     if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = sealEnvVars(tx.secrets, merged);
   }
-  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
   if (m.metadata) await saveMetadata(tx, 'apps', app.guid, m.metadata);
   if (Object.keys(patch).length > 0 || m.metadata) {
     const request: Record<string, unknown> = { ...patch };
@@ -455,7 +455,7 @@ async function mapRoute(
     if (opts.loadbalancing !== undefined) {
       const options = parseOptions(route.options);
       if (options.loadbalancing !== opts.loadbalancing) {
-        await tx.update('routes', route.guid, route.generation, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) });
+        await tx.update('routes', route.guid, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) }, { expectedGeneration: route.generation });
         route = await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow();
       }
     }
@@ -469,7 +469,7 @@ async function mapRoute(
   if (problem) throw unprocessable(problem);
   if (mine) {
     if (mine.protocol === protocol) return;
-    await tx.update('route_destinations', mine.guid, mine.generation, { protocol });
+    await tx.update('route_destinations', mine.guid, { protocol }, { expectedGeneration: mine.generation });
     await touchRoute(tx, route.guid);
     return;
   }

@@ -140,7 +140,7 @@ async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string
 /** Points the orgs at the quota (bumping each org's generation) and records one apply event per org. */
 async function assignToOrganizations(tx: WriteTx, ctx: Ctx, quota: Row<'organization_quotas'>, orgs: Array<Row<'organizations'>>, audit: boolean) {
   for (const org of orgs) {
-    if (org.quota_guid !== quota.guid) await tx.update('organizations', org.guid, org.generation, { quota_guid: quota.guid });
+    if (org.quota_guid !== quota.guid) await tx.update('organizations', org.guid, { quota_guid: quota.guid }, { expectedGeneration: org.generation });
     if (!audit) continue;
     await recordAudit(tx, {
       type: 'audit.organization_quota.apply',
@@ -211,11 +211,11 @@ export async function updateOrganizationQuota(ctx: Ctx, guid: string, input: Upd
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, name, quota.guid))) throw taken(name);
-      await tx.update('organization_quotas', quota.guid, quota.generation, {
+      await tx.update('organization_quotas', quota.guid, {
         name,
         ...limitColumns(limits),
         total_domains: limits.total_domains ?? null,
-      });
+      }, { expectedGeneration: quota.generation });
       await recordAudit(tx, {
         type: 'audit.organization_quota.update',
         actor: ctx.principal,

@@ -133,10 +133,10 @@ export async function updateOrganization(
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name && (await nameInUse(tx.db, name, org.guid))) throw renameTaken(name);
-      await tx.update('organizations', org.guid, org.generation, {
+      await tx.update('organizations', org.guid, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,
-      });
+      }, { expectedGeneration: org.generation });
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       await recordAudit(tx, {
         type: 'audit.organization.update',

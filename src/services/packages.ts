@@ -190,10 +190,10 @@ export async function updatePackage(ctx: Ctx, guid: string, input: UpdatePackage
   if (credentials && scope.pkg.type !== 'docker') throw unprocessable('Username and password can only be set for docker packages.');
   return ctx.store.write(async (tx) => {
     if (credentials) {
-      await tx.update('packages', scope.pkg.guid, scope.pkg.generation, {
+      await tx.update('packages', scope.pkg.guid, {
         ...(input.username !== undefined ? { docker_username: input.username } : {}),
         ...(input.password !== undefined ? { docker_password: input.password } : {}),
-      });
+      }, { expectedGeneration: scope.pkg.generation });
     }
     const metadata = await saveMetadata(tx, 'packages', scope.pkg.guid, input.metadata);
     if (!credentials && input.metadata) tx.changed('packages', scope.pkg.guid, 'update');

@@ -179,7 +179,7 @@ export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: Update
     if (p.type === WEB && Object.keys(patch).length > 0 && (await hasActiveDeployment(tx.db, p.app_guid))) {
       throw unprocessable('Cannot update this process while a deployment is in flight.');
     }
-    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
     const metadata = await saveMetadata(tx, 'processes', p.guid, input.metadata);
     const request = input.command !== undefined ? { ...input, command: '[PRIVATE DATA HIDDEN]' } : input;
     await auditProcess(ctx, scope, 'update', request)(tx);
@@ -209,7 +209,7 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
       const sizes = { instances: input.instances, memoryInMb: input.memory_in_mb, logRate: input.log_rate_limit_in_bytes_per_second };
       await assertResizeFits(tx.db, scope.space, await loadProcess(tx.db, p.guid), sizes);
     }
-    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
     await auditProcess(ctx, scope, 'scale', input)(tx);
     return loadProcess(tx.db, p.guid);
   });

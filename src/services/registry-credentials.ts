@@ -205,10 +205,10 @@ export async function updateRegistryCredential(
   if (!(await canWrite(ctx, row))) throw notAuthorized();
   const secret = input.token ?? input.password;
   return ctx.store.write(async (tx) => {
-    await tx.update('registry_credentials', guid, row.generation, {
+    await tx.update('registry_credentials', guid, {
       ...(input.username !== undefined ? { username: input.username } : {}),
       ...(secret !== undefined ? { secret_type: input.token !== undefined ? 'token' : 'password', secret_ciphertext: box.seal(secret, guid) } : {}),
-    });
+    }, { expectedGeneration: row.generation });
     const metadata = await saveMetadata(tx, 'registry_credentials', guid, input.metadata);
     await audit(tx, ctx, 'update', row, { request: auditedRequest(input) });
     return { credential: await loadRow(tx.db, guid), metadata };

@@ -179,7 +179,7 @@ export async function updateRevision(ctx: Ctx, guid: string, input: UpdateRevisi
   return ctx.store.write(async (tx) => {
     const metadata = await saveMetadata(tx, 'revisions', scope.revision.guid, input.metadata);
     // Metadata lives in its own tables; the row's timestamp and generation record the update.
-    await tx.update('revisions', scope.revision.guid, scope.revision.generation, {});
+    await tx.update('revisions', scope.revision.guid, {}, { expectedGeneration: scope.revision.generation });
     await auditApp(tx, ctx, 'revision.update', scope, { revision_guid: scope.revision.guid, request: input });
     return { revision: await tx.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow(), metadata };
   });

@@ -199,7 +199,7 @@ export async function updateDestination(ctx: Ctx, guid: string, destinationGuid:
       throw unprocessable("Destination protocol must be 'http1' or 'http2' if the parent route's protocol is 'http'");
     }
     if (input.protocol === undefined || input.protocol === d.protocol) return d;
-    await tx.update('route_destinations', d.guid, d.generation, { protocol: input.protocol });
+    await tx.update('route_destinations', d.guid, { protocol: input.protocol }, { expectedGeneration: d.generation });
     await touchRoute(tx, route.guid);
     return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', d.guid).executeTakeFirstOrThrow();
   });

@@ -189,7 +189,7 @@ export async function updateRoutePolicy(ctx: Ctx, guid: string, input: UpdateRou
   await assertWritable(ctx, space);
   validateMetadataRequest(input.metadata);
   return ctx.store.write(async (tx) => {
-    await tx.update('route_policies', policy.guid, policy.generation, {});
+    await tx.update('route_policies', policy.guid, {}, { expectedGeneration: policy.generation });
     const metadata = await saveMetadata(tx, 'route_policies', policy.guid, input.metadata);
     const updated = await tx.db.selectFrom('route_policies').selectAll().where('guid', '=', policy.guid).executeTakeFirstOrThrow();
     await auditPolicy(tx, ctx, 'update', updated, space, { request: input });

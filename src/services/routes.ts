@@ -174,7 +174,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
     options = merged.options;
   }
   const { updated, metadata } = await ctx.store.write(async (tx) => {
-    await tx.update('routes', route.guid, route.generation, { options: JSON.stringify(options) });
+    await tx.update('routes', route.guid, { options: JSON.stringify(options) }, { expectedGeneration: route.generation });
     const metadata = await saveMetadata(tx, 'routes', route.guid, input.metadata);
     await auditRoute(tx, ctx, 'update', route, org.guid, { request: input.request });
     return { updated: await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow(), metadata };

@@ -224,12 +224,12 @@ export async function updateSecurityGroup(ctx: Ctx, guid: string, body: Body): P
   try {
     const group = await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, name, existing.guid))) throw taken(name);
-      await tx.update('security_groups', existing.guid, existing.generation, {
+      await tx.update('security_groups', existing.guid, {
         name,
         rules: input.rules ? JSON.stringify(input.rules) : existing.rules,
         running_default: input.running === undefined ? existing.running_default : input.running ? 1 : 0,
         staging_default: input.staging === undefined ? existing.staging_default : input.staging ? 1 : 0,
-      });
+      }, { expectedGeneration: existing.generation });
       await audit(tx, ctx, 'update', { guid: existing.guid, name }, body);
       return loadGroup(tx.db, existing.guid);
     });

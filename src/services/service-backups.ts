@@ -139,7 +139,7 @@ export async function restoreBackup(ctx: Ctx, instanceGuid: string, backupGuid: 
     if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const current = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', backup.guid).executeTakeFirstOrThrow();
     if (current.state !== 'READY') throw unprocessable(`The backup cannot be restored from while its state is ${current.state}.`);
-    await tx.update(RESOURCE, current.guid, current.generation, {
+    await tx.update(RESOURCE, current.guid, {
       state: 'RESTORING',
       last_operation_type: 'restore',
       last_operation_state: 'in progress',
@@ -147,7 +147,7 @@ export async function restoreBackup(ctx: Ctx, instanceGuid: string, backupGuid: 
       last_operation_updated_at: tx.now,
       broker_operation: null,
       poll_next_at: null,
-    });
+    }, { expectedGeneration: current.generation });
     await audit(tx, ctx, 'backup_restore', c, current.guid);
     return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.restore', resourceType: 'service_instance_backup', resourceGuid: current.guid, userGuid: ctx.principal.guid }) };
   });
@@ -173,7 +173,7 @@ async function conclude(store: Store, guid: string, outcome: Conclusion, failure
     const b = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!b || b.last_operation_state !== 'in progress') return;
     const ok = outcome.state === 'succeeded';
-    await tx.update(RESOURCE, b.guid, b.generation, {
+    await tx.update(RESOURCE, b.guid, {
       state: b.last_operation_type === 'create' && !ok ? 'FAILED' : 'READY',
       last_operation_state: outcome.state,
       last_operation_description: outcome.description,
@@ -182,7 +182,7 @@ async function conclude(store: Store, guid: string, outcome: Conclusion, failure
       poll_next_at: null,
       ...(b.last_operation_type === 'create' && ok ? { completed_at: tx.now, size_in_bytes: outcome.sizeInBytes ?? null } : {}),
       ...(b.last_operation_type === 'restore' && ok ? { restored_at: tx.now } : {}),
-    });
+    }, { expectedGeneration: b.generation });
     await finishPollingJobs(tx, b.guid, ok ? undefined : (failure ?? new JobError('CF-ServiceBrokerBadResponse', outcome.description ?? 'The service broker reported that the operation failed')));
   });
 }
@@ -243,7 +243,7 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
       const operation = isObject(res.json) && typeof res.json.operation === 'string' ? res.json.operation : '';
       await store.write(async (tx) => {
         const cur = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow();
-        await tx.update(RESOURCE, cur.guid, cur.generation, { broker_operation: operation, poll_next_at: Date.now(), last_operation_description: descriptionOf(res.json) });
+        await tx.update(RESOURCE, cur.guid, { broker_operation: operation, poll_next_at: Date.now(), last_operation_description: descriptionOf(res.json) }, { expectedGeneration: cur.generation });
       });
       return 'polling';
     }
@@ -293,7 +293,7 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
       const next = Math.max(settings.pollIntervalMs, (res.retryAfterSeconds ?? 0) * 1000);
       await store.write(async (tx) => {
         const cur = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow();
-        await tx.update(RESOURCE, cur.guid, cur.generation, { poll_next_at: Date.now() + next, last_operation_description: descriptionOf(res.json) ?? cur.last_operation_description });
+        await tx.update(RESOURCE, cur.guid, { poll_next_at: Date.now() + next, last_operation_description: descriptionOf(res.json) ?? cur.last_operation_description }, { expectedGeneration: cur.generation });
       });
       return { requeueAfterMs: next };
     },

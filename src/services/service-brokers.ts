@@ -133,15 +133,15 @@ export async function updateServiceBroker(ctx: Ctx, guid: string, body: Body): P
       const metadata = await saveMetadata(tx, RESOURCE, broker.guid, input.metadata);
       await audit(tx, ctx, 'update', broker, { ...input });
       if (!resync) {
-        await tx.update('service_brokers', broker.guid, broker.generation, {});
+        await tx.update('service_brokers', broker.guid, {}, { expectedGeneration: broker.generation });
         return { broker: (await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirstOrThrow()), metadata };
       }
-      await tx.update('service_brokers', broker.guid, broker.generation, {
+      await tx.update('service_brokers', broker.guid, {
         name: input.name ?? broker.name,
         url: input.url ?? broker.url,
         auth_enc: input.authentication ? ctx.store.secrets.sealJson(input.authentication.credentials)! : broker.auth_enc,
         state: 'SYNCHRONIZING',
-      });
+      }, { expectedGeneration: broker.generation });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_broker.update', resourceType: 'service_broker', resourceGuid: broker.guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
@@ -172,7 +172,7 @@ export async function deleteServiceBroker(ctx: Ctx, guid: string): Promise<{ job
   return ctx.store.write(async (tx) => {
     if (await instancesOf(tx.db, broker.guid)) throw new KilnError('ServiceBrokerNotRemovable', broker.name);
     const current = await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirstOrThrow();
-    await tx.update('service_brokers', broker.guid, current.generation, { state: 'DELETE_IN_PROGRESS' });
+    await tx.update('service_brokers', broker.guid, { state: 'DELETE_IN_PROGRESS' }, { expectedGeneration: current.generation });
     await audit(tx, ctx, 'delete', broker, {});
     return { jobGuid: await enqueueJob(tx, { operation: 'service_broker.delete', resourceType: 'service_broker', resourceGuid: broker.guid, userGuid: ctx.principal.guid }) };
   });

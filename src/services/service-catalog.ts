@@ -192,7 +192,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
     const current = byId.get(s.id);
     if (current) {
       offeringGuid = current.guid;
-      await tx.update('service_offerings', current.guid, current.generation, values);
+      await tx.update('service_offerings', current.guid, values, { expectedGeneration: current.generation });
     } else {
       offeringGuid = newGuid();
       await tx.db
@@ -222,7 +222,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
       const cur = plansById.get(p.id);
       if (cur) {
         keptPlans.add(cur.guid);
-        await tx.update('service_plans', cur.guid, cur.generation, pv);
+        await tx.update('service_plans', cur.guid, pv, { expectedGeneration: cur.generation });
       } else {
         const guid = newGuid();
         keptPlans.add(guid);
@@ -249,7 +249,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
     const plans = await tx.db.selectFrom('service_plans').selectAll().where('service_offering_guid', '=', old.guid).execute();
     for (const p of plans) await retirePlan(tx, p);
     const left = await tx.db.selectFrom('service_plans').select('guid').where('service_offering_guid', '=', old.guid).executeTakeFirst();
-    if (left) await tx.update('service_offerings', old.guid, old.generation, { available: 0 });
+    if (left) await tx.update('service_offerings', old.guid, { available: 0 }, { expectedGeneration: old.generation });
     else await deleteOffering(tx, old.guid);
   }
 }
@@ -257,7 +257,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
 async function retirePlan(tx: WriteTx, plan: Row<'service_plans'>): Promise<void> {
   const used = await tx.db.selectFrom('service_instances').select('guid').where('service_plan_guid', '=', plan.guid).executeTakeFirst();
   if (used) {
-    if (plan.available) await tx.update('service_plans', plan.guid, plan.generation, { available: 0 });
+    if (plan.available) await tx.update('service_plans', plan.guid, { available: 0 }, { expectedGeneration: plan.generation });
     return;
   }
   await deletePlan(tx, plan.guid);

@@ -289,13 +289,13 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
     try {
       return await ctx.store.write(async (tx) => {
         if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
-        await tx.update('service_instances', inst.guid, inst.generation, {
+        await tx.update('service_instances', inst.guid, {
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
           ...(input.syslog_drain_url !== undefined ? { syslog_drain_url: input.syslog_drain_url || null } : {}),
           ...(input.route_service_url !== undefined ? { route_service_url: input.route_service_url || null } : {}),
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
-        });
+        }, { expectedGeneration: inst.generation });
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', 'Operation succeeded');
         await recordServiceUsage(tx, inst.guid, 'UPDATED');
         const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
@@ -327,7 +327,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         const shared = await tx.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).executeTakeFirst();
         if (shared) throw new KilnError('SharedServiceInstanceCannotBeRenamed');
       }
-      await tx.update('service_instances', inst.guid, inst.generation, {
+      await tx.update('service_instances', inst.guid, {
         ...(input.name !== undefined ? { name: input.name } : {}),
         ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         ...(needsBroker
@@ -339,7 +339,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
               }),
             }
           : {}),
-      });
+      }, { expectedGeneration: inst.generation });
       const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
       if (!needsBroker) {
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', null);

@@ -369,7 +369,7 @@ export async function applyPlanVisibility(ctx: Ctx, guid: string, body: Body, re
         .onConflict((oc) => oc.columns(['service_plan_guid', 'organization_guid']).doNothing())
         .execute();
     }
-    await tx.update('service_plans', plan.guid, plan.generation, { visibility_type: input.type });
+    await tx.update('service_plans', plan.guid, { visibility_type: input.type }, { expectedGeneration: plan.generation });
     await recordAudit(tx, {
       type: 'audit.service_plan_visibility.update',
       actor: ctx.principal,

@@ -187,11 +187,11 @@ export async function updateSidecar(ctx: Ctx, guid: string, input: UpdateSidecar
     const memory = input.memory_in_mb !== undefined ? input.memory_in_mb : s.memory_in_mb;
     if (input.name !== undefined && input.name !== s.name) await assertNameFree(tx, s.app_guid, input.name, s.guid);
     await assertMemoryFits(tx, s.app_guid, types, memory, s.guid);
-    await tx.update('sidecars', s.guid, s.generation, {
+    await tx.update('sidecars', s.guid, {
       ...(input.name !== undefined ? { name: input.name } : {}),
       ...(input.command !== undefined ? { command: input.command } : {}),
       ...(input.memory_in_mb !== undefined ? { memory_in_mb: input.memory_in_mb } : {}),
-    });
+    }, { expectedGeneration: s.generation });
     if (input.process_types) await setProcessTypes(tx, s, input.process_types);
     await auditApp(tx, ctx, 'sidecar.update', scope, { sidecar_guid: s.guid, sidecar_name: input.name ?? s.name, request: sidecarRequest(input) });
     return { sidecar: await loadSidecar(tx.db, s.guid), processTypes: [...types].sort() };

@@ -172,7 +172,7 @@ function audit(
 /** Sets (or clears) the space quota of some spaces, bumping each space's generation. */
 async function setSpaceQuota(tx: WriteTx, spaces: Array<Row<'spaces'>>, quotaGuid: string | null): Promise<void> {
   for (const space of spaces) {
-    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, space.generation, { space_quota_guid: quotaGuid });
+    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, { space_quota_guid: quotaGuid }, { expectedGeneration: space.generation });
   }
 }
 
@@ -235,7 +235,7 @@ export async function updateSpaceQuota(ctx: Ctx, guid: string, input: UpdateQuot
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, quota.organization_guid, limits);
       if (input.name !== undefined && (await nameInUse(tx.db, quota.organization_guid, name, quota.guid))) throw taken(name);
-      await tx.update('space_quotas', quota.guid, quota.generation, { name, ...limitColumns(limits) });
+      await tx.update('space_quotas', quota.guid, { name, ...limitColumns(limits) }, { expectedGeneration: quota.generation });
       await audit(tx, ctx, 'update', { ...quota, name }, { request: input.request });
       return (await findQuota(tx.db, quota.guid))!;
     });

@@ -149,7 +149,7 @@ export async function updateSpace(
       if (input.name !== undefined && (await nameInUse(tx.db, space.organization_guid, name, space.guid))) {
         throw await spaceRenameTaken(tx.db, space.organization_guid, name);
       }
-      await tx.update('spaces', space.guid, space.generation, { name });
+      await tx.update('spaces', space.guid, { name }, { expectedGeneration: space.generation });
       const metadata = await saveMetadata(tx, 'spaces', space.guid, input.metadata);
       await auditSpace(tx, ctx, 'update', { ...space, name }, input);
       return { space: await loadSpace(tx.db, space.guid), metadata };
@@ -222,7 +222,7 @@ export async function updateSpaceFeature(ctx: Ctx, guid: string, name: string, i
   await assertSpaceMutable(ctx, space);
   const updated = await ctx.store.write(async (tx) => {
     // ssh is the only feature; it takes effect for new ssh sessions at once (CONVENTIONS.md §16).
-    await tx.update('spaces', space.guid, space.generation, { allow_ssh: input.enabled ? 1 : 0 });
+    await tx.update('spaces', space.guid, { allow_ssh: input.enabled ? 1 : 0 }, { expectedGeneration: space.generation });
     await auditSpace(tx, ctx, 'update', space, { allow_ssh: input.enabled });
     return loadSpace(tx.db, space.guid);
   });

@@ -144,10 +144,10 @@ export async function updateStack(
   requireStackAdmin(ctx);
   validateMetadataRequest(input.metadata);
   const result = await ctx.store.write(async (tx) => {
-    await tx.update('stacks', stack.guid, stack.generation, {
+    await tx.update('stacks', stack.guid, {
       ...(input.state !== undefined ? { state: input.state } : {}),
       ...(input.state_reason !== undefined ? { state_reason: input.state_reason } : {}),
-    });
+    }, { expectedGeneration: stack.generation });
     const metadata = await saveMetadata(tx, 'stacks', stack.guid, input.metadata);
     await auditStack(tx, ctx, 'update', stack, input);
     return { stack: await loadStack(tx.db, stack.guid), metadata };

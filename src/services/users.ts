@@ -224,7 +224,7 @@ export async function updateUser(ctx: Ctx, guid: string, input: UpdateUser): Pro
   if (!ctx.access.admin) throw notAuthorized();
   validateMetadataRequest(input.metadata);
   return ctx.store.write(async (tx) => {
-    await tx.update('users', user.guid, user.generation, {});
+    await tx.update('users', user.guid, {}, { expectedGeneration: user.generation });
     const metadata = await saveMetadata(tx, 'users', user.guid, input.metadata);
     await recordAudit(tx, {
       type: 'audit.user.update',

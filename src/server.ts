@@ -260,7 +260,8 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     log,
     credentials: credentialRegistry(config.gitCredentialsFile),
   });
-  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, ...config.kube }) : undefined;
+  const kube =
+    config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, gitCredentials: credentialRegistry(config.gitCredentialsFile), ...config.kube }) : undefined;
   const leaderMetrics = new Registry();
   const leaderGauge = new Gauge({ name: 'kiln_leader', help: '1 on the replica running the controllers, else 0', registers: [leaderMetrics] });
   leaderGauge.set(0);

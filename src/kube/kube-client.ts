@@ -114,9 +114,10 @@ export function isStale(err: unknown): boolean {
  * that the requests it makes stay within them.
  */
 export const SYNC_RBAC_RULES = [
-  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings'], verbs: ['list', 'watch', 'patch'] },
-  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status', 'routes/status', 'serviceinstances/status', 'servicebindings/status'], verbs: ['patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'], verbs: ['list', 'watch', 'patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status', 'routes/status', 'serviceinstances/status', 'servicebindings/status', 'gitsources/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-  // Only the Secrets an App's `source.git.secretRef` and a ServiceInstance's `credentials.secretRef` name.
+  // Only the Secrets an App's `source.git.secretRef`, a GitSource's `secretRef` and a ServiceInstance's
+  // `credentials.secretRef` name.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ] as const;

@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GitDeployer } from '../gitops/git-apps.ts';
+import type { GitCredentials } from '../gitops/git-source.ts';
 import type { Principal } from '../domain/principal.ts';
 import { ADMIN_SCOPES } from '../identity/identity-service.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -9,6 +10,7 @@ import type { Ctx } from '../services/context.ts';
 import type { Store } from '../store/store.ts';
 import { isStale, KubeClient, loadKubeConfig, type KubeObject, type Plural } from './kube-client.ts';
 import { reconcileApp, reconcileOrganization, reconcileSpace, type Outcome } from './reconcile.ts';
+import { reconcileGitSource } from './reconcile-gitsource.ts';
 import { reconcileRoute, reconcileServiceBinding, reconcileServiceInstance } from './reconcile-services.ts';
 
 /**
@@ -37,6 +39,8 @@ export interface KubeSyncOptions {
   runtime?: Runtime;
   /** Deploys apps whose `source.git` names a repository; without it such apps report `SourceReady=False`. */
   git?: GitDeployer;
+  /** Named git credentials (KILN_GIT_CREDENTIALS_FILE) for GitSource resources' `credential`. */
+  gitCredentials?: (name: string) => GitCredentials | undefined;
 }
 
 const KINDS: { plural: Plural; namespaced: boolean }[] = [
@@ -46,12 +50,13 @@ const KINDS: { plural: Plural; namespaced: boolean }[] = [
   { plural: 'routes', namespaced: true },
   { plural: 'serviceinstances', namespaced: true },
   { plural: 'servicebindings', namespaced: true },
+  { plural: 'gitsources', namespaced: true },
 ];
 
 /** Kinds that name others by CF name: a change to one of the left may unblock the kinds on the right. */
 const DEPENDENTS: Partial<Record<Plural, Plural[]>> = {
-  organizations: ['spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings'],
-  spaces: ['apps', 'routes', 'serviceinstances', 'servicebindings'],
+  organizations: ['spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'],
+  spaces: ['apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'],
   apps: ['routes', 'servicebindings'],
   serviceinstances: ['servicebindings'],
 };
@@ -211,6 +216,7 @@ export class KubeSync {
     if (plural === 'routes') return reconcileRoute(env, obj);
     if (plural === 'serviceinstances') return reconcileServiceInstance(env, obj);
     if (plural === 'servicebindings') return reconcileServiceBinding(env, obj);
+    if (plural === 'gitsources') return reconcileGitSource(env, obj, this.opts.gitCredentials);
     return reconcileApp(env, obj);
   }
 }

@@ -388,7 +388,7 @@ function sourceCondition(git: GitAppState, generation: number): Omit<KubeConditi
 }
 
 /** Credentials from the Secret an App's `source.git.secretRef` names (`username`/`password` or `ssh-privatekey`). */
-async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | undefined): Promise<GitCredentials | undefined> {
+export async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | undefined): Promise<GitCredentials | undefined> {
   if (!secret) return undefined;
   let data: Record<string, string>;
   try {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GitSourceFieldsSchema } from '../services/git-sources.ts';
 
 /**
  * The custom resources of the `kiln.dev` API group, as zod schemas: the one source of truth for the CRDs in
@@ -209,6 +210,29 @@ export const ServiceBindingSpecSchema = z.object({
 });
 export type ServiceBindingSpec = z.infer<typeof ServiceBindingSpecSchema>;
 
+/**
+ * A repository path of YAML kept applied with prune: the fields `/kiln/v1/gitsources` takes, and instead of (or
+ * besides) a named credential a Secret in the resource's namespace (`username`/`password` or `ssh-privatekey`).
+ */
+export const GitSourceSpecSchema = GitSourceFieldsSchema.extend({ secretRef: secretRef.optional() });
+export type GitSourceSpec = z.infer<typeof GitSourceSpecSchema>;
+
+export const GitSourceStatusSchema = z.object({
+  observedGeneration: z.number().int().optional(),
+  /** The commit last applied (also when some files were in error). */
+  commit: z.string().optional(),
+  state: z.enum(['APPLIED', 'DEGRADED', 'FAILED']).optional(),
+  message: z.string().optional(),
+  lastAppliedAt: z.string().optional(),
+  /** One entry per file in error (an empty `file`: the repository itself could not be read). */
+  errors: z.array(z.object({ file: z.string(), message: z.string() })).optional(),
+  /** `org/space/app` applied and pruned by the last sync that changed something. */
+  applied: z.array(z.string()).optional(),
+  pruned: z.array(z.string()).optional(),
+  conditions: z.array(condition).optional(),
+});
+export type GitSourceStatus = z.infer<typeof GitSourceStatusSchema>;
+
 export interface PrinterColumn {
   name: string;
   type: string;
@@ -316,6 +340,22 @@ export const KINDS: KindDefinition[] = [
       { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' },
       readyColumn,
       { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      ageColumn,
+    ],
+  },  {
+    kind: 'GitSource',
+    plural: 'gitsources',
+    singular: 'gitsource',
+    shortNames: ['kgit'],
+    scope: 'Namespaced',
+    spec: GitSourceSpecSchema,
+    status: GitSourceStatusSchema,
+    printerColumns: [
+      { name: 'URL', type: 'string', jsonPath: '.spec.url' },
+      { name: 'Ref', type: 'string', jsonPath: '.spec.ref' },
+      { name: 'Commit', type: 'string', jsonPath: '.status.commit' },
+      { name: 'State', type: 'string', jsonPath: '.status.state' },
+      readyColumn,
       ageColumn,
     ],
   },

@@ -293,12 +293,13 @@ interface Json {
  * `GET /v3/apps?order_by=name&per_page=5000&space_guids=S`, then every page of
  * `GET /v3/processes?embed=process_instances&space_guids=S` (the CLI follows `next`). Returns ms per step.
  */
-async function cfAppsFlow(url: string, headers: Record<string, string>, space: string): Promise<{ apps: number; processes: number; pages: number }> {
+async function cfAppsFlow(url: string, headers: Record<string, string>, space: string): Promise<{ apps: number; processes: number; pages: number; cpu: number }> {
   const get = async (href: string): Promise<Json> => {
     const res = await fetch(href, { headers });
     if (res.status !== 200) throw new Error(`${href}: ${res.status} ${(await res.text()).slice(0, 300)}`);
     return (await res.json()) as Json;
   };
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const apps = await get(`${url}/v3/apps?order_by=name&per_page=5000&space_guids=${space}`);
   if (apps.resources.length !== APPS) throw new Error(`cf apps: ${apps.resources.length} apps, expected ${APPS}`);
@@ -315,7 +316,8 @@ async function cfAppsFlow(url: string, headers: Record<string, string>, space: s
     next = page.pagination.next ? url + new URL(page.pagination.next.href).pathname + new URL(page.pagination.next.href).search : undefined;
   }
   if (processes !== APPS) throw new Error(`cf apps: ${processes} processes, expected ${APPS}`);
-  return { apps: t1 - t0, processes: performance.now() - t1, pages };
+  const cpu = process.cpuUsage(cpu0);
+  return { apps: t1 - t0, processes: performance.now() - t1, pages, cpu: (cpu.user + cpu.system) / 1000 };
 }
 
 /** Creates `count` apps (each with its web process) in a new space through the API; returns the space's guid. */
@@ -345,13 +347,16 @@ async function measureCfApps(target: Target): Promise<boolean> {
   const { url, headers } = target;
   const space = { guid: await seedApps(target) };
   await cfAppsFlow(url, headers, space.guid);
-  const runs: Array<{ apps: number; processes: number; pages: number }> = [];
+  const runs: Array<{ apps: number; processes: number; pages: number; cpu: number }> = [];
   for (let i = 0; i < APPS_RUNS; i++) runs.push(await cfAppsFlow(url, headers, space.guid));
   const total = median(runs.map((r) => r.apps + r.processes));
   console.log(
     `GET /v3/apps (per_page=5000) ${median(runs.map((r) => r.apps)).toFixed(0)} ms + ${runs[0]!.pages} pages of ` +
       `GET /v3/processes?embed=process_instances ${median(runs.map((r) => r.processes)).toFixed(0)} ms = ${total.toFixed(0)} ms ` +
-      `(median of ${APPS_RUNS}; all: ${runs.map((r) => (r.apps + r.processes).toFixed(0)).join(', ')} ms)  ` +
+      `(median of ${APPS_RUNS}; all: ${runs.map((r) => (r.apps + r.processes).toFixed(0)).join(', ')} ms; ` +
+      // On a shared machine the wall time includes waiting for a CPU; the process's CPU time (server and this
+      // in-process client together) does not.
+      `CPU ${median(runs.map((r) => r.cpu)).toFixed(0)} ms)  ` +
       `target < ${APPS_TARGET_MS} ms: ${total < APPS_TARGET_MS ? 'ok' : 'MISS'}`,
   );
   return total < APPS_TARGET_MS;

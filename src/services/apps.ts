@@ -74,7 +74,8 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
   // Filtered by space (as the cf CLI lists), the matches are sorted in full: sorting ids is cheaper than whole rows.
-  return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined }));
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('apps').selectAll('apps').where('apps.id', 'in', ids);
+  return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined, rowsByIds }));
 }
 
 /** The app of a resource that belongs to one (package, droplet, build…): an invisible app is that resource's 404. */

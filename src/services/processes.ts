@@ -91,7 +91,8 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
   if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
   // Matches are found through apps, so no index orders them: all are sorted; sorting ids (covering indexes) is cheaper.
-  return listPage(q, listOptions('processes', params, { byIds: true }));
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('processes').selectAll('processes').where('processes.id', 'in', ids);
+  return listPage(q, listOptions('processes', params, { byIds: true, rowsByIds }));
 }
 
 /** The apps of some processes (for detected commands and docker users), keyed by guid. */

@@ -21,6 +21,11 @@ export interface ListQueryOptions {
    * them separately and sorting whole rows costs more; a label selector always pages this way.
    */
   byIds?: boolean;
+  /**
+   * With byIds: the query that reads a page's rows by id (the list's rows from their own table, without its filters,
+   * which would lead the planner to walk them all again). Default: the caller's query restricted to the ids.
+   */
+  rowsByIds?: (ids: number[]) => AnySelect;
 }
 
 /** The paging, `guids`, timestamp, label and order parts of a parsed CF list request, for `table`. */
@@ -130,7 +135,8 @@ export async function listPage<Q extends AnySelect>(
   const rows = [];
   // Chunked to stay under SQLite's bound-parameter limit; each chunk comes back in page order, so they concatenate.
   for (let i = 0; i < ids.length; i += 900) {
-    rows.push(...(await ordered(query.where(sql.ref(`${t}.id`), 'in', ids.slice(i, i + 900))).execute()));
+    const chunk = ids.slice(i, i + 900);
+    rows.push(...(await ordered(opts.rowsByIds ? opts.rowsByIds(chunk) : query.where(sql.ref(`${t}.id`), 'in', chunk)).execute()));
   }
   return { rows, total: all.length };
 }

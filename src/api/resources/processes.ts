@@ -34,14 +34,16 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
     const embed = wantsInstances(params.params.embed);
     const owners = await processes.appsOf(store.db, page.rows);
     const metadata = await loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid));
+    // c.get, not c.var: the latter copies every variable into a new object on each access.
+    const linker = c.get('linker');
     const resources = [];
     for (const p of page.rows) {
       const instances = embed ? await processes.instanceReports(deps.observed, p, { usage: false }) : undefined;
       resources.push(
-        presentProcess(p, metadata.get(p.guid), { app: owners.get(p.app_guid), command: { show: false, redaction: REDACTED_IN_LISTS }, instances }, c.var.linker),
+        presentProcess(p, metadata.get(p.guid), { app: owners.get(p.app_guid), command: { show: false, redaction: REDACTED_IN_LISTS }, instances }, linker),
       );
     }
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, page.total), resources });
+    return c.json({ pagination: pagination(linker, c.req.path, params, page.total), resources });
   }
 
   /** A single process: its command is shown to secret readers, else redacted. */

@@ -18,12 +18,14 @@
  *
  * Env: BENCH_DURATION (s per slice, default 3), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
  * BENCH_SPACES (default 10000), BENCH_SERIAL_DURATION (s, default 3; 0 skips the single-connection runs),
- * BENCH_ONLY (comma-separated names), BENCH_DATABASE_URL (run on PostgreSQL: a server URL allowed to create databases).
+ * BENCH_ONLY (comma-separated names; `cf apps` selects that flow), BENCH_LIST_CACHE (on, off or both, default both),
+ * BENCH_APPS (apps of the `cf apps` flow, default 1000; 0 skips it), BENCH_APPS_RUNS (flows timed, default 5), BENCH_DATABASE_URL (run on PostgreSQL: a server URL allowed to create databases).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
 import autocannon from 'autocannon';
@@ -39,6 +41,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SPACES = Number(process.env.BENCH_SPACES ?? 10_000);
 const SERIAL_DURATION = Number(process.env.BENCH_SERIAL_DURATION ?? 3);
+const APPS = Number(process.env.BENCH_APPS ?? 1000);
+const APPS_RUNS = Number(process.env.BENCH_APPS_RUNS ?? 5);
+const APPS_TARGET_MS = 300;
 const ORGS = 5;
 const TARGET_RATIO = 0.4;
 const TARGET_P99_MS = 20;
@@ -162,7 +167,7 @@ async function run(url: string, s: Scenario, headers: Record<string, string>, ba
   return summarise(s.name, mine, median(ratios), await serialP99(url + s.path, headers));
 }
 
-interface Target {
+export interface Target {
   kiln: Kiln;
   url: string;
   headers: Record<string, string>;
@@ -171,7 +176,7 @@ interface Target {
 }
 
 /** A seeded Kiln listening on a free port; `listCache` false turns the list cache off (KILN_LIST_CACHE_ENTRIES=0). */
-async function start(listCache: boolean): Promise<Target> {
+export async function start(listCache: boolean): Promise<Target> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-'));
   const database = await benchDatabase(dataDir);
   const adminPassword = randomBytes(12).toString('hex');
@@ -247,6 +252,7 @@ async function measure(title: string, target: Target): Promise<boolean> {
   ];
   const only = process.env.BENCH_ONLY?.split(',');
   const selected = only ? scenarios.filter((s) => only.some((o) => s.name.includes(o))) : scenarios;
+  if (selected.length === 0) return true;
 
   console.log(`\n${title}\nautocannon: ${CONNECTIONS} connections, ${ROUNDS} x (baseline ${DURATION} s, scenario ${DURATION} s) per scenario`);
   await slice(url + BASELINE_PATH, headers, 1);
@@ -276,6 +282,86 @@ async function measure(title: string, target: Target): Promise<boolean> {
   return !rows.some((r) => r.at(-1) === 'MISS');
 }
 
+interface Json {
+  guid: string;
+  pagination: { total_results: number; next: { href: string } | null };
+  resources: Array<{ guid: string; process_instances?: unknown[] }>;
+}
+
+/**
+ * The requests `cf apps` sends for one space with a CLI ≥ 3.211 (research: cf-cli-flows §7.1, steps 1 and 2):
+ * `GET /v3/apps?order_by=name&per_page=5000&space_guids=S`, then every page of
+ * `GET /v3/processes?embed=process_instances&space_guids=S` (the CLI follows `next`). Returns ms per step.
+ */
+async function cfAppsFlow(url: string, headers: Record<string, string>, space: string): Promise<{ apps: number; processes: number; pages: number; cpu: number }> {
+  const get = async (href: string): Promise<Json> => {
+    const res = await fetch(href, { headers });
+    if (res.status !== 200) throw new Error(`${href}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    return (await res.json()) as Json;
+  };
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const apps = await get(`${url}/v3/apps?order_by=name&per_page=5000&space_guids=${space}`);
+  if (apps.resources.length !== APPS) throw new Error(`cf apps: ${apps.resources.length} apps, expected ${APPS}`);
+  const t1 = performance.now();
+  let next: string | undefined = `${url}/v3/processes?embed=process_instances&space_guids=${space}`;
+  let pages = 0;
+  let processes = 0;
+  while (next) {
+    const page = await get(next);
+    pages++;
+    processes += page.resources.length;
+    if (page.resources.some((r) => !Array.isArray(r.process_instances))) throw new Error('cf apps: a process without process_instances');
+    // Absolute links name the server's public URL; the bench reaches it on its own address.
+    next = page.pagination.next ? url + new URL(page.pagination.next.href).pathname + new URL(page.pagination.next.href).search : undefined;
+  }
+  if (processes !== APPS) throw new Error(`cf apps: ${processes} processes, expected ${APPS}`);
+  const cpu = process.cpuUsage(cpu0);
+  return { apps: t1 - t0, processes: performance.now() - t1, pages, cpu: (cpu.user + cpu.system) / 1000 };
+}
+
+/** Creates `count` apps (each with its web process) in a new space through the API; returns the space's guid. */
+export async function seedApps(target: Target, count = APPS): Promise<string> {
+  const { kiln, url, headers } = target;
+  const call = async (method: string, path: string, body: unknown): Promise<Json> => {
+    const res = await kiln.app.request(`${url}${path}`, { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    return (await res.json()) as Json;
+  };
+  const started = performance.now();
+  const org = await call('POST', '/v3/organizations', { name: 'cf-apps-org' });
+  const space = await call('POST', '/v3/spaces', { name: 'cf-apps', relationships: { organization: { data: { guid: org.guid } } } });
+  for (let i = 0; i < count; i++) {
+    await call('POST', '/v3/apps', {
+      name: `app-${String(i).padStart(4, '0')}`,
+      relationships: { space: { data: { guid: space.guid } } },
+      ...(i % 4 === 0 ? { metadata: { labels: { team: `t${i % 3}` }, annotations: { owner: 'bench' } } } : {}),
+    });
+  }
+  console.log(`\ncf apps flow: ${count} apps (one web process each) created in ${(performance.now() - started).toFixed(0)} ms`);
+  return space.guid;
+}
+
+/** Times the `cf apps` flow over APPS apps in one space (median of APPS_RUNS, after one warm-up). */
+async function measureCfApps(target: Target): Promise<boolean> {
+  const { url, headers } = target;
+  const space = { guid: await seedApps(target) };
+  await cfAppsFlow(url, headers, space.guid);
+  const runs: Array<{ apps: number; processes: number; pages: number; cpu: number }> = [];
+  for (let i = 0; i < APPS_RUNS; i++) runs.push(await cfAppsFlow(url, headers, space.guid));
+  const total = median(runs.map((r) => r.apps + r.processes));
+  console.log(
+    `GET /v3/apps (per_page=5000) ${median(runs.map((r) => r.apps)).toFixed(0)} ms + ${runs[0]!.pages} pages of ` +
+      `GET /v3/processes?embed=process_instances ${median(runs.map((r) => r.processes)).toFixed(0)} ms = ${total.toFixed(0)} ms ` +
+      `(median of ${APPS_RUNS}; all: ${runs.map((r) => (r.apps + r.processes).toFixed(0)).join(', ')} ms; ` +
+      // On a shared machine the wall time includes waiting for a CPU; the process's CPU time (server and this
+      // in-process client together) does not.
+      `CPU ${median(runs.map((r) => r.cpu)).toFixed(0)} ms)  ` +
+      `target < ${APPS_TARGET_MS} ms: ${total < APPS_TARGET_MS ? 'ok' : 'MISS'}`,
+  );
+  return total < APPS_TARGET_MS;
+}
+
 async function main(): Promise<void> {
   // The list cache only answers repeats of an unchanged database, so the second table (cache off) is what a
   // list costs when it has to be computed: after every write, or for a page nobody asked for yet.
@@ -283,12 +369,15 @@ async function main(): Promise<void> {
     ['Kiln as configured by default (list cache on; every measured request after the first is a repeat)', true],
     ['List cache off (KILN_LIST_CACHE_ENTRIES=0): every request counts, pages and renders', false],
   ];
+  const wanted = process.env.BENCH_LIST_CACHE ?? 'both';
   let met = true;
-  for (const [title, listCache] of modes) {
+  for (const [title, listCache] of modes.filter(([, on]) => wanted === 'both' || (wanted === 'on') === on)) {
     const target = await start(listCache);
     try {
       const ok = await measure(title, target);
       if (listCache) met = ok;
+      // A list cache would answer the repeats; the flow is measured as computed.
+      if (!listCache && APPS > 0 && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.includes('cf apps'))) await measureCfApps(target);
     } finally {
       await target.close();
     }
@@ -296,4 +385,5 @@ async function main(): Promise<void> {
   if (!met) process.exitCode = 1;
 }
 
-await main();
+// Also imported (bench/list-profile.ts) for its seeded Kiln; only a direct run measures.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) await main();

@@ -56,6 +56,11 @@ export interface ObservedInstance {
 export interface ObservedInstances {
   /** Actual instances of a process (any indexes, any order). */
   statsFor(processGuid: string): Promise<ObservedInstance[]>;
+  /**
+   * The same instances without measuring them (no usage or uptime, which cost the runtime a read per instance):
+   * all `process_instances` shows. Optional; statsFor answers when absent.
+   */
+  statesFor?(processGuid: string): Promise<ObservedInstance[]>;
   /** Stops one instance so the controller replaces it; false when there is no such instance. */
   terminate(processGuid: string, index: number): Promise<boolean>;
 }
@@ -74,18 +79,21 @@ export interface ProcessScope extends AppScope {
 }
 
 export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: string): Promise<Page<Row<'processes'>>> {
+  const orgs = params.filters.organization_guids;
+  // Every app has its space (deleting a space deletes its apps), so spaces are joined only to filter by org.
   let q = ctx.store.db
     .selectFrom('processes')
     .innerJoin('apps', 'apps.guid', 'processes.app_guid')
-    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('processes')
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (appGuid !== undefined) q = q.where('processes.app_guid', '=', appGuid);
   if (params.filters.app_guids) q = q.where('processes.app_guid', 'in', params.filters.app_guids);
   if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
-  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
-  return listPage(q, listOptions('processes', params));
+  if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
+  // Matches are found through apps, so no index orders them: all are sorted; sorting ids (covering indexes) is cheaper.
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('processes').selectAll('processes').where('processes.id', 'in', ids);
+  return listPage(q, listOptions('processes', params, { byIds: true, rowsByIds }));
 }
 
 /** The apps of some processes (for detected commands and docker users), keyed by guid. */
@@ -224,8 +232,13 @@ export const noRuntime: ObservedInstances = {
 };
 
 /** The stats entries of a process: one per desired index (DOWN where nothing runs), then surplus instances. */
-export async function instanceReports(observed: ObservedInstances | undefined, process: Row<'processes'>): Promise<ObservedInstance[]> {
-  const actual = await (observed ?? noRuntime).statsFor(process.guid);
+export async function instanceReports(
+  observed: ObservedInstances | undefined,
+  process: Row<'processes'>,
+  opts: { usage?: boolean } = {},
+): Promise<ObservedInstance[]> {
+  const source = observed ?? noRuntime;
+  const actual = await (opts.usage === false && source.statesFor ? source.statesFor(process.guid) : source.statsFor(process.guid));
   const byIndex = new Map<number, ObservedInstance>();
   for (const a of actual) {
     // When two instances claim one index (a replacement is starting), report the healthier one.

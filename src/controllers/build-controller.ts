@@ -335,11 +335,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return false;
       if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', appGuid).executeTakeFirst())) return false;
-      await tx.db
-        .insertInto('droplets')
-        .values(dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }))
-        .execute();
-      tx.changed('droplets', droplet.guid, 'create');
+      await tx.insert('droplets', dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }));
       await tx.update('builds', buildGuid, { state: 'STAGED', error: null, droplet_guid: droplet.guid }, { expectedGeneration: current.generation });
       return true;
     });

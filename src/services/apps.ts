@@ -151,33 +151,26 @@ async function resolveStack(db: Kysely<Database>, requested: string | null | und
 /** A new process row with CF defaults for its type (CONVENTIONS.md §15); `guid` is the app's for `web`. */
 export async function insertProcess(tx: WriteTx, app: Pick<Row<'apps'>, 'guid'>, type: string, guid = newGuid()): Promise<string> {
   const d = defaultsForType(type);
-  await tx.db
-    .insertInto('processes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      app_guid: app.guid,
-      type,
-      command: null,
-      instances: d.instances,
-      memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
-      disk_in_mb: PROCESS_DEFAULTS.diskInMb,
-      log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
-      health_check_type: d.healthCheckType,
-      health_check_timeout: null,
-      health_check_invocation_timeout: null,
-      health_check_interval: null,
-      health_check_endpoint: null,
-      readiness_check_type: 'process',
-      readiness_check_invocation_timeout: null,
-      readiness_check_interval: null,
-      readiness_check_endpoint: null,
-      version: randomUUID(),
-    })
-    .execute();
-  tx.changed('processes', guid, 'create');
+  await tx.insert('processes', {
+    guid,
+    app_guid: app.guid,
+    type,
+    command: null,
+    instances: d.instances,
+    memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
+    disk_in_mb: PROCESS_DEFAULTS.diskInMb,
+    log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
+    health_check_type: d.healthCheckType,
+    health_check_timeout: null,
+    health_check_invocation_timeout: null,
+    health_check_interval: null,
+    health_check_endpoint: null,
+    readiness_check_type: 'process',
+    readiness_check_invocation_timeout: null,
+    readiness_check_interval: null,
+    readiness_check_endpoint: null,
+    version: randomUUID(),
+  });
   return guid;
 }
 
@@ -207,27 +200,20 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
     return await ctx.store.write(async (tx) => {
       if (await nameInUse(tx.db, space.guid, input.name)) throw uniqueness(appNameTaken(input.name));
       const guid = newGuid();
-      await tx.db
-        .insertInto('apps')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          space_guid: space.guid,
-          state: 'STOPPED',
-          status: 'active',
-          lifecycle_type: type,
-          lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
-          lifecycle_stack: stack,
-          environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
-          droplet_guid: null,
-          enable_ssh: 1,
-          revisions_enabled: 1,
-        })
-        .execute();
-      tx.changed('apps', guid, 'create');
+      await tx.insert('apps', {
+        guid,
+        name: input.name,
+        space_guid: space.guid,
+        state: 'STOPPED',
+        status: 'active',
+        lifecycle_type: type,
+        lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
+        lifecycle_stack: stack,
+        environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
+        droplet_guid: null,
+        enable_ssh: 1,
+        revisions_enabled: 1,
+      });
       // The web process shares the app's guid (CONVENTIONS.md §2, §15).
       await insertProcess(tx, { guid }, WEB, guid);
       const metadata = await saveMetadata(tx, 'apps', guid, input.metadata);
@@ -283,8 +269,8 @@ async function deleteRowsOf(
   const rows = await tx.db.selectFrom(table).select('guid').where('app_guid', 'in', appGuids).execute();
   const guids = rows.map((r) => r.guid);
   await deleteMetadata(tx, table, guids);
-  await tx.db.deleteFrom(table).where('app_guid', 'in', appGuids).execute();
-  for (const g of guids) tx.changed(table, g, 'delete');
+  // kysely cannot type a filter over a union of tables; every one of these has app_guid.
+  await tx.deleteWhere(table as 'processes', (eb) => eb('app_guid', 'in', appGuids));
 }
 
 /**
@@ -301,19 +287,14 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
     }
     await tx.db.deleteFrom('sidecar_process_types').where('app_guid', 'in', chunk).execute();
     // Service bindings were unbound at the brokers before this transaction (a before-hook of the delete job).
-    const bindings = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('service_credential_bindings').where('app_guid', 'in', chunk).execute();
-    for (const b of bindings) tx.changed('service_credential_bindings', b.guid, 'delete');
+    await tx.deleteWhere('service_credential_bindings', (eb) => eb('app_guid', 'in', chunk));
     const destinations = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', chunk).execute();
-    for (const d of destinations) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      tx.changed('routes', d.route_guid, 'update');
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', 'in', chunk));
+    // The routes' rows do not change, but their watchers (the routing table) must look again.
+    for (const d of destinations) tx.changed('routes', d.route_guid, 'update');
     await deleteLocksOf(tx, 'app', chunk);
     await deleteMetadata(tx, 'apps', chunk);
-    await tx.db.deleteFrom('apps').where('guid', 'in', chunk).execute();
-    for (const g of chunk) tx.changed('apps', g, 'delete');
+    await tx.deleteWhere('apps', (eb) => eb('guid', 'in', chunk));
   }
 }
 
@@ -333,12 +314,7 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
   return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
-    await tx.db
-      .updateTable('apps')
-      .set({ status: 'deleting', state: 'STOPPED', updated_at: tx.now })
-      .where('guid', '=', scope.app.guid)
-      .execute();
-    tx.changed('apps', scope.app.guid, 'update');
+    await tx.update('apps', scope.app.guid, { status: 'deleting', state: 'STOPPED' });
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
   });
 }
@@ -397,11 +373,11 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
     // Starting a stopped app launches what is current now: the process versions stay, what they launched with is
     // forgotten (the first instance records it again). Starting a started one changes nothing, as in CC.
     if (action === 'start' && app.state === 'STOPPED') {
-      await tx.db
-        .updateTable('processes')
-        .set({ launched_version: null, launched_droplet_guid: null, launched_environment_variables: null })
-        .where('app_guid', '=', app.guid)
-        .execute();
+      await tx.updateStatusWhere('processes', (eb) => eb('app_guid', '=', app.guid), {
+        launched_version: null,
+        launched_droplet_guid: null,
+        launched_environment_variables: null,
+      });
     }
     // Upstream's AppStart resolves the revision in the request (a `cf set-env` + `cf restart` records it here).
     if (action !== 'stop') await recordRevision(tx, app.guid);

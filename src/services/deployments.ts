@@ -101,8 +101,7 @@ export const webProcesses = (db: Kysely<Database>, appGuid: string) =>
 /** Removes a process row (the process controller then stops whatever still runs for it). */
 export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
   await deleteMetadata(tx, 'processes', [guid]);
-  await tx.db.deleteFrom('processes').where('guid', '=', guid).execute();
-  tx.changed('processes', guid, 'delete');
+  await tx.delete('processes', guid);
 }
 
 /**
@@ -206,11 +205,7 @@ async function withDeploymentQuotaHint(db: Kysely<Database>, scope: AppScope, ch
 async function cloneWebProcess(tx: WriteTx, from: Row<'processes'>, patch: Partial<Row<'processes'>>): Promise<string> {
   const guid = newGuid();
   const { id: _id, ...columns } = from;
-  await tx.db
-    .insertInto('processes')
-    .values({ ...columns, ...patch, guid, created_at: tx.now, updated_at: tx.now, generation: 1, observed_generation: 0 })
-    .execute();
-  tx.changed('processes', guid, 'create');
+  await tx.insert('processes', { ...columns, ...patch, guid, observed_generation: 0 });
   const metadata = await loadOneMetadata(tx.db, 'processes', from.guid);
   await saveMetadata(tx, 'processes', guid, metadata);
   return guid;
@@ -265,11 +260,11 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     // `cf restart --strategy rolling` must not reach them); the process controller keeps it while the rollout runs.
     for (const p of webs) {
       if (p.launched_version !== p.version || !p.launched_droplet_guid) {
-        await tx.db
-          .updateTable('processes')
-          .set({ launched_version: p.version, launched_droplet_guid: app.droplet_guid, launched_environment_variables: app.environment_variables })
-          .where('guid', '=', p.guid)
-          .execute();
+        await tx.updateStatus('processes', p.guid, {
+          launched_version: p.version,
+          launched_droplet_guid: app.droplet_guid,
+          launched_environment_variables: app.environment_variables,
+        });
       }
     }
     const previousDroplet = app.droplet_guid;
@@ -338,49 +333,42 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     const state: DeploymentState = stopped ? 'DEPLOYED' : input.strategy === 'canary' ? 'PREPAUSED' : 'DEPLOYING';
     const status = statusOf(state);
     const newProcess = await tx.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirstOrThrow();
-    await tx.db
-      .insertInto('deployments')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: app.guid,
-        state,
-        status_value: status.value,
-        status_reason: status.reason,
-        strategy: input.strategy,
-        droplet_guid: source.droplet.guid,
-        previous_droplet_guid: previousDroplet,
-        revision_guid: revision?.guid ?? null,
-        previous_revision_guid: newest.revision_guid,
-        process_guid: processGuid,
-        process_type: WEB,
-        old_version: null,
-        new_version: newVersion,
-        original_instances: original,
-        target_instances: target,
-        new_instances: newProcess.instances,
-        old_instances: stopped ? 0 : webs.reduce((n, p) => n + p.instances, 0),
-        max_in_flight: input.maxInFlight,
-        web_instances: input.webInstances,
-        memory_in_mb: input.memoryInMb,
-        disk_in_mb: input.diskInMb,
-        log_rate_limit_in_bytes_per_second: input.logRateLimit,
-        canary_steps: steps ? JSON.stringify(steps) : null,
-        canary_step: 1,
-        previous_environment_variables: app.environment_variables,
-        previous_command: newest.command,
-        previous_memory_in_mb: newest.memory_in_mb,
-        previous_disk_in_mb: newest.disk_in_mb,
-        previous_log_rate_limit: newest.log_rate_limit_in_bytes_per_second,
-        last_healthy_at: tx.now,
-        last_status_change: tx.now,
-        error: null,
-        new_processes: JSON.stringify(stopped ? [] : [{ guid: processGuid, type: WEB }]),
-      })
-      .execute();
-    tx.changed('deployments', guid, 'create');
+    await tx.insert('deployments', {
+      guid,
+      app_guid: app.guid,
+      state,
+      status_value: status.value,
+      status_reason: status.reason,
+      strategy: input.strategy,
+      droplet_guid: source.droplet.guid,
+      previous_droplet_guid: previousDroplet,
+      revision_guid: revision?.guid ?? null,
+      previous_revision_guid: newest.revision_guid,
+      process_guid: processGuid,
+      process_type: WEB,
+      old_version: null,
+      new_version: newVersion,
+      original_instances: original,
+      target_instances: target,
+      new_instances: newProcess.instances,
+      old_instances: stopped ? 0 : webs.reduce((n, p) => n + p.instances, 0),
+      max_in_flight: input.maxInFlight,
+      web_instances: input.webInstances,
+      memory_in_mb: input.memoryInMb,
+      disk_in_mb: input.diskInMb,
+      log_rate_limit_in_bytes_per_second: input.logRateLimit,
+      canary_steps: steps ? JSON.stringify(steps) : null,
+      canary_step: 1,
+      previous_environment_variables: app.environment_variables,
+      previous_command: newest.command,
+      previous_memory_in_mb: newest.memory_in_mb,
+      previous_disk_in_mb: newest.disk_in_mb,
+      previous_log_rate_limit: newest.log_rate_limit_in_bytes_per_second,
+      last_healthy_at: tx.now,
+      last_status_change: tx.now,
+      error: null,
+      new_processes: JSON.stringify(stopped ? [] : [{ guid: processGuid, type: WEB }]),
+    });
     const metadata = await saveMetadata(tx, 'deployments', guid, input.metadata);
     await auditApp(tx, ctx, 'deployment.create', scope, {
       deployment_guid: guid,

@@ -49,11 +49,7 @@ export async function createGitSource(ctx: Ctx, input: CreateGitSource): Promise
   return ctx.store.write(async (tx) => {
     const clash = await tx.db.selectFrom('git_sources').select('guid').where('name', '=', input.name).executeTakeFirst();
     if (clash) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
-    await tx.db
-      .insertInto('git_sources')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null })
-      .execute();
-    tx.changed('git_sources', guid, 'create');
+    await tx.insert('git_sources', { guid, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null });
     return tx.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   });
 }
@@ -73,8 +69,7 @@ export async function getGitSource(ctx: Ctx, guid: string): Promise<Row<'git_sou
 export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
   await getGitSource(ctx, guid);
   await ctx.store.write(async (tx) => {
-    await tx.db.deleteFrom('git_sources').where('guid', '=', guid).execute();
-    tx.changed('git_sources', guid, 'delete');
+    await tx.delete('git_sources', guid);
   });
 }
 

@@ -105,11 +105,7 @@ export async function createIsolationSegment(ctx: Ctx, body: Body): Promise<{ se
     return await ctx.store.write(async (tx) => {
       if (await nameInUse(tx.db, input.name)) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
-      await tx.db
-        .insertInto('isolation_segments')
-        .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, name: input.name })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('isolation_segments', { guid, name: input.name });
       const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'create', { guid, name: input.name }, input);
       return { segment: (await load(tx.db, guid))!, metadata };
@@ -168,8 +164,7 @@ export async function deleteIsolationSegment(ctx: Ctx, guid: string): Promise<vo
     const assigned = await tx.db.selectFrom('spaces').select('guid').where('isolation_segment_guid', '=', segment.guid).executeTakeFirst();
     if (entitled || assigned) throw unprocessable('Revoke the Organization entitlements for your Isolation Segment.');
     await deleteMetadata(tx, RESOURCE, [segment.guid]);
-    await tx.db.deleteFrom('isolation_segments').where('guid', '=', segment.guid).execute();
-    tx.changed(RESOURCE, segment.guid, 'delete');
+    await tx.delete('isolation_segments', segment.guid);
     await audit(tx, ctx, 'delete', segment, {});
   });
 }

@@ -160,27 +160,20 @@ async function collectFinishedPayloads(tx: WriteTx): Promise<void> {
 async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spaces'>, m: ManifestApp, defaultStack: string | null): Promise<Row<'apps'>> {
   const guid = newGuid();
   const type = m.lifecycle ?? 'buildpack';
-  await tx.db
-    .insertInto('apps')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      name: m.name,
-      space_guid: space.guid,
-      state: 'STOPPED',
-      status: 'active',
-      lifecycle_type: type,
-      lifecycle_buildpacks: '[]',
-      lifecycle_stack: type === 'docker' ? null : defaultStack,
-      environment_variables: '{}',
-      droplet_guid: null,
-      enable_ssh: 1,
-      revisions_enabled: 1,
-    })
-    .execute();
-  tx.changed('apps', guid, 'create');
+  await tx.insert('apps', {
+    guid,
+    name: m.name,
+    space_guid: space.guid,
+    state: 'STOPPED',
+    status: 'active',
+    lifecycle_type: type,
+    lifecycle_buildpacks: '[]',
+    lifecycle_stack: type === 'docker' ? null : defaultStack,
+    environment_variables: '{}',
+    droplet_guid: null,
+    enable_ssh: 1,
+    revisions_enabled: 1,
+  });
   await insertProcess(tx, { guid }, WEB, guid);
   await recordAudit(tx, {
     type: 'audit.app.create',
@@ -389,11 +382,8 @@ const mappedApp = (env: ApplyEnv, app: Row<'apps'>): AppRef => ({
 async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
   const existing = await tx.db.selectFrom('route_destinations').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
   if (m.noRoute) {
-    await tx.db.deleteFrom('route_destinations').where('app_guid', '=', app.guid).execute();
-    for (const d of existing) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', '=', app.guid));
+    for (const d of existing) await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
     for (const routeGuid of new Set(existing.map((d) => d.route_guid))) await touchRoute(tx, routeGuid);
     return;
   }
@@ -505,23 +495,16 @@ async function createRoute(
   const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain, env.platform);
   if (problem) throw unprocessable(problem);
   const guid = newGuid();
-  await db
-    .insertInto('routes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      host,
-      path,
-      port: 0,
-      domain_guid: domain.guid,
-      space_guid: space.guid,
-      protocol: 'http',
-      options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
-    })
-    .execute();
-  tx.changed('routes', guid, 'create');
+  await tx.insert('routes', {
+    guid,
+    host,
+    path,
+    port: 0,
+    domain_guid: domain.guid,
+    space_guid: space.guid,
+    protocol: 'http',
+    options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
+  });
   const route = await db.selectFrom('routes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   await recordAudit(tx, {
     type: 'audit.route.create',

@@ -171,19 +171,12 @@ export async function createOrganizationQuota(ctx: Ctx, input: CreateOrganizatio
         throw unprocessable(`Organizations with guids ${rubyList(missing)} do not exist, or you do not have access to them.`);
       }
       const guid = newGuid();
-      await tx.db
-        .insertInto('organization_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          ...limitColumns(limits),
-          total_domains: limits.total_domains ?? null,
-        })
-        .execute();
-      tx.changed('organization_quotas', guid, 'create');
+      await tx.insert('organization_quotas', {
+        guid,
+        name: input.name,
+        ...limitColumns(limits),
+        total_domains: limits.total_domains ?? null,
+      });
       const quota = (await findQuota(tx.db, guid))!;
       // Upstream records only the create event when orgs are given at creation.
       await assignToOrganizations(tx, ctx, quota, orgs, false);
@@ -266,8 +259,7 @@ export function registerOrganizationQuotaJobs(handlers: JobHandlers, store: Stor
       if (!quota) return; // already gone: a re-run after a crash finishes quietly
       // An org may have been given the quota after the delete was accepted; upstream's model refuses then.
       if (await inUse(tx.db, quota.guid)) throw new KilnError('AssociationNotEmpty', 'organization', 'quota definition');
-      await tx.db.deleteFrom('organization_quotas').where('guid', '=', quota.guid).execute();
-      tx.changed('organization_quotas', quota.guid, 'delete');
+      await tx.delete('organization_quotas', quota.guid);
     });
   });
 }

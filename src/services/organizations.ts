@@ -89,18 +89,13 @@ export async function createOrganization(
         default_isolation_segment_guid: null,
       };
       const { id: _id, ...values } = org;
-      await tx.db.insertInto('organizations').values(values).execute();
-      tx.changed('organizations', org.guid, 'create');
+      await tx.insert('organizations', values);
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       if (!ctx.access.admin && !ctx.principal.isClient) {
         // A user who creates an org (feature flag user_org_creation) becomes its manager, as upstream does.
         for (const type of ['organization_user', 'organization_manager'] as const) {
           const guid = newGuid();
-          await tx.db
-            .insertInto('roles')
-            .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null })
-            .execute();
-          tx.changed('roles', guid, 'create');
+          await tx.insert('roles', { guid, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null });
         }
       }
       await recordAudit(tx, {
@@ -161,8 +156,7 @@ export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string
   return ctx.store.write(async (tx) => {
     const existing = await jobInFlight(tx.db, 'organization.delete', org.guid);
     if (existing) return existing; // a repeated delete hands back the job already in flight
-    await tx.db.updateTable('organizations').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', org.guid).execute();
-    tx.changed('organizations', org.guid, 'update');
+    await tx.updateStatus('organizations', org.guid, { status: 'deleting' });
     await recordAudit(tx, {
       type: 'audit.organization.delete-request',
       actor: ctx.principal,

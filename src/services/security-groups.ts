@@ -179,20 +179,13 @@ export async function createSecurityGroup(ctx: Ctx, body: Body): Promise<GroupWi
     const group = await ctx.store.write(async (tx) => {
       if (await nameInUse(tx.db, name)) throw taken(name);
       const guid = newGuid();
-      await tx.db
-        .insertInto('security_groups')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name,
-          rules: JSON.stringify(rules),
-          running_default: input.running ? 1 : 0,
-          staging_default: input.staging ? 1 : 0,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('security_groups', {
+        guid,
+        name,
+        rules: JSON.stringify(rules),
+        running_default: input.running ? 1 : 0,
+        staging_default: input.staging ? 1 : 0,
+      });
       for (const [lifecycle, guids] of [
         ['staging', input.stagingSpaceGuids],
         ['running', input.runningSpaceGuids],
@@ -258,8 +251,7 @@ export function registerSecurityGroupJobs(handlers: JobHandlers, store: Store): 
     await store.write(async (tx) => {
       // Idempotent: a re-run after a crash finds nothing left and finishes quietly.
       await tx.db.deleteFrom('security_group_spaces').where('security_group_guid', '=', job.resource_guid).execute();
-      const res = await tx.db.deleteFrom('security_groups').where('guid', '=', job.resource_guid).executeTakeFirst();
-      if (Number(res.numDeletedRows) > 0) tx.changed(RESOURCE, job.resource_guid, 'delete');
+      await tx.delete(RESOURCE, job.resource_guid);
     });
   });
 }

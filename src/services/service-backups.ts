@@ -100,27 +100,20 @@ export async function createBackup(ctx: Ctx, instanceGuid: string): Promise<{ jo
   return ctx.store.write(async (tx) => {
     if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const guid = newGuid();
-    await tx.db
-      .insertInto(RESOURCE)
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        service_instance_guid: c.instance.guid,
-        state: 'CREATING',
-        size_in_bytes: null,
-        completed_at: null,
-        restored_at: null,
-        last_operation_type: 'create',
-        last_operation_state: 'in progress',
-        last_operation_description: null,
-        last_operation_updated_at: tx.now,
-        broker_operation: null,
-        poll_next_at: null,
-      })
-      .execute();
-    tx.changed(RESOURCE, guid, 'create');
+    await tx.insert(RESOURCE, {
+      guid,
+      service_instance_guid: c.instance.guid,
+      state: 'CREATING',
+      size_in_bytes: null,
+      completed_at: null,
+      restored_at: null,
+      last_operation_type: 'create',
+      last_operation_state: 'in progress',
+      last_operation_description: null,
+      last_operation_updated_at: tx.now,
+      broker_operation: null,
+      poll_next_at: null,
+    });
     await audit(tx, ctx, 'backup_create', c, guid);
     const jobGuid = await enqueueJob(tx, { operation: 'service_instance.backup', resourceType: 'service_instance_backup', resourceGuid: guid, userGuid: ctx.principal.guid });
     return { jobGuid, backupGuid: guid };
@@ -207,8 +200,7 @@ async function forgetBackups(store: Store, instanceGuid: string): Promise<void> 
     const rows = await tx.db.selectFrom(RESOURCE).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
     for (const r of rows) {
       await finishPollingJobs(tx, r.guid, new JobError('CF-ResourceNotFound', 'The service instance no longer exists', 10010));
-      await tx.db.deleteFrom(RESOURCE).where('guid', '=', r.guid).execute();
-      tx.changed(RESOURCE, r.guid, 'delete');
+      await tx.delete(RESOURCE, r.guid);
     }
   });
 }

@@ -185,28 +185,21 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_credential_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type: input.type,
-        name: input.name ?? null,
-        service_instance_guid: inst.guid,
-        app_guid: app?.guid ?? null,
-        credentials_enc: null,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        syslog_drain_url: managed ? null : inst.syslog_drain_url,
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_credential_bindings', guid, 'create');
+    await tx.insert('service_credential_bindings', {
+      guid,
+      type: input.type,
+      name: input.name ?? null,
+      service_instance_guid: inst.guid,
+      app_guid: app?.guid ?? null,
+      credentials_enc: null,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      syslog_drain_url: managed ? null : inst.syslog_drain_url,
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_credential_bindings', guid, input.metadata);
     const row = await tx.db.selectFrom('service_credential_bindings').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
     const kind = input.type === 'key' ? 'service_key' : 'service_binding';
@@ -348,25 +341,18 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_route_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        service_instance_guid: inst.guid,
-        route_guid: route.guid,
-        route_service_url: managed ? null : inst.route_service_url,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_route_bindings', guid, 'create');
+    await tx.insert('service_route_bindings', {
+      guid,
+      service_instance_guid: inst.guid,
+      route_guid: route.guid,
+      route_service_url: managed ? null : inst.route_service_url,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_route_bindings', guid, input.metadata);
     await recordAudit(tx, {
       type: managed ? 'audit.service_route_binding.start_create' : 'audit.service_route_binding.create',

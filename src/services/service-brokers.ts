@@ -85,21 +85,14 @@ export async function createServiceBroker(ctx: Ctx, body: Body): Promise<{ jobGu
     return await ctx.store.write(async (tx) => {
       if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
-      await tx.db
-        .insertInto('service_brokers')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          url: input.url,
-          auth_enc: ctx.store.secrets.sealJson(input.authentication.credentials)!,
-          space_guid: spaceGuid,
-          state: 'SYNCHRONIZING',
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('service_brokers', {
+        guid,
+        name: input.name,
+        url: input.url,
+        auth_enc: ctx.store.secrets.sealJson(input.authentication.credentials)!,
+        space_guid: spaceGuid,
+        state: 'SYNCHRONIZING',
+      });
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'create', { guid, name: input.name, space_guid: spaceGuid }, { ...input });
       const jobGuid = await enqueueJob(tx, { operation: 'service_broker.catalog.synchronize', resourceType: 'service_broker', resourceGuid: guid, userGuid: ctx.principal.guid });
@@ -193,8 +186,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       services = await fetchCatalog(connectionOf(store, broker), settings, job.user_guid);
     } catch (err) {
       await store.write(async (tx) => {
-        await tx.db.updateTable('service_brokers').set({ state: 'SYNCHRONIZATION_FAILED', updated_at: tx.now }).where('guid', '=', broker.guid).execute();
-        tx.changed(RESOURCE, broker.guid, 'update');
+        await tx.updateStatus(RESOURCE, broker.guid, { state: 'SYNCHRONIZATION_FAILED' });
       });
       throw err;
     }
@@ -202,8 +194,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       const current = await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirst();
       if (!current) throw new KilnError('ServiceBrokerGone');
       await upsertCatalog(tx, current, services);
-      await tx.db.updateTable('service_brokers').set({ state: 'AVAILABLE', updated_at: tx.now }).where('guid', '=', broker.guid).execute();
-      tx.changed(RESOURCE, broker.guid, 'update');
+      await tx.updateStatus(RESOURCE, broker.guid, { state: 'AVAILABLE' });
     });
   };
   handlers.register('service_broker.catalog.synchronize', ({ job }) => synchronize(job));
@@ -216,8 +207,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       const offerings = await tx.db.selectFrom('service_offerings').select('guid').where('service_broker_guid', '=', broker.guid).execute();
       for (const o of offerings) await deleteOffering(tx, o.guid);
       await deleteMetadata(tx, RESOURCE, [broker.guid]);
-      await tx.db.deleteFrom('service_brokers').where('guid', '=', broker.guid).execute();
-      tx.changed(RESOURCE, broker.guid, 'delete');
+      await tx.delete('service_brokers', broker.guid);
     });
   });
 }

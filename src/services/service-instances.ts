@@ -203,45 +203,37 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
         last_operation_updated_at: tx.now,
       };
       if (input.type === 'user-provided') {
-        await tx.db
-          .insertInto('service_instances')
-          .values({
-            ...base,
-            type: 'user-provided',
-            service_plan_guid: null,
-            credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
-            parameters_enc: null,
-            syslog_drain_url: input.syslog_drain_url || null,
-            route_service_url: input.route_service_url || null,
-            dashboard_url: null,
-            maintenance_info: null,
-            last_operation_state: 'succeeded',
-            last_operation_description: 'Operation succeeded',
-          })
-          .execute();
-        tx.changed(RESOURCE, guid, 'create');
+        await tx.insert('service_instances', {
+          ...base,
+          type: 'user-provided',
+          service_plan_guid: null,
+          credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
+          parameters_enc: null,
+          syslog_drain_url: input.syslog_drain_url || null,
+          route_service_url: input.route_service_url || null,
+          dashboard_url: null,
+          maintenance_info: null,
+          last_operation_state: 'succeeded',
+          last_operation_description: 'Operation succeeded',
+        });
         await recordServiceUsage(tx, guid, 'CREATED');
         const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.create', base, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow()), metadata };
       }
-      await tx.db
-        .insertInto('service_instances')
-        .values({
-          ...base,
-          type: 'managed',
-          service_plan_guid: plan!.guid,
-          credentials_enc: null,
-          parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-          syslog_drain_url: null,
-          route_service_url: null,
-          dashboard_url: null,
-          maintenance_info: plan!.maintenance_info,
-          last_operation_state: 'initial',
-          last_operation_description: null,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('service_instances', {
+        ...base,
+        type: 'managed',
+        service_plan_guid: plan!.guid,
+        credentials_enc: null,
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+        syslog_drain_url: null,
+        route_service_url: null,
+        dashboard_url: null,
+        maintenance_info: plan!.maintenance_info,
+        last_operation_state: 'initial',
+        last_operation_description: null,
+      });
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'audit.service_instance.start_create', base, space.organization_guid, { ...input });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instance', resourceGuid: guid, userGuid: ctx.principal.guid }) };

@@ -204,19 +204,12 @@ export async function createSpaceQuota(ctx: Ctx, input: CreateSpaceQuota): Promi
         );
       }
       const guid = newGuid();
-      await tx.db
-        .insertInto('space_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          ...limitColumns(limits),
-        })
-        .execute();
-      tx.changed('space_quotas', guid, 'create');
+      await tx.insert('space_quotas', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        ...limitColumns(limits),
+      });
       await setSpaceQuota(tx, spaces, guid);
       await audit(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, { request: input.request });
       return (await findQuota(tx.db, guid))!;
@@ -270,8 +263,7 @@ export function registerSpaceQuotaJobs(handlers: JobHandlers, store: Store): voi
       if (!quota) return; // already gone: a re-run after a crash finishes quietly
       // A space may have been given the quota after the delete was accepted.
       if (await inUse(tx.db, quota.guid)) throw new KilnError('AssociationNotEmpty', 'space', 'space quota definition');
-      await tx.db.deleteFrom('space_quotas').where('guid', '=', quota.guid).execute();
-      tx.changed('space_quotas', quota.guid, 'delete');
+      await tx.delete('space_quotas', quota.guid);
     });
   });
 }

@@ -108,22 +108,15 @@ export async function createSpace(ctx: Ctx, input: CreateSpace): Promise<{ space
       const guid = newGuid();
       // No roles are granted to the creator: the cf CLI assigns space_manager/space_developer itself and
       // fails if they already exist.
-      await tx.db
-        .insertInto('spaces')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          status: 'active',
-          allow_ssh: 1,
-          isolation_segment_guid: null,
-          space_quota_guid: null,
-        })
-        .execute();
-      tx.changed('spaces', guid, 'create');
+      await tx.insert('spaces', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        status: 'active',
+        allow_ssh: 1,
+        isolation_segment_guid: null,
+        space_quota_guid: null,
+      });
       const metadata = await saveMetadata(tx, 'spaces', guid, input.metadata);
       await auditSpace(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, input);
       return { space: await loadSpace(tx.db, guid), metadata };
@@ -175,8 +168,7 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way
-    await tx.db.updateTable('spaces').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', space.guid).execute();
-    tx.changed('spaces', space.guid, 'update');
+    await tx.updateStatus('spaces', space.guid, { status: 'deleting' });
     await auditSpace(tx, ctx, 'delete-request', space, { recursive: true });
     return enqueueJob(tx, { operation: 'space.delete', resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
   });

@@ -37,8 +37,10 @@ type OwnedColumn = 'id' | 'guid' | 'created_at' | 'updated_at' | 'generation';
 /** A new resource row: what the caller decides (the guid is optional; one is made when absent). */
 export type NewResource<T extends ResourceTable> = Omit<NewRow<T>, OwnedColumn> & { guid?: string };
 
-/** What an update may change on a resource row. */
-export type ResourcePatch<T extends ResourceTable> = Omit<RowUpdate<T>, OwnedColumn>;
+/** What an update may change on a resource row: values, or SQL expressions of the row (`sql\`position + 1\``). */
+export type ResourcePatch<T extends ResourceTable> = {
+  [K in keyof Omit<RowUpdate<T>, OwnedColumn>]?: RowUpdate<T>[K] | Expression<NonNullable<RowUpdate<T>[K]>>;
+};
 
 /** A condition on the rows of `T`, e.g. `(eb) => eb('app_guid', '=', appGuid)`. */
 export type RowFilter<T extends ResourceTable> = (eb: ExpressionBuilder<Database, T>) => Expression<SqlBool>;

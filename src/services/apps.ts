@@ -31,6 +31,7 @@ import { assertAppMutable, assertSpaceMutable, findVisibleApp, requireAppManager
 import { fileDeliveryEnv } from './binding-files.ts';
 import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
@@ -117,16 +118,6 @@ export function auditApp(tx: WriteTx, ctx: Ctx, type: string, scope: { app: Pick
 
 const loadApp = (db: Kysely<Database>, guid: string) => db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 
-async function nameInUse(db: Kysely<Database>, spaceGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('apps')
-    .select('guid')
-    .where('space_guid', '=', spaceGuid)
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 /** Docker and CNB lifecycles are gated by feature flags (admins bypass, as upstream's admin-skippable flags). */
 async function requireLifecycleAllowed(ctx: Ctx, type: string): Promise<void> {
   if (ctx.access.admin) return;
@@ -202,7 +193,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
   const stack = type === 'docker' ? null : await resolveStack(ctx.store.db, lifecycle.stack);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, space.guid, input.name)) throw uniqueness(appNameTaken(input.name));
+      if (await nameInUse(tx.db, 'apps', input.name, { within: { space_guid: space.guid }, anyCase: true })) throw uniqueness(appNameTaken(input.name));
       const guid = newGuid();
       await tx.db
         .insertInto('apps')
@@ -258,7 +249,7 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
   const name = input.name ?? app.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, app.space_guid, name, app.guid))) throw uniqueness(appNameTaken(name));
+      if (input.name !== undefined && (await nameInUse(tx.db, 'apps', name, { within: { space_guid: app.space_guid }, anyCase: true, except: app.guid }))) throw uniqueness(appNameTaken(name));
       if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
       const metadata = await saveMetadata(tx, 'apps', app.guid, input.metadata);
       await auditApp(tx, ctx, 'update', { app: { guid: app.guid, name }, space: scope.space }, { request: input });

@@ -13,6 +13,7 @@ import { recordAudit } from './audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { connectionOf, deleteOffering, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 const RESOURCE = 'service_brokers';
@@ -83,7 +84,7 @@ export async function createServiceBroker(ctx: Ctx, body: Body): Promise<{ jobGu
   if (urlError) throw unprocessable(urlError);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+      if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
       await tx.db
         .insertInto('service_brokers')
@@ -128,7 +129,7 @@ export async function updateServiceBroker(ctx: Ctx, guid: string, body: Body): P
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && input.name !== broker.name) {
-        if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+        if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       }
       const metadata = await saveMetadata(tx, RESOURCE, broker.guid, input.metadata);
       await audit(tx, ctx, 'update', broker, { ...input });

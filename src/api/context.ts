@@ -4,7 +4,7 @@ import type { Config } from '../config/config.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
 import type { Bits } from '../services/blobs.ts';
-import type { JobHandlers } from '../services/jobs.ts';
+import type { JobHandlers } from '../lifecycle/jobs.ts';
 import type { ObservedInstances } from '../services/processes.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import type { LogStore } from '../logs/log-store.ts';

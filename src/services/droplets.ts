@@ -14,7 +14,7 @@ import { auditApp } from './apps.ts';
 import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './app-scope.ts';
 import { dropletBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 import { findVisiblePackage } from './packages.ts';
 
 const COMMON_FILTERS = ['states'] as const;

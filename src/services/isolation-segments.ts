@@ -16,7 +16,7 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { nameInUse } from './name-in-use.ts';
 import { listOrganizations } from './organizations.ts';

@@ -8,11 +8,11 @@ import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { findVisibleOrg } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteOrganizationCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 
 export const ORG_LIST = {

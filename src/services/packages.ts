@@ -17,7 +17,7 @@ import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './
 import { packageBlobKey, type Bits, failUpload } from './blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { type JobHandlers, startDeleteJob } from './jobs.ts';
+import { type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 
 const COMMON_FILTERS = ['states', 'types'] as const;
 

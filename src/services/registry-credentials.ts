@@ -13,7 +13,7 @@ import type { ImagePull } from '../runtime/runtime.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 
 /**

@@ -13,9 +13,9 @@ import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 
 const RESOURCE = 'security_groups';

@@ -9,10 +9,10 @@ import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 import { connectionOf, deleteOffering, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 

@@ -16,11 +16,11 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { assertSpaceContentsNotLockedByOthers } from './lock-guard.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */

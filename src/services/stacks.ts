@@ -17,7 +17,7 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { listApps } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { nameInUse } from './name-in-use.ts';
 

@@ -43,7 +43,7 @@ import { Router } from './router/router.ts';
 import { NOT_ISOLATED_WARNING, resolveSandbox } from './runtime/local/sandbox.ts';
 import { createRuntime, runtimeKilnUrl } from './runtime/create-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
-import { bitsFor } from './services/blobs.ts';
+import { bitsFor } from './lifecycle/blobs.ts';
 import { stagingBuildpacks, sweepBuildpackBits } from './services/buildpacks.ts';
 import { AUDIT_EVENT, type CommittedAudit } from './lifecycle/audit.ts';
 import { recordAppUsage } from './services/app-usage-events.ts';

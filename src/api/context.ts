@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
-import type { Bits } from '../services/blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { JobHandlers } from '../lifecycle/jobs.ts';
 import type { ObservedInstances } from '../services/processes.ts';
 import type { SecretBox } from '../store/secret-box.ts';

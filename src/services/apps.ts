@@ -38,6 +38,7 @@ import { enqueueJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
+import { buildpackCacheClearers } from '../lifecycle/buildpack-cache.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -330,12 +331,6 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
   });
 }
-
-/**
- * Whatever clears an app's buildpack cache (the staging side registers here). With none registered there is no
- * cache to clear and the job completes at once.
- */
-export const buildpackCacheClearers: Array<(appGuid: string) => Promise<void>> = [];
 
 export function registerAppJobs(handlers: JobHandlers, store: Store): void {
   handlers.register('app.delete', async ({ job }) => {

@@ -31,7 +31,7 @@ import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { recordAudit } from '../lifecycle/audit.ts';
-import type { Bits } from './blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
 import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 

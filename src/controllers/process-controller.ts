@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
-import { runningEnvironment, runtimeVcapApplication } from '../services/app-env.ts';
-import { IncompatibleBindings, serviceDelivery } from '../services/binding-files.ts';
+import { runningEnvironment, runtimeVcapApplication } from '../lifecycle/app-env.ts';
+import { IncompatibleBindings, serviceDelivery } from '../lifecycle/binding-files.ts';
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';

@@ -4,7 +4,7 @@ import { CreateBuildSchema } from '../domain/builds.ts';
 import { CreateDeploymentSchema } from '../domain/deployments.ts';
 import { CreatePackageSchema } from '../domain/packages.ts';
 import { zipDirectory } from '../staging/zip.ts';
-import type { Bits } from '../services/blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import { createBuild } from '../services/builds.ts';
 import type { Ctx } from '../services/context.ts';
 import { createDeployment } from '../services/deployments.ts';

@@ -26,17 +26,19 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { appEnvironment, type AppEnvironment } from './app-env.ts';
+import { appEnvironment, type AppEnvironment } from '../lifecycle/app-env.ts';
 import { assertAppMutable, assertSpaceMutable, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './app-scope.ts';
-import { fileDeliveryEnv } from './binding-files.ts';
-import { recordAudit } from './audit.ts';
+import { fileDeliveryEnv } from '../lifecycle/binding-files.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { enqueueJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
+import { buildpackCacheClearers } from '../lifecycle/buildpack-cache.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -120,16 +122,6 @@ export function auditApp(tx: WriteTx, ctx: Ctx, type: string, scope: { app: Pick
 
 const loadApp = (db: Kysely<Database>, guid: string) => db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 
-async function nameInUse(db: Kysely<Database>, spaceGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('apps')
-    .select('guid')
-    .where('space_guid', '=', spaceGuid)
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 /** Docker and CNB lifecycles are gated by feature flags (admins bypass, as upstream's admin-skippable flags). */
 async function requireLifecycleAllowed(ctx: Ctx, type: string): Promise<void> {
   if (ctx.access.admin) return;
@@ -198,7 +190,7 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
   const stack = type === 'docker' ? null : await resolveStack(ctx.store.db, lifecycle.stack);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, space.guid, input.name)) throw uniqueness(appNameTaken(input.name));
+      if (await nameInUse(tx.db, 'apps', input.name, { within: { space_guid: space.guid }, anyCase: true })) throw uniqueness(appNameTaken(input.name));
       const guid = newGuid();
       await tx.insert('apps', {
         guid,
@@ -247,7 +239,7 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
   const name = input.name ?? app.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, app.space_guid, name, app.guid))) throw uniqueness(appNameTaken(name));
+      if (input.name !== undefined && (await nameInUse(tx.db, 'apps', name, { within: { space_guid: app.space_guid }, anyCase: true, except: app.guid }))) throw uniqueness(appNameTaken(name));
       if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
       const metadata = await saveMetadata(tx, 'apps', app.guid, input.metadata);
       await auditApp(tx, ctx, 'update', { app: { guid: app.guid, name }, space: scope.space }, { request: input });
@@ -318,12 +310,6 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
   });
 }
-
-/**
- * Whatever clears an app's buildpack cache (the staging side registers here). With none registered there is no
- * cache to clear and the job completes at once.
- */
-export const buildpackCacheClearers: Array<(appGuid: string) => Promise<void>> = [];
 
 export function registerAppJobs(handlers: JobHandlers, store: Store): void {
   handlers.register('app.delete', async ({ job }) => {

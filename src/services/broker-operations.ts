@@ -3,7 +3,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { Store, WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnection, type BrokerResponse } from './broker-client.ts';
-import { finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
+import { finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, type BrokerSettings } from './service-catalog.ts';
 import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.ts';
 

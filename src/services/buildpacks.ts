@@ -30,10 +30,10 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
-import type { Bits } from './blobs.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 
 export const BUILDPACK_LIST: ListSpec = {
   orderBy: ['position', 'lifecycle'],

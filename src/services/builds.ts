@@ -12,7 +12,7 @@ import { newGuid } from '../store/store.ts';
 import { auditApp } from './apps.ts';
 import { appScopeFor, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
-import { dropletValues } from './droplets.ts';
+import { dropletValues } from '../lifecycle/droplets.ts';
 import { requireFeature } from './feature-flags.ts';
 
 export const BUILD_LIST: ListSpec = { filters: ['states', 'app_guids', 'package_guids'], labelSelector: true };

@@ -12,10 +12,11 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { auditApp } from './apps.ts';
 import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './app-scope.ts';
-import { dropletBlobKey, type Bits, failUpload } from './blobs.ts';
+import { dropletBlobKey, type Bits, failUpload } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 import { findVisiblePackage } from './packages.ts';
+import { dropletValues } from '../lifecycle/droplets.ts';
 
 const COMMON_FILTERS = ['states'] as const;
 
@@ -87,30 +88,6 @@ async function appFromBody(ctx: Ctx, appGuid: string): Promise<AppScope> {
 
 const auditDroplet = (tx: WriteTx, ctx: Ctx, verb: string, scope: AppScope, data: Record<string, unknown>) =>
   auditApp(tx, ctx, `droplet.${verb}`, scope, data);
-
-/** A droplet row with every column set; staging, create and copy fill in what they know. */
-export function dropletValues(tx: WriteTx, v: Partial<Omit<Row<'droplets'>, 'id'>> & Pick<Row<'droplets'>, 'guid' | 'app_guid' | 'state'>) {
-  return {
-    created_at: tx.now,
-    updated_at: tx.now,
-    generation: 1,
-    package_guid: null,
-    build_guid: null,
-    error: null,
-    lifecycle_type: 'buildpack',
-    process_types: '{}',
-    execution_metadata: '',
-    buildpacks: '[]',
-    stack: null,
-    image: null,
-    checksum_sha256: null,
-    checksum_sha1: null,
-    blob_key: null,
-    size_in_bytes: null,
-    source_droplet_guid: null,
-    ...v,
-  };
-}
 
 // ---- create / copy / update / delete ----
 

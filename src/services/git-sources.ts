@@ -3,6 +3,7 @@ import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /**
  * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
@@ -47,8 +48,7 @@ export async function createGitSource(ctx: Ctx, input: CreateGitSource): Promise
   requireAdmin(ctx);
   const guid = newGuid();
   return ctx.store.write(async (tx) => {
-    const clash = await tx.db.selectFrom('git_sources').select('guid').where('name', '=', input.name).executeTakeFirst();
-    if (clash) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
+    if (await nameInUse(tx.db, 'git_sources', input.name)) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
     await tx.insert('git_sources', { guid, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null });
     return tx.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   });

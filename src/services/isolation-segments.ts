@@ -16,8 +16,9 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 import { listOrganizations } from './organizations.ts';
 
 const RESOURCE = 'isolation_segments';
@@ -79,15 +80,6 @@ async function findSegment(ctx: Ctx, guid: string): Promise<Row<'isolation_segme
   return segment;
 }
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('isolation_segments')
-    .select('guid')
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 function audit(tx: WriteTx, ctx: Ctx, verb: string, segment: Pick<Row<'isolation_segments'>, 'guid' | 'name'>, data: unknown) {
   return recordAudit(tx, {
     type: `audit.isolation_segment.${verb}`,
@@ -103,7 +95,7 @@ export async function createIsolationSegment(ctx: Ctx, body: Body): Promise<{ se
   validateMetadataRequest(input.metadata);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, input.name)) throw unprocessable(NAME_TAKEN);
+      if (await nameInUse(tx.db, 'isolation_segments', input.name, { anyCase: true })) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
       await tx.insert('isolation_segments', { guid, name: input.name });
       const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
@@ -139,7 +131,7 @@ export async function updateIsolationSegment(
         throw unprocessable('Cannot update Isolation Segments that are assigned as the default for an Organization or Space.');
       }
       const name = input.name ?? segment.name;
-      if (input.name !== undefined && (await nameInUse(tx.db, name, segment.guid))) throw unprocessable(NAME_TAKEN);
+      if (input.name !== undefined && (await nameInUse(tx.db, 'isolation_segments', name, { anyCase: true, except: segment.guid }))) throw unprocessable(NAME_TAKEN);
       await tx.update('isolation_segments', segment.guid, { name }, { expectedGeneration: segment.generation });
       const metadata = await saveMetadata(tx, RESOURCE, segment.guid, input.metadata);
       await audit(tx, ctx, 'update', { guid: segment.guid, name }, input);

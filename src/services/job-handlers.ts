@@ -4,7 +4,7 @@ import { registerAppJobs } from './apps.ts';
 import { registerBuildpackJobs } from './buildpacks.ts';
 import { registerDomainJobs } from './domains.ts';
 import { registerDropletJobs } from './droplets.ts';
-import type { JobHandlers } from './jobs.ts';
+import type { JobHandlers } from '../lifecycle/jobs.ts';
 import { registerManifestJobs } from './manifests.ts';
 import { registerOrganizationQuotaJobs } from './organization-quotas.ts';
 import { registerOrganizationJobs } from './organizations.ts';

@@ -9,7 +9,7 @@ import { deleteMetadata, loadMetadata, loadOneMetadata, saveMetadata } from '../
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, nowIso, type WriteTx } from '../store/store.ts';
 import { assertSpaceMutable, readableApp } from './app-scope.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { conflictingLock, lockedError } from './lock-guard.ts';
 

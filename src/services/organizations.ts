@@ -4,16 +4,16 @@ import type { CreateOrganization, UpdateOrganization } from '../domain/organizat
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
-import type { Kysely } from 'kysely';
-import type { Database, Row } from '../store/schema.ts';
+import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { findVisibleOrg } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteOrganizationCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 export const ORG_LIST = {
   orderBy: ['name'],
@@ -49,15 +49,6 @@ const taken = (name: string) => unprocessable(`Organization '${name}' already ex
 /** A rename's wording differs from a create's upstream (organization_update.rb). */
 const renameTaken = (name: string) => unprocessable(`Organization name '${name}' is already taken.`);
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('organizations')
-    .select('guid')
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 export async function createOrganization(
   ctx: Ctx,
   input: CreateOrganization,
@@ -70,7 +61,7 @@ export async function createOrganization(
   }
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, 'organizations', input.name, { anyCase: true })) throw taken(input.name);
       const defaultQuota = await tx.db
         .selectFrom('organization_quotas')
         .select('guid')
@@ -127,7 +118,7 @@ export async function updateOrganization(
   const name = input.name ?? org.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name && (await nameInUse(tx.db, name, org.guid))) throw renameTaken(name);
+      if (input.name && (await nameInUse(tx.db, 'organizations', name, { anyCase: true, except: org.guid }))) throw renameTaken(name);
       await tx.update('organizations', org.guid, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,

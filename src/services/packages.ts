@@ -14,10 +14,11 @@ import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { auditApp } from './apps.ts';
 import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './app-scope.ts';
-import { packageBlobKey, type Bits, failUpload } from './blobs.ts';
+import { packageBlobKey, type Bits, failUpload } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { type JobHandlers, startDeleteJob } from './jobs.ts';
+import { type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
+import { uploadsInFlight } from '../lifecycle/uploads.ts';
 
 const COMMON_FILTERS = ['states', 'types'] as const;
 
@@ -312,28 +313,6 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });
   }
-}
-
-/** Packages being processed by this process; one found PROCESSING_UPLOAD but not here was cut off by a crash. */
-export const uploadsInFlight = new Set<string>();
-
-/** Marks packages whose upload died with the process that was receiving it as FAILED (clients upload again). */
-export async function failAbandonedUploads(store: Store): Promise<void> {
-  const rows = await store.db.selectFrom('packages').select('guid').where('state', '=', 'PROCESSING_UPLOAD').execute();
-  const abandoned = rows.map((r) => r.guid).filter((g) => !uploadsInFlight.has(g));
-  if (abandoned.length === 0) return;
-  await store.write(async (tx) => {
-    for (const guid of abandoned) {
-      if (uploadsInFlight.has(guid)) continue;
-      // Found by the crash sweep, not asked for: status.
-      await tx.updateStatus(
-        'packages',
-        guid,
-        { state: 'FAILED', error: 'The upload was interrupted; upload the bits again to a new package.' },
-        { where: (eb) => eb('state', '=', 'PROCESSING_UPLOAD') },
-      );
-    }
-  });
 }
 
 // ---- download ----

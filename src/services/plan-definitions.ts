@@ -5,12 +5,12 @@ import { isAdminReadOnly } from '../domain/principal.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { BrokerConnection } from './broker-client.ts';
 import { callBrokerInJob, callBrokerNow, isObject, jobFailure, offeringSupports, requireFeatureOf } from './broker-extensions.ts';
 import type { Ctx } from './context.ts';
 import { assertMatchesSchema } from './definition-schema.ts';
-import { enqueueJob, JobError, type JobHandlers } from './jobs.ts';
+import { enqueueJob, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 /**

@@ -8,7 +8,7 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { hasActiveDeployment } from './apps.ts';
 import { findVisibleApp, requireAppManager, type AppScope } from './app-scope.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { assertResizeFits } from './process-quotas.ts';

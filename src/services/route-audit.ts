@@ -2,7 +2,7 @@
 import type { Principal } from '../domain/principal.ts';
 import type { Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 
 type RouteRow = Row<'routes'>;

@@ -1,7 +1,7 @@
 /** Deleting routes with everything that hangs off them, for route, domain, space, org and app deletes, and the route delete jobs. */
 import { deleteMetadata } from '../store/metadata.ts';
 import type { Store, WriteTx } from '../store/store.ts';
-import type { JobHandlers } from './jobs.ts';
+import type { JobHandlers } from '../lifecycle/jobs.ts';
 import { chunks } from './route-access.ts';
 import { deleteRoutePoliciesOf } from './route-policies.ts';
 

@@ -12,7 +12,7 @@ import { newGuid, type WriteTx } from '../store/store.ts';
 import type { Ctx } from './context.ts';
 import { visibleDomain } from './domains.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
-import { enqueueJob, jobInFlight } from './jobs.ts';
+import { enqueueJob, jobInFlight } from '../lifecycle/jobs.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { assertSpaceMutable } from './app-scope.ts';
 import { domainUsableBy, findManageableRoute, loadSpace } from './route-access.ts';

@@ -3,11 +3,11 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { instanceContext, type InstanceContext } from './broker-operations.ts';
 import { callBrokerInJob, isObject, jobFailure, requireFeatureOf } from './broker-extensions.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
+import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import type { BrokerSettings } from './service-catalog.ts';
 import { getInstanceFromOwnSpace } from './service-instances.ts';
 

@@ -9,10 +9,11 @@ import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { connectionOf, deleteOffering, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 const RESOURCE = 'service_brokers';
@@ -83,7 +84,7 @@ export async function createServiceBroker(ctx: Ctx, body: Body): Promise<{ jobGu
   if (urlError) throw unprocessable(urlError);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+      if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
       await tx.insert('service_brokers', {
         guid,
@@ -121,7 +122,7 @@ export async function updateServiceBroker(ctx: Ctx, guid: string, body: Body): P
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && input.name !== broker.name) {
-        if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+        if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       }
       const metadata = await saveMetadata(tx, RESOURCE, broker.guid, input.metadata);
       await audit(tx, ctx, 'update', broker, { ...input });

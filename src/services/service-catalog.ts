@@ -2,7 +2,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, statusText, unexpectedAnswer, type BrokerConnection } from './broker-client.ts';
-import { JobError } from './jobs.ts';
+import { JobError } from '../lifecycle/jobs.ts';
 
 /** What Kiln needs to talk to brokers: the request timeout and the shortest poll interval. */
 export interface BrokerSettings {

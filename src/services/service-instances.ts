@@ -16,13 +16,14 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceWritable, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { assertNoBackupOperation } from './backup-guard.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
-import { enqueueJob } from './jobs.ts';
+import { enqueueJob } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { connectionOf } from './service-catalog.ts';
 import { getServicePlan, purgeInstance } from './service-plans.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -114,15 +115,9 @@ function audit(tx: WriteTx, ctx: Ctx, type: string, inst: Pick<InstanceRow, 'gui
   });
 }
 
-async function nameTaken(db: Kysely<Database>, spaceGuid: string, name: string, exceptGuid?: string): Promise<InstanceRow | undefined> {
-  return db
-    .selectFrom('service_instances')
-    .selectAll()
-    .where('space_guid', '=', spaceGuid)
-    .where('name', '=', name)
-    .$if(exceptGuid !== undefined, (qb) => qb.where('guid', '!=', exceptGuid!))
-    .executeTakeFirst();
-}
+/** The instance holding a name in a space: a create may take the name of one whose create failed. */
+const instanceNamed = (db: Kysely<Database>, spaceGuid: string, name: string): Promise<InstanceRow | undefined> =>
+  db.selectFrom('service_instances').selectAll().where('space_guid', '=', spaceGuid).where('name', '=', name).executeTakeFirst();
 
 const nameTakenError = (name: string) => unprocessable(`The service instance name is taken: ${name}.`);
 
@@ -182,7 +177,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
   const plan = input.type === 'managed' ? await usablePlan(ctx, input.relationships.service_plan.data.guid, space) : undefined;
   try {
     return await ctx.store.write(async (tx) => {
-      const taken = await nameTaken(tx.db, space.guid, input.name);
+      const taken = await instanceNamed(tx.db, space.guid, input.name);
       if (taken) {
         // A managed instance whose create failed gives its name up to the next create (CC destroys it).
         if (taken.type === 'managed' && taken.last_operation_type === 'create' && taken.last_operation_state === 'failed') await purgeInstance(tx, taken.guid);
@@ -280,7 +275,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
     if (errors.length > 0) throw unprocessable(errors.join(', '));
     try {
       return await ctx.store.write(async (tx) => {
-        if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
+        if (input.name !== undefined && (await nameInUse(tx.db, 'service_instances', input.name, { within: { space_guid: inst.space_guid }, except: inst.guid }))) throw nameTakenError(input.name);
         await tx.update('service_instances', inst.guid, {
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
@@ -314,7 +309,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const needsBroker = newPlan !== undefined || input.parameters !== undefined || input.maintenance_info !== undefined;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
+      if (input.name !== undefined && (await nameInUse(tx.db, 'service_instances', input.name, { within: { space_guid: inst.space_guid }, except: inst.guid }))) throw nameTakenError(input.name);
       if (input.name !== undefined && input.name !== inst.name) {
         const shared = await tx.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).executeTakeFirst();
         if (shared) throw new KilnError('SharedServiceInstanceCannotBeRenamed');
@@ -452,7 +447,7 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
       const org = await ctx.store.db.selectFrom('organizations').select('name').where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
       throw unprocessable(`Access to service ${c.offering.name} and plan ${c.plan.name} is not enabled in ${org.name}/${space.name}.`);
     }
-    const clash = await nameTaken(ctx.store.db, space.guid, inst.name);
+    const clash = await nameInUse(ctx.store.db, 'service_instances', inst.name, { within: { space_guid: space.guid } });
     if (clash) {
       throw unprocessable(`A service instance called ${inst.name} already exists in ${space.name}.`);
     }

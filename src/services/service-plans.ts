@@ -8,7 +8,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { loadMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { deleteOffering, deletePlan } from './service-catalog.ts';
 import { recordDeletedUsage } from './service-usage-events.ts';

@@ -16,9 +16,10 @@ import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { limitColumns, limitsOf, organizationQuotaOf } from './organization-quotas.ts';
 
 export const SPACE_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids', 'space_guids'] };
@@ -140,12 +141,6 @@ async function spacesUsing(db: Kysely<Database>, quotaGuid: string): Promise<str
 
 const taken = (name: string) => unprocessable(`Space Quota '${name}' already exists.`);
 
-async function nameInUse(db: Kysely<Database>, orgGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db.selectFrom('space_quotas').select('guid').where('organization_guid', '=', orgGuid).where('name', '=', name);
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 async function checkLimits(db: Kysely<Database>, orgGuid: string, limits: QuotaLimits): Promise<void> {
   const problem = spaceQuotaError(limits, await organizationQuotaOf(db, orgGuid));
   if (problem) throw unprocessable(problem);
@@ -187,7 +182,7 @@ export async function createSpaceQuota(ctx: Ctx, input: CreateSpaceQuota): Promi
   try {
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, org.guid, limits);
-      if (await nameInUse(tx.db, org.guid, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, 'space_quotas', input.name, { within: { organization_guid: org.guid } })) throw taken(input.name);
       const spaces = input.spaceGuids.length
         ? await tx.db
             .selectFrom('spaces')
@@ -227,7 +222,7 @@ export async function updateSpaceQuota(ctx: Ctx, guid: string, input: UpdateQuot
   try {
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, quota.organization_guid, limits);
-      if (input.name !== undefined && (await nameInUse(tx.db, quota.organization_guid, name, quota.guid))) throw taken(name);
+      if (input.name !== undefined && (await nameInUse(tx.db, 'space_quotas', name, { within: { organization_guid: quota.organization_guid }, except: quota.guid }))) throw taken(name);
       await tx.update('space_quotas', quota.guid, { name, ...limitColumns(limits) }, { expectedGeneration: quota.generation });
       await audit(tx, ctx, 'update', { ...quota, name }, { request: input.request });
       return (await findQuota(tx.db, quota.guid))!;

@@ -16,11 +16,12 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { assertSpaceContentsNotLockedByOthers } from './lock-guard.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
 export const SPACE_INCLUDES = ['org', 'organization'] as const;
@@ -51,16 +52,6 @@ export async function organizationsOf(db: Kysely<Database>, spaces: Array<Pick<R
   const guids = [...new Set(spaces.map((s) => s.organization_guid))];
   if (guids.length === 0) return [];
   return db.selectFrom('organizations').selectAll().where('guid', 'in', guids).orderBy('created_at').orderBy('guid').execute();
-}
-
-async function nameInUse(db: Kysely<Database>, orgGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('spaces')
-    .select('guid')
-    .where('organization_guid', '=', orgGuid)
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
 }
 
 const loadSpace = (db: Kysely<Database>, guid: string) =>
@@ -104,7 +95,7 @@ export async function createSpace(ctx: Ctx, input: CreateSpace): Promise<{ space
   assertOrgWritable(ctx.access, org);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, org.guid, input.name)) throw unprocessable(SPACE_NAME_TAKEN);
+      if (await nameInUse(tx.db, 'spaces', input.name, { within: { organization_guid: org.guid }, anyCase: true })) throw unprocessable(SPACE_NAME_TAKEN);
       const guid = newGuid();
       // No roles are granted to the creator: the cf CLI assigns space_manager/space_developer itself and
       // fails if they already exist.
@@ -139,7 +130,7 @@ export async function updateSpace(
   const name = input.name ?? space.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, space.organization_guid, name, space.guid))) {
+      if (input.name !== undefined && (await nameInUse(tx.db, 'spaces', name, { within: { organization_guid: space.organization_guid }, anyCase: true, except: space.guid }))) {
         throw await spaceRenameTaken(tx.db, space.organization_guid, name);
       }
       await tx.update('spaces', space.guid, { name }, { expectedGeneration: space.generation });

@@ -17,8 +17,9 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { listApps } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 
 export const STACK_LIST: ListSpec = {
   orderBy: ['name'],
@@ -105,8 +106,7 @@ export async function createStack(ctx: Ctx, input: CreateStack): Promise<{ stack
   const name = input.name.trim();
   try {
     return await ctx.store.write(async (tx) => {
-      const existing = await tx.db.selectFrom('stacks').select('guid').where('name', '=', name).executeTakeFirst();
-      if (existing) throw unprocessable(STACK_NAME_TAKEN);
+      if (await nameInUse(tx.db, 'stacks', name)) throw unprocessable(STACK_NAME_TAKEN);
       const guid = newGuid();
       await tx.insert('stacks', {
         guid,

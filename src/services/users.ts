@@ -10,9 +10,9 @@ import type { Database, Row } from '../store/schema.ts';
 import type { Store, WriteTx } from '../store/store.ts';
 import type { Access } from './access.ts';
 import { findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
 
 /** A CC user as presented: username and origin come from the identity provider when it knows the user. */
 export type UserRow = Row<'users'>;

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { KilnError, notFound } from '../../domain/errors.ts';
 import { CopyPackageSchema, CreatePackageSchema, UpdatePackageSchema } from '../../domain/packages.ts';
-import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../services/blobs.ts';
+import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../lifecycle/blobs.ts';
 import * as packages from '../../services/packages.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';

@@ -6,7 +6,7 @@ import { KilnError } from '../../domain/errors.ts';
 import { CreatePackageSchema } from '../../domain/packages.ts';
 import type { LogEnvelope } from '../../logs/log-store.ts';
 import { type AppScope, requireAppManager, requireAppWriter } from '../../services/app-scope.ts';
-import { bitsFor, type Bits } from '../../services/blobs.ts';
+import { bitsFor, type Bits } from '../../lifecycle/blobs.ts';
 import { BUILD_LIST, createBuild, findVisibleBuild, listBuilds } from '../../services/builds.ts';
 import type { Ctx } from '../../services/context.ts';
 import { cancelDeployment, createDeployment, DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';

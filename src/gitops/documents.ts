@@ -1,3 +1,4 @@
+import { OWNS_ANNOTATION, ownedFields } from '../domain/declared.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -139,5 +140,5 @@ function readOne(v: Record<string, unknown>, file: string, n: number, out: Decla
 
 function withMetadata(entry: Record<string, unknown>, opts: ReadOptions): Record<string, unknown> {
   const m = (entry.metadata ?? {}) as { labels?: Record<string, string>; annotations?: Record<string, string> };
-  return { ...entry, metadata: { labels: { ...m.labels, ...opts.labels }, annotations: { ...m.annotations, ...opts.annotations } } };
+  return { ...entry, metadata: { labels: { ...m.labels, ...opts.labels }, annotations: { ...m.annotations, ...opts.annotations, [OWNS_ANNOTATION]: ownedFields(entry) } } };
 }

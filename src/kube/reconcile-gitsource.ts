@@ -1,7 +1,7 @@
 import { sourceId } from '../gitops/documents.ts';
 import type { GitCredentials } from '../gitops/git-source.ts';
 import { applyGitSource, type SyncReport } from '../gitops/git-source-sync.ts';
-import { gitSourceProblems } from '../services/git-sources.ts';
+import { gitSourceProblems } from '../domain/git-sources.ts';
 import type { KubeObject } from './kube-client.ts';
 import { condition, gitCredentials, refOf, releaseFinalizer, stamp, writeStatus, type Outcome, type SyncEnv } from './reconcile.ts';
 import { GitSourceSpecSchema, type GitSourceSpec, type KubeCondition } from './schemas.ts';

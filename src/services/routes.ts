@@ -19,7 +19,9 @@ import {
   type RouteOptions,
   type UpdateRoute,
 } from '../domain/routes.ts';
+import { isReconciler, ownershipKeys } from '../domain/declared.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { declarationFor, refuseDeclaredWrite } from './declared-guard.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -593,6 +595,7 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
 export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): Promise<RouteView & { metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   const { route, org } = await findManageableRoute(ctx, guid);
+  if (ownershipKeys(input.metadata).length > 0) refuseDeclaredWrite(ctx.principal, await declarationFor(ctx.store.db, 'routes', route.guid), 'Route', await routeName(ctx.store.db, route), ownershipKeys(input.metadata));
   let options = parseOptions(route.options);
   if (input.options) {
     const merged = mergeRouteOptions(options, input.options);
@@ -611,6 +614,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
 /** Starts the asynchronous delete of a route (its destinations and shares go with it). */
 export async function deleteRoute(ctx: Ctx, guid: string): Promise<string> {
   const { route, org } = await findManageableRoute(ctx, guid);
+  await assertRouteNotDeclared(ctx, route);
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'route.delete', route.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way
@@ -704,8 +708,36 @@ function wanted(route: RouteRow, requests: DestinationRequest[]): WantedDestinat
   return out;
 }
 
+const routeName = async (db: Kysely<Database>, route: RouteRow) => routeUri(route, (await db.selectFrom('domains').select('name').where('guid', '=', route.domain_guid).executeTakeFirst())?.name ?? '');
+
+/**
+ * A route declared by a resource is deleted by deleting the resource; a route an App resource declares for its
+ * app stays while that app is mapped to it (domain/declared.ts).
+ */
+async function assertRouteNotDeclared(ctx: Ctx, route: RouteRow): Promise<void> {
+  if (isReconciler(ctx.principal)) return;
+  const db = ctx.store.db;
+  const name = await routeName(db, route);
+  refuseDeclaredWrite(ctx.principal, await declarationFor(db, 'routes', route.guid), 'Route', name, 'delete');
+  const mapped = await db.selectFrom('route_destinations').innerJoin('apps', 'apps.guid', 'route_destinations.app_guid').select(['apps.guid', 'apps.name']).where('route_guid', '=', route.guid).execute();
+  for (const a of mapped) refuseDeclaredWrite(ctx.principal, await declarationFor(db, 'apps', a.guid), 'App', a.name, [`route:${name}`]);
+}
+
+/**
+ * Map and unmap: a Route resource that lists destinations owns them, and an App resource that lists routes owns
+ * its app's mappings (domain/declared.ts).
+ */
+async function assertDestinationsNotDeclared(tx: WriteTx, ctx: Ctx, route: RouteRow, add: WantedDestination[], remove: DestinationRow[]): Promise<void> {
+  if (isReconciler(ctx.principal) || (add.length === 0 && remove.length === 0)) return;
+  refuseDeclaredWrite(ctx.principal, await declarationFor(tx.db, 'routes', route.guid), 'Route', await routeName(tx.db, route), ['destinations']);
+  const appGuids = [...new Set([...add.map((d) => d.appGuid), ...remove.map((d) => d.app_guid)])];
+  const rows = appGuids.length ? await tx.db.selectFrom('apps').select(['guid', 'name']).where('guid', 'in', appGuids).execute() : [];
+  for (const a of rows) refuseDeclaredWrite(ctx.principal, await declarationFor(tx.db, 'apps', a.guid), 'App', a.name, ['routes']);
+}
+
 /** Inserts and removes destinations of one route in the caller's write, with their audit events. */
 async function applyDestinationChanges(tx: WriteTx, ctx: Ctx, route: RouteRow, apps: Map<string, AppRef>, add: WantedDestination[], remove: DestinationRow[]) {
+  await assertDestinationsNotDeclared(tx, ctx, route, add, remove);
   for (const d of remove) {
     await tx.db.deleteFrom('route_destinations').where('guid', '=', d.guid).execute();
     tx.changed('route_destinations', d.guid, 'delete');

@@ -21,6 +21,8 @@ export const MANAGED_LABEL = 'kiln.dev/managed-by';
 export const RESOURCE_ANNOTATION = 'kiln.dev/resource';
 export const GIT_SOURCE_ANNOTATION = 'kiln.dev/git-source';
 export const GIT_PATH_ANNOTATION = 'kiln.dev/applied-from-path';
+/** What `kiln apply` and GitSources label their objects with: a hash naming the source (gitops/documents.ts). */
+export const APPLIED_FROM_LABEL = 'kiln.dev/applied-from';
 export const OWNS_ANNOTATION = 'kiln.dev/owns';
 
 /** The principals of Kiln's own declarative reconcilers: the CRD sync and the GitSource reconciler. */
@@ -106,7 +108,10 @@ export function declarationOf(meta: { labels: Record<string, string>; annotation
 export const isReconciler = (p: Pick<Principal, 'guid'>) => RECONCILERS.has(p.guid);
 
 /** The `kiln.dev/…` keys a metadata request sets or removes (the ownership marks themselves). */
-export function ownershipKeys(request: MetadataRequest | undefined): string[] {
+export function ownershipKeys(request: MetadataRequest | undefined, admin = false): string[] {
+  // Admins may detach an object whose declaration is gone (a deleted CRD, a Kiln without its kube sync) by
+  // removing `kiln.dev/managed-by`; while the resource exists, its next apply marks the object again.
+  if (admin) return [];
   const keys = [...Object.keys(request?.labels ?? {}), ...Object.keys(request?.annotations ?? {})];
   return keys.filter((k) => k.startsWith('kiln.dev/')).map((k) => `metadata.${k}`);
 }

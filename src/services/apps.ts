@@ -312,7 +312,7 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
   const changed = [
     ...(input.name !== undefined && input.name !== app.name ? ['name'] : []),
     ...((patch.lifecycle_buildpacks !== undefined && patch.lifecycle_buildpacks !== app.lifecycle_buildpacks) || (patch.lifecycle_stack !== undefined && patch.lifecycle_stack !== app.lifecycle_stack) ? ['lifecycle'] : []),
-    ...ownershipKeys(input.metadata),
+    ...ownershipKeys(input.metadata, ctx.access.admin),
   ];
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, changed);
   try {

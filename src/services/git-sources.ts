@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { GitSourceFieldsSchema, gitSourceProblems } from '../domain/git-sources.ts';
+import { gitSourceLabel } from '../gitops/documents.ts';
+import { releaseAppliedFrom } from './declared-guard.ts';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
@@ -8,7 +10,8 @@ import type { Ctx } from './context.ts';
 /**
  * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
  * (src/gitops/git-source-sync.ts) keeps applied with prune. Admins only: a GitSource creates orgs and spaces.
- * Deleting one stops the syncing; it deletes nothing it applied.
+ * Deleting one stops the syncing; it deletes nothing it applied, which becomes ordinary CF objects (no longer
+ * refused to CF API writes, services/declared-guard.ts).
  */
 export const CreateGitSourceSchema = GitSourceFieldsSchema.extend({
   name: z.string().min(1).max(250).regex(/^[A-Za-z0-9._-]+$/, 'Name may hold letters, digits, ".", "_" and "-" only'),
@@ -54,6 +57,7 @@ export async function getGitSource(ctx: Ctx, guid: string): Promise<Row<'git_sou
 export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
   await getGitSource(ctx, guid);
   await ctx.store.write(async (tx) => {
+    await releaseAppliedFrom(tx, gitSourceLabel(guid));
     await tx.db.deleteFrom('git_sources').where('guid', '=', guid).execute();
     tx.changed('git_sources', guid, 'delete');
   });

@@ -132,7 +132,7 @@ export async function updateOrganization(
   if (input.suspended !== undefined && !ctx.access.admin) throw notAuthorized();
   if (org.suspended && !ctx.access.admin) throw new KilnError('OrgSuspended');
   const name = input.name ?? org.name;
-  const changed = [...(input.name !== undefined && input.name !== org.name ? ['name'] : []), ...ownershipKeys(input.metadata)];
+  const changed = [...(input.name !== undefined && input.name !== org.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {

@@ -595,7 +595,7 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
 export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): Promise<RouteView & { metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   const { route, org } = await findManageableRoute(ctx, guid);
-  if (ownershipKeys(input.metadata).length > 0) refuseDeclaredWrite(ctx.principal, await declarationFor(ctx.store.db, 'routes', route.guid), 'Route', await routeName(ctx.store.db, route), ownershipKeys(input.metadata));
+  if (ownershipKeys(input.metadata, ctx.access.admin).length > 0) refuseDeclaredWrite(ctx.principal, await declarationFor(ctx.store.db, 'routes', route.guid), 'Route', await routeName(ctx.store.db, route), ownershipKeys(input.metadata, ctx.access.admin));
   let options = parseOptions(route.options);
   if (input.options) {
     const merged = mergeRouteOptions(options, input.options);

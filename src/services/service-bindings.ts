@@ -224,7 +224,7 @@ export async function updateCredentialBinding(ctx: Ctx, guid: string, body: Body
   const b = await getCredentialBinding(ctx, guid);
   if (!(await ctx.access.canWriteSpace(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
   const request = (body && typeof body === 'object' ? body : {}) as { metadata?: Parameters<typeof ownershipKeys>[0] };
-  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? b.guid }, ownershipKeys(request.metadata));
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? b.guid }, ownershipKeys(request.metadata, ctx.access.admin));
   const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_credential_bindings', b, body);
   return { binding: row, metadata };
 }

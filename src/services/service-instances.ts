@@ -285,7 +285,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const space = await spaceRow(ctx.store.db, inst.space_guid);
   // A declared instance (ServiceInstance resource) is changed through its resource; its labels stay editable.
   const request = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
-  const changed = [...Object.keys(request).filter((k) => k !== 'metadata'), ...ownershipKeys(request.metadata as Parameters<typeof ownershipKeys>[0])];
+  const changed = [...Object.keys(request).filter((k) => k !== 'metadata'), ...ownershipKeys(request.metadata as Parameters<typeof ownershipKeys>[0], ctx.access.admin)];
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: RESOURCE, guid: inst.guid, type: 'Service instance', name: inst.name }, changed);
   if (inst.type === 'user-provided') {
     const input = UpdateUserProvidedInstanceSchema.parse(body);

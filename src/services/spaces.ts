@@ -146,7 +146,7 @@ export async function updateSpace(
   if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
   const name = input.name ?? space.name;
-  const changed = [...(input.name !== undefined && input.name !== space.name ? ['name'] : []), ...ownershipKeys(input.metadata)];
+  const changed = [...(input.name !== undefined && input.name !== space.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {

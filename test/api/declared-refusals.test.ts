@@ -60,6 +60,11 @@ describe('an app declared by an App resource', () => {
       `App 'hello' is managed by ${OWNER}, which declares metadata.kiln.dev/managed-by; change the resource instead`,
     );
     expect((await dev.patch(`/v3/apps/${app.guid}`, { metadata: { labels: { team: 'blue' } } })).status).toBe(200);
+    // An admin may detach an object whose declaration is gone; here it is put back at once.
+    expect((await t.admin.patch(`/v3/apps/${app.guid}`, { metadata: { labels: { 'kiln.dev/managed-by': null } } })).status).toBe(200);
+    expect((await dev.patch(`/v3/apps/${app.guid}`, { name: 'hello-detached' })).status).toBe(200);
+    expect((await dev.patch(`/v3/apps/${app.guid}`, { name: 'hello' })).status).toBe(200);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}`, { metadata: { labels: { 'kiln.dev/managed-by': 'kubernetes' } } })).status).toBe(200);
     // The same name is no change.
     expect((await dev.patch(`/v3/apps/${app.guid}`, { name: 'hello' })).status).toBe(200);
     expect((await dev.get(`/v3/apps/${app.guid}`)).status).toBe(200);

@@ -9,7 +9,7 @@ import { createOrganization } from '../services/organizations.ts';
 import { createSpace } from '../services/spaces.ts';
 import { loadMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
-import { documentFiles, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, sourceId, type DeclaredApp } from './documents.ts';
+import { documentFiles, gitSourceLabel, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, type DeclaredApp } from './documents.ts';
 import type { GitCredentials, GitSourceCache } from './git-source.ts';
 
 /**
@@ -33,7 +33,7 @@ export interface SyncReport {
   pruned: string[];
 }
 
-export const gitSourceLabel = (guid: string) => sourceId(`gitsource:${guid}`);
+export { gitSourceLabel };
 const MANAGED = { 'kiln.dev/managed-by': 'gitsource' };
 
 const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));

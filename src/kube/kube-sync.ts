@@ -2,6 +2,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GitDeployer } from '../gitops/git-apps.ts';
 import type { GitCredentials } from '../gitops/git-source.ts';
+import { KUBE_SYNC_PRINCIPAL_GUID } from '../domain/declared.ts';
 import type { Principal } from '../domain/principal.ts';
 import { ADMIN_SCOPES } from '../identity/identity-service.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -67,7 +68,7 @@ const WAKES_APPS = new Set(['apps', 'processes', 'jobs', 'droplets', 'revisions'
 const WAKES_SERVICES = new Set(['service_instances', 'service_credential_bindings', 'jobs']);
 
 const SYNC_PRINCIPAL: Principal = {
-  guid: 'kiln-kube-sync',
+  guid: KUBE_SYNC_PRINCIPAL_GUID,
   username: 'kube-sync',
   origin: null,
   email: null,

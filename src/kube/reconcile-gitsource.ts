@@ -1,16 +1,17 @@
 import { sourceId } from '../gitops/documents.ts';
 import type { GitCredentials } from '../gitops/git-source.ts';
 import { applyGitSource, type SyncReport } from '../gitops/git-source-sync.ts';
-import { gitSourceProblems } from '../services/git-sources.ts';
+import { gitSourceProblems } from '../domain/git-sources.ts';
 import type { KubeObject } from './kube-client.ts';
-import { condition, gitCredentials, refOf, releaseFinalizer, stamp, writeStatus, type Outcome, type SyncEnv } from './reconcile.ts';
+import { releaseAppliedFrom } from '../services/declared-guard.ts';
+import { condition, ensureFinalizer, FINALIZER, gitCredentials, refOf, releaseFinalizer, stamp, writeStatus, type Outcome, type SyncEnv } from './reconcile.ts';
 import { GitSourceSpecSchema, type GitSourceSpec, type KubeCondition } from './schemas.ts';
 
 /**
  * The `GitSource` kind: the GitSource reconciler of `/kiln/v1/gitsources` (src/gitops/git-source-sync.ts) driven by a
  * custom resource. Its spec is what the API takes; its status shows the commit applied, the state, and one error
- * per file. As with the API, deleting a GitSource stops the syncing and deletes nothing it applied (no finalizer):
- * the apps stay until something deletes them.
+ * per file. As with the API, deleting a GitSource stops the syncing and deletes nothing it applied: the finalizer
+ * only lets Kiln take its ownership marks off what it applied, which then stays as ordinary CF objects.
  *
  * A sync fetches and waits for apply jobs (seconds), so it runs beside the controller's single worker, not in it:
  * a reconcile starts one when it is due (a new generation, or `pollMs` since the last), and a later reconcile
@@ -33,10 +34,16 @@ export async function reconcileGitSource(env: SyncEnv, obj: KubeObject, credenti
   const key = `${ref}#${obj.metadata.uid ?? ''}`;
   const generation = obj.metadata.generation ?? 1;
   if (obj.metadata.deletionTimestamp) {
+    // Nothing it applied is deleted; it stops being declared (CF API writes to it are allowed again).
+    if (obj.metadata.finalizers?.includes(FINALIZER)) {
+      const released = await env.ctx.store.write((tx) => releaseAppliedFrom(tx, gitSourceResourceLabel(ref)));
+      if (released) env.log.info({ gitsource: ref, released }, 'gitsource resource deleted; what it applied stays, no longer declared');
+    }
     runs.delete(key);
     await releaseFinalizer(env, 'gitsources', obj);
     return undefined;
   }
+  if (await ensureFinalizer(env, 'gitsources', obj)) return undefined;
   const notReady = async (reason: string, message: string, requeueAfterMs?: number): Promise<Outcome> => {
     if (condition(obj, 'Ready')?.reason !== reason) await env.client.event('GitSource', obj, 'Warning', reason, message);
     await writeStatus(env, 'gitsources', obj, {

@@ -1,8 +1,10 @@
 import { KilnError } from '../domain/errors.ts';
 import { DEFAULT_APP_PORT, type CreateRoute, type DestinationRequest } from '../domain/routes.ts';
+import { OWNS_ANNOTATION } from '../domain/declared.ts';
 import { replaceDestinations } from '../services/route-destinations.ts';
 import { destinationsOf, routeUri } from '../services/route-reads.ts';
-import { createRoute, deleteRoute } from '../services/routes.ts';
+import { createRoute, deleteRoute, updateRoute } from '../services/routes.ts';
+import { loadOneMetadata } from '../store/metadata.ts';
 import { createCredentialBinding, deleteCredentialBinding } from '../services/service-bindings.ts';
 import { createServiceInstance, deleteServiceInstance, updateServiceInstance } from '../services/service-instances.ts';
 import type { Plural } from './kube-client.ts';
@@ -81,6 +83,12 @@ function sortKeys(v: unknown): unknown {
 
 const ROUTE: Kind = { kind: 'Route', plural: 'routes' };
 
+/** A Route resource owns its address, and its destinations when it lists them. */
+function routeOwnership(ref: string, spec: RouteSpec) {
+  const own = ownership(ref);
+  return { labels: own.labels, annotations: { ...own.annotations, [OWNS_ANNOTATION]: spec.destinations ? 'address,destinations' : 'address' } };
+}
+
 async function findRouteAt(env: SyncEnv, domainGuid: string, spec: RouteSpec) {
   return env.ctx.store.db
     .selectFrom('routes')
@@ -129,7 +137,7 @@ export async function reconcileRoute(env: SyncEnv, obj: KubeObject): Promise<Out
       port: spec.port,
       spaceGuid: space.guid,
       domainGuid: domain.guid,
-      metadata: ownership(ref),
+      metadata: routeOwnership(ref, spec),
       request: { host: spec.host, path: spec.path, port: spec.port },
     };
     try {
@@ -141,6 +149,11 @@ export async function reconcileRoute(env: SyncEnv, obj: KubeObject): Promise<Out
     await env.client.event('Route', obj, 'Normal', 'Created', `route ${routeUri(route, domain.name)} created in ${spec.org}/${spec.space}`);
   }
 
+  // Whether the resource owns the destinations follows its spec (domain/declared.ts).
+  const owns = routeOwnership(ref, spec).annotations[OWNS_ANNOTATION];
+  if ((await loadOneMetadata(db, 'routes', route.guid)).annotations[OWNS_ANNOTATION] !== owns) {
+    await updateRoute(env.ctx, route.guid, { metadata: { annotations: { [OWNS_ANNOTATION]: owns } }, request: {} });
+  }
   let existing = (await destinationsOf(db, [route.guid])).get(route.guid) ?? [];
   if (spec.destinations) {
     const names = [...new Set(spec.destinations.map((d) => d.app))];

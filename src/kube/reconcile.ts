@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { MANAGED_LABEL, OWNS_ANNOTATION, ownedFields, RESOURCE_ANNOTATION } from '../domain/declared.ts';
 import { KilnError } from '../domain/errors.ts';
 import type { GitDeployer, GitAppState } from '../gitops/git-apps.ts';
 import type { GitCredentials } from '../gitops/git-source.ts';
@@ -33,8 +34,7 @@ export interface SyncEnv {
 export type Outcome = { requeueAfterMs?: number } | undefined;
 
 export const FINALIZER = 'kiln.dev/sync';
-export const MANAGED_LABEL = 'kiln.dev/managed-by';
-export const RESOURCE_ANNOTATION = 'kiln.dev/resource';
+export { MANAGED_LABEL, RESOURCE_ANNOTATION };
 
 export const refOf = (kind: string, obj: KubeObject) => `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
 export const ownership = (ref: string) => ({ labels: { [MANAGED_LABEL]: 'kubernetes' }, annotations: { [RESOURCE_ANNOTATION]: ref } });
@@ -201,7 +201,9 @@ export function manifestEntry(obj: KubeObject, spec: AppSpec): Record<string, un
   const entry: Record<string, unknown> = { name: name ?? obj.metadata.name, ...rest };
   if (services) entry.services = services.map((s) => (s.binding_name || s.parameters ? s : s.name));
   if (source?.image) entry.docker = { image: source.image };
-  entry.metadata = { labels: { ...metadata?.labels, ...own.labels }, annotations: { ...metadata?.annotations, ...own.annotations } };
+  // What the resource declares is what it owns: CF API writes to it are refused (domain/declared.ts).
+  const owns = ownedFields(entry);
+  entry.metadata = { labels: { ...metadata?.labels, ...own.labels }, annotations: { ...metadata?.annotations, ...own.annotations, [OWNS_ANNOTATION]: owns } };
   return entry;
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GitSourceFieldsSchema } from '../services/git-sources.ts';
+import { GitSourceFieldsSchema } from '../domain/git-sources.ts';
 
 /**
  * The custom resources of the `kiln.dev` API group, as zod schemas: the one source of truth for the CRDs in

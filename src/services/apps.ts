@@ -1,3 +1,4 @@
+import { ownershipKeys } from '../domain/declared.ts';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
@@ -35,6 +36,7 @@ import { nameInUse } from './name-in-use.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
@@ -237,6 +239,13 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
     }
   }
   const name = input.name ?? app.name;
+  // A resource's app keeps its name and the lifecycle it declares (domain/declared.ts).
+  const changed = [
+    ...(input.name !== undefined && input.name !== app.name ? ['name'] : []),
+    ...((patch.lifecycle_buildpacks !== undefined && patch.lifecycle_buildpacks !== app.lifecycle_buildpacks) || (patch.lifecycle_stack !== undefined && patch.lifecycle_stack !== app.lifecycle_stack) ? ['lifecycle'] : []),
+    ...ownershipKeys(input.metadata, ctx.access.admin),
+  ];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, 'apps', name, { within: { space_guid: app.space_guid }, anyCase: true, except: app.guid }))) throw uniqueness(appNameTaken(name));
@@ -304,6 +313,7 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, scope.space);
   await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: scope.app.guid, type: 'App', name: scope.app.name }, 'delete');
   return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
     await tx.update('apps', scope.app.guid, { status: 'deleting', state: 'STOPPED' });
@@ -484,6 +494,9 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
     // Read again inside the write so concurrent PATCHes merge instead of overwriting each other.
     const current = await loadApp(tx.db, scope.app.guid);
     const vars = openEnvVars(tx.secrets, current.environment_variables);
+    // Keys a resource declares are its own (domain/declared.ts).
+    const changed = Object.entries(patch).filter(([k, v]) => (v === null ? k in vars : vars[k] !== v)).map(([k]) => `env.${k}`);
+    await assertNotDeclared(tx.db, ctx.principal, { resourceType: 'apps', guid: current.guid, type: 'App', name: current.name }, changed);
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete vars[k];
       else vars[k] = v;

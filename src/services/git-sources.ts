@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { GitSourceFieldsSchema, gitSourceProblems } from '../domain/git-sources.ts';
+import { gitSourceLabel } from '../gitops/documents.ts';
+import { releaseAppliedFrom } from './declared-guard.ts';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
@@ -8,29 +11,9 @@ import { nameInUse } from './name-in-use.ts';
 /**
  * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
  * (src/gitops/git-source-sync.ts) keeps applied with prune. Admins only: a GitSource creates orgs and spaces.
- * Deleting one stops the syncing; it deletes nothing it applied.
+ * Deleting one stops the syncing; it deletes nothing it applied, which becomes ordinary CF objects (no longer
+ * refused to CF API writes, services/declared-guard.ts).
  */
-/** Where a GitSource reads from: the fields `/kiln/v1/gitsources` takes besides its name, and a GitSource resource's spec. */
-export const GitSourceFieldsSchema = z.object({
-  url: z.string().min(1).max(2000),
-  ref: z.string().min(1).max(250).optional(),
-  path: z.string().min(1).max(1000).optional(),
-  /** The org and space of plain CF manifests in the repository (documents of the kiln.dev kinds name their own). */
-  org: z.string().min(1).optional(),
-  space: z.string().min(1).optional(),
-  /** A named credential of KILN_GIT_CREDENTIALS_FILE. */
-  credential: z.string().min(1).optional(),
-});
-
-/** What the fields must also satisfy (one message each, as the API answers them). */
-export function gitSourceProblems(b: { url: string; org?: string; space?: string }): string[] {
-  const out: string[] = [];
-  if (b.space && !b.org) out.push('Space needs org');
-  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(b.url)) out.push('Url may not hold credentials; name a credential instead');
-  if (b.url.startsWith('-') || /^ext::/i.test(b.url)) out.push('Url is not a repository URL');
-  return out;
-}
-
 export const CreateGitSourceSchema = GitSourceFieldsSchema.extend({
   name: z.string().min(1).max(250).regex(/^[A-Za-z0-9._-]+$/, 'Name may hold letters, digits, ".", "_" and "-" only'),
 })
@@ -38,6 +21,7 @@ export const CreateGitSourceSchema = GitSourceFieldsSchema.extend({
   .superRefine((b, ctx) => {
     for (const message of gitSourceProblems(b)) ctx.addIssue({ code: 'custom', message });
   });
+export { GitSourceFieldsSchema, gitSourceProblems };
 export type CreateGitSource = z.infer<typeof CreateGitSourceSchema>;
 
 function requireAdmin(ctx: Ctx) {
@@ -69,6 +53,7 @@ export async function getGitSource(ctx: Ctx, guid: string): Promise<Row<'git_sou
 export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
   await getGitSource(ctx, guid);
   await ctx.store.write(async (tx) => {
+    await releaseAppliedFrom(tx, gitSourceLabel(guid));
     await tx.delete('git_sources', guid);
   });
 }

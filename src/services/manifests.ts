@@ -14,7 +14,9 @@ import {
   type ManifestProcess,
   type ManifestRoute,
 } from '../domain/manifest.ts';
+import { isReconciler, manifestDiffField } from '../domain/declared.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
+import { declarationFor, refuseDeclaredWrite } from './declared-guard.ts';
 import { WEB } from '../domain/processes.ts';
 import { randomRouteHost } from '../domain/random-route.ts';
 import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, pathErrors } from '../domain/routes.ts';
@@ -105,6 +107,7 @@ export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<str
     if (apps.some((a) => a.lifecycle === 'docker')) await requireFeature(ctx.store.db, 'diego_docker');
     if (apps.some((a) => a.lifecycle === 'cnb')) await requireFeature(ctx.store.db, 'diego_cnb');
   }
+  await assertManifestNotDeclared(ctx, space.guid, raws);
   try {
     return await ctx.store.write(async (tx) => {
       const defaultStack = await tx.db.selectFrom('stacks').select('name').where('is_default', '=', 1).executeTakeFirst();
@@ -590,6 +593,25 @@ export async function generateManifest(ctx: Ctx, appGuid: string): Promise<strin
   const { app } = scope;
   const manifest = { applications: [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))] };
   return stringify(manifest, { lineWidth: 0 });
+}
+
+/**
+ * A manifest (`cf push`) may not change what a resource declares of an app it applies to (domain/declared.ts):
+ * what it would change is CF's own manifest diff, refused when a changed field is owned. A push that only brings
+ * bits, or changes fields the resource does not name, goes through.
+ */
+async function assertManifestNotDeclared(ctx: Ctx, spaceGuid: string, raws: unknown[]): Promise<void> {
+  if (isReconciler(ctx.principal)) return;
+  for (const raw of raws) {
+    const name = raw && typeof raw === 'object' ? (raw as { name?: unknown }).name : undefined;
+    if (typeof name !== 'string') continue;
+    const app = await findAppByName(ctx.store.db, spaceGuid, name);
+    if (!app) continue;
+    const declared = await declarationFor(ctx.store.db, 'apps', app.guid);
+    if (!declared) continue;
+    const ops = diffApplications([raw], [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))]);
+    refuseDeclaredWrite(ctx.principal, declared, 'App', app.name, ops.map((op) => manifestDiffField(op.path, raw)));
+  }
 }
 
 /** `POST /v3/spaces/:guid/manifest_diff`: what applying the manifest would change, per application. */

@@ -1,3 +1,5 @@
+import { ownershipKeys } from '../domain/declared.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { KilnError, notAuthorized, unprocessable } from '../domain/errors.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import type { CreateOrganization, UpdateOrganization } from '../domain/organizations.ts';
@@ -116,6 +118,8 @@ export async function updateOrganization(
   if (input.suspended !== undefined && !ctx.access.admin) throw notAuthorized();
   if (org.suspended && !ctx.access.admin) throw new KilnError('OrgSuspended');
   const name = input.name ?? org.name;
+  const changed = [...(input.name !== undefined && input.name !== org.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name && (await nameInUse(tx.db, 'organizations', name, { anyCase: true, except: org.guid }))) throw renameTaken(name);
@@ -144,6 +148,7 @@ export async function updateOrganization(
 export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string> {
   const org = await getOrganization(ctx, guid);
   if (!ctx.access.admin) throw notAuthorized();
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, 'delete');
   return ctx.store.write(async (tx) => {
     const existing = await jobInFlight(tx.db, 'organization.delete', org.guid);
     if (existing) return existing; // a repeated delete hands back the job already in flight

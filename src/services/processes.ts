@@ -1,3 +1,4 @@
+import { assertNotDeclared } from './declared-guard.ts';
 import type { Kysely } from 'kysely';
 import { notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
@@ -182,6 +183,14 @@ export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: Update
     if (type !== 'http') patch.readiness_check_endpoint = null;
     else if (rc.endpoint !== undefined) patch.readiness_check_endpoint = rc.endpoint;
   }
+  const changed = [
+    ...(patch.command !== undefined && patch.command !== p.command ? ['command'] : []),
+    ...(patch.health_check_type !== undefined && patch.health_check_type !== p.health_check_type ? ['health-check-type'] : []),
+    ...(patch.health_check_endpoint !== undefined && patch.health_check_endpoint !== p.health_check_endpoint ? ['health-check-http-endpoint'] : []),
+    ...(patch.health_check_invocation_timeout !== undefined && patch.health_check_invocation_timeout !== p.health_check_invocation_timeout ? ['health-check-invocation-timeout'] : []),
+    ...(patch.health_check_timeout !== undefined && patch.health_check_timeout !== p.health_check_timeout ? ['timeout'] : []),
+  ].map((f) => `${p.type}.${f}`);
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: scope.app.guid, type: 'App', name: scope.app.name }, changed);
   return ctx.store.write(async (tx) => {
     // A rollout owns the web process's settings; labels and annotations stay editable (CONVENTIONS.md §18).
     if (p.type === WEB && Object.keys(patch).length > 0 && (await hasActiveDeployment(tx.db, p.app_guid))) {
@@ -208,6 +217,14 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
   if (input.memory_in_mb != null) patch.memory_in_mb = input.memory_in_mb;
   if (input.disk_in_mb != null) patch.disk_in_mb = input.disk_in_mb;
   if (input.log_rate_limit_in_bytes_per_second != null) patch.log_rate_limit_in_bytes_per_second = input.log_rate_limit_in_bytes_per_second;
+  // What a resource declares of the process is its own (domain/declared.ts); the rest may be scaled.
+  const changed = [
+    ...(patch.instances !== undefined && patch.instances !== p.instances ? ['instances'] : []),
+    ...(patch.memory_in_mb !== undefined && patch.memory_in_mb !== p.memory_in_mb ? ['memory'] : []),
+    ...(patch.disk_in_mb !== undefined && patch.disk_in_mb !== p.disk_in_mb ? ['disk_quota'] : []),
+    ...(patch.log_rate_limit_in_bytes_per_second !== undefined && patch.log_rate_limit_in_bytes_per_second !== p.log_rate_limit_in_bytes_per_second ? ['log-rate-limit-per-second'] : []),
+  ].map((f) => `${p.type}.${f}`);
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: scope.app.guid, type: 'App', name: scope.app.name }, changed);
   return ctx.store.write(async (tx) => {
     // The deployment controller sets the web instance counts while a rollout is active (CONVENTIONS.md §18).
     if (p.type === WEB && (await hasActiveDeployment(tx.db, p.app_guid))) throw unprocessable('Cannot scale this process while a deployment is in flight.');

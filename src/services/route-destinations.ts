@@ -7,6 +7,7 @@ import { newGuid, type WriteTx } from '../store/store.ts';
 import type { Ctx } from './context.ts';
 import { findManageableRoute, findReadableRoute, sharedSpaceGuids } from './route-access.ts';
 import { auditMapping, type AppRef } from './route-audit.ts';
+import { assertDestinationsNotDeclared } from './route-declared.ts';
 import { destinationsOf, routeUri } from './route-reads.ts';
 
 type RouteRow = Row<'routes'>;
@@ -108,6 +109,7 @@ function wanted(route: RouteRow, requests: DestinationRequest[]): WantedDestinat
 
 /** Inserts and removes destinations of one route in the caller's write, with their audit events. */
 async function applyDestinationChanges(tx: WriteTx, ctx: Ctx, route: RouteRow, apps: Map<string, AppRef>, add: WantedDestination[], remove: DestinationRow[]) {
+  await assertDestinationsNotDeclared(tx, ctx, route, add.map((d) => d.appGuid), remove);
   for (const d of remove) {
     await tx.db.deleteFrom('route_destinations').where('guid', '=', d.guid).execute();
     tx.changed('route_destinations', d.guid, 'delete');

@@ -3,7 +3,9 @@ import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/err
 import type { ListParams } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { CreateCredentialBindingSchema, CreateRouteBindingSchema } from '../domain/services.ts';
+import { ownershipKeys } from '../domain/declared.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
@@ -213,6 +215,8 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
 export async function updateCredentialBinding(ctx: Ctx, guid: string, body: Body): Promise<{ binding: CredentialBindingRow; metadata: Metadata }> {
   const b = await getCredentialBinding(ctx, guid);
   if (!(await ctx.access.canWriteSpace(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
+  const request = (body && typeof body === 'object' ? body : {}) as { metadata?: Parameters<typeof ownershipKeys>[0] };
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? b.guid }, ownershipKeys(request.metadata, ctx.access.admin));
   const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_credential_bindings', b, body);
   return { binding: row, metadata };
 }
@@ -222,6 +226,12 @@ export async function deleteCredentialBinding(ctx: Ctx, guid: string): Promise<{
   const spaceGuid = await spaceOfBinding(ctx.store.db, b);
   if (!(await ctx.access.canWriteSpace(spaceGuid))) throw notAuthorized();
   const inst = await ctx.store.db.selectFrom('service_instances').selectAll().where('guid', '=', b.service_instance_guid).executeTakeFirstOrThrow();
+  // A binding declared by a ServiceBinding resource, or by an App resource's `services`, goes with its resource.
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? inst.name }, 'delete');
+  if (b.app_guid) {
+    const app = await ctx.store.db.selectFrom('apps').select(['guid', 'name']).where('guid', '=', b.app_guid).executeTakeFirst();
+    if (app) await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, [`service:${inst.name}`]);
+  }
   const kind = b.type === 'key' ? 'service_key' : 'service_binding';
   if (inst.type === 'user-provided') {
     await ctx.store.write(async (tx) => {

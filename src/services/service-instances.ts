@@ -10,7 +10,9 @@ import {
   UpdateUserProvidedInstanceSchema,
   upsiUrlErrors,
 } from '../domain/services.ts';
+import { ownershipKeys } from '../domain/declared.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -268,6 +270,10 @@ export type UpdateResult = { instance: InstanceRow; metadata: Metadata; jobGuid?
 export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body): Promise<UpdateResult> {
   const inst = await writableInstance(ctx, guid);
   const space = await spaceRow(ctx.store.db, inst.space_guid);
+  // A declared instance (ServiceInstance resource) is changed through its resource; its labels stay editable.
+  const request = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+  const changed = [...Object.keys(request).filter((k) => k !== 'metadata'), ...ownershipKeys(request.metadata as Parameters<typeof ownershipKeys>[0], ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: RESOURCE, guid: inst.guid, type: 'Service instance', name: inst.name }, changed);
   if (inst.type === 'user-provided') {
     const input = UpdateUserProvidedInstanceSchema.parse(body);
     validateMetadataRequest(input.metadata);
@@ -352,6 +358,7 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
     throw new KilnError('SharedServiceInstanceNotDeletableInTargetSpace');
   }
   if (purge && !ctx.access.admin) throw notAuthorized();
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: RESOURCE, guid: inst.guid, type: 'Service instance', name: inst.name }, 'delete');
   const space = await spaceRow(ctx.store.db, inst.space_guid);
   if (inst.type === 'user-provided' || purge) {
     await ctx.store.write(async (tx) => {

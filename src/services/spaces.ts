@@ -1,3 +1,5 @@
+import { ownershipKeys } from '../domain/declared.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import type { Kysely } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
@@ -128,6 +130,8 @@ export async function updateSpace(
   if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
   const name = input.name ?? space.name;
+  const changed = [...(input.name !== undefined && input.name !== space.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, 'spaces', name, { within: { organization_guid: space.organization_guid }, anyCase: true, except: space.guid }))) {
@@ -156,6 +160,7 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   if (!(await ctx.access.canManageOrg(space.organization_guid))) throw notAuthorized();
   await assertParentOrgWritable(ctx, space);
   await assertSpaceContentsNotLockedByOthers(ctx.store.db, ctx.principal, space.guid);
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, 'delete');
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way

@@ -103,7 +103,16 @@ describe.skipIf(!kubectlPath())('GitSource resources', () => {
     });
     expect(s.conditions[0]).toMatchObject({ status: 'False', reason: 'SyncFailed' });
     expect(s.errors[0].file).toBe('');
+    // While the source exists, what it applied is declared: the CF API refuses to delete it.
+    const a = (await t.admin.get('/v3/apps?names=a')).body.resources[0];
+    expect(a.metadata.labels['kiln.dev/managed-by']).toBe('gitsource');
+    const refused = await t.admin.delete(`/v3/apps/${a.guid}`);
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors[0].detail).toBe("App 'a' is managed by GitSource default/shop (file a.yaml); change the repository instead");
     await ok(['delete', 'gitsource', 'shop', '--timeout=20s']);
     expect(await apps()).toEqual(['a', 'b']);
+    // Gone, it declares nothing: its apps are ordinary CF apps.
+    expect((await t.admin.get(`/v3/apps/${a.guid}`)).body.metadata.labels['kiln.dev/managed-by']).toBeUndefined();
+    expect((await t.admin.delete(`/v3/apps/${a.guid}`)).status).toBe(202);
   }, 60_000);
 });

@@ -97,11 +97,17 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
   return listPage(q, listOptions('processes', params, { byIds: true, rowsByIds }));
 }
 
-/** The apps of some processes (for detected commands and docker users), keyed by guid. */
-export async function appsOf(db: Kysely<Database>, processes: Array<Pick<Row<'processes'>, 'app_guid'>>): Promise<Map<string, Row<'apps'>>> {
+/**
+ * What presenting a process needs of its app (space link, docker user), for some processes, keyed by app guid.
+ * Only those columns: a whole app row carries its sealed environment variables.
+ */
+export async function appsOf(
+  db: Kysely<Database>,
+  processes: Array<Pick<Row<'processes'>, 'app_guid'>>,
+): Promise<Map<string, Pick<Row<'apps'>, 'guid' | 'space_guid' | 'lifecycle_type'>>> {
   const guids = [...new Set(processes.map((p) => p.app_guid))];
   if (guids.length === 0) return new Map();
-  const apps = await db.selectFrom('apps').selectAll().where('guid', 'in', guids).execute();
+  const apps = await db.selectFrom('apps').select(['guid', 'space_guid', 'lifecycle_type']).where('guid', 'in', guids).execute();
   return new Map(apps.map((a) => [a.guid, a]));
 }
 

@@ -33,8 +33,11 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
   /** A list page: command is always redacted in lists (CONVENTIONS.md §2), even for admins. */
   async function renderProcessList(c: Context<Env>, params: ListParams, page: { rows: Array<Row<'processes'>>; total: number }) {
     const embed = wantsInstances(params.params.embed);
-    const owners = await processes.appsOf(store.db, page.rows);
-    const metadata = await loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid));
+    // Independent reads: side by side on PostgreSQL's pool.
+    const [owners, metadata] = await Promise.all([
+      processes.appsOf(store.db, page.rows),
+      loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid)),
+    ]);
     // c.get, not c.var: the latter copies every variable into a new object on each access.
     const linker = c.get('linker');
     const resources = [];

@@ -344,6 +344,7 @@ class FastConnection {
     this.parser[HTTPParser.kOnBody] = () => undefined;
     this.parser[HTTPParser.kOnMessageComplete] = () => undefined;
     socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
     socket.setNoDelay(true);
@@ -445,6 +446,7 @@ class FastConnection {
     this.done = true;
     this.connections.delete(this);
     this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
     if (!keepErrorHandler) {
       this.socket.off('close', this.onClose);
       this.socket.off('error', this.onError);
@@ -457,6 +459,15 @@ class FastConnection {
     this.response = undefined;
     this.finish(true);
     res?.emitClose();
+  };
+
+  /**
+   * The client finished sending (node's http server is half-open capable, so the socket stays open): as node's
+   * server does by default, a request in progress is abandoned and the connection closed.
+   */
+  private readonly onEnd = (): void => {
+    if (this.response) this.socket.destroy();
+    else this.socket.end();
   };
 
   private readonly onError = (): void => {

@@ -14,28 +14,9 @@
  * never be handed to the next request. Nothing here survives a restart: connections are in-memory only.
  */
 import net from 'node:net';
-import { createRequire } from 'node:module';
+import { HTTPParser, SKIP_BODY, type LlhttpParser } from './llhttp.ts';
 
-/** The subset of node's `HTTPParser` binding (from `_http_common`, as node's http client uses it) the pool needs. */
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): Error | undefined;
-  free(): void;
-  [callback: number]: unknown;
-}
 
-interface LlhttpParserClass {
-  new (): LlhttpParser;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-}
-
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass };
 
 /** Receives one response. Calls arrive synchronously from the socket's read callback. */
 export interface ResponseSink {
@@ -211,7 +192,7 @@ export class BackendConnection {
     this.keepAlive = keepAlive;
     sink.onHead(status, message, all);
     // 1: the response to a HEAD request has no body whatever its Content-Length says.
-    return this.headRequest ? 1 : 0;
+    return this.headRequest ? SKIP_BODY : 0;
   }
 
   private onMessageComplete(): void {

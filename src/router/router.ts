@@ -25,6 +25,7 @@
 import { FORWARDED_URL, forwardedUrlOf, forwardToRouteService, PROXY_METADATA, PROXY_SIGNATURE, RouteServiceSigner } from './route-services.ts';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AccessLogEntry, AccessLogger } from './access-log.ts';
@@ -46,6 +47,41 @@ export interface RouterOptions {
   responseTimeoutMs?: number;
   /** Keep-alive connections to backends; the router makes its own by default. */
   pool?: BackendPool;
+}
+
+/**
+ * What the proxying code needs of a request: node's `http.IncomingMessage` has it, and so does the front door's
+ * fast path, which parses request heads itself (fast-path.ts).
+ */
+export interface ProxyRequest {
+  method?: string | undefined;
+  url?: string | undefined;
+  httpVersion: string;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+  socket: Socket;
+  complete: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+}
+
+/** What the proxying code needs of a response: node's `http.ServerResponse`, or the fast path's own. */
+export interface ProxyResponse {
+  readonly headersSent: boolean;
+  statusCode: number;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  writeHead(status: number, message: string | undefined, headers: string[]): unknown;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  destroy(): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
 }
 
 export interface DrainOptions {
@@ -186,7 +222,7 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function hasRequestBody(req: http.IncomingMessage): boolean {
+function hasRequestBody(req: ProxyRequest): boolean {
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) return true;
   const cl = req.headers['content-length'];
@@ -298,7 +334,7 @@ export class Router {
     if (waiters) for (const done of [...waiters]) done();
   }
 
-  private context(req: http.IncomingMessage, keepUpgrade: boolean): RequestContext {
+  private context(req: ProxyRequest, keepUpgrade: boolean): RequestContext {
     const startedAt = Date.now();
     const hostHeader = req.headers.host ?? '';
     const remoteIp = req.socket.remoteAddress ?? '';
@@ -330,7 +366,7 @@ export class Router {
 
   private log(
     ctx: RequestContext,
-    req: http.IncomingMessage,
+    req: ProxyRequest,
     status: number,
     bytesIn: number,
     bytesOut: number,
@@ -397,6 +433,14 @@ export class Router {
   };
 
   /**
+   * Proxies a request to a route the caller already looked up and found plain: it has backends, no route policies
+   * and no route service (the front door's fast path; `handle` does the lookup and the checks itself).
+   */
+  proxy(req: ProxyRequest, res: ProxyResponse, route: Route): void {
+    new Exchange(this.internals, req, res, this.context(req, false), route).start();
+  }
+
+  /**
    * A route policy refusal, as gorouter writes it: the status without X-Cf-Routererror. The access log names the
    * route's app (gorouter's setRouteEndpointForAccessLog) so the refused call shows in the target app's RTR logs.
    */
@@ -414,8 +458,8 @@ export class Router {
 
   /** Answers from the router itself with gorouter's error header. */
   private reject(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     ctx: RequestContext,
     status: number,
     routerError: string,
@@ -558,7 +602,7 @@ interface RouterInternals {
   release(instanceId: string): void;
   log(
     ctx: RequestContext,
-    req: http.IncomingMessage,
+    req: ProxyRequest,
     status: number,
     bytesIn: number,
     bytesOut: number,
@@ -566,8 +610,8 @@ interface RouterInternals {
     routerError: string | undefined,
   ): void;
   reject(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     ctx: RequestContext,
     status: number,
     routerError: string,
@@ -654,8 +698,8 @@ class Exchange implements ResponseSink {
 
   constructor(
     private readonly r: RouterInternals,
-    private readonly req: http.IncomingMessage,
-    private readonly res: http.ServerResponse,
+    private readonly req: ProxyRequest,
+    private readonly res: ProxyResponse,
     private readonly ctx: RequestContext,
     private readonly route: Route,
   ) {

@@ -14,7 +14,8 @@
  *            same /proc start time) as before the kill, and exactly SCALE_APPS app processes on the machine (none
  *            restarted, none duplicated).
  *
- * Also reports the Kiln process's RSS and CPU time at each stage. The app processes are found through /proc by
+ * SCALE_RESTART=0 skips the restart (Kiln then ends with SIGTERM, e.g. to write a profile asked for with
+ * SCALE_NODE_OPTIONS=--cpu-prof). Also reports the Kiln process's RSS and CPU time at each stage. The app processes are found through /proc by
  * their command line (`sleep <marker>`), so duplicates are counted whatever Kiln believes. Everything started is
  * killed at the end (SIGTERM to Kiln, then SIGKILL to any app process left).
  */
@@ -268,6 +269,7 @@ async function main(): Promise<void> {
   const quiet1 = kilnFacts(kiln.child.pid!);
   console.log(`steady state: Kiln used ${(((quiet1.cpuSeconds - quiet0.cpuSeconds) / 10) * 100).toFixed(1)}% of a core over 10 s idle at ${APPS} instances; ${facts(quiet1)}\n`);
 
+  if (process.env.SCALE_RESTART === '0') return;
   // SIGKILL and start again.
   console.log('restart:');
   const exited = new Promise((r) => kiln!.child.once('exit', r));

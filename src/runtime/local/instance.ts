@@ -43,6 +43,8 @@ export interface SupervisorContext {
   credentials: CredentialIssuer | undefined;
   log: (line: LogLine) => void;
   changed: (id: string, appGuid: string) => void;
+  /** Instances outlive Kiln and carry what a restarted Kiln needs to adopt them (records.ts). */
+  adoptable: boolean;
 }
 
 /**
@@ -316,7 +318,7 @@ export class InstanceSupervisor {
       onLine: (stream, text) => this.emitLog(this.source, stream, text),
       ...(jail ? { jail } : {}),
       // With sidecars the instance is several groups: a restarted Kiln replaces it rather than adopting a part.
-      ...(this.spec.sidecars?.length ? {} : { adoptable: this.adoptable(port, instanceGuid, jail?.cgroup ? this.cgroupName(gen) : undefined) }),
+      ...(this.isAdoptable() ? { adoptable: this.adoptable(port, instanceGuid, jail?.cgroup ? this.cgroupName(gen) : undefined) } : {}),
     });
     this.guids.set(handle, instanceGuid);
     this.handle = handle;
@@ -383,6 +385,7 @@ export class InstanceSupervisor {
       hostname: safeName(this.spec.id).slice(0, 63),
       ...(this.identity ? { identity: this.identity } : {}),
       scratchDir: this.tmpDir,
+      ...(this.isAdoptable() ? { outliveParent: true } : {}),
       ...(this.spec.diskMb > 0 ? { maxFileBytes: this.spec.diskMb * 1024 * 1024 } : {}),
       ...(cgroup ? { cgroup } : {}),
     };
@@ -408,6 +411,11 @@ export class InstanceSupervisor {
       }
       await new Promise((r) => setTimeout(r, Math.min(this.ctx.startPollMs, remaining)));
     }
+  }
+
+  /** With sidecars the instance is several groups: a restarted Kiln replaces it rather than adopting a part. */
+  private isAdoptable(): boolean {
+    return this.ctx.adoptable && !this.spec.sidecars?.length;
   }
 
   private cgroupName(gen: number): string {
@@ -443,7 +451,7 @@ export class InstanceSupervisor {
     if (gen !== this.generation) return;
     this.runningSince = Date.now();
     const handle = this.handle;
-    if (handle && this.port !== undefined && !this.spec.sidecars?.length) {
+    if (handle && this.port !== undefined && this.isAdoptable()) {
       const cgroupName = this.cgroup ? this.cgroupName(gen) : undefined;
       handle.updateAdoptable(this.adoptable(this.port, this.instanceGuidOf(handle), cgroupName));
     }

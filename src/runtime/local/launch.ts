@@ -58,6 +58,8 @@ export interface Jail {
   maxFileBytes?: number;
   /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
   cgroup?: MemoryCgroup;
+  /** The sandbox survives Kiln's death, for a restarted Kiln to adopt (records.ts). */
+  outliveParent?: boolean;
   /** Further read-only host directories to bind (the instance identity credentials, see credentials.ts). */
   binds?: Array<{ source: string; dest: string; writable: false }>;
 }
@@ -107,6 +109,7 @@ function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefine
     ...(jail.identity ? { identity: jail.identity } : {}),
     ...(jail.maxFileBytes !== undefined ? { maxFileBytes: jail.maxFileBytes } : {}),
     ...(blockFd !== undefined ? { blockFd } : {}),
+    ...(jail.outliveParent ? { outliveParent: true } : {}),
     argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
   };
 }

@@ -119,6 +119,7 @@ export class LocalRuntime implements Runtime {
       sandbox,
       cgroups,
       credentials: options.credentials,
+      adoptable: adopt,
       log,
       changed: (id, appGuid) => {
         // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.

@@ -8,18 +8,13 @@ import { deleteRoutePoliciesOf } from './route-policies.ts';
 /** Deletes routes with their destinations, shares and metadata, inside the caller's write. */
 export async function deleteRoutes(tx: WriteTx, routeGuids: string[]): Promise<void> {
   for (const part of chunks(routeGuids)) {
-    const dests = await tx.db.selectFrom('route_destinations').select('guid').where('route_guid', 'in', part).execute();
-    await tx.db.deleteFrom('route_destinations').where('route_guid', 'in', part).execute();
-    for (const d of dests) tx.changed('route_destinations', d.guid, 'delete');
+    await tx.deleteWhere('route_destinations', (eb) => eb('route_guid', 'in', part));
     await tx.db.deleteFrom('route_shares').where('route_guid', 'in', part).execute();
     // A route's binding to a route service goes with it (the broker is not told: see the services report).
-    const bound = await tx.db.selectFrom('service_route_bindings').select('guid').where('route_guid', 'in', part).execute();
-    await tx.db.deleteFrom('service_route_bindings').where('route_guid', 'in', part).execute();
-    for (const b of bound) tx.changed('service_route_bindings', b.guid, 'delete');
+    await tx.deleteWhere('service_route_bindings', (eb) => eb('route_guid', 'in', part));
     await deleteRoutePoliciesOf(tx, part);
     await deleteMetadata(tx, 'routes', part);
-    await tx.db.deleteFrom('routes').where('guid', 'in', part).execute();
-    for (const g of part) tx.changed('routes', g, 'delete');
+    await tx.deleteWhere('routes', (eb) => eb('guid', 'in', part));
   }
 }
 
@@ -42,12 +37,10 @@ export async function deleteRoutesOfSpaces(tx: WriteTx, spaceGuids: string[]): P
 /** Unmaps deleted apps from every route (app delete). */
 export async function deleteDestinationsOfApps(tx: WriteTx, appGuids: string[]): Promise<void> {
   for (const part of chunks(appGuids)) {
-    const rows = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', part).execute();
-    await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', part).execute();
-    for (const r of rows) {
-      tx.changed('route_destinations', r.guid, 'delete');
-      tx.changed('routes', r.route_guid, 'update');
-    }
+    const rows = await tx.db.selectFrom('route_destinations').select('route_guid').where('app_guid', 'in', part).execute();
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', 'in', part));
+    // The routes' rows do not change, but their watchers (the routing table) must look again.
+    for (const r of rows) tx.changed('routes', r.route_guid, 'update');
   }
 }
 

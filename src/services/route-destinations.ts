@@ -24,29 +24,21 @@ export async function listDestinations(ctx: Ctx, guid: string, filters: { guids?
 
 /** The router follows route changes through the feed: touch the route so its watchers rebuild the table. */
 export async function touchRoute(tx: WriteTx, routeGuid: string): Promise<void> {
-  await tx.db.updateTable('routes').set({ updated_at: tx.now }).where('guid', '=', routeGuid).execute();
-  tx.changed('routes', routeGuid, 'update');
+  await tx.updateStatus('routes', routeGuid, {});
 }
 
 /** Inserts one destination of a route (the caller has checked the route's rules) and returns its row. */
 export async function insertDestination(tx: WriteTx, routeGuid: string, d: WantedDestination): Promise<DestinationRow> {
   const guid = newGuid();
-  await tx.db
-    .insertInto('route_destinations')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      route_guid: routeGuid,
-      app_guid: d.appGuid,
-      process_type: d.processType,
-      port: d.port,
-      protocol: d.protocol,
-      weight: d.weight,
-    })
-    .execute();
-  tx.changed('route_destinations', guid, 'create');
+  await tx.insert('route_destinations', {
+    guid,
+    route_guid: routeGuid,
+    app_guid: d.appGuid,
+    process_type: d.processType,
+    port: d.port,
+    protocol: d.protocol,
+    weight: d.weight,
+  });
   return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 }
 
@@ -111,8 +103,7 @@ function wanted(route: RouteRow, requests: DestinationRequest[]): WantedDestinat
 async function applyDestinationChanges(tx: WriteTx, ctx: Ctx, route: RouteRow, apps: Map<string, AppRef>, add: WantedDestination[], remove: DestinationRow[]) {
   await assertDestinationsNotDeclared(tx, ctx, route, add.map((d) => d.appGuid), remove);
   for (const d of remove) {
-    await tx.db.deleteFrom('route_destinations').where('guid', '=', d.guid).execute();
-    tx.changed('route_destinations', d.guid, 'delete');
+    await tx.delete('route_destinations', d.guid);
     const app = apps.get(d.app_guid) ?? (await appRef(tx.db, d.app_guid));
     if (app) await auditMapping(tx, ctx.principal, 'unmap-route', app, d);
   }

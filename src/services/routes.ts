@@ -138,23 +138,16 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
       const problem = await newRouteProblem(tx, input, space, org, domain, platform);
       if (problem) throw unprocessable(problem);
       const guid = newGuid();
-      await tx.db
-        .insertInto('routes')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          host: input.host,
-          path: input.path,
-          port: 0,
-          domain_guid: domain.guid,
-          space_guid: space.guid,
-          protocol: 'http',
-          options: JSON.stringify(options),
-        })
-        .execute();
-      tx.changed('routes', guid, 'create');
+      await tx.insert('routes', {
+        guid,
+        host: input.host,
+        path: input.path,
+        port: 0,
+        domain_guid: domain.guid,
+        space_guid: space.guid,
+        protocol: 'http',
+        options: JSON.stringify(options),
+      });
       const metadata = await saveMetadata(tx, 'routes', guid, input.metadata);
       const route = await tx.db.selectFrom('routes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
       await auditRoute(tx, ctx, 'create', route, org.guid, { request: input.request });

@@ -198,18 +198,11 @@ function writtenTable(node: RootOperationNode): string | undefined {
  * the generation and the change feed the vocabulary keeps, so it is refused before it reaches the database.
  * (Raw SQL text is not inspected; none writes resource tables.)
  */
-const GUARD_MODE = 'report' as 'report' | 'reject';
 export const resourceWriteGuard: KyselyPlugin = {
   transformQuery(args) {
     const table = writtenTable(args.node);
     if (table !== undefined && isResourceTable(table)) {
-      const message = `raw write to resource table ${table}: use tx.insert/update/updateStatus/delete (store.ts)`;
-      // TEMPORARY while call sites are converted (issue 17): report instead of refusing.
-      if (GUARD_MODE === 'reject') throw new Error(message);
-      if (process.env.KILN_WRITE_GUARD_REPORT) {
-        const site = new Error(message).stack?.split('\n').find((l) => /\/src\/(?!store\/store\.ts)/.test(l) && !l.includes('node_modules'));
-        console.warn(`[write-guard] ${message} at ${site?.trim() ?? '?'}`);
-      }
+      throw new Error(`raw write to resource table ${table}: use tx.insert/update/updateStatus/delete (store.ts)`);
     }
     return args.node;
   },

@@ -436,12 +436,7 @@ describe('deleting apps and clearing caches', () => {
     const a = await createApp('doomed');
     const droplet = await t.droplet(a.guid, { web: 'x', worker: 'y' });
     await t.admin.patch(`/v3/apps/${a.guid}/relationships/current_droplet`, { data: { guid: droplet } });
-    await t.kiln.store.write(async (tx) => {
-      await tx.db
-        .insertInto('route_destinations')
-        .values({ guid: randomUUID(), created_at: tx.now, updated_at: tx.now, generation: 1, route_guid: randomUUID(), app_guid: a.guid, weight: null })
-        .execute();
-    });
+    await t.kiln.store.write((tx) => tx.insert('route_destinations', { route_guid: randomUUID(), app_guid: a.guid, weight: null }));
     const res = await t.admin.delete(`/v3/apps/${a.guid}`);
     expect(res.status).toBe(202);
     expect((await t.awaitJob(res.headers.get('location'))).state).toBe('COMPLETE');

@@ -8,12 +8,7 @@ let t: TestKiln;
 // store.db inside its write transaction), so orgs are inserted directly; everything else goes through the API.
 async function newOrg(name: string): Promise<string> {
   const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('organizations')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, name, suspended: 0, status: 'active', quota_guid: null, default_isolation_segment_guid: null })
-      .execute();
-  });
+  await t.kiln.store.write((tx) => tx.insert('organizations', { guid, name, suspended: 0, status: 'active', quota_guid: null, default_isolation_segment_guid: null }));
   return guid;
 }
 

@@ -282,28 +282,22 @@ describe('private domains', () => {
     const limited = await t.org('priv-quota-org');
     const quotaGuid = randomUUID();
     await t.kiln.store.write(async (tx) => {
-      await tx.db
-        .insertInto('organization_quotas')
-        .values({
-          guid: quotaGuid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: 'one-domain',
-          total_memory_in_mb: null,
-          per_process_memory_in_mb: null,
-          total_instances: null,
-          per_app_tasks: null,
-          log_rate_limit_in_bytes_per_second: null,
-          paid_services_allowed: 1,
-          total_service_instances: null,
-          total_service_keys: null,
-          total_routes: null,
-          total_reserved_ports: null,
-          total_domains: 1,
-        })
-        .execute();
-      await tx.db.updateTable('organizations').set({ quota_guid: quotaGuid }).where('guid', '=', limited.guid).execute();
+      await tx.insert('organization_quotas', {
+        guid: quotaGuid,
+        name: 'one-domain',
+        total_memory_in_mb: null,
+        per_process_memory_in_mb: null,
+        total_instances: null,
+        per_app_tasks: null,
+        log_rate_limit_in_bytes_per_second: null,
+        paid_services_allowed: 1,
+        total_service_instances: null,
+        total_service_keys: null,
+        total_routes: null,
+        total_reserved_ports: null,
+        total_domains: 1,
+      });
+      await tx.update('organizations', limited.guid, { quota_guid: quotaGuid });
     });
     await createDomain(t.admin, privateBody('one.quota.test', limited.guid));
     const res = await t.admin.post('/v3/domains', privateBody('two.quota.test', limited.guid));

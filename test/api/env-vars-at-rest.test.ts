@@ -70,9 +70,8 @@ describe('app environment variables at rest', () => {
 
   it('stored in plain JSON before sealing are still read, and sealed at the next start', async () => {
     const legacy = await t.admin.post('/v3/apps', { name: 'legacy', relationships: { space: { data: { guid: space.guid } } } });
-    await t.kiln.store.write(async (tx) => {
-      await tx.db.updateTable('apps').set({ environment_variables: JSON.stringify({ OLD: 'plain' }) }).where('guid', '=', legacy.body.guid).execute();
-    });
+    // Written as an old Kiln did, straight to the table (before values were sealed).
+    await t.kiln.store.db.updateTable('apps').set({ environment_variables: JSON.stringify({ OLD: 'plain' }) }).where('guid', '=', legacy.body.guid).execute();
     expect((await t.admin.get(`/v3/apps/${legacy.body.guid}/environment_variables`)).body.var).toEqual({ OLD: 'plain' });
     expect(await sealEnvVarColumns(t.kiln.store)).toBeGreaterThan(0);
     expect(await sealEnvVarColumns(t.kiln.store)).toBe(0);

@@ -152,12 +152,7 @@ describe('roles', () => {
     const org = await newOrg('ambiguous-org');
     await t.user('twin');
     // Cloud Controller also remembers users of other origins from their tokens.
-    await t.kiln.store.write(async (tx) => {
-      await tx.db
-        .insertInto('users')
-        .values({ guid: 'ldap-twin', created_at: tx.now, updated_at: tx.now, generation: 1, username: 'twin', origin: 'ldap' })
-        .execute();
-    });
+    await t.kiln.store.write((tx) => tx.insert('users', { guid: 'ldap-twin', username: 'twin', origin: 'ldap' }));
     const res = await t.admin.post('/v3/roles', orgRole('organization_user', { username: 'twin' }, org));
     expect(res.status).toBe(422);
     expect(res.body.errors[0].detail).toBe(

@@ -23,12 +23,7 @@ const ROUTE_NOT_FOUND = { errors: [{ detail: 'Route not found', title: 'CF-Resou
 /** Apps are inserted directly: these tests are about routes, not the Apps API. */
 async function insertApp(name: string, spaceGuid: string): Promise<string> {
   const guid = randomUUID();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db
-      .insertInto('apps')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, name, space_guid: spaceGuid, lifecycle_stack: null, droplet_guid: null })
-      .execute();
-  });
+  await t.kiln.store.write((tx) => tx.insert('apps', { guid, name, space_guid: spaceGuid, lifecycle_stack: null, droplet_guid: null }));
   return guid;
 }
 

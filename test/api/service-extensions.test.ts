@@ -201,17 +201,13 @@ describe('service instance backups', () => {
   });
 
   it('refuses a backup while an operation on the instance is in progress (409)', async () => {
-    await t.kiln.store.write(async (tx) => {
-      await tx.db.updateTable('service_instances').set({ last_operation_state: 'in progress' }).where('guid', '=', syncInst).execute();
-    });
+    await t.kiln.store.write((tx) => tx.updateStatus('service_instances', syncInst, { last_operation_state: 'in progress' }));
     try {
       const res = await dev.post(`/v3/service_instances/${syncInst}/backups`);
       expect(res.status).toBe(409);
       expect(detail(res)).toBe('An operation for service instance bk-sync is in progress.');
     } finally {
-      await t.kiln.store.write(async (tx) => {
-        await tx.db.updateTable('service_instances').set({ last_operation_state: 'succeeded' }).where('guid', '=', syncInst).execute();
-      });
+      await t.kiln.store.write((tx) => tx.updateStatus('service_instances', syncInst, { last_operation_state: 'succeeded' }));
     }
   });
 });

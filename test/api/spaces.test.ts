@@ -436,12 +436,7 @@ describe('usage summaries', () => {
     const s = await t.space('usage-space', o.guid);
     await t.kiln.store.write(async (tx) => {
       for (const name of ['a.example.com', 'b.example.com']) {
-        const guid = randomUUID();
-        await tx.db
-          .insertInto('domains')
-          .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, name, internal: 0, owning_organization_guid: o.guid, router_group_guid: null })
-          .execute();
-        tx.changed('domains', guid, 'create');
+        await tx.insert('domains', { name, internal: 0, owning_organization_guid: o.guid, router_group_guid: null });
       }
     });
     const expected = { started_instances: 0, memory_in_mb: 0, routes: 0, service_instances: 0, reserved_ports: 0, domains: 2, per_app_tasks: 0, service_keys: 0 };

@@ -133,9 +133,9 @@ describe('dropletCollector', () => {
     }
     const web = await t.kiln.store.db.selectFrom('processes').select('guid').where('app_guid', '=', started).executeTakeFirstOrThrow();
     await t.kiln.store.write(async (tx) => {
-      await tx.db.updateTable('apps').set({ state: 'STARTED' }).where('guid', '=', started).execute();
+      await tx.update('apps', started, { state: 'STARTED' });
       // An instance of an earlier launch still runs (e.g. being replaced): it was launched from `running`.
-      await tx.db.updateTable('processes').set({ launched_version: 'v-running', launched_droplet_guid: running }).where('guid', '=', web.guid).execute();
+      await tx.updateStatus('processes', web.guid, { launched_version: 'v-running', launched_droplet_guid: running });
     });
     const instance: InstanceStatus = {
       id: `${web.guid}:v-running:0`,

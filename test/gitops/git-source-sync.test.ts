@@ -38,9 +38,7 @@ beforeAll(async () => {
   cache = new GitSourceCache({ cacheDir: path.join(root, 'cache'), allowLocal: true });
   ctx = { store: t.kiln.store, access: new Access(t.kiln.store.db, principal), principal };
   guid = newGuid();
-  await t.kiln.store.write(async (tx) => {
-    await tx.db.insertInto('git_sources').values({ guid, created_at: tx.now, updated_at: tx.now, name: 'demo', url: repo.url, ref: 'main', path: 'deploy' }).execute();
-  });
+  await t.kiln.store.write((tx) => tx.insert('git_sources', { guid, name: 'demo', url: repo.url, ref: 'main', path: 'deploy' }));
 }, 60_000);
 afterAll(async () => {
   await t?.kiln.stop();
@@ -88,9 +86,7 @@ describe('GitSource reconciler', () => {
   }, 60_000);
 
   it('reports a ref that names nothing without touching the apps', async () => {
-    await t.kiln.store.write(async (tx) => {
-      await tx.db.updateTable('git_sources').set({ ref: 'no-such-branch' }).where('guid', '=', guid).execute();
-    });
+    await t.kiln.store.write((tx) => tx.update('git_sources', guid, { ref: 'no-such-branch' }));
     const report = await syncGitSource(ctx, cache, await row());
     expect(report.state).toBe('FAILED');
     expect((await row()).message).toMatch(/names no branch, tag or commit/);

@@ -156,20 +156,13 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
     async grant(client, type, target) {
       const guid = randomUUID();
       await kiln.store.write(async (tx) => {
-        await tx.db
-          .insertInto('roles')
-          .values({
-            guid,
-            created_at: tx.now,
-            updated_at: tx.now,
-            generation: 1,
-            type,
-            user_guid: client.userGuid!,
-            organization_guid: target.org ?? null,
-            space_guid: target.space ?? null,
-          })
-          .execute();
-        tx.changed('roles', guid, 'create');
+        await tx.insert('roles', {
+          guid,
+          type,
+          user_guid: client.userGuid!,
+          organization_guid: target.org ?? null,
+          space_guid: target.space ?? null,
+        });
       });
       return guid;
     },
@@ -194,31 +187,24 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
     async droplet(appGuid, processTypes = { web: 'node server.js' }, state = 'STAGED') {
       const guid = randomUUID();
       await kiln.store.write(async (tx) => {
-        await tx.db
-          .insertInto('droplets')
-          .values({
-            guid,
-            created_at: tx.now,
-            updated_at: tx.now,
-            generation: 1,
-            app_guid: appGuid,
-            package_guid: null,
-            build_guid: null,
-            state,
-            error: null,
-            process_types: JSON.stringify(processTypes),
-            execution_metadata: '',
-            buildpacks: JSON.stringify([{ name: 'nodejs_buildpack', detect_output: 'nodejs', buildpack_name: 'nodejs', version: '1.0.0' }]),
-            stack: 'cflinuxfs4',
-            image: null,
-            checksum_sha256: 'a'.repeat(64),
-            checksum_sha1: null,
-            blob_key: null,
-            size_in_bytes: null,
-            source_droplet_guid: null,
-          })
-          .execute();
-        tx.changed('droplets', guid, 'create');
+        await tx.insert('droplets', {
+          guid,
+          app_guid: appGuid,
+          package_guid: null,
+          build_guid: null,
+          state,
+          error: null,
+          process_types: JSON.stringify(processTypes),
+          execution_metadata: '',
+          buildpacks: JSON.stringify([{ name: 'nodejs_buildpack', detect_output: 'nodejs', buildpack_name: 'nodejs', version: '1.0.0' }]),
+          stack: 'cflinuxfs4',
+          image: null,
+          checksum_sha256: 'a'.repeat(64),
+          checksum_sha1: null,
+          blob_key: null,
+          size_in_bytes: null,
+          source_droplet_guid: null,
+        });
       });
       return guid;
     },

@@ -37,20 +37,22 @@ let close: () => Promise<void>;
 
 beforeAll(async () => {
   ({ store, close } = await openTestStore());
-  await store.write(async (tx) => {
+  // Fixtures with chosen timestamps, written straight to the tables (no change feed needed here).
+  const now = new Date().toISOString();
+  await store.db.transaction().execute(async (db) => {
     for (const [guid, name] of [
       [ORG_A, 'org-a'],
       [ORG_B, 'org-b'],
     ] as const) {
-      await tx.db.insertInto('organizations').values({ ...ORG_DEFAULTS, guid, name, created_at: tx.now, updated_at: tx.now }).execute();
+      await db.insertInto('organizations').values({ ...ORG_DEFAULTS, guid, name, created_at: now, updated_at: now }).execute();
       // A label on an org with the same key/value must never leak into a spaces selector.
-      await tx.db
+      await db
         .insertInto('labels')
         .values({ resource_type: 'organizations', resource_guid: guid, key_prefix: '', key_name: 'env', value: 'prod' })
         .execute();
     }
     for (const s of SPACES) {
-      await tx.db
+      await db
         .insertInto('spaces')
         .values({
           ...SPACE_DEFAULTS,
@@ -63,14 +65,14 @@ beforeAll(async () => {
         .execute();
       for (const [key, value] of Object.entries(s.labels ?? {})) {
         const { prefix, name } = splitKey(key);
-        await tx.db
+        await db
           .insertInto('labels')
           .values({ resource_type: 'spaces', resource_guid: s.guid, key_prefix: prefix, key_name: name, value })
           .execute();
       }
     }
     // A label of another resource type on the guid of a space ("qa"), which has no labels of its own.
-    await tx.db
+    await db
       .insertInto('labels')
       .values({ resource_type: 'apps', resource_guid: g('2'), key_prefix: '', key_name: 'env', value: 'prod' })
       .execute();

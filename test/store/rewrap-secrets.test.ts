@@ -20,12 +20,9 @@ describe('key rotation of registry credentials (sealed with their row as context
     const oldKey = randomBytes(32);
     const newKey = randomBytes(32);
     const sealed = new SecretBox(oldKey).seal('registry-token', 'rc1');
-    await store.write(async (tx) => {
-      await tx.db
-        .insertInto('registry_credentials')
-        .values({ guid: 'rc1', created_at: tx.now, updated_at: tx.now, generation: 1, scope: 'foundation', scope_guid: '', organization_guid: null, space_guid: null, host: 'registry.example.org', username: 'u', secret_type: 'token', secret_ciphertext: sealed })
-        .execute();
-    });
+    await store.write((tx) =>
+      tx.insert('registry_credentials', { guid: 'rc1', scope: 'foundation', scope_guid: '', organization_guid: null, space_guid: null, host: 'registry.example.org', username: 'u', secret_type: 'token', secret_ciphertext: sealed }),
+    );
     store.secrets = new SecretBox(newKey, [oldKey]);
     expect(await rewrapSecrets(store)).toBe(1);
     const row = await store.db.selectFrom('registry_credentials').select('secret_ciphertext').where('guid', '=', 'rc1').executeTakeFirstOrThrow();
@@ -46,12 +43,9 @@ describe('key rotation', () => {
   it('re-seals every stored secret under the current key', async () => {
     const oldKey = randomBytes(32);
     store.secrets = new SecretBox(oldKey);
-    await store.write(async (tx) => {
-      await tx.db
-        .insertInto('service_brokers')
-        .values({ guid: 'b1', created_at: tx.now, updated_at: tx.now, generation: 1, name: 'b', url: 'http://x', auth_enc: store.secrets.sealJson({ username: 'u', password: 'p' })!, space_guid: null, state: 'AVAILABLE' })
-        .execute();
-    });
+    await store.write((tx) =>
+      tx.insert('service_brokers', { guid: 'b1', name: 'b', url: 'http://x', auth_enc: store.secrets.sealJson({ username: 'u', password: 'p' })!, space_guid: null, state: 'AVAILABLE' }),
+    );
     store.secrets = new SecretBox(randomBytes(32), [oldKey]);
     expect(await rewrapSecrets(store)).toBe(1);
     expect(await rewrapSecrets(store)).toBe(0);

@@ -14,12 +14,7 @@ afterEach(async () => {
 });
 
 async function insertOrg(tx: WriteTx, name: string, guid = newGuid()): Promise<string> {
-  await tx.db
-    .insertInto('organizations')
-    .values({ ...ORG_DEFAULTS, guid, name, created_at: tx.now, updated_at: tx.now })
-    .execute();
-  tx.changed('organizations', guid, 'create');
-  return guid;
+  return tx.insert('organizations', { ...ORG_DEFAULTS, guid, name });
 }
 
 const countRows = async (table: 'organizations' | 'spaces' | 'changes') =>
@@ -58,10 +53,7 @@ describe('write: one transaction per use-case', () => {
     await expect(
       store.write(async (tx) => {
         const org = await insertOrg(tx, 'doomed');
-        await tx.db
-          .insertInto('spaces')
-          .values({ ...SPACE_DEFAULTS, guid: newGuid(), name: 's', organization_guid: org, created_at: tx.now, updated_at: tx.now })
-          .execute();
+        await tx.insert('spaces', { ...SPACE_DEFAULTS, name: 's', organization_guid: org });
         throw boom;
       }),
     ).rejects.toBe(boom);
@@ -121,10 +113,7 @@ describe('change feed', () => {
     const [b, c] = await store.write(async (tx) => [await insertOrg(tx, 'b'), await insertOrg(tx, 'c')]);
     const org = (await orgRow(a))!;
     await store.write((tx) => tx.update('organizations', a, { name: 'a2' }, { expectedGeneration: org.generation }));
-    await store.write(async (tx) => {
-      await tx.db.deleteFrom('organizations').where('guid', '=', b!).execute();
-      tx.changed('organizations', b!, 'delete');
-    });
+    await store.write((tx) => tx.delete('organizations', b!));
 
     const feed = await store.changesSince(0);
     expect(feed.map((f) => [f.guid, f.op])).toEqual([

@@ -173,3 +173,38 @@ describe('tx.observeGeneration', () => {
     expect(await store.latestRevision()).toBe(revision);
   });
 });
+
+describe('the resource write guard on tx.db', () => {
+  it('refuses a raw insert, update or delete of a resource table, and the write rolls back', async () => {
+    const guid = await store.write((tx) => insertOrg(tx, 'o'));
+    const revision = await store.latestRevision();
+    const attempts: Array<(tx: WriteTx) => Promise<unknown>> = [
+      (tx) => tx.db.insertInto('organizations').values({ ...ORG_DEFAULTS, guid: newGuid(), name: 'raw', created_at: tx.now, updated_at: tx.now }).execute(),
+      (tx) => tx.db.updateTable('organizations').set({ name: 'raw' }).where('guid', '=', guid).execute(),
+      (tx) => tx.db.updateTable('organizations as o').set({ name: 'raw' }).where('o.guid', '=', guid).execute(),
+      (tx) => tx.db.deleteFrom('organizations').where('guid', '=', guid).execute(),
+    ];
+    for (const attempt of attempts) {
+      await expect(
+        store.write(async (tx) => {
+          await insertOrg(tx, `side-${newGuid()}`);
+          await attempt(tx);
+        }),
+      ).rejects.toThrow(/raw write to resource table organizations/);
+    }
+    expect(await orgRow(guid)).toMatchObject({ name: 'o', generation: 1 });
+    expect(await store.db.selectFrom('organizations').select('guid').execute()).toHaveLength(1);
+    expect(await store.latestRevision()).toBe(revision);
+  });
+
+  it('lets raw writes to other tables through, and reads of resource tables', async () => {
+    const guid = await store.write((tx) => insertOrg(tx, 'o'));
+    await store.write(async (tx) => {
+      await tx.db.insertInto('settings').values({ key: 'k', value: 'v' }).execute();
+      await tx.db.insertInto('labels').values({ resource_type: 'organizations', resource_guid: guid, key_prefix: '', key_name: 'env', value: 'prod' }).execute();
+      await tx.db.deleteFrom('settings').where('key', '=', 'k').execute();
+      expect((await tx.db.selectFrom('organizations').select('name').where('guid', '=', guid).executeTakeFirstOrThrow()).name).toBe('o');
+    });
+    expect(await store.db.selectFrom('labels').select('value').execute()).toEqual([{ value: 'prod' }]);
+  });
+});

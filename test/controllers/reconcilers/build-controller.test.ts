@@ -57,9 +57,7 @@ describe('the build controller', () => {
     const { app, build } = await stagingBuild(name, lifecycle);
     if (name === 'gone-package') {
       const pkg = await r.t.kiln.store.db.selectFrom('builds').select('package_guid').where('guid', '=', build).executeTakeFirstOrThrow();
-      await r.t.kiln.store.write(async (tx) => {
-        await tx.db.updateTable('packages').set({ state: 'EXPIRED' }).where('guid', '=', pkg.package_guid).execute();
-      });
+      await r.t.kiln.store.write((tx) => tx.updateStatus('packages', pkg.package_guid, { state: 'EXPIRED' }));
     }
     await r.settle();
     const row = await buildRow(build);
@@ -97,9 +95,8 @@ describe('the buildpack cache collector', () => {
     const f = await appFixture(r.t, 'cache-deleted');
     const dir = cacheOf(f.app);
     await r.t.kiln.store.write(async (tx) => {
-      await tx.db.deleteFrom('processes').where('app_guid', '=', f.app).execute();
-      await tx.db.deleteFrom('apps').where('guid', '=', f.app).execute();
-      tx.changed('apps', f.app, 'delete');
+      await tx.deleteWhere('processes', (eb) => eb('app_guid', '=', f.app));
+      await tx.delete('apps', f.app);
     });
     await r.settle();
     expect(fs.existsSync(dir)).toBe(false);

@@ -24,9 +24,7 @@ export async function appFixture(t: TestKiln, name: string): Promise<AppFixture>
 /** A STAGED droplet with (pretend) bits, made the app's current droplet. */
 export async function currentDroplet(t: TestKiln, appGuid: string, processTypes: Record<string, string> = { web: 'node server.js' }): Promise<string> {
   const guid = await t.droplet(appGuid, processTypes);
-  await t.kiln.store.write(async (tx) => {
-    await tx.db.updateTable('droplets').set({ blob_key: `droplets/${guid}` }).where('guid', '=', guid).execute();
-  });
+  await t.kiln.store.write((tx) => tx.updateStatus('droplets', guid, { blob_key: `droplets/${guid}` }));
   const res = await t.admin.patch(`/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid } });
   if (res.status !== 200) throw new Error(res.text);
   return guid;

@@ -171,8 +171,7 @@ describe('the process controller', () => {
     await r.settle();
     expect(Object.keys(await r.conditions('process', f.web))).toEqual(['Ready']);
     await r.t.kiln.store.write(async (tx) => {
-      await tx.db.deleteFrom('processes').where('guid', '=', f.web).execute();
-      tx.changed('processes', f.web, 'delete');
+      await tx.delete('processes', f.web);
     });
     await r.settle();
     expect(states(f.web)).toEqual([]);
@@ -188,11 +187,9 @@ describe('conditions of deleted resources', () => {
     await r.settle();
     expect(Object.keys(await r.conditions('app', f.app)).sort()).toEqual(['Ready', 'Staged']);
     await r.t.kiln.store.write(async (tx) => {
-      await tx.db.deleteFrom('processes').where('app_guid', '=', f.app).execute();
-      await tx.db.deleteFrom('droplets').where('app_guid', '=', f.app).execute();
-      await tx.db.deleteFrom('apps').where('guid', '=', f.app).execute();
-      tx.changed('apps', f.app, 'delete');
-      tx.changed('processes', f.web, 'delete');
+      await tx.deleteWhere('processes', (eb) => eb('app_guid', '=', f.app));
+      await tx.deleteWhere('droplets', (eb) => eb('app_guid', '=', f.app));
+      await tx.delete('apps', f.app);
     });
     await r.settle();
     expect(states(f.web)).toEqual([]);

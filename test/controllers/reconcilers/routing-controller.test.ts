@@ -95,9 +95,8 @@ describe('the routing controller', () => {
     expect(del.status).toBe(202);
     // The delete job's controller is not running here: remove the row as it would.
     await r.t.kiln.store.write(async (tx) => {
-      await tx.db.deleteFrom('route_destinations').where('route_guid', '=', route).execute();
-      await tx.db.deleteFrom('routes').where('guid', '=', route).execute();
-      tx.changed('routes', route, 'delete');
+      await tx.deleteWhere('route_destinations', (eb) => eb('route_guid', '=', route));
+      await tx.delete('routes', route);
     });
     await r.settle();
     expect(router.table.get(key)).toBeUndefined();

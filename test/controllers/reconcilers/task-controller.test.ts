@@ -83,10 +83,7 @@ describe('the task controller', () => {
   it('removes the tasks of a deleted app, with their conditions, and stops what still runs', async () => {
     const { app, task } = await newTask('app-gone');
     await r.settle();
-    await r.t.kiln.store.write(async (tx) => {
-      await tx.db.deleteFrom('apps').where('guid', '=', app).execute();
-      tx.changed('apps', app, 'delete');
-    });
+    await r.t.kiln.store.write((tx) => tx.delete('apps', app));
     await r.settle();
     expect(await row(task)).toBeUndefined();
     expect(r.runtime.taskStatus(task)?.state).toBe('FAILED');

@@ -3,17 +3,10 @@ import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
 import { BINDING_FEATURES_EXCLUSIVE, parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
-import {
-  appManifest,
-  diffManifest as diffApplications,
-  manifestApplications,
-  parseManifestApps,
-  type AppState,
-  type DiffOp,
-  type ManifestApp,
-  type ManifestProcess,
-  type ManifestRoute,
-} from '../domain/manifest.ts';
+import { parseManifestApps, type ManifestApp, type ManifestProcess, type ManifestRoute } from '../domain/manifest.ts';
+import { diffManifest as diffApplications, type DiffOp } from '../domain/manifest-diff.ts';
+import { manifestApplications } from '../domain/manifest-document.ts';
+import { appManifest, type AppState } from '../domain/manifest-generate.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
 import { WEB } from '../domain/processes.ts';
 import { randomRouteHost } from '../domain/random-route.ts';

@@ -30,6 +30,7 @@ import { GitSourceSync } from './gitops/git-source-sync.ts';
 import { ADMIN_SCOPES } from './identity/identity-service.ts';
 import { Access } from './services/access.ts';
 import { KubeSync } from './kube/kube-sync.ts';
+import { GITSOURCE_PRINCIPAL_GUID } from './domain/declared.ts';
 import { IdentityService } from './identity/identity-service.ts';
 import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
 import { apiLogLine } from './logs/api-log.ts';
@@ -252,7 +253,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
   const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, allowLocal: config.gitAllowLocal, log });
   // GitSources (/kiln/v1/gitsources): repositories of YAML kept applied, with prune; acts as an admin principal.
-  const gitPrincipal = { guid: 'kiln-gitsource', username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
+  const gitPrincipal = { guid: GITSOURCE_PRINCIPAL_GUID, username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
   const gitSources = new GitSourceSync({
     ctx: { store, access: new Access(store.db, gitPrincipal), principal: gitPrincipal },
     cache: git.cache,
@@ -260,7 +261,8 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
     log,
     credentials: credentialRegistry(config.gitCredentialsFile),
   });
-  const kube = config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, ...config.kube }) : undefined;
+  const kube =
+    config.kube && opts.startControllers !== false ? new KubeSync({ store, log, runtime, git, gitCredentials: credentialRegistry(config.gitCredentialsFile), ...config.kube }) : undefined;
   const leaderMetrics = new Registry();
   const leaderGauge = new Gauge({ name: 'kiln_leader', help: '1 on the replica running the controllers, else 0', registers: [leaderMetrics] });
   leaderGauge.set(0);

@@ -22,6 +22,13 @@ export const NOT_LOGGED_IN = "Not logged in. Use 'kiln login' to log in.";
 export const NO_ORG = "No org targeted. Use 'kiln target -o ORG' to target an org.";
 export const NO_SPACE = "No space targeted. Use 'kiln target -s SPACE' to target a space.";
 
+/** `--api`, `--username`, `--password` of commands that may log in for one run (as `kiln push`). */
+export interface LoginFlags {
+  api?: string;
+  username?: string;
+  password?: string;
+}
+
 export interface TokenSet {
   access_token: string;
   refresh_token?: string;
@@ -101,6 +108,8 @@ export class Session {
     readonly config: CliConfig,
     private readonly io: CliIO,
     api: string,
+    /** A login for this command only (`--username/--password`, $KILN_TOKEN): never written to the saved session. */
+    private readonly detached = false,
   ) {
     const base = io.fetch ?? ((u: string, i?: RequestInit) => fetch(u, i));
     this.client = new ApiClient({
@@ -123,11 +132,43 @@ export class Session {
     return session;
   }
 
+  /**
+   * The session of one command run with `--api/--username/--password` (as `kiln push` takes them) or $KILN_TOKEN:
+   * logged in for this run only, nothing saved. Without them, the saved session (`kiln login`). The saved target
+   * (org and space) is kept when the API is the saved one.
+   */
+  static async forCommand(io: CliIO, login: LoginFlags): Promise<Session> {
+    const username = login.username ?? io.env.KILN_USERNAME;
+    const password = login.password ?? io.env.KILN_PASSWORD;
+    if ((login.username !== undefined || login.password !== undefined) && (username === undefined || password === undefined)) {
+      throw new CliError('--username and --password go together.', 2);
+    }
+    const own = username !== undefined && password !== undefined;
+    const token = io.env.KILN_TOKEN || undefined;
+    const saved = await readCliConfig(io.env);
+    const api = login.api ? normalizeApiUrl(login.api) : defaultApi(saved, io.env);
+    const sameApi = saved.api !== undefined && normalizeApiUrl(saved.api) === api;
+    if (!own && !token) {
+      if (login.api === undefined || sameApi) return Session.open(io, login.api);
+      throw new CliError(`Not logged in to ${api}. Pass --username and --password, set KILN_TOKEN, or use 'kiln login -a ${api}'.`);
+    }
+    const config: CliConfig = sameApi ? { api, ...(saved.org ? { org: saved.org } : {}), ...(saved.space ? { space: saved.space } : {}) } : { api };
+    const session = new Session(config, io, api, true);
+    if (own) {
+      const root = await session.client.root();
+      // The access token only: without a refresh token nothing is ever refreshed into the saved session.
+      session.keepTokens({ access_token: (await requestToken(root.login, { grant_type: 'password', username, password }, io.fetch)).access_token });
+      config.username = username;
+    } else session.keepTokens({ access_token: token! });
+    return session;
+  }
+
   get api(): string {
     return this.client.api;
   }
 
   async save(): Promise<void> {
+    if (this.detached) return;
     await writeCliConfig(this.config, this.io.env);
   }
 

@@ -126,7 +126,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     await store.write(async (tx) => {
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return;
-      await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
+      await tx.update('builds', buildGuid, { state: 'FAILED', error }, { expectedGeneration: current.generation });
     });
   }
 
@@ -334,12 +334,8 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return false;
       if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', appGuid).executeTakeFirst())) return false;
-      await tx.db
-        .insertInto('droplets')
-        .values(dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }))
-        .execute();
-      tx.changed('droplets', droplet.guid, 'create');
-      await tx.update('builds', buildGuid, current.generation, { state: 'STAGED', error: null, droplet_guid: droplet.guid });
+      await tx.insert('droplets', dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }));
+      await tx.update('builds', buildGuid, { state: 'STAGED', error: null, droplet_guid: droplet.guid }, { expectedGeneration: current.generation });
       return true;
     });
   }

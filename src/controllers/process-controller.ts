@@ -200,13 +200,13 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     if (missing.length > 0 && launch && !observed.some((o) => o.version === missing[0]!.version)) {
       // A version's first instance: remember what it starts with, for the old side of a later rollout.
       const { version } = missing[0]!;
-      await store.write(async (tx) => {
-        await tx.db
-          .updateTable('processes')
-          .set({ launched_version: version, launched_droplet_guid: launch.app.droplet_guid, launched_environment_variables: launch.app.environment_variables })
-          .where('guid', '=', processGuid)
-          .execute();
-      });
+      await store.write((tx) =>
+        tx.updateStatus('processes', processGuid, {
+          launched_version: version,
+          launched_droplet_guid: launch.app.droplet_guid,
+          launched_environment_variables: launch.app.environment_variables,
+        }),
+      );
     }
     for (const spec of missing) await runtime.ensureInstance(spec);
     const now = runtime.listInstances({ processGuid });

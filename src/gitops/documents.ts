@@ -1,3 +1,4 @@
+import { APPLIED_FROM_LABEL, GIT_PATH_ANNOTATION, OWNS_ANNOTATION, ownedFields } from '../domain/declared.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -10,8 +11,8 @@ import { AppSpecSchema, OrganizationSpecSchema, SpaceSpecSchema } from '../kube/
  * default space. What they declare becomes a plan: orgs and spaces to exist, and per space one
  * `applications:` manifest for apply_manifest. Errors are per file; a file with an error contributes nothing.
  */
-export const SOURCE_LABEL = 'kiln.dev/applied-from';
-export const SOURCE_PATH_ANNOTATION = 'kiln.dev/applied-from-path';
+export const SOURCE_LABEL = APPLIED_FROM_LABEL;
+export const SOURCE_PATH_ANNOTATION = GIT_PATH_ANNOTATION;
 export const API_VERSION = 'kiln.dev/v1alpha1';
 
 export interface DeclaredApp {
@@ -33,6 +34,8 @@ export interface Declared {
 }
 
 /** A label value (≤ 63 characters) naming where documents came from: a hash of a path or of a repo+path. */
+/** The source id of a GitSource of `/kiln/v1/gitsources` (its apps' `kiln.dev/applied-from`). */
+export const gitSourceLabel = (guid: string) => sourceId(`gitsource:${guid}`);
 export const sourceId = (where: string) => `src-${createHash('sha256').update(where).digest('hex').slice(0, 20)}`;
 
 /** The `.yml`/`.yaml` files of FILE or DIR (a directory is walked, hidden entries skipped, sorted). */
@@ -139,5 +142,5 @@ function readOne(v: Record<string, unknown>, file: string, n: number, out: Decla
 
 function withMetadata(entry: Record<string, unknown>, opts: ReadOptions): Record<string, unknown> {
   const m = (entry.metadata ?? {}) as { labels?: Record<string, string>; annotations?: Record<string, string> };
-  return { ...entry, metadata: { labels: { ...m.labels, ...opts.labels }, annotations: { ...m.annotations, ...opts.annotations } } };
+  return { ...entry, metadata: { labels: { ...m.labels, ...opts.labels }, annotations: { ...m.annotations, ...opts.annotations, [OWNS_ANNOTATION]: ownedFields(entry) } } };
 }

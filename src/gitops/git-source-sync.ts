@@ -9,7 +9,7 @@ import { createOrganization } from '../services/organizations.ts';
 import { createSpace } from '../services/spaces.ts';
 import { loadMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
-import { documentFiles, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, sourceId, type DeclaredApp } from './documents.ts';
+import { documentFiles, gitSourceLabel, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, type DeclaredApp } from './documents.ts';
 import type { GitCredentials, GitSourceCache } from './git-source.ts';
 
 /**
@@ -33,24 +33,52 @@ export interface SyncReport {
   pruned: string[];
 }
 
-export const gitSourceLabel = (guid: string) => sourceId(`gitsource:${guid}`);
+export { gitSourceLabel };
 const MANAGED = { 'kiln.dev/managed-by': 'gitsource' };
 
 const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));
 
+/**
+ * One git source, wherever it is declared: a `git_sources` row (`/kiln/v1/gitsources`) or a `GitSource` custom
+ * resource (src/kube). `id` names what the source applied (the prune label); `name` is written on every app.
+ */
+export interface GitSourceTarget {
+  id: string;
+  name: string;
+  url: string;
+  ref?: string | null;
+  path?: string | null;
+  org?: string | null;
+  space?: string | null;
+  /** The commit last applied, and whether it applied cleanly (then an unchanged commit is not applied again). */
+  lastCommit?: string | null;
+  lastApplied?: boolean;
+}
+
 export async function syncGitSource(ctx: Ctx, cache: GitSourceCache, row: Row<'git_sources'>, creds?: GitCredentials, opts: { force?: boolean; jobTimeoutMs?: number } = {}): Promise<SyncReport> {
+  const report = await applyGitSource(
+    ctx,
+    cache,
+    { id: gitSourceLabel(row.guid), name: row.name, url: row.url, ref: row.ref, path: row.path, org: row.org, space: row.space, lastCommit: row.last_commit, lastApplied: row.state === 'APPLIED' },
+    creds,
+    opts,
+  );
+  if (report.state !== 'UNCHANGED') await record(ctx, row, report);
+  return report;
+}
+
+/** Fetches, applies and prunes one git source; the caller records the report. */
+export async function applyGitSource(ctx: Ctx, cache: GitSourceCache, row: GitSourceTarget, creds?: GitCredentials, opts: { force?: boolean; jobTimeoutMs?: number } = {}): Promise<SyncReport> {
   let commit: string;
   let dir: string;
   try {
     commit = await cache.resolve(row.url, row.ref ?? undefined, creds);
-    if (!opts.force && commit === row.last_commit && row.state === 'APPLIED') return { commit, state: 'UNCHANGED', errors: [], applied: [], pruned: [] };
+    if (!opts.force && commit === row.lastCommit && row.lastApplied) return { commit, state: 'UNCHANGED', errors: [], applied: [], pruned: [] };
     dir = await cache.subdir(await cache.checkout(row.url, commit, creds), row.path ?? undefined);
   } catch (err) {
-    const report: SyncReport = { state: 'FAILED', errors: [{ file: '', message: problem(err) }], applied: [], pruned: [] };
-    await record(ctx, row, report);
-    return report;
+    return { state: 'FAILED', errors: [{ file: '', message: problem(err) }], applied: [], pruned: [] };
   }
-  const label = gitSourceLabel(row.guid);
+  const label = row.id;
   const files = await documentFiles(dir);
   const texts = await Promise.all(files.map(async (f) => ({ name: path.relative(dir, f), text: await fs.readFile(f, 'utf8') })));
   const declared = parseDocuments(texts, {
@@ -151,9 +179,7 @@ export async function syncGitSource(ctx: Ctx, cache: GitSourceCache, row: Row<'g
       errors.push({ file: file ?? '', message: `pruning app ${app.name}: ${problem(err)}` });
     }
   }
-  const report: SyncReport = { commit, state: errors.length ? 'DEGRADED' : 'APPLIED', errors, applied, pruned };
-  await record(ctx, row, report);
-  return report;
+  return { commit, state: errors.length ? 'DEGRADED' : 'APPLIED', errors, applied, pruned };
 }
 
 async function awaitJob(ctx: Ctx, guid: string, timeoutMs: number): Promise<string | undefined> {
@@ -170,20 +196,14 @@ async function awaitJob(ctx: Ctx, guid: string, timeoutMs: number): Promise<stri
 
 async function record(ctx: Ctx, row: Row<'git_sources'>, report: SyncReport): Promise<void> {
   await ctx.store.write(async (tx) => {
-    await tx.db
-      .updateTable('git_sources')
-      .set({
-        state: report.state === 'UNCHANGED' ? row.state : report.state,
-        message: report.state === 'FAILED' ? report.errors[0]?.message ?? null : report.errors.length ? `${report.errors.length} file(s) in error` : `commit ${report.commit} applied`,
-        last_commit: report.commit ?? row.last_commit,
-        last_applied_at: report.state === 'FAILED' ? row.last_applied_at : tx.now,
-        errors: JSON.stringify(report.errors),
-        updated_at: tx.now,
-        generation: row.generation + 1,
-      })
-      .where('guid', '=', row.guid)
-      .execute();
-    tx.changed('git_sources', row.guid, 'update');
+    // What the sync found: status, so generation stays (it moves only when the source itself is edited).
+    await tx.updateStatus('git_sources', row.guid, {
+      state: report.state === 'UNCHANGED' ? row.state : report.state,
+      message: report.state === 'FAILED' ? report.errors[0]?.message ?? null : report.errors.length ? `${report.errors.length} file(s) in error` : `commit ${report.commit} applied`,
+      last_commit: report.commit ?? row.last_commit,
+      last_applied_at: report.state === 'FAILED' ? row.last_applied_at : tx.now,
+      errors: JSON.stringify(report.errors),
+    });
   });
 }
 

@@ -23,7 +23,7 @@ export interface KubeObject {
   status?: Record<string, unknown>;
 }
 
-export type Plural = 'organizations' | 'spaces' | 'apps';
+export type Plural = 'organizations' | 'spaces' | 'apps' | 'routes' | 'serviceinstances' | 'servicebindings' | 'gitsources';
 
 export function loadKubeConfig(source: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
@@ -114,9 +114,10 @@ export function isStale(err: unknown): boolean {
  * that the requests it makes stay within them.
  */
 export const SYNC_RBAC_RULES = [
-  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps'], verbs: ['list', 'watch', 'patch'] },
-  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status'], verbs: ['patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations', 'spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'], verbs: ['list', 'watch', 'patch'] },
+  { apiGroups: [API_GROUP], resources: ['organizations/status', 'spaces/status', 'apps/status', 'routes/status', 'serviceinstances/status', 'servicebindings/status', 'gitsources/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-  // Only the Secrets an App's `source.git.secretRef` names.
+  // Only the Secrets an App's `source.git.secretRef`, a GitSource's `secretRef` and a ServiceInstance's
+  // `credentials.secretRef` name.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ] as const;

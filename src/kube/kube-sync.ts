@@ -1,6 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GitDeployer } from '../gitops/git-apps.ts';
+import type { GitCredentials } from '../gitops/git-source.ts';
+import { KUBE_SYNC_PRINCIPAL_GUID } from '../domain/declared.ts';
 import type { Principal } from '../domain/principal.ts';
 import { ADMIN_SCOPES } from '../identity/identity-service.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -9,11 +11,13 @@ import type { Ctx } from '../services/context.ts';
 import type { Store } from '../store/store.ts';
 import { isStale, KubeClient, loadKubeConfig, type KubeObject, type Plural } from './kube-client.ts';
 import { reconcileApp, reconcileOrganization, reconcileSpace, type Outcome } from './reconcile.ts';
+import { reconcileGitSource } from './reconcile-gitsource.ts';
+import { reconcileRoute, reconcileServiceBinding, reconcileServiceInstance } from './reconcile-services.ts';
 
 /**
- * The CRD sync controller: Organization, Space and App resources in a Kubernetes API server become desired
- * state in Kiln's store through the same services the CF API uses (createOrganization, createSpace,
- * applyManifest, deleteApp), and what Kiln knows about them (guid, conditions, instances, URL) is written back
+ * The CRD sync controller: Organization, Space, App, Route, ServiceInstance and ServiceBinding resources in a
+ * Kubernetes API server become desired state in Kiln's store through the same services the CF API uses
+ * (createOrganization, createSpace, applyManifest, deleteApp, createRoute, createServiceInstance…), and what Kiln knows about them (guid, conditions, instances, URL) is written back
  * to their status.
  *
  * Crash safety: nothing is remembered between reconciles. The resource's `status.observedGeneration` says
@@ -36,19 +40,35 @@ export interface KubeSyncOptions {
   runtime?: Runtime;
   /** Deploys apps whose `source.git` names a repository; without it such apps report `SourceReady=False`. */
   git?: GitDeployer;
+  /** Named git credentials (KILN_GIT_CREDENTIALS_FILE) for GitSource resources' `credential`. */
+  gitCredentials?: (name: string) => GitCredentials | undefined;
 }
 
 const KINDS: { plural: Plural; namespaced: boolean }[] = [
   { plural: 'organizations', namespaced: false },
   { plural: 'spaces', namespaced: false },
   { plural: 'apps', namespaced: true },
+  { plural: 'routes', namespaced: true },
+  { plural: 'serviceinstances', namespaced: true },
+  { plural: 'servicebindings', namespaced: true },
+  { plural: 'gitsources', namespaced: true },
 ];
+
+/** Kinds that name others by CF name: a change to one of the left may unblock the kinds on the right. */
+const DEPENDENTS: Partial<Record<Plural, Plural[]>> = {
+  organizations: ['spaces', 'apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'],
+  spaces: ['apps', 'routes', 'serviceinstances', 'servicebindings', 'gitsources'],
+  apps: ['routes', 'servicebindings'],
+  serviceinstances: ['servicebindings'],
+};
 
 /** Store tables whose changes can change an App's status. */
 const WAKES_APPS = new Set(['apps', 'processes', 'jobs', 'droplets', 'revisions', 'routes', 'route_destinations', 'deployments']);
+/** Store tables whose changes can change a ServiceInstance's or ServiceBinding's status (async operations). */
+const WAKES_SERVICES = new Set(['service_instances', 'service_credential_bindings', 'jobs']);
 
 const SYNC_PRINCIPAL: Principal = {
-  guid: 'kiln-kube-sync',
+  guid: KUBE_SYNC_PRINCIPAL_GUID,
   username: 'kube-sync',
   origin: null,
   email: null,
@@ -78,8 +98,9 @@ export class KubeSync {
       const inf = this.client.informer(plural, namespaced);
       const onChange = (obj: k8s.KubernetesObject) => {
         this.enqueue(keyOf(plural, obj));
-        // A new or changed org or space may unblock the resources that name it.
-        if (plural !== 'apps') this.enqueueAll(plural === 'organizations' ? ['spaces', 'apps'] : ['apps']);
+        // A new or changed org, space, app or instance may unblock the resources that name it.
+        const dependents = DEPENDENTS[plural];
+        if (dependents) this.enqueueAll(dependents);
       };
       inf.on('add', onChange);
       inf.on('update', onChange);
@@ -111,13 +132,20 @@ export class KubeSync {
   }
 
   private readonly onStoreChanges = (changes: { kind: string }[]) => {
-    if (!changes.some((c) => WAKES_APPS.has(c.kind)) || this.wakeTimer) return;
+    const apps = changes.some((c) => WAKES_APPS.has(c.kind));
+    const services = changes.some((c) => WAKES_SERVICES.has(c.kind));
+    if (apps) this.wake.add('apps');
+    if (services) for (const p of ['serviceinstances', 'servicebindings'] as const) this.wake.add(p);
+    if (this.wake.size === 0 || this.wakeTimer) return;
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = undefined;
-      this.enqueueAll(['apps']);
+      const plurals = [...this.wake];
+      this.wake.clear();
+      this.enqueueAll(plurals);
     }, 100);
     this.wakeTimer.unref();
   };
+  private readonly wake = new Set<Plural>();
   private wakeTimer: NodeJS.Timeout | undefined;
 
   async stop(): Promise<void> {
@@ -186,6 +214,10 @@ export class KubeSync {
     const env = { ctx: this.ctx, client: this.client, runtime: this.opts.runtime, log: this.opts.log, git: this.opts.git };
     if (plural === 'organizations') return reconcileOrganization(env, obj);
     if (plural === 'spaces') return reconcileSpace(env, obj);
+    if (plural === 'routes') return reconcileRoute(env, obj);
+    if (plural === 'serviceinstances') return reconcileServiceInstance(env, obj);
+    if (plural === 'servicebindings') return reconcileServiceBinding(env, obj);
+    if (plural === 'gitsources') return reconcileGitSource(env, obj, this.opts.gitCredentials);
     return reconcileApp(env, obj);
   }
 }

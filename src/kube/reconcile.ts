@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { MANAGED_LABEL, OWNS_ANNOTATION, ownedFields, RESOURCE_ANNOTATION } from '../domain/declared.ts';
 import { KilnError } from '../domain/errors.ts';
 import type { GitDeployer, GitAppState } from '../gitops/git-apps.ts';
 import type { GitCredentials } from '../gitops/git-source.ts';
@@ -33,34 +34,33 @@ export interface SyncEnv {
 export type Outcome = { requeueAfterMs?: number } | undefined;
 
 export const FINALIZER = 'kiln.dev/sync';
-export const MANAGED_LABEL = 'kiln.dev/managed-by';
-export const RESOURCE_ANNOTATION = 'kiln.dev/resource';
+export { MANAGED_LABEL, RESOURCE_ANNOTATION };
 
-const refOf = (kind: string, obj: KubeObject) => `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-const ownership = (ref: string) => ({ labels: { [MANAGED_LABEL]: 'kubernetes' }, annotations: { [RESOURCE_ANNOTATION]: ref } });
+export const refOf = (kind: string, obj: KubeObject) => `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+export const ownership = (ref: string) => ({ labels: { [MANAGED_LABEL]: 'kubernetes' }, annotations: { [RESOURCE_ANNOTATION]: ref } });
 
-async function ownedBy(env: SyncEnv, resourceType: string, guid: string, ref: string): Promise<boolean> {
+export async function ownedBy(env: SyncEnv, resourceType: string, guid: string, ref: string): Promise<boolean> {
   return (await loadOneMetadata(env.ctx.store.db, resourceType, guid)).annotations[RESOURCE_ANNOTATION] === ref;
 }
 
 /** Adds the finalizer; true when it had to (the update that follows brings the resource back). */
-async function ensureFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<boolean> {
+export async function ensureFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<boolean> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (finalizers.includes(FINALIZER)) return false;
   await env.client.patch(plural, obj, { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: obj.metadata.resourceVersion } });
   return true;
 }
 
-async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<void> {
+export async function releaseFinalizer(env: SyncEnv, plural: Plural, obj: KubeObject): Promise<void> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (!finalizers.includes(FINALIZER)) return;
   await env.client.patch(plural, obj, { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: obj.metadata.resourceVersion } });
 }
 
-const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
+export const condition = (obj: KubeObject, type: string) => ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === type);
 
 /** Conditions with `lastTransitionTime` kept from the resource's current status unless the status flipped. */
-function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
+export function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionTime'>[]): KubeCondition[] {
   const before = ((obj.status?.conditions ?? []) as KubeCondition[]).reduce((m, c) => m.set(c.type, c), new Map<string, KubeCondition>());
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   return conditions.map((c) => {
@@ -70,7 +70,7 @@ function stamp(obj: KubeObject, conditions: Omit<KubeCondition, 'lastTransitionT
 }
 
 /** Writes status when it differs from what the resource shows (a no-op write would wake the informer again). */
-async function writeStatus(env: SyncEnv, plural: Plural, obj: KubeObject, status: Record<string, unknown>): Promise<void> {
+export async function writeStatus(env: SyncEnv, plural: Plural, obj: KubeObject, status: Record<string, unknown>): Promise<void> {
   const clean = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
   if (JSON.stringify(sortKeys(clean)) === JSON.stringify(sortKeys(obj.status ?? {}))) return;
   // A merge patch leaves keys that are gone from the new status; null them out.
@@ -84,7 +84,7 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
-const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));
+export const problem = (err: unknown) => (err instanceof KilnError ? [err.detail, ...err.more.map((m) => m.detail)].join('; ') : String((err as Error)?.message ?? err));
 
 // ---- Organization
 
@@ -127,14 +127,14 @@ export async function reconcileOrganization(env: SyncEnv, obj: KubeObject): Prom
 }
 
 /** Keep the first reason a Ready=True condition gave (Created stays Created on later reconciles). */
-function currentReason(obj: KubeObject, fallback: string): string {
+export function currentReason(obj: KubeObject, fallback: string): string {
   const ready = ((obj.status?.conditions ?? []) as KubeCondition[]).find((c) => c.type === 'Ready' && c.status === 'True');
   return ready?.reason ?? fallback;
 }
 
 // ---- Space
 
-async function findSpace(env: SyncEnv, orgName: string, spaceName: string) {
+export async function findSpace(env: SyncEnv, orgName: string, spaceName: string) {
   return env.ctx.store.db
     .selectFrom('spaces')
     .innerJoin('organizations', 'organizations.guid', 'spaces.organization_guid')
@@ -201,7 +201,9 @@ export function manifestEntry(obj: KubeObject, spec: AppSpec): Record<string, un
   const entry: Record<string, unknown> = { name: name ?? obj.metadata.name, ...rest };
   if (services) entry.services = services.map((s) => (s.binding_name || s.parameters ? s : s.name));
   if (source?.image) entry.docker = { image: source.image };
-  entry.metadata = { labels: { ...metadata?.labels, ...own.labels }, annotations: { ...metadata?.annotations, ...own.annotations } };
+  // What the resource declares is what it owns: CF API writes to it are refused (domain/declared.ts).
+  const owns = ownedFields(entry);
+  entry.metadata = { labels: { ...metadata?.labels, ...own.labels }, annotations: { ...metadata?.annotations, ...own.annotations, [OWNS_ANNOTATION]: owns } };
   return entry;
 }
 
@@ -388,7 +390,7 @@ function sourceCondition(git: GitAppState, generation: number): Omit<KubeConditi
 }
 
 /** Credentials from the Secret an App's `source.git.secretRef` names (`username`/`password` or `ssh-privatekey`). */
-async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | undefined): Promise<GitCredentials | undefined> {
+export async function gitCredentials(env: SyncEnv, obj: KubeObject, secret: string | undefined): Promise<GitCredentials | undefined> {
   if (!secret) return undefined;
   let data: Record<string, string>;
   try {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GitSourceFieldsSchema } from '../domain/git-sources.ts';
 
 /**
  * The custom resources of the `kiln.dev` API group, as zod schemas: the one source of truth for the CRDs in
@@ -117,6 +118,121 @@ export const PlacementStatusSchema = z.object({
 });
 export type PlacementStatus = z.infer<typeof PlacementStatusSchema>;
 
+/** Where a namespaced resource's CF object lives (org and space by name, as in an App). */
+const placement = { org: z.string().min(1), space: z.string().min(1) };
+/** A Secret in the resource's namespace; credentials are only ever referenced, never written into a resource. */
+const secretRef = z.object({ name: z.string().min(1) });
+
+/** A CF route (`cf create-route` + `cf map-route`): an address on a domain and the apps it sends to. */
+export const RouteSpecSchema = z.object({
+  ...placement,
+  domain: z.string().min(1),
+  /** Empty or omitted: the domain itself. */
+  host: z.string().optional(),
+  /** `/…`; omitted: no path. */
+  path: z.string().optional(),
+  /** TCP routes only. */
+  port: z.number().int().min(1).max(65535).optional(),
+  /**
+   * The apps (by name, in the route's space) the route sends to. When given, the resource owns the route's
+   * destinations (an empty list: none); omitted, destinations are left to apps and the CF API.
+   */
+  destinations: z
+    .array(
+      z.object({
+        app: z.string().min(1),
+        process: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+        protocol: z.enum(['http1', 'http2', 'tcp']).optional(),
+        weight: z.number().int().min(1).max(100).optional(),
+      }),
+    )
+    .optional(),
+});
+export type RouteSpec = z.infer<typeof RouteSpecSchema>;
+
+export const RouteStatusSchema = z.object({
+  observedGeneration: z.number().int().optional(),
+  guid: z.string().optional(),
+  url: z.string().optional(),
+  destinations: z.number().int().optional(),
+  lastError: z.string().optional(),
+  conditions: z.array(condition).optional(),
+});
+
+/** `last_operation` of a CF service instance or binding, as status shows it. */
+const lastOperation = z.object({ type: z.string(), state: z.string(), description: z.string().optional() });
+
+/**
+ * A CF service instance: managed (`cf create-service OFFERING PLAN NAME -c … -t …`) or user-provided
+ * (`cf create-user-provided-service NAME -p … -l … -r …`), where the credentials come from a Secret.
+ */
+export const ServiceInstanceSpecSchema = z.object({
+  ...placement,
+  /** The CF instance's name; defaults to `metadata.name`. */
+  name: z.string().min(1).optional(),
+  type: z.enum(['managed', 'user-provided']),
+  /** Managed: the offering and plan by name; `broker` names the broker when two offer the same name. */
+  offering: z.string().min(1).optional(),
+  plan: z.string().min(1).optional(),
+  broker: z.string().min(1).optional(),
+  /** Managed: the parameters sent to the broker. */
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  tags: z.array(z.string()).optional(),
+  /**
+   * User-provided: the credentials are the Secret's keys and values; with `key`, that one key holds them as a
+   * JSON object.
+   */
+  credentials: z.object({ secretRef, key: z.string().min(1).optional() }).optional(),
+  syslog_drain_url: z.string().optional(),
+  route_service_url: z.string().optional(),
+});
+export type ServiceInstanceSpec = z.infer<typeof ServiceInstanceSpecSchema>;
+
+export const ServiceStatusSchema = z.object({
+  observedGeneration: z.number().int().optional(),
+  guid: z.string().optional(),
+  lastOperation: lastOperation.optional(),
+  lastError: z.string().optional(),
+  conditions: z.array(condition).optional(),
+});
+export type ServiceStatus = z.infer<typeof ServiceStatusSchema>;
+
+/** A CF app binding (`cf bind-service APP INSTANCE --binding-name … -c …`). */
+export const ServiceBindingSpecSchema = z.object({
+  ...placement,
+  app: z.string().min(1),
+  /** The service instance's CF name (in the app's space, or shared into it). */
+  instance: z.string().min(1),
+  /** The binding's name (`--binding-name`). */
+  name: z.string().min(1).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+export type ServiceBindingSpec = z.infer<typeof ServiceBindingSpecSchema>;
+
+/**
+ * A repository path of YAML kept applied with prune: the fields `/kiln/v1/gitsources` takes, and instead of (or
+ * besides) a named credential a Secret in the resource's namespace (`username`/`password` or `ssh-privatekey`).
+ */
+export const GitSourceSpecSchema = GitSourceFieldsSchema.extend({ secretRef: secretRef.optional() });
+export type GitSourceSpec = z.infer<typeof GitSourceSpecSchema>;
+
+export const GitSourceStatusSchema = z.object({
+  observedGeneration: z.number().int().optional(),
+  /** The commit last applied (also when some files were in error). */
+  commit: z.string().optional(),
+  state: z.enum(['APPLIED', 'DEGRADED', 'FAILED']).optional(),
+  message: z.string().optional(),
+  lastAppliedAt: z.string().optional(),
+  /** One entry per file in error (an empty `file`: the repository itself could not be read). */
+  errors: z.array(z.object({ file: z.string(), message: z.string() })).optional(),
+  /** `org/space/app` applied and pruned by the last sync that changed something. */
+  applied: z.array(z.string()).optional(),
+  pruned: z.array(z.string()).optional(),
+  conditions: z.array(condition).optional(),
+});
+export type GitSourceStatus = z.infer<typeof GitSourceStatusSchema>;
+
 export interface PrinterColumn {
   name: string;
   type: string;
@@ -172,6 +288,74 @@ export const KINDS: KindDefinition[] = [
       { name: 'Instances', type: 'string', jsonPath: '.status.instances' },
       { name: 'URL', type: 'string', jsonPath: '.status.url' },
       { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      ageColumn,
+    ],
+  },
+  {
+    kind: 'Route',
+    plural: 'routes',
+    singular: 'route',
+    shortNames: ['kroute'],
+    scope: 'Namespaced',
+    spec: RouteSpecSchema,
+    status: RouteStatusSchema,
+    printerColumns: [
+      { name: 'URL', type: 'string', jsonPath: '.status.url' },
+      { name: 'Destinations', type: 'integer', jsonPath: '.status.destinations' },
+      readyColumn,
+      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      ageColumn,
+    ],
+  },
+  {
+    kind: 'ServiceInstance',
+    plural: 'serviceinstances',
+    singular: 'serviceinstance',
+    shortNames: ['ksi'],
+    scope: 'Namespaced',
+    spec: ServiceInstanceSpecSchema,
+    status: ServiceStatusSchema,
+    printerColumns: [
+      { name: 'Type', type: 'string', jsonPath: '.spec.type' },
+      { name: 'Offering', type: 'string', jsonPath: '.spec.offering' },
+      { name: 'Plan', type: 'string', jsonPath: '.spec.plan' },
+      { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' },
+      readyColumn,
+      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      ageColumn,
+    ],
+  },
+  {
+    kind: 'ServiceBinding',
+    plural: 'servicebindings',
+    singular: 'servicebinding',
+    // `sb` would collide with servicebinding.io's ServiceBinding in clusters that have it.
+    shortNames: ['ksb'],
+    scope: 'Namespaced',
+    spec: ServiceBindingSpecSchema,
+    status: ServiceStatusSchema,
+    printerColumns: [
+      { name: 'App', type: 'string', jsonPath: '.spec.app' },
+      { name: 'Instance', type: 'string', jsonPath: '.spec.instance' },
+      { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' },
+      readyColumn,
+      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      ageColumn,
+    ],
+  },  {
+    kind: 'GitSource',
+    plural: 'gitsources',
+    singular: 'gitsource',
+    shortNames: ['kgit'],
+    scope: 'Namespaced',
+    spec: GitSourceSpecSchema,
+    status: GitSourceStatusSchema,
+    printerColumns: [
+      { name: 'URL', type: 'string', jsonPath: '.spec.url' },
+      { name: 'Ref', type: 'string', jsonPath: '.spec.ref' },
+      { name: 'Commit', type: 'string', jsonPath: '.status.commit' },
+      { name: 'State', type: 'string', jsonPath: '.status.state' },
+      readyColumn,
       ageColumn,
     ],
   },

@@ -19,13 +19,13 @@ export async function transition(tx: WriteTx, d: Row<'deployments'>, state: Depl
   const status = statusOf(state);
   const reason = superseded ? 'SUPERSEDED' : status.reason;
   const changed = state !== d.state || reason !== d.status_reason;
-  await tx.update('deployments', d.guid, d.generation, {
+  await tx.update('deployments', d.guid, {
     ...patch,
     state,
     status_value: status.value,
     status_reason: reason,
     ...(changed ? { last_status_change: tx.now } : {}),
-  });
+  }, { expectedGeneration: d.generation });
 }
 
 /** The app's web processes, oldest first (upstream's `web_processes`): during a rollout there are several. */
@@ -35,8 +35,7 @@ export const webProcesses = (db: Kysely<Database>, appGuid: string) =>
 /** Removes a process row (the process controller then stops whatever still runs for it). */
 export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
   await deleteMetadata(tx, 'processes', [guid]);
-  await tx.db.deleteFrom('processes').where('guid', '=', guid).execute();
-  tx.changed('processes', guid, 'delete');
+  await tx.delete('processes', guid);
 }
 
 /**
@@ -52,7 +51,7 @@ export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Prom
   for (const p of others) {
     const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
     if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-    await tx.update('processes', p.guid, p.generation, patch);
+    await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
   }
   const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
   await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
@@ -82,7 +81,7 @@ export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior
   for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
   if (prior) {
     const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
-    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
+    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, { instances: d.original_instances }, { expectedGeneration: fresh.generation });
   }
   await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }

@@ -30,6 +30,11 @@ export interface ObservedInstance {
 export interface ObservedInstances {
   /** Actual instances of a process (any indexes, any order). */
   statsFor(processGuid: string): Promise<ObservedInstance[]>;
+  /**
+   * The same instances without measuring them (no usage or uptime, which cost the runtime a read per instance):
+   * all `process_instances` shows. Optional; statsFor answers when absent.
+   */
+  statesFor?(processGuid: string): Promise<ObservedInstance[]>;
   /** Stops one instance so the controller replaces it; false when there is no such instance. */
   terminate(processGuid: string, index: number): Promise<boolean>;
 }

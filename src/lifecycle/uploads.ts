@@ -12,13 +12,13 @@ export async function failAbandonedUploads(store: Store): Promise<void> {
   await store.write(async (tx) => {
     for (const guid of abandoned) {
       if (uploadsInFlight.has(guid)) continue;
-      const res = await tx.db
-        .updateTable('packages')
-        .set({ state: 'FAILED', error: 'The upload was interrupted; upload the bits again to a new package.', updated_at: tx.now })
-        .where('guid', '=', guid)
-        .where('state', '=', 'PROCESSING_UPLOAD')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) tx.changed('packages', guid, 'update');
+      // Found by the crash sweep, not asked for: status.
+      await tx.updateStatus(
+        'packages',
+        guid,
+        { state: 'FAILED', error: 'The upload was interrupted; upload the bits again to a new package.' },
+        { where: (eb) => eb('state', '=', 'PROCESSING_UPLOAD') },
+      );
     }
   });
 }

@@ -1,3 +1,4 @@
+import { ownershipKeys } from '../domain/declared.ts';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
@@ -35,6 +36,7 @@ import { nameInUse } from './name-in-use.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
@@ -57,18 +59,21 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (lifecycle !== undefined && !(APP_LIFECYCLE_TYPES as readonly string[]).includes(lifecycle)) {
     throw badQuery(`Invalid lifecycle_type: '${lifecycle}'`);
   }
+  const orgs = params.filters.organization_guids;
+  // Every app has its space (deleting a space deletes its apps), so spaces are only consulted to filter by org.
   let q = ctx.store.db
     .selectFrom('apps')
-    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('apps')
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (params.filters.names) q = q.where('apps.name', 'in', params.filters.names);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
-  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
+  if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
   if (params.filters.stacks) q = q.where('apps.lifecycle_stack', 'in', params.filters.stacks);
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
-  return listPage(q, listOptions('apps', params));
+  // Filtered by space (as the cf CLI lists), the matches are sorted in full: sorting ids is cheaper than whole rows.
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('apps').selectAll('apps').where('apps.id', 'in', ids);
+  return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined, rowsByIds }));
 }
 
 export const getApp = async (ctx: Ctx, guid: string) => (await findVisibleApp(ctx, guid)).app;
@@ -140,40 +145,33 @@ async function resolveStack(db: Kysely<Database>, requested: string | null | und
 /** A new process row with CF defaults for its type (CONVENTIONS.md §15); `guid` is the app's for `web`. */
 export async function insertProcess(tx: WriteTx, app: Pick<Row<'apps'>, 'guid'>, type: string, guid = newGuid()): Promise<string> {
   const d = defaultsForType(type);
-  await tx.db
-    .insertInto('processes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      app_guid: app.guid,
-      type,
-      command: null,
-      instances: d.instances,
-      memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
-      disk_in_mb: PROCESS_DEFAULTS.diskInMb,
-      log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
-      health_check_type: d.healthCheckType,
-      health_check_timeout: null,
-      health_check_invocation_timeout: null,
-      health_check_interval: null,
-      health_check_endpoint: null,
-      readiness_check_type: 'process',
-      readiness_check_invocation_timeout: null,
-      readiness_check_interval: null,
-      readiness_check_endpoint: null,
-      version: randomUUID(),
-    })
-    .execute();
-  tx.changed('processes', guid, 'create');
+  await tx.insert('processes', {
+    guid,
+    app_guid: app.guid,
+    type,
+    command: null,
+    instances: d.instances,
+    memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
+    disk_in_mb: PROCESS_DEFAULTS.diskInMb,
+    log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
+    health_check_type: d.healthCheckType,
+    health_check_timeout: null,
+    health_check_invocation_timeout: null,
+    health_check_interval: null,
+    health_check_endpoint: null,
+    readiness_check_type: 'process',
+    readiness_check_invocation_timeout: null,
+    readiness_check_interval: null,
+    readiness_check_endpoint: null,
+    version: randomUUID(),
+  });
   return guid;
 }
 
 /** Gives every process of an app a new version: the runtime replaces instances whose version is stale. */
 export async function bumpProcessVersions(tx: WriteTx, appGuid: string): Promise<void> {
   const processes = await tx.db.selectFrom('processes').select(['guid', 'generation']).where('app_guid', '=', appGuid).execute();
-  for (const p of processes) await tx.update('processes', p.guid, p.generation, { version: randomUUID() });
+  for (const p of processes) await tx.update('processes', p.guid, { version: randomUUID() }, { expectedGeneration: p.generation });
 }
 
 // ---- create / update ----
@@ -196,27 +194,20 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
     return await ctx.store.write(async (tx) => {
       if (await nameInUse(tx.db, 'apps', input.name, { within: { space_guid: space.guid }, anyCase: true })) throw uniqueness(appNameTaken(input.name));
       const guid = newGuid();
-      await tx.db
-        .insertInto('apps')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          space_guid: space.guid,
-          state: 'STOPPED',
-          status: 'active',
-          lifecycle_type: type,
-          lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
-          lifecycle_stack: stack,
-          environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
-          droplet_guid: null,
-          enable_ssh: 1,
-          revisions_enabled: 1,
-        })
-        .execute();
-      tx.changed('apps', guid, 'create');
+      await tx.insert('apps', {
+        guid,
+        name: input.name,
+        space_guid: space.guid,
+        state: 'STOPPED',
+        status: 'active',
+        lifecycle_type: type,
+        lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
+        lifecycle_stack: stack,
+        environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
+        droplet_guid: null,
+        enable_ssh: 1,
+        revisions_enabled: 1,
+      });
       // The web process shares the app's guid (CONVENTIONS.md §2, §15).
       await insertProcess(tx, { guid }, WEB, guid);
       const metadata = await saveMetadata(tx, 'apps', guid, input.metadata);
@@ -248,10 +239,17 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
     }
   }
   const name = input.name ?? app.name;
+  // A resource's app keeps its name and the lifecycle it declares (domain/declared.ts).
+  const changed = [
+    ...(input.name !== undefined && input.name !== app.name ? ['name'] : []),
+    ...((patch.lifecycle_buildpacks !== undefined && patch.lifecycle_buildpacks !== app.lifecycle_buildpacks) || (patch.lifecycle_stack !== undefined && patch.lifecycle_stack !== app.lifecycle_stack) ? ['lifecycle'] : []),
+    ...ownershipKeys(input.metadata, ctx.access.admin),
+  ];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, 'apps', name, { within: { space_guid: app.space_guid }, anyCase: true, except: app.guid }))) throw uniqueness(appNameTaken(name));
-      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
       const metadata = await saveMetadata(tx, 'apps', app.guid, input.metadata);
       await auditApp(tx, ctx, 'update', { app: { guid: app.guid, name }, space: scope.space }, { request: input });
       return { app: await loadApp(tx.db, app.guid), metadata };
@@ -272,8 +270,8 @@ async function deleteRowsOf(
   const rows = await tx.db.selectFrom(table).select('guid').where('app_guid', 'in', appGuids).execute();
   const guids = rows.map((r) => r.guid);
   await deleteMetadata(tx, table, guids);
-  await tx.db.deleteFrom(table).where('app_guid', 'in', appGuids).execute();
-  for (const g of guids) tx.changed(table, g, 'delete');
+  // kysely cannot type a filter over a union of tables; every one of these has app_guid.
+  await tx.deleteWhere(table as 'processes', (eb) => eb('app_guid', 'in', appGuids));
 }
 
 /**
@@ -290,19 +288,14 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
     }
     await tx.db.deleteFrom('sidecar_process_types').where('app_guid', 'in', chunk).execute();
     // Service bindings were unbound at the brokers before this transaction (a before-hook of the delete job).
-    const bindings = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('service_credential_bindings').where('app_guid', 'in', chunk).execute();
-    for (const b of bindings) tx.changed('service_credential_bindings', b.guid, 'delete');
+    await tx.deleteWhere('service_credential_bindings', (eb) => eb('app_guid', 'in', chunk));
     const destinations = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', chunk).execute();
-    for (const d of destinations) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      tx.changed('routes', d.route_guid, 'update');
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', 'in', chunk));
+    // The routes' rows do not change, but their watchers (the routing table) must look again.
+    for (const d of destinations) tx.changed('routes', d.route_guid, 'update');
     await deleteLocksOf(tx, 'app', chunk);
     await deleteMetadata(tx, 'apps', chunk);
-    await tx.db.deleteFrom('apps').where('guid', 'in', chunk).execute();
-    for (const g of chunk) tx.changed('apps', g, 'delete');
+    await tx.deleteWhere('apps', (eb) => eb('guid', 'in', chunk));
   }
 }
 
@@ -320,14 +313,10 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   await assertSpaceMutable(ctx, scope.space);
   await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: scope.app.guid, type: 'App', name: scope.app.name }, 'delete');
   return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
-    await tx.db
-      .updateTable('apps')
-      .set({ status: 'deleting', state: 'STOPPED', updated_at: tx.now })
-      .where('guid', '=', scope.app.guid)
-      .execute();
-    tx.changed('apps', scope.app.guid, 'update');
+    await tx.update('apps', scope.app.guid, { status: 'deleting', state: 'STOPPED' });
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
   });
 }
@@ -375,16 +364,16 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
       const processes = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
       await assertProcessesFit(tx.db, scope.space, processes.map(toRun));
     }
-    await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
+    await tx.update('apps', app.guid, { state: action === 'stop' ? 'STOPPED' : 'STARTED' }, { expectedGeneration: app.generation });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
     // Starting a stopped app launches what is current now: the process versions stay, what they launched with is
     // forgotten (the first instance records it again). Starting a started one changes nothing, as in CC.
     if (action === 'start' && app.state === 'STOPPED') {
-      await tx.db
-        .updateTable('processes')
-        .set({ launched_version: null, launched_droplet_guid: null, launched_environment_variables: null })
-        .where('app_guid', '=', app.guid)
-        .execute();
+      await tx.updateStatusWhere('processes', (eb) => eb('app_guid', '=', app.guid), {
+        launched_version: null,
+        launched_droplet_guid: null,
+        launched_environment_variables: null,
+      });
     }
     // Upstream's AppStart resolves the revision in the request (a `cf set-env` + `cf restart` records it here).
     if (action !== 'stop') await recordRevision(tx, app.guid);
@@ -452,7 +441,7 @@ export async function setCurrentDroplet(ctx: Ctx, guid: string, input: SetCurren
         organizationGuid: scope.space.organization_guid,
       });
     }
-    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, app.generation, { droplet_guid: droplet.guid });
+    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, { droplet_guid: droplet.guid }, { expectedGeneration: app.generation });
     await auditApp(tx, ctx, 'droplet.mapped', scope, { request: { droplet_guid: droplet.guid } });
     return { app: await loadApp(tx.db, app.guid), droplet };
   });
@@ -505,11 +494,14 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
     // Read again inside the write so concurrent PATCHes merge instead of overwriting each other.
     const current = await loadApp(tx.db, scope.app.guid);
     const vars = openEnvVars(tx.secrets, current.environment_variables);
+    // Keys a resource declares are its own (domain/declared.ts).
+    const changed = Object.entries(patch).filter(([k, v]) => (v === null ? k in vars : vars[k] !== v)).map(([k]) => `env.${k}`);
+    await assertNotDeclared(tx.db, ctx.principal, { resourceType: 'apps', guid: current.guid, type: 'App', name: current.name }, changed);
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete vars[k];
       else vars[k] = v;
     }
-    await tx.update('apps', current.guid, current.generation, { environment_variables: sealEnvVars(tx.secrets, vars) });
+    await tx.update('apps', current.guid, { environment_variables: sealEnvVars(tx.secrets, vars) }, { expectedGeneration: current.generation });
     await auditApp(tx, ctx, 'update', scope, { request: { environment_variables: '[PRIVATE DATA HIDDEN]' } });
     return { app: await loadApp(tx.db, current.guid), vars };
   });
@@ -564,7 +556,7 @@ export async function updateAppFeature(ctx: Ctx, guid: string, name: string, inp
   if (input.enabled && other && featuresOf(scope.app).some((f) => f.name === other && f.enabled)) throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
   const updated = await ctx.store.write(async (tx) => {
     const patch = { [FEATURE_COLUMNS[feature.name]]: input.enabled ? 1 : 0 };
-    await tx.update('apps', scope.app.guid, scope.app.generation, patch);
+    await tx.update('apps', scope.app.guid, patch, { expectedGeneration: scope.app.generation });
     await auditApp(tx, ctx, 'update', scope, { request: patch });
     return loadApp(tx.db, scope.app.guid);
   });

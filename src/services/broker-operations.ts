@@ -127,20 +127,15 @@ export async function recordOperation(
   const current = await db.selectFrom(kind).select(['last_operation_type', 'last_operation_created_at']).where('guid', '=', guid).executeTakeFirst();
   if (!current) return;
   const newOp = current.last_operation_type !== type || state === 'initial';
-  await db
-    .updateTable(kind)
-    .set({
-      last_operation_type: type,
-      last_operation_state: state,
-      last_operation_description: description,
-      last_operation_updated_at: tx.now,
-      ...(newOp ? { last_operation_created_at: tx.now } : {}),
-      updated_at: tx.now,
-      ...extra,
-    })
-    .where('guid', '=', guid)
-    .execute();
-  tx.changed(kind, guid, 'update');
+  // What the broker reported: status, so generation stays.
+  await tx.updateStatus(kind as 'service_instances', guid, {
+    last_operation_type: type,
+    last_operation_state: state,
+    last_operation_description: description,
+    last_operation_updated_at: tx.now,
+    ...(newOp ? { last_operation_created_at: tx.now } : {}),
+    ...extra,
+  });
 }
 
 /** Poll scheduling: next poll after max(interval, Retry-After), deadline from the plan (≤ 7 days). */
@@ -457,8 +452,7 @@ export async function removeSubject(tx: WriteTx, kind: SubjectKind, guid: string
   }
   await tx.db.deleteFrom('labels').where('resource_type', '=', kind).where('resource_guid', '=', guid).execute();
   await tx.db.deleteFrom('annotations').where('resource_type', '=', kind).where('resource_guid', '=', guid).execute();
-  await tx.db.deleteFrom(kind).where('guid', '=', guid).execute();
-  tx.changed(kind, guid, 'delete');
+  await tx.delete(kind, guid);
 }
 
 /** The asynchronous halves of instance and binding operations. */

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { GitSourceFieldsSchema, gitSourceProblems } from '../domain/git-sources.ts';
+import { gitSourceLabel } from '../gitops/documents.ts';
+import { releaseAppliedFrom } from './declared-guard.ts';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
@@ -8,22 +11,17 @@ import { nameInUse } from './name-in-use.ts';
 /**
  * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
  * (src/gitops/git-source-sync.ts) keeps applied with prune. Admins only: a GitSource creates orgs and spaces.
- * Deleting one stops the syncing; it deletes nothing it applied.
+ * Deleting one stops the syncing; it deletes nothing it applied, which becomes ordinary CF objects (no longer
+ * refused to CF API writes, services/declared-guard.ts).
  */
-export const CreateGitSourceSchema = z
-  .object({
-    name: z.string().min(1).max(250).regex(/^[A-Za-z0-9._-]+$/, 'Name may hold letters, digits, ".", "_" and "-" only'),
-    url: z.string().min(1).max(2000),
-    ref: z.string().min(1).max(250).optional(),
-    path: z.string().min(1).max(1000).optional(),
-    org: z.string().min(1).optional(),
-    space: z.string().min(1).optional(),
-    credential: z.string().min(1).optional(),
-  })
+export const CreateGitSourceSchema = GitSourceFieldsSchema.extend({
+  name: z.string().min(1).max(250).regex(/^[A-Za-z0-9._-]+$/, 'Name may hold letters, digits, ".", "_" and "-" only'),
+})
   .strict()
-  .refine((b) => !b.space || b.org, { message: 'Space needs org' })
-  .refine((b) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(b.url), { message: 'Url may not hold credentials; name a credential instead' })
-  .refine((b) => !b.url.startsWith('-') && !/^ext::/i.test(b.url), { message: 'Url is not a repository URL' });
+  .superRefine((b, ctx) => {
+    for (const message of gitSourceProblems(b)) ctx.addIssue({ code: 'custom', message });
+  });
+export { GitSourceFieldsSchema, gitSourceProblems };
 export type CreateGitSource = z.infer<typeof CreateGitSourceSchema>;
 
 function requireAdmin(ctx: Ctx) {
@@ -35,11 +33,7 @@ export async function createGitSource(ctx: Ctx, input: CreateGitSource): Promise
   const guid = newGuid();
   return ctx.store.write(async (tx) => {
     if (await nameInUse(tx.db, 'git_sources', input.name)) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
-    await tx.db
-      .insertInto('git_sources')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null })
-      .execute();
-    tx.changed('git_sources', guid, 'create');
+    await tx.insert('git_sources', { guid, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null });
     return tx.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   });
 }
@@ -59,8 +53,8 @@ export async function getGitSource(ctx: Ctx, guid: string): Promise<Row<'git_sou
 export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
   await getGitSource(ctx, guid);
   await ctx.store.write(async (tx) => {
-    await tx.db.deleteFrom('git_sources').where('guid', '=', guid).execute();
-    tx.changed('git_sources', guid, 'delete');
+    await releaseAppliedFrom(tx, gitSourceLabel(guid));
+    await tx.delete('git_sources', guid);
   });
 }
 

@@ -8,6 +8,7 @@ import { diffManifest as diffApplications, type DiffOp } from '../domain/manifes
 import { manifestApplications } from '../domain/manifest-document.ts';
 import { appManifest, type AppState } from '../domain/manifest-generate.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
+import { declarationFor, refuseDeclaredWrite } from './declared-guard.ts';
 import { WEB } from '../domain/processes.ts';
 import { randomRouteHost } from '../domain/random-route.ts';
 import { DEFAULT_APP_PORT, destinationProtocolError, hostErrors, MAX_DESTINATIONS, pathErrors } from '../domain/routes.ts';
@@ -29,6 +30,7 @@ import { parseOptions, routeUri } from './route-reads.ts';
 import { newRouteProblem } from './routes.ts';
 import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
+import { isReconciler, manifestDiffField } from '../domain/declared.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 
@@ -98,6 +100,7 @@ export async function applyManifest(ctx: Ctx, spaceGuid: string, doc: Record<str
     if (apps.some((a) => a.lifecycle === 'docker')) await requireFeature(ctx.store.db, 'diego_docker');
     if (apps.some((a) => a.lifecycle === 'cnb')) await requireFeature(ctx.store.db, 'diego_cnb');
   }
+  await assertManifestNotDeclared(ctx, space.guid, raws);
   try {
     return await ctx.store.write(async (tx) => {
       const defaultStack = await tx.db.selectFrom('stacks').select('name').where('is_default', '=', 1).executeTakeFirst();
@@ -153,27 +156,20 @@ async function collectFinishedPayloads(tx: WriteTx): Promise<void> {
 async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spaces'>, m: ManifestApp, defaultStack: string | null): Promise<Row<'apps'>> {
   const guid = newGuid();
   const type = m.lifecycle ?? 'buildpack';
-  await tx.db
-    .insertInto('apps')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      name: m.name,
-      space_guid: space.guid,
-      state: 'STOPPED',
-      status: 'active',
-      lifecycle_type: type,
-      lifecycle_buildpacks: '[]',
-      lifecycle_stack: type === 'docker' ? null : defaultStack,
-      environment_variables: '{}',
-      droplet_guid: null,
-      enable_ssh: 1,
-      revisions_enabled: 1,
-    })
-    .execute();
-  tx.changed('apps', guid, 'create');
+  await tx.insert('apps', {
+    guid,
+    name: m.name,
+    space_guid: space.guid,
+    state: 'STOPPED',
+    status: 'active',
+    lifecycle_type: type,
+    lifecycle_buildpacks: '[]',
+    lifecycle_stack: type === 'docker' ? null : defaultStack,
+    environment_variables: '{}',
+    droplet_guid: null,
+    enable_ssh: 1,
+    revisions_enabled: 1,
+  });
   await insertProcess(tx, { guid }, WEB, guid);
   await recordAudit(tx, {
     type: 'audit.app.create',
@@ -290,7 +286,7 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   if (app.state === 'STARTED') {
     await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }
-  await tx.update('processes', p.guid, p.generation, { ...update, ...scale });
+  await tx.update('processes', p.guid, { ...update, ...scale }, { expectedGeneration: p.generation });
   if (Object.keys(update).length > 0) await audit('update', 'command' in update ? { ...update, command: '[PRIVATE DATA HIDDEN]' } : update);
   if (Object.keys(scale).length > 0) await audit('scale', scale);
 }
@@ -328,7 +324,7 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
     const merged = { ...current, ...m.env };
     if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = sealEnvVars(tx.secrets, merged);
   }
-  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
   if (m.metadata) await saveMetadata(tx, 'apps', app.guid, m.metadata);
   if (Object.keys(patch).length > 0 || m.metadata) {
     const request: Record<string, unknown> = { ...patch };
@@ -382,11 +378,8 @@ const mappedApp = (env: ApplyEnv, app: Row<'apps'>): AppRef => ({
 async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
   const existing = await tx.db.selectFrom('route_destinations').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
   if (m.noRoute) {
-    await tx.db.deleteFrom('route_destinations').where('app_guid', '=', app.guid).execute();
-    for (const d of existing) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', '=', app.guid));
+    for (const d of existing) await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
     for (const routeGuid of new Set(existing.map((d) => d.route_guid))) await touchRoute(tx, routeGuid);
     return;
   }
@@ -448,7 +441,7 @@ async function mapRoute(
     if (opts.loadbalancing !== undefined) {
       const options = parseOptions(route.options);
       if (options.loadbalancing !== opts.loadbalancing) {
-        await tx.update('routes', route.guid, route.generation, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) });
+        await tx.update('routes', route.guid, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) }, { expectedGeneration: route.generation });
         route = await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow();
       }
     }
@@ -462,7 +455,7 @@ async function mapRoute(
   if (problem) throw unprocessable(problem);
   if (mine) {
     if (mine.protocol === protocol) return;
-    await tx.update('route_destinations', mine.guid, mine.generation, { protocol });
+    await tx.update('route_destinations', mine.guid, { protocol }, { expectedGeneration: mine.generation });
     await touchRoute(tx, route.guid);
     return;
   }
@@ -498,23 +491,16 @@ async function createRoute(
   const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain, env.platform);
   if (problem) throw unprocessable(problem);
   const guid = newGuid();
-  await db
-    .insertInto('routes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      host,
-      path,
-      port: 0,
-      domain_guid: domain.guid,
-      space_guid: space.guid,
-      protocol: 'http',
-      options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
-    })
-    .execute();
-  tx.changed('routes', guid, 'create');
+  await tx.insert('routes', {
+    guid,
+    host,
+    path,
+    port: 0,
+    domain_guid: domain.guid,
+    space_guid: space.guid,
+    protocol: 'http',
+    options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
+  });
   const route = await db.selectFrom('routes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   await recordAudit(tx, {
     type: 'audit.route.create',
@@ -600,6 +586,25 @@ export async function generateManifest(ctx: Ctx, appGuid: string): Promise<strin
   const { app } = scope;
   const manifest = { applications: [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))] };
   return stringify(manifest, { lineWidth: 0 });
+}
+
+/**
+ * A manifest (`cf push`) may not change what a resource declares of an app it applies to (domain/declared.ts):
+ * what it would change is CF's own manifest diff, refused when a changed field is owned. A push that only brings
+ * bits, or changes fields the resource does not name, goes through.
+ */
+async function assertManifestNotDeclared(ctx: Ctx, spaceGuid: string, raws: unknown[]): Promise<void> {
+  if (isReconciler(ctx.principal)) return;
+  for (const raw of raws) {
+    const name = raw && typeof raw === 'object' ? (raw as { name?: unknown }).name : undefined;
+    if (typeof name !== 'string') continue;
+    const app = await findAppByName(ctx.store.db, spaceGuid, name);
+    if (!app) continue;
+    const declared = await declarationFor(ctx.store.db, 'apps', app.guid);
+    if (!declared) continue;
+    const ops = diffApplications([raw], [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))]);
+    refuseDeclaredWrite(ctx.principal, declared, 'App', app.name, ops.map((op) => manifestDiffField(op.path, raw)));
+  }
 }
 
 /** `POST /v3/spaces/:guid/manifest_diff`: what applying the manifest would change, per application. */

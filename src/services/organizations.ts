@@ -1,3 +1,5 @@
+import { ownershipKeys } from '../domain/declared.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { KilnError, notAuthorized, unprocessable } from '../domain/errors.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import type { CreateOrganization, UpdateOrganization } from '../domain/organizations.ts';
@@ -80,18 +82,13 @@ export async function createOrganization(
         default_isolation_segment_guid: null,
       };
       const { id: _id, ...values } = org;
-      await tx.db.insertInto('organizations').values(values).execute();
-      tx.changed('organizations', org.guid, 'create');
+      await tx.insert('organizations', values);
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       if (!ctx.access.admin && !ctx.principal.isClient) {
         // A user who creates an org (feature flag user_org_creation) becomes its manager, as upstream does.
         for (const type of ['organization_user', 'organization_manager'] as const) {
           const guid = newGuid();
-          await tx.db
-            .insertInto('roles')
-            .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null })
-            .execute();
-          tx.changed('roles', guid, 'create');
+          await tx.insert('roles', { guid, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null });
         }
       }
       await recordAudit(tx, {
@@ -121,13 +118,15 @@ export async function updateOrganization(
   if (input.suspended !== undefined && !ctx.access.admin) throw notAuthorized();
   if (org.suspended && !ctx.access.admin) throw new KilnError('OrgSuspended');
   const name = input.name ?? org.name;
+  const changed = [...(input.name !== undefined && input.name !== org.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name && (await nameInUse(tx.db, 'organizations', name, { anyCase: true, except: org.guid }))) throw renameTaken(name);
-      await tx.update('organizations', org.guid, org.generation, {
+      await tx.update('organizations', org.guid, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,
-      });
+      }, { expectedGeneration: org.generation });
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       await recordAudit(tx, {
         type: 'audit.organization.update',
@@ -149,11 +148,11 @@ export async function updateOrganization(
 export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string> {
   const org = await getOrganization(ctx, guid);
   if (!ctx.access.admin) throw notAuthorized();
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, 'delete');
   return ctx.store.write(async (tx) => {
     const existing = await jobInFlight(tx.db, 'organization.delete', org.guid);
     if (existing) return existing; // a repeated delete hands back the job already in flight
-    await tx.db.updateTable('organizations').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', org.guid).execute();
-    tx.changed('organizations', org.guid, 'update');
+    await tx.updateStatus('organizations', org.guid, { status: 'deleting' });
     await recordAudit(tx, {
       type: 'audit.organization.delete-request',
       actor: ctx.principal,

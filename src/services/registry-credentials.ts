@@ -161,24 +161,17 @@ export async function createRegistryCredential(
         .where('host', '=', input.host)
         .executeTakeFirst();
       if (taken) throw duplicate(input.host);
-      await tx.db
-        .insertInto('registry_credentials')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          scope: target.scope,
-          scope_guid: target.scopeGuid,
-          organization_guid: target.organizationGuid,
-          space_guid: target.spaceGuid,
-          host: input.host,
-          username: input.username ?? '',
-          secret_type: secretType,
-          secret_ciphertext: box.seal((input.token ?? input.password)!, guid),
-        })
-        .execute();
-      tx.changed('registry_credentials', guid, 'create');
+      await tx.insert('registry_credentials', {
+        guid,
+        scope: target.scope,
+        scope_guid: target.scopeGuid,
+        organization_guid: target.organizationGuid,
+        space_guid: target.spaceGuid,
+        host: input.host,
+        username: input.username ?? '',
+        secret_type: secretType,
+        secret_ciphertext: box.seal((input.token ?? input.password)!, guid),
+      });
       const metadata = await saveMetadata(tx, 'registry_credentials', guid, input.metadata);
       const credential = await loadRow(tx.db, guid);
       await audit(tx, ctx, 'create', credential, { request: { ...auditedRequest(input), scope: target.scope } });
@@ -201,10 +194,10 @@ export async function updateRegistryCredential(
   if (!(await canWrite(ctx, row))) throw notAuthorized();
   const secret = input.token ?? input.password;
   return ctx.store.write(async (tx) => {
-    await tx.update('registry_credentials', guid, row.generation, {
+    await tx.update('registry_credentials', guid, {
       ...(input.username !== undefined ? { username: input.username } : {}),
       ...(secret !== undefined ? { secret_type: input.token !== undefined ? 'token' : 'password', secret_ciphertext: box.seal(secret, guid) } : {}),
-    });
+    }, { expectedGeneration: row.generation });
     const metadata = await saveMetadata(tx, 'registry_credentials', guid, input.metadata);
     await audit(tx, ctx, 'update', row, { request: auditedRequest(input) });
     return { credential: await loadRow(tx.db, guid), metadata };
@@ -216,8 +209,7 @@ export async function deleteRegistryCredential(ctx: Ctx, guid: string): Promise<
   if (!(await canWrite(ctx, row))) throw notAuthorized();
   await ctx.store.write(async (tx) => {
     await deleteMetadata(tx, 'registry_credentials', [guid]);
-    await tx.db.deleteFrom('registry_credentials').where('guid', '=', guid).execute();
-    tx.changed('registry_credentials', guid, 'delete');
+    await tx.delete('registry_credentials', guid);
     await audit(tx, ctx, 'delete', row, {});
   });
 }
@@ -229,8 +221,7 @@ export async function deleteRegistryCredentialsOf(tx: WriteTx, scope: 'organizat
   const credGuids = rows.map((r) => r.guid);
   if (credGuids.length === 0) return;
   await deleteMetadata(tx, 'registry_credentials', credGuids);
-  await tx.db.deleteFrom('registry_credentials').where('guid', 'in', credGuids).execute();
-  for (const g of credGuids) tx.changed('registry_credentials', g, 'delete');
+  await tx.deleteWhere('registry_credentials', (eb) => eb('guid', 'in', credGuids));
 }
 
 // ---- use by the docker lifecycle ----

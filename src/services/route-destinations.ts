@@ -7,6 +7,7 @@ import { newGuid, type WriteTx } from '../store/store.ts';
 import type { Ctx } from './context.ts';
 import { findManageableRoute, findReadableRoute, sharedSpaceGuids } from './route-access.ts';
 import { auditMapping, type AppRef } from './route-audit.ts';
+import { assertDestinationsNotDeclared } from './route-declared.ts';
 import { destinationsOf, routeUri } from './route-reads.ts';
 
 type RouteRow = Row<'routes'>;
@@ -108,6 +109,7 @@ function wanted(route: RouteRow, requests: DestinationRequest[]): WantedDestinat
 
 /** Inserts and removes destinations of one route in the caller's write, with their audit events. */
 async function applyDestinationChanges(tx: WriteTx, ctx: Ctx, route: RouteRow, apps: Map<string, AppRef>, add: WantedDestination[], remove: DestinationRow[]) {
+  await assertDestinationsNotDeclared(tx, ctx, route, add.map((d) => d.appGuid), remove);
   for (const d of remove) {
     await tx.db.deleteFrom('route_destinations').where('guid', '=', d.guid).execute();
     tx.changed('route_destinations', d.guid, 'delete');
@@ -199,7 +201,7 @@ export async function updateDestination(ctx: Ctx, guid: string, destinationGuid:
       throw unprocessable("Destination protocol must be 'http1' or 'http2' if the parent route's protocol is 'http'");
     }
     if (input.protocol === undefined || input.protocol === d.protocol) return d;
-    await tx.update('route_destinations', d.guid, d.generation, { protocol: input.protocol });
+    await tx.update('route_destinations', d.guid, { protocol: input.protocol }, { expectedGeneration: d.generation });
     await touchRoute(tx, route.guid);
     return tx.db.selectFrom('route_destinations').selectAll().where('guid', '=', d.guid).executeTakeFirstOrThrow();
   });

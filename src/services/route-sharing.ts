@@ -121,7 +121,7 @@ export async function transferRouteOwnership(ctx: Ctx, guid: string, targetGuid:
   }
   if (target.guid === route.space_guid) return;
   await ctx.store.write(async (tx) => {
-    await tx.update('routes', route.guid, route.generation, { space_guid: target.guid });
+    await tx.update('routes', route.guid, { space_guid: target.guid }, { expectedGeneration: route.generation });
     await tx.db.deleteFrom('route_shares').where('route_guid', '=', route.guid).where('space_guid', '=', target.guid).execute();
     await tx.db
       .insertInto('route_shares')

@@ -5,7 +5,10 @@ import type { PlatformNames } from '../domain/domains.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { routeQuotaError } from '../domain/quotas.ts';
 import { MAX_FQDN_LENGTH, mergeRouteOptions, type CreateRoute, type RouteOptions, type UpdateRoute } from '../domain/routes.ts';
+import { ownershipKeys } from '../domain/declared.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { declarationFor, refuseDeclaredWrite } from './declared-guard.ts';
+import { assertRouteNotDeclared, routeName } from './route-declared.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
@@ -167,6 +170,8 @@ export async function createRoute(ctx: Ctx, input: CreateRoute, platform?: Platf
 export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): Promise<RouteView & { metadata: Metadata }> {
   validateMetadataRequest(input.metadata);
   const { route, org } = await findManageableRoute(ctx, guid);
+  const owned = ownershipKeys(input.metadata, ctx.access.admin);
+  if (owned.length > 0) refuseDeclaredWrite(ctx.principal, await declarationFor(ctx.store.db, 'routes', route.guid), 'Route', await routeName(ctx.store.db, route), owned);
   let options = parseOptions(route.options);
   if (input.options) {
     const merged = mergeRouteOptions(options, input.options);
@@ -174,7 +179,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
     options = merged.options;
   }
   const { updated, metadata } = await ctx.store.write(async (tx) => {
-    await tx.update('routes', route.guid, route.generation, { options: JSON.stringify(options) });
+    await tx.update('routes', route.guid, { options: JSON.stringify(options) }, { expectedGeneration: route.generation });
     const metadata = await saveMetadata(tx, 'routes', route.guid, input.metadata);
     await auditRoute(tx, ctx, 'update', route, org.guid, { request: input.request });
     return { updated: await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow(), metadata };
@@ -185,6 +190,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
 /** Starts the asynchronous delete of a route (its destinations and shares go with it). */
 export async function deleteRoute(ctx: Ctx, guid: string): Promise<string> {
   const { route, org } = await findManageableRoute(ctx, guid);
+  await assertRouteNotDeclared(ctx, route);
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'route.delete', route.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way

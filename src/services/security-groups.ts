@@ -174,20 +174,13 @@ export async function createSecurityGroup(ctx: Ctx, body: Body): Promise<GroupWi
     const group = await ctx.store.write(async (tx) => {
       if (await nameInUse(tx.db, 'security_groups', name)) throw taken(name);
       const guid = newGuid();
-      await tx.db
-        .insertInto('security_groups')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name,
-          rules: JSON.stringify(rules),
-          running_default: input.running ? 1 : 0,
-          staging_default: input.staging ? 1 : 0,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('security_groups', {
+        guid,
+        name,
+        rules: JSON.stringify(rules),
+        running_default: input.running ? 1 : 0,
+        staging_default: input.staging ? 1 : 0,
+      });
       for (const [lifecycle, guids] of [
         ['staging', input.stagingSpaceGuids],
         ['running', input.runningSpaceGuids],
@@ -219,12 +212,12 @@ export async function updateSecurityGroup(ctx: Ctx, guid: string, body: Body): P
   try {
     const group = await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, 'security_groups', name, { except: existing.guid }))) throw taken(name);
-      await tx.update('security_groups', existing.guid, existing.generation, {
+      await tx.update('security_groups', existing.guid, {
         name,
         rules: input.rules ? JSON.stringify(input.rules) : existing.rules,
         running_default: input.running === undefined ? existing.running_default : input.running ? 1 : 0,
         staging_default: input.staging === undefined ? existing.staging_default : input.staging ? 1 : 0,
-      });
+      }, { expectedGeneration: existing.generation });
       await audit(tx, ctx, 'update', { guid: existing.guid, name }, body);
       return loadGroup(tx.db, existing.guid);
     });
@@ -253,8 +246,7 @@ export function registerSecurityGroupJobs(handlers: JobHandlers, store: Store): 
     await store.write(async (tx) => {
       // Idempotent: a re-run after a crash finds nothing left and finishes quietly.
       await tx.db.deleteFrom('security_group_spaces').where('security_group_guid', '=', job.resource_guid).execute();
-      const res = await tx.db.deleteFrom('security_groups').where('guid', '=', job.resource_guid).executeTakeFirst();
-      if (Number(res.numDeletedRows) > 0) tx.changed(RESOURCE, job.resource_guid, 'delete');
+      await tx.delete(RESOURCE, job.resource_guid);
     });
   });
 }

@@ -3,7 +3,9 @@ import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/err
 import type { ListParams } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { CreateCredentialBindingSchema, CreateRouteBindingSchema } from '../domain/services.ts';
+import { ownershipKeys } from '../domain/declared.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
@@ -185,28 +187,21 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_credential_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type: input.type,
-        name: input.name ?? null,
-        service_instance_guid: inst.guid,
-        app_guid: app?.guid ?? null,
-        credentials_enc: null,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        syslog_drain_url: managed ? null : inst.syslog_drain_url,
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_credential_bindings', guid, 'create');
+    await tx.insert('service_credential_bindings', {
+      guid,
+      type: input.type,
+      name: input.name ?? null,
+      service_instance_guid: inst.guid,
+      app_guid: app?.guid ?? null,
+      credentials_enc: null,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      syslog_drain_url: managed ? null : inst.syslog_drain_url,
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_credential_bindings', guid, input.metadata);
     const row = await tx.db.selectFrom('service_credential_bindings').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
     const kind = input.type === 'key' ? 'service_key' : 'service_binding';
@@ -220,6 +215,8 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
 export async function updateCredentialBinding(ctx: Ctx, guid: string, body: Body): Promise<{ binding: CredentialBindingRow; metadata: Metadata }> {
   const b = await getCredentialBinding(ctx, guid);
   if (!(await ctx.access.canWriteSpace(await spaceOfBinding(ctx.store.db, b)))) throw notAuthorized();
+  const request = (body && typeof body === 'object' ? body : {}) as { metadata?: Parameters<typeof ownershipKeys>[0] };
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? b.guid }, ownershipKeys(request.metadata, ctx.access.admin));
   const { row, metadata } = await updateMetadataOnly(ctx.store, 'service_credential_bindings', b, body);
   return { binding: row, metadata };
 }
@@ -229,6 +226,12 @@ export async function deleteCredentialBinding(ctx: Ctx, guid: string): Promise<{
   const spaceGuid = await spaceOfBinding(ctx.store.db, b);
   if (!(await ctx.access.canWriteSpace(spaceGuid))) throw notAuthorized();
   const inst = await ctx.store.db.selectFrom('service_instances').selectAll().where('guid', '=', b.service_instance_guid).executeTakeFirstOrThrow();
+  // A binding declared by a ServiceBinding resource, or by an App resource's `services`, goes with its resource.
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'service_credential_bindings', guid: b.guid, type: 'Service binding', name: b.name ?? inst.name }, 'delete');
+  if (b.app_guid) {
+    const app = await ctx.store.db.selectFrom('apps').select(['guid', 'name']).where('guid', '=', b.app_guid).executeTakeFirst();
+    if (app) await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, [`service:${inst.name}`]);
+  }
   const kind = b.type === 'key' ? 'service_key' : 'service_binding';
   if (inst.type === 'user-provided') {
     await ctx.store.write(async (tx) => {
@@ -348,25 +351,18 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_route_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        service_instance_guid: inst.guid,
-        route_guid: route.guid,
-        route_service_url: managed ? null : inst.route_service_url,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_route_bindings', guid, 'create');
+    await tx.insert('service_route_bindings', {
+      guid,
+      service_instance_guid: inst.guid,
+      route_guid: route.guid,
+      route_service_url: managed ? null : inst.route_service_url,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_route_bindings', guid, input.metadata);
     await recordAudit(tx, {
       type: managed ? 'audit.service_route_binding.start_create' : 'audit.service_route_binding.create',

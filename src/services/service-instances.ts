@@ -10,7 +10,9 @@ import {
   UpdateUserProvidedInstanceSchema,
   upsiUrlErrors,
 } from '../domain/services.ts';
+import { ownershipKeys } from '../domain/declared.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
@@ -198,45 +200,37 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
         last_operation_updated_at: tx.now,
       };
       if (input.type === 'user-provided') {
-        await tx.db
-          .insertInto('service_instances')
-          .values({
-            ...base,
-            type: 'user-provided',
-            service_plan_guid: null,
-            credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
-            parameters_enc: null,
-            syslog_drain_url: input.syslog_drain_url || null,
-            route_service_url: input.route_service_url || null,
-            dashboard_url: null,
-            maintenance_info: null,
-            last_operation_state: 'succeeded',
-            last_operation_description: 'Operation succeeded',
-          })
-          .execute();
-        tx.changed(RESOURCE, guid, 'create');
+        await tx.insert('service_instances', {
+          ...base,
+          type: 'user-provided',
+          service_plan_guid: null,
+          credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
+          parameters_enc: null,
+          syslog_drain_url: input.syslog_drain_url || null,
+          route_service_url: input.route_service_url || null,
+          dashboard_url: null,
+          maintenance_info: null,
+          last_operation_state: 'succeeded',
+          last_operation_description: 'Operation succeeded',
+        });
         await recordServiceUsage(tx, guid, 'CREATED');
         const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.create', base, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow()), metadata };
       }
-      await tx.db
-        .insertInto('service_instances')
-        .values({
-          ...base,
-          type: 'managed',
-          service_plan_guid: plan!.guid,
-          credentials_enc: null,
-          parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-          syslog_drain_url: null,
-          route_service_url: null,
-          dashboard_url: null,
-          maintenance_info: plan!.maintenance_info,
-          last_operation_state: 'initial',
-          last_operation_description: null,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('service_instances', {
+        ...base,
+        type: 'managed',
+        service_plan_guid: plan!.guid,
+        credentials_enc: null,
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+        syslog_drain_url: null,
+        route_service_url: null,
+        dashboard_url: null,
+        maintenance_info: plan!.maintenance_info,
+        last_operation_state: 'initial',
+        last_operation_description: null,
+      });
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'audit.service_instance.start_create', base, space.organization_guid, { ...input });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instance', resourceGuid: guid, userGuid: ctx.principal.guid }) };
@@ -276,6 +270,10 @@ export type UpdateResult = { instance: InstanceRow; metadata: Metadata; jobGuid?
 export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body): Promise<UpdateResult> {
   const inst = await writableInstance(ctx, guid);
   const space = await spaceRow(ctx.store.db, inst.space_guid);
+  // A declared instance (ServiceInstance resource) is changed through its resource; its labels stay editable.
+  const request = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+  const changed = [...Object.keys(request).filter((k) => k !== 'metadata'), ...ownershipKeys(request.metadata as Parameters<typeof ownershipKeys>[0], ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: RESOURCE, guid: inst.guid, type: 'Service instance', name: inst.name }, changed);
   if (inst.type === 'user-provided') {
     const input = UpdateUserProvidedInstanceSchema.parse(body);
     validateMetadataRequest(input.metadata);
@@ -284,13 +282,13 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
     try {
       return await ctx.store.write(async (tx) => {
         if (input.name !== undefined && (await nameInUse(tx.db, 'service_instances', input.name, { within: { space_guid: inst.space_guid }, except: inst.guid }))) throw nameTakenError(input.name);
-        await tx.update('service_instances', inst.guid, inst.generation, {
+        await tx.update('service_instances', inst.guid, {
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
           ...(input.syslog_drain_url !== undefined ? { syslog_drain_url: input.syslog_drain_url || null } : {}),
           ...(input.route_service_url !== undefined ? { route_service_url: input.route_service_url || null } : {}),
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
-        });
+        }, { expectedGeneration: inst.generation });
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', 'Operation succeeded');
         await recordServiceUsage(tx, inst.guid, 'UPDATED');
         const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
@@ -322,7 +320,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
         const shared = await tx.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).executeTakeFirst();
         if (shared) throw new KilnError('SharedServiceInstanceCannotBeRenamed');
       }
-      await tx.update('service_instances', inst.guid, inst.generation, {
+      await tx.update('service_instances', inst.guid, {
         ...(input.name !== undefined ? { name: input.name } : {}),
         ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         ...(needsBroker
@@ -334,7 +332,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
               }),
             }
           : {}),
-      });
+      }, { expectedGeneration: inst.generation });
       const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
       if (!needsBroker) {
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', null);
@@ -360,6 +358,7 @@ export async function deleteServiceInstance(ctx: Ctx, guid: string, purge: boole
     throw new KilnError('SharedServiceInstanceNotDeletableInTargetSpace');
   }
   if (purge && !ctx.access.admin) throw notAuthorized();
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: RESOURCE, guid: inst.guid, type: 'Service instance', name: inst.name }, 'delete');
   const space = await spaceRow(ctx.store.db, inst.space_guid);
   if (inst.type === 'user-provided' || purge) {
     await ctx.store.write(async (tx) => {

@@ -167,7 +167,7 @@ function audit(
 /** Sets (or clears) the space quota of some spaces, bumping each space's generation. */
 async function setSpaceQuota(tx: WriteTx, spaces: Array<Row<'spaces'>>, quotaGuid: string | null): Promise<void> {
   for (const space of spaces) {
-    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, space.generation, { space_quota_guid: quotaGuid });
+    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, { space_quota_guid: quotaGuid }, { expectedGeneration: space.generation });
   }
 }
 
@@ -199,19 +199,12 @@ export async function createSpaceQuota(ctx: Ctx, input: CreateSpaceQuota): Promi
         );
       }
       const guid = newGuid();
-      await tx.db
-        .insertInto('space_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          ...limitColumns(limits),
-        })
-        .execute();
-      tx.changed('space_quotas', guid, 'create');
+      await tx.insert('space_quotas', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        ...limitColumns(limits),
+      });
       await setSpaceQuota(tx, spaces, guid);
       await audit(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, { request: input.request });
       return (await findQuota(tx.db, guid))!;
@@ -230,7 +223,7 @@ export async function updateSpaceQuota(ctx: Ctx, guid: string, input: UpdateQuot
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, quota.organization_guid, limits);
       if (input.name !== undefined && (await nameInUse(tx.db, 'space_quotas', name, { within: { organization_guid: quota.organization_guid }, except: quota.guid }))) throw taken(name);
-      await tx.update('space_quotas', quota.guid, quota.generation, { name, ...limitColumns(limits) });
+      await tx.update('space_quotas', quota.guid, { name, ...limitColumns(limits) }, { expectedGeneration: quota.generation });
       await audit(tx, ctx, 'update', { ...quota, name }, { request: input.request });
       return (await findQuota(tx.db, quota.guid))!;
     });
@@ -265,8 +258,7 @@ export function registerSpaceQuotaJobs(handlers: JobHandlers, store: Store): voi
       if (!quota) return; // already gone: a re-run after a crash finishes quietly
       // A space may have been given the quota after the delete was accepted.
       if (await inUse(tx.db, quota.guid)) throw new KilnError('AssociationNotEmpty', 'space', 'space quota definition');
-      await tx.db.deleteFrom('space_quotas').where('guid', '=', quota.guid).execute();
-      tx.changed('space_quotas', quota.guid, 'delete');
+      await tx.delete('space_quotas', quota.guid);
     });
   });
 }

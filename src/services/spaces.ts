@@ -1,3 +1,5 @@
+import { ownershipKeys } from '../domain/declared.ts';
+import { assertNotDeclared } from './declared-guard.ts';
 import type { Kysely } from 'kysely';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
@@ -99,22 +101,15 @@ export async function createSpace(ctx: Ctx, input: CreateSpace): Promise<{ space
       const guid = newGuid();
       // No roles are granted to the creator: the cf CLI assigns space_manager/space_developer itself and
       // fails if they already exist.
-      await tx.db
-        .insertInto('spaces')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          status: 'active',
-          allow_ssh: 1,
-          isolation_segment_guid: null,
-          space_quota_guid: null,
-        })
-        .execute();
-      tx.changed('spaces', guid, 'create');
+      await tx.insert('spaces', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        status: 'active',
+        allow_ssh: 1,
+        isolation_segment_guid: null,
+        space_quota_guid: null,
+      });
       const metadata = await saveMetadata(tx, 'spaces', guid, input.metadata);
       await auditSpace(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, input);
       return { space: await loadSpace(tx.db, guid), metadata };
@@ -135,12 +130,14 @@ export async function updateSpace(
   if (!(await ctx.access.canUpdateSpace(space))) throw notAuthorized();
   await assertSpaceMutable(ctx, space);
   const name = input.name ?? space.name;
+  const changed = [...(input.name !== undefined && input.name !== space.name ? ['name'] : []), ...ownershipKeys(input.metadata, ctx.access.admin)];
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && (await nameInUse(tx.db, 'spaces', name, { within: { organization_guid: space.organization_guid }, anyCase: true, except: space.guid }))) {
         throw await spaceRenameTaken(tx.db, space.organization_guid, name);
       }
-      await tx.update('spaces', space.guid, space.generation, { name });
+      await tx.update('spaces', space.guid, { name }, { expectedGeneration: space.generation });
       const metadata = await saveMetadata(tx, 'spaces', space.guid, input.metadata);
       await auditSpace(tx, ctx, 'update', { ...space, name }, input);
       return { space: await loadSpace(tx.db, space.guid), metadata };
@@ -163,11 +160,11 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   if (!(await ctx.access.canManageOrg(space.organization_guid))) throw notAuthorized();
   await assertParentOrgWritable(ctx, space);
   await assertSpaceContentsNotLockedByOthers(ctx.store.db, ctx.principal, space.guid);
+  await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, 'delete');
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way
-    await tx.db.updateTable('spaces').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', space.guid).execute();
-    tx.changed('spaces', space.guid, 'update');
+    await tx.updateStatus('spaces', space.guid, { status: 'deleting' });
     await auditSpace(tx, ctx, 'delete-request', space, { recursive: true });
     return enqueueJob(tx, { operation: 'space.delete', resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
   });
@@ -213,7 +210,7 @@ export async function updateSpaceFeature(ctx: Ctx, guid: string, name: string, i
   await assertSpaceMutable(ctx, space);
   const updated = await ctx.store.write(async (tx) => {
     // ssh is the only feature; it takes effect for new ssh sessions at once (CONVENTIONS.md §16).
-    await tx.update('spaces', space.guid, space.generation, { allow_ssh: input.enabled ? 1 : 0 });
+    await tx.update('spaces', space.guid, { allow_ssh: input.enabled ? 1 : 0 }, { expectedGeneration: space.generation });
     await auditSpace(tx, ctx, 'update', space, { allow_ssh: input.enabled });
     return loadSpace(tx.db, space.guid);
   });

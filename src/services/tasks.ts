@@ -195,8 +195,7 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
         const sequence_id = Number(max?.max ?? 0) + 1;
         // Read inside the write so that concurrent creates cannot both slip under a quota.
         await assertTaskFits(tx.db, scope.space, { memoryInMb: values.memory_in_mb, logRate: values.log_rate_limit });
-        await tx.db.insertInto('tasks').values({ ...values, sequence_id, created_at: tx.now, updated_at: tx.now, generation: 1 }).execute();
-        tx.changed('tasks', guid, 'create');
+        await tx.insert('tasks', { ...values, sequence_id });
         const metadata = await saveMetadata(tx, 'tasks', guid, input.metadata);
         const task = await loadTask(tx.db, guid);
         await auditTask(tx, ctx, 'create', scope, task);

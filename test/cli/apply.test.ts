@@ -146,3 +146,48 @@ describe('kiln create-gitsource / gitsources (a real server reconciling a local 
     expect((await kiln('gitsources')).stdout).toContain('No GitSources');
   });
 });
+
+describe('kiln apply / diff / delete -f with --api, --username and --password (no saved login)', () => {
+  it('log in for the one run, as kiln push does, and save nothing', async () => {
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-apply-flags-'));
+    const flagsDir = path.join(fresh, 'decl');
+    fs.mkdirSync(flagsDir);
+    fs.writeFileSync(
+      path.join(flagsDir, 'all.yaml'),
+      'apiVersion: kiln.dev/v1alpha1\nkind: Organization\nmetadata: { name: flags }\n---\napiVersion: kiln.dev/v1alpha1\nkind: Space\nmetadata: { name: flags-dev }\nspec: { org: flags, name: dev }\n---\n' +
+        'apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: flagged }\nspec: { org: flags, space: dev, instances: 1, memory: 64M }\n',
+    );
+    const run = (...args: string[]) => runKiln(args, { home: fresh, cwd: fresh });
+    const login = ['--api', server.url, '--username', 'admin', '--password', server.adminPassword];
+    try {
+      const half = await run('apply', '-f', flagsDir, '--api', server.url, '--username', 'admin');
+      expect(half.code).toBe(2);
+      expect(half.stderr).toContain('--username and --password go together.');
+      const anonymous = await run('apply', '-f', flagsDir, '--api', server.url);
+      expect(anonymous.code).toBe(1);
+      expect(anonymous.stderr).toContain(`Not logged in to ${server.url}. Pass --username and --password`);
+
+      const applied = await run('apply', '-f', flagsDir, ...login);
+      expect(applied.code, applied.stderr + applied.stdout).toBe(0);
+      expect(await appNamed('flagged')).toBeDefined();
+      const diff = await run('diff', '-f', flagsDir, ...login);
+      expect(diff.code, diff.stderr + diff.stdout).toBe(0);
+      fs.writeFileSync(path.join(flagsDir, 'all.yaml'), fs.readFileSync(path.join(flagsDir, 'all.yaml'), 'utf8').replace('memory: 64M }', 'memory: 64M, env: { NEW: "1" } }'));
+      const changed = await run('diff', '-f', flagsDir, ...login);
+      expect(changed.code, changed.stderr).toBe(1);
+      expect(changed.stdout).toContain('flagged');
+      // $KILN_TOKEN instead of a password, as for push.
+      const byToken = await runKiln(['diff', '-f', flagsDir, '--api', server.url], { home: fresh, cwd: fresh, env: { KILN_TOKEN: token } });
+      expect(byToken.code, byToken.stderr).toBe(1);
+
+      const deleted = await run('delete', '-f', flagsDir, ...login);
+      expect(deleted.code, deleted.stderr).toBe(0);
+      expect(await appNamed('flagged')).toBeUndefined();
+      expect((await call('GET', '/v3/organizations?names=flags')).body.resources).toHaveLength(0);
+      // Nothing was saved: the next command without flags is not logged in.
+      expect(fs.existsSync(path.join(fresh, '.kiln', 'config.json'))).toBe(false);
+    } finally {
+      fs.rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});

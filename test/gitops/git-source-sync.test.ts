@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GITSOURCE_PRINCIPAL_GUID } from '../../src/domain/declared.ts';
 import type { Principal } from '../../src/domain/principal.ts';
 import { syncGitSource } from '../../src/gitops/git-source-sync.ts';
 import { GitSourceCache } from '../../src/gitops/git-source.ts';
@@ -24,7 +25,8 @@ let cache: GitSourceCache;
 let ctx: Ctx;
 let guid: string;
 
-const principal: Principal = { guid: 'gitsource-test', username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
+// The reconciler's own principal: what it applied is declared, and CF API writes by others are refused.
+const principal: Principal = { guid: GITSOURCE_PRINCIPAL_GUID, username: 'gitsource', origin: null, email: null, isClient: true, scopes: new Set(ADMIN_SCOPES) };
 const app = (name: string, instances = 1) => `apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec: { org: gito, space: dev, instances: ${instances}, env: { NAME: ${name} } }\n`;
 const row = () => t.kiln.store.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 const apps = async () => (await t.kiln.store.db.selectFrom('apps').select('name').where('status', '!=', 'deleting').orderBy('name').execute()).map((a) => a.name);

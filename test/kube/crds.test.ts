@@ -36,6 +36,21 @@ describe.skipIf(!kubectlPath())('the kiln.dev CRDs in a Kubernetes API server', 
     expect(example.stdout).toContain('app.kiln.dev/hello created');
     const table = await kubectl(['get', 'apps']);
     expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+STATE\s+INSTANCES\s+URL\s+AGE$/);
+ 
+    // The other examples validate against the generated schemas, and `kubectl get kiln` lists every kind.
+    for (const file of ['services.yaml', 'gitsource.yaml']) {
+      const applied = await kubectl(['apply', '-f', path.join(repo, 'examples/kube', file)]);
+      expect(applied.stderr, file).toBe('');
+    }
+    const all = await kubectl(['get', 'kiln']);
+    for (const kind of ['app.kiln.dev/hello', 'serviceinstance.kiln.dev/db', 'servicebinding.kiln.dev/hello-db', 'route.kiln.dev/hello-www', 'gitsource.kiln.dev/shop']) expect(all.stdout).toContain(kind);
+  });
+
+  it('refuse a ServiceInstance with inline credentials and a Route without a domain', async () => {
+    const inline = await kubectl(['apply', '-f', '-'], 'apiVersion: kiln.dev/v1alpha1\nkind: ServiceInstance\nmetadata: { name: inline }\nspec: { org: o, space: s, type: user-provided, credentials: { password: x } }\n');
+    expect(inline.stderr).toMatch(/spec.credentials.secretRef: Required value|unknown field "spec.credentials.password"/);
+    const nodomain = await kubectl(['apply', '-f', '-'], 'apiVersion: kiln.dev/v1alpha1\nkind: Route\nmetadata: { name: r }\nspec: { org: o, space: s, host: h }\n');
+    expect(nodomain.stderr).toMatch(/spec.domain: Required value/);
   });
 
   it('refuse an App without a space and one with a field the manifest does not have', async () => {

@@ -105,7 +105,7 @@ describe('the CRD sync controller', () => {
     await until('Synced', () => condition(get('apps', 'bad', 'default'), 'Synced')?.status === 'True');
   });
 
-  it('applies nothing while Kiln matches the resource, and reverts and reports a CF API change to a declared field', async () => {
+  it('applies nothing while Kiln matches the resource, refuses CF API writes to declared fields, and reverts and reports a change made past the API', async () => {
     startSync();
     create('organizations', { kind: 'Organization', metadata: { name: 'o4' } });
     create('spaces', { kind: 'Space', metadata: { name: 's4' }, spec: { org: 'o4' } });
@@ -118,18 +118,28 @@ describe('the CRD sync controller', () => {
 
     const app = (await appRow('owned'))!;
     const web = (await t.admin.get(`/v3/apps/${app.guid}/processes/web`)).body as { guid: string };
-    expect((await t.admin.post(`/v3/processes/${web.guid}/actions/scale`, { instances: 5 })).status).toBe(202);
-    expect((await t.admin.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { A: '2', B: 'mine' } })).status).toBe(200);
+    // What the resource declares is its own: cf scale, cf set-env of a declared key and cf delete are refused.
+    const owner = 'kiln.dev/v1alpha1 App default/owned';
+    const scaled = await t.admin.post(`/v3/processes/${web.guid}/actions/scale`, { instances: 5 });
+    expect(scaled.status).toBe(422);
+    expect((scaled.body as { errors: { detail: string }[] }).errors[0]!.detail).toBe(`App 'owned' is managed by ${owner}, which declares web.instances; change the resource instead`);
+    const env = await t.admin.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { A: '2', B: 'mine' } });
+    expect((env.body as { errors: { detail: string }[] }).errors[0]!.detail).toBe(`App 'owned' is managed by ${owner}, which declares env.A; change the resource instead`);
+    expect((await t.admin.patch(`/v3/apps/${app.guid}/environment_variables`, { var: { B: 'mine' } })).status).toBe(200);
+    expect((await t.admin.delete(`/v3/apps/${app.guid}`)).status).toBe(422);
+
+    // A change that did not come through the API (an older Kiln, a restored backup) is still reverted and reported.
+    await t.kiln.store.write(async (tx) => {
+      await tx.db.updateTable('processes').set({ instances: 5 }).where('guid', '=', web.guid).execute();
+      tx.changed('processes', web.guid, 'update');
+    });
     await until('instances back to 2', async () => ((await t.admin.get(`/v3/processes/${web.guid}`)).body as { instances: number }).instances === 2);
-    // env is merged by a manifest apply: the declared key is restored, a key the resource does not name stays.
-    await until('env restored', async () => JSON.stringify(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var) === JSON.stringify({ A: '1', B: 'mine' }));
-    // Reported in status and in events (the two writes may be reverted by one re-apply or by two).
+    // env is merged by a manifest apply: a key the resource does not name stays.
+    expect(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var).toEqual({ A: '1', B: 'mine' });
     await until('DriftReverted in status', () => condition(get('apps', 'owned', 'default'), 'Synced')?.reason === 'DriftReverted');
     const events = storage().list(storage().type('', 'events')!, { namespace: 'default', labels: () => true, fields: (e) => (e as KObj).involvedObject?.name === 'owned' });
     expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(expect.arrayContaining(['Normal Created', 'Warning DriftReverted']));
-    const reverted = events.filter((e) => e.reason === 'DriftReverted').map((e) => e.message as string).join(' ');
-    expect(reverted).toMatch(/instances/);
-    expect(reverted).toMatch(/env\/A/);
+    expect(events.filter((e) => e.reason === 'DriftReverted').map((e) => e.message as string).join(' ')).toMatch(/instances/);
   });
 
   it('after a restart applies nothing again, and a resource deleted while Kiln was away is finished when it is back', async () => {

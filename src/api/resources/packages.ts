@@ -39,13 +39,13 @@ export function registerPackages(app: Api, deps: AppDeps): void {
   app.get('/v3/packages', async (c) => {
     const params = listParams(c, packages.PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.var.linker), { resourceType: 'packages' });
+    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.get('/v3/apps/:guid/packages', async (c) => {
     const params = listParams(c, packages.APP_PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params, { appGuid: c.req.param('guid') });
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.var.linker), { resourceType: 'packages' });
+    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.post('/v3/packages', async (c) => {

@@ -65,7 +65,7 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
   app.get('/v3/route_policies', async (c) => {
     const params = listParams(c, policies.ROUTE_POLICY_LIST);
     const page = await policies.listRoutePolicies(ctxOf(c, deps), params);
-    return renderList(c, db, page, params, (p, m) => presentRoutePolicy(p, m, c.var.linker), {
+    return renderList(c, db, page, params, (p, m) => presentRoutePolicy(p, m, c.get('linker')), {
       resourceType: 'route_policies',
       ...(params.include.length > 0 ? { included: await includedFor(c, page.rows, params.include) } : {}),
     });

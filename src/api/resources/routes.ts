@@ -50,20 +50,20 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
     if (include.includes('domain')) {
       const shared = await visibleSharedOrgs(ctxOf(c, deps), domains.map((d) => d.guid));
       const m = await loadMetadata(db, 'domains', domains.map((d) => d.guid));
-      out.domains = domains.map((d) => presentDomain(d, shared.get(d.guid) ?? [], m.get(d.guid), c.var.linker));
+      out.domains = domains.map((d) => presentDomain(d, shared.get(d.guid) ?? [], m.get(d.guid), c.get('linker')));
     }
     if (include.includes('space') || include.includes('space.organization')) {
       const m = await loadMetadata(db, 'spaces', spaces.map((s) => s.guid));
-      out.spaces = spaces.map((s) => presentSpace(s, m.get(s.guid), c.var.linker));
+      out.spaces = spaces.map((s) => presentSpace(s, m.get(s.guid), c.get('linker')));
     }
     if (include.includes('space.organization')) {
       const m = await loadMetadata(db, 'organizations', organizations.map((o) => o.guid));
-      out.organizations = organizations.map((o) => presentOrganization(o, m.get(o.guid), c.var.linker));
+      out.organizations = organizations.map((o) => presentOrganization(o, m.get(o.guid), c.get('linker')));
     }
     if (include.includes('route_policies')) {
       const policies = await policiesOfRoutes(db, rows.map((r) => r.guid));
       const m = await loadMetadata(db, 'route_policies', policies.map((p) => p.guid));
-      out.route_policies = policies.map((p) => presentRoutePolicy(p, m.get(p.guid), c.var.linker));
+      out.route_policies = policies.map((p) => presentRoutePolicy(p, m.get(p.guid), c.get('linker')));
     }
     return out;
   };
@@ -73,7 +73,7 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
     const metadata = await loadMetadata(db, 'routes', page.rows.map((r) => r.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: views.map((v) => presentRoute(v, metadata.get(v.route.guid), c.var.linker)),
+      resources: views.map((v) => presentRoute(v, metadata.get(v.route.guid), c.get('linker'))),
       ...(params.include.length > 0 ? { included: await includedFor(c, page.rows, params.include) } : {}),
     });
   };

@@ -25,7 +25,7 @@ export function registerTasks(app: Api, deps: AppDeps): void {
     const metadata = await loadMetadata(store.db, 'tasks', page.rows.map((t) => t.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((t) => presentTask(t, metadata.get(t.guid), { showCommand, user: users.get(t.guid)! }, c.var.linker)),
+      resources: page.rows.map((t) => presentTask(t, metadata.get(t.guid), { showCommand, user: users.get(t.guid)! }, c.get('linker'))),
     });
   }
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { confirm, formatMem, formatUptime, keyValues, ok, parseSizeMb, printJson, state, status, table, withSpinner } from '../output.ts';
-import { CliError, Session } from '../session.ts';
+import { CliError, Session, type LoginFlags } from '../session.ts';
 import {
   findApp,
   processStats,
@@ -12,7 +12,7 @@ import {
   type ProcessResource,
   type RouteResource,
 } from './common.ts';
-import { deleteFromFiles, looksLikeDocuments } from './declarative.ts';
+import { deleteFromFiles, loginOptions, looksLikeDocuments } from './declarative.ts';
 import type { Runner } from './runner.ts';
 
 /** apps, app, start, stop, restart, scale, delete, env, set-env, unset-env. */
@@ -209,20 +209,19 @@ export function registerAppCommands(program: Command, run: Runner): void {
       }),
     );
 
-  program
-    .command('delete')
+  loginOptions(program.command('delete'))
     .description('delete an app; or, with -f FILE|DIR (--filename), what those kiln.dev documents declare')
     .argument('[name]', 'app name')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--filename <path>', 'delete the apps (then empty spaces and orgs) declared in a YAML file or directory')
     .option('-r, --delete-routes', 'also delete the routes mapped to it')
-    .action((name: string | undefined, opts: { force?: boolean; deleteRoutes?: boolean; filename?: string }) =>
+    .action((name: string | undefined, opts: { force?: boolean; deleteRoutes?: boolean; filename?: string } & LoginFlags) =>
       run(async (io) => {
         // `kiln delete -f FILE|DIR`, as kubectl: -f is cf's --force, so the argument decides (a path that exists).
         const file = opts.filename ?? (opts.force && name && looksLikeDocuments(name) ? name : undefined);
-        if (file) return deleteFromFiles(io, file);
+        if (file) return deleteFromFiles(io, file, opts);
         if (!name) throw new CliError("Incorrect Usage: the app name (or -f FILE|DIR) is required. See 'kiln delete --help'.", 2);
-        const session = await Session.open(io);
+        const session = await Session.forCommand(io, opts);
         const { org, space } = session.requireSpace();
         const client = session.client;
         if (!opts.force) {

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { documentFiles, parseDocuments, SOURCE_LABEL, SOURCE_PATH_ANNOTATION, sourceId, type Declared, type DeclaredApp } from '../../gitops/documents.ts';
 import type { ApiClient } from '../api-client.ts';
 import { ok, printJson, status, table } from '../output.ts';
-import { CliError, Session, type CliIO } from '../session.ts';
+import { CliError, Session, type CliIO, type LoginFlags } from '../session.ts';
 import type { Runner } from './runner.ts';
 
 /**
@@ -16,10 +16,18 @@ import type { Runner } from './runner.ts';
  * carries the label `kiln.dev/applied-from=<hash of its absolute path>`; `--prune` deletes the apps with that
  * label that the files no longer declare.
  */
-interface FileOpts {
+interface FileOpts extends LoginFlags {
   filename: string;
   prune?: boolean;
   dryRun?: boolean;
+}
+
+/** `--api`, `--username`, `--password`: log in for this run only, as `kiln push` does. */
+export function loginOptions(cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'API URL (default: the saved one, $KILN_API, else http://localhost:9000)')
+    .option('--username <user>', 'log in with this user for this run (default: $KILN_USERNAME) …')
+    .option('--password <password>', "… and password (default: $KILN_PASSWORD); otherwise $KILN_TOKEN, else the 'kiln login' session");
 }
 
 interface Ref {
@@ -159,15 +167,14 @@ async function applyPlan(session: Session, io: CliIO, plan: Plan): Promise<void>
 }
 
 export function registerDeclarativeCommands(program: Command, run: Runner, setExit: (code: number) => void): void {
-  program
-    .command('apply')
+  loginOptions(program.command('apply'))
     .description('make the orgs, spaces and apps declared in FILE|DIR (kiln.dev resources or CF manifests) true')
     .requiredOption('-f, --filename <path>', 'a YAML file, or a directory of them')
     .option('--prune', 'delete apps applied earlier from the same FILE|DIR that it no longer declares')
     .option('--dry-run', 'print what would change and change nothing')
     .action((opts: FileOpts) =>
       run(async (io) => {
-        const session = await Session.open(io);
+        const session = await Session.forCommand(io, opts);
         const plan = await readPlan(session, io, opts, !!opts.prune);
         if (opts.dryRun) {
           const lines = await planChanges(session.client, plan);
@@ -179,8 +186,7 @@ export function registerDeclarativeCommands(program: Command, run: Runner, setEx
       }),
     );
 
-  program
-    .command('diff')
+  loginOptions(program.command('diff'))
     .description('show, field by field, what kiln apply -f would change; exit 0 when nothing, 1 when something')
     .requiredOption('-f, --filename <path>', 'a YAML file, or a directory of them')
     .option('--prune', 'include the apps --prune would delete')
@@ -188,7 +194,7 @@ export function registerDeclarativeCommands(program: Command, run: Runner, setEx
       // Like kubectl diff: 0 when nothing would change, 1 when something would, >1 (FAILED) on an error.
       let changed = false;
       await run(async (io) => {
-        const session = await Session.open(io);
+        const session = await Session.forCommand(io, opts);
         const plan = await readPlan(session, io, opts, !!opts.prune);
         const lines = await planChanges(session.client, plan);
         if (lines.length === 0) return;
@@ -203,8 +209,8 @@ export function registerDeclarativeCommands(program: Command, run: Runner, setEx
  * `kiln delete -f FILE|DIR` (or `--filename`): the apps the files declare, then their spaces and orgs once
  * nothing else is in them. (`kiln delete APP -f` keeps cf's meaning, force; see commands/apps.ts.)
  */
-export async function deleteFromFiles(io: CliIO, filename: string): Promise<void> {
-  const session = await Session.open(io);
+export async function deleteFromFiles(io: CliIO, filename: string, login: LoginFlags = {}): Promise<void> {
+  const session = await Session.forCommand(io, login);
   const client = session.client;
   const plan = await readPlan(session, io, { filename }, false);
   for (const [key, apps] of plan.groups) {

@@ -5,7 +5,7 @@ import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
 import type { Bits } from '../lifecycle/blobs.ts';
 import type { JobHandlers } from '../lifecycle/jobs.ts';
-import type { ObservedInstances } from '../services/processes.ts';
+import type { ObservedInstances } from '../lifecycle/instances.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import type { LogStore } from '../logs/log-store.ts';
 import type { Store } from '../store/store.ts';

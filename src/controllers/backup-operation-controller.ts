@@ -1,4 +1,4 @@
-import type { BackupOps } from '../services/service-backups.ts';
+import type { BackupOps } from '../lifecycle/service-operations.ts';
 import type { Store } from '../store/store.ts';
 import type { Reconciler } from './runtime/controller.ts';
 

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { BrokerOps, SubjectKind } from '../services/broker-operations.ts';
+import type { BrokerOps, SubjectKind } from '../lifecycle/service-operations.ts';
 import type { Store } from '../store/store.ts';
 import type { Reconciler, WatchMapper } from './runtime/controller.ts';
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { canaryStepTarget, isActive } from '../domain/deployments.ts';
 import { processGuidOfInstance, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
-import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, transition, webProcesses } from '../services/deployments.ts';
+import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, transition, webProcesses } from '../lifecycle/deployments.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { self, type Reconciler } from './runtime/controller.ts';

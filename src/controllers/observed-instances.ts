@@ -1,5 +1,5 @@
 import type { Runtime } from '../runtime/runtime.ts';
-import type { ObservedInstance, ObservedInstances } from '../services/processes.ts';
+import type { ObservedInstance, ObservedInstances } from '../lifecycle/instances.ts';
 
 /** The API's view of running instances (`GET …/stats`, terminate), read from the runtime. */
 export function observedFromRuntime(runtime: Pick<Runtime, 'listInstances' | 'stats' | 'restartInstance'>): ObservedInstances {

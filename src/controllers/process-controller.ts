@@ -3,7 +3,7 @@ import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec,
 import { parseJsonObject } from '../domain/apps.ts';
 import { runningEnvironment, runtimeVcapApplication } from '../lifecycle/app-env.ts';
 import { IncompatibleBindings, serviceDelivery } from '../lifecycle/binding-files.ts';
-import { sidecarsOfProcessType } from '../services/sidecars.ts';
+import { sidecarsOfProcessType } from '../lifecycle/instances.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { forgetCrashes, recordCrashes } from './crash-events.ts';

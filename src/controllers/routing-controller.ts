@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Backend, RouteAccess } from '../router/route-table.ts';
-import { policySourcesByRoute } from '../services/route-policies.ts';
+import { policySourcesByRoute } from '../lifecycle/policy-sources.ts';
 import { routeKey } from '../router/route-table.ts';
 import type { Router } from '../router/router.ts';
 import type { Store } from '../store/store.ts';

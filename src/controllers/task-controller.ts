@@ -4,7 +4,7 @@ import { TASK_CANCELLED, TASK_INTERRUPTED, TASK_UNABLE_TO_RUN, TERMINAL_TASK_STA
 import type { Runtime, TaskSpec } from '../runtime/runtime.ts';
 import { FDS_LIMIT, runningEnvironment, vcapApplication } from '../lifecycle/app-env.ts';
 import { serviceDelivery } from '../lifecycle/binding-files.ts';
-import { transitionTask } from '../services/tasks.ts';
+import { transitionTask } from '../lifecycle/tasks.ts';
 import { deleteMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';

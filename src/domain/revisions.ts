@@ -44,3 +44,14 @@ export const rolledBackTo = (version: number) => `Rolled back to revision ${vers
 
 /** Upstream's NoUpdateRollback wording (revision_resolver.rb). */
 export const ROLLBACK_TO_SAME = 'Unable to rollback. The code and configuration you are rolling back to is the same as the deployed revision.';
+
+/** Process type → command (null = detected); parseJsonObject would drop the nulls. */
+export function parseCommands(text: string): Record<string, string | null> {
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
+    return Object.fromEntries(Object.entries(v).map(([k, c]) => [k, typeof c === 'string' ? c : null]));
+  } catch {
+    return {};
+  }
+}

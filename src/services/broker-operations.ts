@@ -6,6 +6,7 @@ import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnec
 import { finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, type BrokerSettings } from './service-catalog.ts';
 import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.ts';
+import type { BrokerOps, OpType, SubjectKind } from '../lifecycle/service-operations.ts';
 
 /**
  * The broker side of service instances and bindings (OSBAPI, as Cloud Controller drives it): provision, update,
@@ -17,9 +18,6 @@ import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.t
  * (already `in progress` → just hand over to the poller), and brokers must treat a repeated PUT as idempotent
  * (OSBAPI: 200 for identical, 202 when already in progress).
  */
-
-export type SubjectKind = 'service_instances' | 'service_credential_bindings' | 'service_route_bindings';
-export type OpType = 'create' | 'update' | 'delete';
 
 /** Everything a broker call about one instance needs. */
 export interface InstanceContext {
@@ -161,15 +159,6 @@ async function mitigateOrphan(conn: BrokerConnection, settings: BrokerSettings, 
   } catch {
     // Orphan mitigation is best effort: Cloud Controller retries it in the background; a lost one leaves a broker-side orphan.
   }
-}
-
-export interface BrokerOps {
-  /** Runs the operation the instance's last operation names (create/update/delete) against the broker. */
-  instanceJob(instanceGuid: string, type: OpType, userGuid: string | null): Promise<void | 'polling'>;
-  bindingJob(kind: 'service_credential_bindings' | 'service_route_bindings', bindingGuid: string, type: 'create' | 'delete', userGuid: string | null): Promise<void | 'polling'>;
-  poll(kind: SubjectKind, guid: string): Promise<{ requeueAfterMs?: number } | void>;
-  /** Polls at once, whatever the schedule says (for operations waited for inside another job). */
-  pollNow(kind: SubjectKind, guid: string): Promise<{ requeueAfterMs?: number } | void>;
 }
 
 /** What an update asks the broker for (kept in the job's instance row until the broker answered). */

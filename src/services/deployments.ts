@@ -12,7 +12,6 @@ import {
   REVISIONS_DISABLED,
   statusOf,
   stepCount,
-  type CanaryStep,
   type CreateDeployment,
   type DeploymentState,
   type UpdateDeployment,
@@ -22,14 +21,16 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { WEB } from '../domain/processes.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
-import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
+import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { auditApp, insertProcess } from './apps.ts';
 import { findVisibleApp, requireAppManager, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { assertProcessesFit, assertResizeFits, toRun } from './process-quotas.ts';
-import { parseCommands, recordRevision, recordRollbackRevision } from './revisions.ts';
+import { parseCommands } from '../domain/revisions.ts';
+import { recordRevision, recordRollbackRevision } from './revisions.ts';
+import { canarySteps, transition, webProcesses } from '../lifecycle/deployments.ts';
 
 export const DEPLOYMENT_LIST: ListSpec = {
   filters: ['app_guids', 'states', 'status_reasons', 'status_values'],
@@ -39,9 +40,6 @@ export const DEPLOYMENT_LIST: ListSpec = {
 export interface DeploymentScope extends AppScope {
   deployment: Row<'deployments'>;
 }
-
-export const canarySteps = (d: Pick<Row<'deployments'>, 'canary_steps'>): CanaryStep[] | null =>
-  d.canary_steps ? (JSON.parse(d.canary_steps) as CanaryStep[]) : null;
 
 const loadDeployment = (db: Kysely<Database>, guid: string) =>
   db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
@@ -76,80 +74,6 @@ export async function revisionVersions(db: Kysely<Database>, deployments: Array<
   if (guids.length === 0) return new Map();
   const rows = await db.selectFrom('revisions').select(['guid', 'version']).where('guid', 'in', guids).execute();
   return new Map(rows.map((r) => [r.guid, r.version]));
-}
-
-// ---- state changes shared with the controller ----
-
-/** Moves a deployment to `state` (status value/reason follow), with whatever else changes in the same write. */
-export async function transition(tx: WriteTx, d: Row<'deployments'>, state: DeploymentState, patch: RowUpdate<'deployments'> = {}, superseded = false): Promise<void> {
-  const status = statusOf(state);
-  const reason = superseded ? 'SUPERSEDED' : status.reason;
-  const changed = state !== d.state || reason !== d.status_reason;
-  await tx.update('deployments', d.guid, {
-    ...patch,
-    state,
-    status_value: status.value,
-    status_reason: reason,
-    ...(changed ? { last_status_change: tx.now } : {}),
-  }, { expectedGeneration: d.generation });
-}
-
-/** The app's web processes, oldest first (upstream's `web_processes`): during a rollout there are several. */
-export const webProcesses = (db: Kysely<Database>, appGuid: string) =>
-  db.selectFrom('processes').selectAll().where('app_guid', '=', appGuid).where('type', '=', WEB).orderBy('created_at').orderBy('id').execute();
-
-/** Removes a process row (the process controller then stops whatever still runs for it). */
-export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
-  await deleteMetadata(tx, 'processes', [guid]);
-  await tx.delete('processes', guid);
-}
-
-/**
- * A rollout that reached its target (upstream's Finalize): the deploying process is the app's only web process,
- * and the other processes take the revision's commands and restart with the new droplet. (A superseded rollout
- * only ends: the deployment that superseded it scales its process down.)
- */
-export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Promise<void> {
-  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== d.process_guid) await deleteProcess(tx, p.guid);
-  const revision = d.revision_guid ? await tx.db.selectFrom('revisions').select('commands').where('guid', '=', d.revision_guid).executeTakeFirst() : undefined;
-  const commands = revision ? parseCommands(revision.commands) : undefined;
-  const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', d.app_guid).where('type', '!=', WEB).execute();
-  for (const p of others) {
-    const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
-    if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-    await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
-  }
-  const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
-  await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
-}
-
-/**
- * The web process a canceled rollout returns to (upstream's Cancel): the newest process of a superseded rollout
- * that had finished its scaling (DEPLOYED) and still serves, else the app's original web process.
- */
-export async function priorWebProcess(db: Kysely<Database>, d: Row<'deployments'>, serving: (processGuid: string) => boolean): Promise<Row<'processes'> | undefined> {
-  const webs = (await webProcesses(db, d.app_guid)).filter((p) => p.guid !== d.process_guid);
-  if (webs.length === 0) return undefined;
-  const interim = await db
-    .selectFrom('deployments')
-    .select('process_guid')
-    .where('app_guid', '=', d.app_guid)
-    .where('state', '=', 'DEPLOYED')
-    .where('status_reason', '=', 'SUPERSEDED')
-    .execute();
-  const interimGuids = new Set(interim.map((r) => r.process_guid));
-  const candidates = webs.filter((p) => interimGuids.has(p.guid) && serving(p.guid)).reverse();
-  return candidates[0] ?? webs[0];
-}
-
-/** A canceled rollout: `prior` is the app's web process again at the original count; every other one goes. */
-export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior: Row<'processes'> | undefined): Promise<void> {
-  for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
-  if (prior) {
-    const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
-    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, { instances: d.original_instances }, { expectedGeneration: fresh.generation });
-  }
-  await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }
 
 // ---- create ----

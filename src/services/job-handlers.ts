@@ -17,7 +17,8 @@ import { registerSpaceJobs } from './spaces.ts';
 import { registerUserJobs } from './users.ts';
 import { DEFAULT_BROKER_SETTINGS, type BrokerSettings } from './service-catalog.ts';
 import { registerServiceBrokerJobs } from './service-brokers.ts';
-import { registerBrokerOperationJobs, type BrokerOps } from './broker-operations.ts';
+import type { BrokerOps } from '../lifecycle/service-operations.ts';
+import { registerBrokerOperationJobs } from './broker-operations.ts';
 import { registerAdminJobs } from './admin-actions.ts';
 
 /** Registers the asynchronous half of every job-backed operation. */

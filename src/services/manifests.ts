@@ -3,18 +3,10 @@ import type { Kysely } from 'kysely';
 import { stringify } from 'yaml';
 import { BINDING_FEATURES_EXCLUSIVE, parseJsonObject, parseJsonStringArray } from '../domain/apps.ts';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
-import {
-  appManifest,
-  diffManifest as diffApplications,
-  manifestApplications,
-  parseManifestApps,
-  type AppState,
-  type DiffOp,
-  type ManifestApp,
-  type ManifestProcess,
-  type ManifestRoute,
-} from '../domain/manifest.ts';
-import { isReconciler, manifestDiffField } from '../domain/declared.ts';
+import { parseManifestApps, type ManifestApp, type ManifestProcess, type ManifestRoute } from '../domain/manifest.ts';
+import { diffManifest as diffApplications, type DiffOp } from '../domain/manifest-diff.ts';
+import { manifestApplications } from '../domain/manifest-document.ts';
+import { appManifest, type AppState } from '../domain/manifest-generate.ts';
 import { isAdmin, type Principal } from '../domain/principal.ts';
 import { declarationFor, refuseDeclaredWrite } from './declared-guard.ts';
 import { WEB } from '../domain/processes.ts';
@@ -38,6 +30,7 @@ import { parseOptions, routeUri } from './route-reads.ts';
 import { newRouteProblem } from './routes.ts';
 import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
+import { isReconciler, manifestDiffField } from '../domain/declared.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 

@@ -13,6 +13,7 @@ import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { assertResizeFits } from './process-quotas.ts';
+import type { InstanceState, ObservedInstance, ObservedInstances } from '../lifecycle/instances.ts';
 
 export const PROCESS_LIST: ListSpec = {
   filters: ['app_guids', 'types', 'space_guids', 'organization_guids'],
@@ -28,43 +29,6 @@ export const APP_PROCESS_LIST: ListSpec = {
 };
 
 // ---- observed state (the runtime's side) ----
-
-export type InstanceState = 'STARTING' | 'RUNNING' | 'CRASHED' | 'STOPPING' | 'DOWN';
-
-/** One actual instance as the runtime sees it. */
-export interface ObservedInstance {
-  index: number;
-  state: InstanceState;
-  instanceGuid?: string;
-  /** Address the router reaches the instance on. */
-  host?: string;
-  internalIp?: string;
-  /** Seconds since the instance started. */
-  uptime?: number;
-  /** Unix time (seconds) of the last state change. */
-  since?: number;
-  routable?: boolean | null;
-  details?: string | null;
-  ports?: Array<{ external: number; internal: number }>;
-  /** Measured usage; absent when metrics are unavailable. */
-  usage?: { time: string; cpu: number; cpu_entitlement?: number; mem: number; disk: number; log_rate: number };
-}
-
-/**
- * What Kiln's runtime reports about and does to running instances. Wired through AppDeps.observed; without
- * it (no runtime), every desired instance is reported DOWN and termination has nothing to stop.
- */
-export interface ObservedInstances {
-  /** Actual instances of a process (any indexes, any order). */
-  statsFor(processGuid: string): Promise<ObservedInstance[]>;
-  /**
-   * The same instances without measuring them (no usage or uptime, which cost the runtime a read per instance):
-   * all `process_instances` shows. Optional; statsFor answers when absent.
-   */
-  statesFor?(processGuid: string): Promise<ObservedInstance[]>;
-  /** Stops one instance so the controller replaces it; false when there is no such instance. */
-  terminate(processGuid: string, index: number): Promise<boolean>;
-}
 
 /** One entry of `GET …/stats`: every desired index (DOWN when absent), plus surplus instances still running. */
 export interface InstanceReport {

@@ -13,23 +13,13 @@ import { appScopeFor, findVisibleApp, requireAppSecretsReader, type AppScope } f
 import type { Ctx } from './context.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
+import { parseCommands } from '../domain/revisions.ts';
 
 export const REVISION_LIST: ListSpec = { filters: ['versions'], labelSelector: true };
 export const DEPLOYED_REVISION_LIST: ListSpec = { createdAts: false, updatedAts: false };
 
 export interface RevisionScope extends AppScope {
   revision: Row<'revisions'>;
-}
-
-/** Process type → command (null = detected); parseJsonObject would drop the nulls. */
-export function parseCommands(text: string): Record<string, string | null> {
-  try {
-    const v: unknown = JSON.parse(text);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
-    return Object.fromEntries(Object.entries(v).map(([k, c]) => [k, typeof c === 'string' ? c : null]));
-  } catch {
-    return {};
-  }
 }
 
 export const contentOf = (r: Row<'revisions'>, secrets: SecretBox): RevisionContent => ({

@@ -10,6 +10,7 @@ import type { Ctx } from './context.ts';
 import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import type { BrokerSettings } from './service-catalog.ts';
 import { getInstanceFromOwnSpace } from './service-instances.ts';
+import type { BackupOps } from '../lifecycle/service-operations.ts';
 
 /**
  * Backups of managed service instances (issue 15), Kiln's extension of the OSBAPI (docs/service-extensions.md):
@@ -182,13 +183,6 @@ async function conclude(store: Store, guid: string, outcome: Conclusion, failure
 
 const sizeOf = (json: unknown) => (isObject(json) && typeof json.size_in_bytes === 'number' && json.size_in_bytes >= 0 ? json.size_in_bytes : null);
 const descriptionOf = (json: unknown) => (isObject(json) && typeof json.description === 'string' ? json.description : null);
-
-export interface BackupOps {
-  /** One poll of the backup's async create or restore; the delay before the next, or nothing when it ended. */
-  poll(guid: string): Promise<{ requeueAfterMs: number } | void>;
-  /** Drops the backup records of a deleted instance (their jobs, if any, fail); nothing while it exists. */
-  forget(instanceGuid: string): Promise<void>;
-}
 
 /**
  * When an instance is deleted its backup records go too: Kiln reaches backups only through their instance, and

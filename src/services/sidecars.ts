@@ -89,19 +89,6 @@ export async function listProcessSidecars(ctx: Ctx, params: ListParams, processG
   return { rows: await viewsOf(ctx.store.db, page.rows), total: page.total };
 }
 
-/** For the process controller: what runs beside each instance of a process type, oldest sidecar first. */
-export async function sidecarsOfProcessType(db: Kysely<Database>, appGuid: string, type: string): Promise<Array<{ name: string; command: string }>> {
-  return db
-    .selectFrom('sidecars')
-    .innerJoin('sidecar_process_types', 'sidecar_process_types.sidecar_guid', 'sidecars.guid')
-    .select(['sidecars.name', 'sidecars.command'])
-    .where('sidecar_process_types.app_guid', '=', appGuid)
-    .where('sidecar_process_types.type', '=', type)
-    .orderBy('sidecars.created_at')
-    .orderBy('sidecars.guid')
-    .execute();
-}
-
 // ---- writing ----
 
 const loadSidecar = (db: Kysely<Database>, guid: string) => db.selectFrom('sidecars').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();

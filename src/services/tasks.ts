@@ -27,6 +27,7 @@ import { requireFeature } from './feature-flags.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { appUsage } from './process-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
+import { transitionTask } from '../lifecycle/tasks.ts';
 
 /** `GET /v3/tasks`. `sequence_ids` only exists on the app-scoped list (upstream rejects it here). */
 export const TASK_LIST: ListSpec = {
@@ -228,21 +229,6 @@ export async function updateTask(ctx: Ctx, scope: TaskScope, input: UpdateTask):
     const metadata = await saveMetadata(tx, 'tasks', scope.task.guid, input.metadata);
     return { task: await loadTask(tx.db, scope.task.guid), metadata };
   });
-}
-
-/**
- * Moves a task from one of `from` to `to` (with the given failure reason) and records the change; false when the
- * task is no longer in one of `from`. Comparing states rather than generations keeps metadata updates from
- * conflicting with the controller's transitions. The state is the task's lifecycle (status), so generation stays.
- */
-export async function transitionTask(
-  tx: WriteTx,
-  guid: string,
-  from: readonly string[],
-  to: TaskState,
-  failureReason: string | null = null,
-): Promise<boolean> {
-  return tx.updateStatus('tasks', guid, { state: to, failure_reason: failureReason }, { where: (eb) => eb('state', 'in', [...from]) });
 }
 
 /**

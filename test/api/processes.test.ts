@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../../src/api/app.ts';
 import { JobHandlers } from '../../src/lifecycle/jobs.ts';
-import type { ObservedInstance, ObservedInstances } from '../../src/services/processes.ts';
+import type { ObservedInstance, ObservedInstances } from '../../src/lifecycle/instances.ts';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
 
 let t: TestKiln;

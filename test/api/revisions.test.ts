@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { finalizeDeployed } from '../../src/services/deployments.ts';
+import { finalizeDeployed } from '../../src/lifecycle/deployments.ts';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
 
 /**

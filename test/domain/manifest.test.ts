@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/domain/errors.ts';
-import {
-  appManifest,
-  diffManifest,
-  formatLogRate,
-  logRateInBytes,
-  ManifestSchema,
-  parseManifestApp,
-  parseManifestApps,
-  parseManifestRoute,
-  parseManifestText,
-  sizeInMb,
-  type AppState,
-} from '../../src/domain/manifest.ts';
+import { ManifestSchema, parseManifestApp, parseManifestApps, parseManifestRoute } from '../../src/domain/manifest.ts';
+import { diffManifest } from '../../src/domain/manifest-diff.ts';
+import { parseManifestText } from '../../src/domain/manifest-document.ts';
+import { appManifest, type AppState } from '../../src/domain/manifest-generate.ts';
+import { formatLogRate, logRateInBytes, sizeInMb } from '../../src/domain/manifest-units.ts';
 
 function kilnError(fn: () => unknown): KilnError {
   try {

@@ -1,6 +1,6 @@
 import { isActive, stepCount, type DeploymentState } from '../../domain/deployments.ts';
 import type { Metadata } from '../../domain/metadata.ts';
-import { canarySteps } from '../../services/deployments.ts';
+import { canarySteps } from '../../lifecycle/deployments.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Link, Linker } from '../cf/links.ts';
 import { metadataOf, toOne } from '../cf/presenter.ts';

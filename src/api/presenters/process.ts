@@ -1,5 +1,5 @@
 import type { Metadata } from '../../domain/metadata.ts';
-import type { ObservedInstance } from '../../services/processes.ts';
+import type { ObservedInstance } from '../../lifecycle/instances.ts';
 import { FDS_LIMIT } from '../../lifecycle/app-env.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Link, Linker } from '../cf/links.ts';

@@ -1,5 +1,5 @@
 import type { Metadata } from '../../domain/metadata.ts';
-import { parseCommands } from '../../services/revisions.ts';
+import { parseCommands } from '../../domain/revisions.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
 import { metadataOf, toOne } from '../cf/presenter.ts';

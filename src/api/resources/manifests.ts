@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { badRequest } from '../../domain/errors.ts';
-import { isYamlContentType, MANIFEST_TOO_LARGE, MAX_MANIFEST_BYTES, parseManifestText } from '../../domain/manifest.ts';
+import { isYamlContentType, MANIFEST_TOO_LARGE, MAX_MANIFEST_BYTES, parseManifestText } from '../../domain/manifest-document.ts';
 import * as manifests from '../../services/manifests.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { acceptedJob, queryOf, serviceCtx as ctxOf } from '../cf/respond.ts';

@@ -16,6 +16,7 @@ import {
   problem,
   refOf,
   releaseFinalizer,
+  sortKeys,
   stamp,
   writeStatus,
   type Outcome,
@@ -71,11 +72,6 @@ const lastOperationOf = (row: { last_operation_type: string; last_operation_stat
 });
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(sortKeys(a ?? null)) === JSON.stringify(sortKeys(b ?? null));
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
-  return v;
-}
 
 // ---- Route
 

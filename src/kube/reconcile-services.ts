@@ -188,6 +188,9 @@ export async function reconcileRoute(env: SyncEnv, obj: KubeObject): Promise<Out
 
 const INSTANCE: Kind = { kind: 'ServiceInstance', plural: 'serviceinstances' };
 
+/** The generation whose plan or parameters were last sent to the broker, per resource (lost on restart). */
+const updatesSent = new Map<string, number>();
+
 /** The credentials of a user-provided instance, from the Secret the resource names. */
 async function secretCredentials(env: SyncEnv, obj: KubeObject, spec: ServiceInstanceSpec): Promise<Record<string, unknown> | undefined> {
   if (!spec.credentials) return undefined;
@@ -231,26 +234,33 @@ export async function reconcileServiceInstance(env: SyncEnv, obj: KubeObject): P
   const spec = parsed.success ? parsed.data : undefined;
   const name = spec?.name ?? obj.metadata.name;
   const space = spec ? await findSpace(env, spec.org, spec.space) : undefined;
-  const inst = space ? await db.selectFrom('service_instances').selectAll().where('space_guid', '=', space.guid).where('name', '=', name).executeTakeFirst() : undefined;
+  const byName = space ? await db.selectFrom('service_instances').selectAll().where('space_guid', '=', space.guid).where('name', '=', name).executeTakeFirst() : undefined;
+  // What this resource made, by the guid in its status (the name in the spec may have changed since).
+  const made = typeof obj.status?.guid === 'string' ? await db.selectFrom('service_instances').selectAll().where('guid', '=', obj.status.guid).executeTakeFirst() : undefined;
+  const mine = made && (await ownedBy(env, 'service_instances', made.guid, ref)) ? made : undefined;
+  const inst = byName ?? (mine && mine.space_guid === space?.guid ? mine : undefined);
   const ours = inst ? await ownedBy(env, 'service_instances', inst.guid, ref) : false;
 
   if (obj.metadata.deletionTimestamp) {
-    if (inst && ours) {
-      const deleting = inst.last_operation_type === 'delete' && (inst.last_operation_state === 'initial' || inst.last_operation_state === 'in progress');
-      const failed = inst.last_operation_type === 'delete' && inst.last_operation_state === 'failed';
-      // The broker refused or failed the deprovision: the resource keeps its finalizer (the instance still exists
-      // at the broker), says so, and asks again now and then rather than at once.
-      if (failed && condition(obj, 'Ready')?.reason !== 'DeleteFailed') {
-        await blocked(env, INSTANCE, obj, 'DeleteFailed', inst.last_operation_description || `deleting service instance ${name} failed`, undefined, { guid: inst.guid, lastOperation: lastOperationOf(inst) });
-        return { requeueAfterMs: 30_000 };
+    const target = mine ?? (inst && ours ? inst : undefined);
+    if (target) {
+      const deleting = target.last_operation_type === 'delete' && (target.last_operation_state === 'initial' || target.last_operation_state === 'in progress');
+      // The broker failed the deprovision: the resource keeps its finalizer (the instance still exists at the
+      // broker), says so, and asks again every 30 s rather than on every resync.
+      if (target.last_operation_type === 'delete' && target.last_operation_state === 'failed') {
+        if (condition(obj, 'Ready')?.reason !== 'DeleteFailed') {
+          await blocked(env, INSTANCE, obj, 'DeleteFailed', target.last_operation_description || `deleting service instance ${name} failed`, undefined, { guid: target.guid, lastOperation: lastOperationOf(target) });
+        }
+        const since = Date.now() - Date.parse(target.last_operation_updated_at);
+        if (since < 30_000) return { requeueAfterMs: 30_000 - since };
       }
       if (!deleting) {
         try {
-          await deleteServiceInstance(env.ctx, inst.guid, false);
+          await deleteServiceInstance(env.ctx, target.guid, false);
         } catch (err) {
           if (!(err instanceof KilnError)) throw err;
           // An operation in flight (a create being polled): the delete is asked again once it is over.
-          await blocked(env, INSTANCE, obj, 'DeleteRefused', problem(err), undefined, { guid: inst.guid, lastOperation: lastOperationOf(inst) });
+          await blocked(env, INSTANCE, obj, 'DeleteRefused', problem(err), undefined, { guid: target.guid, lastOperation: lastOperationOf(target) });
           return { requeueAfterMs: 1000 };
         }
         await env.client.event('ServiceInstance', obj, 'Normal', 'Deleting', `deleting service instance ${name}`);
@@ -316,7 +326,15 @@ export async function reconcileServiceInstance(env: SyncEnv, obj: KubeObject): P
         if (spec.parameters !== undefined && !sameJson(spec.parameters, env.ctx.store.secrets.openJson(inst.parameters_enc))) update.parameters = spec.parameters;
       }
     }
+    if (inst.name !== name) update.name = name;
+    // A managed update the broker failed is not sent again for the same generation (CF does not retry either).
+    const key = `${ref}#${obj.metadata.uid ?? ''}`;
+    if (inst.type === 'managed' && inst.last_operation_type === 'update' && inst.last_operation_state === 'failed' && updatesSent.get(key) === generation) {
+      delete update.relationships;
+      delete update.parameters;
+    }
     if (Object.keys(update).length > 0) {
+      if (update.relationships || update.parameters) updatesSent.set(key, generation);
       await updateServiceInstance(env.ctx, inst.guid, update);
       await env.client.event('ServiceInstance', obj, 'Normal', 'Updated', `updated ${Object.keys(update).join(', ')} of ${name}`);
       return { requeueAfterMs: 100 };

@@ -25,6 +25,7 @@ import { appBindingFeatures } from './0053_app_binding_features.ts';
 import { taskUsageEvents } from './0054_task_usage_events.ts';
 import { publishedInstances } from './0075_published_instances.ts';
 import { changesNotify } from './0076_changes_notify.ts';
+import { listCoveringIndexes } from './0085_list_covering_indexes.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -54,4 +55,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0065_git_sources': gitSources,
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,
+  '0085_list_covering_indexes': listCoveringIndexes,
 };

@@ -2,6 +2,7 @@ import { notFound } from '../domain/errors.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { LogAccess } from '../logs/log-cache-api.ts';
 import { Access } from '../services/access.ts';
+import { readableApp } from '../services/app-scope.ts';
 import type { Store } from '../store/store.ts';
 import type { TokenVerifier } from './context.ts';
 
@@ -18,13 +19,7 @@ export function logAccess(store: Store, tokens: TokenVerifier): LogAccess {
       } catch {
         throw notFound('App');
       }
-      const row = await store.db
-        .selectFrom('apps')
-        .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
-        .select(['spaces.guid', 'spaces.organization_guid'])
-        .where('apps.guid', '=', sourceId)
-        .executeTakeFirst();
-      if (!row || !(await new Access(store.db, principal).canReadSpace(row))) throw notFound('App');
+      if (!(await readableApp({ store, principal, access: new Access(store.db, principal) }, sourceId))) throw notFound('App');
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Runtime } from '../runtime/runtime.ts';
-import { bindingFilesOf, IncompatibleBindings } from '../services/binding-files.ts';
+import { bindingFilesOf, IncompatibleBindings } from '../lifecycle/binding-files.ts';
 import type { Store } from '../store/store.ts';
 import type { Reconciler } from './runtime/controller.ts';
 

@@ -7,12 +7,11 @@ import { parseBuildLifecycleData } from '../domain/builds.ts';
 import type { DropletBuildpack } from '../domain/droplets.ts';
 import { KilnError, type ErrorName } from '../domain/errors.ts';
 import type { LogStore } from '../logs/log-store.ts';
-import { vcapApplication } from '../services/app-env.ts';
-import { buildpackCacheClearers } from '../services/apps.ts';
-import { blobKeyOwner, dropletBlobKey, packageBlobKey, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../services/blobs.ts';
-import { dropletValues } from '../services/droplets.ts';
-import { environmentVariableGroupVars } from '../services/environment-variable-groups.ts';
-import { failAbandonedUploads } from '../services/packages.ts';
+import { environmentVariableGroupVars, vcapApplication } from '../lifecycle/app-env.ts';
+import { buildpackCacheClearers } from '../lifecycle/buildpack-cache.ts';
+import { blobKeyOwner, dropletBlobKey, packageBlobKey, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../lifecycle/blobs.ts';
+import { dropletValues } from '../lifecycle/droplets.ts';
+import { failAbandonedUploads } from '../lifecycle/uploads.ts';
 import type { z } from 'zod';
 import { stage, stagingErrorText, type BuildpackSource, type StageInput, type StageResult } from '../staging/buildpack-runner.ts';
 import { ERROR_PREFIX, RESULT_PREFIX, StagingErrorSchema, StagingResultSchema, type StagingInput } from '../staging/stage-job.ts';
@@ -24,7 +23,7 @@ import { newGuid, type Store } from '../store/store.ts';
 import { self, type ReconcileContext, type Reconciler } from './runtime/controller.ts';
 import { NOT_ISOLATED_WARNING, type Identity, type Sandbox } from '../runtime/local/sandbox.ts';
 import type { ImageConfig, ImagePull, Runtime } from '../runtime/runtime.ts';
-import { dockerImagePull } from '../services/registry-credentials.ts';
+import { dockerImagePull } from '../lifecycle/image-pull.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { openEnvVars } from '../store/env-vars.ts';
 
@@ -127,7 +126,7 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
     await store.write(async (tx) => {
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return;
-      await tx.update('builds', buildGuid, current.generation, { state: 'FAILED', error });
+      await tx.update('builds', buildGuid, { state: 'FAILED', error }, { expectedGeneration: current.generation });
     });
   }
 
@@ -335,12 +334,8 @@ export function buildController(store: Store, bits: Bits, logs: LogStore, config
       const current = await tx.db.selectFrom('builds').select(['state', 'generation']).where('guid', '=', buildGuid).executeTakeFirst();
       if (!current || current.state !== 'STAGING') return false;
       if (!(await tx.db.selectFrom('apps').select('guid').where('guid', '=', appGuid).executeTakeFirst())) return false;
-      await tx.db
-        .insertInto('droplets')
-        .values(dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }))
-        .execute();
-      tx.changed('droplets', droplet.guid, 'create');
-      await tx.update('builds', buildGuid, current.generation, { state: 'STAGED', error: null, droplet_guid: droplet.guid });
+      await tx.insert('droplets', dropletValues(tx, { ...droplet, app_guid: appGuid, build_guid: buildGuid, state: 'STAGED' }));
+      await tx.update('builds', buildGuid, { state: 'STAGED', error: null, droplet_guid: droplet.guid }, { expectedGeneration: current.generation });
       return true;
     });
   }

@@ -1,6 +1,6 @@
 import type { Principal } from '../domain/principal.ts';
 import type { InstanceStatus } from '../runtime/runtime.ts';
-import { recordAudit } from '../services/audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 

@@ -111,7 +111,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
       } else {
         await write(d, async (tx, row) => {
           const p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', row.process_guid).executeTakeFirstOrThrow();
-          if (p.instances !== row.target_instances) await tx.update('processes', p.guid, p.generation, { instances: row.target_instances });
+          if (p.instances !== row.target_instances) await tx.update('processes', p.guid, { instances: row.target_instances }, { expectedGeneration: p.generation });
           await finalizeDeployed(tx, row);
         });
       }
@@ -134,7 +134,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
       if (back.instances !== d.original_instances) {
         await write(d, async (tx) => {
           const p = await tx.db.selectFrom('processes').selectAll().where('guid', '=', back.guid).executeTakeFirstOrThrow();
-          await tx.update('processes', p.guid, p.generation, { instances: d.original_instances });
+          await tx.update('processes', p.guid, { instances: d.original_instances }, { expectedGeneration: p.generation });
         });
       }
       return pollMs;
@@ -160,7 +160,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
     const error = crashed ? `Instance ${crashed.index} of the new process crashed: ${crashed.lastExit?.reason ?? 'unknown'}` : null;
 
     if (!canScale && !canDownscale) {
-      if (error !== d.error) await write(d, (tx, row) => tx.update('deployments', row.guid, row.generation, { error }));
+      if (error !== d.error) await write(d, (tx, row) => tx.update('deployments', row.guid, { error }, { expectedGeneration: row.generation }));
       return pollMs;
     }
     await write(d, async (tx, row) => {
@@ -178,7 +178,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
       let webs = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid);
       for (const p of webs) {
         if (canceled.has(p.guid) && p.instances > 0) {
-          await tx.update('processes', p.guid, p.generation, { instances: 0 });
+          await tx.update('processes', p.guid, { instances: 0 }, { expectedGeneration: p.generation });
           touched = true;
         }
       }
@@ -192,7 +192,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
         // The original web process stays (at 0) until the end; an interim one of a superseded rollout goes.
         if (next === p.instances) continue;
         if (next === 0 && p.guid !== oldest) await deleteProcess(tx, p.guid);
-        else await tx.update('processes', p.guid, p.generation, { instances: next });
+        else await tx.update('processes', p.guid, { instances: next }, { expectedGeneration: p.generation });
         touched = true;
       }
       const oldNow = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid).reduce((n, p) => n + p.instances, 0);
@@ -209,17 +209,17 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
       if (canScale) {
         newInstances = Math.min(routable + row.max_in_flight, goal);
         if (newInstances !== proc.instances) {
-          await tx.update('processes', proc.guid, proc.generation, { instances: newInstances });
+          await tx.update('processes', proc.guid, { instances: newInstances }, { expectedGeneration: proc.generation });
           touched = true;
         }
       }
       if (!touched && newInstances === row.new_instances && oldNow === row.old_instances && error === row.error) return;
-      await tx.update('deployments', row.guid, row.generation, {
+      await tx.update('deployments', row.guid, {
         new_instances: newInstances,
         old_instances: oldNow,
         error,
         ...(touched ? { last_healthy_at: tx.now } : {}),
-      });
+      }, { expectedGeneration: row.generation });
     });
     return finished ? undefined : pollMs;
   }
@@ -228,7 +228,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
    * Applies a change to the row as it was read; an API write in between (cancel, continue, supersede) makes the
    * update fail on its generation, and the queue retries with fresh state.
    */
-  async function write(d: Row<'deployments'>, fn: (tx: Parameters<Parameters<Store['write']>[0]>[0], row: Row<'deployments'>) => Promise<void>): Promise<void> {
+  async function write(d: Row<'deployments'>, fn: (tx: Parameters<Parameters<Store['write']>[0]>[0], row: Row<'deployments'>) => Promise<unknown>): Promise<void> {
     await store.write((tx) => fn(tx, d));
   }
 }

@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.ts';
-import { runJob, type JobHandlers } from '../services/jobs.ts';
+import { runJob, type JobHandlers } from '../lifecycle/jobs.ts';
 import { self, type Reconciler } from './runtime/controller.ts';
 
 /** Drives PROCESSING jobs (asynchronous deletes, manifest applies…) to COMPLETE or FAILED. */

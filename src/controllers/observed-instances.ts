@@ -27,6 +27,9 @@ export function observedFromRuntime(runtime: Pick<Runtime, 'listInstances' | 'st
         }),
       );
     },
+    async statesFor(processGuid) {
+      return runtime.listInstances({ processGuid }).map((i) => ({ index: i.index, state: i.state, since: Math.floor(i.since / 1000) }));
+    },
     async terminate(processGuid, index) {
       const targets = runtime.listInstances({ processGuid }).filter((i) => i.index === index);
       // The runtime replaces a restarted instance itself, as Diego replaces a terminated one.

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { instanceId, processGuidOfInstance, type HealthCheck, type InstanceSpec, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
 import { parseJsonObject } from '../domain/apps.ts';
-import { runningEnvironment, runtimeVcapApplication } from '../services/app-env.ts';
-import { IncompatibleBindings, serviceDelivery } from '../services/binding-files.ts';
+import { runningEnvironment, runtimeVcapApplication } from '../lifecycle/app-env.ts';
+import { IncompatibleBindings, serviceDelivery } from '../lifecycle/binding-files.ts';
 import { sidecarsOfProcessType } from '../services/sidecars.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
@@ -200,13 +200,13 @@ export function processController(deps: ProcessControllerDeps): Reconciler {
     if (missing.length > 0 && launch && !observed.some((o) => o.version === missing[0]!.version)) {
       // A version's first instance: remember what it starts with, for the old side of a later rollout.
       const { version } = missing[0]!;
-      await store.write(async (tx) => {
-        await tx.db
-          .updateTable('processes')
-          .set({ launched_version: version, launched_droplet_guid: launch.app.droplet_guid, launched_environment_variables: launch.app.environment_variables })
-          .where('guid', '=', processGuid)
-          .execute();
-      });
+      await store.write((tx) =>
+        tx.updateStatus('processes', processGuid, {
+          launched_version: version,
+          launched_droplet_guid: launch.app.droplet_guid,
+          launched_environment_variables: launch.app.environment_variables,
+        }),
+      );
     }
     for (const spec of missing) await runtime.ensureInstance(spec);
     const now = runtime.listInstances({ processGuid });

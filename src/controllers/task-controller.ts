@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TASK_CANCELLED, TASK_INTERRUPTED, TASK_UNABLE_TO_RUN, TERMINAL_TASK_STATES } from '../domain/tasks.ts';
 import type { Runtime, TaskSpec } from '../runtime/runtime.ts';
-import { FDS_LIMIT, runningEnvironment, vcapApplication } from '../services/app-env.ts';
-import { serviceDelivery } from '../services/binding-files.ts';
+import { FDS_LIMIT, runningEnvironment, vcapApplication } from '../lifecycle/app-env.ts';
+import { serviceDelivery } from '../lifecycle/binding-files.ts';
 import { transitionTask } from '../services/tasks.ts';
 import { deleteMetadata } from '../store/metadata.ts';
 import type { Row } from '../store/schema.ts';
@@ -51,18 +51,9 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
 
   /** Claims a task for one launch (compare-and-set on its state and the flag), moving a legacy PENDING row to RUNNING. */
   async function markLaunched(task: Row<'tasks'>): Promise<boolean> {
-    return store.write(async (tx) => {
-      const res = await tx.db
-        .updateTable('tasks')
-        .set((eb) => ({ state: 'RUNNING', launched: 1, updated_at: tx.now, generation: eb('generation', '+', 1) }))
-        .where('guid', '=', task.guid)
-        .where('state', '=', task.state)
-        .where('launched', '=', 0)
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) return false;
-      tx.changed('tasks', task.guid, 'update');
-      return true;
-    });
+    return store.write((tx) =>
+      tx.updateStatus('tasks', task.guid, { state: 'RUNNING', launched: 1 }, { where: (eb) => eb.and([eb('state', '=', task.state), eb('launched', '=', 0)]) }),
+    );
   }
 
   /** What the runtime runs for a task: its droplet, command and limits, in an environment like the app's. */
@@ -151,8 +142,7 @@ export function taskController(deps: TaskControllerDeps): Reconciler {
       await stopInRuntime(guid);
       await store.write(async (tx) => {
         await deleteMetadata(tx, 'tasks', [guid]);
-        await tx.db.deleteFrom('tasks').where('guid', '=', guid).execute();
-        tx.changed('tasks', guid, 'delete');
+        await tx.delete('tasks', guid);
       });
       return;
     }

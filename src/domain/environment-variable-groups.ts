@@ -66,3 +66,10 @@ export function mergeEnvVars(current: Record<string, string>, patch: EnvVarPatch
   }
   return Object.fromEntries(out);
 }
+
+/** A group's stored variables (a JSON object); anything but string values is dropped. */
+export function parseVariables(json: string): Record<string, string> {
+  const value: unknown = JSON.parse(json);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}

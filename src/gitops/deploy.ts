@@ -4,7 +4,7 @@ import { CreateBuildSchema } from '../domain/builds.ts';
 import { CreateDeploymentSchema } from '../domain/deployments.ts';
 import { CreatePackageSchema } from '../domain/packages.ts';
 import { zipDirectory } from '../staging/zip.ts';
-import type { Bits } from '../services/blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import { createBuild } from '../services/builds.ts';
 import type { Ctx } from '../services/context.ts';
 import { createDeployment } from '../services/deployments.ts';
@@ -97,12 +97,8 @@ export async function deployCommit(ctx: Ctx, bits: Bits, input: DeployInput): Pr
     await ctx.store.write(async (tx) => {
       const rev = await tx.db.selectFrom('revisions').select('description').where('guid', '=', guid).executeTakeFirst();
       if (!rev || (rev.description ?? '').includes(input.commit)) return;
-      await tx.db
-        .updateTable('revisions')
-        .set({ description: `${rev.description ?? ''} Git commit ${input.commit} from ${input.source}.`.slice(0, 5000), updated_at: tx.now })
-        .where('guid', '=', guid)
-        .execute();
-      tx.changed('revisions', guid, 'update');
+      // A note Kiln adds to the revision it made, not a change the user asked for: generation stays.
+      await tx.updateStatus('revisions', guid, { description: `${rev.description ?? ''} Git commit ${input.commit} from ${input.source}.`.slice(0, 5000) });
     });
   }
   timings.deploy = Date.now() - t0;

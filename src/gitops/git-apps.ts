@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Bits } from '../services/blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { Ctx } from '../services/context.ts';
 import { loadOneMetadata } from '../store/metadata.ts';
 import { COMMIT_ANNOTATION, DeployError, SOURCE_ANNOTATION, deployCommit, type DeployPhase } from './deploy.ts';

@@ -196,20 +196,14 @@ async function awaitJob(ctx: Ctx, guid: string, timeoutMs: number): Promise<stri
 
 async function record(ctx: Ctx, row: Row<'git_sources'>, report: SyncReport): Promise<void> {
   await ctx.store.write(async (tx) => {
-    await tx.db
-      .updateTable('git_sources')
-      .set({
-        state: report.state === 'UNCHANGED' ? row.state : report.state,
-        message: report.state === 'FAILED' ? report.errors[0]?.message ?? null : report.errors.length ? `${report.errors.length} file(s) in error` : `commit ${report.commit} applied`,
-        last_commit: report.commit ?? row.last_commit,
-        last_applied_at: report.state === 'FAILED' ? row.last_applied_at : tx.now,
-        errors: JSON.stringify(report.errors),
-        updated_at: tx.now,
-        generation: row.generation + 1,
-      })
-      .where('guid', '=', row.guid)
-      .execute();
-    tx.changed('git_sources', row.guid, 'update');
+    // What the sync found: status, so generation stays (it moves only when the source itself is edited).
+    await tx.updateStatus('git_sources', row.guid, {
+      state: report.state === 'UNCHANGED' ? row.state : report.state,
+      message: report.state === 'FAILED' ? report.errors[0]?.message ?? null : report.errors.length ? `${report.errors.length} file(s) in error` : `commit ${report.commit} applied`,
+      last_commit: report.commit ?? row.last_commit,
+      last_applied_at: report.state === 'FAILED' ? row.last_applied_at : tx.now,
+      errors: JSON.stringify(report.errors),
+    });
   });
 }
 

@@ -1,7 +1,9 @@
 import { KilnError } from '../domain/errors.ts';
 import { OWNS_ANNOTATION } from '../domain/declared.ts';
 import { DEFAULT_APP_PORT, type CreateRoute, type DestinationRequest } from '../domain/routes.ts';
-import { createRoute, deleteRoute, destinationsOf, replaceDestinations, routeUri, updateRoute } from '../services/routes.ts';
+import { replaceDestinations } from '../services/route-destinations.ts';
+import { destinationsOf, routeUri } from '../services/route-reads.ts';
+import { createRoute, deleteRoute, updateRoute } from '../services/routes.ts';
 import { loadOneMetadata } from '../store/metadata.ts';
 import type { KubeObject } from './kube-client.ts';
 import { ensureFinalizer, findSpace, ownedBy, ownership, problem, refOf, releaseFinalizer, stamp, writeStatus, type Outcome, type SyncEnv } from './reconcile.ts';

@@ -1,4 +1,4 @@
-import type { CommittedAudit } from '../services/audit.ts';
+import type { CommittedAudit } from '../lifecycle/audit.ts';
 
 const STATE_CHANGES: Record<string, string> = {
   'audit.app.start': 'STARTED',

@@ -12,6 +12,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { normalizeHost } from './route-table.ts';
+import { enableFastPath } from './fast-path.ts';
 import type { Router } from './router.ts';
 
 export type NodeListener = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
@@ -30,6 +31,11 @@ export interface FrontDoorOptions {
   appsDomains?: readonly string[];
   /** Hosts always served by the API, whatever routes exist (e.g. `api.example.com`, `localhost`, `127.0.0.1`). */
   apiHosts?: readonly string[];
+  /**
+   * Serve plain app requests on the raw connection (fast-path.ts) and hand the rest to node's http server
+   * (default true). Off, every request goes through node's http server, as before the fast path.
+   */
+  fastPath?: boolean;
 }
 
 export interface FrontDoor {
@@ -99,5 +105,18 @@ export function createFrontDoorServer(opts: FrontDoorOptions, serverOptions: htt
   const door = createFrontDoor(opts);
   const server = http.createServer(serverOptions, door.listener);
   server.on('upgrade', door.upgrade);
+  if (opts.fastPath !== false) {
+    const { router } = opts;
+    enableFastPath(server, {
+      router,
+      routeFor: (hostHeader, url) => {
+        if (!door.isRouted(hostHeader)) return undefined;
+        const route = router.table.lookup(hostHeader, url);
+        // Unknown routes (404), route policies and route services take the full path.
+        if (!route || route.backends.length === 0 || route.access || route.routeServiceUrl) return undefined;
+        return route;
+      },
+    });
+  }
   return server;
 }

@@ -25,11 +25,13 @@
 import { FORWARDED_URL, forwardedUrlOf, forwardToRouteService, PROXY_METADATA, PROXY_SIGNATURE, RouteServiceSigner } from './route-services.ts';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AccessLogEntry, AccessLogger } from './access-log.ts';
 import { callerIdentityOf, matchingSource, type CallerIdentity } from '../identity/caller-identity.ts';
 import { RouteTable, normalizeHost, type Backend, type Route, type RouteAccess } from './route-table.ts';
+import { BackendPool, type BackendConnection, type BackendError, type ResponseSink } from './backend-pool.ts';
 
 export interface RouterOptions {
   table?: RouteTable;
@@ -43,8 +45,43 @@ export interface RouterOptions {
   drainTimeoutMs?: number;
   /** How long an attempt may wait for the backend's response headers (default 900 s, as gorouter). */
   responseTimeoutMs?: number;
-  /** Agent for backend connections; the default keeps connections alive. */
-  agent?: http.Agent;
+  /** Keep-alive connections to backends; the router makes its own by default. */
+  pool?: BackendPool;
+}
+
+/**
+ * What the proxying code needs of a request: node's `http.IncomingMessage` has it, and so does the front door's
+ * fast path, which parses request heads itself (fast-path.ts).
+ */
+export interface ProxyRequest {
+  method?: string | undefined;
+  url?: string | undefined;
+  httpVersion: string;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+  socket: Socket;
+  complete: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+}
+
+/** What the proxying code needs of a response: node's `http.ServerResponse`, or the fast path's own. */
+export interface ProxyResponse {
+  readonly headersSent: boolean;
+  statusCode: number;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  writeHead(status: number, message: string | undefined, headers: string[]): unknown;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  destroy(): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
 }
 
 export interface DrainOptions {
@@ -169,7 +206,7 @@ export function routePolicyDenial(socket: Partial<TLSSocket>, access: RouteAcces
  * Copies end-to-end headers from a raw header list (`[name, value, name, value…]`, original case kept). The
  * flat form lets node write the head without per-header validation, which is a measurable share of proxy CPU.
  */
-function forwardableRawHeaders(raw: readonly string[], connection: string | string[] | undefined, drop?: ReadonlySet<string>): string[] {
+export function forwardableRawHeaders(raw: readonly string[], connection: string | string[] | undefined, drop?: ReadonlySet<string>): string[] {
   const extra = connectionTokens(connection);
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -185,7 +222,7 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function hasRequestBody(req: http.IncomingMessage): boolean {
+function hasRequestBody(req: ProxyRequest): boolean {
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) return true;
   const cl = req.headers['content-length'];
@@ -212,8 +249,8 @@ export class Router {
   private readonly retryBufferBytes: number;
   private readonly drainTimeoutMs: number;
   private readonly responseTimeoutMs: number;
-  private readonly agent: http.Agent;
-  private readonly ownsAgent: boolean;
+  private readonly pool: BackendPool;
+  private readonly ownsPool: boolean;
   private readonly inflight = new Map<string, number>();
   /** Signs and checks the round trip through route services. */
   readonly routeServices = new RouteServiceSigner();
@@ -228,10 +265,10 @@ export class Router {
     this.retryBufferBytes = opts.retryBufferBytes ?? 64 * 1024;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
     this.responseTimeoutMs = opts.responseTimeoutMs ?? 900_000;
-    this.ownsAgent = opts.agent === undefined;
-    this.agent = opts.agent ?? new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, scheduling: 'lifo' });
+    this.ownsPool = opts.pool === undefined;
+    this.pool = opts.pool ?? new BackendPool();
     this.internals = {
-      agent: this.agent,
+      pool: this.pool,
       maxAttempts: this.maxAttempts,
       retryBufferBytes: this.retryBufferBytes,
       responseTimeoutMs: this.responseTimeoutMs,
@@ -277,9 +314,9 @@ export class Router {
     });
   }
 
-  /** Closes idle backend connections (only those of the router's own agent). */
+  /** Closes idle backend connections (only those of the router's own pool). */
   close(): void {
-    if (this.ownsAgent) this.agent.destroy();
+    if (this.ownsPool) this.pool.close();
   }
 
   private acquire(instanceId: string): void {
@@ -297,7 +334,7 @@ export class Router {
     if (waiters) for (const done of [...waiters]) done();
   }
 
-  private context(req: http.IncomingMessage, keepUpgrade: boolean): RequestContext {
+  private context(req: ProxyRequest, keepUpgrade: boolean): RequestContext {
     const startedAt = Date.now();
     const hostHeader = req.headers.host ?? '';
     const remoteIp = req.socket.remoteAddress ?? '';
@@ -329,7 +366,7 @@ export class Router {
 
   private log(
     ctx: RequestContext,
-    req: http.IncomingMessage,
+    req: ProxyRequest,
     status: number,
     bytesIn: number,
     bytesOut: number,
@@ -396,6 +433,14 @@ export class Router {
   };
 
   /**
+   * Proxies a request to a route the caller already looked up and found plain: it has backends, no route policies
+   * and no route service (the front door's fast path; `handle` does the lookup and the checks itself).
+   */
+  proxy(req: ProxyRequest, res: ProxyResponse, route: Route): void {
+    new Exchange(this.internals, req, res, this.context(req, false), route).start();
+  }
+
+  /**
    * A route policy refusal, as gorouter writes it: the status without X-Cf-Routererror. The access log names the
    * route's app (gorouter's setRouteEndpointForAccessLog) so the refused call shows in the target app's RTR logs.
    */
@@ -413,8 +458,8 @@ export class Router {
 
   /** Answers from the router itself with gorouter's error header. */
   private reject(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     ctx: RequestContext,
     status: number,
     routerError: string,
@@ -549,7 +594,7 @@ export class Router {
 }
 
 interface RouterInternals {
-  agent: http.Agent;
+  pool: BackendPool;
   maxAttempts: number;
   retryBufferBytes: number;
   responseTimeoutMs: number;
@@ -557,7 +602,7 @@ interface RouterInternals {
   release(instanceId: string): void;
   log(
     ctx: RequestContext,
-    req: http.IncomingMessage,
+    req: ProxyRequest,
     status: number,
     bytesIn: number,
     bytesOut: number,
@@ -565,8 +610,8 @@ interface RouterInternals {
     routerError: string | undefined,
   ): void;
   reject(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: ProxyRequest,
+    res: ProxyResponse,
     ctx: RequestContext,
     status: number,
     routerError: string,
@@ -591,11 +636,40 @@ function writeRawError(socket: Duplex, status: number, reason: string, code: str
   );
 }
 
-/** One proxied request: its attempts, body replay window and response relay. */
-class Exchange {
+/** The value of the Connection header in a raw header list (names any case), undefined without one. */
+function rawConnection(raw: readonly string[]): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
+  }
+  return value;
+}
+
+function hasRawHeader(raw: readonly string[], lower: string): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lower.length && name.toLowerCase() === lower) return true;
+  }
+  return false;
+}
+
+/** The request line and headers for the backend (CRLF-terminated lines, no blank line). */
+function requestHead(method: string, url: string, headers: readonly string[]): string {
+  let head = `${method} ${url} HTTP/1.1\r\n`;
+  for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+  return head;
+}
+
+/**
+ * One proxied request: its attempts, body replay window and response relay. The response side is a
+ * `ResponseSink`: what one read from the backend produced is gathered and written to the client at once, so a
+ * small response goes out as the head and body in one write.
+ */
+class Exchange implements ResponseSink {
   private readonly tried = new Set<string>();
   private attempts = 0;
-  private current: http.ClientRequest | undefined;
+  private current: BackendConnection | undefined;
   private backend: Backend | undefined;
   /** The backend whose in-flight slot this exchange holds. */
   private held: Backend | undefined;
@@ -604,22 +678,34 @@ class Exchange {
   private bytesIn = 0;
   private bytesOut = 0;
   private readonly hasBody: boolean;
+  private readonly chunked: boolean;
   private bodyEnded = false;
   /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
   private replay: Buffer[] | undefined = [];
   private replayBytes = 0;
   /** Fires when the current attempt has waited too long for response headers. */
   private timer: NodeJS.Timeout | undefined;
+  /** The request line and headers, built once for every attempt. */
+  private head: string | undefined;
+  /** Response head not yet written to the client. */
+  private pendingHead: { status: number; message: string; headers: string[] } | undefined;
+  /** Response body gathered during the current read from the backend. */
+  private pending: Buffer[] = [];
+  private readonly onClientDrain = (): void => this.current?.resume();
+  private readonly onBackendDrain = (): void => {
+    this.req.resume();
+  };
 
   constructor(
     private readonly r: RouterInternals,
-    private readonly req: http.IncomingMessage,
-    private readonly res: http.ServerResponse,
+    private readonly req: ProxyRequest,
+    private readonly res: ProxyResponse,
     private readonly ctx: RequestContext,
     private readonly route: Route,
   ) {
     this.hasBody = hasRequestBody(req);
-    if (this.hasBody && req.headers['content-length'] === undefined) ctx.headers.push('Transfer-Encoding', 'chunked');
+    this.chunked = this.hasBody && req.headers['content-length'] === undefined;
+    if (this.chunked) ctx.headers.push('Transfer-Encoding', 'chunked');
   }
 
   start(): void {
@@ -653,22 +739,15 @@ class Exchange {
     this.held = backend;
     this.r.acquire(backend.instanceId);
 
-    const proxyReq = http.request({
-      host: backend.host,
-      port: backend.port,
-      method: this.req.method,
-      path: this.req.url,
-      headers: this.ctx.headers,
-      agent: this.r.agent,
-    });
-    this.current = proxyReq;
-    this.timer = setTimeout(() => this.onTimeout(proxyReq), this.r.responseTimeoutMs);
+    const conn = this.r.pool.acquire(backend.host, backend.port);
+    this.current = conn;
+    this.timer = setTimeout(() => this.onTimeout(conn), this.r.responseTimeoutMs);
     this.timer.unref();
-    proxyReq.on('error', (err: ErrnoLike) => this.onAttemptError(proxyReq, err));
-    proxyReq.on('response', (proxyRes) => this.onResponse(proxyReq, proxyRes));
+    this.head ??= requestHead(this.req.method ?? 'GET', this.req.url ?? '/', this.ctx.headers);
+    conn.start(this.head, this, { headRequest: this.req.method === 'HEAD', chunked: this.chunked, hasBody: this.hasBody });
 
-    if (this.replay) for (const chunk of this.replay) proxyReq.write(chunk);
-    if (this.bodyEnded) proxyReq.end();
+    if (this.replay) for (const chunk of this.replay) conn.write(chunk);
+    if (this.bodyEnded) conn.end();
     // A failed attempt may have left the client paused on backpressure that will now never drain.
     else if (this.req.isPaused()) this.req.resume();
   }
@@ -680,21 +759,21 @@ class Exchange {
       if (this.replayBytes <= this.r.retryBufferBytes) this.replay.push(chunk);
       else this.replay = undefined;
     }
-    const proxyReq = this.current;
-    if (!proxyReq || this.finished) return;
-    if (!proxyReq.write(chunk)) {
+    const conn = this.current;
+    if (!conn || this.finished) return;
+    if (!conn.write(chunk)) {
       this.req.pause();
-      proxyReq.once('drain', () => this.req.resume());
+      conn.socket.once('drain', this.onBackendDrain);
     }
   }
 
-  private retryable(proxyReq: http.ClientRequest, err: ErrnoLike): boolean {
+  private retryable(err: BackendError, reused: boolean): boolean {
     if (this.responded || this.finished || this.replay === undefined) return false;
     if (this.attempts >= this.r.maxAttempts) return false;
     const code = err.code ?? '';
     if (CONNECT_ERRORS.has(code)) return true;
-    // A reset on a reused keep-alive socket is the backend closing an idle connection, not a failed request.
-    if (code === 'ECONNRESET' || code === 'EPIPE') return proxyReq.reusedSocket;
+    // A reset on a reused keep-alive connection is the backend closing an idle connection, not a failed request.
+    if (code === 'ECONNRESET' || code === 'EPIPE') return reused;
     return false;
   }
 
@@ -704,27 +783,29 @@ class Exchange {
   }
 
   /** No response headers in time: give up on the backend, and on the request (it may not be idempotent). */
-  private onTimeout(proxyReq: http.ClientRequest): void {
+  private onTimeout(conn: BackendConnection): void {
     this.timer = undefined;
-    if (proxyReq !== this.current || this.responded || this.finished) return;
+    if (conn !== this.current || this.responded || this.finished) return;
     this.current = undefined;
-    // Destroying (not just aborting) closes the socket, so the agent never hands the stuck connection out again.
-    proxyReq.destroy();
+    // Destroying closes the connection, so the pool never hands the stuck connection out again.
+    conn.destroy();
     this.releaseHeld();
     this.fail();
   }
 
-  private onAttemptError(proxyReq: http.ClientRequest, err: ErrnoLike): void {
-    if (proxyReq !== this.current) return;
+  onError(err: BackendError, reused: boolean): void {
     this.clearTimer();
+    this.current = undefined;
     if (this.responded) {
-      // Headers already went out; the only honest signal left is cutting the connection.
+      // Headers already went out (or are about to); the only honest signal left is cutting the connection.
+      this.pendingHead = undefined;
+      this.pending = [];
+      this.releaseHeld();
       this.res.destroy();
       return;
     }
-    this.current = undefined;
     this.releaseHeld();
-    if (this.retryable(proxyReq, err)) {
+    if (this.retryable(err, reused)) {
       this.attempt();
       return;
     }
@@ -762,24 +843,52 @@ class Exchange {
     );
   }
 
-  private onResponse(proxyReq: http.ClientRequest, proxyRes: http.IncomingMessage): void {
-    if (proxyReq !== this.current || this.finished) {
-      proxyRes.resume();
-      return;
-    }
+  onHead(status: number, message: string, rawHeaders: string[]): void {
+    if (this.finished) return;
     this.clearTimer();
     this.responded = true;
     this.replay = undefined;
-    const res = this.res;
-    const headers = forwardableRawHeaders(proxyRes.rawHeaders, proxyRes.headers.connection);
-    if (proxyRes.headers['x-vcap-request-id'] === undefined) headers.push('X-Vcap-Request-Id', this.ctx.requestId);
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
-    proxyRes.on('data', (c: Buffer) => (this.bytesOut += c.length));
-    proxyRes.on('close', () => {
-      // The backend went away mid-body: the client must not mistake a truncated body for a whole one.
-      if (!proxyRes.complete) res.destroy();
-    });
-    proxyRes.pipe(res);
+    const headers = forwardableRawHeaders(rawHeaders, rawConnection(rawHeaders));
+    if (!hasRawHeader(rawHeaders, 'x-vcap-request-id')) headers.push('X-Vcap-Request-Id', this.ctx.requestId);
+    this.pendingHead = { status, message, headers };
+  }
+
+  onBody(chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    this.pending.push(chunk);
+  }
+
+  /** The whole response is in: head and body go out together, and the backend slot is free. */
+  onEnd(): void {
+    this.clearTimer();
+    this.current = undefined;
+    this.releaseHeld();
+    if (this.finished || this.res.destroyed) return;
+    this.writePendingHead();
+    const body = this.pending.length === 1 ? this.pending[0] : this.pending.length === 0 ? undefined : Buffer.concat(this.pending);
+    this.pending = [];
+    if (body) this.res.end(body);
+    else this.res.end();
+  }
+
+  onFlush(): void {
+    if (this.finished || this.res.writableEnded || this.res.destroyed) return;
+    if (!this.pendingHead && this.pending.length === 0) return;
+    this.writePendingHead();
+    let ok = true;
+    for (const chunk of this.pending) ok = this.res.write(chunk);
+    this.pending = [];
+    if (!ok && this.current) {
+      this.current.pause();
+      this.res.once('drain', this.onClientDrain);
+    }
+  }
+
+  private writePendingHead(): void {
+    const head = this.pendingHead;
+    if (!head) return;
+    this.pendingHead = undefined;
+    this.res.writeHead(head.status, head.message, head.headers);
   }
 
   private releaseHeld(): void {
@@ -793,7 +902,10 @@ class Exchange {
   private onClientClose(): void {
     this.clearTimer();
     const completed = this.res.writableFinished;
-    if (!completed) this.current?.destroy();
+    if (!completed) {
+      this.current?.destroy();
+      this.current = undefined;
+    }
     this.releaseHeld();
     if (this.finished) return;
     this.finished = true;

@@ -39,8 +39,12 @@ export async function createRuntime(
     host: '127.0.0.1',
     sandbox: deps.sandbox,
     credentials: deps.credentials,
+    // One replica (SQLite) restarts on its own data dir and adopts its instances; with PostgreSQL another replica
+    // may take over, so instances die with the replica that started them (README, high availability).
+    adopt: config.database.kind === 'sqlite',
     ...(deps.identityFor ? { identityFor: deps.identityFor } : {}),
   });
+  if (runtime.adopted.length > 0) deps.log.info({ count: runtime.adopted.length }, 'adopted instances left running by a previous Kiln process');
   if (runtime.reaped.length > 0) deps.log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   return runtime;
 }

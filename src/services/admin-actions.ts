@@ -1,7 +1,7 @@
 import { notAuthorized } from '../domain/errors.ts';
 import type { Store } from '../store/store.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
 
 /**
  * `POST /v3/admin/actions/clear_buildpack_cache` (admins): a job that clears every app's buildpack cache, one app

@@ -18,7 +18,7 @@ import {
   type UpdateAppFeature,
 } from '../domain/apps.ts';
 import type { EnvVarPatch } from '../domain/environment-variable-groups.ts';
-import { badQuery, KilnError, notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
+import { badQuery, notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
 import { defaultsForType, PROCESS_DEFAULTS, WEB } from '../domain/processes.ts';
@@ -27,18 +27,20 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertOrgWritable, assertSpaceWritable } from './access.ts';
-import { appEnvironment, type AppEnvironment } from './app-env.ts';
-import { fileDeliveryEnv } from './binding-files.ts';
-import { recordAudit } from './audit.ts';
+import { appEnvironment, type AppEnvironment } from '../lifecycle/app-env.ts';
+import { assertAppMutable, assertSpaceMutable, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './app-scope.ts';
+import { fileDeliveryEnv } from '../lifecycle/binding-files.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 import { recordRevision } from './revisions.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { enqueueJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 import { assertNotDeclared } from './declared-guard.ts';
 import { assertNotLockedByOthers, deleteLocksOf } from './lock-guard.ts';
 import { assertProcessesFit, toRun } from './process-quotas.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
+import { buildpackCacheClearers } from '../lifecycle/buildpack-cache.ts';
 
 export const APP_INCLUDES = ['space', 'space.organization', 'org'] as const;
 
@@ -50,12 +52,6 @@ export const APP_LIST: ListSpec = {
   include: APP_INCLUDES,
 };
 
-/** An app with the space it lives in (every app use-case needs both for authorization). */
-export interface AppScope {
-  app: Row<'apps'>;
-  space: Row<'spaces'>;
-}
-
 // ---- reading ----
 
 export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: string } = {}): Promise<Page<Row<'apps'>>> {
@@ -63,37 +59,21 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (lifecycle !== undefined && !(APP_LIFECYCLE_TYPES as readonly string[]).includes(lifecycle)) {
     throw badQuery(`Invalid lifecycle_type: '${lifecycle}'`);
   }
+  const orgs = params.filters.organization_guids;
+  // Every app has its space (deleting a space deletes its apps), so spaces are only consulted to filter by org.
   let q = ctx.store.db
     .selectFrom('apps')
-    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('apps')
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (params.filters.names) q = q.where('apps.name', 'in', params.filters.names);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
-  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
+  if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
   if (params.filters.stacks) q = q.where('apps.lifecycle_stack', 'in', params.filters.stacks);
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
-  return listPage(q, listOptions('apps', params));
-}
-
-/** The app of a resource that belongs to one (package, droplet, build…): an invisible app is that resource's 404. */
-export async function appScopeFor(ctx: Ctx, appGuid: string, resource: string): Promise<AppScope> {
-  try {
-    return await findVisibleApp(ctx, appGuid);
-  } catch (err) {
-    if (err instanceof KilnError && err.errorName === 'ResourceNotFound') throw notFound(resource);
-    throw err;
-  }
-}
-
-/** Resolves an app the caller can read (a role in its space, org manager, or a global reader), else 404. */
-export async function findVisibleApp(ctx: Ctx, guid: string): Promise<AppScope> {
-  const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirst();
-  if (!app) throw notFound('App');
-  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
-  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
-  return { app, space };
+  // Filtered by space (as the cf CLI lists), the matches are sorted in full: sorting ids is cheaper than whole rows.
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('apps').selectAll('apps').where('apps.id', 'in', ids);
+  return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined, rowsByIds }));
 }
 
 export const getApp = async (ctx: Ctx, guid: string) => (await findVisibleApp(ctx, guid)).app;
@@ -131,31 +111,6 @@ async function orgOf(db: Kysely<Database>, space: Pick<Row<'spaces'>, 'organizat
   return db.selectFrom('organizations').selectAll().where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
 }
 
-/** §8.3 step 7 for a write inside a space: space and org not being deleted, org not suspended (admins bypass). */
-export async function assertSpaceMutable(ctx: Ctx, space: Row<'spaces'>): Promise<void> {
-  assertSpaceWritable(space);
-  assertOrgWritable(ctx.access, await orgOf(ctx.store.db, space));
-}
-
-/** Also refuses writes while someone else holds a lock on the app or its space (services/lock-guard.ts). */
-async function assertAppMutable(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (scope.app.status === 'deleting') throw new KilnError('ResourceBeingDeleted', 'app');
-  await assertSpaceMutable(ctx, scope.space);
-  await assertNotLockedByOthers(ctx.store.db, ctx.principal, { appGuid: scope.app.guid, spaceGuid: scope.space.guid });
-}
-
-/** Space developer (or admin): create, rename, re-lifecycle and delete apps. */
-export async function requireAppWriter(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
-  await assertAppMutable(ctx, scope);
-}
-
-/** Space developer or supporter (or admin): start/stop, scale, env vars, droplet, processes. */
-export async function requireAppManager(ctx: Ctx, scope: AppScope): Promise<void> {
-  if (!(await ctx.access.canManageApps(scope.space.guid))) throw notAuthorized();
-  await assertAppMutable(ctx, scope);
-}
-
 export function auditApp(tx: WriteTx, ctx: Ctx, type: string, scope: { app: Pick<Row<'apps'>, 'guid' | 'name'>; space: Pick<Row<'spaces'>, 'guid' | 'organization_guid'> }, data: Record<string, unknown> = {}) {
   return recordAudit(tx, {
     type: `audit.app.${type}`,
@@ -168,16 +123,6 @@ export function auditApp(tx: WriteTx, ctx: Ctx, type: string, scope: { app: Pick
 }
 
 const loadApp = (db: Kysely<Database>, guid: string) => db.selectFrom('apps').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
-
-async function nameInUse(db: Kysely<Database>, spaceGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('apps')
-    .select('guid')
-    .where('space_guid', '=', spaceGuid)
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
 
 /** Docker and CNB lifecycles are gated by feature flags (admins bypass, as upstream's admin-skippable flags). */
 async function requireLifecycleAllowed(ctx: Ctx, type: string): Promise<void> {
@@ -200,40 +145,33 @@ async function resolveStack(db: Kysely<Database>, requested: string | null | und
 /** A new process row with CF defaults for its type (CONVENTIONS.md §15); `guid` is the app's for `web`. */
 export async function insertProcess(tx: WriteTx, app: Pick<Row<'apps'>, 'guid'>, type: string, guid = newGuid()): Promise<string> {
   const d = defaultsForType(type);
-  await tx.db
-    .insertInto('processes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      app_guid: app.guid,
-      type,
-      command: null,
-      instances: d.instances,
-      memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
-      disk_in_mb: PROCESS_DEFAULTS.diskInMb,
-      log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
-      health_check_type: d.healthCheckType,
-      health_check_timeout: null,
-      health_check_invocation_timeout: null,
-      health_check_interval: null,
-      health_check_endpoint: null,
-      readiness_check_type: 'process',
-      readiness_check_invocation_timeout: null,
-      readiness_check_interval: null,
-      readiness_check_endpoint: null,
-      version: randomUUID(),
-    })
-    .execute();
-  tx.changed('processes', guid, 'create');
+  await tx.insert('processes', {
+    guid,
+    app_guid: app.guid,
+    type,
+    command: null,
+    instances: d.instances,
+    memory_in_mb: PROCESS_DEFAULTS.memoryInMb,
+    disk_in_mb: PROCESS_DEFAULTS.diskInMb,
+    log_rate_limit_in_bytes_per_second: PROCESS_DEFAULTS.logRateLimit,
+    health_check_type: d.healthCheckType,
+    health_check_timeout: null,
+    health_check_invocation_timeout: null,
+    health_check_interval: null,
+    health_check_endpoint: null,
+    readiness_check_type: 'process',
+    readiness_check_invocation_timeout: null,
+    readiness_check_interval: null,
+    readiness_check_endpoint: null,
+    version: randomUUID(),
+  });
   return guid;
 }
 
 /** Gives every process of an app a new version: the runtime replaces instances whose version is stale. */
 export async function bumpProcessVersions(tx: WriteTx, appGuid: string): Promise<void> {
   const processes = await tx.db.selectFrom('processes').select(['guid', 'generation']).where('app_guid', '=', appGuid).execute();
-  for (const p of processes) await tx.update('processes', p.guid, p.generation, { version: randomUUID() });
+  for (const p of processes) await tx.update('processes', p.guid, { version: randomUUID() }, { expectedGeneration: p.generation });
 }
 
 // ---- create / update ----
@@ -254,29 +192,22 @@ export async function createApp(ctx: Ctx, input: CreateApp): Promise<{ app: Row<
   const stack = type === 'docker' ? null : await resolveStack(ctx.store.db, lifecycle.stack);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, space.guid, input.name)) throw uniqueness(appNameTaken(input.name));
+      if (await nameInUse(tx.db, 'apps', input.name, { within: { space_guid: space.guid }, anyCase: true })) throw uniqueness(appNameTaken(input.name));
       const guid = newGuid();
-      await tx.db
-        .insertInto('apps')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          space_guid: space.guid,
-          state: 'STOPPED',
-          status: 'active',
-          lifecycle_type: type,
-          lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
-          lifecycle_stack: stack,
-          environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
-          droplet_guid: null,
-          enable_ssh: 1,
-          revisions_enabled: 1,
-        })
-        .execute();
-      tx.changed('apps', guid, 'create');
+      await tx.insert('apps', {
+        guid,
+        name: input.name,
+        space_guid: space.guid,
+        state: 'STOPPED',
+        status: 'active',
+        lifecycle_type: type,
+        lifecycle_buildpacks: JSON.stringify(type === 'docker' ? [] : (lifecycle.buildpacks ?? [])),
+        lifecycle_stack: stack,
+        environment_variables: sealEnvVars(tx.secrets, input.environment_variables ?? {}),
+        droplet_guid: null,
+        enable_ssh: 1,
+        revisions_enabled: 1,
+      });
       // The web process shares the app's guid (CONVENTIONS.md §2, §15).
       await insertProcess(tx, { guid }, WEB, guid);
       const metadata = await saveMetadata(tx, 'apps', guid, input.metadata);
@@ -317,8 +248,8 @@ export async function updateApp(ctx: Ctx, guid: string, input: UpdateApp): Promi
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: app.guid, type: 'App', name: app.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, app.space_guid, name, app.guid))) throw uniqueness(appNameTaken(name));
-      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+      if (input.name !== undefined && (await nameInUse(tx.db, 'apps', name, { within: { space_guid: app.space_guid }, anyCase: true, except: app.guid }))) throw uniqueness(appNameTaken(name));
+      if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
       const metadata = await saveMetadata(tx, 'apps', app.guid, input.metadata);
       await auditApp(tx, ctx, 'update', { app: { guid: app.guid, name }, space: scope.space }, { request: input });
       return { app: await loadApp(tx.db, app.guid), metadata };
@@ -339,8 +270,8 @@ async function deleteRowsOf(
   const rows = await tx.db.selectFrom(table).select('guid').where('app_guid', 'in', appGuids).execute();
   const guids = rows.map((r) => r.guid);
   await deleteMetadata(tx, table, guids);
-  await tx.db.deleteFrom(table).where('app_guid', 'in', appGuids).execute();
-  for (const g of guids) tx.changed(table, g, 'delete');
+  // kysely cannot type a filter over a union of tables; every one of these has app_guid.
+  await tx.deleteWhere(table as 'processes', (eb) => eb('app_guid', 'in', appGuids));
 }
 
 /**
@@ -357,19 +288,14 @@ export async function deleteApps(tx: WriteTx, appGuids: string[]): Promise<void>
     }
     await tx.db.deleteFrom('sidecar_process_types').where('app_guid', 'in', chunk).execute();
     // Service bindings were unbound at the brokers before this transaction (a before-hook of the delete job).
-    const bindings = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('service_credential_bindings').where('app_guid', 'in', chunk).execute();
-    for (const b of bindings) tx.changed('service_credential_bindings', b.guid, 'delete');
+    await tx.deleteWhere('service_credential_bindings', (eb) => eb('app_guid', 'in', chunk));
     const destinations = await tx.db.selectFrom('route_destinations').select(['guid', 'route_guid']).where('app_guid', 'in', chunk).execute();
-    await tx.db.deleteFrom('route_destinations').where('app_guid', 'in', chunk).execute();
-    for (const d of destinations) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      tx.changed('routes', d.route_guid, 'update');
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', 'in', chunk));
+    // The routes' rows do not change, but their watchers (the routing table) must look again.
+    for (const d of destinations) tx.changed('routes', d.route_guid, 'update');
     await deleteLocksOf(tx, 'app', chunk);
     await deleteMetadata(tx, 'apps', chunk);
-    await tx.db.deleteFrom('apps').where('guid', 'in', chunk).execute();
-    for (const g of chunk) tx.changed('apps', g, 'delete');
+    await tx.deleteWhere('apps', (eb) => eb('guid', 'in', chunk));
   }
 }
 
@@ -390,21 +316,10 @@ export async function deleteApp(ctx: Ctx, guid: string): Promise<string> {
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'apps', guid: scope.app.guid, type: 'App', name: scope.app.name }, 'delete');
   return startDeleteJob(ctx, 'app', scope.app.guid, async (tx) => {
     // Desired state becomes STOPPED at once so the runtime drains instances before the rows go.
-    await tx.db
-      .updateTable('apps')
-      .set({ status: 'deleting', state: 'STOPPED', updated_at: tx.now })
-      .where('guid', '=', scope.app.guid)
-      .execute();
-    tx.changed('apps', scope.app.guid, 'update');
+    await tx.update('apps', scope.app.guid, { status: 'deleting', state: 'STOPPED' });
     await auditApp(tx, ctx, 'delete-request', scope, { request: { recursive: true } });
   });
 }
-
-/**
- * Whatever clears an app's buildpack cache (the staging side registers here). With none registered there is no
- * cache to clear and the job completes at once.
- */
-export const buildpackCacheClearers: Array<(appGuid: string) => Promise<void>> = [];
 
 export function registerAppJobs(handlers: JobHandlers, store: Store): void {
   handlers.register('app.delete', async ({ job }) => {
@@ -449,16 +364,16 @@ async function setState(ctx: Ctx, guid: string, action: 'start' | 'stop' | 'rest
       const processes = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
       await assertProcessesFit(tx.db, scope.space, processes.map(toRun));
     }
-    await tx.update('apps', app.guid, app.generation, { state: action === 'stop' ? 'STOPPED' : 'STARTED' });
+    await tx.update('apps', app.guid, { state: action === 'stop' ? 'STOPPED' : 'STARTED' }, { expectedGeneration: app.generation });
     if (action === 'restart') await bumpProcessVersions(tx, app.guid);
     // Starting a stopped app launches what is current now: the process versions stay, what they launched with is
     // forgotten (the first instance records it again). Starting a started one changes nothing, as in CC.
     if (action === 'start' && app.state === 'STOPPED') {
-      await tx.db
-        .updateTable('processes')
-        .set({ launched_version: null, launched_droplet_guid: null, launched_environment_variables: null })
-        .where('app_guid', '=', app.guid)
-        .execute();
+      await tx.updateStatusWhere('processes', (eb) => eb('app_guid', '=', app.guid), {
+        launched_version: null,
+        launched_droplet_guid: null,
+        launched_environment_variables: null,
+      });
     }
     // Upstream's AppStart resolves the revision in the request (a `cf set-env` + `cf restart` records it here).
     if (action !== 'stop') await recordRevision(tx, app.guid);
@@ -526,7 +441,7 @@ export async function setCurrentDroplet(ctx: Ctx, guid: string, input: SetCurren
         organizationGuid: scope.space.organization_guid,
       });
     }
-    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, app.generation, { droplet_guid: droplet.guid });
+    if (app.droplet_guid !== droplet.guid) await tx.update('apps', app.guid, { droplet_guid: droplet.guid }, { expectedGeneration: app.generation });
     await auditApp(tx, ctx, 'droplet.mapped', scope, { request: { droplet_guid: droplet.guid } });
     return { app: await loadApp(tx.db, app.guid), droplet };
   });
@@ -586,7 +501,7 @@ export async function updateEnvironmentVariables(ctx: Ctx, guid: string, patch: 
       if (v === null) delete vars[k];
       else vars[k] = v;
     }
-    await tx.update('apps', current.guid, current.generation, { environment_variables: sealEnvVars(tx.secrets, vars) });
+    await tx.update('apps', current.guid, { environment_variables: sealEnvVars(tx.secrets, vars) }, { expectedGeneration: current.generation });
     await auditApp(tx, ctx, 'update', scope, { request: { environment_variables: '[PRIVATE DATA HIDDEN]' } });
     return { app: await loadApp(tx.db, current.guid), vars };
   });
@@ -641,7 +556,7 @@ export async function updateAppFeature(ctx: Ctx, guid: string, name: string, inp
   if (input.enabled && other && featuresOf(scope.app).some((f) => f.name === other && f.enabled)) throw unprocessable(BINDING_FEATURES_EXCLUSIVE);
   const updated = await ctx.store.write(async (tx) => {
     const patch = { [FEATURE_COLUMNS[feature.name]]: input.enabled ? 1 : 0 };
-    await tx.update('apps', scope.app.guid, scope.app.generation, patch);
+    await tx.update('apps', scope.app.guid, patch, { expectedGeneration: scope.app.generation });
     await auditApp(tx, ctx, 'update', scope, { request: patch });
     return loadApp(tx.db, scope.app.guid);
   });

@@ -13,69 +13,49 @@ export async function seedPlatform(store: Store, config: Config): Promise<void> 
   await store.write(async (tx) => {
     const stack = await tx.db.selectFrom('stacks').select('guid').where('is_default', '=', 1).executeTakeFirst();
     if (!stack) {
-      const guid = newGuid();
-      await tx.db
-        .insertInto('stacks')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
+      await tx.insertIfAbsent(
+        'stacks',
+        {
           name: DEFAULT_STACK,
           description: 'Kiln local runtime: apps run as processes on the host',
           build_rootfs_image: DEFAULT_STACK,
           run_rootfs_image: DEFAULT_STACK,
           is_default: 1,
-        })
-        .onConflict((oc) => oc.column('name').doNothing())
-        .execute();
-      tx.changed('stacks', guid, 'create');
+        },
+        ['name'],
+      );
     }
 
     const quota = await tx.db.selectFrom('organization_quotas').select('guid').where('name', '=', 'default').executeTakeFirst();
     if (!quota) {
       const guid = newGuid();
-      await tx.db
-        .insertInto('organization_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: 'default',
-          total_memory_in_mb: 10240,
-          per_process_memory_in_mb: null,
-          total_instances: null,
-          per_app_tasks: null,
-          log_rate_limit_in_bytes_per_second: null,
-          paid_services_allowed: 1,
-          total_service_instances: 100,
-          total_service_keys: null,
-          total_routes: 1000,
-          total_reserved_ports: 0,
-          total_domains: null,
-        })
-        .execute();
-      tx.changed('organization_quotas', guid, 'create');
+      await tx.insert('organization_quotas', {
+        guid,
+        name: 'default',
+        total_memory_in_mb: 10240,
+        per_process_memory_in_mb: null,
+        total_instances: null,
+        per_app_tasks: null,
+        log_rate_limit_in_bytes_per_second: null,
+        paid_services_allowed: 1,
+        total_service_instances: 100,
+        total_service_keys: null,
+        total_routes: 1000,
+        total_reserved_ports: 0,
+        total_domains: null,
+      });
     }
 
     const domain = await tx.db.selectFrom('domains').select('guid').where('name', '=', config.appsDomain).executeTakeFirst();
     if (!domain) {
       const guid = newGuid();
-      await tx.db
-        .insertInto('domains')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: config.appsDomain,
-          internal: 0,
-          owning_organization_guid: null,
-          router_group_guid: null,
-        })
-        .execute();
-      tx.changed('domains', guid, 'create');
+      await tx.insert('domains', {
+        guid,
+        name: config.appsDomain,
+        internal: 0,
+        owning_organization_guid: null,
+        router_group_guid: null,
+      });
     }
 
     for (const name of ['running', 'staging']) {

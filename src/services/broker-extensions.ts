@@ -1,7 +1,7 @@
 import { KilnError, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnection, type BrokerResponse } from './broker-client.ts';
-import { JobError } from './jobs.ts';
+import { JobError } from '../lifecycle/jobs.ts';
 
 /**
  * Kiln's two extensions of the Open Service Broker API (docs/service-extensions.md): an offering declares what it

@@ -3,7 +3,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { Store, WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, malformed, unexpectedAnswer, type BrokerConnection, type BrokerResponse } from './broker-client.ts';
-import { finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
+import { finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, type BrokerSettings } from './service-catalog.ts';
 import { recordDeletedUsage, recordServiceUsage } from './service-usage-events.ts';
 
@@ -129,20 +129,15 @@ export async function recordOperation(
   const current = await db.selectFrom(kind).select(['last_operation_type', 'last_operation_created_at']).where('guid', '=', guid).executeTakeFirst();
   if (!current) return;
   const newOp = current.last_operation_type !== type || state === 'initial';
-  await db
-    .updateTable(kind)
-    .set({
-      last_operation_type: type,
-      last_operation_state: state,
-      last_operation_description: description,
-      last_operation_updated_at: tx.now,
-      ...(newOp ? { last_operation_created_at: tx.now } : {}),
-      updated_at: tx.now,
-      ...extra,
-    })
-    .where('guid', '=', guid)
-    .execute();
-  tx.changed(kind, guid, 'update');
+  // What the broker reported: status, so generation stays.
+  await tx.updateStatus(kind as 'service_instances', guid, {
+    last_operation_type: type,
+    last_operation_state: state,
+    last_operation_description: description,
+    last_operation_updated_at: tx.now,
+    ...(newOp ? { last_operation_created_at: tx.now } : {}),
+    ...extra,
+  });
 }
 
 /** Poll scheduling: next poll after max(interval, Retry-After), deadline from the plan (≤ 7 days). */
@@ -468,8 +463,7 @@ export async function removeSubject(tx: WriteTx, kind: SubjectKind, guid: string
   }
   await tx.db.deleteFrom('labels').where('resource_type', '=', kind).where('resource_guid', '=', guid).execute();
   await tx.db.deleteFrom('annotations').where('resource_type', '=', kind).where('resource_guid', '=', guid).execute();
-  await tx.db.deleteFrom(kind).where('guid', '=', guid).execute();
-  tx.changed(kind, guid, 'delete');
+  await tx.delete(kind, guid);
 }
 
 /** The asynchronous halves of instance and binding operations. */

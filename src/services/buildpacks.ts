@@ -30,10 +30,10 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
-import type { Bits } from './blobs.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 
 export const BUILDPACK_LIST: ListSpec = {
   orderBy: ['position', 'lifecycle'],
@@ -127,14 +127,7 @@ async function shiftPositions(tx: WriteTx, lifecycle: string, from: number, to: 
   if (to !== null) q = q.where('position', '<=', to);
   const moved = await q.execute();
   if (moved.length === 0) return;
-  let u = tx.db
-    .updateTable('buildpacks')
-    .set((eb) => ({ position: eb('position', '+', delta), generation: eb('generation', '+', 1), updated_at: tx.now }))
-    .where('lifecycle', '=', lifecycle)
-    .where('position', '>=', from);
-  if (to !== null) u = u.where('position', '<=', to);
-  await u.execute();
-  for (const m of moved) tx.changed('buildpacks', m.guid, 'update');
+  await tx.updateWhere('buildpacks', (eb) => eb('guid', 'in', moved.map((m) => m.guid)), { position: sql<number>`position + ${delta}` });
 }
 
 async function stackExists(db: Db, name: string): Promise<boolean> {
@@ -160,27 +153,20 @@ async function insertBuildpack(
 ): Promise<void> {
   const position = insertPosition(v.position, await countLifecycle(tx, v.lifecycle));
   await shiftPositions(tx, v.lifecycle, position, null, 1);
-  await tx.db
-    .insertInto('buildpacks')
-    .values({
-      guid: v.guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      name: v.name,
-      stack: v.stack,
-      position,
-      enabled: v.enabled ? 1 : 0,
-      locked: v.locked ? 1 : 0,
-      state: v.state,
-      filename: null,
-      blob_key: null,
-      checksum: null,
-      lifecycle: v.lifecycle,
-      builtin: v.builtin,
-    })
-    .execute();
-  tx.changed('buildpacks', v.guid, 'create');
+  await tx.insert('buildpacks', {
+    guid: v.guid,
+    name: v.name,
+    stack: v.stack,
+    position,
+    enabled: v.enabled ? 1 : 0,
+    locked: v.locked ? 1 : 0,
+    state: v.state,
+    filename: null,
+    blob_key: null,
+    checksum: null,
+    lifecycle: v.lifecycle,
+    builtin: v.builtin,
+  });
 }
 
 export async function createBuildpack(ctx: Ctx, input: CreateBuildpack): Promise<{ buildpack: Buildpack; metadata: Metadata }> {
@@ -242,7 +228,7 @@ export async function updateBuildpack(ctx: Ctx, bp: Buildpack, input: UpdateBuil
         ...(input.enabled !== undefined && input.enabled !== null ? { enabled: input.enabled ? 1 : 0 } : {}),
         ...(input.locked !== undefined && input.locked !== null ? { locked: input.locked ? 1 : 0 } : {}),
       };
-      await tx.update('buildpacks', current.guid, current.generation, patch);
+      await tx.update('buildpacks', current.guid, patch, { expectedGeneration: current.generation });
       const metadata = await saveMetadata(tx, 'buildpacks', current.guid, input.metadata);
       await auditBuildpack(tx, ctx, 'update', { guid: current.guid, name }, { request: input });
       return { buildpack: await loadBuildpack(tx.db, current.guid), metadata };
@@ -270,8 +256,7 @@ export function registerBuildpackJobs(handlers: JobHandlers, store: Store): void
       const row = await tx.db.selectFrom('buildpacks').select(['guid', 'lifecycle', 'position']).where('guid', '=', job.resource_guid).executeTakeFirst();
       if (!row) return;
       await deleteMetadata(tx, 'buildpacks', [row.guid]);
-      await tx.db.deleteFrom('buildpacks').where('guid', '=', row.guid).execute();
-      tx.changed('buildpacks', row.guid, 'delete');
+      await tx.delete('buildpacks', row.guid);
       await shiftPositions(tx, row.lifecycle, row.position + 1, null, -1);
     });
   });
@@ -409,14 +394,14 @@ export async function processBuildpackUpload(
           throw new KilnError('BuildpackStacksDontMatch', zipStack, current.stack);
         }
       }
-      await tx.update('buildpacks', current.guid, current.generation, {
+      await tx.update('buildpacks', current.guid, {
         state: 'READY',
         filename,
         blob_key: info.key,
         checksum: info.sha256,
         stack,
         builtin: null,
-      });
+      }, { expectedGeneration: current.generation });
       await auditBuildpack(tx, ctx, 'upload', current, { filename, checksum: info.sha256 });
       const job = await completedJob(tx, { operation: 'buildpack.upload', resourceType: 'buildpack', resourceGuid: current.guid, userGuid: ctx.principal.guid });
       return {

@@ -9,9 +9,10 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
-import { auditApp, appScopeFor, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { appScopeFor, findVisibleApp, requireAppManager, requireAppWriter, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
-import { dropletValues } from './droplets.ts';
+import { dropletValues } from '../lifecycle/droplets.ts';
 import { requireFeature } from './feature-flags.ts';
 
 export const BUILD_LIST: ListSpec = { filters: ['states', 'app_guids', 'package_guids'], labelSelector: true };
@@ -99,29 +100,22 @@ export async function createBuild(ctx: Ctx, input: CreateBuild): Promise<{ build
     const staging = await tx.db.selectFrom('builds').select('guid').where('app_guid', '=', app.guid).where('state', '=', 'STAGING').executeTakeFirst();
     if (staging) throw new KilnError('StagingInProgress');
     const guid = newGuid();
-    await tx.db
-      .insertInto('builds')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: app.guid,
-        package_guid: pkg.guid,
-        state: 'STAGING',
-        error: null,
-        lifecycle_type: type,
-        lifecycle_data: JSON.stringify(lifecycleData),
-        staging_memory_in_mb: input.staging_memory_in_mb ?? STAGING_DEFAULTS.memoryInMb,
-        staging_disk_in_mb: input.staging_disk_in_mb ?? STAGING_DEFAULTS.diskInMb,
-        staging_log_rate_limit_bytes_per_second: input.staging_log_rate_limit_bytes_per_second ?? STAGING_DEFAULTS.logRateLimit,
-        droplet_guid: null,
-        created_by_guid: ctx.principal.guid,
-        created_by_name: ctx.principal.username,
-        created_by_email: ctx.principal.email,
-      })
-      .execute();
-    tx.changed('builds', guid, 'create');
+    await tx.insert('builds', {
+      guid,
+      app_guid: app.guid,
+      package_guid: pkg.guid,
+      state: 'STAGING',
+      error: null,
+      lifecycle_type: type,
+      lifecycle_data: JSON.stringify(lifecycleData),
+      staging_memory_in_mb: input.staging_memory_in_mb ?? STAGING_DEFAULTS.memoryInMb,
+      staging_disk_in_mb: input.staging_disk_in_mb ?? STAGING_DEFAULTS.diskInMb,
+      staging_log_rate_limit_bytes_per_second: input.staging_log_rate_limit_bytes_per_second ?? STAGING_DEFAULTS.logRateLimit,
+      droplet_guid: null,
+      created_by_guid: ctx.principal.guid,
+      created_by_name: ctx.principal.username,
+      created_by_email: ctx.principal.email,
+    });
     const metadata = await saveMetadata(tx, 'builds', guid, input.metadata);
     await auditApp(tx, ctx, 'build.create', scope, { build_guid: guid, package_guid: pkg.guid });
     return { build: await loadBuild(tx.db, guid), metadata };
@@ -147,27 +141,23 @@ export async function updateBuild(ctx: Ctx, guid: string, input: UpdateBuild): P
   const { build } = scope;
   return ctx.store.write(async (tx) => {
     if (input.state === 'FAILED') {
-      await tx.update('builds', build.guid, build.generation, { state: 'FAILED', error: input.error ?? null });
+      await tx.update('builds', build.guid, { state: 'FAILED', error: input.error ?? null }, { expectedGeneration: build.generation });
     } else if (input.state === 'STAGED') {
       const data = input.lifecycle?.data ?? {};
       const dropletGuid = newGuid();
-      await tx.db
-        .insertInto('droplets')
-        .values(
-          dropletValues(tx, {
-            guid: dropletGuid,
-            app_guid: build.app_guid,
-            package_guid: build.package_guid,
-            build_guid: build.guid,
-            state: 'STAGED',
-            lifecycle_type: input.lifecycle?.type ?? build.lifecycle_type,
-            process_types: JSON.stringify(data.process_types ?? { web: '' }),
-            image: data.image ?? null,
-          }),
-        )
-        .execute();
-      tx.changed('droplets', dropletGuid, 'create');
-      await tx.update('builds', build.guid, build.generation, { state: 'STAGED', error: null, droplet_guid: dropletGuid });
+      await tx.insert('droplets', 
+        dropletValues(tx, {
+          guid: dropletGuid,
+          app_guid: build.app_guid,
+          package_guid: build.package_guid,
+          build_guid: build.guid,
+          state: 'STAGED',
+          lifecycle_type: input.lifecycle?.type ?? build.lifecycle_type,
+          process_types: JSON.stringify(data.process_types ?? { web: '' }),
+          image: data.image ?? null,
+        }),
+      );
+      await tx.update('builds', build.guid, { state: 'STAGED', error: null, droplet_guid: dropletGuid }, { expectedGeneration: build.generation });
     } else if (input.metadata) {
       tx.changed('builds', build.guid, 'update');
     }

@@ -2,7 +2,7 @@ import { deleteMetadata } from '../store/metadata.ts';
 import type { WriteTx } from '../store/store.ts';
 import { deleteAppsOfSpaces } from './apps.ts';
 import { deleteRegistryCredentialsOf } from './registry-credentials.ts';
-import { deleteRoutesOfSpaces } from './routes.ts';
+import { deleteRoutesOfSpaces } from './route-deletes.ts';
 import { purgeInstance } from './service-plans.ts';
 
 /**
@@ -20,13 +20,10 @@ export async function deleteSpacesCascade(tx: WriteTx, spaceGuids: string[]): Pr
   await tx.db.deleteFrom('service_instance_shares').where('space_guid', 'in', spaceGuids).execute();
   await deleteRoutesOfSpaces(tx, spaceGuids);
   await deleteRegistryCredentialsOf(tx, 'space', spaceGuids);
-  const roles = await tx.db.selectFrom('roles').select('guid').where('space_guid', 'in', spaceGuids).execute();
-  await tx.db.deleteFrom('roles').where('space_guid', 'in', spaceGuids).execute();
-  for (const r of roles) tx.changed('roles', r.guid, 'delete');
+  await tx.deleteWhere('roles', (eb) => eb('space_guid', 'in', spaceGuids));
   await tx.db.deleteFrom('security_group_spaces').where('space_guid', 'in', spaceGuids).execute();
   await deleteMetadata(tx, 'spaces', spaceGuids);
-  await tx.db.deleteFrom('spaces').where('guid', 'in', spaceGuids).execute();
-  for (const g of spaceGuids) tx.changed('spaces', g, 'delete');
+  await tx.deleteWhere('spaces', (eb) => eb('guid', 'in', spaceGuids));
 }
 
 /** Deletes an org with its spaces, roles, space quotas, private domains and entitlements. */
@@ -35,27 +32,22 @@ export async function deleteOrganizationCascade(tx: WriteTx, orgGuid: string): P
   await deleteSpacesCascade(tx, spaces.map((s) => s.guid));
   await deleteRegistryCredentialsOf(tx, 'organization', [orgGuid]);
 
-  const roles = await tx.db.selectFrom('roles').select('guid').where('organization_guid', '=', orgGuid).execute();
-  await tx.db.deleteFrom('roles').where('organization_guid', '=', orgGuid).execute();
-  for (const r of roles) tx.changed('roles', r.guid, 'delete');
+  await tx.deleteWhere('roles', (eb) => eb('organization_guid', '=', orgGuid));
 
   const quotas = await tx.db.selectFrom('space_quotas').select('guid').where('organization_guid', '=', orgGuid).execute();
   await deleteMetadata(tx, 'space_quotas', quotas.map((q) => q.guid));
-  await tx.db.deleteFrom('space_quotas').where('organization_guid', '=', orgGuid).execute();
-  for (const q of quotas) tx.changed('space_quotas', q.guid, 'delete');
+  await tx.deleteWhere('space_quotas', (eb) => eb('organization_guid', '=', orgGuid));
 
   const domains = await tx.db.selectFrom('domains').select('guid').where('owning_organization_guid', '=', orgGuid).execute();
   const domainGuids = domains.map((d) => d.guid);
   if (domainGuids.length > 0) {
     await tx.db.deleteFrom('domain_shared_organizations').where('domain_guid', 'in', domainGuids).execute();
     await deleteMetadata(tx, 'domains', domainGuids);
-    await tx.db.deleteFrom('domains').where('guid', 'in', domainGuids).execute();
-    for (const g of domainGuids) tx.changed('domains', g, 'delete');
+    await tx.deleteWhere('domains', (eb) => eb('guid', 'in', domainGuids));
   }
   await tx.db.deleteFrom('domain_shared_organizations').where('organization_guid', '=', orgGuid).execute();
   await tx.db.deleteFrom('isolation_segment_organizations').where('organization_guid', '=', orgGuid).execute();
 
   await deleteMetadata(tx, 'organizations', [orgGuid]);
-  await tx.db.deleteFrom('organizations').where('guid', '=', orgGuid).execute();
-  tx.changed('organizations', orgGuid, 'delete');
+  await tx.delete('organizations', orgGuid);
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { badQuery, notFound } from '../domain/errors.ts';
 import { CONDITION_KINDS, conditionsOf, type ConditionKind, type StoredCondition } from '../store/conditions.ts';
-import { appScopeFor } from './apps.ts';
+import { appScopeFor } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 
 const KINDS = Object.keys(CONDITION_KINDS) as [ConditionKind, ...ConditionKind[]];

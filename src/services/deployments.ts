@@ -25,7 +25,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, insertProcess, requireAppManager, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp, insertProcess } from './apps.ts';
+import { findVisibleApp, requireAppManager, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { assertProcessesFit, assertResizeFits, toRun } from './process-quotas.ts';
 import { parseCommands, recordRevision, recordRollbackRevision } from './revisions.ts';
@@ -84,13 +85,13 @@ export async function transition(tx: WriteTx, d: Row<'deployments'>, state: Depl
   const status = statusOf(state);
   const reason = superseded ? 'SUPERSEDED' : status.reason;
   const changed = state !== d.state || reason !== d.status_reason;
-  await tx.update('deployments', d.guid, d.generation, {
+  await tx.update('deployments', d.guid, {
     ...patch,
     state,
     status_value: status.value,
     status_reason: reason,
     ...(changed ? { last_status_change: tx.now } : {}),
-  });
+  }, { expectedGeneration: d.generation });
 }
 
 /** The app's web processes, oldest first (upstream's `web_processes`): during a rollout there are several. */
@@ -100,8 +101,7 @@ export const webProcesses = (db: Kysely<Database>, appGuid: string) =>
 /** Removes a process row (the process controller then stops whatever still runs for it). */
 export async function deleteProcess(tx: WriteTx, guid: string): Promise<void> {
   await deleteMetadata(tx, 'processes', [guid]);
-  await tx.db.deleteFrom('processes').where('guid', '=', guid).execute();
-  tx.changed('processes', guid, 'delete');
+  await tx.delete('processes', guid);
 }
 
 /**
@@ -117,7 +117,7 @@ export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Prom
   for (const p of others) {
     const patch: RowUpdate<'processes'> = { version: randomUUID(), revision_guid: d.revision_guid ?? p.revision_guid };
     if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-    await tx.update('processes', p.guid, p.generation, patch);
+    await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
   }
   const proc = await tx.db.selectFrom('processes').select('instances').where('guid', '=', d.process_guid).executeTakeFirst();
   await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
@@ -147,7 +147,7 @@ export async function finalizeCanceled(tx: WriteTx, d: Row<'deployments'>, prior
   for (const p of await webProcesses(tx.db, d.app_guid)) if (p.guid !== prior?.guid) await deleteProcess(tx, p.guid);
   if (prior) {
     const fresh = await tx.db.selectFrom('processes').selectAll().where('guid', '=', prior.guid).executeTakeFirst();
-    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, fresh.generation, { instances: d.original_instances });
+    if (fresh && fresh.instances !== d.original_instances) await tx.update('processes', fresh.guid, { instances: d.original_instances }, { expectedGeneration: fresh.generation });
   }
   await transition(tx, d, 'CANCELED', { new_instances: 0, old_instances: d.original_instances, error: null });
 }
@@ -205,11 +205,7 @@ async function withDeploymentQuotaHint(db: Kysely<Database>, scope: AppScope, ch
 async function cloneWebProcess(tx: WriteTx, from: Row<'processes'>, patch: Partial<Row<'processes'>>): Promise<string> {
   const guid = newGuid();
   const { id: _id, ...columns } = from;
-  await tx.db
-    .insertInto('processes')
-    .values({ ...columns, ...patch, guid, created_at: tx.now, updated_at: tx.now, generation: 1, observed_generation: 0 })
-    .execute();
-  tx.changed('processes', guid, 'create');
+  await tx.insert('processes', { ...columns, ...patch, guid, observed_generation: 0 });
   const metadata = await loadOneMetadata(tx.db, 'processes', from.guid);
   await saveMetadata(tx, 'processes', guid, metadata);
   return guid;
@@ -264,11 +260,11 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     // `cf restart --strategy rolling` must not reach them); the process controller keeps it while the rollout runs.
     for (const p of webs) {
       if (p.launched_version !== p.version || !p.launched_droplet_guid) {
-        await tx.db
-          .updateTable('processes')
-          .set({ launched_version: p.version, launched_droplet_guid: app.droplet_guid, launched_environment_variables: app.environment_variables })
-          .where('guid', '=', p.guid)
-          .execute();
+        await tx.updateStatus('processes', p.guid, {
+          launched_version: p.version,
+          launched_droplet_guid: app.droplet_guid,
+          launched_environment_variables: app.environment_variables,
+        });
       }
     }
     const previousDroplet = app.droplet_guid;
@@ -277,7 +273,7 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     if (app.droplet_guid !== source.droplet.guid) appPatch.droplet_guid = source.droplet.guid;
     if (source.revision) appPatch.environment_variables = source.revision.environment_variables;
     if (stopped) appPatch.state = 'STARTED';
-    if (Object.keys(appPatch).length > 0) await tx.update('apps', app.guid, app.generation, appPatch);
+    if (Object.keys(appPatch).length > 0) await tx.update('apps', app.guid, appPatch, { expectedGeneration: app.generation });
     const newEnv = source.revision ? source.revision.environment_variables : app.environment_variables;
     const commands = source.revision ? parseCommands(source.revision.commands) : undefined;
     const webCommand = commands && WEB in commands ? (commands[WEB] ?? null) : newest.command;
@@ -299,17 +295,17 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
       // Upstream starts a stopped app in place (AppStart): every process restarts with the new droplet.
       processGuid = newest.guid;
       newVersion = randomUUID();
-      await tx.update('processes', newest.guid, newest.generation, {
+      await tx.update('processes', newest.guid, {
         ...scaling,
         command: webCommand,
         version: newVersion,
         ...(input.webInstances !== null ? { instances: input.webInstances } : {}),
-      });
+      }, { expectedGeneration: newest.generation });
       const others = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).where('type', '!=', WEB).execute();
       for (const p of others) {
         const patch: RowUpdate<'processes'> = { version: randomUUID() };
         if (commands && p.type in commands) patch.command = commands[p.type] ?? null;
-        await tx.update('processes', p.guid, p.generation, patch);
+        await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
       }
       // Starting the app (upstream's AppStart) needs room for all of its processes.
       const all = await tx.db.selectFrom('processes').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
@@ -337,49 +333,42 @@ export async function createDeployment(ctx: Ctx, input: CreateDeployment): Promi
     const state: DeploymentState = stopped ? 'DEPLOYED' : input.strategy === 'canary' ? 'PREPAUSED' : 'DEPLOYING';
     const status = statusOf(state);
     const newProcess = await tx.db.selectFrom('processes').selectAll().where('guid', '=', processGuid).executeTakeFirstOrThrow();
-    await tx.db
-      .insertInto('deployments')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: app.guid,
-        state,
-        status_value: status.value,
-        status_reason: status.reason,
-        strategy: input.strategy,
-        droplet_guid: source.droplet.guid,
-        previous_droplet_guid: previousDroplet,
-        revision_guid: revision?.guid ?? null,
-        previous_revision_guid: newest.revision_guid,
-        process_guid: processGuid,
-        process_type: WEB,
-        old_version: null,
-        new_version: newVersion,
-        original_instances: original,
-        target_instances: target,
-        new_instances: newProcess.instances,
-        old_instances: stopped ? 0 : webs.reduce((n, p) => n + p.instances, 0),
-        max_in_flight: input.maxInFlight,
-        web_instances: input.webInstances,
-        memory_in_mb: input.memoryInMb,
-        disk_in_mb: input.diskInMb,
-        log_rate_limit_in_bytes_per_second: input.logRateLimit,
-        canary_steps: steps ? JSON.stringify(steps) : null,
-        canary_step: 1,
-        previous_environment_variables: app.environment_variables,
-        previous_command: newest.command,
-        previous_memory_in_mb: newest.memory_in_mb,
-        previous_disk_in_mb: newest.disk_in_mb,
-        previous_log_rate_limit: newest.log_rate_limit_in_bytes_per_second,
-        last_healthy_at: tx.now,
-        last_status_change: tx.now,
-        error: null,
-        new_processes: JSON.stringify(stopped ? [] : [{ guid: processGuid, type: WEB }]),
-      })
-      .execute();
-    tx.changed('deployments', guid, 'create');
+    await tx.insert('deployments', {
+      guid,
+      app_guid: app.guid,
+      state,
+      status_value: status.value,
+      status_reason: status.reason,
+      strategy: input.strategy,
+      droplet_guid: source.droplet.guid,
+      previous_droplet_guid: previousDroplet,
+      revision_guid: revision?.guid ?? null,
+      previous_revision_guid: newest.revision_guid,
+      process_guid: processGuid,
+      process_type: WEB,
+      old_version: null,
+      new_version: newVersion,
+      original_instances: original,
+      target_instances: target,
+      new_instances: newProcess.instances,
+      old_instances: stopped ? 0 : webs.reduce((n, p) => n + p.instances, 0),
+      max_in_flight: input.maxInFlight,
+      web_instances: input.webInstances,
+      memory_in_mb: input.memoryInMb,
+      disk_in_mb: input.diskInMb,
+      log_rate_limit_in_bytes_per_second: input.logRateLimit,
+      canary_steps: steps ? JSON.stringify(steps) : null,
+      canary_step: 1,
+      previous_environment_variables: app.environment_variables,
+      previous_command: newest.command,
+      previous_memory_in_mb: newest.memory_in_mb,
+      previous_disk_in_mb: newest.disk_in_mb,
+      previous_log_rate_limit: newest.log_rate_limit_in_bytes_per_second,
+      last_healthy_at: tx.now,
+      last_status_change: tx.now,
+      error: null,
+      new_processes: JSON.stringify(stopped ? [] : [{ guid: processGuid, type: WEB }]),
+    });
     const metadata = await saveMetadata(tx, 'deployments', guid, input.metadata);
     await auditApp(tx, ctx, 'deployment.create', scope, {
       deployment_guid: guid,
@@ -405,7 +394,7 @@ export async function updateDeployment(ctx: Ctx, guid: string, input: UpdateDepl
   if (!(await ctx.access.canWriteSpace(scope.space.guid))) throw notAuthorized();
   return ctx.store.write(async (tx) => {
     const metadata = await saveMetadata(tx, 'deployments', guid, input.metadata);
-    await tx.update('deployments', guid, scope.deployment.generation, {});
+    await tx.update('deployments', guid, {}, { expectedGeneration: scope.deployment.generation });
     await auditApp(tx, ctx, 'deployment.update', scope, { deployment_guid: guid, request: input });
     return { deployment: await loadDeployment(tx.db, guid), metadata };
   });
@@ -421,7 +410,7 @@ export async function cancelDeployment(ctx: Ctx, guid: string): Promise<void> {
     if (d.state !== 'CANCELING') {
       const app = await tx.db.selectFrom('apps').selectAll().where('guid', '=', d.app_guid).executeTakeFirstOrThrow();
       if (d.previous_droplet_guid && app.droplet_guid !== d.previous_droplet_guid) {
-        await tx.update('apps', app.guid, app.generation, { droplet_guid: d.previous_droplet_guid });
+        await tx.update('apps', app.guid, { droplet_guid: d.previous_droplet_guid }, { expectedGeneration: app.generation });
       }
       await transition(tx, d, 'CANCELING');
     }

@@ -17,11 +17,12 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, findVisibleOrg } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
-import { anyRouteMatches, deleteRoutesOfDomains, type RouteMatchQuery } from './routes.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { deleteRoutesOfDomains } from './route-deletes.ts';
+import { anyRouteMatches, type RouteMatchQuery } from './route-reads.ts';
 
 export const DOMAIN_LIST: ListSpec = {
   filters: ['names', 'organization_guids'],
@@ -30,7 +31,7 @@ export const DOMAIN_LIST: ListSpec = {
 
 // ---- routes (the one place the routes table plugs in) ----
 
-export type { RouteMatchQuery } from './routes.ts';
+export type { RouteMatchQuery } from './route-reads.ts';
 
 /**
  * Whether some route matches: reservation checks, the "name already used by a route" rule on create and
@@ -380,22 +381,15 @@ export async function createDomain(ctx: Ctx, input: CreateDomain, platform?: Pla
       const problem = await newDomainProblem(tx, input, owningOrg, platform);
       if (problem) throw unprocessable(problem);
       const guid = newGuid();
-      await tx.db
-        .insertInto('domains')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          internal: input.internal ? 1 : 0,
-          owning_organization_guid: owningOrg?.guid ?? null,
-          router_group_guid: null,
-          enforce_route_policies: input.enforceRoutePolicies ? 1 : 0,
-          route_policies_scope: input.routePoliciesScope,
-        })
-        .execute();
-      tx.changed('domains', guid, 'create');
+      await tx.insert('domains', {
+        guid,
+        name: input.name,
+        internal: input.internal ? 1 : 0,
+        owning_organization_guid: owningOrg?.guid ?? null,
+        router_group_guid: null,
+        enforce_route_policies: input.enforceRoutePolicies ? 1 : 0,
+        route_policies_scope: input.routePoliciesScope,
+      });
       const metadata = await saveMetadata(tx, 'domains', guid, input.metadata);
       for (const org of sharedOrgs) {
         await tx.db.insertInto('domain_shared_organizations').values({ domain_guid: guid, organization_guid: org.guid }).execute();
@@ -423,7 +417,7 @@ export async function updateDomain(ctx: Ctx, guid: string, input: UpdateDomain):
   await assertDomainOrgWritable(ctx, domain);
   const { updated, metadata } = await ctx.store.write(async (tx) => {
     // Only metadata changes; the row is touched so updated_at moves and watchers see the change.
-    await tx.update('domains', domain.guid, domain.generation, {});
+    await tx.update('domains', domain.guid, {}, { expectedGeneration: domain.generation });
     const metadata = await saveMetadata(tx, 'domains', domain.guid, input.metadata);
     await auditDomain(tx, ctx, 'update', domain, input);
     return { updated: await loadDomain(tx.db, domain.guid), metadata };
@@ -454,8 +448,7 @@ export function registerDomainJobs(handlers: JobHandlers, store: Store): void {
       await deleteRoutesOfDomains(tx, [domain.guid]);
       await tx.db.deleteFrom('domain_shared_organizations').where('domain_guid', '=', domain.guid).execute();
       await deleteMetadata(tx, 'domains', [domain.guid]);
-      await tx.db.deleteFrom('domains').where('guid', '=', domain.guid).execute();
-      tx.changed('domains', domain.guid, 'delete');
+      await tx.delete('domains', domain.guid);
     });
   });
 }

@@ -10,11 +10,13 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
-import { dropletBlobKey, type Bits, failUpload } from './blobs.ts';
+import { auditApp } from './apps.ts';
+import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './app-scope.ts';
+import { dropletBlobKey, type Bits, failUpload } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
-import { completedJob, type JobHandlers, startDeleteJob } from './jobs.ts';
+import { completedJob, type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
 import { findVisiblePackage } from './packages.ts';
+import { dropletValues } from '../lifecycle/droplets.ts';
 
 const COMMON_FILTERS = ['states'] as const;
 
@@ -87,30 +89,6 @@ async function appFromBody(ctx: Ctx, appGuid: string): Promise<AppScope> {
 const auditDroplet = (tx: WriteTx, ctx: Ctx, verb: string, scope: AppScope, data: Record<string, unknown>) =>
   auditApp(tx, ctx, `droplet.${verb}`, scope, data);
 
-/** A droplet row with every column set; staging, create and copy fill in what they know. */
-export function dropletValues(tx: WriteTx, v: Partial<Omit<Row<'droplets'>, 'id'>> & Pick<Row<'droplets'>, 'guid' | 'app_guid' | 'state'>) {
-  return {
-    created_at: tx.now,
-    updated_at: tx.now,
-    generation: 1,
-    package_guid: null,
-    build_guid: null,
-    error: null,
-    lifecycle_type: 'buildpack',
-    process_types: '{}',
-    execution_metadata: '',
-    buildpacks: '[]',
-    stack: null,
-    image: null,
-    checksum_sha256: null,
-    checksum_sha1: null,
-    blob_key: null,
-    size_in_bytes: null,
-    source_droplet_guid: null,
-    ...v,
-  };
-}
-
 // ---- create / copy / update / delete ----
 
 export async function createDroplet(ctx: Ctx, input: CreateDroplet): Promise<{ droplet: Row<'droplets'>; metadata: Metadata }> {
@@ -120,20 +98,16 @@ export async function createDroplet(ctx: Ctx, input: CreateDroplet): Promise<{ d
   if (scope.app.lifecycle_type === 'docker') throw unprocessable('Droplet creation is not available for apps with docker lifecycles.');
   return ctx.store.write(async (tx) => {
     const guid = newGuid();
-    await tx.db
-      .insertInto('droplets')
-      .values(
-        dropletValues(tx, {
-          guid,
-          app_guid: scope.app.guid,
-          state: 'AWAITING_UPLOAD',
-          lifecycle_type: scope.app.lifecycle_type,
-          process_types: JSON.stringify(input.processTypes),
-          stack: scope.app.lifecycle_stack,
-        }),
-      )
-      .execute();
-    tx.changed('droplets', guid, 'create');
+    await tx.insert('droplets', 
+      dropletValues(tx, {
+        guid,
+        app_guid: scope.app.guid,
+        state: 'AWAITING_UPLOAD',
+        lifecycle_type: scope.app.lifecycle_type,
+        process_types: JSON.stringify(input.processTypes),
+        stack: scope.app.lifecycle_stack,
+      }),
+    );
     const metadata = await saveMetadata(tx, 'droplets', guid, input.metadata);
     await auditDroplet(tx, ctx, 'create', scope, { droplet_guid: guid, request: { relationships: { app: { data: { guid: scope.app.guid } } } } });
     return { droplet: await loadDroplet(tx.db, guid), metadata };
@@ -157,28 +131,24 @@ export async function copyDroplet(ctx: Ctx, sourceGuid: string, input: CopyDropl
   try {
     return await ctx.store.write(async (tx) => {
       const s = source.droplet;
-      await tx.db
-        .insertInto('droplets')
-        .values(
-          dropletValues(tx, {
-            guid,
-            app_guid: dest.app.guid,
-            state: 'STAGED',
-            lifecycle_type: s.lifecycle_type,
-            process_types: s.process_types,
-            execution_metadata: s.execution_metadata,
-            buildpacks: s.buildpacks,
-            stack: s.stack,
-            image: s.image,
-            checksum_sha256: s.checksum_sha256,
-            checksum_sha1: s.checksum_sha1,
-            blob_key: blobKey,
-            size_in_bytes: s.size_in_bytes,
-            source_droplet_guid: s.guid,
-          }),
-        )
-        .execute();
-      tx.changed('droplets', guid, 'create');
+      await tx.insert('droplets', 
+        dropletValues(tx, {
+          guid,
+          app_guid: dest.app.guid,
+          state: 'STAGED',
+          lifecycle_type: s.lifecycle_type,
+          process_types: s.process_types,
+          execution_metadata: s.execution_metadata,
+          buildpacks: s.buildpacks,
+          stack: s.stack,
+          image: s.image,
+          checksum_sha256: s.checksum_sha256,
+          checksum_sha1: s.checksum_sha1,
+          blob_key: blobKey,
+          size_in_bytes: s.size_in_bytes,
+          source_droplet_guid: s.guid,
+        }),
+      );
       await auditDroplet(tx, ctx, 'create', dest, { droplet_guid: guid, request: { source_droplet_guid: s.guid } });
       return { droplet: await loadDroplet(tx.db, guid), metadata: { labels: {}, annotations: {} } };
     });
@@ -197,7 +167,7 @@ export async function updateDroplet(ctx: Ctx, guid: string, input: UpdateDroplet
     if (scope.droplet.lifecycle_type === 'buildpack') throw unprocessable('Images can only be set on droplets of docker or cnb lifecycles.');
   }
   return ctx.store.write(async (tx) => {
-    if (input.image !== undefined) await tx.update('droplets', scope.droplet.guid, scope.droplet.generation, { image: input.image });
+    if (input.image !== undefined) await tx.update('droplets', scope.droplet.guid, { image: input.image }, { expectedGeneration: scope.droplet.generation });
     else if (input.metadata) tx.changed('droplets', scope.droplet.guid, 'update');
     const metadata = await saveMetadata(tx, 'droplets', scope.droplet.guid, input.metadata);
     await auditDroplet(tx, ctx, 'update', scope, { droplet_guid: scope.droplet.guid, request: input });
@@ -215,10 +185,9 @@ export async function deleteDroplet(ctx: Ctx, guid: string): Promise<string> {
 export async function deleteDropletRows(tx: WriteTx, guids: string[]): Promise<void> {
   if (guids.length === 0) return;
   const apps = await tx.db.selectFrom('apps').select(['guid', 'generation']).where('droplet_guid', 'in', guids).execute();
-  for (const a of apps) await tx.update('apps', a.guid, a.generation, { droplet_guid: null });
+  for (const a of apps) await tx.update('apps', a.guid, { droplet_guid: null }, { expectedGeneration: a.generation });
   await deleteMetadata(tx, 'droplets', guids);
-  await tx.db.deleteFrom('droplets').where('guid', 'in', guids).execute();
-  for (const g of guids) tx.changed('droplets', g, 'delete');
+  await tx.deleteWhere('droplets', (eb) => eb('guid', 'in', guids));
 }
 
 export function registerDropletJobs(handlers: JobHandlers, store: Store): void {
@@ -250,14 +219,9 @@ export async function authorizeDropletUpload(ctx: Ctx, guid: string): Promise<Dr
 export async function processDropletUpload(ctx: Ctx, scope: DropletScope, tgz: string, bits: Bits): Promise<{ droplet: Row<'droplets'>; job: string }> {
   const guid = scope.droplet.guid;
   await ctx.store.write(async (tx) => {
-    const res = await tx.db
-      .updateTable('droplets')
-      .set({ state: 'PROCESSING_UPLOAD', updated_at: tx.now, generation: scope.droplet.generation + 1 })
-      .where('guid', '=', guid)
-      .where('state', '=', 'AWAITING_UPLOAD')
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) throw unprocessable(DROPLET_UPLOAD_ONCE);
-    tx.changed('droplets', guid, 'update');
+    // Uploading bits is the user's write, so generation moves (as for a PATCH).
+    const claimed = await tx.update('droplets', guid, { state: 'PROCESSING_UPLOAD' }, { where: (eb) => eb('state', '=', 'AWAITING_UPLOAD') });
+    if (!claimed) throw unprocessable(DROPLET_UPLOAD_ONCE);
   });
   const check = await fs.mkdtemp(path.join(bits.workRoot, 'droplet-'));
   let storedKey: string | null = null;
@@ -267,23 +231,13 @@ export async function processDropletUpload(ctx: Ctx, scope: DropletScope, tgz: s
     const info = await bits.blobstore.putFile(dropletBlobKey(guid), tgz, { maxBytes: bits.maxPackageBytes });
     storedKey = info.key;
     const out = await ctx.store.write(async (tx) => {
-      const res = await tx.db
-        .updateTable('droplets')
-        .set({
-          state: 'STAGED',
-          error: null,
-          checksum_sha256: info.sha256,
-          checksum_sha1: info.sha1,
-          blob_key: info.key,
-          size_in_bytes: info.size,
-          updated_at: tx.now,
-          generation: scope.droplet.generation + 2,
-        })
-        .where('guid', '=', guid)
-        .where('state', '=', 'PROCESSING_UPLOAD')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) return undefined;
-      tx.changed('droplets', guid, 'update');
+      const stored = await tx.update(
+        'droplets',
+        guid,
+        { state: 'STAGED', error: null, checksum_sha256: info.sha256, checksum_sha1: info.sha1, blob_key: info.key, size_in_bytes: info.size },
+        { where: (eb) => eb('state', '=', 'PROCESSING_UPLOAD') },
+      );
+      if (!stored) return undefined;
       await auditDroplet(tx, ctx, 'upload', scope, { droplet_guid: guid });
       const job = await completedJob(tx, { operation: 'droplet.upload', resourceType: 'droplet', resourceGuid: guid, userGuid: ctx.principal.guid });
       return { droplet: await loadDroplet(tx.db, guid), job };
@@ -292,7 +246,7 @@ export async function processDropletUpload(ctx: Ctx, scope: DropletScope, tgz: s
     storedKey = null;
     return out;
   } catch (err) {
-    await failUpload(ctx.store, bits, { table: 'droplets', guid, generation: scope.droplet.generation + 2, storedKey, err });
+    await failUpload(ctx.store, bits, { table: 'droplets', guid, storedKey, err });
     throw err;
   } finally {
     await fs.rm(check, { recursive: true, force: true });

@@ -4,31 +4,20 @@ import {
   isEnvGroupName,
   MAX_ENV_GROUP_JSON,
   mergeEnvVars,
+  parseVariables,
   type EnvGroupName,
   type UpdateEnvironmentVariableGroup,
 } from '../domain/environment-variable-groups.ts';
 import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Database } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 
 export interface EnvironmentVariableGroup {
   name: EnvGroupName;
   variables: Record<string, string>;
   updatedAt: string;
-}
-
-function parseVariables(json: string): Record<string, string> {
-  const value: unknown = JSON.parse(json);
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
-  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-/** The variables of one group, for building app environments (staging: staging group; running: running group). */
-export async function environmentVariableGroupVars(db: Kysely<Database>, name: EnvGroupName): Promise<Record<string, string>> {
-  const row = await db.selectFrom('environment_variable_groups').select('variables').where('name', '=', name).executeTakeFirst();
-  return row ? parseVariables(row.variables) : {};
 }
 
 /** Reads a group inside a write, creating it when missing (bootstrap seeds both; this covers a wiped row). */

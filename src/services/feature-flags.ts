@@ -10,7 +10,7 @@ import { KilnError, notAuthorized, notFound } from '../domain/errors.ts';
 import type { ListParams, TimestampFilter } from '../domain/list-params.ts';
 import type { Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 
 export interface FeatureFlagState {

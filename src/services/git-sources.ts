@@ -6,6 +6,7 @@ import { notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid } from '../store/store.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /**
  * GitSources (`/kiln/v1/gitsources`): a repository and path of YAML that the GitSource reconciler
@@ -31,13 +32,8 @@ export async function createGitSource(ctx: Ctx, input: CreateGitSource): Promise
   requireAdmin(ctx);
   const guid = newGuid();
   return ctx.store.write(async (tx) => {
-    const clash = await tx.db.selectFrom('git_sources').select('guid').where('name', '=', input.name).executeTakeFirst();
-    if (clash) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
-    await tx.db
-      .insertInto('git_sources')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null })
-      .execute();
-    tx.changed('git_sources', guid, 'create');
+    if (await nameInUse(tx.db, 'git_sources', input.name)) throw unprocessable(`GitSource name '${input.name}' is already taken.`);
+    await tx.insert('git_sources', { guid, name: input.name, url: input.url, ref: input.ref ?? null, path: input.path ?? null, org: input.org ?? null, space: input.space ?? null, credential: input.credential ?? null });
     return tx.db.selectFrom('git_sources').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   });
 }
@@ -58,8 +54,7 @@ export async function deleteGitSource(ctx: Ctx, guid: string): Promise<void> {
   await getGitSource(ctx, guid);
   await ctx.store.write(async (tx) => {
     await releaseAppliedFrom(tx, gitSourceLabel(guid));
-    await tx.db.deleteFrom('git_sources').where('guid', '=', guid).execute();
-    tx.changed('git_sources', guid, 'delete');
+    await tx.delete('git_sources', guid);
   });
 }
 

@@ -16,8 +16,9 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 import { listOrganizations } from './organizations.ts';
 
 const RESOURCE = 'isolation_segments';
@@ -79,15 +80,6 @@ async function findSegment(ctx: Ctx, guid: string): Promise<Row<'isolation_segme
   return segment;
 }
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('isolation_segments')
-    .select('guid')
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 function audit(tx: WriteTx, ctx: Ctx, verb: string, segment: Pick<Row<'isolation_segments'>, 'guid' | 'name'>, data: unknown) {
   return recordAudit(tx, {
     type: `audit.isolation_segment.${verb}`,
@@ -103,13 +95,9 @@ export async function createIsolationSegment(ctx: Ctx, body: Body): Promise<{ se
   validateMetadataRequest(input.metadata);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, input.name)) throw unprocessable(NAME_TAKEN);
+      if (await nameInUse(tx.db, 'isolation_segments', input.name, { anyCase: true })) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
-      await tx.db
-        .insertInto('isolation_segments')
-        .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, name: input.name })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('isolation_segments', { guid, name: input.name });
       const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'create', { guid, name: input.name }, input);
       return { segment: (await load(tx.db, guid))!, metadata };
@@ -143,8 +131,8 @@ export async function updateIsolationSegment(
         throw unprocessable('Cannot update Isolation Segments that are assigned as the default for an Organization or Space.');
       }
       const name = input.name ?? segment.name;
-      if (input.name !== undefined && (await nameInUse(tx.db, name, segment.guid))) throw unprocessable(NAME_TAKEN);
-      await tx.update('isolation_segments', segment.guid, segment.generation, { name });
+      if (input.name !== undefined && (await nameInUse(tx.db, 'isolation_segments', name, { anyCase: true, except: segment.guid }))) throw unprocessable(NAME_TAKEN);
+      await tx.update('isolation_segments', segment.guid, { name }, { expectedGeneration: segment.generation });
       const metadata = await saveMetadata(tx, RESOURCE, segment.guid, input.metadata);
       await audit(tx, ctx, 'update', { guid: segment.guid, name }, input);
       return { segment: (await load(tx.db, segment.guid))!, metadata };
@@ -168,8 +156,7 @@ export async function deleteIsolationSegment(ctx: Ctx, guid: string): Promise<vo
     const assigned = await tx.db.selectFrom('spaces').select('guid').where('isolation_segment_guid', '=', segment.guid).executeTakeFirst();
     if (entitled || assigned) throw unprocessable('Revoke the Organization entitlements for your Isolation Segment.');
     await deleteMetadata(tx, RESOURCE, [segment.guid]);
-    await tx.db.deleteFrom('isolation_segments').where('guid', '=', segment.guid).execute();
-    tx.changed(RESOURCE, segment.guid, 'delete');
+    await tx.delete('isolation_segments', segment.guid);
     await audit(tx, ctx, 'delete', segment, {});
   });
 }
@@ -243,7 +230,7 @@ export async function entitleOrganizations(ctx: Ctx, guid: string, body: Body): 
         .execute();
       // Entitling the shared segment also makes it the default of orgs that have none, as upstream does.
       if (segment.guid === SHARED_ISOLATION_SEGMENT_GUID && org.default_isolation_segment_guid === null) {
-        await tx.update('organizations', org.guid, org.generation, { default_isolation_segment_guid: segment.guid });
+        await tx.update('organizations', org.guid, { default_isolation_segment_guid: segment.guid }, { expectedGeneration: org.generation });
       }
     }
     tx.changed(RESOURCE, segment.guid, 'update');
@@ -331,7 +318,7 @@ export async function setOrgDefaultIsolationSegment(ctx: Ctx, orgGuid: string, b
     }
     const current = await tx.db.selectFrom('organizations').selectAll().where('guid', '=', org.guid).executeTakeFirstOrThrow();
     if (input.requested && current.default_isolation_segment_guid !== input.guid) {
-      await tx.update('organizations', org.guid, current.generation, { default_isolation_segment_guid: input.guid });
+      await tx.update('organizations', org.guid, { default_isolation_segment_guid: input.guid }, { expectedGeneration: current.generation });
       await recordAudit(tx, {
         type: 'audit.organization.update',
         actor: ctx.principal,
@@ -365,7 +352,7 @@ export async function setSpaceIsolationSegment(ctx: Ctx, spaceGuid: string, body
     const current = await tx.db.selectFrom('spaces').selectAll().where('guid', '=', space.guid).executeTakeFirstOrThrow();
     // An absent `data` clears the assignment too: upstream assigns `guid || nil` unconditionally.
     if (current.isolation_segment_guid !== input.guid) {
-      await tx.update('spaces', space.guid, current.generation, { isolation_segment_guid: input.guid });
+      await tx.update('spaces', space.guid, { isolation_segment_guid: input.guid }, { expectedGeneration: current.generation });
     }
     await recordAudit(tx, {
       type: 'audit.space.update',

@@ -91,6 +91,5 @@ export async function deleteLocksOf(tx: WriteTx, type: 'app' | 'space', guids: s
   const lockGuids = (await q.execute()).map((r) => r.guid);
   if (lockGuids.length === 0) return;
   await deleteMetadata(tx, 'locks', lockGuids);
-  await tx.db.deleteFrom('locks').where('guid', 'in', lockGuids).execute();
-  for (const g of lockGuids) tx.changed('locks', g, 'delete');
+  await tx.deleteWhere('locks', (eb) => eb('guid', 'in', lockGuids));
 }

@@ -8,8 +8,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, nowIso, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { assertSpaceMutable, readableApp } from './app-scope.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { conflictingLock, lockedError } from './lock-guard.ts';
 
@@ -91,10 +91,9 @@ interface LockTarget {
 async function resolveTarget(ctx: Ctx, input: CreateLock): Promise<LockTarget> {
   const db = ctx.store.db;
   if (input.relationships.app) {
-    const app = await db.selectFrom('apps').select(['guid', 'name', 'space_guid']).where('guid', '=', input.relationships.app.data.guid).executeTakeFirst();
-    const space = app && (await db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst());
-    if (!app || !space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid app. Ensure that the app exists and you have access to it.');
-    return { type: 'app', guid: app.guid, name: app.name, space };
+    const scope = await readableApp(ctx, input.relationships.app.data.guid);
+    if (!scope) throw unprocessable('Invalid app. Ensure that the app exists and you have access to it.');
+    return { type: 'app', guid: scope.app.guid, name: scope.app.name, space: scope.space };
   }
   const space = await db.selectFrom('spaces').selectAll().where('guid', '=', input.relationships.space!.data.guid).executeTakeFirst();
   if (!space || !(await ctx.access.canReadSpace(space))) throw unprocessable('Invalid space. Ensure that the space exists and you have access to it.');
@@ -129,8 +128,7 @@ async function reclaimExpired(tx: WriteTx): Promise<void> {
   if (expired.length === 0) return;
   const guids = expired.map((r) => r.guid);
   await deleteMetadata(tx, 'locks', guids);
-  await tx.db.deleteFrom('locks').where('guid', 'in', guids).execute();
-  for (const g of guids) tx.changed('locks', g, 'delete');
+  await tx.deleteWhere('locks', (eb) => eb('guid', 'in', guids));
 }
 
 function auditLock(tx: WriteTx, ctx: Ctx, action: string, lock: Pick<Row<'locks'>, 'guid' | 'name' | 'space_guid'>, orgGuid: string, data: Record<string, unknown>) {
@@ -158,25 +156,18 @@ export async function createLock(ctx: Ctx, input: CreateLock): Promise<{ view: L
       const blocking = await blockingLock(tx.db, ctx, target, tx.now);
       if (blocking) throw await lockedError(tx.db, blocking);
       const guid = newGuid();
-      await tx.db
-        .insertInto('locks')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          reason: input.reason ?? null,
-          resource_type: target.type,
-          resource_guid: target.guid,
-          space_guid: target.space.guid,
-          owner_guid: ctx.principal.guid,
-          owner_name: ctx.principal.username ?? ctx.principal.guid,
-          ttl_seconds: ttl,
-          expires_at: leaseEnd(tx.now, ttl),
-        })
-        .execute();
-      tx.changed('locks', guid, 'create');
+      await tx.insert('locks', {
+        guid,
+        name: input.name,
+        reason: input.reason ?? null,
+        resource_type: target.type,
+        resource_guid: target.guid,
+        space_guid: target.space.guid,
+        owner_guid: ctx.principal.guid,
+        owner_name: ctx.principal.username ?? ctx.principal.guid,
+        ttl_seconds: ttl,
+        expires_at: leaseEnd(tx.now, ttl),
+      });
       const metadata = await saveMetadata(tx, 'locks', guid, input.metadata);
       const lock = await loadLock(tx.db, guid);
       await auditLock(tx, ctx, 'create', lock, target.space.organization_guid, {
@@ -210,11 +201,11 @@ export async function updateLock(ctx: Ctx, guid: string, input: UpdateLock): Pro
     const current = await tx.db.selectFrom('locks').selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!current || current.expires_at <= tx.now) throw notFound('Lock');
     const ttl = input.ttl_in_seconds ?? current.ttl_seconds;
-    await tx.update('locks', guid, current.generation, {
+    await tx.update('locks', guid, {
       ttl_seconds: ttl,
       expires_at: leaseEnd(tx.now, ttl),
       ...(input.reason !== undefined ? { reason: input.reason } : {}),
-    });
+    }, { expectedGeneration: current.generation });
     const metadata = await saveMetadata(tx, 'locks', guid, input.metadata);
     const updated = await loadLock(tx.db, guid);
     await auditLock(tx, ctx, 'update', updated, view.organizationGuid, { request: { ttl_in_seconds: ttl, ...(input.reason !== undefined ? { reason: input.reason } : {}) } });
@@ -234,8 +225,7 @@ export async function deleteLock(ctx: Ctx, guid: string): Promise<void> {
   if (!allowed) throw notAuthorized();
   await ctx.store.write(async (tx) => {
     await deleteMetadata(tx, 'locks', [guid]);
-    await tx.db.deleteFrom('locks').where('guid', '=', guid).execute();
-    tx.changed('locks', guid, 'delete');
+    await tx.delete('locks', guid);
     await auditLock(tx, ctx, 'delete', lock, view.organizationGuid, { owner_guid: lock.owner_guid });
   });
 }

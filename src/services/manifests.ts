@@ -24,14 +24,18 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, hasActiveDeployment, insertProcess } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { hasActiveDeployment, insertProcess } from './apps.ts';
+import { assertSpaceMutable, findVisibleApp, requireAppSecretsReader } from './app-scope.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { assertNotLockedByOthers } from './lock-guard.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobContext, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobContext, type JobHandlers } from '../lifecycle/jobs.ts';
 import { assertResizeFits } from './process-quotas.ts';
-import { auditMapping, insertDestination, newRouteProblem, parseOptions, routeUri, touchRoute, type AppRef } from './routes.ts';
+import { auditMapping, type AppRef } from './route-audit.ts';
+import { insertDestination, touchRoute } from './route-destinations.ts';
+import { parseOptions, routeUri } from './route-reads.ts';
+import { newRouteProblem } from './routes.ts';
 import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 
@@ -159,27 +163,20 @@ async function collectFinishedPayloads(tx: WriteTx): Promise<void> {
 async function createSkeleton(tx: WriteTx, principal: Principal, space: Row<'spaces'>, m: ManifestApp, defaultStack: string | null): Promise<Row<'apps'>> {
   const guid = newGuid();
   const type = m.lifecycle ?? 'buildpack';
-  await tx.db
-    .insertInto('apps')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      name: m.name,
-      space_guid: space.guid,
-      state: 'STOPPED',
-      status: 'active',
-      lifecycle_type: type,
-      lifecycle_buildpacks: '[]',
-      lifecycle_stack: type === 'docker' ? null : defaultStack,
-      environment_variables: '{}',
-      droplet_guid: null,
-      enable_ssh: 1,
-      revisions_enabled: 1,
-    })
-    .execute();
-  tx.changed('apps', guid, 'create');
+  await tx.insert('apps', {
+    guid,
+    name: m.name,
+    space_guid: space.guid,
+    state: 'STOPPED',
+    status: 'active',
+    lifecycle_type: type,
+    lifecycle_buildpacks: '[]',
+    lifecycle_stack: type === 'docker' ? null : defaultStack,
+    environment_variables: '{}',
+    droplet_guid: null,
+    enable_ssh: 1,
+    revisions_enabled: 1,
+  });
   await insertProcess(tx, { guid }, WEB, guid);
   await recordAudit(tx, {
     type: 'audit.app.create',
@@ -296,7 +293,7 @@ async function applyProcess(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Man
   if (app.state === 'STARTED') {
     await assertResizeFits(tx.db, env.space, p, { instances: m.instances, memoryInMb: m.memoryInMb, logRate: m.logRateLimit });
   }
-  await tx.update('processes', p.guid, p.generation, { ...update, ...scale });
+  await tx.update('processes', p.guid, { ...update, ...scale }, { expectedGeneration: p.generation });
   if (Object.keys(update).length > 0) await audit('update', 'command' in update ? { ...update, command: '[PRIVATE DATA HIDDEN]' } : update);
   if (Object.keys(scale).length > 0) await audit('scale', scale);
 }
@@ -334,7 +331,7 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
     const merged = { ...current, ...m.env };
     if (JSON.stringify(merged) !== JSON.stringify(current)) patch.environment_variables = sealEnvVars(tx.secrets, merged);
   }
-  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, app.generation, patch);
+  if (Object.keys(patch).length > 0) await tx.update('apps', app.guid, patch, { expectedGeneration: app.generation });
   if (m.metadata) await saveMetadata(tx, 'apps', app.guid, m.metadata);
   if (Object.keys(patch).length > 0 || m.metadata) {
     const request: Record<string, unknown> = { ...patch };
@@ -388,11 +385,8 @@ const mappedApp = (env: ApplyEnv, app: Row<'apps'>): AppRef => ({
 async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: ManifestApp): Promise<void> {
   const existing = await tx.db.selectFrom('route_destinations').selectAll().where('app_guid', '=', app.guid).orderBy('id').execute();
   if (m.noRoute) {
-    await tx.db.deleteFrom('route_destinations').where('app_guid', '=', app.guid).execute();
-    for (const d of existing) {
-      tx.changed('route_destinations', d.guid, 'delete');
-      await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
-    }
+    await tx.deleteWhere('route_destinations', (eb) => eb('app_guid', '=', app.guid));
+    for (const d of existing) await auditMapping(tx, env.principal, 'unmap-route', mappedApp(env, app), d);
     for (const routeGuid of new Set(existing.map((d) => d.route_guid))) await touchRoute(tx, routeGuid);
     return;
   }
@@ -454,7 +448,7 @@ async function mapRoute(
     if (opts.loadbalancing !== undefined) {
       const options = parseOptions(route.options);
       if (options.loadbalancing !== opts.loadbalancing) {
-        await tx.update('routes', route.guid, route.generation, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) });
+        await tx.update('routes', route.guid, { options: JSON.stringify({ ...options, loadbalancing: opts.loadbalancing }) }, { expectedGeneration: route.generation });
         route = await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow();
       }
     }
@@ -468,7 +462,7 @@ async function mapRoute(
   if (problem) throw unprocessable(problem);
   if (mine) {
     if (mine.protocol === protocol) return;
-    await tx.update('route_destinations', mine.guid, mine.generation, { protocol });
+    await tx.update('route_destinations', mine.guid, { protocol }, { expectedGeneration: mine.generation });
     await touchRoute(tx, route.guid);
     return;
   }
@@ -504,23 +498,16 @@ async function createRoute(
   const problem = await newRouteProblem(tx, { host, path, port }, space, org, domain, env.platform);
   if (problem) throw unprocessable(problem);
   const guid = newGuid();
-  await db
-    .insertInto('routes')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      host,
-      path,
-      port: 0,
-      domain_guid: domain.guid,
-      space_guid: space.guid,
-      protocol: 'http',
-      options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
-    })
-    .execute();
-  tx.changed('routes', guid, 'create');
+  await tx.insert('routes', {
+    guid,
+    host,
+    path,
+    port: 0,
+    domain_guid: domain.guid,
+    space_guid: space.guid,
+    protocol: 'http',
+    options: JSON.stringify(loadbalancing ? { loadbalancing } : {}),
+  });
   const route = await db.selectFrom('routes').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
   await recordAudit(tx, {
     type: 'audit.route.create',
@@ -601,11 +588,9 @@ async function appState(db: Kysely<Database>, app: Row<'apps'>, secrets: SecretB
 
 /** `GET /v3/apps/:guid/manifest` (admins, admin read-only, space developers): the app as manifest YAML. */
 export async function generateManifest(ctx: Ctx, appGuid: string): Promise<string> {
-  const app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
-  if (!app) throw notFound('App');
-  const space = await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirst();
-  if (!space || !(await ctx.access.canReadSpace(space))) throw notFound('App');
-  if (!ctx.access.globalSecrets && !(await ctx.access.hasSpaceRole(space.guid, 'space_developer'))) throw notAuthorized();
+  const scope = await findVisibleApp(ctx, appGuid);
+  await requireAppSecretsReader(ctx, scope);
+  const { app } = scope;
   const manifest = { applications: [appManifest(await appState(ctx.store.db, app, ctx.store.secrets))] };
   return stringify(manifest, { lineWidth: 0 });
 }

@@ -20,7 +20,7 @@ export async function updateMetadataOnly<T extends ResourceTable>(
   validateMetadataRequest(input.metadata);
   return store.write(async (tx) => {
     // An empty patch: only generation and updated_at move (kysely cannot prove `{}` fits every table's update type).
-    await tx.update(table, row.guid, row.generation, {} as never);
+    await tx.update(table, row.guid, {} as never, { expectedGeneration: row.generation });
     const metadata = await saveMetadata(tx, table, row.guid, input.metadata);
     // kysely cannot type a select over a table named by a type parameter; the row is that table's by construction.
     const db = tx.db as unknown as Kysely<Record<string, { guid: string }>>;

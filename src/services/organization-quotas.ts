@@ -14,9 +14,10 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 export const ORG_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids'] };
 
@@ -131,16 +132,10 @@ async function organizationsUsing(db: Kysely<Database>, quotaGuid: string): Prom
 
 const taken = (name: string) => unprocessable(`Organization Quota '${name}' already exists.`);
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db.selectFrom('organization_quotas').select('guid').where('name', '=', name);
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 /** Points the orgs at the quota (bumping each org's generation) and records one apply event per org. */
 async function assignToOrganizations(tx: WriteTx, ctx: Ctx, quota: Row<'organization_quotas'>, orgs: Array<Row<'organizations'>>, audit: boolean) {
   for (const org of orgs) {
-    if (org.quota_guid !== quota.guid) await tx.update('organizations', org.guid, org.generation, { quota_guid: quota.guid });
+    if (org.quota_guid !== quota.guid) await tx.update('organizations', org.guid, { quota_guid: quota.guid }, { expectedGeneration: org.generation });
     if (!audit) continue;
     await recordAudit(tx, {
       type: 'audit.organization_quota.apply',
@@ -165,25 +160,18 @@ export async function createOrganizationQuota(ctx: Ctx, input: CreateOrganizatio
   if (problem) throw unprocessable(problem);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, 'organization_quotas', input.name)) throw taken(input.name);
       const { orgs, missing } = await existingOrganizations(tx.db, input.organizationGuids);
       if (missing.length > 0) {
         throw unprocessable(`Organizations with guids ${rubyList(missing)} do not exist, or you do not have access to them.`);
       }
       const guid = newGuid();
-      await tx.db
-        .insertInto('organization_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          ...limitColumns(limits),
-          total_domains: limits.total_domains ?? null,
-        })
-        .execute();
-      tx.changed('organization_quotas', guid, 'create');
+      await tx.insert('organization_quotas', {
+        guid,
+        name: input.name,
+        ...limitColumns(limits),
+        total_domains: limits.total_domains ?? null,
+      });
       const quota = (await findQuota(tx.db, guid))!;
       // Upstream records only the create event when orgs are given at creation.
       await assignToOrganizations(tx, ctx, quota, orgs, false);
@@ -210,12 +198,12 @@ export async function updateOrganizationQuota(ctx: Ctx, guid: string, input: Upd
   const name = input.name ?? quota.name;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, name, quota.guid))) throw taken(name);
-      await tx.update('organization_quotas', quota.guid, quota.generation, {
+      if (input.name !== undefined && (await nameInUse(tx.db, 'organization_quotas', name, { except: quota.guid }))) throw taken(name);
+      await tx.update('organization_quotas', quota.guid, {
         name,
         ...limitColumns(limits),
         total_domains: limits.total_domains ?? null,
-      });
+      }, { expectedGeneration: quota.generation });
       await recordAudit(tx, {
         type: 'audit.organization_quota.update',
         actor: ctx.principal,
@@ -266,8 +254,7 @@ export function registerOrganizationQuotaJobs(handlers: JobHandlers, store: Stor
       if (!quota) return; // already gone: a re-run after a crash finishes quietly
       // An org may have been given the quota after the delete was accepted; upstream's model refuses then.
       if (await inUse(tx.db, quota.guid)) throw new KilnError('AssociationNotEmpty', 'organization', 'quota definition');
-      await tx.db.deleteFrom('organization_quotas').where('guid', '=', quota.guid).execute();
-      tx.changed('organization_quotas', quota.guid, 'delete');
+      await tx.delete('organization_quotas', quota.guid);
     });
   });
 }

@@ -6,16 +6,16 @@ import type { CreateOrganization, UpdateOrganization } from '../domain/organizat
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
-import type { Kysely } from 'kysely';
-import type { Database, Row } from '../store/schema.ts';
+import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import type { ListParams } from '../domain/list-params.ts';
 import { findVisibleOrg } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteOrganizationCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 export const ORG_LIST = {
   orderBy: ['name'],
@@ -51,15 +51,6 @@ const taken = (name: string) => unprocessable(`Organization '${name}' already ex
 /** A rename's wording differs from a create's upstream (organization_update.rb). */
 const renameTaken = (name: string) => unprocessable(`Organization name '${name}' is already taken.`);
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('organizations')
-    .select('guid')
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 export async function createOrganization(
   ctx: Ctx,
   input: CreateOrganization,
@@ -72,7 +63,7 @@ export async function createOrganization(
   }
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, 'organizations', input.name, { anyCase: true })) throw taken(input.name);
       const defaultQuota = await tx.db
         .selectFrom('organization_quotas')
         .select('guid')
@@ -91,18 +82,13 @@ export async function createOrganization(
         default_isolation_segment_guid: null,
       };
       const { id: _id, ...values } = org;
-      await tx.db.insertInto('organizations').values(values).execute();
-      tx.changed('organizations', org.guid, 'create');
+      await tx.insert('organizations', values);
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       if (!ctx.access.admin && !ctx.principal.isClient) {
         // A user who creates an org (feature flag user_org_creation) becomes its manager, as upstream does.
         for (const type of ['organization_user', 'organization_manager'] as const) {
           const guid = newGuid();
-          await tx.db
-            .insertInto('roles')
-            .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null })
-            .execute();
-          tx.changed('roles', guid, 'create');
+          await tx.insert('roles', { guid, type, user_guid: ctx.principal.guid, organization_guid: org.guid, space_guid: null });
         }
       }
       await recordAudit(tx, {
@@ -136,11 +122,11 @@ export async function updateOrganization(
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'organizations', guid: org.guid, type: 'Organization', name: org.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name && (await nameInUse(tx.db, name, org.guid))) throw renameTaken(name);
-      await tx.update('organizations', org.guid, org.generation, {
+      if (input.name && (await nameInUse(tx.db, 'organizations', name, { anyCase: true, except: org.guid }))) throw renameTaken(name);
+      await tx.update('organizations', org.guid, {
         name,
         suspended: input.suspended === undefined ? org.suspended : input.suspended ? 1 : 0,
-      });
+      }, { expectedGeneration: org.generation });
       const metadata = await saveMetadata(tx, 'organizations', org.guid, input.metadata);
       await recordAudit(tx, {
         type: 'audit.organization.update',
@@ -166,8 +152,7 @@ export async function deleteOrganization(ctx: Ctx, guid: string): Promise<string
   return ctx.store.write(async (tx) => {
     const existing = await jobInFlight(tx.db, 'organization.delete', org.guid);
     if (existing) return existing; // a repeated delete hands back the job already in flight
-    await tx.db.updateTable('organizations').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', org.guid).execute();
-    tx.changed('organizations', org.guid, 'update');
+    await tx.updateStatus('organizations', org.guid, { status: 'deleting' });
     await recordAudit(tx, {
       type: 'audit.organization.delete-request',
       actor: ctx.principal,

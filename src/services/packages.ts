@@ -12,11 +12,13 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { auditApp, appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './apps.ts';
-import { packageBlobKey, type Bits, failUpload } from './blobs.ts';
+import { auditApp } from './apps.ts';
+import { appScopeFor, findVisibleApp, requireAppWriter, type AppScope } from './app-scope.ts';
+import { packageBlobKey, type Bits, failUpload } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { type JobHandlers, startDeleteJob } from './jobs.ts';
+import { type JobHandlers, startDeleteJob } from '../lifecycle/jobs.ts';
+import { uploadsInFlight } from '../lifecycle/uploads.ts';
 
 const COMMON_FILTERS = ['states', 'types'] as const;
 
@@ -101,29 +103,22 @@ export async function createPackage(ctx: Ctx, input: CreatePackage): Promise<{ p
   }
   return ctx.store.write(async (tx) => {
     const guid = newGuid();
-    await tx.db
-      .insertInto('packages')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: scope.app.guid,
-        type: input.type,
-        // Docker packages point at an image; there is nothing to upload.
-        state: input.type === 'docker' ? 'READY' : 'AWAITING_UPLOAD',
-        error: null,
-        checksum_sha256: null,
-        checksum_sha1: null,
-        docker_image: input.docker?.image ?? null,
-        docker_username: input.docker?.username ?? null,
-        docker_password: input.docker?.password ?? null,
-        blob_key: null,
-        size_in_bytes: null,
-        source_package_guid: null,
-      })
-      .execute();
-    tx.changed('packages', guid, 'create');
+    await tx.insert('packages', {
+      guid,
+      app_guid: scope.app.guid,
+      type: input.type,
+      // Docker packages point at an image; there is nothing to upload.
+      state: input.type === 'docker' ? 'READY' : 'AWAITING_UPLOAD',
+      error: null,
+      checksum_sha256: null,
+      checksum_sha1: null,
+      docker_image: input.docker?.image ?? null,
+      docker_username: input.docker?.username ?? null,
+      docker_password: input.docker?.password ?? null,
+      blob_key: null,
+      size_in_bytes: null,
+      source_package_guid: null,
+    });
     const metadata = await saveMetadata(tx, 'packages', guid, input.metadata);
     const request = { type: input.type, ...(input.docker ? { data: { image: input.docker.image } } : {}) };
     await auditPackage(tx, ctx, 'create', scope, { package_guid: guid, request });
@@ -150,28 +145,21 @@ export async function copyPackage(ctx: Ctx, sourceGuid: string, input: CopyPacka
   if (source.pkg.blob_key && blobKey) await bits.blobstore.copy(source.pkg.blob_key, blobKey);
   try {
     return await ctx.store.write(async (tx) => {
-      await tx.db
-        .insertInto('packages')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          app_guid: dest.app.guid,
-          type: source.pkg.type,
-          state: 'READY',
-          error: null,
-          checksum_sha256: source.pkg.checksum_sha256,
-          checksum_sha1: source.pkg.checksum_sha1,
-          docker_image: source.pkg.docker_image,
-          docker_username: source.pkg.docker_username,
-          docker_password: source.pkg.docker_password,
-          blob_key: blobKey,
-          size_in_bytes: source.pkg.size_in_bytes,
-          source_package_guid: source.pkg.guid,
-        })
-        .execute();
-      tx.changed('packages', guid, 'create');
+      await tx.insert('packages', {
+        guid,
+        app_guid: dest.app.guid,
+        type: source.pkg.type,
+        state: 'READY',
+        error: null,
+        checksum_sha256: source.pkg.checksum_sha256,
+        checksum_sha1: source.pkg.checksum_sha1,
+        docker_image: source.pkg.docker_image,
+        docker_username: source.pkg.docker_username,
+        docker_password: source.pkg.docker_password,
+        blob_key: blobKey,
+        size_in_bytes: source.pkg.size_in_bytes,
+        source_package_guid: source.pkg.guid,
+      });
       await auditPackage(tx, ctx, 'create', dest, { package_guid: guid, request: { source_package_guid: source.pkg.guid } });
       return { pkg: await loadPackage(tx.db, guid), metadata: { labels: {}, annotations: {} } };
     });
@@ -189,10 +177,10 @@ export async function updatePackage(ctx: Ctx, guid: string, input: UpdatePackage
   if (credentials && scope.pkg.type !== 'docker') throw unprocessable('Username and password can only be set for docker packages.');
   return ctx.store.write(async (tx) => {
     if (credentials) {
-      await tx.update('packages', scope.pkg.guid, scope.pkg.generation, {
+      await tx.update('packages', scope.pkg.guid, {
         ...(input.username !== undefined ? { docker_username: input.username } : {}),
         ...(input.password !== undefined ? { docker_password: input.password } : {}),
-      });
+      }, { expectedGeneration: scope.pkg.generation });
     }
     const metadata = await saveMetadata(tx, 'packages', scope.pkg.guid, input.metadata);
     if (!credentials && input.metadata) tx.changed('packages', scope.pkg.guid, 'update');
@@ -212,8 +200,7 @@ export async function deletePackage(ctx: Ctx, guid: string): Promise<string> {
 export async function deletePackageRows(tx: WriteTx, guids: string[]): Promise<void> {
   if (guids.length === 0) return;
   await deleteMetadata(tx, 'packages', guids);
-  await tx.db.deleteFrom('packages').where('guid', 'in', guids).execute();
-  for (const g of guids) tx.changed('packages', g, 'delete');
+  await tx.deleteWhere('packages', (eb) => eb('guid', 'in', guids));
 }
 
 export function registerPackageJobs(handlers: JobHandlers, store: Store): void {
@@ -281,15 +268,10 @@ export async function processUpload(ctx: Ctx, scope: PackageScope, upload: Packa
 async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bits: Bits): Promise<Row<'packages'>> {
   const guid = scope.pkg.guid;
   await ctx.store.write(async (tx) => {
-    const res = await tx.db
-      .updateTable('packages')
-      .set({ state: 'PROCESSING_UPLOAD', updated_at: tx.now, generation: scope.pkg.generation + 1 })
-      .where('guid', '=', guid)
-      .where('state', '=', 'AWAITING_UPLOAD')
-      .executeTakeFirst();
+    // Uploading bits is the user's write, so generation moves (as for a PATCH).
+    const claimed = await tx.update('packages', guid, { state: 'PROCESSING_UPLOAD' }, { where: (eb) => eb('state', '=', 'AWAITING_UPLOAD') });
     // A concurrent upload got there first.
-    if (Number(res.numUpdatedRows) !== 1) throw new KilnError('PackageBitsAlreadyUploaded');
-    tx.changed('packages', guid, 'update');
+    if (!claimed) throw new KilnError('PackageBitsAlreadyUploaded');
   });
   const workDir = await fs.mkdtemp(path.join(bits.workRoot, 'upload-'));
   let storedKey: string | null = null;
@@ -312,23 +294,13 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
     const info = await bits.blobstore.putFile(packageBlobKey(guid), built.zipPath, { move: true, maxBytes: bits.maxPackageBytes });
     storedKey = info.key;
     const done = await ctx.store.write(async (tx) => {
-      const res = await tx.db
-        .updateTable('packages')
-        .set({
-          state: 'READY',
-          error: null,
-          checksum_sha256: info.sha256,
-          checksum_sha1: info.sha1,
-          blob_key: info.key,
-          size_in_bytes: info.size,
-          updated_at: tx.now,
-          generation: scope.pkg.generation + 2,
-        })
-        .where('guid', '=', guid)
-        .where('state', '=', 'PROCESSING_UPLOAD')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) return undefined; // deleted meanwhile
-      tx.changed('packages', guid, 'update');
+      const stored = await tx.update(
+        'packages',
+        guid,
+        { state: 'READY', error: null, checksum_sha256: info.sha256, checksum_sha1: info.sha1, blob_key: info.key, size_in_bytes: info.size },
+        { where: (eb) => eb('state', '=', 'PROCESSING_UPLOAD') },
+      );
+      if (!stored) return undefined; // deleted meanwhile
       await auditPackage(tx, ctx, 'upload', scope, { package_guid: guid });
       return loadPackage(tx.db, guid);
     });
@@ -336,33 +308,11 @@ async function receive(ctx: Ctx, scope: PackageScope, upload: PackageUpload, bit
     storedKey = null;
     return done;
   } catch (err) {
-    await failUpload(ctx.store, bits, { table: 'packages', guid, generation: scope.pkg.generation + 2, storedKey, err });
+    await failUpload(ctx.store, bits, { table: 'packages', guid, storedKey, err });
     throw err;
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });
   }
-}
-
-/** Packages being processed by this process; one found PROCESSING_UPLOAD but not here was cut off by a crash. */
-export const uploadsInFlight = new Set<string>();
-
-/** Marks packages whose upload died with the process that was receiving it as FAILED (clients upload again). */
-export async function failAbandonedUploads(store: Store): Promise<void> {
-  const rows = await store.db.selectFrom('packages').select('guid').where('state', '=', 'PROCESSING_UPLOAD').execute();
-  const abandoned = rows.map((r) => r.guid).filter((g) => !uploadsInFlight.has(g));
-  if (abandoned.length === 0) return;
-  await store.write(async (tx) => {
-    for (const guid of abandoned) {
-      if (uploadsInFlight.has(guid)) continue;
-      const res = await tx.db
-        .updateTable('packages')
-        .set({ state: 'FAILED', error: 'The upload was interrupted; upload the bits again to a new package.', updated_at: tx.now })
-        .where('guid', '=', guid)
-        .where('state', '=', 'PROCESSING_UPLOAD')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) tx.changed('packages', guid, 'update');
-    }
-  });
 }
 
 // ---- download ----

@@ -5,12 +5,12 @@ import { isAdminReadOnly } from '../domain/principal.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { BrokerConnection } from './broker-client.ts';
 import { callBrokerInJob, callBrokerNow, isObject, jobFailure, offeringSupports, requireFeatureOf } from './broker-extensions.ts';
 import type { Ctx } from './context.ts';
 import { assertMatchesSchema } from './definition-schema.ts';
-import { enqueueJob, JobError, type JobHandlers } from './jobs.ts';
+import { enqueueJob, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 /**
@@ -192,11 +192,7 @@ function withoutReadOnly(definition: Record<string, unknown>): Record<string, un
 async function enqueueRequest(ctx: Ctx, action: 'create' | 'update' | 'delete', offering: Row<'service_offerings'>, planId: string, definition: Record<string, unknown>, target: { type: string; guid: string; name: string }): Promise<string> {
   return ctx.store.write(async (tx) => {
     const guid = newGuid();
-    await tx.db
-      .insertInto('service_plan_definition_requests')
-      .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, action, service_offering_guid: offering.guid, broker_plan_id: planId, definition: JSON.stringify(definition) })
-      .execute();
-    tx.changed('service_plan_definition_requests', guid, 'create');
+    await tx.insert('service_plan_definition_requests', { guid, action, service_offering_guid: offering.guid, broker_plan_id: planId, definition: JSON.stringify(definition) });
     await recordAudit(tx, {
       type: action === 'create' ? 'audit.service_plan.create' : `audit.service_plan_definition.${action}`,
       actor: ctx.principal,
@@ -271,16 +267,14 @@ export function registerPlanDefinitionJobs(handlers: JobHandlers, store: Store, 
       const current = await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirst();
       if (!current) throw new KilnError('ServiceBrokerGone');
       await upsertCatalog(tx, current, services);
-      await tx.db.deleteFrom('service_plan_definition_requests').where('guid', '=', req.guid).execute();
-      tx.changed('service_plan_definition_requests', req.guid, 'delete');
+      await tx.delete('service_plan_definition_requests', req.guid);
     });
   };
   // A failure that fails the job (a CF or broker error; not a crash, which the work queue retries) drops the
   // request too: nothing will send it again.
   const dropRequest = (guid: string) =>
     store.write(async (tx) => {
-      await tx.db.deleteFrom('service_plan_definition_requests').where('guid', '=', guid).execute();
-      tx.changed('service_plan_definition_requests', guid, 'delete');
+      await tx.delete('service_plan_definition_requests', guid);
     });
   for (const op of ['service_plan.create', 'service_plan_definition.update', 'service_plan_definition.delete']) {
     handlers.register(op, async ({ job }) => {

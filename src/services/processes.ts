@@ -7,8 +7,9 @@ import { WEB, type ScaleProcess, type UpdateProcess } from '../domain/processes.
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row, RowUpdate } from '../store/schema.ts';
-import { findVisibleApp, hasActiveDeployment, requireAppManager, type AppScope } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { hasActiveDeployment } from './apps.ts';
+import { findVisibleApp, requireAppManager, type AppScope } from './app-scope.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { assertResizeFits } from './process-quotas.ts';
@@ -56,6 +57,11 @@ export interface ObservedInstance {
 export interface ObservedInstances {
   /** Actual instances of a process (any indexes, any order). */
   statsFor(processGuid: string): Promise<ObservedInstance[]>;
+  /**
+   * The same instances without measuring them (no usage or uptime, which cost the runtime a read per instance):
+   * all `process_instances` shows. Optional; statsFor answers when absent.
+   */
+  statesFor?(processGuid: string): Promise<ObservedInstance[]>;
   /** Stops one instance so the controller replaces it; false when there is no such instance. */
   terminate(processGuid: string, index: number): Promise<boolean>;
 }
@@ -74,25 +80,34 @@ export interface ProcessScope extends AppScope {
 }
 
 export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: string): Promise<Page<Row<'processes'>>> {
+  const orgs = params.filters.organization_guids;
+  // Every app has its space (deleting a space deletes its apps), so spaces are joined only to filter by org.
   let q = ctx.store.db
     .selectFrom('processes')
     .innerJoin('apps', 'apps.guid', 'processes.app_guid')
-    .innerJoin('spaces', 'spaces.guid', 'apps.space_guid')
     .selectAll('processes')
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (appGuid !== undefined) q = q.where('processes.app_guid', '=', appGuid);
   if (params.filters.app_guids) q = q.where('processes.app_guid', 'in', params.filters.app_guids);
   if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
-  if (params.filters.organization_guids) q = q.where('spaces.organization_guid', 'in', params.filters.organization_guids);
-  return listPage(q, listOptions('processes', params));
+  if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
+  // Matches are found through apps, so no index orders them: all are sorted; sorting ids (covering indexes) is cheaper.
+  const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('processes').selectAll('processes').where('processes.id', 'in', ids);
+  return listPage(q, listOptions('processes', params, { byIds: true, rowsByIds }));
 }
 
-/** The apps of some processes (for detected commands and docker users), keyed by guid. */
-export async function appsOf(db: Kysely<Database>, processes: Array<Pick<Row<'processes'>, 'app_guid'>>): Promise<Map<string, Row<'apps'>>> {
+/**
+ * What presenting a process needs of its app (space link, docker user), for some processes, keyed by app guid.
+ * Only those columns: a whole app row carries its sealed environment variables.
+ */
+export async function appsOf(
+  db: Kysely<Database>,
+  processes: Array<Pick<Row<'processes'>, 'app_guid'>>,
+): Promise<Map<string, Pick<Row<'apps'>, 'guid' | 'space_guid' | 'lifecycle_type'>>> {
   const guids = [...new Set(processes.map((p) => p.app_guid))];
   if (guids.length === 0) return new Map();
-  const apps = await db.selectFrom('apps').selectAll().where('guid', 'in', guids).execute();
+  const apps = await db.selectFrom('apps').select(['guid', 'space_guid', 'lifecycle_type']).where('guid', 'in', guids).execute();
   return new Map(apps.map((a) => [a.guid, a]));
 }
 
@@ -187,7 +202,7 @@ export async function updateProcess(ctx: Ctx, scope: ProcessScope, input: Update
     if (p.type === WEB && Object.keys(patch).length > 0 && (await hasActiveDeployment(tx.db, p.app_guid))) {
       throw unprocessable('Cannot update this process while a deployment is in flight.');
     }
-    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
     const metadata = await saveMetadata(tx, 'processes', p.guid, input.metadata);
     const request = input.command !== undefined ? { ...input, command: '[PRIVATE DATA HIDDEN]' } : input;
     await auditProcess(ctx, scope, 'update', request)(tx);
@@ -225,7 +240,7 @@ export async function scaleProcess(ctx: Ctx, scope: ProcessScope, input: ScalePr
       const sizes = { instances: input.instances, memoryInMb: input.memory_in_mb, logRate: input.log_rate_limit_in_bytes_per_second };
       await assertResizeFits(tx.db, scope.space, await loadProcess(tx.db, p.guid), sizes);
     }
-    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, p.generation, patch);
+    if (Object.keys(patch).length > 0) await tx.update('processes', p.guid, patch, { expectedGeneration: p.generation });
     await auditProcess(ctx, scope, 'scale', input)(tx);
     return loadProcess(tx.db, p.guid);
   });
@@ -240,8 +255,13 @@ export const noRuntime: ObservedInstances = {
 };
 
 /** The stats entries of a process: one per desired index (DOWN where nothing runs), then surplus instances. */
-export async function instanceReports(observed: ObservedInstances | undefined, process: Row<'processes'>): Promise<ObservedInstance[]> {
-  const actual = await (observed ?? noRuntime).statsFor(process.guid);
+export async function instanceReports(
+  observed: ObservedInstances | undefined,
+  process: Row<'processes'>,
+  opts: { usage?: boolean } = {},
+): Promise<ObservedInstance[]> {
+  const source = observed ?? noRuntime;
+  const actual = await (opts.usage === false && source.statesFor ? source.statesFor(process.guid) : source.statsFor(process.guid));
   const byIndex = new Map<number, ObservedInstance>();
   for (const a of actual) {
     // When two instances claim one index (a replacement is starting), report the healthier one.

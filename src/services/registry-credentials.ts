@@ -1,19 +1,17 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import { notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { normalizeRegistryHost, registryOfImage, type CreateRegistryCredential, type RegistryScope, type UpdateRegistryCredential } from '../domain/registry-credentials.ts';
+import { normalizeRegistryHost, type CreateRegistryCredential, type RegistryScope, type UpdateRegistryCredential } from '../domain/registry-credentials.ts';
 import { SPACE_ROLE_TYPES } from '../domain/roles.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
-import type { ImagePull } from '../runtime/runtime.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 
 /**
@@ -32,8 +30,6 @@ export const REGISTRY_CREDENTIAL_LIST: ListSpec = {
   filters: ['hosts', 'scopes', 'organization_guids', 'space_guids'],
   labelSelector: true,
 };
-
-const scopeOf = (row: Pick<Row<'registry_credentials'>, 'scope'>): RegistryScope => row.scope;
 
 // ---- reading ----
 
@@ -165,24 +161,17 @@ export async function createRegistryCredential(
         .where('host', '=', input.host)
         .executeTakeFirst();
       if (taken) throw duplicate(input.host);
-      await tx.db
-        .insertInto('registry_credentials')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          scope: target.scope,
-          scope_guid: target.scopeGuid,
-          organization_guid: target.organizationGuid,
-          space_guid: target.spaceGuid,
-          host: input.host,
-          username: input.username ?? '',
-          secret_type: secretType,
-          secret_ciphertext: box.seal((input.token ?? input.password)!, guid),
-        })
-        .execute();
-      tx.changed('registry_credentials', guid, 'create');
+      await tx.insert('registry_credentials', {
+        guid,
+        scope: target.scope,
+        scope_guid: target.scopeGuid,
+        organization_guid: target.organizationGuid,
+        space_guid: target.spaceGuid,
+        host: input.host,
+        username: input.username ?? '',
+        secret_type: secretType,
+        secret_ciphertext: box.seal((input.token ?? input.password)!, guid),
+      });
       const metadata = await saveMetadata(tx, 'registry_credentials', guid, input.metadata);
       const credential = await loadRow(tx.db, guid);
       await audit(tx, ctx, 'create', credential, { request: { ...auditedRequest(input), scope: target.scope } });
@@ -205,10 +194,10 @@ export async function updateRegistryCredential(
   if (!(await canWrite(ctx, row))) throw notAuthorized();
   const secret = input.token ?? input.password;
   return ctx.store.write(async (tx) => {
-    await tx.update('registry_credentials', guid, row.generation, {
+    await tx.update('registry_credentials', guid, {
       ...(input.username !== undefined ? { username: input.username } : {}),
       ...(secret !== undefined ? { secret_type: input.token !== undefined ? 'token' : 'password', secret_ciphertext: box.seal(secret, guid) } : {}),
-    });
+    }, { expectedGeneration: row.generation });
     const metadata = await saveMetadata(tx, 'registry_credentials', guid, input.metadata);
     await audit(tx, ctx, 'update', row, { request: auditedRequest(input) });
     return { credential: await loadRow(tx.db, guid), metadata };
@@ -220,8 +209,7 @@ export async function deleteRegistryCredential(ctx: Ctx, guid: string): Promise<
   if (!(await canWrite(ctx, row))) throw notAuthorized();
   await ctx.store.write(async (tx) => {
     await deleteMetadata(tx, 'registry_credentials', [guid]);
-    await tx.db.deleteFrom('registry_credentials').where('guid', '=', guid).execute();
-    tx.changed('registry_credentials', guid, 'delete');
+    await tx.delete('registry_credentials', guid);
     await audit(tx, ctx, 'delete', row, {});
   });
 }
@@ -233,69 +221,8 @@ export async function deleteRegistryCredentialsOf(tx: WriteTx, scope: 'organizat
   const credGuids = rows.map((r) => r.guid);
   if (credGuids.length === 0) return;
   await deleteMetadata(tx, 'registry_credentials', credGuids);
-  await tx.db.deleteFrom('registry_credentials').where('guid', 'in', credGuids).execute();
-  for (const g of credGuids) tx.changed('registry_credentials', g, 'delete');
+  await tx.deleteWhere('registry_credentials', (eb) => eb('guid', 'in', credGuids));
 }
 
 // ---- use by the docker lifecycle ----
 
-/** A credential opened for one image pull; `password` is the password or token. Never presented or logged. */
-export interface ResolvedRegistryCredential {
-  guid: string;
-  scope: RegistryScope;
-  host: string;
-  username: string;
-  password: string;
-}
-
-const SPECIFICITY: Record<RegistryScope, number> = { space: 0, organization: 1, foundation: 2 };
-
-/**
- * The most specific credential for the registry `image` pulls from, as seen from a space: the space's own, else
- * its organization's, else the foundation's; undefined when none is stored for that host.
- */
-export async function resolveRegistryCredential(
-  db: Kysely<Database>,
-  box: SecretBox,
-  where: { image: string; spaceGuid: string; organizationGuid: string },
-): Promise<ResolvedRegistryCredential | undefined> {
-  const host = registryOfImage(where.image);
-  const rows = await db
-    .selectFrom('registry_credentials')
-    .selectAll()
-    .where('host', '=', host)
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('scope', '=', 'space'), eb('scope_guid', '=', where.spaceGuid)]),
-        eb.and([eb('scope', '=', 'organization'), eb('scope_guid', '=', where.organizationGuid)]),
-        eb.and([eb('scope', '=', 'foundation'), eb('scope_guid', '=', sql<string>`''`)]),
-      ]),
-    )
-    .execute();
-  const best = rows.sort((a, b) => SPECIFICITY[scopeOf(a)] - SPECIFICITY[scopeOf(b)])[0];
-  if (!best) return undefined;
-  return { guid: best.guid, scope: best.scope, host: best.host, username: best.username, password: box.open(best.secret_ciphertext, best.guid) };
-}
-
-/**
- * How to pull a docker package's image: with the package's own username and password when it has them (the
- * client named credentials), else with the most specific registry credential for the image's registry, else
- * anonymously.
- */
-export async function dockerImagePull(
-  db: Kysely<Database>,
-  box: SecretBox | undefined,
-  pkg: Pick<Row<'packages'>, 'docker_image' | 'docker_username' | 'docker_password'>,
-  where: { spaceGuid: string; organizationGuid: string },
-): Promise<ImagePull> {
-  const image = pkg.docker_image ?? '';
-  if (pkg.docker_username && pkg.docker_password) {
-    return { image, auth: { registry: registryOfImage(image), username: pkg.docker_username, password: pkg.docker_password, source: { kind: 'package' } } };
-  }
-  const found = box ? await resolveRegistryCredential(db, box, { image, ...where }) : undefined;
-  if (!found) return { image };
-  return {
-    image,
-    auth: { registry: found.host, username: found.username, password: found.password, source: { kind: 'registry_credential', scope: found.scope, guid: found.guid } },
-  };
-}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { resourceEntrySchema, type ResourceFingerprint } from '../blobstore/resource-cache.ts';
-import type { Bits } from './blobs.ts';
+import type { Bits } from '../lifecycle/blobs.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag } from './feature-flags.ts';
 

@@ -8,7 +8,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { appScopeFor, findVisibleApp, requireAppSecretsReader, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
@@ -58,28 +59,21 @@ async function insertRevision(tx: WriteTx, appGuid: string, latest: Row<'revisio
   const guid = newGuid();
   // Upstream wraps the per-app counter at 9999.
   const version = latest ? (latest.version % 9999) + 1 : 1;
-  await tx.db
-    .insertInto('revisions')
-    .values({
-      guid,
-      created_at: tx.now,
-      updated_at: tx.now,
-      generation: 1,
-      app_guid: appGuid,
-      version,
-      droplet_guid: content.dropletGuid,
-      environment_variables: sealEnvVars(tx.secrets, content.environmentVariables),
-      commands: JSON.stringify(content.commands),
-      description,
-    })
-    .execute();
-  tx.changed('revisions', guid, 'create');
+  await tx.insert('revisions', {
+    guid,
+    app_guid: appGuid,
+    version,
+    droplet_guid: content.dropletGuid,
+    environment_variables: sealEnvVars(tx.secrets, content.environmentVariables),
+    commands: JSON.stringify(content.commands),
+    description,
+  });
   return tx.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
 }
 
-/** Names the revision on the app's processes. Not a user-visible process change: no generation bump. */
+/** Names the revision on the app's processes. Not a change the user asked of the process: status, no generation bump. */
 async function assignRevision(tx: WriteTx, appGuid: string, revisionGuid: string): Promise<void> {
-  await tx.db.updateTable('processes').set({ revision_guid: revisionGuid }).where('app_guid', '=', appGuid).execute();
+  await tx.updateStatusWhere('processes', (eb) => eb('app_guid', '=', appGuid), { revision_guid: revisionGuid });
 }
 
 /**
@@ -178,7 +172,7 @@ export async function updateRevision(ctx: Ctx, guid: string, input: UpdateRevisi
   return ctx.store.write(async (tx) => {
     const metadata = await saveMetadata(tx, 'revisions', scope.revision.guid, input.metadata);
     // Metadata lives in its own tables; the row's timestamp and generation record the update.
-    await tx.update('revisions', scope.revision.guid, scope.revision.generation, {});
+    await tx.update('revisions', scope.revision.guid, {}, { expectedGeneration: scope.revision.generation });
     await auditApp(tx, ctx, 'revision.update', scope, { revision_guid: scope.revision.guid, request: input });
     return { revision: await tx.db.selectFrom('revisions').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow(), metadata };
   });
@@ -187,7 +181,7 @@ export async function updateRevision(ctx: Ctx, guid: string, input: UpdateRevisi
 /** `GET /v3/revisions/:guid/environment_variables`: admins, admin read-only and space developers. */
 export async function getRevisionEnvironmentVariables(ctx: Ctx, guid: string): Promise<{ revision: Row<'revisions'>; vars: Record<string, string> }> {
   const scope = await findVisibleRevision(ctx, guid);
-  if (!(await ctx.access.canReadSpaceSecrets(scope.space.guid))) throw notAuthorized();
+  await requireAppSecretsReader(ctx, scope);
   await ctx.store.write((tx) => auditApp(tx, ctx, 'revision.environment_variables.show', scope, { revision_guid: scope.revision.guid }));
   return { revision: scope.revision, vars: openEnvVars(ctx.store.secrets, scope.revision.environment_variables) };
 }

@@ -17,10 +17,10 @@ import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
 import { accountsNamed, findUser, insertCcUser, knownAccount, usersByGuid, type UserRow } from './users.ts';
 
 export type RoleRow = Row<'roles'>;
@@ -208,8 +208,7 @@ export async function createRole(ctx: Ctx, input: CreateRole): Promise<RoleRow> 
         organization_guid: forSpace ? null : target.guid,
         space_guid: forSpace ? target.guid : null,
       };
-      await tx.db.insertInto('roles').values(role).execute();
-      tx.changed('roles', role.guid, 'create');
+      await tx.insert('roles', role);
       await recordAudit(tx, {
         type: roleAuditType(input.type, 'add'),
         actor: ctx.principal,
@@ -278,8 +277,7 @@ export function registerRoleJobs(handlers: JobHandlers, store: Store): void {
       if (!role) return; // already gone: a re-run after a crash finishes quietly
       // A space role granted after the request was accepted still blocks removing the org membership.
       if (!(await orgUserRemovable(tx.db, role))) throw unprocessable(ORG_USER_HAS_SPACE_ROLES);
-      await tx.db.deleteFrom('roles').where('guid', '=', role.guid).execute();
-      tx.changed('roles', role.guid, 'delete');
+      await tx.delete('roles', role.guid);
     });
   });
 }

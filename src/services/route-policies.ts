@@ -10,9 +10,9 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { routeReadableSpaces } from './routes.ts';
+import { routeReadableSpaces } from './route-access.ts';
 
 export { ROUTE_POLICY_LIST } from '../domain/route-policies.ts';
 
@@ -165,11 +165,7 @@ export async function createRoutePolicy(ctx: Ctx, input: CreateRoutePolicy): Pro
       if (existing.some((e) => e.source_type === 'any')) throw unprocessable(`Cannot add source '${source.text}': route already has a 'cf:any' policy.`);
       if (existing.some((e) => e.source_type === source.type && e.source_guid === source.guid)) throw duplicate();
       const guid = newGuid();
-      await tx.db
-        .insertInto('route_policies')
-        .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, route_guid: route.guid, source_type: source.type, source_guid: source.guid })
-        .execute();
-      tx.changed('route_policies', guid, 'create');
+      await tx.insert('route_policies', { guid, route_guid: route.guid, source_type: source.type, source_guid: source.guid });
       const metadata = await saveMetadata(tx, 'route_policies', guid, input.metadata);
       const policy = await tx.db.selectFrom('route_policies').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
       await auditPolicy(tx, ctx, 'create', policy, space, {
@@ -189,7 +185,7 @@ export async function updateRoutePolicy(ctx: Ctx, guid: string, input: UpdateRou
   await assertWritable(ctx, space);
   validateMetadataRequest(input.metadata);
   return ctx.store.write(async (tx) => {
-    await tx.update('route_policies', policy.guid, policy.generation, {});
+    await tx.update('route_policies', policy.guid, {}, { expectedGeneration: policy.generation });
     const metadata = await saveMetadata(tx, 'route_policies', policy.guid, input.metadata);
     const updated = await tx.db.selectFrom('route_policies').selectAll().where('guid', '=', policy.guid).executeTakeFirstOrThrow();
     await auditPolicy(tx, ctx, 'update', updated, space, { request: input });
@@ -204,8 +200,7 @@ export async function deleteRoutePolicy(ctx: Ctx, guid: string): Promise<void> {
   await ctx.store.write(async (tx) => {
     await auditPolicy(tx, ctx, 'delete', policy, space, {});
     await deleteMetadata(tx, 'route_policies', [policy.guid]);
-    await tx.db.deleteFrom('route_policies').where('guid', '=', policy.guid).execute();
-    tx.changed('route_policies', policy.guid, 'delete');
+    await tx.delete('route_policies', policy.guid);
   });
 }
 
@@ -216,8 +211,7 @@ export async function deleteRoutePoliciesOf(tx: WriteTx, routeGuids: string[]): 
     const rows = await tx.db.selectFrom('route_policies').select('guid').where('route_guid', 'in', part).execute();
     if (rows.length === 0) continue;
     await deleteMetadata(tx, 'route_policies', rows.map((r) => r.guid));
-    await tx.db.deleteFrom('route_policies').where('route_guid', 'in', part).execute();
-    for (const r of rows) tx.changed('route_policies', r.guid, 'delete');
+    await tx.deleteWhere('route_policies', (eb) => eb('route_guid', 'in', part));
   }
 }
 

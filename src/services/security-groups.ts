@@ -13,9 +13,10 @@ import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 const RESOURCE = 'security_groups';
 const groupNotFound = () => notFound('Security group');
@@ -149,12 +150,6 @@ function audit(tx: WriteTx, ctx: Ctx, verb: string, group: Pick<Row<'security_gr
   });
 }
 
-async function nameInUse(db: Kysely<Database>, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db.selectFrom('security_groups').select('guid').where('name', '=', name);
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 async function bind(tx: WriteTx, groupGuid: string, lifecycle: Lifecycle, spaceGuids: string[]): Promise<void> {
   for (const spaceGuid of spaceGuids) {
     await tx.db
@@ -177,22 +172,15 @@ export async function createSecurityGroup(ctx: Ctx, body: Body): Promise<GroupWi
   if (invalid.length > 0) throw unprocessable(invalid.join(', '));
   try {
     const group = await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, name)) throw taken(name);
+      if (await nameInUse(tx.db, 'security_groups', name)) throw taken(name);
       const guid = newGuid();
-      await tx.db
-        .insertInto('security_groups')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name,
-          rules: JSON.stringify(rules),
-          running_default: input.running ? 1 : 0,
-          staging_default: input.staging ? 1 : 0,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('security_groups', {
+        guid,
+        name,
+        rules: JSON.stringify(rules),
+        running_default: input.running ? 1 : 0,
+        staging_default: input.staging ? 1 : 0,
+      });
       for (const [lifecycle, guids] of [
         ['staging', input.stagingSpaceGuids],
         ['running', input.runningSpaceGuids],
@@ -223,13 +211,13 @@ export async function updateSecurityGroup(ctx: Ctx, guid: string, body: Body): P
   const name = input.name ?? existing.name;
   try {
     const group = await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, name, existing.guid))) throw taken(name);
-      await tx.update('security_groups', existing.guid, existing.generation, {
+      if (input.name !== undefined && (await nameInUse(tx.db, 'security_groups', name, { except: existing.guid }))) throw taken(name);
+      await tx.update('security_groups', existing.guid, {
         name,
         rules: input.rules ? JSON.stringify(input.rules) : existing.rules,
         running_default: input.running === undefined ? existing.running_default : input.running ? 1 : 0,
         staging_default: input.staging === undefined ? existing.staging_default : input.staging ? 1 : 0,
-      });
+      }, { expectedGeneration: existing.generation });
       await audit(tx, ctx, 'update', { guid: existing.guid, name }, body);
       return loadGroup(tx.db, existing.guid);
     });
@@ -258,8 +246,7 @@ export function registerSecurityGroupJobs(handlers: JobHandlers, store: Store): 
     await store.write(async (tx) => {
       // Idempotent: a re-run after a crash finds nothing left and finishes quietly.
       await tx.db.deleteFrom('security_group_spaces').where('security_group_guid', '=', job.resource_guid).execute();
-      const res = await tx.db.deleteFrom('security_groups').where('guid', '=', job.resource_guid).executeTakeFirst();
-      if (Number(res.numDeletedRows) > 0) tx.changed(RESOURCE, job.resource_guid, 'delete');
+      await tx.delete(RESOURCE, job.resource_guid);
     });
   });
 }

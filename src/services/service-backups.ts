@@ -3,11 +3,11 @@ import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { instanceContext, type InstanceContext } from './broker-operations.ts';
 import { callBrokerInJob, isObject, jobFailure, requireFeatureOf } from './broker-extensions.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from './jobs.ts';
+import { enqueueJob, finishPollingJobs, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import type { BrokerSettings } from './service-catalog.ts';
 import { getInstanceFromOwnSpace } from './service-instances.ts';
 
@@ -100,27 +100,20 @@ export async function createBackup(ctx: Ctx, instanceGuid: string): Promise<{ jo
   return ctx.store.write(async (tx) => {
     if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const guid = newGuid();
-    await tx.db
-      .insertInto(RESOURCE)
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        service_instance_guid: c.instance.guid,
-        state: 'CREATING',
-        size_in_bytes: null,
-        completed_at: null,
-        restored_at: null,
-        last_operation_type: 'create',
-        last_operation_state: 'in progress',
-        last_operation_description: null,
-        last_operation_updated_at: tx.now,
-        broker_operation: null,
-        poll_next_at: null,
-      })
-      .execute();
-    tx.changed(RESOURCE, guid, 'create');
+    await tx.insert(RESOURCE, {
+      guid,
+      service_instance_guid: c.instance.guid,
+      state: 'CREATING',
+      size_in_bytes: null,
+      completed_at: null,
+      restored_at: null,
+      last_operation_type: 'create',
+      last_operation_state: 'in progress',
+      last_operation_description: null,
+      last_operation_updated_at: tx.now,
+      broker_operation: null,
+      poll_next_at: null,
+    });
     await audit(tx, ctx, 'backup_create', c, guid);
     const jobGuid = await enqueueJob(tx, { operation: 'service_instance.backup', resourceType: 'service_instance_backup', resourceGuid: guid, userGuid: ctx.principal.guid });
     return { jobGuid, backupGuid: guid };
@@ -139,7 +132,7 @@ export async function restoreBackup(ctx: Ctx, instanceGuid: string, backupGuid: 
     if (await restoreRunning(tx, c.instance.guid)) throw unprocessable(RESTORE_RUNNING);
     const current = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', backup.guid).executeTakeFirstOrThrow();
     if (current.state !== 'READY') throw unprocessable(`The backup cannot be restored from while its state is ${current.state}.`);
-    await tx.update(RESOURCE, current.guid, current.generation, {
+    await tx.update(RESOURCE, current.guid, {
       state: 'RESTORING',
       last_operation_type: 'restore',
       last_operation_state: 'in progress',
@@ -147,7 +140,7 @@ export async function restoreBackup(ctx: Ctx, instanceGuid: string, backupGuid: 
       last_operation_updated_at: tx.now,
       broker_operation: null,
       poll_next_at: null,
-    });
+    }, { expectedGeneration: current.generation });
     await audit(tx, ctx, 'backup_restore', c, current.guid);
     return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.restore', resourceType: 'service_instance_backup', resourceGuid: current.guid, userGuid: ctx.principal.guid }) };
   });
@@ -173,7 +166,7 @@ async function conclude(store: Store, guid: string, outcome: Conclusion, failure
     const b = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', guid).executeTakeFirst();
     if (!b || b.last_operation_state !== 'in progress') return;
     const ok = outcome.state === 'succeeded';
-    await tx.update(RESOURCE, b.guid, b.generation, {
+    await tx.update(RESOURCE, b.guid, {
       state: b.last_operation_type === 'create' && !ok ? 'FAILED' : 'READY',
       last_operation_state: outcome.state,
       last_operation_description: outcome.description,
@@ -182,7 +175,7 @@ async function conclude(store: Store, guid: string, outcome: Conclusion, failure
       poll_next_at: null,
       ...(b.last_operation_type === 'create' && ok ? { completed_at: tx.now, size_in_bytes: outcome.sizeInBytes ?? null } : {}),
       ...(b.last_operation_type === 'restore' && ok ? { restored_at: tx.now } : {}),
-    });
+    }, { expectedGeneration: b.generation });
     await finishPollingJobs(tx, b.guid, ok ? undefined : (failure ?? new JobError('CF-ServiceBrokerBadResponse', outcome.description ?? 'The service broker reported that the operation failed')));
   });
 }
@@ -207,8 +200,7 @@ async function forgetBackups(store: Store, instanceGuid: string): Promise<void> 
     const rows = await tx.db.selectFrom(RESOURCE).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
     for (const r of rows) {
       await finishPollingJobs(tx, r.guid, new JobError('CF-ResourceNotFound', 'The service instance no longer exists', 10010));
-      await tx.db.deleteFrom(RESOURCE).where('guid', '=', r.guid).execute();
-      tx.changed(RESOURCE, r.guid, 'delete');
+      await tx.delete(RESOURCE, r.guid);
     }
   });
 }
@@ -243,7 +235,7 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
       const operation = isObject(res.json) && typeof res.json.operation === 'string' ? res.json.operation : '';
       await store.write(async (tx) => {
         const cur = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow();
-        await tx.update(RESOURCE, cur.guid, cur.generation, { broker_operation: operation, poll_next_at: Date.now(), last_operation_description: descriptionOf(res.json) });
+        await tx.update(RESOURCE, cur.guid, { broker_operation: operation, poll_next_at: Date.now(), last_operation_description: descriptionOf(res.json) }, { expectedGeneration: cur.generation });
       });
       return 'polling';
     }
@@ -293,7 +285,7 @@ export function registerBackupJobs(handlers: JobHandlers, store: Store, settings
       const next = Math.max(settings.pollIntervalMs, (res.retryAfterSeconds ?? 0) * 1000);
       await store.write(async (tx) => {
         const cur = await tx.db.selectFrom(RESOURCE).selectAll().where('guid', '=', b.guid).executeTakeFirstOrThrow();
-        await tx.update(RESOURCE, cur.guid, cur.generation, { poll_next_at: Date.now() + next, last_operation_description: descriptionOf(res.json) ?? cur.last_operation_description });
+        await tx.update(RESOURCE, cur.guid, { poll_next_at: Date.now() + next, last_operation_description: descriptionOf(res.json) ?? cur.last_operation_description }, { expectedGeneration: cur.generation });
       });
       return { requeueAfterMs: next };
     },

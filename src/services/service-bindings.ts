@@ -9,11 +9,12 @@ import { assertNotDeclared } from './declared-guard.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { readableApp } from './app-scope.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob } from './jobs.ts';
+import { enqueueJob } from '../lifecycle/jobs.ts';
 import { connectionOf } from './service-catalog.ts';
 import { visibleInstances } from './service-instances.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -118,10 +119,8 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
   if (input.type === 'app') {
     const appGuid = input.relationships.app?.data.guid;
     if (!appGuid) throw unprocessable("Relationships app can't be blank");
-    app = await ctx.store.db.selectFrom('apps').selectAll().where('guid', '=', appGuid).executeTakeFirst();
-    if (!app || !(await ctx.access.canReadSpace(await ctx.store.db.selectFrom('spaces').selectAll().where('guid', '=', app.space_guid).executeTakeFirstOrThrow()))) {
-      throw unprocessable(`The app could not be found: '${appGuid}'.`);
-    }
+    app = (await readableApp(ctx, appGuid))?.app;
+    if (!app) throw unprocessable(`The app could not be found: '${appGuid}'.`);
     spaceGuid = app.space_guid;
     if (app.space_guid !== inst.space_guid) {
       const shared = await ctx.store.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).where('space_guid', '=', app.space_guid).executeTakeFirst();
@@ -188,28 +187,21 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_credential_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        type: input.type,
-        name: input.name ?? null,
-        service_instance_guid: inst.guid,
-        app_guid: app?.guid ?? null,
-        credentials_enc: null,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        syslog_drain_url: managed ? null : inst.syslog_drain_url,
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_credential_bindings', guid, 'create');
+    await tx.insert('service_credential_bindings', {
+      guid,
+      type: input.type,
+      name: input.name ?? null,
+      service_instance_guid: inst.guid,
+      app_guid: app?.guid ?? null,
+      credentials_enc: null,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      syslog_drain_url: managed ? null : inst.syslog_drain_url,
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_credential_bindings', guid, input.metadata);
     const row = await tx.db.selectFrom('service_credential_bindings').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
     const kind = input.type === 'key' ? 'service_key' : 'service_binding';
@@ -359,25 +351,18 @@ export async function createRouteBinding(ctx: Ctx, body: Body): Promise<{ bindin
     }
     const guid = newGuid();
     const managed = inst.type === 'managed';
-    await tx.db
-      .insertInto('service_route_bindings')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        service_instance_guid: inst.guid,
-        route_guid: route.guid,
-        route_service_url: managed ? null : inst.route_service_url,
-        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-        last_operation_type: 'create',
-        last_operation_state: managed ? 'initial' : 'succeeded',
-        last_operation_description: null,
-        last_operation_created_at: tx.now,
-        last_operation_updated_at: tx.now,
-      })
-      .execute();
-    tx.changed('service_route_bindings', guid, 'create');
+    await tx.insert('service_route_bindings', {
+      guid,
+      service_instance_guid: inst.guid,
+      route_guid: route.guid,
+      route_service_url: managed ? null : inst.route_service_url,
+      parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+      last_operation_type: 'create',
+      last_operation_state: managed ? 'initial' : 'succeeded',
+      last_operation_description: null,
+      last_operation_created_at: tx.now,
+      last_operation_updated_at: tx.now,
+    });
     const metadata = await saveMetadata(tx, 'service_route_bindings', guid, input.metadata);
     await recordAudit(tx, {
       type: managed ? 'audit.service_route_binding.start_create' : 'audit.service_route_binding.create',

@@ -9,10 +9,11 @@ import { deleteMetadata, loadOneMetadata, saveMetadata } from '../store/metadata
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { connectionOf, deleteOffering, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
 
 const RESOURCE = 'service_brokers';
@@ -83,23 +84,16 @@ export async function createServiceBroker(ctx: Ctx, body: Body): Promise<{ jobGu
   if (urlError) throw unprocessable(urlError);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+      if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       const guid = newGuid();
-      await tx.db
-        .insertInto('service_brokers')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          url: input.url,
-          auth_enc: ctx.store.secrets.sealJson(input.authentication.credentials)!,
-          space_guid: spaceGuid,
-          state: 'SYNCHRONIZING',
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('service_brokers', {
+        guid,
+        name: input.name,
+        url: input.url,
+        auth_enc: ctx.store.secrets.sealJson(input.authentication.credentials)!,
+        space_guid: spaceGuid,
+        state: 'SYNCHRONIZING',
+      });
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'create', { guid, name: input.name, space_guid: spaceGuid }, { ...input });
       const jobGuid = await enqueueJob(tx, { operation: 'service_broker.catalog.synchronize', resourceType: 'service_broker', resourceGuid: guid, userGuid: ctx.principal.guid });
@@ -128,20 +122,20 @@ export async function updateServiceBroker(ctx: Ctx, guid: string, body: Body): P
   try {
     return await ctx.store.write(async (tx) => {
       if (input.name !== undefined && input.name !== broker.name) {
-        if (await tx.db.selectFrom('service_brokers').select('guid').where('name', '=', input.name).executeTakeFirst()) throw unprocessable(NAME_TAKEN);
+        if (await nameInUse(tx.db, 'service_brokers', input.name)) throw unprocessable(NAME_TAKEN);
       }
       const metadata = await saveMetadata(tx, RESOURCE, broker.guid, input.metadata);
       await audit(tx, ctx, 'update', broker, { ...input });
       if (!resync) {
-        await tx.update('service_brokers', broker.guid, broker.generation, {});
+        await tx.update('service_brokers', broker.guid, {}, { expectedGeneration: broker.generation });
         return { broker: (await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirstOrThrow()), metadata };
       }
-      await tx.update('service_brokers', broker.guid, broker.generation, {
+      await tx.update('service_brokers', broker.guid, {
         name: input.name ?? broker.name,
         url: input.url ?? broker.url,
         auth_enc: input.authentication ? ctx.store.secrets.sealJson(input.authentication.credentials)! : broker.auth_enc,
         state: 'SYNCHRONIZING',
-      });
+      }, { expectedGeneration: broker.generation });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_broker.update', resourceType: 'service_broker', resourceGuid: broker.guid, userGuid: ctx.principal.guid }) };
     });
   } catch (err) {
@@ -172,7 +166,7 @@ export async function deleteServiceBroker(ctx: Ctx, guid: string): Promise<{ job
   return ctx.store.write(async (tx) => {
     if (await instancesOf(tx.db, broker.guid)) throw new KilnError('ServiceBrokerNotRemovable', broker.name);
     const current = await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirstOrThrow();
-    await tx.update('service_brokers', broker.guid, current.generation, { state: 'DELETE_IN_PROGRESS' });
+    await tx.update('service_brokers', broker.guid, { state: 'DELETE_IN_PROGRESS' }, { expectedGeneration: current.generation });
     await audit(tx, ctx, 'delete', broker, {});
     return { jobGuid: await enqueueJob(tx, { operation: 'service_broker.delete', resourceType: 'service_broker', resourceGuid: broker.guid, userGuid: ctx.principal.guid }) };
   });
@@ -193,8 +187,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       services = await fetchCatalog(connectionOf(store, broker), settings, job.user_guid);
     } catch (err) {
       await store.write(async (tx) => {
-        await tx.db.updateTable('service_brokers').set({ state: 'SYNCHRONIZATION_FAILED', updated_at: tx.now }).where('guid', '=', broker.guid).execute();
-        tx.changed(RESOURCE, broker.guid, 'update');
+        await tx.updateStatus(RESOURCE, broker.guid, { state: 'SYNCHRONIZATION_FAILED' });
       });
       throw err;
     }
@@ -202,8 +195,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       const current = await tx.db.selectFrom('service_brokers').selectAll().where('guid', '=', broker.guid).executeTakeFirst();
       if (!current) throw new KilnError('ServiceBrokerGone');
       await upsertCatalog(tx, current, services);
-      await tx.db.updateTable('service_brokers').set({ state: 'AVAILABLE', updated_at: tx.now }).where('guid', '=', broker.guid).execute();
-      tx.changed(RESOURCE, broker.guid, 'update');
+      await tx.updateStatus(RESOURCE, broker.guid, { state: 'AVAILABLE' });
     });
   };
   handlers.register('service_broker.catalog.synchronize', ({ job }) => synchronize(job));
@@ -216,8 +208,7 @@ export function registerServiceBrokerJobs(handlers: JobHandlers, store: Store, s
       const offerings = await tx.db.selectFrom('service_offerings').select('guid').where('service_broker_guid', '=', broker.guid).execute();
       for (const o of offerings) await deleteOffering(tx, o.guid);
       await deleteMetadata(tx, RESOURCE, [broker.guid]);
-      await tx.db.deleteFrom('service_brokers').where('guid', '=', broker.guid).execute();
-      tx.changed(RESOURCE, broker.guid, 'delete');
+      await tx.delete('service_brokers', broker.guid);
     });
   });
 }

@@ -2,7 +2,7 @@ import { KilnError } from '../domain/errors.ts';
 import type { Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { BrokerError, callBroker, statusText, unexpectedAnswer, type BrokerConnection } from './broker-client.ts';
-import { JobError } from './jobs.ts';
+import { JobError } from '../lifecycle/jobs.ts';
 
 /** What Kiln needs to talk to brokers: the request timeout and the shortest poll interval. */
 export interface BrokerSettings {
@@ -192,14 +192,10 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
     const current = byId.get(s.id);
     if (current) {
       offeringGuid = current.guid;
-      await tx.update('service_offerings', current.guid, current.generation, values);
+      await tx.update('service_offerings', current.guid, values, { expectedGeneration: current.generation });
     } else {
       offeringGuid = newGuid();
-      await tx.db
-        .insertInto('service_offerings')
-        .values({ guid: offeringGuid, created_at: tx.now, updated_at: tx.now, generation: 1, service_broker_guid: broker.guid, broker_catalog_id: s.id, ...values })
-        .execute();
-      tx.changed('service_offerings', offeringGuid, 'create');
+      await tx.insert('service_offerings', { guid: offeringGuid, service_broker_guid: broker.guid, broker_catalog_id: s.id, ...values });
     }
     keptOfferings.add(offeringGuid);
     const existingPlans = await tx.db.selectFrom('service_plans').selectAll().where('service_offering_guid', '=', offeringGuid).execute();
@@ -222,24 +218,17 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
       const cur = plansById.get(p.id);
       if (cur) {
         keptPlans.add(cur.guid);
-        await tx.update('service_plans', cur.guid, cur.generation, pv);
+        await tx.update('service_plans', cur.guid, pv, { expectedGeneration: cur.generation });
       } else {
         const guid = newGuid();
         keptPlans.add(guid);
-        await tx.db
-          .insertInto('service_plans')
-          .values({
-            guid,
-            created_at: tx.now,
-            updated_at: tx.now,
-            generation: 1,
-            service_offering_guid: offeringGuid,
-            broker_catalog_id: p.id,
-            visibility_type: broker.space_guid ? 'space' : 'admin',
-            ...pv,
-          })
-          .execute();
-        tx.changed('service_plans', guid, 'create');
+        await tx.insert('service_plans', {
+          guid,
+          service_offering_guid: offeringGuid,
+          broker_catalog_id: p.id,
+          visibility_type: broker.space_guid ? 'space' : 'admin',
+          ...pv,
+        });
       }
     }
     for (const old of existingPlans) if (!keptPlans.has(old.guid)) await retirePlan(tx, old);
@@ -249,7 +238,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
     const plans = await tx.db.selectFrom('service_plans').selectAll().where('service_offering_guid', '=', old.guid).execute();
     for (const p of plans) await retirePlan(tx, p);
     const left = await tx.db.selectFrom('service_plans').select('guid').where('service_offering_guid', '=', old.guid).executeTakeFirst();
-    if (left) await tx.update('service_offerings', old.guid, old.generation, { available: 0 });
+    if (left) await tx.update('service_offerings', old.guid, { available: 0 }, { expectedGeneration: old.generation });
     else await deleteOffering(tx, old.guid);
   }
 }
@@ -257,7 +246,7 @@ export async function upsertCatalog(tx: WriteTx, broker: Row<'service_brokers'>,
 async function retirePlan(tx: WriteTx, plan: Row<'service_plans'>): Promise<void> {
   const used = await tx.db.selectFrom('service_instances').select('guid').where('service_plan_guid', '=', plan.guid).executeTakeFirst();
   if (used) {
-    if (plan.available) await tx.update('service_plans', plan.guid, plan.generation, { available: 0 });
+    if (plan.available) await tx.update('service_plans', plan.guid, { available: 0 }, { expectedGeneration: plan.generation });
     return;
   }
   await deletePlan(tx, plan.guid);
@@ -267,8 +256,7 @@ export async function deletePlan(tx: WriteTx, guid: string): Promise<void> {
   await tx.db.deleteFrom('service_plan_visibilities').where('service_plan_guid', '=', guid).execute();
   await tx.db.deleteFrom('labels').where('resource_type', '=', 'service_plans').where('resource_guid', '=', guid).execute();
   await tx.db.deleteFrom('annotations').where('resource_type', '=', 'service_plans').where('resource_guid', '=', guid).execute();
-  await tx.db.deleteFrom('service_plans').where('guid', '=', guid).execute();
-  tx.changed('service_plans', guid, 'delete');
+  await tx.delete('service_plans', guid);
 }
 
 export async function deleteOffering(tx: WriteTx, guid: string): Promise<void> {
@@ -276,6 +264,5 @@ export async function deleteOffering(tx: WriteTx, guid: string): Promise<void> {
   for (const p of plans) await deletePlan(tx, p.guid);
   await tx.db.deleteFrom('labels').where('resource_type', '=', 'service_offerings').where('resource_guid', '=', guid).execute();
   await tx.db.deleteFrom('annotations').where('resource_type', '=', 'service_offerings').where('resource_guid', '=', guid).execute();
-  await tx.db.deleteFrom('service_offerings').where('guid', '=', guid).execute();
-  tx.changed('service_offerings', guid, 'delete');
+  await tx.delete('service_offerings', guid);
 }

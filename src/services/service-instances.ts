@@ -18,13 +18,14 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertSpaceWritable, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { assertNoBackupOperation } from './backup-guard.ts';
 import { instanceContext, recordOperation, removeSubject } from './broker-operations.ts';
 import { callBroker } from './broker-client.ts';
 import type { Ctx } from './context.ts';
 import { getFeatureFlag, requireFeature } from './feature-flags.ts';
-import { enqueueJob } from './jobs.ts';
+import { enqueueJob } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { connectionOf } from './service-catalog.ts';
 import { getServicePlan, purgeInstance } from './service-plans.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -116,15 +117,9 @@ function audit(tx: WriteTx, ctx: Ctx, type: string, inst: Pick<InstanceRow, 'gui
   });
 }
 
-async function nameTaken(db: Kysely<Database>, spaceGuid: string, name: string, exceptGuid?: string): Promise<InstanceRow | undefined> {
-  return db
-    .selectFrom('service_instances')
-    .selectAll()
-    .where('space_guid', '=', spaceGuid)
-    .where('name', '=', name)
-    .$if(exceptGuid !== undefined, (qb) => qb.where('guid', '!=', exceptGuid!))
-    .executeTakeFirst();
-}
+/** The instance holding a name in a space: a create may take the name of one whose create failed. */
+const instanceNamed = (db: Kysely<Database>, spaceGuid: string, name: string): Promise<InstanceRow | undefined> =>
+  db.selectFrom('service_instances').selectAll().where('space_guid', '=', spaceGuid).where('name', '=', name).executeTakeFirst();
 
 const nameTakenError = (name: string) => unprocessable(`The service instance name is taken: ${name}.`);
 
@@ -184,7 +179,7 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
   const plan = input.type === 'managed' ? await usablePlan(ctx, input.relationships.service_plan.data.guid, space) : undefined;
   try {
     return await ctx.store.write(async (tx) => {
-      const taken = await nameTaken(tx.db, space.guid, input.name);
+      const taken = await instanceNamed(tx.db, space.guid, input.name);
       if (taken) {
         // A managed instance whose create failed gives its name up to the next create (CC destroys it).
         if (taken.type === 'managed' && taken.last_operation_type === 'create' && taken.last_operation_state === 'failed') await purgeInstance(tx, taken.guid);
@@ -205,45 +200,37 @@ export async function createServiceInstance(ctx: Ctx, body: Body): Promise<Creat
         last_operation_updated_at: tx.now,
       };
       if (input.type === 'user-provided') {
-        await tx.db
-          .insertInto('service_instances')
-          .values({
-            ...base,
-            type: 'user-provided',
-            service_plan_guid: null,
-            credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
-            parameters_enc: null,
-            syslog_drain_url: input.syslog_drain_url || null,
-            route_service_url: input.route_service_url || null,
-            dashboard_url: null,
-            maintenance_info: null,
-            last_operation_state: 'succeeded',
-            last_operation_description: 'Operation succeeded',
-          })
-          .execute();
-        tx.changed(RESOURCE, guid, 'create');
+        await tx.insert('service_instances', {
+          ...base,
+          type: 'user-provided',
+          service_plan_guid: null,
+          credentials_enc: ctx.store.secrets.sealJson(input.credentials ?? {}),
+          parameters_enc: null,
+          syslog_drain_url: input.syslog_drain_url || null,
+          route_service_url: input.route_service_url || null,
+          dashboard_url: null,
+          maintenance_info: null,
+          last_operation_state: 'succeeded',
+          last_operation_description: 'Operation succeeded',
+        });
         await recordServiceUsage(tx, guid, 'CREATED');
         const metadata = await saveMetadata(tx, RESOURCE, guid, input.metadata);
         await audit(tx, ctx, 'audit.user_provided_service_instance.create', base, space.organization_guid, { ...input });
         return { instance: (await tx.db.selectFrom('service_instances').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow()), metadata };
       }
-      await tx.db
-        .insertInto('service_instances')
-        .values({
-          ...base,
-          type: 'managed',
-          service_plan_guid: plan!.guid,
-          credentials_enc: null,
-          parameters_enc: ctx.store.secrets.sealJson(input.parameters),
-          syslog_drain_url: null,
-          route_service_url: null,
-          dashboard_url: null,
-          maintenance_info: plan!.maintenance_info,
-          last_operation_state: 'initial',
-          last_operation_description: null,
-        })
-        .execute();
-      tx.changed(RESOURCE, guid, 'create');
+      await tx.insert('service_instances', {
+        ...base,
+        type: 'managed',
+        service_plan_guid: plan!.guid,
+        credentials_enc: null,
+        parameters_enc: ctx.store.secrets.sealJson(input.parameters),
+        syslog_drain_url: null,
+        route_service_url: null,
+        dashboard_url: null,
+        maintenance_info: plan!.maintenance_info,
+        last_operation_state: 'initial',
+        last_operation_description: null,
+      });
       await saveMetadata(tx, RESOURCE, guid, input.metadata);
       await audit(tx, ctx, 'audit.service_instance.start_create', base, space.organization_guid, { ...input });
       return { jobGuid: await enqueueJob(tx, { operation: 'service_instance.create', resourceType: 'service_instance', resourceGuid: guid, userGuid: ctx.principal.guid }) };
@@ -294,14 +281,14 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
     if (errors.length > 0) throw unprocessable(errors.join(', '));
     try {
       return await ctx.store.write(async (tx) => {
-        if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
-        await tx.update('service_instances', inst.guid, inst.generation, {
+        if (input.name !== undefined && (await nameInUse(tx.db, 'service_instances', input.name, { within: { space_guid: inst.space_guid }, except: inst.guid }))) throw nameTakenError(input.name);
+        await tx.update('service_instances', inst.guid, {
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.credentials !== undefined ? { credentials_enc: ctx.store.secrets.sealJson(input.credentials) } : {}),
           ...(input.syslog_drain_url !== undefined ? { syslog_drain_url: input.syslog_drain_url || null } : {}),
           ...(input.route_service_url !== undefined ? { route_service_url: input.route_service_url || null } : {}),
           ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
-        });
+        }, { expectedGeneration: inst.generation });
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', 'Operation succeeded');
         await recordServiceUsage(tx, inst.guid, 'UPDATED');
         const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
@@ -328,12 +315,12 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
   const needsBroker = newPlan !== undefined || input.parameters !== undefined || input.maintenance_info !== undefined;
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameTaken(tx.db, inst.space_guid, input.name, inst.guid))) throw nameTakenError(input.name);
+      if (input.name !== undefined && (await nameInUse(tx.db, 'service_instances', input.name, { within: { space_guid: inst.space_guid }, except: inst.guid }))) throw nameTakenError(input.name);
       if (input.name !== undefined && input.name !== inst.name) {
         const shared = await tx.db.selectFrom('service_instance_shares').select('space_guid').where('service_instance_guid', '=', inst.guid).executeTakeFirst();
         if (shared) throw new KilnError('SharedServiceInstanceCannotBeRenamed');
       }
-      await tx.update('service_instances', inst.guid, inst.generation, {
+      await tx.update('service_instances', inst.guid, {
         ...(input.name !== undefined ? { name: input.name } : {}),
         ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
         ...(needsBroker
@@ -345,7 +332,7 @@ export async function updateServiceInstance(ctx: Ctx, guid: string, body: Body):
               }),
             }
           : {}),
-      });
+      }, { expectedGeneration: inst.generation });
       const metadata = await saveMetadata(tx, RESOURCE, inst.guid, input.metadata);
       if (!needsBroker) {
         await recordOperation(tx, RESOURCE, inst.guid, 'update', 'succeeded', null);
@@ -467,7 +454,7 @@ export async function shareServiceInstance(ctx: Ctx, guid: string, body: Body): 
       const org = await ctx.store.db.selectFrom('organizations').select('name').where('guid', '=', space.organization_guid).executeTakeFirstOrThrow();
       throw unprocessable(`Access to service ${c.offering.name} and plan ${c.plan.name} is not enabled in ${org.name}/${space.name}.`);
     }
-    const clash = await nameTaken(ctx.store.db, space.guid, inst.name);
+    const clash = await nameInUse(ctx.store.db, 'service_instances', inst.name, { within: { space_guid: space.guid } });
     if (clash) {
       throw unprocessable(`A service instance called ${inst.name} already exists in ${space.name}.`);
     }

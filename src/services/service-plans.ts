@@ -8,7 +8,7 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { loadMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { deleteOffering, deletePlan } from './service-catalog.ts';
 import { recordDeletedUsage } from './service-usage-events.ts';
@@ -272,15 +272,13 @@ export async function deleteServiceOffering(ctx: Ctx, guid: string, purge: boole
 export async function purgeInstance(tx: WriteTx, instanceGuid: string): Promise<void> {
   await recordDeletedUsage(tx, instanceGuid);
   for (const table of ['service_credential_bindings', 'service_route_bindings'] as const) {
-    const rows = await tx.db.selectFrom(table).select('guid').where('service_instance_guid', '=', instanceGuid).execute();
-    for (const r of rows) tx.changed(table, r.guid, 'delete');
-    await tx.db.deleteFrom(table).where('service_instance_guid', '=', instanceGuid).execute();
+    // kysely cannot type a filter over a union of tables; both have service_instance_guid.
+    await tx.deleteWhere(table as 'service_route_bindings', (eb) => eb('service_instance_guid', '=', instanceGuid));
   }
   await tx.db.deleteFrom('service_instance_shares').where('service_instance_guid', '=', instanceGuid).execute();
   await tx.db.deleteFrom('labels').where('resource_type', '=', 'service_instances').where('resource_guid', '=', instanceGuid).execute();
   await tx.db.deleteFrom('annotations').where('resource_type', '=', 'service_instances').where('resource_guid', '=', instanceGuid).execute();
-  await tx.db.deleteFrom('service_instances').where('guid', '=', instanceGuid).execute();
-  tx.changed('service_instances', instanceGuid, 'delete');
+  await tx.delete('service_instances', instanceGuid);
 }
 
 export async function updateServicePlan(ctx: Ctx, guid: string, body: Body): Promise<{ plan: PlanRow; metadata: Metadata }> {
@@ -369,7 +367,7 @@ export async function applyPlanVisibility(ctx: Ctx, guid: string, body: Body, re
         .onConflict((oc) => oc.columns(['service_plan_guid', 'organization_guid']).doNothing())
         .execute();
     }
-    await tx.update('service_plans', plan.guid, plan.generation, { visibility_type: input.type });
+    await tx.update('service_plans', plan.guid, { visibility_type: input.type }, { expectedGeneration: plan.generation });
     await recordAudit(tx, {
       type: 'audit.service_plan_visibility.update',
       actor: ctx.principal,

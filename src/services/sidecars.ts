@@ -11,7 +11,8 @@ import {
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { auditApp, findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { findVisibleProcess } from './processes.ts';
 
@@ -156,22 +157,15 @@ export async function createSidecar(ctx: Ctx, appGuid: string, input: CreateSide
     await assertNameFree(tx, scope.app.guid, input.name);
     await assertMemoryFits(tx, scope.app.guid, input.process_types, memory);
     const guid = newGuid();
-    await tx.db
-      .insertInto('sidecars')
-      .values({
-        guid,
-        created_at: tx.now,
-        updated_at: tx.now,
-        generation: 1,
-        app_guid: scope.app.guid,
-        name: input.name,
-        command: input.command,
-        memory_in_mb: memory,
-        origin: 'user',
-      })
-      .execute();
+    await tx.insert('sidecars', {
+      guid,
+      app_guid: scope.app.guid,
+      name: input.name,
+      command: input.command,
+      memory_in_mb: memory,
+      origin: 'user',
+    });
     await setProcessTypes(tx, { guid, app_guid: scope.app.guid }, input.process_types);
-    tx.changed('sidecars', guid, 'create');
     await auditApp(tx, ctx, 'sidecar.create', scope, { sidecar_guid: guid, sidecar_name: input.name, request: sidecarRequest(input) });
     return { sidecar: await loadSidecar(tx.db, guid), processTypes: [...input.process_types].sort() };
   });
@@ -186,11 +180,11 @@ export async function updateSidecar(ctx: Ctx, guid: string, input: UpdateSidecar
     const memory = input.memory_in_mb !== undefined ? input.memory_in_mb : s.memory_in_mb;
     if (input.name !== undefined && input.name !== s.name) await assertNameFree(tx, s.app_guid, input.name, s.guid);
     await assertMemoryFits(tx, s.app_guid, types, memory, s.guid);
-    await tx.update('sidecars', s.guid, s.generation, {
+    await tx.update('sidecars', s.guid, {
       ...(input.name !== undefined ? { name: input.name } : {}),
       ...(input.command !== undefined ? { command: input.command } : {}),
       ...(input.memory_in_mb !== undefined ? { memory_in_mb: input.memory_in_mb } : {}),
-    });
+    }, { expectedGeneration: s.generation });
     if (input.process_types) await setProcessTypes(tx, s, input.process_types);
     await auditApp(tx, ctx, 'sidecar.update', scope, { sidecar_guid: s.guid, sidecar_name: input.name ?? s.name, request: sidecarRequest(input) });
     return { sidecar: await loadSidecar(tx.db, s.guid), processTypes: [...types].sort() };
@@ -202,8 +196,7 @@ export async function deleteSidecar(ctx: Ctx, guid: string): Promise<void> {
   await requireAppWriter(ctx, scope);
   await ctx.store.write(async (tx) => {
     await tx.db.deleteFrom('sidecar_process_types').where('sidecar_guid', '=', guid).execute();
-    await tx.db.deleteFrom('sidecars').where('guid', '=', guid).execute();
-    tx.changed('sidecars', guid, 'delete');
+    await tx.delete('sidecars', guid);
     await auditApp(tx, ctx, 'sidecar.delete', scope, { sidecar_guid: guid, sidecar_name: scope.sidecar.name });
   });
 }

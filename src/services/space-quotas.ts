@@ -16,9 +16,10 @@ import { listPage, type Page } from '../store/list-query.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 import { limitColumns, limitsOf, organizationQuotaOf } from './organization-quotas.ts';
 
 export const SPACE_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids', 'space_guids'] };
@@ -140,12 +141,6 @@ async function spacesUsing(db: Kysely<Database>, quotaGuid: string): Promise<str
 
 const taken = (name: string) => unprocessable(`Space Quota '${name}' already exists.`);
 
-async function nameInUse(db: Kysely<Database>, orgGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db.selectFrom('space_quotas').select('guid').where('organization_guid', '=', orgGuid).where('name', '=', name);
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
-}
-
 async function checkLimits(db: Kysely<Database>, orgGuid: string, limits: QuotaLimits): Promise<void> {
   const problem = spaceQuotaError(limits, await organizationQuotaOf(db, orgGuid));
   if (problem) throw unprocessable(problem);
@@ -172,7 +167,7 @@ function audit(
 /** Sets (or clears) the space quota of some spaces, bumping each space's generation. */
 async function setSpaceQuota(tx: WriteTx, spaces: Array<Row<'spaces'>>, quotaGuid: string | null): Promise<void> {
   for (const space of spaces) {
-    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, space.generation, { space_quota_guid: quotaGuid });
+    if (space.space_quota_guid !== quotaGuid) await tx.update('spaces', space.guid, { space_quota_guid: quotaGuid }, { expectedGeneration: space.generation });
   }
 }
 
@@ -187,7 +182,7 @@ export async function createSpaceQuota(ctx: Ctx, input: CreateSpaceQuota): Promi
   try {
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, org.guid, limits);
-      if (await nameInUse(tx.db, org.guid, input.name)) throw taken(input.name);
+      if (await nameInUse(tx.db, 'space_quotas', input.name, { within: { organization_guid: org.guid } })) throw taken(input.name);
       const spaces = input.spaceGuids.length
         ? await tx.db
             .selectFrom('spaces')
@@ -204,19 +199,12 @@ export async function createSpaceQuota(ctx: Ctx, input: CreateSpaceQuota): Promi
         );
       }
       const guid = newGuid();
-      await tx.db
-        .insertInto('space_quotas')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          ...limitColumns(limits),
-        })
-        .execute();
-      tx.changed('space_quotas', guid, 'create');
+      await tx.insert('space_quotas', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        ...limitColumns(limits),
+      });
       await setSpaceQuota(tx, spaces, guid);
       await audit(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, { request: input.request });
       return (await findQuota(tx.db, guid))!;
@@ -234,8 +222,8 @@ export async function updateSpaceQuota(ctx: Ctx, guid: string, input: UpdateQuot
   try {
     return await ctx.store.write(async (tx) => {
       await checkLimits(tx.db, quota.organization_guid, limits);
-      if (input.name !== undefined && (await nameInUse(tx.db, quota.organization_guid, name, quota.guid))) throw taken(name);
-      await tx.update('space_quotas', quota.guid, quota.generation, { name, ...limitColumns(limits) });
+      if (input.name !== undefined && (await nameInUse(tx.db, 'space_quotas', name, { within: { organization_guid: quota.organization_guid }, except: quota.guid }))) throw taken(name);
+      await tx.update('space_quotas', quota.guid, { name, ...limitColumns(limits) }, { expectedGeneration: quota.generation });
       await audit(tx, ctx, 'update', { ...quota, name }, { request: input.request });
       return (await findQuota(tx.db, quota.guid))!;
     });
@@ -270,8 +258,7 @@ export function registerSpaceQuotaJobs(handlers: JobHandlers, store: Store): voi
       if (!quota) return; // already gone: a re-run after a crash finishes quietly
       // A space may have been given the quota after the delete was accepted.
       if (await inUse(tx.db, quota.guid)) throw new KilnError('AssociationNotEmpty', 'space', 'space quota definition');
-      await tx.db.deleteFrom('space_quotas').where('guid', '=', quota.guid).execute();
-      tx.changed('space_quotas', quota.guid, 'delete');
+      await tx.delete('space_quotas', quota.guid);
     });
   });
 }

@@ -18,11 +18,12 @@ import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable, findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import { deleteSpacesCascade } from './cascade.ts';
 import type { Ctx } from './context.ts';
 import { assertSpaceContentsNotLockedByOthers } from './lock-guard.ts';
-import { enqueueJob, type JobHandlers, jobInFlight } from './jobs.ts';
+import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /** `include=org` is an alias of `include=organization`; both add `included.organizations`. */
 export const SPACE_INCLUDES = ['org', 'organization'] as const;
@@ -53,16 +54,6 @@ export async function organizationsOf(db: Kysely<Database>, spaces: Array<Pick<R
   const guids = [...new Set(spaces.map((s) => s.organization_guid))];
   if (guids.length === 0) return [];
   return db.selectFrom('organizations').selectAll().where('guid', 'in', guids).orderBy('created_at').orderBy('guid').execute();
-}
-
-async function nameInUse(db: Kysely<Database>, orgGuid: string, name: string, exceptGuid?: string): Promise<boolean> {
-  let q = db
-    .selectFrom('spaces')
-    .select('guid')
-    .where('organization_guid', '=', orgGuid)
-    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  return (await q.executeTakeFirst()) !== undefined;
 }
 
 const loadSpace = (db: Kysely<Database>, guid: string) =>
@@ -106,26 +97,19 @@ export async function createSpace(ctx: Ctx, input: CreateSpace): Promise<{ space
   assertOrgWritable(ctx.access, org);
   try {
     return await ctx.store.write(async (tx) => {
-      if (await nameInUse(tx.db, org.guid, input.name)) throw unprocessable(SPACE_NAME_TAKEN);
+      if (await nameInUse(tx.db, 'spaces', input.name, { within: { organization_guid: org.guid }, anyCase: true })) throw unprocessable(SPACE_NAME_TAKEN);
       const guid = newGuid();
       // No roles are granted to the creator: the cf CLI assigns space_manager/space_developer itself and
       // fails if they already exist.
-      await tx.db
-        .insertInto('spaces')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name: input.name,
-          organization_guid: org.guid,
-          status: 'active',
-          allow_ssh: 1,
-          isolation_segment_guid: null,
-          space_quota_guid: null,
-        })
-        .execute();
-      tx.changed('spaces', guid, 'create');
+      await tx.insert('spaces', {
+        guid,
+        name: input.name,
+        organization_guid: org.guid,
+        status: 'active',
+        allow_ssh: 1,
+        isolation_segment_guid: null,
+        space_quota_guid: null,
+      });
       const metadata = await saveMetadata(tx, 'spaces', guid, input.metadata);
       await auditSpace(tx, ctx, 'create', { guid, name: input.name, organization_guid: org.guid }, input);
       return { space: await loadSpace(tx.db, guid), metadata };
@@ -150,10 +134,10 @@ export async function updateSpace(
   await assertNotDeclared(ctx.store.db, ctx.principal, { resourceType: 'spaces', guid: space.guid, type: 'Space', name: space.name }, changed);
   try {
     return await ctx.store.write(async (tx) => {
-      if (input.name !== undefined && (await nameInUse(tx.db, space.organization_guid, name, space.guid))) {
+      if (input.name !== undefined && (await nameInUse(tx.db, 'spaces', name, { within: { organization_guid: space.organization_guid }, anyCase: true, except: space.guid }))) {
         throw await spaceRenameTaken(tx.db, space.organization_guid, name);
       }
-      await tx.update('spaces', space.guid, space.generation, { name });
+      await tx.update('spaces', space.guid, { name }, { expectedGeneration: space.generation });
       const metadata = await saveMetadata(tx, 'spaces', space.guid, input.metadata);
       await auditSpace(tx, ctx, 'update', { ...space, name }, input);
       return { space: await loadSpace(tx.db, space.guid), metadata };
@@ -180,8 +164,7 @@ export async function deleteSpace(ctx: Ctx, guid: string): Promise<string> {
   return ctx.store.write(async (tx) => {
     const inFlight = await jobInFlight(tx.db, 'space.delete', space.guid);
     if (inFlight) return inFlight; // a repeated delete hands back the job already under way
-    await tx.db.updateTable('spaces').set({ status: 'deleting', updated_at: tx.now }).where('guid', '=', space.guid).execute();
-    tx.changed('spaces', space.guid, 'update');
+    await tx.updateStatus('spaces', space.guid, { status: 'deleting' });
     await auditSpace(tx, ctx, 'delete-request', space, { recursive: true });
     return enqueueJob(tx, { operation: 'space.delete', resourceType: 'space', resourceGuid: space.guid, userGuid: ctx.principal.guid });
   });
@@ -227,7 +210,7 @@ export async function updateSpaceFeature(ctx: Ctx, guid: string, name: string, i
   await assertSpaceMutable(ctx, space);
   const updated = await ctx.store.write(async (tx) => {
     // ssh is the only feature; it takes effect for new ssh sessions at once (CONVENTIONS.md §16).
-    await tx.update('spaces', space.guid, space.generation, { allow_ssh: input.enabled ? 1 : 0 });
+    await tx.update('spaces', space.guid, { allow_ssh: input.enabled ? 1 : 0 }, { expectedGeneration: space.generation });
     await auditSpace(tx, ctx, 'update', space, { allow_ssh: input.enabled });
     return loadSpace(tx.db, space.guid);
   });

@@ -17,8 +17,9 @@ import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { listApps } from './apps.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
+import { nameInUse } from './name-in-use.ts';
 
 export const STACK_LIST: ListSpec = {
   orderBy: ['name'],
@@ -105,26 +106,18 @@ export async function createStack(ctx: Ctx, input: CreateStack): Promise<{ stack
   const name = input.name.trim();
   try {
     return await ctx.store.write(async (tx) => {
-      const existing = await tx.db.selectFrom('stacks').select('guid').where('name', '=', name).executeTakeFirst();
-      if (existing) throw unprocessable(STACK_NAME_TAKEN);
+      if (await nameInUse(tx.db, 'stacks', name)) throw unprocessable(STACK_NAME_TAKEN);
       const guid = newGuid();
-      await tx.db
-        .insertInto('stacks')
-        .values({
-          guid,
-          created_at: tx.now,
-          updated_at: tx.now,
-          generation: 1,
-          name,
-          description: input.description ?? null,
-          build_rootfs_image: null,
-          run_rootfs_image: null,
-          is_default: 0,
-          state: input.state ?? DEFAULT_STACK_STATE,
-          state_reason: input.state_reason ?? null,
-        })
-        .execute();
-      tx.changed('stacks', guid, 'create');
+      await tx.insert('stacks', {
+        guid,
+        name,
+        description: input.description ?? null,
+        build_rootfs_image: null,
+        run_rootfs_image: null,
+        is_default: 0,
+        state: input.state ?? DEFAULT_STACK_STATE,
+        state_reason: input.state_reason ?? null,
+      });
       const metadata = await saveMetadata(tx, 'stacks', guid, input.metadata);
       await auditStack(tx, ctx, 'create', { guid, name }, input);
       return { stack: await loadStack(tx.db, guid), metadata };
@@ -144,10 +137,10 @@ export async function updateStack(
   requireStackAdmin(ctx);
   validateMetadataRequest(input.metadata);
   const result = await ctx.store.write(async (tx) => {
-    await tx.update('stacks', stack.guid, stack.generation, {
+    await tx.update('stacks', stack.guid, {
       ...(input.state !== undefined ? { state: input.state } : {}),
       ...(input.state_reason !== undefined ? { state_reason: input.state_reason } : {}),
-    });
+    }, { expectedGeneration: stack.generation });
     const metadata = await saveMetadata(tx, 'stacks', stack.guid, input.metadata);
     await auditStack(tx, ctx, 'update', stack, input);
     return { stack: await loadStack(tx.db, stack.guid), metadata };
@@ -165,8 +158,6 @@ export async function deleteStack(ctx: Ctx, stack: Row<'stacks'>): Promise<void>
     }
     await auditStack(tx, ctx, 'delete', stack);
     await deleteMetadata(tx, 'stacks', [stack.guid]);
-    const res = await tx.db.deleteFrom('stacks').where('guid', '=', stack.guid).executeTakeFirst();
-    if (Number(res.numDeletedRows) === 0) throw notFound('Stack');
-    tx.changed('stacks', stack.guid, 'delete');
+    if (!(await tx.delete('stacks', stack.guid))) throw notFound('Stack');
   });
 }

@@ -20,7 +20,8 @@ import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { saveMetadata } from '../store/metadata.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
-import { assertSpaceMutable, auditApp, findVisibleApp, appScopeFor, type AppScope } from './apps.ts';
+import { auditApp } from './apps.ts';
+import { assertSpaceMutable, findVisibleApp, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { requireFeature } from './feature-flags.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
@@ -193,8 +194,7 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
         const sequence_id = Number(max?.max ?? 0) + 1;
         // Read inside the write so that concurrent creates cannot both slip under a quota.
         await assertTaskFits(tx.db, scope.space, { memoryInMb: values.memory_in_mb, logRate: values.log_rate_limit });
-        await tx.db.insertInto('tasks').values({ ...values, sequence_id, created_at: tx.now, updated_at: tx.now, generation: 1 }).execute();
-        tx.changed('tasks', guid, 'create');
+        await tx.insert('tasks', { ...values, sequence_id });
         const metadata = await saveMetadata(tx, 'tasks', guid, input.metadata);
         const task = await loadTask(tx.db, guid);
         await auditTask(tx, ctx, 'create', scope, task);
@@ -233,7 +233,7 @@ export async function updateTask(ctx: Ctx, scope: TaskScope, input: UpdateTask):
 /**
  * Moves a task from one of `from` to `to` (with the given failure reason) and records the change; false when the
  * task is no longer in one of `from`. Comparing states rather than generations keeps metadata updates from
- * conflicting with the controller's transitions.
+ * conflicting with the controller's transitions. The state is the task's lifecycle (status), so generation stays.
  */
 export async function transitionTask(
   tx: WriteTx,
@@ -242,15 +242,7 @@ export async function transitionTask(
   to: TaskState,
   failureReason: string | null = null,
 ): Promise<boolean> {
-  const res = await tx.db
-    .updateTable('tasks')
-    .set((eb) => ({ state: to, failure_reason: failureReason, updated_at: tx.now, generation: eb('generation', '+', 1) }))
-    .where('guid', '=', guid)
-    .where('state', 'in', [...from])
-    .executeTakeFirst();
-  if (Number(res.numUpdatedRows) !== 1) return false;
-  tx.changed('tasks', guid, 'update');
-  return true;
+  return tx.updateStatus('tasks', guid, { state: to, failure_reason: failureReason }, { where: (eb) => eb('state', 'in', [...from]) });
 }
 
 /**

@@ -10,9 +10,9 @@ import type { Database, Row } from '../store/schema.ts';
 import type { Store, WriteTx } from '../store/store.ts';
 import type { Access } from './access.ts';
 import { findVisibleOrg, findVisibleSpace } from './access.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
-import { enqueueJob, type JobHandlers } from './jobs.ts';
+import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
 
 /** A CC user as presented: username and origin come from the identity provider when it knows the user. */
 export type UserRow = Row<'users'>;
@@ -164,13 +164,7 @@ export async function knownAccount(db: Kysely<Database>, guid: string): Promise<
 
 /** Inserts the CC user row for an account seen for the first time (no-op when a concurrent write made it). */
 export async function insertCcUser(tx: WriteTx, guid: string, names: { username: string | null; origin: string | null }): Promise<void> {
-  const rows = await tx.db
-    .insertInto('users')
-    .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, username: names.username, origin: names.origin })
-    .onConflict((oc) => oc.column('guid').doNothing())
-    .returning('guid')
-    .execute();
-  if (rows.length > 0) tx.changed('users', guid, 'create');
+  await tx.insertIfAbsent('users', { guid, username: names.username, origin: names.origin });
 }
 
 /** Only admins create users (upstream's operator option letting org managers do it is not offered). */
@@ -199,11 +193,7 @@ export async function createUser(ctx: Ctx, input: CreateUser): Promise<{ user: U
   try {
     return await ctx.store.write(async (tx) => {
       if (await tx.db.selectFrom('users').select('guid').where('guid', '=', guid).executeTakeFirst()) throw unprocessable(taken);
-      await tx.db
-        .insertInto('users')
-        .values({ guid, created_at: tx.now, updated_at: tx.now, generation: 1, username: names.username, origin: names.origin })
-        .execute();
-      tx.changed('users', guid, 'create');
+      await tx.insert('users', { guid, username: names.username, origin: names.origin });
       const metadata = await saveMetadata(tx, 'users', guid, input.metadata);
       await recordAudit(tx, {
         type: 'audit.user.create',
@@ -224,7 +214,7 @@ export async function updateUser(ctx: Ctx, guid: string, input: UpdateUser): Pro
   if (!ctx.access.admin) throw notAuthorized();
   validateMetadataRequest(input.metadata);
   return ctx.store.write(async (tx) => {
-    await tx.update('users', user.guid, user.generation, {});
+    await tx.update('users', user.guid, {}, { expectedGeneration: user.generation });
     const metadata = await saveMetadata(tx, 'users', user.guid, input.metadata);
     await recordAudit(tx, {
       type: 'audit.user.update',
@@ -254,12 +244,9 @@ export function registerUserJobs(handlers: JobHandlers, store: Store): void {
   handlers.register('user.delete', async ({ job }) => {
     await store.write(async (tx) => {
       const guid = job.resource_guid;
-      const roles = await tx.db.selectFrom('roles').select('guid').where('user_guid', '=', guid).execute();
-      await tx.db.deleteFrom('roles').where('user_guid', '=', guid).execute();
-      for (const r of roles) tx.changed('roles', r.guid, 'delete');
+      await tx.deleteWhere('roles', (eb) => eb('user_guid', '=', guid));
       await deleteMetadata(tx, 'users', [guid]);
-      const res = await tx.db.deleteFrom('users').where('guid', '=', guid).executeTakeFirst();
-      if (Number(res.numDeletedRows) > 0) tx.changed('users', guid, 'delete');
+      await tx.delete('users', guid);
     });
   });
 }

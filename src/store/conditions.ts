@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { ConditionsTable, Database } from './schema.ts';
-import type { Store } from './store.ts';
+import type { ObservedTable, Store } from './store.ts';
 
 export type ConditionStatus = ConditionsTable['status'];
 
@@ -24,7 +24,8 @@ export const CONDITION_KINDS = {
 export type ConditionKind = keyof typeof CONDITION_KINDS;
 
 /** Tables whose `observed_generation` column the reconcilers keep (the others carry it in their conditions only). */
-const OBSERVED_COLUMN = new Set<string>(['apps', 'processes', 'builds']);
+const OBSERVED_COLUMN = new Set<string>(['apps', 'processes', 'builds'] satisfies ObservedTable[]);
+const hasObservedColumn = (table: string): table is ObservedTable => OBSERVED_COLUMN.has(table);
 
 export interface StoredCondition extends Required<Condition> {
   observedGeneration: number;
@@ -80,7 +81,7 @@ export async function recordStatus(
     return !old || old.status !== c.status || old.reason !== c.reason || old.message !== (c.message ?? '') || old.observedGeneration !== seen.generation;
   });
   const table = CONDITION_KINDS[kind];
-  const observe = OBSERVED_COLUMN.has(table) && seen.observed !== undefined && seen.observed < seen.generation;
+  const observe = hasObservedColumn(table) && seen.observed !== undefined && seen.observed < seen.generation;
   if (changed.length === 0 && !observe) return;
   await store.write(async (tx) => {
     for (const c of changed) {
@@ -98,15 +99,7 @@ export async function recordStatus(
         .onConflict((oc) => oc.columns(['kind', 'guid', 'type']).doUpdateSet(values))
         .execute();
     }
-    if (observe) {
-      // Never moves backwards: a slower reconcile of an older generation must not undo a newer one's mark.
-      await tx.db
-        .updateTable(table as 'apps')
-        .set({ observed_generation: seen.generation })
-        .where('guid', '=', guid)
-        .where('observed_generation', '<', seen.generation)
-        .execute();
-    }
+    if (observe && hasObservedColumn(table)) await tx.observeGeneration(table, guid, seen.generation);
   });
 }
 

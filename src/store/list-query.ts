@@ -15,6 +15,17 @@ export interface ListQueryOptions {
   labelSelector?: Requirement[];
   /** Sort column (in `table`) and direction; default is insertion order (`id`). */
   orderBy?: { column: string; desc: boolean };
+  /**
+   * Find the page from the ids of all matches (one query gives the total and the page), then read its rows by id.
+   * For lists whose matches are all visited and sorted anyway (joins, filters on another table), where counting
+   * them separately and sorting whole rows costs more; a label selector always pages this way.
+   */
+  byIds?: boolean;
+  /**
+   * With byIds: the query that reads a page's rows by id (the list's rows from their own table, without its filters,
+   * which would lead the planner to walk them all again). Default: the caller's query restricted to the ids.
+   */
+  rowsByIds?: (ids: number[]) => AnySelect;
 }
 
 /** The paging, `guids`, timestamp, label and order parts of a parsed CF list request, for `table`. */
@@ -97,28 +108,35 @@ export async function listPage<Q extends AnySelect>(
     }
   }
 
-  const countRow = await q
-    .clearSelect()
-    .clearOrderBy()
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirst();
-  const total = Number((countRow as { n?: number | string } | undefined)?.n ?? 0);
-
   const ordered = (b: AnySelect): AnySelect => {
     if (!opts.orderBy) return b.orderBy(sql.ref(`${t}.id`), 'asc');
     const dir = opts.orderBy.desc ? 'desc' : 'asc';
     return b.orderBy(sql.ref(`${t}.${opts.orderBy.column}`), dir).orderBy(sql.ref(`${t}.guid`), dir);
   };
   const offset = (opts.page - 1) * opts.perPage;
-  if (!opts.labelSelector?.length) {
-    return { rows: await ordered(q).limit(opts.perPage).offset(offset).execute(), total };
+
+  if (!opts.labelSelector?.length && !opts.byIds) {
+    // Independent, so on PostgreSQL (a pool) they run side by side; SQLite runs them one after the other anyway.
+    const [countRow, rows] = await Promise.all([
+      q.clearSelect().clearOrderBy().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst(),
+      ordered(q).limit(opts.perPage).offset(offset).execute(),
+    ]);
+    return { rows, total: Number((countRow as { n?: number | string } | undefined)?.n ?? 0) };
   }
-  // A label selector is answered from the label index, so the page cannot be walked off an ordered index: every
-  // match is looked up and sorted. Sorting only ids (the guid index covers them) and then reading the page's
-  // rows by id halves that on 10,000 spaces with 1,000 matches (1.8 -> 0.8 ms). The second query keeps the
-  // caller's own conditions; the ids already satisfy them.
-  const idRows = await ordered(q.clearSelect().select(sql.ref<number>(`${t}.id`).as('id'))).limit(opts.perPage).offset(offset).execute();
-  const ids = (idRows as Array<{ id: number }>).map((r) => r.id);
-  if (ids.length === 0) return { rows: [], total };
-  return { rows: await ordered(query.where(sql.ref(`${t}.id`), 'in', ids)).execute(), total };
+  // Every match has to be found and sorted anyway (a label selector is answered from the label index; joined lists
+  // filter on another table), so one query returns the ids of all matches in order: their number is the total and
+  // a slice of them the page. Counting in a query of its own evaluated every match twice (10,000 spaces with 1,000
+  // env=prod labels: count 1.1 ms + page of ids 2.5 ms, against ~2.4 ms for all ids). Sorting only ids keeps the
+  // sort on a covering index; the page's rows are then read by id, with the caller's own conditions (the ids
+  // already satisfy them).
+  const all = (await ordered(q.clearSelect().select(sql.ref<number>(`${t}.id`).as('id'))).execute()) as Array<{ id: number }>;
+  const ids = all.slice(offset, offset + opts.perPage).map((r) => r.id);
+  if (ids.length === 0) return { rows: [], total: all.length };
+  const rows = [];
+  // Chunked to stay under SQLite's bound-parameter limit; each chunk comes back in page order, so they concatenate.
+  for (let i = 0; i < ids.length; i += 900) {
+    const chunk = ids.slice(i, i + 900);
+    rows.push(...(await ordered(opts.rowsByIds ? opts.rowsByIds(chunk) : query.where(sql.ref(`${t}.id`), 'in', chunk)).execute()));
+  }
+  return { rows, total: all.length };
 }

@@ -1,45 +1,50 @@
-import { CompiledQuery, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { joinKey, mergeMetadata, splitKey, type Metadata, type MetadataRequest } from '../domain/metadata.ts';
 import type { Database } from './schema.ts';
 import type { WriteTx } from './store.ts';
 
 const empty = (): Metadata => ({ labels: {}, annotations: {} });
 
-// SQL text of the metadata queries per dialect, table and chunk size: every list page runs the same two
-// queries, and building and compiling them through kysely each time cost more than SQLite took to run them.
-const metadataSql = new WeakMap<object, Map<string, string>>();
-
-async function metadataRows(db: Kysely<Database>, table: 'labels' | 'annotations', resourceType: string, guids: string[]) {
-  const parameters = [resourceType, ...guids];
-  const cache = metadataSql.get(db.getExecutor().adapter) ?? new Map<string, string>();
-  metadataSql.set(db.getExecutor().adapter, cache);
-  const key = `${table}:${guids.length}`;
-  let text = cache.get(key);
-  if (text === undefined) {
-    const compiled = db
-      .selectFrom(table)
-      .select(['resource_guid', 'key_prefix', 'key_name', 'value'])
-      .where('resource_type', '=', resourceType)
-      .where('resource_guid', 'in', guids)
-      .orderBy('id')
-      .compile();
-    // Only reused when the placeholders are exactly [resourceType, ...guids], in that order.
-    const same = compiled.parameters.length === parameters.length && compiled.parameters.every((p, i) => p === parameters[i]);
-    if (!same) return (await db.executeQuery(compiled)).rows;
-    text = compiled.sql;
-    cache.set(key, text);
-  }
-  return (await db.executeQuery<MetadataRow>(CompiledQuery.raw(text, parameters))).rows;
-}
+// SQL text of the metadata query per dialect and chunk size: every list page runs it, and building and compiling it
+// through kysely each time cost more than SQLite took to run it.
+const metadataSql = new WeakMap<object, Map<number, string>>();
 
 interface MetadataRow {
+  /** 0: a label, 1: an annotation. */
+  t: number;
   resource_guid: string;
   key_prefix: string;
   key_name: string;
   value: string;
 }
 
-/** Labels and annotations of many resources in two queries. */
+/**
+ * Labels and annotations of some resources in one query (a page needs both; two queries cost two trips through
+ * kysely and, on PostgreSQL, two round trips), each kind in insertion order as the maps are built in that order.
+ */
+async function metadataRows(db: Kysely<Database>, resourceType: string, guids: string[]): Promise<MetadataRow[]> {
+  const parameters = [resourceType, ...guids, resourceType, ...guids];
+  const cache = metadataSql.get(db.getExecutor().adapter) ?? new Map<number, string>();
+  metadataSql.set(db.getExecutor().adapter, cache);
+  let text = cache.get(guids.length);
+  if (text === undefined) {
+    const of = (table: 'labels' | 'annotations', t: number) =>
+      db
+        .selectFrom(table)
+        .select([sql.lit(t).as('t'), 'resource_guid', 'key_prefix', 'key_name', 'value', 'id'])
+        .where('resource_type', '=', resourceType)
+        .where('resource_guid', 'in', guids);
+    const compiled = of('labels', 0).unionAll(of('annotations', 1)).orderBy('t').orderBy('id').compile();
+    // Only reused when the placeholders are exactly [resourceType, ...guids] twice, in that order.
+    const same = compiled.parameters.length === parameters.length && compiled.parameters.every((p, i) => p === parameters[i]);
+    if (!same) return (await db.executeQuery<MetadataRow>(compiled)).rows;
+    text = compiled.sql;
+    cache.set(guids.length, text);
+  }
+  return (await db.executeQuery<MetadataRow>(CompiledQuery.raw(text, parameters))).rows;
+}
+
+/** Labels and annotations of many resources. */
 export async function loadMetadata(
   db: Kysely<Database>,
   resourceType: string,
@@ -47,14 +52,11 @@ export async function loadMetadata(
 ): Promise<Map<string, Metadata>> {
   const out = new Map<string, Metadata>(guids.map((g) => [g, empty()]));
   if (guids.length === 0) return out;
-  for (const table of ['labels', 'annotations'] as const) {
-    // Chunked so a page of 5000 stays under SQLite's bound-parameter limit.
-    for (let i = 0; i < guids.length; i += 900) {
-      const rows = await metadataRows(db, table, resourceType, guids.slice(i, i + 900));
-      for (const r of rows) {
-        const m = out.get(r.resource_guid);
-        if (m) m[table][joinKey(r.key_prefix, r.key_name)] = r.value;
-      }
+  // Chunked so a page of 5000 stays well under the bound-parameter limits (each guid is bound twice).
+  for (let i = 0; i < guids.length; i += 900) {
+    for (const r of await metadataRows(db, resourceType, guids.slice(i, i + 900))) {
+      const m = out.get(r.resource_guid);
+      if (m) (Number(r.t) === 0 ? m.labels : m.annotations)[joinKey(r.key_prefix, r.key_name)] = r.value;
     }
   }
   return out;

@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
+import type { ResourceTable } from './schema.ts';
 import { ENV_VAR_COLUMNS, isSealed } from './env-vars.ts';
 import type { Store } from './store.ts';
 
 /** Every column holding a sealed JSON secret (see secret-box.ts). */
-const SEALED: ReadonlyArray<readonly [string, readonly string[]]> = [
+const SEALED: ReadonlyArray<readonly [ResourceTable, readonly string[]]> = [
   ['service_brokers', ['auth_enc']],
   ['service_instances', ['credentials_enc', 'parameters_enc', 'pending_update_enc']],
   ['service_credential_bindings', ['credentials_enc', 'parameters_enc']],
@@ -29,9 +30,7 @@ export async function rewrapSecrets(store: Store): Promise<number> {
         if (v && box.isStale(v)) patch[col] = box.seal(box.open(v));
       }
       if (Object.keys(patch).length === 0) continue;
-      await store.write(async (tx) => {
-        await (tx.db as unknown as Kysely<Record<string, Record<string, string | null>>>).updateTable(table).set(patch).where('guid', '=', row.guid!).execute();
-      });
+      await store.write((tx) => tx.reseal(table, row.guid!, patch));
       n += Object.keys(patch).length;
     }
   }
@@ -40,9 +39,7 @@ export async function rewrapSecrets(store: Store): Promise<number> {
   for (const row of creds) {
     if (!box.isStale(row.secret_ciphertext)) continue;
     const resealed = box.seal(box.open(row.secret_ciphertext, row.guid), row.guid);
-    await store.write(async (tx) => {
-      await tx.db.updateTable('registry_credentials').set({ secret_ciphertext: resealed }).where('guid', '=', row.guid).execute();
-    });
+    await store.write((tx) => tx.reseal('registry_credentials', row.guid, { secret_ciphertext: resealed }));
     n++;
   }
   return n + (await sealEnvVarColumns(store, true));
@@ -66,14 +63,7 @@ export async function sealEnvVarColumns(store: Store, rewrap = false): Promise<n
       else if (box.isStale(v)) resealed = box.seal(box.open(v));
       else continue;
       // Only if nobody changed it meanwhile: a concurrent write has sealed its own value.
-      await store.write(async (tx) => {
-        await (tx.db as unknown as Kysely<Record<string, Record<string, string | null>>>)
-          .updateTable(table)
-          .set({ [column]: resealed })
-          .where('guid', '=', row.guid!)
-          .where(column, '=', v)
-          .execute();
-      });
+      await store.write((tx) => tx.reseal(table, row.guid!, { [column]: resealed }, { [column]: v }));
       n++;
     }
   }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KilnError } from '../../src/domain/errors.ts';
-import { bitsFor, type Bits } from '../../src/services/blobs.ts';
+import { bitsFor, type Bits } from '../../src/lifecycle/blobs.ts';
 import { seedBuiltinBuildpacks, stagingBuildpacks, sweepBuildpackBits } from '../../src/services/buildpacks.ts';
 import { stage } from '../../src/staging/buildpack-runner.ts';
 import { BUILTIN_BUILDPACKS } from '../../src/staging/builtin-buildpacks.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildController, type BuildController } from '../../src/controllers/build-controller.ts';
 import { LogStore } from '../../src/logs/log-store.ts';
-import { bitsFor } from '../../src/services/blobs.ts';
+import { bitsFor } from '../../src/lifecycle/blobs.ts';
 import { listTarGz } from '../../src/staging/tarball.ts';
 import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.ts';
 import { appFixture, filesUnder, postMultipart, zipOf } from './bits-helpers.ts';

@@ -55,7 +55,7 @@ const deploy = (client: Client, appGuid: string, extra: Record<string, unknown> 
 async function setState(guid: string, state: string, value: string, reason: string) {
   await t.kiln.store.write(async (tx) => {
     const row = await tx.db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
-    await tx.update('deployments', guid, row.generation, { state, status_value: value, status_reason: reason });
+    await tx.update('deployments', guid, { state, status_value: value, status_reason: reason }, { expectedGeneration: row.generation });
   });
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bitsFor } from '../../src/services/blobs.ts';
+import { bitsFor } from '../../src/lifecycle/blobs.ts';
 import { createTarGz } from '../../src/staging/tarball.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { tempDir } from '../staging/zip-fixtures.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobCollector } from '../../src/controllers/build-controller.ts';
-import { bitsFor } from '../../src/services/blobs.ts';
+import { bitsFor } from '../../src/lifecycle/blobs.ts';
 import { listZip } from '../../src/staging/zip.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { appFixture, filesUnder, postMultipart, zipOf } from './bits-helpers.ts';

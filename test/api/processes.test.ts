@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../../src/api/app.ts';
-import { JobHandlers } from '../../src/services/jobs.ts';
+import { JobHandlers } from '../../src/lifecycle/jobs.ts';
 import type { ObservedInstance, ObservedInstances } from '../../src/services/processes.ts';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
 

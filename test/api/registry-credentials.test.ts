@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildController, type BuildController } from '../../src/controllers/build-controller.ts';
 import { LogStore } from '../../src/logs/log-store.ts';
 import type { ImagePull } from '../../src/runtime/runtime.ts';
-import { bitsFor } from '../../src/services/blobs.ts';
-import { resolveRegistryCredential } from '../../src/services/registry-credentials.ts';
+import { bitsFor } from '../../src/lifecycle/blobs.ts';
+import { resolveRegistryCredential } from '../../src/lifecycle/image-pull.ts';
 import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.ts';
 
 /**

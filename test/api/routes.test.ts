@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeUrl } from '../../src/domain/routes.ts';
-import { routingTable } from '../../src/services/routes.ts';
+import { routingTable } from '../../src/services/routing-table.ts';
 import { createTestKiln, type Client, type TestKiln } from '../helpers/harness.ts';
 
 let t: TestKiln;

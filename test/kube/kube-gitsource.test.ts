@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitDeployer } from '../../src/gitops/git-apps.ts';
 import { KubeSync } from '../../src/kube/kube-sync.ts';
-import { bitsFor } from '../../src/services/blobs.ts';
+import { bitsFor } from '../../src/lifecycle/blobs.ts';
 import { TestRepo } from '../gitops/git-repo.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';

@@ -7,7 +7,7 @@ import { BindingFileSet } from '../../src/runtime/local/binding-files.ts';
 import { LocalRuntime } from '../../src/runtime/local/local-runtime.ts';
 import { resolveSandbox, type Identity } from '../../src/runtime/local/sandbox.ts';
 import type { BindingFiles, InstanceSpec, LogLine, TaskSpec } from '../../src/runtime/runtime.ts';
-import { IncompatibleBindings, k8sBindingFiles } from '../../src/services/binding-files.ts';
+import { IncompatibleBindings, k8sBindingFiles } from '../../src/lifecycle/binding-files.ts';
 
 /**
  * Service bindings as files (issue 9 §6): CC's servicebinding.io layout, the files a task or instance reads at

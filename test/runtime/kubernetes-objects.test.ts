@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { instancePod, podName, probes, stagingJob, taskJob } from '../../src/runtime/kubernetes/objects.ts';
 import { instanceStatus, taskStatus } from '../../src/runtime/kubernetes/status.ts';
 import { instanceId, type InstanceSpec } from '../../src/runtime/runtime.ts';
-import { BlobUrlSigner } from '../../src/services/blobs.ts';
+import { BlobUrlSigner } from '../../src/lifecycle/blobs.ts';
 
 /** The pods and Jobs the Kubernetes runtime makes, and how it reads pod and Job status back (no cluster involved). */
 const settings = { namespace: 'apps', stackImage: 'stack:1', dropletUrl: 'http://kiln/blobs/droplets/d?sig', dropletBlobKey: 'droplets/d' };

@@ -296,9 +296,8 @@ describe('local runtime: tasks', () => {
 });
 
 describe('local runtime: crash safety', () => {
-  it('kills the process groups a dead Kiln left behind, and only those', async () => {
-    const dataDir = tempDir('kiln-data-');
-    const droplet = makeDroplet();
+  /** Starts the fixture Kiln (one port-checked instance `orphan:v1:0`), SIGKILLs it and returns the orphan. */
+  async function orphanOfDeadKiln(dataDir: string, droplet: string): Promise<{ pid: number; port: number }> {
     const kiln = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'kiln-child.ts'), dataDir, droplet, SERVER], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -309,12 +308,22 @@ describe('local runtime: crash safety', () => {
       createInterface({ input: kiln.stdout! }).once('line', resolveLine);
       kiln.once('exit', () => reject(new Error('kiln child exited early')));
     });
-    const { pid: appPid } = JSON.parse(line) as { pid: number };
+    const orphan = JSON.parse(line) as { pid: number; port: number };
+    cleanups.push(() => {
+      try {
+        process.kill(-orphan.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
     kiln.kill('SIGKILL');
     await new Promise((r) => kiln.once('exit', r));
-    expect(isAlive(appPid)).toBe(true); // orphaned, still running
+    expect(isAlive(orphan.pid)).toBe(true); // orphaned, still running
+    return orphan;
+  }
 
-    // An unrelated live process whose pid matches a stale record but with another start time must survive.
+  /** An unrelated live process with a stale record of its pid (another start time): it must survive. */
+  function bystanderWithStaleRecord(dataDir: string): number {
     const bystander = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
     cleanups.push(() => {
       try {
@@ -323,18 +332,68 @@ describe('local runtime: crash safety', () => {
         // already gone
       }
     });
-    const recordsDir = join(dataDir, 'runtime', 'procs');
     writeFileSync(
-      join(recordsDir, `${bystander.pid}.json`),
+      join(dataDir, 'runtime', 'procs', `${bystander.pid}.json`),
       JSON.stringify({ id: 'x', kind: 'instance', pid: bystander.pid, pgid: bystander.pid, startTicks: 1, createdAt: 0 }),
     );
+    return bystander.pid!;
+  }
 
-    const { runtime } = makeRuntime({}, dataDir);
+  it('kills the process groups a dead Kiln left behind, and only those, when adoption is off', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const { pid: appPid } = await orphanOfDeadKiln(dataDir, makeDroplet());
+    const bystander = bystanderWithStaleRecord(dataDir);
+
+    const { runtime } = makeRuntime({ adopt: false }, dataDir);
     expect(runtime.reaped.map((r) => r.pid)).toEqual([appPid]);
     expect(runtime.reaped[0]).toMatchObject({ id: 'orphan:v1:0', kind: 'instance' });
+    expect(runtime.listInstances()).toEqual([]);
     await waitFor('orphan gone', () => !isAlive(appPid), 5_000);
-    expect(isAlive(bystander.pid!)).toBe(true);
-    expect(readdirSync(recordsDir)).toEqual([]);
+    expect(isAlive(bystander)).toBe(true);
+    expect(readdirSync(join(dataDir, 'runtime', 'procs'))).toEqual([]);
+  });
+
+  it('adopts the instances a dead Kiln left behind: same pid and port, claimed by ensureInstance, stopped like its own', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const droplet = makeDroplet();
+    const orphan = await orphanOfDeadKiln(dataDir, droplet);
+    const bystander = bystanderWithStaleRecord(dataDir);
+
+    const { runtime } = makeRuntime({}, dataDir);
+    expect(runtime.reaped).toEqual([]);
+    expect(runtime.adopted.map((r) => r.pid)).toEqual([orphan.pid]);
+    // Listed at once, so the controllers' first resync sees it and neither starts a second one nor loses it.
+    expect(runtime.listInstances()).toEqual([
+      expect.objectContaining({ id: 'orphan:v1:0', appGuid: 'app-orphan', processGuid: 'proc-orphan', state: 'RUNNING', pid: orphan.pid, port: orphan.port }),
+    ]);
+    expect((await fetch(`http://127.0.0.1:${orphan.port}/`)).status).toBe(200);
+    expect(await runtime.stats('orphan:v1:0')).toMatchObject({ memBytes: expect.any(Number) });
+
+    // The controllers want the slot: it is claimed, not restarted.
+    await runtime.ensureInstance(instanceSpec(droplet, { id: 'orphan:v1:0', appGuid: 'app-orphan', processGuid: 'proc-orphan' }));
+    expect(runtime.listInstances()).toEqual([expect.objectContaining({ id: 'orphan:v1:0', state: 'RUNNING', pid: orphan.pid, port: orphan.port })]);
+    expect(isAlive(bystander)).toBe(true);
+
+    await runtime.stopInstance('orphan:v1:0');
+    expect(isAlive(orphan.pid)).toBe(false);
+    expect(runtime.listInstances()).toEqual([]);
+    await waitFor('record removed', () => readdirSync(join(dataDir, 'runtime', 'procs')).length === 0, 5_000);
+  });
+
+  it('notices an adopted instance exit and restarts it once claimed', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const droplet = makeDroplet();
+    const orphan = await orphanOfDeadKiln(dataDir, droplet);
+    const { runtime } = makeRuntime({}, dataDir);
+    process.kill(-orphan.pid, 'SIGKILL');
+    await waitFor('crash noticed', () => runtime.listInstances()[0]?.state === 'CRASHED', 5_000);
+    // Whichever notices first: the liveness check (100 ms here) or the exit watcher (status unknown: not our child).
+    expect(runtime.listInstances()[0]?.lastExit?.reason).toMatch(/status unknown|became unhealthy/);
+    // Unclaimed, it has no command to restart with; the claim restarts it.
+    await runtime.ensureInstance(instanceSpec(droplet, { id: 'orphan:v1:0', appGuid: 'app-orphan', processGuid: 'proc-orphan' }));
+    await waitFor('restarted', () => runtime.listInstances()[0]?.state === 'RUNNING', 10_000);
+    expect(runtime.listInstances()[0]?.pid).not.toBe(orphan.pid);
+    await runtime.shutdown();
   });
 
   it("uses Diego's restart schedule by default", () => {

@@ -40,6 +40,8 @@ describe('bwrap argument builder', () => {
   it('unshares PID, IPC and UTS namespaces and dies with Kiln', () => {
     const args = bwrapArgs(sandbox, spec);
     for (const flag of ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent']) expect(args).toContain(flag);
+    // An instance a restarted Kiln adopts outlives it.
+    expect(bwrapArgs(sandbox, { ...spec, outliveParent: true })).not.toContain('--die-with-parent');
     expect(after(args, '--proc')).toEqual([['/proc']]);
     expect(after(args, '--hostname')).toEqual([['web-0']]);
   });

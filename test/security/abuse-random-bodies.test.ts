@@ -163,7 +163,7 @@ describe('the store watch', () => {
     const row = await t.kiln.store.db.selectFrom('apps').select('generation').where('guid', '=', app).executeTakeFirstOrThrow();
     await expect(
       t.kiln.store.write(async (tx) => {
-        await tx.update('apps', app, row.generation, { name: 'never' });
+        await tx.update('apps', app, { name: 'never' }, { expectedGeneration: row.generation });
         throw new Error('roll back');
       }),
     ).rejects.toThrow('roll back');

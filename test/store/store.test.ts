@@ -120,7 +120,7 @@ describe('change feed', () => {
     const a = await store.write((tx) => insertOrg(tx, 'a'));
     const [b, c] = await store.write(async (tx) => [await insertOrg(tx, 'b'), await insertOrg(tx, 'c')]);
     const org = (await orgRow(a))!;
-    await store.write((tx) => tx.update('organizations', a, org.generation, { name: 'a2' }));
+    await store.write((tx) => tx.update('organizations', a, { name: 'a2' }, { expectedGeneration: org.generation }));
     await store.write(async (tx) => {
       await tx.db.deleteFrom('organizations').where('guid', '=', b!).execute();
       tx.changed('organizations', b!, 'delete');
@@ -196,7 +196,7 @@ describe('optimistic concurrency (tx.update)', () => {
     let now = '';
     await store.write(async (tx) => {
       now = tx.now;
-      await tx.update('organizations', guid, before.generation, { name: 'renamed', suspended: 1 });
+      await tx.update('organizations', guid, { name: 'renamed', suspended: 1 }, { expectedGeneration: before.generation });
     });
     const after = (await orgRow(guid))!;
     expect(after).toMatchObject({ name: 'renamed', suspended: 1, generation: before.generation + 1, updated_at: now });
@@ -207,13 +207,13 @@ describe('optimistic concurrency (tx.update)', () => {
 
   it('rejects a stale generation with a CF 422 and rolls the whole write back', async () => {
     const guid = await store.write((tx) => insertOrg(tx, 'o'));
-    await store.write((tx) => tx.update('organizations', guid, 1, { name: 'first' }));
+    await store.write((tx) => tx.update('organizations', guid, { name: 'first' }, { expectedGeneration: 1 }));
     const revision = await store.latestRevision();
 
     const err = await store
       .write(async (tx) => {
         await insertOrg(tx, 'side-effect');
-        await tx.update('organizations', guid, 1, { name: 'second' });
+        await tx.update('organizations', guid, { name: 'second' }, { expectedGeneration: 1 });
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KilnError);
@@ -228,7 +228,7 @@ describe('optimistic concurrency (tx.update)', () => {
   });
 
   it('treats an update of a missing row as a conflict', async () => {
-    await expect(store.write((tx) => tx.update('spaces', newGuid(), 1, { name: 'x' }))).rejects.toMatchObject({
+    await expect(store.write((tx) => tx.update('spaces', newGuid(), { name: 'x' }, { expectedGeneration: 1 }))).rejects.toMatchObject({
       errorName: 'UnprocessableEntity',
       detail: expect.stringMatching(/^The space was modified/),
     });
@@ -238,7 +238,7 @@ describe('optimistic concurrency (tx.update)', () => {
   it('lets exactly one of two concurrent writers holding the same generation win', async () => {
     const guid = await store.write((tx) => insertOrg(tx, 'o'));
     const results = await Promise.allSettled(
-      ['left', 'right'].map((name) => store.write((tx) => tx.update('organizations', guid, 1, { name }))),
+      ['left', 'right'].map((name) => store.write((tx) => tx.update('organizations', guid, { name }, { expectedGeneration: 1 }))),
     );
     const ok = results.filter((r) => r.status === 'fulfilled');
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -257,7 +257,7 @@ describe('optimistic concurrency (tx.update)', () => {
     for (let i = 0; i < 3; i++) {
       await store.write(async (tx) => {
         const row = await tx.db.selectFrom('organizations').select('generation').where('guid', '=', guid).executeTakeFirstOrThrow();
-        await tx.update('organizations', guid, row.generation, { name: `n${i}` });
+        await tx.update('organizations', guid, { name: `n${i}` }, { expectedGeneration: row.generation });
       });
     }
     expect((await orgRow(guid))!).toMatchObject({ name: 'n2', generation: 4 });
@@ -297,7 +297,7 @@ describe("'changes' event", () => {
       }),
     ).rejects.toThrow('abort');
     const guid = await store.write((tx) => insertOrg(tx, 'base'));
-    await expect(store.write((tx) => tx.update('organizations', guid, 99, { name: 'x' }))).rejects.toBeInstanceOf(KilnError);
+    await expect(store.write((tx) => tx.update('organizations', guid, { name: 'x' }, { expectedGeneration: 99 }))).rejects.toBeInstanceOf(KilnError);
     await store.write(async (tx) => {
       await tx.db.insertInto('settings').values({ key: 'quiet', value: '1' }).execute();
     });

@@ -70,12 +70,7 @@ export function userRecorder(store: Store): (p: Principal) => Promise<void> {
     await store.write(async (tx) => {
       const existing = await tx.db.selectFrom('users').select('guid').where('guid', '=', p.guid).executeTakeFirst();
       if (existing) return;
-      await tx.db
-        .insertInto('users')
-        .values({ guid: p.guid, created_at: tx.now, updated_at: tx.now, username: p.username, origin: p.origin, generation: 1 })
-        .onConflict((oc) => oc.column('guid').doNothing())
-        .execute();
-      tx.changed('users', p.guid, 'create');
+      await tx.insertIfAbsent('users', { guid: p.guid, username: p.username, origin: p.origin });
     });
     if (known.size > 100_000) known.clear();
     known.add(p.guid);

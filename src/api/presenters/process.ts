@@ -1,6 +1,6 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import type { ObservedInstance } from '../../services/processes.ts';
-import { FDS_LIMIT } from '../../services/app-env.ts';
+import { FDS_LIMIT } from '../../lifecycle/app-env.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Link, Linker } from '../cf/links.ts';
 import { metadataOf, toOne } from '../cf/presenter.ts';

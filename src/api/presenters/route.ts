@@ -1,6 +1,6 @@
 import type { Metadata } from '../../domain/metadata.ts';
 import { routeUrl } from '../../domain/routes.ts';
-import { parseOptions, type RouteView } from '../../services/routes.ts';
+import { parseOptions, type RouteView } from '../../services/route-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Linker } from '../cf/links.ts';
 import { metadataOf } from '../cf/presenter.ts';

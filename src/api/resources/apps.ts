@@ -27,11 +27,11 @@ async function included(c: Context<Env>, deps: AppDeps, rows: Array<Row<'apps'>>
   const out: Record<string, unknown[]> = {};
   if (parents.spaces) {
     const m = await loadMetadata(db, 'spaces', parents.spaces.map((s) => s.guid));
-    out.spaces = parents.spaces.map((s) => presentSpace(s, m.get(s.guid), c.var.linker));
+    out.spaces = parents.spaces.map((s) => presentSpace(s, m.get(s.guid), c.get('linker')));
   }
   if (parents.organizations) {
     const m = await loadMetadata(db, 'organizations', parents.organizations.map((o) => o.guid));
-    out.organizations = parents.organizations.map((o) => presentOrganization(o, m.get(o.guid), c.var.linker));
+    out.organizations = parents.organizations.map((o) => presentOrganization(o, m.get(o.guid), c.get('linker')));
   }
   return out;
 }
@@ -44,7 +44,7 @@ function singleInclude(c: Context<Env>): string[] {
 
 /** A page of apps with its `included` resources (also served by `GET /v3/stacks/:guid/apps`). */
 export async function renderApps(c: Context<Env>, deps: AppDeps, params: ListParams, page: Page<Row<'apps'>>) {
-  return renderList(c, deps.store.db, page, params, (a, m) => presentApp(a, m, c.var.linker), {
+  return renderList(c, deps.store.db, page, params, (a, m) => presentApp(a, m, c.get('linker')), {
     resourceType: 'apps',
     included: params.include.length > 0 ? await included(c, deps, page.rows, params.include) : undefined,
   });

@@ -16,7 +16,7 @@ export function registerBuildpacks(app: Api, deps: AppDeps): void {
   app.get('/v3/buildpacks', async (c) => {
     const params = listParams(c, buildpacks.BUILDPACK_LIST);
     const page = await buildpacks.listBuildpacks(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentBuildpack(b, m, c.var.linker), { resourceType: 'buildpacks' });
+    return renderList(c, store.db, page, params, (b, m) => presentBuildpack(b, m, c.get('linker')), { resourceType: 'buildpacks' });
   });
 
   app.post('/v3/buildpacks', async (c) => {

@@ -12,13 +12,13 @@ export function registerBuilds(app: Api, deps: AppDeps): void {
   app.get('/v3/builds', async (c) => {
     const params = listParams(c, builds.BUILD_LIST);
     const page = await builds.listBuilds(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.var.linker), { resourceType: 'builds' });
+    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
   });
 
   app.get('/v3/apps/:guid/builds', async (c) => {
     const params = listParams(c, builds.APP_BUILD_LIST);
     const page = await builds.listBuilds(ctxOf(c, deps), params, { appGuid: c.req.param('guid') });
-    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.var.linker), { resourceType: 'builds' });
+    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
   });
 
   app.post('/v3/builds', async (c) => {

@@ -24,7 +24,7 @@ export function registerDeployments(app: Api, deps: AppDeps): void {
     const versions = await deployments.revisionVersions(store.db, page.rows);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((d) => presentDeployment(d, metadata.get(d.guid), d.revision_guid ? versions.get(d.revision_guid) : undefined, c.var.linker)),
+      resources: page.rows.map((d) => presentDeployment(d, metadata.get(d.guid), d.revision_guid ? versions.get(d.revision_guid) : undefined, c.get('linker'))),
     });
   });
 

@@ -23,7 +23,7 @@ export function registerDomains(app: Api, deps: AppDeps): void {
 
   const renderDomains = async (c: Context<Env>, page: Page<Row<'domains'>>, params: ListParams) => {
     const shared = await domains.visibleSharedOrgs(ctxOf(c, deps), page.rows.map((d) => d.guid));
-    return renderList(c, store.db, page, params, (d, m) => presentDomain(d, shared.get(d.guid) ?? [], m, c.var.linker), {
+    return renderList(c, store.db, page, params, (d, m) => presentDomain(d, shared.get(d.guid) ?? [], m, c.get('linker')), {
       resourceType: 'domains',
     });
   };

@@ -21,7 +21,7 @@ async function renderDroplets(c: Context<Env>, deps: AppDeps, page: Page<Row<'dr
   const secrets = c.var.access.globalSecrets;
   return c.json({
     pagination: pagination(c.var.linker, c.req.path, params, page.total),
-    resources: page.rows.map((d) => presentDroplet(d, metadata.get(d.guid), secrets, c.var.linker, true)),
+    resources: page.rows.map((d) => presentDroplet(d, metadata.get(d.guid), secrets, c.get('linker'), true)),
   });
 }
 

@@ -12,7 +12,7 @@ export function registerFeatureFlags(app: Api, deps: AppDeps): void {
     const page = await flags.listFeatureFlags(ctxOf(c, deps), params);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((f) => presentFeatureFlag(f, c.var.linker)),
+      resources: page.rows.map((f) => presentFeatureFlag(f, c.get('linker'))),
     });
   });
 

@@ -18,7 +18,7 @@ export function registerIsolationSegments(app: Api, deps: AppDeps): void {
   app.get('/v3/isolation_segments', async (c) => {
     const params = listParams(c, ISOLATION_SEGMENT_LIST);
     const page = await segments.listIsolationSegments(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (s, m) => presentIsolationSegment(s, m, c.var.linker), {
+    return renderList(c, store.db, page, params, (s, m) => presentIsolationSegment(s, m, c.get('linker')), {
       resourceType: 'isolation_segments',
     });
   });
@@ -51,7 +51,7 @@ export function registerIsolationSegments(app: Api, deps: AppDeps): void {
   app.get('/v3/isolation_segments/:guid/organizations', async (c) => {
     const params = listParams(c, ORG_LIST);
     const page = await segments.listSegmentOrganizations(ctxOf(c, deps), c.req.param('guid'), params);
-    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, c.var.linker), {
+    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, c.get('linker')), {
       resourceType: 'organizations',
     });
   });

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { getJob } from '../../services/jobs.ts';
+import { getJob } from '../../lifecycle/jobs.ts';
 import type { Database, Row } from '../../store/schema.ts';
 import type { Api, AppDeps } from '../context.ts';
 import type { Linker } from '../cf/links.ts';

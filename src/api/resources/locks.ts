@@ -15,7 +15,7 @@ export function registerLocks(app: Api, deps: AppDeps): void {
     const page = await locks.listLocks(ctxOf(c, deps), params);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((v) => presentLock(v, v.metadata, c.var.linker)),
+      resources: page.rows.map((v) => presentLock(v, v.metadata, c.get('linker'))),
     });
   });
 

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { KilnError, notFound } from '../../domain/errors.ts';
 import { CopyPackageSchema, CreatePackageSchema, UpdatePackageSchema } from '../../domain/packages.ts';
-import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../services/blobs.ts';
+import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../lifecycle/blobs.ts';
 import * as packages from '../../services/packages.ts';
 import { loadOneMetadata } from '../../store/metadata.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
@@ -39,13 +39,13 @@ export function registerPackages(app: Api, deps: AppDeps): void {
   app.get('/v3/packages', async (c) => {
     const params = listParams(c, packages.PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.var.linker), { resourceType: 'packages' });
+    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.get('/v3/apps/:guid/packages', async (c) => {
     const params = listParams(c, packages.APP_PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params, { appGuid: c.req.param('guid') });
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.var.linker), { resourceType: 'packages' });
+    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.post('/v3/packages', async (c) => {

@@ -2,7 +2,8 @@ import type { Context } from 'hono';
 import { badQuery } from '../../domain/errors.ts';
 import type { ListParams } from '../../domain/list-params.ts';
 import { parseInstanceIndex, REDACTED, REDACTED_IN_LISTS, ScaleProcessSchema, UpdateProcessSchema } from '../../domain/processes.ts';
-import { detectedCommands, findVisibleApp } from '../../services/apps.ts';
+import { detectedCommands } from '../../services/apps.ts';
+import { findVisibleApp } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import * as processes from '../../services/processes.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
@@ -32,16 +33,21 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
   /** A list page: command is always redacted in lists (CONVENTIONS.md §2), even for admins. */
   async function renderProcessList(c: Context<Env>, params: ListParams, page: { rows: Array<Row<'processes'>>; total: number }) {
     const embed = wantsInstances(params.params.embed);
-    const owners = await processes.appsOf(store.db, page.rows);
-    const metadata = await loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid));
+    // Independent reads: side by side on PostgreSQL's pool.
+    const [owners, metadata] = await Promise.all([
+      processes.appsOf(store.db, page.rows),
+      loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid)),
+    ]);
+    // c.get, not c.var: the latter copies every variable into a new object on each access.
+    const linker = c.get('linker');
     const resources = [];
     for (const p of page.rows) {
-      const instances = embed ? await processes.instanceReports(deps.observed, p) : undefined;
+      const instances = embed ? await processes.instanceReports(deps.observed, p, { usage: false }) : undefined;
       resources.push(
-        presentProcess(p, metadata.get(p.guid), { app: owners.get(p.app_guid), command: { show: false, redaction: REDACTED_IN_LISTS }, instances }, c.var.linker),
+        presentProcess(p, metadata.get(p.guid), { app: owners.get(p.app_guid), command: { show: false, redaction: REDACTED_IN_LISTS }, instances }, linker),
       );
     }
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, page.total), resources });
+    return c.json({ pagination: pagination(linker, c.req.path, params, page.total), resources });
   }
 
   /** A single process: its command is shown to secret readers, else redacted. */
@@ -50,7 +56,7 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
     const show = await processes.canSeeCommand(ctx, scope);
     const detected = show ? (await detectedCommands(store.db, [scope.app])).get(scope.app.guid)?.[process.type] : undefined;
     const metadata = await loadOneMetadata(store.db, 'processes', process.guid);
-    const instances = embed ? await processes.instanceReports(deps.observed, process) : undefined;
+    const instances = embed ? await processes.instanceReports(deps.observed, process, { usage: false }) : undefined;
     const command = show ? ({ show: true, detected } as const) : ({ show: false, redaction: REDACTED } as const);
     return c.json(presentProcess(process, metadata, { app: scope.app, command, instances }, c.var.linker), status);
   }
@@ -102,7 +108,7 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
   app.get('/v3/processes/:guid/process_instances', async (c) => {
     queryOf(c);
     const scope = await byGuid(c);
-    const reports = await processes.processStats(scope, deps.observed);
+    const reports = await processes.instanceReports(deps.observed, scope.process, { usage: false });
     const self = `/v3/processes/${scope.process.guid}`;
     return c.json({
       resources: reports.map(presentInstanceSummary),

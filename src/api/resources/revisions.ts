@@ -23,7 +23,7 @@ export function registerRevisions(app: Api, deps: AppDeps): void {
     const deployable = await revisions.deployableDroplets(store.db, page.rows);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((r) => presentRevision(r, metadata.get(r.guid), deployable.has(r.droplet_guid), c.var.linker)),
+      resources: page.rows.map((r) => presentRevision(r, metadata.get(r.guid), deployable.has(r.droplet_guid), c.get('linker'))),
     });
   };
 

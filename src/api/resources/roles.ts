@@ -40,7 +40,7 @@ export function registerRoles(app: Api, deps: AppDeps): void {
     const params = listParams(c, roles.ROLE_LIST);
     const page = await roles.listRoles(ctxOf(c, deps), params);
     const inc = params.include.length > 0 ? await included(c, store.db, page.rows, params.include) : undefined;
-    return renderList(c, store.db, page, params, (r) => presentRole(r, c.var.linker), { included: inc });
+    return renderList(c, store.db, page, params, (r) => presentRole(r, c.get('linker')), { included: inc });
   });
 
   app.post('/v3/roles', async (c) => {

@@ -3,7 +3,7 @@ import { KilnError, unprocessable } from '../../domain/errors.ts';
 import { parseListParams } from '../../domain/list-params.ts';
 import { CreateRoutePolicySchema, ROUTE_POLICY_INCLUDES, UpdateRoutePolicySchema } from '../../domain/route-policies.ts';
 import * as policies from '../../services/route-policies.ts';
-import * as routes from '../../services/routes.ts';
+import * as routes from '../../services/route-reads.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import { readJson } from '../cf/body.ts';
@@ -65,7 +65,7 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
   app.get('/v3/route_policies', async (c) => {
     const params = listParams(c, policies.ROUTE_POLICY_LIST);
     const page = await policies.listRoutePolicies(ctxOf(c, deps), params);
-    return renderList(c, db, page, params, (p, m) => presentRoutePolicy(p, m, c.var.linker), {
+    return renderList(c, db, page, params, (p, m) => presentRoutePolicy(p, m, c.get('linker')), {
       resourceType: 'route_policies',
       ...(params.include.length > 0 ? { included: await includedFor(c, page.rows, params.include) } : {}),
     });

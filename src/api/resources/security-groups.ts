@@ -39,7 +39,7 @@ function groupListParams(c: Context<Env>, spec: ListSpec): ListParams {
 function renderGroups(c: Context<Env>, params: ListParams, result: Awaited<ReturnType<typeof groups.listSecurityGroups>>) {
   return c.json({
     pagination: pagination(c.var.linker, c.req.path, params, result.page.total),
-    resources: result.page.rows.map((g) => presentSecurityGroup(g, result.bindings.get(g.guid), c.var.linker)),
+    resources: result.page.rows.map((g) => presentSecurityGroup(g, result.bindings.get(g.guid), c.get('linker'))),
   });
 }
 

@@ -18,7 +18,7 @@ export function registerServiceExtensions(app: Api, deps: AppDeps): void {
   app.get('/v3/service_instances/:guid/backups', async (c) => {
     const params = listParams(c, backups.BACKUP_LIST);
     const page = await backups.listBackups(ctxOf(c, deps), c.req.param('guid'), params);
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, page.total), resources: page.rows.map((b) => presentBackup(b, c.var.linker)) });
+    return c.json({ pagination: pagination(c.get('linker'), c.req.path, params, page.total), resources: page.rows.map((b) => presentBackup(b, c.get('linker'))) });
   });
 
   app.post('/v3/service_instances/:guid/backups', async (c) => {
@@ -36,7 +36,7 @@ export function registerServiceExtensions(app: Api, deps: AppDeps): void {
   app.get('/v3/plan_definition_schemas', async (c) => {
     const params = listParams(c, defs.SCHEMA_LIST);
     const page = await defs.listPlanDefinitionSchemas(ctxOf(c, deps), params, timeoutMs);
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, page.total), resources: page.rows.map((v) => presentPlanDefinitionSchema(v, c.var.linker)) });
+    return c.json({ pagination: pagination(c.get('linker'), c.req.path, params, page.total), resources: page.rows.map((v) => presentPlanDefinitionSchema(v, c.get('linker'))) });
   });
 
   app.get('/v3/plan_definition_schemas/:guid', async (c) => {
@@ -53,7 +53,7 @@ export function registerServiceExtensions(app: Api, deps: AppDeps): void {
   app.get('/v3/service_plan_definitions', async (c) => {
     const params = listParams(c, defs.DEFINITION_LIST);
     const page = await defs.listPlanDefinitions(ctxOf(c, deps), params, timeoutMs);
-    return c.json({ pagination: pagination(c.var.linker, c.req.path, params, page.total), resources: page.rows.map((v) => presentPlanDefinition(v, c.var.linker)) });
+    return c.json({ pagination: pagination(c.get('linker'), c.req.path, params, page.total), resources: page.rows.map((v) => presentPlanDefinition(v, c.get('linker'))) });
   });
 
   app.get('/v3/service_plan_definitions/:guid', async (c) => {

@@ -17,7 +17,7 @@ export function registerSidecars(app: Api, deps: AppDeps): void {
   const list = (c: Context<Env>, page: Page<sidecars.SidecarView>, params: ListParams) =>
     c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((s) => presentSidecar(s, c.var.linker)),
+      resources: page.rows.map((s) => presentSidecar(s, c.get('linker'))),
     });
 
   app.get('/v3/apps/:guid/sidecars', async (c) => {

@@ -16,7 +16,7 @@ import { presentSpace, presentSpaceFeature, presentUsageSummary } from '../prese
 async function includedOrganizations(c: Context<Env>, db: Kysely<Database>, rows: Array<Row<'spaces'>>) {
   const orgs = await spaces.organizationsOf(db, rows);
   const metadata = await loadMetadata(db, 'organizations', orgs.map((o) => o.guid));
-  return { organizations: orgs.map((o) => presentOrganization(o, metadata.get(o.guid), c.var.linker)) };
+  return { organizations: orgs.map((o) => presentOrganization(o, metadata.get(o.guid), c.get('linker'))) };
 }
 
 /** The `include` of a single-space GET, validated like the list's (400 on unknown or repeated values). */

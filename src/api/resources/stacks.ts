@@ -14,7 +14,7 @@ export function registerStacks(app: Api, deps: AppDeps): void {
   app.get('/v3/stacks', async (c) => {
     const params = listParams(c, stacks.STACK_LIST);
     const page = await stacks.listStacks(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (s, m) => presentStack(s, m, c.var.linker), { resourceType: 'stacks' });
+    return renderList(c, store.db, page, params, (s, m) => presentStack(s, m, c.get('linker')), { resourceType: 'stacks' });
   });
 
   app.post('/v3/stacks', async (c) => {

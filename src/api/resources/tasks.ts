@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { CreateTaskSchema, UpdateTaskSchema } from '../../domain/tasks.ts';
 import type { Metadata } from '../../domain/metadata.ts';
-import { findVisibleApp } from '../../services/apps.ts';
+import { findVisibleApp } from '../../services/app-scope.ts';
 import * as tasks from '../../services/tasks.ts';
 import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
@@ -25,7 +25,7 @@ export function registerTasks(app: Api, deps: AppDeps): void {
     const metadata = await loadMetadata(store.db, 'tasks', page.rows.map((t) => t.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
-      resources: page.rows.map((t) => presentTask(t, metadata.get(t.guid), { showCommand, user: users.get(t.guid)! }, c.var.linker)),
+      resources: page.rows.map((t) => presentTask(t, metadata.get(t.guid), { showCommand, user: users.get(t.guid)! }, c.get('linker'))),
     });
   }
 

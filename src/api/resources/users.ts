@@ -14,7 +14,7 @@ export function registerUsers(app: Api, deps: AppDeps): void {
   const list = async (c: Context<Env>, scope?: users.UserListScope) => {
     const params = listParams(c, users.USER_LIST);
     const page = await users.listUsers(ctxOf(c, deps), params, scope);
-    return renderList(c, store.db, page, params, (u, m) => presentUser(u, m, c.var.linker), { resourceType: 'users' });
+    return renderList(c, store.db, page, params, (u, m) => presentUser(u, m, c.get('linker')), { resourceType: 'users' });
   };
 
   app.get('/v3/users', (c) => list(c));

@@ -4,12 +4,15 @@ import { parseListParams } from '../../domain/list-params.ts';
 import { createRouteSchema, ROUTE_LIST } from '../../domain/routes.ts';
 import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as apps from '../../services/apps.ts';
+import { type AppScope, findVisibleApp, requireAppManager } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import { listAuditEvents, parseAuditEventListParams } from '../../services/audit-events.ts';
 import { DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
 import { getDefaultDomain } from '../../services/domains.ts';
 import { findAppProcess, scaleProcess, terminateInstance } from '../../services/processes.ts';
-import { createRoute, hashRoutingEnabled, insertDestinations, listRoutes, viewsOf, routeUri } from '../../services/routes.ts';
+import { insertDestinations } from '../../services/route-destinations.ts';
+import { listRoutes, routeUri, viewsOf } from '../../services/route-reads.ts';
+import { createRoute, hashRoutingEnabled } from '../../services/routes.ts';
 import { loadMetadata } from '../../store/metadata.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
@@ -200,7 +203,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps): void {
         'the app to be removed',
         async () => {
           try {
-            await apps.findVisibleApp(ctx, scope.app.guid);
+            await findVisibleApp(ctx, scope.app.guid);
             return undefined;
           } catch {
             return true;
@@ -218,7 +221,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     await checkProcess(ctx, scope, (await readForm(c)).get('process'));
-    await apps.requireAppManager(ctx, scope);
+    await requireAppManager(ctx, scope);
     const deployment = await startRollingRestart(ctx, scope);
     return jsonStream(c, (p) => followRestart(ctx, scope, deployment, p.say, p.signal));
   });
@@ -263,9 +266,9 @@ export function registerTsuruApps(app: Api, deps: AppDeps): void {
    * Env set/unset: one PATCH of the app's variables, then Tsuru's restart by default (NoRestart skips it). Both
    * writes happen before the stream starts, so a refusal is a plain-text status; the stream follows the rollout.
    */
-  async function changeEnv(c: Context<Env>, scope: apps.AppScope, ctx: Ctx, patch: Record<string, string | null>, noRestart: boolean, what: string) {
+  async function changeEnv(c: Context<Env>, scope: AppScope, ctx: Ctx, patch: Record<string, string | null>, noRestart: boolean, what: string) {
     await apps.updateEnvironmentVariables(ctx, scope.app.guid, patch);
-    const deployment = noRestart ? undefined : await startRollingRestart(ctx, await apps.findVisibleApp(ctx, scope.app.guid));
+    const deployment = noRestart ? undefined : await startRollingRestart(ctx, await findVisibleApp(ctx, scope.app.guid));
     return jsonStream(c, async (p: Progress) => {
       p.say(`---- ${what} ----`);
       if (!noRestart) await followRestart(ctx, scope, deployment, p.say, p.signal);
@@ -344,7 +347,7 @@ export function registerTsuruApps(app: Api, deps: AppDeps): void {
 }
 
 /** The process a request names (Tsuru's `process`), defaulting to `web`; 400 for one the app does not have. */
-async function checkProcess(ctx: Ctx, scope: apps.AppScope, name: string | undefined): Promise<string> {
+async function checkProcess(ctx: Ctx, scope: AppScope, name: string | undefined): Promise<string> {
   const type = name || 'web';
   try {
     await findAppProcess(ctx, scope.app.guid, type);

@@ -5,8 +5,8 @@ import { CreateDeploymentSchema } from '../../domain/deployments.ts';
 import { KilnError } from '../../domain/errors.ts';
 import { CreatePackageSchema } from '../../domain/packages.ts';
 import type { LogEnvelope } from '../../logs/log-store.ts';
-import * as apps from '../../services/apps.ts';
-import { bitsFor, type Bits } from '../../services/blobs.ts';
+import { type AppScope, requireAppManager, requireAppWriter } from '../../services/app-scope.ts';
+import { bitsFor, type Bits } from '../../lifecycle/blobs.ts';
 import { BUILD_LIST, createBuild, findVisibleBuild, listBuilds } from '../../services/builds.ts';
 import type { Ctx } from '../../services/context.ts';
 import { cancelDeployment, createDeployment, DEPLOYMENT_LIST, listDeployments } from '../../services/deployments.ts';
@@ -47,7 +47,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     const scope = await resolveApp(ctx, deps, param(c, 'app'));
     // Authorization before a byte of a possibly large body is read.
-    await apps.requireAppWriter(ctx, scope);
+    await requireAppWriter(ctx, scope);
     const multipart = /^multipart\/form-data/i.test(c.req.header('content-type') ?? '');
     const bits = await bitsOf();
     let received: Awaited<ReturnType<typeof receiveMultipart>> | undefined;
@@ -121,7 +121,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
       if (err instanceof KilnError && err.status === 404) throw new TsuruError(404, 'Event not found.');
       throw err;
     }
-    await apps.requireAppManager(ctx, scope);
+    await requireAppManager(ctx, scope);
     const live = running.get(id);
     if (live) {
       live.reason = reason;
@@ -143,7 +143,7 @@ export function registerTsuruDeploy(app: Api, deps: AppDeps): void {
 async function deploy(
   ctx: Ctx,
   deps: AppDeps,
-  scope: apps.AppScope,
+  scope: AppScope,
   packageGuid: string,
   zipFile: string | null,
   bits: Bits,

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { parseListParams, type ListSpec } from '../../domain/list-params.ts';
 import * as apps from '../../services/apps.ts';
+import type { AppScope } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import { listOrganizations } from '../../services/organizations.ts';
 import { instanceReports, listProcesses, type ObservedInstance } from '../../services/processes.ts';
@@ -66,7 +67,7 @@ export async function listTsuruApps(ctx: Ctx, deps: Pick<AppDeps, 'config'>, nam
  * The app called `name` among the caller's teams. Tsuru's names are global and CF's are per space, so two
  * teams holding the same name is an ambiguity the caller must resolve through the CF API (409).
  */
-export async function resolveApp(ctx: Ctx, deps: Pick<AppDeps, 'config'>, name: string): Promise<apps.AppScope> {
+export async function resolveApp(ctx: Ctx, deps: Pick<AppDeps, 'config'>, name: string): Promise<AppScope> {
   // The CF names filter is comma-separated; Tsuru names never hold a comma.
   if (name.includes(',')) throw new TsuruError(404, `App ${name} not found.`);
   const { apps: found, teams } = await listTsuruApps(ctx, deps, [name]);

@@ -1,6 +1,6 @@
 import { CreateDeploymentSchema } from '../../domain/deployments.ts';
 import { KilnError } from '../../domain/errors.ts';
-import type { AppScope } from '../../services/apps.ts';
+import type { AppScope } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import { cancelDeployment, createDeployment, findVisibleDeployment } from '../../services/deployments.ts';
 import { findAppProcess, instanceReports } from '../../services/processes.ts';

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_INSTANCE_LIST, SERVICE_OFFERING_LIST, SERVICE_PLAN_LIST } from '../../domain/services.ts';
-import { findVisibleApp, type AppScope } from '../../services/apps.ts';
+import { findVisibleApp, type AppScope } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import { createCredentialBinding, deleteCredentialBinding, getCredentialBinding, listCredentialBindings } from '../../services/service-bindings.ts';
 import { createServiceInstance, deleteServiceInstance, getServiceInstance, listServiceInstances, type InstanceRow } from '../../services/service-instances.ts';

@@ -42,6 +42,16 @@ export class BindingFileSet {
     this.write();
   }
 
+  /**
+   * Takes over the files of an adopted instance (see records.ts) in place: the directory stays (a sandbox binds
+   * it) and the current files replace what it holds.
+   */
+  reattach(scratchDir: string): void {
+    this.hostDir = join(scratchDir, 'service-bindings');
+    mkdirSync(this.hostDir, { recursive: true, mode: 0o700 });
+    this.write();
+  }
+
   /** The host directory to bind read-only into a sandbox. */
   mounts(): Array<{ source: string; dest: string; writable: false }> {
     return this.hostDir ? [{ source: this.hostDir, dest: SANDBOX_BINDINGS_DIR, writable: false }] : [];

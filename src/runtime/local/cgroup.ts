@@ -12,6 +12,8 @@ export interface MemoryCgroups {
   readonly version: 1 | 2;
   /** A new group with the given limit; undefined when it could not be created (the caller falls back to polling). */
   create(name: string, limitBytes: number): MemoryCgroup | undefined;
+  /** An existing group (of an instance a restarted Kiln adopts); undefined when it is gone. */
+  open(name: string): MemoryCgroup | undefined;
 }
 
 export interface MemoryCgroup {
@@ -59,15 +61,12 @@ function detectV2(): MemoryCgroups | undefined {
     mkdirSync(base, { recursive: true });
     writeFileSync(join(base, 'cgroup.subtree_control'), '+memory');
     sweepEmptyGroups(base);
+    const oom = (dir: string) => counter(join(dir, 'memory.events'), 'oom_kill');
+    const ws = (dir: string) => workingSet(join(dir, 'memory.current'), join(dir, 'memory.stat'), 'inactive_file');
     return {
       version: 2,
-      create: (name, limitBytes) =>
-        makeGroup(
-          join(base, name),
-          [['memory.max', String(limitBytes)], ['memory.swap.max', '0']],
-          (dir) => counter(join(dir, 'memory.events'), 'oom_kill'),
-          (dir) => workingSet(join(dir, 'memory.current'), join(dir, 'memory.stat'), 'inactive_file'),
-        ),
+      create: (name, limitBytes) => makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], oom, ws),
+      open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
     };
   } catch {
     return undefined;
@@ -83,19 +82,16 @@ function detectV1(): MemoryCgroups | undefined {
     return undefined;
   }
   sweepEmptyGroups(base);
+  const oom = (dir: string) => {
+    // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
+    const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
+    return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
+  };
+  const ws = (dir: string) => workingSet(join(dir, 'memory.usage_in_bytes'), join(dir, 'memory.stat'), 'total_inactive_file');
   return {
     version: 1,
-    create: (name, limitBytes) =>
-      makeGroup(
-        join(base, name),
-        [['memory.limit_in_bytes', String(limitBytes)]],
-        (dir) => {
-          // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
-          const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
-          return kills || counter(join(dir, 'memory.oom_control'), 'under_oom');
-        },
-        (dir) => workingSet(join(dir, 'memory.usage_in_bytes'), join(dir, 'memory.stat'), 'total_inactive_file'),
-      ),
+    create: (name, limitBytes) => makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], oom, ws),
+    open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
   };
 }
 
@@ -131,6 +127,10 @@ function makeGroup(
   } catch {
     return undefined;
   }
+  return groupAt(dir, oomCount, readWorkingSet);
+}
+
+function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet: (dir: string) => number | undefined): MemoryCgroup {
   return {
     attach(pids) {
       let ok = true;

@@ -10,7 +10,7 @@ import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
 import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
-import type { ProcessRecords } from './records.ts';
+import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
 import { CpuMeter, DiskMeter, treeUsage, type TreeUsage } from './usage.ts';
 
@@ -43,6 +43,8 @@ export interface SupervisorContext {
   credentials: CredentialIssuer | undefined;
   log: (line: LogLine) => void;
   changed: (id: string, appGuid: string) => void;
+  /** Instances outlive Kiln and carry what a restarted Kiln needs to adopt them (records.ts). */
+  adoptable: boolean;
 }
 
 /**
@@ -81,13 +83,20 @@ export class InstanceSupervisor {
   private readonly source: string;
   /** CF_INSTANCE_GUID of each incarnation, for CELL messages. */
   private readonly guids = new WeakMap<ProcessHandle, string>();
+  /**
+   * False for an adopted instance until the controllers ensure its slot again: until then the spec holds only
+   * what the record kept (no env, no command), so a crashed incarnation waits for claim() to be restarted.
+   */
+  private claimed = true;
+  private restartWhenClaimed = false;
 
   constructor(
-    readonly spec: InstanceSpec,
+    private currentSpec: InstanceSpec,
     private readonly ctx: SupervisorContext,
     /** The app's own uid/gid inside the sandbox (Kiln running as root). */
     private readonly identity?: Identity,
   ) {
+    const spec = currentSpec;
     this.tmpDir = join(ctx.tmpRoot, safeName(spec.id));
     this.disk = new DiskMeter([join(spec.dropletDir, 'app'), this.tmpDir], ctx.diskCacheMs);
     this.source = `APP/PROC/${spec.processType.toUpperCase()}`;
@@ -102,6 +111,73 @@ export class InstanceSupervisor {
     if (!this.bindingFiles || this.bindingFiles.kind !== files.kind || this.stopping) return;
     this.bindingFiles = files;
     this.bindings?.update(files);
+  }
+
+  get spec(): InstanceSpec {
+    return this.currentSpec;
+  }
+
+  /**
+   * Supervises the incarnation a previous Kiln run started (records.ts): same pid, port and instance guid. A
+   * RUNNING one goes on with liveness checks, a STARTING one with its health check.
+   */
+  adopt(record: ProcessRecord & { instance: AdoptableInstance }): void {
+    const facts = record.instance;
+    const gen = ++this.generation;
+    this.claimed = false;
+    this.port = facts.port;
+    this.ctx.ports.reserve(facts.port);
+    this.crashCount = facts.crashCount;
+    this.runningSince = facts.runningSince;
+    const cgroup = facts.cgroup ? this.ctx.cgroups?.open(facts.cgroup) : undefined;
+    this.cgroup = cgroup;
+    const handle = new ProcessHandle({ adopt: record, records: this.ctx.records, ...(cgroup ? { cgroup } : {}) });
+    this.guids.set(handle, facts.instanceGuid);
+    this.handle = handle;
+    this.since = facts.runningSince ?? record.createdAt;
+    void handle.exited.then((info) => this.onExit(gen, info));
+    if (cgroup) void handle.gone.then(() => cgroup.remove());
+    if (facts.runningSince !== undefined) {
+      this.state = 'RUNNING';
+      this.scheduleLiveness(gen);
+    } else {
+      this.state = 'STARTING';
+      void this.awaitHealthy(gen, facts.port);
+    }
+  }
+
+  /**
+   * The controllers want this adopted slot: from now on the full spec is known (env, command), so a crash is
+   * restarted as usual, and identity credentials and binding files are renewed in the incarnation's scratch space.
+   */
+  async claim(spec: InstanceSpec): Promise<void> {
+    if (this.claimed) return;
+    this.claimed = true;
+    this.currentSpec = spec;
+    this.bindingFiles = spec.bindingFiles;
+    const handle = this.handle;
+    if (handle && !this.stopping) {
+      const gen = this.generation;
+      const credentials = await this.issueCredentials(this.instanceGuidOf(handle));
+      if (gen !== this.generation || this.stopping) credentials?.stop();
+      else if (credentials) {
+        credentials.install(this.tmpDir);
+        this.credentials = credentials;
+      }
+      if (this.bindingFiles && gen === this.generation && !this.stopping) {
+        const bindings = new BindingFileSet(this.bindingFiles, this.identity);
+        bindings.reattach(this.tmpDir);
+        this.bindings = bindings;
+      }
+    }
+    if (this.restartWhenClaimed && !this.stopping) {
+      this.restartWhenClaimed = false;
+      await this.spawnIncarnation();
+    }
+  }
+
+  get adopted(): boolean {
+    return !this.claimed;
   }
 
   get stopped(): boolean {
@@ -241,6 +317,8 @@ export class InstanceSupervisor {
       records: this.ctx.records,
       onLine: (stream, text) => this.emitLog(this.source, stream, text),
       ...(jail ? { jail } : {}),
+      // With sidecars the instance is several groups: a restarted Kiln replaces it rather than adopting a part.
+      ...(this.isAdoptable() ? { adoptable: this.adoptable(port, instanceGuid, jail?.cgroup ? this.cgroupName(gen) : undefined) } : {}),
     });
     this.guids.set(handle, instanceGuid);
     this.handle = handle;
@@ -301,12 +379,13 @@ export class InstanceSupervisor {
     const { sandbox, cgroups } = this.ctx;
     if (sandbox.kind !== 'bwrap') return undefined;
     let cgroup: MemoryCgroup | undefined;
-    if (cgroups && this.spec.memoryMb > 0) cgroup = cgroups.create(`${safeName(this.spec.id)}.${gen}`, this.spec.memoryMb * 1024 * 1024);
+    if (cgroups && this.spec.memoryMb > 0) cgroup = cgroups.create(this.cgroupName(gen), this.spec.memoryMb * 1024 * 1024);
     return {
       sandbox,
       hostname: safeName(this.spec.id).slice(0, 63),
       ...(this.identity ? { identity: this.identity } : {}),
       scratchDir: this.tmpDir,
+      ...(this.isAdoptable() ? { outliveParent: true } : {}),
       ...(this.spec.diskMb > 0 ? { maxFileBytes: this.spec.diskMb * 1024 * 1024 } : {}),
       ...(cgroup ? { cgroup } : {}),
     };
@@ -334,9 +413,48 @@ export class InstanceSupervisor {
     }
   }
 
+  /** With sidecars the instance is several groups: a restarted Kiln replaces it rather than adopting a part. */
+  private isAdoptable(): boolean {
+    return this.ctx.adoptable && !this.spec.sidecars?.length;
+  }
+
+  private cgroupName(gen: number): string {
+    return `${safeName(this.spec.id)}.${gen}`;
+  }
+
+  /** What the crash-safety record keeps of this incarnation, for a restarted Kiln to adopt it (records.ts). */
+  private adoptable(port: number, instanceGuid: string, cgroup: string | undefined): AdoptableInstance {
+    const s = this.spec;
+    return {
+      appGuid: s.appGuid,
+      processGuid: s.processGuid,
+      processType: s.processType,
+      version: s.version,
+      index: s.index,
+      dropletDir: s.dropletDir,
+      ...(s.droplet ? { droplet: s.droplet } : {}),
+      memoryMb: s.memoryMb,
+      diskMb: s.diskMb,
+      healthCheck: s.healthCheck,
+      ...(s.spaceGuid ? { spaceGuid: s.spaceGuid } : {}),
+      ...(s.organizationGuid ? { organizationGuid: s.organizationGuid } : {}),
+      port,
+      instanceGuid,
+      ...(this.identity ? { identity: this.identity } : {}),
+      ...(cgroup ? { cgroup } : {}),
+      ...(this.runningSince !== undefined ? { runningSince: this.runningSince } : {}),
+      crashCount: this.crashCount,
+    };
+  }
+
   private markRunning(gen: number): void {
     if (gen !== this.generation) return;
     this.runningSince = Date.now();
+    const handle = this.handle;
+    if (handle && this.port !== undefined && this.isAdoptable()) {
+      const cgroupName = this.cgroup ? this.cgroupName(gen) : undefined;
+      handle.updateAdoptable(this.adoptable(this.port, this.instanceGuidOf(handle), cgroupName));
+    }
     this.setState('RUNNING');
     this.cell('Container became healthy');
     this.scheduleLiveness(gen);
@@ -401,7 +519,8 @@ export class InstanceSupervisor {
     const reason =
       this.killReason ??
       (info.oomKilled ? `${this.source}: Exited with status 137 (out of memory)` : undefined) ??
-      (info.error ? `${this.source}: failed to start: ${info.error}` : `${this.source}: Exited with status ${info.status}`);
+      (info.error ? `${this.source}: failed to start: ${info.error}` : undefined) ??
+      (info.unknown ? `${this.source}: Exited (status unknown: the instance was adopted after a Kiln restart)` : `${this.source}: Exited with status ${info.status}`);
     this.lastExit = { code: info.code, signal: info.signal, at: now, reason };
     this.ctx.ports.release(this.port);
     this.port = undefined;
@@ -413,7 +532,10 @@ export class InstanceSupervisor {
     if (this.crashCount >= this.ctx.maxCrashes) return;
     const restartGen = this.generation;
     this.timer = setTimeout(() => {
-      if (restartGen === this.generation && !this.stopping) void this.spawnIncarnation();
+      if (restartGen !== this.generation || this.stopping) return;
+      // An adopted slot nobody claimed yet has no env or command to start with.
+      if (!this.claimed) this.restartWhenClaimed = true;
+      else void this.spawnIncarnation();
     }, this.ctx.restartDelayMs(this.crashCount));
     this.timer.unref();
   }

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { MemoryCgroup } from './cgroup.ts';
 import { allProcesses, isAlive, liveGroupMembers, processTree, readProcStat } from './proc.ts';
-import type { ProcessRecords } from './records.ts';
+import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
 import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
 /**
@@ -33,6 +33,8 @@ export interface ExitInfo {
   status: number;
   /** Set when the process could not be started at all. */
   error?: string;
+  /** An adopted process (not Kiln's child) ended: its status cannot be known. */
+  unknown?: boolean;
   /** The kernel killed a process of its memory cgroup for exceeding the limit. */
   oomKilled?: boolean;
 }
@@ -56,6 +58,8 @@ export interface Jail {
   maxFileBytes?: number;
   /** Memory cgroup the process joins before it runs anything (shared by an instance's main process and sidecars). */
   cgroup?: MemoryCgroup;
+  /** The sandbox survives Kiln's death, for a restarted Kiln to adopt (records.ts). */
+  outliveParent?: boolean;
   /** Further read-only host directories to bind (the instance identity credentials, see credentials.ts). */
   binds?: Array<{ source: string; dest: string; writable: false }>;
 }
@@ -69,6 +73,16 @@ export interface LaunchOptions {
   records: ProcessRecords;
   onLine: (stream: 'stdout' | 'stderr', text: string) => void;
   jail?: Jail;
+  /** An instance's slot and incarnation, recorded so that a restarted Kiln can adopt the group. */
+  adoptable?: AdoptableInstance;
+}
+
+/** A group a previous Kiln run started (see records.ts): supervised, but not a child of this process. */
+export interface AdoptOptions {
+  adopt: ProcessRecord;
+  records: ProcessRecords;
+  /** The incarnation's memory cgroup, reopened, for OOM detection. */
+  cgroup?: MemoryCgroup;
 }
 
 /** The droplet's parts an app reads; whichever the droplet has are bound read-only at CF's paths. */
@@ -95,6 +109,7 @@ function sandboxSpec(opts: LaunchOptions, jail: Jail, blockFd: number | undefine
     ...(jail.identity ? { identity: jail.identity } : {}),
     ...(jail.maxFileBytes !== undefined ? { maxFileBytes: jail.maxFileBytes } : {}),
     ...(blockFd !== undefined ? { blockFd } : {}),
+    ...(jail.outliveParent ? { outliveParent: true } : {}),
     argv: ['/bin/sh', '-c', LAUNCHER, 'kiln-launcher', view, opts.command],
   };
 }
@@ -139,60 +154,103 @@ const KILL_WAIT_MS = 5_000;
 
 export class ProcessHandle {
   readonly pid: number | undefined;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
   /** Resolves when the leader process exited (or failed to start). */
   readonly exited: Promise<ExitInfo>;
   /** Resolves when no live member of the group remains and the crash-safety record is removed. */
   readonly gone: Promise<void>;
   private exitInfo: ExitInfo | undefined;
   private terminating: Promise<void> | undefined;
-  private readonly child: ChildProcess;
+  private record: ProcessRecord | undefined;
+  private readonly records: ProcessRecords;
 
-  constructor(private readonly opts: LaunchOptions) {
+  constructor(opts: LaunchOptions | AdoptOptions) {
+    this.records = opts.records;
+    if ('adopt' in opts) {
+      // Adopted: the leader is not our child, so its exit is noticed by polling and its status is unknown.
+      const { adopt: record, cgroup } = opts;
+      this.record = record;
+      this.pid = record.pid;
+      this.startedAt = record.createdAt;
+      this.exited = watchExit(record.pid, record.startTicks).then(() => {
+        const oomKilled = cgroup?.oomKilled() ?? false;
+        this.exitInfo ??= oomKilled ? { code: null, signal: 'SIGKILL', status: 137, oomKilled } : { code: null, signal: null, status: 255, unknown: true };
+        return this.exitInfo;
+      });
+    } else {
+      this.startedAt = Date.now();
+      const child = this.spawn(opts);
+      this.pid = child.pid;
+      this.exited = this.childExit(child, opts);
+    }
+    this.gone = this.exited.then(async () => {
+      // A leader that exits on its own takes its group with it: stragglers would be orphans nobody supervises.
+      // During a graceful terminate the group keeps its grace period instead.
+      if (!this.terminating) this.signal('SIGKILL');
+      await this.terminating;
+      await this.waitGroupGone(KILL_WAIT_MS, true);
+      if (this.pid !== undefined) this.records.remove(this.pid);
+    });
+  }
+
+  /** Rewrites the crash-safety record with the instance's latest facts (e.g. it passed its health check). */
+  updateAdoptable(instance: AdoptableInstance): void {
+    if (!this.record || this.exitInfo) return;
+    this.record = { ...this.record, instance };
+    this.records.write(this.record);
+  }
+
+  private spawn(opts: LaunchOptions): ChildProcess {
     const jail = opts.jail;
+    let child: ChildProcess;
     const cwd = join(opts.dropletDir, 'app');
     if (jail) {
       // fd 3 holds the sandbox back until Kiln has moved it into its memory cgroup.
       const blockFd = jail.cgroup ? 3 : undefined;
-      this.child = spawn(jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, blockFd)), {
+      child = spawn(jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, blockFd)), {
         cwd,
         env: opts.env,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe', ...(blockFd !== undefined ? (['pipe'] as const) : [])],
       });
     } else {
-      this.child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
+      child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
         cwd,
         env: opts.env,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }
-    this.pid = this.child.pid;
-    if (jail?.cgroup && this.pid !== undefined) {
+    const pid = child.pid;
+    if (jail?.cgroup && pid !== undefined) {
       // The leader first, so whatever it forks from now on is born inside; then what it forked before the move.
-      jail.cgroup.attach([this.pid]);
-      jail.cgroup.attach(processTree(this.pid, this.pid).map((p) => p.pid).filter((pid) => pid !== this.pid));
-      const release = this.child.stdio[3] as Writable | null;
+      jail.cgroup.attach([pid]);
+      jail.cgroup.attach(processTree(pid, pid).map((p) => p.pid).filter((p) => p !== pid));
+      const release = child.stdio[3] as Writable | null;
       release?.on('error', () => undefined);
       release?.end('go');
     }
-    if (this.pid !== undefined) {
-      const stat = readProcStat(this.pid);
-      opts.records.write({
+    if (pid !== undefined) {
+      const stat = readProcStat(pid);
+      this.record = {
         id: opts.id,
         kind: opts.kind,
-        pid: this.pid,
-        pgid: this.pid,
+        pid,
+        pgid: pid,
         startTicks: stat?.startTicks ?? 0,
         createdAt: this.startedAt,
-      });
+        ...(opts.adoptable ? { instance: opts.adoptable } : {}),
+      };
+      opts.records.write(this.record);
     }
-    pipeLines(this.child.stdout, (text) => opts.onLine('stdout', text));
-    pipeLines(this.child.stderr, (text) => opts.onLine('stderr', text));
+    pipeLines(child.stdout, (text) => opts.onLine('stdout', text));
+    pipeLines(child.stderr, (text) => opts.onLine('stderr', text));
+    return child;
+  }
 
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => {
+  private childExit(child: ChildProcess, opts: LaunchOptions): Promise<ExitInfo> {
+    return new Promise((resolve) => {
+      child.once('error', (err) => {
         // Spawn failures (missing cwd, EAGAIN) never produce an 'exit' event.
         if (this.pid === undefined || !isAlive(this.pid)) {
           // Node reports a missing cwd as ENOENT of /bin/sh, which would send people looking in the wrong place.
@@ -202,21 +260,13 @@ export class ProcessHandle {
           resolve(this.exitInfo);
         }
       });
-      this.child.once('exit', (code, signal) => {
+      child.once('exit', (code, signal) => {
         const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
         // Only a SIGKILLed launcher counts: a worker the kernel killed earlier does not make a later exit an OOM.
         const oomKilled = status === 137 && (opts.jail?.cgroup?.oomKilled() ?? false);
         this.exitInfo ??= { code, signal, status, ...(oomKilled ? { oomKilled } : {}) };
         resolve(this.exitInfo);
       });
-    });
-    this.gone = this.exited.then(async () => {
-      // A leader that exits on its own takes its group with it: stragglers would be orphans nobody supervises.
-      // During a graceful terminate the group keeps its grace period instead.
-      if (!this.terminating) this.signal('SIGKILL');
-      await this.terminating;
-      await this.waitGroupGone(KILL_WAIT_MS, true);
-      if (this.pid !== undefined) opts.records.remove(this.pid);
     });
   }
 
@@ -260,6 +310,32 @@ export class ProcessHandle {
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+}
+
+/** Adopted leaders being watched (pid → start ticks and who waits), polled together by one timer. */
+const watched = new Map<number, { startTicks: number; done: () => void }>();
+let watchTimer: NodeJS.Timeout | undefined;
+/** How often adopted leaders are looked at: their exit is noticed at most this late. */
+const ADOPTED_POLL_MS = 500;
+
+/** Resolves when the process (pid with this start time) is gone or a zombie: for processes that are not our children. */
+function watchExit(pid: number, startTicks: number): Promise<void> {
+  return new Promise((resolve) => {
+    watched.set(pid, { startTicks, done: resolve });
+    watchTimer ??= setInterval(() => {
+      for (const [p, w] of watched) {
+        const stat = readProcStat(p);
+        if (stat && stat.startTicks === w.startTicks && stat.state !== 'Z' && stat.state !== 'X') continue;
+        watched.delete(p);
+        w.done();
+      }
+      if (watched.size === 0) {
+        clearInterval(watchTimer);
+        watchTimer = undefined;
+      }
+    }, ADOPTED_POLL_MS);
+    watchTimer.unref();
+  });
 }
 
 function groupHasLiveMembers(pgid: number): boolean {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import type { CredentialIssuer } from '../../identity/instance-identity.ts';
 import { InstanceCredentialFiles } from './credentials.ts';
 import { join } from 'node:path';
@@ -8,7 +8,8 @@ import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './
 import { detectMemoryCgroups, type MemoryCgroups } from './cgroup.ts';
 import { InstanceSupervisor, type SupervisorContext } from './instance.ts';
 import { PortAllocator } from './ports.ts';
-import { ProcessRecords, type ProcessRecord } from './records.ts';
+import { ProcessRecords, type AdoptableInstance, type ProcessRecord } from './records.ts';
+import { isAlive } from './proc.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
 import { TaskRun, type TaskContext } from './task.ts';
 import { Listeners } from '../listeners.ts';
@@ -43,6 +44,11 @@ export interface LocalRuntimeOptions {
   cgroups?: MemoryCgroups | false;
   /** Issues every instance and task its Diego-style identity credentials (CF_INSTANCE_CERT/KEY); default: none. */
   credentials?: CredentialIssuer;
+  /**
+   * Whether instances a previous Kiln run left running are adopted (default) or killed at construction (see
+   * records.ts). Either way nothing of a previous run is left unsupervised.
+   */
+  adopt?: boolean;
 }
 
 type ChangeEvent = { kind: 'instance' | 'task'; id: string; appGuid: string };
@@ -52,12 +58,21 @@ const FINISHED_TASK_TTL_MS = 60 * 60_000;
 
 /**
  * Runs instances and tasks as child processes of this Kiln process. See records.ts for what happens to processes
- * of a previous Kiln run (they are killed at construction; the controllers then re-create the instances).
+ * of a previous Kiln run: instances are adopted at construction (listed at once, so the controllers' first resync
+ * keeps the wanted ones — ensureInstance claims them — and stops the others); tasks and sidecar groups are killed.
  */
 export class LocalRuntime implements Runtime {
   /** Records of a previous run whose process groups were still alive and were killed at construction. */
   readonly reaped: ProcessRecord[];
+  /** Records of a previous run whose instances this runtime supervises now. */
+  readonly adopted: ProcessRecord[] = [];
   private readonly instances = new Map<string, InstanceSupervisor>();
+  /**
+   * Instance ids by process and by app: the controllers list one process's instances on every reconcile, and a
+   * scan of every supervisor each time made a start of n apps cost O(n²).
+   */
+  private readonly byProcess = new Map<string, Set<string>>();
+  private readonly byApp = new Map<string, Set<string>>();
   private readonly tasks = new Map<string, TaskRun>();
   private readonly changeListeners = new Listeners<ChangeEvent>();
   private readonly logListeners = new Listeners<LogLine>();
@@ -73,11 +88,14 @@ export class LocalRuntime implements Runtime {
   constructor(options: LocalRuntimeOptions) {
     const runtimeDir = join(options.dataDir, 'runtime');
     this.records = new ProcessRecords(options.dataDir);
-    this.reaped = this.records.reapLeftovers();
+    const adopt = options.adopt ?? true;
+    const leftovers = this.records.recover((r) => adopt && r.kind === 'instance' && r.instance !== undefined && isAlive(r.pid));
+    this.reaped = leftovers.reaped;
     const tmpRoot = join(runtimeDir, 'tmp');
-    // Scratch space of a previous run belongs to processes that no longer exist.
-    rmSync(tmpRoot, { recursive: true, force: true });
+    // Scratch space of a previous run belongs to processes that no longer exist, but for the adopted instances'.
+    const keep = new Set(leftovers.adoptable.map((r) => scratchName(r.id)));
     mkdirSync(tmpRoot, { recursive: true });
+    for (const entry of readdirSync(tmpRoot)) if (!keep.has(entry)) rmSync(join(tmpRoot, entry), { recursive: true, force: true });
     const host = options.host ?? '127.0.0.1';
     this.host = host;
     this.credentials = options.credentials;
@@ -101,11 +119,12 @@ export class LocalRuntime implements Runtime {
       sandbox,
       cgroups,
       credentials: options.credentials,
+      adoptable: adopt,
       log,
       changed: (id, appGuid) => {
         // A stopped slot leaves the list before listeners hear about it, so nobody reconciles against a DOWN ghost.
         const supervisor = this.instances.get(id);
-        if (supervisor?.stopped && supervisor.status().state === 'DOWN') this.instances.delete(id);
+        if (supervisor?.stopped && supervisor.status().state === 'DOWN') this.untrack(id);
         this.changeListeners.emit({ kind: 'instance', id, appGuid });
       },
     };
@@ -118,16 +137,78 @@ export class LocalRuntime implements Runtime {
       log,
       changed: (id, appGuid) => this.changeListeners.emit({ kind: 'task', id, appGuid }),
     };
+    for (const record of leftovers.adoptable) this.adoptInstance(record as ProcessRecord & { instance: AdoptableInstance });
+  }
+
+  /** Supervises an instance of a previous run (records.ts); the controllers claim it through ensureInstance. */
+  private adoptInstance(record: ProcessRecord & { instance: AdoptableInstance }): void {
+    const facts = record.instance;
+    if (this.instances.has(record.id)) {
+      // Two records for one slot cannot both be right: keep the first, kill the other.
+      this.records.kill(record);
+      return;
+    }
+    const spec: InstanceSpec = {
+      id: record.id,
+      appGuid: facts.appGuid,
+      processGuid: facts.processGuid,
+      processType: facts.processType,
+      version: facts.version,
+      index: facts.index,
+      dropletDir: facts.dropletDir,
+      ...(facts.droplet ? { droplet: facts.droplet } : {}),
+      command: '',
+      env: {},
+      memoryMb: facts.memoryMb,
+      diskMb: facts.diskMb,
+      healthCheck: facts.healthCheck,
+      ...(facts.spaceGuid ? { spaceGuid: facts.spaceGuid } : {}),
+      ...(facts.organizationGuid ? { organizationGuid: facts.organizationGuid } : {}),
+    };
+    const supervisor = new InstanceSupervisor(spec, this.supervisorCtx, facts.identity);
+    this.track(supervisor);
+    supervisor.adopt(record);
+    this.adopted.push(record);
+  }
+
+  private track(supervisor: InstanceSupervisor): void {
+    const { id, processGuid, appGuid } = supervisor.spec;
+    this.untrack(id);
+    this.instances.set(id, supervisor);
+    addTo(this.byProcess, processGuid, id);
+    addTo(this.byApp, appGuid, id);
+  }
+
+  private untrack(id: string): void {
+    const supervisor = this.instances.get(id);
+    if (!supervisor) return;
+    this.instances.delete(id);
+    removeFrom(this.byProcess, supervisor.spec.processGuid, id);
+    removeFrom(this.byApp, supervisor.spec.appGuid, id);
+  }
+
+  /** The supervisors a filter selects, through the indexes when it names a process or an app. */
+  private *selected(filter?: { processGuid?: string; appGuid?: string }): Iterable<InstanceSupervisor> {
+    const ids = filter?.processGuid !== undefined ? this.byProcess.get(filter.processGuid) : filter?.appGuid !== undefined ? this.byApp.get(filter.appGuid) : undefined;
+    if (filter?.processGuid === undefined && filter?.appGuid === undefined) {
+      yield* this.instances.values();
+      return;
+    }
+    for (const id of ids ?? []) {
+      const supervisor = this.instances.get(id);
+      if (supervisor) yield supervisor;
+    }
   }
 
   updateBindingFiles(appGuid: string, files: BindingFiles): void {
-    for (const supervisor of this.instances.values()) if (supervisor.spec.appGuid === appGuid) supervisor.updateBindingFiles(files);
+    for (const supervisor of this.selected({ appGuid })) supervisor.updateBindingFiles(files);
     for (const task of this.tasks.values()) if (task.spec.appGuid === appGuid) task.updateBindingFiles(files);
   }
 
   async ensureInstance(spec: InstanceSpec): Promise<void> {
     this.assertOpen();
     const existing = this.instances.get(spec.id);
+    if (existing?.adopted && !existing.stopped) return existing.claim(spec);
     if (existing && !existing.stopped) return;
     // Re-ensuring a slot that is being stopped starts it afresh once the old one is gone.
     if (existing) await existing.stop(this.graceMs);
@@ -135,7 +216,7 @@ export class LocalRuntime implements Runtime {
     const identity = await this.identityFor?.(spec.appGuid);
     if (this.instances.get(spec.id) !== existing) return;
     const supervisor = new InstanceSupervisor(spec, this.supervisorCtx, identity);
-    this.instances.set(spec.id, supervisor);
+    this.track(supervisor);
     await supervisor.start();
   }
 
@@ -143,7 +224,7 @@ export class LocalRuntime implements Runtime {
     const supervisor = this.instances.get(id);
     if (!supervisor) return;
     await supervisor.stop(opts?.graceMs ?? this.graceMs);
-    if (this.instances.get(id) === supervisor) this.instances.delete(id);
+    if (this.instances.get(id) === supervisor) this.untrack(id);
   }
 
   async restartInstance(id: string): Promise<void> {
@@ -154,13 +235,14 @@ export class LocalRuntime implements Runtime {
 
   listInstances(filter?: { processGuid?: string; appGuid?: string }): InstanceStatus[] {
     const out: InstanceStatus[] = [];
-    for (const supervisor of this.instances.values()) {
+    for (const supervisor of this.selected(filter)) {
       const { spec } = supervisor;
       if (filter?.processGuid !== undefined && spec.processGuid !== filter.processGuid) continue;
       if (filter?.appGuid !== undefined && spec.appGuid !== filter.appGuid) continue;
       out.push(supervisor.status());
     }
-    return out.sort((a, b) => a.processGuid.localeCompare(b.processGuid) || a.index - b.index || a.version.localeCompare(b.version));
+    // Plain code-unit order (guids and versions are ASCII): localeCompare costs a collator call per comparison.
+    return out.sort((a, b) => cmp(a.processGuid, b.processGuid) || a.index - b.index || cmp(a.version, b.version));
   }
 
   async stats(id: string): Promise<InstanceStats | undefined> {
@@ -235,3 +317,23 @@ export class LocalRuntime implements Runtime {
     if (this.closed) throw new Error('local runtime is shut down');
   }
 }
+
+/** The scratch directory name of an instance slot (as InstanceSupervisor names it). */
+function scratchName(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let ids = index.get(key);
+  if (!ids) index.set(key, (ids = new Set()));
+  ids.add(id);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key);
+  if (!ids) return;
+  ids.delete(id);
+  if (ids.size === 0) index.delete(key);
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

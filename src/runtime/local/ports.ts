@@ -21,6 +21,11 @@ export class PortAllocator {
     throw new Error('could not find a free port');
   }
 
+  /** Marks a port as taken that an adopted instance (records.ts) already listens on. */
+  reserve(port: number): void {
+    this.inUse.add(port);
+  }
+
   release(port: number | undefined): void {
     if (port !== undefined) this.inUse.delete(port);
   }

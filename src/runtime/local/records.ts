@@ -1,16 +1,17 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HealthCheck } from '../runtime.ts';
 import { liveGroupMembers, readProcStat, isLive } from './proc.ts';
 
 /**
  * Crash safety for the local runtime. Every process group Kiln starts gets a small JSON record under
  * `<dataDir>/runtime/procs/`; it is removed when the group is gone. If Kiln dies without cleaning up (crash,
- * SIGKILL, power loss of the controller only), the next LocalRuntime on the same data dir finds the records and kills
- * the leftover groups before doing anything else. The controllers then re-create the instances from desired state.
- *
- * Why kill instead of adopt: an adopted process would be a non-child — no exit status, no stdout/stderr for the
- * log stream, no reliable crash detection — so it would be a second-class instance. Restarting is deterministic and
- * cheap for twelve-factor apps, and it guarantees no orphans and no duplicates.
+ * SIGKILL, power loss of the controller only), the next LocalRuntime on the same data dir finds the records before
+ * doing anything else. An instance whose record carries its slot (`instance`) and that runs without sidecars is
+ * adopted: the new runtime supervises the same process group (same pid, port and instance guid), so a restart of
+ * Kiln restarts no app (DESIGN.md, Runtimes). Everything else — tasks (whose exit status is their result),
+ * sidecar groups, records of an older format — is killed, and the controllers re-create it from desired state.
+ * An adopted process is not Kiln's child: its exit is noticed by polling /proc and its exit status is unknown.
  *
  * A record only matches when the pid still exists with the same /proc start time, so a pid reused by an unrelated
  * process is never killed. If the leader is gone but members of its group survive (the group id cannot be taken
@@ -26,6 +27,45 @@ export interface ProcessRecord {
   /** /proc/<pid>/stat start time in clock ticks after boot. */
   startTicks: number;
   createdAt: number;
+  /** An instance's slot and incarnation: what a restarted Kiln needs to adopt the group (see AdoptableInstance). */
+  instance?: AdoptableInstance;
+}
+
+/**
+ * What a restarted runtime needs to supervise an instance it did not start: the slot (the InstanceSpec fields
+ * that are not secrets: the env stays in memory only), the incarnation's port, instance guid and cgroup, and how
+ * far it got (RUNNING or still being health-checked).
+ */
+export interface AdoptableInstance {
+  appGuid: string;
+  processGuid: string;
+  processType: string;
+  version: string;
+  index: number;
+  dropletDir: string;
+  droplet?: { guid: string; blobKey: string };
+  memoryMb: number;
+  diskMb: number;
+  healthCheck: HealthCheck;
+  spaceGuid?: string;
+  organizationGuid?: string;
+  port: number;
+  instanceGuid: string;
+  /** The app's uid/gid inside the sandbox, when it has its own (owner of the files a claim rewrites). */
+  identity?: { uid: number; gid: number };
+  /** Name of the incarnation's memory cgroup, when it has one. */
+  cgroup?: string;
+  /** When the incarnation passed its health check; unset while it was STARTING. */
+  runningSince?: number;
+  crashCount: number;
+}
+
+/** Records of a previous run, by what the new runtime does with them. */
+export interface Leftovers {
+  /** Live instance groups to adopt. */
+  adoptable: ProcessRecord[];
+  /** Live groups that were killed. */
+  reaped: ProcessRecord[];
 }
 
 export class ProcessRecords {
@@ -49,7 +89,16 @@ export class ProcessRecords {
 
   /** Kills the groups of a previous run that are still alive; returns the records that matched a live group. */
   reapLeftovers(): ProcessRecord[] {
+    return this.recover(() => false).reaped;
+  }
+
+  /**
+   * Sorts the records of a previous run: live groups that `adopt` accepts keep their record (the runtime now
+   * supervises them), other live groups are killed, and records of dead groups are removed.
+   */
+  recover(adopt: (record: ProcessRecord) => boolean): Leftovers {
     const killed: ProcessRecord[] = [];
+    const adoptable: ProcessRecord[] = [];
     for (const name of readdirSync(this.dir)) {
       const path = join(this.dir, name);
       if (!name.endsWith('.json')) {
@@ -63,6 +112,10 @@ export class ProcessRecords {
         record = undefined;
       }
       if (record && typeof record.pid === 'number' && typeof record.pgid === 'number' && leftoverAlive(record)) {
+        if (adopt(record)) {
+          adoptable.push(record);
+          continue;
+        }
         try {
           process.kill(-record.pgid, 'SIGKILL');
           killed.push(record);
@@ -72,7 +125,17 @@ export class ProcessRecords {
       }
       rmSync(path, { force: true });
     }
-    return killed;
+    return { adoptable, reaped: killed };
+  }
+
+  /** Kills a group recover() returned as adoptable that the runtime decided not to keep, and drops its record. */
+  kill(record: ProcessRecord): void {
+    try {
+      process.kill(-record.pgid, 'SIGKILL');
+    } catch {
+      // ESRCH: already gone.
+    }
+    this.remove(record.pid);
   }
 
   private file(pid: number): string {

@@ -72,6 +72,11 @@ export interface SandboxSpec {
   maxFileBytes?: number;
   /** Block on this fd until Kiln has put the process into its cgroup (bwrap's --block-fd). */
   blockFd?: number;
+  /**
+   * Keep running when Kiln dies (no `--die-with-parent`): an instance a restarted Kiln adopts (records.ts). Tasks
+   * and staging die with Kiln.
+   */
+  outliveParent?: boolean;
 }
 
 const BWRAP_CANDIDATES = ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap'];
@@ -193,7 +198,7 @@ export function bwrapArgs(sandbox: Extract<Sandbox, { kind: 'bwrap' }>, spec: Sa
     '--unshare-ipc',
     '--unshare-uts',
     '--unshare-cgroup-try',
-    '--die-with-parent',
+    ...(spec.outliveParent ? [] : ['--die-with-parent']),
     '--hostname',
     spec.hostname,
   ];

@@ -1,6 +1,6 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allProcesses, clockTicksPerSecond, pageSizeBytes, processTree } from './proc.ts';
+import { clockTicksPerSecond, pageSizeBytes, processTree, recentProcesses } from './proc.ts';
 
 export interface TreeUsage {
   /** Summed user+system CPU seconds of the live tree. */
@@ -9,7 +9,7 @@ export interface TreeUsage {
 }
 
 export function treeUsage(pid: number): TreeUsage {
-  const tree = processTree(pid, pid, allProcesses());
+  const tree = processTree(pid, pid, recentProcesses());
   let ticks = 0;
   let pages = 0;
   for (const p of tree) {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerOperationController } from '../../../src/controllers/broker-operation-controller.ts';
 import { jobController } from '../../../src/controllers/job-controller.ts';
 import { registerJobHandlers } from '../../../src/services/job-handlers.ts';
-import { JobHandlers } from '../../../src/services/jobs.ts';
+import { JobHandlers } from '../../../src/lifecycle/jobs.ts';
 import { eventually, reconcilerTest, type ReconcilerTest } from '../../helpers/reconciler-harness.ts';
 import { PLAN_IDS, startFixtureBroker, type FixtureBroker } from '../../fixtures/broker/broker.ts';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { buildController, buildpackCacheCollector } from '../../../src/controllers/build-controller.ts';
 import { LogStore } from '../../../src/logs/log-store.ts';
-import { bitsFor } from '../../../src/services/blobs.ts';
+import { bitsFor } from '../../../src/lifecycle/blobs.ts';
 import { reconcilerTest, type ReconcilerTest } from '../../helpers/reconciler-harness.ts';
 import { postMultipart, zipOf } from '../../api/bits-helpers.ts';
 import { appFixture } from './fixtures.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobController } from '../../../src/controllers/job-controller.ts';
 import { KilnError } from '../../../src/domain/errors.ts';
-import { JobHandlers, enqueueJob } from '../../../src/services/jobs.ts';
+import { JobHandlers, enqueueJob } from '../../../src/lifecycle/jobs.ts';
 import { newGuid } from '../../../src/store/store.ts';
 import { eventually, reconcilerTest, type ReconcilerTest } from '../../helpers/reconciler-harness.ts';
 

@@ -54,7 +54,7 @@ describe('the process controller', () => {
     // The API refuses to start an app without a droplet; an app can still get there (its droplet deleted).
     await r.t.kiln.store.write(async (tx) => {
       const app = await tx.db.selectFrom('apps').select('generation').where('guid', '=', f.app).executeTakeFirstOrThrow();
-      await tx.update('apps', f.app, app.generation, { state: 'STARTED' });
+      await tx.update('apps', f.app, { state: 'STARTED' }, { expectedGeneration: app.generation });
     });
     await r.settle();
     expect(states(f.web)).toEqual([]);

@@ -73,7 +73,7 @@ describe('the task controller', () => {
     await r.settle();
     await r.t.kiln.store.write(async (tx) => {
       const a = await tx.db.selectFrom('apps').select('generation').where('guid', '=', app).executeTakeFirstOrThrow();
-      await tx.update('apps', app, a.generation, { status: 'deleting' });
+      await tx.update('apps', app, { status: 'deleting' }, { expectedGeneration: a.generation });
     });
     await r.settle();
     expect(await row(task)).toEqual({ state: 'FAILED', failure_reason: TASK_CANCELLED });

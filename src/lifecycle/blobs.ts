@@ -153,20 +153,14 @@ export class BlobUrlSigner {
 export async function failUpload(
   store: Store,
   bits: Bits,
-  upload: { table: 'packages' | 'droplets'; guid: string; generation: number; storedKey: string | null; err: unknown },
+  upload: { table: 'packages' | 'droplets'; guid: string; storedKey: string | null; err: unknown },
 ): Promise<void> {
   if (upload.storedKey) await bits.blobstore.delete(upload.storedKey).catch(() => undefined);
   const reason = upload.err instanceof KilnError ? upload.err.detail : 'An unknown error occurred.';
   await store
     .write(async (tx) => {
       // Both tables have the same upload columns; kysely cannot type an update over a union of tables.
-      const res = await tx.db
-        .updateTable(upload.table as 'packages')
-        .set({ state: 'FAILED', error: reason, updated_at: tx.now, generation: upload.generation })
-        .where('guid', '=', upload.guid)
-        .where('state', '=', 'PROCESSING_UPLOAD')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) tx.changed(upload.table, upload.guid, 'update');
+      await tx.update(upload.table as 'packages', upload.guid, { state: 'FAILED', error: reason }, { where: (eb) => eb('state', '=', 'PROCESSING_UPLOAD') });
     })
     .catch(() => undefined);
 }

@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
 import { parseJsonObject } from '../domain/apps.ts';
+import { parseVariables, type EnvGroupName } from '../domain/environment-variable-groups.ts';
 import type { Database, Row } from '../store/schema.ts';
 import type { SecretBox } from '../store/secret-box.ts';
-import { environmentVariableGroupVars } from './environment-variable-groups.ts';
 import { openEnvVars } from '../store/env-vars.ts';
 
 /** File-descriptor limit every instance gets (upstream's default `instance_file_descriptor_limit`). */
@@ -188,4 +188,10 @@ export async function appEnvironment(
       : (fileDelivery ?? { VCAP_SERVICES: await vcapServices(db, e.app.guid, secrets) }),
     application_env_json: { VCAP_APPLICATION: await vcapApplication(db, e) },
   };
+}
+
+/** The variables of one group, for building app environments (staging: staging group; running: running group). */
+export async function environmentVariableGroupVars(db: Kysely<Database>, name: EnvGroupName): Promise<Record<string, string>> {
+  const row = await db.selectFrom('environment_variable_groups').select('variables').where('name', '=', name).executeTakeFirst();
+  return row ? parseVariables(row.variables) : {};
 }

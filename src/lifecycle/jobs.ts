@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { KilnError, notFound } from '../domain/errors.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { newGuid, type Store, type WriteTx } from '../store/store.ts';
-import type { Ctx } from './context.ts';
+import type { Principal } from '../domain/principal.ts';
 
 export type JobState = 'PROCESSING' | 'POLLING' | 'COMPLETE' | 'FAILED';
 
@@ -96,7 +96,7 @@ export async function completedJob(tx: WriteTx, spec: JobSpec): Promise<string> 
  * Starts the asynchronous delete of one resource (operation `<type>.delete`): a repeated request while one is
  * in flight gets that job back; otherwise `inWrite` (audit, marking the row) runs in the write that enqueues it.
  */
-export async function startDeleteJob(ctx: Ctx, resourceType: string, resourceGuid: string, inWrite: (tx: WriteTx) => Promise<unknown>): Promise<string> {
+export async function startDeleteJob(ctx: { store: Store; principal: Principal }, resourceType: string, resourceGuid: string, inWrite: (tx: WriteTx) => Promise<unknown>): Promise<string> {
   const operation = `${resourceType}.delete`;
   const inFlight = await jobInFlight(ctx.store.db, operation, resourceGuid);
   if (inFlight) return inFlight;

@@ -6,7 +6,8 @@
  *   - resource created → the app exists in Kiln's store (the sync saw the watch event and applied the manifest);
  *   - resource created → the resource's status says Synced=True (Kiln's apply job finished and status was
  *     written back through the status subresource).
- * Then the same with all apps created at once (throughput). And, as context, the API server's own numbers:
+ * Then the same with all apps created at once (throughput); then, for BENCH_SERVICES of those apps, a Secret, a
+ * user-provided ServiceInstance from it, a ServiceBinding and a Route, until all three say Ready. And, as context, the API server's own numbers:
  * client-node creates per second and the delay from a write to its watch event.
  *
  * Nothing here ran against a real cluster; a real API server (etcd, admission, TLS) is slower per request.
@@ -26,6 +27,7 @@ import { median } from './kiln.ts';
 
 const APPS = Number(process.env.BENCH_APPS ?? 50);
 const RESYNC_MS = Number(process.env.BENCH_RESYNC_MS ?? 5000);
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 20);
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const fmt = (xs: number[]) => `median ${median(xs).toFixed(0)} ms, p90 ${pct(xs, 90).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
@@ -111,6 +113,27 @@ await Promise.all(names.map((n) => custom.createNamespacedCustomObject({ ...grou
 await until(async () => names.every(synced), 120_000);
 const secs = (performance.now() - t0) / 1000;
 console.log(`${APPS} Apps at once: all Synced=True after ${secs.toFixed(2)} s (${(APPS / secs).toFixed(1)} apps/s)`);
+
+// ---- Route, ServiceInstance (user-provided, credentials from a Secret) and ServiceBinding for existing apps
+{
+  const n = Math.min(SERVICES, APPS);
+  const ready = (plural: string, name: string) => {
+    const o = apiserver.storage.find(apiserver.storage.type('kiln.dev', plural)!, 'default', name);
+    return (o?.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+  };
+  const place = { org: 'bench', space: 'bench' };
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t1 = performance.now();
+    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: `creds-${i}` }, stringData: { password: `p${i}` } } });
+    await custom.createNamespacedCustomObject({ ...group, namespace: 'default', plural: 'serviceinstances', body: { apiVersion: 'kiln.dev/v1alpha1', kind: 'ServiceInstance', metadata: { name: `db-${i}` }, spec: { ...place, type: 'user-provided', credentials: { secretRef: { name: `creds-${i}` } } } } });
+    await custom.createNamespacedCustomObject({ ...group, namespace: 'default', plural: 'servicebindings', body: { apiVersion: 'kiln.dev/v1alpha1', kind: 'ServiceBinding', metadata: { name: `bind-${i}` }, spec: { ...place, app: `one-${i}`, instance: `db-${i}` } } });
+    await custom.createNamespacedCustomObject({ ...group, namespace: 'default', plural: 'routes', body: { apiVersion: 'kiln.dev/v1alpha1', kind: 'Route', metadata: { name: `route-${i}` }, spec: { ...place, domain: 'apps.localhost', host: `r-${i}`, destinations: [{ app: `one-${i}` }] } } });
+    await until(() => ready('serviceinstances', `db-${i}`) && ready('servicebindings', `bind-${i}`) && ready('routes', `route-${i}`));
+    times.push(performance.now() - t1);
+  }
+  console.log(`Secret + ServiceInstance + ServiceBinding + Route created → all three Ready (${n}, one set at a time): ${fmt(times)}`);
+}
 
 await kiln.stop();
 await apiserver.close();

@@ -12,7 +12,9 @@ import type { Store } from '../store/store.ts';
 import { isStale, KubeClient, loadKubeConfig, type KubeObject, type Plural } from './kube-client.ts';
 import { reconcileApp, reconcileOrganization, reconcileSpace, type Outcome } from './reconcile.ts';
 import { reconcileGitSource } from './reconcile-gitsource.ts';
-import { reconcileRoute, reconcileServiceBinding, reconcileServiceInstance } from './reconcile-services.ts';
+import { reconcileRoute } from './reconcile-route.ts';
+import { reconcileServiceBinding } from './reconcile-service-binding.ts';
+import { reconcileServiceInstance } from './reconcile-service-instance.ts';
 
 /**
  * The CRD sync controller: Organization, Space, App, Route, ServiceInstance and ServiceBinding resources in a

@@ -78,7 +78,7 @@ export async function writeStatus(env: SyncEnv, plural: Plural, obj: KubeObject,
   await env.client.patchStatus(plural, obj, { ...nulls, ...clean });
 }
 
-function sortKeys(v: unknown): unknown {
+export function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
   return v;

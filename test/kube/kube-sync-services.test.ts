@@ -205,6 +205,11 @@ describe.skipIf(!kubectlPath())('Route, ServiceInstance and ServiceBinding resou
       return s.observedGeneration === 2 && s.lastOperation?.type === 'update' && s.lastOperation.state === 'succeeded';
     });
 
+    // A new name in the spec renames the instance it made (cf rename-service), same guid.
+    await ok(['patch', 'serviceinstance', 'cache', '--type=merge', '-p', '{"spec":{"name":"cache2"}}']);
+    await until('renamed', async () => (await t.admin.get(`/v3/service_instances/${st.guid}`)).body.name === 'cache2');
+    expect((await t.admin.get('/v3/service_instances?names=cache')).body.resources).toHaveLength(0);
+
     await ok(['apply', '-f', '-'], managed('broken', 'async-fail'));
     const failed = await until('CreateFailed', async () => {
       const s = (await resource('serviceinstance', 'broken')).status;

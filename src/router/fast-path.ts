@@ -412,7 +412,7 @@ class FastConnection {
       this.socket.end();
       return;
     }
-    this.resetParser();
+    // The parser stopped right after the head, at a message boundary, and goes on from there.
     if (this.pending) {
       // Continue after the current call stack (this runs inside the backend's read callback).
       process.nextTick(this.continuePipeline);

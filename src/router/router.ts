@@ -636,6 +636,9 @@ function writeRawError(socket: Duplex, status: number, reason: string, code: str
   );
 }
 
+/** The replay window of a request without a body: nothing is ever added to it. */
+const NOTHING_TO_REPLAY: Buffer[] = [];
+
 /** The value of the Connection header in a raw header list (names any case), undefined without one. */
 function rawConnection(raw: readonly string[]): string | undefined {
   let value: string | undefined;
@@ -667,7 +670,9 @@ function requestHead(method: string, url: string, headers: readonly string[]): s
  * small response goes out as the head and body in one write.
  */
 class Exchange implements ResponseSink {
-  private readonly tried = new Set<string>();
+  /** The first instance tried; a Set of all tried is made only when a request is retried. */
+  private firstTried: string | undefined;
+  private tried: Set<string> | undefined;
   private attempts = 0;
   private current: BackendConnection | undefined;
   private backend: Backend | undefined;
@@ -681,7 +686,7 @@ class Exchange implements ResponseSink {
   private readonly chunked: boolean;
   private bodyEnded = false;
   /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
-  private replay: Buffer[] | undefined = [];
+  private replay: Buffer[] | undefined;
   private replayBytes = 0;
   /** Fires when the current attempt has waited too long for response headers. */
   private timer: NodeJS.Timeout | undefined;
@@ -691,10 +696,8 @@ class Exchange implements ResponseSink {
   private pendingHead: { status: number; message: string; headers: string[] } | undefined;
   /** Response body gathered during the current read from the backend. */
   private pending: Buffer[] = [];
-  private readonly onClientDrain = (): void => this.current?.resume();
-  private readonly onBackendDrain = (): void => {
-    this.req.resume();
-  };
+  private onClientDrain: (() => void) | undefined;
+  private onBackendDrain: (() => void) | undefined;
 
   constructor(
     private readonly r: RouterInternals,
@@ -704,6 +707,7 @@ class Exchange implements ResponseSink {
     private readonly route: Route,
   ) {
     this.hasBody = hasRequestBody(req);
+    this.replay = this.hasBody ? [] : NOTHING_TO_REPLAY;
     this.chunked = this.hasBody && req.headers['content-length'] === undefined;
     if (this.chunked) ctx.headers.push('Transfer-Encoding', 'chunked');
   }
@@ -723,6 +727,7 @@ class Exchange implements ResponseSink {
   }
 
   private attempt(): void {
+    if (this.firstTried !== undefined && !this.tried) this.tried = new Set([this.firstTried]);
     const backend = RouteTable.pick(this.route, this.tried);
     if (!backend && this.attempts === 0) {
       // The pool emptied (every instance drained) between the lookup and the first attempt.
@@ -734,7 +739,8 @@ class Exchange implements ResponseSink {
       return;
     }
     this.attempts++;
-    this.tried.add(backend.instanceId);
+    if (this.tried) this.tried.add(backend.instanceId);
+    else this.firstTried = backend.instanceId;
     this.backend = backend;
     this.held = backend;
     this.r.acquire(backend.instanceId);
@@ -746,7 +752,7 @@ class Exchange implements ResponseSink {
     this.head ??= requestHead(this.req.method ?? 'GET', this.req.url ?? '/', this.ctx.headers);
     conn.start(this.head, this, { headRequest: this.req.method === 'HEAD', chunked: this.chunked, hasBody: this.hasBody });
 
-    if (this.replay) for (const chunk of this.replay) conn.write(chunk);
+    if (this.replay && this.replay.length > 0) for (const chunk of this.replay) conn.write(chunk);
     if (this.bodyEnded) conn.end();
     // A failed attempt may have left the client paused on backpressure that will now never drain.
     else if (this.req.isPaused()) this.req.resume();
@@ -763,7 +769,7 @@ class Exchange implements ResponseSink {
     if (!conn || this.finished) return;
     if (!conn.write(chunk)) {
       this.req.pause();
-      conn.socket.once('drain', this.onBackendDrain);
+      conn.socket.once('drain', (this.onBackendDrain ??= () => void this.req.resume()));
     }
   }
 
@@ -880,7 +886,7 @@ class Exchange implements ResponseSink {
     this.pending = [];
     if (!ok && this.current) {
       this.current.pause();
-      this.res.once('drain', this.onClientDrain);
+      this.res.once('drain', (this.onClientDrain ??= () => this.current?.resume()));
     }
   }
 

@@ -60,11 +60,16 @@ export function formatAccessTime(ms: number): string {
   return `${cachedPrefix}${frac}+0000`;
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
 /** Quoted field, `"-"` when empty; embedded quotes are escaped so a line always parses. */
 function q(value: string | undefined): string {
   if (value === undefined || value === '') return '"-"';
+  // Most fields have nothing to escape; a test is far cheaper than two replaces on every field of every line.
+  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
+
 
 /** One RTR line for an access record (no trailing newline). */
 export function formatAccessLog(e: AccessLogEntry): string {

@@ -272,6 +272,8 @@ export class Router {
       maxAttempts: this.maxAttempts,
       retryBufferBytes: this.retryBufferBytes,
       responseTimeoutMs: this.responseTimeoutMs,
+      watch: (exchange) => this.watch(exchange),
+      unwatch: (exchange) => this.waiting.delete(exchange),
       acquire: (id) => this.acquire(id),
       release: (id) => this.release(id),
       log: (ctx, req, status, bytesIn, bytesOut, backend, routerError) =>
@@ -317,6 +319,32 @@ export class Router {
   /** Closes idle backend connections (only those of the router's own pool). */
   close(): void {
     if (this.ownsPool) this.pool.close();
+  }
+
+  /**
+   * Exchanges waiting for response headers, checked by one interval rather than a timer per request. The
+   * timeout fires between responseTimeoutMs and a quarter of it (at most a second) later.
+   */
+  private readonly waiting = new Set<Exchange>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  private watch(exchange: Exchange): void {
+    this.waiting.add(exchange);
+    if (this.sweeper) return;
+    const every = Math.max(10, Math.min(1_000, this.responseTimeoutMs / 4));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const ex of this.waiting) {
+        if (ex.deadline > now) continue;
+        this.waiting.delete(ex);
+        ex.timedOut();
+      }
+      if (this.waiting.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, every);
+    this.sweeper.unref();
   }
 
   private acquire(instanceId: string): void {
@@ -595,6 +623,9 @@ export class Router {
 
 interface RouterInternals {
   pool: BackendPool;
+  /** Puts an exchange under the response-header deadline sweep (its `deadline`), and takes it off. */
+  watch(exchange: Exchange): void;
+  unwatch(exchange: Exchange): void;
   maxAttempts: number;
   retryBufferBytes: number;
   responseTimeoutMs: number;
@@ -688,8 +719,9 @@ class Exchange implements ResponseSink {
   /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
   private replay: Buffer[] | undefined;
   private replayBytes = 0;
-  /** Fires when the current attempt has waited too long for response headers. */
-  private timer: NodeJS.Timeout | undefined;
+  /** When the current attempt has waited too long for response headers (the router's deadline sweep checks). */
+  deadline = 0;
+  private waiting = false;
   /** The request line and headers, built once for every attempt. */
   private head: string | undefined;
   /** Response head not yet written to the client. */
@@ -747,8 +779,9 @@ class Exchange implements ResponseSink {
 
     const conn = this.r.pool.acquire(backend.host, backend.port);
     this.current = conn;
-    this.timer = setTimeout(() => this.onTimeout(conn), this.r.responseTimeoutMs);
-    this.timer.unref();
+    this.deadline = Date.now() + this.r.responseTimeoutMs;
+    this.waiting = true;
+    this.r.watch(this);
     this.head ??= requestHead(this.req.method ?? 'GET', this.req.url ?? '/', this.ctx.headers);
     conn.start(this.head, this, { headRequest: this.req.method === 'HEAD', chunked: this.chunked, hasBody: this.hasBody });
 
@@ -784,14 +817,16 @@ class Exchange implements ResponseSink {
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.r.unwatch(this);
   }
 
   /** No response headers in time: give up on the backend, and on the request (it may not be idempotent). */
-  private onTimeout(conn: BackendConnection): void {
-    this.timer = undefined;
-    if (conn !== this.current || this.responded || this.finished) return;
+  timedOut(): void {
+    this.waiting = false;
+    const conn = this.current;
+    if (!conn || this.responded || this.finished) return;
     this.current = undefined;
     // Destroying closes the connection, so the pool never hands the stuck connection out again.
     conn.destroy();

@@ -670,22 +670,27 @@ function writeRawError(socket: Duplex, status: number, reason: string, code: str
 /** The replay window of a request without a body: nothing is ever added to it. */
 const NOTHING_TO_REPLAY: Buffer[] = [];
 
-/** The value of the Connection header in a raw header list (names any case), undefined without one. */
-function rawConnection(raw: readonly string[]): string | undefined {
-  let value: string | undefined;
+/**
+ * The backend's response headers for the client, in one pass: hop-by-hop headers dropped (and those its
+ * Connection header names), X-Vcap-Request-Id added when the app did not send one.
+ */
+function responseHeaders(raw: readonly string[], requestId: string): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  let hasId = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
+    const lower = name.toLowerCase();
+    if (lower === 'connection') connection = connection === undefined ? raw[i + 1]! : `${connection}, ${raw[i + 1]!}`;
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'x-vcap-request-id') hasId = true;
+    out.push(name, raw[i + 1]!);
   }
-  return value;
-}
-
-function hasRawHeader(raw: readonly string[], lower: string): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) return true;
-  }
-  return false;
+  const extra = connectionTokens(connection);
+  const headers = extra ? forwardableRawHeaders(out, undefined, extra) : out;
+  if (extra?.has('x-vcap-request-id')) hasId = false;
+  if (!hasId) headers.push('X-Vcap-Request-Id', requestId);
+  return headers;
 }
 
 /** The request line and headers for the backend (CRLF-terminated lines, no blank line). */
@@ -745,7 +750,7 @@ class Exchange implements ResponseSink {
   }
 
   start(): void {
-    this.res.on('close', () => this.onClientClose());
+    this.res.on('close', this.onClientClose.bind(this));
     if (this.hasBody) {
       this.req.on('data', (chunk: Buffer) => this.onBodyData(chunk));
       this.req.on('end', () => {
@@ -889,9 +894,7 @@ class Exchange implements ResponseSink {
     this.clearTimer();
     this.responded = true;
     this.replay = undefined;
-    const headers = forwardableRawHeaders(rawHeaders, rawConnection(rawHeaders));
-    if (!hasRawHeader(rawHeaders, 'x-vcap-request-id')) headers.push('X-Vcap-Request-Id', this.ctx.requestId);
-    this.pendingHead = { status, message, headers };
+    this.pendingHead = { status, message, headers: responseHeaders(rawHeaders, this.ctx.requestId) };
   }
 
   onBody(chunk: Buffer): void {

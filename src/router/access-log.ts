@@ -41,22 +41,35 @@ function two(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
+/** The date-and-seconds part of the last timestamp formatted, which every line within that second shares. */
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+
 /** gorouter's timestamp: `2006-01-02T15:04:05.000+0000` in UTC. */
 export function formatAccessTime(ms: number): string {
-  const d = new Date(ms);
-  const millis = d.getUTCMilliseconds();
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    const d = new Date(second * 1000);
+    cachedPrefix =
+      `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}T` +
+      `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}.`;
+    cachedSecond = second;
+  }
+  const millis = Math.floor(ms) - second * 1000;
   const frac = millis < 10 ? `00${millis}` : millis < 100 ? `0${millis}` : String(millis);
-  return (
-    `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}T` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}.${frac}+0000`
-  );
+  return `${cachedPrefix}${frac}+0000`;
 }
+
+const NEEDS_ESCAPE = /["\\]/;
 
 /** Quoted field, `"-"` when empty; embedded quotes are escaped so a line always parses. */
 function q(value: string | undefined): string {
   if (value === undefined || value === '') return '"-"';
+  // Most fields have nothing to escape; a test is far cheaper than two replaces on every field of every line.
+  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
+
 
 /** One RTR line for an access record (no trailing newline). */
 export function formatAccessLog(e: AccessLogEntry): string {

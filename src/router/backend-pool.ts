@@ -74,7 +74,8 @@ export class BackendConnection {
   private dead = false;
   /** Inside parser.execute: the parser is freed only after it returns. */
   private executing = false;
-  private idleTimer: NodeJS.Timeout | undefined;
+  /** When the connection last went back to the pool (the pool's sweep closes it after idleTimeoutMs). */
+  idleSince = 0;
 
   constructor(
     private readonly pool: BackendPool,
@@ -88,6 +89,8 @@ export class BackendConnection {
       onread: { buffer: READ_BUFFER, callback: (n: number, buf: Buffer) => this.onRead(n, buf) },
     });
     this.socket.setNoDelay(true);
+    // Never what keeps the process alive: a request in flight has its client's connection for that.
+    this.socket.unref();
     this.parser = new HTTPParser();
     this.parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
     this.parser[HTTPParser.kOnHeaders] = (headers: string[]) => this.onHeaderChunk(headers);
@@ -163,7 +166,6 @@ export class BackendConnection {
   private close(): void {
     if (this.dead) return;
     this.dead = true;
-    this.clearIdle();
     this.pool.forget(this);
     this.socket.destroy();
     if (!this.executing) this.parser.free();
@@ -249,22 +251,9 @@ export class BackendConnection {
     sink?.onError(err, reused);
   }
 
-  /** @internal pool bookkeeping */
-  markIdle(timeoutMs: number): void {
-    this.socket.unref();
-    this.idleTimer = setTimeout(() => this.close(), timeoutMs);
-    this.idleTimer.unref();
-  }
-
-  /** @internal pool bookkeeping */
-  markBusy(): void {
-    this.clearIdle();
-    this.socket.ref();
-  }
-
-  private clearIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+  /** @internal closes the connection (the pool's idle sweep). */
+  expire(): void {
+    this.close();
   }
 
   get isDead(): boolean {
@@ -290,7 +279,6 @@ export class BackendPool {
     while (list && list.length > 0) {
       const conn = list.pop()!;
       if (conn.isDead) continue;
-      conn.markBusy();
       return conn;
     }
     return new BackendConnection(this, key, host, port);
@@ -308,8 +296,29 @@ export class BackendPool {
       conn.destroy();
       return;
     }
+    conn.idleSince = Date.now();
     list.push(conn);
-    conn.markIdle(this.idleTimeoutMs);
+    this.sweepLater();
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** One timer for the pool rather than one per idle connection: it runs while any connection is idle. */
+  private sweepLater(): void {
+    if (this.sweeper) return;
+    const every = Math.max(100, Math.min(5_000, this.idleTimeoutMs / 4));
+    this.sweeper = setInterval(() => {
+      const cutoff = Date.now() - this.idleTimeoutMs;
+      for (const list of [...this.idle.values()]) {
+        // Oldest first: the list is used from its end.
+        while (list.length > 0 && list[0]!.idleSince <= cutoff) list.shift()!.expire();
+      }
+      if (this.idle.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, every);
+    this.sweeper.unref();
   }
 
   /** @internal a connection that closed: drop it from the idle list if it is there. */
@@ -331,6 +340,8 @@ export class BackendPool {
   /** Closes every idle connection; connections in use close when their exchange ends. */
   close(): void {
     this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const list of [...this.idle.values()]) for (const conn of [...list]) conn.destroy();
     this.idle.clear();
   }

@@ -187,26 +187,31 @@ class FastResponse implements ProxyResponse {
     const message = typeof a === 'string' ? a : undefined;
     this.noBody = this.headRequest || status === 204 || status === 304 || (status >= 100 && status < 200);
     let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || 'unknown'}\r\n`;
+    let list: string[];
+    if (Array.isArray(b)) list = b;
+    else {
+      list = [];
+      if (a !== undefined && typeof a === 'object') for (const [name, value] of Object.entries(a)) list.push(name, String(value));
+    }
     let hasLength = false;
     let hasDate = false;
     let hasConnection = false;
-    const add = (name: string, value: string): void => {
-      switch (name.toLowerCase()) {
-        case 'content-length':
-          hasLength = true;
-          break;
-        case 'date':
-          hasDate = true;
-          break;
-        case 'connection':
+    for (let i = 0; i + 1 < list.length; i += 2) {
+      const name = list[i]!;
+      const value = list[i + 1]!;
+      // Only three names matter here; their lengths (4, 10, 14) spare lowercasing every other header.
+      const n = name.length;
+      if (n === 4 || n === 10 || n === 14) {
+        const lower = name.toLowerCase();
+        if (lower === 'content-length') hasLength = true;
+        else if (lower === 'date') hasDate = true;
+        else if (lower === 'connection') {
           hasConnection = true;
           if (/\bclose\b/i.test(value)) this.closeAfter = true;
-          break;
+        }
       }
       head += `${name}: ${value}\r\n`;
-    };
-    if (Array.isArray(b)) for (let i = 0; i + 1 < b.length; i += 2) add(b[i]!, b[i + 1]!);
-    else if (a !== undefined && typeof a === 'object') for (const [name, value] of Object.entries(a)) add(name, String(value));
+    }
     if (!hasDate) head += `Date: ${httpDate()}\r\n`;
     if (!this.noBody && !hasLength) {
       head += 'Transfer-Encoding: chunked\r\n';
@@ -257,10 +262,11 @@ class FastResponse implements ProxyResponse {
     this.onClose?.();
   }
 
-  private readonly afterLastWrite = (): void => {
+  /** The last write went out (called by the connection, in write order). */
+  written(): void {
     this.writableFinished = true;
     this.emitClose();
-  };
+  }
 
   /** Writes the pending head (if any), the framed body piece and, when `last`, the end of the body: one write. */
   private send(body: Buffer | undefined, last: boolean): boolean {
@@ -277,7 +283,7 @@ class FastResponse implements ProxyResponse {
       }
     }
     const bodyLength = body ? body.length : 0;
-    const cb = last ? this.afterLastWrite : undefined;
+    const cb = last ? this.conn.queueWritten(this) : undefined;
     if (bodyLength === 0 && prefix === '' && suffix === '' && head === '') {
       // Nothing left to send; the empty write's callback still marks when everything before it went out.
       if (last) this.socket.write(EMPTY, cb);
@@ -412,13 +418,24 @@ class FastConnection {
       this.socket.end();
       return;
     }
-    this.resetParser();
+    // The parser stopped right after the head, at a message boundary, and goes on from there.
     if (this.pending) {
       // Continue after the current call stack (this runs inside the backend's read callback).
       process.nextTick(this.continuePipeline);
     } else if (this.socket.isPaused()) {
       this.socket.resume();
     }
+  }
+
+  /** Responses whose last write is on its way, oldest first; one callback for all (writes complete in order). */
+  private readonly unwritten: FastResponse[] = [];
+  private readonly onWritten = (): void => {
+    this.unwritten.shift()?.written();
+  };
+
+  queueWritten(res: FastResponse): () => void {
+    this.unwritten.push(res);
+    return this.onWritten;
   }
 
   private readonly continuePipeline = (): void => {

@@ -45,6 +45,8 @@ export interface FrontDoor {
   upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** Whether a Host header value goes to the router. */
   isRouted: (hostHeader: string | undefined) => boolean;
+  /** The same for a host already normalized (normalizeHost). */
+  routedHost: (host: string) => boolean;
 }
 
 export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
@@ -60,13 +62,14 @@ export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
     return appsDomains.some((d) => bare === d || bare.endsWith(`.${d}`));
   };
 
-  const isRouted = (hostHeader: string | undefined): boolean => {
-    if (hostHeader === undefined || hostHeader === '') return false;
-    const host = normalizeHost(hostHeader);
+  const routedHost = (host: string): boolean => {
     if (apiHosts.has(host)) return false;
     if (custom) return custom(host);
     return router.table.hasHost(host) || inAppsDomain(host);
   };
+
+  const isRouted = (hostHeader: string | undefined): boolean =>
+    hostHeader !== undefined && hostHeader !== '' && routedHost(normalizeHost(hostHeader));
 
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (isRouted(req.headers.host)) {
@@ -91,7 +94,7 @@ export function createFrontDoor(opts: FrontDoorOptions): FrontDoor {
     socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   };
 
-  return { listener, upgrade, isRouted };
+  return { listener, upgrade, isRouted, routedHost };
 }
 
 function withoutTrailingDots(host: string): string {
@@ -110,8 +113,9 @@ export function createFrontDoorServer(opts: FrontDoorOptions, serverOptions: htt
     enableFastPath(server, {
       router,
       routeFor: (hostHeader, url) => {
-        if (!door.isRouted(hostHeader)) return undefined;
-        const route = router.table.lookup(hostHeader, url);
+        const host = normalizeHost(hostHeader);
+        if (host === '' || !door.routedHost(host)) return undefined;
+        const route = router.table.lookupHost(host, url);
         // Unknown routes (404), route policies and route services take the full path.
         if (!route || route.backends.length === 0 || route.access || route.routeServiceUrl) return undefined;
         return route;

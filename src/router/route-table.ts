@@ -214,7 +214,12 @@ export class RouteTable {
    * allowed). Longest matching path prefix wins.
    */
   lookup(rawHost: string, url: string | undefined): Route | undefined {
-    const routes = this.routesForHost(normalizeHost(rawHost));
+    return this.lookupHost(normalizeHost(rawHost), url);
+  }
+
+  /** `lookup` for a host already normalized (normalizeHost). */
+  lookupHost(host: string, url: string | undefined): Route | undefined {
+    const routes = this.routesForHost(host);
     if (!routes) return undefined;
     const path = requestPath(url);
     for (const route of routes) {

@@ -272,6 +272,8 @@ export class Router {
       maxAttempts: this.maxAttempts,
       retryBufferBytes: this.retryBufferBytes,
       responseTimeoutMs: this.responseTimeoutMs,
+      watch: (exchange) => this.watch(exchange),
+      unwatch: (exchange) => this.waiting.delete(exchange),
       acquire: (id) => this.acquire(id),
       release: (id) => this.release(id),
       log: (ctx, req, status, bytesIn, bytesOut, backend, routerError) =>
@@ -317,6 +319,32 @@ export class Router {
   /** Closes idle backend connections (only those of the router's own pool). */
   close(): void {
     if (this.ownsPool) this.pool.close();
+  }
+
+  /**
+   * Exchanges waiting for response headers, checked by one interval rather than a timer per request. The
+   * timeout fires between responseTimeoutMs and a quarter of it (at most a second) later.
+   */
+  private readonly waiting = new Set<Exchange>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  private watch(exchange: Exchange): void {
+    this.waiting.add(exchange);
+    if (this.sweeper) return;
+    const every = Math.max(10, Math.min(1_000, this.responseTimeoutMs / 4));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const ex of this.waiting) {
+        if (ex.deadline > now) continue;
+        this.waiting.delete(ex);
+        ex.timedOut();
+      }
+      if (this.waiting.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, every);
+    this.sweeper.unref();
   }
 
   private acquire(instanceId: string): void {
@@ -595,6 +623,9 @@ export class Router {
 
 interface RouterInternals {
   pool: BackendPool;
+  /** Puts an exchange under the response-header deadline sweep (its `deadline`), and takes it off. */
+  watch(exchange: Exchange): void;
+  unwatch(exchange: Exchange): void;
   maxAttempts: number;
   retryBufferBytes: number;
   responseTimeoutMs: number;
@@ -636,22 +667,30 @@ function writeRawError(socket: Duplex, status: number, reason: string, code: str
   );
 }
 
-/** The value of the Connection header in a raw header list (names any case), undefined without one. */
-function rawConnection(raw: readonly string[]): string | undefined {
-  let value: string | undefined;
+/** The replay window of a request without a body: nothing is ever added to it. */
+const NOTHING_TO_REPLAY: Buffer[] = [];
+
+/**
+ * The backend's response headers for the client, in one pass: hop-by-hop headers dropped (and those its
+ * Connection header names), X-Vcap-Request-Id added when the app did not send one.
+ */
+function responseHeaders(raw: readonly string[], requestId: string): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  let hasId = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
+    const lower = name.toLowerCase();
+    if (lower === 'connection') connection = connection === undefined ? raw[i + 1]! : `${connection}, ${raw[i + 1]!}`;
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'x-vcap-request-id') hasId = true;
+    out.push(name, raw[i + 1]!);
   }
-  return value;
-}
-
-function hasRawHeader(raw: readonly string[], lower: string): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) return true;
-  }
-  return false;
+  const extra = connectionTokens(connection);
+  const headers = extra ? forwardableRawHeaders(out, undefined, extra) : out;
+  if (extra?.has('x-vcap-request-id')) hasId = false;
+  if (!hasId) headers.push('X-Vcap-Request-Id', requestId);
+  return headers;
 }
 
 /** The request line and headers for the backend (CRLF-terminated lines, no blank line). */
@@ -667,7 +706,9 @@ function requestHead(method: string, url: string, headers: readonly string[]): s
  * small response goes out as the head and body in one write.
  */
 class Exchange implements ResponseSink {
-  private readonly tried = new Set<string>();
+  /** The first instance tried; a Set of all tried is made only when a request is retried. */
+  private firstTried: string | undefined;
+  private tried: Set<string> | undefined;
   private attempts = 0;
   private current: BackendConnection | undefined;
   private backend: Backend | undefined;
@@ -681,20 +722,19 @@ class Exchange implements ResponseSink {
   private readonly chunked: boolean;
   private bodyEnded = false;
   /** Body chunks kept for replay; undefined once the body outgrew the window (no more retries then). */
-  private replay: Buffer[] | undefined = [];
+  private replay: Buffer[] | undefined;
   private replayBytes = 0;
-  /** Fires when the current attempt has waited too long for response headers. */
-  private timer: NodeJS.Timeout | undefined;
+  /** When the current attempt has waited too long for response headers (the router's deadline sweep checks). */
+  deadline = 0;
+  private waiting = false;
   /** The request line and headers, built once for every attempt. */
   private head: string | undefined;
   /** Response head not yet written to the client. */
   private pendingHead: { status: number; message: string; headers: string[] } | undefined;
   /** Response body gathered during the current read from the backend. */
   private pending: Buffer[] = [];
-  private readonly onClientDrain = (): void => this.current?.resume();
-  private readonly onBackendDrain = (): void => {
-    this.req.resume();
-  };
+  private onClientDrain: (() => void) | undefined;
+  private onBackendDrain: (() => void) | undefined;
 
   constructor(
     private readonly r: RouterInternals,
@@ -704,12 +744,13 @@ class Exchange implements ResponseSink {
     private readonly route: Route,
   ) {
     this.hasBody = hasRequestBody(req);
+    this.replay = this.hasBody ? [] : NOTHING_TO_REPLAY;
     this.chunked = this.hasBody && req.headers['content-length'] === undefined;
     if (this.chunked) ctx.headers.push('Transfer-Encoding', 'chunked');
   }
 
   start(): void {
-    this.res.on('close', () => this.onClientClose());
+    this.res.on('close', this.onClientClose.bind(this));
     if (this.hasBody) {
       this.req.on('data', (chunk: Buffer) => this.onBodyData(chunk));
       this.req.on('end', () => {
@@ -723,6 +764,7 @@ class Exchange implements ResponseSink {
   }
 
   private attempt(): void {
+    if (this.firstTried !== undefined && !this.tried) this.tried = new Set([this.firstTried]);
     const backend = RouteTable.pick(this.route, this.tried);
     if (!backend && this.attempts === 0) {
       // The pool emptied (every instance drained) between the lookup and the first attempt.
@@ -734,19 +776,21 @@ class Exchange implements ResponseSink {
       return;
     }
     this.attempts++;
-    this.tried.add(backend.instanceId);
+    if (this.tried) this.tried.add(backend.instanceId);
+    else this.firstTried = backend.instanceId;
     this.backend = backend;
     this.held = backend;
     this.r.acquire(backend.instanceId);
 
     const conn = this.r.pool.acquire(backend.host, backend.port);
     this.current = conn;
-    this.timer = setTimeout(() => this.onTimeout(conn), this.r.responseTimeoutMs);
-    this.timer.unref();
+    this.deadline = Date.now() + this.r.responseTimeoutMs;
+    this.waiting = true;
+    this.r.watch(this);
     this.head ??= requestHead(this.req.method ?? 'GET', this.req.url ?? '/', this.ctx.headers);
     conn.start(this.head, this, { headRequest: this.req.method === 'HEAD', chunked: this.chunked, hasBody: this.hasBody });
 
-    if (this.replay) for (const chunk of this.replay) conn.write(chunk);
+    if (this.replay && this.replay.length > 0) for (const chunk of this.replay) conn.write(chunk);
     if (this.bodyEnded) conn.end();
     // A failed attempt may have left the client paused on backpressure that will now never drain.
     else if (this.req.isPaused()) this.req.resume();
@@ -763,7 +807,7 @@ class Exchange implements ResponseSink {
     if (!conn || this.finished) return;
     if (!conn.write(chunk)) {
       this.req.pause();
-      conn.socket.once('drain', this.onBackendDrain);
+      conn.socket.once('drain', (this.onBackendDrain ??= () => void this.req.resume()));
     }
   }
 
@@ -778,14 +822,16 @@ class Exchange implements ResponseSink {
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.r.unwatch(this);
   }
 
   /** No response headers in time: give up on the backend, and on the request (it may not be idempotent). */
-  private onTimeout(conn: BackendConnection): void {
-    this.timer = undefined;
-    if (conn !== this.current || this.responded || this.finished) return;
+  timedOut(): void {
+    this.waiting = false;
+    const conn = this.current;
+    if (!conn || this.responded || this.finished) return;
     this.current = undefined;
     // Destroying closes the connection, so the pool never hands the stuck connection out again.
     conn.destroy();
@@ -848,9 +894,7 @@ class Exchange implements ResponseSink {
     this.clearTimer();
     this.responded = true;
     this.replay = undefined;
-    const headers = forwardableRawHeaders(rawHeaders, rawConnection(rawHeaders));
-    if (!hasRawHeader(rawHeaders, 'x-vcap-request-id')) headers.push('X-Vcap-Request-Id', this.ctx.requestId);
-    this.pendingHead = { status, message, headers };
+    this.pendingHead = { status, message, headers: responseHeaders(rawHeaders, this.ctx.requestId) };
   }
 
   onBody(chunk: Buffer): void {
@@ -880,7 +924,7 @@ class Exchange implements ResponseSink {
     this.pending = [];
     if (!ok && this.current) {
       this.current.pause();
-      this.res.once('drain', this.onClientDrain);
+      this.res.once('drain', (this.onClientDrain ??= () => this.current?.resume()));
     }
   }
 

@@ -2,13 +2,14 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { BackendPool } from '../../src/router/backend-pool.ts';
 import { Router } from '../../src/router/router.ts';
 import { afterEachServers, backendAt, listen, request } from './helpers.ts';
 
 const { cleanups, track } = afterEachServers();
 
-async function startRouter(): Promise<{ router: Router; port: number }> {
-  const router = new Router();
+async function startRouter(pool?: BackendPool): Promise<{ router: Router; port: number }> {
+  const router = new Router(pool ? { pool } : {});
   const server = http.createServer(router.handle);
   const s = await track(listen(server));
   cleanups.push(() => router.close());
@@ -215,6 +216,28 @@ describe('backend connections', () => {
     expect(early).toBe(413);
     expect((await request(port, { host: 'app.example.com', method: 'POST', body: 'x' })).text).toBe('normal');
     expect(connections).toBe(2);
+  });
+
+  it('closes connections that stay idle longer than idleTimeoutMs', async () => {
+    let open = 0;
+    const b = await track(
+      listen(
+        http.createServer((_req, res) => res.end('ok')).on('connection', (s: net.Socket) => {
+          open++;
+          s.on('close', () => open--);
+        }),
+      ),
+    );
+    const pool = new BackendPool({ idleTimeoutMs: 150 });
+    cleanups.push(() => pool.close());
+    const { router, port } = await startRouter(pool);
+    router.table.setBackends('app.example.com', [backendAt('b', b.port)]);
+    expect((await request(port, { host: 'app.example.com' })).text).toBe('ok');
+    expect(pool.idleCount()).toBe(1);
+    await expect.poll(() => open, { timeout: 3_000 }).toBe(0);
+    expect(pool.idleCount()).toBe(0);
+    // A new request simply opens a new connection.
+    expect((await request(port, { host: 'app.example.com' })).text).toBe('ok');
   });
 
   it('answers 502 endpoint_failure for a response that is not HTTP', async () => {

@@ -17,6 +17,8 @@ export interface MemoryCgroups {
 }
 
 export interface MemoryCgroup {
+  /** The group's `cgroup.procs`: a process that writes its pid there moves itself in. */
+  readonly procsFile: string;
   /** Moves the processes into the group; false if any move failed. */
   attach(pids: number[]): boolean;
   /** Whether the kernel OOM-killed a process of the group. */
@@ -132,6 +134,7 @@ function makeGroup(
 
 function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet: (dir: string) => number | undefined): MemoryCgroup {
   return {
+    procsFile: join(dir, 'cgroup.procs'),
     attach(pids) {
       let ok = true;
       for (const pid of pids) {

@@ -21,6 +21,8 @@ export interface MemoryCgroup {
   readonly procsFile: string;
   /** Moves the processes into the group; false if any move failed. */
   attach(pids: number[]): boolean;
+  /** The group's processes (cgroup.procs); undefined when it cannot be read. */
+  pids(): number[] | undefined;
   /** Whether the kernel OOM-killed a process of the group. */
   oomKilled(): boolean;
   /**
@@ -145,6 +147,13 @@ function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet:
         }
       }
       return ok;
+    },
+    pids() {
+      try {
+        return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      } catch {
+        return undefined;
+      }
     },
     oomKilled: () => oomCount(dir) > 0,
     workingSetBytes: () => readWorkingSet(dir),

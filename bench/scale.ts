@@ -15,7 +15,7 @@
  *            restarted, none duplicated).
  *
  * SCALE_RESTART=0 skips the restart (Kiln then ends with SIGTERM, e.g. to write a profile asked for with
- * SCALE_NODE_OPTIONS=--cpu-prof). Also reports the Kiln process's RSS and CPU time at each stage. The app processes are found through /proc by
+ * SCALE_NODE_ARGS=--cpu-prof). Also reports the Kiln process's RSS and CPU time at each stage. The app processes are found through /proc by
  * their command line (`sleep <marker>`), so duplicates are counted whatever Kiln believes. Everything started is
  * killed at the end (SIGTERM to Kiln, then SIGKILL to any app process left).
  */
@@ -51,7 +51,8 @@ const logFile = path.join(dataDir, 'kiln.log');
 
 async function startKiln(): Promise<Kiln> {
   const startedAt = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  const nodeArgs = process.env.SCALE_NODE_ARGS ? process.env.SCALE_NODE_ARGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', 'serve'], {
     cwd: repo,
     env: {
       ...process.env,
@@ -61,7 +62,6 @@ async function startKiln(): Promise<Kiln> {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       KILN_ADMIN_PASSWORD: PASSWORD,
       DATABASE_URL: '',
-      ...(process.env.SCALE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SCALE_NODE_OPTIONS } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -17,8 +17,12 @@ export interface MemoryCgroups {
 }
 
 export interface MemoryCgroup {
+  /** The group's `cgroup.procs`: a process that writes its pid there moves itself in. */
+  readonly procsFile: string;
   /** Moves the processes into the group; false if any move failed. */
   attach(pids: number[]): boolean;
+  /** The group's processes (cgroup.procs); undefined when it cannot be read. */
+  pids(): number[] | undefined;
   /** Whether the kernel OOM-killed a process of the group. */
   oomKilled(): boolean;
   /**
@@ -132,6 +136,7 @@ function makeGroup(
 
 function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet: (dir: string) => number | undefined): MemoryCgroup {
   return {
+    procsFile: join(dir, 'cgroup.procs'),
     attach(pids) {
       let ok = true;
       for (const pid of pids) {
@@ -142,6 +147,13 @@ function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet:
         }
       }
       return ok;
+    },
+    pids() {
+      try {
+        return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      } catch {
+        return undefined;
+      }
     },
     oomKilled: () => oomCount(dir) > 0,
     workingSetBytes: () => readWorkingSet(dir),

@@ -3,9 +3,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { MemoryCgroup } from './cgroup.ts';
-import { allProcesses, isAlive, liveGroupMembers, processTree, readProcStat } from './proc.ts';
+import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
 import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
 import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
@@ -148,6 +148,12 @@ function readHostPasswd(): string {
   }
 }
 
+/**
+ * `$1` is the group's cgroup.procs, the rest the command to become. A failed move (the group is gone) starts the
+ * process without the kernel limit, as a failed attach from Kiln did.
+ */
+const CGROUP_ENTRY = '{ echo $$ > "$1"; } 2>/dev/null; shift; exec "$@"';
+
 const POLL_MS = 20;
 /** After SIGKILL a group should vanish at once; this only bounds waiting on a D-state (uninterruptible) process. */
 const KILL_WAIT_MS = 5_000;
@@ -205,14 +211,14 @@ export class ProcessHandle {
     let child: ChildProcess;
     const cwd = join(opts.dropletDir, 'app');
     if (jail) {
-      // fd 3 holds the sandbox back until Kiln has moved it into its memory cgroup.
-      const blockFd = jail.cgroup ? 3 : undefined;
-      child = spawn(jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, blockFd)), {
-        cwd,
-        env: opts.env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe', ...(blockFd !== undefined ? (['pipe'] as const) : [])],
-      });
+      const argv = bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, undefined));
+      // With a memory cgroup the leader moves itself into it and then becomes bwrap, so everything the sandbox
+      // starts is born inside; the kernel's migration (milliseconds on a busy host) then runs in the child rather
+      // than on Kiln's event loop, where it cost ~15 ms per instance started (bench/scale.ts).
+      const [file, args] = jail.cgroup
+        ? ['/bin/sh', ['-c', CGROUP_ENTRY, 'kiln-cgroup-entry', jail.cgroup.procsFile, jail.sandbox.bwrapPath, ...argv]]
+        : [jail.sandbox.bwrapPath, argv];
+      child = spawn(file, args, { cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     } else {
       child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
         cwd,
@@ -222,14 +228,6 @@ export class ProcessHandle {
       });
     }
     const pid = child.pid;
-    if (jail?.cgroup && pid !== undefined) {
-      // The leader first, so whatever it forks from now on is born inside; then what it forked before the move.
-      jail.cgroup.attach([pid]);
-      jail.cgroup.attach(processTree(pid, pid).map((p) => p.pid).filter((p) => p !== pid));
-      const release = child.stdio[3] as Writable | null;
-      release?.on('error', () => undefined);
-      release?.end('go');
-    }
     if (pid !== undefined) {
       const stat = readProcStat(pid);
       this.record = {

@@ -63,6 +63,8 @@ export function allProcesses(): ProcStat[] {
 }
 
 let snapshot: ProcStat[] | undefined;
+/** The snapshot's processes by parent and by group, built once per snapshot for processTree. */
+const indexes = new WeakMap<ProcStat[], { byParent: Map<number, ProcStat[]>; byGroup: Map<number, ProcStat[]>; byPid: Map<number, ProcStat> }>();
 
 /**
  * allProcesses, shared by every caller in the same turn of the event loop: one /proc walk serves all instances'
@@ -90,14 +92,21 @@ export function liveGroupMembers(pgid: number, procs: ProcStat[] = allProcesses(
  * so memory and CPU are not under-reported by apps that fork workers into new sessions.
  */
 export function processTree(rootPid: number, pgid: number, procs: ProcStat[] = allProcesses()): ProcStat[] {
-  const byParent = new Map<number, ProcStat[]>();
-  for (const p of procs) {
-    const list = byParent.get(p.ppid);
-    if (list) list.push(p);
-    else byParent.set(p.ppid, [p]);
+  let index = indexes.get(procs);
+  if (!index) {
+    index = { byParent: new Map(), byGroup: new Map(), byPid: new Map() };
+    for (const p of procs) {
+      push(index.byParent, p.ppid, p);
+      push(index.byGroup, p.pgid, p);
+      index.byPid.set(p.pid, p);
+    }
+    // Only a shared snapshot is worth keeping an index of.
+    if (procs === snapshot) indexes.set(procs, index);
   }
+  const { byParent } = index;
   const seen = new Map<number, ProcStat>();
-  const queue = procs.filter((p) => p.pid === rootPid || p.pgid === pgid);
+  const root = index.byPid.get(rootPid);
+  const queue = [...(index.byGroup.get(pgid) ?? []), ...(root && root.pgid !== pgid ? [root] : [])];
   while (queue.length > 0) {
     const p = queue.pop() as ProcStat;
     if (seen.has(p.pid)) continue;
@@ -129,4 +138,10 @@ export function pageSizeBytes(): number {
     }
   }
   return pageSize;
+}
+
+function push(index: Map<number, ProcStat[]>, key: number, p: ProcStat): void {
+  const list = index.get(key);
+  if (list) list.push(p);
+  else index.set(key, [p]);
 }

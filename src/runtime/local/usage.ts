@@ -1,6 +1,6 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { clockTicksPerSecond, pageSizeBytes, processTree, recentProcesses } from './proc.ts';
+import { clockTicksPerSecond, pageSizeBytes, processTree, readProcStat, recentProcesses } from './proc.ts';
 
 export interface TreeUsage {
   /** Summed user+system CPU seconds of the live tree. */
@@ -17,6 +17,13 @@ export function treeUsage(pid: number): TreeUsage {
     pages += p.rssPages;
   }
   return { cpuSeconds: ticks / clockTicksPerSecond(), memBytes: pages * pageSizeBytes() };
+}
+
+/** Summed user+system CPU seconds of the given processes (those that are gone count nothing). */
+export function cpuSecondsOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) ticks += readProcStat(pid)?.cpuTicks ?? 0;
+  return ticks / clockTicksPerSecond();
 }
 
 /**

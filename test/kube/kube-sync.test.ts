@@ -129,10 +129,7 @@ describe('the CRD sync controller', () => {
     expect((await t.admin.delete(`/v3/apps/${app.guid}`)).status).toBe(422);
 
     // A change that did not come through the API (an older Kiln, a restored backup) is still reverted and reported.
-    await t.kiln.store.write(async (tx) => {
-      await tx.db.updateTable('processes').set({ instances: 5 }).where('guid', '=', web.guid).execute();
-      tx.changed('processes', web.guid, 'update');
-    });
+    await t.kiln.store.write((tx) => tx.update('processes', web.guid, { instances: 5 }));
     await until('instances back to 2', async () => ((await t.admin.get(`/v3/processes/${web.guid}`)).body as { instances: number }).instances === 2);
     // env is merged by a manifest apply: a key the resource does not name stays.
     expect(((await t.admin.get(`/v3/apps/${app.guid}/environment_variables`)).body as { var: object }).var).toEqual({ A: '1', B: 'mine' });

@@ -85,7 +85,10 @@ export interface WriteTx {
   /** Emits `event` on `Store.events` once the transaction has committed (never if it rolls back). */
   emitAfterCommit(event: string, payload: unknown): void;
 
-  /** Inserts a resource row at generation 1 stamped `now`, records 'create' and returns its guid (made when absent). */
+  /**
+   * Inserts a resource row at generation 1 stamped `now`, records 'create' and returns its guid (made when absent).
+   * The owned columns are always the vocabulary's: a row built elsewhere that carries them has them overwritten.
+   */
   insert<T extends ResourceTable>(table: T, row: NewResource<T>): Promise<string>;
   /**
    * {@link insert}, but a row already holding one of `conflict`'s unique values (default: the guid) is left alone:

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { TASK_CANCELLED, TASK_INTERRUPTED, TASK_UNABLE_TO_RUN, TERMINAL_TASK_STATES } from '../domain/tasks.ts';
+import { TASK_CANCELLED, TASK_INTERRUPTED, TASK_UNABLE_TO_RUN, TERMINAL_TASK_STATES, type TaskState } from '../domain/tasks.ts';
 import type { Runtime, TaskSpec } from '../runtime/runtime.ts';
 import { FDS_LIMIT, runningEnvironment, vcapApplication } from '../lifecycle/app-env.ts';
 import { serviceDelivery } from '../lifecycle/binding-files.ts';
@@ -42,7 +42,7 @@ export const TASK_CONTROLLER = 'tasks';
 export function taskController(deps: TaskControllerDeps): Reconciler {
   const { store, runtime, droplets, log } = deps;
 
-  const transition = (guid: string, from: string, to: 'RUNNING' | 'SUCCEEDED' | 'FAILED', reason: string | null = null) =>
+  const transition = (guid: string, from: TaskState, to: 'RUNNING' | 'SUCCEEDED' | 'FAILED', reason: string | null = null) =>
     store.write((tx) => transitionTask(tx, guid, [from], to, reason));
 
   async function stopInRuntime(guid: string): Promise<void> {

@@ -3,6 +3,7 @@ import { MetadataRequestSchema } from './metadata.ts';
 import { AppRelationship } from './packages.ts';
 
 export const DROPLET_STATES = ['AWAITING_UPLOAD', 'PROCESSING_UPLOAD', 'STAGED', 'COPYING', 'FAILED', 'EXPIRED'] as const;
+export type DropletState = (typeof DROPLET_STATES)[number];
 
 /** One buildpack that took part in staging, as droplets render it. */
 export interface DropletBuildpack {

@@ -5,6 +5,7 @@ export const PACKAGE_TYPES = ['bits', 'docker'] as const;
 export type PackageType = (typeof PACKAGE_TYPES)[number];
 
 export const PACKAGE_STATES = ['AWAITING_UPLOAD', 'PROCESSING_UPLOAD', 'READY', 'FAILED', 'COPYING', 'EXPIRED'] as const;
+export type PackageState = (typeof PACKAGE_STATES)[number];
 
 /** Docker registry passwords are never shown; a set one is rendered as this. */
 export const HIDDEN_PASSWORD = '***';

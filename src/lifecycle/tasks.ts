@@ -9,7 +9,7 @@ import type { WriteTx } from '../store/store.ts';
 export async function transitionTask(
   tx: WriteTx,
   guid: string,
-  from: readonly string[],
+  from: readonly TaskState[],
   to: TaskState,
   failureReason: string | null = null,
 ): Promise<boolean> {

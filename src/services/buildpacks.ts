@@ -18,6 +18,7 @@ import {
   uploadInvalid,
   type CreateBuildpack,
   type UpdateBuildpack,
+  type BuildpackState,
 } from '../domain/buildpacks.ts';
 import { badQuery, KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
@@ -149,7 +150,7 @@ async function nameInUse(db: Db, name: string, stack: string | null, lifecycle: 
 /** Inserts a buildpack row at `position` (clamped), shifting the others of its lifecycle down. */
 async function insertBuildpack(
   tx: WriteTx,
-  v: { guid: string; name: string; stack: string | null; lifecycle: string; position: number | null | undefined; enabled: boolean; locked: boolean; state: string; builtin: string | null },
+  v: { guid: string; name: string; stack: string | null; lifecycle: string; position: number | null | undefined; enabled: boolean; locked: boolean; state: BuildpackState; builtin: string | null },
 ): Promise<void> {
   const position = insertPosition(v.position, await countLifecycle(tx, v.lifecycle));
   await shiftPositions(tx, v.lifecycle, position, null, 1);

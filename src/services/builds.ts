@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { parseJsonStringArray } from '../domain/apps.ts';
-import { STAGING_DEFAULTS, type CreateBuild, type UpdateBuild } from '../domain/builds.ts';
+import { STAGING_DEFAULTS, type CreateBuild, type UpdateBuild, type BuildState } from '../domain/builds.ts';
 import { badRequest, KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
@@ -33,7 +33,7 @@ export async function listBuilds(ctx: Ctx, params: ListParams, opts: { appGuid?:
     );
   const f = params.filters;
   if (opts.appGuid !== undefined) q = q.where('builds.app_guid', '=', opts.appGuid);
-  if (f.states) q = q.where('builds.state', 'in', f.states);
+  if (f.states) q = q.where('builds.state', 'in', f.states as BuildState[]); // unknown states match nothing
   if (f.app_guids) q = q.where('builds.app_guid', 'in', f.app_guids);
   if (f.package_guids) q = q.where('builds.package_guid', 'in', f.package_guids);
   return listPage(q, listOptions('builds', params));

@@ -56,7 +56,7 @@ export async function listDeployments(ctx: Ctx, params: ListParams): Promise<Pag
     );
   const f = params.filters;
   if (f.app_guids) q = q.where('deployments.app_guid', 'in', f.app_guids);
-  if (f.states) q = q.where('deployments.state', 'in', f.states);
+  if (f.states) q = q.where('deployments.state', 'in', f.states as DeploymentState[]); // unknown states match nothing
   if (f.status_reasons) q = q.where('deployments.status_reason', 'in', f.status_reasons);
   if (f.status_values) q = q.where('deployments.status_value', 'in', f.status_values);
   return listPage(q, listOptions('deployments', params));

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { DROPLET_UPLOAD_ONCE, type CopyDroplet, type CreateDroplet, type UpdateDroplet } from '../domain/droplets.ts';
+import { DROPLET_UPLOAD_ONCE, type CopyDroplet, type CreateDroplet, type UpdateDroplet, type DropletState } from '../domain/droplets.ts';
 import { badQuery, KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
@@ -56,7 +56,7 @@ export async function listDroplets(
   if (opts.appGuid !== undefined) q = q.where('droplets.app_guid', '=', opts.appGuid);
   if (opts.packageGuid !== undefined) q = q.where('droplets.package_guid', '=', opts.packageGuid);
   if (currentGuid !== undefined) q = q.where('droplets.guid', '=', currentGuid ?? '');
-  if (f.states) q = q.where('droplets.state', 'in', f.states);
+  if (f.states) q = q.where('droplets.state', 'in', f.states as DropletState[]); // unknown states match nothing
   if (f.app_guids) q = q.where('droplets.app_guid', 'in', f.app_guids);
   if (f.space_guids) q = q.where('apps.space_guid', 'in', f.space_guids);
   if (f.organization_guids) q = q.where('spaces.organization_guid', 'in', f.organization_guids);

@@ -13,7 +13,10 @@ export type NamedTable =
   | 'service_instances'
   | 'service_brokers'
   | 'git_sources'
-  | 'stacks';
+  | 'stacks'
+  | 'sidecars'
+  | 'service_credential_bindings'
+  | 'service_plans';
 
 export interface NameQuery {
   /** The parent the name is unique in, as column → guid (an app's space, a space's org…); omitted: platform-wide. */

@@ -5,7 +5,7 @@ import { resourceListSchema, type ResourceFingerprint } from '../blobstore/resou
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import { validateMetadataRequest, type Metadata } from '../domain/metadata.ts';
-import { UPLOAD_NEEDS_CONTENT, type CopyPackage, type CreatePackage, type UpdatePackage } from '../domain/packages.ts';
+import { UPLOAD_NEEDS_CONTENT, type CopyPackage, type CreatePackage, type UpdatePackage, type PackageState } from '../domain/packages.ts';
 import { buildPackage } from '../staging/package.ts';
 import { zipExpandedSize } from '../staging/zip.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
@@ -44,7 +44,7 @@ export async function listPackages(ctx: Ctx, params: ListParams, opts: { appGuid
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   const f = params.filters;
   if (opts.appGuid !== undefined) q = q.where('packages.app_guid', '=', opts.appGuid);
-  if (f.states) q = q.where('packages.state', 'in', f.states);
+  if (f.states) q = q.where('packages.state', 'in', f.states as PackageState[]); // unknown states match nothing
   if (f.types) q = q.where('packages.type', 'in', f.types);
   if (f.app_guids) q = q.where('packages.app_guid', 'in', f.app_guids);
   if (f.space_guids) q = q.where('apps.space_guid', 'in', f.space_guids);

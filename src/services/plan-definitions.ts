@@ -12,6 +12,7 @@ import type { Ctx } from './context.ts';
 import { assertMatchesSchema } from './definition-schema.ts';
 import { enqueueJob, JobError, type JobHandlers } from '../lifecycle/jobs.ts';
 import { connectionOf, fetchCatalog, upsertCatalog, type BrokerSettings } from './service-catalog.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /**
  * Plan definitions (issue 15), Kiln's extension of the OSBAPI (docs/service-extensions.md): a broker whose offering
@@ -210,8 +211,7 @@ export async function createServicePlan(ctx: Ctx, input: CreateServicePlan, time
   requireFeatureOf(offering, 'plan_definitions');
   const mismatch = nameMismatch(input, input.definition);
   if (mismatch) throw unprocessable(mismatch);
-  const taken = await ctx.store.db.selectFrom('service_plans').select('guid').where('service_offering_guid', '=', offering.guid).where('name', '=', input.name).executeTakeFirst();
-  if (taken) throw unprocessable(`The service offering '${offering.name}' already has a plan named '${input.name}'.`);
+  if (await nameInUse(ctx.store.db, 'service_plans', input.name, { within: { service_offering_guid: offering.guid } })) throw unprocessable(`The service offering '${offering.name}' already has a plan named '${input.name}'.`);
   const definition = withoutReadOnly(input.definition);
   const oc = await offeringContext(ctx.store, offering);
   assertMatchesSchema((await requiredSchema(ctx, timeoutMs, oc)).json_schema, definition);

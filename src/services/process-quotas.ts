@@ -4,6 +4,7 @@ import { processQuotaErrors, UNLIMITED_LOG_RATE, type AppUsage, type QuotaScope 
 import type { Database, Row } from '../store/schema.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
+import type { TaskState } from '../domain/tasks.ts';
 
 /** A process as it is about to run: its guid (so its current usage is not counted twice) and its new sizes. */
 export interface ProcessToRun {
@@ -15,7 +16,7 @@ export interface ProcessToRun {
 }
 
 /** Tasks in these states hold their memory and log rate, as upstream counts them. */
-const ACTIVE_TASK_STATES = ['PENDING', 'RUNNING'];
+const ACTIVE_TASK_STATES: TaskState[] = ['PENDING', 'RUNNING'];
 
 /**
  * What started processes and active tasks consume in an org or a space, leaving out `excluded` processes

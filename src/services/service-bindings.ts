@@ -21,6 +21,7 @@ import { organizationQuotaOf } from './organization-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
 import { serviceKeyQuotaError } from '../domain/quotas.ts';
 import { updateMetadataOnly } from './metadata-only.ts';
+import { nameInUse } from './name-in-use.ts';
 
 type Body = Record<string, unknown>;
 export type CredentialBindingRow = Row<'service_credential_bindings'>;
@@ -155,8 +156,7 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
       const existing = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', '=', app!.guid).where('service_instance_guid', '=', inst.guid).executeTakeFirst();
       if (existing) throw unprocessable('The app is already bound to the service instance');
       if (input.name) {
-        const sameName = await tx.db.selectFrom('service_credential_bindings').select('guid').where('app_guid', '=', app!.guid).where('name', '=', input.name).executeTakeFirst();
-        if (sameName) throw unprocessable(`The binding name is invalid. App binding names must be unique. The app already has a binding with name '${input.name}'.`);
+        if (await nameInUse(tx.db, 'service_credential_bindings', input.name, { within: { app_guid: app!.guid } })) throw unprocessable(`The binding name is invalid. App binding names must be unique. The app already has a binding with name '${input.name}'.`);
       }
     } else {
       const keyCount = async (orgWide: boolean) => {
@@ -180,8 +180,7 @@ export async function createCredentialBinding(ctx: Ctx, body: Body): Promise<{ b
         { quota: await spaceQuotaOf(tx.db, inst.space_guid), keys: await keyCount(false) },
       );
       if (quotaError) throw unprocessable(quotaError);
-      const sameName = await tx.db.selectFrom('service_credential_bindings').select('guid').where('service_instance_guid', '=', inst.guid).where('type', '=', 'key').where('name', '=', input.name!).executeTakeFirst();
-      if (sameName) {
+      if (await nameInUse(tx.db, 'service_credential_bindings', input.name!, { within: { service_instance_guid: inst.guid, type: 'key' } })) {
         throw unprocessable(`The binding name is invalid. Key binding names must be unique. The service instance already has a key binding with name '${input.name}'.`);
       }
     }

@@ -15,6 +15,7 @@ import { auditApp } from './apps.ts';
 import { findVisibleApp, requireAppWriter, appScopeFor, type AppScope } from './app-scope.ts';
 import type { Ctx } from './context.ts';
 import { findVisibleProcess } from './processes.ts';
+import { nameInUse } from './name-in-use.ts';
 
 /** Both sidecar lists: created_at/updated_at ordering only, no filters beyond guids, no label selector. */
 export const SIDECAR_LIST: ListSpec = {};
@@ -95,9 +96,7 @@ const loadSidecar = (db: Kysely<Database>, guid: string) => db.selectFrom('sidec
 
 /** Names are unique per app (upstream's model validation, checked in the write so it sees committed rivals). */
 async function assertNameFree(tx: WriteTx, appGuid: string, name: string, exceptGuid?: string): Promise<void> {
-  let q = tx.db.selectFrom('sidecars').select('guid').where('app_guid', '=', appGuid).where('name', '=', name);
-  if (exceptGuid) q = q.where('guid', '!=', exceptGuid);
-  if (await q.executeTakeFirst()) throw unprocessable(duplicateSidecarName(name));
+  if (await nameInUse(tx.db, 'sidecars', name, { within: { app_guid: appGuid }, except: exceptGuid })) throw unprocessable(duplicateSidecarName(name));
 }
 
 /**

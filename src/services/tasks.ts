@@ -58,7 +58,7 @@ export async function listTasks(ctx: Ctx, params: ListParams, appGuid?: string):
     .$if(!ctx.access.global, (qb) => qb.where((eb) => ctx.access.spaceVisible(eb, 'apps.space_guid')));
   if (appGuid !== undefined) q = q.where('tasks.app_guid', '=', appGuid);
   if (f.names) q = q.where('tasks.name', 'in', f.names);
-  if (f.states) q = q.where('tasks.state', 'in', f.states);
+  if (f.states) q = q.where('tasks.state', 'in', f.states as TaskState[]); // unknown states match nothing
   if (f.app_guids) q = q.where('tasks.app_guid', 'in', f.app_guids);
   if (f.space_guids) q = q.where('apps.space_guid', 'in', f.space_guids);
   if (f.organization_guids) q = q.where('spaces.organization_guid', 'in', f.organization_guids);
@@ -175,7 +175,7 @@ export async function createTask(ctx: Ctx, appGuid: string, input: CreateTask): 
     command,
     // Upstream answers RUNNING once Diego accepted the task; here the task controller launches RUNNING tasks it
     // has not handed to the runtime yet (`launched`).
-    state: 'RUNNING' satisfies TaskState,
+    state: 'RUNNING' as const satisfies TaskState,
     launched: 0,
     memory_in_mb: input.memory_in_mb ?? template?.memory_in_mb ?? PROCESS_DEFAULTS.memoryInMb,
     disk_in_mb: input.disk_in_mb ?? template?.disk_in_mb ?? PROCESS_DEFAULTS.diskInMb,

@@ -1,5 +1,13 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { AppState } from '../domain/apps.ts';
+import type { BuildpackState } from '../domain/buildpacks.ts';
+import type { BuildState } from '../domain/builds.ts';
+import type { DeploymentState } from '../domain/deployments.ts';
+import type { DropletState } from '../domain/droplets.ts';
+import type { PackageState } from '../domain/packages.ts';
 import type { RoutePolicySourceType } from '../domain/route-policies.ts';
+import type { StackState } from '../domain/stacks.ts';
+import type { TaskState } from '../domain/tasks.ts';
 
 /**
  * The one description of Kiln's tables. Timestamps are ISO-8601 strings with milliseconds
@@ -65,7 +73,7 @@ export interface StacksTable extends ResourceColumns {
   run_rootfs_image: string | null;
   is_default: Flag;
   /** ACTIVE, RESTRICTED, DEPRECATED or DISABLED (migration 0004). */
-  state: ColumnType<string, string | undefined, string>;
+  state: ColumnType<StackState, StackState | undefined, StackState>;
   state_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
@@ -255,7 +263,7 @@ type Defaulted<T> = ColumnType<T, T | undefined, T>;
 export interface AppsTable extends ResourceColumns {
   name: string;
   space_guid: string;
-  state: Defaulted<string>;
+  state: Defaulted<AppState>;
   /** `active` or `deleting` (an asynchronous delete is in flight). */
   status: Defaulted<string>;
   /** `buildpack` or `docker`. */
@@ -314,7 +322,7 @@ export interface PackagesTable extends ResourceColumns {
   /** bits or docker. */
   type: string;
   /** AWAITING_UPLOAD, PROCESSING_UPLOAD, READY, FAILED, COPYING, EXPIRED. */
-  state: string;
+  state: PackageState;
   error: string | null;
   checksum_sha256: string | null;
   checksum_sha1: string | null;
@@ -330,7 +338,7 @@ export interface BuildsTable extends ResourceColumns {
   app_guid: string;
   package_guid: string;
   /** STAGING, STAGED or FAILED. */
-  state: Defaulted<string>;
+  state: Defaulted<BuildState>;
   error: string | null;
   lifecycle_type: Defaulted<string>;
   /** JSON `{buildpacks, stack}`. */
@@ -350,7 +358,7 @@ export interface DropletsTable extends ResourceColumns {
   package_guid: string | null;
   build_guid: string | null;
   /** AWAITING_UPLOAD, PROCESSING_UPLOAD, STAGED, COPYING, FAILED, EXPIRED. */
-  state: string;
+  state: DropletState;
   error: string | null;
   lifecycle_type: Defaulted<string>;
   /** JSON object: process type -> command. */
@@ -404,7 +412,7 @@ export interface BuildpacksTable extends ResourceColumns {
   enabled: Defaulted<Flag>;
   locked: Defaulted<Flag>;
   /** AWAITING_UPLOAD or READY. */
-  state: Defaulted<string>;
+  state: Defaulted<BuildpackState>;
   filename: string | null;
   blob_key: string | null;
   /** SHA-256 of the uploaded zip. */
@@ -422,7 +430,7 @@ export interface TasksTable extends ResourceColumns {
   name: string;
   command: string;
   /** PENDING, RUNNING, CANCELING, SUCCEEDED or FAILED. */
-  state: Defaulted<string>;
+  state: Defaulted<TaskState>;
   /** Per-app counter, 1, 2, … */
   sequence_id: number;
   memory_in_mb: number;
@@ -452,7 +460,7 @@ export interface RevisionsTable extends ResourceColumns {
 export interface DeploymentsTable extends ResourceColumns {
   app_guid: string;
   /** DEPLOYING, PREPAUSED, PAUSED, CANCELING, DEPLOYED or CANCELED. */
-  state: string;
+  state: DeploymentState;
   status_value: string;
   status_reason: string;
   strategy: string;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
+import type { DeploymentState } from '../../src/domain/deployments.ts';
 
 /**
  * What an active deployment locks (CONVENTIONS.md §17.1, §18): scaling and updating the web process and assigning
@@ -53,7 +54,7 @@ async function deploy(appGuid: string, extra: Record<string, unknown> = {}) {
 }
 
 /** Moves a deployment row as the controller would. */
-async function setState(guid: string, state: string, value: string, reason: string) {
+async function setState(guid: string, state: DeploymentState, value: string, reason: string) {
   await t.kiln.store.write(async (tx) => {
     const row = await tx.db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
     await tx.update('deployments', guid, { state, status_value: value, status_reason: reason }, { expectedGeneration: row.generation });

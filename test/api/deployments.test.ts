@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createTestKiln, type TestKiln } from '../helpers/harness.ts';
+import type { DeploymentState } from '../../src/domain/deployments.ts';
 
 /**
  * Deployments through the API. Droplets here have no bits, so the runtime runs nothing and rollouts stay where
@@ -52,7 +53,7 @@ const deploy = (client: Client, appGuid: string, extra: Record<string, unknown> 
   client.post('/v3/deployments', { relationships: { app: { data: { guid: appGuid } } }, ...extra });
 
 /** Moves a deployment row as the controller would. */
-async function setState(guid: string, state: string, value: string, reason: string) {
+async function setState(guid: string, state: DeploymentState, value: string, reason: string) {
   await t.kiln.store.write(async (tx) => {
     const row = await tx.db.selectFrom('deployments').selectAll().where('guid', '=', guid).executeTakeFirstOrThrow();
     await tx.update('deployments', guid, { state, status_value: value, status_reason: reason }, { expectedGeneration: row.generation });

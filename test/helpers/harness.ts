@@ -8,6 +8,7 @@ import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { buildKiln, type Kiln } from '../../src/server.ts';
 import { openApiProblems } from './openapi.ts';
+import type { DropletState } from '../../src/domain/droplets.ts';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -83,7 +84,7 @@ export interface TestKiln {
   /** Creates a space as admin and returns its resource. */
   space(name: string, orgGuid: string, extra?: Record<string, unknown>): Promise<any>;
   /** Writes a droplet row as the build controller would (no bits), for tests of what uses droplets. */
-  droplet(appGuid: string, processTypes?: Record<string, string>, state?: string): Promise<string>;
+  droplet(appGuid: string, processTypes?: Record<string, string>, state?: DropletState): Promise<string>;
   /** Polls a job (from a 202's Location) until it is COMPLETE or FAILED, with a deadline. */
   awaitJob(location: string | null): Promise<any>;
   close(): Promise<void>;

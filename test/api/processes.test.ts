@@ -247,4 +247,29 @@ describe('stats and instances', () => {
     expect((await client.delete(`/v3/processes/${a.guid}/instances/1`)).status).toBe(204);
     expect(terminated).toEqual([[a.guid, 1]]);
   });
+
+  it('embeds and summarises process_instances from instance states without measuring usage', async () => {
+    const a = await createApp('states-app');
+    const measured: string[] = [];
+    const observed: ObservedInstances = {
+      statsFor: async (guid) => {
+        measured.push(guid);
+        return [{ index: 0, state: 'RUNNING', since: 1, uptime: 5 }];
+      },
+      statesFor: async (guid) => (guid === a.guid ? [{ index: 0, state: 'RUNNING', since: 1_700_000_000 }] : []),
+      terminate: async () => false,
+    };
+    const k = t.kiln;
+    const api = createApi({ config: k.config, store: k.store, log: k.log, tokens: k.identity, jobs: new JobHandlers(), observed });
+    const client = new Client({ ...k, app: api }, dev.token, dev.userGuid, dev.username);
+    const want = [{ index: 0, state: 'RUNNING', since: 1_700_000_000 }];
+    const list = await client.get(`/v3/processes?embed=process_instances&app_guids=${a.guid}`);
+    expect(list.body.resources[0].process_instances).toEqual(want);
+    expect((await client.get(`/v3/processes/${a.guid}?embed=process_instances`)).body.process_instances).toEqual(want);
+    expect((await client.get(`/v3/processes/${a.guid}/process_instances`)).body.resources).toEqual(want);
+    expect(measured).toEqual([]);
+    // Stats report usage, so they still measure.
+    expect((await client.get(`/v3/processes/${a.guid}/stats`)).body.resources[0]).toMatchObject({ state: 'RUNNING', uptime: 5 });
+    expect(measured).toEqual([a.guid]);
+  });
 });

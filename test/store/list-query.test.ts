@@ -305,3 +305,35 @@ describe('timestamp filters', () => {
     expect(r.guids).toEqual(byName('B:dev'));
   });
 });
+
+describe('paging by ids (byIds)', () => {
+  // Every combination of order, page size and filter must page exactly as counting and limiting does.
+  const orders: Array<ListQueryOptions['orderBy']> = [
+    undefined,
+    { column: 'name', desc: false },
+    { column: 'name', desc: true },
+    { column: 'created_at', desc: true },
+  ];
+  const filters: Opts[] = [{}, { labelSelector: parseLabelSelector('env') }, { guids: byName('A:dev', 'B:qa', 'B:Alpha') }];
+
+  it('gives the same total and pages as counting and limiting', async () => {
+    for (const orderBy of orders) {
+      for (const filter of filters) {
+        for (const perPage of [1, 2, 3, 50]) {
+          for (let page = 1; page <= Math.ceil(SPACES.length / perPage) + 1; page++) {
+            const opts = { ...filter, orderBy, perPage, page };
+            const expected = await list(opts);
+            expect(await list({ ...opts, byIds: true }), JSON.stringify(opts)).toEqual(expected);
+            // Rows read from the table by id, as processes and apps do, come out the same.
+            const rowsByIds = (ids: number[]) => store.db.selectFrom('spaces').selectAll('spaces').where('spaces.id', 'in', ids);
+            expect(await list({ ...opts, byIds: true, rowsByIds }), JSON.stringify(opts)).toEqual(expected);
+          }
+        }
+      }
+    }
+  });
+
+  it('counts the matches on a page past the end', async () => {
+    expect(await list({ byIds: true, perPage: 5, page: 3 })).toEqual({ total: SPACES.length, guids: [], rows: [] });
+  });
+});

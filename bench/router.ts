@@ -18,6 +18,15 @@
  * kiln ≥ 0.5 × nginx req/s and kiln p99 ≤ 2 × nginx p99. It also reports the CPU time each proxy spends per
  * request (from /proc), which is far less sensitive to other load on the machine than requests/s.
  *
+ * What the router's design rests on (issue 13, measured on a 2-core machine shared with other work, so read the
+ * CPU per request, not the absolute req/s): proxy CPU µs per request at a fixed 4,000 req/s (autocannon
+ * --overallRate, median of 4 runs) — http.request + Agent 124, the same with undici 7 Pool.dispatch 55–77 (a
+ * ten-line prototype), a keep-alive pool of plain sockets with llhttp for responses 89, plus the front door's fast
+ * path (request heads parsed with llhttp on the raw connection, node's http server only for what it hands over)
+ * 64, after trimming per-request allocations and timers 55; nginx 25. Kiln's router and its gorouter behaviour
+ * run on node's net.Socket streams, whose per-read and per-write cost (about 35 µs per proxied request in a bare
+ * prototype) is the floor of this design.
+ *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_WARMUP (s, default 2),
  * BENCH_ROUNDS (default 3), BENCH_MINIMAL=1 adds a ten-line node proxy (http.request + pipe, no routing),
  * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off.

@@ -131,6 +131,17 @@ describe('front door fast path', () => {
     expect(text.indexOf('"/fast"')).toBeLessThan(text.indexOf('api POST /v3/x body'));
   });
 
+  it('counts the header size limit per request, not per connection', async () => {
+    const app = await track(echoBackend('app'));
+    const { router, port } = await startDoor();
+    router.table.setBackends('web.apps.test', [backendAt('i0', app.port)]);
+    const big = 'b'.repeat(10_000);
+    const req = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: web.apps.test\r\nX-Big: ${big}\r\n\r\n`;
+    // Three heads of 10 kB each on one connection: 30 kB in all, above node's 16 kB limit for one head.
+    const text = await raw(port, [req('/1'), req('/2'), req('/3')], (t) => t.includes('"/3"'));
+    expect(count(text, 'HTTP/1.1 200 OK')).toBe(3);
+  });
+
   it('keeps a head split over several packets together', async () => {
     const app = await track(echoBackend('app'));
     const { router, port } = await startDoor();

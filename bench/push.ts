@@ -262,12 +262,15 @@ async function repushOnce(appGuid: string, name: string): Promise<{ phases: Reco
   }, POLLING);
   at.restart = performance.now();
   await call('PATCH', `/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: staged.droplet!.guid } });
+  const restartPosted = performance.now();
   await call('POST', `/v3/apps/${appGuid}/actions/restart`);
   const web = (await call<{ guid: string }>('GET', `/v3/apps/${appGuid}/processes/web`)).body;
-  await poll('instance RUNNING', async () => {
-    const st = (await call<{ resources: Array<{ state: string }> }>('GET', `/v3/processes/${web.guid}/stats`)).body.resources;
+  // RUNNING instances of the restarted app: started after the restart (their uptime says so), not the old ones.
+  await poll('restarted instance RUNNING', async () => {
+    const st = (await call<{ resources: Array<{ state: string; uptime: number }> }>('GET', `/v3/processes/${web.guid}/stats`)).body.resources;
     if (st.some((i) => i.state === 'CRASHED')) throw new Error('instance crashed');
-    return st.length > 0 && st.every((i) => i.state === 'RUNNING') ? true : undefined;
+    const fresh = (i: { uptime: number }) => i.uptime <= (performance.now() - restartPosted) / 1000;
+    return st.length > 0 && st.every((i) => i.state === 'RUNNING' && fresh(i)) ? true : undefined;
   }, POLLING);
   at.healthy = performance.now();
   await poll('first 200 through the router', async () => ((await viaRouter(`${name}.${config.appsDomain}`)) === 200 ? true : undefined), POLLING);

@@ -301,6 +301,10 @@ async function main(): Promise<void> {
   console.log(`all ${APPS} RUNNING ${fmt(rerunMs)} after the restart began`);
   console.log(`app processes: ${before.size} before, ${after.size} after; ${kept} kept (same pid and start time), ${fresh} new, ${before.size - kept} gone`);
   console.log(`adoption (none restarted, none duplicated): ${adopted ? 'MET' : 'NOT MET'}; Kiln after restart: ${facts(kilnFacts(kiln.child.pid!))}`);
+  const idle0 = kilnFacts(kiln.child.pid!);
+  await sleep(10_000);
+  const idle1 = kilnFacts(kiln.child.pid!);
+  console.log(`steady state after the restart: Kiln used ${(((idle1.cpuSeconds - idle0.cpuSeconds) / 10) * 100).toFixed(1)}% of a core over 10 s idle; ${facts(idle1)}`);
 }
 
 try {

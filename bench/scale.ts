@@ -276,6 +276,7 @@ async function main(): Promise<void> {
   kiln.child.kill('SIGKILL');
   await exited;
   const restart0 = performance.now();
+  const restartWall = Date.now();
   kiln = await startKiln();
   const listenMs = performance.now() - restart0;
   token = await login(kiln.url);
@@ -299,8 +300,19 @@ async function main(): Promise<void> {
   const fresh = [...after.keys()].filter((pid) => !before.has(pid)).length;
   const adopted = kept === APPS && after.size === APPS;
   console.log(`all ${APPS} RUNNING ${fmt(rerunMs)} after the restart began`);
+  const adoptedLine = fs
+    .readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"adopted instances left running'))
+    .map((l) => JSON.parse(l) as { count: number; ms: number; time: number })
+    .at(-1);
+  if (adoptedLine) console.log(`  the runtime adopted ${adoptedLine.count} instances in ${adoptedLine.ms} ms, ${fmt(adoptedLine.time - restartWall)} after the new Kiln was spawned`);
   console.log(`app processes: ${before.size} before, ${after.size} after; ${kept} kept (same pid and start time), ${fresh} new, ${before.size - kept} gone`);
   console.log(`adoption (none restarted, none duplicated): ${adopted ? 'MET' : 'NOT MET'}; Kiln after restart: ${facts(kilnFacts(kiln.child.pid!))}`);
+  const idle0 = kilnFacts(kiln.child.pid!);
+  await sleep(10_000);
+  const idle1 = kilnFacts(kiln.child.pid!);
+  console.log(`steady state after the restart: Kiln used ${(((idle1.cpuSeconds - idle0.cpuSeconds) / 10) * 100).toFixed(1)}% of a core over 10 s idle; ${facts(idle1)}`);
 }
 
 try {

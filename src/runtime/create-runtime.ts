@@ -34,6 +34,7 @@ export async function createRuntime(
     deps.log.info({ namespace, stackImage }, 'running apps on Kubernetes');
     return runtime;
   }
+  const constructing = performance.now();
   const runtime = new LocalRuntime({
     dataDir: config.dataDir,
     host: '127.0.0.1',
@@ -44,7 +45,8 @@ export async function createRuntime(
     adopt: config.database.kind === 'sqlite',
     ...(deps.identityFor ? { identityFor: deps.identityFor } : {}),
   });
-  if (runtime.adopted.length > 0) deps.log.info({ count: runtime.adopted.length }, 'adopted instances left running by a previous Kiln process');
+  const ms = Math.round(performance.now() - constructing);
+  if (runtime.adopted.length > 0) deps.log.info({ count: runtime.adopted.length, ms }, 'adopted instances left running by a previous Kiln process');
   if (runtime.reaped.length > 0) deps.log.warn({ count: runtime.reaped.length }, 'stopped instances left running by a previous Kiln process');
   return runtime;
 }

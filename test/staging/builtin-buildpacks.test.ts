@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,13 +50,13 @@ describe('built-in buildpacks', () => {
     return dir;
   }
 
-  async function stageApp(appDir: string, lines: string[] = []): Promise<StageResult & { root: string }> {
+  async function stageApp(appDir: string, lines: string[] = [], cacheDir?: string): Promise<StageResult & { root: string }> {
     const id = ++counter;
     const result = await stage({
       appDir,
       buildpacks: [...BUILTIN_BUILDPACKS],
       workDir: path.join(base, `work-${id}`),
-      cacheDir: path.join(base, `cache-${id}`),
+      cacheDir: cacheDir ?? path.join(base, `cache-${id}`),
       dropletPath: path.join(base, `droplet-${id}.tgz`),
       onOutput: (line) => lines.push(line),
       timeoutMs: 60_000,
@@ -125,6 +125,39 @@ describe('built-in buildpacks', () => {
     expect(entries.some((e) => e.path.startsWith('app/node_modules/dev-only'))).toBe(false);
     const port = await launch(result.root, result.startCommand, { GREETING_FROM_DEP: '1' });
     expect((await get(port, '/')).body).toBe('hello from tiny-dep production /');
+  });
+
+  it('reuses the installed node_modules while the lock file is unchanged, and installs again when it changes', async () => {
+    const files = {
+      'package.json': JSON.stringify({ name: 'locked', version: '1.0.0', scripts: { start: 'node server.js' }, dependencies: { 'tiny-dep': 'file:vendor/tiny-dep' } }),
+      'server.js': SERVER_JS,
+      'vendor/tiny-dep/package.json': JSON.stringify({ name: 'tiny-dep', version: '1.0.0', main: 'index.js' }),
+      'vendor/tiny-dep/index.js': "exports.greet = () => 'hello from tiny-dep';\n",
+    };
+    const app = await writeApp(files);
+    execFileSync('npm', ['install', '--package-lock-only', '--offline', '--no-audit', '--no-fund', '--install-links'], { cwd: app, stdio: 'ignore' });
+    const cache = path.join(base, `cache-shared-${++counter}`);
+    const first: string[] = [];
+    await stageApp(app, first, cache);
+    expect(first).toContain('-----> Installing dependencies with npm ci (lockfile found)');
+
+    // The code changes, the dependencies do not: no npm run, the same node_modules in the droplet.
+    await fs.appendFile(path.join(app, 'server.js'), '// changed\n');
+    const second: string[] = [];
+    const again = await stageApp(app, second, cache);
+    expect(second).toContain('-----> Reusing node_modules from the dependency cache (lock file unchanged)');
+    expect(second.some((l) => l.includes('npm ci'))).toBe(false);
+    expect((await listTarGz(again.dropletPath)).find((e) => e.path === 'app/node_modules/tiny-dep/index.js')?.type).toBe('File');
+    const port = await launch(again.root, again.startCommand, { GREETING_FROM_DEP: '1' });
+    expect((await get(port, '/')).body).toBe('hello from tiny-dep production /');
+
+    // A changed lock file installs again.
+    const lock = JSON.parse(await fs.readFile(path.join(app, 'package-lock.json'), 'utf8'));
+    lock.name = 'locked-renamed';
+    await fs.writeFile(path.join(app, 'package-lock.json'), JSON.stringify(lock));
+    const third: string[] = [];
+    await stageApp(app, third, cache);
+    expect(third).toContain('-----> Installing dependencies with npm ci (lockfile found)');
   });
 
   it('uses the Procfile over package.json for Node.js apps', async () => {

@@ -314,7 +314,7 @@ export class ProcessHandle {
 const watched = new Map<number, { startTicks: number; done: () => void }>();
 let watchTimer: NodeJS.Timeout | undefined;
 /** How often adopted leaders are looked at: their exit is noticed at most this late. */
-const ADOPTED_POLL_MS = 500;
+const ADOPTED_POLL_MS = 1_000;
 
 /** Resolves when the process (pid with this start time) is gone or a zombie: for processes that are not our children. */
 function watchExit(pid: number, startTicks: number): Promise<void> {

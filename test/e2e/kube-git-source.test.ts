@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
-import { kubectlFor, kubectlPath } from '../kube/kubectl.ts';
+import { kubectlFor, mustSucceed, kubectlPath } from '../kube/kubectl.ts';
 import { TestRepo } from '../gitops/git-repo.ts';
 import { pushClient, until } from '../helpers/push.ts';
 import { cliCall, cliLogin, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -22,11 +22,7 @@ let token: string;
 let git: TestRepo;
 
 const call = (method: string, url: string, body?: unknown) => cliCall(method, `${kiln.url}${url}`, token, body);
-async function ok(args: string[], stdin?: string) {
-  const r = await kubectl(args, stdin);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[], stdin?: string): Promise<string> => mustSucceed(kubectl, args, stdin);
 const resource = async (kind: string, name: string) => JSON.parse(await ok(['get', kind, name, '-o', 'json']));
 const server = (version: string) => fs.readFileSync(path.join(repoRoot, 'examples/node-hello/server.js'), 'utf8').replace('Hello from Kiln!', `Hello from Kiln ${version}!`);
 

@@ -9,19 +9,11 @@ import { LeaseLeader, PostgresLeader, type LeaderElector } from '../../src/ha/le
 import { claimSqliteFile } from '../../src/ha/single-replica.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
+import { until } from '../helpers/until.ts';
 
 const log = pino({ level: 'silent' });
 const timing = { leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 };
 
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** An elector with a journal of what its callbacks saw, and the time of each. */
 function journal() {

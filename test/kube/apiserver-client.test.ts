@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The in-memory API server driven by @kubernetes/client-node: optimistic concurrency, generation and status,
@@ -15,15 +16,6 @@ let core: k8s.CoreV1Api;
 let objects: k8s.KubernetesObjectApi;
 let custom: k8s.CustomObjectsApi;
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function failure(p: Promise<unknown>): Promise<{ code: number; status: { reason: string; code: number; message: string; details?: { name?: string; kind?: string } } }> {
   try {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
-import { kubectlFor, kubectlPath } from './kubectl.ts';
+import { kubectlFor, mustSucceed, kubectlPath } from './kubectl.ts';
 
 /**
  * The in-memory API server driven by the real kubectl binary: discovery, client-side apply with strategic merge
@@ -63,11 +63,7 @@ spec:
           image: example/sidecar
 `;
 
-async function ok(args: string[], stdin?: string) {
-  const r = await kubectl(args, stdin);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[], stdin?: string): Promise<string> => mustSucceed(kubectl, args, stdin);
 
 beforeAll(async () => {
   server = await startApiServer();

@@ -9,7 +9,8 @@ import { bitsFor } from '../../src/lifecycle/blobs.ts';
 import { TestRepo } from '../gitops/git-repo.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
-import { kubectlFor, kubectlPath } from './kubectl.ts';
+import { kubectlFor, mustSucceed, kubectlPath } from './kubectl.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * A GitSource custom resource (kubectl → in-memory API server → KubeSync in a test Kiln) pointing at a local bare
@@ -23,21 +24,8 @@ let kubectl: ReturnType<typeof kubectlFor>;
 let root: string;
 let repo: TestRepo;
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-async function ok(args: string[], stdin?: string): Promise<string> {
-  const r = await kubectl(args, stdin);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[], stdin?: string): Promise<string> => mustSucceed(kubectl, args, stdin);
 const status = async () => JSON.parse(await ok(['get', 'gitsource', 'shop', '-o', 'json'])).status ?? {};
 const app = (name: string) => `apiVersion: kiln.dev/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec: { org: gorg, space: dev, env: { NAME: ${name} } }\n`;
 const apps = async () => (await t.kiln.store.db.selectFrom('apps').select('name').where('status', '!=', 'deleting').orderBy('name').execute()).map((a) => a.name);

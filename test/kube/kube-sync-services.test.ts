@@ -7,7 +7,8 @@ import { KubeSync } from '../../src/kube/kube-sync.ts';
 import { startFixtureBroker, type FixtureBroker } from '../fixtures/broker/broker.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
-import { kubectlFor, kubectlPath } from './kubectl.ts';
+import { kubectlFor, mustSucceed, kubectlPath } from './kubectl.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * Route, ServiceInstance and ServiceBinding resources driven by the real kubectl against the in-memory API server,
@@ -21,21 +22,8 @@ let sync: KubeSync;
 let kubectl: ReturnType<typeof kubectlFor>;
 let broker: FixtureBroker;
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
-async function ok(args: string[], stdin?: string): Promise<string> {
-  const r = await kubectl(args, stdin);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[], stdin?: string): Promise<string> => mustSucceed(kubectl, args, stdin);
 
 const resource = async (kind: string, name: string) => JSON.parse(await ok(['get', kind, name, '-o', 'json']));
 

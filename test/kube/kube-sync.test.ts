@@ -8,6 +8,7 @@ import { KubeSync } from '../../src/kube/kube-sync.ts';
 import { generatedCrds } from '../../src/kube/crds.ts';
 import { createTestKiln, type TestKiln } from '../helpers/harness.ts';
 import { startApiServer, type ApiServer, type KObj } from './apiserver/index.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The CRD sync controller in-process: a Kiln built by the test harness, the in-memory API server, and a
@@ -27,15 +28,6 @@ const mergeSpec = (plural: string, name: string, spec: KObj, ns?: string) => {
   return storage().update(type(plural), ns, name, { ...cur, spec: { ...cur.spec, ...spec } }, undefined);
 };
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function startSync(): KubeSync {
   const sync = new KubeSync({ store: t.kiln.store, log: pino({ level: 'silent' }), kubeconfig, resyncMs: 200, runtime: t.kiln.runtime });

@@ -36,3 +36,12 @@ export function kubectlFor(kubeconfig: string) {
       }
     });
 }
+
+export type Kubectl = ReturnType<typeof kubectlFor>;
+
+/** Runs kubectl and hands back its stdout, failing the test with its stderr on a non-zero exit. */
+export async function mustSucceed(kubectl: Kubectl, args: string[], stdin?: string): Promise<string> {
+  const r = await kubectl(args, stdin);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}

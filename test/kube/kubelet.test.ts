@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from './apiserver/index.ts';
 import { TestKubelet } from './kubelet/index.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The test kubelet against the in-memory API server: it schedules and runs pods (init containers, volumes, env
@@ -19,15 +20,6 @@ let batch: k8s.BatchV1Api;
 let dir: string;
 const ns = 'default';
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const pod = (name: string) => core.readNamespacedPod({ name, namespace: ns });
 const get = (url: string) =>

@@ -10,6 +10,7 @@ import { instanceId, type InstanceSpec, type LogLine } from '../../src/runtime/r
 import { createTarGz } from '../../src/staging/tarball.ts';
 import { startApiServer, type ApiServer } from '../kube/apiserver/index.ts';
 import { TestKubelet } from '../kube/kubelet/index.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * KubernetesRuntime against the in-memory API server and the test kubelet (no real cluster): the droplet arrives
@@ -35,15 +36,6 @@ http.createServer((q, s) => s.end(JSON.stringify({ index: process.env.CF_INSTANC
   .listen(Number(process.env.PORT), () => console.log('listening on ' + process.env.PORT));
 `;
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const get = (host: string, port: number) =>
   new Promise<string>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { AppState } from '../domain/apps.ts';
+import type { AppLifecycleType, AppState } from '../domain/apps.ts';
 import type { BuildpackState } from '../domain/buildpacks.ts';
 import type { BuildState } from '../domain/builds.ts';
 import type { DeploymentState } from '../domain/deployments.ts';
@@ -267,7 +267,7 @@ export interface AppsTable extends ResourceColumns {
   /** `active` or `deleting` (an asynchronous delete is in flight). */
   status: Defaulted<string>;
   /** `buildpack` or `docker`. */
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON array of buildpack names or URLs. */
   lifecycle_buildpacks: Defaulted<string>;
   lifecycle_stack: string | null;
@@ -340,7 +340,7 @@ export interface BuildsTable extends ResourceColumns {
   /** STAGING, STAGED or FAILED. */
   state: Defaulted<BuildState>;
   error: string | null;
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON `{buildpacks, stack}`. */
   lifecycle_data: Defaulted<string>;
   staging_memory_in_mb: Defaulted<number>;
@@ -360,7 +360,7 @@ export interface DropletsTable extends ResourceColumns {
   /** AWAITING_UPLOAD, PROCESSING_UPLOAD, STAGED, COPYING, FAILED, EXPIRED. */
   state: DropletState;
   error: string | null;
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON object: process type -> command. */
   process_types: Defaulted<string>;
   execution_metadata: Defaulted<string>;

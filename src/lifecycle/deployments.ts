@@ -8,11 +8,11 @@ import { statusOf, type CanaryStep, type DeploymentState } from '../domain/deplo
 import { WEB } from '../domain/processes.ts';
 import { parseCommands } from '../domain/revisions.ts';
 import { deleteMetadata } from '../store/metadata.ts';
-import type { Database, Row, RowUpdate } from '../store/schema.ts';
+import { parseJsonText, type Database, type Row, type RowUpdate } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
 
 export const canarySteps = (d: Pick<Row<'deployments'>, 'canary_steps'>): CanaryStep[] | null =>
-  d.canary_steps ? (JSON.parse(d.canary_steps) as CanaryStep[]) : null;
+  d.canary_steps ? parseJsonText(d.canary_steps) : null;
 
 /** Moves a deployment to `state` (status value/reason follow), with whatever else changes in the same write. */
 export async function transition(tx: WriteTx, d: Row<'deployments'>, state: DeploymentState, patch: RowUpdate<'deployments'> = {}, superseded = false): Promise<void> {

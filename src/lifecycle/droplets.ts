@@ -1,5 +1,6 @@
 import type { Row } from '../store/schema.ts';
 import type { WriteTx } from '../store/store.ts';
+import type { AppLifecycleType } from '../domain/apps.ts';
 
 /** A droplet row with every column set; staging, create and copy fill in what they know. */
 export function dropletValues(tx: WriteTx, v: Partial<Omit<Row<'droplets'>, 'id'>> & Pick<Row<'droplets'>, 'guid' | 'app_guid' | 'state'>) {
@@ -10,7 +11,7 @@ export function dropletValues(tx: WriteTx, v: Partial<Omit<Row<'droplets'>, 'id'
     package_guid: null,
     build_guid: null,
     error: null,
-    lifecycle_type: 'buildpack',
+    lifecycle_type: 'buildpack' as AppLifecycleType,
     process_types: '{}',
     execution_metadata: '',
     buildpacks: '[]',

@@ -16,6 +16,7 @@ import {
   type SetCurrentDroplet,
   type UpdateApp,
   type UpdateAppFeature,
+  type AppLifecycleType,
 } from '../domain/apps.ts';
 import type { EnvVarPatch } from '../domain/environment-variable-groups.ts';
 import { badQuery, notAuthorized, notFound, uniqueness, unprocessable } from '../domain/errors.ts';
@@ -70,7 +71,7 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
   if (params.filters.stacks) q = q.where('apps.lifecycle_stack', 'in', params.filters.stacks);
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
-  if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle);
+  if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle as AppLifecycleType); // checked above
   // Filtered by space (as the cf CLI lists), the matches are sorted in full: sorting ids is cheaper than whole rows.
   const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('apps').selectAll('apps').where('apps.id', 'in', ids);
   return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined, rowsByIds }));

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { parseJsonStringArray } from '../domain/apps.ts';
+import { parseJsonStringArray, type AppLifecycleType } from '../domain/apps.ts';
 import { STAGING_DEFAULTS, type CreateBuild, type UpdateBuild, type BuildState } from '../domain/builds.ts';
 import { badRequest, KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
@@ -152,7 +152,8 @@ export async function updateBuild(ctx: Ctx, guid: string, input: UpdateBuild): P
           package_guid: build.package_guid,
           build_guid: build.guid,
           state: 'STAGED',
-          lifecycle_type: input.lifecycle?.type ?? build.lifecycle_type,
+          // The PATCH schema takes any lifecycle type string and it is stored as given (unchanged behaviour).
+          lifecycle_type: (input.lifecycle?.type as AppLifecycleType | undefined) ?? build.lifecycle_type,
           process_types: JSON.stringify(data.process_types ?? { web: '' }),
           image: data.image ?? null,
         }),

@@ -176,14 +176,9 @@ export async function getDomain(ctx: Ctx, guid: string): Promise<DomainView> {
   return view(ctx, await findVisibleDomain(ctx, guid));
 }
 
-/**
- * The domain apps in the org get by default: the oldest shared, non-internal HTTP domain, else the
- * oldest private domain the org owns or was given (hidden from callers who cannot see its domains).
- */
-export async function getDefaultDomain(ctx: Ctx, orgGuid: string): Promise<DomainView> {
-  const org = await findVisibleOrg(ctx.access, ctx.store.db, orgGuid);
-  const db = ctx.store.db;
-  let domain = await db
+/** The org's default domain: the oldest shared HTTP domain, else its oldest own or shared-in private domain (manifests, `GET …/domains/default`). */
+export async function defaultDomainOf(db: Kysely<Database>, orgGuid: string): Promise<Row<'domains'> | undefined> {
+  const shared = await db
     .selectFrom('domains')
     .selectAll()
     .where('owning_organization_guid', 'is', null)
@@ -191,20 +186,30 @@ export async function getDefaultDomain(ctx: Ctx, orgGuid: string): Promise<Domai
     .where('router_group_guid', 'is', null)
     .orderBy('id')
     .executeTakeFirst();
-  if (!domain) {
-    domain = await db
-      .selectFrom('domains')
-      .selectAll()
-      .where((eb) =>
-        eb.or([
-          eb('owning_organization_guid', '=', org.guid),
-          eb('guid', 'in', eb.selectFrom('domain_shared_organizations').select('domain_guid').where('organization_guid', '=', org.guid)),
-        ]),
-      )
-      .orderBy('id')
-      .executeTakeFirst();
-    if (domain && !inSet(await domainReadableOrgs(ctx), org.guid)) domain = undefined;
-  }
+  if (shared) return shared;
+  return db
+    .selectFrom('domains')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb('owning_organization_guid', '=', orgGuid),
+        eb('guid', 'in', eb.selectFrom('domain_shared_organizations').select('domain_guid').where('organization_guid', '=', orgGuid)),
+      ]),
+    )
+    .orderBy('id')
+    .executeTakeFirst();
+}
+
+/**
+ * The domain apps in the org get by default: the oldest shared, non-internal HTTP domain, else the
+ * oldest private domain the org owns or was given (hidden from callers who cannot see its domains).
+ */
+export async function getDefaultDomain(ctx: Ctx, orgGuid: string): Promise<DomainView> {
+  const org = await findVisibleOrg(ctx.access, ctx.store.db, orgGuid);
+  const db = ctx.store.db;
+  let domain = await defaultDomainOf(db, org.guid);
+  // A private default (owned or shared in) is hidden from callers who cannot see the org's domains.
+  if (domain && domain.owning_organization_guid !== null && !inSet(await domainReadableOrgs(ctx), org.guid)) domain = undefined;
   if (!domain) throw notFound('Domain');
   return view(ctx, domain);
 }

@@ -31,6 +31,7 @@ import { newRouteProblem } from './routes.ts';
 import { isSealed, openEnvVars, sealEnvVars } from '../store/env-vars.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { isReconciler, manifestDiffField } from '../domain/declared.ts';
+import { defaultDomainOf } from './domains.ts';
 
 export const APPLY_MANIFEST = 'space.apply_manifest';
 
@@ -343,30 +344,6 @@ async function applyAppSettings(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m:
 
 // ---- routes ----
 
-/** The org's default domain: the oldest shared HTTP domain, else its oldest own or shared-in private domain. */
-async function defaultDomain(db: Kysely<Database>, orgGuid: string): Promise<Row<'domains'> | undefined> {
-  const shared = await db
-    .selectFrom('domains')
-    .selectAll()
-    .where('owning_organization_guid', 'is', null)
-    .where('internal', '=', 0)
-    .where('router_group_guid', 'is', null)
-    .orderBy('id')
-    .executeTakeFirst();
-  if (shared) return shared;
-  return db
-    .selectFrom('domains')
-    .selectAll()
-    .where((eb) =>
-      eb.or([
-        eb('owning_organization_guid', '=', orgGuid),
-        eb('guid', 'in', eb.selectFrom('domain_shared_organizations').select('domain_guid').where('organization_guid', '=', orgGuid)),
-      ]),
-    )
-    .orderBy('id')
-    .executeTakeFirst();
-}
-
 /** The app as the route audit events name it. */
 const mappedApp = (env: ApplyEnv, app: Row<'apps'>): AppRef => ({
   guid: app.guid,
@@ -388,7 +365,7 @@ async function applyRoutes(tx: WriteTx, env: ApplyEnv, app: Row<'apps'>, m: Mani
     return;
   }
   if (existing.length > 0 || !(m.randomRoute || m.defaultRoute)) return;
-  const domain = await defaultDomain(tx.db, env.org.guid);
+  const domain = await defaultDomainOf(tx.db, env.org.guid);
   if (!domain) throw unprocessable('No default domains available');
   if (m.randomRoute) {
     const host = randomRouteHost(app.name);

@@ -1,11 +1,12 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { AppState } from '../domain/apps.ts';
+import type { AppLifecycleType, AppState } from '../domain/apps.ts';
 import type { BuildpackState } from '../domain/buildpacks.ts';
 import type { BuildState } from '../domain/builds.ts';
-import type { DeploymentState } from '../domain/deployments.ts';
+import type { CanaryStep, DeploymentState } from '../domain/deployments.ts';
 import type { DropletState } from '../domain/droplets.ts';
 import type { PackageState } from '../domain/packages.ts';
 import type { RoutePolicySourceType } from '../domain/route-policies.ts';
+import type { RouteOptions } from '../domain/routes.ts';
 import type { StackState } from '../domain/stacks.ts';
 import type { TaskState } from '../domain/tasks.ts';
 
@@ -259,6 +260,16 @@ export interface SettingsTable {
 /** A column with a database default: optional on insert. */
 type Defaulted<T> = ColumnType<T, T | undefined, T>;
 
+/**
+ * A JSON column: text in the database, `T` once parsed. Reads carry the shape (`parseJsonText` returns it);
+ * writes take the serialised string, as before.
+ */
+export type JsonText<T> = string & { readonly __json?: T };
+type DefaultedJson<T> = ColumnType<JsonText<T>, string | undefined, string>;
+
+/** Parses a JSON column into the shape its type declares (the writer is trusted to have stored that shape). */
+export const parseJsonText = <T>(text: JsonText<T>): T => JSON.parse(text) as T;
+
 /** Apps (migration 0010). `state` is the desired state: STOPPED or STARTED. */
 export interface AppsTable extends ResourceColumns {
   name: string;
@@ -267,9 +278,9 @@ export interface AppsTable extends ResourceColumns {
   /** `active` or `deleting` (an asynchronous delete is in flight). */
   status: Defaulted<string>;
   /** `buildpack` or `docker`. */
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON array of buildpack names or URLs. */
-  lifecycle_buildpacks: Defaulted<string>;
+  lifecycle_buildpacks: DefaultedJson<string[]>;
   lifecycle_stack: string | null;
   /** JSON object of string values. */
   environment_variables: Defaulted<string>;
@@ -340,7 +351,7 @@ export interface BuildsTable extends ResourceColumns {
   /** STAGING, STAGED or FAILED. */
   state: Defaulted<BuildState>;
   error: string | null;
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON `{buildpacks, stack}`. */
   lifecycle_data: Defaulted<string>;
   staging_memory_in_mb: Defaulted<number>;
@@ -360,9 +371,9 @@ export interface DropletsTable extends ResourceColumns {
   /** AWAITING_UPLOAD, PROCESSING_UPLOAD, STAGED, COPYING, FAILED, EXPIRED. */
   state: DropletState;
   error: string | null;
-  lifecycle_type: Defaulted<string>;
+  lifecycle_type: Defaulted<AppLifecycleType>;
   /** JSON object: process type -> command. */
-  process_types: Defaulted<string>;
+  process_types: DefaultedJson<Record<string, string>>;
   execution_metadata: Defaulted<string>;
   /** JSON array of `{name, detect_output, buildpack_name, version}`. */
   buildpacks: Defaulted<string>;
@@ -385,7 +396,7 @@ export interface RoutesTable extends ResourceColumns {
   /** http or tcp. */
   protocol: Defaulted<string>;
   /** JSON object of route options. */
-  options: Defaulted<string>;
+  options: DefaultedJson<RouteOptions>;
 }
 
 export interface RouteDestinationsTable extends ResourceColumns {
@@ -452,7 +463,7 @@ export interface RevisionsTable extends ResourceColumns {
   /** JSON object of the app's user environment variables at revision time. */
   environment_variables: Defaulted<string>;
   /** JSON object: process type → user command (null = detected). */
-  commands: Defaulted<string>;
+  commands: DefaultedJson<Record<string, string | null>>;
   description: string | null;
 }
 
@@ -488,7 +499,7 @@ export interface DeploymentsTable extends ResourceColumns {
   memory_in_mb: number | null;
   disk_in_mb: number | null;
   log_rate_limit_in_bytes_per_second: number | null;
-  canary_steps: string | null;
+  canary_steps: ColumnType<JsonText<CanaryStep[]> | null, string | null, string | null>;
   /** 1-based current canary step. */
   canary_step: Defaulted<number>;
   previous_environment_variables: Defaulted<string>;
@@ -500,7 +511,7 @@ export interface DeploymentsTable extends ResourceColumns {
   last_status_change: string;
   error: string | null;
   /** JSON array of `{guid, type}`: the processes this deployment created (migration 0016). */
-  new_processes: Defaulted<string>;
+  new_processes: DefaultedJson<Array<{ guid: string; type: string }>>;
 }
 
 /** Sidecars of an app's process types (migration 0014). */

@@ -52,4 +52,13 @@ describe('layers (DESIGN.md "Layers and rooms")', () => {
   it('lifecycle/ imports neither services/, api/ nor controllers/', () => {
     expect(violations('lifecycle', ['services', 'api', 'controllers'])).toEqual([]);
   });
+
+  it('services/ import neither api/ nor controllers/', () => {
+    expect(violations('services', ['api', 'controllers'])).toEqual([]);
+  });
+
+  it('store/ and domain/ import nothing from the layers above them', () => {
+    expect(violations('store', ['services', 'lifecycle', 'api', 'controllers'])).toEqual([]);
+    expect(violations('domain', ['store', 'services', 'lifecycle', 'api', 'controllers'])).toEqual([]);
+  });
 });

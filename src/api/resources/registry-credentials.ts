@@ -17,7 +17,7 @@ export function registerRegistryCredentials(app: Api, deps: AppDeps): void {
   app.get('/v3/registry_credentials', async (c) => {
     const params = listParams(c, credentials.REGISTRY_CREDENTIAL_LIST);
     const page = await credentials.listRegistryCredentials(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (r, m) => presentRegistryCredential(r, m, c.get('linker')), { resourceType: 'registry_credentials' });
+    return renderList(c, deps, page, params, (r, m) => presentRegistryCredential(r, m, c.get('linker')), { resourceType: 'registry_credentials' });
   });
 
   app.post('/v3/registry_credentials', async (c) => {

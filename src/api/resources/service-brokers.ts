@@ -14,7 +14,7 @@ export function registerServiceBrokers(app: Api, deps: AppDeps): void {
   app.get('/v3/service_brokers', async (c) => {
     const params = listParams(c, SERVICE_BROKER_LIST);
     const page = await brokers.listServiceBrokers(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentServiceBroker(b, m, c.get('linker')), { resourceType: 'service_brokers' });
+    return renderList(c, deps, page, params, (b, m) => presentServiceBroker(b, m, c.get('linker')), { resourceType: 'service_brokers' });
   });
 
   app.post('/v3/service_brokers', async (c) => {

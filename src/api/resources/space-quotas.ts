@@ -21,7 +21,7 @@ export function registerSpaceQuotas(app: Api, deps: AppDeps): void {
     const ctx = ctxOf(c, deps);
     const page = await quotas.listSpaceQuotas(ctx, params);
     const spaces = await quotas.visibleSpacesOf(ctx, page.rows.map((q) => q.guid));
-    return renderList(c, store.db, page, params, (q) => presentSpaceQuota(q, spaces.get(q.guid) ?? [], c.get('linker')));
+    return renderList(c, deps, page, params, (q) => presentSpaceQuota(q, spaces.get(q.guid) ?? [], c.get('linker')));
   });
 
   app.post('/v3/space_quotas', async (c) => {

@@ -554,8 +554,8 @@ export async function plansOfInstances(ctx: Pick<Ctx, 'store'>, rows: Array<Row<
   const db = ctx.store.db;
   const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
   const plans = guids.length ? await db.selectFrom('service_plans').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
-  const offerings = await offeringsByGuid(db, plans.map((p) => p.service_offering_guid));
-  const brokers = withBrokers ? await brokersByGuid(db, offerings.map((o) => o.service_broker_guid)) : [];
+  const offerings = await offeringsByGuid(ctx, plans.map((p) => p.service_offering_guid));
+  const brokers = withBrokers ? await brokersByGuid(ctx, offerings.map((o) => o.service_broker_guid)) : [];
   return { plans, offerings, brokers };
 }
 

@@ -22,8 +22,7 @@ import { presentSpace } from '../presenters/space.ts';
 
 /** `included.spaces` / `included.organizations` for `include=space|space.organization|org`. */
 async function included(c: Context<Env>, deps: AppDeps, rows: Array<Row<'apps'>>, include: string[]) {
-  const db = deps.store.db;
-  const parents = await apps.appParents(db, rows, include);
+  const parents = await apps.appParents(deps, rows, include);
   const out: Record<string, unknown[]> = {};
   if (parents.spaces) {
     const m = await metadataOfMany(deps, 'spaces', parents.spaces.map((s) => s.guid));
@@ -51,7 +50,6 @@ export async function renderApps(c: Context<Env>, deps: AppDeps, params: ListPar
 }
 
 export function registerApps(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const presentOne = async (c: Context<Env>, row: Row<'apps'>) =>
     presentApp(row, await metadataOf(deps, 'apps', row.guid), c.var.linker);
 

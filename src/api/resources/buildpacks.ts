@@ -11,7 +11,6 @@ import { presentBuildpack } from '../presenters/buildpack.ts';
 import { bitsOf } from './packages.ts';
 
 export function registerBuildpacks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   app.get('/v3/buildpacks', async (c) => {
     const params = listParams(c, buildpacks.BUILDPACK_LIST);
@@ -64,7 +63,7 @@ export function registerBuildpacks(app: Api, deps: AppDeps): void {
       return c.json(presentBuildpack(buildpack, metadata, c.var.linker), 202);
     } finally {
       await fs.rm(received.dir, { recursive: true, force: true });
-      await buildpacks.sweepBuildpackBits(store.db, bits).catch(() => undefined);
+      await buildpacks.sweepBuildpackBits(deps, bits).catch(() => undefined);
     }
   });
 }

@@ -10,10 +10,9 @@ import type { Api, AppDeps, Env } from '../context.ts';
 import { presentDeployment } from '../presenters/deployment.ts';
 
 export function registerDeployments(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, d: Row<'deployments'>) => {
     const metadata = await metadataOf(deps, 'deployments', d.guid);
-    const versions = await deployments.revisionVersions(store.db, [d]);
+    const versions = await deployments.revisionVersions(deps, [d]);
     return presentDeployment(d, metadata, d.revision_guid ? versions.get(d.revision_guid) : undefined, c.var.linker);
   };
 
@@ -21,7 +20,7 @@ export function registerDeployments(app: Api, deps: AppDeps): void {
     const params = listParams(c, deployments.DEPLOYMENT_LIST);
     const page = await deployments.listDeployments(ctxOf(c, deps), params);
     const metadata = await metadataOfMany(deps, 'deployments', page.rows.map((d) => d.guid));
-    const versions = await deployments.revisionVersions(store.db, page.rows);
+    const versions = await deployments.revisionVersions(deps, page.rows);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
       resources: page.rows.map((d) => presentDeployment(d, metadata.get(d.guid), d.revision_guid ? versions.get(d.revision_guid) : undefined, c.get('linker'))),

@@ -26,7 +26,6 @@ async function renderDroplets(c: Context<Env>, deps: AppDeps, page: Page<Row<'dr
 }
 
 export function registerDroplets(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, scope: { droplet: Row<'droplets'>; space: Row<'spaces'> }) => {
     const ctx = ctxOf(c, deps);
     const metadata = await metadataOf(deps, 'droplets', scope.droplet.guid);

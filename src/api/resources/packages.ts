@@ -32,7 +32,6 @@ async function sendBlob(c: Context<Env>, bits: Bits, key: string, contentType: s
 }
 
 export function registerPackages(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, row: Parameters<typeof presentPackage>[0]) =>
     presentPackage(row, await metadataOf(deps, 'packages', row.guid), c.var.linker);
 

@@ -28,14 +28,13 @@ function wantsInstances(embed: string | undefined): boolean {
 }
 
 export function registerProcesses(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   /** A list page: command is always redacted in lists (CONVENTIONS.md §2), even for admins. */
   async function renderProcessList(c: Context<Env>, params: ListParams, page: { rows: Array<Row<'processes'>>; total: number }) {
     const embed = wantsInstances(params.params.embed);
     // Independent reads: side by side on PostgreSQL's pool.
     const [owners, metadata] = await Promise.all([
-      processes.appsOf(store.db, page.rows),
+      processes.appsOf(deps, page.rows),
       metadataOfMany(deps, 'processes', page.rows.map((p) => p.guid)),
     ]);
     // c.get, not c.var: the latter copies every variable into a new object on each access.
@@ -54,7 +53,7 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
   async function renderOne(c: Context<Env>, ctx: Ctx, scope: processes.ProcessScope, embed: boolean, status: 200 | 202 = 200) {
     const { process } = scope;
     const show = await processes.canSeeCommand(ctx, scope);
-    const detected = show ? (await detectedCommands(store.db, [scope.app])).get(scope.app.guid)?.[process.type] : undefined;
+    const detected = show ? (await detectedCommands(deps, [scope.app])).get(scope.app.guid)?.[process.type] : undefined;
     const metadata = await metadataOf(deps, 'processes', process.guid);
     const instances = embed ? await processes.instanceReports(deps.observed, process, { usage: false }) : undefined;
     const command = show ? ({ show: true, detected } as const) : ({ show: false, redaction: REDACTED } as const);

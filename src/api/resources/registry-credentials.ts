@@ -8,7 +8,6 @@ import { presentRegistryCredential } from '../presenters/registry-credential.ts'
 
 /** Registry credentials, a Kiln extension of the V3 API (docs/kiln-openapi.json; see services/registry-credentials.ts). */
 export function registerRegistryCredentials(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const box = (): SecretBox => {
     if (!deps.secrets) throw new Error('registry credentials need a SecretBox (AppDeps.secrets)');
     return deps.secrets;

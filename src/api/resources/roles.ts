@@ -13,7 +13,7 @@ import { presentUser } from '../presenters/user.ts';
 
 /** `included` for `include=user,space,organization`: full parent objects, one key per requested parent. */
 async function included(c: Context<Env>, deps: AppDeps, rows: roles.RoleRow[], include: readonly string[]) {
-  const inc = await roles.roleIncludes(deps.store.db, rows, include);
+  const inc = await roles.roleIncludes(deps, rows, include);
   const l = c.var.linker;
   const out: Record<string, unknown[]> = {};
   if (inc.users) {
@@ -32,7 +32,6 @@ async function included(c: Context<Env>, deps: AppDeps, rows: roles.RoleRow[], i
 }
 
 export function registerRoles(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   app.get('/v3/roles', async (c) => {
     const params = listParams(c, roles.ROLE_LIST);

@@ -20,7 +20,6 @@ import { presentSpace } from '../presenters/space.ts';
  * openapi.json lacks them; their responses are checked in tests against ROUTE_POLICY_SCHEMA instead.
  */
 export function registerRoutePolicies(app: Api, deps: AppDeps): void {
-  const db = deps.store.db;
 
   /**
    * `included` for `include=route,source,app,space,organization`: `source` resolves each policy's source to its
@@ -29,16 +28,16 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
    */
   const includedFor = async (c: Context<Env>, rows: Array<Row<'route_policies'>>, include: string[]) => {
     const ctx = ctxOf(c, deps);
-    const found = await policies.includedOf(db, rows, include);
+    const found = await policies.includedOf(deps, rows, include);
     const out: Record<string, unknown[]> = {};
     const l = c.var.linker;
     if (found.routes) {
-      const views = await routes.viewsOf(db, found.routes);
+      const views = await routes.viewsOf(deps, found.routes);
       const m = await metadataOfMany(deps, 'routes', found.routes.map((r) => r.guid));
       out.routes = views.map((v) => presentRoute(v, m.get(v.route.guid), l));
     }
     if (found.apps) {
-      const spaces = new Map((await Promise.all(found.apps.map((a) => db.selectFrom('spaces').selectAll().where('guid', '=', a.space_guid).executeTakeFirst()))).flatMap((s) => (s ? [[s.guid, s] as const] : [])));
+      const spaces = await policies.spacesOfApps(deps, found.apps);
       const visible = [];
       for (const a of found.apps) {
         const s = spaces.get(a.space_guid);

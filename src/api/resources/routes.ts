@@ -40,12 +40,10 @@ import { presentSpace } from '../presenters/space.ts';
 const AnyObject = z.record(z.string(), z.unknown());
 
 export function registerRoutes(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-  const db = store.db;
 
   /** `included` for `include=domain,space,space.organization,route_policies`. */
   const includedFor = async (c: Context<Env>, rows: Array<Row<'routes'>>, include: string[]) => {
-    const { spaces, organizations, domains } = await reads.includedOf(db, rows, include);
+    const { spaces, organizations, domains } = await reads.includedOf(deps, rows, include);
     const out: Record<string, unknown[]> = {};
     if (include.includes('domain')) {
       const shared = await visibleSharedOrgs(ctxOf(c, deps), domains.map((d) => d.guid));
@@ -61,7 +59,7 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
       out.organizations = organizations.map((o) => presentOrganization(o, m.get(o.guid), c.get('linker')));
     }
     if (include.includes('route_policies')) {
-      const policies = await policiesOfRoutes(db, rows.map((r) => r.guid));
+      const policies = await policiesOfRoutes(deps, rows.map((r) => r.guid));
       const m = await metadataOfMany(deps, 'route_policies', policies.map((p) => p.guid));
       out.route_policies = policies.map((p) => presentRoutePolicy(p, m.get(p.guid), c.get('linker')));
     }
@@ -69,7 +67,7 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
   };
 
   const renderPage = async (c: Context<Env>, page: Page<Row<'routes'>>, params: ListParams) => {
-    const views = await reads.viewsOf(db, page.rows);
+    const views = await reads.viewsOf(deps, page.rows);
     const metadata = await metadataOfMany(deps, 'routes', page.rows.map((r) => r.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),

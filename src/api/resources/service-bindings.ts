@@ -16,16 +16,15 @@ const AnyBody = z.record(z.string(), z.unknown());
 const singleInclude = (value: string | undefined, spec: ListSpec) => parseListParams(new URLSearchParams(value === undefined ? {} : { include: value }), { include: spec.include ?? [] }).include;
 
 export function registerServiceBindings(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const timeoutMs = deps.config.brokerTimeoutSeconds * 1000;
 
   app.get('/v3/service_credential_bindings', async (c) => {
     const params = listParams(c, SERVICE_CREDENTIAL_BINDING_LIST);
     const page = await bindings.listCredentialBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
-    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(deps, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.get('linker')));
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
     return renderList(c, deps, page, params, (b, m) => presentCredentialBinding(b, m, c.get('linker')), {
       resourceType: 'service_credential_bindings',
@@ -49,9 +48,9 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const body = presentCredentialBinding(b, await metadataOf(deps, 'service_credential_bindings', b.guid), c.get('linker'));
     if (include.length === 0) return c.json(body);
     const included: Record<string, unknown[]> = {};
-    if (include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (include.includes('app')) included.apps = (await bindings.appsByGuid(deps, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
     if (include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
     return c.json({ ...body, included });
   });
@@ -89,7 +88,7 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const page = await bindings.listRouteBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
     return renderList(c, deps, page, params, (b, m) => presentRouteBinding(b, m, c.get('linker')), {
       resourceType: 'service_route_bindings',
@@ -112,7 +111,7 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const b = await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
     const body = presentRouteBinding(b, await metadataOf(deps, 'service_route_bindings', b.guid), c.get('linker'));
     if (include.length === 0) return c.json(body);
-    const instances = await bindings.instancesByGuid(store.db, [b.service_instance_guid]);
+    const instances = await bindings.instancesByGuid(deps, [b.service_instance_guid]);
     return c.json({ ...body, included: { service_instances: instances.map((i) => presentServiceInstance(i, undefined, c.get('linker'))) } });
   });
 

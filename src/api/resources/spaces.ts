@@ -13,7 +13,7 @@ import { presentSpace, presentSpaceFeature, presentUsageSummary } from '../prese
 
 /** `included.organizations` for `include=organization` (or its alias `org`): full org objects. */
 async function includedOrganizations(c: Context<Env>, deps: AppDeps, rows: Array<Row<'spaces'>>) {
-  const orgs = await spaces.organizationsOf(deps.store.db, rows);
+  const orgs = await spaces.organizationsOf(deps, rows);
   const metadata = await metadataOfMany(deps, 'organizations', orgs.map((o) => o.guid));
   return { organizations: orgs.map((o) => presentOrganization(o, metadata.get(o.guid), c.get('linker'))) };
 }
@@ -26,7 +26,6 @@ function singleInclude(c: Context<Env>): string[] {
 }
 
 export function registerSpaces(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   app.get('/v3/spaces', async (c) => {
     const params = listParams(c, spaces.SPACE_LIST);

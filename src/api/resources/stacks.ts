@@ -9,7 +9,6 @@ import { presentStack } from '../presenters/stack.ts';
 import { renderApps } from './apps.ts';
 
 export function registerStacks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   app.get('/v3/stacks', async (c) => {
     const params = listParams(c, stacks.STACK_LIST);

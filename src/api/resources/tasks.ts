@@ -12,16 +12,15 @@ import { listParams, queryOf, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentTask } from '../presenters/task.ts';
 
 export function registerTasks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
 
   async function renderOne(c: Context<Env>, task: Row<'tasks'>, showCommand: boolean, status: 200 | 202, metadata?: Metadata) {
-    const users = await tasks.runUsers(store.db, [task]);
+    const users = await tasks.runUsers(deps, [task]);
     const md = metadata ?? (await metadataOf(deps, 'tasks', task.guid));
     return c.json(presentTask(task, md, { showCommand, user: users.get(task.guid)! }, c.var.linker), status);
   }
 
   async function renderList(c: Context<Env>, params: ReturnType<typeof listParams>, page: { rows: Array<Row<'tasks'>>; total: number }, showCommand: boolean) {
-    const users = await tasks.runUsers(store.db, page.rows);
+    const users = await tasks.runUsers(deps, page.rows);
     const metadata = await metadataOfMany(deps, 'tasks', page.rows.map((t) => t.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),

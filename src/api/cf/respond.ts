@@ -58,10 +58,14 @@ export function acceptedJob(c: Context<Env>, jobGuid: string): Response {
   return c.body(null, 202);
 }
 
-/** The service-layer context for this request. */
-export const serviceCtx = (c: Context<Env>, deps: { store: Store }): Ctx => ({
-  store: deps.store,
-  // c.get, not c.var: the latter copies every variable into a new object on each access.
-  access: c.get('access'),
-  principal: c.get('principal'),
-});
+/**
+ * The service-layer context for this request: the one the authenticating middleware set (c.get, not c.var: the
+ * latter copies every variable into a new object on each access); a request it let through without a caller (a
+ * public endpoint) gets one without access or principal, as before.
+ */
+export const serviceCtx = (c: Context<Env>, deps: { store: Store }): Ctx =>
+  c.get('ctx') ?? {
+    store: deps.store,
+    access: c.get('access'),
+    principal: c.get('principal'),
+  };

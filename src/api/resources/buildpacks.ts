@@ -11,7 +11,6 @@ import { presentBuildpack } from '../presenters/buildpack.ts';
 import { bitsOf } from './packages.ts';
 
 export function registerBuildpacks(app: Api, deps: AppDeps): void {
-
   app.get('/v3/buildpacks', async (c) => {
     const params = listParams(c, buildpacks.BUILDPACK_LIST);
     const page = await buildpacks.listBuildpacks(ctxOf(c, deps), params);

@@ -7,7 +7,6 @@ import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/resp
 import { presentBuild } from '../presenters/build.ts';
 
 export function registerBuilds(app: Api, deps: AppDeps): void {
-
   app.get('/v3/builds', async (c) => {
     const params = listParams(c, builds.BUILD_LIST);
     const page = await builds.listBuilds(ctxOf(c, deps), params);

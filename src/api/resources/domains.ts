@@ -19,7 +19,6 @@ import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } fro
 import { presentDomain, presentSharedOrganizations } from '../presenters/domain.ts';
 
 export function registerDomains(app: Api, deps: AppDeps): void {
-
   const renderDomains = async (c: Context<Env>, page: Page<Row<'domains'>>, params: ListParams) => {
     const shared = await domains.visibleSharedOrgs(ctxOf(c, deps), page.rows.map((d) => d.guid));
     return renderList(c, deps, page, params, (d, m) => presentDomain(d, shared.get(d.guid) ?? [], m, c.get('linker')), {

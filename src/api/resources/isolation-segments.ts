@@ -13,7 +13,6 @@ import { presentOrganization } from '../presenters/organization.ts';
 const AnyBody = z.record(z.string(), z.unknown());
 
 export function registerIsolationSegments(app: Api, deps: AppDeps): void {
-
   app.get('/v3/isolation_segments', async (c) => {
     const params = listParams(c, ISOLATION_SEGMENT_LIST);
     const page = await segments.listIsolationSegments(ctxOf(c, deps), params);

@@ -14,7 +14,6 @@ async function present(ctx: Ctx, quota: Row<'organization_quotas'>, l: Linker) {
 }
 
 export function registerOrganizationQuotas(app: Api, deps: AppDeps): void {
-
   app.get('/v3/organization_quotas', async (c) => {
     const params = listParams(c, quotas.ORG_QUOTA_LIST);
     const ctx = ctxOf(c, deps);

@@ -7,7 +7,6 @@ import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } fro
 import { presentOrganization } from '../presenters/organization.ts';
 
 export function registerOrganizations(app: Api, deps: AppDeps): void {
-
   app.get('/v3/organizations', async (c) => {
     const params = listParams(c, orgs.ORG_LIST);
     const page = await orgs.listOrganizations(ctxOf(c, deps), params);

@@ -28,7 +28,6 @@ function wantsInstances(embed: string | undefined): boolean {
 }
 
 export function registerProcesses(app: Api, deps: AppDeps): void {
-
   /** A list page: command is always redacted in lists (CONVENTIONS.md §2), even for admins. */
   async function renderProcessList(c: Context<Env>, params: ListParams, page: { rows: Array<Row<'processes'>>; total: number }) {
     const embed = wantsInstances(params.params.embed);

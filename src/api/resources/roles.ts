@@ -32,7 +32,6 @@ async function included(c: Context<Env>, deps: AppDeps, rows: roles.RoleRow[], i
 }
 
 export function registerRoles(app: Api, deps: AppDeps): void {
-
   app.get('/v3/roles', async (c) => {
     const params = listParams(c, roles.ROLE_LIST);
     const page = await roles.listRoles(ctxOf(c, deps), params);

@@ -20,7 +20,6 @@ import { presentSpace } from '../presenters/space.ts';
  * openapi.json lacks them; their responses are checked in tests against ROUTE_POLICY_SCHEMA instead.
  */
 export function registerRoutePolicies(app: Api, deps: AppDeps): void {
-
   /**
    * `included` for `include=route,source,app,space,organization`: `source` resolves each policy's source to its
    * app, space or org (cf:any and guids that name nothing add nothing, as CC's decorator). Only what the caller

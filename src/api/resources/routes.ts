@@ -40,7 +40,6 @@ import { presentSpace } from '../presenters/space.ts';
 const AnyObject = z.record(z.string(), z.unknown());
 
 export function registerRoutes(app: Api, deps: AppDeps): void {
-
   /** `included` for `include=domain,space,space.organization,route_policies`. */
   const includedFor = async (c: Context<Env>, rows: Array<Row<'routes'>>, include: string[]) => {
     const { spaces, organizations, domains } = await reads.includedOf(deps, rows, include);

@@ -9,7 +9,6 @@ import { presentServiceBroker } from '../presenters/service-broker.ts';
 const AnyBody = z.record(z.string(), z.unknown());
 
 export function registerServiceBrokers(app: Api, deps: AppDeps): void {
-
   app.get('/v3/service_brokers', async (c) => {
     const params = listParams(c, SERVICE_BROKER_LIST);
     const page = await brokers.listServiceBrokers(ctxOf(c, deps), params);

@@ -14,7 +14,6 @@ import { presentServiceBroker } from '../presenters/service-broker.ts';
 const AnyBody = z.record(z.string(), z.unknown());
 
 export function registerServiceOfferings(app: Api, deps: AppDeps): void {
-
   /** `included` of a plan list: offerings for include=service_offering, brokers for fields[service_offering.service_broker]. */
   async function planIncluded(c: Context<Env>, rows: Array<Row<'service_plans'>>, params: ListParams) {
     const brokerFields = params.fields['service_offering.service_broker'];

@@ -14,7 +14,6 @@ async function present(ctx: Ctx, quota: Row<'space_quotas'>, l: Linker) {
 }
 
 export function registerSpaceQuotas(app: Api, deps: AppDeps): void {
-
   app.get('/v3/space_quotas', async (c) => {
     const params = listParams(c, quotas.SPACE_QUOTA_LIST);
     const ctx = ctxOf(c, deps);

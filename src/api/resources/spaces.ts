@@ -26,7 +26,6 @@ function singleInclude(c: Context<Env>): string[] {
 }
 
 export function registerSpaces(app: Api, deps: AppDeps): void {
-
   app.get('/v3/spaces', async (c) => {
     const params = listParams(c, spaces.SPACE_LIST);
     const page = await spaces.listSpaces(ctxOf(c, deps), params);

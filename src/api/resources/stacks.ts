@@ -9,7 +9,6 @@ import { presentStack } from '../presenters/stack.ts';
 import { renderApps } from './apps.ts';
 
 export function registerStacks(app: Api, deps: AppDeps): void {
-
   app.get('/v3/stacks', async (c) => {
     const params = listParams(c, stacks.STACK_LIST);
     const page = await stacks.listStacks(ctxOf(c, deps), params);

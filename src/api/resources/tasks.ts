@@ -12,7 +12,6 @@ import { listParams, queryOf, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentTask } from '../presenters/task.ts';
 
 export function registerTasks(app: Api, deps: AppDeps): void {
-
   async function renderOne(c: Context<Env>, task: Row<'tasks'>, showCommand: boolean, status: 200 | 202, metadata?: Metadata) {
     const users = await tasks.runUsers(deps, [task]);
     const md = metadata ?? (await metadataOf(deps, 'tasks', task.guid));

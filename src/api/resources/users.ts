@@ -8,7 +8,6 @@ import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } fro
 import { presentUser } from '../presenters/user.ts';
 
 export function registerUsers(app: Api, deps: AppDeps): void {
-
   /** The three user lists differ only in which users they start from. */
   const list = async (c: Context<Env>, scope?: users.UserListScope) => {
     const params = listParams(c, users.USER_LIST);

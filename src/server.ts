@@ -228,7 +228,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
       ...(runtime.runStaging ? { runStaging: runtime.runStaging.bind(runtime) } : {}),
     }),
   );
-  await sweepBuildpackBits(store.db, bits);
+  await sweepBuildpackBits({ store }, bits);
   controllers.register(blobCollector(store, bits));
   controllers.register(buildpackCacheCollector(store, bits));
   controllers.register(

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Principal } from '../domain/principal.ts';
 import type { Access } from '../services/access.ts';
+import type { Ctx } from '../services/context.ts';
 import type { Bits } from '../lifecycle/blobs.ts';
 import type { JobHandlers } from '../lifecycle/jobs.ts';
 import type { ObservedInstances } from '../lifecycle/instances.ts';
@@ -52,6 +53,8 @@ export interface Env {
     linker: Linker;
     principal: Principal;
     access: Access;
+    /** The services context of an authenticated (or anonymous marketplace) caller, set by the authenticating middleware. */
+    ctx: Ctx;
     /** The JSON text of a list page, left by renderList for the list cache. */
     listCacheBody: string | undefined;
     /** The route pattern of a list answered from the list cache, for metrics (the handler did not run). */

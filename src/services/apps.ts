@@ -80,7 +80,8 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
 export const getApp = async (ctx: Ctx, guid: string) => (await findVisibleApp(ctx, guid)).app;
 
 /** Spaces and orgs of some apps for `include=space|space.organization|org`, ordered by created_at, guid. */
-export async function appParents(db: Kysely<Database>, apps: Array<Pick<Row<'apps'>, 'space_guid'>>, include: string[]) {
+export async function appParents(ctx: Pick<Ctx, 'store'>, apps: Array<Pick<Row<'apps'>, 'space_guid'>>, include: string[]) {
+  const db = ctx.store.db;
   const spaceGuids = [...new Set(apps.map((a) => a.space_guid))];
   const wantSpaces = include.includes('space') || include.includes('space.organization');
   const wantOrgs = include.includes('space.organization') || include.includes('org');
@@ -96,7 +97,8 @@ export async function appParents(db: Kysely<Database>, apps: Array<Pick<Row<'app
 }
 
 /** Detected commands of the current droplets of some apps: app guid → process type → command. */
-export async function detectedCommands(db: Kysely<Database>, apps: Array<Pick<Row<'apps'>, 'guid' | 'droplet_guid'>>) {
+export async function detectedCommands(ctx: Pick<Ctx, 'store'>, apps: Array<Pick<Row<'apps'>, 'guid' | 'droplet_guid'>>) {
+  const db = ctx.store.db;
   const dropletGuids = [...new Set(apps.map((a) => a.droplet_guid).filter((g): g is string => !!g))];
   const out = new Map<string, Record<string, string>>();
   if (dropletGuids.length === 0) return out;

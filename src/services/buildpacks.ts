@@ -435,7 +435,8 @@ async function dropBits(bits: Bits, blobKey: string): Promise<void> {
  * Removes stored and extracted bits no buildpack refers to any more (deleted buildpacks, replaced uploads that
  * were interrupted). Cheap: one query and two small directory listings.
  */
-export async function sweepBuildpackBits(db: Db, bits: Bits): Promise<void> {
+export async function sweepBuildpackBits(ctx: Pick<Ctx, 'store'>, bits: Bits): Promise<void> {
+  const db = ctx.store.db;
   const rows = await db.selectFrom('buildpacks').select('blob_key').where('blob_key', 'is not', null).execute();
   const live = new Set(rows.map((r) => r.blob_key!));
   const isLive = (key: string) => live.has(key) || pendingKeys.has(key);

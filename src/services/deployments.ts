@@ -69,7 +69,8 @@ export async function findVisibleDeployment(ctx: Ctx, guid: string): Promise<Dep
 }
 
 /** Revision versions of some deployments, for `revision: {guid, version}`. */
-export async function revisionVersions(db: Kysely<Database>, deployments: Array<Pick<Row<'deployments'>, 'revision_guid'>>): Promise<Map<string, number>> {
+export async function revisionVersions(ctx: Pick<Ctx, 'store'>, deployments: Array<Pick<Row<'deployments'>, 'revision_guid'>>): Promise<Map<string, number>> {
+  const db = ctx.store.db;
   const guids = [...new Set(deployments.map((d) => d.revision_guid).filter((g): g is string => !!g))];
   if (guids.length === 0) return new Map();
   const rows = await db.selectFrom('revisions').select(['guid', 'version']).where('guid', 'in', guids).execute();

@@ -69,9 +69,10 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
  * Only those columns: a whole app row carries its sealed environment variables.
  */
 export async function appsOf(
-  db: Kysely<Database>,
+  ctx: Pick<Ctx, 'store'>,
   processes: Array<Pick<Row<'processes'>, 'app_guid'>>,
 ): Promise<Map<string, Pick<Row<'apps'>, 'guid' | 'space_guid' | 'lifecycle_type'>>> {
+  const db = ctx.store.db;
   const guids = [...new Set(processes.map((p) => p.app_guid))];
   if (guids.length === 0) return new Map();
   const apps = await db.selectFrom('apps').select(['guid', 'space_guid', 'lifecycle_type']).where('guid', 'in', guids).execute();

@@ -146,7 +146,8 @@ export async function listDeployedRevisions(ctx: Ctx, params: ListParams, appGui
 }
 
 /** Droplet guids among `revisions` that can still be deployed (the droplet exists and is STAGED). */
-export async function deployableDroplets(db: Kysely<Database>, revisions: Array<Pick<Row<'revisions'>, 'droplet_guid'>>): Promise<Set<string>> {
+export async function deployableDroplets(ctx: Pick<Ctx, 'store'>, revisions: Array<Pick<Row<'revisions'>, 'droplet_guid'>>): Promise<Set<string>> {
+  const db = ctx.store.db;
   const guids = [...new Set(revisions.map((r) => r.droplet_guid))];
   if (guids.length === 0) return new Set();
   const rows = await db.selectFrom('droplets').select('guid').where('guid', 'in', guids).where('state', '=', 'STAGED').execute();

@@ -80,7 +80,8 @@ export interface RoleIncludes {
   spaces?: Array<Row<'spaces'>>;
 }
 
-export async function roleIncludes(db: Kysely<Database>, roles: RoleRow[], include: readonly string[]): Promise<RoleIncludes> {
+export async function roleIncludes(ctx: Pick<Ctx, 'store'>, roles: RoleRow[], include: readonly string[]): Promise<RoleIncludes> {
+  const db = ctx.store.db;
   const out: RoleIncludes = {};
   const parents = (guids: Array<string | null>) => [...new Set(guids.filter((g): g is string => g !== null))];
   if (include.includes('user')) out.users = await usersByGuid(db, roles.map((r) => r.user_guid));

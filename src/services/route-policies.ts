@@ -7,7 +7,7 @@ import { SPACE_ROLE_TYPES } from '../domain/roles.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { listOptions, listPage, type Page } from '../store/list-query.ts';
 import { deleteMetadata, saveMetadata } from '../store/metadata.ts';
-import type { Database, Row } from '../store/schema.ts';
+import type { Row } from '../store/schema.ts';
 import { newGuid, type WriteTx } from '../store/store.ts';
 import { assertOrgWritable, assertSpaceWritable } from './access.ts';
 import { recordAudit } from '../lifecycle/audit.ts';
@@ -107,7 +107,8 @@ export async function getRoutePolicy(ctx: Ctx, guid: string): Promise<PolicyRow>
 }
 
 /** What `include=route,source,app,space,organization` adds: the routes, and the sources that still exist. */
-export async function includedOf(db: Kysely<Database>, policies: PolicyRow[], include: string[]) {
+export async function includedOf(ctx: Pick<Ctx, 'store'>, policies: PolicyRow[], include: string[]) {
+  const db = ctx.store.db;
   const wants = (k: string) => include.includes(k);
   const bySource = (type: string) => [...new Set(policies.filter((p) => p.source_type === type).map((p) => p.source_guid))];
   const load = async <T extends 'routes' | 'apps' | 'spaces' | 'organizations'>(table: T, guids: string[]) => {
@@ -216,7 +217,14 @@ export async function deleteRoutePoliciesOf(tx: WriteTx, routeGuids: string[]): 
 }
 
 /** The policies of some routes, oldest first (`GET /v3/routes?include=route_policies`). */
-export async function policiesOfRoutes(db: Kysely<Database>, routeGuids: string[]): Promise<PolicyRow[]> {
+/** The spaces of some apps by guid, one lookup per app (for the visibility check of `include=app`). */
+export async function spacesOfApps(ctx: Pick<Ctx, 'store'>, apps: Array<Pick<Row<'apps'>, 'space_guid'>>): Promise<Map<string, Row<'spaces'>>> {
+  const db = ctx.store.db;
+  return new Map((await Promise.all(apps.map((a) => db.selectFrom('spaces').selectAll().where('guid', '=', a.space_guid).executeTakeFirst()))).flatMap((s) => (s ? [[s.guid, s] as const] : [])));
+}
+
+export async function policiesOfRoutes(ctx: Pick<Ctx, 'store'>, routeGuids: string[]): Promise<PolicyRow[]> {
+  const db = ctx.store.db;
   const out: PolicyRow[] = [];
   for (let i = 0; i < routeGuids.length; i += CHUNK) {
     out.push(...(await db.selectFrom('route_policies').selectAll().where('route_guid', 'in', routeGuids.slice(i, i + CHUNK)).orderBy('id').execute()));

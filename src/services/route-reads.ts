@@ -32,7 +32,8 @@ export async function destinationsOf(db: Kysely<Database>, routeGuids: string[])
 }
 
 /** Views (domain name and destinations) of many routes, in their order. */
-export async function viewsOf(db: Kysely<Database>, routes: RouteRow[]): Promise<RouteView[]> {
+export async function viewsOf(ctx: Pick<Ctx, 'store'>, routes: RouteRow[]): Promise<RouteView[]> {
+  const db = ctx.store.db;
   const domainGuids = [...new Set(routes.map((r) => r.domain_guid))];
   const names = new Map<string, string>();
   for (const part of chunks(domainGuids)) {
@@ -42,7 +43,7 @@ export async function viewsOf(db: Kysely<Database>, routes: RouteRow[]): Promise
   return routes.map((route) => ({ route, domainName: names.get(route.domain_guid) ?? '', destinations: destinations.get(route.guid) ?? [] }));
 }
 
-export const viewOf = async (db: Kysely<Database>, route: RouteRow) => (await viewsOf(db, [route]))[0]!;
+export const viewOf = async (ctx: Pick<Ctx, 'store'>, route: RouteRow) => (await viewsOf(ctx, [route]))[0]!;
 
 /**
  * `GET /v3/routes` (and, with `appGuid`, `GET /v3/apps/:guid/routes`): routes the caller can read through
@@ -87,7 +88,7 @@ export async function listAppRoutes(ctx: Ctx, appGuid: string, params: ListParam
 }
 
 export async function getRoute(ctx: Ctx, guid: string): Promise<RouteView> {
-  return viewOf(ctx.store.db, await findReadableRoute(ctx, guid));
+  return viewOf(ctx, await findReadableRoute(ctx, guid));
 }
 
 // ---- shared helpers for other capabilities ----
@@ -135,7 +136,8 @@ export const routeUri = (route: Pick<RouteRow, 'host' | 'path' | 'port'>, domain
   `${routeFqdn(route.host, domainName)}${route.path}${route.port > 0 ? `:${route.port}` : ''}`;
 
 /** The domains, spaces and orgs of some routes, for `include` (ordered by created_at, guid; de-duplicated). */
-export async function includedOf(db: Kysely<Database>, routes: RouteRow[], include: string[]) {
+export async function includedOf(ctx: Pick<Ctx, 'store'>, routes: RouteRow[], include: string[]) {
+  const db = ctx.store.db;
   const wantsSpaces = include.includes('space') || include.includes('space.organization');
   const spaceGuids = [...new Set(routes.map((r) => r.space_guid))];
   const spaces =

@@ -177,7 +177,7 @@ export async function updateRoute(ctx: Ctx, guid: string, input: UpdateRoute): P
     await auditRoute(tx, ctx, 'update', route, org.guid, { request: input.request });
     return { updated: await tx.db.selectFrom('routes').selectAll().where('guid', '=', route.guid).executeTakeFirstOrThrow(), metadata };
   });
-  return { ...(await viewOf(ctx.store.db, updated)), metadata };
+  return { ...(await viewOf(ctx, updated)), metadata };
 }
 
 /** Starts the asynchronous delete of a route (its destinations and shares go with it). */

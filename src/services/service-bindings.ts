@@ -284,12 +284,14 @@ export async function credentialBindingParameters(ctx: Ctx, guid: string, timeou
   return (res.json as { parameters?: unknown }).parameters ?? {};
 }
 
-export async function appsByGuid(db: Kysely<Database>, guids: (string | null)[]): Promise<Array<Row<'apps'>>> {
+export async function appsByGuid(ctx: Pick<Ctx, 'store'>, guids: (string | null)[]): Promise<Array<Row<'apps'>>> {
+  const db = ctx.store.db;
   const unique = [...new Set(guids.filter((g): g is string => g !== null))];
   return unique.length ? db.selectFrom('apps').selectAll().where('guid', 'in', unique).orderBy('id').execute() : [];
 }
 
-export async function instancesByGuid(db: Kysely<Database>, guids: string[]): Promise<Array<Row<'service_instances'>>> {
+export async function instancesByGuid(ctx: Pick<Ctx, 'store'>, guids: string[]): Promise<Array<Row<'service_instances'>>> {
+  const db = ctx.store.db;
   const unique = [...new Set(guids)];
   return unique.length ? db.selectFrom('service_instances').selectAll().where('guid', 'in', unique).orderBy('id').execute() : [];
 }

@@ -172,7 +172,7 @@ export async function deleteServiceBroker(ctx: Ctx, guid: string): Promise<{ job
   });
 }
 
-export const brokerMetadata = (db: Kysely<Database>, guid: string) => loadOneMetadata(db, RESOURCE, guid);
+export const brokerMetadata = (ctx: Pick<Ctx, 'store'>, guid: string) => loadOneMetadata(ctx.store.db, RESOURCE, guid);
 
 /**
  * The broker jobs. Synchronising fetches the catalog outside any transaction, then upserts it in one; a failure

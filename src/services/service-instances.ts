@@ -27,7 +27,7 @@ import { getFeatureFlag, requireFeature } from './feature-flags.ts';
 import { enqueueJob } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 import { connectionOf } from './service-catalog.ts';
-import { getServicePlan, purgeInstance } from './service-plans.ts';
+import { brokersByGuid, getServicePlan, offeringsByGuid, purgeInstance } from './service-plans.ts';
 import { organizationQuotaOf } from './organization-quotas.ts';
 import { spaceQuotaOf } from './space-quotas.ts';
 import { serviceInstanceQuotaError } from '../domain/quotas.ts';
@@ -534,3 +534,34 @@ export async function sharingEnabled(ctx: Ctx): Promise<boolean> {
 }
 
 export { removeSubject };
+
+/** Spaces by guid (in id order) and, when asked, their organizations: the `fields[space…]` of instance reads. */
+export async function spacesWithOrganizations(
+  ctx: Pick<Ctx, 'store'>,
+  spaceGuids: string[],
+  withOrganizations: boolean,
+): Promise<{ spaces: Array<Row<'spaces'>>; organizations: Array<Row<'organizations'>> }> {
+  const db = ctx.store.db;
+  const spaces = spaceGuids.length ? await db.selectFrom('spaces').selectAll().where('guid', 'in', spaceGuids).orderBy('id').execute() : [];
+  if (!withOrganizations) return { spaces, organizations: [] };
+  const orgGuids = [...new Set(spaces.map((s) => s.organization_guid))];
+  const organizations = orgGuids.length ? await db.selectFrom('organizations').selectAll().where('guid', 'in', orgGuids).orderBy('id').execute() : [];
+  return { spaces, organizations };
+}
+
+/** The plans of some instances (in id order) with their offerings and, when asked, the offerings' brokers. */
+export async function plansOfInstances(ctx: Pick<Ctx, 'store'>, rows: Array<Row<'service_instances'>>, withBrokers: boolean) {
+  const db = ctx.store.db;
+  const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
+  const plans = guids.length ? await db.selectFrom('service_plans').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
+  const offerings = await offeringsByGuid(ctx, plans.map((p) => p.service_offering_guid));
+  const brokers = withBrokers ? await brokersByGuid(ctx, offerings.map((o) => o.service_broker_guid)) : [];
+  return { plans, offerings, brokers };
+}
+
+/** `maintenance_info` of the plans of some instances, by plan guid. */
+export async function planMaintenanceOf(ctx: Pick<Ctx, 'store'>, rows: Array<Row<'service_instances'>>): Promise<Map<string, string | null>> {
+  const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
+  const found = guids.length ? await ctx.store.db.selectFrom('service_plans').select(['guid', 'maintenance_info']).where('guid', 'in', guids).execute() : [];
+  return new Map(found.map((p) => [p.guid, p.maintenance_info]));
+}

@@ -197,7 +197,8 @@ export async function getServiceOffering(ctx: Ctx, guid: string): Promise<Offeri
  * rows by type in one pass and keeps the page's, instead of chunked `IN (…900 guids…)` lookups (7 → <1 ms over
  * 1,000 plans without labels); small pages use the usual lookup.
  */
-export async function planMetadata(db: Kysely<Database>, guids: string[]): Promise<Map<string, Metadata>> {
+export async function planMetadata(ctx: Pick<Ctx, 'store'>, guids: string[]): Promise<Map<string, Metadata>> {
+  const db = ctx.store.db;
   if (guids.length <= 200) return loadMetadata(db, 'service_plans', guids);
   const out = new Map<string, Metadata>(guids.map((g) => [g, { labels: {}, annotations: {} }]));
   for (const table of ['labels', 'annotations'] as const) {
@@ -211,12 +212,14 @@ export async function planMetadata(db: Kysely<Database>, guids: string[]): Promi
 }
 
 /** Offerings by guid (for `include=service_offering`), and their brokers. */
-export async function offeringsByGuid(db: Kysely<Database>, guids: string[]): Promise<OfferingRow[]> {
+export async function offeringsByGuid(ctx: Pick<Ctx, 'store'>, guids: string[]): Promise<OfferingRow[]> {
+  const db = ctx.store.db;
   const unique = [...new Set(guids)];
   return unique.length ? db.selectFrom('service_offerings').selectAll().where('guid', 'in', unique).orderBy('id').execute() : [];
 }
 
-export async function brokersByGuid(db: Kysely<Database>, guids: string[]): Promise<Array<Row<'service_brokers'>>> {
+export async function brokersByGuid(ctx: Pick<Ctx, 'store'>, guids: string[]): Promise<Array<Row<'service_brokers'>>> {
+  const db = ctx.store.db;
   const unique = [...new Set(guids)];
   return unique.length ? db.selectFrom('service_brokers').selectAll().where('guid', 'in', unique).orderBy('id').execute() : [];
 }

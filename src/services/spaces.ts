@@ -50,7 +50,8 @@ export const getSpace = (ctx: Ctx, guid: string) => findVisibleSpace(ctx.access,
  * The parent orgs of some spaces, for `include=organization`: de-duplicated and ordered by created_at,
  * guid. Whoever can read a space can read its org, so no further visibility filter is needed.
  */
-export async function organizationsOf(db: Kysely<Database>, spaces: Array<Pick<Row<'spaces'>, 'organization_guid'>>) {
+export async function organizationsOf(ctx: Pick<Ctx, 'store'>, spaces: Array<Pick<Row<'spaces'>, 'organization_guid'>>) {
+  const db = ctx.store.db;
   const guids = [...new Set(spaces.map((s) => s.organization_guid))];
   if (guids.length === 0) return [];
   return db.selectFrom('organizations').selectAll().where('guid', 'in', guids).orderBy('created_at').orderBy('guid').execute();

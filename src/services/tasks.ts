@@ -84,7 +84,8 @@ export const canSeeCommand = (ctx: Ctx, spaceGuid: string) => ctx.access.canRead
  * The container user each task is shown with: the one asked for, else the droplet's default (upstream's
  * run_action_user: `root` for docker and cnb droplets, `vcap` otherwise). Keyed by task guid.
  */
-export async function runUsers(db: Kysely<Database>, tasks: Array<Pick<Row<'tasks'>, 'guid' | 'droplet_guid' | 'run_user'>>) {
+export async function runUsers(ctx: Pick<Ctx, 'store'>, tasks: Array<Pick<Row<'tasks'>, 'guid' | 'droplet_guid' | 'run_user'>>) {
+  const db = ctx.store.db;
   const dropletGuids = [...new Set(tasks.filter((t) => !t.run_user).map((t) => t.droplet_guid))];
   const lifecycles = new Map<string, string>();
   for (let i = 0; i < dropletGuids.length; i += 900) {

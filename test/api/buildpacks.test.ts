@@ -395,7 +395,7 @@ describe('buildpacks', () => {
     const after = await positions();
     expect(after.map(([n]) => n)).toEqual(before.map(([n]) => n).filter((n) => n !== 'uploaded_bp'));
     expect(after.map(([, p]) => p)).toEqual(after.map((_, i) => i + 1));
-    await sweepBuildpackBits(t.kiln.store.db, bits);
+    await sweepBuildpackBits(t.kiln, bits);
     expect(await bits.blobstore.exists(key)).toBe(false);
     const audit = await t.kiln.store.db.selectFrom('audit_events').select('type').where('target_guid', '=', bp.guid).orderBy('id').execute();
     expect(audit.map((e) => e.type)).toEqual(['audit.buildpack.create', 'audit.buildpack.upload', 'audit.buildpack.upload', 'audit.buildpack.update', 'audit.buildpack.update', 'audit.buildpack.delete']);

@@ -1,12 +1,10 @@
 import type { Context } from 'hono';
-import type { Kysely } from 'kysely';
 import { badQuery } from '../../domain/errors.ts';
 import type { ListParams, ListSpec } from '../../domain/list-params.ts';
 import { parseListParams } from '../../domain/list-params.ts';
 import type { Metadata } from '../../domain/metadata.ts';
 import type { Page } from '../../store/list-query.ts';
-import { loadMetadata } from '../../store/metadata.ts';
-import type { Database } from '../../store/schema.ts';
+import { metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Env } from '../context.ts';
 import type { Ctx } from '../../services/context.ts';
 import type { Store } from '../../store/store.ts';
@@ -35,14 +33,14 @@ export function queryOf(c: Context<Env>, allowed: readonly string[] = []): Recor
  */
 export async function renderList<R extends { guid: string }, P>(
   c: Context<Env>,
-  db: Kysely<Database>,
+  deps: Pick<Ctx, 'store'>,
   page: Page<R>,
   params: ListParams,
   present: (row: R, metadata: Metadata | undefined) => P,
   opts: { resourceType?: string; included?: Record<string, unknown[]> } = {},
 ) {
   const metadata = opts.resourceType
-    ? await loadMetadata(db, opts.resourceType, page.rows.map((r) => r.guid))
+    ? await metadataOfMany(deps, opts.resourceType, page.rows.map((r) => r.guid))
     : undefined;
   const body: { pagination: Pagination; resources: P[]; included?: Record<string, unknown[]> } = {
     pagination: pagination(c.get('linker'), c.req.path, params, page.total),
@@ -60,10 +58,14 @@ export function acceptedJob(c: Context<Env>, jobGuid: string): Response {
   return c.body(null, 202);
 }
 
-/** The service-layer context for this request. */
-export const serviceCtx = (c: Context<Env>, deps: { store: Store }): Ctx => ({
-  store: deps.store,
-  // c.get, not c.var: the latter copies every variable into a new object on each access.
-  access: c.get('access'),
-  principal: c.get('principal'),
-});
+/**
+ * The service-layer context for this request: the one the authenticating middleware set (c.get, not c.var: the
+ * latter copies every variable into a new object on each access); a request it let through without a caller (a
+ * public endpoint) gets one without access or principal, as before.
+ */
+export const serviceCtx = (c: Context<Env>, deps: { store: Store }): Ctx =>
+  c.get('ctx') ?? {
+    store: deps.store,
+    access: c.get('access'),
+    principal: c.get('principal'),
+  };

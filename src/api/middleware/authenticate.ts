@@ -36,8 +36,10 @@ export function authenticate(
       if (c.req.method === 'GET' && MARKETPLACE.test(c.req.path)) {
         const hidden = await store.db.selectFrom('feature_flags').select('enabled').where('name', '=', 'hide_marketplace_from_unauthenticated_users').executeTakeFirst();
         if (!hidden?.enabled) {
+          const access = new Access(store.db, ANONYMOUS);
           c.set('principal', ANONYMOUS);
-          c.set('access', new Access(store.db, ANONYMOUS));
+          c.set('access', access);
+          c.set('ctx', { store, access, principal: ANONYMOUS });
           return next();
         }
       }
@@ -52,8 +54,10 @@ export function authenticate(
     }
     if (!isPublic && !methodAllowed(principal, c.req.method)) throw notAuthorized();
     await remember(principal);
+    const access = new Access(store.db, principal);
     c.set('principal', principal);
-    c.set('access', new Access(store.db, principal));
+    c.set('access', access);
+    c.set('ctx', { store, access, principal });
     return next();
   };
 }

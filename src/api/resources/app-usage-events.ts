@@ -30,7 +30,7 @@ export function registerAppUsageEvents(app: Api, deps: AppDeps): void {
     const params = listParams(c, APP_USAGE_EVENT_LIST);
     const page = await usage.listAppUsageEvents(ctxOf(c, deps), params);
     const l = c.get('linker');
-    return renderList(c, deps.store.db, page, params, (e) => presentAppUsageEvent(e, l));
+    return renderList(c, deps, page, params, (e) => presentAppUsageEvent(e, l));
   });
 
   app.get('/v3/app_usage_events/:guid', async (c) => {

@@ -3,7 +3,7 @@ import { CreateAppSchema, SetCurrentDropletSchema, UpdateAppFeatureSchema, Updat
 import { UpdateEnvironmentVariableGroupSchema } from '../../domain/environment-variable-groups.ts';
 import { parseListParams, type ListParams } from '../../domain/list-params.ts';
 import * as apps from '../../services/apps.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Page } from '../../store/list-query.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
@@ -22,15 +22,14 @@ import { presentSpace } from '../presenters/space.ts';
 
 /** `included.spaces` / `included.organizations` for `include=space|space.organization|org`. */
 async function included(c: Context<Env>, deps: AppDeps, rows: Array<Row<'apps'>>, include: string[]) {
-  const db = deps.store.db;
-  const parents = await apps.appParents(db, rows, include);
+  const parents = await apps.appParents(deps, rows, include);
   const out: Record<string, unknown[]> = {};
   if (parents.spaces) {
-    const m = await loadMetadata(db, 'spaces', parents.spaces.map((s) => s.guid));
+    const m = await metadataOfMany(deps, 'spaces', parents.spaces.map((s) => s.guid));
     out.spaces = parents.spaces.map((s) => presentSpace(s, m.get(s.guid), c.get('linker')));
   }
   if (parents.organizations) {
-    const m = await loadMetadata(db, 'organizations', parents.organizations.map((o) => o.guid));
+    const m = await metadataOfMany(deps, 'organizations', parents.organizations.map((o) => o.guid));
     out.organizations = parents.organizations.map((o) => presentOrganization(o, m.get(o.guid), c.get('linker')));
   }
   return out;
@@ -44,16 +43,15 @@ function singleInclude(c: Context<Env>): string[] {
 
 /** A page of apps with its `included` resources (also served by `GET /v3/stacks/:guid/apps`). */
 export async function renderApps(c: Context<Env>, deps: AppDeps, params: ListParams, page: Page<Row<'apps'>>) {
-  return renderList(c, deps.store.db, page, params, (a, m) => presentApp(a, m, c.get('linker')), {
+  return renderList(c, deps, page, params, (a, m) => presentApp(a, m, c.get('linker')), {
     resourceType: 'apps',
     included: params.include.length > 0 ? await included(c, deps, page.rows, params.include) : undefined,
   });
 }
 
 export function registerApps(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const presentOne = async (c: Context<Env>, row: Row<'apps'>) =>
-    presentApp(row, await loadOneMetadata(store.db, 'apps', row.guid), c.var.linker);
+    presentApp(row, await metadataOf(deps, 'apps', row.guid), c.var.linker);
 
   app.get('/v3/apps', async (c) => {
     const params = listParams(c, apps.APP_LIST);
@@ -106,7 +104,7 @@ export function registerApps(app: Api, deps: AppDeps): void {
     queryOf(c);
     const ctx = ctxOf(c, deps);
     const { scope, droplet } = await apps.getCurrentDroplet(ctx, c.req.param('guid'));
-    const metadata = await loadOneMetadata(store.db, 'droplets', droplet.guid);
+    const metadata = await metadataOf(deps, 'droplets', droplet.guid);
     const secrets = await ctx.access.canReadSpaceSecrets(scope.space.guid);
     return c.json(presentDroplet(droplet, metadata, secrets, c.var.linker));
   });

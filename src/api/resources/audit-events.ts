@@ -7,7 +7,7 @@ export function registerAuditEvents(app: Api, deps: AppDeps): void {
   app.get('/v3/audit_events', async (c) => {
     const params = events.parseAuditEventListParams(new URL(c.req.url).searchParams);
     const page = await events.listAuditEvents(ctxOf(c, deps), params);
-    return renderList(c, deps.store.db, page, params, (e) => presentAuditEvent(e, c.get('linker')));
+    return renderList(c, deps, page, params, (e) => presentAuditEvent(e, c.get('linker')));
   });
 
   app.get('/v3/audit_events/:guid', async (c) => {

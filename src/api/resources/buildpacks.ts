@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { CreateBuildpackSchema, MISSING_BITS, UpdateBuildpackSchema, uploadInvalid } from '../../domain/buildpacks.ts';
 import { unprocessable } from '../../domain/errors.ts';
 import * as buildpacks from '../../services/buildpacks.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { receiveMultipart } from '../cf/multipart.ts';
@@ -11,12 +11,10 @@ import { presentBuildpack } from '../presenters/buildpack.ts';
 import { bitsOf } from './packages.ts';
 
 export function registerBuildpacks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/buildpacks', async (c) => {
     const params = listParams(c, buildpacks.BUILDPACK_LIST);
     const page = await buildpacks.listBuildpacks(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentBuildpack(b, m, c.get('linker')), { resourceType: 'buildpacks' });
+    return renderList(c, deps, page, params, (b, m) => presentBuildpack(b, m, c.get('linker')), { resourceType: 'buildpacks' });
   });
 
   app.post('/v3/buildpacks', async (c) => {
@@ -31,7 +29,7 @@ export function registerBuildpacks(app: Api, deps: AppDeps): void {
   app.get('/v3/buildpacks/:guid', async (c) => {
     queryOf(c);
     const bp = await buildpacks.getBuildpack(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentBuildpack(bp, await loadOneMetadata(store.db, 'buildpacks', bp.guid), c.var.linker));
+    return c.json(presentBuildpack(bp, await metadataOf(deps, 'buildpacks', bp.guid), c.var.linker));
   });
 
   app.patch('/v3/buildpacks/:guid', async (c) => {
@@ -64,7 +62,7 @@ export function registerBuildpacks(app: Api, deps: AppDeps): void {
       return c.json(presentBuildpack(buildpack, metadata, c.var.linker), 202);
     } finally {
       await fs.rm(received.dir, { recursive: true, force: true });
-      await buildpacks.sweepBuildpackBits(store.db, bits).catch(() => undefined);
+      await buildpacks.sweepBuildpackBits(deps, bits).catch(() => undefined);
     }
   });
 }

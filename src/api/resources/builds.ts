@@ -1,24 +1,22 @@
 import { CreateBuildSchema, UpdateBuildSchema } from '../../domain/builds.ts';
 import * as builds from '../../services/builds.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentBuild } from '../presenters/build.ts';
 
 export function registerBuilds(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/builds', async (c) => {
     const params = listParams(c, builds.BUILD_LIST);
     const page = await builds.listBuilds(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
+    return renderList(c, deps, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
   });
 
   app.get('/v3/apps/:guid/builds', async (c) => {
     const params = listParams(c, builds.APP_BUILD_LIST);
     const page = await builds.listBuilds(ctxOf(c, deps), params, { appGuid: c.req.param('guid') });
-    return renderList(c, store.db, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
+    return renderList(c, deps, page, params, (b, m) => presentBuild(b, m, c.get('linker')), { resourceType: 'builds' });
   });
 
   app.post('/v3/builds', async (c) => {
@@ -30,7 +28,7 @@ export function registerBuilds(app: Api, deps: AppDeps): void {
   app.get('/v3/builds/:guid', async (c) => {
     queryOf(c);
     const { build } = await builds.findVisibleBuild(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentBuild(build, await loadOneMetadata(store.db, 'builds', build.guid), c.var.linker));
+    return c.json(presentBuild(build, await metadataOf(deps, 'builds', build.guid), c.var.linker));
   });
 
   app.patch('/v3/builds/:guid', async (c) => {

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { CreateDeploymentSchema, UpdateDeploymentSchema } from '../../domain/deployments.ts';
 import * as deployments from '../../services/deployments.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import { readJson } from '../cf/body.ts';
 import { pagination } from '../cf/pagination.ts';
@@ -10,18 +10,17 @@ import type { Api, AppDeps, Env } from '../context.ts';
 import { presentDeployment } from '../presenters/deployment.ts';
 
 export function registerDeployments(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, d: Row<'deployments'>) => {
-    const metadata = await loadOneMetadata(store.db, 'deployments', d.guid);
-    const versions = await deployments.revisionVersions(store.db, [d]);
+    const metadata = await metadataOf(deps, 'deployments', d.guid);
+    const versions = await deployments.revisionVersions(deps, [d]);
     return presentDeployment(d, metadata, d.revision_guid ? versions.get(d.revision_guid) : undefined, c.var.linker);
   };
 
   app.get('/v3/deployments', async (c) => {
     const params = listParams(c, deployments.DEPLOYMENT_LIST);
     const page = await deployments.listDeployments(ctxOf(c, deps), params);
-    const metadata = await loadMetadata(store.db, 'deployments', page.rows.map((d) => d.guid));
-    const versions = await deployments.revisionVersions(store.db, page.rows);
+    const metadata = await metadataOfMany(deps, 'deployments', page.rows.map((d) => d.guid));
+    const versions = await deployments.revisionVersions(deps, page.rows);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
       resources: page.rows.map((d) => presentDeployment(d, metadata.get(d.guid), d.revision_guid ? versions.get(d.revision_guid) : undefined, c.get('linker'))),

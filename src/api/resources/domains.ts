@@ -11,7 +11,7 @@ import type { ListParams } from '../../domain/list-params.ts';
 import { platformNamesOf } from '../../router/api-hosts.ts';
 import * as domains from '../../services/domains.ts';
 import type { Page } from '../../store/list-query.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -19,17 +19,15 @@ import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } fro
 import { presentDomain, presentSharedOrganizations } from '../presenters/domain.ts';
 
 export function registerDomains(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   const renderDomains = async (c: Context<Env>, page: Page<Row<'domains'>>, params: ListParams) => {
     const shared = await domains.visibleSharedOrgs(ctxOf(c, deps), page.rows.map((d) => d.guid));
-    return renderList(c, store.db, page, params, (d, m) => presentDomain(d, shared.get(d.guid) ?? [], m, c.get('linker')), {
+    return renderList(c, deps, page, params, (d, m) => presentDomain(d, shared.get(d.guid) ?? [], m, c.get('linker')), {
       resourceType: 'domains',
     });
   };
 
   const renderOne = async (c: Context<Env>, v: domains.DomainView, status: 200 | 201 = 200) => {
-    const metadata = await loadOneMetadata(store.db, 'domains', v.domain.guid);
+    const metadata = await metadataOf(deps, 'domains', v.domain.guid);
     return c.json(presentDomain(v.domain, v.sharedOrganizationGuids, metadata, c.var.linker), status);
   };
 

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { CopyDropletSchema, CreateDropletSchema, UpdateDropletSchema } from '../../domain/droplets.ts';
 import { KilnError } from '../../domain/errors.ts';
 import * as droplets from '../../services/droplets.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -17,7 +17,7 @@ import { bitsOf } from './packages.ts';
 
 /** A page of droplets; secrets are shown in lists only to callers who read every space's secrets. */
 async function renderDroplets(c: Context<Env>, deps: AppDeps, page: Page<Row<'droplets'>>, params: ListParams) {
-  const metadata = await loadMetadata(deps.store.db, 'droplets', page.rows.map((d) => d.guid));
+  const metadata = await metadataOfMany(deps, 'droplets', page.rows.map((d) => d.guid));
   const secrets = c.var.access.globalSecrets;
   return c.json({
     pagination: pagination(c.var.linker, c.req.path, params, page.total),
@@ -26,10 +26,9 @@ async function renderDroplets(c: Context<Env>, deps: AppDeps, page: Page<Row<'dr
 }
 
 export function registerDroplets(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, scope: { droplet: Row<'droplets'>; space: Row<'spaces'> }) => {
     const ctx = ctxOf(c, deps);
-    const metadata = await loadOneMetadata(store.db, 'droplets', scope.droplet.guid);
+    const metadata = await metadataOf(deps, 'droplets', scope.droplet.guid);
     return presentDroplet(scope.droplet, metadata, await droplets.showsDropletSecrets(ctx, scope.space.guid), c.var.linker);
   };
 

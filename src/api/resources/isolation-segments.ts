@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ISOLATION_SEGMENT_LIST } from '../../domain/isolation-segments.ts';
 import * as segments from '../../services/isolation-segments.ts';
 import { ORG_LIST } from '../../services/organizations.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
@@ -13,12 +13,10 @@ import { presentOrganization } from '../presenters/organization.ts';
 const AnyBody = z.record(z.string(), z.unknown());
 
 export function registerIsolationSegments(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/isolation_segments', async (c) => {
     const params = listParams(c, ISOLATION_SEGMENT_LIST);
     const page = await segments.listIsolationSegments(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (s, m) => presentIsolationSegment(s, m, c.get('linker')), {
+    return renderList(c, deps, page, params, (s, m) => presentIsolationSegment(s, m, c.get('linker')), {
       resourceType: 'isolation_segments',
     });
   });
@@ -32,7 +30,7 @@ export function registerIsolationSegments(app: Api, deps: AppDeps): void {
   app.get('/v3/isolation_segments/:guid', async (c) => {
     queryOf(c);
     const segment = await segments.getIsolationSegment(ctxOf(c, deps), c.req.param('guid'));
-    const metadata = await loadOneMetadata(store.db, 'isolation_segments', segment.guid);
+    const metadata = await metadataOf(deps, 'isolation_segments', segment.guid);
     return c.json(presentIsolationSegment(segment, metadata, c.var.linker));
   });
 
@@ -51,7 +49,7 @@ export function registerIsolationSegments(app: Api, deps: AppDeps): void {
   app.get('/v3/isolation_segments/:guid/organizations', async (c) => {
     const params = listParams(c, ORG_LIST);
     const page = await segments.listSegmentOrganizations(ctxOf(c, deps), c.req.param('guid'), params);
-    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, c.get('linker')), {
+    return renderList(c, deps, page, params, (o, m) => presentOrganization(o, m, c.get('linker')), {
       resourceType: 'organizations',
     });
   });

@@ -14,14 +14,12 @@ async function present(ctx: Ctx, quota: Row<'organization_quotas'>, l: Linker) {
 }
 
 export function registerOrganizationQuotas(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/organization_quotas', async (c) => {
     const params = listParams(c, quotas.ORG_QUOTA_LIST);
     const ctx = ctxOf(c, deps);
     const page = await quotas.listOrganizationQuotas(ctx, params);
     const orgs = await quotas.visibleOrganizationsOf(ctx, page.rows.map((q) => q.guid));
-    return renderList(c, store.db, page, params, (q) => presentOrganizationQuota(q, orgs.get(q.guid) ?? [], c.get('linker')));
+    return renderList(c, deps, page, params, (q) => presentOrganizationQuota(q, orgs.get(q.guid) ?? [], c.get('linker')));
   });
 
   app.post('/v3/organization_quotas', async (c) => {

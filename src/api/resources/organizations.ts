@@ -1,5 +1,5 @@
 import { CreateOrganizationSchema, UpdateOrganizationSchema } from '../../domain/organizations.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import * as orgs from '../../services/organizations.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -7,14 +7,12 @@ import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } fro
 import { presentOrganization } from '../presenters/organization.ts';
 
 export function registerOrganizations(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/organizations', async (c) => {
     const params = listParams(c, orgs.ORG_LIST);
     const page = await orgs.listOrganizations(ctxOf(c, deps), params);
     // c.var rebuilds an object on every access, so the linker is read once, not once per row.
     const linker = c.get('linker');
-    return renderList(c, store.db, page, params, (o, m) => presentOrganization(o, m, linker), {
+    return renderList(c, deps, page, params, (o, m) => presentOrganization(o, m, linker), {
       resourceType: 'organizations',
     });
   });
@@ -28,7 +26,7 @@ export function registerOrganizations(app: Api, deps: AppDeps): void {
   app.get('/v3/organizations/:guid', async (c) => {
     queryOf(c);
     const org = await orgs.getOrganization(ctxOf(c, deps), c.req.param('guid'));
-    const metadata = await loadOneMetadata(store.db, 'organizations', org.guid);
+    const metadata = await metadataOf(deps, 'organizations', org.guid);
     return c.json(presentOrganization(org, metadata, c.var.linker));
   });
 

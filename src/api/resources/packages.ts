@@ -6,7 +6,7 @@ import { KilnError, notFound } from '../../domain/errors.ts';
 import { CopyPackageSchema, CreatePackageSchema, UpdatePackageSchema } from '../../domain/packages.ts';
 import { bitsFor, stagingDropletBlobKey, stagingInputBlobKey, type Bits } from '../../lifecycle/blobs.ts';
 import * as packages from '../../services/packages.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { receiveMultipart } from '../cf/multipart.ts';
@@ -32,20 +32,19 @@ async function sendBlob(c: Context<Env>, bits: Bits, key: string, contentType: s
 }
 
 export function registerPackages(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, row: Parameters<typeof presentPackage>[0]) =>
-    presentPackage(row, await loadOneMetadata(store.db, 'packages', row.guid), c.var.linker);
+    presentPackage(row, await metadataOf(deps, 'packages', row.guid), c.var.linker);
 
   app.get('/v3/packages', async (c) => {
     const params = listParams(c, packages.PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
+    return renderList(c, deps, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.get('/v3/apps/:guid/packages', async (c) => {
     const params = listParams(c, packages.APP_PACKAGE_LIST);
     const page = await packages.listPackages(ctxOf(c, deps), params, { appGuid: c.req.param('guid') });
-    return renderList(c, store.db, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
+    return renderList(c, deps, page, params, (p, m) => presentPackage(p, m, c.get('linker')), { resourceType: 'packages' });
   });
 
   app.post('/v3/packages', async (c) => {

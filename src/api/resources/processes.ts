@@ -6,7 +6,7 @@ import { detectedCommands } from '../../services/apps.ts';
 import { findVisibleApp } from '../../services/app-scope.ts';
 import type { Ctx } from '../../services/context.ts';
 import * as processes from '../../services/processes.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -28,15 +28,13 @@ function wantsInstances(embed: string | undefined): boolean {
 }
 
 export function registerProcesses(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   /** A list page: command is always redacted in lists (CONVENTIONS.md §2), even for admins. */
   async function renderProcessList(c: Context<Env>, params: ListParams, page: { rows: Array<Row<'processes'>>; total: number }) {
     const embed = wantsInstances(params.params.embed);
     // Independent reads: side by side on PostgreSQL's pool.
     const [owners, metadata] = await Promise.all([
-      processes.appsOf(store.db, page.rows),
-      loadMetadata(store.db, 'processes', page.rows.map((p) => p.guid)),
+      processes.appsOf(deps, page.rows),
+      metadataOfMany(deps, 'processes', page.rows.map((p) => p.guid)),
     ]);
     // c.get, not c.var: the latter copies every variable into a new object on each access.
     const linker = c.get('linker');
@@ -54,8 +52,8 @@ export function registerProcesses(app: Api, deps: AppDeps): void {
   async function renderOne(c: Context<Env>, ctx: Ctx, scope: processes.ProcessScope, embed: boolean, status: 200 | 202 = 200) {
     const { process } = scope;
     const show = await processes.canSeeCommand(ctx, scope);
-    const detected = show ? (await detectedCommands(store.db, [scope.app])).get(scope.app.guid)?.[process.type] : undefined;
-    const metadata = await loadOneMetadata(store.db, 'processes', process.guid);
+    const detected = show ? (await detectedCommands(deps, [scope.app])).get(scope.app.guid)?.[process.type] : undefined;
+    const metadata = await metadataOf(deps, 'processes', process.guid);
     const instances = embed ? await processes.instanceReports(deps.observed, process, { usage: false }) : undefined;
     const command = show ? ({ show: true, detected } as const) : ({ show: false, redaction: REDACTED } as const);
     return c.json(presentProcess(process, metadata, { app: scope.app, command, instances }, c.var.linker), status);

@@ -8,7 +8,6 @@ import { presentRegistryCredential } from '../presenters/registry-credential.ts'
 
 /** Registry credentials, a Kiln extension of the V3 API (docs/kiln-openapi.json; see services/registry-credentials.ts). */
 export function registerRegistryCredentials(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const box = (): SecretBox => {
     if (!deps.secrets) throw new Error('registry credentials need a SecretBox (AppDeps.secrets)');
     return deps.secrets;
@@ -17,7 +16,7 @@ export function registerRegistryCredentials(app: Api, deps: AppDeps): void {
   app.get('/v3/registry_credentials', async (c) => {
     const params = listParams(c, credentials.REGISTRY_CREDENTIAL_LIST);
     const page = await credentials.listRegistryCredentials(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (r, m) => presentRegistryCredential(r, m, c.get('linker')), { resourceType: 'registry_credentials' });
+    return renderList(c, deps, page, params, (r, m) => presentRegistryCredential(r, m, c.get('linker')), { resourceType: 'registry_credentials' });
   });
 
   app.post('/v3/registry_credentials', async (c) => {

@@ -3,7 +3,7 @@ import type { ListParams } from '../../domain/list-params.ts';
 import { UpdateRevisionSchema } from '../../domain/revisions.ts';
 import * as revisions from '../../services/revisions.ts';
 import type { Page } from '../../store/list-query.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import { readJson } from '../cf/body.ts';
 import { pagination } from '../cf/pagination.ts';
@@ -12,15 +12,14 @@ import type { Api, AppDeps, Env } from '../context.ts';
 import { presentRevision, presentRevisionEnvironmentVariables } from '../presenters/revision.ts';
 
 export function registerRevisions(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const one = async (c: Context<Env>, r: Row<'revisions'>) => {
-    const metadata = await loadOneMetadata(store.db, 'revisions', r.guid);
-    const deployable = await revisions.deployableDroplets(store.db, [r]);
+    const metadata = await metadataOf(deps, 'revisions', r.guid);
+    const deployable = await revisions.deployableDroplets(deps, [r]);
     return presentRevision(r, metadata, deployable.has(r.droplet_guid), c.var.linker);
   };
   const list = async (c: Context<Env>, page: Page<Row<'revisions'>>, params: ListParams) => {
-    const metadata = await loadMetadata(store.db, 'revisions', page.rows.map((r) => r.guid));
-    const deployable = await revisions.deployableDroplets(store.db, page.rows);
+    const metadata = await metadataOfMany(deps, 'revisions', page.rows.map((r) => r.guid));
+    const deployable = await revisions.deployableDroplets(deps, page.rows);
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
       resources: page.rows.map((r) => presentRevision(r, metadata.get(r.guid), deployable.has(r.droplet_guid), c.get('linker'))),

@@ -1,10 +1,8 @@
 import type { Context } from 'hono';
-import type { Kysely } from 'kysely';
 import { parseListParams } from '../../domain/list-params.ts';
 import { CreateRoleSchema } from '../../domain/roles.ts';
 import * as roles from '../../services/roles.ts';
-import { loadMetadata } from '../../store/metadata.ts';
-import type { Database } from '../../store/schema.ts';
+import { metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
@@ -14,33 +12,31 @@ import { presentSpace } from '../presenters/space.ts';
 import { presentUser } from '../presenters/user.ts';
 
 /** `included` for `include=user,space,organization`: full parent objects, one key per requested parent. */
-async function included(c: Context<Env>, db: Kysely<Database>, rows: roles.RoleRow[], include: readonly string[]) {
-  const inc = await roles.roleIncludes(db, rows, include);
+async function included(c: Context<Env>, deps: AppDeps, rows: roles.RoleRow[], include: readonly string[]) {
+  const inc = await roles.roleIncludes(deps, rows, include);
   const l = c.var.linker;
   const out: Record<string, unknown[]> = {};
   if (inc.users) {
-    const m = await loadMetadata(db, 'users', inc.users.map((u) => u.guid));
+    const m = await metadataOfMany(deps, 'users', inc.users.map((u) => u.guid));
     out.users = inc.users.map((u) => presentUser(u, m.get(u.guid), l));
   }
   if (inc.organizations) {
-    const m = await loadMetadata(db, 'organizations', inc.organizations.map((o) => o.guid));
+    const m = await metadataOfMany(deps, 'organizations', inc.organizations.map((o) => o.guid));
     out.organizations = inc.organizations.map((o) => presentOrganization(o, m.get(o.guid), l));
   }
   if (inc.spaces) {
-    const m = await loadMetadata(db, 'spaces', inc.spaces.map((s) => s.guid));
+    const m = await metadataOfMany(deps, 'spaces', inc.spaces.map((s) => s.guid));
     out.spaces = inc.spaces.map((s) => presentSpace(s, m.get(s.guid), l));
   }
   return out;
 }
 
 export function registerRoles(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/roles', async (c) => {
     const params = listParams(c, roles.ROLE_LIST);
     const page = await roles.listRoles(ctxOf(c, deps), params);
-    const inc = params.include.length > 0 ? await included(c, store.db, page.rows, params.include) : undefined;
-    return renderList(c, store.db, page, params, (r) => presentRole(r, c.get('linker')), { included: inc });
+    const inc = params.include.length > 0 ? await included(c, deps, page.rows, params.include) : undefined;
+    return renderList(c, deps, page, params, (r) => presentRole(r, c.get('linker')), { included: inc });
   });
 
   app.post('/v3/roles', async (c) => {
@@ -56,7 +52,7 @@ export function registerRoles(app: Api, deps: AppDeps): void {
     const role = await roles.getRole(ctxOf(c, deps), c.req.param('guid'));
     const body = presentRole(role, c.var.linker);
     if (wanted.length === 0) return c.json(body);
-    return c.json({ ...body, included: await included(c, store.db, [role], wanted) });
+    return c.json({ ...body, included: await included(c, deps, [role], wanted) });
   });
 
   app.delete('/v3/roles/:guid', async (c) => {

@@ -1,6 +1,7 @@
 import type { Api, AppDeps } from '../context.ts';
 import { KilnError } from '../../domain/errors.ts';
 import { readsEverything } from '../../domain/principal.ts';
+import { countRows } from '../../services/info.ts';
 
 /** The Cloud Controller API version Kiln advertises; the cf CLI switches features on it (cf-cli-flows §2). */
 export const CC_API_VERSION = '3.195.0';
@@ -73,8 +74,6 @@ export function registerRoot(app: Api, deps: AppDeps): void {
 
   app.get('/v3/info/usage_summary', async (c) => {
     if (!readsEverything(c.var.principal)) throw new KilnError('NotFound');
-    const count = async (table: 'domains' | 'organizations') =>
-      Number((await deps.store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst())?.n ?? 0);
     return c.json({
       usage_summary: {
         started_instances: 0,
@@ -82,7 +81,7 @@ export function registerRoot(app: Api, deps: AppDeps): void {
         routes: 0,
         service_instances: 0,
         reserved_ports: 0,
-        domains: await count('domains'),
+        domains: await countRows(deps, 'domains'),
         per_app_tasks: 0,
         service_keys: 0,
       },

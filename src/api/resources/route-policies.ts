@@ -4,7 +4,7 @@ import { parseListParams } from '../../domain/list-params.ts';
 import { CreateRoutePolicySchema, ROUTE_POLICY_INCLUDES, UpdateRoutePolicySchema } from '../../domain/route-policies.ts';
 import * as policies from '../../services/route-policies.ts';
 import * as routes from '../../services/route-reads.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
@@ -20,8 +20,6 @@ import { presentSpace } from '../presenters/space.ts';
  * openapi.json lacks them; their responses are checked in tests against ROUTE_POLICY_SCHEMA instead.
  */
 export function registerRoutePolicies(app: Api, deps: AppDeps): void {
-  const db = deps.store.db;
-
   /**
    * `included` for `include=route,source,app,space,organization`: `source` resolves each policy's source to its
    * app, space or org (cf:any and guids that name nothing add nothing, as CC's decorator). Only what the caller
@@ -29,34 +27,34 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
    */
   const includedFor = async (c: Context<Env>, rows: Array<Row<'route_policies'>>, include: string[]) => {
     const ctx = ctxOf(c, deps);
-    const found = await policies.includedOf(db, rows, include);
+    const found = await policies.includedOf(deps, rows, include);
     const out: Record<string, unknown[]> = {};
     const l = c.var.linker;
     if (found.routes) {
-      const views = await routes.viewsOf(db, found.routes);
-      const m = await loadMetadata(db, 'routes', found.routes.map((r) => r.guid));
+      const views = await routes.viewsOf(deps, found.routes);
+      const m = await metadataOfMany(deps, 'routes', found.routes.map((r) => r.guid));
       out.routes = views.map((v) => presentRoute(v, m.get(v.route.guid), l));
     }
     if (found.apps) {
-      const spaces = new Map((await Promise.all(found.apps.map((a) => db.selectFrom('spaces').selectAll().where('guid', '=', a.space_guid).executeTakeFirst()))).flatMap((s) => (s ? [[s.guid, s] as const] : [])));
+      const spaces = await policies.spacesOfApps(deps, found.apps);
       const visible = [];
       for (const a of found.apps) {
         const s = spaces.get(a.space_guid);
         if (s && (await ctx.access.canReadSpace(s))) visible.push(a);
       }
-      const m = await loadMetadata(db, 'apps', visible.map((a) => a.guid));
+      const m = await metadataOfMany(deps, 'apps', visible.map((a) => a.guid));
       out.apps = visible.map((a) => presentApp(a, m.get(a.guid), l));
     }
     if (found.spaces) {
       const visible = [];
       for (const s of found.spaces) if (await ctx.access.canReadSpace(s)) visible.push(s);
-      const m = await loadMetadata(db, 'spaces', visible.map((s) => s.guid));
+      const m = await metadataOfMany(deps, 'spaces', visible.map((s) => s.guid));
       out.spaces = visible.map((s) => presentSpace(s, m.get(s.guid), l));
     }
     if (found.organizations) {
       const visible = [];
       for (const o of found.organizations) if (await ctx.access.canReadOrg(o.guid)) visible.push(o);
-      const m = await loadMetadata(db, 'organizations', visible.map((o) => o.guid));
+      const m = await metadataOfMany(deps, 'organizations', visible.map((o) => o.guid));
       out.organizations = visible.map((o) => presentOrganization(o, m.get(o.guid), l));
     }
     return out;
@@ -65,7 +63,7 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
   app.get('/v3/route_policies', async (c) => {
     const params = listParams(c, policies.ROUTE_POLICY_LIST);
     const page = await policies.listRoutePolicies(ctxOf(c, deps), params);
-    return renderList(c, db, page, params, (p, m) => presentRoutePolicy(p, m, c.get('linker')), {
+    return renderList(c, deps, page, params, (p, m) => presentRoutePolicy(p, m, c.get('linker')), {
       resourceType: 'route_policies',
       ...(params.include.length > 0 ? { included: await includedFor(c, page.rows, params.include) } : {}),
     });
@@ -81,7 +79,7 @@ export function registerRoutePolicies(app: Api, deps: AppDeps): void {
       throw err instanceof KilnError ? unprocessable(err.detail) : err;
     }
     const policy = await policies.getRoutePolicy(ctxOf(c, deps), c.req.param('guid'));
-    const body = presentRoutePolicy(policy, await loadOneMetadata(db, 'route_policies', policy.guid), c.var.linker);
+    const body = presentRoutePolicy(policy, await metadataOf(deps, 'route_policies', policy.guid), c.var.linker);
     if (parsed.length === 0) return c.json(body);
     return c.json({ ...body, included: await includedFor(c, [policy], parsed) });
   });

@@ -19,7 +19,7 @@ import * as reads from '../../services/route-reads.ts';
 import * as sharing from '../../services/route-sharing.ts';
 import * as routes from '../../services/routes.ts';
 import type { Page } from '../../store/list-query.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -40,37 +40,34 @@ import { presentSpace } from '../presenters/space.ts';
 const AnyObject = z.record(z.string(), z.unknown());
 
 export function registerRoutes(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-  const db = store.db;
-
   /** `included` for `include=domain,space,space.organization,route_policies`. */
   const includedFor = async (c: Context<Env>, rows: Array<Row<'routes'>>, include: string[]) => {
-    const { spaces, organizations, domains } = await reads.includedOf(db, rows, include);
+    const { spaces, organizations, domains } = await reads.includedOf(deps, rows, include);
     const out: Record<string, unknown[]> = {};
     if (include.includes('domain')) {
       const shared = await visibleSharedOrgs(ctxOf(c, deps), domains.map((d) => d.guid));
-      const m = await loadMetadata(db, 'domains', domains.map((d) => d.guid));
+      const m = await metadataOfMany(deps, 'domains', domains.map((d) => d.guid));
       out.domains = domains.map((d) => presentDomain(d, shared.get(d.guid) ?? [], m.get(d.guid), c.get('linker')));
     }
     if (include.includes('space') || include.includes('space.organization')) {
-      const m = await loadMetadata(db, 'spaces', spaces.map((s) => s.guid));
+      const m = await metadataOfMany(deps, 'spaces', spaces.map((s) => s.guid));
       out.spaces = spaces.map((s) => presentSpace(s, m.get(s.guid), c.get('linker')));
     }
     if (include.includes('space.organization')) {
-      const m = await loadMetadata(db, 'organizations', organizations.map((o) => o.guid));
+      const m = await metadataOfMany(deps, 'organizations', organizations.map((o) => o.guid));
       out.organizations = organizations.map((o) => presentOrganization(o, m.get(o.guid), c.get('linker')));
     }
     if (include.includes('route_policies')) {
-      const policies = await policiesOfRoutes(db, rows.map((r) => r.guid));
-      const m = await loadMetadata(db, 'route_policies', policies.map((p) => p.guid));
+      const policies = await policiesOfRoutes(deps, rows.map((r) => r.guid));
+      const m = await metadataOfMany(deps, 'route_policies', policies.map((p) => p.guid));
       out.route_policies = policies.map((p) => presentRoutePolicy(p, m.get(p.guid), c.get('linker')));
     }
     return out;
   };
 
   const renderPage = async (c: Context<Env>, page: Page<Row<'routes'>>, params: ListParams) => {
-    const views = await reads.viewsOf(db, page.rows);
-    const metadata = await loadMetadata(db, 'routes', page.rows.map((r) => r.guid));
+    const views = await reads.viewsOf(deps, page.rows);
+    const metadata = await metadataOfMany(deps, 'routes', page.rows.map((r) => r.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
       resources: views.map((v) => presentRoute(v, metadata.get(v.route.guid), c.get('linker'))),
@@ -100,7 +97,7 @@ export function registerRoutes(app: Api, deps: AppDeps): void {
     const { include } = queryOf(c, ['include']);
     const parsed = parseListParams(new URLSearchParams(include === undefined ? {} : { include }), { include: ROUTE_INCLUDES }).include;
     const view = await reads.getRoute(ctxOf(c, deps), c.req.param('guid'));
-    const body = presentRoute(view, await loadOneMetadata(db, 'routes', view.route.guid), c.var.linker);
+    const body = presentRoute(view, await metadataOf(deps, 'routes', view.route.guid), c.var.linker);
     if (parsed.length === 0) return c.json(body);
     return c.json({ ...body, included: await includedFor(c, [view.route], parsed) });
   });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { SERVICE_CREDENTIAL_BINDING_LIST, SERVICE_ROUTE_BINDING_LIST } from '../../domain/services.ts';
 import { parseListParams, type ListSpec } from '../../domain/list-params.ts';
 import * as bindings from '../../services/service-bindings.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Context } from 'hono';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -16,18 +16,17 @@ const AnyBody = z.record(z.string(), z.unknown());
 const singleInclude = (value: string | undefined, spec: ListSpec) => parseListParams(new URLSearchParams(value === undefined ? {} : { include: value }), { include: spec.include ?? [] }).include;
 
 export function registerServiceBindings(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const timeoutMs = deps.config.brokerTimeoutSeconds * 1000;
 
   app.get('/v3/service_credential_bindings', async (c) => {
     const params = listParams(c, SERVICE_CREDENTIAL_BINDING_LIST);
     const page = await bindings.listCredentialBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
-    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (params.include.includes('app')) included.apps = (await bindings.appsByGuid(deps, page.rows.map((b) => b.app_guid))).map((a) => presentApp(a, undefined, c.get('linker')));
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
-    return renderList(c, store.db, page, params, (b, m) => presentCredentialBinding(b, m, c.get('linker')), {
+    return renderList(c, deps, page, params, (b, m) => presentCredentialBinding(b, m, c.get('linker')), {
       resourceType: 'service_credential_bindings',
       ...(params.include.length ? { included } : {}),
     });
@@ -46,12 +45,12 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
   app.get('/v3/service_credential_bindings/:guid', async (c) => {
     const include = singleInclude(queryOf(c, ['include']).include, SERVICE_CREDENTIAL_BINDING_LIST);
     const b = await bindings.getCredentialBinding(ctxOf(c, deps), c.req.param('guid'));
-    const body = presentCredentialBinding(b, await loadOneMetadata(store.db, 'service_credential_bindings', b.guid), c.get('linker'));
+    const body = presentCredentialBinding(b, await metadataOf(deps, 'service_credential_bindings', b.guid), c.get('linker'));
     if (include.length === 0) return c.json(body);
     const included: Record<string, unknown[]> = {};
-    if (include.includes('app')) included.apps = (await bindings.appsByGuid(store.db, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
+    if (include.includes('app')) included.apps = (await bindings.appsByGuid(deps, [b.app_guid])).map((a) => presentApp(a, undefined, c.get('linker')));
     if (include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, [b.service_instance_guid])).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
     return c.json({ ...body, included });
   });
@@ -89,9 +88,9 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
     const page = await bindings.listRouteBindings(ctxOf(c, deps), params);
     const included: Record<string, unknown[]> = {};
     if (params.include.includes('service_instance')) {
-      included.service_instances = (await bindings.instancesByGuid(store.db, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
+      included.service_instances = (await bindings.instancesByGuid(deps, page.rows.map((b) => b.service_instance_guid))).map((i) => presentServiceInstance(i, undefined, c.get('linker')));
     }
-    return renderList(c, store.db, page, params, (b, m) => presentRouteBinding(b, m, c.get('linker')), {
+    return renderList(c, deps, page, params, (b, m) => presentRouteBinding(b, m, c.get('linker')), {
       resourceType: 'service_route_bindings',
       ...(params.include.length ? { included } : {}),
     });
@@ -110,9 +109,9 @@ export function registerServiceBindings(app: Api, deps: AppDeps): void {
   app.get('/v3/service_route_bindings/:guid', async (c) => {
     const include = singleInclude(queryOf(c, ['include']).include, SERVICE_ROUTE_BINDING_LIST);
     const b = await bindings.getRouteBinding(ctxOf(c, deps), c.req.param('guid'));
-    const body = presentRouteBinding(b, await loadOneMetadata(store.db, 'service_route_bindings', b.guid), c.get('linker'));
+    const body = presentRouteBinding(b, await metadataOf(deps, 'service_route_bindings', b.guid), c.get('linker'));
     if (include.length === 0) return c.json(body);
-    const instances = await bindings.instancesByGuid(store.db, [b.service_instance_guid]);
+    const instances = await bindings.instancesByGuid(deps, [b.service_instance_guid]);
     return c.json({ ...body, included: { service_instances: instances.map((i) => presentServiceInstance(i, undefined, c.get('linker'))) } });
   });
 

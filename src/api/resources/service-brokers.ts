@@ -9,12 +9,10 @@ import { presentServiceBroker } from '../presenters/service-broker.ts';
 const AnyBody = z.record(z.string(), z.unknown());
 
 export function registerServiceBrokers(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/service_brokers', async (c) => {
     const params = listParams(c, SERVICE_BROKER_LIST);
     const page = await brokers.listServiceBrokers(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (b, m) => presentServiceBroker(b, m, c.get('linker')), { resourceType: 'service_brokers' });
+    return renderList(c, deps, page, params, (b, m) => presentServiceBroker(b, m, c.get('linker')), { resourceType: 'service_brokers' });
   });
 
   app.post('/v3/service_brokers', async (c) => {
@@ -26,7 +24,7 @@ export function registerServiceBrokers(app: Api, deps: AppDeps): void {
   app.get('/v3/service_brokers/:guid', async (c) => {
     queryOf(c);
     const b = await brokers.getServiceBroker(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentServiceBroker(b, await brokers.brokerMetadata(store.db, b.guid), c.get('linker')));
+    return c.json(presentServiceBroker(b, await brokers.brokerMetadata(deps, b.guid), c.get('linker')));
   });
 
   app.patch('/v3/service_brokers/:guid', async (c) => {

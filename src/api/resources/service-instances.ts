@@ -3,8 +3,7 @@ import { z } from 'zod';
 import type { ListParams } from '../../domain/list-params.ts';
 import { SERVICE_INSTANCE_LIST } from '../../domain/services.ts';
 import * as instances from '../../services/service-instances.ts';
-import * as plans from '../../services/service-plans.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -22,49 +21,36 @@ const AnyBody = z.record(z.string(), z.unknown());
 const SINGLE_FIELDS = Object.keys(SERVICE_INSTANCE_LIST.fields!).map((k) => `fields[${k}]`);
 
 export function registerServiceInstances(app: Api, deps: AppDeps): void {
-  const { store } = deps;
   const timeoutMs = deps.config.brokerTimeoutSeconds * 1000;
 
   /** `included` for `fields[space…]` and `fields[service_plan…]`: each related resource reduced to the asked fields. */
   async function included(c: Context<Env>, rows: Array<Row<'service_instances'>>, fields: ListParams['fields']) {
     const out: Record<string, unknown[]> = {};
     const l = c.get('linker');
-    const planRows = await (async () => {
-      const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
-      return guids.length ? store.db.selectFrom('service_plans').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
-    })();
-    const offerings = await plans.offeringsByGuid(store.db, planRows.map((p) => p.service_offering_guid));
+    const wantBrokers = fields['service_plan.service_offering.service_broker'] !== undefined;
+    const { plans: planRows, offerings, brokers } = await instances.plansOfInstances(deps, rows, wantBrokers);
     if (fields.service_plan) out.service_plans = planRows.map((p) => pickFields(presentServicePlan(p, undefined, l), fields.service_plan!));
     if (fields['service_plan.service_offering']) out.service_offerings = offerings.map((o) => pickFields(presentServiceOffering(o, undefined, l), fields['service_plan.service_offering']!));
-    if (fields['service_plan.service_offering.service_broker']) {
-      const brokers = await plans.brokersByGuid(store.db, offerings.map((o) => o.service_broker_guid));
+    if (wantBrokers) {
       out.service_brokers = brokers.map((b) => pickFields(presentServiceBroker(b, undefined, l), fields['service_plan.service_offering.service_broker']!));
     }
     if (fields.space || fields['space.organization']) {
       const spaceGuids = [...new Set(rows.map((r) => r.space_guid))];
-      const spaces = spaceGuids.length ? await store.db.selectFrom('spaces').selectAll().where('guid', 'in', spaceGuids).orderBy('id').execute() : [];
+      const { spaces, organizations: orgs } = await instances.spacesWithOrganizations(deps, spaceGuids, fields['space.organization'] !== undefined);
       if (fields.space) out.spaces = spaces.map((s) => pickFields(presentSpace(s, undefined, l), fields.space!));
       if (fields['space.organization']) {
-        const orgGuids = [...new Set(spaces.map((s) => s.organization_guid))];
-        const orgs = orgGuids.length ? await store.db.selectFrom('organizations').selectAll().where('guid', 'in', orgGuids).orderBy('id').execute() : [];
         out.organizations = orgs.map((o) => pickFields(presentOrganization(o, undefined, l), fields['space.organization']!));
       }
     }
     return out;
   }
 
-  async function planMaintenance(rows: Array<Row<'service_instances'>>): Promise<Map<string, string | null>> {
-    const guids = [...new Set(rows.map((r) => r.service_plan_guid).filter((g): g is string => g !== null))];
-    const found = guids.length ? await store.db.selectFrom('service_plans').select(['guid', 'maintenance_info']).where('guid', 'in', guids).execute() : [];
-    return new Map(found.map((p) => [p.guid, p.maintenance_info]));
-  }
-
   app.get('/v3/service_instances', async (c) => {
     const params = listParams(c, SERVICE_INSTANCE_LIST);
     const page = await instances.listServiceInstances(ctxOf(c, deps), params);
     const inc = Object.keys(params.fields).length > 0 ? await included(c, page.rows, params.fields) : undefined;
-    const mi = await planMaintenance(page.rows);
-    return renderList(c, store.db, page, params, (i, m) => presentServiceInstance(i, m, c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null), {
+    const mi = await instances.planMaintenanceOf(deps, page.rows);
+    return renderList(c, deps, page, params, (i, m) => presentServiceInstance(i, m, c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null), {
       resourceType: 'service_instances',
       ...(inc ? { included: inc } : {}),
     });
@@ -81,8 +67,8 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
   app.get('/v3/service_instances/:guid', async (c) => {
     const q = queryOf(c, SINGLE_FIELDS);
     const i = await instances.getServiceInstance(ctxOf(c, deps), c.req.param('guid'));
-    const mi = await planMaintenance([i]);
-    const body = presentServiceInstance(i, await loadOneMetadata(store.db, 'service_instances', i.guid), c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null);
+    const mi = await instances.planMaintenanceOf(deps, [i]);
+    const body = presentServiceInstance(i, await metadataOf(deps, 'service_instances', i.guid), c.get('linker'), i.service_plan_guid ? mi.get(i.service_plan_guid) : null);
     const fields: ListParams['fields'] = {};
     for (const [k, v] of Object.entries(q)) fields[k.slice('fields['.length, -1)] = v.split(',');
     if (Object.keys(fields).length === 0) return c.json(body);
@@ -124,12 +110,10 @@ export function registerServiceInstances(app: Api, deps: AppDeps): void {
     const { instance, guids } = await instances.sharedSpaceGuids(ctxOf(c, deps), c.req.param('guid'));
     const doc = presentToMany(`service_instances/${instance.guid}`, 'shared_spaces', guids, c.get('linker'), false);
     if (!q['fields[space]'] && !q['fields[space.organization]']) return c.json(doc);
-    const spaces = guids.length ? await store.db.selectFrom('spaces').selectAll().where('guid', 'in', guids).orderBy('id').execute() : [];
+    const { spaces, organizations: orgs } = await instances.spacesWithOrganizations(deps, guids, Boolean(q['fields[space.organization]']));
     const inc: Record<string, unknown[]> = {};
     if (q['fields[space]']) inc.spaces = spaces.map((s) => pickFields(presentSpace(s, undefined, c.get('linker')), q['fields[space]']!.split(',')));
     if (q['fields[space.organization]']) {
-      const orgGuids = [...new Set(spaces.map((s) => s.organization_guid))];
-      const orgs = orgGuids.length ? await store.db.selectFrom('organizations').selectAll().where('guid', 'in', orgGuids).orderBy('id').execute() : [];
       inc.organizations = orgs.map((o) => pickFields(presentOrganization(o, undefined, c.get('linker')), q['fields[space.organization]']!.split(',')));
     }
     return c.json({ ...doc, included: inc });

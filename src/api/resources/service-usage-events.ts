@@ -29,7 +29,7 @@ export function registerServiceUsageEvents(app: Api, deps: AppDeps): void {
     const params = listParams(c, SERVICE_USAGE_EVENT_LIST);
     const page = await usage.listServiceUsageEvents(ctxOf(c, deps), params);
     const l = c.get('linker');
-    return renderList(c, deps.store.db, page, params, (e) => presentServiceUsageEvent(e, l));
+    return renderList(c, deps, page, params, (e) => presentServiceUsageEvent(e, l));
   });
 
   app.get('/v3/service_usage_events/:guid', async (c) => {

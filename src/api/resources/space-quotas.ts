@@ -14,14 +14,12 @@ async function present(ctx: Ctx, quota: Row<'space_quotas'>, l: Linker) {
 }
 
 export function registerSpaceQuotas(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/space_quotas', async (c) => {
     const params = listParams(c, quotas.SPACE_QUOTA_LIST);
     const ctx = ctxOf(c, deps);
     const page = await quotas.listSpaceQuotas(ctx, params);
     const spaces = await quotas.visibleSpacesOf(ctx, page.rows.map((q) => q.guid));
-    return renderList(c, store.db, page, params, (q) => presentSpaceQuota(q, spaces.get(q.guid) ?? [], c.get('linker')));
+    return renderList(c, deps, page, params, (q) => presentSpaceQuota(q, spaces.get(q.guid) ?? [], c.get('linker')));
   });
 
   app.post('/v3/space_quotas', async (c) => {

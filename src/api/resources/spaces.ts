@@ -1,11 +1,10 @@
 import type { Context } from 'hono';
-import type { Kysely } from 'kysely';
 import { unprocessable } from '../../domain/errors.ts';
 import { parseListParams } from '../../domain/list-params.ts';
 import { CreateSpaceSchema, UpdateSpaceFeatureSchema, UpdateSpaceSchema, unmappedRoutesParamError } from '../../domain/spaces.ts';
 import * as spaces from '../../services/spaces.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
-import type { Database, Row } from '../../store/schema.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
+import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
@@ -13,9 +12,9 @@ import { presentOrganization } from '../presenters/organization.ts';
 import { presentSpace, presentSpaceFeature, presentUsageSummary } from '../presenters/space.ts';
 
 /** `included.organizations` for `include=organization` (or its alias `org`): full org objects. */
-async function includedOrganizations(c: Context<Env>, db: Kysely<Database>, rows: Array<Row<'spaces'>>) {
-  const orgs = await spaces.organizationsOf(db, rows);
-  const metadata = await loadMetadata(db, 'organizations', orgs.map((o) => o.guid));
+async function includedOrganizations(c: Context<Env>, deps: AppDeps, rows: Array<Row<'spaces'>>) {
+  const orgs = await spaces.organizationsOf(deps, rows);
+  const metadata = await metadataOfMany(deps, 'organizations', orgs.map((o) => o.guid));
   return { organizations: orgs.map((o) => presentOrganization(o, metadata.get(o.guid), c.get('linker'))) };
 }
 
@@ -27,15 +26,13 @@ function singleInclude(c: Context<Env>): string[] {
 }
 
 export function registerSpaces(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/spaces', async (c) => {
     const params = listParams(c, spaces.SPACE_LIST);
     const page = await spaces.listSpaces(ctxOf(c, deps), params);
-    const included = params.include.length > 0 ? await includedOrganizations(c, store.db, page.rows) : undefined;
+    const included = params.include.length > 0 ? await includedOrganizations(c, deps, page.rows) : undefined;
     // c.var rebuilds an object on every access, so the linker is read once, not once per row.
     const linker = c.get('linker');
-    return renderList(c, store.db, page, params, (s, m) => presentSpace(s, m, linker), {
+    return renderList(c, deps, page, params, (s, m) => presentSpace(s, m, linker), {
       resourceType: 'spaces',
       included,
     });
@@ -50,10 +47,10 @@ export function registerSpaces(app: Api, deps: AppDeps): void {
   app.get('/v3/spaces/:guid', async (c) => {
     const include = singleInclude(c);
     const space = await spaces.getSpace(ctxOf(c, deps), c.req.param('guid'));
-    const metadata = await loadOneMetadata(store.db, 'spaces', space.guid);
+    const metadata = await metadataOf(deps, 'spaces', space.guid);
     const body = presentSpace(space, metadata, c.var.linker);
     if (include.length === 0) return c.json(body);
-    return c.json({ ...body, included: await includedOrganizations(c, store.db, [space]) });
+    return c.json({ ...body, included: await includedOrganizations(c, deps, [space]) });
   });
 
   app.patch('/v3/spaces/:guid', async (c) => {

@@ -1,6 +1,6 @@
 import { CreateStackSchema, UpdateStackSchema } from '../../domain/stacks.ts';
 import * as stacks from '../../services/stacks.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
@@ -9,12 +9,10 @@ import { presentStack } from '../presenters/stack.ts';
 import { renderApps } from './apps.ts';
 
 export function registerStacks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   app.get('/v3/stacks', async (c) => {
     const params = listParams(c, stacks.STACK_LIST);
     const page = await stacks.listStacks(ctxOf(c, deps), params);
-    return renderList(c, store.db, page, params, (s, m) => presentStack(s, m, c.get('linker')), { resourceType: 'stacks' });
+    return renderList(c, deps, page, params, (s, m) => presentStack(s, m, c.get('linker')), { resourceType: 'stacks' });
   });
 
   app.post('/v3/stacks', async (c) => {
@@ -28,7 +26,7 @@ export function registerStacks(app: Api, deps: AppDeps): void {
   app.get('/v3/stacks/:guid', async (c) => {
     queryOf(c);
     const stack = await stacks.getStack(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentStack(stack, await loadOneMetadata(store.db, 'stacks', stack.guid), c.var.linker));
+    return c.json(presentStack(stack, await metadataOf(deps, 'stacks', stack.guid), c.var.linker));
   });
 
   app.patch('/v3/stacks/:guid', async (c) => {

@@ -3,7 +3,7 @@ import { CreateTaskSchema, UpdateTaskSchema } from '../../domain/tasks.ts';
 import type { Metadata } from '../../domain/metadata.ts';
 import { findVisibleApp } from '../../services/app-scope.ts';
 import * as tasks from '../../services/tasks.ts';
-import { loadMetadata, loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf, metadataOfMany } from '../../services/metadata-reads.ts';
 import type { Row } from '../../store/schema.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
@@ -12,17 +12,15 @@ import { listParams, queryOf, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentTask } from '../presenters/task.ts';
 
 export function registerTasks(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   async function renderOne(c: Context<Env>, task: Row<'tasks'>, showCommand: boolean, status: 200 | 202, metadata?: Metadata) {
-    const users = await tasks.runUsers(store.db, [task]);
-    const md = metadata ?? (await loadOneMetadata(store.db, 'tasks', task.guid));
+    const users = await tasks.runUsers(deps, [task]);
+    const md = metadata ?? (await metadataOf(deps, 'tasks', task.guid));
     return c.json(presentTask(task, md, { showCommand, user: users.get(task.guid)! }, c.var.linker), status);
   }
 
   async function renderList(c: Context<Env>, params: ReturnType<typeof listParams>, page: { rows: Array<Row<'tasks'>>; total: number }, showCommand: boolean) {
-    const users = await tasks.runUsers(store.db, page.rows);
-    const metadata = await loadMetadata(store.db, 'tasks', page.rows.map((t) => t.guid));
+    const users = await tasks.runUsers(deps, page.rows);
+    const metadata = await metadataOfMany(deps, 'tasks', page.rows.map((t) => t.guid));
     return c.json({
       pagination: pagination(c.var.linker, c.req.path, params, page.total),
       resources: page.rows.map((t) => presentTask(t, metadata.get(t.guid), { showCommand, user: users.get(t.guid)! }, c.get('linker'))),

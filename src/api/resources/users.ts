@@ -1,20 +1,18 @@
 import type { Context } from 'hono';
 import { CreateUserSchema, UpdateUserSchema } from '../../domain/users.ts';
 import * as users from '../../services/users.ts';
-import { loadOneMetadata } from '../../store/metadata.ts';
+import { metadataOf } from '../../services/metadata-reads.ts';
 import type { Api, AppDeps, Env } from '../context.ts';
 import { readJson } from '../cf/body.ts';
 import { acceptedJob, listParams, queryOf, renderList, serviceCtx as ctxOf } from '../cf/respond.ts';
 import { presentUser } from '../presenters/user.ts';
 
 export function registerUsers(app: Api, deps: AppDeps): void {
-  const { store } = deps;
-
   /** The three user lists differ only in which users they start from. */
   const list = async (c: Context<Env>, scope?: users.UserListScope) => {
     const params = listParams(c, users.USER_LIST);
     const page = await users.listUsers(ctxOf(c, deps), params, scope);
-    return renderList(c, store.db, page, params, (u, m) => presentUser(u, m, c.get('linker')), { resourceType: 'users' });
+    return renderList(c, deps, page, params, (u, m) => presentUser(u, m, c.get('linker')), { resourceType: 'users' });
   };
 
   app.get('/v3/users', (c) => list(c));
@@ -32,7 +30,7 @@ export function registerUsers(app: Api, deps: AppDeps): void {
   app.get('/v3/users/:guid', async (c) => {
     queryOf(c);
     const user = await users.getUser(ctxOf(c, deps), c.req.param('guid'));
-    return c.json(presentUser(user, await loadOneMetadata(store.db, 'users', user.guid), c.var.linker));
+    return c.json(presentUser(user, await metadataOf(deps, 'users', user.guid), c.var.linker));
   });
 
   app.patch('/v3/users/:guid', async (c) => {

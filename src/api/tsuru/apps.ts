@@ -33,7 +33,7 @@ async function addressesOf(ctx: Ctx, rows: Array<Row<'apps'>>): Promise<Map<stri
   const out = new Map<string, string[]>();
   if (rows.length === 0) return out;
   const routes = await listAll(ROUTE_LIST, { app_guids: rows.map((a) => a.guid).join(',') }, (p) => listRoutes(ctx, p));
-  for (const v of await viewsOf(ctx.store.db, routes)) {
+  for (const v of await viewsOf(ctx, routes)) {
     const uri = routeUri(v.route, v.domainName);
     for (const appGuid of new Set(v.destinations.map((d) => d.app_guid))) out.set(appGuid, [...(out.get(appGuid) ?? []), uri]);
   }

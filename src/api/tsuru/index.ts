@@ -34,8 +34,10 @@ function tsuruAuth(deps: AppDeps): MiddlewareHandler<Env> {
       if (principal) {
         if (!methodAllowed(principal, c.req.method)) throw new TsuruError(403, "You don't have permission to do this action");
         await remember(principal);
+        const access = new Access(deps.store.db, principal);
         c.set('principal', principal);
-        c.set('access', new Access(deps.store.db, principal));
+        c.set('access', access);
+        c.set('ctx', { store: deps.store, access, principal });
       }
     }
     return next();

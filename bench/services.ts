@@ -87,9 +87,7 @@ async function main() {
     const reg = await call('POST', '/v3/service_brokers', { name: 'bench', url: broker.url, authentication: { type: 'basic', credentials: { username: 'broker-user', password: 'broker-pass' } } });
     await job(reg.headers.get('location'));
     // Every plan public (straight in the store: 1,000 PATCHes would only slow the set-up).
-    await kiln.store.write(async (tx) => {
-      await tx.db.updateTable('service_plans').set({ visibility_type: 'public' }).execute();
-    });
+    await kiln.store.write((tx) => tx.updateWhere('service_plans', (eb) => eb('visibility_type', '!=', 'public'), { visibility_type: 'public' }));
     const org = await call('POST', '/v3/organizations', { name: 'bench-org' });
     const space = await call('POST', '/v3/spaces', { name: 'bench-space', relationships: { organization: { data: { guid: org.body.guid } } } });
     const dev = await kiln.identity.createUser({ userName: 'bench-dev', password: PASSWORD });

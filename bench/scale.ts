@@ -59,6 +59,7 @@ async function startKiln(): Promise<Kiln> {
       PORT: '0',
       HOST: '127.0.0.1',
       KILN_DATA_DIR: dataDir,
+      KILN_ADOPT_INSTANCES: 'true',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       KILN_ADMIN_PASSWORD: PASSWORD,
       DATABASE_URL: '',

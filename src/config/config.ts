@@ -78,6 +78,7 @@ const ConfigSchema = z.object({
   KILN_GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
   /** Allow git sources on Kiln's own machine (file:// and paths); off: a source's author could read any local repository. */
   KILN_GIT_ALLOW_LOCAL: z.enum(['true', 'false']).default('false'),
+  KILN_ADOPT_INSTANCES: z.enum(['true', 'false']).default('false'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -141,6 +142,8 @@ export interface Config {
   gitCredentialsFile: string | undefined;
   /** Whether git sources may name repositories on Kiln's own machine. */
   gitAllowLocal: boolean;
+  /** A restarted Kiln on SQLite adopts the local instances the previous one left running (off: they die with it). */
+  adoptInstances: boolean;
   previousEncryptionKeys: string | undefined;
   /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */
   runtime: { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; namespace: string; kilnUrl: string | undefined; stackImage: string; stagerCommand: string[] };
@@ -219,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     gitPollMs: Math.round(c.KILN_GIT_POLL_SECONDS * 1000),
     gitCredentialsFile: c.KILN_GIT_CREDENTIALS_FILE,
     gitAllowLocal: c.KILN_GIT_ALLOW_LOCAL === 'true',
+    adoptInstances: c.KILN_ADOPT_INSTANCES === 'true',
     previousEncryptionKeys: c.KILN_ENCRYPTION_KEY_PREVIOUS,
     runtime:
       c.KILN_RUNTIME === 'kubernetes'

@@ -342,7 +342,8 @@ export const KINDS: KindDefinition[] = [
       { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
       ageColumn,
     ],
-  },  {
+  },
+  {
     kind: 'GitSource',
     plural: 'gitsources',
     singular: 'gitsource',

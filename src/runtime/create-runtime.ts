@@ -40,9 +40,11 @@ export async function createRuntime(
     host: '127.0.0.1',
     sandbox: deps.sandbox,
     credentials: deps.credentials,
-    // One replica (SQLite) restarts on its own data dir and adopts its instances; with PostgreSQL another replica
-    // may take over, so instances die with the replica that started them (README, high availability).
-    adopt: config.database.kind === 'sqlite',
+    // Only one replica (SQLite) restarting on its own data dir can adopt its instances; with PostgreSQL another
+    // replica may take over, so instances die with the replica that started them (README, high availability).
+    // Opt-in: adopted instances lose their log pipes, and a SIGKILL mid-rollout left extra instances running in
+    // test/e2e/rolling-deploy.test.ts.
+    adopt: config.database.kind === 'sqlite' && config.adoptInstances,
     ...(deps.identityFor ? { identityFor: deps.identityFor } : {}),
   });
   const ms = Math.round(performance.now() - constructing);

@@ -149,10 +149,11 @@ function readHostPasswd(): string {
 }
 
 /**
- * `$1` is the group's cgroup.procs, the rest the command to become. A failed move (the group is gone) starts the
- * process without the kernel limit, as a failed attach from Kiln did.
+ * `$1` is the group's cgroup.procs, the rest the command to become. A failed move fails the start (exit 125, a
+ * crash the controllers retry): with a cgroup the kernel is the only memory limit, so running outside it would run
+ * without one.
  */
-const CGROUP_ENTRY = '{ echo $$ > "$1"; } 2>/dev/null; shift; exec "$@"';
+const CGROUP_ENTRY = '{ echo $$ > "$1"; } 2>/dev/null || { echo "kiln: cannot join the memory cgroup" >&2; exit 125; }; shift; exec "$@"';
 
 const POLL_MS = 20;
 /** After SIGKILL a group should vanish at once; this only bounds waiting on a D-state (uninterruptible) process. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { canaryStepTarget, isActive } from '../domain/deployments.ts';
 import { processGuidOfInstance, type InstanceStatus, type Runtime } from '../runtime/runtime.ts';
-import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, transition, webProcesses } from '../lifecycle/deployments.ts';
+import { canarySteps, deleteProcess, finalizeCanceled, finalizeDeployed, priorWebProcess, supersededProcesses, transition, webProcesses } from '../lifecycle/deployments.ts';
 import type { Row } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { self, type Reconciler } from './runtime/controller.ts';
@@ -165,14 +165,7 @@ export function deploymentController(deps: DeploymentControllerDeps): Reconciler
     }
     await write(d, async (tx, row) => {
       // Processes of superseded rollouts that were canceled (a paused canary) stop at once.
-      const superseded = await tx.db
-        .selectFrom('deployments')
-        .select('process_guid')
-        .where('app_guid', '=', row.app_guid)
-        .where('state', '=', 'CANCELED')
-        .where('status_reason', '=', 'SUPERSEDED')
-        .execute();
-      const canceled = new Set(superseded.map((r) => r.process_guid));
+      const canceled = await supersededProcesses(tx.db, row.app_guid, 'CANCELED');
       // Only real moves are written: a no-op pass must not wake every watcher of the row again.
       let touched = false;
       let webs = (await webProcesses(tx.db, row.app_guid)).filter((p) => p.guid !== row.process_guid);

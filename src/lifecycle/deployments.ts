@@ -57,6 +57,18 @@ export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Prom
   await transition(tx, d, 'DEPLOYED', { new_instances: proc?.instances ?? d.target_instances, old_instances: 0, error: null });
 }
 
+/** The processes of an app's deployments that a later one superseded, having ended in `state`. */
+export async function supersededProcesses(db: Kysely<Database>, appGuid: string, state: 'DEPLOYED' | 'CANCELED'): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('deployments')
+    .select('process_guid')
+    .where('app_guid', '=', appGuid)
+    .where('state', '=', state)
+    .where('status_reason', '=', 'SUPERSEDED')
+    .execute();
+  return new Set(rows.map((r) => r.process_guid));
+}
+
 /**
  * The web process a canceled rollout returns to (upstream's Cancel): the newest process of a superseded rollout
  * that had finished its scaling (DEPLOYED) and still serves, else the app's original web process.
@@ -64,14 +76,7 @@ export async function finalizeDeployed(tx: WriteTx, d: Row<'deployments'>): Prom
 export async function priorWebProcess(db: Kysely<Database>, d: Row<'deployments'>, serving: (processGuid: string) => boolean): Promise<Row<'processes'> | undefined> {
   const webs = (await webProcesses(db, d.app_guid)).filter((p) => p.guid !== d.process_guid);
   if (webs.length === 0) return undefined;
-  const interim = await db
-    .selectFrom('deployments')
-    .select('process_guid')
-    .where('app_guid', '=', d.app_guid)
-    .where('state', '=', 'DEPLOYED')
-    .where('status_reason', '=', 'SUPERSEDED')
-    .execute();
-  const interimGuids = new Set(interim.map((r) => r.process_guid));
+  const interimGuids = await supersededProcesses(db, d.app_guid, 'DEPLOYED');
   const candidates = webs.filter((p) => interimGuids.has(p.guid) && serving(p.guid)).reverse();
   return candidates[0] ?? webs[0];
 }

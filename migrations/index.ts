@@ -26,6 +26,7 @@ import { taskUsageEvents } from './0054_task_usage_events.ts';
 import { publishedInstances } from './0075_published_instances.ts';
 import { changesNotify } from './0076_changes_notify.ts';
 import { listCoveringIndexes } from './0085_list_covering_indexes.ts';
+import { metadataCoveringIndexes } from './0086_metadata_covering_indexes.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -56,4 +57,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0075_published_instances': publishedInstances,
   '0076_changes_notify': changesNotify,
   '0085_list_covering_indexes': listCoveringIndexes,
+  '0086_metadata_covering_indexes': metadataCoveringIndexes,
 };

@@ -176,9 +176,14 @@ describe('migrations', () => {
         }
       }
     }
-    expect(
-      await plan(`select resource_guid from labels where resource_type = 'spaces' and resource_guid in ('a', 'b')`),
-    ).toMatch(/labels_resource_idx \(resource_type=\? AND resource_guid=\?\)/);
+    // A page's metadata (store/metadata.ts) is read from the covering indexes alone, never from the tables.
+    for (const table of ['labels', 'annotations']) {
+      expect(
+        await plan(
+          `select resource_guid, key_prefix, key_name, value, id from ${table} where resource_type = 'spaces' and resource_guid in ('a', 'b') order by id`,
+        ),
+      ).toMatch(new RegExp(`COVERING INDEX ${table}_resource_cover_idx \\(resource_type=\\? AND resource_guid=\\?\\)`));
+    }
     expect(
       await plan(
         `select resource_guid from labels where resource_type = 'spaces' and key_prefix = '' and key_name = 'env' and value in ('a')`,

@@ -29,6 +29,14 @@ export interface ProcessRecord {
   createdAt: number;
   /** An instance's slot and incarnation: what a restarted Kiln needs to adopt the group (see AdoptableInstance). */
   instance?: AdoptableInstance;
+  /** The FIFOs the group logs to, when it must outlive Kiln (launch.ts makeLogFifos); else it logs to pipes. */
+  logs?: LogFifos;
+}
+
+/** Named pipes an instance's stdout and stderr go to, which a restarted Kiln opens again after adopting it. */
+export interface LogFifos {
+  stdout: string;
+  stderr: string;
 }
 
 /**
@@ -136,6 +144,7 @@ export class ProcessRecords {
       // ESRCH: already gone.
     }
     this.remove(record.pid);
+    if (record.logs) for (const fifo of [record.logs.stdout, record.logs.stderr]) rmSync(fifo, { force: true });
   }
 
   private file(pid: number): string {

@@ -390,8 +390,8 @@ describe('local runtime: crash safety', () => {
     expect(isAlive(orphan.pid)).toBe(false);
     expect(runtime.listInstances()).toEqual([]);
     await waitFor('record removed', () => readdirSync(join(dataDir, 'runtime', 'procs')).length === 0, 5_000);
-    // Its log FIFOs went with it.
-    await waitFor('log FIFOs removed', () => readdirSync(join(dataDir, 'runtime', 'logs')).length === 0, 5_000);
+    // Its log FIFOs went with it (spare ones, made in batches for instances to come, may stay).
+    await waitFor('log FIFOs removed', () => readdirSync(join(dataDir, 'runtime', 'logs')).every((f) => f.startsWith('spare-')), 5_000);
   });
 
   it('a Kiln SIGKILLed after starting a process but before recording it leaves nothing of it running', async () => {

@@ -9,7 +9,7 @@ import { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
-import { makeLogFifos, prepareScratch, ProcessHandle, removeLogFifos, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
+import { prepareScratch, ProcessHandle, removeLogFifos, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail, type LogFifoStock } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
 import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
@@ -30,8 +30,8 @@ export interface SupervisorContext {
   ports: PortAllocator;
   records: ProcessRecords;
   tmpRoot: string;
-  /** Where adoptable instances' log FIFOs live (outside every sandbox). */
-  logRoot: string;
+  /** The log FIFOs of adoptable instances (outside every sandbox). */
+  logFifos: LogFifoStock;
   restartDelayMs: (crashCount: number) => number;
   maxCrashes: number;
   crashResetMs: number;
@@ -295,7 +295,7 @@ export class InstanceSupervisor {
     }
     // An instance that outlives Kiln logs to FIFOs a restarted Kiln opens again: a pipe into this process would
     // break with it, and the app's next write would kill it.
-    const logFifos = this.isAdoptable() ? await makeLogFifos(this.ctx.logRoot, instanceGuid) : undefined;
+    const logFifos = this.isAdoptable() ? await this.ctx.logFifos.take(instanceGuid) : undefined;
     if (gen !== this.generation) {
       credentials?.stop();
       if (logFifos) removeLogFifos(logFifos);

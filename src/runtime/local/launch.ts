@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +79,7 @@ export interface LaunchOptions {
   /** An instance's slot and incarnation, recorded so that a restarted Kiln can adopt the group. */
   adoptable?: AdoptableInstance;
   /**
-   * FIFOs (made by makeLogFifos) to take the process's stdout and stderr instead of pipes into this process: they
+   * FIFOs (from a LogFifoStock) to take the process's stdout and stderr instead of pipes into this process: they
    * outlive Kiln, so an adopted instance keeps logging (see logStreams).
    */
   logFifos?: LogFifos;
@@ -436,22 +437,58 @@ function pipeLines(stream: Readable | null, onLine: (text: string) => void): voi
 const execFileAsync = promisify(execFile);
 
 /**
- * Makes the FIFOs an adoptable instance logs to: `<dir>/<name>.stdout` and `.stderr`, readable by Kiln only (the
- * directory is not bound into any sandbox; the app only ever holds its own write ends). Undefined when they cannot
- * be made (no mkfifo): the process then logs to pipes, whose lines end with this Kiln process.
+ * Makes the FIFOs adoptable instances log to: `<dir>/<name>.stdout` and `.stderr`, readable by Kiln only (the
+ * directory is not bound into any sandbox; the app only ever holds its own write ends). Node has no mkfifo, and one
+ * `mkfifo` child per instance cost ~12 ms of Kiln's event loop each (a fork of a 350 MB process): 12 s for 1,000
+ * instances. So FIFOs are made in batches under spare names and renamed when taken.
  */
-export async function makeLogFifos(dir: string, name: string): Promise<LogFifos | undefined> {
-  const fifos = { stdout: join(dir, `${name}.stdout`), stderr: join(dir, `${name}.stderr`) };
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    removeLogFifos(fifos);
-    // A child process rather than a blocking call: Node has no mkfifo, and the start of 1,000 instances must not
-    // wait on 1,000 synchronous spawns.
-    await execFileAsync('mkfifo', ['-m', '600', fifos.stdout, fifos.stderr]);
-    return fifos;
-  } catch {
-    removeLogFifos(fifos);
+export class LogFifoStock {
+  private readonly spare: string[] = [];
+  private making: Promise<void> | undefined;
+  /** mkfifo failed: instances log to pipes (their lines end with this Kiln process). */
+  private broken = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly batch = 32,
+  ) {}
+
+  /** Two fresh FIFOs named after `name`; undefined when they cannot be made. */
+  async take(name: string): Promise<LogFifos | undefined> {
+    const fifos = { stdout: join(this.dir, `${name}.stdout`), stderr: join(this.dir, `${name}.stderr`) };
+    // Instances starting together may empty a batch before this one gets its turn: then it waits for the next.
+    while (!this.broken) {
+      const base = this.spare.pop();
+      if (base === undefined) {
+        await (this.making ??= this.make().finally(() => {
+          this.making = undefined;
+        }));
+        continue;
+      }
+      try {
+        renameSync(`${base}.stdout`, fifos.stdout);
+        renameSync(`${base}.stderr`, fifos.stderr);
+        return fifos;
+      } catch {
+        rmSync(`${base}.stdout`, { force: true });
+        rmSync(`${base}.stderr`, { force: true });
+        removeLogFifos(fifos);
+        return undefined;
+      }
+    }
     return undefined;
+  }
+
+  private async make(): Promise<void> {
+    const bases = Array.from({ length: this.batch }, () => join(this.dir, `spare-${randomUUID()}`));
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      await execFileAsync('mkfifo', ['-m', '600', ...bases.flatMap((b) => [`${b}.stdout`, `${b}.stderr`])]);
+      this.spare.push(...bases);
+    } catch {
+      this.broken = true;
+      for (const b of bases) removeLogFifos({ stdout: `${b}.stdout`, stderr: `${b}.stderr` });
+    }
   }
 }
 

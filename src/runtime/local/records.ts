@@ -29,7 +29,7 @@ export interface ProcessRecord {
   createdAt: number;
   /** An instance's slot and incarnation: what a restarted Kiln needs to adopt the group (see AdoptableInstance). */
   instance?: AdoptableInstance;
-  /** The FIFOs the group logs to, when it must outlive Kiln (launch.ts makeLogFifos); else it logs to pipes. */
+  /** The FIFOs the group logs to, when it must outlive Kiln (launch.ts LogFifoStock); else it logs to pipes. */
   logs?: LogFifos;
 }
 

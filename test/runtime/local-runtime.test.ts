@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
@@ -224,6 +224,21 @@ describe('local runtime: instances', () => {
     expect(await runtime.stats(spec.id)).toBeUndefined();
     await runtime.stopInstance(spec.id);
     expect(statusOf(runtime, spec.id)).toBeUndefined();
+  });
+
+  it('an instance whose crash-safety record cannot be written fails to start and runs nothing', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const { runtime } = makeRuntime({ maxCrashes: 1 }, dataDir);
+    // The records directory replaced by a file: every write fails (as root, permissions would not stop it).
+    const procs = join(dataDir, 'runtime', 'procs');
+    rmSync(procs, { recursive: true });
+    writeFileSync(procs, 'not a directory');
+    const ran = join(tempDir('kiln-mark-'), 'ran');
+    const spec = instanceSpec(makeDroplet(), { command: `touch ${JSON.stringify(ran)}; exec ${NODE} ${JSON.stringify(SERVER)}` });
+    await runtime.ensureInstance(spec);
+    const crashed = await waitState(runtime, spec.id, 'CRASHED');
+    expect(crashed.lastExit?.reason).toMatch(/failed to start: cannot record the process for crash safety/);
+    expect(existsSync(ran)).toBe(false);
   });
 
   it('restartInstance replaces the incarnation without counting a crash', async () => {

@@ -232,7 +232,8 @@ export class ProcessHandle {
       if (!this.terminating) this.signal('SIGKILL');
       await this.terminating;
       await this.waitGroupGone(KILL_WAIT_MS, true);
-      if (this.pid !== undefined) this.records.remove(this.pid);
+      // (A process whose record could not be written has none to remove.)
+      if (this.pid !== undefined && this.record) this.records.remove(this.pid);
       if (fifos) removeLogFifos(fifos);
     });
   }
@@ -281,9 +282,21 @@ export class ProcessHandle {
         ...(opts.adoptable ? { instance: opts.adoptable } : {}),
         ...(logs && opts.logFifos ? { logs: opts.logFifos } : {}),
       };
-      opts.records.write(this.record);
-      // Recorded: the leader may go on (the gate in ENTRY).
-      gate?.end('go\n');
+      try {
+        opts.records.write(this.record);
+        // Recorded: the leader may go on (the gate in ENTRY).
+        gate?.end('go\n');
+      } catch (err) {
+        // Unrecorded, it must not run (a restarted Kiln could neither adopt nor kill it): it ends at its gate.
+        this.exitInfo = { code: null, signal: null, status: 1, error: `cannot record the process for crash safety: ${String(err)}` };
+        this.record = undefined;
+        gate?.destroy();
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
     } else {
       gate?.destroy();
     }
@@ -493,8 +506,13 @@ export class LogFifoStock {
 }
 
 export function removeLogFifos(fifos: LogFifos): void {
-  rmSync(fifos.stdout, { force: true });
-  rmSync(fifos.stderr, { force: true });
+  for (const path of [fifos.stdout, fifos.stderr]) {
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      // Its directory is gone: so is the FIFO.
+    }
+  }
 }
 
 /**

@@ -92,7 +92,11 @@ export class ProcessRecords {
   }
 
   remove(pid: number): void {
-    rmSync(this.file(pid), { force: true });
+    try {
+      rmSync(this.file(pid), { force: true });
+    } catch {
+      // The directory is gone or broken: a stale record only costs the next start a look at a dead pid.
+    }
   }
 
   /** Kills the groups of a previous run that are still alive; returns the records that matched a live group. */

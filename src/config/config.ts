@@ -78,7 +78,8 @@ const ConfigSchema = z.object({
   KILN_GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
   /** Allow git sources on Kiln's own machine (file:// and paths); off: a source's author could read any local repository. */
   KILN_GIT_ALLOW_LOCAL: z.enum(['true', 'false']).default('false'),
-  KILN_ADOPT_INSTANCES: z.enum(['true', 'false']).default('false'),
+  /** A restarted Kiln on SQLite adopts the instances the previous one left running (PostgreSQL: never). */
+  KILN_ADOPT_INSTANCES: z.enum(['true', 'false']).default('true'),
   /** Comma-separated older keys still accepted for reading (key rotation). */
   KILN_ENCRYPTION_KEY_PREVIOUS: z.string().min(1).optional(),
   /** How long a request to a service broker may take (CC's broker_client_timeout_seconds). */
@@ -142,7 +143,7 @@ export interface Config {
   gitCredentialsFile: string | undefined;
   /** Whether git sources may name repositories on Kiln's own machine. */
   gitAllowLocal: boolean;
-  /** A restarted Kiln on SQLite adopts the local instances the previous one left running (off: they die with it). */
+  /** A restarted Kiln on SQLite adopts the local instances the previous one left running (off: they die with it; default on). */
   adoptInstances: boolean;
   previousEncryptionKeys: string | undefined;
   /** Which Runtime runs apps; `kubernetes` carries the cluster settings. */

@@ -42,8 +42,7 @@ export async function createRuntime(
     credentials: deps.credentials,
     // Only one replica (SQLite) restarting on its own data dir can adopt its instances; with PostgreSQL another
     // replica may take over, so instances die with the replica that started them (README, high availability).
-    // Opt-in: adopted instances lose their log pipes, and a SIGKILL mid-rollout left extra instances running in
-    // test/e2e/rolling-deploy.test.ts.
+    // On by default; KILN_ADOPT_INSTANCES=false makes them die with Kiln on SQLite too.
     adopt: config.database.kind === 'sqlite' && config.adoptInstances,
     ...(deps.identityFor ? { identityFor: deps.identityFor } : {}),
   });

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { LocalRuntime, type LocalRuntimeOptions } from '../../src/runtime/local/local-runtime.ts';
-import { isAlive, readProcStat } from '../../src/runtime/local/proc.ts';
+import { isAlive, liveGroupMembers, readProcStat } from '../../src/runtime/local/proc.ts';
 import { diegoRestartDelayMs } from '../../src/runtime/local/backoff.ts';
 import { DEFAULT_PATH } from '../../src/runtime/local/environment.ts';
 import type { InstanceSpec, InstanceStatus, LogLine, TaskSpec } from '../../src/runtime/runtime.ts';
@@ -226,6 +226,21 @@ describe('local runtime: instances', () => {
     expect(statusOf(runtime, spec.id)).toBeUndefined();
   });
 
+  it('an instance whose crash-safety record cannot be written fails to start and runs nothing', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const { runtime } = makeRuntime({ maxCrashes: 1 }, dataDir);
+    // The records directory replaced by a file: every write fails (as root, permissions would not stop it).
+    const procs = join(dataDir, 'runtime', 'procs');
+    rmSync(procs, { recursive: true });
+    writeFileSync(procs, 'not a directory');
+    const ran = join(tempDir('kiln-mark-'), 'ran');
+    const spec = instanceSpec(makeDroplet(), { command: `touch ${JSON.stringify(ran)}; exec ${NODE} ${JSON.stringify(SERVER)}` });
+    await runtime.ensureInstance(spec);
+    const crashed = await waitState(runtime, spec.id, 'CRASHED');
+    expect(crashed.lastExit?.reason).toMatch(/failed to start: cannot record the process for crash safety/);
+    expect(existsSync(ran)).toBe(false);
+  });
+
   it('restartInstance replaces the incarnation without counting a crash', async () => {
     const { runtime } = makeRuntime();
     const spec = instanceSpec(makeDroplet());
@@ -298,16 +313,7 @@ describe('local runtime: tasks', () => {
 describe('local runtime: crash safety', () => {
   /** Starts the fixture Kiln (one port-checked instance `orphan:v1:0`), SIGKILLs it and returns the orphan. */
   async function orphanOfDeadKiln(dataDir: string, droplet: string): Promise<{ pid: number; port: number }> {
-    const kiln = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'kiln-child.ts'), dataDir, droplet, SERVER], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    cleanups.push(() => {
-      if (kiln.exitCode === null) kiln.kill('SIGKILL');
-    });
-    const line = await new Promise<string>((resolveLine, reject) => {
-      createInterface({ input: kiln.stdout! }).once('line', resolveLine);
-      kiln.once('exit', () => reject(new Error('kiln child exited early')));
-    });
+    const { kiln, line, exited } = await kilnChild(dataDir, droplet);
     const orphan = JSON.parse(line) as { pid: number; port: number };
     cleanups.push(() => {
       try {
@@ -317,9 +323,26 @@ describe('local runtime: crash safety', () => {
       }
     });
     kiln.kill('SIGKILL');
-    await new Promise((r) => kiln.once('exit', r));
+    await exited;
     expect(isAlive(orphan.pid)).toBe(true); // orphaned, still running
     return orphan;
+  }
+
+  /** Starts the fixture Kiln (test/fixtures/runtime/kiln-child.ts) and returns it with the first line it prints. */
+  async function kilnChild(dataDir: string, droplet: string, env: Record<string, string> = {}) {
+    const kiln = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'kiln-child.ts'), dataDir, droplet, SERVER], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
+    });
+    const exited = new Promise((r) => kiln.once('exit', r));
+    cleanups.push(() => {
+      if (kiln.exitCode === null && kiln.signalCode === null) kiln.kill('SIGKILL');
+    });
+    const line = await new Promise<string>((resolveLine, reject) => {
+      createInterface({ input: kiln.stdout! }).once('line', resolveLine);
+      void exited.then(() => reject(new Error('kiln child exited before printing')));
+    });
+    return { kiln, line, exited };
   }
 
   /** An unrelated live process with a stale record of its pid (another start time): it must survive. */
@@ -374,10 +397,59 @@ describe('local runtime: crash safety', () => {
     expect(runtime.listInstances()).toEqual([expect.objectContaining({ id: 'orphan:v1:0', state: 'RUNNING', pid: orphan.pid, port: orphan.port })]);
     expect(isAlive(bystander)).toBe(true);
 
+    // As fast as a stop of its own child: the exit of an adopted leader (not our child, a zombie where init does
+    // not reap) is looked at while the stop waits, not at the exit watcher's next tick (1 s, 5 s for a zombie).
+    const t0 = Date.now();
     await runtime.stopInstance('orphan:v1:0');
+    expect(Date.now() - t0).toBeLessThan(900);
     expect(isAlive(orphan.pid)).toBe(false);
     expect(runtime.listInstances()).toEqual([]);
     await waitFor('record removed', () => readdirSync(join(dataDir, 'runtime', 'procs')).length === 0, 5_000);
+    // Its log FIFOs went with it (spare ones, made in batches for instances to come, may stay).
+    await waitFor('log FIFOs removed', () => readdirSync(join(dataDir, 'runtime', 'logs')).every((f) => f.startsWith('spare-')), 5_000);
+  });
+
+  it('a Kiln SIGKILLed after starting a process but before recording it leaves nothing of it running', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const droplet = makeDroplet();
+    const ran = join(tempDir('kiln-mark-'), 'ran');
+    // The fixture kills itself where the record would be written: the process exists, its record does not.
+    const { line, exited } = await kilnChild(dataDir, droplet, { KILN_CHILD_DIE_BEFORE_RECORD: '1', KILN_CHILD_BEFORE: `touch ${JSON.stringify(ran)};` });
+    const { pid } = JSON.parse(line) as { pid: number };
+    cleanups.push(() => {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    await exited;
+    // Nobody could adopt or kill such a process, and the controllers would start a second copy beside it: it waits
+    // at its gate for the record, sees the dead Kiln's end of the gate close, and ends before running anything.
+    await waitFor('unrecorded process gone', () => !isAlive(pid) && liveGroupMembers(pid).length === 0, 5_000);
+    expect(existsSync(ran)).toBe(false);
+    const { runtime } = makeRuntime({}, dataDir);
+    expect(runtime.adopted).toEqual([]);
+    expect(runtime.reaped).toEqual([]);
+    expect(runtime.listInstances()).toEqual([]);
+  });
+
+  it('an adopted instance keeps running when it logs, and its lines reach the new runtime, those written while no Kiln ran too', async () => {
+    const dataDir = tempDir('kiln-data-');
+    const droplet = makeDroplet();
+    const orphan = await orphanOfDeadKiln(dataDir, droplet);
+    // A line written while no Kiln runs: into a pipe of the dead Kiln this write failed (EPIPE) and took the app down.
+    expect((await fetch(`http://127.0.0.1:${orphan.port}/health`)).status).toBe(200);
+    const { runtime, logs } = makeRuntime({}, dataDir);
+    expect(runtime.adopted.map((r) => r.pid)).toEqual([orphan.pid]);
+    for (let i = 0; i < 2; i++) expect((await fetch(`http://127.0.0.1:${orphan.port}/health`)).status).toBe(200);
+    const health = await waitFor('three health lines', () => {
+      const lines = logs.filter((l) => l.text === 'health 200');
+      return lines.length === 3 ? lines : undefined;
+    }, 5_000);
+    expect(health[0]).toMatchObject({ appGuid: 'app-orphan', sourceType: 'APP/PROC/WEB/0', stream: 'stdout' });
+    expect(isAlive(orphan.pid)).toBe(true);
+    expect(statusOf(runtime, 'orphan:v1:0')).toMatchObject({ state: 'RUNNING', pid: orphan.pid, crashCount: 0 });
   });
 
   it('notices an adopted instance exit and restarts it once claimed', async () => {

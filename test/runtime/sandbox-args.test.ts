@@ -139,6 +139,12 @@ describe('KILN_SANDBOX', () => {
     expect(() => loadConfig({ KILN_SANDBOX: 'maybe' })).toThrow(/KILN_SANDBOX/);
   });
 
+  it('adopts instances after a restart by default (SQLite only, see create-runtime.ts); false turns it off', () => {
+    expect(loadConfig({}).adoptInstances).toBe(true);
+    expect(loadConfig({ KILN_ADOPT_INSTANCES: 'false' }).adoptInstances).toBe(false);
+    expect(() => loadConfig({ KILN_ADOPT_INSTANCES: 'yes' })).toThrow(/KILN_ADOPT_INSTANCES/);
+  });
+
   it('auto uses bubblewrap when installed and runs apps unsandboxed when not', () => {
     expect(resolveSandbox('auto', { find: found, isRoot: false, works })).toMatchObject({ kind: 'bwrap', bwrapPath: '/usr/bin/bwrap', setprivPath: undefined });
     expect(resolveSandbox('auto', { find: none })).toEqual({ kind: 'none' });

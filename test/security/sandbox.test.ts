@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectMemoryCgroups } from '../../src/runtime/local/cgroup.ts';
@@ -178,6 +178,54 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
     const count = Number(out.find((l) => l.startsWith('processes: '))?.slice('processes: '.length));
     expect(count).toBeGreaterThan(0);
     expect(count).toBeLessThanOrEqual(5);
+  });
+
+  it('an instance logs to its own FIFOs and holds no other descriptor of Kiln: the FIFOs lead nowhere into the data dir', async () => {
+    const { dataDir, signingKey } = kilnDataDir();
+    const { runtime, logs } = sandboxedRuntime(dataDir);
+    const logDir = '"$(dirname "$(readlink /proc/$$/fd/1)")"';
+    const spec: InstanceSpec = {
+      id: 'proc-fds:v1:0',
+      appGuid: 'app-1',
+      processGuid: 'proc-fds',
+      processType: 'web',
+      version: 'v1',
+      index: 0,
+      dropletDir: droplet(dataDir, 'app-1'),
+      // What the app holds: stdin, and stdout/stderr on the FIFOs under <data>/runtime/logs (adoption is on here).
+      command: [
+        // ls reads the launcher shell's descriptors while the shell waits (its output file is opened in the subshell).
+        '(ls -l /proc/$$/fd > /tmp/fds); sed -n "s/.* \\([0-9][0-9]*\\) -> \\(.*\\)/fd \\1 \\2/p" /tmp/fds',
+        `if ls ${logDir} >/dev/null 2>&1; then echo "log dir READABLE"; else echo "log dir BLOCKED"; fi`,
+        `if cat ${logDir}/../../identity/signing-key.json >/dev/null 2>&1; then echo "key via log dir READABLE"; else echo "key via log dir BLOCKED"; fi`,
+        probe('key', signingKey),
+        'echo done; exec sleep 600',
+      ].join('; '),
+      env: {},
+      memoryMb: 128,
+      diskMb: 128,
+      healthCheck: { type: 'process' },
+    };
+    await runtime.ensureInstance(spec);
+    await waitFor('probe output', () => textOf(logs).includes('done'));
+    const out = textOf(logs);
+    const fds = out.filter((l) => l.startsWith('fd '));
+    const logFifos = join(dataDir, 'runtime', 'logs');
+    expect(fds.find((l) => l.startsWith('fd 1 '))).toMatch(new RegExp(`^fd 1 ${logFifos}/[0-9a-f-]+\\.stdout$`));
+    expect(fds.find((l) => l.startsWith('fd 2 '))).toMatch(new RegExp(`^fd 2 ${logFifos}/[0-9a-f-]+\\.stderr$`));
+    // Nothing beyond 0, 1 and 2: no start gate (fd 3 is closed before the app starts), no socket or pipe of Kiln's.
+    // (Descriptors this test process inherited from whoever started it pass through everything; not Kiln's.)
+    const inherited = new Set(readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    }));
+    expect(fds.filter((l) => !/^fd [012] /.test(l) && !inherited.has(l.split(' ').slice(2).join(' ')))).toEqual([]);
+    expect(out).toContain('log dir BLOCKED');
+    expect(out).toContain('key via log dir BLOCKED');
+    expect(out).toContain('key BLOCKED');
   });
 
   it('an instance over its memory limit is killed and reported as out of memory', async () => {

@@ -9,7 +9,7 @@ import { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
-import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail } from './launch.ts';
+import { prepareScratch, ProcessHandle, removeLogFifos, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail, type LogFifoStock } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
 import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
@@ -30,6 +30,8 @@ export interface SupervisorContext {
   ports: PortAllocator;
   records: ProcessRecords;
   tmpRoot: string;
+  /** The log FIFOs of adoptable instances (outside every sandbox). */
+  logFifos: LogFifoStock;
   restartDelayMs: (crashCount: number) => number;
   maxCrashes: number;
   crashResetMs: number;
@@ -132,7 +134,12 @@ export class InstanceSupervisor {
     this.runningSince = facts.runningSince;
     const cgroup = facts.cgroup ? this.ctx.cgroups?.open(facts.cgroup) : undefined;
     this.cgroup = cgroup;
-    const handle = new ProcessHandle({ adopt: record, records: this.ctx.records, ...(cgroup ? { cgroup } : {}) });
+    const handle = new ProcessHandle({
+      adopt: record,
+      records: this.ctx.records,
+      ...(cgroup ? { cgroup } : {}),
+      onLine: (stream, text) => this.emitLog(this.source, stream, text),
+    });
     this.guids.set(handle, facts.instanceGuid);
     this.handle = handle;
     this.since = facts.runningSince ?? record.createdAt;
@@ -286,6 +293,14 @@ export class InstanceSupervisor {
       credentials?.stop();
       return;
     }
+    // An instance that outlives Kiln logs to FIFOs a restarted Kiln opens again: a pipe into this process would
+    // break with it, and the app's next write would kill it.
+    const logFifos = this.isAdoptable() ? await this.ctx.logFifos.take(instanceGuid) : undefined;
+    if (gen !== this.generation) {
+      credentials?.stop();
+      if (logFifos) removeLogFifos(logFifos);
+      return;
+    }
     mkdirSync(this.tmpDir, { recursive: true });
     this.cell(`Cell local creating container for instance ${instanceGuid}`);
     const jail = this.jailFor(gen);
@@ -320,6 +335,7 @@ export class InstanceSupervisor {
       records: this.ctx.records,
       onLine: (stream, text) => this.emitLog(this.source, stream, text),
       ...(jail ? { jail } : {}),
+      ...(logFifos ? { logFifos } : {}),
       // With sidecars the instance is several groups: a restarted Kiln replaces it rather than adopting a part.
       ...(this.isAdoptable() ? { adoptable: this.adoptable(port, instanceGuid, jail?.cgroup ? this.cgroupName(gen) : undefined) } : {}),
     });

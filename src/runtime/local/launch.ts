@@ -1,12 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { MemoryCgroup } from './cgroup.ts';
 import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
-import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
+import type { AdoptableInstance, LogFifos, ProcessRecord, ProcessRecords } from './records.ts';
 import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
 /**
@@ -75,6 +78,11 @@ export interface LaunchOptions {
   jail?: Jail;
   /** An instance's slot and incarnation, recorded so that a restarted Kiln can adopt the group. */
   adoptable?: AdoptableInstance;
+  /**
+   * FIFOs (from a LogFifoStock) to take the process's stdout and stderr instead of pipes into this process: they
+   * outlive Kiln, so an adopted instance keeps logging (see logStreams).
+   */
+  logFifos?: LogFifos;
 }
 
 /** A group a previous Kiln run started (see records.ts): supervised, but not a child of this process. */
@@ -83,6 +91,8 @@ export interface AdoptOptions {
   records: ProcessRecords;
   /** The incarnation's memory cgroup, reopened, for OOM detection. */
   cgroup?: MemoryCgroup;
+  /** Lines the adopted process writes from now on (and those it wrote while no Kiln ran), when it logs to FIFOs. */
+  onLine?: (stream: 'stdout' | 'stderr', text: string) => void;
 }
 
 /** The droplet's parts an app reads; whichever the droplet has are bound read-only at CF's paths. */
@@ -149,11 +159,23 @@ function readHostPasswd(): string {
 }
 
 /**
- * `$1` is the group's cgroup.procs, the rest the command to become. A failed move fails the start (exit 125, a
- * crash the controllers retry): with a cgroup the kernel is the only memory limit, so running outside it would run
- * without one.
+ * The leader of every group Kiln starts: `$1` is the group's cgroup.procs (or empty), the rest the command to become.
+ *
+ * First the gate: nothing runs until Kiln has written the group's crash-safety record (records.ts) and sent a line on
+ * fd 3. A Kiln SIGKILLed between the spawn and that write closes fd 3 instead, the read sees end-of-file and the
+ * leader exits before anything else exists, so a restarted Kiln never meets a group it has no record of (it could
+ * neither adopt nor kill it, and would start a second copy beside it).
+ *
+ * Then the cgroup: a failed move fails the start (exit 125, a crash the controllers retry): with a cgroup the kernel
+ * is the only memory limit, so running outside it would run without one.
  */
-const CGROUP_ENTRY = '{ echo $$ > "$1"; } 2>/dev/null || { echo "kiln: cannot join the memory cgroup" >&2; exit 125; }; shift; exec "$@"';
+const ENTRY = [
+  'read -r __kiln_go <&3 || exit 125',
+  'exec 3<&-',
+  'if [ -n "$1" ]; then { echo $$ > "$1"; } 2>/dev/null || { echo "kiln: cannot join the memory cgroup" >&2; exit 125; }; fi',
+  'shift',
+  'exec "$@"',
+].join('\n');
 
 const POLL_MS = 20;
 /** After SIGKILL a group should vanish at once; this only bounds waiting on a D-state (uninterruptible) process. */
@@ -170,22 +192,36 @@ export class ProcessHandle {
   private terminating: Promise<void> | undefined;
   private record: ProcessRecord | undefined;
   private readonly records: ProcessRecords;
+  /** Adopted only: looks at the leader now rather than at the shared watcher's next tick (see waitGroupGone). */
+  private readonly checkAdoptedExit: (() => void) | undefined;
 
   constructor(opts: LaunchOptions | AdoptOptions) {
     this.records = opts.records;
+    /** Removed once the group is gone. */
+    let fifos: LogFifos | undefined;
     if ('adopt' in opts) {
       // Adopted: the leader is not our child, so its exit is noticed by polling and its status is unknown.
       const { adopt: record, cgroup } = opts;
       this.record = record;
       this.pid = record.pid;
       this.startedAt = record.createdAt;
-      this.exited = watchExit(record.pid, record.startTicks).then(() => {
+      const watch = watchExit(record.pid, record.startTicks);
+      this.checkAdoptedExit = watch.check;
+      this.exited = watch.exited.then(() => {
         const oomKilled = cgroup?.oomKilled() ?? false;
         this.exitInfo ??= oomKilled ? { code: null, signal: 'SIGKILL', status: 137, oomKilled } : { code: null, signal: null, status: 255, unknown: true };
         return this.exitInfo;
       });
+      fifos = record.logs;
+      if (fifos && opts.onLine) {
+        const onLine = opts.onLine;
+        const streams = reopenLogFifos(fifos);
+        pipeLines(streams.stdout, (text) => onLine('stdout', text));
+        pipeLines(streams.stderr, (text) => onLine('stderr', text));
+      }
     } else {
       this.startedAt = Date.now();
+      fifos = opts.logFifos;
       const child = this.spawn(opts);
       this.pid = child.pid;
       this.exited = this.childExit(child, opts);
@@ -196,7 +232,9 @@ export class ProcessHandle {
       if (!this.terminating) this.signal('SIGKILL');
       await this.terminating;
       await this.waitGroupGone(KILL_WAIT_MS, true);
-      if (this.pid !== undefined) this.records.remove(this.pid);
+      // (A process whose record could not be written has none to remove.)
+      if (this.pid !== undefined && this.record) this.records.remove(this.pid);
+      if (fifos) removeLogFifos(fifos);
     });
   }
 
@@ -209,26 +247,29 @@ export class ProcessHandle {
 
   private spawn(opts: LaunchOptions): ChildProcess {
     const jail = opts.jail;
-    let child: ChildProcess;
     const cwd = join(opts.dropletDir, 'app');
-    if (jail) {
-      const argv = bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, undefined));
-      // With a memory cgroup the leader moves itself into it and then becomes bwrap, so everything the sandbox
-      // starts is born inside; the kernel's migration (milliseconds on a busy host) then runs in the child rather
-      // than on Kiln's event loop, where it cost ~15 ms per instance started (bench/scale.ts).
-      const [file, args] = jail.cgroup
-        ? ['/bin/sh', ['-c', CGROUP_ENTRY, 'kiln-cgroup-entry', jail.cgroup.procsFile, jail.sandbox.bwrapPath, ...argv]]
-        : [jail.sandbox.bwrapPath, argv];
-      child = spawn(file, args, { cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    } else {
-      child = spawn('/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command], {
+    // With a memory cgroup the leader moves itself into it and then becomes bwrap, so everything the sandbox
+    // starts is born inside; the kernel's migration (milliseconds on a busy host) then runs in the child rather
+    // than on Kiln's event loop, where it cost ~15 ms per instance started (bench/scale.ts).
+    const [file, args] = jail
+      ? [jail.sandbox.bwrapPath, bwrapArgs(jail.sandbox, sandboxSpec(opts, jail, undefined))]
+      : ['/bin/sh', ['-c', LAUNCHER, 'kiln-launcher', opts.dropletDir, opts.command]];
+    const logs = opts.logFifos ? logStreams(opts.logFifos) : undefined;
+    let child: ChildProcess;
+    try {
+      child = spawn('/bin/sh', ['-c', ENTRY, 'kiln-entry', jail?.cgroup?.procsFile ?? '', file, ...args], {
         cwd,
         env: opts.env,
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', logs?.stdoutFd ?? 'pipe', logs?.stderrFd ?? 'pipe', 'pipe'],
       });
+    } finally {
+      // The child has its own copies of the FIFOs' write ends now (or never will).
+      logs?.closeChildEnds();
     }
     const pid = child.pid;
+    const gate = child.stdio[3] as Writable | null;
+    gate?.on('error', () => undefined); // EPIPE: the leader is already gone (its exit is reported as usual).
     if (pid !== undefined) {
       const stat = readProcStat(pid);
       this.record = {
@@ -239,11 +280,28 @@ export class ProcessHandle {
         startTicks: stat?.startTicks ?? 0,
         createdAt: this.startedAt,
         ...(opts.adoptable ? { instance: opts.adoptable } : {}),
+        ...(logs && opts.logFifos ? { logs: opts.logFifos } : {}),
       };
-      opts.records.write(this.record);
+      try {
+        opts.records.write(this.record);
+        // Recorded: the leader may go on (the gate in ENTRY).
+        gate?.end('go\n');
+      } catch (err) {
+        // Unrecorded, it must not run (a restarted Kiln could neither adopt nor kill it): it ends at its gate.
+        this.exitInfo = { code: null, signal: null, status: 1, error: `cannot record the process for crash safety: ${String(err)}` };
+        this.record = undefined;
+        gate?.destroy();
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    } else {
+      gate?.destroy();
     }
-    pipeLines(child.stdout, (text) => opts.onLine('stdout', text));
-    pipeLines(child.stderr, (text) => opts.onLine('stderr', text));
+    pipeLines(logs?.stdout ?? child.stdout, (text) => opts.onLine('stdout', text));
+    pipeLines(logs?.stderr ?? child.stderr, (text) => opts.onLine('stderr', text));
     return child;
   }
 
@@ -303,6 +361,10 @@ export class ProcessHandle {
     if (pgid === undefined) return true;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // An adopted leader's exit would otherwise wait for the shared watcher (up to seconds for a zombie leader,
+      // which a non-reaping init leaves behind), and every stop of an adopted instance with it: a rollout's old
+      // instances lingered seconds after it had finished.
+      this.checkAdoptedExit?.();
       if (this.hasExited && !groupHasLiveMembers(pgid)) return true;
       if (Date.now() >= deadline) return false;
       if (killStragglers) this.signal('SIGKILL');
@@ -333,9 +395,14 @@ function sameLiveProcess(pid: number, startTicks: number): boolean {
   return stat !== undefined && stat.startTicks === startTicks && stat.state !== 'Z' && stat.state !== 'X';
 }
 
-/** Resolves when the process (pid with this start time) is gone or a zombie: for processes that are not our children. */
-function watchExit(pid: number, startTicks: number): Promise<void> {
-  return new Promise((resolve) => {
+/**
+ * Resolves when the process (pid with this start time) is gone or a zombie: for processes that are not our children.
+ * `check` looks at once (for whoever waits on the exit now).
+ */
+function watchExit(pid: number, startTicks: number): { exited: Promise<void>; check: () => void } {
+  let done: () => void = () => undefined;
+  const exited = new Promise<void>((resolve) => {
+    done = resolve;
     watched.set(pid, { startTicks, done: resolve });
     watchTimer ??= setInterval(() => {
       // A signal-0 probe each tick (one syscall, where reading /proc/<pid>/stat of 1,000 adopted instances a
@@ -354,6 +421,12 @@ function watchExit(pid: number, startTicks: number): Promise<void> {
     }, ADOPTED_POLL_MS);
     watchTimer.unref();
   });
+  const check = (): void => {
+    if (sameLiveProcess(pid, startTicks)) return;
+    if (watched.get(pid)?.done === done) watched.delete(pid);
+    done();
+  };
+  return { exited, check };
 }
 
 function groupHasLiveMembers(pgid: number): boolean {
@@ -372,4 +445,120 @@ function pipeLines(stream: Readable | null, onLine: (text: string) => void): voi
   rl.on('line', onLine);
   // A read error on a pipe (the group was killed mid-write) is not a runtime failure.
   stream.on('error', () => rl.close());
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Makes the FIFOs adoptable instances log to: `<dir>/<name>.stdout` and `.stderr`, readable by Kiln only (the
+ * directory is not bound into any sandbox; the app only ever holds its own write ends). Node has no mkfifo, and one
+ * `mkfifo` child per instance cost ~12 ms of Kiln's event loop each (a fork of a 350 MB process): 12 s for 1,000
+ * instances. So FIFOs are made in batches under spare names and renamed when taken.
+ */
+export class LogFifoStock {
+  private readonly spare: string[] = [];
+  private making: Promise<void> | undefined;
+  /** mkfifo failed: instances log to pipes (their lines end with this Kiln process). */
+  private broken = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly batch = 32,
+  ) {}
+
+  /** Two fresh FIFOs named after `name`; undefined when they cannot be made. */
+  async take(name: string): Promise<LogFifos | undefined> {
+    const fifos = { stdout: join(this.dir, `${name}.stdout`), stderr: join(this.dir, `${name}.stderr`) };
+    // Instances starting together may empty a batch before this one gets its turn: then it waits for the next.
+    while (!this.broken) {
+      const base = this.spare.pop();
+      if (base === undefined) {
+        await (this.making ??= this.make().finally(() => {
+          this.making = undefined;
+        }));
+        continue;
+      }
+      try {
+        renameSync(`${base}.stdout`, fifos.stdout);
+        renameSync(`${base}.stderr`, fifos.stderr);
+        return fifos;
+      } catch {
+        rmSync(`${base}.stdout`, { force: true });
+        rmSync(`${base}.stderr`, { force: true });
+        removeLogFifos(fifos);
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  private async make(): Promise<void> {
+    const bases = Array.from({ length: this.batch }, () => join(this.dir, `spare-${randomUUID()}`));
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      await execFileAsync('mkfifo', ['-m', '600', ...bases.flatMap((b) => [`${b}.stdout`, `${b}.stderr`])]);
+      this.spare.push(...bases);
+    } catch {
+      this.broken = true;
+      for (const b of bases) removeLogFifos({ stdout: `${b}.stdout`, stderr: `${b}.stderr` });
+    }
+  }
+}
+
+export function removeLogFifos(fifos: LogFifos): void {
+  for (const path of [fifos.stdout, fifos.stderr]) {
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      // Its directory is gone: so is the FIFO.
+    }
+  }
+}
+
+/**
+ * The two ends of an instance's log FIFOs at its start. The child's stdout and stderr are opened read-write: a FIFO
+ * with a reader never fails a write, and the child is its own reader while no Kiln runs, so an app that logs after
+ * Kiln died keeps running (its lines wait in the FIFO, 64 KiB of them, for the next Kiln; beyond that its writes
+ * block until one reads). Kiln reads through a non-blocking stream.
+ */
+function logStreams(fifos: LogFifos): { stdout: Readable; stderr: Readable; stdoutFd: number; stderrFd: number; closeChildEnds: () => void } | undefined {
+  const { stdout, stderr } = reopenLogFifos(fifos);
+  const fds: number[] = [];
+  try {
+    if (!stdout || !stderr) throw new Error('log FIFO missing');
+    fds.push(openSync(fifos.stdout, fsConstants.O_RDWR), openSync(fifos.stderr, fsConstants.O_RDWR));
+  } catch {
+    // Gone or unreadable: the process logs to pipes instead.
+    for (const fd of fds) closeSync(fd);
+    stdout?.destroy();
+    stderr?.destroy();
+    return undefined;
+  }
+  const [stdoutFd, stderrFd] = fds as [number, number];
+  return {
+    stdout,
+    stderr,
+    stdoutFd,
+    stderrFd,
+    closeChildEnds: () => {
+      closeSync(stdoutFd);
+      closeSync(stderrFd);
+    },
+  };
+}
+
+/** Kiln's read ends of an instance's log FIFOs: at its start, or again after adopting it. */
+function reopenLogFifos(fifos: LogFifos): { stdout: Readable | null; stderr: Readable | null } {
+  return { stdout: readFifo(fifos.stdout), stderr: readFifo(fifos.stderr) };
+}
+
+function readFifo(path: string): Readable | null {
+  let fd: number;
+  try {
+    // Non-blocking: opening for reading does not wait for a writer, and libuv reads it like a pipe.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  return new Socket({ fd, readable: true, writable: false });
 }

@@ -7,6 +7,7 @@ import type { BindingFiles, InstanceSpec, InstanceStats, InstanceStatus, LogLine
 import { DIEGO_CRASH_RESET_MS, DIEGO_MAX_CRASHES, diegoRestartDelayMs } from './backoff.ts';
 import { detectMemoryCgroups, type MemoryCgroups } from './cgroup.ts';
 import { InstanceSupervisor, type SupervisorContext } from './instance.ts';
+import { LogFifoStock } from './launch.ts';
 import { PortAllocator } from './ports.ts';
 import { ProcessRecords, type AdoptableInstance, type ProcessRecord } from './records.ts';
 import { isAlive } from './proc.ts';
@@ -96,6 +97,11 @@ export class LocalRuntime implements Runtime {
     const keep = new Set(leftovers.adoptable.map((r) => scratchName(r.id)));
     mkdirSync(tmpRoot, { recursive: true });
     for (const entry of readdirSync(tmpRoot)) if (!keep.has(entry)) rmSync(join(tmpRoot, entry), { recursive: true, force: true });
+    // Likewise the log FIFOs (launch.ts LogFifoStock): only the adopted instances' are still written to.
+    const logRoot = join(runtimeDir, 'logs');
+    const keepLogs = new Set(leftovers.adoptable.flatMap((r) => (r.logs ? [r.logs.stdout, r.logs.stderr] : [])));
+    mkdirSync(logRoot, { recursive: true, mode: 0o700 });
+    for (const entry of readdirSync(logRoot)) if (!keepLogs.has(join(logRoot, entry))) rmSync(join(logRoot, entry), { recursive: true, force: true });
     const host = options.host ?? '127.0.0.1';
     this.host = host;
     this.credentials = options.credentials;
@@ -109,6 +115,7 @@ export class LocalRuntime implements Runtime {
       ports: new PortAllocator(host),
       records: this.records,
       tmpRoot,
+      logFifos: new LogFifoStock(logRoot),
       restartDelayMs: options.restartDelayMs ?? diegoRestartDelayMs,
       maxCrashes: options.maxCrashes ?? DIEGO_MAX_CRASHES,
       crashResetMs: options.crashResetMs ?? DIEGO_CRASH_RESET_MS,

@@ -29,6 +29,14 @@ export interface ProcessRecord {
   createdAt: number;
   /** An instance's slot and incarnation: what a restarted Kiln needs to adopt the group (see AdoptableInstance). */
   instance?: AdoptableInstance;
+  /** The FIFOs the group logs to, when it must outlive Kiln (launch.ts LogFifoStock); else it logs to pipes. */
+  logs?: LogFifos;
+}
+
+/** Named pipes an instance's stdout and stderr go to, which a restarted Kiln opens again after adopting it. */
+export interface LogFifos {
+  stdout: string;
+  stderr: string;
 }
 
 /**
@@ -84,7 +92,11 @@ export class ProcessRecords {
   }
 
   remove(pid: number): void {
-    rmSync(this.file(pid), { force: true });
+    try {
+      rmSync(this.file(pid), { force: true });
+    } catch {
+      // The directory is gone or broken: a stale record only costs the next start a look at a dead pid.
+    }
   }
 
   /** Kills the groups of a previous run that are still alive; returns the records that matched a live group. */
@@ -136,6 +148,7 @@ export class ProcessRecords {
       // ESRCH: already gone.
     }
     this.remove(record.pid);
+    if (record.logs) for (const fifo of [record.logs.stdout, record.logs.stderr]) rmSync(fifo, { force: true });
   }
 
   private file(pid: number): string {

@@ -29,7 +29,8 @@
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_WARMUP (s, default 2),
  * BENCH_ROUNDS (default 3), BENCH_MINIMAL=1 adds a ten-line node proxy (http.request + pipe, no routing),
- * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off.
+ * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off,
+ * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,7 +42,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { LogStore } from '../src/logs/log-store.ts';
-import { rtrAccessLogger } from '../src/router/access-log.ts';
+import { formatAccessLog, rtrAccessLogger } from '../src/router/access-log.ts';
 import { createFrontDoorServer } from '../src/router/front-door.ts';
 import { Router } from '../src/router/router.ts';
 
@@ -86,7 +87,11 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port +
  */
 async function serveRouter(appPort: number): Promise<void> {
   const logs = new LogStore();
-  const router = new Router({ onAccess: rtrAccessLogger(logs) });
+  let formatted = 0;
+  const router = new Router({
+    // BENCH_ACCESS_LOG=format only formats each line (what this bench did before it used the LogStore).
+    onAccess: process.env.BENCH_ACCESS_LOG === 'format' ? (entry) => void (formatted += formatAccessLog(entry).length) : rtrAccessLogger(logs),
+  });
   router.table.setBackends(ROUTE_HOST, [
     { instanceId: 'bench-0', processGuid: 'bench-process', appGuid: 'bench-app', index: 0, host: '127.0.0.1', port: appPort },
   ]);
@@ -104,7 +109,7 @@ async function serveRouter(appPort: number): Promise<void> {
   process.stdout.write(`${(server.address() as AddressInfo).port}\n`);
   process.on('SIGTERM', () => {
     const kept = logs.read('bench-app', { limit: Number.MAX_SAFE_INTEGER, descending: false }).length;
-    process.stderr.write(`router: ${kept} RTR lines kept in the app's log buffer\n`);
+    process.stderr.write(`router: ${kept} RTR lines kept in the app's log buffer, ${formatted} chars only formatted\n`);
     process.exit(0);
   });
 }

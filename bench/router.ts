@@ -29,7 +29,8 @@
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_WARMUP (s, default 2),
  * BENCH_ROUNDS (default 3), BENCH_MINIMAL=1 adds a ten-line node proxy (http.request + pipe, no routing),
- * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off.
+ * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off,
+ * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,7 +41,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
-import { formatAccessLog } from '../src/router/access-log.ts';
+import { LogStore } from '../src/logs/log-store.ts';
+import { formatAccessLog, rtrAccessLogger } from '../src/router/access-log.ts';
 import { createFrontDoorServer } from '../src/router/front-door.ts';
 import { Router } from '../src/router/router.ts';
 
@@ -79,16 +81,16 @@ server.keepAliveTimeout = 65000;
 server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
 `;
 
-/** Child-process mode: Kiln's front door and router alone, routing ROUTE_HOST to the given app port. */
+/**
+ * Child-process mode: Kiln's front door and router alone, routing ROUTE_HOST to the given app port. Access lines
+ * go where Kiln's server sends them: formatted as RTR lines into a LogStore (the app's `cf logs` buffer).
+ */
 async function serveRouter(appPort: number): Promise<void> {
-  let lines = 0;
-  let chars = 0;
+  const logs = new LogStore();
+  let formatted = 0;
   const router = new Router({
-    onAccess: (entry) => {
-      // Format every line as the real log sink would; keep a running total so the work is not optimized away.
-      chars += formatAccessLog(entry).length;
-      lines++;
-    },
+    // BENCH_ACCESS_LOG=format only formats each line (what this bench did before it used the LogStore).
+    onAccess: process.env.BENCH_ACCESS_LOG === 'format' ? (entry) => void (formatted += formatAccessLog(entry).length) : rtrAccessLogger(logs),
   });
   router.table.setBackends(ROUTE_HOST, [
     { instanceId: 'bench-0', processGuid: 'bench-process', appGuid: 'bench-app', index: 0, host: '127.0.0.1', port: appPort },
@@ -106,7 +108,8 @@ async function serveRouter(appPort: number): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.stdout.write(`${(server.address() as AddressInfo).port}\n`);
   process.on('SIGTERM', () => {
-    process.stderr.write(`router: ${lines} access lines, ${chars} chars\n`);
+    const kept = logs.read('bench-app', { limit: Number.MAX_SAFE_INTEGER, descending: false }).length;
+    process.stderr.write(`router: ${kept} RTR lines kept in the app's log buffer, ${formatted} chars only formatted\n`);
     process.exit(0);
   });
 }

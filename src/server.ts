@@ -36,7 +36,7 @@ import { LazyInstanceIdentityCA } from './identity/instance-identity.ts';
 import { apiLogLine } from './logs/api-log.ts';
 import { logCacheRoutes } from './logs/log-cache-api.ts';
 import { LogStore } from './logs/log-store.ts';
-import { formatAccessLog } from './router/access-log.ts';
+import { rtrAccessLogger } from './router/access-log.ts';
 import { apiHostsOf, platformNamesOf } from './router/api-hosts.ts';
 import { createFrontDoorServer } from './router/front-door.ts';
 import { createMtlsServer, listenMtls } from './router/mtls-listener.ts';
@@ -176,11 +176,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   });
   const router = new Router({
     responseTimeoutMs: config.routerTimeoutSeconds * 1000,
-    onAccess: (entry) => {
-      if (entry.appGuid) {
-        logs.append({ sourceId: entry.appGuid, sourceType: 'RTR', instanceId: String(entry.appIndex ?? 0), type: 'OUT', payload: formatAccessLog(entry) });
-      }
-    },
+    onAccess: rtrAccessLogger(logs),
   });
   // Several replicas (PostgreSQL): a follower reads the leader's published instances for stats and routing.
   const several = config.database.kind === 'postgres' && opts.startControllers !== false;

@@ -37,6 +37,23 @@ export interface AccessLogEntry {
 
 export type AccessLogger = (entry: AccessLogEntry) => void;
 
+/** Where RTR lines go: the log store's append (src/logs/log-store.ts), kept structural so router/ imports no logs/. */
+export interface RtrLineSink {
+  append(line: { sourceId: string; sourceType: string; instanceId: string; type: 'OUT'; payload: string }): unknown;
+}
+
+/**
+ * The access logger Kiln runs with: every request that reached an app becomes an RTR line in that app's log buffer
+ * (what `cf logs` shows). The server and bench/router.ts both use this, so the bench measures what Kiln does.
+ */
+export function rtrAccessLogger(logs: RtrLineSink): AccessLogger {
+  return (entry) => {
+    if (entry.appGuid) {
+      logs.append({ sourceId: entry.appGuid, sourceType: 'RTR', instanceId: String(entry.appIndex ?? 0), type: 'OUT', payload: formatAccessLog(entry) });
+    }
+  };
+}
+
 function two(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }

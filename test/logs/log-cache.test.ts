@@ -31,6 +31,37 @@ describe('LogStore', () => {
     expect(logs.read('b', { limit: 10, descending: false })).toHaveLength(1);
   });
 
+  it('keeps the newest lines of a long-running source exactly, whatever their length and characters', () => {
+    const logs = new LogStore(1000, 10);
+    const sent: { payload: string; instanceId: string; sourceType: string; type: 'OUT' | 'ERR'; timestamp: bigint }[] = [];
+    for (let i = 0; i < 5000; i++) {
+      // Short and long lines, multi-byte characters, an empty line, and one longer than any buffer segment.
+      const payload = i === 2500 ? 'x'.repeat(200_000) : i % 97 === 0 ? '' : `line ${i} ${'é✓'.repeat(i % 50)} ${'y'.repeat((i * 37) % 700)}`;
+      const e = logs.append({ sourceId: 'app', instanceId: String(i % 3), sourceType: i % 5 === 0 ? 'RTR' : 'APP/PROC/WEB', type: i % 7 === 0 ? 'ERR' : 'OUT', payload });
+      sent.push({ payload, instanceId: e.instanceId, sourceType: e.sourceType, type: e.type, timestamp: e.timestamp });
+    }
+    const kept = sent.slice(-1000).map((l) => ({ sourceId: 'app', ...l }));
+    expect(logs.read('app', { limit: 5000, descending: false })).toEqual(kept);
+    expect(logs.read('app', { limit: 3, descending: true })).toEqual(kept.slice(-3).reverse());
+    const from = kept[400]!.timestamp;
+    const to = kept[900]!.timestamp;
+    expect(logs.read('app', { startTime: from, endTime: to, limit: 5000, descending: false })).toEqual(kept.slice(400, 900));
+    expect(logs.read('app', { startTime: from, limit: 10, descending: false })).toEqual(kept.slice(400, 410));
+  });
+
+  it('drops the source that went longest without a line when a new one comes', () => {
+    const logs = new LogStore(10, 2);
+    logs.append(line('a', 'a1'));
+    logs.append(line('b', 'b1'));
+    logs.append(line('c', 'c1')); // a goes
+    logs.append(line('b', 'b2')); // b had a line after c did
+    logs.append(line('d', 'd1')); // so c goes, and b stays
+    expect(logs.read('a', { limit: 10, descending: false })).toEqual([]);
+    expect(logs.read('c', { limit: 10, descending: false })).toEqual([]);
+    expect(logs.read('b', { limit: 10, descending: false }).map((e) => e.payload)).toEqual(['b1', 'b2']);
+    expect(logs.read('d', { limit: 10, descending: false }).map((e) => e.payload)).toEqual(['d1']);
+  });
+
   it('splits text into one envelope per line', () => {
     const logs = new LogStore();
     logs.appendText({ sourceId: 's', instanceId: '0', sourceType: 'STG', type: 'OUT' }, 'a\r\nb\n\nc\n');

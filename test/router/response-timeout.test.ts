@@ -90,6 +90,31 @@ describe('backend response timeout', () => {
     expect(r.text).toBe('first last');
   });
 
+  it('times out only the requests still waiting, wherever they are among those in flight', async () => {
+    // /never gets no answer, /late one after 100 ms (within the timeout), /now one at once.
+    const backend = await track(
+      listen(
+        http.createServer((req, res) => {
+          if (req.url === '/never') return;
+          const answer = (): void => void res.end(`${req.url}`);
+          if (req.url === '/late') setTimeout(answer, 100);
+          else answer();
+        }),
+      ),
+    );
+    const { router, port, log } = await startRouter({ responseTimeoutMs: 300 });
+    router.table.setBackends('app.example.com', [backendAt('mixed', backend.port)]);
+    const paths = ['/never', '/late', '/now', '/never', '/late'];
+    const replies = await Promise.all(paths.map((path) => request(port, { host: 'app.example.com', path })));
+    expect(replies.map((r) => r.status)).toEqual([502, 200, 200, 502, 200]);
+    expect(replies[1]!.text).toBe('/late');
+    expect(replies[2]!.text).toBe('/now');
+    expect(log.filter((e) => e.routerError === 'endpoint_failure').map((e) => e.url)).toEqual(['/never', '/never']);
+    expect(router.inFlight('mixed')).toBe(0);
+    // Requests after the timeouts are served as usual.
+    expect((await request(port, { host: 'app.example.com', path: '/now' })).status).toBe(200);
+  });
+
   it('times out an upgrade the backend never answers', async () => {
     const silent = await silentBackend();
     const { router, port, log } = await startRouter({ responseTimeoutMs: 200 });

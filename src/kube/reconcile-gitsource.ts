@@ -125,6 +125,10 @@ async function writeReport(env: SyncEnv, obj: KubeObject, generation: number, re
       ? { type: 'Ready', status: 'True', reason: 'Applied', message, observedGeneration: generation }
       : { type: 'Ready', status: 'False', reason: report.state === 'FAILED' ? 'SyncFailed' : 'FilesInError', message, observedGeneration: generation };
   if (condition(obj, 'Ready')?.message !== message) await env.client.event('GitSource', obj, report.state === 'APPLIED' ? 'Normal' : 'Warning', ready.reason, message);
+  // A commit with files in error is applied again at every poll (what failed may succeed), and the second time
+  // finds nothing left to prune: `pruned` keeps what applying this commit removed, not only the latest pass.
+  const before = obj.status?.commit === report.commit && Array.isArray(obj.status?.pruned) ? (obj.status.pruned as string[]) : [];
+  const pruned = [...new Set([...before, ...report.pruned])];
   await writeStatus(env, 'gitsources', obj, {
     observedGeneration: generation,
     // A failed fetch keeps the commit last applied.
@@ -134,7 +138,7 @@ async function writeReport(env: SyncEnv, obj: KubeObject, generation: number, re
     lastAppliedAt: report.state === 'FAILED' ? obj.status?.lastAppliedAt : at,
     errors: report.errors,
     applied: report.applied,
-    pruned: report.pruned,
+    pruned,
     conditions: stamp(obj, [ready]),
   });
 }

@@ -78,6 +78,13 @@ describe.skipIf(!kubectlPath())('GitSource resources', () => {
     expect(s.state).toBe('DEGRADED');
     expect(s.errors).toEqual([expect.objectContaining({ file: 'b.yaml' })]);
     expect(s.pruned).toEqual(['c']);
+    // A commit with files in error is applied again at each poll; the later passes prune nothing, and the status
+    // still says what applying this commit pruned.
+    const again = await until('the commit applied again', async () => {
+      const st = await status();
+      return st.lastAppliedAt !== s.lastAppliedAt ? st : undefined;
+    });
+    expect(again).toMatchObject({ commit, state: 'DEGRADED', pruned: ['c'] });
     expect(s.conditions[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'FilesInError' });
     // b came from a file that is broken now: left as it was.
     expect(await apps()).toEqual(['a', 'b']);

@@ -5,13 +5,15 @@ import { liveGroupMembers, readProcStat, isLive } from './proc.ts';
 
 /**
  * Crash safety for the local runtime. Every process group Kiln starts gets a small JSON record under
- * `<dataDir>/runtime/procs/`; it is removed when the group is gone. If Kiln dies without cleaning up (crash,
- * SIGKILL, power loss of the controller only), the next LocalRuntime on the same data dir finds the records before
- * doing anything else. An instance whose record carries its slot (`instance`) and that runs without sidecars is
+ * `<dataDir>/runtime/procs/`, written before the group runs anything (its leader waits at a gate until then, see
+ * ENTRY in launch.ts), and removed when the group is gone: no process of Kiln's ever runs without a record. If
+ * Kiln dies without cleaning up (crash, SIGKILL, power loss of the controller only), the next LocalRuntime on the
+ * same data dir finds the records before doing anything else. An instance whose record carries its slot (`instance`) and that runs without sidecars is
  * adopted: the new runtime supervises the same process group (same pid, port and instance guid), so a restart of
  * Kiln restarts no app (DESIGN.md, Runtimes). Everything else — tasks (whose exit status is their result),
  * sidecar groups, records of an older format — is killed, and the controllers re-create it from desired state.
- * An adopted process is not Kiln's child: its exit is noticed by polling /proc and its exit status is unknown.
+ * An adopted process is not Kiln's child: its exit is noticed by polling /proc and its exit status is unknown. Its
+ * stdout and stderr are FIFOs (`logs`), which the new runtime reads again; pipes would have died with the old Kiln.
  *
  * A record only matches when the pid still exists with the same /proc start time, so a pid reused by an unrelated
  * process is never killed. If the leader is gone but members of its group survive (the group id cannot be taken

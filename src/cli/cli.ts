@@ -26,6 +26,10 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   }
   switch (command) {
     case 'serve': {
+      // Before anything starts: a descriptor inherited from whoever started Kiln would pass into every app.
+      const { closeInheritedDescriptors } = await import('../runtime/local/inherited-fds.ts');
+      const channel = Number(process.env.NODE_CHANNEL_FD);
+      const closedFds = closeInheritedDescriptors(new Set(Number.isInteger(channel) ? [channel] : []));
       // Imported here, not at the top: a client command (most `kiln` runs) would otherwise load the whole server.
       const { startKiln } = await import('../server.ts');
       const kiln = await startKiln(config, {
@@ -36,6 +40,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
           kiln.stop().finally(() => process.exit(1));
         },
       });
+      if (closedFds.length > 0) kiln.log.warn({ fds: closedFds }, 'closed file descriptors inherited without close-on-exec (they would have reached every app)');
       if (kiln.generatedAdminPassword) {
         // Printed once, on the start that created the admin; also kept in <data dir>/initial-admin-password.
         console.log(

@@ -21,11 +21,28 @@ export interface ServerProcess {
  * Starts the real server the way `npm start` does (tsx src/main.ts serve) on a free port, with a temp data dir
  * (or the given one, to test restarts), and resolves once it logs that it listens.
  */
-export async function startServerProcess(opts: { dataDir?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
+export async function startServerProcess(opts: { dataDir?: string; env?: Record<string, string>; openFiles?: Record<number, string> } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-e2e-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  const argv = [process.execPath, '--import', 'tsx', 'src/main.ts', 'serve'];
+  // openFiles: descriptors the server inherits from a careless launcher (a shell's `exec 40<file`: no close-on-exec;
+  // bash, as dash opens nothing above 9).
+  const files = Object.entries(opts.openFiles ?? {});
+  const [file, args] = files.length
+    ? ['/bin/bash', ['-c', `exec "$@" ${files.map(([fd]) => `${Number(fd)}<"$KILN_TEST_OPEN_${Number(fd)}"`).join(' ')}`, 'launcher', ...argv]]
+    : [argv[0]!, argv.slice(1)];
+  const child = spawn(file, args, {
     cwd: repo,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', KILN_DATA_DIR: dataDir, LOG_LEVEL: 'info', KILN_ADMIN_PASSWORD: '', DATABASE_URL: '', ...opts.env },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      KILN_DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      KILN_ADMIN_PASSWORD: '',
+      DATABASE_URL: '',
+      ...Object.fromEntries(files.map(([fd, p]) => [`KILN_TEST_OPEN_${Number(fd)}`, p])),
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

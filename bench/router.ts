@@ -42,7 +42,8 @@
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_WARMUP (s, default 2),
  * BENCH_ROUNDS (default 3), BENCH_MINIMAL=1 adds a ten-line node proxy (http.request + pipe, no routing),
  * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off,
- * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore.
+ * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore,
+ * BENCH_ROUTER_FLAGS passes node/V8 flags to the router's process only (e.g. `--max-semi-space-size=64`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -316,7 +317,8 @@ async function main(): Promise<void> {
   const nginx = onPath('nginx');
   try {
     const app = await start(['-e', APP_SOURCE]);
-    const router = await start(['--import', 'tsx', fileURLToPath(import.meta.url), 'serve-router', String(app.port)]);
+    const routerFlags = (process.env.BENCH_ROUTER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const router = await start([...routerFlags, '--import', 'tsx', fileURLToPath(import.meta.url), 'serve-router', String(app.port)]);
     const targets: Target[] = [
       { name: 'direct to app', url: `http://127.0.0.1:${app.port}/`, host: undefined, proxyPids: () => [] },
     ];

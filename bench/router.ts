@@ -2,7 +2,8 @@
  * Router throughput benchmark: `npx tsx bench/router.ts`.
  *
  * Starts a trivial node http app (a child process, as app instances are) and Kiln's router behind its front door
- * (another child process, as it lives in the Kiln server, with RTR line formatting on), then drives them: straight
+ * (another child process, as it lives in the Kiln server, its access lines going as RTR lines into a LogStore as the
+ * server sends them), then drives them: straight
  * at the app's port, and through the router with the route's Host header. When `nginx` is on PATH it also starts an
  * nginx reverse proxy to the same app (one worker, keep-alive upstream, access log to a buffered file) — what an
  * operator would otherwise put in front — and reports Kiln's router as a ratio of it, measured in the same run.
@@ -27,10 +28,22 @@
  * run on node's net.Socket streams, whose per-read and per-write cost (about 35 µs per proxied request in a bare
  * prototype) is the floor of this design.
  *
+ * Where the tail came from (p99 2.6–4.4× nginx's before, measured with --trace-gc / --trace-gc-nvp and the
+ * sampling heap profiler in the router's process): the garbage collector, not the proxying. The Set of exchanges
+ * waiting for response headers kept finished exchanges reachable from promoted, obsolete hash tables, so ~2 MB
+ * survived each scavenge (5–10 ms pauses, a mark-compact every ~2 s); router.ts's WaitList fixed that (~60 KB
+ * survive, ~1–2 ms scavenges). The real access-log sink (every RTR line an object graph in the LogStore, a Map
+ * re-insert and an object spread per line) cost ~30 µs more per request and ~40% of the throughput; log-store.ts
+ * keeps lines as bytes now. V8 flags (--max-semi-space-size, --single-threaded-gc) made no difference beyond the
+ * noise once survivors were small, so Kiln's start script sets none. What is left of the gap to nginx is CPU per
+ * request: the CPU profile is dominated by the two socket writes per request (the loopback send runs the
+ * receiver's TCP path too); the JavaScript is under a fifth of it.
+ *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_WARMUP (s, default 2),
  * BENCH_ROUNDS (default 3), BENCH_MINIMAL=1 adds a ten-line node proxy (http.request + pipe, no routing),
  * BENCH_DRIVER=autocannon forces autocannon, BENCH_NGINX_ACCESS_LOG=off turns nginx's access log off,
- * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore.
+ * BENCH_ACCESS_LOG=format has Kiln's router only format its access lines instead of keeping them in a LogStore,
+ * BENCH_ROUTER_FLAGS passes node/V8 flags to the router's process only (e.g. `--max-semi-space-size=64`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -304,7 +317,8 @@ async function main(): Promise<void> {
   const nginx = onPath('nginx');
   try {
     const app = await start(['-e', APP_SOURCE]);
-    const router = await start(['--import', 'tsx', fileURLToPath(import.meta.url), 'serve-router', String(app.port)]);
+    const routerFlags = (process.env.BENCH_ROUTER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const router = await start([...routerFlags, '--import', 'tsx', fileURLToPath(import.meta.url), 'serve-router', String(app.port)]);
     const targets: Target[] = [
       { name: 'direct to app', url: `http://127.0.0.1:${app.port}/`, host: undefined, proxyPids: () => [] },
     ];

@@ -83,8 +83,19 @@ async function newEcKey(): Promise<{ privateKeyPem: string; spkiDer: Buffer }> {
   return { privateKeyPem: privateKey, spkiDer: publicKey };
 }
 
-/** A random positive serial (forge takes hex; a leading 0 nibble keeps it positive in DER). */
-const serial = () => `0${randomBytes(15).toString('hex')}`;
+/**
+ * A random positive serial of 16 bytes, in hex as forge takes it. DER wants an INTEGER's shortest encoding, which
+ * OpenSSL enforces when it parses a certificate ("asn1 encoding routines::illegal padding"): the first byte is kept
+ * in 0x01–0x7f, so the number is positive without a leading zero byte and never starts with a redundant one. (The
+ * previous `0` + 15 random bytes made forge emit a zero byte first, redundant whenever the next byte was below
+ * 0x80 and itself zero — about one certificate in 500, seen as a restarted Kiln whose mTLS listener never started.)
+ */
+export function certificateSerial(bytes: Uint8Array = randomBytes(16)): string {
+  const b = Buffer.from(bytes);
+  b[0] = b[0]! & 0x7f || 0x01;
+  return b.toString('hex');
+}
+const serial = () => certificateSerial();
 
 /** Signs the certificate's TBS part with node's crypto (sha256WithRSAEncryption) and returns its PEM. */
 function signWithNode(cert: forge.pki.Certificate, signerKeyPem: string): string {

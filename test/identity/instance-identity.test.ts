@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callerIdentityOf, matchingSource } from '../../src/identity/caller-identity.ts';
-import { InstanceIdentityCA, type IssuedCredential } from '../../src/identity/instance-identity.ts';
+import forge from 'node-forge';
+import { certificateSerial, InstanceIdentityCA, type IssuedCredential } from '../../src/identity/instance-identity.ts';
 
 const subject = {
   appGuid: 'aaaaaaaa-1111-4111-8111-111111111111',
@@ -151,5 +152,43 @@ describe('matching callers against route policy sources (gorouter evaluateRouteP
     expect(callerIdentityOf(undefined)).toBeUndefined();
     expect(callerIdentityOf(['space:s1'])).toBeUndefined();
     expect(callerIdentityOf('app:a1')).toEqual({ appGuid: 'a1' });
+  });
+});
+
+describe('certificate serials', () => {
+  // A small key is enough: only the serial's encoding is under test.
+  let keys: forge.pki.rsa.KeyPair | undefined;
+  /** A self-signed forge certificate with this serial, parsed by node (OpenSSL), as every Kiln certificate is. */
+  const parses = (serialNumber: string) => {
+    keys ??= forge.pki.rsa.generateKeyPair(512);
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = keys.publicKey;
+    cert.serialNumber = serialNumber;
+    cert.validity.notBefore = new Date(Date.now() - 60_000);
+    cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+    cert.setSubject([{ shortName: 'CN', value: 'serial' }]);
+    cert.setIssuer([{ shortName: 'CN', value: 'serial' }]);
+    cert.sign(keys.privateKey, forge.md.sha256.create());
+    return new X509Certificate(forge.pki.certificateToPem(cert)).serialNumber;
+  };
+
+  // The random bytes that broke the old serial (`0` + hex: a redundant leading zero byte, "illegal padding").
+  it.each([
+    ['zero bytes first', [0x00, 0x00, 0x2d]],
+    ['a zero byte, then a small one', [0x00, 0x05, 0xff]],
+    ['a high byte first', [0x80, 0x00, 0x01]],
+    ['all ones', [0xff, 0xff, 0xff]],
+  ])('is a shortest-form positive INTEGER whatever the random bytes (%s)', (_name, head) => {
+    const bytes = Buffer.concat([Buffer.from(head), Buffer.alloc(13, 0x42)]);
+    const serial = certificateSerial(bytes);
+    expect(serial).toHaveLength(32);
+    const first = Number.parseInt(serial.slice(0, 2), 16);
+    expect(first).toBeGreaterThanOrEqual(0x01);
+    expect(first).toBeLessThanOrEqual(0x7f);
+    expect(parses(serial).toLowerCase()).toBe(serial);
+  });
+
+  it('was broken before: forge writes the old form of such a serial with a zero byte OpenSSL refuses', () => {
+    expect(() => parses(`0${Buffer.from([0x00, 0x05, ...Array(13).fill(0x42)]).toString('hex')}`)).toThrow(/illegal padding/);
   });
 });

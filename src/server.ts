@@ -432,6 +432,17 @@ export interface RunningKiln extends Kiln {
 /** Builds Kiln and listens on config.host:config.port (port 0 picks a free one). */
 export async function startKiln(config: Config, opts: BuildOptions = {}): Promise<RunningKiln> {
   const kiln = await buildKiln(config, opts);
+  try {
+    return await listenKiln(kiln, config);
+  } catch (err) {
+    // Its controllers already run: a Kiln that cannot listen would go on reconciling with no API (and keep the
+    // process alive), so it stops before the error is reported.
+    await kiln.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function listenKiln(kiln: Kiln, config: Config): Promise<RunningKiln> {
   // One port for the API and app traffic: requests whose Host is an app route go to the router.
   const server = createFrontDoorServer({
     api: { fetch: kiln.app.fetch },
@@ -447,13 +458,21 @@ export async function startKiln(config: Config, opts: BuildOptions = {}): Promis
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host}:${port}`;
   kiln.publicUrl = url;
-  const mtlsServer = await createMtlsServer({
-    router: kiln.router,
-    ca: await kiln.identityCa.get(),
-    defaultNames: [...new Set([config.systemDomain, `*.${config.appsDomain}`, config.appsDomain, 'localhost', '127.0.0.1'])],
-  });
-  const auto = config.routerMtlsPort === 'auto';
-  const mtlsPort = await listenMtls(mtlsServer, config.host, auto ? (config.port === 0 ? 0 : DEFAULT_MTLS_PORT) : (config.routerMtlsPort as number), auto);
+  let mtlsServer: https.Server;
+  let mtlsPort: number;
+  try {
+    mtlsServer = await createMtlsServer({
+      router: kiln.router,
+      ca: await kiln.identityCa.get(),
+      defaultNames: [...new Set([config.systemDomain, `*.${config.appsDomain}`, config.appsDomain, 'localhost', '127.0.0.1'])],
+    });
+    const auto = config.routerMtlsPort === 'auto';
+    mtlsPort = await listenMtls(mtlsServer, config.host, auto ? (config.port === 0 ? 0 : DEFAULT_MTLS_PORT) : (config.routerMtlsPort as number), auto);
+  } catch (err) {
+    server.closeAllConnections();
+    server.close();
+    throw err;
+  }
   kiln.log.info({ url, mtlsUrl: `https://${host}:${mtlsPort}` }, 'Kiln is listening');
   const stopKiln = kiln.stop.bind(kiln);
   const running: RunningKiln = Object.assign(kiln, {

@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LogFifoStock, removeLogFifos } from '../../src/runtime/local/launch.ts';
+import { LogFifoStock } from '../../src/runtime/local/launch.ts';
+import { removeLogFifos } from '../../src/runtime/local/records.ts';
 import { afterEachCleanup } from '../helpers/cleanup.ts';
 
 const { tempDir } = afterEachCleanup();

@@ -9,9 +9,9 @@ import { InstanceCredentialFiles } from './credentials.ts';
 import { instanceEnv } from './environment.ts';
 import { runCheck, startTimeoutMs } from './health.ts';
 import type { MemoryCgroup, MemoryCgroups } from './cgroup.ts';
-import { prepareScratch, ProcessHandle, removeLogFifos, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail, type LogFifoStock } from './launch.ts';
+import { prepareScratch, ProcessHandle, SANDBOX_DROPLET_DIR, type ExitInfo, type Jail, type LogFifoStock } from './launch.ts';
 import type { PortAllocator } from './ports.ts';
-import type { AdoptableInstance, ProcessRecord, ProcessRecords } from './records.ts';
+import { removeLogFifos, type AdoptableInstance, type ProcessRecord, type ProcessRecords } from './records.ts';
 import type { Identity, Sandbox } from './sandbox.ts';
 import { CpuMeter, cpuSecondsOf, DiskMeter, treeUsage, type TreeUsage } from './usage.ts';
 

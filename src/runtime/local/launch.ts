@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { MemoryCgroup } from './cgroup.ts';
 import { allProcesses, isAlive, liveGroupMembers, readProcStat } from './proc.ts';
-import type { AdoptableInstance, LogFifos, ProcessRecord, ProcessRecords } from './records.ts';
+import { removeLogFifos, type AdoptableInstance, type LogFifos, type ProcessRecord, type ProcessRecords } from './records.ts';
 import { bwrapArgs, type Identity, type Sandbox, type SandboxSpec } from './sandbox.ts';
 
 /**
@@ -449,9 +449,12 @@ function pipeLines(stream: Readable | null, onLine: (text: string) => void): voi
 
 const execFileAsync = promisify(execFile);
 
+/** The two FIFOs of a spare made ahead under `base` (LogFifoStock). */
+const spareFifos = (base: string): LogFifos => ({ stdout: `${base}.stdout`, stderr: `${base}.stderr` });
+
 /**
  * Makes the FIFOs adoptable instances log to: `<dir>/<name>.stdout` and `.stderr`, readable by Kiln only (the
- * directory is not bound into any sandbox; the app only ever holds its own write ends). Node has no mkfifo, and one
+ * directory is not bound into any sandbox; the app only ever holds its own two, open). Node has no mkfifo, and one
  * `mkfifo` child per instance cost ~12 ms of Kiln's event loop each (a fork of a 350 MB process): 12 s for 1,000
  * instances. So FIFOs are made in batches under spare names and renamed when taken.
  */
@@ -479,12 +482,12 @@ export class LogFifoStock {
         continue;
       }
       try {
-        renameSync(`${base}.stdout`, fifos.stdout);
-        renameSync(`${base}.stderr`, fifos.stderr);
+        const spare = spareFifos(base);
+        renameSync(spare.stdout, fifos.stdout);
+        renameSync(spare.stderr, fifos.stderr);
         return fifos;
       } catch {
-        rmSync(`${base}.stdout`, { force: true });
-        rmSync(`${base}.stderr`, { force: true });
+        removeLogFifos(spareFifos(base));
         removeLogFifos(fifos);
         return undefined;
       }
@@ -496,24 +499,15 @@ export class LogFifoStock {
     const bases = Array.from({ length: this.batch }, () => join(this.dir, `spare-${randomUUID()}`));
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      await execFileAsync('mkfifo', ['-m', '600', ...bases.flatMap((b) => [`${b}.stdout`, `${b}.stderr`])]);
+      await execFileAsync('mkfifo', ['-m', '600', ...bases.map(spareFifos).flatMap((f) => [f.stdout, f.stderr])]);
       this.spare.push(...bases);
     } catch {
       this.broken = true;
-      for (const b of bases) removeLogFifos({ stdout: `${b}.stdout`, stderr: `${b}.stderr` });
+      for (const b of bases) removeLogFifos(spareFifos(b));
     }
   }
 }
 
-export function removeLogFifos(fifos: LogFifos): void {
-  for (const path of [fifos.stdout, fifos.stderr]) {
-    try {
-      rmSync(path, { force: true });
-    } catch {
-      // Its directory is gone: so is the FIFO.
-    }
-  }
-}
 
 /**
  * The two ends of an instance's log FIFOs at its start. The child's stdout and stderr are opened read-write: a FIFO

@@ -94,14 +94,10 @@ export class LocalRuntime implements Runtime {
     this.reaped = leftovers.reaped;
     const tmpRoot = join(runtimeDir, 'tmp');
     // Scratch space of a previous run belongs to processes that no longer exist, but for the adopted instances'.
-    const keep = new Set(leftovers.adoptable.map((r) => scratchName(r.id)));
-    mkdirSync(tmpRoot, { recursive: true });
-    for (const entry of readdirSync(tmpRoot)) if (!keep.has(entry)) rmSync(join(tmpRoot, entry), { recursive: true, force: true });
+    removeAllBut(tmpRoot, new Set(leftovers.adoptable.map((r) => join(tmpRoot, scratchName(r.id)))));
     // Likewise the log FIFOs (launch.ts LogFifoStock): only the adopted instances' are still written to.
     const logRoot = join(runtimeDir, 'logs');
-    const keepLogs = new Set(leftovers.adoptable.flatMap((r) => (r.logs ? [r.logs.stdout, r.logs.stderr] : [])));
-    mkdirSync(logRoot, { recursive: true, mode: 0o700 });
-    for (const entry of readdirSync(logRoot)) if (!keepLogs.has(join(logRoot, entry))) rmSync(join(logRoot, entry), { recursive: true, force: true });
+    removeAllBut(logRoot, new Set(leftovers.adoptable.flatMap((r) => (r.logs ? [r.logs.stdout, r.logs.stderr] : []))), 0o700);
     const host = options.host ?? '127.0.0.1';
     this.host = host;
     this.credentials = options.credentials;
@@ -344,3 +340,9 @@ function removeFrom(index: Map<string, Set<string>>, key: string, id: string): v
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Creates `dir` if needed and empties it of everything but the paths in `keep`. */
+function removeAllBut(dir: string, keep: ReadonlySet<string>, mode?: number): void {
+  mkdirSync(dir, { recursive: true, ...(mode !== undefined ? { mode } : {}) });
+  for (const entry of readdirSync(dir)) if (!keep.has(join(dir, entry))) rmSync(join(dir, entry), { recursive: true, force: true });
+}

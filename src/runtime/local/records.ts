@@ -41,6 +41,16 @@ export interface LogFifos {
   stderr: string;
 }
 
+export function removeLogFifos(fifos: LogFifos): void {
+  for (const path of [fifos.stdout, fifos.stderr]) {
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      // Its directory is gone: so is the FIFO.
+    }
+  }
+}
+
 /**
  * What a restarted runtime needs to supervise an instance it did not start: the slot (the InstanceSpec fields
  * that are not secrets: the env stays in memory only), the incarnation's port, instance guid and cgroup, and how
@@ -150,7 +160,7 @@ export class ProcessRecords {
       // ESRCH: already gone.
     }
     this.remove(record.pid);
-    if (record.logs) for (const fifo of [record.logs.stdout, record.logs.stderr]) rmSync(fifo, { force: true });
+    if (record.logs) removeLogFifos(record.logs);
   }
 
   private file(pid: number): string {

@@ -20,12 +20,7 @@ export interface ReadQuery {
 }
 
 /** What a line carries besides its timestamp and payload; few distinct ones per segment. */
-interface Tag {
-  sourceId: string;
-  instanceId: string;
-  sourceType: string;
-  type: 'OUT' | 'ERR';
-}
+type Tag = Omit<LogEnvelope, 'timestamp' | 'payload'>;
 
 /**
  * A source's first segment is small (most sources — an app's staging or API lines — have few lines); each next one

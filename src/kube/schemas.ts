@@ -253,6 +253,8 @@ export interface KindDefinition {
 
 const readyColumn: PrinterColumn = { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' };
 const ageColumn: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+const guidColumn: PrinterColumn = { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 };
+const operationColumn: PrinterColumn = { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' };
 
 export const KINDS: KindDefinition[] = [
   {
@@ -263,7 +265,7 @@ export const KINDS: KindDefinition[] = [
     scope: 'Cluster',
     spec: OrganizationSpecSchema,
     status: PlacementStatusSchema,
-    printerColumns: [readyColumn, { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 }, ageColumn],
+    printerColumns: [readyColumn, guidColumn, ageColumn],
   },
   {
     kind: 'Space',
@@ -273,7 +275,7 @@ export const KINDS: KindDefinition[] = [
     scope: 'Cluster',
     spec: SpaceSpecSchema,
     status: PlacementStatusSchema,
-    printerColumns: [{ name: 'Org', type: 'string', jsonPath: '.spec.org' }, readyColumn, { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 }, ageColumn],
+    printerColumns: [{ name: 'Org', type: 'string', jsonPath: '.spec.org' }, readyColumn, guidColumn, ageColumn],
   },
   {
     kind: 'App',
@@ -287,7 +289,7 @@ export const KINDS: KindDefinition[] = [
       { name: 'State', type: 'string', jsonPath: '.status.state' },
       { name: 'Instances', type: 'string', jsonPath: '.status.instances' },
       { name: 'URL', type: 'string', jsonPath: '.status.url' },
-      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      guidColumn,
       ageColumn,
     ],
   },
@@ -303,7 +305,7 @@ export const KINDS: KindDefinition[] = [
       { name: 'URL', type: 'string', jsonPath: '.status.url' },
       { name: 'Destinations', type: 'integer', jsonPath: '.status.destinations' },
       readyColumn,
-      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      guidColumn,
       ageColumn,
     ],
   },
@@ -319,9 +321,9 @@ export const KINDS: KindDefinition[] = [
       { name: 'Type', type: 'string', jsonPath: '.spec.type' },
       { name: 'Offering', type: 'string', jsonPath: '.spec.offering' },
       { name: 'Plan', type: 'string', jsonPath: '.spec.plan' },
-      { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' },
+      operationColumn,
       readyColumn,
-      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      guidColumn,
       ageColumn,
     ],
   },
@@ -337,9 +339,9 @@ export const KINDS: KindDefinition[] = [
     printerColumns: [
       { name: 'App', type: 'string', jsonPath: '.spec.app' },
       { name: 'Instance', type: 'string', jsonPath: '.spec.instance' },
-      { name: 'Operation', type: 'string', jsonPath: '.status.lastOperation.state' },
+      operationColumn,
       readyColumn,
-      { name: 'GUID', type: 'string', jsonPath: '.status.guid', priority: 1 },
+      guidColumn,
       ageColumn,
     ],
   },

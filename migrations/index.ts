@@ -27,6 +27,7 @@ import { publishedInstances } from './0075_published_instances.ts';
 import { changesNotify } from './0076_changes_notify.ts';
 import { listCoveringIndexes } from './0085_list_covering_indexes.ts';
 import { metadataCoveringIndexes } from './0086_metadata_covering_indexes.ts';
+import { rowCounts } from './0087_row_counts.ts';
 
 /** Every migration, keyed by a name that sorts in the order they must run. */
 export const migrations: Record<string, KilnMigration> = {
@@ -58,4 +59,5 @@ export const migrations: Record<string, KilnMigration> = {
   '0076_changes_notify': changesNotify,
   '0085_list_covering_indexes': listCoveringIndexes,
   '0086_metadata_covering_indexes': metadataCoveringIndexes,
+  '0087_row_counts': rowCounts,
 };

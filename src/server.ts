@@ -13,6 +13,7 @@ import { bindingFilesController } from './controllers/binding-files-controller.t
 import { deploymentController } from './controllers/deployment-controller.ts';
 import { DropletCache } from './controllers/droplet-cache.ts';
 import { dropletCollector } from './controllers/droplet-collector.ts';
+import { rowCountCompactor } from './controllers/row-count-compactor.ts';
 import { jobController } from './controllers/job-controller.ts';
 import { brokerOperationController } from './controllers/broker-operation-controller.ts';
 import { backupOperationController } from './controllers/backup-operation-controller.ts';
@@ -245,6 +246,7 @@ export async function buildKiln(config: Config, opts: BuildOptions = {}): Promis
   controllers.register(taskController({ store, runtime, droplets, log, cfApi: () => publicUrl }));
   controllers.register(bindingFilesController({ store, runtime, log }));
   controllers.register(dropletCollector({ store, runtime, droplets, log }));
+  if (store.dialect === 'postgres') controllers.register(rowCountCompactor({ store, log }));
   let ready = false;
   // The Kubernetes front door (KILN_KUBECONFIG): custom resources → desired state, Kiln → their status.
   const git = new GitDeployer({ bits, cacheDir: path.join(config.dataDir, 'git'), pollMs: config.gitPollMs, allowLocal: config.gitAllowLocal, log });

@@ -1,6 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
 import type { Requirement } from '../domain/label-selector.ts';
 import type { ListParams } from '../domain/list-params.ts';
+import { keptRowCount, readsWholeTable } from './row-counts.ts';
 import type { Database } from './schema.ts';
 
 export interface ListQueryOptions {
@@ -116,12 +117,20 @@ export async function listPage<Q extends AnySelect>(
   const offset = (opts.page - 1) * opts.perPage;
 
   if (!opts.labelSelector?.length && !opts.byIds) {
+    const count = async (): Promise<number> => {
+      const counting = q.clearSelect().clearOrderBy();
+      if (readsWholeTable(counting.toOperationNode(), t)) {
+        // The table's kept count (migration 0087) instead of visiting every row. No row: the table is empty.
+        const kept = (await counting.select(keptRowCount(t).as('n')).limit(1).executeTakeFirst()) as { n: number | string | null } | undefined;
+        if (kept === undefined) return 0;
+        if (kept.n !== null) return Number(kept.n);
+      }
+      const row = (await counting.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst()) as { n?: number | string } | undefined;
+      return Number(row?.n ?? 0);
+    };
     // Independent, so on PostgreSQL (a pool) they run side by side; SQLite runs them one after the other anyway.
-    const [countRow, rows] = await Promise.all([
-      q.clearSelect().clearOrderBy().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst(),
-      ordered(q).limit(opts.perPage).offset(offset).execute(),
-    ]);
-    return { rows, total: Number((countRow as { n?: number | string } | undefined)?.n ?? 0) };
+    const [total, rows] = await Promise.all([count(), ordered(q).limit(opts.perPage).offset(offset).execute()]);
+    return { rows, total };
   }
   // Every match has to be found and sorted anyway (a label selector is answered from the label index; joined lists
   // filter on another table), so one query returns the ids of all matches in order: their number is the total and

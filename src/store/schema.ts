@@ -212,6 +212,20 @@ export interface ChangesTable {
   created_at: string;
 }
 
+/** Exact row counts of the tables with list endpoints, kept by triggers (migration 0087; src/store/row-counts.ts). */
+export interface RowCountsTable {
+  table_name: string;
+  /** bigint: a string on PostgreSQL. */
+  n: number | string;
+}
+
+/** PostgreSQL's pending additions to `row_counts` (one per row inserted or deleted); empty on SQLite. */
+export interface RowCountDeltasTable {
+  id: Generated<number>;
+  table_name: string;
+  delta: number;
+}
+
 /** One condition of a reconciled resource (migration 0030); see controllers/runtime/conditions.ts. */
 export interface ConditionsTable {
   kind: string;
@@ -827,6 +841,8 @@ export interface Database {
   labels: LabelsTable;
   annotations: AnnotationsTable;
   changes: ChangesTable;
+  row_counts: RowCountsTable;
+  row_count_deltas: RowCountDeltasTable;
   conditions: ConditionsTable;
   identity_users: IdentityUsersTable;
   identity_clients: IdentityClientsTable;

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { buildKiln, type Kiln } from '../../src/server.ts';
+import { rowCountDrift } from '../../src/store/row-counts.ts';
 import { openApiProblems } from './openapi.ts';
 import type { DropletState } from '../../src/domain/droplets.ts';
 
@@ -223,9 +224,17 @@ export async function createTestKiln(env: Record<string, string> = {}, opts: { d
       }
     },
     async close() {
-      await kiln.stop();
-      await database.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      // Every API test doubles as a check of the kept row counts (migration 0087): whatever it wrote, each counted
+      // table's counter must still equal its rows.
+      let drift: Awaited<ReturnType<typeof rowCountDrift>> = [];
+      try {
+        drift = await rowCountDrift(kiln.store.db);
+      } finally {
+        await kiln.stop();
+        await database.drop();
+        fs.rmSync(dataDir, { recursive: true, force: true });
+      }
+      if (drift.length > 0) throw new Error(`kept row counts drifted from the tables: ${JSON.stringify(drift)}`);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { CompiledQuery, sql, type Kysely } from 'kysely';
+import { CompiledQuery, PostgresAdapter, sql, type Kysely } from 'kysely';
 import { joinKey, mergeMetadata, splitKey, type Metadata, type MetadataRequest } from '../domain/metadata.ts';
 import type { Database } from './schema.ts';
 import type { WriteTx } from './store.ts';
@@ -19,10 +19,28 @@ interface MetadataRow {
 }
 
 /**
+ * PostgreSQL: one index probe per guid, forced. With `resource_guid IN (...)` (or `= ANY`) its planner reckons a
+ * sequential scan of the whole labels table, testing every row against every guid, cheaper than probing the index
+ * once per guid (it prices an index page read at 4 sequential ones, as on a spinning disk): with 5,400 labels a
+ * 50-row page's metadata took ~0.7 ms of execution instead of ~0.2. The `offset 0` keeps the planner from turning
+ * the lateral subquery back into that join. Probes grow with the page, not the table; the guids are one array
+ * parameter, so the text never changes.
+ */
+const POSTGRES_METADATA_SQL = ['labels', 'annotations']
+  .map(
+    (table, t) =>
+      `select ${t} as t, m.resource_guid, m.key_prefix, m.key_name, m.value, m.id from unnest($2::text[]) as g(guid) ` +
+      `cross join lateral (select * from ${table} where resource_type = $1 and resource_guid = g.guid offset 0) as m`,
+  )
+  .join(' union all ')
+  .concat(' order by t, id');
+
+/**
  * Labels and annotations of some resources in one query (a page needs both; two queries cost two trips through
  * kysely and, on PostgreSQL, two round trips), each kind in insertion order as the maps are built in that order.
  */
 async function metadataRows(db: Kysely<Database>, resourceType: string, guids: string[]): Promise<MetadataRow[]> {
+  if (db.getExecutor().adapter instanceof PostgresAdapter) return (await db.executeQuery<MetadataRow>(CompiledQuery.raw(POSTGRES_METADATA_SQL, [resourceType, guids]))).rows;
   const parameters = [resourceType, ...guids, resourceType, ...guids];
   const cache = metadataSql.get(db.getExecutor().adapter) ?? new Map<number, string>();
   metadataSql.set(db.getExecutor().adapter, cache);

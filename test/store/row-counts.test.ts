@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql } from 'kysely';
+import { sql, type SqlBool } from 'kysely';
 import pino from 'pino';
 import { ROW_COUNT_COMPACTOR, rowCountCompactor } from '../../src/controllers/row-count-compactor.ts';
 import { COUNTED_TABLES } from '../../migrations/0087_row_counts.ts';
@@ -90,6 +90,11 @@ describe('kept row counts (migration 0087)', () => {
     expect(whole(db.selectFrom('spaces').selectAll('spaces'))).toBe(true);
     expect(whole(db.selectFrom('spaces').select('guid').orderBy('id'))).toBe(true);
     expect(whole(db.selectFrom('spaces').selectAll().where('name', '=', 'x'))).toBe(false);
+    // A global reader's visibility condition (services/access.ts) filters nothing; any other raw condition does.
+    expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 1`))).toBe(true);
+    expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 1`).where('name', '=', 'x'))).toBe(false);
+    expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 0`))).toBe(false);
+    expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = ${1}`))).toBe(false);
     expect(whole(db.selectFrom('spaces').innerJoin('organizations', 'organizations.guid', 'spaces.organization_guid').selectAll('spaces'))).toBe(false);
     expect(whole(db.selectFrom('spaces').select('name').distinct())).toBe(false);
     expect(whole(db.selectFrom('spaces as s').selectAll())).toBe(false);

@@ -72,9 +72,11 @@ export async function listApps(ctx: Ctx, params: ListParams, opts: { stack?: str
   if (params.filters.stacks) q = q.where('apps.lifecycle_stack', 'in', params.filters.stacks);
   if (opts.stack !== undefined) q = q.where('apps.lifecycle_stack', '=', opts.stack).where('apps.lifecycle_type', '!=', 'docker');
   if (lifecycle) q = q.where('apps.lifecycle_type', '=', lifecycle as AppLifecycleType); // checked above
-  // Filtered by space (as the cf CLI lists), the matches are sorted in full: sorting ids is cheaper than whole rows.
+  // Filtered by space (as the cf CLI lists) or by what the caller may see, the matches are sorted in full: sorting
+  // ids is cheaper than whole rows.
   const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('apps').selectAll('apps').where('apps.id', 'in', ids);
-  return listPage(q, listOptions('apps', params, { byIds: params.filters.space_guids !== undefined || orgs !== undefined, rowsByIds }));
+  const byIds = !ctx.access.global || params.filters.space_guids !== undefined || orgs !== undefined;
+  return listPage(q, listOptions('apps', params, { byIds, rowsByIds }));
 }
 
 export const getApp = async (ctx: Ctx, guid: string) => (await findVisibleApp(ctx, guid)).app;

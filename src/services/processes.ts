@@ -56,10 +56,11 @@ export async function listProcesses(ctx: Ctx, params: ListParams, appGuid?: stri
   if (params.filters.types) q = q.where('processes.type', 'in', params.filters.types);
   if (params.filters.space_guids) q = q.where('apps.space_guid', 'in', params.filters.space_guids);
   if (orgs) q = q.where('apps.space_guid', 'in', (eb) => eb.selectFrom('spaces').select('spaces.guid').where('spaces.organization_guid', 'in', orgs));
-  // Filtered by space or org (`cf apps`), matches are found through apps and no index orders them: all are sorted,
-  // and sorting ids (covering indexes) costs less than sorting whole rows and counting them again. Unfiltered, the
-  // page is a walk of the id order that stops after it, which beats reading every id.
-  const byIds = params.filters.space_guids !== undefined || orgs !== undefined;
+  // Filtered by space or org (`cf apps`) or by what the caller may see, matches are found through apps and no index
+  // orders them: all are sorted, and sorting ids (covering indexes) costs less than sorting whole rows and counting
+  // them again (a space developer's page of 50 of their 300 processes: 1.33 -> 1.02 ms). Unfiltered, the page is a
+  // walk of the id order that stops after it, which beats reading every id.
+  const byIds = !ctx.access.global || params.filters.space_guids !== undefined || orgs !== undefined;
   const rowsByIds = (ids: number[]) => ctx.store.db.selectFrom('processes').selectAll('processes').where('processes.id', 'in', ids);
   return listPage(q, listOptions('processes', params, { byIds, rowsByIds }));
 }

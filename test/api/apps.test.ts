@@ -178,6 +178,22 @@ describe('listing and reading apps', () => {
     expect((await t.admin.get(`/v3/apps/${one.guid}?include=nope`)).status).toBe(400);
   });
 
+  it("pages a non-admin's list as an admin's list of the same spaces: totals, order and labels", async () => {
+    const member = await userWith('space_developer', s1);
+    await t.grant(member, 'space_auditor', { space: s2.guid });
+    for (const query of ['', '&order_by=-name', '&order_by=-created_at', '&label_selector=env%3Dprod']) {
+      const expected = (await t.admin.get(`/v3/apps?space_guids=${s1.guid},${s2.guid}&per_page=50${query}`)).body.resources.map((a: any) => a.guid);
+      const seen: string[] = [];
+      for (let page = 1; page <= expected.length + 1; page++) {
+        const res = await member.get(`/v3/apps?per_page=1&page=${page}${query}`);
+        expect(res.status, res.text).toBe(200);
+        expect(res.body.pagination.total_results, query).toBe(expected.length);
+        seen.push(...res.body.resources.map((a: any) => a.guid));
+      }
+      expect(seen, query).toEqual(expected);
+    }
+  });
+
   it('shows apps only to people with a role in their space (404 otherwise)', async () => {
     const auditor = await userWith('space_auditor', s1);
     const list = await auditor.get('/v3/apps?order_by=name');

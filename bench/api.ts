@@ -408,7 +408,43 @@ async function measureCfApps(target: Target): Promise<boolean> {
       `CPU ${median(runs.map((r) => r.cpu)).toFixed(0)} ms)  ` +
       `target < ${APPS_TARGET_MS} ms: ${total < APPS_TARGET_MS ? 'ok' : 'MISS'}`,
   );
+  await measureMember(target, space.guid);
   return total < APPS_TARGET_MS;
+}
+
+/**
+ * What the same lists cost a space developer (a role in the flow's space and in 20 of the seeded spaces) beside an
+ * admin: their visibility is a condition on every query, answered through roles and spaces. One connection, so the
+ * figure is one request's own CPU time (server and this in-process client).
+ */
+async function measureMember(target: Target, appsSpace: string): Promise<void> {
+  const { kiln, url } = target;
+  const db = kiln.store.db;
+  const password = randomBytes(12).toString('hex');
+  const user = await kiln.identity.createUser({ userName: 'bench-developer', password });
+  const inApps = await db.selectFrom('spaces').select(['guid', 'organization_guid']).where('guid', '=', appsSpace).executeTakeFirstOrThrow();
+  const seeded = await db.selectFrom('spaces').select(['guid', 'organization_guid']).where('name', 'like', 'space-%').orderBy('id').limit(20).execute();
+  await kiln.store.write(async (tx) => {
+    const grant = (type: string, org: string | null, space: string | null) =>
+      tx.insert('roles', { guid: newGuid(), type, user_guid: user.id, organization_guid: org, space_guid: space });
+    for (const org of new Set([inApps.organization_guid, ...seeded.map((s) => s.organization_guid)])) await grant('organization_user', org, null);
+    for (const space of [inApps, ...seeded]) await grant('space_developer', null, space.guid);
+  });
+  const developer = { authorization: `bearer ${(await kiln.identity.passwordGrant('bench-developer', password)).access_token}` };
+  const paths = ['/v3/spaces?per_page=50', '/v3/apps?per_page=50', '/v3/processes?per_page=50', '/v3/routes?per_page=50', `/v3/apps?per_page=50&space_guids=${appsSpace}`];
+  console.log(`
+as a space developer (${seeded.length + 1} spaces) and as admin, one connection: CPU ms per request`);
+  for (const p of paths) {
+    const cells = [];
+    for (const headers of [target.headers, developer]) {
+      const res = await fetch(url + p, { headers });
+      if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
+      const total = ((await res.json()) as Json).pagination.total_results;
+      await slice(url + p, headers, 1, 1);
+      cells.push(`${(await slice(url + p, headers, SERIAL_DURATION || 3, 1)).cpuPerReq.toFixed(3)} (${total})`);
+    }
+    console.log(`  ${p.replace(appsSpace, 'S').padEnd(40)} admin ${cells[0]!.padEnd(16)} developer ${cells[1]}`);
+  }
 }
 
 async function main(): Promise<void> {

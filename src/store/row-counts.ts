@@ -2,9 +2,10 @@ import { RawNode, sql, TableNode, type Kysely, type OperationNode, type RawBuild
 import type { Database } from './schema.ts';
 
 /**
- * Whether a list query reads a whole table as it is — one table, no condition (but the `1 = 1` of a global reader's visibility), join, grouping or DISTINCT — so
- * that its number of rows is the table's row count (migration 0087). Read from the query itself, so no list can
- * use the count when a filter of its own (visibility, `names`, a label selector) applies.
+ * Whether a list query reads a whole table as it is — one table; no join, grouping, DISTINCT or condition (other
+ * than the `1 = 1` of a global reader's visibility) — so that its number of rows is the table's row count
+ * (migration 0087). Read from the query itself, so no list can use the count when a filter of its own (visibility,
+ * `names`, a label selector) applies.
  */
 export function readsWholeTable(node: SelectQueryNode, table: string): boolean {
   if ((node.where && !alwaysTrue(node.where.where)) || node.joins?.length || node.groupBy || node.having || node.distinctOn || node.frontModifiers?.length) return false;
@@ -32,7 +33,8 @@ export function keptRowCount(table: string): RawBuilder<number | string | null> 
  * Folds the pending deltas into the counters (PostgreSQL only: SQLite keeps none, and has no DELETE in a WITH);
  * returns how many it folded. One statement: rows another compaction deleted first are skipped by this one's
  * DELETE (and its UPDATE adds to the counter as that one left it), so concurrent compactions on several replicas
- * never add a delta twice.
+ * never add a delta twice. Two of them can deadlock on the rows they lock; PostgreSQL then aborts one, which
+ * changes nothing (the reconciler tries again later).
  */
 export async function compactRowCounts(db: Kysely<Database>): Promise<number> {
   const { rows } = await sql<{ folded: number | string }>`

@@ -4,6 +4,7 @@ import { KilnError, notAuthorized, notFound } from '../domain/errors.ts';
 import { isAdmin, readsAllSecrets, readsEverything, type Principal } from '../domain/principal.ts';
 import { ORG_ROLE_TYPES, SPACE_ROLE_TYPES, type RoleType } from '../domain/roles.ts';
 import type { Database, Row } from '../store/schema.ts';
+import { everyRow } from '../store/every-row.ts';
 
 interface RoleRow {
   type: string;
@@ -113,15 +114,15 @@ export class Access {
 
   /**
    * `column IN readable orgs` — or true for global readers. List queries skip the call for global readers (even
-   * `1 = 1` keeps SQLite from counting off an index); the fallback stays as a safe default.
+   * `1 = 1` keeps SQLite from counting off an index); the fallback (everyRow) stays as a safe default.
    */
   orgVisible(eb: Eb, column: string): Expression<SqlBool> {
-    if (this.global) return sql<SqlBool>`1 = 1`;
+    if (this.global) return everyRow();
     return eb(sql.ref(column), 'in', this.readableOrgGuids(eb));
   }
 
   spaceVisible(eb: Eb, column: string): Expression<SqlBool> {
-    if (this.global) return sql<SqlBool>`1 = 1`;
+    if (this.global) return everyRow();
     return eb(sql.ref(column), 'in', this.readableSpaceGuids(eb));
   }
 

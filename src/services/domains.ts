@@ -1,4 +1,4 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import {
   intermediateDomains,
   reservedDomainProblem,
@@ -23,6 +23,7 @@ import { requireFeature } from './feature-flags.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
 import { deleteRoutesOfDomains } from './route-deletes.ts';
 import { anyRouteMatches, type RouteMatchQuery } from './route-reads.ts';
+import { everyRow } from '../store/every-row.ts';
 
 export const DOMAIN_LIST: ListSpec = {
   filters: ['names', 'organization_guids'],
@@ -86,7 +87,7 @@ type Eb = ExpressionBuilder<Database, any>;
 
 /** Shared domains, plus private domains owned by or shared with one of `orgs`. */
 function domainVisible(eb: Eb, orgs: OrgSet): Expression<SqlBool> {
-  if (orgs === 'all') return sql<SqlBool>`1 = 1`;
+  if (orgs === 'all') return everyRow();
   const list = orgs.length > 0 ? orgs : [''];
   return eb.or([
     eb('domains.owning_organization_guid', 'is', null),

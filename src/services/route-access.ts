@@ -1,10 +1,11 @@
 /** Who may read and who may manage a route (CONVENTIONS.md §13.2), and the space/org checks before a route write. */
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import { notAuthorized, notFound } from '../domain/errors.ts';
 import { SPACE_ROLE_TYPES } from '../domain/roles.ts';
 import type { Database, Row } from '../store/schema.ts';
 import { assertSpaceMutable } from './app-scope.ts';
 import type { Ctx } from './context.ts';
+import { everyRow } from '../store/every-row.ts';
 
 type RouteRow = Row<'routes'>;
 
@@ -47,7 +48,7 @@ export function routeReadableSpaces(ctx: Ctx, eb: Eb) {
 
 /** A route is visible through its own space or any space it is shared with. */
 export function routeVisible(ctx: Ctx, eb: Eb): Expression<SqlBool> {
-  if (ctx.access.global) return sql<SqlBool>`1 = 1`;
+  if (ctx.access.global) return everyRow();
   return eb.or([
     eb('routes.space_guid', 'in', routeReadableSpaces(ctx, eb)),
     eb('routes.guid', 'in', eb.selectFrom('route_shares').select('route_shares.route_guid').where('route_shares.space_guid', 'in', routeReadableSpaces(ctx, eb))),

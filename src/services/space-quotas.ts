@@ -1,4 +1,4 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import { KilnError, notAuthorized, notFound, unprocessable } from '../domain/errors.ts';
 import type { ListParams, ListSpec } from '../domain/list-params.ts';
 import {
@@ -21,6 +21,7 @@ import type { Ctx } from './context.ts';
 import { enqueueJob, type JobHandlers, jobInFlight } from '../lifecycle/jobs.ts';
 import { nameInUse } from './name-in-use.ts';
 import { limitColumns, limitsOf, organizationQuotaOf } from './organization-quotas.ts';
+import { everyRow } from '../store/every-row.ts';
 
 export const SPACE_QUOTA_LIST: ListSpec = { filters: ['names', 'organization_guids', 'space_guids'] };
 
@@ -43,7 +44,7 @@ export async function spaceQuotaOf(db: Kysely<Database>, spaceGuid: string): Pro
  */
 function visibleCondition(ctx: Ctx) {
   return (eb: ExpressionBuilder<Database, 'space_quotas'>): Expression<SqlBool> => {
-    if (ctx.access.global) return sql<SqlBool>`1 = 1`;
+    if (ctx.access.global) return everyRow();
     const me = ctx.access.userGuid;
     return eb.or([
       eb(

@@ -13,6 +13,7 @@ import { findVisibleOrg, findVisibleSpace } from './access.ts';
 import { recordAudit } from '../lifecycle/audit.ts';
 import type { Ctx } from './context.ts';
 import { enqueueJob, type JobHandlers } from '../lifecycle/jobs.ts';
+import { everyRow } from '../store/every-row.ts';
 
 /** A CC user as presented: username and origin come from the identity provider when it knows the user. */
 export type UserRow = Row<'users'>;
@@ -43,7 +44,7 @@ const originExpr = sql<string | null>`coalesce(identity_users.origin, users.orig
  * caller belongs to (through an org role or a role in one of its spaces); global readers see everyone.
  */
 export function userVisible(eb: Eb, access: Access, column = 'users.guid'): Expression<SqlBool> {
-  if (access.global) return sql<SqlBool>`1 = 1`;
+  if (access.global) return everyRow();
   const ref = sql.ref<string>(column);
   return eb.or([
     eb(ref, '=', access.userGuid),

@@ -1,24 +1,21 @@
-import { RawNode, sql, TableNode, type Kysely, type OperationNode, type RawBuilder, type SelectQueryNode } from 'kysely';
+import { sql, TableNode, type Kysely, type RawBuilder, type SelectQueryNode } from 'kysely';
+import { isEveryRow } from './every-row.ts';
 import type { Database } from './schema.ts';
 
 /**
  * Whether a list query reads a whole table as it is — one table; no join, grouping, DISTINCT or condition (other
- * than the `1 = 1` of a global reader's visibility) — so that its number of rows is the table's row count
+ * than a global reader's everyRow() visibility) — so that its number of rows is the table's row count
  * (migration 0087). Read from the query itself, so no list can use the count when a filter of its own (visibility,
  * `names`, a label selector) applies.
  */
 export function readsWholeTable(node: SelectQueryNode, table: string): boolean {
-  if ((node.where && !alwaysTrue(node.where.where)) || node.joins?.length || node.groupBy || node.having || node.distinctOn || node.frontModifiers?.length) return false;
+  if ((node.where && !isEveryRow(node.where.where)) || node.joins?.length || node.groupBy || node.having || node.distinctOn || node.frontModifiers?.length) return false;
   if (node.with || node.setOperations?.length || node.limit || node.offset || node.fetch || node.top) return false;
   const froms = node.from?.froms ?? [];
   if (froms.length !== 1) return false;
   const from = froms[0]!;
   return TableNode.is(from) && !from.table.schema && from.table.identifier.name === table;
 }
-
-/** The `1 = 1` the visibility helpers (services/access.ts) give global readers: a condition that filters nothing. */
-const alwaysTrue = (node: OperationNode): boolean =>
-  RawNode.is(node) && node.parameters.length === 0 && node.sqlFragments.join('').trim() === '1 = 1';
 
 /**
  * The kept row count of `table` as a scalar subquery: the counter plus its pending deltas, read in one statement

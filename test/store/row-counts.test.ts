@@ -4,6 +4,7 @@ import pino from 'pino';
 import { ROW_COUNT_COMPACTOR, rowCountCompactor } from '../../src/controllers/row-count-compactor.ts';
 import { COUNTED_TABLES } from '../../migrations/0087_row_counts.ts';
 import { listPage } from '../../src/store/list-query.ts';
+import { everyRow } from '../../src/store/every-row.ts';
 import { compactRowCounts, readsWholeTable, rowCountDrift } from '../../src/store/row-counts.ts';
 import { newGuid, type Store } from '../../src/store/store.ts';
 import { onPostgres, openTestStore, ORG_DEFAULTS } from './db.ts';
@@ -92,6 +93,7 @@ describe('kept row counts (migration 0087)', () => {
     expect(whole(db.selectFrom('spaces').selectAll().where('name', '=', 'x'))).toBe(false);
     // A global reader's visibility condition (services/access.ts) filters nothing; any other raw condition does.
     expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 1`))).toBe(true);
+    expect(whole(db.selectFrom('spaces').selectAll().where(everyRow()))).toBe(true);
     expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 1`).where('name', '=', 'x'))).toBe(false);
     expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = 0`))).toBe(false);
     expect(whole(db.selectFrom('spaces').selectAll().where(sql<SqlBool>`1 = ${1}`))).toBe(false);

@@ -508,7 +508,6 @@ export class LogFifoStock {
   }
 }
 
-
 /**
  * The two ends of an instance's log FIFOs at its start. The child's stdout and stderr are opened read-write: a FIFO
  * with a reader never fails a write, and the child is its own reader while no Kiln runs, so an app that logs after

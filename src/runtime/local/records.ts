@@ -8,9 +8,9 @@ import { liveGroupMembers, readProcStat, isLive } from './proc.ts';
  * `<dataDir>/runtime/procs/`, written before the group runs anything (its leader waits at a gate until then, see
  * ENTRY in launch.ts), and removed when the group is gone: no process of Kiln's ever runs without a record. If
  * Kiln dies without cleaning up (crash, SIGKILL, power loss of the controller only), the next LocalRuntime on the
- * same data dir finds the records before doing anything else. An instance whose record carries its slot (`instance`) and that runs without sidecars is
- * adopted: the new runtime supervises the same process group (same pid, port and instance guid), so a restart of
- * Kiln restarts no app (DESIGN.md, Runtimes). Everything else — tasks (whose exit status is their result),
+ * same data dir finds the records before doing anything else. An instance whose record carries its slot
+ * (`instance`) and that runs without sidecars is adopted: the new runtime supervises the same process group (same
+ * pid, port and instance guid), so a restart of Kiln restarts no app (DESIGN.md, Runtimes). Everything else — tasks (whose exit status is their result),
  * sidecar groups, records of an older format — is killed, and the controllers re-create it from desired state.
  * An adopted process is not Kiln's child: its exit is noticed by polling /proc and its exit status is unknown. Its
  * stdout and stderr are FIFOs (`logs`), which the new runtime reads again; pipes would have died with the old Kiln.

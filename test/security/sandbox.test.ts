@@ -231,7 +231,7 @@ describe.skipIf(!hasBwrap)('sandbox: what an app can reach', () => {
   it('an instance over its memory limit is killed and reported as out of memory', async () => {
     const { dataDir } = kilnDataDir();
     // With kernel cgroups the kernel kills the hog; without them the liveness poll does — same report either way.
-    const { runtime } = sandboxedRuntime(dataDir, { livenessIntervalMs: detectMemoryCgroups() ? 60_000 : 100 });
+    const { runtime } = sandboxedRuntime(dataDir, { livenessIntervalMs: detectMemoryCgroups(dataDir) ? 60_000 : 100 });
     const spec: InstanceSpec = {
       id: 'proc-hog:v1:0',
       appGuid: 'app-1',

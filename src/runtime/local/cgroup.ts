@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 
 /**
  * Memory limits through the kernel: a cgroup per instance (or task) whose limit is the app's memory quota, so the
@@ -14,6 +15,8 @@ export interface MemoryCgroups {
   create(name: string, limitBytes: number): MemoryCgroup | undefined;
   /** An existing group (of an instance a restarted Kiln adopts); undefined when it is gone. */
   open(name: string): MemoryCgroup | undefined;
+  /** Removes this data dir's parent group once it is empty (a clean shutdown); harmless while groups remain. */
+  release(): void;
 }
 
 export interface MemoryCgroup {
@@ -37,9 +40,16 @@ export interface MemoryCgroup {
 const V2_ROOT = '/sys/fs/cgroup';
 const V1_MEMORY_ROOT = '/sys/fs/cgroup/memory';
 
-/** The cgroup support of this host, or undefined when Kiln cannot create memory cgroups. */
-export function detectMemoryCgroups(): MemoryCgroups | undefined {
-  return detectV2() ?? detectV1();
+/**
+ * The cgroup support of this host, or undefined when Kiln cannot create memory cgroups.
+ *
+ * Groups live under `kiln-apps/<scope>`, the scope named after the data dir, because a starting Kiln sweeps the
+ * empty groups a killed run left behind: swept across every Kiln on the host, it removed another Kiln's group between
+ * its creation and its instance moving in, and that instance failed its start (exit 125 in launch.ts).
+ */
+export function detectMemoryCgroups(dataDir: string): MemoryCgroups | undefined {
+  const scope = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16);
+  return detectV2(scope) ?? detectV1(scope);
 }
 
 function writable(path: string): boolean {
@@ -51,7 +61,7 @@ function writable(path: string): boolean {
   }
 }
 
-function detectV2(): MemoryCgroups | undefined {
+function detectV2(scope: string): MemoryCgroups | undefined {
   const controllers = join(V2_ROOT, 'cgroup.controllers');
   if (!existsSync(controllers)) return undefined;
   try {
@@ -61,9 +71,12 @@ function detectV2(): MemoryCgroups | undefined {
     const self = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
     if (!self) return undefined;
     const parent = join(V2_ROOT, self.slice(3).trim(), '..');
-    const base = join(parent, 'kiln-apps');
-    mkdirSync(base, { recursive: true });
-    writeFileSync(join(base, 'cgroup.subtree_control'), '+memory');
+    const shared = join(parent, 'kiln-apps');
+    const base = join(shared, scope);
+    for (const dir of [shared, base]) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'cgroup.subtree_control'), '+memory');
+    }
     sweepEmptyGroups(base);
     const oom = (dir: string) => counter(join(dir, 'memory.events'), 'oom_kill');
     const ws = (dir: string) => workingSet(join(dir, 'memory.current'), join(dir, 'memory.stat'), 'inactive_file');
@@ -71,15 +84,16 @@ function detectV2(): MemoryCgroups | undefined {
       version: 2,
       create: (name, limitBytes) => makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], oom, ws),
       open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
+      release: () => removeGroup(base),
     };
   } catch {
     return undefined;
   }
 }
 
-function detectV1(): MemoryCgroups | undefined {
+function detectV1(scope: string): MemoryCgroups | undefined {
   if (!existsSync(join(V1_MEMORY_ROOT, 'memory.limit_in_bytes')) || !writable(V1_MEMORY_ROOT)) return undefined;
-  const base = join(V1_MEMORY_ROOT, 'kiln-apps');
+  const base = join(V1_MEMORY_ROOT, 'kiln-apps', scope);
   try {
     mkdirSync(base, { recursive: true });
   } catch {
@@ -96,18 +110,22 @@ function detectV1(): MemoryCgroups | undefined {
     version: 1,
     create: (name, limitBytes) => makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], oom, ws),
     open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
+    release: () => removeGroup(base),
   };
 }
 
-/** Groups of a previous Kiln run (killed before it could remove them); groups still holding processes stay. */
+/** Groups of a previous run on this data dir (killed before it could remove them); those holding processes stay. */
 function sweepEmptyGroups(base: string): void {
   for (const entry of readdirSync(base, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
-    try {
-      rmdirSync(join(base, entry.name));
-    } catch {
-      // Busy: processes of it are still exiting.
-    }
+    if (entry.isDirectory()) removeGroup(join(base, entry.name));
+  }
+}
+
+function removeGroup(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Busy (processes still exiting, or child groups left) or already gone.
   }
 }
 
@@ -157,13 +175,7 @@ function groupAt(dir: string, oomCount: (dir: string) => number, readWorkingSet:
     },
     oomKilled: () => oomCount(dir) > 0,
     workingSetBytes: () => readWorkingSet(dir),
-    remove() {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // Busy (processes still exiting) or already gone.
-      }
-    },
+    remove: () => removeGroup(dir),
   };
 }
 

@@ -85,6 +85,7 @@ export class LocalRuntime implements Runtime {
   private readonly credentials: CredentialIssuer | undefined;
   private readonly host: string;
   private closed = false;
+  private readonly cgroups: MemoryCgroups | undefined;
 
   constructor(options: LocalRuntimeOptions) {
     const runtimeDir = join(options.dataDir, 'runtime');
@@ -102,7 +103,7 @@ export class LocalRuntime implements Runtime {
     this.host = host;
     this.credentials = options.credentials;
     const sandbox = options.sandbox ?? { kind: 'none' };
-    const cgroups = options.cgroups === false ? undefined : (options.cgroups ?? (sandbox.kind === 'bwrap' ? detectMemoryCgroups() : undefined));
+    const cgroups = (this.cgroups = options.cgroups === false ? undefined : (options.cgroups ?? (sandbox.kind === 'bwrap' ? detectMemoryCgroups(options.dataDir) : undefined)));
     this.identityFor = sandbox.kind === 'bwrap' ? options.identityFor : undefined;
     this.graceMs = options.graceMs ?? 10_000;
     const log = (line: LogLine): void => this.logListeners.emit(line);
@@ -307,6 +308,7 @@ export class LocalRuntime implements Runtime {
       ...[...this.instances.keys()].map((id) => this.stopInstance(id)),
       ...[...this.tasks.values()].map((task) => task.cancel(this.graceMs)),
     ]);
+    this.cgroups?.release();
   }
 
   private pruneTasks(): void {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,5 +33,21 @@ describe.skipIf(!available)('memory cgroups of several Kilns on one host', () =>
     const restarted = detectMemoryCgroups(shared)!;
     expect(existsSync(dir)).toBe(false);
     restarted.release();
+  });
+
+  it('an instance a Kiln of before the per-data-dir parents started is still found when adopted', () => {
+    const cgroups = detectMemoryCgroups(dataDir())!;
+    const scoped = dirname(cgroups.create('probe.1', 64 * 1024 * 1024)!.procsFile);
+    const legacy = join(dirname(dirname(scoped)), `legacy-${process.pid}.1`);
+    mkdirSync(legacy);
+    try {
+      expect(cgroups.open(`legacy-${process.pid}.1`)?.procsFile).toBe(join(legacy, 'cgroup.procs'));
+      expect(cgroups.open('probe.1')?.procsFile).toBe(join(scoped, 'cgroup.procs'));
+      expect(cgroups.open('nothing.1')).toBeUndefined();
+    } finally {
+      rmdirSync(legacy);
+      rmdirSync(scoped);
+      cgroups.release();
+    }
   });
 });

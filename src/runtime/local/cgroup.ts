@@ -83,7 +83,7 @@ function detectV2(scope: string): MemoryCgroups | undefined {
     return {
       version: 2,
       create: (name, limitBytes) => makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], oom, ws),
-      open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
+      open: (name) => openGroup([base, shared], name, oom, ws),
       release: () => removeGroup(base),
     };
   } catch {
@@ -93,7 +93,8 @@ function detectV2(scope: string): MemoryCgroups | undefined {
 
 function detectV1(scope: string): MemoryCgroups | undefined {
   if (!existsSync(join(V1_MEMORY_ROOT, 'memory.limit_in_bytes')) || !writable(V1_MEMORY_ROOT)) return undefined;
-  const base = join(V1_MEMORY_ROOT, 'kiln-apps', scope);
+  const shared = join(V1_MEMORY_ROOT, 'kiln-apps');
+  const base = join(shared, scope);
   try {
     mkdirSync(base, { recursive: true });
   } catch {
@@ -109,7 +110,7 @@ function detectV1(scope: string): MemoryCgroups | undefined {
   return {
     version: 1,
     create: (name, limitBytes) => makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], oom, ws),
-    open: (name) => (existsSync(join(base, name)) ? groupAt(join(base, name), oom, ws) : undefined),
+    open: (name) => openGroup([base, shared], name, oom, ws),
     release: () => removeGroup(base),
   };
 }
@@ -127,6 +128,17 @@ function removeGroup(dir: string): void {
   } catch {
     // Busy (processes still exiting, or child groups left) or already gone.
   }
+}
+
+/** The group in the first of `parents` that has it: a Kiln from before the per-data-dir parents put it in `kiln-apps`. */
+function openGroup(
+  parents: string[],
+  name: string,
+  oomCount: (dir: string) => number,
+  readWorkingSet: (dir: string) => number | undefined,
+): MemoryCgroup | undefined {
+  const dir = parents.map((parent) => join(parent, name)).find((d) => existsSync(d));
+  return dir ? groupAt(dir, oomCount, readWorkingSet) : undefined;
 }
 
 function makeGroup(

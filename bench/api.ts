@@ -58,6 +58,8 @@ const BASELINE_PATH = '/bench/baseline';
 /** The first page of spaces as it was rendered once: its bytes as a constant, and its parsed JSON stringified anew. */
 const PAGE_BYTES_PATH = '/bench/page-bytes';
 const PAGE_STRINGIFY_PATH = '/bench/page-stringify';
+/** The baseline's answer after one trivial query (`select 1`) through Kiln's store: a round trip's own cost. */
+const ONE_QUERY_PATH = '/bench/one-query';
 
 /** Bulk-inserts orgs and spaces (with labels on some) in one transaction. */
 async function seed(kiln: Kiln): Promise<{ prod: number }> {
@@ -249,6 +251,10 @@ export async function start(listCache: boolean): Promise<Target> {
   let page = { bytes: '{}', parsed: {} as unknown };
   kiln.app.get(PAGE_BYTES_PATH, (c) => c.body(page.bytes, 200, { 'content-type': 'application/json' }));
   kiln.app.get(PAGE_STRINGIFY_PATH, (c) => c.json(page.parsed));
+  kiln.app.get(ONE_QUERY_PATH, async (c) => {
+    await sql`select 1`.execute(kiln.store.db);
+    return c.json({ ok: true, kind: 'baseline' });
+  });
   const { prod } = await seed(kiln);
   const token = (await kiln.identity.passwordGrant(config.admin.username, adminPassword)).access_token;
   const server = await new Promise<ServerType>((resolve) => {
@@ -313,6 +319,8 @@ async function measure(title: string, kiln: Target, target: { ratio: number; p99
     // JSON.stringify of it on every request (objects from JSON.parse, not the presenters', so a rough figure).
     { name: 'ref: per_page=50 page as constant bytes', path: PAGE_BYTES_PATH, reference: true },
     { name: 'ref: the same page JSON.stringify-ed', path: PAGE_STRINGIFY_PATH, reference: true },
+    // A list makes at least one query; on PostgreSQL a round trip costs Kiln's process more CPU than a request.
+    { name: 'ref: baseline + one select 1', path: ONE_QUERY_PATH, reference: true },
   ];
   const first = await fetch(`${url}/v3/spaces?per_page=50`, { headers });
   kiln.setReferencePage(await first.text());

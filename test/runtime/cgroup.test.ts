@@ -1,11 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectMemoryCgroups } from '../../src/runtime/local/cgroup.ts';
 
 const dataDir = () => mkdtempSync(join(tmpdir(), 'kiln-cgroup-'));
-const available = detectMemoryCgroups(dataDir()) !== undefined;
+const probe = detectMemoryCgroups(dataDir());
+probe?.release();
+const available = probe !== undefined;
 
 describe.skipIf(!available)('memory cgroups of several Kilns on one host', () => {
   it("a starting Kiln sweeps only its own data dir's empty groups, not another Kiln's group waiting for its instance", () => {
@@ -49,5 +51,33 @@ describe.skipIf(!available)('memory cgroups of several Kilns on one host', () =>
       rmdirSync(scoped);
       cgroups.release();
     }
+  });
+
+  it("another data dir's groups are swept once empty for ten minutes, and a swept parent is made again when needed", () => {
+    const gone = detectMemoryCgroups(dataDir())!;
+    const leftover = dirname(gone.create('app-3.v1.0.1', 64 * 1024 * 1024)!.procsFile);
+    const fresh = dirname(gone.create('app-3.v1.1.1', 64 * 1024 * 1024)!.procsFile);
+    const parent = dirname(leftover);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(leftover, hourAgo, hourAgo);
+    utimesSync(parent, hourAgo, hourAgo);
+
+    const other = detectMemoryCgroups(dataDir())!;
+    // The old empty group is a leftover; the fresh one may be waiting for its leader, so it and its parent stay.
+    expect(existsSync(leftover)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(parent)).toBe(true);
+
+    rmdirSync(fresh);
+    // (Once its times were set, the kernel stamps a group's mtime when a child group comes or goes.)
+    utimesSync(parent, hourAgo, hourAgo);
+    detectMemoryCgroups(dataDir())!.release();
+    // Empty and old: the parent itself goes. Its Kiln, should it still run, makes it again for its next group.
+    expect(existsSync(parent)).toBe(false);
+    const again = gone.create('app-3.v1.0.2', 64 * 1024 * 1024);
+    expect(again && dirname(again.procsFile)).toBe(join(parent, 'app-3.v1.0.2'));
+    again!.remove();
+    gone.release();
+    other.release();
   });
 });

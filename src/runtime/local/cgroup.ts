@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
@@ -66,25 +66,24 @@ function detectV2(scope: string): MemoryCgroups | undefined {
   if (!existsSync(controllers)) return undefined;
   try {
     if (!readFileSync(controllers, 'utf8').split(/\s+/).includes('memory')) return undefined;
-    // Kiln's own group cannot hold processes and delegate at once, so instance groups sit under a `kiln` group
-    // created beside Kiln's, with the memory controller enabled for its children.
+    // Kiln's own group cannot hold processes and delegate at once, so instance groups sit under a `kiln-apps`
+    // group created beside Kiln's, with the memory controller enabled for its children.
     const self = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
     if (!self) return undefined;
-    const parent = join(V2_ROOT, self.slice(3).trim(), '..');
-    const shared = join(parent, 'kiln-apps');
-    const base = join(shared, scope);
-    for (const dir of [shared, base]) {
+    const shared = join(V2_ROOT, self.slice(3).trim(), '..', 'kiln-apps');
+    const parents: Parents = { shared, base: join(shared, scope), prepare: (dir) => writeFileSync(join(dir, 'cgroup.subtree_control'), '+memory') };
+    for (const dir of [parents.shared, parents.base]) {
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'cgroup.subtree_control'), '+memory');
+      parents.prepare(dir);
     }
-    sweepEmptyGroups(base);
+    sweep(parents);
     const oom = (dir: string) => counter(join(dir, 'memory.events'), 'oom_kill');
     const ws = (dir: string) => workingSet(join(dir, 'memory.current'), join(dir, 'memory.stat'), 'inactive_file');
     return {
       version: 2,
-      create: (name, limitBytes) => makeGroup(join(base, name), [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], oom, ws),
-      open: (name) => openGroup([base, shared], name, oom, ws),
-      release: () => removeGroup(base),
+      create: (name, limitBytes) => makeGroup(parents, name, [['memory.max', String(limitBytes)], ['memory.swap.max', '0']], oom, ws),
+      open: (name) => openGroup([parents.base, shared], name, oom, ws),
+      release: () => removeGroup(parents.base),
     };
   } catch {
     return undefined;
@@ -94,13 +93,13 @@ function detectV2(scope: string): MemoryCgroups | undefined {
 function detectV1(scope: string): MemoryCgroups | undefined {
   if (!existsSync(join(V1_MEMORY_ROOT, 'memory.limit_in_bytes')) || !writable(V1_MEMORY_ROOT)) return undefined;
   const shared = join(V1_MEMORY_ROOT, 'kiln-apps');
-  const base = join(shared, scope);
+  const parents: Parents = { shared, base: join(shared, scope), prepare: () => undefined };
   try {
-    mkdirSync(base, { recursive: true });
+    mkdirSync(parents.base, { recursive: true });
   } catch {
     return undefined;
   }
-  sweepEmptyGroups(base);
+  sweep(parents);
   const oom = (dir: string) => {
     // Kernels since 4.13 count kills; older ones only say the group hit its limit under OOM.
     const kills = counter(join(dir, 'memory.oom_control'), 'oom_kill');
@@ -109,21 +108,52 @@ function detectV1(scope: string): MemoryCgroups | undefined {
   const ws = (dir: string) => workingSet(join(dir, 'memory.usage_in_bytes'), join(dir, 'memory.stat'), 'total_inactive_file');
   return {
     version: 1,
-    create: (name, limitBytes) => makeGroup(join(base, name), [['memory.limit_in_bytes', String(limitBytes)]], oom, ws),
-    open: (name) => openGroup([base, shared], name, oom, ws),
-    release: () => removeGroup(base),
+    create: (name, limitBytes) => makeGroup(parents, name, [['memory.limit_in_bytes', String(limitBytes)]], oom, ws),
+    open: (name) => openGroup([parents.base, shared], name, oom, ws),
+    release: () => removeGroup(parents.base),
   };
 }
 
-/** Groups of a previous run on this data dir (killed before it could remove them); those holding processes stay. */
-function sweepEmptyGroups(base: string): void {
-  for (const entry of readdirSync(base, { withFileTypes: true })) {
-    if (entry.isDirectory()) removeGroup(join(base, entry.name));
+/** `kiln-apps` shared by every Kiln on the host, and this data dir's group in it (`prepare` enables delegation). */
+interface Parents {
+  shared: string;
+  base: string;
+  prepare(dir: string): void;
+}
+
+/**
+ * A group left empty this long is a leftover: a new group is joined by its leader within milliseconds of its
+ * creation (ENTRY in launch.ts), so another Kiln's group can be told from a leftover by its age.
+ */
+const FOREIGN_LEFTOVER_MS = 10 * 60_000;
+
+/**
+ * Removes the empty groups a killed run on this data dir left behind, and those of other data dirs (and of Kilns from
+ * before the per-data-dir parents) that have been empty for FOREIGN_LEFTOVER_MS: a data dir that is never started
+ * again (a deleted one) would leave its groups forever. Groups that hold processes stay (rmdir refuses).
+ */
+function sweep({ shared, base }: Parents): void {
+  for (const group of subgroups(base)) removeGroup(group);
+  for (const dir of subgroups(shared)) {
+    if (dir === base) continue;
+    for (const group of subgroups(dir)) removeGroup(group, FOREIGN_LEFTOVER_MS);
+    removeGroup(dir, FOREIGN_LEFTOVER_MS);
   }
 }
 
-function removeGroup(dir: string): void {
+/** The groups directly below `dir`; none when it is gone (another Kiln's sweep may remove it meanwhile). */
+function subgroups(dir: string): string[] {
   try {
+    return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? [join(dir, entry.name)] : []));
+  } catch {
+    return [];
+  }
+}
+
+/** rmdir, when the group is at least `minAgeMs` old (a cgroup directory's mtime is its creation time). */
+function removeGroup(dir: string, minAgeMs = 0): void {
+  try {
+    if (minAgeMs > 0 && Date.now() - statSync(dir).mtimeMs < minAgeMs) return;
     rmdirSync(dir);
   } catch {
     // Busy (processes still exiting, or child groups left) or already gone.
@@ -142,14 +172,29 @@ function openGroup(
 }
 
 function makeGroup(
-  dir: string,
+  parents: Parents,
+  name: string,
   settings: Array<[string, string]>,
   oomCount: (dir: string) => number,
   readWorkingSet: (dir: string) => number | undefined,
 ): MemoryCgroup | undefined {
+  const dir = join(parents.base, name);
   try {
-    if (existsSync(dir)) rmdirSync(dir);
-    mkdirSync(dir);
+    // This data dir's parent, once empty for long enough, may have been swept by another Kiln starting: made again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for (const parent of [parents.shared, parents.base]) {
+          if (existsSync(parent)) continue;
+          mkdirSync(parent, { recursive: true });
+          parents.prepare(parent);
+        }
+        if (existsSync(dir)) rmdirSync(dir);
+        mkdirSync(dir);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
+      }
+    }
     for (const [file, value] of settings) {
       try {
         writeFileSync(join(dir, file), value);

@@ -122,15 +122,17 @@ interface Parents {
 }
 
 /**
- * A group left empty this long is a leftover: a new group is joined by its leader within milliseconds of its
- * creation (ENTRY in launch.ts), so another Kiln's group can be told from a leftover by its age.
+ * An empty group created this long ago is taken for a leftover: a new group is joined by its leader within
+ * milliseconds of its creation (ENTRY in launch.ts), so another Kiln's group can be told from a leftover by its age.
+ * (An old group whose process has just exited may go before its Kiln reads its OOM counter: that needs another Kiln
+ * to start within those milliseconds, and costs only the "out of memory" in the crash's description.)
  */
 const FOREIGN_LEFTOVER_MS = 10 * 60_000;
 
 /**
- * Removes the empty groups a killed run on this data dir left behind, and those of other data dirs (and of Kilns from
- * before the per-data-dir parents) that have been empty for FOREIGN_LEFTOVER_MS: a data dir that is never started
- * again (a deleted one) would leave its groups forever. Groups that hold processes stay (rmdir refuses).
+ * Removes the empty groups a killed run on this data dir left behind, and the empty ones of other data dirs (and of
+ * Kilns from before the per-data-dir parents) created at least FOREIGN_LEFTOVER_MS ago: a data dir that is never
+ * started again (a deleted one) would leave its groups forever. Groups that hold processes stay (rmdir refuses).
  */
 function sweep({ shared, base }: Parents): void {
   for (const group of subgroups(base)) removeGroup(group);

@@ -3,10 +3,10 @@
  *
  * Starts a trivial node http app (a child process, as app instances are) and Kiln's router behind its front door
  * (another child process, as it lives in the Kiln server, its access lines going as RTR lines into a LogStore as the
- * server sends them), then drives them: straight
- * at the app's port, and through the router with the route's Host header. When `nginx` is on PATH it also starts an
- * nginx reverse proxy to the same app (one worker, keep-alive upstream, access log to a buffered file) — what an
- * operator would otherwise put in front — and reports Kiln's router as a ratio of it, measured in the same run.
+ * server sends them), then drives them: straight at the app's port, and through the router with the route's Host
+ * header. When `nginx` is on PATH it also starts an nginx reverse proxy to the same app (one worker, keep-alive
+ * upstream, access log to a buffered file) — what an operator would otherwise put in front — and reports Kiln's
+ * router as a ratio of it, measured in the same run.
  *
  * The load comes from `wrk` when it is on PATH (one thread, as the reference measurements), else from autocannon
  * (in this process, which costs CPU on a small machine: prefer wrk). Both references are Debian packages used by

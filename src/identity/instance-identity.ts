@@ -95,7 +95,6 @@ export function certificateSerial(bytes: Uint8Array = randomBytes(16)): string {
   b[0] = b[0]! & 0x7f || 0x01;
   return b.toString('hex');
 }
-const serial = () => certificateSerial();
 
 /** Signs the certificate's TBS part with node's crypto (sha256WithRSAEncryption) and returns its PEM. */
 function signWithNode(cert: forge.pki.Certificate, signerKeyPem: string): string {
@@ -112,7 +111,7 @@ function signWithNode(cert: forge.pki.Certificate, signerKeyPem: string): string
 function baseCertificate(publicKeyPem: string, notBefore: Date, notAfter: Date): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = certificateSerial();
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   return cert;
@@ -225,7 +224,7 @@ export class InstanceIdentityCA implements CredentialIssuer {
   private leafTemplate(notBefore: Date, notAfter: Date): forge.pki.Certificate {
     const cert = forge.pki.createCertificate();
     cert.publicKey = this.caCert.publicKey;
-    cert.serialNumber = serial();
+    cert.serialNumber = certificateSerial();
     cert.validity.notBefore = notBefore;
     cert.validity.notAfter = notAfter;
     return cert;

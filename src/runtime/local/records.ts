@@ -10,8 +10,9 @@ import { liveGroupMembers, readProcStat, isLive } from './proc.ts';
  * Kiln dies without cleaning up (crash, SIGKILL, power loss of the controller only), the next LocalRuntime on the
  * same data dir finds the records before doing anything else. An instance whose record carries its slot
  * (`instance`) and that runs without sidecars is adopted: the new runtime supervises the same process group (same
- * pid, port and instance guid), so a restart of Kiln restarts no app (DESIGN.md, Runtimes). Everything else — tasks (whose exit status is their result),
- * sidecar groups, records of an older format — is killed, and the controllers re-create it from desired state.
+ * pid, port and instance guid), so a restart of Kiln restarts no app (DESIGN.md, Runtimes). Everything else —
+ * tasks (whose exit status is their result), sidecar groups, records of an older format — is killed, and the
+ * controllers re-create it from desired state.
  * An adopted process is not Kiln's child: its exit is noticed by polling /proc and its exit status is unknown. Its
  * stdout and stderr are FIFOs (`logs`), which the new runtime reads again; pipes would have died with the old Kiln.
  *
